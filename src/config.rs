@@ -1,0 +1,195 @@
+//! Command-line and environment configuration (clap). Every flag also reads an env var.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::domain::ExpectedVersion;
+use crate::telemetry::LogFormat;
+
+#[derive(Parser)]
+#[command(
+    name = "diplog",
+    version,
+    about = "An event-sourced diplomacy log on PostgreSQL"
+)]
+pub struct Cli {
+    /// Log format on stderr.
+    #[arg(
+        long,
+        env = "DIPLOG_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the gRPC server (and the HTTP port).
+    Serve(ServeArgs),
+    /// Append events (NDJSON, one per line) to a stream, atomically.
+    Append(AppendArgs),
+    /// Read a stream or the whole log as NDJSON.
+    Read(ReadArgs),
+    /// Measure append throughput through gRPC against raw PostgreSQL inserts.
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub server: ServerConfig,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+/// Where and how the server listens. Tests build this directly (port 0 works).
+#[derive(Args, Debug, Clone)]
+pub struct ServerConfig {
+    /// gRPC address.
+    #[arg(long, env = "DIPLOG_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// HTTP address (health check; the dashboard later).
+    #[arg(long, env = "DIPLOG_HTTP", default_value = "127.0.0.1:8080")]
+    pub http: SocketAddr,
+    /// Longest a unary request may take, in seconds; bounds the drain on shutdown.
+    #[arg(long, env = "DIPLOG_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+}
+
+impl ServerConfig {
+    /// Loopback, any free ports: for tests and the benchmark.
+    pub fn ephemeral() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http: SocketAddr::from(([127, 0, 0, 1], 0)),
+            request_timeout_secs: 30,
+        }
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+}
+
+/// The database: a URL, or else the embedded cluster under `--data-dir`.
+/// No `Debug`: the URL may hold a password.
+#[derive(Args, Clone)]
+pub struct DatabaseArgs {
+    /// PostgreSQL URL. Unset: run an embedded PostgreSQL cluster under --data-dir.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Data directory of the embedded cluster (created and initialised on first run).
+    #[arg(long, env = "DIPLOG_DATA_DIR", default_value = "./diplog-data")]
+    pub data_dir: PathBuf,
+    /// Database connections in the pool.
+    #[arg(long, env = "DIPLOG_MAX_CONNECTIONS", default_value_t = 16)]
+    pub max_connections: u32,
+}
+
+/// How a CLI command reaches the server.
+#[derive(Args, Debug, Clone)]
+pub struct ClientArgs {
+    /// The diplog gRPC server.
+    #[arg(long, env = "DIPLOG_SERVER", default_value = "http://127.0.0.1:50051")]
+    pub server: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AppendArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The stream to append to.
+    #[arg(long)]
+    pub stream: String,
+    /// The stream's expected version: any, no-stream, exists, or a number (0 = no stream).
+    #[arg(long, default_value = "any", value_parser = parse_expected_version, allow_hyphen_values = true)]
+    pub expect: ExpectedVersion,
+    /// NDJSON file of events, `-` or nothing for standard input. Each line:
+    /// {"id": "<uuid>", "type": "...", "data": {...}, "metadata": {...}}; `id` is optional.
+    pub file: Option<PathBuf>,
+}
+
+/// Parses `--expect`: the words, or an exact version.
+pub fn parse_expected_version(raw: &str) -> Result<ExpectedVersion, String> {
+    match raw {
+        "any" => Ok(ExpectedVersion::Any),
+        "no-stream" => Ok(ExpectedVersion::NoStream),
+        "exists" => Ok(ExpectedVersion::StreamExists),
+        number => {
+            let version: i64 = number.parse().map_err(|_| {
+                format!("{raw:?} is not any, no-stream, exists or a version number")
+            })?;
+            ExpectedVersion::exact(version).map_err(|e| format!("version {e}"))
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["stream", "all"])))]
+pub struct ReadArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Read this stream.
+    #[arg(long)]
+    pub stream: Option<String>,
+    /// Read the whole log.
+    #[arg(long)]
+    pub all: bool,
+    /// First stream version (with --stream) or global position (with --all), inclusive.
+    #[arg(long)]
+    pub from: Option<u64>,
+    /// The most events to print.
+    #[arg(long)]
+    pub limit: Option<u64>,
+    /// Newest first.
+    #[arg(long)]
+    pub backward: bool,
+    /// Only events of this type (repeatable; with --all).
+    #[arg(long = "type", requires = "all")]
+    pub event_types: Vec<String>,
+    /// Only streams whose id starts with this (with --all).
+    #[arg(long, requires = "all")]
+    pub prefix: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_versions_parse_from_words_and_numbers() {
+        assert_eq!(parse_expected_version("any"), Ok(ExpectedVersion::Any));
+        assert_eq!(
+            parse_expected_version("no-stream"),
+            Ok(ExpectedVersion::NoStream)
+        );
+        assert_eq!(
+            parse_expected_version("exists"),
+            Ok(ExpectedVersion::StreamExists)
+        );
+        assert_eq!(parse_expected_version("7"), Ok(ExpectedVersion::Exact(7)));
+    }
+
+    #[test]
+    fn a_negative_or_unknown_expected_version_is_refused() {
+        assert!(
+            parse_expected_version("-1")
+                .unwrap_err()
+                .contains("negative")
+        );
+        assert!(parse_expected_version("latest").is_err());
+    }
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,581 @@
+//! Events, streams and appends: newtypes that can only hold valid values ("parse, don't
+//! validate"), and the rules of an append and of a read.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use uuid::Uuid;
+
+use super::validation::{ValidationError, ValidationErrors};
+
+/// The documented input limits. Changing one is an API change: keep the README in step.
+pub mod limits {
+    pub const MAX_STREAM_ID_BYTES: usize = 256;
+    pub const MAX_EVENT_TYPE_BYTES: usize = 128;
+    /// One event's payload (its JSON text).
+    pub const MAX_DATA_BYTES: usize = 1024 * 1024;
+    pub const MAX_EVENTS_PER_APPEND: usize = 1000;
+    /// One gRPC request in all; larger messages are refused by the transport.
+    pub const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
+    pub const MAX_METADATA_ENTRIES: usize = 64;
+    pub const MAX_METADATA_KEY_BYTES: usize = 128;
+    pub const MAX_METADATA_VALUE_BYTES: usize = 4096;
+    /// Event types one ReadAll may filter by.
+    pub const MAX_TYPE_FILTERS: usize = 64;
+}
+
+fn check_length(raw: &str, max: usize) -> Result<(), ValidationError> {
+    if raw.is_empty() {
+        return Err(ValidationError::Empty);
+    }
+    if raw.len() > max {
+        return Err(ValidationError::TooLong {
+            len: raw.len(),
+            max,
+        });
+    }
+    Ok(())
+}
+
+/// The name of a stream: 1 to 256 bytes, no control characters, no surrounding white space.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StreamId(String);
+
+impl StreamId {
+    pub fn parse(raw: impl Into<String>) -> Result<Self, ValidationError> {
+        let raw = raw.into();
+        check_length(&raw, limits::MAX_STREAM_ID_BYTES)?;
+        if raw.chars().any(char::is_control) || raw.trim() != raw {
+            return Err(ValidationError::BadCharacters);
+        }
+        Ok(Self(raw))
+    }
+
+    /// A prefix to filter streams by: may be empty, otherwise as long as a stream id at most
+    /// and free of control characters (white space is allowed, since ids may contain it).
+    pub fn parse_prefix(raw: &str) -> Result<Option<String>, ValidationError> {
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        check_length(raw, limits::MAX_STREAM_ID_BYTES)?;
+        if raw.chars().any(char::is_control) {
+            return Err(ValidationError::BadCharacters);
+        }
+        Ok(Some(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for StreamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An event's type name: 1 to 128 bytes without white space or control characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EventType(String);
+
+impl EventType {
+    pub fn parse(raw: impl Into<String>) -> Result<Self, ValidationError> {
+        let raw = raw.into();
+        check_length(&raw, limits::MAX_EVENT_TYPE_BYTES)?;
+        if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(ValidationError::ContainsWhiteSpace);
+        }
+        Ok(Self(raw))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A client-chosen event id. The nil UUID is refused: it is what a client sends by mistake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventId(Uuid);
+
+impl EventId {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let id = parse_uuid(raw)?;
+        if id.is_nil() {
+            return Err(ValidationError::NilUuid);
+        }
+        Ok(Self(id))
+    }
+
+    /// A fresh, time-ordered id for events whose client did not choose one.
+    pub fn generate() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl From<Uuid> for EventId {
+    fn from(id: Uuid) -> Self {
+        Self(id)
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+fn parse_uuid(raw: &str) -> Result<Uuid, ValidationError> {
+    if raw.is_empty() {
+        return Err(ValidationError::Empty);
+    }
+    Uuid::try_parse(raw).map_err(|_| ValidationError::NotAUuid {
+        value: raw.chars().take(64).collect(),
+    })
+}
+
+/// An event's payload: a JSON text of at most 1 MiB that PostgreSQL's jsonb accepts, kept
+/// byte for byte as the client sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload(String);
+
+impl Payload {
+    pub fn parse(raw: impl Into<String>) -> Result<Self, ValidationError> {
+        let raw = raw.into();
+        if raw.len() > limits::MAX_DATA_BYTES {
+            return Err(ValidationError::TooLong {
+                len: raw.len(),
+                max: limits::MAX_DATA_BYTES,
+            });
+        }
+        if raw.trim().is_empty() {
+            return Err(ValidationError::Empty);
+        }
+        // Only texts that spell a \u0000 escape can hold U+0000 (a raw NUL is invalid JSON),
+        // so the full walk is needed only for them.
+        if raw.contains("\\u0000") {
+            let value: serde_json::Value =
+                serde_json::from_str(&raw).map_err(|e| ValidationError::InvalidJson {
+                    reason: e.to_string(),
+                })?;
+            if contains_nul(&value) {
+                return Err(ValidationError::NulCharacter);
+            }
+        } else {
+            serde_json::from_str::<serde::de::IgnoredAny>(&raw).map_err(|e| {
+                ValidationError::InvalidJson {
+                    reason: e.to_string(),
+                }
+            })?;
+        }
+        Ok(Self(raw))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+fn contains_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(contains_nul),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .any(|(key, value)| key.contains('\0') || contains_nul(value)),
+        _ => false,
+    }
+}
+
+/// Correlation, causation and free key/values carried with an event.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Metadata {
+    pub correlation_id: Option<Uuid>,
+    pub causation_id: Option<Uuid>,
+    pub values: BTreeMap<String, String>,
+}
+
+impl Metadata {
+    /// Parses the raw parts, recording each problem under `field` (e.g. `events[0].metadata`).
+    pub fn parse(
+        field: &str,
+        correlation_id: &str,
+        causation_id: &str,
+        values: impl IntoIterator<Item = (String, String)>,
+        errors: &mut ValidationErrors,
+    ) -> Option<Self> {
+        let before = errors.errors().len();
+        let correlation_id = parse_optional_uuid(correlation_id)
+            .map_err(|e| errors.push(format!("{field}.correlation_id"), e))
+            .ok()
+            .flatten();
+        let causation_id = parse_optional_uuid(causation_id)
+            .map_err(|e| errors.push(format!("{field}.causation_id"), e))
+            .ok()
+            .flatten();
+        let values: BTreeMap<String, String> = values.into_iter().collect();
+        if values.len() > limits::MAX_METADATA_ENTRIES {
+            errors.push(
+                format!("{field}.values"),
+                ValidationError::TooMany {
+                    count: values.len(),
+                    max: limits::MAX_METADATA_ENTRIES,
+                },
+            );
+        }
+        for (key, value) in &values {
+            if let Err(e) = check_length(key, limits::MAX_METADATA_KEY_BYTES) {
+                errors.push(format!("{field}.values"), e);
+            } else if key.chars().any(char::is_control) {
+                errors.push(format!("{field}.values"), ValidationError::BadCharacters);
+            }
+            if value.len() > limits::MAX_METADATA_VALUE_BYTES {
+                errors.push(
+                    format!("{field}.values[{key:?}]"),
+                    ValidationError::TooLong {
+                        len: value.len(),
+                        max: limits::MAX_METADATA_VALUE_BYTES,
+                    },
+                );
+            }
+            if value.contains('\0') {
+                errors.push(
+                    format!("{field}.values[{key:?}]"),
+                    ValidationError::NulCharacter,
+                );
+            }
+        }
+        (errors.errors().len() == before).then_some(Self {
+            correlation_id,
+            causation_id,
+            values,
+        })
+    }
+}
+
+fn parse_optional_uuid(raw: &str) -> Result<Option<Uuid>, ValidationError> {
+    if raw.is_empty() {
+        Ok(None)
+    } else {
+        parse_uuid(raw).map(Some)
+    }
+}
+
+/// What the client believes a stream's version to be; the append fails if it is wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExpectedVersion {
+    #[default]
+    Any,
+    NoStream,
+    StreamExists,
+    Exact(u64),
+}
+
+impl ExpectedVersion {
+    pub fn exact(raw: i64) -> Result<Self, ValidationError> {
+        u64::try_from(raw)
+            .map(Self::Exact)
+            .map_err(|_| ValidationError::Negative { value: raw })
+    }
+
+    /// Whether a stream at `current` version (0: no stream) satisfies this expectation.
+    pub fn is_met_by(self, current: u64) -> bool {
+        match self {
+            Self::Any => true,
+            Self::NoStream => current == 0,
+            Self::StreamExists => current > 0,
+            Self::Exact(expected) => current == expected,
+        }
+    }
+}
+
+impl fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Any => f.write_str("any"),
+            Self::NoStream => f.write_str("no-stream"),
+            Self::StreamExists => f.write_str("exists"),
+            Self::Exact(version) => write!(f, "{version}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub id: EventId,
+    pub event_type: EventType,
+    pub data: Payload,
+    pub metadata: Metadata,
+}
+
+/// One append: events for one stream, written all or nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendBatch {
+    stream_id: StreamId,
+    expected: ExpectedVersion,
+    events: Vec<NewEvent>,
+}
+
+impl AppendBatch {
+    /// Checks the rules that span events: 1 to 1000 of them, each id used once.
+    pub fn new(
+        stream_id: StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        check_batch_size(events.len(), &mut errors);
+        let mut first_use = std::collections::HashMap::with_capacity(events.len());
+        for (index, event) in events.iter().enumerate() {
+            if let Some(&first_index) = first_use.get(&event.id) {
+                errors.push(
+                    format!("events[{index}].id"),
+                    ValidationError::DuplicateEventId {
+                        id: event.id.as_uuid(),
+                        first_index,
+                    },
+                );
+            } else {
+                first_use.insert(event.id, index);
+            }
+        }
+        errors.into_result(|| Self {
+            stream_id,
+            expected,
+            events,
+        })
+    }
+
+    pub fn stream_id(&self) -> &StreamId {
+        &self.stream_id
+    }
+
+    pub fn expected(&self) -> ExpectedVersion {
+        self.expected
+    }
+
+    pub fn events(&self) -> &[NewEvent] {
+        &self.events
+    }
+}
+
+/// Records an error under `events` unless `count` is within 1..=MAX_EVENTS_PER_APPEND.
+fn check_batch_size(count: usize, errors: &mut ValidationErrors) {
+    if count == 0 {
+        errors.push("events", ValidationError::Empty);
+    } else if count > limits::MAX_EVENTS_PER_APPEND {
+        errors.push(
+            "events",
+            ValidationError::TooMany {
+                count,
+                max: limits::MAX_EVENTS_PER_APPEND,
+            },
+        );
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Direction {
+    #[default]
+    Forward,
+    Backward,
+}
+
+/// Parses a non-negative count or position from the wire, where 0 or unset may mean "none".
+pub fn non_negative(raw: i64) -> Result<u64, ValidationError> {
+    u64::try_from(raw).map_err(|_| ValidationError::Negative { value: raw })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadStreamQuery {
+    pub stream_id: StreamId,
+    /// First version returned (inclusive); `None`: the start (forward) or the end (backward).
+    pub from_version: Option<u64>,
+    pub direction: Direction,
+    /// `None`: no limit.
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReadAllQuery {
+    /// First position returned (inclusive); `None`: the start (forward) or the head (backward).
+    pub from_position: Option<u64>,
+    pub direction: Direction,
+    /// `None`: no limit.
+    pub limit: Option<u64>,
+    /// Any of these types; empty: all.
+    pub event_types: Vec<EventType>,
+    pub stream_prefix: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: &str) -> NewEvent {
+        NewEvent {
+            id: EventId::parse(id).unwrap(),
+            event_type: EventType::parse("CallHeld").unwrap(),
+            data: Payload::parse("{}").unwrap(),
+            metadata: Metadata::default(),
+        }
+    }
+
+    #[test]
+    fn an_empty_stream_id_is_rejected() {
+        assert_eq!(StreamId::parse(""), Err(ValidationError::Empty));
+    }
+
+    #[test]
+    fn a_stream_id_over_256_bytes_is_rejected() {
+        assert_eq!(
+            StreamId::parse("a".repeat(256)).unwrap().as_str().len(),
+            256
+        );
+        assert_eq!(
+            StreamId::parse("a".repeat(257)),
+            Err(ValidationError::TooLong { len: 257, max: 256 })
+        );
+    }
+
+    #[test]
+    fn a_stream_id_with_control_characters_or_padding_is_rejected() {
+        assert_eq!(StreamId::parse("a\nb"), Err(ValidationError::BadCharacters));
+        assert_eq!(
+            StreamId::parse(" call"),
+            Err(ValidationError::BadCharacters)
+        );
+        assert!(StreamId::parse("channel-RUS USA").is_ok());
+        assert!(StreamId::parse("звонок-2025-02-15").is_ok());
+    }
+
+    #[test]
+    fn an_empty_event_type_or_one_with_spaces_is_rejected() {
+        assert_eq!(EventType::parse(""), Err(ValidationError::Empty));
+        assert_eq!(
+            EventType::parse("Call Held"),
+            Err(ValidationError::ContainsWhiteSpace)
+        );
+    }
+
+    #[test]
+    fn a_malformed_or_nil_event_id_is_rejected() {
+        assert!(matches!(
+            EventId::parse("not-a-uuid"),
+            Err(ValidationError::NotAUuid { .. })
+        ));
+        assert_eq!(
+            EventId::parse("00000000-0000-0000-0000-000000000000"),
+            Err(ValidationError::NilUuid)
+        );
+        assert!(EventId::parse("7f1d7c1e-8d0a-4d7e-9a53-3c1e2b7d9f10").is_ok());
+    }
+
+    #[test]
+    fn invalid_json_is_rejected_and_valid_json_kept_byte_for_byte() {
+        assert!(matches!(
+            Payload::parse("{\"a\": }"),
+            Err(ValidationError::InvalidJson { .. })
+        ));
+        assert_eq!(Payload::parse("  "), Err(ValidationError::Empty));
+        let text = "{ \"b\": 1,\n  \"a\": [1.50, \"Лавров\"] }";
+        assert_eq!(Payload::parse(text).unwrap().as_str(), text);
+    }
+
+    #[test]
+    fn a_payload_with_an_escaped_nul_is_rejected_but_an_escaped_backslash_is_not() {
+        assert_eq!(
+            Payload::parse(r#"{"a": "x\u0000y"}"#),
+            Err(ValidationError::NulCharacter)
+        );
+        assert!(Payload::parse(r#"{"a": "x\\u0000y"}"#).is_ok());
+    }
+
+    #[test]
+    fn a_payload_over_one_mebibyte_is_rejected() {
+        let big = format!("\"{}\"", "x".repeat(limits::MAX_DATA_BYTES));
+        assert!(matches!(
+            Payload::parse(big),
+            Err(ValidationError::TooLong { .. })
+        ));
+    }
+
+    #[test]
+    fn a_negative_exact_version_is_rejected() {
+        assert_eq!(
+            ExpectedVersion::exact(-1),
+            Err(ValidationError::Negative { value: -1 })
+        );
+    }
+
+    #[test]
+    fn expected_versions_are_met_as_documented() {
+        assert!(ExpectedVersion::Any.is_met_by(0));
+        assert!(ExpectedVersion::Any.is_met_by(7));
+        assert!(ExpectedVersion::NoStream.is_met_by(0));
+        assert!(!ExpectedVersion::NoStream.is_met_by(1));
+        assert!(ExpectedVersion::StreamExists.is_met_by(1));
+        assert!(!ExpectedVersion::StreamExists.is_met_by(0));
+        assert!(ExpectedVersion::Exact(0).is_met_by(0));
+        assert!(!ExpectedVersion::Exact(2).is_met_by(3));
+    }
+
+    #[test]
+    fn metadata_errors_name_their_field() {
+        let mut errors = ValidationErrors::new();
+        let parsed = Metadata::parse(
+            "events[1].metadata",
+            "nope",
+            "",
+            [("".to_owned(), "x".to_owned())],
+            &mut errors,
+        );
+        assert!(parsed.is_none());
+        let fields: Vec<_> = errors.errors().iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "events[1].metadata.correlation_id",
+                "events[1].metadata.values"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_append_without_events_or_with_too_many_is_rejected() {
+        let stream = StreamId::parse("s").unwrap();
+        let errors = AppendBatch::new(stream.clone(), ExpectedVersion::Any, vec![]).unwrap_err();
+        assert_eq!(errors.errors()[0].field, "events");
+        let many = (0..=limits::MAX_EVENTS_PER_APPEND)
+            .map(|_| NewEvent {
+                id: EventId::generate(),
+                ..event("7f1d7c1e-8d0a-4d7e-9a53-3c1e2b7d9f10")
+            })
+            .collect();
+        let errors = AppendBatch::new(stream, ExpectedVersion::Any, many).unwrap_err();
+        assert!(matches!(
+            errors.errors()[0].error,
+            ValidationError::TooMany { count: 1001, .. }
+        ));
+    }
+
+    #[test]
+    fn an_append_that_repeats_an_event_id_is_rejected_at_the_repeat() {
+        let id = "7f1d7c1e-8d0a-4d7e-9a53-3c1e2b7d9f10";
+        let errors = AppendBatch::new(
+            StreamId::parse("s").unwrap(),
+            ExpectedVersion::Any,
+            vec![event(id), event(id)],
+        )
+        .unwrap_err();
+        assert_eq!(errors.errors()[0].field, "events[1].id");
+    }
+}

@@ -1,0 +1,14 @@
+//! The event log's domain: what an event, a stream and an append are, and the rules that make
+//! input valid. Pure: no I/O, and none of sqlx, tonic or axum.
+
+mod event;
+mod validation;
+
+pub use event::{
+    AppendBatch, Direction, EventId, EventType, ExpectedVersion, Metadata, NewEvent, Payload,
+    ReadAllQuery, ReadStreamQuery, StreamId, limits, non_negative,
+};
+pub use validation::{FieldError, ValidationError, ValidationErrors};
+
+/// The principal recorded on events appended without authentication.
+pub const ANONYMOUS: &str = "anonymous";

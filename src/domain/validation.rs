@@ -1,0 +1,114 @@
+//! Validation errors: each names the request field at fault, so every front end (gRPC, CLI)
+//! can point the user at it.
+
+use std::fmt;
+
+/// What is wrong with one value, independent of where it appeared.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValidationError {
+    #[error("must not be empty")]
+    Empty,
+    #[error("is {len} bytes; the limit is {max}")]
+    TooLong { len: usize, max: usize },
+    #[error("must not contain control characters or leading or trailing white space")]
+    BadCharacters,
+    #[error("must not contain white space or control characters")]
+    ContainsWhiteSpace,
+    #[error("{value:?} is not a UUID")]
+    NotAUuid { value: String },
+    #[error("must not be the nil UUID")]
+    NilUuid,
+    #[error("is not valid JSON: {reason}")]
+    InvalidJson { reason: String },
+    #[error("contains the character U+0000, which PostgreSQL cannot store in JSON")]
+    NulCharacter,
+    #[error("must not be negative (got {value})")]
+    Negative { value: i64 },
+    #[error("has {count} entries; the limit is {max}")]
+    TooMany { count: usize, max: usize },
+    #[error("{value} is not one of the allowed values")]
+    NotAnOption { value: String },
+    #[error("repeats event id {id}, already used by events[{first_index}]")]
+    DuplicateEventId { id: uuid::Uuid, first_index: usize },
+}
+
+/// A validation error at a named field, such as `events[2].id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub error: ValidationError,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.field, self.error)
+    }
+}
+
+/// Every problem found in one request: validation does not stop at the first, so a user can
+/// fix them all at once.
+#[derive(Debug, Clone, PartialEq, Eq, Default, thiserror::Error)]
+pub struct ValidationErrors(Vec<FieldError>);
+
+impl ValidationErrors {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push(&mut self, field: impl Into<String>, error: ValidationError) {
+        self.0.push(FieldError {
+            field: field.into(),
+            error,
+        });
+    }
+
+    /// Runs `result`, recording its error under `field`; `None` when it failed.
+    pub fn check<T>(
+        &mut self,
+        field: impl Into<String>,
+        result: Result<T, ValidationError>,
+    ) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(error) => {
+                self.push(field, error);
+                None
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn errors(&self) -> &[FieldError] {
+        &self.0
+    }
+
+    /// `Ok(value)` when nothing was recorded.
+    pub fn into_result<T>(self, value: impl FnOnce() -> T) -> Result<T, Self> {
+        if self.is_empty() {
+            Ok(value())
+        } else {
+            Err(self)
+        }
+    }
+
+    pub fn single(field: impl Into<String>, error: ValidationError) -> Self {
+        let mut errors = Self::new();
+        errors.push(field, error);
+        errors
+    }
+}
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, error) in self.0.iter().enumerate() {
+            if index > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,991 @@
+//! diplog's own PostgreSQL cluster, run from the installed server binaries.
+//!
+//! diplog uses it when it is started without a database URL, and the test suite
+//! uses it for throwaway clusters. Everything lives under one data directory:
+//!
+//! - `pgdata/`: the cluster (PGDATA), whose superuser is `diplog`;
+//! - `run/`: the unix socket directory (the server listens on no TCP port);
+//! - `postgres.log`: the server log;
+//! - `diplog.lock`: an flock that makes one diplog process the cluster's owner.
+//!
+//! PostgreSQL refuses to run as root, so when diplog runs as root the server
+//! runs as the `postgres` system user, else as `nobody`.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::{File, OpenOptions, Permissions, TryLockError};
+use std::io::{Read, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
+use tokio::process::{Child, Command};
+use tracing::{info, warn};
+
+/// The cluster's superuser, created by initdb.
+const SUPERUSER: &str = "diplog";
+/// The database diplog itself uses, created on start if missing.
+const DATABASE: &str = "diplog";
+/// Only names the socket file: the server listens on no TCP port.
+const PORT: u16 = 5432;
+/// Where Debian and Ubuntu put versioned server binaries that are not on PATH.
+const FALLBACK_ROOT: &str = "/usr/lib/postgresql";
+const SERVER_PROGRAMS: [&str; 3] = ["initdb", "pg_ctl", "postgres"];
+/// `sun_path` holds 108 bytes on Linux, including the terminating NUL.
+const MAX_SOCKET_PATH: usize = 107;
+/// How much of postgres.log a start failure shows.
+const LOG_TAIL_LINES: usize = 20;
+/// Seconds pg_ctl waits for the server to start or stop.
+const PG_CTL_TIMEOUT: &str = "60";
+
+/// How [`PgCluster::start`] runs the cluster.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterOptions {
+    /// Stop the cluster (pg_ctl stop -m fast) automatically if this process dies without calling stop() (e.g. kill -9).
+    /// The watchdog doing this also stops it when the `PgCluster` is dropped without stop(),
+    /// and keeps the data dir locked until it has finished.
+    pub stop_when_process_exits: bool,
+    /// Delete the whole data dir once the cluster has stopped (throwaway clusters for tests).
+    pub remove_data_dir_on_exit: bool,
+    /// Extra `-c name=value` server settings (tests pass fsync=off etc.).
+    pub settings: Vec<(String, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(
+        "PostgreSQL server binaries (initdb, pg_ctl, postgres) were not found on PATH or under {}/*/bin; \
+         install PostgreSQL 14+ server binaries (e.g. `apt-get install postgresql`), \
+         set DATABASE_URL / --database-url to an existing database, or run `docker compose up`",
+        .searched_root.display()
+    )]
+    BinariesNotFound { searched_root: PathBuf },
+    #[error(
+        "another diplog server is already using data directory {} (pid {})",
+        .data_dir.display(),
+        .pid.map_or_else(|| "unknown".to_owned(), |pid| pid.to_string())
+    )]
+    AlreadyRunning { data_dir: PathBuf, pid: Option<u32> },
+    #[error(
+        "diplog runs as root, so PostgreSQL runs as user `{user}`, but that user cannot enter {} \
+         (a parent of data directory {}); choose another --data-dir (e.g. under /tmp or /var/lib) \
+         or run diplog as a non-root user",
+        .blocked.display(),
+        .data_dir.display()
+    )]
+    DataDirNotTraversable {
+        user: String,
+        blocked: PathBuf,
+        data_dir: PathBuf,
+    },
+    #[error(
+        "the unix socket path {} is {len} bytes long, more than the {MAX_SOCKET_PATH} allowed; \
+         choose a shorter --data-dir",
+        .path.display()
+    )]
+    SocketPathTooLong { path: PathBuf, len: usize },
+    #[error(
+        "diplog runs as root, but neither the `postgres` nor the `nobody` user exists to run \
+         PostgreSQL as; create one or run diplog as a non-root user"
+    )]
+    NoUnprivilegedUser,
+    #[error(
+        "neither setpriv nor runuser was found, which are needed to stop the cluster as user \
+         `{user}` after diplog exits"
+    )]
+    NoUserSwitchTool { user: String },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    #[error("{what} failed ({status}): {output}")]
+    CommandFailed {
+        what: &'static str,
+        status: ExitStatus,
+        output: String,
+    },
+    #[error("PostgreSQL did not start ({status}); last lines of {}:\n{log_tail}", .log_file.display())]
+    StartFailed {
+        status: ExitStatus,
+        log_file: PathBuf,
+        log_tail: String,
+    },
+    #[error("could not create the `diplog` database: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// A running cluster owned by this process.
+#[derive(Debug)]
+pub struct PgCluster {
+    data_dir: PathBuf,
+    pgdata: PathBuf,
+    run_dir: PathBuf,
+    log_file: PathBuf,
+    bin_dir: PathBuf,
+    /// The unprivileged account the server runs as when we are root.
+    run_as: Option<RunAs>,
+    remove_data_dir_on_exit: bool,
+    /// Dropping it closes the watchdog's stdin, which makes it stop the cluster.
+    watchdog: Option<Child>,
+    /// Our flock on diplog.lock lasts as long as this file (and the watchdog's copy) is open.
+    lock: File,
+}
+
+#[derive(Debug)]
+struct RunAs {
+    name: String,
+    uid: u32,
+    gid: u32,
+}
+
+impl PgCluster {
+    /// Starts (initialising on first run) the cluster that lives under `data_dir`:
+    /// data_dir/pgdata (PGDATA), data_dir/run (unix socket dir), data_dir/postgres.log, data_dir/diplog.lock.
+    /// Creates the database `diplog` if missing.
+    pub async fn start(
+        data_dir: &Path,
+        options: ClusterOptions,
+    ) -> Result<PgCluster, ClusterError> {
+        let bin_dir = find_bin_dir(
+            std::env::var_os("PATH").as_deref(),
+            Path::new(FALLBACK_ROOT),
+        )?;
+        let run_as = if nix::unistd::geteuid().is_root() {
+            Some(unprivileged_user()?)
+        } else {
+            None
+        };
+        std::fs::create_dir_all(data_dir)
+            .map_err(io_error(format!("creating {}", data_dir.display())))?;
+        let data_dir = std::fs::canonicalize(data_dir)
+            .map_err(io_error(format!("resolving {}", data_dir.display())))?;
+        let run_dir = data_dir.join("run");
+        check_socket_path(&run_dir)?;
+        if let Some(user) = &run_as {
+            check_traversable(&data_dir, user)?;
+        }
+        let lock = lock_data_dir(&data_dir)?;
+
+        let mut cluster = PgCluster {
+            pgdata: data_dir.join("pgdata"),
+            log_file: data_dir.join("postgres.log"),
+            run_dir,
+            data_dir,
+            bin_dir,
+            run_as,
+            remove_data_dir_on_exit: options.remove_data_dir_on_exit,
+            watchdog: None,
+            lock,
+        };
+        // Spawned first so that it also cleans up after a start that fails half-way.
+        if options.stop_when_process_exits {
+            cluster.watchdog = Some(cluster.spawn_watchdog()?);
+        }
+        cluster.prepare_dirs()?;
+        if !cluster.pgdata.join("PG_VERSION").exists() {
+            cluster.initdb().await?;
+        }
+        cluster.stop_leftover_postmaster().await?;
+        cluster.pg_start(&options.settings).await?;
+        if let Err(err) = cluster.ensure_database().await {
+            // Leave no server running that nobody owns.
+            if let Err(stop_err) = cluster.pg_ctl_stop().await {
+                warn!(error = %stop_err, "could not stop PostgreSQL after a failed start");
+            }
+            return Err(err);
+        }
+        Ok(cluster)
+    }
+
+    /// Options for connecting over the unix socket as the cluster's superuser to `database`.
+    pub fn connect_options(&self, database: &str) -> PgConnectOptions {
+        PgConnectOptions::new_without_pgpass()
+            .socket(&self.run_dir)
+            .port(PORT)
+            .username(SUPERUSER)
+            .database(database)
+            // The socket needs no TLS; this also overrides a PGSSLMODE=require in the environment.
+            .ssl_mode(PgSslMode::Disable)
+    }
+
+    /// The canonicalized data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Stops the cluster (fast shutdown) and waits for it; releases the lock.
+    pub async fn stop(mut self) -> Result<(), ClusterError> {
+        self.pg_ctl_stop().await?;
+        if let Some(mut watchdog) = self.watchdog.take() {
+            // Nothing is left for it to do; killing it releases its copy of the lock now.
+            watchdog
+                .kill()
+                .await
+                .map_err(io_error("stopping the watchdog".to_owned()))?;
+        }
+        info!(
+            data_dir = %self.data_dir.display(),
+            socket_dir = %self.run_dir.display(),
+            "PostgreSQL cluster stopped"
+        );
+        if self.remove_data_dir_on_exit {
+            tokio::fs::remove_dir_all(&self.data_dir)
+                .await
+                .map_err(io_error(format!("removing {}", self.data_dir.display())))?;
+        }
+        Ok(())
+    }
+
+    /// A command for a server program, run as the server's user.
+    fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new(self.bin_dir.join(program));
+        // The server's user may not be able to enter our working directory.
+        cmd.current_dir(&self.data_dir).stdin(Stdio::null());
+        if let Some(user) = &self.run_as {
+            cmd.uid(user.uid).gid(user.gid);
+        }
+        cmd
+    }
+
+    /// A shell that waits for EOF on its stdin, which happens when this process exits
+    /// (even by kill -9) or drops the `PgCluster`, then stops the cluster and removes the
+    /// data dir if asked. Its stdout is a copy of our locked file, so nobody else can take
+    /// over the data dir until it is done.
+    fn spawn_watchdog(&self) -> Result<Child, ClusterError> {
+        const SCRIPT: &str = r#"trap '' HUP INT
+read -r _
+remove=$1
+shift
+"$@" </dev/null >/dev/null 2>&1
+if [ -n "$remove" ]; then rm -rf -- "$remove" >/dev/null; fi
+"#;
+        let lock = self
+            .lock
+            .try_clone()
+            .map_err(io_error("duplicating the lock file".to_owned()))?;
+        let mut cmd = Command::new("/bin/sh");
+        cmd.arg("-c").arg(SCRIPT).arg("diplog-pg-watchdog");
+        cmd.arg(if self.remove_data_dir_on_exit {
+            self.data_dir.as_os_str()
+        } else {
+            OsStr::new("")
+        });
+        // The shell stays our user so it can remove a root-owned data dir.
+        if let Some(user) = &self.run_as {
+            cmd.args(switch_user_prefix(user)?);
+        }
+        cmd.arg(self.bin_dir.join("pg_ctl"))
+            .args(["stop", "-m", "fast", "-w", "-t", PG_CTL_TIMEOUT, "-D"])
+            .arg(&self.pgdata)
+            .current_dir("/")
+            .stdin(Stdio::piped())
+            .stdout(lock)
+            .stderr(Stdio::null())
+            // Its own process group: a Ctrl-C or kill aimed at ours must not reach it.
+            .process_group(0);
+        cmd.spawn()
+            .map_err(io_error("starting the cluster watchdog".to_owned()))
+    }
+
+    /// Creates what the server writes to, owned by the user it runs as.
+    fn prepare_dirs(&self) -> Result<(), ClusterError> {
+        for dir in [&self.pgdata, &self.run_dir] {
+            std::fs::create_dir_all(dir)
+                .map_err(io_error(format!("creating {}", dir.display())))?;
+        }
+        OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&self.log_file)
+            .map_err(io_error(format!("creating {}", self.log_file.display())))?;
+        // PostgreSQL refuses a data directory that others can read.
+        std::fs::set_permissions(&self.pgdata, Permissions::from_mode(0o700))
+            .map_err(io_error(format!("restricting {}", self.pgdata.display())))?;
+        if let Some(user) = &self.run_as {
+            for path in [&self.data_dir, &self.pgdata, &self.run_dir, &self.log_file] {
+                std::os::unix::fs::chown(path, Some(user.uid), Some(user.gid)).map_err(
+                    io_error(format!("giving {} to user {}", path.display(), user.name)),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn initdb(&self) -> Result<(), ClusterError> {
+        info!(data_dir = %self.data_dir.display(), "initialising PostgreSQL cluster");
+        let mut cmd = self.command("initdb");
+        cmd.arg("-D").arg(&self.pgdata).args([
+            &format!("--username={SUPERUSER}"),
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+        ]);
+        // A throwaway cluster has nothing worth syncing to disk; this halves initdb's time.
+        if self.remove_data_dir_on_exit {
+            cmd.arg("--no-sync");
+        }
+        run(cmd, "initdb").await
+    }
+
+    /// A postmaster left by a diplog that died without stopping it (e.g. kill -9) still
+    /// holds the socket; restarting it also applies this start's settings.
+    async fn stop_leftover_postmaster(&self) -> Result<(), ClusterError> {
+        let mut cmd = self.command("pg_ctl");
+        cmd.arg("status").arg("-D").arg(&self.pgdata);
+        let status = cmd
+            .output()
+            .await
+            .map_err(io_error("running pg_ctl status".to_owned()))?
+            .status;
+        if status.success() {
+            warn!(
+                data_dir = %self.data_dir.display(),
+                "PostgreSQL from an earlier run is still running on this data dir; restarting it"
+            );
+            self.pg_ctl_stop().await?;
+        }
+        Ok(())
+    }
+
+    async fn pg_start(&self, settings: &[(String, String)]) -> Result<(), ClusterError> {
+        let mut server_args: Vec<OsString> = vec![
+            "-k".into(),
+            self.run_dir.clone().into(),
+            "-p".into(),
+            PORT.to_string().into(),
+            "-c".into(),
+            "listen_addresses=".into(),
+        ];
+        for (name, value) in settings {
+            server_args.push("-c".into());
+            server_args.push(format!("{name}={value}").into());
+        }
+        let server_options = server_args
+            .iter()
+            .map(|arg| shell_quote(arg))
+            .collect::<Vec<_>>()
+            .join(OsStr::new(" "));
+
+        let mut cmd = self.command("pg_ctl");
+        cmd.arg("-D")
+            .arg(&self.pgdata)
+            .arg("-l")
+            .arg(&self.log_file)
+            .args(["-w", "-t", PG_CTL_TIMEOUT, "-o"])
+            .arg(server_options)
+            .arg("start");
+        let output = cmd
+            .output()
+            .await
+            .map_err(io_error("running pg_ctl start".to_owned()))?;
+        if !output.status.success() {
+            return Err(ClusterError::StartFailed {
+                status: output.status,
+                log_tail: log_tail(&self.log_file),
+                log_file: self.log_file.clone(),
+            });
+        }
+        info!(
+            data_dir = %self.data_dir.display(),
+            socket_dir = %self.run_dir.display(),
+            "PostgreSQL cluster started"
+        );
+        Ok(())
+    }
+
+    async fn ensure_database(&self) -> Result<(), ClusterError> {
+        let mut conn = PgConnection::connect_with(&self.connect_options("postgres")).await?;
+        let exists: bool =
+            sqlx::query_scalar("select exists (select 1 from pg_database where datname = $1)")
+                .bind(DATABASE)
+                .fetch_one(&mut conn)
+                .await?;
+        if !exists {
+            sqlx::query("create database diplog")
+                .execute(&mut conn)
+                .await?;
+            info!(database = DATABASE, "created database");
+        }
+        conn.close().await?;
+        Ok(())
+    }
+
+    async fn pg_ctl_stop(&self) -> Result<(), ClusterError> {
+        let mut cmd = self.command("pg_ctl");
+        cmd.arg("stop").arg("-D").arg(&self.pgdata).args([
+            "-m",
+            "fast",
+            "-w",
+            "-t",
+            PG_CTL_TIMEOUT,
+        ]);
+        run(cmd, "pg_ctl stop").await
+    }
+}
+
+/// The first directory on PATH holding all server programs, else the highest version
+/// under `fallback_root` (`<root>/<version>/bin`).
+fn find_bin_dir(path_var: Option<&OsStr>, fallback_root: &Path) -> Result<PathBuf, ClusterError> {
+    // Commands run in the data dir, so a relative PATH entry would point elsewhere.
+    let on_path = path_var
+        .map(std::env::split_paths)
+        .into_iter()
+        .flatten()
+        .filter(|dir| dir.is_absolute());
+    let mut versioned: Vec<(Vec<u32>, PathBuf)> = std::fs::read_dir(fallback_root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name();
+            let version = name
+                .to_str()?
+                .split('.')
+                .map(|part| part.parse().ok())
+                .collect::<Option<Vec<u32>>>()?;
+            Some((version, entry.path().join("bin")))
+        })
+        .collect();
+    versioned.sort();
+    on_path
+        .chain(versioned.into_iter().rev().map(|(_, dir)| dir))
+        .find(|dir| {
+            SERVER_PROGRAMS
+                .iter()
+                .all(|program| is_executable(&dir.join(program)))
+        })
+        .ok_or_else(|| ClusterError::BinariesNotFound {
+            searched_root: fallback_root.to_owned(),
+        })
+}
+
+fn is_executable(path: &Path) -> bool {
+    path.metadata()
+        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+}
+
+fn unprivileged_user() -> Result<RunAs, ClusterError> {
+    for name in ["postgres", "nobody"] {
+        let user = nix::unistd::User::from_name(name)
+            .map_err(|errno| io_error(format!("looking up user {name}"))(errno.into()))?;
+        if let Some(user) = user {
+            return Ok(RunAs {
+                name: name.to_owned(),
+                uid: user.uid.as_raw(),
+                gid: user.gid.as_raw(),
+            });
+        }
+    }
+    Err(ClusterError::NoUnprivilegedUser)
+}
+
+/// The server, running as `user`, must be able to enter every parent of the data dir.
+/// Only the primary group counts: a process started with `Command::uid` drops the others.
+fn check_traversable(data_dir: &Path, user: &RunAs) -> Result<(), ClusterError> {
+    for dir in data_dir.ancestors().skip(1) {
+        let meta =
+            std::fs::metadata(dir).map_err(io_error(format!("inspecting {}", dir.display())))?;
+        let search_bit = if meta.uid() == user.uid {
+            0o100
+        } else if meta.gid() == user.gid {
+            0o010
+        } else {
+            0o001
+        };
+        if meta.mode() & search_bit == 0 {
+            return Err(ClusterError::DataDirNotTraversable {
+                user: user.name.clone(),
+                blocked: dir.to_owned(),
+                data_dir: data_dir.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn check_socket_path(run_dir: &Path) -> Result<(), ClusterError> {
+    let path = run_dir.join(format!(".s.PGSQL.{PORT}"));
+    let len = path.as_os_str().len();
+    if len > MAX_SOCKET_PATH {
+        return Err(ClusterError::SocketPathTooLong { path, len });
+    }
+    Ok(())
+}
+
+/// Takes the flock on data_dir/diplog.lock and records our pid in it for error messages.
+fn lock_data_dir(data_dir: &Path) -> Result<File, ClusterError> {
+    let path = data_dir.join("diplog.lock");
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io_error(format!("opening {}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            // The holder may not have written its pid yet; the error then says "unknown".
+            let _ = file.read_to_string(&mut holder);
+            return Err(ClusterError::AlreadyRunning {
+                data_dir: data_dir.to_owned(),
+                pid: holder.trim().parse().ok(),
+            });
+        }
+        Err(TryLockError::Error(err)) => {
+            return Err(io_error(format!("locking {}", path.display()))(err));
+        }
+    }
+    file.set_len(0)
+        .and_then(|()| writeln!(file, "{}", std::process::id()))
+        .map_err(io_error(format!("writing {}", path.display())))?;
+    Ok(file)
+}
+
+/// Command-line prefix that runs the rest as `user`, for the watchdog, which must itself
+/// stay root.
+fn switch_user_prefix(user: &RunAs) -> Result<Vec<OsString>, ClusterError> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let dirs: Vec<PathBuf> = std::env::split_paths(&path)
+        .chain(["/usr/bin", "/usr/sbin", "/bin", "/sbin"].map(PathBuf::from))
+        .collect();
+    let find = |name: &str| {
+        dirs.iter()
+            .map(|dir| dir.join(name))
+            .find(|p| is_executable(p))
+    };
+    if let Some(setpriv) = find("setpriv") {
+        Ok(vec![
+            setpriv.into(),
+            format!("--reuid={}", user.uid).into(),
+            format!("--regid={}", user.gid).into(),
+            "--clear-groups".into(),
+            "--".into(),
+        ])
+    } else if let Some(runuser) = find("runuser") {
+        Ok(vec![
+            runuser.into(),
+            "-u".into(),
+            user.name.clone().into(),
+            "--".into(),
+        ])
+    } else {
+        Err(ClusterError::NoUserSwitchTool {
+            user: user.name.clone(),
+        })
+    }
+}
+
+/// pg_ctl hands its `-o` string to /bin/sh, so every server argument is single-quoted.
+fn shell_quote(arg: &OsStr) -> OsString {
+    let mut quoted = vec![b'\''];
+    for &byte in arg.as_bytes() {
+        if byte == b'\'' {
+            quoted.extend_from_slice(b"'\\''");
+        } else {
+            quoted.push(byte);
+        }
+    }
+    quoted.push(b'\'');
+    OsString::from_vec(quoted)
+}
+
+fn log_tail(path: &Path) -> String {
+    let log = std::fs::read(path).unwrap_or_default();
+    let log = String::from_utf8_lossy(&log);
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
+}
+
+async fn run(mut cmd: Command, what: &'static str) -> Result<(), ClusterError> {
+    let output = cmd
+        .output()
+        .await
+        .map_err(io_error(format!("running {what}")))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    Err(ClusterError::CommandFailed {
+        what,
+        status: output.status,
+        output: text.trim().to_owned(),
+    })
+}
+
+fn io_error(context: String) -> impl FnOnce(std::io::Error) -> ClusterError {
+    move |source| ClusterError::Io { context, source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+    use tempfile::TempDir;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    /// Set in the child process that the watchdog test kills.
+    const OWNER_DIR_ENV: &str = "PGCLUSTER_TEST_OWNER_DATA_DIR";
+    const OWNER_READY: &str = "pgcluster-test-owner-ready";
+
+    /// A tempdir under /tmp and the data dir inside it. The tempdir is made traversable
+    /// because the server runs as `postgres` when the tests run as root.
+    fn scratch() -> (TempDir, PathBuf) {
+        let tmp = tempfile::Builder::new()
+            .prefix("pgcluster-test-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        std::fs::set_permissions(tmp.path(), Permissions::from_mode(0o711)).unwrap();
+        let data_dir = tmp.path().join("data");
+        (tmp, data_dir)
+    }
+
+    /// With the watchdog on, a failing test leaves no server behind.
+    fn test_options() -> ClusterOptions {
+        ClusterOptions {
+            stop_when_process_exits: true,
+            remove_data_dir_on_exit: false,
+            settings: [
+                ("fsync", "off"),
+                ("full_page_writes", "off"),
+                ("synchronous_commit", "off"),
+            ]
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .into(),
+        }
+    }
+
+    async fn connect(cluster: &PgCluster, database: &str) -> PgConnection {
+        PgConnection::connect_with(&cluster.connect_options(database))
+            .await
+            .unwrap()
+    }
+
+    fn postmaster_pid(data_dir: &Path) -> i32 {
+        let pid_file = std::fs::read_to_string(data_dir.join("pgdata/postmaster.pid")).unwrap();
+        pid_file.lines().next().unwrap().parse().unwrap()
+    }
+
+    /// A zombie counts as gone: it has exited and only waits to be reaped.
+    fn process_running(pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+        })
+    }
+
+    /// Waits up to 10 s for the postmaster `pid` to exit and `path` to disappear.
+    async fn wait_until_gone(pid: i32, path: &Path) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while process_running(pid) || path.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "postmaster running: {}, {} present: {}",
+                process_running(pid),
+                path.display(),
+                path.exists()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn fresh_cluster_serves_queries_and_stops() {
+        let (_tmp, data_dir) = scratch();
+        let cluster = PgCluster::start(&data_dir, test_options()).await.unwrap();
+        assert_eq!(
+            cluster.data_dir(),
+            std::fs::canonicalize(&data_dir).unwrap()
+        );
+
+        let mut conn = connect(&cluster, "diplog").await;
+        let one: i32 = sqlx::query_scalar("select 1")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(one, 1);
+        let (database, user): (String, String) =
+            sqlx::query_as("select current_database(), current_user")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!((database.as_str(), user.as_str()), ("diplog", "diplog"));
+        let tcp: String = sqlx::query_scalar("show listen_addresses")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(tcp, "");
+        conn.close().await.unwrap();
+
+        let socket = data_dir.join("run/.s.PGSQL.5432");
+        assert!(socket.exists());
+        cluster.stop().await.unwrap();
+        assert!(!socket.exists());
+        assert!(!data_dir.join("pgdata/postmaster.pid").exists());
+    }
+
+    #[tokio::test]
+    async fn second_owner_is_refused() {
+        let (_tmp, data_dir) = scratch();
+        let first = PgCluster::start(&data_dir, test_options()).await.unwrap();
+
+        let err = PgCluster::start(&data_dir, test_options())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ClusterError::AlreadyRunning { pid: Some(pid), .. } if pid == std::process::id()),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("already using data directory"),
+            "{err}"
+        );
+
+        // The refused start must not have disturbed the running cluster.
+        let mut conn = connect(&first, "diplog").await;
+        sqlx::query("select 1").execute(&mut conn).await.unwrap();
+        conn.close().await.unwrap();
+        first.stop().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn data_survives_restart_and_throwaway_dir_is_removed() {
+        let (_tmp, data_dir) = scratch();
+        let cluster = PgCluster::start(&data_dir, test_options()).await.unwrap();
+        let mut conn = connect(&cluster, "diplog").await;
+        sqlx::query("create table kept (value text)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query("insert into kept values ('still here')")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        conn.close().await.unwrap();
+        cluster.stop().await.unwrap();
+
+        let options = ClusterOptions {
+            remove_data_dir_on_exit: true,
+            ..test_options()
+        };
+        let cluster = PgCluster::start(&data_dir, options).await.unwrap();
+        let mut conn = connect(&cluster, "diplog").await;
+        let value: String = sqlx::query_scalar("select value from kept")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(value, "still here");
+        conn.close().await.unwrap();
+        cluster.stop().await.unwrap();
+        assert!(!data_dir.exists());
+    }
+
+    #[tokio::test]
+    async fn leftover_postmaster_is_restarted() {
+        let (_tmp, data_dir) = scratch();
+        // Without a watchdog, dropping leaves the server running and frees the lock,
+        // just as a kill -9 of diplog would.
+        let options = ClusterOptions {
+            stop_when_process_exits: false,
+            ..test_options()
+        };
+        let first = PgCluster::start(&data_dir, options).await.unwrap();
+        let old_pid = postmaster_pid(&data_dir);
+        drop(first);
+        assert!(process_running(old_pid));
+
+        let cluster = PgCluster::start(&data_dir, test_options()).await.unwrap();
+        assert!(!process_running(old_pid));
+        assert_ne!(postmaster_pid(&data_dir), old_pid);
+        let mut conn = connect(&cluster, "diplog").await;
+        sqlx::query("select 1").execute(&mut conn).await.unwrap();
+        conn.close().await.unwrap();
+        cluster.stop().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn watchdog_stops_cluster_when_dropped_without_stop() {
+        let (_tmp, data_dir) = scratch();
+        let cluster = PgCluster::start(&data_dir, test_options()).await.unwrap();
+        let pid = postmaster_pid(&data_dir);
+        drop(cluster);
+        wait_until_gone(pid, &data_dir.join("pgdata/postmaster.pid")).await;
+        // The watchdog holds its copy of the lock until it has finished, then frees it.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let cluster = loop {
+            match PgCluster::start(&data_dir, test_options()).await {
+                Err(ClusterError::AlreadyRunning { .. }) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                result => break result.unwrap(),
+            }
+        };
+        cluster.stop().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn failed_start_shows_the_server_log() {
+        let (_tmp, data_dir) = scratch();
+        let options = ClusterOptions {
+            settings: vec![("no_such_setting".to_owned(), "1".to_owned())],
+            ..test_options()
+        };
+        let err = PgCluster::start(&data_dir, options).await.unwrap_err();
+        assert!(matches!(err, ClusterError::StartFailed { .. }), "{err}");
+        assert!(err.to_string().contains("no_such_setting"), "{err}");
+    }
+
+    /// Run only as the child process of `watchdog_stops_cluster_when_owner_is_killed`.
+    #[tokio::test]
+    #[ignore = "helper process for watchdog_stops_cluster_when_owner_is_killed"]
+    async fn watchdog_test_owner() {
+        let Some(data_dir) = std::env::var_os(OWNER_DIR_ENV) else {
+            return;
+        };
+        let options = ClusterOptions {
+            remove_data_dir_on_exit: true,
+            ..test_options()
+        };
+        let _cluster = PgCluster::start(Path::new(&data_dir), options)
+            .await
+            .unwrap();
+        println!("{OWNER_READY}");
+        std::future::pending::<()>().await;
+    }
+
+    #[tokio::test]
+    async fn watchdog_stops_cluster_when_owner_is_killed() {
+        let (_tmp, data_dir) = scratch();
+        // Test names leave out the crate name that module_path! starts with.
+        let (_, module) = module_path!().split_once("::").unwrap();
+        let mut owner = Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact", "--nocapture", "--test-threads=1"])
+            .arg(format!("{module}::watchdog_test_owner"))
+            .env(OWNER_DIR_ENV, &data_dir)
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(owner.stdout.take().unwrap()).lines();
+        tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                // libtest prints the test's output on its "test name ... " line.
+                if line.contains(OWNER_READY) {
+                    return;
+                }
+            }
+            panic!("the owner process exited before its cluster was up");
+        })
+        .await
+        .expect("the owner process did not start its cluster in time");
+        let pid = postmaster_pid(&data_dir);
+
+        owner.kill().await.unwrap(); // SIGKILL: the owner gets no chance to stop the cluster.
+
+        wait_until_gone(pid, &data_dir).await;
+    }
+
+    #[test]
+    fn missing_binaries_name_the_ways_out() {
+        let empty = tempfile::tempdir().unwrap();
+        let root = empty.path().join("no-such-root");
+        let path = std::env::join_paths([empty.path()]).unwrap();
+        let err = find_bin_dir(Some(&path), &root).unwrap_err();
+        let message = err.to_string();
+        for expected in [
+            "were not found",
+            root.to_str().unwrap(),
+            "apt-get install postgresql",
+            "DATABASE_URL",
+            "--database-url",
+            "docker compose up",
+        ] {
+            assert!(
+                message.contains(expected),
+                "{expected:?} missing from: {message}"
+            );
+        }
+        assert!(matches!(
+            find_bin_dir(None, &root),
+            Err(ClusterError::BinariesNotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn binaries_come_from_path_first_then_highest_complete_version() {
+        let tmp = tempfile::tempdir().unwrap();
+        let install = |dir: &Path, programs: &[&str]| {
+            std::fs::create_dir_all(dir).unwrap();
+            for program in programs {
+                let path = dir.join(program);
+                std::fs::write(&path, "").unwrap();
+                std::fs::set_permissions(&path, Permissions::from_mode(0o755)).unwrap();
+            }
+        };
+        let root = tmp.path().join("lib");
+        install(&root.join("9.6/bin"), &SERVER_PROGRAMS);
+        install(&root.join("14/bin"), &SERVER_PROGRAMS);
+        install(&root.join("16/bin"), &["initdb", "pg_ctl"]);
+        install(&root.join("latest/bin"), &SERVER_PROGRAMS);
+        let partial = tmp.path().join("partial");
+        install(&partial, &["pg_ctl"]);
+        let path = std::env::join_paths([&partial]).unwrap();
+        assert_eq!(
+            find_bin_dir(Some(&path), &root).unwrap(),
+            root.join("14/bin")
+        );
+
+        let full = tmp.path().join("full");
+        install(&full, &SERVER_PROGRAMS);
+        let path = std::env::join_paths([&partial, &full]).unwrap();
+        assert_eq!(find_bin_dir(Some(&path), &root).unwrap(), full);
+    }
+
+    #[test]
+    fn untraversable_parent_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data_dir = tmp.path().join("data");
+        std::fs::create_dir(&data_dir).unwrap();
+        std::fs::set_permissions(tmp.path(), Permissions::from_mode(0o700)).unwrap();
+        let nobody = RunAs {
+            name: "nobody".to_owned(),
+            uid: 65534,
+            gid: 65534,
+        };
+        let err = check_traversable(&data_dir, &nobody).unwrap_err();
+        assert!(
+            matches!(&err, ClusterError::DataDirNotTraversable { blocked, .. } if blocked == tmp.path()),
+            "{err}"
+        );
+        assert!(err.to_string().contains("--data-dir"), "{err}");
+
+        std::fs::set_permissions(tmp.path(), Permissions::from_mode(0o711)).unwrap();
+        check_traversable(&data_dir, &nobody).unwrap();
+    }
+
+    #[tokio::test]
+    async fn overlong_socket_path_is_refused() {
+        let (_tmp, data_dir) = scratch();
+        let deep = data_dir.join("d".repeat(100));
+        let err = PgCluster::start(&deep, test_options()).await.unwrap_err();
+        assert!(
+            matches!(err, ClusterError::SocketPathTooLong { .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn server_arguments_survive_the_shell() {
+        assert_eq!(shell_quote(OsStr::new("a b")), "'a b'");
+        assert_eq!(shell_quote(OsStr::new("it's")), r"'it'\''s'");
+        assert_eq!(
+            shell_quote(OsStr::new("listen_addresses=")),
+            "'listen_addresses='"
+        );
+    }
+}

@@ -1,0 +1,187 @@
+//! The event store on PostgreSQL: appends (through one group-committing writer task) and
+//! reads of streams and of the global log. Owns all SQL over `events`, `streams` and
+//! `log_head`; knows nothing of gRPC or HTTP.
+
+mod read;
+mod writer;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::Stream;
+use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::domain::{AppendBatch, ExpectedVersion, ReadAllQuery, ReadStreamQuery};
+
+pub use writer::WriterConfig;
+
+/// An event as the log recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RecordedEvent {
+    pub position: i64,
+    pub stream_id: String,
+    pub stream_version: i64,
+    pub event_id: Uuid,
+    pub event_type: String,
+    /// The payload exactly as appended.
+    pub data_text: String,
+    pub correlation_id: Option<Uuid>,
+    pub causation_id: Option<Uuid>,
+    pub metadata: sqlx::types::Json<BTreeMap<String, String>>,
+    pub recorded_at: DateTime<Utc>,
+    pub appended_by: String,
+}
+
+/// What a successful append reports back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// The stream's version after the append.
+    pub stream_version: u64,
+    /// Each event's global position, in request order.
+    pub positions: Vec<u64>,
+    /// Every event had been written before by an identical append: nothing new was written.
+    pub idempotent_replay: bool,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AppendError {
+    #[error(
+        "stream {stream_id:?} is at version {current}, but the append expected version {expected}"
+    )]
+    WrongExpectedVersion {
+        stream_id: String,
+        expected: ExpectedVersion,
+        current: u64,
+    },
+    #[error("event {event_id} was already written with different content ({difference})")]
+    EventIdReused { event_id: Uuid, difference: String },
+    #[error(
+        "events {written:?} were already written but {unwritten:?} were not: a retry must repeat the original append exactly"
+    )]
+    PartialRetry {
+        written: Vec<Uuid>,
+        unwritten: Vec<Uuid>,
+    },
+    #[error("the database is unavailable: {0}")]
+    Unavailable(#[source] Arc<sqlx::Error>),
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    /// Shared, because one failed group commit answers every append in it.
+    #[error("database error: {0}")]
+    Database(#[source] Arc<sqlx::Error>),
+}
+
+impl From<sqlx::Error> for AppendError {
+    fn from(error: sqlx::Error) -> Self {
+        if is_unavailable(&error) {
+            Self::Unavailable(Arc::new(error))
+        } else {
+            Self::Database(Arc::new(error))
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("stream {0:?} does not exist")]
+    StreamNotFound(String),
+    #[error("the database is unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for ReadError {
+    fn from(error: sqlx::Error) -> Self {
+        if is_unavailable(&error) {
+            Self::Unavailable(error)
+        } else {
+            Self::Database(error)
+        }
+    }
+}
+
+/// Errors that say the database cannot be reached right now (as opposed to a bad query):
+/// clients may retry these.
+fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // Class 08: connection exception; 57P01-57P03: shutdown or not yet accepting.
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
+    }
+}
+
+/// Handle to the store. Cheap to clone; appends from all clones funnel into one writer task.
+#[derive(Clone)]
+pub struct EventStore {
+    pool: PgPool,
+    appends: mpsc::Sender<writer::AppendCommand>,
+}
+
+impl EventStore {
+    /// Starts the writer task. It ends once every `EventStore` clone is dropped and the queued
+    /// appends are written, which is how a graceful shutdown finishes in-flight appends.
+    pub fn start(pool: PgPool, config: WriterConfig) -> (Self, JoinHandle<()>) {
+        let (appends, queue) = mpsc::channel(config.queue_capacity);
+        let writer = tokio::spawn(writer::run(pool.clone(), queue, config));
+        (Self { pool, appends }, writer)
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Appends `batch` on behalf of `principal`; answers once it is committed.
+    #[tracing::instrument(skip_all, fields(stream_id = %batch.stream_id(), events = batch.events().len()))]
+    pub async fn append(
+        &self,
+        batch: AppendBatch,
+        principal: &str,
+    ) -> Result<AppendOutcome, AppendError> {
+        let (reply, answer) = oneshot::channel();
+        let command = writer::AppendCommand {
+            batch,
+            principal: principal.to_owned(),
+            reply,
+        };
+        self.appends
+            .send(command)
+            .await
+            .map_err(|_| AppendError::ShuttingDown)?;
+        answer.await.map_err(|_| AppendError::ShuttingDown)?
+    }
+
+    /// The last committed position (0 for an empty log).
+    pub async fn head(&self) -> Result<u64, ReadError> {
+        read::head(&self.pool).await
+    }
+
+    /// One stream's events, paged from the database as the consumer pulls them.
+    pub async fn read_stream(
+        &self,
+        query: ReadStreamQuery,
+    ) -> Result<impl Stream<Item = Result<RecordedEvent, ReadError>> + Send + 'static, ReadError>
+    {
+        read::read_stream(self.pool.clone(), query).await
+    }
+
+    /// The global log, paged from the database as the consumer pulls them.
+    pub async fn read_all(
+        &self,
+        query: ReadAllQuery,
+    ) -> Result<impl Stream<Item = Result<RecordedEvent, ReadError>> + Send + 'static, ReadError>
+    {
+        read::read_all(self.pool.clone(), query).await
+    }
+}

@@ -1,0 +1,216 @@
+//! Reads of streams and of the global log, fetched page by page (keyset pagination) as the
+//! consumer pulls, so a read of millions of events holds one page in memory at a time.
+//! Each read ends where the stream or log stood when it began, so it always terminates.
+
+use futures::{Stream, StreamExt, TryStreamExt, stream};
+use sqlx::PgPool;
+
+use super::{ReadError, RecordedEvent};
+use crate::domain::{Direction, ReadAllQuery, ReadStreamQuery};
+
+/// Rows fetched per round trip.
+const PAGE_SIZE: i64 = 512;
+
+/// `select <every RecordedEvent column> from events <rest>`, as one static string.
+macro_rules! select_events {
+    ($rest:literal) => {
+        concat!(
+            "select position, stream_id, stream_version, event_id, event_type, data_text, \
+             correlation_id, causation_id, metadata, recorded_at, appended_by from events ",
+            $rest
+        )
+    };
+}
+pub(super) use select_events;
+
+pub(super) async fn head(pool: &PgPool) -> Result<u64, ReadError> {
+    let (position,): (i64,) = sqlx::query_as("select position from log_head")
+        .fetch_one(pool)
+        .await?;
+    Ok(position as u64)
+}
+
+/// Where the next page starts and how much may still be returned.
+#[derive(Clone, Copy)]
+struct Cursor {
+    /// Next key to return (inclusive), in the read's direction.
+    next: i64,
+    /// Last key the read may return (inclusive), in the read's direction.
+    last: i64,
+    remaining: Option<u64>,
+}
+
+impl Cursor {
+    fn new(direction: Direction, from: Option<u64>, end: i64, limit: Option<u64>) -> Self {
+        let (next, last) = match direction {
+            Direction::Forward => (from.map_or(1, |f| f.max(1) as i64), end),
+            Direction::Backward => (from.map_or(end, |f| (f as i64).min(end)), 1),
+        };
+        Self {
+            next,
+            last,
+            remaining: limit,
+        }
+    }
+
+    fn page_size(&self) -> i64 {
+        self.remaining
+            .map_or(PAGE_SIZE, |r| r.min(PAGE_SIZE as u64) as i64)
+    }
+
+    fn is_done(&self, direction: Direction) -> bool {
+        self.remaining == Some(0)
+            || match direction {
+                Direction::Forward => self.next > self.last,
+                Direction::Backward => self.next < self.last,
+            }
+    }
+
+    /// Moves past a page whose last key was `key` and that held `count` rows, of `asked`.
+    fn advance(self, direction: Direction, key: i64, count: usize, asked: i64) -> Self {
+        let next = match direction {
+            Direction::Forward => key + 1,
+            Direction::Backward => key - 1,
+        };
+        let remaining = self.remaining.map(|r| r - count as u64);
+        // A short page means the range is exhausted.
+        let last = if (count as i64) < asked {
+            match direction {
+                Direction::Forward => next - 1,
+                Direction::Backward => next + 1,
+            }
+        } else {
+            self.last
+        };
+        Self {
+            next,
+            last,
+            remaining,
+        }
+    }
+}
+
+/// Pages through `fetch(cursor)` until the cursor is done; `key` gives a row's cursor key.
+fn paginate<F, Fut>(
+    direction: Direction,
+    cursor: Cursor,
+    key: fn(&RecordedEvent) -> i64,
+    fetch: F,
+) -> impl Stream<Item = Result<RecordedEvent, ReadError>> + Send + 'static
+where
+    F: Fn(Cursor) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Vec<RecordedEvent>, sqlx::Error>> + Send + 'static,
+{
+    stream::try_unfold(cursor, move |cursor| {
+        let page = (!cursor.is_done(direction)).then(|| fetch(cursor));
+        async move {
+            let Some(page) = page else {
+                return Ok::<_, ReadError>(None);
+            };
+            let rows = page.await?;
+            let Some(last_row) = rows.last() else {
+                return Ok(None);
+            };
+            let next = cursor.advance(direction, key(last_row), rows.len(), cursor.page_size());
+            Ok(Some((stream::iter(rows.into_iter().map(Ok)), next)))
+        }
+    })
+    .try_flatten()
+    .boxed()
+}
+
+pub(super) async fn read_stream(
+    pool: PgPool,
+    query: ReadStreamQuery,
+) -> Result<impl Stream<Item = Result<RecordedEvent, ReadError>> + Send + 'static, ReadError> {
+    let version: Option<(i64,)> =
+        sqlx::query_as("select version from streams where stream_id = $1")
+            .bind(query.stream_id.as_str())
+            .fetch_optional(&pool)
+            .await?;
+    let Some((version,)) = version else {
+        return Err(ReadError::StreamNotFound(
+            query.stream_id.as_str().to_owned(),
+        ));
+    };
+    let direction = query.direction;
+    let cursor = Cursor::new(direction, query.from_version, version, query.limit);
+    let sql = match direction {
+        Direction::Forward => select_events!(
+            "where stream_id = $1 and stream_version between $2 and $3 \
+             order by stream_version limit $4"
+        ),
+        Direction::Backward => select_events!(
+            "where stream_id = $1 and stream_version between $3 and $2 \
+             order by stream_version desc limit $4"
+        ),
+    };
+    let stream_id = query.stream_id.as_str().to_owned();
+    Ok(paginate(
+        direction,
+        cursor,
+        |e| e.stream_version,
+        move |cursor| {
+            let (pool, stream_id) = (pool.clone(), stream_id.clone());
+            async move {
+                sqlx::query_as(sql)
+                    .bind(stream_id)
+                    .bind(cursor.next)
+                    .bind(cursor.last)
+                    .bind(cursor.page_size())
+                    .fetch_all(&pool)
+                    .await
+            }
+        },
+    ))
+}
+
+pub(super) async fn read_all(
+    pool: PgPool,
+    query: ReadAllQuery,
+) -> Result<impl Stream<Item = Result<RecordedEvent, ReadError>> + Send + 'static, ReadError> {
+    let end = head(&pool).await? as i64;
+    let direction = query.direction;
+    let cursor = Cursor::new(direction, query.from_position, end, query.limit);
+    // $4: event types (null: all), $5: stream prefix (null: all).
+    let sql = match direction {
+        Direction::Forward => select_events!(
+            "where position between $1 and $2 \
+             and ($4::text[] is null or event_type = any($4)) \
+             and ($5::text is null or starts_with(stream_id, $5)) \
+             order by position limit $3"
+        ),
+        Direction::Backward => select_events!(
+            "where position between $2 and $1 \
+             and ($4::text[] is null or event_type = any($4)) \
+             and ($5::text is null or starts_with(stream_id, $5)) \
+             order by position desc limit $3"
+        ),
+    };
+    let types: Option<Vec<String>> = (!query.event_types.is_empty()).then(|| {
+        query
+            .event_types
+            .iter()
+            .map(|t| t.as_str().to_owned())
+            .collect()
+    });
+    let prefix = query.stream_prefix;
+    Ok(paginate(
+        direction,
+        cursor,
+        |e| e.position,
+        move |cursor| {
+            let (pool, types, prefix) = (pool.clone(), types.clone(), prefix.clone());
+            async move {
+                sqlx::query_as(sql)
+                    .bind(cursor.next)
+                    .bind(cursor.last)
+                    .bind(cursor.page_size())
+                    .bind(types)
+                    .bind(prefix)
+                    .fetch_all(&pool)
+                    .await
+            }
+        },
+    ))
+}
