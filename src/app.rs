@@ -1,0 +1,120 @@
+//! The running server: binds the gRPC and HTTP listeners, then serves both (plus the append
+//! writer) until the shutdown token is cancelled, and drains in-flight work before returning.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tracing::info;
+
+use crate::config::ServerConfig;
+use crate::domain::limits;
+use crate::grpc::EventLogService;
+use crate::proto::{self, event_log_server::EventLogServer};
+use crate::store::{EventStore, WriterConfig};
+
+pub struct App {
+    config: ServerConfig,
+    grpc_listener: TcpListener,
+    http_listener: TcpListener,
+    store: EventStore,
+    writer: JoinHandle<()>,
+}
+
+impl App {
+    /// Applies migrations, starts the append writer and binds both listeners (port 0 picks a
+    /// free port), so callers know the addresses before anything is served.
+    pub async fn bind(config: ServerConfig, pool: PgPool) -> anyhow::Result<Self> {
+        crate::MIGRATOR
+            .run(&pool)
+            .await
+            .context("could not apply database migrations")?;
+        let grpc_listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("could not listen for gRPC on {}", config.listen))?;
+        let http_listener = TcpListener::bind(config.http)
+            .await
+            .with_context(|| format!("could not listen for HTTP on {}", config.http))?;
+        let (store, writer) = EventStore::start(pool, WriterConfig::default());
+        Ok(Self {
+            config,
+            grpc_listener,
+            http_listener,
+            store,
+            writer,
+        })
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_listener.local_addr().expect("a bound listener")
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_listener.local_addr().expect("a bound listener")
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops accepting, lets in-flight requests
+    /// finish (appends included: the writer drains its queue) and returns.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Self {
+            config,
+            grpc_listener,
+            http_listener,
+            store,
+            writer,
+        } = self;
+        info!(grpc = %grpc_listener.local_addr()?, http = %http_listener.local_addr()?, "serving");
+
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<EventLogServer<EventLogService>>()
+            .await;
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .context("could not build the reflection service")?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()
+            .context("could not build the reflection service")?;
+        let event_log = EventLogServer::new(EventLogService::new(store.clone()))
+            .max_decoding_message_size(limits::MAX_REQUEST_BYTES);
+
+        let grpc = Server::builder()
+            .timeout(config.request_timeout())
+            .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(event_log)
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
+                shutdown.clone().cancelled_owned(),
+            );
+        let http = axum::serve(http_listener, crate::http::router(store.clone()))
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+
+        let served = tokio::try_join!(
+            async { grpc.await.context("the gRPC server failed") },
+            async { http.await.context("the HTTP server failed") },
+        );
+        // Every handle on the store is gone once the servers have stopped; dropping ours lets
+        // the writer finish what is queued and end.
+        drop(store);
+        match tokio::time::timeout(Duration::from_secs(30), writer).await {
+            Ok(joined) => joined.context("the append writer panicked")?,
+            Err(_) => anyhow::bail!("the append writer did not finish within 30 s"),
+        }
+        served?;
+        info!("stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,280 @@
+//! `diplog bench`: append throughput through the gRPC server, side by side with raw
+//! single-row INSERT transactions on the same PostgreSQL in the same run.
+//!
+//! Both sides write the same rows into tables of the same shape (the raw table is created
+//! `like events including all`, so it carries the same keys and indexes, but a plain sequence
+//! instead of the gapless head). Everything lives in a scratch schema that is dropped at the
+//! end, so pointing `--database-url` at a real database leaves it as it was. Without a URL the
+//! benchmark starts a throwaway embedded cluster with PostgreSQL's default (durable) settings.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use serde::Serialize;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, PgPool};
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+use crate::app::App;
+use crate::config::ServerConfig;
+use crate::database::pool_options;
+use crate::pgcluster::{ClusterOptions, PgCluster};
+use crate::proto::{self, event_log_client::EventLogClient};
+
+#[derive(Args, Clone)]
+pub struct BenchArgs {
+    /// PostgreSQL to measure against. Unset: a throwaway embedded cluster.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Events written per run (one run per side and concurrency).
+    #[arg(long, default_value_t = 5000)]
+    pub events: usize,
+    /// Concurrent clients, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    pub clients: Vec<usize>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    pub events_per_run: usize,
+    pub cores: usize,
+    pub postgres: String,
+    pub runs: Vec<BenchRun>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BenchRun {
+    pub clients: usize,
+    pub grpc_events_per_sec: f64,
+    pub raw_insert_events_per_sec: f64,
+    /// gRPC over raw: above 1 means the server beats one INSERT transaction per event.
+    pub ratio: f64,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.events > 0, "--events must be at least 1");
+    anyhow::ensure!(
+        !args.clients.is_empty() && args.clients.iter().all(|&c| c > 0),
+        "--clients must list positive numbers"
+    );
+    let (base, cluster) = match &args.database_url {
+        Some(url) => (url.parse().context("could not parse --database-url")?, None),
+        None => {
+            let dir = tempfile::Builder::new()
+                .prefix("diplog-bench-")
+                .tempdir_in(std::env::temp_dir())
+                .context("could not create a temporary directory")?
+                .keep();
+            let cluster = PgCluster::start(
+                &dir.join("pg"),
+                ClusterOptions {
+                    stop_when_process_exits: true,
+                    remove_data_dir_on_exit: true,
+                    settings: vec![("max_connections".into(), "200".into())],
+                },
+            )
+            .await
+            .context("could not start a PostgreSQL cluster for the benchmark")?;
+            (cluster.connect_options("diplog"), Some(cluster))
+        }
+    };
+    let report = measure(&args, base).await;
+    if let Some(cluster) = cluster {
+        cluster
+            .stop()
+            .await
+            .context("could not stop the benchmark's PostgreSQL")?;
+    }
+    let report = report?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
+
+async fn measure(args: &BenchArgs, base: PgConnectOptions) -> anyhow::Result<BenchReport> {
+    let schema = format!("diplog_bench_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = base
+        .connect()
+        .await
+        .context("could not connect to PostgreSQL")?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("create schema {schema}")))
+        .execute(&mut admin)
+        .await
+        .context("could not create the benchmark's scratch schema")?;
+    let result = measure_in_schema(args, &base, &schema).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("drop schema {schema} cascade")))
+        .execute(&mut admin)
+        .await
+        .context("could not drop the benchmark's scratch schema")?;
+    result
+}
+
+async fn measure_in_schema(
+    args: &BenchArgs,
+    base: &PgConnectOptions,
+    schema: &str,
+) -> anyhow::Result<BenchReport> {
+    let options = base.clone().options([("search_path", schema)]);
+    let max_clients = args.clients.iter().copied().max().unwrap_or(1) as u32;
+    let server_pool = pool_options(16).connect_with(options.clone()).await?;
+    // Raw inserts get one connection per client: the concurrency the server is compared at.
+    let raw_pool = pool_options(max_clients).connect_with(options).await?;
+    let app = App::bind(ServerConfig::ephemeral(), server_pool.clone()).await?;
+    let url = format!("http://{}", app.grpc_addr());
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(app.run(shutdown.clone()));
+    sqlx::raw_sql(
+        "create table bench_raw_events (like events including all); \
+         create sequence bench_raw_position;",
+    )
+    .execute(&raw_pool)
+    .await
+    .context("could not create the raw comparison table")?;
+    let postgres: String = sqlx::query_scalar("show server_version")
+        .fetch_one(&raw_pool)
+        .await?;
+
+    let mut runs = Vec::new();
+    for &clients in &args.clients {
+        // A short warm-up per side: connections, prepared statements, caches.
+        grpc_appends(&url, clients, clients * 4).await?;
+        raw_inserts(&raw_pool, clients, clients * 4).await?;
+        let grpc = grpc_appends(&url, clients, args.events).await?;
+        let raw = raw_inserts(&raw_pool, clients, args.events).await?;
+        let grpc_rate = args.events as f64 / grpc.as_secs_f64();
+        let raw_rate = args.events as f64 / raw.as_secs_f64();
+        runs.push(BenchRun {
+            clients,
+            grpc_events_per_sec: grpc_rate,
+            raw_insert_events_per_sec: raw_rate,
+            ratio: grpc_rate / raw_rate,
+        });
+    }
+
+    shutdown.cancel();
+    server.await.context("the benchmark's server panicked")??;
+    server_pool.close().await;
+    raw_pool.close().await;
+    Ok(BenchReport {
+        events_per_run: args.events,
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        postgres,
+        runs,
+    })
+}
+
+/// The payload every benchmark event carries, on both sides.
+const PAYLOAD: &str = r#"{"participants": ["RUS", "USA"], "topic": "bench"}"#;
+
+/// Splits `events` over `clients` as evenly as possible.
+fn share(events: usize, clients: usize, client: usize) -> usize {
+    events / clients + usize::from(client < events % clients)
+}
+
+/// `events` one-event appends through gRPC from `clients` concurrent connections.
+async fn grpc_appends(url: &str, clients: usize, events: usize) -> anyhow::Result<Duration> {
+    let mut connected = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let channel = Channel::from_shared(url.to_owned())?.connect().await?;
+        connected.push(EventLogClient::new(channel));
+    }
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(clients);
+    for (client_index, mut client) in connected.into_iter().enumerate() {
+        let count = share(events, clients, client_index);
+        tasks.push(tokio::spawn(async move {
+            for i in 0..count {
+                let request = proto::AppendRequest {
+                    stream_id: format!("bench-{client_index}-{}", i % 100),
+                    expected_version: None,
+                    events: vec![proto::NewEvent {
+                        id: uuid::Uuid::new_v4().to_string(),
+                        r#type: "BenchEvent".into(),
+                        data: PAYLOAD.into(),
+                        metadata: None,
+                    }],
+                };
+                client.append(request).await?;
+            }
+            Ok::<_, tonic::Status>(())
+        }));
+    }
+    for task in tasks {
+        task.await?.context("a benchmark append failed")?;
+    }
+    Ok(started.elapsed())
+}
+
+/// `events` single-row INSERT transactions from `clients` concurrent connections.
+async fn raw_inserts(pool: &PgPool, clients: usize, events: usize) -> anyhow::Result<Duration> {
+    // Stream names unique to this call, so versions restart at 1 without conflicts.
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(clients);
+    for client_index in 0..clients {
+        let pool = pool.clone();
+        let run = run.clone();
+        let count = share(events, clients, client_index);
+        tasks.push(tokio::spawn(async move {
+            let mut connection = pool.acquire().await?;
+            for i in 0..count {
+                // The row the server would write: 100 streams per client, versions counting up.
+                sqlx::query(
+                    "insert into bench_raw_events (position, event_id, stream_id, stream_version, \
+                         event_type, data, data_text, metadata, recorded_at, appended_by) \
+                     values (nextval('bench_raw_position'), $1, $2, $3, 'BenchEvent', $4::jsonb, \
+                         $4, '{}', now(), 'bench')",
+                )
+                .bind(uuid::Uuid::new_v4())
+                .bind(format!("raw-{run}-{client_index}-{}", i % 100))
+                .bind((i / 100 + 1) as i64)
+                .bind(PAYLOAD)
+                .execute(&mut *connection)
+                .await?;
+            }
+            Ok::<_, sqlx::Error>(())
+        }));
+    }
+    for task in tasks {
+        task.await?.context("a raw insert failed")?;
+    }
+    Ok(started.elapsed())
+}
+
+fn print_table(report: &BenchReport) {
+    println!(
+        "diplog bench: {} one-event appends per run, PostgreSQL {}, {} cores",
+        report.events_per_run, report.postgres, report.cores
+    );
+    println!(
+        "{:>8}  {:>16}  {:>20}  {:>12}",
+        "clients", "gRPC events/s", "raw INSERT events/s", "gRPC / raw"
+    );
+    for run in &report.runs {
+        println!(
+            "{:>8}  {:>16.0}  {:>20.0}  {:>11.2}x",
+            run.clients, run.grpc_events_per_sec, run.raw_insert_events_per_sec, run.ratio
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::share;
+
+    #[test]
+    fn events_are_shared_out_evenly_and_completely() {
+        let shares: Vec<usize> = (0..16).map(|c| share(1000, 16, c)).collect();
+        assert_eq!(shares.iter().sum::<usize>(), 1000);
+        assert!(shares.iter().all(|&s| s == 62 || s == 63));
+        assert_eq!((0..64).map(|c| share(10, 64, c)).sum::<usize>(), 10);
+    }
+}

@@ -1,0 +1,197 @@
+//! Protobuf <-> domain conversions. Incoming messages are parsed into domain types, collecting
+//! every problem with the protobuf field path that caused it.
+
+use crate::domain::{
+    AppendBatch, Direction, EventId, EventType, ExpectedVersion, Metadata, NewEvent, Payload,
+    ReadAllQuery, ReadStreamQuery, StreamId, ValidationError, ValidationErrors, limits,
+    non_negative,
+};
+use crate::proto;
+use crate::store::RecordedEvent;
+
+impl TryFrom<proto::AppendRequest> for AppendBatch {
+    type Error = ValidationErrors;
+
+    fn try_from(request: proto::AppendRequest) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let stream_id = errors.check("stream_id", StreamId::parse(request.stream_id));
+        let expected = errors.check(
+            "expected_version.exact",
+            expected_version(request.expected_version),
+        );
+        if request.events.len() > limits::MAX_EVENTS_PER_APPEND {
+            // Too many to be worth checking one by one: say so and stop.
+            errors.push(
+                "events",
+                ValidationError::TooMany {
+                    count: request.events.len(),
+                    max: limits::MAX_EVENTS_PER_APPEND,
+                },
+            );
+            return Err(errors);
+        }
+        let events: Vec<Option<NewEvent>> = request
+            .events
+            .into_iter()
+            .enumerate()
+            .map(|(index, event)| new_event(index, event, &mut errors))
+            .collect();
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let events = events.into_iter().flatten().collect();
+        match (stream_id, expected) {
+            (Some(stream_id), Some(expected)) => AppendBatch::new(stream_id, expected, events),
+            _ => Err(errors),
+        }
+    }
+}
+
+fn expected_version(
+    expected: Option<proto::ExpectedVersion>,
+) -> Result<ExpectedVersion, ValidationError> {
+    use proto::expected_version::Kind;
+    Ok(match expected.and_then(|e| e.kind) {
+        None | Some(Kind::Any(())) => ExpectedVersion::Any,
+        Some(Kind::NoStream(())) => ExpectedVersion::NoStream,
+        Some(Kind::StreamExists(())) => ExpectedVersion::StreamExists,
+        Some(Kind::Exact(version)) => ExpectedVersion::exact(version)?,
+    })
+}
+
+fn new_event(
+    index: usize,
+    event: proto::NewEvent,
+    errors: &mut ValidationErrors,
+) -> Option<NewEvent> {
+    let field = |name: &str| format!("events[{index}].{name}");
+    let id = errors.check(field("id"), EventId::parse(&event.id));
+    let event_type = errors.check(field("type"), EventType::parse(event.r#type));
+    let data = errors.check(field("data"), Payload::parse(event.data));
+    let metadata = event.metadata.unwrap_or_default();
+    let metadata = Metadata::parse(
+        &field("metadata"),
+        &metadata.correlation_id,
+        &metadata.causation_id,
+        metadata.values,
+        errors,
+    );
+    Some(NewEvent {
+        id: id?,
+        event_type: event_type?,
+        data: data?,
+        metadata: metadata?,
+    })
+}
+
+fn direction(raw: i32, errors: &mut ValidationErrors) -> Direction {
+    match proto::Direction::try_from(raw) {
+        Ok(proto::Direction::Forward) => Direction::Forward,
+        Ok(proto::Direction::Backward) => Direction::Backward,
+        Err(_) => {
+            errors.push(
+                "direction",
+                ValidationError::NotAnOption {
+                    value: raw.to_string(),
+                },
+            );
+            Direction::Forward
+        }
+    }
+}
+
+/// A limit of 0 means "no limit".
+fn limit(raw: i64, errors: &mut ValidationErrors) -> Option<u64> {
+    errors
+        .check("limit", non_negative(raw))
+        .filter(|&limit| limit > 0)
+}
+
+impl TryFrom<proto::ReadStreamRequest> for ReadStreamQuery {
+    type Error = ValidationErrors;
+
+    fn try_from(request: proto::ReadStreamRequest) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let stream_id = errors.check("stream_id", StreamId::parse(request.stream_id));
+        let from_version = request
+            .from_version
+            .and_then(|v| errors.check("from_version", non_negative(v)));
+        let direction = direction(request.direction, &mut errors);
+        let limit = limit(request.limit, &mut errors);
+        match stream_id {
+            Some(stream_id) if errors.is_empty() => Ok(Self {
+                stream_id,
+                from_version,
+                direction,
+                limit,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+impl TryFrom<proto::ReadAllRequest> for ReadAllQuery {
+    type Error = ValidationErrors;
+
+    fn try_from(request: proto::ReadAllRequest) -> Result<Self, ValidationErrors> {
+        let mut errors = ValidationErrors::new();
+        let from_position = request
+            .from_position
+            .and_then(|p| errors.check("from_position", non_negative(p)));
+        let direction = direction(request.direction, &mut errors);
+        let limit = limit(request.limit, &mut errors);
+        if request.event_types.len() > limits::MAX_TYPE_FILTERS {
+            errors.push(
+                "event_types",
+                ValidationError::TooMany {
+                    count: request.event_types.len(),
+                    max: limits::MAX_TYPE_FILTERS,
+                },
+            );
+        }
+        let event_types = request
+            .event_types
+            .into_iter()
+            .take(limits::MAX_TYPE_FILTERS)
+            .enumerate()
+            .filter_map(|(i, t)| errors.check(format!("event_types[{i}]"), EventType::parse(t)))
+            .collect();
+        let stream_prefix = errors
+            .check(
+                "stream_prefix",
+                StreamId::parse_prefix(&request.stream_prefix),
+            )
+            .flatten();
+        errors.into_result(|| Self {
+            from_position,
+            direction,
+            limit,
+            event_types,
+            stream_prefix,
+        })
+    }
+}
+
+impl From<RecordedEvent> for proto::RecordedEvent {
+    fn from(event: RecordedEvent) -> Self {
+        let uuid_text = |id: Option<uuid::Uuid>| id.map(|id| id.to_string()).unwrap_or_default();
+        Self {
+            position: event.position,
+            stream_id: event.stream_id,
+            stream_version: event.stream_version,
+            id: event.event_id.to_string(),
+            r#type: event.event_type,
+            data: event.data_text,
+            metadata: Some(proto::Metadata {
+                correlation_id: uuid_text(event.correlation_id),
+                causation_id: uuid_text(event.causation_id),
+                values: event.metadata.0.into_iter().collect(),
+            }),
+            recorded_at: Some(prost_types::Timestamp {
+                seconds: event.recorded_at.timestamp(),
+                nanos: event.recorded_at.timestamp_subsec_nanos() as i32,
+            }),
+            appended_by: event.appended_by,
+        }
+    }
+}

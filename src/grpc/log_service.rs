@@ -1,0 +1,80 @@
+//! `diplog.v1.EventLog`: append and read over gRPC.
+
+use std::pin::Pin;
+
+use futures::{Stream, StreamExt};
+use tonic::{Request, Response, Status};
+
+use crate::domain::{ANONYMOUS, AppendBatch, ReadAllQuery, ReadStreamQuery};
+use crate::proto::{self, event_log_server::EventLog};
+use crate::store::EventStore;
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<proto::RecordedEvent, Status>> + Send>>;
+
+pub struct EventLogService {
+    store: EventStore,
+}
+
+impl EventLogService {
+    pub fn new(store: EventStore) -> Self {
+        Self { store }
+    }
+}
+
+#[tonic::async_trait]
+impl EventLog for EventLogService {
+    #[tracing::instrument(skip_all, fields(stream_id = %request.get_ref().stream_id))]
+    async fn append(
+        &self,
+        request: Request<proto::AppendRequest>,
+    ) -> Result<Response<proto::AppendResponse>, Status> {
+        let batch = AppendBatch::try_from(request.into_inner())?;
+        let outcome = self.store.append(batch, ANONYMOUS).await?;
+        Ok(Response::new(proto::AppendResponse {
+            stream_version: outcome.stream_version as i64,
+            positions: outcome.positions.into_iter().map(|p| p as i64).collect(),
+            idempotent_replay: outcome.idempotent_replay,
+        }))
+    }
+
+    type ReadStreamStream = EventStream;
+
+    #[tracing::instrument(skip_all, fields(stream_id = %request.get_ref().stream_id))]
+    async fn read_stream(
+        &self,
+        request: Request<proto::ReadStreamRequest>,
+    ) -> Result<Response<Self::ReadStreamStream>, Status> {
+        let query = ReadStreamQuery::try_from(request.into_inner())?;
+        let events = self.store.read_stream(query).await?;
+        Ok(Response::new(to_event_stream(events)))
+    }
+
+    type ReadAllStream = EventStream;
+
+    #[tracing::instrument(skip_all)]
+    async fn read_all(
+        &self,
+        request: Request<proto::ReadAllRequest>,
+    ) -> Result<Response<Self::ReadAllStream>, Status> {
+        let query = ReadAllQuery::try_from(request.into_inner())?;
+        let events = self.store.read_all(query).await?;
+        Ok(Response::new(to_event_stream(events)))
+    }
+
+    async fn get_head(&self, _request: Request<()>) -> Result<Response<proto::Head>, Status> {
+        let position = self.store.head().await?;
+        Ok(Response::new(proto::Head {
+            position: position as i64,
+        }))
+    }
+}
+
+fn to_event_stream(
+    events: impl Stream<Item = Result<crate::store::RecordedEvent, crate::store::ReadError>>
+    + Send
+    + 'static,
+) -> EventStream {
+    events
+        .map(|event| event.map(proto::RecordedEvent::from).map_err(Status::from))
+        .boxed()
+}

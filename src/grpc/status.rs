@@ -1,0 +1,116 @@
+//! The one place where errors become `tonic::Status`, so handlers just use `?`.
+//! Invalid input: INVALID_ARGUMENT with `google.rpc.BadRequest` naming each field; a stale
+//! expected version: ABORTED (the client redoes its read-modify-write); a reused event id:
+//! ALREADY_EXISTS; a missing stream: NOT_FOUND; the database out of reach: UNAVAILABLE
+//! (retry); anything else: INTERNAL with the cause logged, never shown.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+use tracing::error;
+
+use crate::domain::ValidationErrors;
+use crate::store::{AppendError, ReadError};
+
+/// Errors carried as details and in the message, at most; the rest are counted.
+const MAX_REPORTED_VIOLATIONS: usize = 20;
+
+/// The `google.rpc.ErrorInfo` domain of every diplog error.
+pub const ERROR_DOMAIN: &str = "diplog";
+
+impl From<ValidationErrors> for Status {
+    fn from(errors: ValidationErrors) -> Self {
+        let shown = &errors.errors()[..errors.errors().len().min(MAX_REPORTED_VIOLATIONS)];
+        let violations: Vec<FieldViolation> = shown
+            .iter()
+            .map(|e| FieldViolation::new(e.field.clone(), e.error.to_string()))
+            .collect();
+        let mut message = shown
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ");
+        let hidden = errors.errors().len() - shown.len();
+        if hidden > 0 {
+            message.push_str(&format!(" (and {hidden} more)"));
+        }
+        Status::with_error_details(
+            Code::InvalidArgument,
+            format!("invalid request: {message}"),
+            ErrorDetails::with_bad_request(violations),
+        )
+    }
+}
+
+fn error_info(
+    code: Code,
+    message: String,
+    reason: &str,
+    metadata: HashMap<String, String>,
+) -> Status {
+    Status::with_error_details(
+        code,
+        message,
+        ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata),
+    )
+}
+
+impl From<AppendError> for Status {
+    fn from(error: AppendError) -> Self {
+        let message = error.to_string();
+        match error {
+            AppendError::WrongExpectedVersion {
+                stream_id,
+                expected,
+                current,
+            } => error_info(
+                Code::Aborted,
+                message,
+                "WRONG_EXPECTED_VERSION",
+                HashMap::from([
+                    ("stream_id".to_owned(), stream_id),
+                    ("expected".to_owned(), expected.to_string()),
+                    ("current_version".to_owned(), current.to_string()),
+                ]),
+            ),
+            AppendError::EventIdReused { event_id, .. } => error_info(
+                Code::AlreadyExists,
+                message,
+                "EVENT_ID_REUSED",
+                HashMap::from([("event_id".to_owned(), event_id.to_string())]),
+            ),
+            AppendError::PartialRetry { written, .. } => error_info(
+                Code::AlreadyExists,
+                message,
+                "PARTIAL_RETRY",
+                HashMap::from([(
+                    "written_event_ids".to_owned(),
+                    written
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                )]),
+            ),
+            AppendError::Unavailable(_) | AppendError::ShuttingDown => Status::unavailable(message),
+            AppendError::Database(_) => internal(&error),
+        }
+    }
+}
+
+impl From<ReadError> for Status {
+    fn from(error: ReadError) -> Self {
+        match error {
+            ReadError::StreamNotFound(_) => Status::not_found(error.to_string()),
+            ReadError::Unavailable(_) => Status::unavailable(error.to_string()),
+            ReadError::Database(_) => internal(&error),
+        }
+    }
+}
+
+/// Logs the cause and answers a bare INTERNAL: database details are not for clients.
+pub fn internal(error: &(dyn std::error::Error + 'static)) -> Status {
+    error!(error = %error, source = ?error.source(), "internal error");
+    Status::internal("internal error")
+}

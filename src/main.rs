@@ -1,0 +1,61 @@
+//! The `diplog` binary: parses the command line and hands over to the library.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+
+use diplog::app::App;
+use diplog::config::{Cli, Command, ServeArgs};
+use diplog::database::Database;
+use diplog::telemetry;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_filter = match cli.command {
+        Command::Serve(_) => "info,diplog=debug",
+        _ => "warn",
+    };
+    telemetry::init(cli.log_format, default_filter);
+    let result = match cli.command {
+        Command::Serve(args) => serve(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Append(args) => Ok(diplog::cli::append(args).await),
+        Command::Read(args) => Ok(diplog::cli::read(args).await),
+        Command::Bench(args) => diplog::bench::run(args).await.map(|()| ExitCode::SUCCESS),
+    };
+    result.unwrap_or_else(|error| {
+        eprintln!("error: {error:#}");
+        ExitCode::FAILURE
+    })
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let database = Database::open(&args.database).await?;
+    let app = App::bind(args.server, database.pool().clone()).await;
+    let result = match app {
+        Ok(app) => {
+            let shutdown = CancellationToken::new();
+            tokio::spawn(cancel_on_signal(shutdown.clone()));
+            app.run(shutdown).await
+        }
+        Err(error) => Err(error),
+    };
+    // Stop the embedded cluster whether or not serving succeeded.
+    let closed = database.close().await;
+    result.and(closed)
+}
+
+/// Cancels `shutdown` on SIGINT or SIGTERM.
+async fn cancel_on_signal(shutdown: CancellationToken) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("could not watch SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("could not watch SIGINT")?;
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = interrupt.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+    shutdown.cancel();
+    Ok(())
+}

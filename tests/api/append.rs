@@ -1,0 +1,429 @@
+//! Append: versions, expected-version conflicts, idempotent retries, exact payloads, and
+//! bad input answered with INVALID_ARGUMENT naming the field, with nothing written.
+
+use diplog::proto;
+use tonic::Code;
+
+use crate::helpers::{
+    Expect, append_request, error_info, new_event, read_all_from, spawn_app, violated_fields,
+};
+
+#[tokio::test]
+async fn appends_answer_stream_versions_and_consecutive_positions() {
+    let app = spawn_app().await;
+
+    let first = app
+        .append(
+            "call-1",
+            Expect::NoStream,
+            &[("CallHeld", "{}"), ("StatementIssued", "{}")],
+        )
+        .await
+        .unwrap();
+    let second = app
+        .append("call-2", Expect::Any, &[("CallHeld", "{}")])
+        .await
+        .unwrap();
+    let third = app
+        .append(
+            "call-1",
+            Expect::Exact(2),
+            &[("SourceReportAttached", "{}")],
+        )
+        .await
+        .unwrap();
+
+    assert_eq!((first.stream_version, first.positions), (2, vec![1, 2]));
+    assert_eq!((second.stream_version, second.positions), (1, vec![3]));
+    assert_eq!((third.stream_version, third.positions), (3, vec![4]));
+    assert!(!third.idempotent_replay);
+    let events = app.read_all(read_all_from(1)).await;
+    let appended: Vec<_> = events
+        .iter()
+        .map(|e| {
+            (
+                e.position,
+                e.stream_id.as_str(),
+                e.stream_version,
+                e.appended_by.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        appended,
+        [
+            (1, "call-1", 1, "anonymous"),
+            (2, "call-1", 2, "anonymous"),
+            (3, "call-2", 1, "anonymous"),
+            (4, "call-1", 3, "anonymous"),
+        ]
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_stale_expected_version_is_aborted_with_the_current_version_and_writes_nothing() {
+    let app = spawn_app().await;
+    app.append(
+        "channel-RUS-USA",
+        Expect::NoStream,
+        &[("ChannelEstablished", "{}")],
+    )
+    .await
+    .unwrap();
+
+    let status = app
+        .append("channel-RUS-USA", Expect::Exact(0), &[("CallHeld", "{}")])
+        .await
+        .unwrap_err();
+
+    assert_eq!(status.code(), Code::Aborted, "{status:?}");
+    let info = error_info(&status);
+    assert_eq!(info["reason"], "WRONG_EXPECTED_VERSION");
+    assert_eq!(info["current_version"], "1");
+    assert_eq!(info["expected"], "0");
+    assert_eq!(info["stream_id"], "channel-RUS-USA");
+    assert_eq!(app.event_count().await, 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn each_kind_of_expected_version_is_enforced() {
+    let app = spawn_app().await;
+    let refused = |result: Result<proto::AppendResponse, tonic::Status>| {
+        result.expect_err("should be refused").code()
+    };
+
+    assert_eq!(
+        refused(app.append("s", Expect::Exists, &[("A", "{}")]).await),
+        Code::Aborted
+    );
+    assert_eq!(
+        refused(app.append("s", Expect::Exact(1), &[("A", "{}")]).await),
+        Code::Aborted
+    );
+    app.append("s", Expect::Exact(0), &[("A", "{}")])
+        .await
+        .unwrap();
+    assert_eq!(
+        refused(app.append("s", Expect::NoStream, &[("A", "{}")]).await),
+        Code::Aborted
+    );
+    app.append("s", Expect::Exists, &[("A", "{}")])
+        .await
+        .unwrap();
+    app.append("s", Expect::Exact(2), &[("A", "{}")])
+        .await
+        .unwrap();
+    let last = app.append("s", Expect::Any, &[("A", "{}")]).await.unwrap();
+
+    assert_eq!(last.stream_version, 4);
+    assert_eq!(app.event_count().await, 4);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn of_many_concurrent_appends_with_the_same_expected_version_exactly_one_wins() {
+    let app = spawn_app().await;
+    app.append(
+        "summit-RUS-USA",
+        Expect::NoStream,
+        &[("SummitProposed", "{}")],
+    )
+    .await
+    .unwrap();
+    const CONTENDERS: usize = 24;
+
+    let mut tasks = Vec::new();
+    for _ in 0..CONTENDERS {
+        let mut client = app.new_client().await;
+        tasks.push(tokio::spawn(async move {
+            client
+                .append(append_request(
+                    "summit-RUS-USA",
+                    Expect::Exact(1),
+                    vec![new_event("SummitPreparationAgreed", "{}")],
+                ))
+                .await
+        }));
+    }
+    let mut codes = Vec::new();
+    for task in tasks {
+        codes.push(task.await.unwrap().map_err(|s| s.code()).err());
+    }
+
+    let winners = codes.iter().filter(|code| code.is_none()).count();
+    assert_eq!(winners, 1, "{codes:?}");
+    assert!(
+        codes.iter().flatten().all(|code| *code == Code::Aborted),
+        "{codes:?}"
+    );
+    assert_eq!(app.event_count().await, 2);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn retrying_an_append_answers_the_original_positions_and_writes_nothing() {
+    let app = spawn_app().await;
+    let events = vec![
+        new_event("CallHeld", r#"{"participants": ["RUS", "USA"]}"#),
+        new_event("StatementIssued", r#"{"by": "MFA RUS"}"#),
+    ];
+    app.append("other", Expect::Any, &[("X", "{}")])
+        .await
+        .unwrap();
+    let request = append_request("call-1", Expect::NoStream, events.clone());
+    let original = app
+        .client
+        .clone()
+        .append(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    app.append("other", Expect::Any, &[("X", "{}")])
+        .await
+        .unwrap();
+
+    // The retry's expected version (no stream) no longer holds, yet it is the same append.
+    let retry = app
+        .client
+        .clone()
+        .append(request)
+        .await
+        .unwrap()
+        .into_inner();
+
+    assert_eq!(original.positions, vec![2, 3]);
+    assert!(!original.idempotent_replay);
+    assert_eq!(retry.positions, original.positions);
+    assert_eq!(retry.stream_version, original.stream_version);
+    assert!(retry.idempotent_replay);
+    assert_eq!(app.event_count().await, 4);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_retry_whose_json_is_spelled_differently_is_still_the_same_append() {
+    let app = spawn_app().await;
+    let mut event = new_event("CallHeld", r#"{"a": 1, "b": [true]}"#);
+    app.client
+        .clone()
+        .append(append_request("s", Expect::Any, vec![event.clone()]))
+        .await
+        .unwrap();
+
+    event.data = r#"{"b":[true],"a":1}"#.to_owned();
+    let retry = app
+        .client
+        .clone()
+        .append(append_request("s", Expect::Any, vec![event]))
+        .await
+        .unwrap()
+        .into_inner();
+
+    assert!(retry.idempotent_replay);
+    assert_eq!(app.event_count().await, 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_retries_of_one_append_write_it_once() {
+    let app = spawn_app().await;
+    let request = append_request("s", Expect::NoStream, vec![new_event("A", "{}")]);
+
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let mut client = app.new_client().await;
+        let request = request.clone();
+        tasks.push(tokio::spawn(async move { client.append(request).await }));
+    }
+    let mut positions = Vec::new();
+    for task in tasks {
+        positions.push(task.await.unwrap().unwrap().into_inner().positions);
+    }
+
+    assert!(positions.iter().all(|p| *p == vec![1]), "{positions:?}");
+    assert_eq!(app.event_count().await, 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_event_id_reused_with_different_content_is_already_exists() {
+    let app = spawn_app().await;
+    let event = new_event("CallHeld", r#"{"day": "2025-02-15"}"#);
+    app.client
+        .clone()
+        .append(append_request("s", Expect::Any, vec![event.clone()]))
+        .await
+        .unwrap();
+
+    let mut changed_payload = event.clone();
+    changed_payload.data = r#"{"day": "2025-02-12"}"#.to_owned();
+    let changed_stream = append_request("elsewhere", Expect::Any, vec![event.clone()]);
+    let partial = append_request("s", Expect::Any, vec![event.clone(), new_event("B", "{}")]);
+
+    for request in [
+        append_request("s", Expect::Any, vec![changed_payload]),
+        changed_stream,
+        partial,
+    ] {
+        let status = app.client.clone().append(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");
+        assert!(status.message().contains(&event.id), "{}", status.message());
+    }
+    assert_eq!(app.event_count().await, 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn payloads_read_back_byte_for_byte_and_are_queryable_as_jsonb() {
+    let app = spawn_app().await;
+    let text =
+        "{ \"quote\": \"Подтвердили готовность работать вместе\",\n  \"n\": 1.50, \"a\": {} }";
+    let mut event = new_event("StatementIssued", text);
+    event.metadata = Some(proto::Metadata {
+        correlation_id: uuid::Uuid::new_v4().to_string(),
+        causation_id: String::new(),
+        values: [("language".to_owned(), "ru".to_owned())].into(),
+    });
+    app.client
+        .clone()
+        .append(append_request(
+            "statement-1",
+            Expect::Any,
+            vec![event.clone()],
+        ))
+        .await
+        .unwrap();
+
+    let read = app.read_all(read_all_from(1)).await;
+    let quote: String = sqlx::query_scalar("select data->>'quote' from events where position = 1")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+
+    assert_eq!(read[0].data, text);
+    assert_eq!(read[0].id, event.id);
+    assert_eq!(read[0].metadata, event.metadata);
+    assert!(read[0].recorded_at.is_some());
+    assert_eq!(quote, "Подтвердили готовность работать вместе");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_appends_are_invalid_argument_naming_the_field_and_write_nothing() {
+    let app = spawn_app().await;
+    let good = || new_event("CallHeld", "{}");
+    let with = |change: fn(&mut proto::NewEvent)| {
+        let mut event = good();
+        change(&mut event);
+        vec![event]
+    };
+    let too_many: Vec<_> = (0..1001).map(|_| good()).collect();
+    let duplicate = good();
+    let cases: Vec<(&str, proto::AppendRequest)> = vec![
+        ("stream_id", append_request("", Expect::Any, vec![good()])),
+        (
+            "stream_id",
+            append_request(&"s".repeat(257), Expect::Any, vec![good()]),
+        ),
+        (
+            "stream_id",
+            append_request("tab\there", Expect::Any, vec![good()]),
+        ),
+        (
+            "events[0].id",
+            append_request("s", Expect::Any, with(|e| e.id = "42".into())),
+        ),
+        (
+            "events[0].id",
+            append_request("s", Expect::Any, with(|e| e.id = String::new())),
+        ),
+        (
+            "events[0].type",
+            append_request("s", Expect::Any, with(|e| e.r#type = String::new())),
+        ),
+        (
+            "events[0].data",
+            append_request("s", Expect::Any, with(|e| e.data = "{".into())),
+        ),
+        (
+            "events[0].data",
+            append_request("s", Expect::Any, with(|e| e.data = String::new())),
+        ),
+        (
+            "events[0].data",
+            append_request(
+                "s",
+                Expect::Any,
+                with(|e| e.data = format!("\"{}\"", "x".repeat(1024 * 1024))),
+            ),
+        ),
+        (
+            "events[0].metadata.causation_id",
+            append_request(
+                "s",
+                Expect::Any,
+                with(|e| {
+                    e.metadata = Some(proto::Metadata {
+                        causation_id: "nope".into(),
+                        ..Default::default()
+                    })
+                }),
+            ),
+        ),
+        (
+            "expected_version.exact",
+            append_request("s", Expect::Exact(-1), vec![good()]),
+        ),
+        ("events", append_request("s", Expect::Any, vec![])),
+        ("events", append_request("s", Expect::Any, too_many)),
+        (
+            "events[1].id",
+            append_request("s", Expect::Any, vec![duplicate.clone(), duplicate]),
+        ),
+    ];
+
+    for (field, request) in cases {
+        let status = app.client.clone().append(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{field}: {status:?}");
+        assert!(
+            violated_fields(&status).contains(&field.to_owned()),
+            "expected {field} in {:?} ({})",
+            violated_fields(&status),
+            status.message()
+        );
+    }
+    assert_eq!(app.event_count().await, 0);
+    let streams: i64 = sqlx::query_scalar("select count(*) from streams")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(streams, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_with_several_problems_names_them_all() {
+    let app = spawn_app().await;
+    let mut event = new_event("", "not json");
+    event.id = "x".into();
+
+    let status = app
+        .client
+        .clone()
+        .append(append_request("", Expect::Any, vec![event]))
+        .await
+        .unwrap_err();
+
+    assert_eq!(
+        violated_fields(&status),
+        [
+            "stream_id",
+            "events[0].id",
+            "events[0].type",
+            "events[0].data"
+        ]
+    );
+    app.stop().await;
+}

@@ -1,0 +1,301 @@
+//! Test harness: a real PostgreSQL and the real server over gRPC.
+//!
+//! With `DATABASE_URL` unset, one throwaway cluster is started per test binary from the
+//! installed server binaries (the same code as `diplog serve`'s embedded mode); it stops, and
+//! its directory is deleted, when the binary exits. Each test gets a fresh database in it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use diplog::app::App;
+use diplog::config::ServerConfig;
+use diplog::pgcluster::{ClusterOptions, PgCluster};
+use diplog::proto::{self, event_log_client::EventLogClient};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgPool};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+
+/// Connection options for a database in which test databases may be created.
+fn admin_options() -> &'static PgConnectOptions {
+    static ADMIN: OnceLock<PgConnectOptions> = OnceLock::new();
+    ADMIN.get_or_init(|| match std::env::var("DATABASE_URL") {
+        Ok(url) => url
+            .parse()
+            .expect("DATABASE_URL is not a valid PostgreSQL URL"),
+        Err(_) => start_throwaway_cluster(),
+    })
+}
+
+/// Starts the cluster on a thread of its own that lives as long as the test binary: each
+/// test has its own runtime, and the cluster must outlive all of them.
+fn start_throwaway_cluster() -> PgConnectOptions {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async move {
+            let dir = tempfile::Builder::new()
+                .prefix("diplog-test-")
+                .tempdir_in("/tmp")
+                .expect("a temporary directory")
+                .keep();
+            let cluster = PgCluster::start(
+                &dir.join("pg"),
+                ClusterOptions {
+                    stop_when_process_exits: true,
+                    remove_data_dir_on_exit: true,
+                    settings: vec![
+                        // Throwaway data: durability buys nothing here and costs seconds.
+                        ("fsync".into(), "off".into()),
+                        ("synchronous_commit".into(), "off".into()),
+                        ("full_page_writes".into(), "off".into()),
+                        ("max_connections".into(), "300".into()),
+                    ],
+                },
+            )
+            .await;
+            match cluster {
+                Ok(cluster) => {
+                    sender
+                        .send(Ok(cluster.connect_options("postgres")))
+                        .unwrap();
+                    // Keep the cluster (and its lock) for the life of the process.
+                    std::future::pending::<()>().await;
+                    drop(cluster);
+                }
+                Err(error) => sender.send(Err(error.to_string())).unwrap(),
+            }
+        });
+    });
+    match receiver.recv().expect("the cluster thread answers") {
+        Ok(options) => options,
+        Err(error) => panic!(
+            "could not start a throwaway PostgreSQL for the tests: {error}\n\
+             (set DATABASE_URL to a PostgreSQL where this role may create databases instead)"
+        ),
+    }
+}
+
+/// Creates a fresh, empty database and answers how to connect to it.
+pub async fn fresh_database() -> PgConnectOptions {
+    let admin = admin_options().clone();
+    let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+    let mut connection = admin
+        .connect()
+        .await
+        .expect("could not connect to the test PostgreSQL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
+        .execute(&mut connection)
+        .await
+        .expect("could not create a test database");
+    connection.close().await.ok();
+    admin.database(&name)
+}
+
+/// A running server on loopback, its database, and a connected client.
+pub struct TestApp {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub client: EventLogClient<Channel>,
+    /// Direct access to the server's database, for checks behind the API's back.
+    pub pool: PgPool,
+    pub db_options: PgConnectOptions,
+    shutdown: CancellationToken,
+    server: JoinHandle<anyhow::Result<()>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_on(fresh_database().await).await
+}
+
+/// Starts a server on an existing database (e.g. to restart on the same data).
+pub async fn spawn_app_on(db_options: PgConnectOptions) -> TestApp {
+    let pool = diplog::database::pool_options(16)
+        .connect_with(db_options.clone())
+        .await
+        .expect("could not connect to the test database");
+    let app = App::bind(ServerConfig::ephemeral(), pool.clone())
+        .await
+        .expect("the server binds");
+    let grpc_addr = app.grpc_addr();
+    let http_addr = app.http_addr();
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(app.run(shutdown.clone()));
+    let client = EventLogClient::connect(format!("http://{grpc_addr}"))
+        .await
+        .expect("the client connects");
+    TestApp {
+        grpc_addr,
+        http_addr,
+        client,
+        pool,
+        db_options,
+        shutdown,
+        server,
+    }
+}
+
+impl TestApp {
+    pub fn server_url(&self) -> String {
+        format!("http://{}", self.grpc_addr)
+    }
+
+    /// A connection for clients of other services (health, reflection).
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.server_url())
+            .expect("a valid URL")
+            .connect()
+            .await
+            .expect("the channel connects")
+    }
+
+    /// Another client on its own connection, for concurrent callers.
+    pub async fn new_client(&self) -> EventLogClient<Channel> {
+        EventLogClient::connect(self.server_url())
+            .await
+            .expect("the client connects")
+    }
+
+    /// Appends events given as (type, JSON payload) with generated ids.
+    pub async fn append(
+        &self,
+        stream: &str,
+        expected: Expect,
+        events: &[(&str, &str)],
+    ) -> Result<proto::AppendResponse, tonic::Status> {
+        let events = events.iter().map(|(t, d)| new_event(t, d)).collect();
+        self.client
+            .clone()
+            .append(append_request(stream, expected, events))
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn read_all(&self, request: proto::ReadAllRequest) -> Vec<proto::RecordedEvent> {
+        collect(
+            self.client
+                .clone()
+                .read_all(request)
+                .await
+                .expect("read_all"),
+        )
+        .await
+    }
+
+    pub async fn read_stream(
+        &self,
+        request: proto::ReadStreamRequest,
+    ) -> Result<Vec<proto::RecordedEvent>, tonic::Status> {
+        let response = self.client.clone().read_stream(request).await?;
+        Ok(collect(response).await)
+    }
+
+    /// Every event in the log, read directly from the table.
+    pub async fn event_count(&self) -> i64 {
+        sqlx::query_scalar("select count(*) from events")
+            .fetch_one(&self.pool)
+            .await
+            .expect("count events")
+    }
+
+    /// Cancels the server and asserts that it stops cleanly within 5 s.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let stopped = tokio::time::timeout(Duration::from_secs(5), self.server)
+            .await
+            .expect("the server stops within 5 s")
+            .expect("the server task does not panic");
+        stopped.expect("the server stops without error");
+        self.pool.close().await;
+    }
+}
+
+pub async fn collect(
+    response: tonic::Response<tonic::Streaming<proto::RecordedEvent>>,
+) -> Vec<proto::RecordedEvent> {
+    let mut stream = response.into_inner();
+    let mut events = Vec::new();
+    while let Some(event) = stream.message().await.expect("a readable stream") {
+        events.push(event);
+    }
+    events
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Expect {
+    Any,
+    NoStream,
+    Exists,
+    Exact(i64),
+}
+
+pub fn expected(expect: Expect) -> proto::ExpectedVersion {
+    use proto::expected_version::Kind;
+    proto::ExpectedVersion {
+        kind: Some(match expect {
+            Expect::Any => Kind::Any(()),
+            Expect::NoStream => Kind::NoStream(()),
+            Expect::Exists => Kind::StreamExists(()),
+            Expect::Exact(version) => Kind::Exact(version),
+        }),
+    }
+}
+
+pub fn new_event(event_type: &str, data: &str) -> proto::NewEvent {
+    proto::NewEvent {
+        id: uuid::Uuid::new_v4().to_string(),
+        r#type: event_type.to_owned(),
+        data: data.to_owned(),
+        metadata: None,
+    }
+}
+
+pub fn append_request(
+    stream: &str,
+    expect: Expect,
+    events: Vec<proto::NewEvent>,
+) -> proto::AppendRequest {
+    proto::AppendRequest {
+        stream_id: stream.to_owned(),
+        expected_version: Some(expected(expect)),
+        events,
+    }
+}
+
+pub fn read_all_from(from: i64) -> proto::ReadAllRequest {
+    proto::ReadAllRequest {
+        from_position: Some(from),
+        ..Default::default()
+    }
+}
+
+/// The field paths named in a status's `google.rpc.BadRequest` details.
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// The metadata of a status's `google.rpc.ErrorInfo`, with its reason under `reason`.
+pub fn error_info(status: &tonic::Status) -> std::collections::HashMap<String, String> {
+    use tonic_types::StatusExt;
+    let details = status.get_error_details();
+    let info = details.error_info().expect("an ErrorInfo detail");
+    let mut metadata = info.metadata.clone();
+    metadata.insert("reason".into(), info.reason.clone());
+    metadata
+}
+
+/// The `diplog` binary built for these tests.
+pub fn diplog_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_diplog"))
+}

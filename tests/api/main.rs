@@ -1,0 +1,8 @@
+//! Integration tests: the real server over gRPC on a real PostgreSQL (see `helpers`).
+
+mod append;
+mod cli;
+mod helpers;
+mod log;
+mod read;
+mod server;
