@@ -14,13 +14,14 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, warn};
 use uuid::Uuid;
 
 use super::{AppendError, AppendOutcome, RecordedEvent};
-use crate::domain::{AppendBatch, NewEvent};
+use crate::domain::{AppendBatch, ExpectedVersion, NewEvent};
 
 pub(super) struct AppendCommand {
     pub batch: AppendBatch,
@@ -45,11 +46,41 @@ impl Default for WriterConfig {
     }
 }
 
+/// The writer's own database connection, held between groups: taking one from the pool per
+/// group would cost a liveness ping (a round trip) each time. Dropped after any error, so the
+/// next group starts on a fresh, tested one.
+struct WriterConnection {
+    pool: PgPool,
+    held: Option<PoolConnection<Postgres>>,
+}
+
+impl WriterConnection {
+    async fn get(&mut self) -> Result<&mut PgConnection, sqlx::Error> {
+        if self.held.is_none() {
+            self.held = Some(self.pool.acquire().await?);
+        }
+        Ok(self.held.as_mut().expect("just acquired"))
+    }
+
+    /// Runs `work` on the held connection, letting it go if `work` fails.
+    async fn run<T>(
+        &mut self,
+        work: impl AsyncFnOnce(&mut PgConnection) -> Result<T, sqlx::Error>,
+    ) -> Result<T, sqlx::Error> {
+        let result = work(self.get().await?).await;
+        if result.is_err() {
+            self.held = None;
+        }
+        result
+    }
+}
+
 pub(super) async fn run(
     pool: PgPool,
     mut queue: mpsc::Receiver<AppendCommand>,
     config: WriterConfig,
 ) {
+    let mut connection = WriterConnection { pool, held: None };
     let mut group = Vec::new();
     while let Some(first) = queue.recv().await {
         let mut events = first.batch.events().len();
@@ -66,21 +97,50 @@ pub(super) async fn run(
         // A caller that gave up (deadline, disconnect) was never acknowledged: skip its work.
         group.retain(|command| !command.reply.is_closed());
         if !group.is_empty() {
-            write_and_answer(&pool, std::mem::take(&mut group)).await;
+            let started = std::time::Instant::now();
+            let appends = group.len();
+            write_and_answer(&mut connection, std::mem::take(&mut group)).await;
+            tracing::trace!(
+                appends,
+                events,
+                elapsed_us = started.elapsed().as_micros() as u64,
+                "group written"
+            );
         }
     }
     debug!("append queue closed; writer stopped");
 }
 
-async fn write_and_answer(pool: &PgPool, group: Vec<AppendCommand>) {
-    match write_group(pool, &group).await {
+async fn write_and_answer(connection: &mut WriterConnection, group: Vec<AppendCommand>) {
+    match connection
+        .run(async |c| write_group_fast(c, &group).await)
+        .await
+    {
+        Ok(Some(outcomes)) => return answer(group, outcomes),
+        Ok(None) => {}
+        Err(error) if super::is_unavailable(&error) => {
+            let error = log_failure(error);
+            for command in group {
+                let _ = command.reply.send(Err(error.clone()));
+            }
+            return;
+        }
+        // The careful path writes what can be written and isolates what cannot.
+        Err(error) => debug!(error = %error, "fast append failed; taking the careful path"),
+    }
+    write_carefully_and_answer(connection, group).await;
+}
+
+async fn write_carefully_and_answer(connection: &mut WriterConnection, group: Vec<AppendCommand>) {
+    match connection.run(async |c| write_group(c, &group).await).await {
         Ok(outcomes) => answer(group, outcomes),
         // One bad append must not fail its neighbours: write each on its own to isolate it.
         // Connection failures would fail every one of them alike, so they are answered at once.
         Err(error) if group.len() > 1 && !super::is_unavailable(&error) => {
             warn!(error = %error, appends = group.len(), "group commit failed; retrying its appends one by one");
             for command in group {
-                let outcome = match write_group(pool, std::slice::from_ref(&command)).await {
+                let single = std::slice::from_ref(&command);
+                let outcome = match connection.run(async |c| write_group(c, single).await).await {
                     Ok(mut outcomes) => outcomes.remove(0),
                     Err(error) => Err(log_failure(error)),
                 };
@@ -173,24 +233,150 @@ struct NewRows {
     appended_by: Vec<String>,
 }
 
-/// Writes a group in one transaction. `Err` means nothing was written; otherwise each
-/// command's own outcome, in order.
+impl NewRows {
+    /// Adds the columns that come from the event itself (not its place in the log).
+    fn push_event(&mut self, command: &AppendCommand, event: &NewEvent) {
+        self.event_ids.push(event.id.as_uuid());
+        self.event_types.push(event.event_type.as_str().to_owned());
+        self.data.push(event.data.as_str().to_owned());
+        self.correlation_ids.push(event.metadata.correlation_id);
+        self.causation_ids.push(event.metadata.causation_id);
+        self.metadata
+            .push(serde_json::to_string(&event.metadata.values).expect("a map of strings"));
+        self.appended_by.push(command.principal.clone());
+    }
+}
+
+/// The common case in one round trip (`diplog_append`): every event id new and every
+/// expected version met. `None` when that is not so; nothing was written then.
+async fn write_group_fast(
+    connection: &mut PgConnection,
+    group: &[AppendCommand],
+) -> Result<Option<Vec<Result<AppendOutcome, AppendError>>>, sqlx::Error> {
+    let events: usize = group.iter().map(|c| c.batch.events().len()).sum();
+    let mut ids = HashSet::with_capacity(events);
+    let retried_in_group = group
+        .iter()
+        .flat_map(|c| c.batch.events())
+        .any(|e| !ids.insert(e.id.as_uuid()));
+    if retried_in_group {
+        return Ok(None);
+    }
+
+    let mut stream_ids = Vec::with_capacity(group.len());
+    let mut kinds = Vec::with_capacity(group.len());
+    let mut expected_versions = Vec::with_capacity(group.len());
+    let mut counts = Vec::with_capacity(group.len());
+    let mut rows = NewRows::default();
+    let mut commands = Vec::with_capacity(events);
+    for (index, command) in group.iter().enumerate() {
+        let (kind, expected) = match command.batch.expected() {
+            ExpectedVersion::Any => (0_i16, 0_i64),
+            ExpectedVersion::NoStream => (1, 0),
+            ExpectedVersion::StreamExists => (2, 0),
+            ExpectedVersion::Exact(version) => (3, version as i64),
+        };
+        stream_ids.push(command.batch.stream_id().as_str());
+        kinds.push(kind);
+        expected_versions.push(expected);
+        counts.push(command.batch.events().len() as i32);
+        for event in command.batch.events() {
+            commands.push(index as i32 + 1);
+            rows.push_event(command, event);
+        }
+    }
+
+    let written: FastAppend = sqlx::query_as(
+        "select * from diplog_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(&stream_ids)
+    .bind(&kinds)
+    .bind(&expected_versions)
+    .bind(&counts)
+    .bind(&commands)
+    .bind(&rows.event_ids)
+    .bind(&rows.event_types)
+    .bind(&rows.data)
+    .bind(&rows.correlation_ids)
+    .bind(&rows.causation_ids)
+    .bind(&rows.metadata)
+    .bind(&rows.appended_by)
+    // Returns only once the statement's implicit transaction has committed: sqlx reads the
+    // reply up to ReadyForQuery (a commit-time error would come before it), so no append is
+    // acknowledged before it is durable.
+    .fetch_one(connection)
+    .await?;
+    let (true, Some(first_position), Some(start_versions)) = (
+        written.appended,
+        written.first_position,
+        written.start_versions,
+    ) else {
+        return Ok(None);
+    };
+
+    let mut next_position = first_position as u64;
+    let outcomes = group
+        .iter()
+        .zip(start_versions)
+        .map(|(command, start_version)| {
+            let count = command.batch.events().len() as u64;
+            let positions = (next_position..next_position + count).collect();
+            next_position += count;
+            Ok(AppendOutcome {
+                stream_version: start_version as u64 + count,
+                positions,
+                idempotent_replay: false,
+            })
+        })
+        .collect();
+    Ok(Some(outcomes))
+}
+
+/// What `diplog_append` answers.
+#[derive(sqlx::FromRow)]
+struct FastAppend {
+    appended: bool,
+    first_position: Option<i64>,
+    start_versions: Option<Vec<i64>>,
+}
+
+/// Writes a group in one transaction of four round trips (begin, lock and read, write,
+/// commit). `Err` means nothing was written; otherwise each command's own outcome, in order.
 async fn write_group(
-    pool: &PgPool,
+    connection: &mut PgConnection,
     group: &[AppendCommand],
 ) -> Result<Vec<Result<AppendOutcome, AppendError>>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let (head, recorded_at): (i64, DateTime<Utc>) = sqlx::query_as(
-        "select position, greatest(clock_timestamp(), last_recorded_at) from log_head for update",
-    )
-    .fetch_one(&mut *tx)
-    .await?;
+    let stream_ids: Vec<&str> = group
+        .iter()
+        .map(|c| c.batch.stream_id().as_str())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let event_ids: Vec<Uuid> = group
+        .iter()
+        .flat_map(|c| c.batch.events().iter().map(|e| e.id.as_uuid()))
+        .collect();
 
-    let mut written = already_written(&mut tx, group).await?;
-    let mut versions = current_versions(&mut tx, group).await?;
+    let mut tx = connection.begin().await?;
+    let locked: LockedHead = sqlx::query_as("select * from diplog_lock_head($1, $2)")
+        .bind(&stream_ids)
+        .bind(&event_ids)
+        .fetch_one(&mut *tx)
+        .await?;
+    // Retries are rare: only then are the earlier events' contents fetched for comparison.
+    let mut written = if locked.written_event_ids.is_empty() {
+        HashMap::new()
+    } else {
+        written_events(&mut tx, &locked.written_event_ids).await?
+    };
+    let mut versions: HashMap<String, i64> = locked
+        .version_stream_ids
+        .into_iter()
+        .zip(locked.versions)
+        .collect();
 
     let mut rows = NewRows::default();
-    let mut next_position = head;
+    let mut next_position = locked.head;
     let mut outcomes = Vec::with_capacity(group.len());
     for command in group {
         let outcome = plan_append(command, &written, &mut versions, &mut next_position);
@@ -203,54 +389,35 @@ async fn write_group(
     }
 
     if !rows.positions.is_empty() {
-        insert_events(&mut tx, &rows, recorded_at).await?;
-        upsert_streams(&mut tx, &rows, recorded_at).await?;
-        sqlx::query("update log_head set position = $1, last_recorded_at = $2")
-            .bind(next_position)
-            .bind(recorded_at)
-            .execute(&mut *tx)
-            .await?;
+        insert_rows(&mut tx, &rows, next_position, locked.recorded_at).await?;
     }
     tx.commit().await?;
     Ok(outcomes)
 }
 
-/// Every row already stored under one of the group's event ids.
-async fn already_written(
+/// What `diplog_lock_head` answers.
+#[derive(sqlx::FromRow)]
+struct LockedHead {
+    head: i64,
+    recorded_at: DateTime<Utc>,
+    version_stream_ids: Vec<String>,
+    versions: Vec<i64>,
+    written_event_ids: Vec<Uuid>,
+}
+
+async fn written_events(
     tx: &mut Transaction<'_, Postgres>,
-    group: &[AppendCommand],
+    event_ids: &[Uuid],
 ) -> Result<HashMap<Uuid, WrittenEvent>, sqlx::Error> {
-    let ids: Vec<Uuid> = group
-        .iter()
-        .flat_map(|c| c.batch.events().iter().map(|e| e.id.as_uuid()))
-        .collect();
     let rows: Vec<RecordedEvent> =
         sqlx::query_as(super::read::select_events!("where event_id = any($1)"))
-            .bind(&ids)
+            .bind(event_ids)
             .fetch_all(&mut **tx)
             .await?;
     Ok(rows
         .into_iter()
         .map(|row| (row.event_id, WrittenEvent::from_recorded(row)))
         .collect())
-}
-
-async fn current_versions(
-    tx: &mut Transaction<'_, Postgres>,
-    group: &[AppendCommand],
-) -> Result<HashMap<String, i64>, sqlx::Error> {
-    let streams: Vec<&str> = group
-        .iter()
-        .map(|c| c.batch.stream_id().as_str())
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    let rows: Vec<(String, i64)> =
-        sqlx::query_as("select stream_id, version from streams where stream_id = any($1)")
-            .bind(&streams)
-            .fetch_all(&mut **tx)
-            .await?;
-    Ok(rows.into_iter().collect())
 }
 
 /// Decides one append against what is written (in the database or earlier in the group):
@@ -327,16 +494,9 @@ fn add_rows(
     {
         let position = position as i64;
         rows.positions.push(position);
-        rows.event_ids.push(event.id.as_uuid());
         rows.stream_ids.push(stream_id.to_owned());
         rows.stream_versions.push(version);
-        rows.event_types.push(event.event_type.as_str().to_owned());
-        rows.data.push(event.data.as_str().to_owned());
-        rows.correlation_ids.push(event.metadata.correlation_id);
-        rows.causation_ids.push(event.metadata.causation_id);
-        rows.metadata
-            .push(serde_json::to_string(&event.metadata.values).expect("a map of strings"));
-        rows.appended_by.push(command.principal.clone());
+        rows.push_event(command, event);
         // A later append in the same group that repeats these ids is a retry of this one.
         written.insert(
             event.id.as_uuid(),
@@ -354,18 +514,35 @@ fn add_rows(
     }
 }
 
-async fn insert_events(
+/// Inserts the events, moves each touched stream to its last version and the head to
+/// `head`, in one statement (data-modifying CTEs always run to completion).
+async fn insert_rows(
     tx: &mut Transaction<'_, Postgres>,
     rows: &NewRows,
+    head: i64,
     recorded_at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
+    let mut last_versions: HashMap<&str, i64> = HashMap::new();
+    for (stream_id, &version) in rows.stream_ids.iter().zip(&rows.stream_versions) {
+        last_versions.insert(stream_id, version);
+    }
+    let (stream_ids, versions): (Vec<&str>, Vec<i64>) = last_versions.into_iter().unzip();
     sqlx::query(
-        "insert into events (position, event_id, stream_id, stream_version, event_type, data, \
-             data_text, correlation_id, causation_id, metadata, recorded_at, appended_by) \
-         select p, id, s, v, t, d::jsonb, d, c, ca, m::jsonb, $11, a \
-         from unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], \
-             $6::text[], $7::uuid[], $8::uuid[], $9::text[], $10::text[]) \
-             as u(p, id, s, v, t, d, c, ca, m, a)",
+        "with new_events as ( \
+             insert into events (position, event_id, stream_id, stream_version, event_type, \
+                 data, data_text, correlation_id, causation_id, metadata, recorded_at, \
+                 appended_by) \
+             select p, id, s, v, t, d::jsonb, d, c, ca, m::jsonb, $11, a \
+             from unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], \
+                 $6::text[], $7::uuid[], $8::uuid[], $9::text[], $10::text[]) \
+                 as u(p, id, s, v, t, d, c, ca, m, a) \
+         ), stream_versions as ( \
+             insert into streams (stream_id, version, created_at, updated_at) \
+             select s, v, $11, $11 from unnest($12::text[], $13::bigint[]) as u(s, v) \
+             on conflict (stream_id) do update \
+                 set version = excluded.version, updated_at = excluded.updated_at \
+         ) \
+         update log_head set position = $14, last_recorded_at = $11",
     )
     .bind(&rows.positions)
     .bind(&rows.event_ids)
@@ -378,31 +555,9 @@ async fn insert_events(
     .bind(&rows.metadata)
     .bind(&rows.appended_by)
     .bind(recorded_at)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// Sets each touched stream to its last version in this group.
-async fn upsert_streams(
-    tx: &mut Transaction<'_, Postgres>,
-    rows: &NewRows,
-    recorded_at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
-    let mut last_versions: HashMap<&str, i64> = HashMap::new();
-    for (stream_id, &version) in rows.stream_ids.iter().zip(&rows.stream_versions) {
-        last_versions.insert(stream_id, version);
-    }
-    let (stream_ids, versions): (Vec<&str>, Vec<i64>) = last_versions.into_iter().unzip();
-    sqlx::query(
-        "insert into streams (stream_id, version, created_at, updated_at) \
-         select s, v, $3, $3 from unnest($1::text[], $2::bigint[]) as u(s, v) \
-         on conflict (stream_id) do update \
-             set version = excluded.version, updated_at = excluded.updated_at",
-    )
     .bind(&stream_ids)
     .bind(&versions)
-    .bind(recorded_at)
+    .bind(head)
     .execute(&mut **tx)
     .await?;
     Ok(())
