@@ -52,10 +52,12 @@ async fn cancel_on_signal(shutdown: CancellationToken) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).context("could not watch SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("could not watch SIGINT")?;
-    tokio::select! {
-        _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
-        _ = interrupt.recv() => tracing::info!("SIGINT: shutting down"),
-    }
+    let signal = tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    };
+    // Cancel first: nothing after this point may keep the server from stopping.
     shutdown.cancel();
+    tracing::info!(signal, "shutting down");
     Ok(())
 }

@@ -222,8 +222,9 @@ struct ServeProcess {
     grpc: String,
 }
 
-/// Starts `diplog serve` on `data_dir` and waits for its "serving" log line.
-fn start_serve(data_dir: &Path) -> ServeProcess {
+/// Starts `diplog serve` on `data_dir` and waits for its "serving" log line. Its logs are
+/// read until it exits, or, with `keep_reading_logs` false, no further: the pipe then closes.
+fn start_serve(data_dir: &Path, keep_reading_logs: bool) -> ServeProcess {
     let mut child = Command::new(diplog_binary())
         .args([
             "--log-format",
@@ -252,6 +253,9 @@ fn start_serve(data_dir: &Path) -> ServeProcess {
             if entry["fields"]["message"] == "serving" {
                 let grpc = entry["fields"]["grpc"].as_str().unwrap().to_owned();
                 let _ = sender.send(grpc);
+                if !keep_reading_logs {
+                    return;
+                }
             }
         }
     });
@@ -293,7 +297,7 @@ async fn serve_runs_on_its_embedded_postgres_stops_on_sigterm_and_keeps_data_acr
     let data_dir = dir.path().join("data");
 
     let data = data_dir.clone();
-    let first = tokio::task::spawn_blocking(move || start_serve(&data))
+    let first = tokio::task::spawn_blocking(move || start_serve(&data, true))
         .await
         .unwrap();
     let appended = diplog(
@@ -332,7 +336,7 @@ async fn serve_runs_on_its_embedded_postgres_stops_on_sigterm_and_keeps_data_acr
     );
 
     let data = data_dir.clone();
-    let restarted = tokio::task::spawn_blocking(move || start_serve(&data))
+    let restarted = tokio::task::spawn_blocking(move || start_serve(&data, true))
         .await
         .unwrap();
     let read = diplog(&["read", "--server", &restarted.grpc, "--all"], "").await;
@@ -343,4 +347,30 @@ async fn serve_runs_on_its_embedded_postgres_stops_on_sigterm_and_keeps_data_acr
         .await
         .unwrap();
     assert!(status.success());
+}
+
+/// Whoever reads the server's logs may go away (a closed pipe); SIGTERM must still stop it.
+#[tokio::test]
+async fn serve_stops_on_sigterm_even_after_its_log_reader_has_gone() {
+    let dir = tempfile::Builder::new()
+        .prefix("diplog-serve-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data = dir.path().join("data");
+
+    let server = tokio::task::spawn_blocking(move || start_serve(&data, false))
+        .await
+        .unwrap();
+    // Requests make the server log into the closed pipe before the signal arrives.
+    let read = diplog(&["read", "--server", &server.grpc, "--all"], "").await;
+    assert!(read.status.success(), "{}", text(&read.stderr));
+    let status = tokio::task::spawn_blocking(move || terminate(server))
+        .await
+        .unwrap();
+
+    assert!(
+        status.success(),
+        "diplog serve exits 0 on SIGTERM, got {status:?}"
+    );
 }
