@@ -20,7 +20,7 @@ use tonic::transport::Channel;
 use crate::app::App;
 use crate::config::ServerConfig;
 use crate::database::pool_options;
-use crate::pgcluster::{ClusterOptions, PgCluster};
+use crate::pgcluster::PgCluster;
 use crate::proto::{self, event_log_client::EventLogClient};
 
 #[derive(Args, Clone)]
@@ -65,21 +65,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let (base, cluster) = match &args.database_url {
         Some(url) => (url.parse().context("could not parse --database-url")?, None),
         None => {
-            let dir = tempfile::Builder::new()
-                .prefix("diplog-bench-")
-                .tempdir_in(std::env::temp_dir())
-                .context("could not create a temporary directory")?
-                .keep();
-            let cluster = PgCluster::start(
-                &dir.join("pg"),
-                ClusterOptions {
-                    stop_when_process_exits: true,
-                    remove_data_dir_on_exit: true,
-                    settings: vec![("max_connections".into(), "200".into())],
-                },
-            )
-            .await
-            .context("could not start a PostgreSQL cluster for the benchmark")?;
+            let cluster =
+                PgCluster::start_throwaway(vec![("max_connections".into(), "200".into())])
+                    .await
+                    .context("could not start a PostgreSQL cluster for the benchmark")?;
             (cluster.connect_options("diplog"), Some(cluster))
         }
     };

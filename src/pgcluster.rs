@@ -212,6 +212,24 @@ impl PgCluster {
     }
 
     /// The canonicalized data directory.
+    /// A throwaway cluster in a fresh directory under the system temp dir, stopped and
+    /// deleted once this process exits (or on `stop`). For tests and the benchmark.
+    pub async fn start_throwaway(
+        settings: Vec<(String, String)>,
+    ) -> Result<PgCluster, ClusterError> {
+        let dir = tempfile::Builder::new()
+            .prefix("diplog-pg-")
+            .tempdir()
+            .map_err(io_error("could not create a temporary directory".into()))?
+            .keep();
+        let options = ClusterOptions {
+            stop_when_process_exits: true,
+            remove_data_dir_on_exit: true,
+            settings,
+        };
+        Self::start(&dir.join("pg"), options).await
+    }
+
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
     }

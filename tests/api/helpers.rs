@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use diplog::app::App;
 use diplog::config::ServerConfig;
-use diplog::pgcluster::{ClusterOptions, PgCluster};
+use diplog::pgcluster::PgCluster;
 use diplog::proto::{self, event_log_client::EventLogClient};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgPool};
@@ -40,25 +40,13 @@ fn start_throwaway_cluster() -> PgConnectOptions {
             .build()
             .expect("a runtime");
         runtime.block_on(async move {
-            let dir = tempfile::Builder::new()
-                .prefix("diplog-test-")
-                .tempdir_in("/tmp")
-                .expect("a temporary directory")
-                .keep();
-            let cluster = PgCluster::start(
-                &dir.join("pg"),
-                ClusterOptions {
-                    stop_when_process_exits: true,
-                    remove_data_dir_on_exit: true,
-                    settings: vec![
-                        // Throwaway data: durability buys nothing here and costs seconds.
-                        ("fsync".into(), "off".into()),
-                        ("synchronous_commit".into(), "off".into()),
-                        ("full_page_writes".into(), "off".into()),
-                        ("max_connections".into(), "300".into()),
-                    ],
-                },
-            )
+            // Throwaway data: durability buys nothing here and costs seconds.
+            let cluster = PgCluster::start_throwaway(vec![
+                ("fsync".into(), "off".into()),
+                ("synchronous_commit".into(), "off".into()),
+                ("full_page_writes".into(), "off".into()),
+                ("max_connections".into(), "300".into()),
+            ])
             .await;
             match cluster {
                 Ok(cluster) => {
