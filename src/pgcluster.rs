@@ -227,7 +227,7 @@ impl PgCluster {
             remove_data_dir_on_exit: true,
             settings,
         };
-        Self::start(&dir.join("pg"), options).await
+        Self::start(&dir, options).await
     }
 
     pub fn data_dir(&self) -> &Path {
