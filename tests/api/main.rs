@@ -2,6 +2,7 @@
 
 mod append;
 mod cli;
+mod faults;
 mod helpers;
 mod log;
 mod read;
