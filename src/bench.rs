@@ -31,6 +31,9 @@ pub struct BenchArgs {
     /// Events written per run (one run per side and concurrency).
     #[arg(long, default_value_t = 5000)]
     pub events: usize,
+    /// Events per gRPC append (the raw side always writes one row per transaction).
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
     /// Concurrent clients, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     pub clients: Vec<usize>,
@@ -42,6 +45,7 @@ pub struct BenchArgs {
 #[derive(Debug, Serialize)]
 pub struct BenchReport {
     pub events_per_run: usize,
+    pub events_per_append: usize,
     pub cores: usize,
     pub postgres: String,
     pub runs: Vec<BenchRun>,
@@ -58,6 +62,11 @@ pub struct BenchRun {
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.events > 0, "--events must be at least 1");
+    anyhow::ensure!(
+        (1..=crate::domain::limits::MAX_EVENTS_PER_APPEND).contains(&args.batch),
+        "--batch must be from 1 to {}",
+        crate::domain::limits::MAX_EVENTS_PER_APPEND
+    );
     anyhow::ensure!(
         !args.clients.is_empty() && args.clients.iter().all(|&c| c > 0),
         "--clients must list positive numbers"
@@ -134,9 +143,9 @@ async fn measure_in_schema(
     let mut runs = Vec::new();
     for &clients in &args.clients {
         // A short warm-up per side: connections, prepared statements, caches.
-        grpc_appends(&url, clients, clients * 4).await?;
+        grpc_appends(&url, clients, clients * 4, args.batch).await?;
         raw_inserts(&raw_pool, clients, clients * 4).await?;
-        let grpc = grpc_appends(&url, clients, args.events).await?;
+        let grpc = grpc_appends(&url, clients, args.events, args.batch).await?;
         let raw = raw_inserts(&raw_pool, clients, args.events).await?;
         let grpc_rate = args.events as f64 / grpc.as_secs_f64();
         let raw_rate = args.events as f64 / raw.as_secs_f64();
@@ -154,6 +163,7 @@ async fn measure_in_schema(
     raw_pool.close().await;
     Ok(BenchReport {
         events_per_run: args.events,
+        events_per_append: args.batch,
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         postgres,
         runs,
@@ -168,8 +178,13 @@ fn share(events: usize, clients: usize, client: usize) -> usize {
     events / clients + usize::from(client < events % clients)
 }
 
-/// `events` one-event appends through gRPC from `clients` concurrent connections.
-async fn grpc_appends(url: &str, clients: usize, events: usize) -> anyhow::Result<Duration> {
+/// `events` events through gRPC, `batch` per append, from `clients` concurrent connections.
+async fn grpc_appends(
+    url: &str,
+    clients: usize,
+    events: usize,
+    batch: usize,
+) -> anyhow::Result<Duration> {
     let mut connected = Vec::with_capacity(clients);
     for _ in 0..clients {
         let channel = Channel::from_shared(url.to_owned())?.connect().await?;
@@ -180,18 +195,26 @@ async fn grpc_appends(url: &str, clients: usize, events: usize) -> anyhow::Resul
     for (client_index, mut client) in connected.into_iter().enumerate() {
         let count = share(events, clients, client_index);
         tasks.push(tokio::spawn(async move {
-            for i in 0..count {
+            let mut written = 0;
+            for i in 0.. {
+                if written >= count {
+                    break;
+                }
+                let size = batch.min(count - written);
                 let request = proto::AppendRequest {
                     stream_id: format!("bench-{client_index}-{}", i % 100),
                     expected_version: None,
-                    events: vec![proto::NewEvent {
-                        id: uuid::Uuid::new_v4().to_string(),
-                        r#type: "BenchEvent".into(),
-                        data: PAYLOAD.into(),
-                        metadata: None,
-                    }],
+                    events: (0..size)
+                        .map(|_| proto::NewEvent {
+                            id: uuid::Uuid::new_v4().to_string(),
+                            r#type: "BenchEvent".into(),
+                            data: PAYLOAD.into(),
+                            metadata: None,
+                        })
+                        .collect(),
                 };
                 client.append(request).await?;
+                written += size;
             }
             Ok::<_, tonic::Status>(())
         }));
@@ -240,8 +263,9 @@ async fn raw_inserts(pool: &PgPool, clients: usize, events: usize) -> anyhow::Re
 
 fn print_table(report: &BenchReport) {
     println!(
-        "diplog bench: {} one-event appends per run, PostgreSQL {}, {} cores",
-        report.events_per_run, report.postgres, report.cores
+        "diplog bench: {} events per run, {} per gRPC append (raw: one INSERT transaction per \
+         event), PostgreSQL {}, {} cores",
+        report.events_per_run, report.events_per_append, report.postgres, report.cores
     );
     println!(
         "{:>8}  {:>16}  {:>20}  {:>12}",
