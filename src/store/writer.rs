@@ -10,6 +10,12 @@
 //! the more clients, the more appends share a commit. Expected versions are checked per append
 //! inside the group, and a failed check fails only that caller. Several servers on one
 //! database stay correct because they all serialize on the same head row.
+//!
+//! Two paths write a group. The fast path is one round trip: `diplog_append` (migrations)
+//! locks the head, checks that every id is new and every expectation holds, writes and
+//! commits, or writes nothing. The careful path, taken on any conflict or retry, locks and
+//! reads (`diplog_lock_head`), decides each append here, and writes in one transaction.
+//! Callers are answered only after their group has committed.
 
 use std::collections::{HashMap, HashSet};
 
