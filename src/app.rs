@@ -2,29 +2,27 @@
 //! writer) until the shutdown token is cancelled, and drains in-flight work before returning.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::ServerConfig;
 use crate::domain::limits;
 use crate::grpc::EventLogService;
 use crate::proto::{self, event_log_server::EventLogServer};
-use crate::store::{EventStore, WriterConfig};
+use crate::store::{EventStore, WriterConfig, WriterHandle};
 
 pub struct App {
     config: ServerConfig,
     grpc_listener: TcpListener,
     http_listener: TcpListener,
     store: EventStore,
-    writer: JoinHandle<()>,
+    writer: WriterHandle,
 }
 
 impl App {
@@ -102,17 +100,28 @@ impl App {
         let http = axum::serve(http_listener, crate::http::router(store.clone()))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
 
-        let served = tokio::try_join!(
-            async { grpc.await.context("the gRPC server failed") },
-            async { http.await.context("the HTTP server failed") },
-        );
-        // Every handle on the store is gone once the servers have stopped; dropping ours lets
-        // the writer finish what is queued and end.
+        let servers = async {
+            tokio::try_join!(
+                async { grpc.await.context("the gRPC server failed") },
+                async { http.await.context("the HTTP server failed") },
+            )
+        };
+        // Once shutdown begins, in-flight requests get a grace period: a client that stops
+        // reading a long stream must not hold the server open for ever.
+        let grace = config.shutdown_grace();
+        let grace_over = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(grace).await;
+        };
+        let served = tokio::select! {
+            served = servers => served.map(|_| ()),
+            () = grace_over => {
+                warn!(?grace, "requests still open after the shutdown grace period; closing them");
+                Ok(())
+            }
+        };
         drop(store);
-        match tokio::time::timeout(Duration::from_secs(30), writer).await {
-            Ok(joined) => joined.context("the append writer panicked")?,
-            Err(_) => anyhow::bail!("the append writer did not finish within 30 s"),
-        }
+        writer.stop().await.context("the append writer panicked")?;
         served?;
         info!("stopped");
         Ok(())

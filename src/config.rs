@@ -58,9 +58,13 @@ pub struct ServerConfig {
     /// HTTP address (health check; the dashboard later).
     #[arg(long, env = "DIPLOG_HTTP", default_value = "127.0.0.1:8080")]
     pub http: SocketAddr,
-    /// Longest a unary request may take, in seconds; bounds the drain on shutdown.
+    /// Longest a unary request may take, in seconds.
     #[arg(long, env = "DIPLOG_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
+    /// On shutdown, how long in-flight requests (streamed reads included) may go on, in
+    /// seconds, before their connections are closed. Queued appends are written regardless.
+    #[arg(long, env = "DIPLOG_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
 }
 
 impl ServerConfig {
@@ -70,11 +74,16 @@ impl ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             http: SocketAddr::from(([127, 0, 0, 1], 0)),
             request_timeout_secs: 30,
+            shutdown_grace_secs: 2,
         }
     }
 
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
     }
 }
 

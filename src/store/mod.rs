@@ -13,6 +13,7 @@ use futures::Stream;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::domain::{AppendBatch, ExpectedVersion, ReadAllQuery, ReadStreamQuery};
@@ -122,6 +123,20 @@ fn is_unavailable(error: &sqlx::Error) -> bool {
     }
 }
 
+/// Control of the writer task.
+pub struct WriterHandle {
+    task: JoinHandle<()>,
+    stop: CancellationToken,
+}
+
+impl WriterHandle {
+    /// Refuses new appends, writes those already queued, and waits for the writer to end.
+    pub async fn stop(self) -> Result<(), tokio::task::JoinError> {
+        self.stop.cancel();
+        self.task.await
+    }
+}
+
 /// Handle to the store. Cheap to clone; appends from all clones funnel into one writer task.
 #[derive(Clone)]
 pub struct EventStore {
@@ -130,12 +145,13 @@ pub struct EventStore {
 }
 
 impl EventStore {
-    /// Starts the writer task. It ends once every `EventStore` clone is dropped and the queued
-    /// appends are written, which is how a graceful shutdown finishes in-flight appends.
-    pub fn start(pool: PgPool, config: WriterConfig) -> (Self, JoinHandle<()>) {
+    /// Starts the writer task, which runs until [`WriterHandle::stop`] (or until every
+    /// `EventStore` clone is gone).
+    pub fn start(pool: PgPool, config: WriterConfig) -> (Self, WriterHandle) {
         let (appends, queue) = mpsc::channel(config.queue_capacity);
-        let writer = tokio::spawn(writer::run(pool.clone(), queue, config));
-        (Self { pool, appends }, writer)
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(writer::run(pool.clone(), queue, config, stop.clone()));
+        (Self { pool, appends }, WriterHandle { task, stop })
     }
 
     pub fn pool(&self) -> &PgPool {

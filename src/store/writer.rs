@@ -23,6 +23,7 @@ use chrono::{DateTime, Utc};
 use sqlx::pool::PoolConnection;
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 use uuid::Uuid;
 
@@ -81,14 +82,25 @@ impl WriterConnection {
     }
 }
 
+/// Writes groups until `stop` is cancelled; then refuses new appends (their senders get
+/// `ShuttingDown`), writes every append already queued, and returns.
 pub(super) async fn run(
     pool: PgPool,
     mut queue: mpsc::Receiver<AppendCommand>,
     config: WriterConfig,
+    stop: CancellationToken,
 ) {
     let mut connection = WriterConnection { pool, held: None };
     let mut group = Vec::new();
-    while let Some(first) = queue.recv().await {
+    loop {
+        let next = tokio::select! {
+            next = queue.recv() => next,
+            () = stop.cancelled(), if !queue.is_closed() => {
+                queue.close();
+                continue;
+            }
+        };
+        let Some(first) = next else { break };
         let mut events = first.batch.events().len();
         group.push(first);
         while events < config.max_group_events {

@@ -172,3 +172,25 @@ async fn shutdown_finishes_in_flight_appends_and_a_restart_keeps_the_data() {
     assert_eq!(next.positions, vec![log.len() as i64 + 1]);
     restarted.stop().await;
 }
+
+/// A client that opens a long read and stops consuming it must not hold shutdown open.
+#[tokio::test]
+async fn a_stalled_reader_does_not_keep_the_server_from_stopping() {
+    let app = spawn_app().await;
+    let payload = format!("{{\"pad\": \"{}\"}}", "x".repeat(2000));
+    for _ in 0..5 {
+        let events: Vec<_> = (0..1000).map(|_| ("Tick", payload.as_str())).collect();
+        app.append("ticks", Expect::Any, &events).await.unwrap();
+    }
+    let mut stalled = app
+        .client
+        .clone()
+        .read_all(read_all_from(1))
+        .await
+        .unwrap()
+        .into_inner();
+    stalled.message().await.unwrap().expect("a first event");
+
+    app.stop().await; // asserts a clean stop within 5 s
+    drop(stalled);
+}
