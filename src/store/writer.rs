@@ -20,7 +20,10 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
+use sqlx::FromRow;
 use sqlx::pool::PoolConnection;
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -252,6 +255,23 @@ struct NewRows {
 }
 
 impl NewRows {
+    /// Binds the columns that come from the events themselves as parameters $1 to $7 (ids,
+    /// types, payloads, correlation ids, causation ids, metadata, principals): both write
+    /// statements take them first.
+    fn bind_event_columns<'q>(
+        &'q self,
+        query: Query<'q, Postgres, PgArguments>,
+    ) -> Query<'q, Postgres, PgArguments> {
+        query
+            .bind(&self.event_ids)
+            .bind(&self.event_types)
+            .bind(&self.data)
+            .bind(&self.correlation_ids)
+            .bind(&self.causation_ids)
+            .bind(&self.metadata)
+            .bind(&self.appended_by)
+    }
+
     /// Adds the columns that come from the event itself (not its place in the log).
     fn push_event(&mut self, command: &AppendCommand, event: &NewEvent) {
         self.event_ids.push(event.id.as_uuid());
@@ -304,26 +324,24 @@ async fn write_group_fast(
         }
     }
 
-    let written: FastAppend = sqlx::query_as(
-        "select * from diplog_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind(&stream_ids)
-    .bind(&kinds)
-    .bind(&expected_versions)
-    .bind(&counts)
-    .bind(&commands)
-    .bind(&rows.event_ids)
-    .bind(&rows.event_types)
-    .bind(&rows.data)
-    .bind(&rows.correlation_ids)
-    .bind(&rows.causation_ids)
-    .bind(&rows.metadata)
-    .bind(&rows.appended_by)
-    // Returns only once the statement's implicit transaction has committed: sqlx reads the
-    // reply up to ReadyForQuery (a commit-time error would come before it), so no append is
-    // acknowledged before it is durable.
-    .fetch_one(connection)
-    .await?;
+    let row = rows
+        .bind_event_columns(sqlx::query(
+            "select * from diplog_append(e_ids => $1, e_types => $2, e_data => $3, \
+                 e_correlation_ids => $4, e_causation_ids => $5, e_metadata => $6, \
+                 e_appended_by => $7, c_stream_ids => $8, c_kinds => $9, c_expected => $10, \
+                 c_counts => $11, e_command => $12)",
+        ))
+        .bind(&stream_ids)
+        .bind(&kinds)
+        .bind(&expected_versions)
+        .bind(&counts)
+        .bind(&commands)
+        // Returns only once the statement's implicit transaction has committed: sqlx reads the
+        // reply up to ReadyForQuery (a commit-time error would come before it), so no append is
+        // acknowledged before it is durable.
+        .fetch_one(connection)
+        .await?;
+    let written = FastAppend::from_row(&row)?;
     let (true, Some(first_position), Some(start_versions)) = (
         written.appended,
         written.first_position,
@@ -545,15 +563,15 @@ async fn insert_rows(
         last_versions.insert(stream_id, version);
     }
     let (stream_ids, versions): (Vec<&str>, Vec<i64>) = last_versions.into_iter().unzip();
-    sqlx::query(
+    rows.bind_event_columns(sqlx::query(
         "with new_events as ( \
-             insert into events (position, event_id, stream_id, stream_version, event_type, \
-                 data, data_text, correlation_id, causation_id, metadata, recorded_at, \
-                 appended_by) \
-             select p, id, s, v, t, d::jsonb, d, c, ca, m::jsonb, $11, a \
-             from unnest($1::bigint[], $2::uuid[], $3::text[], $4::bigint[], $5::text[], \
-                 $6::text[], $7::uuid[], $8::uuid[], $9::text[], $10::text[]) \
-                 as u(p, id, s, v, t, d, c, ca, m, a) \
+             insert into events (event_id, event_type, data, data_text, correlation_id, \
+                 causation_id, metadata, appended_by, position, stream_id, stream_version, \
+                 recorded_at) \
+             select id, t, d::jsonb, d, c, ca, m::jsonb, a, p, s, v, $11 \
+             from unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::uuid[], \
+                 $6::text[], $7::text[], $8::bigint[], $9::text[], $10::bigint[]) \
+                 as u(id, t, d, c, ca, m, a, p, s, v) \
          ), stream_versions as ( \
              insert into streams (stream_id, version, created_at, updated_at) \
              select s, v, $11, $11 from unnest($12::text[], $13::bigint[]) as u(s, v) \
@@ -561,17 +579,10 @@ async fn insert_rows(
                  set version = excluded.version, updated_at = excluded.updated_at \
          ) \
          update log_head set position = $14, last_recorded_at = $11",
-    )
+    ))
     .bind(&rows.positions)
-    .bind(&rows.event_ids)
     .bind(&rows.stream_ids)
     .bind(&rows.stream_versions)
-    .bind(&rows.event_types)
-    .bind(&rows.data)
-    .bind(&rows.correlation_ids)
-    .bind(&rows.causation_ids)
-    .bind(&rows.metadata)
-    .bind(&rows.appended_by)
     .bind(recorded_at)
     .bind(&stream_ids)
     .bind(&versions)
