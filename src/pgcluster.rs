@@ -167,7 +167,7 @@ impl PgCluster {
         if let Some(user) = &run_as {
             check_traversable(&data_dir, user)?;
         }
-        let lock = lock_data_dir(&data_dir)?;
+        let lock = lock_data_dir(&data_dir).await?;
 
         let mut cluster = PgCluster {
             pgdata: data_dir.join("pgdata"),
@@ -534,7 +534,12 @@ fn check_socket_path(run_dir: &Path) -> Result<(), ClusterError> {
 }
 
 /// Takes the flock on data_dir/diplog.lock and records our pid in it for error messages.
-fn lock_data_dir(data_dir: &Path) -> Result<File, ClusterError> {
+/// How long a held lock is retried before the data dir counts as in use: a process that forks
+/// (to run any child) holds a copy of every descriptor, ours included, until its child execs,
+/// so a lock just released can look taken for an instant. A real owner holds it for good.
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
+
+async fn lock_data_dir(data_dir: &Path) -> Result<File, ClusterError> {
     let path = data_dir.join("diplog.lock");
     let mut file = OpenOptions::new()
         .read(true)
@@ -543,7 +548,16 @@ fn lock_data_dir(data_dir: &Path) -> Result<File, ClusterError> {
         .truncate(false)
         .open(&path)
         .map_err(io_error(format!("opening {}", path.display())))?;
-    match file.try_lock() {
+    let deadline = std::time::Instant::now() + LOCK_PATIENCE;
+    let locked = loop {
+        match file.try_lock() {
+            Err(TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            other => break other,
+        }
+    };
+    match locked {
         Ok(()) => {}
         Err(TryLockError::WouldBlock) => {
             let mut holder = String::new();
