@@ -178,10 +178,6 @@ impl Payload {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    pub fn into_string(self) -> String {
-        self.0
-    }
 }
 
 fn contains_nul(value: &serde_json::Value) -> bool {

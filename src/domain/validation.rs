@@ -93,12 +93,6 @@ impl ValidationErrors {
             Err(self)
         }
     }
-
-    pub fn single(field: impl Into<String>, error: ValidationError) -> Self {
-        let mut errors = Self::new();
-        errors.push(field, error);
-        errors
-    }
 }
 
 impl fmt::Display for ValidationErrors {

@@ -154,10 +154,6 @@ impl EventStore {
         (Self { pool, appends }, WriterHandle { task, stop })
     }
 
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
     /// Appends `batch` on behalf of `principal`; answers once it is committed.
     #[tracing::instrument(skip_all, fields(stream_id = %batch.stream_id(), events = batch.events().len()))]
     pub async fn append(

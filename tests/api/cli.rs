@@ -3,12 +3,11 @@
 //! data directory is refused).
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{diplog_binary, spawn_app};
+use crate::helpers::{diplog_binary, reachable_tempdir, spawn_app};
 
 /// Runs `diplog ARGS` with `stdin`, off the async runtime's threads.
 async fn diplog(args: &[&str], stdin: &str) -> Output {
@@ -288,12 +287,7 @@ fn terminate(mut process: ServeProcess) -> std::process::ExitStatus {
 
 #[tokio::test]
 async fn serve_runs_on_its_embedded_postgres_stops_on_sigterm_and_keeps_data_across_restarts() {
-    let dir = tempfile::Builder::new()
-        .prefix("diplog-serve-")
-        .tempdir_in("/tmp")
-        .unwrap();
-    // The embedded cluster runs as an unprivileged user when we are root: let it in.
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = reachable_tempdir("diplog-serve-");
     let data_dir = dir.path().join("data");
 
     let data = data_dir.clone();
@@ -352,11 +346,7 @@ async fn serve_runs_on_its_embedded_postgres_stops_on_sigterm_and_keeps_data_acr
 /// Whoever reads the server's logs may go away (a closed pipe); SIGTERM must still stop it.
 #[tokio::test]
 async fn serve_stops_on_sigterm_even_after_its_log_reader_has_gone() {
-    let dir = tempfile::Builder::new()
-        .prefix("diplog-serve-")
-        .tempdir_in("/tmp")
-        .unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = reachable_tempdir("diplog-serve-");
     let data = dir.path().join("data");
 
     let server = tokio::task::spawn_blocking(move || start_serve(&data, false))

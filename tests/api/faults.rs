@@ -1,23 +1,18 @@
 //! Faults: PostgreSQL going away and coming back while the server runs.
 
-use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use diplog::pgcluster::{ClusterOptions, PgCluster};
 use tonic::Code;
 
-use crate::helpers::{Expect, read_all_from, spawn_app_on};
+use crate::helpers::{Expect, reachable_tempdir, read_all_from, spawn_app_on};
 
 /// While PostgreSQL is down, appends fail promptly with UNAVAILABLE (so clients retry) rather
 /// than hang or claim an internal error; once it is back they succeed again without restarting
 /// the server, and the log has no hole.
 #[tokio::test]
 async fn appends_are_unavailable_while_postgres_is_down_and_succeed_once_it_is_back() {
-    let dir = tempfile::Builder::new()
-        .prefix("diplog-fault-")
-        .tempdir_in("/tmp")
-        .unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = reachable_tempdir("diplog-fault-");
     let data_dir = dir.path().join("data");
     let options = || ClusterOptions {
         stop_when_process_exits: true,

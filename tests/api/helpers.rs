@@ -283,6 +283,19 @@ pub fn error_info(status: &tonic::Status) -> std::collections::HashMap<String, S
     metadata
 }
 
+/// A temporary directory under /tmp that an embedded cluster's unprivileged user (when the
+/// tests run as root) may enter; deleted when dropped.
+pub fn reachable_tempdir(prefix: &str) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in("/tmp")
+        .expect("a temporary directory");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("a reachable temporary directory");
+    dir
+}
+
 /// The `diplog` binary built for these tests.
 pub fn diplog_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_diplog"))
