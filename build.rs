@@ -2,7 +2,13 @@
 //! that the reflection service serves.
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
-    let fds = protox::compile(["proto/diplog/v1/log.proto"], ["proto"])?;
+    let fds = protox::compile(
+        [
+            "proto/diplog/v1/log.proto",
+            "proto/diplog/v1/diplomacy.proto",
+        ],
+        ["proto"],
+    )?;
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(
         out.join("diplog_descriptor.bin"),

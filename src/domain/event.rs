@@ -95,8 +95,24 @@ impl EventType {
 }
 
 /// A client-chosen event id. The nil UUID is refused: it is what a client sends by mistake.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(try_from = "String", into = "String")]
 pub struct EventId(Uuid);
+
+impl TryFrom<String> for EventId {
+    type Error = ValidationError;
+    fn try_from(raw: String) -> Result<Self, ValidationError> {
+        Self::parse(&raw)
+    }
+}
+
+impl From<EventId> for String {
+    fn from(id: EventId) -> String {
+        id.0.to_string()
+    }
+}
 
 impl EventId {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {

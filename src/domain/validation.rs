@@ -30,6 +30,63 @@ pub enum ValidationError {
     NotAnOption { value: String },
     #[error("repeats event id {id}, already used by events[{first_index}]")]
     DuplicateEventId { id: uuid::Uuid, first_index: usize },
+
+    // Diplomatic events: rules about the input itself.
+    #[error("{0}")]
+    Malformed(String),
+    #[error("is required")]
+    Missing,
+    #[error("has {count} entries; at least {min} are required")]
+    TooFew { count: usize, min: usize },
+    #[error("repeats {value}")]
+    Repeated { value: String },
+    #[error("{initiator} is not a participant, the office of one, or the state of one")]
+    InitiatorNotParticipant { initiator: String },
+    #[error("{value} is in the future of the recorded time {now}")]
+    InFuture { value: String, now: String },
+    #[error("{value} is before the earliest date accepted, {earliest}")]
+    TooEarly { value: String, earliest: String },
+    #[error("does not fit a {kind} event: {expected}")]
+    WrongStream { kind: String, expected: String },
+
+    // Diplomatic events: rules that depend on what the log already holds (FAILED_PRECONDITION).
+    #[error("names actor {id}, which is not registered in the log")]
+    UnknownActor { id: String },
+    #[error("names {id}, which is registered as {actual}, not as {expected}")]
+    WrongActorKind {
+        id: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("names event {id}, which is not in the log")]
+    UnknownEvent { id: String },
+    #[error("names event {id}, a {actual}, where {expected} is needed")]
+    WrongEventKind {
+        id: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("a {kind} cannot be recorded in {stream}: {reason}")]
+    LifecycleViolation {
+        kind: String,
+        stream: String,
+        reason: String,
+    },
+}
+
+impl ValidationError {
+    /// True for rules about the log's current state rather than about the input itself:
+    /// answered with FAILED_PRECONDITION instead of INVALID_ARGUMENT.
+    pub fn is_precondition(&self) -> bool {
+        matches!(
+            self,
+            Self::UnknownActor { .. }
+                | Self::WrongActorKind { .. }
+                | Self::UnknownEvent { .. }
+                | Self::WrongEventKind { .. }
+                | Self::LifecycleViolation { .. }
+        )
+    }
 }
 
 /// A validation error at a named field, such as `events[2].id`.

@@ -1,0 +1,325 @@
+//! Diplomatic events: the typed vocabulary of the log (calls, meetings, statements,
+//! agreements, channels, summits, commitments, corrections), their sources and claims, their
+//! CAMEO/PLOVER coding, the stream each belongs in, and the rules that make a record valid.
+//! Pure: no I/O. What the rules need to know about the log comes in as a [`LogState`].
+
+mod coding;
+mod kinds;
+mod rules;
+mod values;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+pub use coding::{Coding, PLOVER_TYPES};
+pub use kinds::*;
+pub use rules::{Category, LogState, StreamName, check_record};
+pub use values::{ActorId, CountryCode, FuzzyTime, Key, Language, Precision, YearMonth};
+
+use crate::domain::EventId;
+
+/// One diplomatic event as a client records it: the envelope common to every kind, and the
+/// kind. Its JSON (the proto3 JSON mapping of `diplog.v1.DiplomaticEvent`, without `id`) is
+/// what the log stores.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DiplomaticEvent {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub occurred: Option<FuzzyTime>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceAttribution>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<EventId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub coding: Option<Coding>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// The envelope's fields, read apart from the kind so that errors keep their path (serde's
+/// `flatten` loses it).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope {
+    occurred: Option<FuzzyTime>,
+    #[serde(default)]
+    sources: Vec<SourceAttribution>,
+    #[serde(default)]
+    evidence: Vec<EventId>,
+    coding: Option<Coding>,
+    note: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for DiplomaticEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        Self::from_json(value).map_err(|(path, message)| {
+            serde::de::Error::custom(if path.is_empty() {
+                message
+            } else {
+                format!("{path}: {message}")
+            })
+        })
+    }
+}
+
+/// `CallHeld` -> `call_held`: the proto field (and JSON key) of a kind.
+fn field_of(kind_name: &str) -> String {
+    let mut field = String::new();
+    for (index, c) in kind_name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if index > 0 {
+                field.push('_');
+            }
+            field.push(c.to_ascii_lowercase());
+        } else {
+            field.push(c);
+        }
+    }
+    field
+}
+
+/// One source's report of an occurrence: who, when, in what language, its verbatim quotes
+/// and the claims it makes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceAttribution {
+    pub source: ActorId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<Language>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quotes: Vec<Quote>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<Claim>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quote {
+    pub text: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<Language>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub translation: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ClaimKind {
+    Topic,
+    Agreement,
+    Statement,
+    Fact,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Claim {
+    pub kind: ClaimKind,
+    pub key: Key,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// Declares the kinds: the enum (externally tagged by the proto field name), each kind's
+/// message name (the log's event type) and the stream category it belongs in.
+macro_rules! event_kinds {
+    ($($variant:ident($payload:ty) => $category:ident),* $(,)?) => {
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub enum EventKind {
+            $($variant($payload)),*
+        }
+
+        impl EventKind {
+            /// Every kind's name, as stored in the log's `type`.
+            pub const NAMES: &[&str] = &[$(stringify!($variant)),*];
+
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(Self::$variant(_) => stringify!($variant)),*
+                }
+            }
+
+            pub fn category(&self) -> Category {
+                match self {
+                    $(Self::$variant(_) => Category::$category),*
+                }
+            }
+        }
+
+        /// The stream category of a kind given by name; `None` for a name that is not a kind.
+        pub fn category_of(kind_name: &str) -> Option<Category> {
+            match kind_name {
+                $(stringify!($variant) => Some(Category::$category),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+event_kinds! {
+    ActorRegistered(ActorRegistered) => Actor,
+    OfficeHolderChanged(OfficeHolderChanged) => Actor,
+    CallHeld(CallHeld) => Occurrence,
+    MeetingHeld(MeetingHeld) => Occurrence,
+    VisitMade(VisitMade) => Occurrence,
+    NegotiationRoundHeld(NegotiationRoundHeld) => Occurrence,
+    StatementIssued(StatementIssued) => Occurrence,
+    AgreementStated(AgreementStated) => Occurrence,
+    IntentExpressed(IntentExpressed) => Occurrence,
+    InvitationExtended(InvitationExtended) => Invitation,
+    InvitationAnswered(InvitationAnswered) => Invitation,
+    RequestMade(RequestMade) => Occurrence,
+    ProposalRejected(ProposalRejected) => Occurrence,
+    ChannelEstablished(ChannelEstablished) => Channel,
+    ChannelSuspended(Reason) => Channel,
+    ChannelResumed(Reason) => Channel,
+    ChannelClosed(Reason) => Channel,
+    SummitProposed(SummitProposed) => Summit,
+    SummitPreparationAgreed(SummitPreparationAgreed) => Summit,
+    SummitScheduled(Scheduled) => Summit,
+    SummitHeld(SummitHeld) => Summit,
+    SummitPostponed(SummitPostponed) => Summit,
+    SummitCancelled(Reason) => Summit,
+    CommitmentStated(CommitmentStated) => Commitment,
+    CommitmentScheduled(Scheduled) => Commitment,
+    CommitmentFulfilled(CommitmentFulfilled) => Commitment,
+    CommitmentWithdrawn(CommitmentWithdrawn) => Commitment,
+    DiplomatsExpelled(DiplomatsExpelled) => Presence,
+    MissionsRestored(MissionsRestored) => Presence,
+    SourceReportAttached(SourceReportAttached) => Referenced,
+    EventCorrected(EventCorrected) => Referenced,
+    EventRetracted(EventRetracted) => Referenced,
+    CodedEventReported(CodedEventReported) => Occurrence,
+}
+
+impl DiplomaticEvent {
+    /// Parses the stored or transmitted JSON of an event (without its id); the error names the
+    /// field at fault, e.g. `call_held.participants[0].actor: "X" is not an actor id`.
+    pub fn from_json(value: serde_json::Value) -> Result<Self, (String, String)> {
+        fn parse<T: serde::de::DeserializeOwned>(
+            value: serde_json::Value,
+        ) -> Result<T, (String, String)> {
+            serde_path_to_error::deserialize(value).map_err(|error| {
+                let path = error.path().to_string();
+                let path = if path == "." { String::new() } else { path };
+                (path, error.into_inner().to_string())
+            })
+        }
+        let serde_json::Value::Object(mut object) = value else {
+            return Err((String::new(), "an event must be an object".to_owned()));
+        };
+        let fields: Vec<String> = EventKind::NAMES.iter().map(|name| field_of(name)).collect();
+        let present: Vec<String> = object
+            .keys()
+            .filter(|key| fields.contains(key))
+            .cloned()
+            .collect();
+        let [kind_field] = present.as_slice() else {
+            let message = if present.is_empty() {
+                format!("give the event's kind, one of: {}", fields.join(", "))
+            } else {
+                format!("give exactly one kind, not {}", present.join(" and "))
+            };
+            return Err((String::new(), message));
+        };
+        let kind_value = object.remove(kind_field).unwrap_or_default();
+        let kind: EventKind = parse(serde_json::json!({ kind_field.clone(): kind_value }))?;
+        let envelope: Envelope = parse(serde_json::Value::Object(object))?;
+        Ok(Self {
+            occurred: envelope.occurred,
+            sources: envelope.sources,
+            evidence: envelope.evidence,
+            coding: envelope.coding,
+            note: envelope.note,
+            kind,
+        })
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("a diplomatic event always serializes")
+    }
+
+    /// The event with its coding filled from its kind where the client left it out.
+    pub fn with_default_coding(mut self) -> Self {
+        if self.coding.as_ref().is_none_or(Coding::is_empty) {
+            self.coding = coding::default_for(&self.kind);
+        }
+        self
+    }
+
+    /// The proto field name of the kind, e.g. `call_held`: the prefix of its field paths.
+    pub fn kind_field(&self) -> String {
+        field_of(self.kind.name())
+    }
+}
+
+/// A namespace for the ids of events imported from files: the same file imported twice gives
+/// the same ids, so the second import writes nothing.
+pub fn derived_event_id(namespace: &str, key: &str) -> EventId {
+    const DIPLOG: uuid::Uuid = uuid::Uuid::from_u128(0x6d1f_1c0e_2b8a_4c3e_9a57_d1b0_c0de_0001);
+    let scope = uuid::Uuid::new_v5(&DIPLOG, namespace.as_bytes());
+    EventId::from(uuid::Uuid::new_v5(&scope, key.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_call_parses_from_its_wire_json_and_writes_the_same_json_back() {
+        let wire = json!({
+            "occurred": {"day": "2025-02-15", "time_zone": "Europe/Moscow"},
+            "sources": [{
+                "source": "rus.mfa",
+                "published_at": "2025-02-15T15:00:00Z",
+                "language": "ru",
+                "quotes": [{"text": "Договорились о регулярных контактах"}],
+                "claims": [{"kind": "AGREEMENT", "key": "regular-contacts"}]
+            }],
+            "call_held": {
+                "participants": [{"actor": "sergey-lavrov", "acting_as": "rus.foreign-minister"},
+                                 {"actor": "marco-rubio"}],
+                "initiator": "USA",
+                "topics": ["ukraine-settlement"]
+            }
+        });
+        let event = DiplomaticEvent::from_json(wire.clone()).unwrap();
+        assert_eq!(event.kind.name(), "CallHeld");
+        assert_eq!(event.kind_field(), "call_held");
+        assert_eq!(event.to_json(), wire);
+    }
+
+    #[test]
+    fn a_bad_value_is_reported_with_its_path() {
+        let wire = json!({
+            "call_held": {"participants": [{"actor": "Lavrov"}]}
+        });
+        let (path, message) = DiplomaticEvent::from_json(wire).unwrap_err();
+        assert_eq!(path, "call_held.participants[0].actor");
+        assert!(message.contains("not an actor id"), "{message}");
+    }
+
+    #[test]
+    fn every_kind_has_a_stream_category() {
+        for name in EventKind::NAMES {
+            assert!(category_of(name).is_some(), "{name}");
+        }
+        assert_eq!(category_of("Unknown"), None);
+    }
+
+    #[test]
+    fn derived_ids_are_stable_and_scoped() {
+        assert_eq!(derived_event_id("a", "k"), derived_event_id("a", "k"));
+        assert_ne!(derived_event_id("a", "k"), derived_event_id("b", "k"));
+    }
+}
