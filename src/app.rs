@@ -13,8 +13,8 @@ use tracing::{info, warn};
 
 use crate::config::ServerConfig;
 use crate::domain::limits;
-use crate::grpc::EventLogService;
-use crate::proto::{self, event_log_server::EventLogServer};
+use crate::grpc::{DiplomacyService, EventLogService};
+use crate::proto::{self, diplomacy_server::DiplomacyServer, event_log_server::EventLogServer};
 use crate::store::{EventStore, WriterConfig, WriterHandle};
 
 pub struct App {
@@ -83,7 +83,12 @@ impl App {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()
             .context("could not build the reflection service")?;
+        health_reporter
+            .set_serving::<DiplomacyServer<DiplomacyService>>()
+            .await;
         let event_log = EventLogServer::new(EventLogService::new(store.clone()))
+            .max_decoding_message_size(limits::MAX_REQUEST_BYTES);
+        let diplomacy = DiplomacyServer::new(DiplomacyService::new(store.clone()))
             .max_decoding_message_size(limits::MAX_REQUEST_BYTES);
 
         let grpc = Server::builder()
@@ -93,6 +98,7 @@ impl App {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(event_log)
+            .add_service(diplomacy)
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
                 shutdown.clone().cancelled_owned(),

@@ -12,6 +12,7 @@ pub mod domain;
 pub mod grpc;
 pub mod http;
 pub mod pgcluster;
+pub mod recorder;
 pub mod store;
 pub mod telemetry;
 

@@ -47,7 +47,7 @@ impl TryFrom<proto::AppendRequest> for AppendBatch {
     }
 }
 
-fn expected_version(
+pub(super) fn expected_version(
     expected: Option<proto::ExpectedVersion>,
 ) -> Result<ExpectedVersion, ValidationError> {
     use proto::expected_version::Kind;
@@ -194,4 +194,14 @@ impl From<RecordedEvent> for proto::RecordedEvent {
             appended_by: event.appended_by,
         }
     }
+}
+
+/// A protobuf timestamp as an instant; out-of-range values are refused.
+pub(super) fn timestamp(
+    value: prost_types::Timestamp,
+) -> Result<chrono::DateTime<chrono::Utc>, ValidationError> {
+    u32::try_from(value.nanos)
+        .ok()
+        .and_then(|nanos| chrono::DateTime::from_timestamp(value.seconds, nanos))
+        .ok_or_else(|| ValidationError::Malformed(format!("{value} is not a valid timestamp")))
 }

@@ -1,8 +1,12 @@
-//! The gRPC transport: the `diplog.v1.EventLog` service. Converts between protobuf and the
-//! domain, calls the store, and maps errors to `tonic::Status` (in `status.rs`). No SQL here.
+//! The gRPC transport: the `diplog.v1.EventLog` and `diplog.v1.Diplomacy` services. Converts
+//! between protobuf and the domain, calls the store and the recorder, and maps errors to
+//! `tonic::Status` (in `status.rs`). No SQL here.
 
+pub mod bridge;
 mod convert;
+mod diplomacy_service;
 mod log_service;
 pub mod status;
 
+pub use diplomacy_service::DiplomacyService;
 pub use log_service::EventLogService;

@@ -7,10 +7,11 @@
 use std::collections::HashMap;
 
 use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+use tonic_types::{ErrorDetails, FieldViolation, PreconditionViolation, StatusExt};
 use tracing::error;
 
 use crate::domain::ValidationErrors;
+use crate::recorder::RecordError;
 use crate::store::{AppendError, ReadError};
 
 /// Errors carried as details and in the message, at most; the rest are counted.
@@ -18,6 +19,41 @@ const MAX_REPORTED_VIOLATIONS: usize = 20;
 
 /// The `google.rpc.ErrorInfo` domain of every diplog error.
 pub const ERROR_DOMAIN: &str = "diplog";
+
+impl From<RecordError> for Status {
+    fn from(error: RecordError) -> Self {
+        match error {
+            RecordError::Invalid(errors)
+                if errors.errors().iter().all(|e| e.error.is_precondition()) =>
+            {
+                precondition_failed(errors)
+            }
+            RecordError::Invalid(errors) => errors.into(),
+            RecordError::Append(error) => error.into(),
+            RecordError::Read(error) => error.into(),
+        }
+    }
+}
+
+/// A record that contradicts the log: FAILED_PRECONDITION with `google.rpc.PreconditionFailure`
+/// whose violations name the field as their subject.
+fn precondition_failed(errors: ValidationErrors) -> Status {
+    let shown = &errors.errors()[..errors.errors().len().min(MAX_REPORTED_VIOLATIONS)];
+    let violations: Vec<PreconditionViolation> = shown
+        .iter()
+        .map(|e| PreconditionViolation::new("DIPLOMACY_RULE", e.field.clone(), e.error.to_string()))
+        .collect();
+    let message = shown
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ");
+    Status::with_error_details(
+        Code::FailedPrecondition,
+        format!("the log does not allow this record: {message}"),
+        ErrorDetails::with_precondition_failure(violations),
+    )
+}
 
 impl From<ValidationErrors> for Status {
     fn from(errors: ValidationErrors) -> Self {

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use crate::domain::{AppendBatch, ExpectedVersion, ReadAllQuery, ReadStreamQuery};
 
+pub use read::EventFilter;
 pub use writer::WriterConfig;
 
 /// An event as the log recorded it.
@@ -195,5 +196,27 @@ impl EventStore {
     ) -> Result<impl Stream<Item = Result<RecordedEvent, ReadError>> + Send + 'static, ReadError>
     {
         read::read_all(self.pool.clone(), query).await
+    }
+
+    /// The events with these ids that exist, in position order.
+    pub async fn events_by_id(&self, ids: &[Uuid]) -> Result<Vec<RecordedEvent>, ReadError> {
+        read::events_by_id(&self.pool, ids).await
+    }
+
+    /// Every event of these streams, in position order. For short streams only.
+    pub async fn whole_streams(
+        &self,
+        stream_ids: &[String],
+    ) -> Result<Vec<RecordedEvent>, ReadError> {
+        read::whole_streams(&self.pool, stream_ids).await
+    }
+
+    /// The log forward from `filter.after_position`, filtered, paged as the consumer pulls.
+    pub async fn read_filtered(
+        &self,
+        filter: EventFilter,
+    ) -> Result<impl Stream<Item = Result<RecordedEvent, ReadError>> + Send + 'static, ReadError>
+    {
+        read::read_filtered(self.pool.clone(), filter).await
     }
 }

@@ -214,3 +214,99 @@ pub(super) async fn read_all(
         },
     ))
 }
+
+/// The events with these ids, in position order.
+pub(super) async fn events_by_id(
+    pool: &PgPool,
+    ids: &[uuid::Uuid],
+) -> Result<Vec<RecordedEvent>, ReadError> {
+    Ok(
+        sqlx::query_as(select_events!("where event_id = any($1) order by position"))
+            .bind(ids)
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+/// Every event of these streams, in position order (for streams known to be short: one
+/// actor's or one commitment's history).
+pub(super) async fn whole_streams(
+    pool: &PgPool,
+    stream_ids: &[String],
+) -> Result<Vec<RecordedEvent>, ReadError> {
+    Ok(sqlx::query_as(select_events!(
+        "where stream_id = any($1) order by position"
+    ))
+    .bind(stream_ids)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Reads the log forward, filtered by what `filter` asks; ends at the head as of the start.
+pub(super) async fn read_filtered(
+    pool: PgPool,
+    filter: EventFilter,
+) -> Result<impl Stream<Item = Result<RecordedEvent, ReadError>> + Send + 'static, ReadError> {
+    let end = head(&pool).await? as i64;
+    let cursor = Cursor::new(
+        Direction::Forward,
+        Some(filter.after_position + 1),
+        end,
+        filter.limit,
+    );
+    // Times are compared as fixed-width RFC 3339 UTC text (see `metadata_keys`).
+    let sql = select_events!(
+        "where position between $1 and $2 \
+         and event_type = any($4) \
+         and ($5::text is null or stream_id = $5) \
+         and ($6::text is null or starts_with(stream_id, $6)) \
+         and ($7::text is null or metadata->>'diplog.occurred_end' > $7) \
+         and ($8::text is null or metadata->>'diplog.occurred_from' < $8) \
+         and ($9::timestamptz is null or recorded_at >= $9) \
+         and ($10::timestamptz is null or recorded_at < $10) \
+         and ($11::text is null or strpos(metadata->>'diplog.actors', ' ' || $11 || ' ') > 0) \
+         order by position limit $3"
+    );
+    let filter = std::sync::Arc::new(filter);
+    Ok(paginate(
+        Direction::Forward,
+        cursor,
+        |e| e.position,
+        move |cursor| {
+            let (pool, filter) = (pool.clone(), filter.clone());
+            async move {
+                sqlx::query_as(sql)
+                    .bind(cursor.next)
+                    .bind(cursor.last)
+                    .bind(cursor.page_size())
+                    .bind(&filter.event_types)
+                    .bind(&filter.stream_id)
+                    .bind(&filter.stream_prefix)
+                    .bind(&filter.occurred_from)
+                    .bind(&filter.occurred_until)
+                    .bind(filter.recorded_from)
+                    .bind(filter.recorded_until)
+                    .bind(&filter.actor)
+                    .fetch_all(&pool)
+                    .await
+            }
+        },
+    ))
+}
+
+/// What a filtered read selects. Occurred bounds are fixed-width RFC 3339 UTC text, as the
+/// `diplog.occurred_*` metadata holds them.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Only these event types (required: a filtered read is over known kinds).
+    pub event_types: Vec<String>,
+    pub stream_id: Option<String>,
+    pub stream_prefix: Option<String>,
+    pub after_position: u64,
+    pub occurred_from: Option<String>,
+    pub occurred_until: Option<String>,
+    pub recorded_from: Option<chrono::DateTime<chrono::Utc>>,
+    pub recorded_until: Option<chrono::DateTime<chrono::Utc>>,
+    pub actor: Option<String>,
+    pub limit: Option<u64>,
+}

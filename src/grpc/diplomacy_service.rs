@@ -1,0 +1,226 @@
+//! `diplog.v1.Diplomacy`: recording and reading typed diplomatic events over gRPC.
+
+use std::pin::Pin;
+
+use futures::{Stream, StreamExt};
+use tonic::{Request, Response, Status};
+
+use super::bridge;
+use super::convert::{expected_version, timestamp};
+use crate::domain::diplomacy::{ActorId, DiplomaticEvent, EventKind};
+use crate::domain::{ANONYMOUS, EventId, StreamId, ValidationError, ValidationErrors, limits};
+use crate::proto::{self, diplomacy_server::Diplomacy};
+use crate::recorder::{Record, Recorder, metadata_time};
+use crate::store::{EventFilter, EventStore, RecordedEvent};
+
+type RecordStream = Pin<Box<dyn Stream<Item = Result<proto::DiplomaticRecord, Status>> + Send>>;
+
+pub struct DiplomacyService {
+    store: EventStore,
+    recorder: Recorder,
+}
+
+impl DiplomacyService {
+    pub fn new(store: EventStore) -> Self {
+        Self {
+            recorder: Recorder::new(store.clone()),
+            store,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Diplomacy for DiplomacyService {
+    #[tracing::instrument(skip_all, fields(stream_id = %request.get_ref().stream_id))]
+    async fn record(
+        &self,
+        request: Request<proto::RecordRequest>,
+    ) -> Result<Response<proto::AppendResponse>, Status> {
+        let record = parse_record(request.into_inner())?;
+        let outcome = self.recorder.record(record, ANONYMOUS).await?;
+        Ok(Response::new(proto::AppendResponse {
+            stream_version: outcome.stream_version as i64,
+            positions: outcome.positions.into_iter().map(|p| p as i64).collect(),
+            idempotent_replay: outcome.idempotent_replay,
+        }))
+    }
+
+    type ReadEventsStream = RecordStream;
+
+    #[tracing::instrument(skip_all)]
+    async fn read_events(
+        &self,
+        request: Request<proto::ReadEventsRequest>,
+    ) -> Result<Response<Self::ReadEventsStream>, Status> {
+        let filter = parse_filter(request.into_inner())?;
+        let events = self.store.read_filtered(filter).await?;
+        Ok(Response::new(
+            events
+                .map(|event| event.map_err(Status::from).and_then(to_record))
+                .boxed(),
+        ))
+    }
+
+    #[tracing::instrument(skip_all, fields(event_id = %request.get_ref().event_id))]
+    async fn get_event(
+        &self,
+        request: Request<proto::GetEventRequest>,
+    ) -> Result<Response<proto::DiplomaticRecord>, Status> {
+        let mut errors = ValidationErrors::new();
+        let id = errors.check("event_id", EventId::parse(&request.get_ref().event_id));
+        let Some(id) = id else {
+            return Err(errors.into());
+        };
+        let found = self.store.events_by_id(&[id.as_uuid()]).await?;
+        match found.into_iter().next() {
+            Some(event) if EventKind::NAMES.contains(&event.event_type.as_str()) => {
+                Ok(Response::new(to_record(event)?))
+            }
+            _ => Err(Status::not_found(format!(
+                "no diplomatic event has id {id}"
+            ))),
+        }
+    }
+}
+
+/// Parses a record request, collecting every problem with its field path.
+fn parse_record(request: proto::RecordRequest) -> Result<Record, ValidationErrors> {
+    let mut errors = ValidationErrors::new();
+    let stream_id = errors.check("stream_id", StreamId::parse(request.stream_id));
+    let expected = errors.check(
+        "expected_version.exact",
+        expected_version(request.expected_version),
+    );
+    let count = request.events.len();
+    if count == 0 {
+        errors.push("events", ValidationError::Empty);
+    } else if count > limits::MAX_EVENTS_PER_APPEND {
+        errors.push(
+            "events",
+            ValidationError::TooMany {
+                count,
+                max: limits::MAX_EVENTS_PER_APPEND,
+            },
+        );
+        return Err(errors);
+    }
+    let mut events = Vec::with_capacity(count);
+    for (index, event) in request.events.into_iter().enumerate() {
+        let id = errors.check(format!("events[{index}].id"), EventId::parse(&event.id));
+        let json = bridge::event_to_json(&event);
+        match DiplomaticEvent::from_json(json) {
+            Ok(event) => {
+                if let Some(id) = id {
+                    events.push((id, event));
+                }
+            }
+            Err((path, message)) => {
+                let field = if path.is_empty() {
+                    format!("events[{index}]")
+                } else {
+                    format!("events[{index}].{path}")
+                };
+                errors.push(field, ValidationError::Malformed(message));
+            }
+        }
+    }
+    for (index, (id, _)) in events.iter().enumerate() {
+        if let Some(first_index) = events[..index].iter().position(|(other, _)| other == id) {
+            errors.push(
+                format!("events[{index}].id"),
+                ValidationError::DuplicateEventId {
+                    id: id.as_uuid(),
+                    first_index,
+                },
+            );
+        }
+    }
+    match (stream_id, expected) {
+        (Some(stream_id), Some(expected)) if errors.is_empty() => Ok(Record {
+            stream_id,
+            expected,
+            events,
+        }),
+        _ => Err(errors),
+    }
+}
+
+fn parse_filter(request: proto::ReadEventsRequest) -> Result<EventFilter, ValidationErrors> {
+    let mut errors = ValidationErrors::new();
+    let stream_id = (!request.stream_id.is_empty())
+        .then(|| errors.check("stream_id", StreamId::parse(request.stream_id)))
+        .flatten()
+        .map(|id| id.to_string());
+    let stream_prefix = errors
+        .check(
+            "stream_prefix",
+            StreamId::parse_prefix(&request.stream_prefix),
+        )
+        .flatten();
+    for (index, kind) in request.kinds.iter().enumerate() {
+        if !EventKind::NAMES.contains(&kind.as_str()) {
+            errors.push(
+                format!("kinds[{index}]"),
+                ValidationError::NotAnOption {
+                    value: kind.clone(),
+                },
+            );
+        }
+    }
+    let event_types = if request.kinds.is_empty() {
+        EventKind::NAMES
+            .iter()
+            .map(|name| (*name).to_owned())
+            .collect()
+    } else {
+        request.kinds
+    };
+    let actor = (!request.actor.is_empty())
+        .then(|| {
+            errors.check(
+                "actor",
+                ActorId::parse(request.actor).map_err(ValidationError::Malformed),
+            )
+        })
+        .flatten()
+        .map(|id| id.to_string());
+    let mut instant = |field: &str, value: Option<prost_types::Timestamp>| {
+        value.and_then(|t| errors.check(field, timestamp(t)))
+    };
+    let occurred_from = instant("occurred_from", request.occurred_from).map(metadata_time);
+    let occurred_until = instant("occurred_until", request.occurred_until).map(metadata_time);
+    let recorded_from = instant("recorded_from", request.recorded_from);
+    let recorded_until = instant("recorded_until", request.recorded_until);
+    errors.into_result(|| EventFilter {
+        event_types,
+        stream_id,
+        stream_prefix,
+        after_position: request.after_position,
+        occurred_from,
+        occurred_until,
+        recorded_from,
+        recorded_until,
+        actor,
+        limit: (request.limit > 0).then_some(request.limit),
+    })
+}
+
+fn to_record(event: RecordedEvent) -> Result<proto::DiplomaticRecord, Status> {
+    let json: serde_json::Value =
+        serde_json::from_str(&event.data_text).map_err(|error| super::status::internal(&error))?;
+    let typed = bridge::event_from_json(json, &event.event_id.to_string()).map_err(|(path, message)| {
+        tracing::error!(event_id = %event.event_id, path, message, "a stored diplomatic event does not match the proto");
+        Status::internal("internal error")
+    })?;
+    Ok(proto::DiplomaticRecord {
+        position: event.position as u64,
+        stream_id: event.stream_id,
+        stream_version: event.stream_version as u64,
+        recorded_at: Some(prost_types::Timestamp {
+            seconds: event.recorded_at.timestamp(),
+            nanos: event.recorded_at.timestamp_subsec_nanos() as i32,
+        }),
+        appended_by: event.appended_by,
+        event: Some(typed),
+    })
+}
