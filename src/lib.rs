@@ -11,6 +11,7 @@ pub mod database;
 pub mod domain;
 pub mod grpc;
 pub mod http;
+pub mod import;
 pub mod pgcluster;
 pub mod recorder;
 pub mod store;

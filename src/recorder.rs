@@ -118,10 +118,10 @@ impl Recorder {
         stream_id: &StreamId,
         events: &[(EventId, DiplomaticEvent)],
     ) -> Result<Known, RecordError> {
-        let mut strings = BTreeSet::new();
-        for (_, event) in events {
-            collect_strings(&event.to_json(), &mut strings);
-        }
+        let strings: BTreeSet<String> = events
+            .iter()
+            .flat_map(|(_, event)| event.strings())
+            .collect();
         let actor_streams: Vec<String> = strings
             .iter()
             .filter_map(|s| ActorId::parse(s.as_str()).ok())
@@ -179,21 +179,6 @@ fn observe(state: &mut LogState, event: &RecordedEvent) {
     );
 }
 
-fn collect_strings(value: &serde_json::Value, into: &mut BTreeSet<String>) {
-    match value {
-        serde_json::Value::String(s) => {
-            into.insert(s.clone());
-        }
-        serde_json::Value::Array(items) => {
-            items.iter().for_each(|item| collect_strings(item, into))
-        }
-        serde_json::Value::Object(fields) => {
-            fields.values().for_each(|item| collect_strings(item, into))
-        }
-        _ => {}
-    }
-}
-
 /// The append for a checked record: each event's JSON as its payload, its kind as its type,
 /// and the filterable metadata.
 fn batch(
@@ -219,7 +204,7 @@ fn batch(
                 metadata: Metadata {
                     correlation_id: None,
                     causation_id: None,
-                    values: metadata_for(event, &json, state),
+                    values: metadata_for(event, state),
                 },
             });
         }
@@ -230,11 +215,7 @@ fn batch(
     AppendBatch::new(stream_id.clone(), expected, new_events).map_err(RecordError::Invalid)
 }
 
-fn metadata_for(
-    event: &DiplomaticEvent,
-    json: &serde_json::Value,
-    state: &LogState,
-) -> BTreeMap<String, String> {
+fn metadata_for(event: &DiplomaticEvent, state: &LogState) -> BTreeMap<String, String> {
     let mut values = BTreeMap::new();
     if let Some(occurred) = &event.occurred {
         values.insert(
@@ -246,9 +227,8 @@ fn metadata_for(
             metadata_time(occurred.end()),
         );
     }
-    let mut strings = BTreeSet::new();
-    collect_strings(json, &mut strings);
-    let actors: Vec<String> = strings
+    let actors: Vec<String> = event
+        .strings()
         .into_iter()
         .filter(|s| ActorId::parse(s.as_str()).is_ok_and(|id| state.knows_actor(&id)))
         .collect();

@@ -256,6 +256,26 @@ impl DiplomaticEvent {
         self
     }
 
+    /// Every string value the event holds. The actors and events it names are among them, so
+    /// a caller can gather what the rules need without knowing every kind's fields.
+    pub fn strings(&self) -> std::collections::BTreeSet<String> {
+        fn walk(value: &serde_json::Value, into: &mut std::collections::BTreeSet<String>) {
+            match value {
+                serde_json::Value::String(s) => {
+                    into.insert(s.clone());
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|item| walk(item, into)),
+                serde_json::Value::Object(fields) => {
+                    fields.values().for_each(|item| walk(item, into))
+                }
+                _ => {}
+            }
+        }
+        let mut strings = std::collections::BTreeSet::new();
+        walk(&self.to_json(), &mut strings);
+        strings
+    }
+
     /// The proto field name of the kind, e.g. `call_held`: the prefix of its field paths.
     pub fn kind_field(&self) -> String {
         field_of(self.kind.name())

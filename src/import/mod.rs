@@ -1,0 +1,314 @@
+//! Importing files of diplomatic events through the gRPC API: scenario files (YAML, written
+//! by analysts) and PLOVER records (JSON, coded by the event-data community).
+//!
+//! Every import runs in two phases. First each event is checked, on the client, by the same
+//! domain rules the server applies, against what the server's log already holds (read over
+//! gRPC) plus the file's own earlier events; nothing is sent while anything is wrong, so a
+//! scenario with an error is refused as a whole, its line and field named. Then the events are
+//! recorded, each run of consecutive events of one stream as one record. Event ids derive from
+//! the file's namespace and each event's key, so importing a file again writes nothing new.
+
+pub mod plover;
+pub mod scenario;
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use chrono::Utc;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+use crate::domain::diplomacy::{ActorId, DiplomaticEvent, LogState, category_of, check_record};
+use crate::domain::{EventId, StreamId};
+use crate::grpc::bridge;
+use crate::proto::{self, diplomacy_client::DiplomacyClient, event_log_client::EventLogClient};
+
+/// Where an imported event came from, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A line of a scenario file.
+    Line(u64),
+    /// A record of an external dataset, by its id.
+    Record(String),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Line(line) => write!(f, "line {line}"),
+            Self::Record(id) => write!(f, "record {id}"),
+        }
+    }
+}
+
+/// One event to import.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub origin: Origin,
+    pub stream_id: String,
+    pub id: EventId,
+    pub event: DiplomaticEvent,
+}
+
+/// Something wrong with one event of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub origin: Origin,
+    /// The field at fault, relative to the event (empty: the event as a whole).
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}: {}", self.origin, self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.origin, self.field, self.message)
+        }
+    }
+}
+
+/// What to do with an event that breaks a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnInvalid {
+    /// Refuse the whole file and write nothing (scenarios).
+    RefuseAll,
+    /// Report the event and import the rest (external datasets).
+    Report,
+}
+
+/// The outcome of an import.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Events the log did not have before.
+    pub written: usize,
+    /// Events the log already had (an earlier import of the same file).
+    pub already_present: usize,
+    /// Events not imported, with the reason.
+    pub reported: Vec<Problem>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("the file was refused, nothing was written:\n{}", list(.0))]
+    Refused(Vec<Problem>),
+    #[error("{0}")]
+    Call(String),
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl From<tonic::Status> for ImportError {
+    fn from(status: tonic::Status) -> Self {
+        Self::Call(crate::cli::describe_status(&status))
+    }
+}
+
+/// Checks every item against the server's log and the file, then records the valid ones.
+pub async fn import(
+    channel: Channel,
+    items: Vec<Item>,
+    on_invalid: OnInvalid,
+) -> Result<Report, ImportError> {
+    let mut diplomacy = DiplomacyClient::new(channel.clone());
+    let mut log = EventLogClient::new(channel);
+    let mut known = remote_state(&mut log, &mut diplomacy, &items).await?;
+    let mut report = Report::default();
+
+    let now = Utc::now();
+    let mut accepted = Vec::with_capacity(items.len());
+    let mut refused = Vec::new();
+    for item in items {
+        if known.present.contains(&item.id.as_uuid()) {
+            // Written by an earlier import: the server will answer it as a replay.
+            accepted.push(item);
+            continue;
+        }
+        let Ok(stream_id) = StreamId::parse(item.stream_id.clone()) else {
+            refused.push(Problem {
+                origin: item.origin,
+                field: "stream".into(),
+                message: "is not a valid stream id".into(),
+            });
+            continue;
+        };
+        let errors = check_record(
+            &stream_id,
+            &[(item.id, item.event.clone())],
+            &mut known.state,
+            now,
+        );
+        if errors.is_empty() {
+            accepted.push(item);
+        } else {
+            refused.extend(errors.errors().iter().map(|error| Problem {
+                origin: item.origin.clone(),
+                field: relative_field(&error.field),
+                message: error.error.to_string(),
+            }));
+        }
+    }
+    if !refused.is_empty() {
+        match on_invalid {
+            OnInvalid::RefuseAll => return Err(ImportError::Refused(refused)),
+            OnInvalid::Report => report.reported = refused,
+        }
+    }
+
+    for run in runs_by_stream(accepted) {
+        let stream_id = run[0].stream_id.clone();
+        let events = run.iter().map(to_proto).collect();
+        let response = diplomacy
+            .record(proto::RecordRequest {
+                stream_id,
+                expected_version: None,
+                events,
+            })
+            .await?
+            .into_inner();
+        if response.idempotent_replay {
+            report.already_present += run.len();
+        } else {
+            report.written += run.len();
+        }
+    }
+    Ok(report)
+}
+
+/// `events[0].call_held.participants` -> `call_held.participants`; `stream_id` -> `stream`.
+fn relative_field(field: &str) -> String {
+    if field == "stream_id" {
+        return "stream".into();
+    }
+    field
+        .strip_prefix("events[0]")
+        .map(|rest| rest.trim_start_matches('.').to_owned())
+        .unwrap_or_else(|| field.to_owned())
+}
+
+fn to_proto(item: &Item) -> proto::DiplomaticEvent {
+    bridge::event_from_json(item.event.to_json(), &item.id.to_string())
+        .expect("a domain event always maps onto the proto")
+}
+
+/// Consecutive items of one stream, at most 1000 to a run.
+fn runs_by_stream(items: Vec<Item>) -> Vec<Vec<Item>> {
+    let mut runs: Vec<Vec<Item>> = Vec::new();
+    for item in items {
+        match runs.last_mut() {
+            Some(run)
+                if run[0].stream_id == item.stream_id
+                    && run.len() < crate::domain::limits::MAX_EVENTS_PER_APPEND =>
+            {
+                run.push(item)
+            }
+            _ => runs.push(vec![item]),
+        }
+    }
+    runs
+}
+
+/// What the server's log holds that the items depend on.
+struct RemoteState {
+    state: LogState,
+    /// Ids of the items that the log already has.
+    present: BTreeSet<Uuid>,
+}
+
+/// Reads, over gRPC, every stream the items write to or whose actor they name, and every event
+/// they name by id.
+async fn remote_state(
+    log: &mut EventLogClient<Channel>,
+    diplomacy: &mut DiplomacyClient<Channel>,
+    items: &[Item],
+) -> Result<RemoteState, ImportError> {
+    let mut streams = BTreeSet::new();
+    let mut strings = BTreeSet::new();
+    for item in items {
+        streams.insert(item.stream_id.clone());
+        strings.extend(item.event.strings());
+    }
+    for actor in strings
+        .iter()
+        .filter_map(|s| ActorId::parse(s.as_str()).ok())
+    {
+        streams.insert(format!("actor-{actor}"));
+    }
+    let mut state = LogState::new();
+    for stream_id in &streams {
+        let request = proto::ReadStreamRequest {
+            stream_id: stream_id.clone(),
+            ..Default::default()
+        };
+        let mut events = match log.read_stream(request).await {
+            Ok(response) => response.into_inner(),
+            Err(status) if status.code() == tonic::Code::NotFound => continue,
+            Err(status) => return Err(status.into()),
+        };
+        while let Some(event) = events.message().await? {
+            observe(
+                &mut state,
+                &event.stream_id,
+                &event.id,
+                &event.r#type,
+                &event.data,
+            );
+        }
+    }
+    let item_ids: BTreeSet<Uuid> = items.iter().map(|item| item.id.as_uuid()).collect();
+    let mut present = BTreeSet::new();
+    let referenced = strings
+        .iter()
+        .filter_map(|s| Uuid::parse_str(s).ok())
+        .filter(|id| !item_ids.contains(id));
+    for id in referenced
+        .chain(item_ids.iter().copied())
+        .collect::<Vec<_>>()
+    {
+        match diplomacy
+            .get_event(proto::GetEventRequest {
+                event_id: id.to_string(),
+            })
+            .await
+        {
+            Ok(record) => {
+                let record = record.into_inner();
+                if item_ids.contains(&id) {
+                    present.insert(id);
+                }
+                if let Some(event) = &record.event {
+                    let kind = bridge::event_to_json(event);
+                    let data = kind.to_string();
+                    let kind_name = DiplomaticEvent::from_json(kind)
+                        .map(|e| e.kind.name())
+                        .unwrap_or_default();
+                    observe(
+                        &mut state,
+                        &record.stream_id,
+                        &id.to_string(),
+                        kind_name,
+                        &data,
+                    );
+                }
+            }
+            Err(status) if status.code() == tonic::Code::NotFound => {}
+            Err(status) => return Err(status.into()),
+        }
+    }
+    Ok(RemoteState { state, present })
+}
+
+fn observe(state: &mut LogState, stream_id: &str, id: &str, kind: &str, data: &str) {
+    let Ok(id) = EventId::parse(id) else { return };
+    let parsed = category_of(kind)
+        .and_then(|_| serde_json::from_str(data).ok())
+        .and_then(|json| DiplomaticEvent::from_json(json).ok());
+    state.observe(stream_id, id, kind, parsed.as_ref());
+}
