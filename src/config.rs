@@ -37,12 +37,40 @@ pub enum Command {
     Append(AppendArgs),
     /// Read a stream or the whole log as NDJSON.
     Read(ReadArgs),
+    /// Record a file of diplomatic events through the gRPC API: a scenario (YAML) or PLOVER
+    /// records (JSON). Checked as a whole first; importing the same file again writes nothing.
+    Import(ImportArgs),
     /// Measure append throughput through gRPC against raw PostgreSQL inserts.
     Bench(crate::bench::BenchArgs),
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// What the file holds.
+    #[arg(long, value_enum, default_value = "scenario")]
+    pub format: ImportFormat,
+    /// The file to import.
+    pub file: PathBuf,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportFormat {
+    /// A scenario file (YAML; see scenarios/README.md). Refused as a whole if any event is
+    /// wrong.
+    Scenario,
+    /// PLOVER event records (a JSON array). Records that cannot be imported are reported by
+    /// id with the reason; the rest are imported.
+    Plover,
+}
+
 #[derive(Args, Clone)]
 pub struct ServeArgs {
+    /// Import the founding scenario (the 15 February 2025 Rubio-Lavrov call) at start if the
+    /// log is empty, so there is something to look at.
+    #[arg(long, env = "DIPLOG_DEMO")]
+    pub demo: bool,
     #[command(flatten)]
     pub server: ServerConfig,
     #[command(flatten)]

@@ -23,6 +23,7 @@ async fn main() -> ExitCode {
         Command::Serve(args) => serve(args).await.map(|()| ExitCode::SUCCESS),
         Command::Append(args) => Ok(diplog::cli::append(args).await),
         Command::Read(args) => Ok(diplog::cli::read(args).await),
+        Command::Import(args) => Ok(diplog::cli::import(args).await),
         Command::Bench(args) => diplog::bench::run(args).await.map(|()| ExitCode::SUCCESS),
     };
     result.unwrap_or_else(|error| {
@@ -38,6 +39,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Ok(app) => {
             let shutdown = CancellationToken::new();
             tokio::spawn(cancel_on_signal(shutdown.clone()));
+            if args.demo {
+                let address = app.grpc_addr();
+                tokio::spawn(async move {
+                    if let Err(error) = diplog::cli::seed_demo(address).await {
+                        tracing::error!(error = %format!("{error:#}"), "demo: could not import the founding scenario");
+                    }
+                });
+            }
             app.run(shutdown).await
         }
         Err(error) => Err(error),

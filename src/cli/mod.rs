@@ -2,6 +2,8 @@
 //! NDJSON, one event per line. Errors print the gRPC status and the fields at fault, and the
 //! process exits non-zero (2 for bad input found before sending, 1 for a refused call).
 
+mod import;
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::process::ExitCode;
@@ -97,6 +99,14 @@ pub fn describe_status(status: &tonic::Status) -> String {
             ));
         }
     }
+    if let Some(failure) = details.precondition_failure() {
+        for violation in &failure.violations {
+            text.push_str(&format!(
+                "\n  field {}: {}",
+                violation.subject, violation.description
+            ));
+        }
+    }
     if let Some(info) = details.error_info() {
         let mut metadata: Vec<_> = info.metadata.iter().collect();
         metadata.sort();
@@ -113,6 +123,8 @@ async fn connect(server: &str) -> Result<EventLogClient<Channel>, CliError> {
         .map_err(|e| CliError::Call(format!("could not connect to {server}: {e}")))?;
     Ok(client.max_decoding_message_size(crate::domain::limits::MAX_REQUEST_BYTES))
 }
+
+pub use import::{import, seed_demo};
 
 pub async fn append(args: AppendArgs) -> ExitCode {
     finish(append_events(args).await)

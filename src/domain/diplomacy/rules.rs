@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 
 use super::kinds::*;
-use super::values::{ActorId, CountryCode, Precision};
+use super::values::{ActorId, CountryCode, FuzzyTime, Precision, YearMonth};
 use super::{DiplomaticEvent, EventKind, category_of};
 use crate::domain::{EventId, StreamId, ValidationError, ValidationErrors};
 
@@ -153,7 +153,8 @@ impl LogState {
         self.actors.contains_key(id)
     }
 
-    /// The kinds of a stream's events that still count (not retracted), in order.
+    /// The kinds of a stream's events that still count (not retracted), in order. Corrections,
+    /// retractions and source reports are about other events, not steps of the stream's own.
     fn live_kinds(&self, stream_id: &str) -> Vec<&str> {
         self.streams
             .get(stream_id)
@@ -161,6 +162,7 @@ impl LogState {
             .flatten()
             .filter_map(|id| self.events.get(id))
             .filter(|facts| !facts.retracted)
+            .filter(|facts| category_of(&facts.kind) != Some(Category::Referenced))
             .map(|facts| facts.kind.as_str())
             .collect()
     }
@@ -200,6 +202,18 @@ fn earliest_accepted() -> DateTime<Utc> {
             .and_then(|day| day.and_hms_opt(0, 0, 0))
             .expect("a valid date"),
     )
+}
+
+/// Whether a time lies before 1800 on its own calendar: a day or month is compared by its
+/// date, not by the instant it begins in its (or the earliest) time zone, which for
+/// 1800-01-01 is still in 1799.
+fn before_earliest_accepted(time: &FuzzyTime) -> bool {
+    let first_day = earliest_accepted().date_naive();
+    match time.precision() {
+        Precision::Instant(instant) => instant < earliest_accepted(),
+        Precision::Day(day) => day < first_day,
+        Precision::Month(month) => month < YearMonth::parse("1800-01").expect("a valid month"),
+    }
 }
 
 struct Check<'a> {
@@ -251,7 +265,12 @@ impl Check<'_> {
                 | K::EventRetracted(_)
         );
         match &event.occurred {
-            Some(occurred) => self.time("occurred", occurred.earliest(), &occurred.to_string()),
+            Some(occurred) => self.time(
+                "occurred",
+                occurred.earliest(),
+                before_earliest_accepted(occurred),
+                &occurred.to_string(),
+            ),
             None if !undated_allowed => self.fail("occurred", ValidationError::Missing),
             None => {}
         }
@@ -281,6 +300,7 @@ impl Check<'_> {
                 self.time(
                     &format!("{path}.published_at"),
                     published_at,
+                    published_at < earliest_accepted(),
                     &published_at.to_rfc3339(),
                 );
             }
@@ -349,8 +369,10 @@ impl Check<'_> {
         let _ = kind;
     }
 
-    fn time(&mut self, path: &str, instant: DateTime<Utc>, shown: &str) {
-        if instant > self.now {
+    /// `earliest` is the earliest instant the time can mean; `too_early` whether it lies
+    /// before 1800.
+    fn time(&mut self, path: &str, earliest: DateTime<Utc>, too_early: bool, shown: &str) {
+        if earliest > self.now {
             let now = self.now.to_rfc3339();
             self.fail(
                 path,
@@ -359,7 +381,7 @@ impl Check<'_> {
                     now,
                 },
             );
-        } else if instant < earliest_accepted() {
+        } else if too_early {
             self.fail(
                 path,
                 ValidationError::TooEarly {
@@ -466,10 +488,15 @@ impl Check<'_> {
                     },
                 );
             }
-            self.actor(&format!("{at}.actor"), &participant.actor, None);
-            if let Some(office) = &participant.acting_as {
-                self.actor(&format!("{at}.acting_as"), office, Some(ActorKind::Office));
-            }
+            self.participant(&at, participant);
+        }
+    }
+
+    /// One participant at `at`: a registered actor, acting through a registered office.
+    fn participant(&mut self, at: &str, participant: &Participant) {
+        self.actor(&format!("{at}.actor"), &participant.actor, None);
+        if let Some(office) = &participant.acting_as {
+            self.actor(&format!("{at}.acting_as"), office, Some(ActorKind::Office));
         }
     }
 
@@ -560,7 +587,7 @@ impl Check<'_> {
                 self.participants(&k("participants"), &round.participants, 2)
             }
             K::VisitMade(visit) => {
-                self.participants(&k("visitor"), std::slice::from_ref(&visit.visitor), 1);
+                self.participant(&k("visitor"), &visit.visitor);
                 self.state_actor(&k("host"), &visit.host);
             }
             K::StatementIssued(statement) => self.actor(&k("speaker"), &statement.speaker, None),

@@ -1,0 +1,116 @@
+//! `diplog import`: records a scenario or a PLOVER file through the gRPC API, and the
+//! `serve --demo` seeding that imports the founding scenario.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+
+use super::{CliError, finish};
+use crate::config::{ImportArgs, ImportFormat};
+use crate::import::{self, ImportError, OnInvalid, Report, plover, scenario};
+use crate::proto::event_log_client::EventLogClient;
+
+pub async fn import(args: ImportArgs) -> ExitCode {
+    finish(import_file(args).await)
+}
+
+async fn import_file(args: ImportArgs) -> Result<(), CliError> {
+    let path = args.file.display().to_string();
+    let text = tokio::fs::read_to_string(&args.file)
+        .await
+        .map_err(|e| CliError::Input(format!("could not read {path}: {e}")))?;
+    let (items, on_invalid, mut reported, summary_of_file) = match args.format {
+        ImportFormat::Scenario => {
+            let parsed = scenario::parse(&text).map_err(|problems| refused(&path, &problems))?;
+            let summary = format!("scenario {}", parsed.name);
+            (parsed.items, OnInvalid::RefuseAll, Vec::new(), summary)
+        }
+        ImportFormat::Plover => {
+            let parsed =
+                plover::parse(&text).map_err(|e| CliError::Input(format!("{path}: {e}")))?;
+            let summary = format!(
+                "{} PLOVER event records ({} documentation record(s) not counted)",
+                parsed.event_records, parsed.documentation_records
+            );
+            (parsed.items, OnInvalid::Report, parsed.reported, summary)
+        }
+    };
+    let channel = connect(&args.client.server).await?;
+    let report = import::import(channel, items, on_invalid)
+        .await
+        .map_err(|error| match error {
+            ImportError::Refused(problems) => refused(&path, &problems),
+            ImportError::Call(message) => CliError::Call(message),
+        })?;
+    reported.extend(report.reported.iter().cloned());
+    for problem in &reported {
+        eprintln!("reported: {problem}");
+    }
+    println!("{path}: {summary_of_file}");
+    print_report(&report, reported.len());
+    Ok(())
+}
+
+fn print_report(report: &Report, reported: usize) {
+    println!(
+        "{} event(s) written, {} already in the log, {} reported",
+        report.written, report.already_present, reported
+    );
+}
+
+fn refused(path: &str, problems: &[import::Problem]) -> CliError {
+    let lines: Vec<String> = problems.iter().map(|p| format!("  {path}: {p}")).collect();
+    CliError::Input(format!(
+        "{path} was refused, nothing was written:\n{}",
+        lines.join("\n")
+    ))
+}
+
+async fn connect(server: &str) -> Result<Channel, CliError> {
+    Endpoint::from_shared(server.to_owned())
+        .map_err(|e| CliError::Input(format!("{server} is not a server URL: {e}")))?
+        .connect()
+        .await
+        .map_err(|e| CliError::Call(format!("could not connect to {server}: {e}")))
+}
+
+/// Imports the founding scenario through the server at `address` if its log is empty.
+/// Waits for the server to accept connections (it is started alongside).
+pub async fn seed_demo(address: std::net::SocketAddr) -> anyhow::Result<()> {
+    let endpoint = Endpoint::from_shared(format!("http://{address}"))?;
+    let mut channel = None;
+    for _ in 0..50 {
+        match endpoint.connect().await {
+            Ok(connected) => {
+                channel = Some(connected);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let channel =
+        channel.ok_or_else(|| anyhow::anyhow!("the server at {address} did not answer"))?;
+    let head = EventLogClient::new(channel.clone())
+        .get_head(())
+        .await?
+        .into_inner()
+        .position;
+    if head > 0 {
+        tracing::info!(
+            head,
+            "demo: the log is not empty, so the founding scenario was not imported"
+        );
+        return Ok(());
+    }
+    let parsed = scenario::parse(scenario::FOUNDING_SCENARIO).map_err(|problems| {
+        anyhow::anyhow!("the built-in scenario does not parse: {problems:?}")
+    })?;
+    let report = import::import(channel, parsed.items, OnInvalid::RefuseAll).await?;
+    tracing::info!(
+        written = report.written,
+        scenario = parsed.name,
+        "demo: imported the founding scenario"
+    );
+    Ok(())
+}
