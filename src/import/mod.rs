@@ -148,6 +148,16 @@ pub async fn import(
         if errors.is_empty() {
             accepted.push(item);
         } else {
+            if on_invalid == OnInvalid::RefuseAll {
+                // Nothing will be written anyway: let later events see this one, so only the
+                // root cause is reported, not every event that refers to it.
+                known.state.observe(
+                    &item.stream_id,
+                    item.id,
+                    item.event.kind.name(),
+                    Some(&item.event),
+                );
+            }
             refused.extend(errors.errors().iter().map(|error| Problem {
                 origin: item.origin.clone(),
                 field: relative_field(&error.field),

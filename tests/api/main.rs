@@ -2,8 +2,10 @@
 
 mod append;
 mod cli;
+mod diplomacy;
 mod faults;
 mod helpers;
+mod import_plover;
 mod log;
 mod read;
 mod server;

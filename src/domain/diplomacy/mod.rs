@@ -282,6 +282,35 @@ impl DiplomaticEvent {
     }
 }
 
+/// Who makes which claim about one occurrence: each claim key with the sources that make it.
+/// Give it every attribution of the occurrence (the occurrence's own and those attached later).
+pub fn claims_by_source<'a>(
+    attributions: impl IntoIterator<Item = &'a SourceAttribution>,
+) -> std::collections::BTreeMap<Key, std::collections::BTreeSet<ActorId>> {
+    let mut claims: std::collections::BTreeMap<Key, std::collections::BTreeSet<ActorId>> =
+        Default::default();
+    for attribution in attributions {
+        for claim in &attribution.claims {
+            claims
+                .entry(claim.key.clone())
+                .or_default()
+                .insert(attribution.source.clone());
+        }
+    }
+    claims
+}
+
+/// The claims only one source makes, with that source: where readouts diverge.
+pub fn single_source_claims<'a>(
+    attributions: impl IntoIterator<Item = &'a SourceAttribution>,
+) -> Vec<(Key, ActorId)> {
+    claims_by_source(attributions)
+        .into_iter()
+        .filter(|(_, sources)| sources.len() == 1)
+        .filter_map(|(key, sources)| sources.into_iter().next().map(|source| (key, source)))
+        .collect()
+}
+
 /// A namespace for the ids of events imported from files: the same file imported twice gives
 /// the same ids, so the second import writes nothing.
 pub fn derived_event_id(namespace: &str, key: &str) -> EventId {
@@ -335,6 +364,33 @@ mod tests {
             assert!(category_of(name).is_some(), "{name}");
         }
         assert_eq!(category_of("Unknown"), None);
+    }
+
+    #[test]
+    fn a_claim_only_one_source_makes_is_singled_out() {
+        let attribution = |source: &str, keys: &[&str]| -> SourceAttribution {
+            serde_json::from_value(json!({
+                "source": source,
+                "claims": keys.iter().map(|key| json!({"kind": "TOPIC", "key": key})).collect::<Vec<_>>(),
+            }))
+            .unwrap()
+        };
+        let mfa = attribution("rus.mfa", &["ukraine", "middle-east"]);
+        let state = attribution("usa.state-department", &["ukraine", "bilateral-issues"]);
+        let single: Vec<(String, String)> = single_source_claims([&mfa, &state])
+            .into_iter()
+            .map(|(key, source)| (key.as_str().to_owned(), source.to_string()))
+            .collect();
+        assert_eq!(
+            single,
+            [
+                (
+                    "bilateral-issues".to_owned(),
+                    "usa.state-department".to_owned()
+                ),
+                ("middle-east".to_owned(), "rus.mfa".to_owned()),
+            ]
+        );
     }
 
     #[test]
