@@ -20,11 +20,17 @@ async fn import_file(args: ImportArgs) -> Result<(), CliError> {
     let text = tokio::fs::read_to_string(&args.file)
         .await
         .map_err(|e| CliError::Input(format!("could not read {path}: {e}")))?;
-    let (items, on_invalid, mut reported, summary_of_file) = match args.format {
+    let (items, on_invalid, mut reported, summary_of_file, event_records) = match args.format {
         ImportFormat::Scenario => {
             let parsed = scenario::parse(&text).map_err(|problems| refused(&path, &problems))?;
             let summary = format!("scenario {}", parsed.name);
-            (parsed.items, OnInvalid::RefuseAll, Vec::new(), summary)
+            (
+                parsed.items,
+                OnInvalid::RefuseAll,
+                Vec::new(),
+                summary,
+                None,
+            )
         }
         ImportFormat::Plover => {
             let parsed =
@@ -33,7 +39,14 @@ async fn import_file(args: ImportArgs) -> Result<(), CliError> {
                 "{} PLOVER event records ({} documentation record(s) not counted)",
                 parsed.event_records, parsed.documentation_records
             );
-            (parsed.items, OnInvalid::Report, parsed.reported, summary)
+            let records = Some(parsed.event_records);
+            (
+                parsed.items,
+                OnInvalid::Report,
+                parsed.reported,
+                summary,
+                records,
+            )
         }
     };
     let channel = connect(&args.client.server).await?;
@@ -48,14 +61,27 @@ async fn import_file(args: ImportArgs) -> Result<(), CliError> {
         eprintln!("reported: {problem}");
     }
     println!("{path}: {summary_of_file}");
-    print_report(&report, reported.len());
+    if let Some(records) = event_records {
+        // A record may have several problems, and actor registrations are not records.
+        let reported_records: std::collections::BTreeSet<String> = reported
+            .iter()
+            .map(|problem| problem.origin.to_string())
+            .filter(|origin| !origin.starts_with("record actor "))
+            .collect();
+        let count = reported_records.len();
+        println!(
+            "{} record(s) imported, {count} reported",
+            records.saturating_sub(count)
+        );
+    }
+    print_report(&report);
     Ok(())
 }
 
-fn print_report(report: &Report, reported: usize) {
+fn print_report(report: &Report) {
     println!(
-        "{} event(s) written, {} already in the log, {} reported",
-        report.written, report.already_present, reported
+        "{} event(s) written, {} already in the log",
+        report.written, report.already_present
     );
 }
 

@@ -131,6 +131,13 @@ pub async fn import(
             accepted.push(item);
             continue;
         }
+        if let crate::domain::diplomacy::EventKind::ActorRegistered(registered) = &item.event.kind
+            && known.state.knows_actor(&registered.actor.id)
+        {
+            // Registered before, by another file: the log's registration stands.
+            report.already_present += 1;
+            continue;
+        }
         let Ok(stream_id) = StreamId::parse(item.stream_id.clone()) else {
             refused.push(Problem {
                 origin: item.origin,

@@ -216,6 +216,10 @@ fn before_earliest_accepted(time: &FuzzyTime) -> bool {
     }
 }
 
+/// What kind of event a reference must name: a description for the message, and the test on
+/// the named event's kind.
+type KindExpectation<'e> = (&'e str, &'e dyn Fn(&str) -> bool);
+
 struct Check<'a> {
     stream_id: &'a str,
     /// The path of the event being checked, e.g. `events[2]`.
@@ -678,7 +682,7 @@ impl Check<'_> {
         &mut self,
         path: &str,
         id: &EventId,
-        expected: Option<(&str, &dyn Fn(&str) -> bool)>,
+        expected: Option<KindExpectation>,
     ) -> Option<String> {
         match self.state.events.get(id) {
             None => {
@@ -817,13 +821,11 @@ impl Check<'_> {
                     self.initiator(&k("initiator"), initiator, &meeting.participants);
                 }
             }
-            K::NegotiationRoundHeld(round) => {
-                if round.round == Some(0) {
-                    self.fail(
-                        &k("round"),
-                        ValidationError::Malformed("rounds are numbered from 1".into()),
-                    );
-                }
+            K::NegotiationRoundHeld(round) if round.round == Some(0) => {
+                self.fail(
+                    &k("round"),
+                    ValidationError::Malformed("rounds are numbered from 1".into()),
+                );
             }
             K::VisitMade(visit) => {
                 if let Some(until) = &visit.until_day {
