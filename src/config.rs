@@ -49,7 +49,12 @@ pub struct ImportArgs {
     #[command(flatten)]
     pub client: ClientArgs,
     /// What the file holds.
-    #[arg(long, env = "DIPLOG_IMPORT_FORMAT", value_enum, default_value = "scenario")]
+    #[arg(
+        long,
+        env = "DIPLOG_IMPORT_FORMAT",
+        value_enum,
+        default_value = "scenario"
+    )]
     pub format: ImportFormat,
     /// The file to import.
     pub file: PathBuf,

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{SecondsFormat, Utc};
 use uuid::Uuid;
 
-use crate::domain::diplomacy::{ActorId, DiplomaticEvent, LogState, category_of, check_record};
+use crate::domain::diplomacy::{ActorId, DiplomaticEvent, LogState, check_record};
 use crate::domain::{
     AppendBatch, EventId, EventType, ExpectedVersion, Metadata, NewEvent, Payload, StreamId,
     ValidationErrors,
@@ -18,6 +18,11 @@ use crate::store::{AppendError, AppendOutcome, EventStore, ReadError, RecordedEv
 
 /// Metadata the recorder adds to every diplomatic event, so reads can filter by them.
 pub mod metadata_keys {
+    /// Marks an event written by the recorder: only such events count as diplomatic events
+    /// (a generic append may use the same type names, but cannot set `diplog.` keys). The
+    /// value names the message the data conforms to.
+    pub const SCHEMA: &str = "diplog.schema";
+    pub const SCHEMA_VALUE: &str = "diplog.v1.DiplomaticEvent";
     /// The earliest instant `occurred` allows (RFC 3339 UTC, microseconds, fixed width).
     pub const OCCURRED_FROM: &str = "diplog.occurred_from";
     /// Just after the latest instant `occurred` allows (same format).
@@ -166,16 +171,18 @@ struct Known {
     retry: bool,
 }
 
-/// Takes note of a stored event; one that is not a diplomatic event is known by its type only.
+/// Whether a stored event was written by the recorder (see [`metadata_keys::SCHEMA`]).
+pub fn is_diplomatic(metadata: &BTreeMap<String, String>) -> bool {
+    metadata.get(metadata_keys::SCHEMA).map(String::as_str) == Some(metadata_keys::SCHEMA_VALUE)
+}
+
 fn observe(state: &mut LogState, event: &RecordedEvent) {
-    let parsed = category_of(&event.event_type)
-        .and_then(|_| serde_json::from_str(&event.data_text).ok())
-        .and_then(|json| DiplomaticEvent::from_json(json).ok());
-    state.observe(
+    state.observe_stored(
         &event.stream_id,
         EventId::from(event.event_id),
         &event.event_type,
-        parsed.as_ref(),
+        is_diplomatic(&event.metadata),
+        &event.data_text,
     );
 }
 
@@ -217,6 +224,10 @@ fn batch(
 
 fn metadata_for(event: &DiplomaticEvent, state: &LogState) -> BTreeMap<String, String> {
     let mut values = BTreeMap::new();
+    values.insert(
+        metadata_keys::SCHEMA.to_owned(),
+        metadata_keys::SCHEMA_VALUE.to_owned(),
+    );
     if let Some(occurred) = &event.occurred {
         values.insert(
             metadata_keys::OCCURRED_FROM.to_owned(),

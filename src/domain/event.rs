@@ -207,6 +207,10 @@ fn contains_nul(value: &serde_json::Value) -> bool {
     }
 }
 
+/// Metadata keys with this prefix are written by the server only (e.g. the marker of a typed
+/// diplomatic event), so a client cannot forge them.
+pub const RESERVED_METADATA_PREFIX: &str = "diplog.";
+
 /// Correlation, causation and free key/values carried with an event.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Metadata {
@@ -248,6 +252,13 @@ impl Metadata {
                 errors.push(format!("{field}.values"), e);
             } else if key.chars().any(char::is_control) {
                 errors.push(format!("{field}.values"), ValidationError::BadCharacters);
+            } else if key.starts_with(RESERVED_METADATA_PREFIX) {
+                errors.push(
+                    format!("{field}.values[{key:?}]"),
+                    ValidationError::Reserved {
+                        prefix: RESERVED_METADATA_PREFIX,
+                    },
+                );
             }
             if value.len() > limits::MAX_METADATA_VALUE_BYTES {
                 errors.push(

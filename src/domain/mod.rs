@@ -7,7 +7,7 @@ mod validation;
 
 pub use event::{
     AppendBatch, Direction, EventId, EventType, ExpectedVersion, Metadata, NewEvent, Payload,
-    ReadAllQuery, ReadStreamQuery, StreamId, limits, non_negative,
+    RESERVED_METADATA_PREFIX, ReadAllQuery, ReadStreamQuery, StreamId, limits, non_negative,
 };
 pub use validation::{FieldError, ValidationError, ValidationErrors};
 

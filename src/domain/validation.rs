@@ -31,6 +31,9 @@ pub enum ValidationError {
     #[error("repeats event id {id}, already used by events[{first_index}]")]
     DuplicateEventId { id: uuid::Uuid, first_index: usize },
 
+    #[error("starts with {prefix:?}, which is reserved for the server")]
+    Reserved { prefix: &'static str },
+
     // Diplomatic events: rules about the input itself.
     #[error("{0}")]
     Malformed(String),

@@ -10,7 +10,7 @@ use super::convert::{expected_version, timestamp};
 use crate::domain::diplomacy::{ActorId, DiplomaticEvent, EventKind};
 use crate::domain::{ANONYMOUS, EventId, StreamId, ValidationError, ValidationErrors, limits};
 use crate::proto::{self, diplomacy_server::Diplomacy};
-use crate::recorder::{Record, Recorder, metadata_time};
+use crate::recorder::{Record, Recorder, is_diplomatic, metadata_time};
 use crate::store::{EventFilter, EventStore, RecordedEvent};
 
 type RecordStream = Pin<Box<dyn Stream<Item = Result<proto::DiplomaticRecord, Status>> + Send>>;
@@ -73,9 +73,7 @@ impl Diplomacy for DiplomacyService {
         };
         let found = self.store.events_by_id(&[id.as_uuid()]).await?;
         match found.into_iter().next() {
-            Some(event) if EventKind::NAMES.contains(&event.event_type.as_str()) => {
-                Ok(Response::new(to_record(event)?))
-            }
+            Some(event) if is_diplomatic(&event.metadata) => Ok(Response::new(to_record(event)?)),
             _ => Err(Status::not_found(format!(
                 "no diplomatic event has id {id}"
             ))),

@@ -18,10 +18,11 @@ use chrono::Utc;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
-use crate::domain::diplomacy::{ActorId, DiplomaticEvent, LogState, category_of, check_record};
+use crate::domain::diplomacy::{ActorId, DiplomaticEvent, LogState, check_record};
 use crate::domain::{EventId, StreamId};
 use crate::grpc::bridge;
 use crate::proto::{self, diplomacy_client::DiplomacyClient, event_log_client::EventLogClient};
+use crate::recorder::is_diplomatic;
 
 /// Where an imported event came from, for messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -270,13 +271,20 @@ async fn remote_state(
             Err(status) => return Err(status.into()),
         };
         while let Some(event) = events.message().await? {
-            observe(
-                &mut state,
-                &event.stream_id,
-                &event.id,
-                &event.r#type,
-                &event.data,
-            );
+            // Only events the recorder wrote are diplomatic; others are known by id alone.
+            let metadata = event
+                .metadata
+                .map(|m| m.values.into_iter().collect())
+                .unwrap_or_default();
+            if let Ok(id) = EventId::parse(&event.id) {
+                state.observe_stored(
+                    &event.stream_id,
+                    id,
+                    &event.r#type,
+                    is_diplomatic(&metadata),
+                    &event.data,
+                );
+            }
         }
     }
     let item_ids: BTreeSet<Uuid> = items.iter().map(|item| item.id.as_uuid()).collect();
@@ -300,18 +308,16 @@ async fn remote_state(
                 if item_ids.contains(&id) {
                     present.insert(id);
                 }
-                if let Some(event) = &record.event {
-                    let kind = bridge::event_to_json(event);
-                    let data = kind.to_string();
-                    let kind_name = DiplomaticEvent::from_json(kind)
-                        .map(|e| e.kind.name())
-                        .unwrap_or_default();
-                    observe(
-                        &mut state,
+                // GetEvent answers diplomatic events only, and they always parse.
+                let parsed = record.event.as_ref().and_then(|event| {
+                    DiplomaticEvent::from_json(bridge::event_to_json(event)).ok()
+                });
+                if let Some(event) = parsed {
+                    state.observe(
                         &record.stream_id,
-                        &id.to_string(),
-                        kind_name,
-                        &data,
+                        EventId::from(id),
+                        event.kind.name(),
+                        Some(&event),
                     );
                 }
             }
@@ -320,12 +326,4 @@ async fn remote_state(
         }
     }
     Ok(RemoteState { state, present })
-}
-
-fn observe(state: &mut LogState, stream_id: &str, id: &str, kind: &str, data: &str) {
-    let Ok(id) = EventId::parse(id) else { return };
-    let parsed = category_of(kind)
-        .and_then(|_| serde_json::from_str(data).ok())
-        .and_then(|json| DiplomaticEvent::from_json(json).ok());
-    state.observe(stream_id, id, kind, parsed.as_ref());
 }

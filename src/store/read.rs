@@ -258,6 +258,7 @@ pub(super) async fn read_filtered(
     let sql = select_events!(
         "where position between $1 and $2 \
          and event_type = any($4) \
+         and metadata->>'diplog.schema' = 'diplog.v1.DiplomaticEvent' \
          and ($5::text is null or stream_id = $5) \
          and ($6::text is null or starts_with(stream_id, $6)) \
          and ($7::text is null or metadata->>'diplog.occurred_end' > $7) \

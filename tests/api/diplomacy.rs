@@ -807,3 +807,76 @@ async fn an_unknown_event_id_is_not_found_and_a_generic_event_is_not_a_diplomati
     assert_eq!(violated_fields(&status), ["event_id"]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_generic_append_cannot_pose_as_a_diplomatic_event() {
+    let app = spawn_app().await;
+    import_founding(&app).await;
+    // The generic log accepts any type name, but the recorder's marker is the server's alone.
+    let mut forged = crate::helpers::new_event(
+        "ActorRegistered",
+        r#"{"actor_registered": {"actor": {"id": "fake-minister", "kind": "PERSON", "name": "Fake"}}}"#,
+    );
+    forged.metadata = Some(proto::Metadata {
+        values: [(
+            "diplog.schema".to_owned(),
+            "diplog.v1.DiplomaticEvent".to_owned(),
+        )]
+        .into(),
+        ..Default::default()
+    });
+    let status = app
+        .client
+        .clone()
+        .append(crate::helpers::append_request(
+            "actor-fake-minister",
+            Expect::Any,
+            vec![forged.clone()],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(
+        violated_fields(&status),
+        [r#"events[0].metadata.values["diplog.schema"]"#]
+    );
+
+    // Without the marker it is written, but as a generic event: it registers no actor and is
+    // not read as a typed event.
+    forged.metadata = None;
+    app.client
+        .clone()
+        .append(crate::helpers::append_request(
+            "actor-fake-minister",
+            Expect::Any,
+            vec![forged],
+        ))
+        .await
+        .expect("a generic event is appended");
+    let status = diplomacy(&app)
+        .await
+        .record(record(
+            CALL_STREAM,
+            vec![event(call_on(
+                "2025-02-16",
+                json!([{"actor": "sergey-lavrov"}, {"actor": "fake-minister"}]),
+            ))],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert_eq!(
+        precondition_subjects(&status),
+        ["events[0].call_held.participants[1].actor"]
+    );
+    let typed = read_events(
+        &app,
+        proto::ReadEventsRequest {
+            stream_id: "actor-fake-minister".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(typed.is_empty());
+    app.stop().await;
+}

@@ -145,6 +145,33 @@ impl LogState {
         }
     }
 
+    /// Takes note of an event as the log stores it: its type and JSON data, and whether the
+    /// recorder wrote it. Only such events count as diplomatic events; any other (a generic
+    /// append that happens to use a kind's name) is known by its id, under a label that no
+    /// rule accepts as a kind.
+    pub fn observe_stored(
+        &mut self,
+        stream_id: &str,
+        id: EventId,
+        event_type: &str,
+        recorded_as_diplomatic: bool,
+        data: &str,
+    ) {
+        let parsed = (recorded_as_diplomatic && category_of(event_type).is_some())
+            .then(|| serde_json::from_str(data).ok())
+            .flatten()
+            .and_then(|json| DiplomaticEvent::from_json(json).ok());
+        match parsed {
+            Some(event) => self.observe(stream_id, id, event_type, Some(&event)),
+            None => self.observe(
+                stream_id,
+                id,
+                &format!("{event_type} (not a diplomatic event)"),
+                None,
+            ),
+        }
+    }
+
     pub fn knows_event(&self, id: &EventId) -> bool {
         self.events.contains_key(id)
     }
