@@ -1,5 +1,7 @@
 //! `diplog bench`: append throughput through the gRPC server, side by side with raw
-//! single-row INSERT transactions on the same PostgreSQL in the same run.
+//! single-row INSERT transactions on the same PostgreSQL in the same run; and the same for
+//! typed diplomatic events recorded through `Diplomacy.Record` (rules checked against the log
+//! before each append), so the cost of the checks shows.
 //!
 //! Both sides write the same rows into tables of the same shape (the raw table is created
 //! `like events including all`, so it carries the same keys and indexes, but a plain sequence
@@ -21,7 +23,7 @@ use crate::app::App;
 use crate::config::ServerConfig;
 use crate::database::pool_options;
 use crate::pgcluster::PgCluster;
-use crate::proto::{self, event_log_client::EventLogClient};
+use crate::proto::{self, diplomacy_client::DiplomacyClient, event_log_client::EventLogClient};
 
 #[derive(Args, Clone)]
 pub struct BenchArgs {
@@ -58,6 +60,10 @@ pub struct BenchRun {
     pub raw_insert_events_per_sec: f64,
     /// gRPC over raw: above 1 means the server beats one INSERT transaction per event.
     pub ratio: f64,
+    /// Typed `CallHeld` events through `Diplomacy.Record`, `batch` per record.
+    pub record_events_per_sec: f64,
+    /// Typed records over raw inserts.
+    pub record_ratio: f64,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -140,20 +146,26 @@ async fn measure_in_schema(
         .fetch_one(&raw_pool)
         .await?;
 
+    register_bench_actors(&url).await?;
     let mut runs = Vec::new();
     for &clients in &args.clients {
         // A short warm-up per side: connections, prepared statements, caches.
         grpc_appends(&url, clients, clients * 4, args.batch).await?;
         raw_inserts(&raw_pool, clients, clients * 4).await?;
+        grpc_records(&url, clients, clients * 4, args.batch).await?;
         let grpc = grpc_appends(&url, clients, args.events, args.batch).await?;
         let raw = raw_inserts(&raw_pool, clients, args.events).await?;
+        let record = grpc_records(&url, clients, args.events, args.batch).await?;
         let grpc_rate = args.events as f64 / grpc.as_secs_f64();
         let raw_rate = args.events as f64 / raw.as_secs_f64();
+        let record_rate = args.events as f64 / record.as_secs_f64();
         runs.push(BenchRun {
             clients,
             grpc_events_per_sec: grpc_rate,
             raw_insert_events_per_sec: raw_rate,
             ratio: grpc_rate / raw_rate,
+            record_events_per_sec: record_rate,
+            record_ratio: record_rate / raw_rate,
         });
     }
 
@@ -225,6 +237,86 @@ async fn grpc_appends(
     Ok(started.elapsed())
 }
 
+/// The actors the typed benchmark events name.
+async fn register_bench_actors(url: &str) -> anyhow::Result<()> {
+    let mut client = DiplomacyClient::new(Channel::from_shared(url.to_owned())?.connect().await?);
+    let actors = [
+        ("RUS", "STATE", "Russia"),
+        ("USA", "STATE", "United States"),
+        ("bench-a", "PERSON", "A"),
+        ("bench-b", "PERSON", "B"),
+    ];
+    for (id, kind, name) in actors {
+        let json = serde_json::json!({"actor_registered": {"actor": {"id": id, "kind": kind, "name": name}}});
+        let event = crate::grpc::bridge::event_from_json(json, &uuid::Uuid::now_v7().to_string())
+            .map_err(|e| anyhow::anyhow!("bench actor: {e:?}"))?;
+        client
+            .record(proto::RecordRequest {
+                stream_id: format!("actor-{id}"),
+                expected_version: None,
+                events: vec![event],
+            })
+            .await
+            .context("could not register the benchmark's actors")?;
+    }
+    Ok(())
+}
+
+/// `events` typed `CallHeld` events through `Diplomacy.Record`, `batch` per record.
+async fn grpc_records(
+    url: &str,
+    clients: usize,
+    events: usize,
+    batch: usize,
+) -> anyhow::Result<Duration> {
+    let call = serde_json::json!({
+        "occurred": {"day": "2025-02-15"},
+        "sources": [{"source": "RUS", "language": "ru", "quotes": [{"text": "Состоялся телефонный разговор"}]}],
+        "call_held": {"participants": [{"actor": "bench-a"}, {"actor": "bench-b"}], "initiator": "bench-a", "topics": ["bench"]}
+    });
+    let template = crate::grpc::bridge::event_from_json(call, &uuid::Uuid::nil().to_string())
+        .map_err(|e| anyhow::anyhow!("bench event: {e:?}"))?;
+    let mut connected = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let channel = Channel::from_shared(url.to_owned())?.connect().await?;
+        connected.push(DiplomacyClient::new(channel));
+    }
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(clients);
+    for (client_index, mut client) in connected.into_iter().enumerate() {
+        let count = share(events, clients, client_index);
+        let (template, run) = (template.clone(), run.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut written = 0;
+            for i in 0.. {
+                if written >= count {
+                    break;
+                }
+                let size = batch.min(count - written);
+                let events = (0..size)
+                    .map(|_| proto::DiplomaticEvent {
+                        id: uuid::Uuid::now_v7().to_string(),
+                        ..template.clone()
+                    })
+                    .collect();
+                let request = proto::RecordRequest {
+                    stream_id: format!("occurrence-bench-{run}-{client_index}-{}", i % 100),
+                    expected_version: None,
+                    events,
+                };
+                client.record(request).await?;
+                written += size;
+            }
+            Ok::<_, tonic::Status>(())
+        }));
+    }
+    for task in tasks {
+        task.await?.context("a benchmark record failed")?;
+    }
+    Ok(started.elapsed())
+}
+
 /// `events` single-row INSERT transactions from `clients` concurrent connections.
 async fn raw_inserts(pool: &PgPool, clients: usize, events: usize) -> anyhow::Result<Duration> {
     // Stream names unique to this call, so versions restart at 1 without conflicts.
@@ -268,15 +360,29 @@ fn print_table(report: &BenchReport) {
         report.events_per_run, report.events_per_append, report.postgres, report.cores
     );
     println!(
-        "{:>8}  {:>16}  {:>20}  {:>12}",
-        "clients", "gRPC events/s", "raw INSERT events/s", "gRPC / raw"
+        "{:>8}  {:>16}  {:>20}  {:>12}  {:>18}  {:>14}",
+        "clients",
+        "gRPC events/s",
+        "raw INSERT events/s",
+        "gRPC / raw",
+        "Record events/s",
+        "Record / raw"
     );
     for run in &report.runs {
         println!(
-            "{:>8}  {:>16.0}  {:>20.0}  {:>11.2}x",
-            run.clients, run.grpc_events_per_sec, run.raw_insert_events_per_sec, run.ratio
+            "{:>8}  {:>16.0}  {:>20.0}  {:>11.2}x  {:>18.0}  {:>13.2}x",
+            run.clients,
+            run.grpc_events_per_sec,
+            run.raw_insert_events_per_sec,
+            run.ratio,
+            run.record_events_per_sec,
+            run.record_ratio
         );
     }
+    println!(
+        "(Record: typed CallHeld events, rules checked against the log before each append; \
+         ~600-byte payload against the others' ~50 bytes)"
+    );
 }
 
 #[cfg(test)]

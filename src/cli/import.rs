@@ -98,7 +98,12 @@ async fn connect(server: &str) -> Result<Channel, CliError> {
         .map_err(|e| CliError::Input(format!("{server} is not a server URL: {e}")))?
         .connect()
         .await
-        .map_err(|e| CliError::Call(format!("could not connect to {server}: {e}")))
+        .map_err(|e| {
+            CliError::Call(format!(
+                "could not connect to {server}: {}",
+                super::with_causes(&e)
+            ))
+        })
 }
 
 /// Imports the founding scenario through the server at `address` if its log is empty.

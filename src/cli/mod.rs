@@ -74,6 +74,22 @@ fn finish(result: Result<(), CliError>) -> ExitCode {
     }
 }
 
+/// An error and its causes, as `outer: inner: innermost` (tonic's transport error alone says
+/// only "transport error").
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // Some layers repeat their inner error's message; say it once.
+        if !text.ends_with(&cause_text) {
+            text.push_str(&format!(": {cause_text}"));
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// The canonical name of a gRPC status code, as in the gRPC spec (`INVALID_ARGUMENT`).
 pub fn code_name(code: tonic::Code) -> String {
     let camel = format!("{code:?}");
@@ -120,7 +136,12 @@ pub fn describe_status(status: &tonic::Status) -> String {
 async fn connect(server: &str) -> Result<EventLogClient<Channel>, CliError> {
     let client = EventLogClient::connect(server.to_owned())
         .await
-        .map_err(|e| CliError::Call(format!("could not connect to {server}: {e}")))?;
+        .map_err(|e| {
+            CliError::Call(format!(
+                "could not connect to {server}: {}",
+                with_causes(&e)
+            ))
+        })?;
     Ok(client.max_decoding_message_size(crate::domain::limits::MAX_REQUEST_BYTES))
 }
 

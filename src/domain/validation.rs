@@ -39,7 +39,7 @@ pub enum ValidationError {
     Malformed(String),
     #[error("is required")]
     Missing,
-    #[error("has {count} entries; at least {min} are required")]
+    #[error("has {count}, and at least {min} are required")]
     TooFew { count: usize, min: usize },
     #[error("repeats {value}")]
     Repeated { value: String },

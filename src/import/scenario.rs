@@ -56,10 +56,11 @@ pub fn parse(text: &str) -> Result<Scenario, Vec<Problem>> {
             .location()
             .map(|location| location.line())
             .unwrap_or(0);
+        let message = yaml_message(&error.to_string());
         vec![Problem {
             origin: Origin::Line(line),
             field: String::new(),
-            message: first_line(&error.to_string()),
+            message,
         }]
     })?;
     let namespace = file.scenario.trim().to_owned();
@@ -151,8 +152,21 @@ pub fn parse(text: &str) -> Result<Scenario, Vec<Problem>> {
     }
 }
 
-fn first_line(message: &str) -> String {
-    message.lines().next().unwrap_or_default().to_owned()
+/// The parser's message without its own "error: line N column M:" prefix (the line is
+/// reported separately).
+fn yaml_message(message: &str) -> String {
+    let first = message.lines().next().unwrap_or_default();
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    match first
+        .strip_prefix("line ")
+        .and_then(|rest| rest.split_once(": "))
+    {
+        Some((position, rest)) => match position.split_once(" column ") {
+            Some((_, column)) => format!("not valid YAML (column {column}): {rest}"),
+            None => format!("not valid YAML: {rest}"),
+        },
+        None => format!("not valid YAML: {first}"),
+    }
 }
 
 fn take_string(

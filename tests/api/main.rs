@@ -2,6 +2,7 @@
 
 mod append;
 mod cli;
+mod cli_import;
 mod diplomacy;
 mod faults;
 mod helpers;

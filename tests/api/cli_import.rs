@@ -1,0 +1,540 @@
+//! `diplog import` (scenario and PLOVER files) through the real binary against a running
+//! server, and `diplog serve --demo` on its embedded PostgreSQL: the founding scenario is
+//! imported into an empty log only.
+
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::path::Path;
+use std::process::{ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use diplog::proto::{self, diplomacy_client::DiplomacyClient, event_log_client::EventLogClient};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+use crate::helpers::{diplog_binary, reachable_tempdir, spawn_app};
+
+const FOUNDING_SCENARIO: &str = "scenarios/2025-02-15-rubio-lavrov-call.yaml";
+const PLOVER_SAMPLE: &str = "tests/fixtures/plover-sample.json";
+const FOUNDING_CALL_STREAM: &str = "occurrence-2025-02-15-rubio-lavrov-call";
+
+/// The longest any one CLI test may take.
+const TEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs `future` and fails the test if it takes longer than `limit`.
+async fn within<T>(limit: Duration, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(limit, future)
+        .await
+        .unwrap_or_else(|_| panic!("the test did not finish within {limit:?}"))
+}
+
+/// Runs `diplog ARGS` in the project directory (so relative paths read as a user types them),
+/// without `DATABASE_URL`; the process is killed if the test gives up on it.
+async fn diplog<S: AsRef<OsStr>>(args: &[S]) -> Output {
+    Command::new(diplog_binary())
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("DATABASE_URL")
+        .env_remove("DIPLOG_SERVER")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("diplog runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Both outputs of a run, for assertion messages.
+fn shown(output: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        output.status.code(),
+        text(&output.stdout),
+        text(&output.stderr)
+    )
+}
+
+/// The two numbers of a line `<a> <first> <b> <second> <c>` of stdout, e.g.
+/// `12 event(s) written, 0 already in the log`.
+fn numbers_of_line(output: &Output, first: &str, second: &str) -> (usize, usize) {
+    let stdout = text(&output.stdout);
+    let line = stdout
+        .lines()
+        .find(|line| line.contains(first) && line.contains(second))
+        .unwrap_or_else(|| panic!("no line with {first:?} and {second:?}:\n{}", shown(output)));
+    let numbers: Vec<usize> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|word| !word.is_empty())
+        .map(|word| word.parse().unwrap())
+        .collect();
+    assert_eq!(numbers.len(), 2, "two numbers in {line:?}");
+    (numbers[0], numbers[1])
+}
+
+/// (written, already in the log) from an import's summary.
+fn written(output: &Output) -> (usize, usize) {
+    numbers_of_line(output, "event(s) written", "already in the log")
+}
+
+/// (imported, reported) from a PLOVER import's summary.
+fn records(output: &Output) -> (usize, usize) {
+    numbers_of_line(output, "record(s) imported", "reported")
+}
+
+/// The line numbers that a message names (`line 12`).
+fn named_lines(message: &str) -> Vec<u64> {
+    message
+        .split("line ")
+        .skip(1)
+        .filter_map(|rest| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn importing_the_founding_scenario_writes_its_events_once_and_a_second_import_writes_none() {
+    within(TEST_TIMEOUT, async {
+        let app = spawn_app().await;
+        let server = app.server_url();
+
+        let first = diplog(&["import", FOUNDING_SCENARIO, "--server", &server]).await;
+        assert_eq!(first.status.code(), Some(0), "{}", shown(&first));
+        let (first_written, first_present) = written(&first);
+        assert!(first_written > 30, "{}", shown(&first));
+        assert_eq!(first_present, 0, "{}", shown(&first));
+        assert!(
+            text(&first.stdout).contains("scenario 2025-02-15-rubio-lavrov-call"),
+            "{}",
+            shown(&first)
+        );
+        let count = app.event_count().await;
+        assert_eq!(count, first_written as i64);
+
+        let second = diplog(&["import", FOUNDING_SCENARIO, "--server", &server]).await;
+        assert_eq!(second.status.code(), Some(0), "{}", shown(&second));
+        assert_eq!(
+            written(&second),
+            (0, first_written),
+            "everything is already in the log:\n{}",
+            shown(&second)
+        );
+        assert_eq!(app.event_count().await, count);
+        app.stop().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_scenario_with_an_error_is_refused_with_its_file_line_and_field_and_nothing_is_written() {
+    within(TEST_TIMEOUT, async {
+        let app = spawn_app().await;
+        let server = app.server_url();
+        let dir = tempfile::tempdir().unwrap();
+        // The call (line 11) has one participant; calls need two.
+        let scenario = "\
+scenario: cli-import-refused
+events:
+  - key: state-rus
+    stream: actor-RUS
+    actor_registered:
+      actor: {id: RUS, kind: STATE, name: Russia}
+  - key: state-usa
+    stream: actor-USA
+    actor_registered:
+      actor: {id: USA, kind: STATE, name: United States}
+  - key: lonely-call
+    stream: occurrence-x
+    occurred: {day: \"2025-02-15\"}
+    sources:
+      - {source: RUS, quotes: [{text: \"Состоялся телефонный разговор\"}]}
+    call_held:
+      participants: [{actor: RUS}]
+";
+        assert!(scenario.lines().nth(10).unwrap().contains("key: lonely-call"));
+        let bad = dir.path().join("lonely-call.yaml");
+        std::fs::write(&bad, scenario).unwrap();
+        let bad_path = bad.display().to_string();
+
+        let refused = diplog(&["import", "--server", &server, &bad_path]).await;
+
+        assert_eq!(refused.status.code(), Some(2), "{}", shown(&refused));
+        let stderr = text(&refused.stderr);
+        assert!(stderr.contains(&bad_path), "names the file: {stderr}");
+        assert!(
+            stderr.contains("nothing was written"),
+            "says nothing was written: {stderr}"
+        );
+        let problem = stderr
+            .lines()
+            .find(|line| line.contains("call_held.participants"))
+            .unwrap_or_else(|| panic!("names the field call_held.participants: {stderr}"));
+        assert_eq!(named_lines(problem), [11], "names the call's line: {problem}");
+        assert!(
+            !stderr.contains("line 3") && !stderr.contains("line 7"),
+            "only the bad event is reported: {stderr}"
+        );
+        assert_eq!(app.event_count().await, 0, "nothing was written");
+
+        // Not YAML: an unclosed flow sequence on line 5.
+        let syntax = dir.path().join("unclosed.yaml");
+        std::fs::write(
+            &syntax,
+            "scenario: cli-import-syntax\nevents:\n  - key: a\n    stream: actor-RUS\n    evidence: [unclosed\n",
+        )
+        .unwrap();
+        let syntax_path = syntax.display().to_string();
+        let not_yaml = diplog(&["import", "--server", &server, &syntax_path]).await;
+
+        assert_eq!(not_yaml.status.code(), Some(2), "{}", shown(&not_yaml));
+        let stderr = text(&not_yaml.stderr);
+        assert!(stderr.contains(&syntax_path), "names the file: {stderr}");
+        assert!(
+            named_lines(&stderr).contains(&5),
+            "names the line of the syntax error: {stderr}"
+        );
+        assert_eq!(app.event_count().await, 0);
+        app.stop().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_plover_import_accounts_for_every_event_record_and_lists_the_reported_ones_by_id() {
+    within(TEST_TIMEOUT, async {
+        let fixture: Vec<serde_json::Value> = serde_json::from_str(
+            &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(PLOVER_SAMPLE))
+                .unwrap(),
+        )
+        .expect("the sample is a JSON array");
+        let event_ids: BTreeSet<String> = fixture
+            .iter()
+            .filter(|record| record["event"] != "DOCUMENT")
+            .map(|record| record["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(event_ids.len() > 1);
+        let app = spawn_app().await;
+        let server = app.server_url();
+        let args = [
+            "import",
+            "--format",
+            "plover",
+            PLOVER_SAMPLE,
+            "--server",
+            &server,
+        ];
+
+        let first = diplog(&args).await;
+
+        assert_eq!(first.status.code(), Some(0), "{}", shown(&first));
+        let (imported, reported) = records(&first);
+        assert_eq!(imported + reported, event_ids.len(), "{}", shown(&first));
+        assert!(imported > 0 && reported > 0, "{}", shown(&first));
+        let stderr = text(&first.stderr);
+        let reported_ids: BTreeSet<String> = stderr
+            .lines()
+            .filter_map(|line| line.strip_prefix("reported: record "))
+            .filter(|rest| !rest.starts_with("actor "))
+            .map(|rest| rest.split(':').next().unwrap().to_owned())
+            .collect();
+        assert_eq!(reported_ids.len(), reported, "{stderr}");
+        assert!(
+            reported_ids.is_subset(&event_ids),
+            "reported ids are the fixture's: {reported_ids:?}"
+        );
+        for line in stderr.lines().filter(|line| line.starts_with("reported: ")) {
+            assert!(
+                line.split(": ").count() >= 3,
+                "`reported: record ID: [field: ]reason`: {line}"
+            );
+        }
+        let (first_written, _) = written(&first);
+        assert!(first_written > 0, "{}", shown(&first));
+        let count = app.event_count().await;
+        assert_eq!(count, first_written as i64);
+
+        let second = diplog(&args).await;
+
+        assert_eq!(second.status.code(), Some(0), "{}", shown(&second));
+        assert_eq!(written(&second).0, 0, "{}", shown(&second));
+        assert_eq!(records(&second), (imported, reported), "{}", shown(&second));
+        assert_eq!(app.event_count().await, count);
+        app.stop().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_missing_file_exits_2_and_an_unreachable_server_exits_1() {
+    within(TEST_TIMEOUT, async {
+        let app = spawn_app().await;
+        let server = app.server_url();
+
+        let missing = diplog(&["import", "--server", &server, "scenarios/no-such-file.yaml"]).await;
+        let unreachable = diplog(&[
+            "import",
+            "--server",
+            "http://127.0.0.1:1",
+            FOUNDING_SCENARIO,
+        ])
+        .await;
+
+        assert_eq!(missing.status.code(), Some(2), "{}", shown(&missing));
+        let stderr = text(&missing.stderr);
+        assert!(
+            stderr.contains("could not read scenarios/no-such-file.yaml")
+                && stderr.contains("No such file"),
+            "{stderr}"
+        );
+        assert!(missing.stdout.is_empty(), "{}", shown(&missing));
+        assert_eq!(
+            unreachable.status.code(),
+            Some(1),
+            "{}",
+            shown(&unreachable)
+        );
+        assert!(
+            text(&unreachable.stderr).contains("http://127.0.0.1:1"),
+            "names the server: {}",
+            shown(&unreachable)
+        );
+        assert_eq!(app.event_count().await, 0);
+        app.stop().await;
+    })
+    .await
+}
+
+/// A `diplog serve --demo` process on its embedded PostgreSQL, with its JSON log entries.
+struct DemoServer {
+    child: Child,
+    grpc: String,
+    logs: mpsc::UnboundedReceiver<serde_json::Value>,
+}
+
+impl DemoServer {
+    /// Starts `diplog serve --demo` on `data_dir` on free ports and waits (up to 60 s) for its
+    /// "serving" log line, which names the gRPC address.
+    async fn start(data_dir: &Path) -> Self {
+        let mut child = Command::new(diplog_binary())
+            .args([
+                "--log-format",
+                "json",
+                "serve",
+                "--demo",
+                "--listen",
+                "127.0.0.1:0",
+                "--http",
+                "127.0.0.1:0",
+            ])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env_remove("DATABASE_URL")
+            .env_remove("DIPLOG_LISTEN")
+            .env_remove("DIPLOG_HTTP")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("diplog serve runs");
+        let stderr = child.stderr.take().unwrap();
+        let (sender, mut logs) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) {
+                    let _ = sender.send(entry);
+                }
+            }
+        });
+        let grpc = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                let entry = logs
+                    .recv()
+                    .await
+                    .expect("diplog serve logs until it is serving");
+                if entry["fields"]["message"] == "serving" {
+                    return entry["fields"]["grpc"].as_str().unwrap().to_owned();
+                }
+            }
+        })
+        .await
+        .expect("diplog serve reports that it is serving within 60 s");
+        Self {
+            child,
+            grpc: format!("http://{grpc}"),
+            logs,
+        }
+    }
+
+    /// Waits (up to 30 s) for a log entry whose message starts with `prefix`.
+    async fn log_entry(&mut self, prefix: &str) -> serde_json::Value {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                let entry = self.logs.recv().await.expect("the server is still logging");
+                if entry["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|message| message.starts_with(prefix))
+                {
+                    return entry;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no log entry {prefix:?} within 30 s"))
+    }
+
+    /// A client, once the gRPC port answers (within 30 s).
+    async fn client(&self) -> tonic::transport::Channel {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match tonic::transport::Endpoint::from_shared(self.grpc.clone())
+                .unwrap()
+                .connect()
+                .await
+            {
+                Ok(channel) => return channel,
+                Err(error) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "{} does not answer: {error}",
+                        self.grpc
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    /// Sends SIGTERM and returns the exit status (within 20 s).
+    async fn terminate(&mut self) -> ExitStatus {
+        self.signal_terminate();
+        tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("diplog serve stops within 20 s of SIGTERM")
+            .unwrap()
+    }
+
+    fn signal_terminate(&self) {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        if let Some(id) = self.child.id() {
+            let _ = kill(Pid::from_raw(id as i32), Signal::SIGTERM);
+        }
+    }
+}
+
+impl Drop for DemoServer {
+    /// A failed test still stops the server, and with it its PostgreSQL.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            self.signal_terminate();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = self.child.start_kill();
+        }
+    }
+}
+
+async fn head(channel: &tonic::transport::Channel) -> i64 {
+    EventLogClient::new(channel.clone())
+        .get_head(())
+        .await
+        .expect("get_head")
+        .into_inner()
+        .position
+}
+
+/// The CallHeld events of the founding call's stream.
+async fn founding_calls(channel: &tonic::transport::Channel) -> Vec<proto::CallHeld> {
+    let mut stream = DiplomacyClient::new(channel.clone())
+        .read_events(proto::ReadEventsRequest {
+            stream_id: FOUNDING_CALL_STREAM.into(),
+            kinds: vec!["CallHeld".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("read_events")
+        .into_inner();
+    let mut calls = Vec::new();
+    while let Some(record) = stream.message().await.expect("a readable stream") {
+        if let Some(proto::diplomatic_event::Kind::CallHeld(call)) =
+            record.event.and_then(|event| event.kind)
+        {
+            calls.push(call);
+        }
+    }
+    calls
+}
+
+#[tokio::test]
+async fn serve_demo_imports_the_founding_scenario_into_an_empty_log_only() {
+    within(Duration::from_secs(240), async {
+        let dir = reachable_tempdir("diplog-demo-");
+        let data_dir = dir.path().join("data");
+
+        let mut first = DemoServer::start(&data_dir).await;
+        let channel = first.client().await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let calls = loop {
+            let calls = if head(&channel).await > 30 {
+                founding_calls(&channel).await
+            } else {
+                Vec::new()
+            };
+            if !calls.is_empty() {
+                break calls;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the demo scenario is not in the log within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert_eq!(calls.len(), 1, "{calls:?}");
+        let participants: Vec<&str> = calls[0]
+            .participants
+            .iter()
+            .map(|p| p.actor.as_str())
+            .collect();
+        assert_eq!(participants, ["marco-rubio", "sergey-lavrov"]);
+        // The import has finished before the log is compared with the next start's.
+        let imported = first.log_entry("demo: imported").await;
+        assert!(
+            imported["fields"]["written"].as_u64().unwrap() > 30,
+            "{imported}"
+        );
+        let head_after_demo = head(&channel).await;
+        assert!(head_after_demo > 30);
+        drop(channel);
+        let status = first.terminate().await;
+        assert!(
+            status.success(),
+            "diplog serve exits 0 on SIGTERM, got {status:?}"
+        );
+        drop(first);
+
+        let mut second = DemoServer::start(&data_dir).await;
+        let channel = second.client().await;
+        second.log_entry("demo: the log is not empty").await;
+        assert_eq!(
+            head(&channel).await,
+            head_after_demo,
+            "the demo import runs on an empty log only"
+        );
+        assert_eq!(founding_calls(&channel).await.len(), 1);
+        drop(channel);
+        let status = second.terminate().await;
+        assert!(status.success(), "{status:?}");
+    })
+    .await
+}
