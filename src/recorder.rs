@@ -139,16 +139,19 @@ impl Recorder {
         let own_ids: Vec<Uuid> = events.iter().map(|(id, _)| id.as_uuid()).collect();
         event_ids.extend(&own_ids);
 
+        // Three independent reads, run at once. They need not share a snapshot: the log only
+        // grows, and the stream being written is guarded by the exact-version append.
+        let target_stream = [stream_id.to_string()];
+        let (stream, actors, referenced) = tokio::try_join!(
+            self.store.whole_streams(&target_stream),
+            self.store.whole_streams(&actor_streams),
+            self.store.events_by_id(&event_ids),
+        )?;
         let mut state = LogState::new();
-        let stream = self.store.whole_streams(&[stream_id.to_string()]).await?;
         let version = stream.len() as u64;
-        for event in stream {
-            observe(&mut state, &event);
+        for event in stream.iter().chain(&actors) {
+            observe(&mut state, event);
         }
-        for event in self.store.whole_streams(&actor_streams).await? {
-            observe(&mut state, &event);
-        }
-        let referenced = self.store.events_by_id(&event_ids).await?;
         let retry = referenced
             .iter()
             .any(|event| own_ids.contains(&event.event_id));

@@ -157,19 +157,18 @@ impl LogState {
         recorded_as_diplomatic: bool,
         data: &str,
     ) {
-        let parsed = (recorded_as_diplomatic && category_of(event_type).is_some())
+        if !(recorded_as_diplomatic && category_of(event_type).is_some()) {
+            let label = format!("{event_type} (not a diplomatic event)");
+            return self.observe(stream_id, id, &label, None);
+        }
+        // Only these kinds' payloads add facts; the rest are known by kind, which spares
+        // parsing every event of a long stream.
+        let payload_matters = matches!(event_type, "ActorRegistered" | "EventRetracted");
+        let parsed = payload_matters
             .then(|| serde_json::from_str(data).ok())
             .flatten()
             .and_then(|json| DiplomaticEvent::from_json(json).ok());
-        match parsed {
-            Some(event) => self.observe(stream_id, id, event_type, Some(&event)),
-            None => self.observe(
-                stream_id,
-                id,
-                &format!("{event_type} (not a diplomatic event)"),
-                None,
-            ),
-        }
+        self.observe(stream_id, id, event_type, parsed.as_ref());
     }
 
     pub fn knows_event(&self, id: &EventId) -> bool {
