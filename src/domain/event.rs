@@ -339,6 +339,24 @@ pub struct NewEvent {
     pub metadata: Metadata,
 }
 
+/// Records under `events[i].id` each id that an earlier event of the same request already used.
+pub fn check_distinct_ids(ids: impl IntoIterator<Item = EventId>, errors: &mut ValidationErrors) {
+    let mut first_use = std::collections::HashMap::new();
+    for (index, id) in ids.into_iter().enumerate() {
+        if let Some(&first_index) = first_use.get(&id) {
+            errors.push(
+                format!("events[{index}].id"),
+                ValidationError::DuplicateEventId {
+                    id: id.as_uuid(),
+                    first_index,
+                },
+            );
+        } else {
+            first_use.insert(id, index);
+        }
+    }
+}
+
 /// One append: events for one stream, written all or nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendBatch {
@@ -356,20 +374,7 @@ impl AppendBatch {
     ) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::new();
         check_batch_size(events.len(), &mut errors);
-        let mut first_use = std::collections::HashMap::with_capacity(events.len());
-        for (index, event) in events.iter().enumerate() {
-            if let Some(&first_index) = first_use.get(&event.id) {
-                errors.push(
-                    format!("events[{index}].id"),
-                    ValidationError::DuplicateEventId {
-                        id: event.id.as_uuid(),
-                        first_index,
-                    },
-                );
-            } else {
-                first_use.insert(event.id, index);
-            }
-        }
+        check_distinct_ids(events.iter().map(|event| event.id), &mut errors);
         errors.into_result(|| Self {
             stream_id,
             expected,

@@ -7,7 +7,8 @@ mod validation;
 
 pub use event::{
     AppendBatch, Direction, EventId, EventType, ExpectedVersion, Metadata, NewEvent, Payload,
-    RESERVED_METADATA_PREFIX, ReadAllQuery, ReadStreamQuery, StreamId, limits, non_negative,
+    RESERVED_METADATA_PREFIX, ReadAllQuery, ReadStreamQuery, StreamId, check_distinct_ids, limits,
+    non_negative,
 };
 pub use validation::{FieldError, ValidationError, ValidationErrors};
 

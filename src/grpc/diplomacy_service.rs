@@ -8,7 +8,9 @@ use tonic::{Request, Response, Status};
 use super::bridge;
 use super::convert::{expected_version, timestamp};
 use crate::domain::diplomacy::{ActorId, DiplomaticEvent, EventKind};
-use crate::domain::{ANONYMOUS, EventId, StreamId, ValidationError, ValidationErrors, limits};
+use crate::domain::{
+    ANONYMOUS, EventId, StreamId, ValidationError, ValidationErrors, check_distinct_ids, limits,
+};
 use crate::proto::{self, diplomacy_server::Diplomacy};
 use crate::recorder::{Record, Recorder, is_diplomatic, metadata_time};
 use crate::store::{EventFilter, EventStore, RecordedEvent};
@@ -122,16 +124,9 @@ fn parse_record(request: proto::RecordRequest) -> Result<Record, ValidationError
             }
         }
     }
-    for (index, (id, _)) in events.iter().enumerate() {
-        if let Some(first_index) = events[..index].iter().position(|(other, _)| other == id) {
-            errors.push(
-                format!("events[{index}].id"),
-                ValidationError::DuplicateEventId {
-                    id: id.as_uuid(),
-                    first_index,
-                },
-            );
-        }
+    if errors.is_empty() {
+        // Every event parsed, so `events` lines up with the request's indexes.
+        check_distinct_ids(events.iter().map(|(id, _)| *id), &mut errors);
     }
     match (stream_id, expected) {
         (Some(stream_id), Some(expected)) if errors.is_empty() => Ok(Record {

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use diplog::proto::{self, diplomacy_client::DiplomacyClient, event_log_client::EventLogClient};
+use diplog::proto::{self, event_log_client::EventLogClient};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
@@ -456,24 +456,19 @@ async fn head(channel: &tonic::transport::Channel) -> i64 {
 
 /// The CallHeld events of the founding call's stream.
 async fn founding_calls(channel: &tonic::transport::Channel) -> Vec<proto::CallHeld> {
-    let mut stream = DiplomacyClient::new(channel.clone())
-        .read_events(proto::ReadEventsRequest {
-            stream_id: FOUNDING_CALL_STREAM.into(),
-            kinds: vec!["CallHeld".into()],
-            ..Default::default()
-        })
+    let request = proto::ReadEventsRequest {
+        stream_id: FOUNDING_CALL_STREAM.into(),
+        kinds: vec!["CallHeld".into()],
+        ..Default::default()
+    };
+    crate::helpers::read_events(channel, request)
         .await
-        .expect("read_events")
-        .into_inner();
-    let mut calls = Vec::new();
-    while let Some(record) = stream.message().await.expect("a readable stream") {
-        if let Some(proto::diplomatic_event::Kind::CallHeld(call)) =
-            record.event.and_then(|event| event.kind)
-        {
-            calls.push(call);
-        }
-    }
-    calls
+        .into_iter()
+        .filter_map(|record| match record.event.and_then(|event| event.kind) {
+            Some(proto::diplomatic_event::Kind::CallHeld(call)) => Some(call),
+            _ => None,
+        })
+        .collect()
 }
 
 #[tokio::test]

@@ -47,17 +47,7 @@ async fn read_events(
     app: &TestApp,
     request: proto::ReadEventsRequest,
 ) -> Vec<proto::DiplomaticRecord> {
-    let mut stream = diplomacy(app)
-        .await
-        .read_events(request)
-        .await
-        .expect("read_events")
-        .into_inner();
-    let mut records = Vec::new();
-    while let Some(record) = stream.message().await.expect("a readable stream") {
-        records.push(record);
-    }
-    records
+    crate::helpers::read_events(&app.channel().await, request).await
 }
 
 /// The domain view of a record's event.
@@ -878,5 +868,31 @@ async fn a_generic_append_cannot_pose_as_a_diplomatic_event() {
     )
     .await;
     assert!(typed.is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_record_that_repeats_an_event_id_is_refused_at_the_repeat() {
+    let app = spawn_app().await;
+    import_founding(&app).await;
+    let before = app.event_count().await;
+    let call = event(call_on(
+        "2025-02-16",
+        json!([{"actor": "sergey-lavrov"}, {"actor": "marco-rubio"}]),
+    ));
+    let status = diplomacy(&app)
+        .await
+        .record(record("occurrence-repeat", vec![call.clone(), call]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&status), ["events[1].id"]);
+    let status = diplomacy(&app)
+        .await
+        .record(record("occurrence-empty", vec![]))
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), ["events"]);
+    assert_eq!(app.event_count().await, before);
     app.stop().await;
 }

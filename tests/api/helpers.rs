@@ -300,3 +300,20 @@ pub fn reachable_tempdir(prefix: &str) -> tempfile::TempDir {
 pub fn diplog_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_diplog"))
 }
+
+/// Every typed event a `Diplomacy.ReadEvents` request returns.
+pub async fn read_events(
+    channel: &Channel,
+    request: proto::ReadEventsRequest,
+) -> Vec<proto::DiplomaticRecord> {
+    let mut stream = proto::diplomacy_client::DiplomacyClient::new(channel.clone())
+        .read_events(request)
+        .await
+        .expect("read_events")
+        .into_inner();
+    let mut records = Vec::new();
+    while let Some(record) = stream.message().await.expect("a readable stream") {
+        records.push(record);
+    }
+    records
+}

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use diplog::import::plover::{self, PloverFile};
 use diplog::import::{OnInvalid, Origin, Problem, Report, import};
-use diplog::proto::{self, diplomacy_client::DiplomacyClient, diplomatic_event::Kind};
+use diplog::proto::{self, diplomatic_event::Kind};
 use tonic::transport::Channel;
 
 use crate::helpers::spawn_app;
@@ -55,19 +55,11 @@ fn outcome(file: &PloverFile, report: &Report) -> Outcome {
 }
 
 async fn coded_events(channel: Channel) -> Vec<proto::DiplomaticRecord> {
-    let mut stream = DiplomacyClient::new(channel)
-        .read_events(proto::ReadEventsRequest {
-            kinds: vec!["CodedEventReported".into()],
-            ..Default::default()
-        })
-        .await
-        .expect("read_events")
-        .into_inner();
-    let mut records = Vec::new();
-    while let Some(record) = stream.message().await.expect("a readable stream") {
-        records.push(record);
-    }
-    records
+    let request = proto::ReadEventsRequest {
+        kinds: vec!["CodedEventReported".into()],
+        ..Default::default()
+    };
+    crate::helpers::read_events(&channel, request).await
 }
 
 #[tokio::test]
