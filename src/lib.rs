@@ -13,6 +13,7 @@ pub mod grpc;
 pub mod http;
 pub mod import;
 pub mod pgcluster;
+pub mod projections;
 pub mod recorder;
 pub mod store;
 pub mod telemetry;

@@ -1,0 +1,27 @@
+//! The `divergence` projection (being written).
+
+use super::{Fact, Model, Row};
+
+#[derive(Debug, Default)]
+pub struct Divergence;
+
+impl Model for Divergence {
+    const NAME: &'static str = "divergence";
+    const VERSION: i32 = 1;
+
+    fn apply(&mut self, _fact: &Fact) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn row(&self, _key: &str) -> Option<Row> {
+        None
+    }
+
+    fn rows(&self) -> Vec<Row> {
+        Vec::new()
+    }
+
+    fn from_rows(_rows: Vec<Row>) -> Result<Self, String> {
+        Ok(Self)
+    }
+}
