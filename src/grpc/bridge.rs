@@ -105,7 +105,7 @@ mod tests {
             json!({"actor_registered": {"actor": {"id": "rus.mfa", "kind": "ORGANISATION", "name": "MFA",
                 "names": {"ru": "МИД"}, "country": "RUS", "wikidata_id": "Q1"}}}),
             json!({"office_holder_changed": {"office": "rus.foreign-minister", "holder": "sergey-lavrov"}}),
-            json!({"call_held": {"participants": participants, "initiator": "USA", "topics": ["ukraine-settlement"]}}),
+            json!({"call_held": {"participants": participants, "initiator": "USA", "topics": ["ukraine-settlement"], "level": "MINISTERS"}}),
             json!({"meeting_held": {"participants": participants, "format": "THIRD_COUNTRY", "level": "MINISTERS",
                 "place": place, "topics": ["x"], "initiator": "USA"}}),
             json!({"visit_made": {"visitor": {"actor": "USA"}, "host": "RUS", "place": place, "until_day": "2025-02-16", "topics": ["x"]}}),

@@ -67,8 +67,155 @@ pub trait Model: Default + Send + Sync + 'static {
 }
 
 pub mod channels;
+pub(crate) mod common;
 pub mod commitments;
 pub mod divergence;
 pub mod relations;
 pub mod summits;
 pub mod timeline;
+
+/// Test support: the founding scenario as facts, without a database.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// The recorded time every test fact gets (after everything in the scenario happened).
+    pub fn recorded_at() -> DateTime<Utc> {
+        "2025-03-01T00:00:00Z".parse().expect("a valid time")
+    }
+
+    /// Facts from scenario items, positions from 1.
+    pub fn facts(items: Vec<crate::import::Item>) -> Vec<Fact> {
+        items
+            .into_iter()
+            .enumerate()
+            .map(|(index, item)| Fact {
+                position: index as u64 + 1,
+                stream_id: item.stream_id,
+                event_id: item.id,
+                recorded_at: recorded_at(),
+                event: item.event,
+            })
+            .collect()
+    }
+
+    pub fn founding_facts() -> Vec<Fact> {
+        let scenario = crate::import::scenario::parse(crate::import::scenario::FOUNDING_SCENARIO)
+            .expect("the founding scenario parses");
+        facts(scenario.items)
+    }
+
+    /// A model fed every fact.
+    pub fn replay<M: Model>(facts: &[Fact]) -> M {
+        let mut model = M::default();
+        for fact in facts {
+            model.apply(fact);
+        }
+        model
+    }
+
+    /// Rows in key order, for comparisons.
+    pub fn sorted_rows<M: Model>(model: &M) -> Vec<Row> {
+        let mut rows = model.rows();
+        rows.sort_by(|a, b| a.key.cmp(&b.key));
+        rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+    use chrono::Duration;
+
+    fn reference() -> DateTime<Utc> {
+        "2025-03-01T00:00:00Z".parse().unwrap()
+    }
+
+    fn assert_round_trips<M: Model>(model: &M) {
+        let again = M::from_rows(model.rows()).expect("rows load");
+        assert_eq!(sorted_rows(&again), sorted_rows(model), "{} rows round-trip", M::NAME);
+    }
+
+    #[test]
+    fn the_founding_report_opens_the_foreign_ministers_and_the_presidents_channels() {
+        let model: channels::Channels = replay(&founding_facts());
+        assert_round_trips(&model);
+        let views: Vec<_> = model.channels().map(|c| c.view(reference(), Duration::days(90))).collect();
+        let ministers = views
+            .iter()
+            .find(|v| v.key == "rus.foreign-minister+usa.secretary-of-state")
+            .expect("the foreign ministers' channel");
+        assert_eq!(ministers.status, "ACTIVE");
+        assert_eq!(ministers.established_on.as_ref().unwrap().to_string(), "2025-02-15 (Europe/Moscow)");
+        assert_eq!(ministers.contacts, 1);
+        assert!(ministers.stream_id.is_some());
+        let presidents = views.iter().find(|v| v.key == "rus.president+usa.president").expect("the presidents' channel");
+        assert_eq!(presidents.established_on.as_ref().unwrap().to_string(), "2025-02-12");
+        assert!(views.iter().any(|v| v.key == "ukr.president+usa.president"));
+        // Long after, with no contact since, the channel is dormant.
+        let later = model.channels().find(|c| c.key == ministers.key).unwrap().view("2025-12-01T00:00:00Z".parse().unwrap(), Duration::days(90));
+        assert_eq!(later.status, "DORMANT");
+    }
+
+    #[test]
+    fn the_founding_report_leaves_a_summit_preparation_and_the_expert_meeting_pending() {
+        let facts = founding_facts();
+        let summits: summits::Summits = replay(&facts);
+        assert_round_trips(&summits);
+        let summit = summits.summits().next().expect("one summit").view().unwrap();
+        assert_eq!((summit.key.as_str(), summit.stage.as_str(), summit.pending), ("summit-rus-usa-2025", "PREPARATION_AGREED", true));
+        assert_eq!(summit.since.as_ref().unwrap().to_string(), "2025-02-15 (Europe/Moscow)");
+        assert_eq!(summit.parties.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), ["RUS", "USA"]);
+
+        let commitments: commitments::Commitments = replay(&facts);
+        assert_round_trips(&commitments);
+        let commitment = commitments.commitments().next().expect("one commitment").view(reference()).unwrap();
+        assert_eq!(commitment.status, "PENDING");
+        assert!(commitment.what.contains("meeting of experts"));
+        assert!(commitment.due_text.as_deref().unwrap().contains("very soon"));
+        assert_eq!(commitment.stated_on.as_ref().unwrap().to_string(), "2025-02-15 (Europe/Moscow)");
+        assert_eq!(commitment.age_days, Some(14));
+    }
+
+    #[test]
+    fn the_divergence_of_the_call_shows_what_only_one_side_says() {
+        let model: divergence::Divergence = replay(&founding_facts());
+        assert_round_trips(&model);
+        let call = model
+            .occurrences()
+            .map(|o| o.view())
+            .find(|v| v.stream_id.as_deref() == Some("occurrence-2025-02-15-rubio-lavrov-call") && v.kind.as_deref() == Some("CallHeld"))
+            .expect("the call's divergence");
+        assert_eq!(call.reports.len(), 2);
+        let only = |source: &str| -> Vec<String> {
+            call.single_source.iter().filter(|c| c.sources[0].source == source).map(|c| c.key.clone()).collect()
+        };
+        assert!(only("rus.mfa").contains(&"palestine-and-middle-east".to_owned()));
+        assert!(only("usa.state-department").contains(&"bilateral-issues".to_owned()));
+        assert!(call.shared.iter().any(|c| c.key == "ukraine"));
+    }
+
+    #[test]
+    fn relations_and_timelines_follow_from_the_founding_report() {
+        let facts = founding_facts();
+        let relations: relations::Relations = replay(&facts);
+        assert_round_trips(&relations);
+        let row = relations.row("pair:RUS+USA").expect("Russia and the US have relations");
+        let view = relations::pair_of(&row).unwrap().view(reference(), Duration::days(90));
+        assert_eq!(view.contacts, 2);
+        assert_eq!(view.contacts_by_level.get("LEADERS"), Some(&1));
+        assert_eq!(view.contacts_by_level.get("MINISTERS"), Some(&1));
+        assert_eq!(view.open_channels.len(), 2);
+        assert_eq!(view.pending_summits.len(), 1);
+        assert_eq!(view.pending_commitments.len(), 1);
+        assert!(relations.row("pair:UKR+USA").is_some());
+
+        let timeline: timeline::Timeline = replay(&facts);
+        assert_round_trips(&timeline);
+        let lavrov: Vec<_> = timeline.entries().filter(|e| timeline::names(e, "sergey-lavrov")).collect();
+        assert_eq!(lavrov.len(), 1);
+        let usa: Vec<_> = timeline.entries().filter(|e| timeline::names(e, "USA")).collect();
+        assert_eq!(usa.len(), 3);
+    }
+}

@@ -1,27 +1,176 @@
-//! The `timeline` projection (being written).
+//! `timeline`: every interaction (call, meeting, visit, negotiation round) with who took part,
+//! in the order they happened; a person's, an office's or a state's timeline is the
+//! interactions that name them (a state: through any of its people or offices).
 
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::common::{
+    Contributions, Index, Origin, Registry, apply_fact, happened_key, interaction, level_name,
+};
 use super::{Fact, Model, Row};
+use crate::domain::EventId;
+use crate::domain::diplomacy::{FuzzyTime, Place};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineParticipant {
+    pub actor: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acting_as: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acting_as_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+}
+
+/// One interaction, as the timeline shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    pub origin: Origin,
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub occurred: Option<FuzzyTime>,
+    pub level: String,
+    pub participants: Vec<TimelineParticipant>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub place: Option<Place>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topics: Vec<String>,
+}
+
+const PREFIX: &str = "interaction:";
 
 #[derive(Debug, Default)]
-pub struct Timeline;
+pub struct Timeline {
+    registry: Registry,
+    entries: BTreeMap<EventId, TimelineEntry>,
+    index: Index,
+}
+
+impl Timeline {
+    pub fn entries(&self) -> impl Iterator<Item = &TimelineEntry> {
+        self.entries.values()
+    }
+}
+
+impl Contributions for Timeline {
+    fn add(&mut self, fact: &Fact) -> Vec<String> {
+        if let Some(key) = self.registry.add(fact) {
+            return vec![key];
+        }
+        let Some(interaction) = interaction(&fact.event) else {
+            return Vec::new();
+        };
+        let registry = &self.registry;
+        let participants = interaction
+            .participants
+            .iter()
+            .map(|p| {
+                let actor = p.actor.to_string();
+                let office = p.acting_as.as_ref().map(ToString::to_string);
+                TimelineParticipant {
+                    name: registry.name(&actor),
+                    acting_as_name: office.as_deref().map(|o| registry.name(o)),
+                    state: office.as_deref().and_then(|o| registry.state_of(o)).or_else(|| registry.state_of(&actor)),
+                    actor,
+                    acting_as: office,
+                }
+            })
+            .collect();
+        let origin = Origin::of(fact);
+        let key = format!("{PREFIX}{}", fact.event_id);
+        self.entries.insert(
+            fact.event_id,
+            TimelineEntry {
+                origin: origin.clone(),
+                kind: interaction.kind.to_owned(),
+                occurred: fact.event.occurred.clone(),
+                level: level_name(interaction.level),
+                participants,
+                place: interaction.place,
+                topics: interaction.topics,
+            },
+        );
+        self.index.note(&origin, &key);
+        vec![key]
+    }
+
+    fn remove(&mut self, id: EventId) -> (Vec<String>, Option<Origin>) {
+        if let Some((key, origin)) = self.registry.remove(id) {
+            return (vec![key], Some(origin));
+        }
+        let Some((origin, keys)) = self.index.take(id) else {
+            return (Vec::new(), None);
+        };
+        self.entries.remove(&id);
+        (keys.into_iter().collect(), Some(origin))
+    }
+}
 
 impl Model for Timeline {
     const NAME: &'static str = "timeline";
     const VERSION: i32 = 1;
 
-    fn apply(&mut self, _fact: &Fact) -> Vec<String> {
-        Vec::new()
+    fn apply(&mut self, fact: &Fact) -> Vec<String> {
+        apply_fact(self, fact)
     }
 
-    fn row(&self, _key: &str) -> Option<Row> {
-        None
+    fn row(&self, key: &str) -> Option<Row> {
+        if Registry::is_row(key) {
+            return self.registry.row(key);
+        }
+        let id = EventId::parse(key.strip_prefix(PREFIX)?).ok()?;
+        let entry = self.entries.get(&id)?;
+        let mut actors: Vec<String> = entry
+            .participants
+            .iter()
+            .flat_map(|p| std::iter::once(p.actor.clone()).chain(p.acting_as.clone()))
+            .collect();
+        actors.sort();
+        actors.dedup();
+        let mut states: Vec<String> = entry.participants.iter().filter_map(|p| p.state.clone()).collect();
+        states.sort();
+        states.dedup();
+        Some(Row {
+            key: key.to_owned(),
+            data: serde_json::to_value(entry).expect("an entry serializes"),
+            actors,
+            states,
+            status: entry.kind.clone(),
+            sort_key: happened_key(entry.occurred.as_ref(), entry.origin.position),
+        })
     }
 
     fn rows(&self) -> Vec<Row> {
-        Vec::new()
+        self.registry
+            .rows()
+            .chain(self.entries.keys().filter_map(|id| self.row(&format!("{PREFIX}{id}"))))
+            .collect()
     }
 
-    fn from_rows(_rows: Vec<Row>) -> Result<Self, String> {
-        Ok(Self)
+    fn from_rows(rows: Vec<Row>) -> Result<Self, String> {
+        let mut model = Self::default();
+        for row in rows {
+            if model.registry.load(&row)? {
+                continue;
+            }
+            let entry: TimelineEntry =
+                serde_json::from_value(row.data).map_err(|e| format!("timeline row {}: {e}", row.key))?;
+            model.index.note(&entry.origin, &row.key);
+            model.entries.insert(entry.origin.event_id, entry);
+        }
+        Ok(model)
     }
+}
+
+/// Decodes a timeline row.
+pub fn entry_of(row: &Row) -> Result<TimelineEntry, String> {
+    serde_json::from_value(row.data.clone()).map_err(|e| format!("timeline row {}: {e}", row.key))
+}
+
+/// Whether the entry names this actor: a participant, an office or a state.
+pub fn names(entry: &TimelineEntry, actor: &str) -> bool {
+    entry.participants.iter().any(|p| p.actor == actor || p.acting_as.as_deref() == Some(actor) || p.state.as_deref() == Some(actor))
 }

@@ -79,6 +79,8 @@ pub struct CallHeld {
     pub initiator: Option<ActorId>,
     #[serde(default, skip_serializing_if = "is_empty")]
     pub topics: Vec<Key>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<Level>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,274 @@
+//! What the read models share: where an event stands in the log (so a correction can take its
+//! place), the actor registry (names and states of the parties), the interactions events
+//! describe, and the handling of corrections and retractions.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Fact, Row};
+use crate::domain::EventId;
+use crate::domain::diplomacy::{
+    ActorId, ActorKind, DiplomaticEvent, EventKind, FuzzyTime, Level, Participant, Place,
+};
+
+/// Where an event stands in the log. A correction takes the corrected event's place.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    pub event_id: EventId,
+    pub position: u64,
+    pub stream_id: String,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl Origin {
+    pub fn of(fact: &Fact) -> Self {
+        Self {
+            event_id: fact.event_id,
+            position: fact.position,
+            stream_id: fact.stream_id.clone(),
+            recorded_at: fact.recorded_at,
+        }
+    }
+}
+
+/// A model that can take an event's contributions back out: what corrections and
+/// retractions need.
+pub trait Contributions {
+    /// Adds what the event contributes; returns the keys of the rows that changed.
+    fn add(&mut self, fact: &Fact) -> Vec<String>;
+    /// Takes out everything event `id` contributed; returns the keys of the rows that
+    /// changed and where the event stood, if it contributed anything.
+    fn remove(&mut self, id: EventId) -> (Vec<String>, Option<Origin>);
+}
+
+/// Applies a fact, honouring corrections (the replacement takes the original's place, id and
+/// position) and retractions (the original's contributions are taken out).
+pub fn apply_fact<M: Contributions>(model: &mut M, fact: &Fact) -> Vec<String> {
+    let keys = match &fact.event.kind {
+        EventKind::EventRetracted(retraction) => model.remove(retraction.event).0,
+        EventKind::EventCorrected(correction) => {
+            let (mut keys, origin) = model.remove(correction.event);
+            if let Some(origin) = origin {
+                let replacement = Fact {
+                    position: origin.position,
+                    stream_id: origin.stream_id,
+                    event_id: correction.event,
+                    recorded_at: origin.recorded_at,
+                    event: (*correction.replacement).clone(),
+                };
+                keys.extend(model.add(&replacement));
+            }
+            keys
+        }
+        _ => model.add(fact),
+    };
+    let unique: BTreeSet<String> = keys.into_iter().collect();
+    unique.into_iter().collect()
+}
+
+/// What a model knows of an actor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActorInfo {
+    pub id: String,
+    pub kind: ActorKind,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    pub origin: Origin,
+}
+
+/// The actors registered in the log, for names and states. Kept in a model's rows under
+/// `actor:<id>` with status `actor`, which lists leave out.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    actors: BTreeMap<String, ActorInfo>,
+}
+
+pub const ACTOR_STATUS: &str = "actor";
+const ACTOR_PREFIX: &str = "actor:";
+
+impl Registry {
+    /// Takes note of an actor registration; returns its row key.
+    pub fn add(&mut self, fact: &Fact) -> Option<String> {
+        let EventKind::ActorRegistered(registered) = &fact.event.kind else {
+            return None;
+        };
+        let actor = &registered.actor;
+        self.actors.insert(
+            actor.id.to_string(),
+            ActorInfo {
+                id: actor.id.to_string(),
+                kind: actor.kind,
+                name: actor.name.clone(),
+                country: actor.country.map(|c| c.to_string()),
+                origin: Origin::of(fact),
+            },
+        );
+        Some(format!("{ACTOR_PREFIX}{}", actor.id))
+    }
+
+    /// Forgets the actor event `id` registered.
+    pub fn remove(&mut self, id: EventId) -> Option<(String, Origin)> {
+        let actor = self.actors.values().find(|a| a.origin.event_id == id)?.id.clone();
+        let info = self.actors.remove(&actor)?;
+        Some((format!("{ACTOR_PREFIX}{actor}"), info.origin))
+    }
+
+    /// The display name of an actor (its id if unknown).
+    pub fn name(&self, id: &str) -> String {
+        self.actors.get(id).map_or_else(|| id.to_owned(), |a| a.name.clone())
+    }
+
+    /// The state an actor belongs to: a state is its own.
+    pub fn state_of(&self, id: &str) -> Option<String> {
+        if let Ok(actor) = ActorId::parse(id)
+            && let Some(country) = actor.as_country()
+        {
+            return Some(country.to_string());
+        }
+        self.actors.get(id).and_then(|a| a.country.clone())
+    }
+
+    pub fn is_row(key: &str) -> bool {
+        key.starts_with(ACTOR_PREFIX)
+    }
+
+    pub fn row(&self, key: &str) -> Option<Row> {
+        let info = self.actors.get(key.strip_prefix(ACTOR_PREFIX)?)?;
+        Some(Row {
+            key: key.to_owned(),
+            data: serde_json::to_value(info).expect("actor info serializes"),
+            actors: vec![info.id.clone()],
+            states: info.country.iter().cloned().collect(),
+            status: ACTOR_STATUS.to_owned(),
+            sort_key: info.id.clone(),
+        })
+    }
+
+    pub fn rows(&self) -> impl Iterator<Item = Row> + '_ {
+        self.actors
+            .keys()
+            .filter_map(|id| self.row(&format!("{ACTOR_PREFIX}{id}")))
+    }
+
+    /// Takes an actor row back; `false` if the row is not an actor row.
+    pub fn load(&mut self, row: &Row) -> Result<bool, String> {
+        if row.status != ACTOR_STATUS {
+            return Ok(false);
+        }
+        let info: ActorInfo =
+            serde_json::from_value(row.data.clone()).map_err(|e| format!("actor row {}: {e}", row.key))?;
+        self.actors.insert(info.id.clone(), info);
+        Ok(true)
+    }
+}
+
+/// The interaction an event records: a call, a meeting, a visit or a negotiation round.
+#[derive(Debug, Clone)]
+pub struct Interaction {
+    pub kind: &'static str,
+    pub participants: Vec<Participant>,
+    pub level: Option<Level>,
+    pub place: Option<Place>,
+    pub topics: Vec<String>,
+}
+
+pub fn interaction(event: &DiplomaticEvent) -> Option<Interaction> {
+    let topics = |keys: &[crate::domain::diplomacy::Key]| keys.iter().map(|k| k.as_str().to_owned()).collect();
+    let (participants, level, place, topics) = match &event.kind {
+        EventKind::CallHeld(call) => (call.participants.clone(), call.level, None, topics(&call.topics)),
+        EventKind::MeetingHeld(meeting) => (
+            meeting.participants.clone(),
+            meeting.level,
+            meeting.place.clone(),
+            topics(&meeting.topics),
+        ),
+        EventKind::VisitMade(visit) => {
+            let host = Participant { actor: ActorId::from(visit.host), acting_as: None };
+            (vec![visit.visitor.clone(), host], None, visit.place.clone(), topics(&visit.topics))
+        }
+        EventKind::NegotiationRoundHeld(round) => (
+            round.participants.clone(),
+            None,
+            round.place.clone(),
+            topics(&round.topics),
+        ),
+        _ => return None,
+    };
+    Some(Interaction { kind: event.kind.name(), participants, level, place, topics })
+}
+
+/// A participant's party: the office it acts through, or else itself. Offices outlive their
+/// holders, so channels between offices stay the same channel when people change.
+pub fn party(participant: &Participant) -> String {
+    participant
+        .acting_as
+        .as_ref()
+        .unwrap_or(&participant.actor)
+        .to_string()
+}
+
+/// A sort key for things that happened: when (earliest instant), then log position.
+pub fn happened_key(occurred: Option<&FuzzyTime>, position: u64) -> String {
+    let when = occurred.map_or_else(|| "~".to_owned(), |t| t.earliest().to_rfc3339());
+    format!("{when}#{position:020}")
+}
+
+/// The level name as the proto spells it.
+pub fn level_name(level: Option<Level>) -> String {
+    level
+        .and_then(|l| serde_json::to_value(l).ok())
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "UNSPECIFIED".to_owned())
+}
+
+/// A party of a channel, summit or commitment, with its name and state as registered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Party {
+    pub id: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+}
+
+impl Registry {
+    pub fn party(&self, id: &str) -> Party {
+        Party { id: id.to_owned(), name: self.name(id), state: self.state_of(id) }
+    }
+}
+
+/// The states of these parties, sorted, without repeats.
+pub fn party_states(parties: &[Party]) -> Vec<String> {
+    let states: BTreeSet<String> = parties.iter().filter_map(|p| p.state.clone()).collect();
+    states.into_iter().collect()
+}
+
+/// Inserts `item` keeping `items` in log order (`position` ascending).
+pub fn insert_by_position<T>(items: &mut Vec<T>, item: T, position: impl Fn(&T) -> u64) {
+    let at = items.partition_point(|existing| position(existing) <= position(&item));
+    items.insert(at, item);
+}
+
+/// The row keys an event contributed to, and where it stood: what a retraction or a
+/// correction takes back out. Rebuilt from the rows when a model is loaded.
+#[derive(Debug, Clone, Default)]
+pub struct Index {
+    keys: std::collections::HashMap<EventId, (Origin, BTreeSet<String>)>,
+}
+
+impl Index {
+    pub fn note(&mut self, origin: &Origin, key: &str) {
+        self.keys
+            .entry(origin.event_id)
+            .or_insert_with(|| (origin.clone(), BTreeSet::new()))
+            .1
+            .insert(key.to_owned());
+    }
+
+    /// The keys event `id` contributed to, and where it stood; forgets them.
+    pub fn take(&mut self, id: EventId) -> Option<(Origin, BTreeSet<String>)> {
+        self.keys.remove(&id)
+    }
+}
