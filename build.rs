@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         [
             "proto/diplog/v1/log.proto",
             "proto/diplog/v1/diplomacy.proto",
+            "proto/diplog/v1/projections.proto",
         ],
         ["proto"],
     )?;
@@ -15,6 +16,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         protox::prost::Message::encode_to_vec(&fds),
     )?;
     tonic_prost_build::configure()
+        // Deterministic map order (answers and their JSON compare equal when their content does).
+        .btree_map(".")
         .build_client(true)
         .compile_fds(fds)?;
     Ok(())

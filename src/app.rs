@@ -9,12 +9,18 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::config::ServerConfig;
 use crate::domain::limits;
-use crate::grpc::{DiplomacyService, EventLogService};
-use crate::proto::{self, diplomacy_server::DiplomacyServer, event_log_server::EventLogServer};
+use crate::grpc::{DiplomacyService, EventLogService, ProjectionsService};
+use crate::projections::query::Queries;
+use crate::projections::runner::{LocalRunners, RunnerContext};
+use crate::projections::store::ProjectionStore;
+use crate::proto::{
+    self, diplomacy_server::DiplomacyServer, event_log_server::EventLogServer,
+    projections_server::ProjectionsServer,
+};
 use crate::store::{EventStore, WriterConfig, WriterHandle};
 
 pub struct App {
@@ -23,6 +29,8 @@ pub struct App {
     http_listener: TcpListener,
     store: EventStore,
     writer: WriterHandle,
+    projections: ProjectionStore,
+    runners: RunnerContext,
 }
 
 impl App {
@@ -39,14 +47,26 @@ impl App {
         let http_listener = TcpListener::bind(config.http)
             .await
             .with_context(|| format!("could not listen for HTTP on {}", config.http))?;
-        let (store, writer) = EventStore::start(pool, WriterConfig::default());
+        let (store, writer) = EventStore::start(pool.clone(), WriterConfig::default())
+            .await
+            .context("could not read the log head")?;
+        let local = LocalRunners::default();
+        let runners = RunnerContext::new(&pool, &store, local.clone(), config.projections.runner());
+        let projections = ProjectionStore::new(pool, local);
         Ok(Self {
             config,
             grpc_listener,
             http_listener,
             store,
             writer,
+            projections,
+            runners,
         })
+    }
+
+    /// The projections' query side (what this server's runners report included).
+    pub fn projections(&self) -> ProjectionStore {
+        self.projections.clone()
     }
 
     pub fn grpc_addr(&self) -> SocketAddr {
@@ -58,7 +78,8 @@ impl App {
     }
 
     /// Serves until `shutdown` is cancelled, then stops accepting, lets in-flight requests
-    /// finish (appends included: the writer drains its queue) and returns.
+    /// finish (appends included: the writer drains its queue), stops the projection runners
+    /// and returns. A projection runner's failure never stops the server (it retries).
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Self {
             config,
@@ -66,8 +87,13 @@ impl App {
             http_listener,
             store,
             writer,
+            projections,
+            runners,
         } = self;
         info!(grpc = %grpc_listener.local_addr()?, http = %http_listener.local_addr()?, "serving");
+        // A child token: the runners stop with the server, and also if serving fails.
+        let stop_runners = shutdown.child_token();
+        let mut runners = crate::projections::catalog::spawn_all(runners, stop_runners.clone());
 
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         health_reporter
@@ -90,6 +116,12 @@ impl App {
             .max_decoding_message_size(limits::MAX_REQUEST_BYTES);
         let diplomacy = DiplomacyServer::new(DiplomacyService::new(store.clone()))
             .max_decoding_message_size(limits::MAX_REQUEST_BYTES);
+        health_reporter
+            .set_serving::<ProjectionsServer<ProjectionsService>>()
+            .await;
+        let queries = Queries::new(projections, config.projections.queries());
+        let projections_service =
+            ProjectionsServer::new(ProjectionsService::new(queries, config.request_timeout()));
 
         let grpc = Server::builder()
             .timeout(config.request_timeout())
@@ -99,6 +131,7 @@ impl App {
             .add_service(reflection_v1alpha)
             .add_service(event_log)
             .add_service(diplomacy)
+            .add_service(projections_service)
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
                 shutdown.clone().cancelled_owned(),
@@ -126,6 +159,13 @@ impl App {
                 Ok(())
             }
         };
+        // Runners stop within about a second of the token.
+        stop_runners.cancel();
+        while let Some(stopped) = runners.join_next().await {
+            if let Err(error) = stopped {
+                error!(error = %error, "a projection runner panicked");
+            }
+        }
         drop(store);
         writer.stop().await.context("the append writer panicked")?;
         served?;

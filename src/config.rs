@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::domain::ExpectedVersion;
+use crate::projections::runner::RunnerConfig;
 use crate::telemetry::LogFormat;
 
 #[derive(Parser)]
@@ -98,6 +99,49 @@ pub struct ServerConfig {
     /// seconds, before their connections are closed. Queued appends are written regardless.
     #[arg(long, env = "DIPLOG_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+    #[command(flatten)]
+    pub projections: ProjectionsConfig,
+}
+
+/// How the projection runners follow the log.
+#[derive(Args, Debug, Clone)]
+pub struct ProjectionsConfig {
+    /// How often a caught-up projection reads the log head, in milliseconds: appends through
+    /// other servers arrive this way (appends through this one wake it at once).
+    #[arg(
+        long = "projection-poll-ms",
+        env = "DIPLOG_PROJECTION_POLL_MS",
+        default_value_t = 1000
+    )]
+    pub poll_ms: u64,
+    /// How often a server tries to take over a projection that another server runs, in
+    /// milliseconds: the longest a projection stands still after its server dies.
+    #[arg(
+        long = "projection-takeover-ms",
+        env = "DIPLOG_PROJECTION_TAKEOVER_MS",
+        default_value_t = 1000
+    )]
+    pub takeover_ms: u64,
+    /// A channel nobody used for this many days is reported DORMANT.
+    #[arg(long, env = "DIPLOG_DORMANT_AFTER_DAYS", default_value_t = 90)]
+    pub dormant_after_days: u32,
+}
+
+impl ProjectionsConfig {
+    pub fn queries(&self) -> crate::projections::query::QueryConfig {
+        crate::projections::query::QueryConfig {
+            dormant_after: chrono::Duration::days(i64::from(self.dormant_after_days)),
+            ..crate::projections::query::QueryConfig::default()
+        }
+    }
+
+    pub fn runner(&self) -> RunnerConfig {
+        RunnerConfig {
+            poll_interval: Duration::from_millis(self.poll_ms),
+            takeover_interval: Duration::from_millis(self.takeover_ms),
+            ..RunnerConfig::default()
+        }
+    }
 }
 
 impl ServerConfig {
@@ -108,6 +152,11 @@ impl ServerConfig {
             http: SocketAddr::from(([127, 0, 0, 1], 0)),
             request_timeout_secs: 30,
             shutdown_grace_secs: 2,
+            projections: ProjectionsConfig {
+                poll_ms: 50,
+                takeover_ms: 50,
+                dormant_after_days: 90,
+            },
         }
     }
 

@@ -4,7 +4,6 @@
 
 mod import;
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -310,7 +309,7 @@ fn output_line(event: &proto::RecordedEvent) -> Result<String, CliError> {
             metadata_json.insert(key.to_owned(), value.into());
         }
     }
-    let values: HashMap<String, String> = metadata.values;
+    let values: std::collections::BTreeMap<String, String> = metadata.values;
     let mut values: Vec<_> = values.into_iter().collect();
     values.sort();
     for (key, value) in values {

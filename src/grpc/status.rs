@@ -150,3 +150,15 @@ pub fn internal(error: &(dyn std::error::Error + 'static)) -> Status {
     error!(error = %error, source = ?error.source(), "internal error");
     Status::internal("internal error")
 }
+
+/// A projection failure: the database out of reach is UNAVAILABLE, anything else INTERNAL.
+pub fn projection(error: crate::projections::store::ProjectionError) -> Status {
+    use crate::projections::store::ProjectionError;
+    match error {
+        ProjectionError::UnknownProjection(_) => Status::not_found(error.to_string()),
+        ProjectionError::Unavailable(_) | ProjectionError::ConnectTimedOut(_) => {
+            Status::unavailable(error.to_string())
+        }
+        _ => internal(&error),
+    }
+}

@@ -109,12 +109,26 @@ impl Channel {
             .steps
             .iter()
             .filter(|s| s.step == "ESTABLISHED")
-            .map(|s| (earliest(s.occurred.as_ref()), s.origin.position, s.origin.event_id, s.occurred.clone()))
+            .map(|s| {
+                (
+                    earliest(s.occurred.as_ref()),
+                    s.origin.position,
+                    s.origin.event_id,
+                    s.occurred.clone(),
+                )
+            })
             .chain(self.contacts.iter().map(|c| {
-                (earliest(c.occurred.as_ref()), c.origin.position, c.origin.event_id, c.occurred.clone())
+                (
+                    earliest(c.occurred.as_ref()),
+                    c.origin.position,
+                    c.origin.event_id,
+                    c.occurred.clone(),
+                )
             }));
         let (_, _, established_by, established_on) = openers
-            .min_by_key(|(when, position, ..)| (when.unwrap_or(DateTime::<Utc>::MAX_UTC), *position))
+            .min_by_key(|(when, position, ..)| {
+                (when.unwrap_or(DateTime::<Utc>::MAX_UTC), *position)
+            })
             .unwrap_or((None, 0, EventId::from(uuid::Uuid::nil()), None));
         let last_contact = self
             .contacts
@@ -124,7 +138,12 @@ impl Channel {
             .contacts
             .iter()
             .filter_map(|c| c.occurred.as_ref())
-            .chain(self.steps.iter().filter(|s| s.step != "SUSPENDED" && s.step != "CLOSED").filter_map(|s| s.occurred.as_ref()))
+            .chain(
+                self.steps
+                    .iter()
+                    .filter(|s| s.step != "SUSPENDED" && s.step != "CLOSED")
+                    .filter_map(|s| s.occurred.as_ref()),
+            )
             .map(FuzzyTime::end)
             .max();
         let status = match self.stored_status() {
@@ -136,8 +155,15 @@ impl Channel {
         let mut evidence: Vec<(u64, EventId)> = self
             .steps
             .iter()
-            .flat_map(|s| std::iter::once((s.origin.position, s.origin.event_id)).chain(s.evidence.iter().map(|e| (0, *e))))
-            .chain(self.contacts.iter().map(|c| (c.origin.position, c.origin.event_id)))
+            .flat_map(|s| {
+                std::iter::once((s.origin.position, s.origin.event_id))
+                    .chain(s.evidence.iter().map(|e| (0, *e)))
+            })
+            .chain(
+                self.contacts
+                    .iter()
+                    .map(|c| (c.origin.position, c.origin.event_id)),
+            )
             .collect();
         evidence.sort();
         evidence.dedup_by_key(|(_, id)| *id);
@@ -162,7 +188,11 @@ impl Channel {
             .iter()
             .filter(|s| s.step == "ESTABLISHED")
             .map(|s| (earliest(s.occurred.as_ref()), s.origin.position))
-            .chain(self.contacts.iter().map(|c| (earliest(c.occurred.as_ref()), c.origin.position)))
+            .chain(
+                self.contacts
+                    .iter()
+                    .map(|c| (earliest(c.occurred.as_ref()), c.origin.position)),
+            )
             .min_by_key(|(when, position)| (when.unwrap_or(DateTime::<Utc>::MAX_UTC), *position));
         match view_free {
             Some((Some(when), position)) => format!("{}#{position:020}", when.to_rfc3339()),
@@ -218,7 +248,13 @@ impl Channels {
         })
     }
 
-    fn step(&mut self, key: &str, fact: &Fact, step: &str, reason: Option<String>) -> Option<String> {
+    fn step(
+        &mut self,
+        key: &str,
+        fact: &Fact,
+        step: &str,
+        reason: Option<String>,
+    ) -> Option<String> {
         let channel = self.channels.get_mut(key)?;
         let origin = Origin::of(fact);
         insert_by_position(
@@ -246,7 +282,11 @@ impl Contributions for Channels {
         let stream_key = self.streams.get(&fact.stream_id).cloned();
         let changed = match &fact.event.kind {
             EventKind::ChannelEstablished(established) => {
-                let parties: Vec<String> = established.parties.iter().map(ToString::to_string).collect();
+                let parties: Vec<String> = established
+                    .parties
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect();
                 let key = self.channel_for(&parties).key.clone();
                 if let Some(channel) = self.channels.get_mut(&key) {
                     channel.stream_id = Some(fact.stream_id.clone());
@@ -254,9 +294,15 @@ impl Contributions for Channels {
                 self.streams.insert(fact.stream_id.clone(), key.clone());
                 self.step(&key, fact, "ESTABLISHED", established.purpose.clone())
             }
-            EventKind::ChannelSuspended(reason) => stream_key.and_then(|k| self.step(&k, fact, "SUSPENDED", reason.reason.clone())),
-            EventKind::ChannelResumed(reason) => stream_key.and_then(|k| self.step(&k, fact, "RESUMED", reason.reason.clone())),
-            EventKind::ChannelClosed(reason) => stream_key.and_then(|k| self.step(&k, fact, "CLOSED", reason.reason.clone())),
+            EventKind::ChannelSuspended(reason) => {
+                stream_key.and_then(|k| self.step(&k, fact, "SUSPENDED", reason.reason.clone()))
+            }
+            EventKind::ChannelResumed(reason) => {
+                stream_key.and_then(|k| self.step(&k, fact, "RESUMED", reason.reason.clone()))
+            }
+            EventKind::ChannelClosed(reason) => {
+                stream_key.and_then(|k| self.step(&k, fact, "CLOSED", reason.reason.clone()))
+            }
             _ => {
                 let Some(interaction) = interaction(&fact.event) else {
                     return Vec::new();
@@ -300,7 +346,9 @@ impl Contributions for Channels {
         };
         for key in &keys {
             let channel_key = key.trim_start_matches(PREFIX);
-            let Some(channel) = self.channels.get_mut(channel_key) else { continue };
+            let Some(channel) = self.channels.get_mut(channel_key) else {
+                continue;
+            };
             channel.steps.retain(|s| s.origin.event_id != id);
             channel.contacts.retain(|c| c.origin.event_id != id);
             if !channel.steps.iter().any(|s| s.step == "ESTABLISHED")
@@ -329,7 +377,12 @@ impl Model for Channels {
             return self.registry.row(key);
         }
         let channel = self.channels.get(key.strip_prefix(PREFIX)?)?;
-        let mut actors: Vec<String> = channel.parties.iter().map(|p| p.id.clone()).chain(channel.people.iter().cloned()).collect();
+        let mut actors: Vec<String> = channel
+            .parties
+            .iter()
+            .map(|p| p.id.clone())
+            .chain(channel.people.iter().cloned())
+            .collect();
         actors.sort();
         actors.dedup();
         Some(Row {
@@ -345,7 +398,11 @@ impl Model for Channels {
     fn rows(&self) -> Vec<Row> {
         self.registry
             .rows()
-            .chain(self.channels.keys().filter_map(|key| self.row(&format!("{PREFIX}{key}"))))
+            .chain(
+                self.channels
+                    .keys()
+                    .filter_map(|key| self.row(&format!("{PREFIX}{key}"))),
+            )
             .collect()
     }
 
@@ -355,8 +412,14 @@ impl Model for Channels {
             if model.registry.load(&row)? {
                 continue;
             }
-            let channel: Channel = serde_json::from_value(row.data).map_err(|e| format!("channel row {}: {e}", row.key))?;
-            for origin in channel.steps.iter().map(|s| &s.origin).chain(channel.contacts.iter().map(|c| &c.origin)) {
+            let channel: Channel = serde_json::from_value(row.data)
+                .map_err(|e| format!("channel row {}: {e}", row.key))?;
+            for origin in channel
+                .steps
+                .iter()
+                .map(|s| &s.origin)
+                .chain(channel.contacts.iter().map(|c| &c.origin))
+            {
                 model.index.note(origin, &row.key);
             }
             if let Some(stream) = &channel.stream_id {

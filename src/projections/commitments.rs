@@ -86,7 +86,13 @@ impl Commitment {
 
     /// PENDING, SCHEDULED, FULFILLED or WITHDRAWN, by its own events.
     pub fn stored_status(&self) -> &'static str {
-        match self.steps.iter().rev().map(|s| s.step.as_str()).find(|s| *s != "STATED") {
+        match self
+            .steps
+            .iter()
+            .rev()
+            .map(|s| s.step.as_str())
+            .find(|s| *s != "STATED")
+        {
             Some("FULFILLED") => "FULFILLED",
             Some("WITHDRAWN") => "WITHDRAWN",
             Some("SCHEDULED") => "SCHEDULED",
@@ -98,12 +104,19 @@ impl Commitment {
         let stated = self.stated()?;
         let stored = self.stored_status();
         let open = matches!(stored, "PENDING" | "SCHEDULED");
-        let lapsed = open && stated.due.as_ref().is_some_and(|due| due.end() <= reference);
+        let lapsed = open
+            && stated
+                .due
+                .as_ref()
+                .is_some_and(|due| due.end() <= reference);
         let scheduled = self.steps.iter().rev().find(|s| s.step == "SCHEDULED");
         let fulfilled = self.steps.iter().rev().find(|s| s.step == "FULFILLED");
         let mut evidence: Vec<EventId> = Vec::new();
         for step in &self.steps {
-            for id in std::iter::once(&step.origin.event_id).chain(&step.evidence).chain(&step.fulfilled_by) {
+            for id in std::iter::once(&step.origin.event_id)
+                .chain(&step.evidence)
+                .chain(&step.fulfilled_by)
+            {
                 if !evidence.contains(id) {
                     evidence.push(*id);
                 }
@@ -113,12 +126,19 @@ impl Commitment {
             key: self.key.clone(),
             parties: self.parties.clone(),
             what: stated.what.clone().unwrap_or_default(),
-            status: if lapsed { "LAPSED".to_owned() } else { stored.to_owned() },
+            status: if lapsed {
+                "LAPSED".to_owned()
+            } else {
+                stored.to_owned()
+            },
             stated_on: stated.occurred.clone(),
             stated_by: stated.origin.event_id,
             due: stated.due.clone(),
             due_text: stated.due_text.clone(),
-            age_days: stated.occurred.as_ref().map(|t| (reference - t.earliest()).num_days().max(0)),
+            age_days: stated
+                .occurred
+                .as_ref()
+                .map(|t| (reference - t.earliest()).num_days().max(0)),
             scheduled_for: scheduled.and_then(|s| s.date.clone()),
             place: scheduled.and_then(|s| s.place.clone()),
             fulfilled_by: fulfilled.and_then(|s| s.fulfilled_by),
@@ -144,7 +164,10 @@ impl Commitments {
     fn refresh_parties(&mut self, key: &str) {
         let registry = &self.registry;
         if let Some(commitment) = self.commitments.get_mut(key) {
-            let ids = commitment.stated().map(|s| s.parties.clone()).unwrap_or_default();
+            let ids = commitment
+                .stated()
+                .map(|s| s.parties.clone())
+                .unwrap_or_default();
             commitment.parties = ids.iter().map(|id| registry.party(id)).collect();
         }
     }
@@ -194,11 +217,14 @@ impl Contributions for Commitments {
         }
         let key = fact.stream_id.clone();
         let origin = step.origin.clone();
-        let commitment = self.commitments.entry(key.clone()).or_insert_with(|| Commitment {
-            key: key.clone(),
-            parties: Vec::new(),
-            steps: Vec::new(),
-        });
+        let commitment = self
+            .commitments
+            .entry(key.clone())
+            .or_insert_with(|| Commitment {
+                key: key.clone(),
+                parties: Vec::new(),
+                steps: Vec::new(),
+            });
         insert_by_position(&mut commitment.steps, step, |s| s.origin.position);
         self.refresh_parties(&key);
         let row_key = format!("{PREFIX}{key}");
@@ -248,14 +274,21 @@ impl Model for Commitments {
             actors: commitment.parties.iter().map(|p| p.id.clone()).collect(),
             states: party_states(&commitment.parties),
             status: commitment.stored_status().to_ascii_lowercase(),
-            sort_key: happened_key(first.and_then(|s| s.occurred.as_ref()), first.map_or(0, |s| s.origin.position)),
+            sort_key: happened_key(
+                first.and_then(|s| s.occurred.as_ref()),
+                first.map_or(0, |s| s.origin.position),
+            ),
         })
     }
 
     fn rows(&self) -> Vec<Row> {
         self.registry
             .rows()
-            .chain(self.commitments.keys().filter_map(|key| self.row(&format!("{PREFIX}{key}"))))
+            .chain(
+                self.commitments
+                    .keys()
+                    .filter_map(|key| self.row(&format!("{PREFIX}{key}"))),
+            )
             .collect()
     }
 
@@ -265,8 +298,8 @@ impl Model for Commitments {
             if model.registry.load(&row)? {
                 continue;
             }
-            let commitment: Commitment =
-                serde_json::from_value(row.data).map_err(|e| format!("commitment row {}: {e}", row.key))?;
+            let commitment: Commitment = serde_json::from_value(row.data)
+                .map_err(|e| format!("commitment row {}: {e}", row.key))?;
             for step in &commitment.steps {
                 model.index.note(&step.origin, &row.key);
             }

@@ -111,14 +111,21 @@ impl Registry {
 
     /// Forgets the actor event `id` registered.
     pub fn remove(&mut self, id: EventId) -> Option<(String, Origin)> {
-        let actor = self.actors.values().find(|a| a.origin.event_id == id)?.id.clone();
+        let actor = self
+            .actors
+            .values()
+            .find(|a| a.origin.event_id == id)?
+            .id
+            .clone();
         let info = self.actors.remove(&actor)?;
         Some((format!("{ACTOR_PREFIX}{actor}"), info.origin))
     }
 
     /// The display name of an actor (its id if unknown).
     pub fn name(&self, id: &str) -> String {
-        self.actors.get(id).map_or_else(|| id.to_owned(), |a| a.name.clone())
+        self.actors
+            .get(id)
+            .map_or_else(|| id.to_owned(), |a| a.name.clone())
     }
 
     /// The state an actor belongs to: a state is its own.
@@ -158,8 +165,8 @@ impl Registry {
         if row.status != ACTOR_STATUS {
             return Ok(false);
         }
-        let info: ActorInfo =
-            serde_json::from_value(row.data.clone()).map_err(|e| format!("actor row {}: {e}", row.key))?;
+        let info: ActorInfo = serde_json::from_value(row.data.clone())
+            .map_err(|e| format!("actor row {}: {e}", row.key))?;
         self.actors.insert(info.id.clone(), info);
         Ok(true)
     }
@@ -176,9 +183,16 @@ pub struct Interaction {
 }
 
 pub fn interaction(event: &DiplomaticEvent) -> Option<Interaction> {
-    let topics = |keys: &[crate::domain::diplomacy::Key]| keys.iter().map(|k| k.as_str().to_owned()).collect();
+    let topics = |keys: &[crate::domain::diplomacy::Key]| {
+        keys.iter().map(|k| k.as_str().to_owned()).collect()
+    };
     let (participants, level, place, topics) = match &event.kind {
-        EventKind::CallHeld(call) => (call.participants.clone(), call.level, None, topics(&call.topics)),
+        EventKind::CallHeld(call) => (
+            call.participants.clone(),
+            call.level,
+            None,
+            topics(&call.topics),
+        ),
         EventKind::MeetingHeld(meeting) => (
             meeting.participants.clone(),
             meeting.level,
@@ -186,8 +200,16 @@ pub fn interaction(event: &DiplomaticEvent) -> Option<Interaction> {
             topics(&meeting.topics),
         ),
         EventKind::VisitMade(visit) => {
-            let host = Participant { actor: ActorId::from(visit.host), acting_as: None };
-            (vec![visit.visitor.clone(), host], None, visit.place.clone(), topics(&visit.topics))
+            let host = Participant {
+                actor: ActorId::from(visit.host),
+                acting_as: None,
+            };
+            (
+                vec![visit.visitor.clone(), host],
+                None,
+                visit.place.clone(),
+                topics(&visit.topics),
+            )
         }
         EventKind::NegotiationRoundHeld(round) => (
             round.participants.clone(),
@@ -197,7 +219,13 @@ pub fn interaction(event: &DiplomaticEvent) -> Option<Interaction> {
         ),
         _ => return None,
     };
-    Some(Interaction { kind: event.kind.name(), participants, level, place, topics })
+    Some(Interaction {
+        kind: event.kind.name(),
+        participants,
+        level,
+        place,
+        topics,
+    })
 }
 
 /// A participant's party: the office it acts through, or else itself. Offices outlive their
@@ -235,7 +263,11 @@ pub struct Party {
 
 impl Registry {
     pub fn party(&self, id: &str) -> Party {
-        Party { id: id.to_owned(), name: self.name(id), state: self.state_of(id) }
+        Party {
+            id: id.to_owned(),
+            name: self.name(id),
+            state: self.state_of(id),
+        }
     }
 }
 

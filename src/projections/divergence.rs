@@ -99,11 +99,16 @@ impl Occurrence {
         for report in &self.reports {
             let source = report.attribution.source.to_string();
             for claim in &report.attribution.claims {
-                let entry = claims.entry(claim.key.as_str().to_owned()).or_insert_with(|| ClaimSources {
-                    key: claim.key.as_str().to_owned(),
-                    kind: serde_json::to_value(claim.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
-                    sources: Vec::new(),
-                });
+                let entry = claims
+                    .entry(claim.key.as_str().to_owned())
+                    .or_insert_with(|| ClaimSources {
+                        key: claim.key.as_str().to_owned(),
+                        kind: serde_json::to_value(claim.kind)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default(),
+                        sources: Vec::new(),
+                    });
                 if !entry.sources.iter().any(|s| s.source == source) {
                     entry.sources.push(SourceWording {
                         source: source.clone(),
@@ -113,7 +118,8 @@ impl Occurrence {
                 }
             }
         }
-        let (shared, single_source): (Vec<_>, Vec<_>) = claims.into_values().partition(|c| c.sources.len() > 1);
+        let (shared, single_source): (Vec<_>, Vec<_>) =
+            claims.into_values().partition(|c| c.sources.len() > 1);
         DivergenceView {
             occurrence: self.event_id,
             stream_id: self.origin.as_ref().map(|o| o.stream_id.clone()),
@@ -126,7 +132,11 @@ impl Occurrence {
                     source: r.attribution.source.to_string(),
                     source_name: r.source_name.clone(),
                     reported_by: r.origin.event_id,
-                    language: r.attribution.language.as_ref().map(|l| l.as_str().to_owned()),
+                    language: r
+                        .attribution
+                        .language
+                        .as_ref()
+                        .map(|l| l.as_str().to_owned()),
                     published_at: r.attribution.published_at,
                     url: r.attribution.url.clone(),
                     quotes: r
@@ -191,7 +201,9 @@ impl Contributions for Divergence {
         }
         let (target, own) = match &fact.event.kind {
             EventKind::SourceReportAttached(attached) => (attached.occurrence, false),
-            kind if kind.category() == Category::Occurrence && !fact.event.sources.is_empty() => (fact.event_id, true),
+            kind if kind.category() == Category::Occurrence && !fact.event.sources.is_empty() => {
+                (fact.event_id, true)
+            }
             _ => return Vec::new(),
         };
         let reports = self.reports(fact);
@@ -202,7 +214,9 @@ impl Contributions for Divergence {
             occurrence.occurred = fact.event.occurred.clone();
         }
         for report in reports {
-            super::common::insert_by_position(&mut occurrence.reports, report, |r| r.origin.position);
+            super::common::insert_by_position(&mut occurrence.reports, report, |r| {
+                r.origin.position
+            });
         }
         let key = format!("{PREFIX}{target}");
         self.index.note(&Origin::of(fact), &key);
@@ -217,7 +231,12 @@ impl Contributions for Divergence {
             return (Vec::new(), None);
         };
         for key in &keys {
-            let Some(target) = key.strip_prefix(PREFIX).and_then(|k| EventId::parse(k).ok()) else { continue };
+            let Some(target) = key
+                .strip_prefix(PREFIX)
+                .and_then(|k| EventId::parse(k).ok())
+            else {
+                continue;
+            };
             if let Some(occurrence) = self.occurrences.get_mut(&target) {
                 occurrence.reports.retain(|r| r.origin.event_id != id);
                 if target == id {
@@ -248,15 +267,26 @@ impl Model for Divergence {
         }
         let id = EventId::parse(key.strip_prefix(PREFIX)?).ok()?;
         let occurrence = self.occurrences.get(&id)?;
-        let sources: BTreeSet<String> = occurrence.reports.iter().map(|r| r.attribution.source.to_string()).collect();
-        let states: BTreeSet<String> = sources.iter().filter_map(|s| self.registry.state_of(s)).collect();
+        let sources: BTreeSet<String> = occurrence
+            .reports
+            .iter()
+            .map(|r| r.attribution.source.to_string())
+            .collect();
+        let states: BTreeSet<String> = sources
+            .iter()
+            .filter_map(|s| self.registry.state_of(s))
+            .collect();
         Some(Row {
             key: key.to_owned(),
             data: serde_json::to_value(occurrence).expect("an occurrence serializes"),
             actors: sources.into_iter().collect(),
             states: states.into_iter().collect(),
             // An occurrence retracted while later reports remain is kept, but not listed.
-            status: if occurrence.origin.is_some() { "occurrence".into() } else { "retracted".into() },
+            status: if occurrence.origin.is_some() {
+                "occurrence".into()
+            } else {
+                "retracted".into()
+            },
             sort_key: happened_key(
                 occurrence.occurred.as_ref(),
                 occurrence.origin.as_ref().map_or(u64::MAX, |o| o.position),
@@ -267,7 +297,11 @@ impl Model for Divergence {
     fn rows(&self) -> Vec<Row> {
         self.registry
             .rows()
-            .chain(self.occurrences.keys().filter_map(|id| self.row(&format!("{PREFIX}{id}"))))
+            .chain(
+                self.occurrences
+                    .keys()
+                    .filter_map(|id| self.row(&format!("{PREFIX}{id}"))),
+            )
             .collect()
     }
 
@@ -277,9 +311,13 @@ impl Model for Divergence {
             if model.registry.load(&row)? {
                 continue;
             }
-            let occurrence: Occurrence =
-                serde_json::from_value(row.data).map_err(|e| format!("divergence row {}: {e}", row.key))?;
-            for origin in occurrence.origin.iter().chain(occurrence.reports.iter().map(|r| &r.origin)) {
+            let occurrence: Occurrence = serde_json::from_value(row.data)
+                .map_err(|e| format!("divergence row {}: {e}", row.key))?;
+            for origin in occurrence
+                .origin
+                .iter()
+                .chain(occurrence.reports.iter().map(|r| &r.origin))
+            {
                 model.index.note(origin, &row.key);
             }
             model.occurrences.insert(occurrence.event_id, occurrence);

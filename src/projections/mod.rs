@@ -66,13 +66,22 @@ pub trait Model: Default + Send + Sync + 'static {
     fn from_rows(rows: Vec<Row>) -> Result<Self, String>;
 }
 
+pub mod catalog;
 pub mod channels;
-pub(crate) mod common;
 pub mod commitments;
+pub(crate) mod common;
 pub mod divergence;
+pub mod query;
 pub mod relations;
+pub mod runner;
+pub mod store;
 pub mod summits;
 pub mod timeline;
+
+pub use catalog::NAMES;
+
+#[cfg(test)]
+mod lifecycle_tests;
 
 /// Test support: the founding scenario as facts, without a database.
 #[cfg(test)]
@@ -134,27 +143,48 @@ mod tests {
 
     fn assert_round_trips<M: Model>(model: &M) {
         let again = M::from_rows(model.rows()).expect("rows load");
-        assert_eq!(sorted_rows(&again), sorted_rows(model), "{} rows round-trip", M::NAME);
+        assert_eq!(
+            sorted_rows(&again),
+            sorted_rows(model),
+            "{} rows round-trip",
+            M::NAME
+        );
     }
 
     #[test]
     fn the_founding_report_opens_the_foreign_ministers_and_the_presidents_channels() {
         let model: channels::Channels = replay(&founding_facts());
         assert_round_trips(&model);
-        let views: Vec<_> = model.channels().map(|c| c.view(reference(), Duration::days(90))).collect();
+        let views: Vec<_> = model
+            .channels()
+            .map(|c| c.view(reference(), Duration::days(90)))
+            .collect();
         let ministers = views
             .iter()
             .find(|v| v.key == "rus.foreign-minister+usa.secretary-of-state")
             .expect("the foreign ministers' channel");
         assert_eq!(ministers.status, "ACTIVE");
-        assert_eq!(ministers.established_on.as_ref().unwrap().to_string(), "2025-02-15 (Europe/Moscow)");
+        assert_eq!(
+            ministers.established_on.as_ref().unwrap().to_string(),
+            "2025-02-15 (Europe/Moscow)"
+        );
         assert_eq!(ministers.contacts, 1);
         assert!(ministers.stream_id.is_some());
-        let presidents = views.iter().find(|v| v.key == "rus.president+usa.president").expect("the presidents' channel");
-        assert_eq!(presidents.established_on.as_ref().unwrap().to_string(), "2025-02-12");
+        let presidents = views
+            .iter()
+            .find(|v| v.key == "rus.president+usa.president")
+            .expect("the presidents' channel");
+        assert_eq!(
+            presidents.established_on.as_ref().unwrap().to_string(),
+            "2025-02-12"
+        );
         assert!(views.iter().any(|v| v.key == "ukr.president+usa.president"));
         // Long after, with no contact since, the channel is dormant.
-        let later = model.channels().find(|c| c.key == ministers.key).unwrap().view("2025-12-01T00:00:00Z".parse().unwrap(), Duration::days(90));
+        let later = model
+            .channels()
+            .find(|c| c.key == ministers.key)
+            .unwrap()
+            .view("2025-12-01T00:00:00Z".parse().unwrap(), Duration::days(90));
         assert_eq!(later.status, "DORMANT");
     }
 
@@ -163,18 +193,50 @@ mod tests {
         let facts = founding_facts();
         let summits: summits::Summits = replay(&facts);
         assert_round_trips(&summits);
-        let summit = summits.summits().next().expect("one summit").view().unwrap();
-        assert_eq!((summit.key.as_str(), summit.stage.as_str(), summit.pending), ("summit-rus-usa-2025", "PREPARATION_AGREED", true));
-        assert_eq!(summit.since.as_ref().unwrap().to_string(), "2025-02-15 (Europe/Moscow)");
-        assert_eq!(summit.parties.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(), ["RUS", "USA"]);
+        let summit = summits
+            .summits()
+            .next()
+            .expect("one summit")
+            .view()
+            .unwrap();
+        assert_eq!(
+            (summit.key.as_str(), summit.stage.as_str(), summit.pending),
+            ("summit-rus-usa-2025", "PREPARATION_AGREED", true)
+        );
+        assert_eq!(
+            summit.since.as_ref().unwrap().to_string(),
+            "2025-02-15 (Europe/Moscow)"
+        );
+        assert_eq!(
+            summit
+                .parties
+                .iter()
+                .map(|p| p.id.as_str())
+                .collect::<Vec<_>>(),
+            ["RUS", "USA"]
+        );
 
         let commitments: commitments::Commitments = replay(&facts);
         assert_round_trips(&commitments);
-        let commitment = commitments.commitments().next().expect("one commitment").view(reference()).unwrap();
+        let commitment = commitments
+            .commitments()
+            .next()
+            .expect("one commitment")
+            .view(reference())
+            .unwrap();
         assert_eq!(commitment.status, "PENDING");
         assert!(commitment.what.contains("meeting of experts"));
-        assert!(commitment.due_text.as_deref().unwrap().contains("very soon"));
-        assert_eq!(commitment.stated_on.as_ref().unwrap().to_string(), "2025-02-15 (Europe/Moscow)");
+        assert!(
+            commitment
+                .due_text
+                .as_deref()
+                .unwrap()
+                .contains("very soon")
+        );
+        assert_eq!(
+            commitment.stated_on.as_ref().unwrap().to_string(),
+            "2025-02-15 (Europe/Moscow)"
+        );
         assert_eq!(commitment.age_days, Some(14));
     }
 
@@ -185,11 +247,18 @@ mod tests {
         let call = model
             .occurrences()
             .map(|o| o.view())
-            .find(|v| v.stream_id.as_deref() == Some("occurrence-2025-02-15-rubio-lavrov-call") && v.kind.as_deref() == Some("CallHeld"))
+            .find(|v| {
+                v.stream_id.as_deref() == Some("occurrence-2025-02-15-rubio-lavrov-call")
+                    && v.kind.as_deref() == Some("CallHeld")
+            })
             .expect("the call's divergence");
         assert_eq!(call.reports.len(), 2);
         let only = |source: &str| -> Vec<String> {
-            call.single_source.iter().filter(|c| c.sources[0].source == source).map(|c| c.key.clone()).collect()
+            call.single_source
+                .iter()
+                .filter(|c| c.sources[0].source == source)
+                .map(|c| c.key.clone())
+                .collect()
         };
         assert!(only("rus.mfa").contains(&"palestine-and-middle-east".to_owned()));
         assert!(only("usa.state-department").contains(&"bilateral-issues".to_owned()));
@@ -201,8 +270,12 @@ mod tests {
         let facts = founding_facts();
         let relations: relations::Relations = replay(&facts);
         assert_round_trips(&relations);
-        let row = relations.row("pair:RUS+USA").expect("Russia and the US have relations");
-        let view = relations::pair_of(&row).unwrap().view(reference(), Duration::days(90));
+        let row = relations
+            .row("pair:RUS+USA")
+            .expect("Russia and the US have relations");
+        let view = relations::pair_of(&row)
+            .unwrap()
+            .view(reference(), Duration::days(90));
         assert_eq!(view.contacts, 2);
         assert_eq!(view.contacts_by_level.get("LEADERS"), Some(&1));
         assert_eq!(view.contacts_by_level.get("MINISTERS"), Some(&1));
@@ -213,9 +286,15 @@ mod tests {
 
         let timeline: timeline::Timeline = replay(&facts);
         assert_round_trips(&timeline);
-        let lavrov: Vec<_> = timeline.entries().filter(|e| timeline::names(e, "sergey-lavrov")).collect();
+        let lavrov: Vec<_> = timeline
+            .entries()
+            .filter(|e| timeline::names(e, "sergey-lavrov"))
+            .collect();
         assert_eq!(lavrov.len(), 1);
-        let usa: Vec<_> = timeline.entries().filter(|e| timeline::names(e, "USA")).collect();
+        let usa: Vec<_> = timeline
+            .entries()
+            .filter(|e| timeline::names(e, "USA"))
+            .collect();
         assert_eq!(usa.len(), 3);
     }
 }

@@ -82,7 +82,12 @@ impl PairRecord {
                 .map(|c| c.view(reference, dormant_after))
                 .filter(|c| c.status != "CLOSED")
                 .collect(),
-            pending_summits: self.summits.iter().filter_map(Summit::view).filter(|s| s.pending).collect(),
+            pending_summits: self
+                .summits
+                .iter()
+                .filter_map(Summit::view)
+                .filter(|s| s.pending)
+                .collect(),
             pending_commitments: self
                 .commitments
                 .iter()
@@ -98,7 +103,11 @@ const INTERNAL: &str = "internal";
 
 /// The key of the pair of two states, in alphabetical order.
 pub fn pair_key(a: &str, b: &str) -> String {
-    if a <= b { format!("{a}+{b}") } else { format!("{b}+{a}") }
+    if a <= b {
+        format!("{a}+{b}")
+    } else {
+        format!("{b}+{a}")
+    }
 }
 
 fn pairs_of(states: &[String]) -> Vec<String> {
@@ -134,7 +143,12 @@ enum Inner {
 }
 
 impl Inner {
-    const ALL: [Inner; 4] = [Inner::Channels, Inner::Summits, Inner::Commitments, Inner::Timeline];
+    const ALL: [Inner; 4] = [
+        Inner::Channels,
+        Inner::Summits,
+        Inner::Commitments,
+        Inner::Timeline,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -147,7 +161,10 @@ impl Inner {
 
     fn of(key: &str) -> Option<(Inner, &str)> {
         let (name, inner) = key.split_once('/')?;
-        Inner::ALL.into_iter().find(|i| i.name() == name).map(|i| (i, inner))
+        Inner::ALL
+            .into_iter()
+            .find(|i| i.name() == name)
+            .map(|i| (i, inner))
     }
 }
 
@@ -166,15 +183,22 @@ impl Relations {
         let mut touched: BTreeSet<String> = BTreeSet::new();
         for pair in self.member_of.remove(internal_key).unwrap_or_default() {
             if let Some(entry) = self.pairs.get_mut(&pair) {
-                entry.contacts.retain(|_, c| format!("timeline/interaction:{}", c.event_id) != internal_key);
+                entry
+                    .contacts
+                    .retain(|_, c| format!("timeline/interaction:{}", c.event_id) != internal_key);
                 entry.channels.remove(internal_key);
                 entry.summits.remove(internal_key);
                 entry.commitments.remove(internal_key);
             }
             touched.insert(pair);
         }
-        let Some((inner, key)) = Inner::of(internal_key) else { return touched };
-        let Some(row) = self.inner_row(inner, key).filter(|r| r.status != super::common::ACTOR_STATUS) else {
+        let Some((inner, key)) = Inner::of(internal_key) else {
+            return touched;
+        };
+        let Some(row) = self
+            .inner_row(inner, key)
+            .filter(|r| r.status != super::common::ACTOR_STATUS)
+        else {
             return touched;
         };
         let pairs = pairs_of(&row.states);
@@ -187,7 +211,9 @@ impl Relations {
             match inner {
                 Inner::Timeline => {
                     if let Ok(timeline) = super::timeline::entry_of(&row) {
-                        entry.contacts.insert(row.sort_key.clone(), contact(&timeline));
+                        entry
+                            .contacts
+                            .insert(row.sort_key.clone(), contact(&timeline));
                     }
                 }
                 Inner::Channels => {
@@ -212,15 +238,23 @@ impl Relations {
             *by_level.entry(contact.level.clone()).or_insert(0) += 1;
         }
         let decode = |keys: &BTreeSet<String>, inner: Inner| -> Vec<Row> {
-            keys.iter().filter_map(|k| Inner::of(k).and_then(|(_, key)| self.inner_row(inner, key))).collect()
+            keys.iter()
+                .filter_map(|k| Inner::of(k).and_then(|(_, key)| self.inner_row(inner, key)))
+                .collect()
         };
         PairRecord {
             states: pair.states.clone(),
             contacts: pair.contacts.len() as u32,
             contacts_by_level: by_level,
             last_contact: pair.contacts.values().next_back().cloned(),
-            channels: decode(&pair.channels, Inner::Channels).iter().filter_map(|r| super::channels::channel_of(r).ok()).collect(),
-            summits: decode(&pair.summits, Inner::Summits).iter().filter_map(|r| super::summits::summit_of(r).ok()).collect(),
+            channels: decode(&pair.channels, Inner::Channels)
+                .iter()
+                .filter_map(|r| super::channels::channel_of(r).ok())
+                .collect(),
+            summits: decode(&pair.summits, Inner::Summits)
+                .iter()
+                .filter_map(|r| super::summits::summit_of(r).ok())
+                .collect(),
             commitments: decode(&pair.commitments, Inner::Commitments)
                 .iter()
                 .filter_map(|r| super::commitments::commitment_of(r).ok())
@@ -266,7 +300,10 @@ impl Model for Relations {
         if let Some(pair_key) = key.strip_prefix(PREFIX) {
             let pair = self.pairs.get(pair_key)?;
             let record = self.record(pair);
-            let empty = record.contacts == 0 && record.channels.is_empty() && record.summits.is_empty() && record.commitments.is_empty();
+            let empty = record.contacts == 0
+                && record.channels.is_empty()
+                && record.summits.is_empty()
+                && record.commitments.is_empty();
             if empty {
                 return None;
             }
@@ -295,10 +332,15 @@ impl Model for Relations {
                 Inner::Commitments => self.commitments.rows(),
                 Inner::Timeline => self.timeline.rows(),
             };
-            rows.into_iter().filter_map(move |r| self.row(&format!("{}/{}", inner.name(), r.key)))
+            rows.into_iter()
+                .filter_map(move |r| self.row(&format!("{}/{}", inner.name(), r.key)))
         });
         inner_rows
-            .chain(self.pairs.keys().filter_map(|p| self.row(&format!("{PREFIX}{p}"))))
+            .chain(
+                self.pairs
+                    .keys()
+                    .filter_map(|p| self.row(&format!("{PREFIX}{p}"))),
+            )
             .collect()
     }
 
@@ -308,10 +350,21 @@ impl Model for Relations {
             if row.status != INTERNAL {
                 continue; // pair rows are derived again below
             }
-            let (inner, inner_key) = Inner::of(&row.key).ok_or_else(|| format!("relations row {}: no inner model", row.key))?;
-            let status = row.data.get("status").and_then(|s| s.as_str()).unwrap_or_default().to_owned();
+            let (inner, inner_key) = Inner::of(&row.key)
+                .ok_or_else(|| format!("relations row {}: no inner model", row.key))?;
+            let status = row
+                .data
+                .get("status")
+                .and_then(|s| s.as_str())
+                .unwrap_or_default()
+                .to_owned();
             let data = row.data.get("data").cloned().unwrap_or_default();
-            by_inner.entry(inner.name()).or_default().push(Row { key: inner_key.to_owned(), data, status, ..row });
+            by_inner.entry(inner.name()).or_default().push(Row {
+                key: inner_key.to_owned(),
+                data,
+                status,
+                ..row
+            });
         }
         let mut take = |name: &str| by_inner.remove(name).unwrap_or_default();
         let mut model = Self {
@@ -330,7 +383,8 @@ impl Model for Relations {
                     Inner::Commitments => model.commitments.rows(),
                     Inner::Timeline => model.timeline.rows(),
                 };
-                rows.into_iter().map(move |r| format!("{}/{}", inner.name(), r.key))
+                rows.into_iter()
+                    .map(move |r| format!("{}/{}", inner.name(), r.key))
             })
             .collect();
         for key in keys {

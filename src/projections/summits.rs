@@ -125,7 +125,12 @@ impl Summits {
     fn refresh_parties(&mut self, key: &str) {
         let registry = &self.registry;
         if let Some(summit) = self.summits.get_mut(key) {
-            let ids = summit.steps.iter().find(|s| !s.parties.is_empty()).map(|s| s.parties.clone()).unwrap_or_default();
+            let ids = summit
+                .steps
+                .iter()
+                .find(|s| !s.parties.is_empty())
+                .map(|s| s.parties.clone())
+                .unwrap_or_default();
             summit.parties = ids.iter().map(|id| registry.party(id)).collect();
         }
     }
@@ -136,14 +141,34 @@ impl Contributions for Summits {
         if let Some(key) = self.registry.add(fact) {
             return vec![key];
         }
-        let ids = |parties: &[crate::domain::diplomacy::ActorId]| parties.iter().map(ToString::to_string).collect::<Vec<_>>();
+        let ids = |parties: &[crate::domain::diplomacy::ActorId]| {
+            parties.iter().map(ToString::to_string).collect::<Vec<_>>()
+        };
         let (step, date, place, reason, parties) = match &fact.event.kind {
-            EventKind::SummitProposed(s) => ("PROPOSED", None, s.place.clone(), None, ids(&s.parties)),
-            EventKind::SummitPreparationAgreed(s) => ("PREPARATION_AGREED", None, None, None, ids(&s.parties)),
-            EventKind::SummitScheduled(s) => ("SCHEDULED", Some(s.date.clone()), s.place.clone(), None, Vec::new()),
-            EventKind::SummitPostponed(s) => ("POSTPONED", s.new_date.clone(), None, s.reason.clone(), Vec::new()),
+            EventKind::SummitProposed(s) => {
+                ("PROPOSED", None, s.place.clone(), None, ids(&s.parties))
+            }
+            EventKind::SummitPreparationAgreed(s) => {
+                ("PREPARATION_AGREED", None, None, None, ids(&s.parties))
+            }
+            EventKind::SummitScheduled(s) => (
+                "SCHEDULED",
+                Some(s.date.clone()),
+                s.place.clone(),
+                None,
+                Vec::new(),
+            ),
+            EventKind::SummitPostponed(s) => (
+                "POSTPONED",
+                s.new_date.clone(),
+                None,
+                s.reason.clone(),
+                Vec::new(),
+            ),
             EventKind::SummitHeld(_) => ("HELD", None, None, None, Vec::new()),
-            EventKind::SummitCancelled(s) => ("CANCELLED", None, None, s.reason.clone(), Vec::new()),
+            EventKind::SummitCancelled(s) => {
+                ("CANCELLED", None, None, s.reason.clone(), Vec::new())
+            }
             _ => return Vec::new(),
         };
         let key = fact.stream_id.clone();
@@ -214,14 +239,21 @@ impl Model for Summits {
             actors: summit.parties.iter().map(|p| p.id.clone()).collect(),
             states: party_states(&summit.parties),
             status: summit.stage().to_ascii_lowercase(),
-            sort_key: super::common::happened_key(summit.steps.first().and_then(|s| s.occurred.as_ref()), summit.steps.first().map_or(0, |s| s.origin.position)),
+            sort_key: super::common::happened_key(
+                summit.steps.first().and_then(|s| s.occurred.as_ref()),
+                summit.steps.first().map_or(0, |s| s.origin.position),
+            ),
         })
     }
 
     fn rows(&self) -> Vec<Row> {
         self.registry
             .rows()
-            .chain(self.summits.keys().filter_map(|key| self.row(&format!("{PREFIX}{key}"))))
+            .chain(
+                self.summits
+                    .keys()
+                    .filter_map(|key| self.row(&format!("{PREFIX}{key}"))),
+            )
             .collect()
     }
 
@@ -231,7 +263,8 @@ impl Model for Summits {
             if model.registry.load(&row)? {
                 continue;
             }
-            let summit: Summit = serde_json::from_value(row.data).map_err(|e| format!("summit row {}: {e}", row.key))?;
+            let summit: Summit = serde_json::from_value(row.data)
+                .map_err(|e| format!("summit row {}: {e}", row.key))?;
             for step in &summit.steps {
                 model.index.note(&step.origin, &row.key);
             }

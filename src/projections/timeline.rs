@@ -73,7 +73,10 @@ impl Contributions for Timeline {
                 TimelineParticipant {
                     name: registry.name(&actor),
                     acting_as_name: office.as_deref().map(|o| registry.name(o)),
-                    state: office.as_deref().and_then(|o| registry.state_of(o)).or_else(|| registry.state_of(&actor)),
+                    state: office
+                        .as_deref()
+                        .and_then(|o| registry.state_of(o))
+                        .or_else(|| registry.state_of(&actor)),
                     actor,
                     acting_as: office,
                 }
@@ -130,7 +133,11 @@ impl Model for Timeline {
             .collect();
         actors.sort();
         actors.dedup();
-        let mut states: Vec<String> = entry.participants.iter().filter_map(|p| p.state.clone()).collect();
+        let mut states: Vec<String> = entry
+            .participants
+            .iter()
+            .filter_map(|p| p.state.clone())
+            .collect();
         states.sort();
         states.dedup();
         Some(Row {
@@ -146,7 +153,11 @@ impl Model for Timeline {
     fn rows(&self) -> Vec<Row> {
         self.registry
             .rows()
-            .chain(self.entries.keys().filter_map(|id| self.row(&format!("{PREFIX}{id}"))))
+            .chain(
+                self.entries
+                    .keys()
+                    .filter_map(|id| self.row(&format!("{PREFIX}{id}"))),
+            )
             .collect()
     }
 
@@ -156,8 +167,8 @@ impl Model for Timeline {
             if model.registry.load(&row)? {
                 continue;
             }
-            let entry: TimelineEntry =
-                serde_json::from_value(row.data).map_err(|e| format!("timeline row {}: {e}", row.key))?;
+            let entry: TimelineEntry = serde_json::from_value(row.data)
+                .map_err(|e| format!("timeline row {}: {e}", row.key))?;
             model.index.note(&entry.origin, &row.key);
             model.entries.insert(entry.origin.event_id, entry);
         }
@@ -172,5 +183,9 @@ pub fn entry_of(row: &Row) -> Result<TimelineEntry, String> {
 
 /// Whether the entry names this actor: a participant, an office or a state.
 pub fn names(entry: &TimelineEntry, actor: &str) -> bool {
-    entry.participants.iter().any(|p| p.actor == actor || p.acting_as.as_deref() == Some(actor) || p.state.as_deref() == Some(actor))
+    entry.participants.iter().any(|p| {
+        p.actor == actor
+            || p.acting_as.as_deref() == Some(actor)
+            || p.state.as_deref() == Some(actor)
+    })
 }

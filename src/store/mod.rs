@@ -11,14 +11,14 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures::Stream;
 use sqlx::PgPool;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::domain::{AppendBatch, ExpectedVersion, ReadAllQuery, ReadStreamQuery};
 
-pub use read::EventFilter;
+pub use read::{EventFilter, diplomatic_events, head, position_at, recorded_at};
 pub use writer::WriterConfig;
 
 /// An event as the log recorded it.
@@ -109,7 +109,7 @@ impl From<sqlx::Error> for ReadError {
 
 /// Errors that say the database cannot be reached right now (as opposed to a bad query):
 /// clients may retry these.
-fn is_unavailable(error: &sqlx::Error) -> bool {
+pub(crate) fn is_unavailable(error: &sqlx::Error) -> bool {
     match error {
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
@@ -143,16 +143,41 @@ impl WriterHandle {
 pub struct EventStore {
     pool: PgPool,
     appends: mpsc::Sender<writer::AppendCommand>,
+    committed_head: watch::Receiver<u64>,
 }
 
 impl EventStore {
-    /// Starts the writer task, which runs until [`WriterHandle::stop`] (or until every
-    /// `EventStore` clone is gone).
-    pub fn start(pool: PgPool, config: WriterConfig) -> (Self, WriterHandle) {
+    /// Reads the log head, then starts the writer task, which runs until
+    /// [`WriterHandle::stop`] (or until every `EventStore` clone is gone).
+    pub async fn start(
+        pool: PgPool,
+        config: WriterConfig,
+    ) -> Result<(Self, WriterHandle), ReadError> {
+        let head = read::head(&pool).await?;
+        let (head_sender, committed_head) = watch::channel(head);
         let (appends, queue) = mpsc::channel(config.queue_capacity);
         let stop = CancellationToken::new();
-        let task = tokio::spawn(writer::run(pool.clone(), queue, config, stop.clone()));
-        (Self { pool, appends }, WriterHandle { task, stop })
+        let task = tokio::spawn(writer::run(
+            pool.clone(),
+            queue,
+            config,
+            stop.clone(),
+            head_sender,
+        ));
+        let store = Self {
+            pool,
+            appends,
+            committed_head,
+        };
+        Ok((store, WriterHandle { task, stop }))
+    }
+
+    /// The last position this server's writer committed, published after each commit and
+    /// before the appenders are answered; it starts at the log head `start` read. Appends by
+    /// other servers on the same database do not move it: poll [`EventStore::head`] for
+    /// those. The sender closes when the writer stops.
+    pub fn committed_head(&self) -> watch::Receiver<u64> {
+        self.committed_head.clone()
     }
 
     /// Appends `batch` on behalf of `principal`; answers once it is committed.
@@ -177,7 +202,7 @@ impl EventStore {
 
     /// The last committed position (0 for an empty log).
     pub async fn head(&self) -> Result<u64, ReadError> {
-        read::head(&self.pool).await
+        Ok(read::head(&self.pool).await?)
     }
 
     /// One stream's events, paged from the database as the consumer pulls them.

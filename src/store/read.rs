@@ -3,7 +3,7 @@
 //! Each read ends where the stream or log stood when it began, so it always terminates.
 
 use futures::{Stream, StreamExt, TryStreamExt, stream};
-use sqlx::PgPool;
+use sqlx::{PgExecutor, PgPool};
 
 use super::{ReadError, RecordedEvent};
 use crate::domain::{Direction, ReadAllQuery, ReadStreamQuery};
@@ -23,9 +23,110 @@ macro_rules! select_events {
 }
 pub(super) use select_events;
 
-pub(super) async fn head(pool: &PgPool) -> Result<u64, ReadError> {
+/// The last committed position (0 for an empty log).
+pub async fn head<'e>(executor: impl PgExecutor<'e>) -> Result<u64, sqlx::Error> {
     let (position,): (i64,) = sqlx::query_as("select position from log_head")
-        .fetch_one(pool)
+        .fetch_one(executor)
+        .await?;
+    Ok(position as u64)
+}
+
+/// Up to `limit` diplomatic events (those the recorder wrote: see
+/// `recorder::metadata_keys::SCHEMA`) with `after < position <= bound`, in position order,
+/// and that bound: `until`, or the log head if that is lower (or `until` is `None`). One
+/// statement, so the head and the events are of one snapshot: when fewer than `limit` come
+/// back, the reader has seen every diplomatic event up to the bound. Generic over the
+/// executor so a projection runner can read on its own locked connection.
+pub async fn diplomatic_events<'e>(
+    executor: impl PgExecutor<'e>,
+    after: u64,
+    until: Option<u64>,
+    limit: i64,
+) -> Result<(u64, Vec<RecordedEvent>), sqlx::Error> {
+    // The left join keeps the bound when no event comes back.
+    let rows: Vec<BoundedEvent> = sqlx::query_as(
+        "with bound as ( \
+             select least(h.position, coalesce($2, h.position)) as position from log_head h \
+         ) \
+         select b.position as bound, e.position, e.stream_id, e.stream_version, e.event_id, \
+             e.event_type, e.data_text, e.correlation_id, e.causation_id, e.metadata, \
+             e.recorded_at, e.appended_by \
+         from bound b \
+         left join lateral ( \
+             select * from events \
+             where position > $1 and position <= b.position \
+             and metadata->>'diplog.schema' = 'diplog.v1.DiplomaticEvent' \
+             order by position limit $3 \
+         ) e on true \
+         order by e.position",
+    )
+    .bind(after as i64)
+    .bind(until.map(|u| u.min(i64::MAX as u64) as i64))
+    .bind(limit)
+    .fetch_all(executor)
+    .await?;
+    let bound = rows.first().map_or(after, |row| row.bound.max(0) as u64);
+    Ok((
+        bound,
+        rows.into_iter().filter_map(BoundedEvent::event).collect(),
+    ))
+}
+
+/// A row of `diplomatic_events`: the bound, and an event unless none came back.
+#[derive(sqlx::FromRow)]
+struct BoundedEvent {
+    bound: i64,
+    position: Option<i64>,
+    stream_id: Option<String>,
+    stream_version: Option<i64>,
+    event_id: Option<uuid::Uuid>,
+    event_type: Option<String>,
+    data_text: Option<String>,
+    correlation_id: Option<uuid::Uuid>,
+    causation_id: Option<uuid::Uuid>,
+    metadata: Option<sqlx::types::Json<std::collections::BTreeMap<String, String>>>,
+    recorded_at: Option<chrono::DateTime<chrono::Utc>>,
+    appended_by: Option<String>,
+}
+
+impl BoundedEvent {
+    fn event(self) -> Option<RecordedEvent> {
+        Some(RecordedEvent {
+            position: self.position?,
+            stream_id: self.stream_id?,
+            stream_version: self.stream_version?,
+            event_id: self.event_id?,
+            event_type: self.event_type?,
+            data_text: self.data_text?,
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            metadata: self.metadata?,
+            recorded_at: self.recorded_at?,
+            appended_by: self.appended_by?,
+        })
+    }
+}
+
+/// When the event at `position` was recorded (`None` if there is none: 0, or past the head).
+pub async fn recorded_at<'e>(
+    executor: impl PgExecutor<'e>,
+    position: u64,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, sqlx::Error> {
+    sqlx::query_scalar("select recorded_at from events where position = $1")
+        .bind(position.min(i64::MAX as u64) as i64)
+        .fetch_optional(executor)
+        .await
+}
+
+/// The last position recorded at or before `time` (0 if none): recorded_at never decreases
+/// along the log, so the log as of `time` is the prefix up to this position.
+pub async fn position_at<'e>(
+    executor: impl PgExecutor<'e>,
+    time: chrono::DateTime<chrono::Utc>,
+) -> Result<u64, sqlx::Error> {
+    let position: i64 = sqlx::query_scalar("select diplog_position_at($1)")
+        .bind(time)
+        .fetch_one(executor)
         .await?;
     Ok(position as u64)
 }

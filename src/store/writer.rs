@@ -25,7 +25,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 use uuid::Uuid;
@@ -86,12 +86,14 @@ impl WriterConnection {
 }
 
 /// Writes groups until `stop` is cancelled; then refuses new appends (their senders get
-/// `ShuttingDown`), writes every append already queued, and returns.
+/// `ShuttingDown`), writes every append already queued, and returns. After each commit the
+/// last committed position is published on `head`.
 pub(super) async fn run(
     pool: PgPool,
     mut queue: mpsc::Receiver<AppendCommand>,
     config: WriterConfig,
     stop: CancellationToken,
+    head: watch::Sender<u64>,
 ) {
     let mut connection = WriterConnection { pool, held: None };
     let mut group = Vec::new();
@@ -120,7 +122,7 @@ pub(super) async fn run(
         if !group.is_empty() {
             let started = std::time::Instant::now();
             let appends = group.len();
-            write_and_answer(&mut connection, std::mem::take(&mut group)).await;
+            write_and_answer(&mut connection, std::mem::take(&mut group), &head).await;
             tracing::trace!(
                 appends,
                 events,
@@ -132,12 +134,16 @@ pub(super) async fn run(
     debug!("append queue closed; writer stopped");
 }
 
-async fn write_and_answer(connection: &mut WriterConnection, group: Vec<AppendCommand>) {
+async fn write_and_answer(
+    connection: &mut WriterConnection,
+    group: Vec<AppendCommand>,
+    head: &watch::Sender<u64>,
+) {
     match connection
         .run(async |c| write_group_fast(c, &group).await)
         .await
     {
-        Ok(Some(outcomes)) => return answer(group, outcomes),
+        Ok(Some(outcomes)) => return answer(group, outcomes, head),
         Ok(None) => {}
         Err(error) if super::is_unavailable(&error) => {
             let error = log_failure(error);
@@ -149,12 +155,16 @@ async fn write_and_answer(connection: &mut WriterConnection, group: Vec<AppendCo
         // The careful path writes what can be written and isolates what cannot.
         Err(error) => debug!(error = %error, "fast append failed; taking the careful path"),
     }
-    write_carefully_and_answer(connection, group).await;
+    write_carefully_and_answer(connection, group, head).await;
 }
 
-async fn write_carefully_and_answer(connection: &mut WriterConnection, group: Vec<AppendCommand>) {
+async fn write_carefully_and_answer(
+    connection: &mut WriterConnection,
+    group: Vec<AppendCommand>,
+    head: &watch::Sender<u64>,
+) {
     match connection.run(async |c| write_group(c, &group).await).await {
-        Ok(outcomes) => answer(group, outcomes),
+        Ok(outcomes) => answer(group, outcomes, head),
         // One bad append must not fail its neighbours: write each on its own to isolate it.
         // Connection failures would fail every one of them alike, so they are answered at once.
         Err(error) if group.len() > 1 && !super::is_unavailable(&error) => {
@@ -165,6 +175,7 @@ async fn write_carefully_and_answer(connection: &mut WriterConnection, group: Ve
                     Ok(mut outcomes) => outcomes.remove(0),
                     Err(error) => Err(log_failure(error)),
                 };
+                publish_head(head, std::slice::from_ref(&outcome));
                 let _ = command.reply.send(outcome);
             }
         }
@@ -183,10 +194,36 @@ fn log_failure(error: sqlx::Error) -> AppendError {
     error
 }
 
-fn answer(group: Vec<AppendCommand>, outcomes: Vec<Result<AppendOutcome, AppendError>>) {
+fn answer(
+    group: Vec<AppendCommand>,
+    outcomes: Vec<Result<AppendOutcome, AppendError>>,
+    head: &watch::Sender<u64>,
+) {
+    publish_head(head, &outcomes);
     for (command, outcome) in group.into_iter().zip(outcomes) {
         // The caller may have gone; its events are committed either way.
         let _ = command.reply.send(outcome);
+    }
+}
+
+/// Publishes the position of the last event a commit wrote, before any caller hears of its
+/// positions: whoever learns a position can then wait on the watch for it without a race.
+/// Positions are global, so the last one written is the head as of that commit.
+fn publish_head(head: &watch::Sender<u64>, outcomes: &[Result<AppendOutcome, AppendError>]) {
+    let written = outcomes
+        .iter()
+        .filter_map(|outcome| outcome.as_ref().ok())
+        .filter(|outcome| !outcome.idempotent_replay)
+        .filter_map(|outcome| outcome.positions.last().copied())
+        .max();
+    if let Some(written) = written {
+        head.send_if_modified(|published| {
+            let moved = written > *published;
+            if moved {
+                *published = written;
+            }
+            moved
+        });
     }
 }
 

@@ -8,5 +8,7 @@ mod faults;
 mod helpers;
 mod import_plover;
 mod log;
+mod projections;
+mod projections_engine;
 mod read;
 mod server;

@@ -1,0 +1,889 @@
+//! The projection runner: keeps one model's rows current from the log, on at most one server
+//! at a time, and rebuilds them without downtime. Owns every write to `projection_rows` and
+//! `projection_checkpoints` (but for the rebuild flag); knows nothing of any model's meaning.
+//!
+//! - One server advances a projection: the runner takes a session advisory lock on a
+//!   connection of its own (not from the pool) and does all its reads and writes on that
+//!   connection. If the server dies, PostgreSQL closes the connection and drops the lock, and a
+//!   runner on another server, retrying every `takeover_interval`, takes over. A runner that
+//!   lost its connection has lost the lock too, and cannot write. (The style guide's `for
+//!   update skip locked` would hold a transaction open for the runner's whole life; the
+//!   session lock does not.)
+//! - Exactly once: a batch's changed rows and the new checkpoint position commit in one
+//!   transaction, and after any error the in-memory model is thrown away and reloaded from the
+//!   rows at the checkpoint. So no event is applied twice or skipped.
+//! - Rebuilds: a fresh model is built into generation `g + 1` in chunks while generation `g`
+//!   keeps answering (and keeps being advanced, unless its rows are another version's), then
+//!   one transaction makes `g + 1` live and deletes `g`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::error::Error as _;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, error, info, trace, warn};
+
+use super::store::{
+    Checkpoint, CheckpointRecord, ProjectionError, RowRecord, fact_from_event, select_checkpoints,
+};
+use super::{Fact, Model, Row};
+use crate::store::EventStore;
+
+/// The longest pause between attempts after repeated failures.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// How long a runner may finish its current step once shutdown begins, before it is dropped
+/// (which is safe: an uncommitted transaction is rolled back with the connection).
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// How long connecting may take before the attempt counts as failed.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Rows per upsert statement, to keep statements moderate however many rows a chunk touched.
+const ROWS_PER_STATEMENT: usize = 500;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunnerConfig {
+    /// How often a caught-up runner reads the log head: appends by other servers arrive only
+    /// this way (this server's own appends wake it at once).
+    pub poll_interval: Duration,
+    /// How often a runner that does not hold a projection's lock tries to take it.
+    pub takeover_interval: Duration,
+    /// The first pause after a failure (it doubles on each further failure, up to 30 s).
+    pub retry_backoff: Duration,
+    /// Diplomatic events applied per live transaction.
+    pub batch_events: usize,
+    /// Diplomatic events applied per rebuild transaction.
+    pub build_chunk_events: usize,
+    /// The shortest time between two rounds woken by appends: under a stream of appends a
+    /// round takes every event committed by then, rather than one round per commit. The most
+    /// a projection lags this server's appends when it keeps up.
+    pub min_round_interval: Duration,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_secs(1),
+            takeover_interval: Duration::from_secs(1),
+            retry_backoff: Duration::from_secs(1),
+            batch_events: 1000,
+            build_chunk_events: 5000,
+            min_round_interval: Duration::from_millis(50),
+        }
+    }
+}
+
+/// What every runner of a server needs. Cheap to clone.
+#[derive(Clone)]
+pub struct RunnerContext {
+    /// How to open the runner's own connection.
+    pub connect_options: PgConnectOptions,
+    /// This server's committed log head (`EventStore::committed_head`): wakes caught-up
+    /// runners as soon as something is appended here.
+    pub committed_head: watch::Receiver<u64>,
+    pub local: LocalRunners,
+    pub config: RunnerConfig,
+}
+
+impl RunnerContext {
+    /// Runners connect like `pool` does, but on connections of their own.
+    pub fn new(
+        pool: &PgPool,
+        store: &EventStore,
+        local: LocalRunners,
+        config: RunnerConfig,
+    ) -> Self {
+        Self {
+            connect_options: (*pool.connect_options()).clone(),
+            committed_head: store.committed_head(),
+            local,
+            config,
+        }
+    }
+}
+
+/// What a runner of this server reports about its projection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunnerReport {
+    /// This server holds the projection's lock (and advances it).
+    pub holding: bool,
+    /// The live generation and the position it reflects, as last committed.
+    pub generation: u64,
+    pub position: u64,
+    /// A rebuild in progress: the position its build has reached.
+    pub building: Option<u64>,
+}
+
+/// The reports of this server's runners, by projection name, and a way to wake a runner (for
+/// a rebuild request). Cheap to clone; shared by the runners and the `ProjectionStore`.
+#[derive(Clone, Default)]
+pub struct LocalRunners {
+    entries: Arc<Mutex<HashMap<String, LocalEntry>>>,
+}
+
+#[derive(Clone)]
+struct LocalEntry {
+    report: watch::Sender<RunnerReport>,
+    wake: Arc<Notify>,
+}
+
+impl LocalRunners {
+    fn entry(&self, name: &str) -> LocalEntry {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries
+            .entry(name.to_owned())
+            .or_insert_with(|| LocalEntry {
+                report: watch::Sender::new(RunnerReport::default()),
+                wake: Arc::new(Notify::new()),
+            })
+            .clone()
+    }
+
+    /// Follows what this server's runner of `name` reports (all defaults if it has none).
+    pub fn watch(&self, name: &str) -> watch::Receiver<RunnerReport> {
+        self.entry(name).report.subscribe()
+    }
+
+    /// What this server's runner of `name` last reported.
+    pub fn report(&self, name: &str) -> RunnerReport {
+        *self.entry(name).report.borrow()
+    }
+
+    /// Makes this server's runner of `name` look at its checkpoint now rather than at its next
+    /// poll.
+    pub fn wake(&self, name: &str) {
+        self.entry(name).wake.notify_one();
+    }
+}
+
+/// The advisory-lock key of a projection: FNV-1a (64 bit) of `diplog.projection.<name>`, so
+/// it is the same on every server, build and Rust version (std's hasher promises none of that).
+pub fn advisory_lock_key(name: &str) -> i64 {
+    const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut hash = OFFSET_BASIS;
+    for byte in "diplog.projection.".bytes().chain(name.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(PRIME);
+    }
+    hash as i64
+}
+
+/// Keeps the projection `M` current until `shutdown` is cancelled: takes its lock (or waits to
+/// take it over), catches up, follows the log, rebuilds on request or on a version change.
+/// Never returns early and never panics on database trouble: each failure is logged, the
+/// connection (and so the lock) dropped, and after a pause it starts again from the lock.
+pub async fn run_projection<M: Model>(context: RunnerContext, shutdown: CancellationToken) {
+    let span = tracing::info_span!("projection", projection = M::NAME);
+    async move {
+        let entry = context.local.entry(M::NAME);
+        let mut backoff = context.config.retry_backoff;
+        loop {
+            let mut progressed = false;
+            let session = session::<M>(&context, &entry, &shutdown, &mut progressed);
+            let stopped = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(STOP_GRACE).await;
+            };
+            let outcome = tokio::select! {
+                outcome = session => outcome,
+                () = stopped => {
+                    warn!("the projection runner did not stop within its grace; dropped");
+                    Ok(())
+                }
+            };
+            entry.report.send_modify(|report| report.holding = false);
+            let Err(error) = outcome else { break };
+            if progressed {
+                backoff = context.config.retry_backoff;
+            }
+            if let ProjectionError::NewerVersion { .. } = error {
+                warn!(
+                    error = %error,
+                    retry_in = ?backoff,
+                    "leaving the projection to a server with the newer version"
+                );
+            } else {
+                error!(
+                    error = %error,
+                    source = ?error.source(),
+                    retry_in = ?backoff,
+                    "projection runner failed; starting again from its checkpoint"
+                );
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = shutdown.cancelled() => break,
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+        debug!("projection runner stopped");
+    }
+    .instrument(span)
+    .await
+}
+
+/// One connection's life: lock, load, run. `Ok` only on shutdown.
+async fn session<M: Model>(
+    context: &RunnerContext,
+    entry: &LocalEntry,
+    shutdown: &CancellationToken,
+    progressed: &mut bool,
+) -> Result<(), ProjectionError> {
+    let options = context
+        .connect_options
+        .clone()
+        .application_name(&format!("diplog projection {}", M::NAME))
+        .options([
+            // Server-side TCP keepalives: if this host vanishes without closing the
+            // connection, PostgreSQL notices within about 30 s (not the kernel's default 2 h)
+            // and frees the lock for another server. Ignored on unix sockets.
+            ("tcp_keepalives_idle", "10"),
+            ("tcp_keepalives_interval", "5"),
+            ("tcp_keepalives_count", "3"),
+            // Projection commits need not wait for the WAL flush (so they do not compete with
+            // appends for it): a crash can lose only the last few, rows and checkpoint
+            // together, and the runner applies those events again from the durable log.
+            ("synchronous_commit", "off"),
+        ]);
+    let mut connection =
+        tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
+            .await
+            .map_err(|_| ProjectionError::ConnectTimedOut(CONNECT_TIMEOUT))??;
+
+    let key = advisory_lock_key(M::NAME);
+    let mut waiting_logged = false;
+    loop {
+        let taken: bool = sqlx::query_scalar("select pg_try_advisory_lock($1)")
+            .bind(key)
+            .fetch_one(&mut connection)
+            .await?;
+        if taken {
+            break;
+        }
+        if !waiting_logged {
+            debug!("another server runs this projection; standing by to take over");
+            waiting_logged = true;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(context.config.takeover_interval) => {}
+            () = shutdown.cancelled() => {
+                connection.close().await.ok();
+                return Ok(());
+            }
+        }
+    }
+
+    let mut runner = Runner::<M>::load(connection, &context.config).await?;
+    info!(
+        generation = runner.generation,
+        position = runner.position,
+        "took the projection's lock"
+    );
+    runner.report(entry);
+    runner.run(context, entry, shutdown, progressed).await?;
+    // Closing (rather than dropping) tells PostgreSQL at once: the lock is free now.
+    runner.connection.close().await.ok();
+    Ok(())
+}
+
+/// A rebuild in progress: a fresh model being fed the log into a generation of its own.
+struct Build<M> {
+    model: M,
+    generation: u64,
+    /// Every event up to here is applied to `model` and its rows are written.
+    position: u64,
+}
+
+/// The lock holder's state: its connection, the live model and the checkpoint it has
+/// committed, and a rebuild if one is running.
+struct Runner<'c, M> {
+    connection: PgConnection,
+    config: &'c RunnerConfig,
+    generation: u64,
+    position: u64,
+    /// `None` while the live rows cannot be advanced by this code (another version's, or
+    /// rows that do not load): they keep answering, unchanged, until a rebuild replaces them.
+    live: Option<M>,
+    build: Option<Build<M>>,
+    /// The checkpoint shows a rebuild that was under way when its runner stopped: it starts
+    /// again from scratch (its partial rows may be another version's).
+    interrupted_build: bool,
+    /// The rebuild flag as the checkpoint showed it when loaded.
+    requested_at_load: bool,
+}
+
+impl<'c, M: Model> Runner<'c, M> {
+    /// Reads (or creates) the checkpoint and loads the live model from its rows.
+    async fn load(
+        mut connection: PgConnection,
+        config: &'c RunnerConfig,
+    ) -> Result<Self, ProjectionError> {
+        let checkpoint = match read_checkpoint(&mut connection, M::NAME).await? {
+            Some(checkpoint) => checkpoint,
+            None => {
+                sqlx::query(
+                    "insert into projection_checkpoints \
+                         (projection, version, generation, position, updated_at) \
+                     values ($1, $2, 1, 0, now()) on conflict (projection) do nothing",
+                )
+                .bind(M::NAME)
+                .bind(M::VERSION)
+                .execute(&mut connection)
+                .await?;
+                info!(version = M::VERSION, "created the projection's checkpoint");
+                read_checkpoint(&mut connection, M::NAME)
+                    .await?
+                    .ok_or_else(|| ProjectionError::CheckpointLost(M::NAME.to_owned()))?
+            }
+        };
+        // During a rolling upgrade an older server may take the lock after a newer one wrote
+        // its version: rebuilding down would undo the upgrade (and the newer server would
+        // rebuild up again), so the older one lets go, unless an operator asked for a
+        // rebuild (rolling back on purpose).
+        if checkpoint.version > M::VERSION && !checkpoint.rebuild_requested {
+            return Err(ProjectionError::NewerVersion {
+                stored: checkpoint.version,
+                ours: M::VERSION,
+            });
+        }
+        let live = if checkpoint.version != M::VERSION {
+            info!(
+                stored_version = checkpoint.version,
+                version = M::VERSION,
+                "the stored rows are another version's: rebuilding while they keep answering"
+            );
+            None
+        } else {
+            let rows = load_rows(&mut connection, M::NAME, checkpoint.generation).await?;
+            let count = rows.len();
+            match M::from_rows(rows) {
+                Ok(model) => {
+                    debug!(rows = count, "loaded the live rows");
+                    Some(model)
+                }
+                Err(reason) => {
+                    warn!(
+                        reason,
+                        "the live rows do not load: rebuilding while they keep answering"
+                    );
+                    None
+                }
+            }
+        };
+        Ok(Self {
+            connection,
+            config,
+            generation: checkpoint.generation,
+            position: checkpoint.position,
+            live,
+            build: None,
+            interrupted_build: checkpoint.building_generation.is_some(),
+            requested_at_load: checkpoint.rebuild_requested,
+        })
+    }
+
+    /// Publishes the committed state to this server's readers.
+    fn report(&self, entry: &LocalEntry) {
+        let report = RunnerReport {
+            holding: true,
+            generation: self.generation,
+            position: self.position,
+            building: self.build.as_ref().map(|build| build.position),
+        };
+        entry.report.send_if_modified(|current| {
+            let changed = *current != report;
+            *current = report;
+            changed
+        });
+    }
+
+    async fn run(
+        &mut self,
+        context: &RunnerContext,
+        entry: &LocalEntry,
+        shutdown: &CancellationToken,
+        progressed: &mut bool,
+    ) -> Result<(), ProjectionError> {
+        let config = self.config;
+        let mut committed_head = context.committed_head.clone();
+        // The rebuild flag is read at most once per poll interval (and when woken for it), not
+        // on every round: rounds follow appends, the flag hardly ever changes.
+        let mut requested = self.requested_at_load;
+        let mut next_flag_check = Instant::now() + config.poll_interval;
+        loop {
+            if shutdown.is_cancelled() {
+                return Ok(());
+            }
+            let round = Instant::now();
+            // Registered before the flag is read, so a request made after the read still
+            // wakes the wait below.
+            let woken = entry.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+
+            if round >= next_flag_check {
+                requested = self.rebuild_requested().await?;
+                next_flag_check = round + config.poll_interval;
+            }
+            if self.build.is_none() && (requested || self.live.is_none() || self.interrupted_build)
+            {
+                self.start_build(requested).await?;
+                requested = false;
+            }
+            let mut more = false;
+            if self.live.is_some() {
+                more |= self.advance_live().await?;
+            }
+            if self.build.is_some() {
+                self.advance_build().await?;
+                more = true;
+            }
+            *progressed = true;
+            self.report(entry);
+            if more {
+                continue;
+            }
+
+            let position = self.position;
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                () = tokio::time::sleep(config.poll_interval) => {}
+                () = woken => next_flag_check = Instant::now(),
+                // Disabled (not spinning) once the writer has stopped.
+                Ok(()) = async {
+                    committed_head.wait_for(|&head| head > position).await.map(drop)
+                } => {
+                    // Under a stream of appends, one round per `min_round_interval` (each
+                    // round takes every event committed by then): a round per commit would
+                    // cost the database more than the appends themselves.
+                    tokio::select! {
+                        () = shutdown.cancelled() => return Ok(()),
+                        () = tokio::time::sleep_until(round + config.min_round_interval) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn rebuild_requested(&mut self) -> Result<bool, ProjectionError> {
+        let requested: Option<bool> = sqlx::query_scalar(
+            "select rebuild_requested from projection_checkpoints where projection = $1",
+        )
+        .bind(M::NAME)
+        .fetch_optional(&mut self.connection)
+        .await?;
+        requested.ok_or_else(|| ProjectionError::CheckpointLost(M::NAME.to_owned()))
+    }
+
+    /// Applies the next batch of diplomatic events to the live model and commits the rows it
+    /// changed with the new position: one round trip to read, one to write (unless the batch
+    /// changed many rows). `true` if the batch was full (more may follow at once).
+    async fn advance_live(&mut self) -> Result<bool, ProjectionError> {
+        let Some(model) = self.live.as_mut() else {
+            return Ok(false);
+        };
+        let batch = read_facts(
+            &mut self.connection,
+            self.position,
+            None,
+            self.config.batch_events,
+        )
+        .await?;
+        let reached = batch.reached;
+        if reached == self.position {
+            // Nothing new, or stopped at once by an unreadable event: nothing to commit.
+            return match batch.unreadable {
+                Some(error) => Err(error),
+                None => Ok(false),
+            };
+        }
+        let changed = apply_all(model, &batch.facts);
+        let (rows, removed) = changed_rows(model, changed);
+
+        let moved = if rows.len() <= ROWS_PER_STATEMENT {
+            // The common case in one statement (so one implicit transaction). The rows are
+            // written only if the checkpoint moved from where this runner left it.
+            let moved: i64 = sqlx::query_scalar(
+                "with moved as ( \
+                     update projection_checkpoints set position = $6, updated_at = now() \
+                     where projection = $1 and generation = $2 and position = $5 \
+                     returning 1 \
+                 ), upserted as ( \
+                     insert into projection_rows \
+                         (projection, generation, key, data, actors, states, status, sort_key) \
+                     select $1, $2, r.key, r.data, r.actors, r.states, r.status, r.sort_key \
+                     from jsonb_to_recordset($3) as r(key text, data jsonb, actors text[], \
+                         states text[], status text, sort_key text) \
+                     where exists (select from moved) \
+                     on conflict (projection, generation, key) do update \
+                         set data = excluded.data, actors = excluded.actors, \
+                             states = excluded.states, status = excluded.status, \
+                             sort_key = excluded.sort_key \
+                 ), removed as ( \
+                     delete from projection_rows \
+                     where projection = $1 and generation = $2 and key = any($4) \
+                     and exists (select from moved) \
+                 ) \
+                 select count(*) from moved",
+            )
+            .bind(M::NAME)
+            .bind(self.generation as i64)
+            .bind(sqlx::types::Json(&rows))
+            .bind(&removed)
+            .bind(self.position as i64)
+            .bind(reached as i64)
+            .fetch_one(&mut self.connection)
+            .await?;
+            moved as u64
+        } else {
+            let mut tx = self.connection.begin().await?;
+            write_rows(&mut tx, M::NAME, self.generation, &rows, &removed).await?;
+            let moved = sqlx::query(
+                "update projection_checkpoints set position = $4, updated_at = now() \
+                 where projection = $1 and generation = $2 and position = $3",
+            )
+            .bind(M::NAME)
+            .bind(self.generation as i64)
+            .bind(self.position as i64)
+            .bind(reached as i64)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if moved == 1 {
+                tx.commit().await?;
+            }
+            moved
+        };
+        if moved != 1 {
+            return Err(ProjectionError::CheckpointLost(M::NAME.to_owned()));
+        }
+        trace!(
+            from = self.position,
+            to = reached,
+            facts = batch.facts.len(),
+            rows = rows.len(),
+            removed = removed.len(),
+            "applied a batch"
+        );
+        self.position = reached;
+        match batch.unreadable {
+            Some(error) => Err(error),
+            None => Ok(batch.full),
+        }
+    }
+
+    /// Starts building generation `g + 1` from position 0, dropping any leftover rows of
+    /// other generations (a build that was interrupted, an old generation not yet deleted).
+    /// Clears the rebuild request now, not at the swap: a request made during the build is
+    /// for events the build may have passed already, so it gets a rebuild of its own. (A
+    /// build interrupted by a crash is not lost: `building_generation` restarts it.)
+    async fn start_build(&mut self, requested: bool) -> Result<(), ProjectionError> {
+        let generation = self.generation + 1;
+        let mut tx = self.connection.begin().await?;
+        sqlx::query("delete from projection_rows where projection = $1 and generation <> $2")
+            .bind(M::NAME)
+            .bind(self.generation as i64)
+            .execute(&mut *tx)
+            .await?;
+        let started = sqlx::query(
+            "update projection_checkpoints \
+             set building_generation = $3, building_position = 0, rebuild_requested = false, \
+                 updated_at = now() \
+             where projection = $1 and generation = $2",
+        )
+        .bind(M::NAME)
+        .bind(self.generation as i64)
+        .bind(generation as i64)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if started != 1 {
+            return Err(ProjectionError::CheckpointLost(M::NAME.to_owned()));
+        }
+        tx.commit().await?;
+        let reason = if self.live.is_none() {
+            "the live rows cannot be advanced by this version"
+        } else if requested {
+            "requested"
+        } else {
+            "an earlier rebuild was interrupted"
+        };
+        info!(generation, reason, "rebuilding the projection");
+        self.interrupted_build = false;
+        self.build = Some(Build {
+            model: M::default(),
+            generation,
+            position: 0,
+        });
+        Ok(())
+    }
+
+    /// Feeds the build one chunk and writes the rows it touched. Once the build has reached
+    /// the live position (or, while the live rows are frozen, the head), one transaction makes
+    /// its generation live and deletes the old one.
+    async fn advance_build(&mut self) -> Result<(), ProjectionError> {
+        // The build chases the live position, or, while the live rows are frozen, the head.
+        let until = self.live.is_some().then_some(self.position);
+        let Some(build) = self.build.as_mut() else {
+            return Ok(());
+        };
+        let chunk = read_facts(
+            &mut self.connection,
+            build.position,
+            until,
+            self.config.build_chunk_events,
+        )
+        .await?;
+        let target = chunk.bound;
+        let touched = apply_all(&mut build.model, &chunk.facts);
+        let facts = chunk.facts.len();
+        build.position = chunk.reached;
+        let unreadable = chunk.unreadable;
+        let (rows, removed) = changed_rows(&build.model, touched);
+
+        let mut tx = self.connection.begin().await?;
+        write_rows(&mut tx, M::NAME, build.generation, &rows, &removed).await?;
+        if build.position < target {
+            let moved = sqlx::query(
+                "update projection_checkpoints set building_position = $3, updated_at = now() \
+                 where projection = $1 and building_generation = $2",
+            )
+            .bind(M::NAME)
+            .bind(build.generation as i64)
+            .bind(build.position as i64)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if moved != 1 {
+                return Err(ProjectionError::CheckpointLost(M::NAME.to_owned()));
+            }
+            tx.commit().await?;
+            debug!(
+                generation = build.generation,
+                position = build.position,
+                target,
+                facts,
+                rows = rows.len(),
+                "rebuild advanced"
+            );
+            return match unreadable {
+                Some(error) => Err(error),
+                None => Ok(()),
+            };
+        }
+
+        let swapped = sqlx::query(
+            "update projection_checkpoints \
+             set generation = $3, version = $4, position = $5, building_generation = null, \
+                 building_position = null, updated_at = now() \
+             where projection = $1 and generation = $2 and building_generation = $3",
+        )
+        .bind(M::NAME)
+        .bind(self.generation as i64)
+        .bind(build.generation as i64)
+        .bind(M::VERSION)
+        .bind(build.position as i64)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if swapped != 1 {
+            return Err(ProjectionError::CheckpointLost(M::NAME.to_owned()));
+        }
+        let deleted =
+            sqlx::query("delete from projection_rows where projection = $1 and generation = $2")
+                .bind(M::NAME)
+                .bind(self.generation as i64)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        tx.commit().await?;
+        info!(
+            generation = build.generation,
+            position = build.position,
+            old_rows_deleted = deleted,
+            "the rebuilt generation is live"
+        );
+        if let Some(build) = self.build.take() {
+            self.generation = build.generation;
+            self.position = build.position;
+            self.live = Some(build.model);
+        }
+        Ok(())
+    }
+}
+
+async fn read_checkpoint(
+    connection: &mut PgConnection,
+    name: &str,
+) -> Result<Option<Checkpoint>, ProjectionError> {
+    let record: Option<CheckpointRecord> =
+        sqlx::query_as(select_checkpoints!("where projection = $1"))
+            .bind(name)
+            .fetch_optional(connection)
+            .await?;
+    Ok(record.map(Checkpoint::from))
+}
+
+async fn load_rows(
+    connection: &mut PgConnection,
+    name: &str,
+    generation: u64,
+) -> Result<Vec<Row>, ProjectionError> {
+    let records: Vec<RowRecord> = sqlx::query_as(
+        "select key, data, actors, states, status, sort_key from projection_rows \
+         where projection = $1 and generation = $2 order by key",
+    )
+    .bind(name)
+    .bind(generation as i64)
+    .fetch_all(connection)
+    .await?;
+    Ok(records.into_iter().map(Row::from).collect())
+}
+
+/// Diplomatic events read from the log, and how far they take the reader.
+struct Batch {
+    facts: Vec<Fact>,
+    /// The position the read went up to at most (`until`, or the head if lower).
+    bound: u64,
+    /// Every event up to here is in `facts` or is not diplomatic.
+    reached: u64,
+    /// As many events as asked for came back: more may follow.
+    full: bool,
+    /// The event just after `reached` could not be read: the batch stops before it, and the
+    /// runner commits what came before, then fails (and retries) rather than skip it.
+    unreadable: Option<ProjectionError>,
+}
+
+/// Up to `limit` diplomatic events after `after`, up to `until` (or the head if lower). The
+/// batch reaches the last one's position if it is full, else the bound it read to (so events
+/// of other kinds and quiet stretches still move the checkpoint), or stops before an
+/// unreadable event.
+async fn read_facts(
+    connection: &mut PgConnection,
+    after: u64,
+    until: Option<u64>,
+    limit: usize,
+) -> Result<Batch, ProjectionError> {
+    let (bound, events) =
+        crate::store::diplomatic_events(connection, after, until, limit as i64).await?;
+    let full = events.len() >= limit;
+    let mut reached = match events.last() {
+        Some(last) if full => last.position as u64,
+        _ => bound.max(after),
+    };
+    let mut facts = Vec::with_capacity(events.len());
+    let mut unreadable = None;
+    for event in events {
+        let position = event.position as u64;
+        match fact_from_event(event) {
+            Ok(fact) => facts.push(fact),
+            Err(error) => {
+                reached = position - 1;
+                unreadable = Some(error);
+                break;
+            }
+        }
+    }
+    Ok(Batch {
+        facts,
+        bound,
+        reached,
+        full: full && unreadable.is_none(),
+        unreadable,
+    })
+}
+
+/// Applies `facts` in order; answers the keys of every row they changed.
+fn apply_all<M: Model>(model: &mut M, facts: &[Fact]) -> BTreeSet<String> {
+    let mut changed = BTreeSet::new();
+    for fact in facts {
+        changed.extend(model.apply(fact));
+    }
+    changed
+}
+
+/// The rows to write for `changed` keys, and the keys whose rows are gone.
+fn changed_rows<M: Model>(model: &M, changed: BTreeSet<String>) -> (Vec<Row>, Vec<String>) {
+    let mut rows = Vec::new();
+    let mut removed = Vec::new();
+    for key in changed {
+        match model.row(&key) {
+            Some(row) => rows.push(row),
+            None => removed.push(key),
+        }
+    }
+    (rows, removed)
+}
+
+/// Upserts `rows` and deletes `removed` in `generation`. Rows travel as one JSON array per
+/// statement: `unnest` cannot take the ragged `text[]` columns, `jsonb_to_recordset` can.
+async fn write_rows(
+    connection: &mut PgConnection,
+    name: &str,
+    generation: u64,
+    rows: &[Row],
+    removed: &[String],
+) -> Result<(), ProjectionError> {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        sqlx::query(
+            "insert into projection_rows \
+                 (projection, generation, key, data, actors, states, status, sort_key) \
+             select $1, $2, r.key, r.data, r.actors, r.states, r.status, r.sort_key \
+             from jsonb_to_recordset($3) as r(key text, data jsonb, actors text[], \
+                 states text[], status text, sort_key text) \
+             on conflict (projection, generation, key) do update \
+                 set data = excluded.data, actors = excluded.actors, \
+                     states = excluded.states, status = excluded.status, \
+                     sort_key = excluded.sort_key",
+        )
+        .bind(name)
+        .bind(generation as i64)
+        .bind(sqlx::types::Json(chunk))
+        .execute(&mut *connection)
+        .await?;
+    }
+    if !removed.is_empty() {
+        sqlx::query(
+            "delete from projection_rows \
+             where projection = $1 and generation = $2 and key = any($3)",
+        )
+        .bind(name)
+        .bind(generation as i64)
+        .bind(removed)
+        .execute(&mut *connection)
+        .await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_advisory_lock_key_of_a_name_never_changes() {
+        // Servers of different builds must agree on these: a changed key would let two
+        // servers run one projection at once during a rolling upgrade.
+        assert_eq!(advisory_lock_key("channels"), CHANNELS_KEY);
+        assert_eq!(advisory_lock_key("channels"), advisory_lock_key("channels"));
+    }
+
+    #[test]
+    fn each_projection_has_its_own_advisory_lock_key() {
+        let keys: BTreeSet<i64> = crate::projections::NAMES
+            .iter()
+            .map(|name| advisory_lock_key(name))
+            .collect();
+        assert_eq!(keys.len(), crate::projections::NAMES.len());
+    }
+
+    // FNV-1a 64 of "diplog.projection.channels", computed independently.
+    const CHANNELS_KEY: i64 = -5_733_359_485_029_627_877;
+}

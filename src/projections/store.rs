@@ -1,0 +1,471 @@
+//! The projections' tables seen from the query side: checkpoints, the live generation's rows,
+//! waiting for a projection to reach a position, statuses, rebuild requests, and the log reads
+//! that `as of` replays need. Never writes rows or moves a checkpoint: only the runner holding
+//! a projection's lock does (`runner.rs`); flagging a rebuild is the one write here.
+
+use chrono::{DateTime, Utc};
+use futures::{Stream, StreamExt, TryStreamExt, stream};
+use sqlx::PgPool;
+use tokio::time::Instant;
+
+use super::runner::{LocalRunners, advisory_lock_key};
+use super::{Fact, Row};
+use crate::domain::EventId;
+use crate::domain::diplomacy::DiplomaticEvent;
+use crate::store::RecordedEvent;
+
+/// Diplomatic events fetched per round trip by [`ProjectionStore::facts_until`].
+const FACTS_PAGE: i64 = 512;
+
+/// How often [`ProjectionStore::wait_for`] reads the checkpoint when no runner of this server
+/// reports progress (the projection may be run by another server).
+const WAIT_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("there is no projection named {0:?}")]
+    UnknownProjection(String),
+    /// A stored diplomatic event that does not parse. The runner stops at it (and retries)
+    /// rather than skip it: a projection that silently lacks an event would be wrong for ever.
+    #[error("the event at position {position} is not a readable diplomatic event: {reason}")]
+    UnreadableEvent { position: u64, reason: String },
+    /// The checkpoint row vanished or moved although this runner holds the projection's lock.
+    #[error("the checkpoint of projection {0:?} is missing or was moved by someone else")]
+    CheckpointLost(String),
+    /// The stored rows are of a newer model version than this server's (a rolling upgrade
+    /// under way): this server leaves the projection to the newer ones.
+    #[error("the stored rows are version {stored}, newer than this server's {ours}")]
+    NewerVersion { stored: i32, ours: i32 },
+    #[error("could not connect to the database within {0:?}")]
+    ConnectTimedOut(std::time::Duration),
+    #[error("the database is unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for ProjectionError {
+    fn from(error: sqlx::Error) -> Self {
+        if crate::store::is_unavailable(&error) {
+            Self::Unavailable(error)
+        } else {
+            Self::Database(error)
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WaitError {
+    /// The deadline passed first; `position` is where the projection stood then.
+    #[error("the projection reached only position {position} before the deadline")]
+    TimedOut { position: u64 },
+    #[error(transparent)]
+    Failed(#[from] ProjectionError),
+}
+
+/// A projection's checkpoint row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub projection: String,
+    /// The model version that wrote the live generation.
+    pub version: i32,
+    /// The live generation: the rows readers see.
+    pub generation: u64,
+    /// The log position the live rows reflect (every event up to it is applied).
+    pub position: u64,
+    /// A rebuild in progress: its generation and how far it has read the log.
+    pub building_generation: Option<u64>,
+    pub building_position: Option<u64>,
+    pub rebuild_requested: bool,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct CheckpointRecord {
+    projection: String,
+    version: i32,
+    generation: i64,
+    position: i64,
+    building_generation: Option<i64>,
+    building_position: Option<i64>,
+    rebuild_requested: bool,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<CheckpointRecord> for Checkpoint {
+    fn from(record: CheckpointRecord) -> Self {
+        Self {
+            projection: record.projection,
+            version: record.version,
+            generation: record.generation as u64,
+            position: record.position as u64,
+            building_generation: record.building_generation.map(|g| g as u64),
+            building_position: record.building_position.map(|p| p as u64),
+            rebuild_requested: record.rebuild_requested,
+            updated_at: record.updated_at,
+        }
+    }
+}
+
+/// `select <every CheckpointRecord column> from projection_checkpoints <rest>`.
+macro_rules! select_checkpoints {
+    ($rest:literal) => {
+        concat!(
+            "select projection, version, generation, position, building_generation, \
+             building_position, rebuild_requested, updated_at from projection_checkpoints ",
+            $rest
+        )
+    };
+}
+pub(super) use select_checkpoints;
+
+/// One stored row, as `projection_rows` holds it.
+#[derive(sqlx::FromRow)]
+pub(super) struct RowRecord {
+    key: String,
+    data: serde_json::Value,
+    actors: Vec<String>,
+    states: Vec<String>,
+    status: String,
+    sort_key: String,
+}
+
+impl From<RowRecord> for Row {
+    fn from(record: RowRecord) -> Self {
+        Self {
+            key: record.key,
+            data: record.data,
+            actors: record.actors,
+            states: record.states,
+            status: record.status,
+            sort_key: record.sort_key,
+        }
+    }
+}
+
+/// Which rows [`ProjectionStore::load_rows`] answers. Empty parts do not filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowFilter {
+    /// Only rows concerning this actor.
+    pub actor: Option<String>,
+    /// Only rows concerning every one of these states.
+    pub states: Vec<String>,
+    /// Only rows with one of these statuses.
+    pub status: Vec<String>,
+}
+
+/// Who advances a projection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holder {
+    ThisServer,
+    AnotherServer,
+    /// No server holds its lock: none is running, or one is taking over.
+    Nobody,
+}
+
+/// What the dashboard and `diplog projections` show for a projection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectionStatus {
+    pub name: String,
+    pub version: i32,
+    pub generation: u64,
+    /// The log position the live rows reflect.
+    pub position: u64,
+    /// The log's last committed position.
+    pub head: u64,
+    /// Events (of any kind) the projection has still to pass: `head - position`.
+    pub lag: u64,
+    /// A rebuild in progress: the position its build has reached.
+    pub rebuilding: Option<u64>,
+    pub rebuild_requested: bool,
+    pub holder: Holder,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The query side of the projections. Cheap to clone.
+#[derive(Clone)]
+pub struct ProjectionStore {
+    pool: PgPool,
+    local: LocalRunners,
+}
+
+impl ProjectionStore {
+    /// `local` is what this server's runners report (their progress wakes `wait_for`, and it
+    /// tells statuses which projections this server holds).
+    pub fn new(pool: PgPool, local: LocalRunners) -> Self {
+        Self { pool, local }
+    }
+
+    /// The checkpoint of `name`; `None` before its runner first started.
+    #[tracing::instrument(skip(self))]
+    pub async fn checkpoint(&self, name: &str) -> Result<Option<Checkpoint>, ProjectionError> {
+        let record: Option<CheckpointRecord> =
+            sqlx::query_as(select_checkpoints!("where projection = $1"))
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(record.map(Checkpoint::from))
+    }
+
+    /// The live generation's rows that pass `filter`, in `sort_key` order, and the position
+    /// they reflect, read in one statement (one snapshot), so they agree even while the runner
+    /// writes or a rebuild swaps in. No rows and position 0 before the runner first started.
+    #[tracing::instrument(skip(self))]
+    pub async fn load_rows(
+        &self,
+        name: &str,
+        filter: &RowFilter,
+    ) -> Result<(Vec<Row>, u64), ProjectionError> {
+        // The left join keeps the checkpoint's position when no row passes the filter.
+        let records: Vec<(u64, Option<Row>)> = sqlx::query_as::<_, FilteredRow>(
+            "with checkpoint as ( \
+                 select generation, position from projection_checkpoints where projection = $1 \
+             ) \
+             select c.position, r.key, r.data, r.actors, r.states, r.status, r.sort_key \
+             from checkpoint c \
+             left join projection_rows r \
+                 on r.projection = $1 and r.generation = c.generation \
+                 and ($2::text is null or r.actors @> array[$2::text]) \
+                 and r.states @> $3::text[] \
+                 and (cardinality($4::text[]) = 0 or r.status = any($4::text[])) \
+             order by r.sort_key collate \"C\", r.key collate \"C\"",
+        )
+        .bind(name)
+        .bind(&filter.actor)
+        .bind(&filter.states)
+        .bind(&filter.status)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(FilteredRow::split)
+        .collect();
+        let position = records.first().map_or(0, |(position, _)| *position);
+        let rows = records.into_iter().filter_map(|(_, row)| row).collect();
+        Ok((rows, position))
+    }
+
+    /// Waits until the projection `name` reflects at least `min_position` and answers its
+    /// position then; gives up at `deadline`. Progress reported by this server's runner wakes
+    /// it at once; otherwise (the projection may be run by another server) it reads the
+    /// checkpoint every 50 ms.
+    #[tracing::instrument(skip(self))]
+    pub async fn wait_for(
+        &self,
+        name: &str,
+        min_position: u64,
+        deadline: Instant,
+    ) -> Result<u64, WaitError> {
+        let mut local = self.local.watch(name);
+        loop {
+            // The runner reports only what it has committed, so its word is as good as the
+            // table's, without a round trip.
+            let reported = local.borrow_and_update().position;
+            if reported >= min_position {
+                return Ok(reported);
+            }
+            let position = self.checkpoint(name).await?.map_or(0, |c| c.position);
+            if position >= min_position {
+                return Ok(position);
+            }
+            if Instant::now() >= deadline {
+                return Err(WaitError::TimedOut { position });
+            }
+            tokio::select! {
+                // The runner side never closes (`LocalRunners` keeps every sender).
+                _ = local.changed() => {}
+                () = tokio::time::sleep(WAIT_POLL) => {}
+                () = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+    }
+
+    /// Asks the runner holding `name` (on whichever server) to rebuild it: a fresh model in a
+    /// new generation from position 0, swapped in when it has caught up, while the current
+    /// rows keep answering. A known projection whose runner has not started yet needs none.
+    /// Also the way to roll a projection back to an older version on purpose: a server with
+    /// an older model otherwise leaves newer rows alone.
+    #[tracing::instrument(skip(self))]
+    pub async fn request_rebuild(&self, name: &str) -> Result<(), ProjectionError> {
+        let updated = sqlx::query(
+            "update projection_checkpoints set rebuild_requested = true, updated_at = now() \
+             where projection = $1",
+        )
+        .bind(name)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if updated == 0 && !super::NAMES.contains(&name) {
+            return Err(ProjectionError::UnknownProjection(name.to_owned()));
+        }
+        self.local.wake(name);
+        Ok(())
+    }
+
+    /// Every projection that has a checkpoint, by name.
+    #[tracing::instrument(skip(self))]
+    pub async fn statuses(&self) -> Result<Vec<ProjectionStatus>, ProjectionError> {
+        let head = crate::store::head(&self.pool).await?;
+        let checkpoints: Vec<CheckpointRecord> =
+            sqlx::query_as(select_checkpoints!("order by projection"))
+                .fetch_all(&self.pool)
+                .await?;
+        // A bigint advisory lock shows in pg_locks as its high half (classid) and low half
+        // (objid), with objsubid 1.
+        let locks: Vec<(i64, i64)> = sqlx::query_as(
+            "select classid::bigint, objid::bigint from pg_locks \
+             where locktype = 'advisory' and objsubid = 1 and granted \
+             and database = (select oid from pg_database where datname = current_database())",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let held: Vec<i64> = locks
+            .into_iter()
+            .map(|(high, low)| ((high as u64) << 32 | (low as u64 & 0xffff_ffff)) as i64)
+            .collect();
+        Ok(checkpoints
+            .into_iter()
+            .map(|record| {
+                let checkpoint = Checkpoint::from(record);
+                let holder = if self.local.report(&checkpoint.projection).holding {
+                    Holder::ThisServer
+                } else if held.contains(&advisory_lock_key(&checkpoint.projection)) {
+                    Holder::AnotherServer
+                } else {
+                    Holder::Nobody
+                };
+                ProjectionStatus {
+                    version: checkpoint.version,
+                    generation: checkpoint.generation,
+                    position: checkpoint.position,
+                    head,
+                    lag: head.saturating_sub(checkpoint.position),
+                    rebuilding: checkpoint.building_position,
+                    rebuild_requested: checkpoint.rebuild_requested,
+                    holder,
+                    updated_at: checkpoint.updated_at,
+                    name: checkpoint.projection,
+                }
+            })
+            .collect())
+    }
+
+    /// The diplomatic events up to and including `position`, in position order, paged from
+    /// the database as the consumer pulls (for replaying a fresh model `as of` a position).
+    pub fn facts_until(
+        &self,
+        position: u64,
+    ) -> impl Stream<Item = Result<Fact, ProjectionError>> + Send + 'static {
+        self.facts_between(0, position)
+    }
+
+    /// The diplomatic events after `after` up to and including `until`, in position order,
+    /// paged as the consumer pulls (for carrying a replayed model from a snapshot onwards).
+    pub fn facts_between(
+        &self,
+        after: u64,
+        until: u64,
+    ) -> impl Stream<Item = Result<Fact, ProjectionError>> + Send + 'static {
+        let pool = self.pool.clone();
+        let position = until;
+        stream::try_unfold(Some(after), move |after| {
+            let pool = pool.clone();
+            async move {
+                let Some(after) = after else {
+                    return Ok::<_, ProjectionError>(None);
+                };
+                let (_, events) =
+                    crate::store::diplomatic_events(&pool, after, Some(position), FACTS_PAGE)
+                        .await?;
+                let next = match events.last() {
+                    Some(last) if events.len() as i64 == FACTS_PAGE => Some(last.position as u64),
+                    _ => None,
+                };
+                let facts: Vec<Result<Fact, ProjectionError>> =
+                    events.into_iter().map(fact_from_event).collect();
+                Ok(Some((stream::iter(facts), next)))
+            }
+        })
+        .try_flatten()
+        .boxed()
+    }
+
+    /// The log's last committed position.
+    pub async fn head(&self) -> Result<u64, ProjectionError> {
+        Ok(crate::store::head(&self.pool).await?)
+    }
+
+    /// When the event at `position` was recorded (`None` for 0 or a position past the head).
+    pub async fn recorded_at(
+        &self,
+        position: u64,
+    ) -> Result<Option<DateTime<Utc>>, ProjectionError> {
+        Ok(crate::store::recorded_at(&self.pool, position).await?)
+    }
+
+    /// The last position recorded at or before `time` (0 if none): the log as of `time` is the
+    /// prefix up to it.
+    #[tracing::instrument(skip(self))]
+    pub async fn position_at(&self, time: DateTime<Utc>) -> Result<u64, ProjectionError> {
+        Ok(crate::store::position_at(&self.pool, time).await?)
+    }
+}
+
+/// A `load_rows` result row: the checkpoint's position and, unless no row passed, a row.
+#[derive(sqlx::FromRow)]
+struct FilteredRow {
+    position: i64,
+    key: Option<String>,
+    data: Option<serde_json::Value>,
+    actors: Option<Vec<String>>,
+    states: Option<Vec<String>>,
+    status: Option<String>,
+    sort_key: Option<String>,
+}
+
+impl FilteredRow {
+    fn split(self) -> (u64, Option<Row>) {
+        let row = match (
+            self.key,
+            self.data,
+            self.actors,
+            self.states,
+            self.status,
+            self.sort_key,
+        ) {
+            (Some(key), Some(data), Some(actors), Some(states), Some(status), Some(sort_key)) => {
+                Some(Row {
+                    key,
+                    data,
+                    actors,
+                    states,
+                    status,
+                    sort_key,
+                })
+            }
+            _ => None,
+        };
+        (self.position as u64, row)
+    }
+}
+
+/// A stored diplomatic event as projections see it.
+pub(super) fn fact_from_event(event: RecordedEvent) -> Result<Fact, ProjectionError> {
+    let position = event.position as u64;
+    let unreadable = |reason: String| ProjectionError::UnreadableEvent { position, reason };
+    let json: serde_json::Value =
+        serde_json::from_str(&event.data_text).map_err(|e| unreadable(e.to_string()))?;
+    let parsed = DiplomaticEvent::from_json(json).map_err(|(path, message)| {
+        unreadable(if path.is_empty() {
+            message
+        } else {
+            format!("{path}: {message}")
+        })
+    })?;
+    Ok(Fact {
+        position,
+        stream_id: event.stream_id,
+        event_id: EventId::from(event.event_id),
+        recorded_at: event.recorded_at,
+        event: parsed,
+    })
+}

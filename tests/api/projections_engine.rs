@@ -1,0 +1,975 @@
+//! The projection engine on a real PostgreSQL: the generic runner driven directly with a small
+//! counting model (rows and checkpoint together, restarts, killed connections, two runners and
+//! a takeover, rebuilds by request and by version, waiting for a position), the query side's
+//! log reads, and the server running every projection.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use diplog::domain::{
+    AppendBatch, EventId, EventType, ExpectedVersion, Metadata, NewEvent, Payload, StreamId,
+};
+use diplog::projections::runner::{
+    LocalRunners, RunnerConfig, RunnerContext, advisory_lock_key, run_projection,
+};
+use diplog::projections::store::{Holder, ProjectionError, ProjectionStore, RowFilter, WaitError};
+use diplog::projections::{Fact, Model, NAMES, Row};
+use diplog::store::{EventStore, WriterConfig, WriterHandle};
+use futures::TryStreamExt;
+use serde_json::json;
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::{fresh_database, spawn_app};
+
+/// The test model's projection name (each test has a database of its own).
+const NAME: &str = "test-counts";
+
+/// Counts the diplomatic events of each stream (its row: the count and the last position).
+/// Streams named `toggle-…` instead have a row after an odd number of events and none after
+/// an even one, so rows are deleted too. `V` is the model version.
+#[derive(Debug, Default)]
+struct Counts<const V: i32> {
+    streams: BTreeMap<String, (u64, u64)>,
+}
+
+impl<const V: i32> Model for Counts<V> {
+    const NAME: &'static str = NAME;
+    const VERSION: i32 = V;
+
+    fn apply(&mut self, fact: &Fact) -> Vec<String> {
+        let key = fact.stream_id.clone();
+        if key.starts_with("toggle-") {
+            if self.streams.remove(&key).is_none() {
+                self.streams.insert(key.clone(), (1, fact.position));
+            }
+        } else {
+            let entry = self.streams.entry(key.clone()).or_default();
+            entry.0 += 1;
+            entry.1 = fact.position;
+        }
+        vec![key]
+    }
+
+    fn row(&self, key: &str) -> Option<Row> {
+        let (count, last) = self.streams.get(key)?;
+        Some(Row {
+            key: key.to_owned(),
+            data: json!({"count": count, "last": last}),
+            actors: vec![key.to_owned()],
+            states: vec![format!("v{V}")],
+            status: if count % 2 == 0 { "even" } else { "odd" }.to_owned(),
+            sort_key: key.to_owned(),
+        })
+    }
+
+    fn rows(&self) -> Vec<Row> {
+        self.streams
+            .keys()
+            .filter_map(|key| self.row(key))
+            .collect()
+    }
+
+    fn from_rows(rows: Vec<Row>) -> Result<Self, String> {
+        let mut streams = BTreeMap::new();
+        for row in rows {
+            let count = row.data["count"].as_u64().ok_or("no count")?;
+            let last = row.data["last"].as_u64().ok_or("no last position")?;
+            streams.insert(row.key, (count, last));
+        }
+        Ok(Self { streams })
+    }
+}
+
+/// A log of its own: a fresh database with the schema and a running writer.
+struct Log {
+    pool: PgPool,
+    store: EventStore,
+    writer: WriterHandle,
+}
+
+impl Log {
+    async fn new() -> Self {
+        let pool = diplog::database::pool_options(8)
+            .connect_with(fresh_database().await)
+            .await
+            .expect("connect to the test database");
+        diplog::MIGRATOR.run(&pool).await.expect("migrations");
+        let (store, writer) = EventStore::start(pool.clone(), WriterConfig::default())
+            .await
+            .expect("the writer starts");
+        Self {
+            pool,
+            store,
+            writer,
+        }
+    }
+
+    /// Appends `count` diplomatic events to `stream` (in appends of up to 1000); answers the
+    /// last position.
+    async fn append_facts(&self, stream: &str, count: usize) -> u64 {
+        self.append(stream, count, true).await
+    }
+
+    /// Appends `count` events that are not diplomatic (no recorder marker).
+    async fn append_plain(&self, stream: &str, count: usize) -> u64 {
+        self.append(stream, count, false).await
+    }
+
+    async fn append(&self, stream: &str, count: usize, diplomatic: bool) -> u64 {
+        let mut last = 0;
+        let mut left = count;
+        while left > 0 {
+            let n = left.min(1000);
+            left -= n;
+            let events = (0..n).map(|_| new_event(diplomatic)).collect();
+            let batch = AppendBatch::new(
+                StreamId::parse(stream).expect("a stream id"),
+                ExpectedVersion::Any,
+                events,
+            )
+            .expect("a valid batch");
+            let outcome = self.store.append(batch, "test").await.expect("append");
+            last = *outcome.positions.last().expect("positions");
+        }
+        last
+    }
+
+    /// A diplomatic event whose payload does not parse as a `DiplomaticEvent`.
+    async fn append_unreadable(&self, stream: &str) -> u64 {
+        let mut event = new_event(true);
+        event.data = Payload::parse(r#"{"no_such_kind": {}}"#).expect("JSON");
+        let batch = AppendBatch::new(
+            StreamId::parse(stream).expect("a stream id"),
+            ExpectedVersion::Any,
+            vec![event],
+        )
+        .expect("a valid batch");
+        self.store
+            .append(batch, "test")
+            .await
+            .expect("append")
+            .positions[0]
+    }
+
+    async fn head(&self) -> u64 {
+        self.store.head().await.expect("head")
+    }
+
+    /// A backlog over several streams, with plain events between: `rounds` of 10 appends.
+    async fn backlog(&self, rounds: usize, per_append: usize) {
+        for round in 0..rounds {
+            for stream in 0..6 {
+                self.append_facts(&format!("s-{stream}"), per_append).await;
+            }
+            self.append_plain("plain", per_append / 2 + 1).await;
+            for toggle in 0..3 {
+                let odd = (round + toggle) % 2;
+                self.append_facts(&format!("toggle-{toggle}"), per_append / 10 + odd)
+                    .await;
+            }
+        }
+    }
+
+    /// What a from-scratch count of the log up to `position` gives, as rows' data by key.
+    async fn expected_at(&self, position: u64) -> BTreeMap<String, serde_json::Value> {
+        let counts: Vec<(String, i64, i64)> = sqlx::query_as(
+            "select stream_id, count(*), max(position) from events \
+             where position <= $1 and metadata->>'diplog.schema' = 'diplog.v1.DiplomaticEvent' \
+             group by stream_id",
+        )
+        .bind(position as i64)
+        .fetch_all(&self.pool)
+        .await
+        .expect("count the log");
+        counts
+            .into_iter()
+            .filter(|(stream, count, _)| !stream.starts_with("toggle-") || count % 2 == 1)
+            .map(|(stream, count, last)| {
+                let count = if stream.starts_with("toggle-") {
+                    1
+                } else {
+                    count
+                };
+                (stream, json!({"count": count, "last": last}))
+            })
+            .collect()
+    }
+
+    async fn stop(self) {
+        drop(self.store);
+        self.writer.stop().await.expect("the writer stops");
+        self.pool.close().await;
+    }
+}
+
+fn new_event(diplomatic: bool) -> NewEvent {
+    let mut values = BTreeMap::new();
+    if diplomatic {
+        values.insert(
+            "diplog.schema".to_owned(),
+            "diplog.v1.DiplomaticEvent".to_owned(),
+        );
+    }
+    NewEvent {
+        id: EventId::generate(),
+        event_type: EventType::parse("ActorRegistered").expect("a type"),
+        data: Payload::parse(
+            r#"{"actor_registered": {"actor": {"id": "test-person", "kind": "PERSON", "name": "Test"}}}"#,
+        )
+        .expect("JSON"),
+        metadata: Metadata {
+            correlation_id: None,
+            causation_id: None,
+            values,
+        },
+    }
+}
+
+/// Runner logs in the captured test output (`RUST_LOG=diplog=debug` for more).
+fn capture_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
+
+fn config() -> RunnerConfig {
+    capture_logs();
+    RunnerConfig {
+        poll_interval: Duration::from_millis(50),
+        takeover_interval: Duration::from_millis(50),
+        retry_backoff: Duration::from_millis(100),
+        ..RunnerConfig::default()
+    }
+}
+
+/// A runner of `M` (as a server would run it), stopped by its token.
+struct Runner {
+    local: LocalRunners,
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Runner {
+    fn start<M: Model>(log: &Log, config: RunnerConfig) -> Self {
+        let local = LocalRunners::default();
+        let shutdown = CancellationToken::new();
+        let context = RunnerContext::new(&log.pool, &log.store, local.clone(), config);
+        let task = tokio::spawn(run_projection::<M>(context, shutdown.clone()));
+        Self {
+            local,
+            shutdown,
+            task,
+        }
+    }
+
+    fn projections(&self, log: &Log) -> ProjectionStore {
+        ProjectionStore::new(log.pool.clone(), self.local.clone())
+    }
+
+    fn holding(&self) -> bool {
+        self.local.report(NAME).holding
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(5), self.task)
+            .await
+            .expect("the runner stops within 5 s")
+            .expect("the runner does not panic");
+    }
+}
+
+/// The live rows as data by key, and the position they reflect.
+async fn live_rows(projections: &ProjectionStore) -> (BTreeMap<String, serde_json::Value>, u64) {
+    let (rows, position) = projections
+        .load_rows(NAME, &RowFilter::default())
+        .await
+        .expect("load rows");
+    (
+        rows.into_iter().map(|row| (row.key, row.data)).collect(),
+        position,
+    )
+}
+
+/// Asserts that the live rows are exactly a from-scratch count up to their position; answers
+/// the position.
+async fn assert_consistent(log: &Log, projections: &ProjectionStore) -> u64 {
+    let (rows, position) = live_rows(projections).await;
+    assert_eq!(
+        rows,
+        log.expected_at(position).await,
+        "at position {position}"
+    );
+    position
+}
+
+async fn wait_for_head(log: &Log, projections: &ProjectionStore, within: Duration) -> u64 {
+    let head = log.head().await;
+    projections
+        .wait_for(NAME, head, Instant::now() + within)
+        .await
+        .unwrap_or_else(|e| panic!("the projection did not reach {head}: {e}"))
+}
+
+/// The backend holding the projection's advisory lock, if any.
+async fn lock_holder(pool: &PgPool) -> Option<i32> {
+    let key = advisory_lock_key(NAME) as u64;
+    sqlx::query_scalar(
+        // pg_locks covers the cluster: other tests' databases use the same key.
+        "select pid from pg_locks where locktype = 'advisory' and granted and objsubid = 1 \
+         and database = (select oid from pg_database where datname = current_database()) \
+         and classid::bigint = $1 and objid::bigint = $2",
+    )
+    .bind((key >> 32) as i64)
+    .bind((key & 0xffff_ffff) as i64)
+    .fetch_optional(pool)
+    .await
+    .expect("read pg_locks")
+}
+
+async fn terminate(pool: &PgPool, pid: i32) {
+    let terminated: bool = sqlx::query_scalar("select pg_terminate_backend($1)")
+        .bind(pid)
+        .fetch_one(pool)
+        .await
+        .expect("terminate a backend");
+    assert!(terminated, "backend {pid} was not terminated");
+}
+
+/// Polls `check` every 10 ms until it holds; panics after `within`.
+async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !check().await {
+        assert!(Instant::now() < deadline, "not within {within:?}: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn rows_and_checkpoint_advance_together_and_a_restart_applies_nothing_twice() {
+    let log = Log::new().await;
+    log.backlog(10, 100).await;
+    let small_batches = RunnerConfig {
+        batch_events: 50,
+        ..config()
+    };
+    let runner = Runner::start::<Counts<1>>(&log, small_batches);
+    let projections = runner.projections(&log);
+
+    // Stopped while catching up (the backlog takes dozens of batches).
+    let head = log.head().await;
+    eventually(Duration::from_secs(10), "the runner starts", || async {
+        let (_, position) = live_rows(&projections).await;
+        position > 0
+    })
+    .await;
+    let mut checked = 0;
+    loop {
+        let position = assert_consistent(&log, &projections).await;
+        checked += 1;
+        if position > head / 3 {
+            break;
+        }
+    }
+    runner.stop().await;
+    let stopped_at = assert_consistent(&log, &projections).await;
+    assert!(
+        stopped_at < head,
+        "the runner had caught up before it was stopped"
+    );
+    assert!(checked > 1);
+
+    // More events while it is down, and while it runs again.
+    log.backlog(2, 50).await;
+    let runner = Runner::start::<Counts<1>>(&log, small_batches);
+    let projections = runner.projections(&log);
+    let appending = async {
+        for _ in 0..20 {
+            log.append_facts("s-live", 7).await;
+            log.append_plain("plain", 3).await;
+        }
+    };
+    let checking = async {
+        for _ in 0..20 {
+            assert_consistent(&log, &projections).await;
+        }
+    };
+    tokio::join!(appending, checking);
+    let position = wait_for_head(&log, &projections, Duration::from_secs(10)).await;
+    assert_eq!(
+        position,
+        log.head().await,
+        "plain events at the end still count"
+    );
+    assert_consistent(&log, &projections).await;
+
+    let checkpoint = projections.checkpoint(NAME).await.unwrap().unwrap();
+    assert_eq!((checkpoint.generation, checkpoint.version), (1, 1));
+    runner.stop().await;
+    log.stop().await;
+}
+
+#[tokio::test]
+async fn a_runner_whose_connection_is_killed_mid_batch_recovers_without_double_counting() {
+    let log = Log::new().await;
+    log.backlog(20, 100).await;
+    let runner = Runner::start::<Counts<1>>(
+        &log,
+        RunnerConfig {
+            batch_events: 100,
+            ..config()
+        },
+    );
+    let projections = runner.projections(&log);
+    let head = log.head().await;
+
+    let mut kills = 0;
+    let mut killed = None;
+    while kills < 3 {
+        // A terminated backend shows in pg_locks until it has exited.
+        let pid = lock_holder(&log.pool).await;
+        if pid.is_none() || pid == killed {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            continue;
+        }
+        let pid = pid.expect("a holder");
+        // Let it get into its work, then cut it off.
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        terminate(&log.pool, pid).await;
+        killed = Some(pid);
+        kills += 1;
+        assert_consistent(&log, &projections).await;
+    }
+    let (_, position) = live_rows(&projections).await;
+    assert!(
+        position < head,
+        "caught up before the last kill; the test proves less"
+    );
+
+    wait_for_head(&log, &projections, Duration::from_secs(20)).await;
+    assert_consistent(&log, &projections).await;
+    runner.stop().await;
+    log.stop().await;
+}
+
+#[tokio::test]
+async fn of_two_runners_one_advances_and_the_other_takes_over_when_it_dies() {
+    let log = Log::new().await;
+    log.backlog(3, 50).await;
+    // The killed runner waits 5 s before trying again, so the takeover is the other's.
+    let slow_retry = RunnerConfig {
+        retry_backoff: Duration::from_secs(5),
+        ..config()
+    };
+    let first = Runner::start::<Counts<1>>(&log, slow_retry);
+    let second = Runner::start::<Counts<1>>(&log, slow_retry);
+    let projections = first.projections(&log);
+    wait_for_head(&log, &projections, Duration::from_secs(10)).await;
+
+    // Both keep trying for a while: still exactly one holds the lock.
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(
+            first.holding() ^ second.holding(),
+            "exactly one runner holds"
+        );
+    }
+    let (holder, standby) = if first.holding() {
+        (&first, &second)
+    } else {
+        (&second, &first)
+    };
+    let statuses = projections.statuses().await.unwrap();
+    assert_eq!(statuses.len(), 1);
+    // `projections` reports for the first runner's server.
+    let expected_holder = if first.holding() {
+        Holder::ThisServer
+    } else {
+        Holder::AnotherServer
+    };
+    assert_eq!(statuses[0].holder, expected_holder);
+    assert_eq!(statuses[0].lag, 0);
+
+    log.append_facts("s-1", 10).await;
+    wait_for_head(&log, &projections, Duration::from_secs(5)).await;
+
+    let pid = lock_holder(&log.pool).await.expect("a holder");
+    terminate(&log.pool, pid).await;
+    let killed = Instant::now();
+    log.append_facts("s-2", 10).await;
+    eventually(Duration::from_secs(3), "the standby takes over", || async {
+        standby.holding()
+    })
+    .await;
+    assert!(killed.elapsed() < Duration::from_secs(3));
+    // The killed runner finds out at its next round (it could not write meanwhile).
+    eventually(
+        Duration::from_secs(2),
+        "the killed runner lets go",
+        || async { !holder.holding() },
+    )
+    .await;
+    let new_pid = lock_holder(&log.pool).await.expect("a new holder");
+    assert_ne!(new_pid, pid);
+
+    log.backlog(1, 30).await;
+    wait_for_head(&log, &projections, Duration::from_secs(5)).await;
+    assert_consistent(&log, &projections).await;
+
+    first.stop().await;
+    second.stop().await;
+    eventually(Duration::from_secs(2), "the lock is released", || async {
+        lock_holder(&log.pool).await.is_none()
+    })
+    .await;
+    log.stop().await;
+}
+
+/// Rows of a generation, straight from the table.
+async fn rows_in_generation(pool: &PgPool, generation: i64) -> i64 {
+    sqlx::query_scalar(
+        "select count(*) from projection_rows where projection = $1 and generation = $2",
+    )
+    .bind(NAME)
+    .bind(generation)
+    .fetch_one(pool)
+    .await
+    .expect("count rows")
+}
+
+#[tokio::test]
+async fn a_requested_rebuild_fills_a_new_generation_while_the_old_one_answers_then_swaps() {
+    let log = Log::new().await;
+    log.backlog(10, 40).await;
+    // Small chunks, so the build takes many transactions and can be watched.
+    let runner = Runner::start::<Counts<1>>(
+        &log,
+        RunnerConfig {
+            build_chunk_events: 20,
+            ..config()
+        },
+    );
+    let projections = runner.projections(&log);
+    wait_for_head(&log, &projections, Duration::from_secs(10)).await;
+    let (before, _) = live_rows(&projections).await;
+
+    projections.request_rebuild(NAME).await.unwrap();
+    let mut seen_mid_build = false;
+    let appending = async {
+        for _ in 0..10 {
+            log.append_facts("s-during-rebuild", 3).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let watching = async {
+        loop {
+            let checkpoint = projections.checkpoint(NAME).await.unwrap().unwrap();
+            if checkpoint.generation == 2 {
+                break;
+            }
+            assert_eq!(checkpoint.generation, 1);
+            // Readers keep getting generation 1, complete at its position.
+            assert_consistent(&log, &projections).await;
+            if checkpoint.building_position.is_some_and(|p| p > 0)
+                && rows_in_generation(&log.pool, 2).await > 0
+            {
+                seen_mid_build = true;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), async {
+        tokio::join!(appending, watching)
+    })
+    .await
+    .expect("the rebuild swaps in");
+    assert!(
+        seen_mid_build,
+        "never saw generation 2 being built beside 1"
+    );
+
+    wait_for_head(&log, &projections, Duration::from_secs(5)).await;
+    let checkpoint = projections.checkpoint(NAME).await.unwrap().unwrap();
+    assert_eq!(checkpoint.generation, 2);
+    assert_eq!(checkpoint.building_generation, None);
+    assert!(!checkpoint.rebuild_requested);
+    assert_consistent(&log, &projections).await;
+    assert_eq!(
+        rows_in_generation(&log.pool, 1).await,
+        0,
+        "old rows deleted"
+    );
+    let (after, _) = live_rows(&projections).await;
+    let mut expected = before;
+    expected.insert(
+        "s-during-rebuild".to_owned(),
+        after["s-during-rebuild"].clone(),
+    );
+    assert_eq!(
+        after, expected,
+        "the same rows, plus the stream appended meanwhile"
+    );
+
+    assert!(matches!(
+        projections.request_rebuild("no-such-projection").await,
+        Err(ProjectionError::UnknownProjection(_))
+    ));
+    // Known but never run: nothing to rebuild yet.
+    projections.request_rebuild(NAMES[0]).await.unwrap();
+    runner.stop().await;
+    log.stop().await;
+}
+
+#[tokio::test]
+async fn a_new_model_version_is_rebuilt_while_the_old_rows_answer() {
+    let log = Log::new().await;
+    log.backlog(10, 40).await;
+    let runner = Runner::start::<Counts<1>>(&log, config());
+    let projections = runner.projections(&log);
+    let frozen_at = wait_for_head(&log, &projections, Duration::from_secs(10)).await;
+    runner.stop().await;
+    log.append_facts("s-after-v1", 5).await;
+
+    let runner = Runner::start::<Counts<2>>(
+        &log,
+        RunnerConfig {
+            build_chunk_events: 20,
+            ..config()
+        },
+    );
+    let projections = runner.projections(&log);
+    let mut seen_frozen = false;
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let checkpoint = projections.checkpoint(NAME).await.unwrap().unwrap();
+            if checkpoint.generation == 2 {
+                break;
+            }
+            // Version 1's rows keep answering, frozen where version 1 left them (each row
+            // names the version that wrote it among its states).
+            assert_eq!(checkpoint.version, 1);
+            let (rows, position) = projections
+                .load_rows(NAME, &RowFilter::default())
+                .await
+                .unwrap();
+            if rows.iter().any(|row| row.states != ["v1"]) {
+                break; // swapped in since the checkpoint was read
+            }
+            assert_eq!(position, frozen_at);
+            let data: BTreeMap<String, serde_json::Value> =
+                rows.into_iter().map(|row| (row.key, row.data)).collect();
+            assert_eq!(data, log.expected_at(position).await);
+            seen_frozen |= checkpoint.building_position.is_some();
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    })
+    .await
+    .expect("the new version swaps in");
+    assert!(seen_frozen);
+
+    let checkpoint = projections.checkpoint(NAME).await.unwrap().unwrap();
+    assert_eq!((checkpoint.version, checkpoint.generation), (2, 2));
+    wait_for_head(&log, &projections, Duration::from_secs(5)).await;
+    assert_consistent(&log, &projections).await;
+    let (rows, _) = projections
+        .load_rows(
+            NAME,
+            &RowFilter {
+                states: vec!["v2".to_owned()],
+                ..RowFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), log.expected_at(log.head().await).await.len());
+    runner.stop().await;
+
+    // A server with the older version (a rolling upgrade) leaves the newer rows alone...
+    let runner = Runner::start::<Counts<1>>(&log, config());
+    let projections = runner.projections(&log);
+    log.append_facts("s-during-upgrade", 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let checkpoint = projections.checkpoint(NAME).await.unwrap().unwrap();
+    assert_eq!((checkpoint.version, checkpoint.generation), (2, 2));
+    assert!(!runner.holding());
+    // ...unless an operator asks for a rebuild (rolling back on purpose).
+    projections.request_rebuild(NAME).await.unwrap();
+    eventually(Duration::from_secs(10), "version 1 is rebuilt", || async {
+        let checkpoint = projections.checkpoint(NAME).await.unwrap().unwrap();
+        (checkpoint.version, checkpoint.generation) == (1, 3)
+    })
+    .await;
+    wait_for_head(&log, &projections, Duration::from_secs(5)).await;
+    assert_consistent(&log, &projections).await;
+    runner.stop().await;
+    log.stop().await;
+}
+
+#[tokio::test]
+async fn load_rows_filters_by_actor_states_and_status() {
+    let log = Log::new().await;
+    log.append_facts("s-a", 2).await;
+    log.append_facts("s-b", 3).await;
+    log.append_facts("s-c", 5).await;
+    let runner = Runner::start::<Counts<1>>(&log, config());
+    let projections = runner.projections(&log);
+    let head = wait_for_head(&log, &projections, Duration::from_secs(10)).await;
+
+    let keys = |filter: RowFilter| {
+        let projections = projections.clone();
+        async move {
+            let (rows, position) = projections.load_rows(NAME, &filter).await.unwrap();
+            assert_eq!(position, head);
+            rows.into_iter().map(|row| row.key).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(keys(RowFilter::default()).await, ["s-a", "s-b", "s-c"]);
+    let odd = RowFilter {
+        status: vec!["odd".to_owned()],
+        ..RowFilter::default()
+    };
+    assert_eq!(keys(odd).await, ["s-b", "s-c"]);
+    let actor = RowFilter {
+        actor: Some("s-b".to_owned()),
+        ..RowFilter::default()
+    };
+    assert_eq!(keys(actor).await, ["s-b"]);
+    let states = RowFilter {
+        states: vec!["v1".to_owned(), "other".to_owned()],
+        ..RowFilter::default()
+    };
+    assert!(keys(states).await.is_empty(), "a row must have every state");
+    let nothing = RowFilter {
+        status: vec!["neither".to_owned()],
+        ..RowFilter::default()
+    };
+    assert!(keys(nothing).await.is_empty());
+    let (_, position) = projections
+        .load_rows(
+            NAME,
+            &RowFilter {
+                status: vec!["neither".to_owned()],
+                ..RowFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(position, head, "the position even when no row passes");
+
+    let (rows, position) = projections
+        .load_rows("never-run", &RowFilter::default())
+        .await
+        .unwrap();
+    assert!(rows.is_empty());
+    assert_eq!(position, 0);
+    runner.stop().await;
+    log.stop().await;
+}
+
+#[tokio::test]
+async fn wait_for_answers_as_soon_as_the_position_is_reached_and_times_out_otherwise() {
+    let log = Log::new().await;
+    log.backlog(1, 10).await;
+    let runner = Runner::start::<Counts<1>>(
+        &log,
+        RunnerConfig {
+            // Only this server's appends wake it promptly; a slow poll shows that they do.
+            poll_interval: Duration::from_secs(5),
+            ..config()
+        },
+    );
+    let projections = runner.projections(&log);
+    // As another server would see it: no local runner, so it polls the checkpoint.
+    let elsewhere = ProjectionStore::new(log.pool.clone(), LocalRunners::default());
+    wait_for_head(&log, &projections, Duration::from_secs(10)).await;
+
+    for store in [&projections, &elsewhere] {
+        let position = log.append_facts("s-wait", 1).await;
+        let started = Instant::now();
+        let reached = store
+            .wait_for(NAME, position, Instant::now() + Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(reached >= position);
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "waited {:?}",
+            started.elapsed()
+        );
+    }
+
+    let head = log.head().await;
+    let started = Instant::now();
+    let outcome = elsewhere
+        .wait_for(
+            NAME,
+            head + 1000,
+            Instant::now() + Duration::from_millis(200),
+        )
+        .await;
+    let waited = started.elapsed();
+    match outcome {
+        Err(WaitError::TimedOut { position }) => assert_eq!(position, head),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(waited >= Duration::from_millis(200), "{waited:?}");
+    assert!(waited < Duration::from_secs(2), "{waited:?}");
+    runner.stop().await;
+    log.stop().await;
+}
+
+#[tokio::test]
+async fn an_unreadable_event_stops_the_projection_before_it_rather_than_skip_it() {
+    let log = Log::new().await;
+    let before = log.append_facts("s-1", 3).await;
+    let bad = log.append_unreadable("s-1").await;
+    log.append_facts("s-1", 3).await;
+    let runner = Runner::start::<Counts<1>>(&log, config());
+    let projections = runner.projections(&log);
+
+    let outcome = projections
+        .wait_for(NAME, bad, Instant::now() + Duration::from_millis(500))
+        .await;
+    assert!(
+        matches!(outcome, Err(WaitError::TimedOut { position }) if position == before),
+        "{outcome:?}"
+    );
+    assert_consistent(&log, &projections).await;
+    let statuses = projections.statuses().await.unwrap();
+    assert_eq!(statuses[0].lag, log.head().await - before);
+    runner.stop().await;
+    log.stop().await;
+}
+
+#[tokio::test]
+async fn the_log_reads_for_replays_answer_as_of_a_position_and_a_time() {
+    let log = Log::new().await;
+    log.append_facts("s-1", 600).await;
+    log.append_plain("plain", 5).await;
+    let middle = log.append_facts("s-2", 3).await;
+    log.append_facts("s-3", 4).await;
+    let projections = ProjectionStore::new(log.pool.clone(), LocalRunners::default());
+
+    let facts: Vec<Fact> = projections.facts_until(middle).try_collect().await.unwrap();
+    assert_eq!(facts.len(), 603, "paged past 512, plain events left out");
+    assert!(facts.windows(2).all(|w| w[0].position < w[1].position));
+    assert_eq!(facts.last().unwrap().position, middle);
+    let all: Vec<Fact> = projections
+        .facts_until(u64::MAX >> 1)
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 607);
+
+    let times: Vec<(i64, chrono::DateTime<chrono::Utc>)> =
+        sqlx::query_as("select position, recorded_at from events order by position")
+            .fetch_all(&log.pool)
+            .await
+            .unwrap();
+    for (position, recorded_at) in &times {
+        let expected = times
+            .iter()
+            .filter(|(_, t)| t <= recorded_at)
+            .map(|(p, _)| *p)
+            .max()
+            .unwrap();
+        assert!(expected >= *position);
+        assert_eq!(
+            projections.position_at(*recorded_at).await.unwrap(),
+            expected as u64
+        );
+    }
+    let between: Vec<Fact> = projections
+        .facts_between(600, middle)
+        .try_collect()
+        .await
+        .unwrap();
+    let streams: Vec<&str> = between.iter().map(|f| f.stream_id.as_str()).collect();
+    assert_eq!(streams, ["s-2", "s-2", "s-2"], "from a snapshot at 600 on");
+    let head = projections.head().await.unwrap();
+    assert_eq!(head, log.head().await);
+    assert_eq!(projections.recorded_at(1).await.unwrap(), Some(times[0].1));
+    assert_eq!(projections.recorded_at(0).await.unwrap(), None);
+    assert_eq!(projections.recorded_at(head + 1).await.unwrap(), None);
+
+    let first = times[0].1;
+    assert_eq!(
+        projections
+            .position_at(first - chrono::Duration::seconds(1))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        projections
+            .position_at(chrono::Utc::now() + chrono::Duration::days(1))
+            .await
+            .unwrap(),
+        log.head().await
+    );
+    log.stop().await;
+}
+
+#[tokio::test]
+async fn the_server_runs_every_projection_and_stops_them_on_shutdown() {
+    let app = spawn_app().await;
+    let projections = ProjectionStore::new(app.pool.clone(), LocalRunners::default());
+    eventually(
+        Duration::from_secs(5),
+        "every projection is held",
+        || async {
+            let statuses = projections.statuses().await.unwrap();
+            statuses.len() == NAMES.len()
+                && statuses.iter().all(|s| s.holder == Holder::AnotherServer)
+        },
+    )
+    .await;
+    let mut names: Vec<String> = projections
+        .statuses()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    names.sort();
+    let mut expected: Vec<String> = NAMES.iter().map(|n| n.to_string()).collect();
+    expected.sort();
+    assert_eq!(names, expected);
+
+    // Appends reach every projection's checkpoint.
+    app.append("plain", crate::helpers::Expect::Any, &[("Plain", "{}")])
+        .await
+        .unwrap();
+    for name in NAMES {
+        projections
+            .wait_for(name, 1, Instant::now() + Duration::from_secs(5))
+            .await
+            .unwrap();
+    }
+
+    let db_options = app.db_options.clone();
+    app.stop().await;
+    let check = diplog::database::pool_options(2)
+        .connect_with(db_options)
+        .await
+        .unwrap();
+    let after = ProjectionStore::new(check.clone(), LocalRunners::default());
+    eventually(Duration::from_secs(2), "the locks are released", || async {
+        after
+            .statuses()
+            .await
+            .unwrap()
+            .iter()
+            .all(|s| s.holder == Holder::Nobody)
+    })
+    .await;
+    check.close().await;
+}
