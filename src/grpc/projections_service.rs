@@ -36,13 +36,9 @@ impl ProjectionsService {
     ) -> Result<Source, Status> {
         let read = read.cloned().unwrap_or_default();
         match read.as_of {
+            // An as-of answer comes from the log itself: there is nothing to wait for, so a
+            // `min_position` is moot.
             Some(proto::read_options::AsOf::AsOfPosition(position)) => {
-                if read.min_position > 0 {
-                    return Err(invalid(
-                        "read.min_position",
-                        "cannot be combined with as_of".into(),
-                    ));
-                }
                 Ok(Source::AsOf(AsOf::Position(position)))
             }
             Some(proto::read_options::AsOf::AsOfTime(time)) => {

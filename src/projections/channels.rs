@@ -6,14 +6,14 @@
 //! active, or dormant when nothing used it for a while (derived when answering, since it
 //! depends on the time asked about).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    Contributions, Index, Origin, Party, Registry, apply_fact, insert_by_position, interaction,
-    level_name, party, party_states,
+    Contributions, Index, Origin, Party, Registry, apply_fact, happened_key, insert_by_position,
+    interaction, level_name, party, party_states,
 };
 use super::{Fact, Model, Row};
 use crate::domain::EventId;
@@ -44,6 +44,30 @@ pub struct Contact {
     pub level: String,
 }
 
+/// What a channel's contacts add up to. Kept in the channel's row instead of the contacts
+/// themselves, so the row stays the same size however often the channel is used (each
+/// contact has a small row of its own, for corrections and retractions).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ContactSummary {
+    pub count: u32,
+    /// The earliest contact (by when it happened, then position).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first: Option<Contact>,
+    /// The latest contact (by when it happened, then position).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last: Option<Contact>,
+    /// The most recently recorded contacts, newest last (at most `LATEST_CONTACTS`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub latest: Vec<EventId>,
+    /// The end of the latest time any contact can mean.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_used: Option<DateTime<Utc>>,
+}
+
+/// How many recent contacts a channel lists as evidence (besides its own events and its
+/// first and last contact).
+pub const LATEST_CONTACTS: usize = 10;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Channel {
     pub key: String,
@@ -56,7 +80,58 @@ pub struct Channel {
     #[serde(default)]
     pub steps: Vec<ChannelStep>,
     #[serde(default)]
-    pub contacts: Vec<Contact>,
+    pub contacts: ContactSummary,
+}
+
+/// A channel's contacts, indexed so that adding or removing one is logarithmic.
+#[derive(Debug, Clone, Default)]
+struct ContactIndex {
+    /// By `happened_key` (when, then position).
+    by_when: BTreeMap<String, Contact>,
+    /// By position: the most recently recorded.
+    by_position: BTreeMap<u64, EventId>,
+    /// By the end of the time each can mean.
+    by_end: BTreeSet<(DateTime<Utc>, u64)>,
+}
+
+impl ContactIndex {
+    fn insert(&mut self, contact: Contact) {
+        let position = contact.origin.position;
+        if let Some(end) = contact.occurred.as_ref().map(FuzzyTime::end) {
+            self.by_end.insert((end, position));
+        }
+        self.by_position.insert(position, contact.origin.event_id);
+        self.by_when
+            .insert(happened_key(contact.occurred.as_ref(), position), contact);
+    }
+
+    fn remove(&mut self, contact: &Contact) {
+        let position = contact.origin.position;
+        if let Some(end) = contact.occurred.as_ref().map(FuzzyTime::end) {
+            self.by_end.remove(&(end, position));
+        }
+        self.by_position.remove(&position);
+        self.by_when
+            .remove(&happened_key(contact.occurred.as_ref(), position));
+    }
+
+    fn summary(&self) -> ContactSummary {
+        let mut latest: Vec<EventId> = self
+            .by_position
+            .values()
+            .rev()
+            .take(LATEST_CONTACTS)
+            .copied()
+            .collect();
+        latest.reverse();
+        ContactSummary {
+            count: self.by_when.len() as u32,
+            first: self.by_when.values().next().cloned(),
+            last: self.by_when.values().next_back().cloned(),
+            latest,
+            last_used: self.by_end.iter().next_back().map(|(end, _)| *end),
+        }
+    }
 }
 
 /// What a channel looks like at a given time.
@@ -75,7 +150,8 @@ pub struct ChannelView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_contact_by: Option<EventId>,
     pub contacts: u32,
-    /// Every event that bears on the channel, in log order.
+    /// The events that bear on the channel: its own events and what they rest on, its first
+    /// and last contact, and its most recently recorded contacts.
     pub evidence: Vec<EventId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_id: Option<String>,
@@ -117,7 +193,7 @@ impl Channel {
                     s.occurred.clone(),
                 )
             })
-            .chain(self.contacts.iter().map(|c| {
+            .chain(self.contacts.first.iter().map(|c| {
                 (
                     earliest(c.occurred.as_ref()),
                     c.origin.position,
@@ -130,21 +206,12 @@ impl Channel {
                 (when.unwrap_or(DateTime::<Utc>::MAX_UTC), *position)
             })
             .unwrap_or((None, 0, EventId::from(uuid::Uuid::nil()), None));
-        let last_contact = self
-            .contacts
-            .iter()
-            .max_by_key(|c| (earliest(c.occurred.as_ref()), c.origin.position));
         let last_used = self
-            .contacts
+            .steps
             .iter()
-            .filter_map(|c| c.occurred.as_ref())
-            .chain(
-                self.steps
-                    .iter()
-                    .filter(|s| s.step != "SUSPENDED" && s.step != "CLOSED")
-                    .filter_map(|s| s.occurred.as_ref()),
-            )
-            .map(FuzzyTime::end)
+            .filter(|s| s.step != "SUSPENDED" && s.step != "CLOSED")
+            .filter_map(|s| s.occurred.as_ref().map(FuzzyTime::end))
+            .chain(self.contacts.last_used)
             .max();
         let status = match self.stored_status() {
             "closed" => "CLOSED",
@@ -152,49 +219,52 @@ impl Channel {
             _ if last_used.is_some_and(|used| used + dormant_after < reference) => "DORMANT",
             _ => "ACTIVE",
         };
-        let mut evidence: Vec<(u64, EventId)> = self
+        let mut evidence: Vec<EventId> = Vec::new();
+        let own = self
             .steps
             .iter()
-            .flat_map(|s| {
-                std::iter::once((s.origin.position, s.origin.event_id))
-                    .chain(s.evidence.iter().map(|e| (0, *e)))
-            })
-            .chain(
-                self.contacts
-                    .iter()
-                    .map(|c| (c.origin.position, c.origin.event_id)),
-            )
-            .collect();
-        evidence.sort();
-        evidence.dedup_by_key(|(_, id)| *id);
+            .flat_map(|s| std::iter::once(&s.origin.event_id).chain(&s.evidence));
+        let contacts = self
+            .contacts
+            .first
+            .iter()
+            .chain(&self.contacts.last)
+            .map(|c| &c.origin.event_id)
+            .chain(&self.contacts.latest);
+        for id in own.chain(contacts) {
+            if !evidence.contains(id) {
+                evidence.push(*id);
+            }
+        }
         ChannelView {
             key: self.key.clone(),
             parties: self.parties.clone(),
             status: status.to_owned(),
             established_on,
             established_by,
-            last_contact_on: last_contact.and_then(|c| c.occurred.clone()),
-            last_contact_by: last_contact.map(|c| c.origin.event_id),
-            contacts: self.contacts.len() as u32,
-            evidence: evidence.into_iter().map(|(_, id)| id).collect(),
+            last_contact_on: self.contacts.last.as_ref().and_then(|c| c.occurred.clone()),
+            last_contact_by: self.contacts.last.as_ref().map(|c| c.origin.event_id),
+            contacts: self.contacts.count,
+            evidence,
             stream_id: self.stream_id.clone(),
         }
     }
 
     /// When it was opened (for ordering).
     fn opened_key(&self) -> String {
-        let view_free = self
+        let opened = self
             .steps
             .iter()
             .filter(|s| s.step == "ESTABLISHED")
             .map(|s| (earliest(s.occurred.as_ref()), s.origin.position))
             .chain(
                 self.contacts
+                    .first
                     .iter()
                     .map(|c| (earliest(c.occurred.as_ref()), c.origin.position)),
             )
             .min_by_key(|(when, position)| (when.unwrap_or(DateTime::<Utc>::MAX_UTC), *position));
-        match view_free {
+        match opened {
             Some((Some(when), position)) => format!("{}#{position:020}", when.to_rfc3339()),
             Some((None, position)) => format!("~#{position:020}"),
             None => "~".to_owned(),
@@ -202,7 +272,7 @@ impl Channel {
     }
 
     fn is_empty(&self) -> bool {
-        self.steps.is_empty() && self.contacts.is_empty()
+        self.steps.is_empty() && self.contacts.count == 0
     }
 }
 
@@ -215,11 +285,25 @@ pub fn channel_key(parties: &[String]) -> String {
 }
 
 const PREFIX: &str = "channel:";
+const CONTACT_PREFIX: &str = "contact:";
+/// The status of contact rows, which lists leave out.
+pub const CONTACT_STATUS: &str = "contact";
+
+/// A contact's own row: which channel it went through, and the contact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ContactRow {
+    channel: String,
+    contact: Contact,
+}
 
 #[derive(Debug, Default)]
 pub struct Channels {
     registry: Registry,
     channels: BTreeMap<String, Channel>,
+    /// Each channel's contacts.
+    contacts: HashMap<String, ContactIndex>,
+    /// Contact event -> (channel key, the contact).
+    contact_rows: HashMap<EventId, ContactRow>,
     /// `channel-…` stream -> channel key.
     streams: HashMap<String, String>,
     index: Index,
@@ -243,7 +327,7 @@ impl Channels {
                 people: Vec::new(),
                 stream_id: None,
                 steps: Vec::new(),
-                contacts: Vec::new(),
+                contacts: ContactSummary::default(),
             }
         })
     }
@@ -271,6 +355,22 @@ impl Channels {
         self.index.note(&origin, &format!("{PREFIX}{key}"));
         Some(format!("{PREFIX}{key}"))
     }
+
+    /// Files a contact under its channel and brings the channel's summary up to date.
+    fn add_contact(&mut self, key: &str, contact: Contact) {
+        let index = self.contacts.entry(key.to_owned()).or_default();
+        index.insert(contact.clone());
+        if let Some(channel) = self.channels.get_mut(key) {
+            channel.contacts = index.summary();
+        }
+        self.contact_rows.insert(
+            contact.origin.event_id,
+            ContactRow {
+                channel: key.to_owned(),
+                contact,
+            },
+        );
+    }
 }
 
 impl Contributions for Channels {
@@ -293,16 +393,21 @@ impl Contributions for Channels {
                 }
                 self.streams.insert(fact.stream_id.clone(), key.clone());
                 self.step(&key, fact, "ESTABLISHED", established.purpose.clone())
+                    .into_iter()
+                    .collect()
             }
-            EventKind::ChannelSuspended(reason) => {
-                stream_key.and_then(|k| self.step(&k, fact, "SUSPENDED", reason.reason.clone()))
-            }
-            EventKind::ChannelResumed(reason) => {
-                stream_key.and_then(|k| self.step(&k, fact, "RESUMED", reason.reason.clone()))
-            }
-            EventKind::ChannelClosed(reason) => {
-                stream_key.and_then(|k| self.step(&k, fact, "CLOSED", reason.reason.clone()))
-            }
+            EventKind::ChannelSuspended(reason) => stream_key
+                .and_then(|k| self.step(&k, fact, "SUSPENDED", reason.reason.clone()))
+                .into_iter()
+                .collect(),
+            EventKind::ChannelResumed(reason) => stream_key
+                .and_then(|k| self.step(&k, fact, "RESUMED", reason.reason.clone()))
+                .into_iter()
+                .collect(),
+            EventKind::ChannelClosed(reason) => stream_key
+                .and_then(|k| self.step(&k, fact, "CLOSED", reason.reason.clone()))
+                .into_iter()
+                .collect(),
             _ => {
                 let Some(interaction) = interaction(&fact.event) else {
                     return Vec::new();
@@ -320,21 +425,20 @@ impl Contributions for Channels {
                         channel.people.sort();
                     }
                 }
-                insert_by_position(
-                    &mut channel.contacts,
-                    Contact {
-                        origin: origin.clone(),
-                        kind: interaction.kind.to_owned(),
-                        occurred: fact.event.occurred.clone(),
-                        level: level_name(interaction.level),
-                    },
-                    |c| c.origin.position,
-                );
+                let contact = Contact {
+                    origin: origin.clone(),
+                    kind: interaction.kind.to_owned(),
+                    occurred: fact.event.occurred.clone(),
+                    level: level_name(interaction.level),
+                };
+                self.add_contact(&key, contact);
+                let contact_key = format!("{CONTACT_PREFIX}{}", fact.event_id);
                 self.index.note(&origin, &format!("{PREFIX}{key}"));
-                Some(format!("{PREFIX}{key}"))
+                self.index.note(&origin, &contact_key);
+                vec![format!("{PREFIX}{key}"), contact_key]
             }
         };
-        changed.into_iter().collect()
+        changed
     }
 
     fn remove(&mut self, id: EventId) -> (Vec<String>, Option<Origin>) {
@@ -344,13 +448,22 @@ impl Contributions for Channels {
         let Some((origin, keys)) = self.index.take(id) else {
             return (Vec::new(), None);
         };
+        if let Some(row) = self.contact_rows.remove(&id)
+            && let Some(index) = self.contacts.get_mut(&row.channel)
+        {
+            index.remove(&row.contact);
+            if let Some(channel) = self.channels.get_mut(&row.channel) {
+                channel.contacts = index.summary();
+            }
+        }
         for key in &keys {
-            let channel_key = key.trim_start_matches(PREFIX);
+            let Some(channel_key) = key.strip_prefix(PREFIX) else {
+                continue;
+            };
             let Some(channel) = self.channels.get_mut(channel_key) else {
                 continue;
             };
             channel.steps.retain(|s| s.origin.event_id != id);
-            channel.contacts.retain(|c| c.origin.event_id != id);
             if !channel.steps.iter().any(|s| s.step == "ESTABLISHED")
                 && let Some(stream) = channel.stream_id.take()
             {
@@ -358,6 +471,7 @@ impl Contributions for Channels {
             }
             if channel.is_empty() {
                 self.channels.remove(channel_key);
+                self.contacts.remove(channel_key);
             }
         }
         (keys.into_iter().collect(), Some(origin))
@@ -366,7 +480,7 @@ impl Contributions for Channels {
 
 impl Model for Channels {
     const NAME: &'static str = "channels";
-    const VERSION: i32 = 1;
+    const VERSION: i32 = 2;
 
     fn apply(&mut self, fact: &Fact) -> Vec<String> {
         apply_fact(self, fact)
@@ -375,6 +489,17 @@ impl Model for Channels {
     fn row(&self, key: &str) -> Option<Row> {
         if Registry::is_row(key) {
             return self.registry.row(key);
+        }
+        if let Some(contact) = key.strip_prefix(CONTACT_PREFIX) {
+            let row = self.contact_rows.get(&EventId::parse(contact).ok()?)?;
+            return Some(Row {
+                key: key.to_owned(),
+                data: serde_json::to_value(row).expect("a contact serializes"),
+                actors: Vec::new(),
+                states: Vec::new(),
+                status: CONTACT_STATUS.to_owned(),
+                sort_key: happened_key(row.contact.occurred.as_ref(), row.contact.origin.position),
+            });
         }
         let channel = self.channels.get(key.strip_prefix(PREFIX)?)?;
         let mut actors: Vec<String> = channel
@@ -403,29 +528,44 @@ impl Model for Channels {
                     .keys()
                     .filter_map(|key| self.row(&format!("{PREFIX}{key}"))),
             )
+            .chain(
+                self.contact_rows
+                    .keys()
+                    .filter_map(|id| self.row(&format!("{CONTACT_PREFIX}{id}"))),
+            )
             .collect()
     }
 
     fn from_rows(rows: Vec<Row>) -> Result<Self, String> {
         let mut model = Self::default();
+        let mut contacts = Vec::new();
         for row in rows {
             if model.registry.load(&row)? {
                 continue;
             }
+            if row.status == CONTACT_STATUS {
+                let contact: ContactRow = serde_json::from_value(row.data)
+                    .map_err(|e| format!("contact row {}: {e}", row.key))?;
+                model.index.note(
+                    &contact.contact.origin,
+                    &format!("{PREFIX}{}", contact.channel),
+                );
+                model.index.note(&contact.contact.origin, &row.key);
+                contacts.push(contact);
+                continue;
+            }
             let channel: Channel = serde_json::from_value(row.data)
                 .map_err(|e| format!("channel row {}: {e}", row.key))?;
-            for origin in channel
-                .steps
-                .iter()
-                .map(|s| &s.origin)
-                .chain(channel.contacts.iter().map(|c| &c.origin))
-            {
-                model.index.note(origin, &row.key);
+            for step in &channel.steps {
+                model.index.note(&step.origin, &row.key);
             }
             if let Some(stream) = &channel.stream_id {
                 model.streams.insert(stream.clone(), channel.key.clone());
             }
             model.channels.insert(channel.key.clone(), channel);
+        }
+        for row in contacts {
+            model.add_contact(&row.channel.clone(), row.contact);
         }
         Ok(model)
     }

@@ -389,7 +389,10 @@ impl Queries {
         page: &Page,
     ) -> Result<Answer<ChannelView>, QueryError> {
         let wanted = statuses("status", &filter.status, CHANNEL_STATUSES)?;
-        let loaded = self.load::<Channels>(source, &filter.rows()?).await?;
+        // Channel rows only (not their contacts' rows).
+        let mut rows = filter.rows()?;
+        rows.status = ["open", "suspended", "closed"].map(String::from).to_vec();
+        let loaded = self.load::<Channels>(source, &rows).await?;
         let mut views = Vec::new();
         for row in &loaded.rows {
             let view = channel_of(row)

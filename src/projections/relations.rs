@@ -30,6 +30,8 @@ struct Pair {
     states: [String; 2],
     /// Contacts by `happened_key`, so the last is the greatest.
     contacts: BTreeMap<String, PairContact>,
+    /// Contacts counted by level, kept as contacts come and go.
+    by_level: BTreeMap<String, u32>,
     channels: BTreeSet<String>,
     summits: BTreeSet<String>,
     commitments: BTreeSet<String>,
@@ -130,6 +132,8 @@ pub struct Relations {
     timeline: Timeline,
     /// Internal row key -> the pairs it counts for.
     member_of: HashMap<String, Vec<String>>,
+    /// Internal key of a timeline entry -> its key among its pairs' contacts.
+    contact_keys: HashMap<String, String>,
     pairs: BTreeMap<String, Pair>,
 }
 
@@ -181,11 +185,17 @@ impl Relations {
     /// Moves an internal row to the pairs it now counts for; returns the pairs touched.
     fn refile(&mut self, internal_key: &str) -> BTreeSet<String> {
         let mut touched: BTreeSet<String> = BTreeSet::new();
+        let old_contact = self.contact_keys.remove(internal_key);
         for pair in self.member_of.remove(internal_key).unwrap_or_default() {
             if let Some(entry) = self.pairs.get_mut(&pair) {
-                entry
-                    .contacts
-                    .retain(|_, c| format!("timeline/interaction:{}", c.event_id) != internal_key);
+                if let Some(contact) = old_contact.as_ref().and_then(|k| entry.contacts.remove(k))
+                    && let Some(count) = entry.by_level.get_mut(&contact.level)
+                {
+                    *count -= 1;
+                    if *count == 0 {
+                        entry.by_level.remove(&contact.level);
+                    }
+                }
                 entry.channels.remove(internal_key);
                 entry.summits.remove(internal_key);
                 entry.commitments.remove(internal_key);
@@ -211,9 +221,11 @@ impl Relations {
             match inner {
                 Inner::Timeline => {
                     if let Ok(timeline) = super::timeline::entry_of(&row) {
-                        entry
-                            .contacts
-                            .insert(row.sort_key.clone(), contact(&timeline));
+                        let contact = contact(&timeline);
+                        *entry.by_level.entry(contact.level.clone()).or_insert(0) += 1;
+                        entry.contacts.insert(row.sort_key.clone(), contact);
+                        self.contact_keys
+                            .insert(internal_key.to_owned(), row.sort_key.clone());
                     }
                 }
                 Inner::Channels => {
@@ -233,10 +245,6 @@ impl Relations {
     }
 
     fn record(&self, pair: &Pair) -> PairRecord {
-        let mut by_level = BTreeMap::new();
-        for contact in pair.contacts.values() {
-            *by_level.entry(contact.level.clone()).or_insert(0) += 1;
-        }
         let decode = |keys: &BTreeSet<String>, inner: Inner| -> Vec<Row> {
             keys.iter()
                 .filter_map(|k| Inner::of(k).and_then(|(_, key)| self.inner_row(inner, key)))
@@ -245,7 +253,7 @@ impl Relations {
         PairRecord {
             states: pair.states.clone(),
             contacts: pair.contacts.len() as u32,
-            contacts_by_level: by_level,
+            contacts_by_level: pair.by_level.clone(),
             last_contact: pair.contacts.values().next_back().cloned(),
             channels: decode(&pair.channels, Inner::Channels)
                 .iter()
@@ -274,7 +282,7 @@ fn contact(entry: &TimelineEntry) -> PairContact {
 
 impl Model for Relations {
     const NAME: &'static str = "relations";
-    const VERSION: i32 = 1;
+    const VERSION: i32 = 2;
 
     fn apply(&mut self, fact: &Fact) -> Vec<String> {
         let mut internal: Vec<String> = Vec::new();
