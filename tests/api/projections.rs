@@ -496,7 +496,14 @@ fn without_age(answers: &[String]) -> Vec<String> {
 
 /// Every projection's lists, live (after waiting for `position`) or as of it.
 async fn everything(app: &TestApp, read: Option<proto::ReadOptions>) -> Vec<String> {
-    let mut projections = client(app).await;
+    everything_at(app.channel().await, read).await
+}
+
+async fn everything_at(
+    channel: tonic::transport::Channel,
+    read: Option<proto::ReadOptions>,
+) -> Vec<String> {
+    let mut projections = ProjectionsClient::new(channel);
     let all = |read: Option<proto::ReadOptions>| proto::ListRequest {
         read,
         page_size: 1000,
@@ -639,4 +646,133 @@ async fn incremental_read_models_equal_a_replay_and_a_rebuild_on_random_historie
         );
         app.stop().await;
     }
+}
+
+/// A URL for `diplog serve --database-url` to reach a test database (on a unix socket when
+/// the tests run their own cluster).
+fn database_url(options: &sqlx::postgres::PgConnectOptions) -> String {
+    let database = options.get_database().expect("a test database");
+    match options.get_socket() {
+        Some(socket) => format!(
+            "postgres://{}@localhost:{}/{database}?host={}&sslmode=disable",
+            options.get_username(),
+            options.get_port(),
+            socket.display()
+        ),
+        None => format!(
+            "postgres://{}@{}:{}/{database}",
+            options.get_username(),
+            options.get_host(),
+            options.get_port()
+        ),
+    }
+}
+
+/// `diplog serve` as a process on a test database; its gRPC address from its log.
+async fn serve_process(url: &str) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(crate::helpers::diplog_binary())
+        .args([
+            "--log-format",
+            "json",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--projection-poll-ms",
+            "50",
+        ])
+        .env("DATABASE_URL", url)
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("diplog serve runs");
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let address = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let entry: Value = serde_json::from_str(&line).unwrap_or_default();
+            if entry["fields"]["message"] == "serving" {
+                return entry["fields"]["grpc"].as_str().unwrap().to_owned();
+            }
+        }
+        panic!("diplog serve stopped before serving");
+    })
+    .await
+    .expect("serving within 60 s");
+    // Keep draining its log so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, format!("http://{address}"))
+}
+
+#[tokio::test]
+async fn a_server_killed_while_projecting_applies_nothing_twice_after_a_restart() {
+    // Only `diplog serve` processes run on this database, so theirs are the only runners.
+    let database = crate::helpers::fresh_database().await;
+    let url = database_url(&database);
+    let (mut server, address) = serve_process(&url).await;
+    let channel = tonic::transport::Endpoint::from_shared(address)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let parsed = scenario::parse(scenario::FOUNDING_SCENARIO).unwrap();
+    import::import(channel.clone(), parsed.items, OnInvalid::RefuseAll)
+        .await
+        .unwrap();
+    import::import(
+        channel.clone(),
+        random_history(424_242, 400),
+        OnInvalid::Report,
+    )
+    .await
+    .unwrap();
+    // Killed outright (no shutdown) while its runners are still working through the log.
+    let status = ProjectionsClient::new(channel.clone())
+        .get_status(())
+        .await
+        .unwrap()
+        .into_inner();
+    server.start_kill().unwrap();
+    let behind: Vec<(String, u64, u64)> = status
+        .projections
+        .iter()
+        .map(|p| (p.name.clone(), p.position, p.head))
+        .collect();
+    println!("at the kill: {behind:?}");
+    server.wait().await.unwrap();
+
+    let (_server, address) = serve_process(&url).await;
+    let channel = tonic::transport::Endpoint::from_shared(address)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let head = proto::event_log_client::EventLogClient::new(channel.clone())
+        .get_head(())
+        .await
+        .unwrap()
+        .into_inner()
+        .position as u64;
+    let mut projections = ProjectionsClient::new(channel.clone());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = projections.get_status(()).await.unwrap().into_inner();
+        if status.projections.len() == 6 && status.projections.iter().all(|p| p.position >= head) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the projections did not catch up: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // What the restarted server's read models hold equals a fresh replay of the log: had an
+    // event been applied twice (or skipped), a count would differ.
+    let incremental = without_age(&everything_at(channel.clone(), live(head)).await);
+    let replayed = without_age(&everything_at(channel, as_of(head)).await);
+    assert_same(&incremental, &replayed, "after a kill -9 and a restart");
 }
