@@ -43,6 +43,174 @@ pub enum Command {
     Import(ImportArgs),
     /// Measure append throughput through gRPC against raw PostgreSQL inserts.
     Bench(crate::bench::BenchArgs),
+    /// The channels between actors: who, status, established, last contact.
+    Channels(ChannelsArgs),
+    /// Summits and their stage (pending ones unless --all).
+    Summits(SummitsArgs),
+    /// Commitments and their status (pending, scheduled and lapsed ones unless --all).
+    Commitments(CommitmentsArgs),
+    /// An actor's interactions in the order they happened (a state's: through its people and
+    /// offices).
+    Timeline(TimelineArgs),
+    /// The relations of two states: contacts by level, last contact, open channels, pending
+    /// summits and commitments.
+    Relations(RelationsArgs),
+    /// How the sources report one occurrence: each source's quotes, the claims only one source
+    /// makes, the claims they share.
+    Divergence(DivergenceArgs),
+    /// The projections themselves: their status, and rebuilds.
+    Projections(ProjectionsArgs),
+}
+
+/// When a projection answer is about, and how it is printed.
+#[derive(Args, Debug, Clone)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Answer from the log as it was: a position (digits), an RFC 3339 time, or a day
+    /// (`YYYY-MM-DD`: the end of that day, UTC).
+    #[arg(long, value_parser = parse_as_of)]
+    pub as_of: Option<AsOf>,
+    /// Wait until the answer reflects at least this log position (read your writes); moot,
+    /// and not sent, with --as-of.
+    #[arg(long, default_value_t = 0)]
+    pub min_position: u64,
+    /// Print the whole answer as proto3 JSON (one document) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--as-of`: a log position or a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    Position(u64),
+    Time(chrono::DateTime<chrono::Utc>),
+}
+
+/// Parses `--as-of`: digits are a position; else an RFC 3339 time, or a day `YYYY-MM-DD`
+/// meaning the end of that day, UTC.
+pub fn parse_as_of(raw: &str) -> Result<AsOf, String> {
+    let raw = raw.trim();
+    if !raw.is_empty() && raw.chars().all(|c| c.is_ascii_digit()) {
+        return raw
+            .parse()
+            .map(AsOf::Position)
+            .map_err(|e| format!("{raw:?} is not a log position: {e}"));
+    }
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(raw) {
+        return Ok(AsOf::Time(time.with_timezone(&chrono::Utc)));
+    }
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+        let end = day
+            .and_hms_nano_opt(23, 59, 59, 999_999_999)
+            .expect("the last instant of a day exists");
+        return Ok(AsOf::Time(end.and_utc()));
+    }
+    Err(format!(
+        "{raw:?} is neither a log position (digits), an RFC 3339 time \
+         (2025-02-15T12:00:00Z) nor a day (2025-02-15)"
+    ))
+}
+
+/// Filters shared by the lists.
+#[derive(Args, Debug, Clone)]
+pub struct ListFilterArgs {
+    /// Only what concerns this actor (a state: through its offices and people too).
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Only what concerns both states of a pair, e.g. `RUS,USA`.
+    #[arg(long, value_name = "A,B")]
+    pub states: Option<String>,
+    /// Only these statuses (stages, for summits); repeatable.
+    #[arg(long)]
+    pub status: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ChannelsArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+    #[command(flatten)]
+    pub filter: ListFilterArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SummitsArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+    #[command(flatten)]
+    pub filter: ListFilterArgs,
+    /// Also summits held or cancelled.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CommitmentsArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+    #[command(flatten)]
+    pub filter: ListFilterArgs,
+    /// Also commitments fulfilled or withdrawn.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TimelineArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+    /// The actor: a person, an office, an organisation or a state (e.g. `sergey-lavrov`).
+    pub actor: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RelationsArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+    /// One state (alpha-3, e.g. `RUS`).
+    pub a: String,
+    /// The other state.
+    pub b: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DivergenceArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+    /// The occurrence: its event id or its stream (`occurrence-…`).
+    pub occurrence: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ProjectionsArgs {
+    #[command(subcommand)]
+    pub command: ProjectionsCommand,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum ProjectionsCommand {
+    /// Every projection's position, the head, the lag, and any rebuild in progress.
+    Status(ProjectionsStatusArgs),
+    /// Rebuild a projection into fresh rows while the current ones keep answering.
+    Rebuild(RebuildArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ProjectionsStatusArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Print the answer as proto3 JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RebuildArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The projection (see `diplog projections status`).
+    pub name: String,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -276,6 +444,25 @@ mod tests {
                 .contains("negative")
         );
         assert!(parse_expected_version("latest").is_err());
+    }
+
+    #[test]
+    fn as_of_reads_positions_times_and_days() {
+        assert_eq!(parse_as_of("12"), Ok(AsOf::Position(12)));
+        let AsOf::Time(time) = parse_as_of("2025-02-15T14:00:00+03:00").unwrap() else {
+            panic!("a time");
+        };
+        assert_eq!(time.to_rfc3339(), "2025-02-15T11:00:00+00:00");
+        let AsOf::Time(end) = parse_as_of("2025-02-15").unwrap() else {
+            panic!("a time");
+        };
+        assert_eq!(
+            end.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            "2025-02-15T23:59:59.999999999Z"
+        );
+        assert!(parse_as_of("yesterday").is_err());
+        assert!(parse_as_of("2025-02-30").is_err());
+        assert!(parse_as_of("").is_err());
     }
 
     #[test]

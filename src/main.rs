@@ -25,6 +25,13 @@ async fn main() -> ExitCode {
         Command::Read(args) => Ok(diplog::cli::read(args).await),
         Command::Import(args) => Ok(diplog::cli::import(args).await),
         Command::Bench(args) => diplog::bench::run(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Channels(args) => Ok(diplog::cli::channels(args).await),
+        Command::Summits(args) => Ok(diplog::cli::summits(args).await),
+        Command::Commitments(args) => Ok(diplog::cli::commitments(args).await),
+        Command::Timeline(args) => Ok(diplog::cli::timeline(args).await),
+        Command::Relations(args) => Ok(diplog::cli::relations(args).await),
+        Command::Divergence(args) => Ok(diplog::cli::divergence(args).await),
+        Command::Projections(args) => Ok(diplog::cli::projections(args).await),
     };
     result.unwrap_or_else(|error| {
         eprintln!("error: {error:#}");

@@ -380,7 +380,7 @@ impl Contributions for Channels {
         }
         let origin = Origin::of(fact);
         let stream_key = self.streams.get(&fact.stream_id).cloned();
-        let changed = match &fact.event.kind {
+        match &fact.event.kind {
             EventKind::ChannelEstablished(established) => {
                 let parties: Vec<String> = established
                     .parties
@@ -437,8 +437,7 @@ impl Contributions for Channels {
                 self.index.note(&origin, &contact_key);
                 vec![format!("{PREFIX}{key}"), contact_key]
             }
-        };
-        changed
+        }
     }
 
     fn remove(&mut self, id: EventId) -> (Vec<String>, Option<Origin>) {

@@ -3,6 +3,7 @@
 mod append;
 mod cli;
 mod cli_import;
+mod cli_projections;
 mod diplomacy;
 mod faults;
 mod helpers;

@@ -1,0 +1,807 @@
+//! `diplog channels`, `summits`, `commitments`, `timeline`, `relations`, `divergence` and
+//! `diplog projections status|rebuild`: the `Projections` service from the command line.
+//! Answers print as tables for people (names, not ids), or with `--json` as the answer
+//! message's proto3 JSON. Lists are fetched page by page to the end.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use tonic::transport::{Channel, Endpoint};
+
+use super::{CliError, finish};
+use crate::config::{
+    AsOf, ChannelsArgs, CommitmentsArgs, DivergenceArgs, ListFilterArgs, ProjectionsArgs,
+    ProjectionsCommand, ProjectionsStatusArgs, QueryArgs, RebuildArgs, RelationsArgs, SummitsArgs,
+    TimelineArgs,
+};
+use crate::grpc::bridge;
+use crate::proto::{self, projections_client::ProjectionsClient};
+
+/// Commitments listed without `--all` or `--status`.
+const OPEN_COMMITMENTS: [&str; 3] = ["PENDING", "SCHEDULED", "LAPSED"];
+
+/// The largest page the server gives.
+const PAGE_SIZE: u32 = 1000;
+
+type Client = ProjectionsClient<Channel>;
+
+async fn connect(server: &str) -> Result<Client, CliError> {
+    let channel = Endpoint::from_shared(server.to_owned())
+        .map_err(|e| CliError::Input(format!("{server} is not a server URL: {e}")))?
+        .connect()
+        .await
+        .map_err(|e| {
+            CliError::Call(format!(
+                "could not connect to {server}: {}",
+                super::with_causes(&e)
+            ))
+        })?;
+    Ok(ProjectionsClient::new(channel)
+        .max_decoding_message_size(crate::domain::limits::MAX_REQUEST_BYTES))
+}
+
+/// The read options of `--as-of` and `--min-position`. An as-of answer comes from the log
+/// itself, so there is nothing to wait for: `--min-position` is not sent with it.
+fn read_options(query: &QueryArgs) -> proto::ReadOptions {
+    use proto::read_options::AsOf as Wire;
+    proto::ReadOptions {
+        min_position: if query.as_of.is_some() {
+            0
+        } else {
+            query.min_position
+        },
+        as_of: query.as_of.map(|as_of| match as_of {
+            AsOf::Position(position) => Wire::AsOfPosition(position),
+            AsOf::Time(time) => Wire::AsOfTime(prost_types::Timestamp {
+                seconds: time.timestamp(),
+                nanos: time.timestamp_subsec_nanos() as i32,
+            }),
+        }),
+    }
+}
+
+fn list_request(
+    query: &QueryArgs,
+    filter: &ListFilterArgs,
+) -> Result<proto::ListRequest, CliError> {
+    let state_pair = filter.states.as_deref().map(state_pair).transpose()?;
+    Ok(proto::ListRequest {
+        read: Some(read_options(query)),
+        actor: filter.actor.clone().unwrap_or_default(),
+        state_pair,
+        status: filter
+            .status
+            .iter()
+            .map(|s| s.trim().to_ascii_uppercase())
+            .collect(),
+        pending_only: false,
+        page_size: PAGE_SIZE,
+        page_token: String::new(),
+    })
+}
+
+/// `--states A,B`.
+fn state_pair(raw: &str) -> Result<proto::StatePair, CliError> {
+    let states: Vec<&str> = raw.split(',').map(str::trim).collect();
+    match states.as_slice() {
+        [a, b] if !a.is_empty() && !b.is_empty() => Ok(proto::StatePair {
+            a: (*a).to_owned(),
+            b: (*b).to_owned(),
+        }),
+        _ => Err(CliError::Input(format!(
+            "--states {raw:?}: give two states separated by a comma, e.g. RUS,USA"
+        ))),
+    }
+}
+
+/// A list answer that comes in pages.
+trait Paged: Sized {
+    const MESSAGE: &'static str;
+    fn info(&self) -> Option<&proto::AnswerInfo>;
+    /// Adds the next page's items, and takes its info.
+    fn append(&mut self, next: Self);
+}
+
+macro_rules! paged {
+    ($message:ty, $name:literal, $items:ident) => {
+        impl Paged for $message {
+            const MESSAGE: &'static str = $name;
+            fn info(&self) -> Option<&proto::AnswerInfo> {
+                self.info.as_ref()
+            }
+            fn append(&mut self, mut next: Self) {
+                self.$items.append(&mut next.$items);
+                self.info = next.info;
+            }
+        }
+    };
+}
+
+paged!(proto::ChannelList, "diplog.v1.ChannelList", channels);
+paged!(proto::SummitList, "diplog.v1.SummitList", summits);
+paged!(
+    proto::CommitmentList,
+    "diplog.v1.CommitmentList",
+    commitments
+);
+paged!(proto::TimelineList, "diplog.v1.TimelineList", entries);
+
+/// Every page of a list, as one answer. Later pages wait for the position of the first, so
+/// the pages never go back in time.
+async fn all_pages<M, F, Fut>(mut request: proto::ListRequest, call: F) -> Result<M, CliError>
+where
+    M: Paged,
+    F: Fn(proto::ListRequest) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<M>, tonic::Status>>,
+{
+    let mut answer = call(request.clone()).await?.into_inner();
+    loop {
+        let Some(info) = answer.info() else {
+            return Ok(answer);
+        };
+        if info.next_page_token.is_empty() {
+            return Ok(answer);
+        }
+        request.page_token = info.next_page_token.clone();
+        if let Some(read) = request.read.as_mut()
+            && read.as_of.is_none()
+        {
+            read.min_position = read.min_position.max(info.position);
+        }
+        let next = call(request.clone()).await?.into_inner();
+        answer.append(next);
+    }
+}
+
+fn print_json<M: prost::Message>(message: &M, name: &str) {
+    let json = bridge::to_json(message, name);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&json).expect("JSON prints")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands
+
+pub async fn channels(args: ChannelsArgs) -> ExitCode {
+    finish(list_channels(args).await)
+}
+
+async fn list_channels(args: ChannelsArgs) -> Result<(), CliError> {
+    let request = list_request(&args.query, &args.filter)?;
+    let client = connect(&args.query.client.server).await?;
+    let answer: proto::ChannelList = all_pages(request, |r| {
+        let mut client = client.clone();
+        async move { client.list_channels(r).await }
+    })
+    .await?;
+    if args.query.json {
+        print_json(&answer, proto::ChannelList::MESSAGE);
+        return Ok(());
+    }
+    let mut out = header(answer.info.as_ref(), &args.query);
+    out.push_str(&channel_table(&answer.channels, "No channels."));
+    print!("{out}");
+    Ok(())
+}
+
+pub async fn summits(args: SummitsArgs) -> ExitCode {
+    finish(list_summits(args).await)
+}
+
+async fn list_summits(args: SummitsArgs) -> Result<(), CliError> {
+    let mut request = list_request(&args.query, &args.filter)?;
+    request.pending_only = !args.all && request.status.is_empty();
+    let client = connect(&args.query.client.server).await?;
+    let answer: proto::SummitList = all_pages(request, |r| {
+        let mut client = client.clone();
+        async move { client.list_summits(r).await }
+    })
+    .await?;
+    if args.query.json {
+        print_json(&answer, proto::SummitList::MESSAGE);
+        return Ok(());
+    }
+    let mut out = header(answer.info.as_ref(), &args.query);
+    let none = if args.all {
+        "No summits."
+    } else {
+        "No pending summits (--all for every one)."
+    };
+    out.push_str(&summit_table(&answer.summits, none));
+    print!("{out}");
+    Ok(())
+}
+
+pub async fn commitments(args: CommitmentsArgs) -> ExitCode {
+    finish(list_commitments(args).await)
+}
+
+async fn list_commitments(args: CommitmentsArgs) -> Result<(), CliError> {
+    let mut request = list_request(&args.query, &args.filter)?;
+    if !args.all && request.status.is_empty() {
+        request.status = OPEN_COMMITMENTS.iter().map(|s| (*s).to_owned()).collect();
+    }
+    let client = connect(&args.query.client.server).await?;
+    let answer: proto::CommitmentList = all_pages(request, |r| {
+        let mut client = client.clone();
+        async move { client.list_commitments(r).await }
+    })
+    .await?;
+    if args.query.json {
+        print_json(&answer, proto::CommitmentList::MESSAGE);
+        return Ok(());
+    }
+    let mut out = header(answer.info.as_ref(), &args.query);
+    let none = if args.all {
+        "No commitments."
+    } else {
+        "No open commitments (--all for every one)."
+    };
+    out.push_str(&commitment_table(&answer.commitments, none));
+    print!("{out}");
+    Ok(())
+}
+
+pub async fn timeline(args: TimelineArgs) -> ExitCode {
+    finish(show_timeline(args).await)
+}
+
+async fn show_timeline(args: TimelineArgs) -> Result<(), CliError> {
+    if args.actor.trim().is_empty() {
+        return Err(CliError::Input("name an actor".to_owned()));
+    }
+    let request = proto::ListRequest {
+        read: Some(read_options(&args.query)),
+        actor: args.actor.clone(),
+        page_size: PAGE_SIZE,
+        ..Default::default()
+    };
+    let client = connect(&args.query.client.server).await?;
+    let answer: proto::TimelineList = all_pages(request, |r| {
+        let mut client = client.clone();
+        async move { client.get_timeline(r).await }
+    })
+    .await?;
+    if args.query.json {
+        print_json(&answer, proto::TimelineList::MESSAGE);
+        return Ok(());
+    }
+    let mut out = header(answer.info.as_ref(), &args.query);
+    let _ = writeln!(out, "Timeline of {}", args.actor);
+    let rows: Vec<Vec<String>> = answer
+        .entries
+        .iter()
+        .map(|entry| {
+            vec![
+                fuzzy(entry.occurred.as_ref()),
+                entry.kind.clone(),
+                entry.level.clone(),
+                entry
+                    .participants
+                    .iter()
+                    .map(participant)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                place(entry.place.as_ref()),
+                entry.topics.join(", "),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &["DATE", "KIND", "LEVEL", "PARTICIPANTS", "PLACE", "TOPICS"],
+        &rows,
+        "No interactions.",
+    ));
+    print!("{out}");
+    Ok(())
+}
+
+pub async fn relations(args: RelationsArgs) -> ExitCode {
+    finish(show_relations(args).await)
+}
+
+async fn show_relations(args: RelationsArgs) -> Result<(), CliError> {
+    if args.a.trim().is_empty() || args.b.trim().is_empty() {
+        return Err(CliError::Input("name two states, e.g. RUS USA".to_owned()));
+    }
+    let request = proto::ListRequest {
+        read: Some(read_options(&args.query)),
+        state_pair: Some(proto::StatePair {
+            a: args.a.clone(),
+            b: args.b.clone(),
+        }),
+        ..Default::default()
+    };
+    let mut client = connect(&args.query.client.server).await?;
+    let answer = client.get_relations(request).await?.into_inner();
+    if args.query.json {
+        print_json(&answer, "diplog.v1.RelationList");
+        return Ok(());
+    }
+    let mut out = header(answer.info.as_ref(), &args.query);
+    if answer.relations.is_empty() {
+        let _ = writeln!(out, "Nothing between {} and {}.", args.a, args.b);
+    }
+    for pair in &answer.relations {
+        out.push_str(&relations_text(pair));
+    }
+    print!("{out}");
+    Ok(())
+}
+
+pub async fn divergence(args: DivergenceArgs) -> ExitCode {
+    finish(show_divergence(args).await)
+}
+
+async fn show_divergence(args: DivergenceArgs) -> Result<(), CliError> {
+    if args.occurrence.trim().is_empty() {
+        return Err(CliError::Input(
+            "name an occurrence: its event id or its stream".to_owned(),
+        ));
+    }
+    let request = proto::GetRequest {
+        read: Some(read_options(&args.query)),
+        key: args.occurrence.clone(),
+    };
+    let mut client = connect(&args.query.client.server).await?;
+    let answer = client.get_divergence(request).await?.into_inner();
+    if args.query.json {
+        print_json(&answer, "diplog.v1.DivergenceList");
+        return Ok(());
+    }
+    let mut out = header(answer.info.as_ref(), &args.query);
+    for divergence in &answer.divergences {
+        out.push_str(&divergence_text(divergence));
+    }
+    print!("{out}");
+    Ok(())
+}
+
+pub async fn projections(args: ProjectionsArgs) -> ExitCode {
+    finish(match args.command {
+        ProjectionsCommand::Status(args) => status(args).await,
+        ProjectionsCommand::Rebuild(args) => rebuild(args).await,
+    })
+}
+
+async fn status(args: ProjectionsStatusArgs) -> Result<(), CliError> {
+    let mut client = connect(&args.client.server).await?;
+    let answer = client.get_status(()).await?.into_inner();
+    if args.json {
+        print_json(&answer, "diplog.v1.ProjectionStatusList");
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = answer
+        .projections
+        .iter()
+        .map(|p| {
+            let rebuilding = match (p.rebuilding_at, p.rebuild_requested) {
+                (Some(at), _) => format!("at {at}"),
+                (None, true) => "requested".to_owned(),
+                (None, false) => "no".to_owned(),
+            };
+            vec![
+                p.name.clone(),
+                p.position.to_string(),
+                p.head.to_string(),
+                p.lag.to_string(),
+                p.generation.to_string(),
+                rebuilding,
+                p.holder.clone(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(
+            &[
+                "NAME",
+                "POSITION",
+                "HEAD",
+                "LAG",
+                "GENERATION",
+                "REBUILDING",
+                "HOLDER"
+            ],
+            &rows,
+            "No projections.",
+        )
+    );
+    Ok(())
+}
+
+async fn rebuild(args: RebuildArgs) -> Result<(), CliError> {
+    if args.name.trim().is_empty() {
+        return Err(CliError::Input(
+            "name a projection (see diplog projections status)".to_owned(),
+        ));
+    }
+    let mut client = connect(&args.client.server).await?;
+    client
+        .rebuild(proto::RebuildRequest {
+            name: args.name.clone(),
+        })
+        .await?;
+    println!(
+        "rebuild of {} requested; the current rows answer until the new ones are ready \
+         (diplog projections status shows its progress)",
+        args.name
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text for people
+
+/// The first line: the position the answer reflects, and for as-of answers the time it is
+/// about.
+fn header(info: Option<&proto::AnswerInfo>, query: &QueryArgs) -> String {
+    let position = info.map_or(0, |i| i.position);
+    let reference = info
+        .and_then(|i| i.reference_time.as_ref())
+        .map(timestamp)
+        .unwrap_or_default();
+    match query.as_of {
+        Some(_) => format!("At log position {position}, as of {reference}\n"),
+        None => format!("At log position {position} (now: {reference})\n"),
+    }
+}
+
+fn timestamp(time: &prost_types::Timestamp) -> String {
+    chrono::DateTime::from_timestamp(time.seconds, time.nanos.max(0) as u32)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        .unwrap_or_else(|| format!("{}s", time.seconds))
+}
+
+/// A fuzzy time as given: its instant, day or month, and its time zone if any.
+fn fuzzy(time: Option<&proto::FuzzyTime>) -> String {
+    use proto::fuzzy_time::Precision;
+    let Some(time) = time else {
+        return String::new();
+    };
+    let mut text = match &time.precision {
+        Some(Precision::Instant(instant)) => timestamp(instant),
+        Some(Precision::Day(day)) => day.clone(),
+        Some(Precision::Month(month)) => month.clone(),
+        None => String::new(),
+    };
+    if !time.time_zone.is_empty() {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(&format!("({})", time.time_zone));
+    }
+    text
+}
+
+fn parties(parties: &[proto::Party]) -> String {
+    parties
+        .iter()
+        .map(|p| if p.name.is_empty() { &p.id } else { &p.name }.as_str())
+        .collect::<Vec<_>>()
+        .join(" – ")
+}
+
+fn place(place: Option<&proto::Place>) -> String {
+    match place {
+        Some(p) if !p.country.is_empty() && !p.name.is_empty() => {
+            format!("{} ({})", p.name, p.country)
+        }
+        Some(p) if !p.name.is_empty() => p.name.clone(),
+        Some(p) => p.country.clone(),
+        None => String::new(),
+    }
+}
+
+fn participant(p: &proto::TimelineParticipant) -> String {
+    let name = if p.name.is_empty() { &p.actor } else { &p.name };
+    let office = if p.acting_as_name.is_empty() {
+        &p.acting_as
+    } else {
+        &p.acting_as_name
+    };
+    if office.is_empty() {
+        name.clone()
+    } else {
+        format!("{name}, as {office}")
+    }
+}
+
+fn channel_table(channels: &[proto::Channel], none: &str) -> String {
+    let rows: Vec<Vec<String>> = channels
+        .iter()
+        .map(|c| {
+            vec![
+                parties(&c.parties),
+                c.status.clone(),
+                fuzzy(c.established_on.as_ref()),
+                fuzzy(c.last_contact_on.as_ref()),
+                c.contacts.to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "PARTIES",
+            "STATUS",
+            "ESTABLISHED",
+            "LAST CONTACT",
+            "CONTACTS",
+        ],
+        &rows,
+        none,
+    )
+}
+
+fn summit_table(summits: &[proto::Summit], none: &str) -> String {
+    let rows: Vec<Vec<String>> = summits
+        .iter()
+        .map(|s| {
+            vec![
+                s.key.clone(),
+                parties(&s.parties),
+                s.stage.clone(),
+                fuzzy(s.since.as_ref()),
+                fuzzy(s.scheduled_for.as_ref()),
+                place(s.place.as_ref()),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "SUMMIT",
+            "PARTIES",
+            "STAGE",
+            "SINCE",
+            "SCHEDULED FOR",
+            "PLACE",
+        ],
+        &rows,
+        none,
+    )
+}
+
+fn commitment_table(commitments: &[proto::Commitment], none: &str) -> String {
+    let rows: Vec<Vec<String>> = commitments
+        .iter()
+        .map(|c| {
+            let due = match (fuzzy(c.due.as_ref()), c.due_text.as_str()) {
+                (due, "") => due,
+                (due, text) if due.is_empty() => format!("\"{text}\""),
+                (due, text) => format!("{due} \"{text}\""),
+            };
+            let scheduled = fuzzy(c.scheduled_for.as_ref());
+            let due = if scheduled.is_empty() {
+                due
+            } else {
+                format!("{due} (scheduled for {scheduled})")
+                    .trim_start()
+                    .to_owned()
+            };
+            vec![
+                c.what.clone(),
+                parties(&c.parties),
+                c.status.clone(),
+                fuzzy(c.stated_on.as_ref()),
+                due,
+                format!("{} d", c.age_days),
+            ]
+        })
+        .collect();
+    table(
+        &["WHAT", "PARTIES", "STATUS", "STATED", "DUE", "AGE"],
+        &rows,
+        none,
+    )
+}
+
+fn relations_text(pair: &proto::Relations) -> String {
+    let names: Vec<&str> = pair
+        .states
+        .iter()
+        .enumerate()
+        .map(|(index, id)| match pair.state_names.get(index) {
+            Some(name) if !name.is_empty() => name.as_str(),
+            _ => id.as_str(),
+        })
+        .collect();
+    let mut out = String::new();
+    let _ = writeln!(out, "\n{} ({})", names.join(" – "), pair.states.join("+"));
+    let _ = writeln!(out, "Contacts: {}", pair.contacts);
+    let mut levels: Vec<(&String, &u32)> = pair.contacts_by_level.iter().collect();
+    levels.sort();
+    for (level, count) in levels {
+        let _ = writeln!(out, "  {level}: {count}");
+    }
+    match &pair.last_contact {
+        Some(last) => {
+            let _ = writeln!(
+                out,
+                "Last contact: {} {}{}",
+                fuzzy(last.occurred.as_ref()),
+                last.kind,
+                if last.level.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", last.level)
+                }
+            );
+        }
+        None => out.push_str("Last contact: none\n"),
+    }
+    out.push_str("\nOpen channels\n");
+    out.push_str(&channel_table(&pair.open_channels, "None."));
+    out.push_str("\nPending summits\n");
+    out.push_str(&summit_table(&pair.pending_summits, "None."));
+    out.push_str("\nPending commitments\n");
+    out.push_str(&commitment_table(&pair.pending_commitments, "None."));
+    out
+}
+
+fn divergence_text(divergence: &proto::Divergence) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n{} {} ({})",
+        fuzzy(divergence.occurred.as_ref()),
+        divergence.kind,
+        if divergence.stream_id.is_empty() {
+            &divergence.occurrence
+        } else {
+            &divergence.stream_id
+        }
+    );
+    for report in &divergence.reports {
+        let source = if report.source_name.is_empty() {
+            report.source.clone()
+        } else {
+            format!("{} ({})", report.source_name, report.source)
+        };
+        let mut details = Vec::new();
+        if !report.language.is_empty() {
+            details.push(format!("in {}", report.language));
+        }
+        if let Some(published) = &report.published_at {
+            details.push(format!("published {}", timestamp(published)));
+        }
+        let _ = writeln!(
+            out,
+            "\nReport of {source}{}",
+            if details.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", details.join(", "))
+            }
+        );
+        if !report.url.is_empty() {
+            let _ = writeln!(out, "  {}", report.url);
+        }
+        for quote in &report.quotes {
+            let _ = writeln!(out, "  «{}»", quote.text);
+            if !quote.translation.is_empty() {
+                let _ = writeln!(out, "    (translation: {})", quote.translation);
+            }
+        }
+    }
+    // The claims only one source makes, grouped by that source in the order of the reports.
+    let mut sources: Vec<(String, String)> = Vec::new();
+    for claim in &divergence.single_source {
+        if let Some(wording) = claim.sources.first()
+            && !sources.iter().any(|(id, _)| *id == wording.source)
+        {
+            sources.push((wording.source.clone(), wording.source_name.clone()));
+        }
+    }
+    let order = |id: &str| {
+        divergence
+            .reports
+            .iter()
+            .position(|r| r.source == id)
+            .unwrap_or(usize::MAX)
+    };
+    sources.sort_by_key(|(id, _)| order(id));
+    for (id, name) in &sources {
+        let label = if name.is_empty() { id } else { name };
+        let _ = writeln!(out, "\nClaims only {label} makes:");
+        for claim in divergence
+            .single_source
+            .iter()
+            .filter(|c| c.sources.first().is_some_and(|w| w.source == *id))
+        {
+            let text = claim.sources.first().map_or("", |w| w.text.as_str());
+            let _ = writeln!(out, "  {} ({}): {}", claim.key, claim.kind, text);
+        }
+    }
+    if divergence.shared.is_empty() {
+        out.push_str("\nNo claims shared by more than one source.\n");
+    } else {
+        out.push_str("\nShared claims:\n");
+        for claim in &divergence.shared {
+            let _ = writeln!(out, "  {} ({})", claim.key, claim.kind);
+            for wording in &claim.sources {
+                let name = if wording.source_name.is_empty() {
+                    &wording.source
+                } else {
+                    &wording.source_name
+                };
+                let _ = writeln!(out, "    {name}: {}", wording.text);
+            }
+        }
+    }
+    out
+}
+
+/// Columns aligned by character count; `none` when there are no rows.
+fn table(headers: &[&str], rows: &[Vec<String>], none: &str) -> String {
+    if rows.is_empty() {
+        return format!("{none}\n");
+    }
+    let width = |text: &str| text.chars().count();
+    let mut widths: Vec<usize> = headers.iter().map(|h| width(h)).collect();
+    for row in rows {
+        for (index, cell) in row.iter().enumerate() {
+            widths[index] = widths[index].max(width(cell));
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut text = String::new();
+        for (index, cell) in cells.enumerate() {
+            if index > 0 {
+                text.push_str("  ");
+            }
+            text.push_str(cell);
+            text.extend(std::iter::repeat_n(' ', widths[index] - width(cell)));
+        }
+        text.truncate(text.trim_end().len());
+        text.push('\n');
+        text
+    };
+    let mut out = line(&mut headers.iter().copied());
+    for row in rows {
+        out.push_str(&line(&mut row.iter().map(String::as_str)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fuzzy_times_print_as_given_with_their_time_zone() {
+        use proto::fuzzy_time::Precision;
+        let day = proto::FuzzyTime {
+            precision: Some(Precision::Day("2025-02-15".into())),
+            time_zone: "Europe/Moscow".into(),
+        };
+        assert_eq!(fuzzy(Some(&day)), "2025-02-15 (Europe/Moscow)");
+        let month = proto::FuzzyTime {
+            precision: Some(Precision::Month("2025-03".into())),
+            time_zone: String::new(),
+        };
+        assert_eq!(fuzzy(Some(&month)), "2025-03");
+        assert_eq!(fuzzy(None), "");
+    }
+
+    #[test]
+    fn tables_align_by_characters_not_bytes() {
+        let rows = vec![
+            vec!["Лавров".to_owned(), "x".to_owned()],
+            vec!["Rubio".to_owned(), "y".to_owned()],
+        ];
+        let text = table(&["NAME", "V"], &rows, "none");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines, ["NAME    V", "Лавров  x", "Rubio   y"]);
+        assert_eq!(table(&["A"], &[], "none"), "none\n");
+    }
+
+    #[test]
+    fn a_state_pair_needs_two_states() {
+        let pair = state_pair("RUS, USA").unwrap_or_else(|_| panic!("a pair"));
+        assert_eq!((pair.a.as_str(), pair.b.as_str()), ("RUS", "USA"));
+        assert!(matches!(state_pair("RUS"), Err(CliError::Input(_))));
+        assert!(matches!(state_pair("RUS,USA,CHN"), Err(CliError::Input(_))));
+    }
+}
