@@ -93,7 +93,8 @@ fn refused(path: &str, problems: &[import::Problem]) -> CliError {
     ))
 }
 
-async fn connect(server: &str) -> Result<Channel, CliError> {
+/// A channel to the server at `server` (a URL), or a CLI error naming why not.
+pub(super) async fn connect(server: &str) -> Result<Channel, CliError> {
     Endpoint::from_shared(server.to_owned())
         .map_err(|e| CliError::Input(format!("{server} is not a server URL: {e}")))?
         .connect()

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use super::{CliError, finish};
 use crate::config::{
@@ -26,16 +26,7 @@ const PAGE_SIZE: u32 = 1000;
 type Client = ProjectionsClient<Channel>;
 
 async fn connect(server: &str) -> Result<Client, CliError> {
-    let channel = Endpoint::from_shared(server.to_owned())
-        .map_err(|e| CliError::Input(format!("{server} is not a server URL: {e}")))?
-        .connect()
-        .await
-        .map_err(|e| {
-            CliError::Call(format!(
-                "could not connect to {server}: {}",
-                super::with_causes(&e)
-            ))
-        })?;
+    let channel = super::import::connect(server).await?;
     Ok(ProjectionsClient::new(channel)
         .max_decoding_message_size(crate::domain::limits::MAX_REQUEST_BYTES))
 }
