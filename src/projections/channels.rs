@@ -374,10 +374,11 @@ impl Channels {
 }
 
 impl Contributions for Channels {
+    fn registry(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
     fn add(&mut self, fact: &Fact) -> Vec<String> {
-        if let Some(key) = self.registry.add(fact) {
-            return vec![key];
-        }
         let origin = Origin::of(fact);
         let stream_key = self.streams.get(&fact.stream_id).cloned();
         match &fact.event.kind {
@@ -441,9 +442,6 @@ impl Contributions for Channels {
     }
 
     fn remove(&mut self, id: EventId) -> (Vec<String>, Option<Origin>) {
-        if let Some((key, origin)) = self.registry.remove(id) {
-            return (vec![key], Some(origin));
-        }
         let Some((origin, keys)) = self.index.take(id) else {
             return (Vec::new(), None);
         };

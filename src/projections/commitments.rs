@@ -174,10 +174,11 @@ impl Commitments {
 }
 
 impl Contributions for Commitments {
+    fn registry(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
     fn add(&mut self, fact: &Fact) -> Vec<String> {
-        if let Some(key) = self.registry.add(fact) {
-            return vec![key];
-        }
         let mut step = CommitmentStep {
             origin: Origin::of(fact),
             step: String::new(),
@@ -233,9 +234,6 @@ impl Contributions for Commitments {
     }
 
     fn remove(&mut self, id: EventId) -> (Vec<String>, Option<Origin>) {
-        if let Some((key, origin)) = self.registry.remove(id) {
-            return (vec![key], Some(origin));
-        }
         let Some((origin, keys)) = self.index.take(id) else {
             return (Vec::new(), None);
         };

@@ -36,20 +36,39 @@ impl Origin {
 /// A model that can take an event's contributions back out: what corrections and
 /// retractions need.
 pub trait Contributions {
-    /// Adds what the event contributes; returns the keys of the rows that changed.
+    /// The model's actor registry, which `apply_fact` keeps for it.
+    fn registry(&mut self) -> &mut Registry;
+    /// Adds what the event contributes (actor registrations aside); returns the keys of the
+    /// rows that changed.
     fn add(&mut self, fact: &Fact) -> Vec<String>;
     /// Takes out everything event `id` contributed; returns the keys of the rows that
     /// changed and where the event stood, if it contributed anything.
     fn remove(&mut self, id: EventId) -> (Vec<String>, Option<Origin>);
 }
 
+/// Adds a fact: to the registry if it registers an actor, else to the model.
+fn add_fact<M: Contributions>(model: &mut M, fact: &Fact) -> Vec<String> {
+    match model.registry().add(fact) {
+        Some(key) => vec![key],
+        None => model.add(fact),
+    }
+}
+
+/// Takes an event's contributions out, from the registry or the model.
+fn remove_event<M: Contributions>(model: &mut M, id: EventId) -> (Vec<String>, Option<Origin>) {
+    match model.registry().remove(id) {
+        Some((key, origin)) => (vec![key], Some(origin)),
+        None => model.remove(id),
+    }
+}
+
 /// Applies a fact, honouring corrections (the replacement takes the original's place, id and
 /// position) and retractions (the original's contributions are taken out).
 pub fn apply_fact<M: Contributions>(model: &mut M, fact: &Fact) -> Vec<String> {
     let keys = match &fact.event.kind {
-        EventKind::EventRetracted(retraction) => model.remove(retraction.event).0,
+        EventKind::EventRetracted(retraction) => remove_event(model, retraction.event).0,
         EventKind::EventCorrected(correction) => {
-            let (mut keys, origin) = model.remove(correction.event);
+            let (mut keys, origin) = remove_event(model, correction.event);
             if let Some(origin) = origin {
                 let replacement = Fact {
                     position: origin.position,
@@ -58,11 +77,11 @@ pub fn apply_fact<M: Contributions>(model: &mut M, fact: &Fact) -> Vec<String> {
                     recorded_at: origin.recorded_at,
                     event: (*correction.replacement).clone(),
                 };
-                keys.extend(model.add(&replacement));
+                keys.extend(add_fact(model, &replacement));
             }
             keys
         }
-        _ => model.add(fact),
+        _ => add_fact(model, fact),
     };
     let unique: BTreeSet<String> = keys.into_iter().collect();
     unique.into_iter().collect()

@@ -195,10 +195,11 @@ impl Divergence {
 }
 
 impl Contributions for Divergence {
+    fn registry(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
     fn add(&mut self, fact: &Fact) -> Vec<String> {
-        if let Some(key) = self.registry.add(fact) {
-            return vec![key];
-        }
         let (target, own) = match &fact.event.kind {
             EventKind::SourceReportAttached(attached) => (attached.occurrence, false),
             kind if kind.category() == Category::Occurrence && !fact.event.sources.is_empty() => {
@@ -224,9 +225,6 @@ impl Contributions for Divergence {
     }
 
     fn remove(&mut self, id: EventId) -> (Vec<String>, Option<Origin>) {
-        if let Some((key, origin)) = self.registry.remove(id) {
-            return (vec![key], Some(origin));
-        }
         let Some((origin, keys)) = self.index.take(id) else {
             return (Vec::new(), None);
         };

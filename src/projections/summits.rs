@@ -137,10 +137,11 @@ impl Summits {
 }
 
 impl Contributions for Summits {
+    fn registry(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
     fn add(&mut self, fact: &Fact) -> Vec<String> {
-        if let Some(key) = self.registry.add(fact) {
-            return vec![key];
-        }
         let ids = |parties: &[crate::domain::diplomacy::ActorId]| {
             parties.iter().map(ToString::to_string).collect::<Vec<_>>()
         };
@@ -199,9 +200,6 @@ impl Contributions for Summits {
     }
 
     fn remove(&mut self, id: EventId) -> (Vec<String>, Option<Origin>) {
-        if let Some((key, origin)) = self.registry.remove(id) {
-            return (vec![key], Some(origin));
-        }
         let Some((origin, keys)) = self.index.take(id) else {
             return (Vec::new(), None);
         };

@@ -56,10 +56,11 @@ impl Timeline {
 }
 
 impl Contributions for Timeline {
+    fn registry(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
     fn add(&mut self, fact: &Fact) -> Vec<String> {
-        if let Some(key) = self.registry.add(fact) {
-            return vec![key];
-        }
         let Some(interaction) = interaction(&fact.event) else {
             return Vec::new();
         };
@@ -101,9 +102,6 @@ impl Contributions for Timeline {
     }
 
     fn remove(&mut self, id: EventId) -> (Vec<String>, Option<Origin>) {
-        if let Some((key, origin)) = self.registry.remove(id) {
-            return (vec![key], Some(origin));
-        }
         let Some((origin, keys)) = self.index.take(id) else {
             return (Vec::new(), None);
         };
