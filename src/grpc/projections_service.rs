@@ -150,6 +150,14 @@ fn page(request: &proto::ListRequest) -> Page {
     }
 }
 
+/// The key of a get request: required.
+fn required_key(request: &proto::GetRequest, what: &str) -> Result<String, Status> {
+    if request.key.is_empty() {
+        return Err(invalid("key", format!("is required: the {what}")));
+    }
+    Ok(request.key.clone())
+}
+
 /// Finds one item of a list by key, or NOT_FOUND.
 fn only<T: Clone>(
     answer: &Answer<T>,
@@ -205,8 +213,9 @@ impl Projections for ProjectionsService {
         &self,
         request: Request<proto::GetRequest>,
     ) -> Result<Response<proto::ChannelList>, Status> {
+        let key = required_key(request.get_ref(), "channel's key or stream")?;
         let source = self.source(&request, request.get_ref().read.as_ref())?;
-        let answer = self.queries.channel(source, &request.get_ref().key).await?;
+        let answer = self.queries.channel(source, &key).await?;
         Ok(Response::new(proto::ChannelList {
             info: Some(info(&answer)),
             channels: messages(&answer.items, "diplog.v1.Channel")?,
@@ -236,8 +245,8 @@ impl Projections for ProjectionsService {
         &self,
         request: Request<proto::GetRequest>,
     ) -> Result<Response<proto::SummitList>, Status> {
+        let key = required_key(request.get_ref(), "summit's stream")?;
         let source = self.source(&request, request.get_ref().read.as_ref())?;
-        let key = request.get_ref().key.clone();
         let all = self
             .queries
             .summits(source, &ListFilter::default(), &EVERYTHING)
@@ -272,8 +281,8 @@ impl Projections for ProjectionsService {
         &self,
         request: Request<proto::GetRequest>,
     ) -> Result<Response<proto::CommitmentList>, Status> {
+        let key = required_key(request.get_ref(), "commitment's stream")?;
         let source = self.source(&request, request.get_ref().read.as_ref())?;
-        let key = request.get_ref().key.clone();
         let all = self
             .queries
             .commitments(source, &ListFilter::default(), &EVERYTHING)

@@ -776,3 +776,44 @@ async fn a_server_killed_while_projecting_applies_nothing_twice_after_a_restart(
     let replayed = without_age(&everything_at(channel, as_of(head)).await);
     assert_same(&incremental, &replayed, "after a kill -9 and a restart");
 }
+
+#[tokio::test]
+async fn bad_projection_queries_name_the_field() {
+    let app = spawn_app().await;
+    let mut projections = client(&app).await;
+    let status = projections
+        .get_summit(proto::GetRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(crate::helpers::violated_fields(&status), ["key"]);
+    let status = projections
+        .list_channels(proto::ListRequest {
+            status: vec!["OPENISH".into()],
+            page_size: 5000,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(crate::helpers::violated_fields(&status), ["status"]);
+    let status = projections
+        .list_commitments(proto::ListRequest {
+            state_pair: Some(proto::StatePair {
+                a: "RUS".into(),
+                b: "XXX".into(),
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(crate::helpers::violated_fields(&status), ["state_pair"]);
+    let status = projections
+        .rebuild(proto::RebuildRequest {
+            name: "nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(crate::helpers::violated_fields(&status), ["name"]);
+    app.stop().await;
+}
