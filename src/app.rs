@@ -22,6 +22,7 @@ use crate::proto::{
     projections_server::ProjectionsServer,
 };
 use crate::store::{EventStore, WriterConfig, WriterHandle};
+use crate::subscriptions::Subscriptions;
 
 pub struct App {
     config: ServerConfig,
@@ -94,6 +95,13 @@ impl App {
         // A child token: the runners stop with the server, and also if serving fails.
         let stop_runners = shutdown.child_token();
         let mut runners = crate::projections::catalog::spawn_all(runners, stop_runners.clone());
+        // Subscriptions end as soon as shutdown begins (their clients resume elsewhere or
+        // later), so they do not hold the graceful shutdown open.
+        let (subscriptions, mut subscription_tasks) = Subscriptions::start(
+            store.clone(),
+            config.subscriptions.config(),
+            shutdown.child_token(),
+        );
 
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         health_reporter
@@ -112,7 +120,7 @@ impl App {
         health_reporter
             .set_serving::<DiplomacyServer<DiplomacyService>>()
             .await;
-        let event_log = EventLogServer::new(EventLogService::new(store.clone()))
+        let event_log = EventLogServer::new(EventLogService::new(store.clone(), subscriptions))
             .max_decoding_message_size(limits::MAX_REQUEST_BYTES);
         let diplomacy = DiplomacyServer::new(DiplomacyService::new(store.clone()))
             .max_decoding_message_size(limits::MAX_REQUEST_BYTES);
@@ -166,6 +174,7 @@ impl App {
                 error!(error = %error, "a projection runner panicked");
             }
         }
+        subscription_tasks.shutdown().await;
         drop(store);
         writer.stop().await.context("the append writer panicked")?;
         served?;

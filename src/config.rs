@@ -269,6 +269,51 @@ pub struct ServerConfig {
     pub shutdown_grace_secs: u64,
     #[command(flatten)]
     pub projections: ProjectionsConfig,
+    #[command(flatten)]
+    pub subscriptions: SubscriptionArgs,
+}
+
+/// The limits of live subscriptions.
+#[derive(Args, Debug, Clone)]
+pub struct SubscriptionArgs {
+    /// Messages queued for one subscriber at most.
+    #[arg(
+        long = "subscription-buffer",
+        env = "DIPLOG_SUBSCRIPTION_BUFFER",
+        default_value_t = 1024,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000)
+    )]
+    pub buffer: u32,
+    /// How long, in milliseconds, a subscriber's queue may stay full before the subscription
+    /// is ended with RESOURCE_EXHAUSTED (the client resumes from its last position).
+    #[arg(
+        long = "subscription-stall-ms",
+        env = "DIPLOG_SUBSCRIPTION_STALL_MS",
+        default_value_t = 10_000
+    )]
+    pub stall_ms: u64,
+    /// Events per database read by a subscription (tuning; tests make it small to cross page
+    /// boundaries often).
+    #[arg(long = "subscription-page-size", env = "DIPLOG_SUBSCRIPTION_PAGE_SIZE", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=10_000), hide = true)]
+    pub page_size: u32,
+    /// Batches the live tail keeps for subscribers that fall behind (tuning; tests make it
+    /// small to force the fallback to the database).
+    #[arg(long = "subscription-tail-batches", env = "DIPLOG_SUBSCRIPTION_TAIL_BATCHES", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=100_000), hide = true)]
+    pub tail_batches: u32,
+}
+
+impl SubscriptionArgs {
+    pub fn config(&self) -> crate::subscriptions::SubscriptionConfig {
+        crate::subscriptions::SubscriptionConfig {
+            buffer: self.buffer as usize,
+            stall_timeout: Duration::from_millis(self.stall_ms),
+            page_size: i64::from(self.page_size),
+            tail_batches: self.tail_batches as usize,
+            ..crate::subscriptions::SubscriptionConfig::default()
+        }
+    }
 }
 
 /// How the projection runners follow the log.
@@ -324,6 +369,12 @@ impl ServerConfig {
                 poll_ms: 50,
                 takeover_ms: 50,
                 dormant_after_days: 90,
+            },
+            subscriptions: SubscriptionArgs {
+                buffer: 1024,
+                stall_ms: 10_000,
+                page_size: 256,
+                tail_batches: 256,
             },
         }
     }

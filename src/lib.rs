@@ -16,6 +16,7 @@ pub mod pgcluster;
 pub mod projections;
 pub mod recorder;
 pub mod store;
+pub mod subscriptions;
 pub mod telemetry;
 
 /// Code generated from `proto/diplog/v1/*.proto`.

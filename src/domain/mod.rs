@@ -3,6 +3,7 @@
 
 pub mod diplomacy;
 mod event;
+mod subscription;
 mod validation;
 
 pub use event::{
@@ -10,6 +11,7 @@ pub use event::{
     RESERVED_METADATA_PREFIX, ReadAllQuery, ReadStreamQuery, StreamId, check_distinct_ids, limits,
     non_negative,
 };
+pub use subscription::{LogFilter, SubscriptionStart};
 pub use validation::{FieldError, ValidationError, ValidationErrors};
 
 /// The principal recorded on events appended without authentication.

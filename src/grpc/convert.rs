@@ -1,13 +1,17 @@
 //! Protobuf <-> domain conversions. Incoming messages are parsed into domain types, collecting
 //! every problem with the protobuf field path that caused it.
 
+use std::sync::Arc;
+
+use crate::domain::diplomacy::ActorId;
 use crate::domain::{
-    AppendBatch, Direction, EventId, EventType, ExpectedVersion, Metadata, NewEvent, Payload,
-    ReadAllQuery, ReadStreamQuery, StreamId, ValidationError, ValidationErrors, limits,
-    non_negative,
+    AppendBatch, Direction, EventId, EventType, ExpectedVersion, LogFilter, Metadata, NewEvent,
+    Payload, ReadAllQuery, ReadStreamQuery, StreamId, SubscriptionStart, ValidationError,
+    ValidationErrors, limits, non_negative,
 };
 use crate::proto;
 use crate::store::RecordedEvent;
+use crate::subscriptions::{Delivery, SubscriptionRequest};
 
 impl TryFrom<proto::AppendRequest> for AppendBatch {
     type Error = ValidationErrors;
@@ -140,22 +144,7 @@ impl TryFrom<proto::ReadAllRequest> for ReadAllQuery {
             .and_then(|p| errors.check("from_position", non_negative(p)));
         let direction = direction(request.direction, &mut errors);
         let limit = limit(request.limit, &mut errors);
-        if request.event_types.len() > limits::MAX_TYPE_FILTERS {
-            errors.push(
-                "event_types",
-                ValidationError::TooMany {
-                    count: request.event_types.len(),
-                    max: limits::MAX_TYPE_FILTERS,
-                },
-            );
-        }
-        let event_types = request
-            .event_types
-            .into_iter()
-            .take(limits::MAX_TYPE_FILTERS)
-            .enumerate()
-            .filter_map(|(i, t)| errors.check(format!("event_types[{i}]"), EventType::parse(t)))
-            .collect();
+        let event_types = event_types(request.event_types, "event_types", &mut errors);
         let stream_prefix = errors
             .check(
                 "stream_prefix",
@@ -169,6 +158,112 @@ impl TryFrom<proto::ReadAllRequest> for ReadAllQuery {
             event_types,
             stream_prefix,
         })
+    }
+}
+
+/// A filter's event types: at most `MAX_TYPE_FILTERS`, each a valid type name.
+fn event_types(raw: Vec<String>, field: &str, errors: &mut ValidationErrors) -> Vec<EventType> {
+    if raw.len() > limits::MAX_TYPE_FILTERS {
+        errors.push(
+            field,
+            ValidationError::TooMany {
+                count: raw.len(),
+                max: limits::MAX_TYPE_FILTERS,
+            },
+        );
+    }
+    raw.into_iter()
+        .take(limits::MAX_TYPE_FILTERS)
+        .enumerate()
+        .filter_map(|(i, t)| errors.check(format!("{field}[{i}]"), EventType::parse(t)))
+        .collect()
+}
+
+/// Heartbeats no more often than this, and at least this often.
+const CHECKPOINT_INTERVAL_MS: std::ops::RangeInclusive<u32> = 100..=3_600_000;
+
+impl TryFrom<proto::SubscribeRequest> for SubscriptionRequest {
+    type Error = ValidationErrors;
+
+    fn try_from(request: proto::SubscribeRequest) -> Result<Self, ValidationErrors> {
+        use proto::subscribe_request::From;
+        let mut errors = ValidationErrors::new();
+        let start = match request.from {
+            None | Some(From::Start(())) => Some(SubscriptionStart::After(0)),
+            Some(From::Now(())) => Some(SubscriptionStart::Now),
+            Some(From::AfterPosition(after)) => errors
+                .check("after_position", non_negative(after))
+                .map(SubscriptionStart::After),
+        };
+        let filter = request.filter.unwrap_or_default();
+        let event_types = event_types(filter.event_types, "filter.event_types", &mut errors);
+        let stream_prefix = errors
+            .check(
+                "filter.stream_prefix",
+                StreamId::parse_prefix(&filter.stream_prefix),
+            )
+            .flatten();
+        let actor = if filter.actor.is_empty() {
+            None
+        } else {
+            errors.check(
+                "filter.actor",
+                ActorId::parse(filter.actor.as_str())
+                    .map(|_| filter.actor.clone())
+                    .map_err(ValidationError::Malformed),
+            )
+        };
+        let checkpoint_interval = match request.checkpoint_interval_ms {
+            0 => None,
+            ms if CHECKPOINT_INTERVAL_MS.contains(&ms) => {
+                Some(std::time::Duration::from_millis(u64::from(ms)))
+            }
+            ms => {
+                errors.push(
+                    "checkpoint_interval_ms",
+                    ValidationError::Malformed(format!(
+                        "{ms} is outside {}..={} (or 0 for the default)",
+                        CHECKPOINT_INTERVAL_MS.start(),
+                        CHECKPOINT_INTERVAL_MS.end()
+                    )),
+                );
+                None
+            }
+        };
+        let checkpoint_every =
+            (request.checkpoint_every > 0).then_some(u64::from(request.checkpoint_every));
+        match start {
+            Some(start) if errors.is_empty() => Ok(Self {
+                start,
+                filter: LogFilter {
+                    event_types,
+                    stream_prefix,
+                    actor,
+                },
+                checkpoint_interval,
+                checkpoint_every,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+impl From<Delivery> for proto::SubscriptionMessage {
+    fn from(delivery: Delivery) -> Self {
+        use proto::subscription_message::Message;
+        let message = match delivery {
+            Delivery::Event(event) => Message::Event(Arc::unwrap_or_clone(event).into()),
+            Delivery::Checkpoint {
+                position,
+                caught_up,
+            } => Message::Checkpoint(proto::Checkpoint {
+                position: position as i64,
+                caught_up,
+            }),
+        };
+        Self {
+            message: Some(message),
+        }
     }
 }
 

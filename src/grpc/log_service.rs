@@ -8,16 +8,24 @@ use tonic::{Request, Response, Status};
 use crate::domain::{ANONYMOUS, AppendBatch, ReadAllQuery, ReadStreamQuery};
 use crate::proto::{self, event_log_server::EventLog};
 use crate::store::EventStore;
+use crate::subscriptions::{SubscriptionRequest, Subscriptions};
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<proto::RecordedEvent, Status>> + Send>>;
 
+type SubscriptionStream =
+    Pin<Box<dyn Stream<Item = Result<proto::SubscriptionMessage, Status>> + Send>>;
+
 pub struct EventLogService {
     store: EventStore,
+    subscriptions: Subscriptions,
 }
 
 impl EventLogService {
-    pub fn new(store: EventStore) -> Self {
-        Self { store }
+    pub fn new(store: EventStore, subscriptions: Subscriptions) -> Self {
+        Self {
+            store,
+            subscriptions,
+        }
     }
 }
 
@@ -59,6 +67,22 @@ impl EventLog for EventLogService {
         let query = ReadAllQuery::try_from(request.into_inner())?;
         let events = self.store.read_all(query).await?;
         Ok(Response::new(to_event_stream(events)))
+    }
+
+    type SubscribeStream = SubscriptionStream;
+
+    #[tracing::instrument(skip_all)]
+    async fn subscribe(
+        &self,
+        request: Request<proto::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let request = SubscriptionRequest::try_from(request.into_inner())?;
+        let subscription = self.subscriptions.subscribe(request).await?;
+        Ok(Response::new(
+            subscription
+                .map(|message| message.map(Into::into).map_err(Status::from))
+                .boxed(),
+        ))
     }
 
     async fn get_head(&self, _request: Request<()>) -> Result<Response<proto::Head>, Status> {

@@ -13,6 +13,7 @@ use tracing::error;
 use crate::domain::ValidationErrors;
 use crate::recorder::RecordError;
 use crate::store::{AppendError, ReadError};
+use crate::subscriptions::{SubscribeError, SubscriptionError};
 
 /// Errors carried as details and in the message, at most; the rest are counted.
 const MAX_REPORTED_VIOLATIONS: usize = 20;
@@ -160,5 +161,30 @@ pub fn projection(error: crate::projections::store::ProjectionError) -> Status {
             Status::unavailable(error.to_string())
         }
         _ => internal(&error),
+    }
+}
+
+impl From<SubscribeError> for Status {
+    fn from(error: SubscribeError) -> Self {
+        match error {
+            SubscribeError::PastHead { .. } => Status::with_error_details(
+                Code::OutOfRange,
+                error.to_string(),
+                ErrorDetails::with_bad_request_violation("after_position", error.to_string()),
+            ),
+            SubscribeError::Read(error) => error.into(),
+        }
+    }
+}
+
+/// An end the server decided: RESOURCE_EXHAUSTED for a subscriber that does not read,
+/// UNAVAILABLE at shutdown; both say how to resume.
+impl From<SubscriptionError> for Status {
+    fn from(error: SubscriptionError) -> Self {
+        let code = match error {
+            SubscriptionError::TooSlow { .. } => Code::ResourceExhausted,
+            SubscriptionError::ShuttingDown => Code::Unavailable,
+        };
+        Status::new(code, error.to_string())
     }
 }

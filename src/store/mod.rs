@@ -16,9 +16,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::domain::{AppendBatch, ExpectedVersion, ReadAllQuery, ReadStreamQuery};
+use crate::domain::{AppendBatch, ExpectedVersion, LogFilter, ReadAllQuery, ReadStreamQuery};
 
-pub use read::{EventFilter, diplomatic_events, head, position_at, recorded_at};
+pub use read::{EventFilter, diplomatic_events, events_page, head, position_at, recorded_at};
 pub use writer::WriterConfig;
 
 /// An event as the log recorded it.
@@ -234,6 +234,22 @@ impl EventStore {
         stream_ids: &[String],
     ) -> Result<Vec<RecordedEvent>, ReadError> {
         read::whole_streams(&self.pool, stream_ids).await
+    }
+
+    /// One page of the log after `after` up to `until` (a committed position), filtered.
+    pub async fn events_page(
+        &self,
+        after: u64,
+        until: u64,
+        filter: &LogFilter,
+        limit: i64,
+    ) -> Result<Vec<RecordedEvent>, ReadError> {
+        Ok(read::events_page(&self.pool, after, until, filter, limit).await?)
+    }
+
+    /// The pool, for parts that need their own connection (the subscriptions' listener).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
     }
 
     /// The log forward from `filter.after_position`, filtered, paged as the consumer pulls.

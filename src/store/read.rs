@@ -6,7 +6,7 @@ use futures::{Stream, StreamExt, TryStreamExt, stream};
 use sqlx::{PgExecutor, PgPool};
 
 use super::{ReadError, RecordedEvent};
-use crate::domain::{Direction, ReadAllQuery, ReadStreamQuery};
+use crate::domain::{Direction, LogFilter, ReadAllQuery, ReadStreamQuery};
 
 /// Rows fetched per round trip.
 const PAGE_SIZE: i64 = 512;
@@ -411,4 +411,33 @@ pub struct EventFilter {
     pub recorded_until: Option<chrono::DateTime<chrono::Utc>>,
     pub actor: Option<String>,
     pub limit: Option<u64>,
+}
+
+/// One page of the log: up to `limit` events with `after < position <= until` that `filter`
+/// selects, in position order. Subscriptions read the log this way, page by page, against a
+/// bound they already know to be committed. `LogFilter::matches` is the same selection in
+/// Rust (for events already in memory): keep the two in step.
+pub async fn events_page<'e>(
+    executor: impl PgExecutor<'e>,
+    after: u64,
+    until: u64,
+    filter: &LogFilter,
+    limit: i64,
+) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+    let event_types: Vec<&str> = filter.event_types.iter().map(|t| t.as_str()).collect();
+    sqlx::query_as(select_events!(
+        "where position > $1 and position <= $2 \
+         and (cardinality($4::text[]) = 0 or event_type = any($4)) \
+         and ($5::text is null or starts_with(stream_id, $5)) \
+         and ($6::text is null or strpos(metadata->>'diplog.actors', ' ' || $6 || ' ') > 0) \
+         order by position limit $3"
+    ))
+    .bind(after.min(i64::MAX as u64) as i64)
+    .bind(until.min(i64::MAX as u64) as i64)
+    .bind(limit)
+    .bind(&event_types)
+    .bind(&filter.stream_prefix)
+    .bind(&filter.actor)
+    .fetch_all(executor)
+    .await
 }

@@ -104,11 +104,16 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts a server on an existing database (e.g. to restart on the same data).
 pub async fn spawn_app_on(db_options: PgConnectOptions) -> TestApp {
+    spawn_app_with(db_options, ServerConfig::ephemeral()).await
+}
+
+/// Starts a server with this configuration on an existing database.
+pub async fn spawn_app_with(db_options: PgConnectOptions, config: ServerConfig) -> TestApp {
     let pool = diplog::database::pool_options(16)
         .connect_with(db_options.clone())
         .await
         .expect("could not connect to the test database");
-    let app = App::bind(ServerConfig::ephemeral(), pool.clone())
+    let app = App::bind(config, pool.clone())
         .await
         .expect("the server binds");
     let grpc_addr = app.grpc_addr();

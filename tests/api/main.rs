@@ -13,3 +13,4 @@ mod projections;
 mod projections_engine;
 mod read;
 mod server;
+mod subscriptions;

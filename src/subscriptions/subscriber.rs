@@ -1,0 +1,262 @@
+//! One subscription: catches up from the database, then follows the live tail. Its cursor is
+//! the position through which every event has been examined (and delivered if selected), so
+//! whatever the tail misses, a lag or a stretch before the subscription began, is read from
+//! the database by position: nothing is skipped, nothing is delivered twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::tail::LiveBatch;
+use super::{Delivery, SubscriptionError};
+use crate::domain::LogFilter;
+use crate::recorder::metadata_keys;
+use crate::store::{EventStore, RecordedEvent};
+
+/// How one subscription behaves (the server's limits and the client's wishes).
+#[derive(Debug, Clone)]
+pub(super) struct Settings {
+    pub stall_timeout: Duration,
+    pub checkpoint_interval: Duration,
+    pub checkpoint_every: u64,
+    pub page_size: i64,
+}
+
+pub(super) struct Subscriber {
+    pub store: EventStore,
+    pub filter: LogFilter,
+    pub cursor: u64,
+    pub settings: Settings,
+    pub head: watch::Receiver<u64>,
+    pub out: mpsc::Sender<Delivery>,
+    pub shutdown: CancellationToken,
+}
+
+/// Why a subscription stops.
+enum Stop {
+    /// The client went away (or the subscription was dropped): nobody to tell.
+    ClientGone,
+    End(SubscriptionError),
+}
+
+impl Subscriber {
+    pub async fn run(
+        self,
+        live: broadcast::Receiver<Arc<LiveBatch>>,
+        ended: oneshot::Sender<SubscriptionError>,
+    ) {
+        let mut follower = Follower {
+            reported: self.cursor,
+            last_sent: Instant::now(),
+            subscriber: self,
+        };
+        match follower.follow(live).await {
+            Stop::ClientGone => debug!("subscriber gone"),
+            Stop::End(error) => {
+                debug!(error = %error, "subscription ended");
+                let _ = ended.send(error);
+            }
+        }
+    }
+}
+
+struct Follower {
+    subscriber: Subscriber,
+    /// The last position the client was given (an event's or a checkpoint's).
+    reported: u64,
+    last_sent: Instant,
+}
+
+impl Follower {
+    async fn follow(&mut self, mut live: broadcast::Receiver<Arc<LiveBatch>>) -> Stop {
+        // Catch up to the head as this server knows it. `live` was subscribed before, so what
+        // commits meanwhile is in its batches (and what they miss is read again, by position).
+        let target = *self.subscriber.head.borrow();
+        if let Err(stop) = self.catch_up(target).await {
+            return stop;
+        }
+        let caught_up = Delivery::Checkpoint {
+            position: self.subscriber.cursor,
+            caught_up: true,
+        };
+        if let Err(stop) = self.send(caught_up).await {
+            return stop;
+        }
+        loop {
+            let heartbeat = self.last_sent + self.subscriber.settings.checkpoint_interval;
+            let received = tokio::select! {
+                biased;
+                () = self.subscriber.shutdown.cancelled() => {
+                    return Stop::End(SubscriptionError::ShuttingDown);
+                }
+                () = self.subscriber.out.closed() => return Stop::ClientGone,
+                received = live.recv() => received,
+                () = tokio::time::sleep_until(heartbeat) => {
+                    let checkpoint = Delivery::Checkpoint {
+                        position: self.subscriber.cursor,
+                        caught_up: false,
+                    };
+                    if let Err(stop) = self.send(checkpoint).await {
+                        return stop;
+                    }
+                    continue;
+                }
+            };
+            let outcome = match received {
+                Ok(batch) => self.take(&batch).await,
+                // The receiver skips to the oldest batch kept: `take` reads what it missed.
+                Err(broadcast::error::RecvError::Lagged(batches)) => {
+                    debug!(
+                        batches,
+                        "subscriber lagged the live tail; reading from the database"
+                    );
+                    Ok(())
+                }
+                Err(broadcast::error::RecvError::Closed) => {
+                    Err(Stop::End(SubscriptionError::ShuttingDown))
+                }
+            };
+            if let Err(stop) = outcome {
+                return stop;
+            }
+        }
+    }
+
+    /// Delivers what `batch` adds past the cursor, reading first any stretch before it.
+    async fn take(&mut self, batch: &LiveBatch) -> Result<(), Stop> {
+        if batch.through <= self.subscriber.cursor {
+            return Ok(());
+        }
+        if batch.after > self.subscriber.cursor {
+            self.catch_up(batch.after).await?;
+        }
+        for event in &batch.events {
+            let position = event.position as u64;
+            if position <= self.subscriber.cursor {
+                continue;
+            }
+            if selects(&self.subscriber.filter, event) {
+                self.send(Delivery::Event(event.clone())).await?;
+            }
+            self.subscriber.cursor = position;
+        }
+        self.subscriber.cursor = batch.through;
+        self.checkpoint_if_due().await
+    }
+
+    /// Reads and delivers, page by page, every selected event up to `target` (committed).
+    async fn catch_up(&mut self, target: u64) -> Result<(), Stop> {
+        let page_size = self.subscriber.settings.page_size;
+        while self.subscriber.cursor < target {
+            let page = self.read_page(target).await?;
+            let whole = (page.len() as i64) < page_size;
+            for event in page {
+                let position = event.position as u64;
+                self.send(Delivery::Event(Arc::new(event))).await?;
+                self.subscriber.cursor = position;
+            }
+            if whole {
+                self.subscriber.cursor = target;
+            }
+            self.checkpoint_if_due().await?;
+        }
+        Ok(())
+    }
+
+    /// One page of selected events after the cursor; while the database is unreachable, waits
+    /// and tries again (the client sees a pause, not an error, and loses nothing).
+    async fn read_page(&mut self, target: u64) -> Result<Vec<RecordedEvent>, Stop> {
+        let mut retry = Duration::from_millis(100);
+        loop {
+            let subscriber = &self.subscriber;
+            let read = subscriber.store.events_page(
+                subscriber.cursor,
+                target,
+                &subscriber.filter,
+                subscriber.settings.page_size,
+            );
+            let error = tokio::select! {
+                () = subscriber.shutdown.cancelled() => {
+                    return Err(Stop::End(SubscriptionError::ShuttingDown));
+                }
+                () = subscriber.out.closed() => return Err(Stop::ClientGone),
+                read = read => match read {
+                    Ok(page) => return Ok(page),
+                    Err(error) => error,
+                },
+            };
+            warn!(error = %error, ?retry, "a subscription could not read the log; retrying");
+            tokio::select! {
+                () = subscriber.shutdown.cancelled() => {
+                    return Err(Stop::End(SubscriptionError::ShuttingDown));
+                }
+                () = subscriber.out.closed() => return Err(Stop::ClientGone),
+                () = tokio::time::sleep(retry) => {}
+            }
+            retry = (retry * 2).min(Duration::from_secs(2));
+        }
+    }
+
+    /// A checkpoint once enough positions went by without the client hearing of them.
+    async fn checkpoint_if_due(&mut self) -> Result<(), Stop> {
+        let cursor = self.subscriber.cursor;
+        if cursor >= self.reported + self.subscriber.settings.checkpoint_every {
+            self.send(Delivery::Checkpoint {
+                position: cursor,
+                caught_up: false,
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Queues one message for the client. A full queue gets `stall_timeout` to make room;
+    /// after that the subscription ends rather than hold more for a client that does not read.
+    async fn send(&mut self, delivery: Delivery) -> Result<(), Stop> {
+        let position = delivery.position();
+        let out = &self.subscriber.out;
+        match out.try_send(delivery) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(Stop::ClientGone),
+            Err(mpsc::error::TrySendError::Full(delivery)) => {
+                let stall = self.subscriber.settings.stall_timeout;
+                let sent = tokio::select! {
+                    () = self.subscriber.shutdown.cancelled() => {
+                        return Err(Stop::End(SubscriptionError::ShuttingDown));
+                    }
+                    sent = tokio::time::timeout(stall, out.send(delivery)) => sent,
+                };
+                match sent {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return Err(Stop::ClientGone),
+                    Err(_) => {
+                        return Err(Stop::End(SubscriptionError::TooSlow {
+                            buffer: out.max_capacity(),
+                            stall,
+                        }));
+                    }
+                }
+            }
+        }
+        self.reported = position;
+        self.last_sent = Instant::now();
+        Ok(())
+    }
+}
+
+/// The filter's selection of an event already in memory (see `LogFilter::matches`).
+fn selects(filter: &LogFilter, event: &RecordedEvent) -> bool {
+    filter.is_everything()
+        || filter.matches(
+            &event.event_type,
+            &event.stream_id,
+            event
+                .metadata
+                .get(metadata_keys::ACTORS)
+                .map(String::as_str),
+        )
+}
