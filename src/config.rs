@@ -38,6 +38,9 @@ pub enum Command {
     Append(AppendArgs),
     /// Read a stream or the whole log as NDJSON.
     Read(ReadArgs),
+    /// Follow the log: print each event (NDJSON, as `read` does) as it commits, from the start,
+    /// after a position, or from now. Runs until interrupted.
+    Subscribe(SubscribeArgs),
     /// Record a file of diplomatic events through the gRPC API: a scenario (YAML) or PLOVER
     /// records (JSON). Checked as a whole first; importing the same file again writes nothing.
     Import(ImportArgs),
@@ -211,6 +214,30 @@ pub struct RebuildArgs {
     pub client: ClientArgs,
     /// The projection (see `diplog projections status`).
     pub name: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SubscribeArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Start after this position (a checkpoint's or the last event's, to resume).
+    #[arg(long, conflicts_with = "now")]
+    pub after: Option<u64>,
+    /// Only events committed from now on.
+    #[arg(long)]
+    pub now: bool,
+    /// Only events of this type (repeatable).
+    #[arg(long = "type")]
+    pub event_types: Vec<String>,
+    /// Only streams whose id starts with this.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Only diplomatic events that name this actor.
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Also print checkpoints as `{"checkpoint": N, "caught_up": …}` lines.
+    #[arg(long)]
+    pub checkpoints: bool,
 }
 
 #[derive(Args, Debug, Clone)]

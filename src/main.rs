@@ -23,6 +23,7 @@ async fn main() -> ExitCode {
         Command::Serve(args) => serve(args).await.map(|()| ExitCode::SUCCESS),
         Command::Append(args) => Ok(diplog::cli::append(args).await),
         Command::Read(args) => Ok(diplog::cli::read(args).await),
+        Command::Subscribe(args) => Ok(diplog::cli::subscribe(args).await),
         Command::Import(args) => Ok(diplog::cli::import(args).await),
         Command::Bench(args) => diplog::bench::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Channels(args) => Ok(diplog::cli::channels(args).await),

@@ -1,9 +1,11 @@
-//! The command-line client: `diplog append` and `diplog read` over gRPC (input and output are
-//! NDJSON, one event per line), `diplog import`, and the projection queries (`projections`). Errors print the gRPC status and the fields at fault, and the
+//! The command-line client: `diplog append`, `diplog read` and `diplog subscribe` over gRPC
+//! (input and output are NDJSON, one event per line), `diplog import`, and the projection
+//! queries (`projections`). Errors print the gRPC status and the fields at fault, and the
 //! process exits non-zero (2 for bad input found before sending, 1 for a refused call).
 
 mod import;
 mod projections;
+mod subscribe;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -149,6 +151,7 @@ pub use import::{import, seed_demo};
 pub use projections::{
     channels, commitments, divergence, projections, relations, summits, timeline,
 };
+pub use subscribe::subscribe;
 
 pub async fn append(args: AppendArgs) -> ExitCode {
     finish(append_events(args).await)

@@ -552,3 +552,49 @@ async fn shutdown_ends_a_subscription_with_unavailable() {
     }
     stopping.await.expect("the server stops cleanly");
 }
+
+#[tokio::test]
+async fn diplog_subscribe_prints_events_as_they_commit() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let app = spawn_app().await;
+    append_some(&app, "old", 2).await;
+    append_some(&app, "wanted", 1).await;
+    let mut child = tokio::process::Command::new(crate::helpers::diplog_binary())
+        .args(["subscribe", "--server", &app.server_url(), "--after", "1"])
+        .args(["--prefix", "wanted", "--checkpoints"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("diplog subscribe runs");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = async || -> serde_json::Value {
+        let line = tokio::time::timeout(PATIENCE, lines.next_line())
+            .await
+            .expect("a line in time")
+            .expect("readable output")
+            .expect("the subscription goes on");
+        serde_json::from_str(&line).expect("a JSON line")
+    };
+    let first = next().await;
+    assert_eq!(
+        (first["position"].as_i64(), first["stream_id"].as_str()),
+        (Some(3), Some("wanted"))
+    );
+    let caught_up = next().await;
+    assert_eq!(
+        caught_up,
+        serde_json::json!({"checkpoint": 3, "caught_up": true})
+    );
+    // Live: printed as it commits, not when the process ends.
+    append_some(&app, "other", 1).await;
+    append_some(&app, "wanted", 1).await;
+    let live = next().await;
+    assert_eq!(
+        (live["position"].as_i64(), live["data"]["i"].as_i64()),
+        (Some(5), Some(0))
+    );
+    child.kill().await.expect("stopped");
+    app.stop().await;
+}
