@@ -93,8 +93,6 @@ impl App {
         } = self;
         info!(grpc = %grpc_listener.local_addr()?, http = %http_listener.local_addr()?, "serving");
         // A child token: the runners stop with the server, and also if serving fails.
-        let stop_runners = shutdown.child_token();
-        let mut runners = crate::projections::catalog::spawn_all(runners, stop_runners.clone());
         // Subscriptions end as soon as shutdown begins (their clients resume elsewhere or
         // later), so they do not hold the graceful shutdown open.
         let (subscriptions, mut subscription_tasks) = Subscriptions::start(
@@ -102,6 +100,12 @@ impl App {
             config.subscriptions.config(),
             shutdown.child_token(),
         );
+        // The runners wake on the head the subscriptions follow: this server's commits and,
+        // through NOTIFY, every other server's, so they need not wait for their poll.
+        let mut runners = runners;
+        runners.committed_head = subscriptions.head();
+        let stop_runners = shutdown.child_token();
+        let mut runners = crate::projections::catalog::spawn_all(runners, stop_runners.clone());
 
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         health_reporter

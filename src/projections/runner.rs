@@ -84,8 +84,9 @@ impl Default for RunnerConfig {
 pub struct RunnerContext {
     /// How to open the runner's own connection.
     pub connect_options: PgConnectOptions,
-    /// This server's committed log head (`EventStore::committed_head`): wakes caught-up
-    /// runners as soon as something is appended here.
+    /// The committed log head: wakes caught-up runners as soon as something is appended
+    /// (`EventStore::committed_head` for this server's appends; the server gives them the
+    /// subscriptions' head, which NOTIFY also moves for other servers' appends).
     pub committed_head: watch::Receiver<u64>,
     pub local: LocalRunners,
     pub config: RunnerConfig,
