@@ -311,6 +311,14 @@ pub struct SubscriptionArgs {
         value_parser = clap::value_parser!(u32).range(1..=1_000_000)
     )]
     pub buffer: u32,
+    /// Bytes (about: payloads and metadata) queued for one subscriber at most; one larger
+    /// event still goes, alone.
+    #[arg(
+        long = "subscription-buffer-bytes",
+        env = "DIPLOG_SUBSCRIPTION_BUFFER_BYTES",
+        default_value_t = 16 << 20
+    )]
+    pub buffer_bytes: usize,
     /// How long, in milliseconds, a subscriber's queue may stay full before the subscription
     /// is ended with RESOURCE_EXHAUSTED (the client resumes from its last position).
     #[arg(
@@ -335,6 +343,7 @@ impl SubscriptionArgs {
     pub fn config(&self) -> crate::subscriptions::SubscriptionConfig {
         crate::subscriptions::SubscriptionConfig {
             buffer: self.buffer as usize,
+            buffer_bytes: self.buffer_bytes,
             stall_timeout: Duration::from_millis(self.stall_ms),
             page_size: i64::from(self.page_size),
             tail_batches: self.tail_batches as usize,
@@ -399,6 +408,7 @@ impl ServerConfig {
             },
             subscriptions: SubscriptionArgs {
                 buffer: 1024,
+                buffer_bytes: 16 << 20,
                 stall_ms: 10_000,
                 page_size: 256,
                 tail_batches: 256,

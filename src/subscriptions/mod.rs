@@ -3,11 +3,12 @@
 //! log's positions are gapless and in commit order). The tail is woken by this server's writer
 //! and, for appends through other servers, by one LISTEN connection shared by all.
 //!
-//! Memory is bounded: a subscriber has a queue of `buffer` messages; one that leaves it full
-//! for `stall_timeout` is ended with [`SubscriptionError::TooSlow`] and can resume from the last
-//! position it received.
+//! Memory is bounded: a subscriber has a queue of at most `buffer` messages and `buffer_bytes`
+//! bytes; one that leaves it full for `stall_timeout` is ended with
+//! [`SubscriptionError::TooSlow`] and can resume from the last position it received.
 
 mod head;
+mod queue;
 mod subscriber;
 mod tail;
 
@@ -34,6 +35,8 @@ pub use head::CHANNEL as NOTIFY_CHANNEL;
 pub struct SubscriptionConfig {
     /// Messages queued per subscriber at most.
     pub buffer: usize,
+    /// Bytes (about) queued per subscriber at most.
+    pub buffer_bytes: usize,
     /// How long a full queue may stay full before the subscriber is ended.
     pub stall_timeout: Duration,
     /// A checkpoint (a heartbeat) at least this often when nothing else is sent.
@@ -51,6 +54,7 @@ impl Default for SubscriptionConfig {
     fn default() -> Self {
         Self {
             buffer: 1024,
+            buffer_bytes: 16 << 20,
             stall_timeout: Duration::from_secs(10),
             checkpoint_interval: Duration::from_secs(2),
             checkpoint_every: 1000,
@@ -95,10 +99,14 @@ impl Delivery {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SubscriptionError {
     #[error(
-        "the subscriber left {buffer} messages unread for {stall:?}; subscribe again after the \
-         last position received"
+        "the subscriber left its queue (at most {messages} messages, {bytes} bytes) full and \
+         unread for {stall:?}; subscribe again after the last position received"
     )]
-    TooSlow { buffer: usize, stall: Duration },
+    TooSlow {
+        messages: usize,
+        bytes: usize,
+        stall: Duration,
+    },
     #[error("the server is shutting down; subscribe again after the last position received")]
     ShuttingDown,
 }
@@ -184,7 +192,7 @@ impl Subscriptions {
             SubscriptionStart::After(after) => after,
             SubscriptionStart::Now => head,
         };
-        let (out, messages) = mpsc::channel(self.config.buffer.max(1));
+        let (out, messages) = queue::queue(self.config.buffer, self.config.buffer_bytes);
         let (ended_sender, ended) = oneshot::channel();
         let subscriber = Subscriber {
             store: self.store.clone(),
@@ -238,7 +246,7 @@ impl Drop for ActiveGuard {
 /// down) comes before anything still queued: the client resumes from what it received.
 /// Dropping it ends the subscription.
 pub struct Subscription {
-    messages: mpsc::Receiver<Delivery>,
+    messages: mpsc::Receiver<queue::Queued>,
     ended: Option<oneshot::Receiver<SubscriptionError>>,
     done: bool,
 }
@@ -261,6 +269,9 @@ impl Stream for Subscription {
                 Poll::Pending => {}
             }
         }
-        self.messages.poll_recv(cx).map(|message| message.map(Ok))
+        // Taking a message returns its bytes to the queue's budget.
+        self.messages
+            .poll_recv(cx)
+            .map(|queued| queued.map(|queued| Ok(queued.delivery)))
     }
 }

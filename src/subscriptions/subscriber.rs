@@ -6,11 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use super::queue::{QueueError, QueueSender};
 use super::tail::LiveBatch;
 use super::{Delivery, SubscriptionError};
 use crate::domain::LogFilter;
@@ -32,7 +33,7 @@ pub(super) struct Subscriber {
     pub cursor: u64,
     pub settings: Settings,
     pub head: watch::Receiver<u64>,
-    pub out: mpsc::Sender<Delivery>,
+    pub out: QueueSender,
     pub shutdown: CancellationToken,
 }
 
@@ -219,27 +220,22 @@ impl Follower {
     async fn send(&mut self, delivery: Delivery) -> Result<(), Stop> {
         let position = delivery.position();
         let out = &self.subscriber.out;
-        match out.try_send(delivery) {
+        let stall = self.subscriber.settings.stall_timeout;
+        let queued = tokio::select! {
+            () = self.subscriber.shutdown.cancelled() => {
+                return Err(Stop::End(SubscriptionError::ShuttingDown));
+            }
+            queued = out.send(delivery, stall) => queued,
+        };
+        match queued {
             Ok(()) => {}
-            Err(mpsc::error::TrySendError::Closed(_)) => return Err(Stop::ClientGone),
-            Err(mpsc::error::TrySendError::Full(delivery)) => {
-                let stall = self.subscriber.settings.stall_timeout;
-                let sent = tokio::select! {
-                    () = self.subscriber.shutdown.cancelled() => {
-                        return Err(Stop::End(SubscriptionError::ShuttingDown));
-                    }
-                    sent = tokio::time::timeout(stall, out.send(delivery)) => sent,
-                };
-                match sent {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => return Err(Stop::ClientGone),
-                    Err(_) => {
-                        return Err(Stop::End(SubscriptionError::TooSlow {
-                            buffer: out.max_capacity(),
-                            stall,
-                        }));
-                    }
-                }
+            Err(QueueError::Closed) => return Err(Stop::ClientGone),
+            Err(QueueError::Full) => {
+                return Err(Stop::End(SubscriptionError::TooSlow {
+                    messages: out.max_messages(),
+                    bytes: out.max_bytes(),
+                    stall,
+                }));
             }
         }
         self.reported = position;
