@@ -80,8 +80,10 @@ impl Seen {
         stream: &mut tonic::Streaming<proto::SubscriptionMessage>,
         position: u64,
     ) {
+        // One deadline for the lot: heartbeat checkpoints keep coming even if events stall.
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         while self.last_position < position {
-            let message = tokio::time::timeout(PATIENCE, stream.message())
+            let message = tokio::time::timeout_at(deadline, stream.message())
                 .await
                 .unwrap_or_else(|_| panic!("nothing heard of position {position} in time"))
                 .expect("a readable subscription")
@@ -291,8 +293,9 @@ async fn a_subscriber_that_stops_reading_is_ended_with_resource_exhausted_and_re
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(head(&app).await, end, "the server stays responsive");
 
+    let deadline = tokio::time::Instant::now() + PATIENCE;
     let ended = loop {
-        match tokio::time::timeout(PATIENCE, stream.message())
+        match tokio::time::timeout_at(deadline, stream.message())
             .await
             .expect("the subscription answers")
         {
