@@ -168,6 +168,22 @@ fn page_of<T>(
     })
 }
 
+/// Every item, as one answer without pages.
+fn whole<T>(items: Vec<T>, loaded: &Loaded) -> Answer<T> {
+    Answer {
+        total: items.len(),
+        items,
+        position: loaded.position,
+        reference: loaded.reference,
+        next_page_token: String::new(),
+    }
+}
+
+/// One page of a whole answer.
+fn paged<T>(all: Answer<T>, page: &Page) -> Result<Answer<T>, QueryError> {
+    page_of(all.items, page, all.position, all.reference)
+}
+
 /// Applies a row filter in memory, as `load_rows` does in SQL (for replayed models).
 fn passes(row: &Row, filter: &RowFilter) -> bool {
     filter
@@ -388,6 +404,15 @@ impl Queries {
         filter: &ListFilter,
         page: &Page,
     ) -> Result<Answer<ChannelView>, QueryError> {
+        paged(self.all_channels(source, filter).await?, page)
+    }
+
+    /// Every channel passing `filter`, unpaged (what a change feed compares).
+    pub async fn all_channels(
+        &self,
+        source: Source,
+        filter: &ListFilter,
+    ) -> Result<Answer<ChannelView>, QueryError> {
         let wanted = statuses("status", &filter.status, CHANNEL_STATUSES)?;
         // Channel rows only (not their contacts' rows).
         let mut rows = filter.rows()?;
@@ -402,7 +427,7 @@ impl Queries {
                 views.push(view);
             }
         }
-        page_of(views, page, loaded.position, loaded.reference)
+        Ok(whole(views, &loaded))
     }
 
     pub async fn channel(
@@ -458,6 +483,15 @@ impl Queries {
         filter: &ListFilter,
         page: &Page,
     ) -> Result<Answer<SummitView>, QueryError> {
+        paged(self.all_summits(source, filter).await?, page)
+    }
+
+    /// Every summit passing `filter`, unpaged.
+    pub async fn all_summits(
+        &self,
+        source: Source,
+        filter: &ListFilter,
+    ) -> Result<Answer<SummitView>, QueryError> {
         let wanted = statuses("status", &filter.status, SUMMIT_STAGES)?;
         let loaded = self.load::<Summits>(source, &filter.rows()?).await?;
         let mut views = Vec::new();
@@ -469,7 +503,7 @@ impl Queries {
                 views.push(view);
             }
         }
-        page_of(views, page, loaded.position, loaded.reference)
+        Ok(whole(views, &loaded))
     }
 
     pub async fn commitments(
@@ -477,6 +511,15 @@ impl Queries {
         source: Source,
         filter: &ListFilter,
         page: &Page,
+    ) -> Result<Answer<CommitmentView>, QueryError> {
+        paged(self.all_commitments(source, filter).await?, page)
+    }
+
+    /// Every commitment passing `filter`, unpaged.
+    pub async fn all_commitments(
+        &self,
+        source: Source,
+        filter: &ListFilter,
     ) -> Result<Answer<CommitmentView>, QueryError> {
         let wanted = statuses("status", &filter.status, COMMITMENT_STATUSES)?;
         let loaded = self.load::<Commitments>(source, &filter.rows()?).await?;
@@ -490,7 +533,7 @@ impl Queries {
                 views.push(view);
             }
         }
-        page_of(views, page, loaded.position, loaded.reference)
+        Ok(whole(views, &loaded))
     }
 
     /// An actor's interactions in the order they happened (a state's: through its people and
@@ -569,6 +612,15 @@ impl Queries {
         filter: &ListFilter,
         page: &Page,
     ) -> Result<Answer<DivergenceView>, QueryError> {
+        paged(self.all_divergences(source, filter).await?, page)
+    }
+
+    /// Every occurrence passing `filter`, unpaged.
+    pub async fn all_divergences(
+        &self,
+        source: Source,
+        filter: &ListFilter,
+    ) -> Result<Answer<DivergenceView>, QueryError> {
         let mut rows = filter.rows()?;
         rows.status = vec!["occurrence".into()];
         let loaded = self.load::<Divergence>(source, &rows).await?;
@@ -581,7 +633,7 @@ impl Queries {
                     .map_err(QueryError::BadRow)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        page_of(views, page, loaded.position, loaded.reference)
+        Ok(whole(views, &loaded))
     }
 
     /// One occurrence's divergence, by its event id or by its stream (the stream's first
