@@ -71,6 +71,7 @@ pub mod channels;
 pub mod commitments;
 pub(crate) mod common;
 pub mod divergence;
+pub mod feed;
 pub mod query;
 pub mod relations;
 pub mod runner;

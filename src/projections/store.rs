@@ -8,6 +8,7 @@ use futures::{Stream, StreamExt, TryStreamExt, stream};
 use sqlx::PgPool;
 use tokio::time::Instant;
 
+use super::feed::Watchers;
 use super::runner::{LocalRunners, advisory_lock_key};
 use super::{Fact, Row};
 use crate::domain::EventId;
@@ -187,13 +188,28 @@ pub struct ProjectionStatus {
 pub struct ProjectionStore {
     pool: PgPool,
     local: LocalRunners,
+    watchers: Watchers,
 }
 
 impl ProjectionStore {
     /// `local` is what this server's runners report (their progress wakes `wait_for`, and it
     /// tells statuses which projections this server holds).
     pub fn new(pool: PgPool, local: LocalRunners) -> Self {
-        Self { pool, local }
+        Self {
+            pool,
+            local,
+            watchers: Watchers::default(),
+        }
+    }
+
+    /// What this server's runners report (a change feed wakes on it).
+    pub(super) fn local(&self) -> &LocalRunners {
+        &self.local
+    }
+
+    /// The change feeds open on this server.
+    pub fn watchers(&self) -> &Watchers {
+        &self.watchers
     }
 
     /// The checkpoint of `name`; `None` before its runner first started.
