@@ -132,8 +132,10 @@ impl App {
             .set_serving::<ProjectionsServer<ProjectionsService>>()
             .await;
         let queries = Queries::new(projections, config.projections.queries());
-        let projections_service =
-            ProjectionsServer::new(ProjectionsService::new(queries, config.request_timeout()));
+        let projections_service = ProjectionsServer::new(
+            ProjectionsService::new(queries, config.request_timeout())
+                .with_shutdown(shutdown.clone()),
+        );
 
         let grpc = Server::builder()
             .timeout(config.request_timeout())

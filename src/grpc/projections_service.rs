@@ -1,30 +1,94 @@
 //! `diplog.v1.Projections`: the read models over gRPC. Views become protobuf messages through
 //! their JSON (the same mapping the diplomacy service uses), so no field is copied by hand.
+//! Change feeds (`WatchProjection`) are `projections::feed` rendered as a response stream.
 
+use std::pin::Pin;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::{Stream, StreamExt, stream};
 use serde::Serialize;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use super::bridge;
 use super::convert::timestamp;
 use crate::domain::{ValidationError, ValidationErrors};
 use crate::projections::catalog::NAMES;
+use crate::projections::channels::ChannelView;
+use crate::projections::commitments::CommitmentView;
+use crate::projections::divergence::DivergenceView;
+use crate::projections::feed::{self, Feed, FeedConfig, FeedEvent, FeedMessage, FeedRow};
 use crate::projections::query::{Answer, AsOf, ListFilter, Page, Queries, QueryError, Source};
 use crate::projections::store::Holder;
+use crate::projections::summits::SummitView;
 use crate::proto::{self, projections_server::Projections};
+
+type ChangeStream = Pin<Box<dyn Stream<Item = Result<proto::ProjectionChange, Status>> + Send>>;
+
+/// The projections `WatchProjection` takes, as the request names them.
+const WATCHABLE: &str = "channels, summits, commitments, divergences";
+
+/// The longest heartbeat interval a watcher may ask for, in seconds.
+const MAX_HEARTBEAT_SECONDS: u32 = 3600;
 
 pub struct ProjectionsService {
     queries: Queries,
     /// The longest a read-your-writes wait may last (the server's request timeout).
     max_wait: Duration,
+    /// Cancelled when the server shuts down: change feeds end then.
+    shutdown: CancellationToken,
 }
 
 impl ProjectionsService {
     pub fn new(queries: Queries, max_wait: Duration) -> Self {
-        Self { queries, max_wait }
+        Self {
+            queries,
+            max_wait,
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    /// Change feeds end (UNAVAILABLE) when `shutdown` is cancelled, so they do not hold the
+    /// server's drain open until its grace period is over.
+    pub fn with_shutdown(self, shutdown: CancellationToken) -> Self {
+        Self { shutdown, ..self }
+    }
+
+    /// A feed of `T` rows as a response stream: the snapshot (read before answering, so a bad
+    /// filter or an unreachable database fails the call itself), then each change as the
+    /// client pulls it. The feed is dropped, and its work ends, when the stream is (the client
+    /// went away), after an error, or at shutdown.
+    async fn watch<T: WatchedRow>(
+        &self,
+        filter: ListFilter,
+        min_position: u64,
+        deadline: Instant,
+        config: FeedConfig,
+    ) -> Result<ChangeStream, Status> {
+        let (feed, snapshot) =
+            Feed::<T>::start(self.queries.clone(), filter, min_position, deadline, config).await?;
+        let first = change(snapshot)?;
+        let shutdown = self.shutdown.clone();
+        let rest = stream::unfold(Some(feed), move |feed| {
+            let shutdown = shutdown.clone();
+            async move {
+                let mut feed = feed?;
+                let next = tokio::select! {
+                    biased;
+                    () = shutdown.cancelled() => Err(Status::unavailable(
+                        "the server is shutting down: watch again for a new snapshot",
+                    )),
+                    next = feed.next() => next.map_err(Status::from).and_then(change),
+                };
+                Some(match next {
+                    Ok(message) => (Ok(message), Some(feed)),
+                    Err(status) => (Err(status), None),
+                })
+            }
+        });
+        Ok(stream::once(async { Ok(first) }).chain(rest).boxed())
     }
 
     /// Where to answer from: the live model (waiting for `min_position` until the call's
@@ -183,6 +247,106 @@ fn only<T: Clone>(
     })
 }
 
+/// A watchable view and the `ProjectionRow` it becomes.
+trait WatchedRow: FeedRow + Serialize {
+    /// The proto message's full name.
+    const MESSAGE: &'static str;
+    type Message: prost::Message + Default;
+    fn row(message: Self::Message) -> proto::projection_row::Row;
+}
+
+impl WatchedRow for ChannelView {
+    const MESSAGE: &'static str = "diplog.v1.Channel";
+    type Message = proto::Channel;
+    fn row(message: proto::Channel) -> proto::projection_row::Row {
+        proto::projection_row::Row::Channel(message)
+    }
+}
+
+impl WatchedRow for SummitView {
+    const MESSAGE: &'static str = "diplog.v1.Summit";
+    type Message = proto::Summit;
+    fn row(message: proto::Summit) -> proto::projection_row::Row {
+        proto::projection_row::Row::Summit(message)
+    }
+}
+
+impl WatchedRow for CommitmentView {
+    const MESSAGE: &'static str = "diplog.v1.Commitment";
+    type Message = proto::Commitment;
+    fn row(message: proto::Commitment) -> proto::projection_row::Row {
+        proto::projection_row::Row::Commitment(message)
+    }
+}
+
+impl WatchedRow for DivergenceView {
+    const MESSAGE: &'static str = "diplog.v1.Divergence";
+    type Message = proto::Divergence;
+    fn row(message: proto::Divergence) -> proto::projection_row::Row {
+        proto::projection_row::Row::Divergence(message)
+    }
+}
+
+fn projection_rows<T: WatchedRow>(views: &[T]) -> Result<Vec<proto::ProjectionRow>, Status> {
+    views
+        .iter()
+        .map(|view| {
+            Ok(proto::ProjectionRow {
+                row: Some(T::row(message(view, T::MESSAGE)?)),
+            })
+        })
+        .collect()
+}
+
+/// A feed's message as a `ProjectionChange`.
+fn change<T: WatchedRow>(message: FeedMessage<T>) -> Result<proto::ProjectionChange, Status> {
+    use proto::projection_change::Change;
+    let change = match message.event {
+        FeedEvent::Snapshot(rows) => Change::Snapshot(proto::ProjectionRows {
+            rows: projection_rows(&rows)?,
+        }),
+        FeedEvent::Changed(changes) => Change::Diff(proto::ProjectionDiff {
+            upserted: projection_rows(&changes.upserted)?,
+            removed: changes.removed,
+        }),
+        FeedEvent::Heartbeat => Change::Heartbeat(()),
+    };
+    Ok(proto::ProjectionChange {
+        position: message.position,
+        reference_time: Some(to_timestamp(message.reference)),
+        change: Some(change),
+    })
+}
+
+fn watch_filter(request: &proto::WatchProjectionRequest) -> ListFilter {
+    ListFilter {
+        actor: (!request.actor.is_empty()).then(|| request.actor.clone()),
+        state_pair: request
+            .state_pair
+            .as_ref()
+            .map(|p| (p.a.clone(), p.b.clone())),
+        status: request.status.clone(),
+        pending_only: request.pending_only,
+    }
+}
+
+fn feed_config(request: &proto::WatchProjectionRequest) -> Result<FeedConfig, Status> {
+    let heartbeat = match request.heartbeat_seconds {
+        0 => feed::DEFAULT_HEARTBEAT,
+        seconds if seconds > MAX_HEARTBEAT_SECONDS => {
+            return Err(invalid(
+                "heartbeat_seconds",
+                format!("{seconds} is more than the limit of {MAX_HEARTBEAT_SECONDS}"),
+            ));
+        }
+        seconds => Duration::from_secs(u64::from(seconds)),
+    };
+    Ok(FeedConfig {
+        heartbeat,
+        ..FeedConfig::default()
+    })
+}
+
 const EVERYTHING: Page = Page {
     size: crate::projections::query::MAX_PAGE_SIZE,
     token: String::new(),
@@ -190,6 +354,53 @@ const EVERYTHING: Page = Page {
 
 #[tonic::async_trait]
 impl Projections for ProjectionsService {
+    type WatchProjectionStream = ChangeStream;
+
+    #[tracing::instrument(skip_all, fields(projection = %request.get_ref().projection))]
+    async fn watch_projection(
+        &self,
+        request: Request<proto::WatchProjectionRequest>,
+    ) -> Result<Response<Self::WatchProjectionStream>, Status> {
+        let watch = request.get_ref();
+        let config = feed_config(watch)?;
+        let filter = watch_filter(watch);
+        // The snapshot's read-your-writes wait is bounded as a list's is.
+        let wait = grpc_timeout(&request).map_or(self.max_wait, |t| t.min(self.max_wait));
+        let deadline = Instant::now() + wait;
+        let min = watch.min_position;
+        let changes = match watch.projection.as_str() {
+            "channels" => {
+                self.watch::<ChannelView>(filter, min, deadline, config)
+                    .await?
+            }
+            "summits" => {
+                self.watch::<SummitView>(filter, min, deadline, config)
+                    .await?
+            }
+            "commitments" => {
+                self.watch::<CommitmentView>(filter, min, deadline, config)
+                    .await?
+            }
+            "divergences" | "divergence" => {
+                self.watch::<DivergenceView>(filter, min, deadline, config)
+                    .await?
+            }
+            "" => {
+                return Err(invalid(
+                    "projection",
+                    format!("is required: one of {WATCHABLE}"),
+                ));
+            }
+            other => {
+                return Err(invalid(
+                    "projection",
+                    format!("{other:?} cannot be watched: one of {WATCHABLE}"),
+                ));
+            }
+        };
+        Ok(Response::new(changes))
+    }
+
     async fn list_channels(
         &self,
         request: Request<proto::ListRequest>,
