@@ -12,6 +12,7 @@ use std::time::Duration;
 use diplog::app::App;
 use diplog::config::ServerConfig;
 use diplog::pgcluster::PgCluster;
+use diplog::projections::store::ProjectionStore;
 use diplog::proto::{self, event_log_client::EventLogClient};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgPool};
@@ -94,6 +95,8 @@ pub struct TestApp {
     /// Direct access to the server's database, for checks behind the API's back.
     pub pool: PgPool,
     pub db_options: PgConnectOptions,
+    /// The server's projection query side (what it reports of its runners and change feeds).
+    pub projections: ProjectionStore,
     shutdown: CancellationToken,
     server: JoinHandle<anyhow::Result<()>>,
 }
@@ -118,6 +121,7 @@ pub async fn spawn_app_with(db_options: PgConnectOptions, config: ServerConfig) 
         .expect("the server binds");
     let grpc_addr = app.grpc_addr();
     let http_addr = app.http_addr();
+    let projections = app.projections();
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(app.run(shutdown.clone()));
     let client = EventLogClient::connect(format!("http://{grpc_addr}"))
@@ -129,6 +133,7 @@ pub async fn spawn_app_with(db_options: PgConnectOptions, config: ServerConfig) 
         client,
         pool,
         db_options,
+        projections,
         shutdown,
         server,
     }

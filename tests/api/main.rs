@@ -9,6 +9,7 @@ mod faults;
 mod helpers;
 mod import_plover;
 mod log;
+mod projection_feed;
 mod projections;
 mod projections_engine;
 mod read;

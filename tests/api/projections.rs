@@ -16,7 +16,7 @@ async fn client(app: &TestApp) -> ProjectionsClient<tonic::transport::Channel> {
     ProjectionsClient::new(app.channel().await)
 }
 
-async fn import_founding(app: &TestApp) -> u64 {
+pub(crate) async fn import_founding(app: &TestApp) -> u64 {
     let parsed =
         scenario::parse(scenario::FOUNDING_SCENARIO).expect("the founding scenario parses");
     import::import(app.channel().await, parsed.items, OnInvalid::RefuseAll)
@@ -25,7 +25,7 @@ async fn import_founding(app: &TestApp) -> u64 {
     head(app).await
 }
 
-async fn head(app: &TestApp) -> u64 {
+pub(crate) async fn head(app: &TestApp) -> u64 {
     app.client
         .clone()
         .get_head(())
