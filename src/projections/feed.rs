@@ -458,6 +458,7 @@ impl<T: FeedRow> Feed<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::projections::runner::LocalRunners;
 
     #[derive(Debug, Clone, PartialEq)]
     struct Item {
@@ -544,7 +545,7 @@ mod tests {
     }
 
     #[test]
-    fn a_channel_turning_dormant_with_time_is_a_change_of_that_channel_only() {
+    fn channels_turning_dormant_as_time_passes_are_upserted() {
         use crate::projections::channels::Channels;
         use crate::projections::testing::{founding_facts, replay};
         let model: Channels = replay(&founding_facts());
@@ -564,6 +565,86 @@ mod tests {
         assert_eq!(changes.upserted.len(), early.len());
         assert!(changes.upserted.iter().all(|c| c.status == "DORMANT"));
         assert!(changes.removed.is_empty());
+    }
+
+    /// A store whose database is nowhere: any read of it fails.
+    fn unreachable_store(local: LocalRunners) -> ProjectionStore {
+        let options = sqlx::postgres::PgConnectOptions::new()
+            .host("127.0.0.1")
+            .port(1);
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .acquire_timeout(Duration::from_millis(100))
+            .connect_lazy_with(options);
+        ProjectionStore::new(pool, local)
+    }
+
+    fn holding_at(position: u64) -> RunnerReport {
+        RunnerReport {
+            holding: true,
+            generation: 1,
+            position,
+            building: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn while_this_server_runs_the_projection_a_feed_waits_on_its_reports_without_reading() {
+        let local = LocalRunners::default();
+        local.publish("channels", holding_at(5));
+        // Were the feed to poll, it would be once an hour.
+        let hour = Duration::from_secs(3600);
+        let mut progress = Progress::new(unreachable_store(local.clone()), "channels", hour);
+        progress.mark().await.expect("no database read");
+        // No progress: no wake, and no read of the database (it would fail).
+        let soon = Instant::now() + Duration::from_millis(300);
+        assert!(!progress.moved(soon).await.expect("no database read"));
+        // The runner reports a commit: the feed wakes at once.
+        let waiting = tokio::spawn(async move {
+            let moved = progress
+                .moved(Instant::now() + Duration::from_secs(30))
+                .await;
+            (moved.expect("no database read"), Instant::now())
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let reported = Instant::now();
+        local.publish("channels", holding_at(6));
+        let (moved, woke) = waiting.await.unwrap();
+        assert!(moved);
+        assert!(
+            woke - reported < Duration::from_secs(5),
+            "woken {:?} after the report",
+            woke - reported
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rebuild_swapped_in_at_the_same_position_wakes_a_feed() {
+        let local = LocalRunners::default();
+        local.publish("summits", holding_at(9));
+        let mut progress = Progress::new(
+            unreachable_store(local.clone()),
+            "summits",
+            Duration::from_secs(1),
+        );
+        progress.mark().await.unwrap();
+        local.publish(
+            "summits",
+            RunnerReport {
+                generation: 2,
+                ..holding_at(9)
+            },
+        );
+        assert!(progress.moved(Instant::now()).await.unwrap());
+        // A rebuild's own progress is no change of the live rows.
+        local.publish(
+            "summits",
+            RunnerReport {
+                generation: 2,
+                building: Some(4),
+                ..holding_at(9)
+            },
+        );
+        assert!(!progress.moved(Instant::now()).await.unwrap());
     }
 
     #[test]

@@ -161,6 +161,12 @@ impl LocalRunners {
     pub fn wake(&self, name: &str) {
         self.entry(name).wake.notify_one();
     }
+
+    /// Reports for `name` as its runner would (tests of readers of the reports).
+    #[cfg(test)]
+    pub(crate) fn publish(&self, name: &str, report: RunnerReport) {
+        self.entry(name).report.send_replace(report);
+    }
 }
 
 /// The advisory-lock key of a projection: FNV-1a (64 bit) of `diplog.projection.<name>`, so
