@@ -610,3 +610,58 @@ async fn a_feed_ends_with_unavailable_when_the_database_goes_away() {
     app.stop().await;
     cluster.stop().await.unwrap();
 }
+
+/// A feed on a server that does not run the projection (another server on the same database
+/// does) follows the checkpoint, about once a second.
+#[tokio::test]
+async fn a_feed_follows_a_projection_another_server_runs() {
+    use diplog::projections::store::Holder;
+    let first = spawn_app().await;
+    let second = crate::helpers::spawn_app_on(first.db_options.clone()).await;
+    let head = import_founding(&first).await;
+    // Whichever server took the channels projection, watch on the other.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let (runs, watches) = loop {
+        let holder = |statuses: Vec<diplog::projections::store::ProjectionStatus>| {
+            statuses
+                .into_iter()
+                .find(|s| s.name == "channels")
+                .map(|s| s.holder)
+        };
+        let a = holder(first.projections.statuses().await.unwrap());
+        let b = holder(second.projections.statuses().await.unwrap());
+        match (a, b) {
+            (Some(Holder::ThisServer), Some(Holder::AnotherServer)) => break (&first, &second),
+            (Some(Holder::AnotherServer), Some(Holder::ThisServer)) => break (&second, &first),
+            _ if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => panic!("no single server runs the channels projection: {other:?}"),
+        }
+    };
+    let mut projections = client(watches).await;
+    let mut feed = open(&mut projections, watch("channels", head)).await;
+    snapshot(&next(&mut feed).await);
+
+    let position = establish_channel(
+        runs,
+        "channel-rus-ukr-presidents",
+        ["rus.president", "ukr.president"],
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let change = next(&mut feed).await;
+    let waited = started.elapsed();
+    assert!(change.position >= position);
+    assert_eq!(
+        channels(&diff(&change).upserted)
+            .iter()
+            .map(|c| c.stream_id.as_str())
+            .collect::<Vec<_>>(),
+        ["channel-rus-ukr-presidents"]
+    );
+    assert!(waited < Duration::from_secs(5), "arrived after {waited:?}");
+    drop(feed);
+    second.stop().await;
+    first.stop().await;
+}
