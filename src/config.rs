@@ -63,6 +63,9 @@ pub enum Command {
     Divergence(DivergenceArgs),
     /// The projections themselves: their status, and rebuilds.
     Projections(ProjectionsArgs),
+    /// Follow a projection as it changes: every row, then each change as it happens, until
+    /// interrupted (or the server stops).
+    Watch(WatchArgs),
 }
 
 /// When a projection answer is about, and how it is printed.
@@ -238,6 +241,29 @@ pub struct SubscribeArgs {
     /// Also print checkpoints as `{"checkpoint": N, "caught_up": …}` lines.
     #[arg(long)]
     pub checkpoints: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The projection: channels, summits, commitments or divergences.
+    pub projection: String,
+    #[command(flatten)]
+    pub filter: ListFilterArgs,
+    /// Summits: only those neither held nor cancelled.
+    #[arg(long)]
+    pub pending_only: bool,
+    /// Start once the projection reflects at least this log position (read your writes).
+    #[arg(long, default_value_t = 0)]
+    pub min_position: u64,
+    /// After this many seconds without a change the server sends a heartbeat (0: its default,
+    /// 30); heartbeats are printed with --json only.
+    #[arg(long, default_value_t = 0)]
+    pub heartbeat_secs: u32,
+    /// Print each message as one line of proto3 JSON (a `ProjectionChange`), heartbeats too.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug, Clone)]

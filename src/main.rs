@@ -33,6 +33,7 @@ async fn main() -> ExitCode {
         Command::Relations(args) => Ok(diplog::cli::relations(args).await),
         Command::Divergence(args) => Ok(diplog::cli::divergence(args).await),
         Command::Projections(args) => Ok(diplog::cli::projections(args).await),
+        Command::Watch(args) => Ok(diplog::cli::watch(args).await),
     };
     result.unwrap_or_else(|error| {
         eprintln!("error: {error:#}");

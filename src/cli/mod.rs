@@ -149,7 +149,7 @@ async fn connect(server: &str) -> Result<EventLogClient<Channel>, CliError> {
 
 pub use import::{import, seed_demo};
 pub use projections::{
-    channels, commitments, divergence, projections, relations, summits, timeline,
+    channels, commitments, divergence, projections, relations, summits, timeline, watch,
 };
 pub use subscribe::subscribe;
 

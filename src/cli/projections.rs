@@ -1,5 +1,6 @@
-//! `diplog channels`, `summits`, `commitments`, `timeline`, `relations`, `divergence` and
-//! `diplog projections status|rebuild`: the `Projections` service from the command line.
+//! `diplog channels`, `summits`, `commitments`, `timeline`, `relations`, `divergence`,
+//! `diplog projections status|rebuild` and `diplog watch`: the `Projections` service from the
+//! command line.
 //! Answers print as tables for people (names, not ids), or with `--json` as the answer
 //! message's proto3 JSON. Lists are fetched page by page to the end.
 
@@ -12,7 +13,7 @@ use super::{CliError, finish};
 use crate::config::{
     AsOf, ChannelsArgs, CommitmentsArgs, DivergenceArgs, ListFilterArgs, ProjectionsArgs,
     ProjectionsCommand, ProjectionsStatusArgs, QueryArgs, RebuildArgs, RelationsArgs, SummitsArgs,
-    TimelineArgs,
+    TimelineArgs, WatchArgs,
 };
 use crate::grpc::bridge;
 use crate::proto::{self, projections_client::ProjectionsClient};
@@ -350,6 +351,51 @@ async fn show_divergence(args: DivergenceArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+pub async fn watch(args: WatchArgs) -> ExitCode {
+    finish(follow(args).await)
+}
+
+/// Prints the snapshot, then each change as it comes, until the stream ends: a refusal or the
+/// server stopping (UNAVAILABLE) exits 1 with the status.
+async fn follow(args: WatchArgs) -> Result<(), CliError> {
+    use std::io::Write as _;
+    let state_pair = args.filter.states.as_deref().map(state_pair).transpose()?;
+    let request = proto::WatchProjectionRequest {
+        projection: args.projection.trim().to_owned(),
+        actor: args.filter.actor.clone().unwrap_or_default(),
+        state_pair,
+        status: args
+            .filter
+            .status
+            .iter()
+            .map(|s| s.trim().to_ascii_uppercase())
+            .collect(),
+        pending_only: args.pending_only,
+        min_position: args.min_position,
+        heartbeat_seconds: args.heartbeat_secs,
+    };
+    let mut client = connect(&args.client.server).await?;
+    let mut changes = client.watch_projection(request).await?.into_inner();
+    while let Some(change) = changes.message().await? {
+        let out = if args.json {
+            let json = bridge::to_json(&change, "diplog.v1.ProjectionChange");
+            format!("{}\n", serde_json::to_string(&json).expect("JSON prints"))
+        } else {
+            change_text(&change)
+        };
+        let mut stdout = std::io::stdout().lock();
+        // A closed pipe (`| head`) ends the watch.
+        if stdout
+            .write_all(out.as_bytes())
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
 pub async fn projections(args: ProjectionsArgs) -> ExitCode {
     finish(match args.command {
         ProjectionsCommand::Status(args) => status(args).await,
@@ -628,6 +674,69 @@ fn relations_text(pair: &proto::Relations) -> String {
     out.push_str(&summit_table(&pair.pending_summits, "None."));
     out.push_str("\nPending commitments\n");
     out.push_str(&commitment_table(&pair.pending_commitments, "None."));
+    out
+}
+
+/// A watch message for people: a header with the position, then the rows (a snapshot's, or
+/// the changed ones and the keys removed). Heartbeats print nothing.
+fn change_text(change: &proto::ProjectionChange) -> String {
+    use proto::projection_change::Change;
+    let reference = change
+        .reference_time
+        .as_ref()
+        .map(timestamp)
+        .unwrap_or_default();
+    let header = format!("At log position {} (now: {reference})", change.position);
+    match &change.change {
+        Some(Change::Snapshot(snapshot)) => format!(
+            "{header}: {} row(s)\n{}",
+            snapshot.rows.len(),
+            rows_text(&snapshot.rows)
+        ),
+        Some(Change::Diff(diff)) => {
+            let mut out = format!(
+                "\n{header}: {} changed, {} removed\n",
+                diff.upserted.len(),
+                diff.removed.len()
+            );
+            if !diff.upserted.is_empty() {
+                out.push_str(&rows_text(&diff.upserted));
+            }
+            if !diff.removed.is_empty() {
+                let _ = writeln!(out, "Removed: {}", diff.removed.join(", "));
+            }
+            out
+        }
+        Some(Change::Heartbeat(())) | None => String::new(),
+    }
+}
+
+/// Rows of a watch, as the lists print them.
+fn rows_text(rows: &[proto::ProjectionRow]) -> String {
+    use proto::projection_row::Row;
+    let (mut channels, mut summits, mut commitments) = (Vec::new(), Vec::new(), Vec::new());
+    let mut out = String::new();
+    for row in rows {
+        match &row.row {
+            Some(Row::Channel(channel)) => channels.push(channel.clone()),
+            Some(Row::Summit(summit)) => summits.push(summit.clone()),
+            Some(Row::Commitment(commitment)) => commitments.push(commitment.clone()),
+            Some(Row::Divergence(divergence)) => out.push_str(&divergence_text(divergence)),
+            None => {}
+        }
+    }
+    if !channels.is_empty() {
+        out.push_str(&channel_table(&channels, ""));
+    }
+    if !summits.is_empty() {
+        out.push_str(&summit_table(&summits, ""));
+    }
+    if !commitments.is_empty() {
+        out.push_str(&commitment_table(&commitments, ""));
+    }
+    if rows.is_empty() {
+        out.push_str("No rows.\n");
+    }
     out
 }
 

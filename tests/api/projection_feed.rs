@@ -665,3 +665,108 @@ async fn a_feed_follows_a_projection_another_server_runs() {
     second.stop().await;
     first.stop().await;
 }
+
+/// `diplog watch` as a process, its standard output by lines.
+async fn diplog_watch(
+    app: &TestApp,
+    args: &[&str],
+) -> (
+    tokio::process::Child,
+    tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(crate::helpers::diplog_binary())
+        .arg("watch")
+        .args(args)
+        .args(["--server", &app.server_url()])
+        .env_remove("DIPLOG_SERVER")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("diplog watch runs");
+    let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    (child, lines)
+}
+
+/// Reads lines until one contains `wanted`; answers the lines read.
+async fn read_until(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    wanted: &str,
+) -> Vec<String> {
+    let mut read = Vec::new();
+    loop {
+        let line = tokio::time::timeout(ARRIVES_WITHIN, lines.next_line())
+            .await
+            .unwrap_or_else(|_| panic!("no line with {wanted:?} in time; read {read:#?}"))
+            .expect("readable output")
+            .unwrap_or_else(|| panic!("diplog watch ended; read {read:#?}"));
+        let found = line.contains(wanted);
+        read.push(line);
+        if found {
+            return read;
+        }
+    }
+}
+
+#[tokio::test]
+async fn diplog_watch_prints_the_snapshot_then_each_change() {
+    let app = spawn_app().await;
+    let head = import_founding(&app).await.to_string();
+    let (mut json_watch, mut json_lines) =
+        diplog_watch(&app, &["channels", "--json", "--min-position", &head]).await;
+    let (mut text_watch, mut text_lines) =
+        diplog_watch(&app, &["channels", "--min-position", &head]).await;
+
+    let first: Value = serde_json::from_str(&read_until(&mut json_lines, "snapshot").await[0])
+        .expect("a line of JSON");
+    let keys: Vec<&str> = first["snapshot"]["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|row| row["channel"]["key"].as_str().expect("a channel key"))
+        .collect();
+    assert!(keys.contains(&MINISTERS), "{first}");
+    let snapshot_text = read_until(&mut text_lines, "United States Secretary of State").await;
+    assert!(
+        snapshot_text[0].starts_with("At log position"),
+        "{snapshot_text:#?}"
+    );
+
+    establish_channel(
+        &app,
+        "channel-rus-ukr-presidents",
+        ["rus.president", "ukr.president"],
+    )
+    .await;
+
+    let change: Value = serde_json::from_str(&read_until(&mut json_lines, "diff").await[0])
+        .expect("a line of JSON");
+    assert_eq!(
+        change["diff"]["upserted"][0]["channel"]["key"], "rus.president+ukr.president",
+        "{change}"
+    );
+    let change_text = read_until(&mut text_lines, "1 changed, 0 removed").await;
+    assert!(
+        change_text.last().unwrap().starts_with("At log position"),
+        "{change_text:#?}"
+    );
+    read_until(&mut text_lines, "President of Ukraine").await;
+    json_watch.kill().await.unwrap();
+    text_watch.kill().await.unwrap();
+
+    // A projection that cannot be watched: exit 1 with the status and the field.
+    let output = tokio::process::Command::new(crate::helpers::diplog_binary())
+        .args(["watch", "timeline", "--server", &app.server_url()])
+        .env_remove("DIPLOG_SERVER")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("INVALID_ARGUMENT"), "{stderr}");
+    assert!(stderr.contains("field projection"), "{stderr}");
+    app.stop().await;
+}
