@@ -132,6 +132,12 @@ impl App {
             .set_serving::<ProjectionsServer<ProjectionsService>>()
             .await;
         let queries = Queries::new(projections, config.projections.queries());
+        let dashboard = crate::http::Dashboard {
+            store: store.clone(),
+            queries: queries.clone(),
+            max_wait: config.request_timeout(),
+            shutdown: shutdown.clone(),
+        };
         let projections_service = ProjectionsServer::new(
             ProjectionsService::new(queries, config.request_timeout())
                 .with_shutdown(shutdown.clone()),
@@ -150,7 +156,7 @@ impl App {
                 TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
                 shutdown.clone().cancelled_owned(),
             );
-        let http = axum::serve(http_listener, crate::http::router(store.clone()))
+        let http = axum::serve(http_listener, crate::http::router(dashboard))
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
 
         let servers = async {

@@ -86,36 +86,13 @@ pub struct QueryArgs {
     pub json: bool,
 }
 
-/// `--as-of`: a log position or a time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AsOf {
-    Position(u64),
-    Time(chrono::DateTime<chrono::Utc>),
-}
+/// `--as-of`: a log position or a time (the projections' own type).
+pub use crate::projections::query::AsOf;
 
 /// Parses `--as-of`: digits are a position; else an RFC 3339 time, or a day `YYYY-MM-DD`
-/// meaning the end of that day, UTC.
+/// meaning the end of that day, UTC (see [`AsOf::parse`], which the dashboard shares).
 pub fn parse_as_of(raw: &str) -> Result<AsOf, String> {
-    let raw = raw.trim();
-    if !raw.is_empty() && raw.chars().all(|c| c.is_ascii_digit()) {
-        return raw
-            .parse()
-            .map(AsOf::Position)
-            .map_err(|e| format!("{raw:?} is not a log position: {e}"));
-    }
-    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(raw) {
-        return Ok(AsOf::Time(time.with_timezone(&chrono::Utc)));
-    }
-    if let Ok(day) = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
-        let end = day
-            .and_hms_nano_opt(23, 59, 59, 999_999_999)
-            .expect("the last instant of a day exists");
-        return Ok(AsOf::Time(end.and_utc()));
-    }
-    Err(format!(
-        "{raw:?} is neither a log position (digits), an RFC 3339 time \
-         (2025-02-15T12:00:00Z) nor a day (2025-02-15)"
-    ))
+    AsOf::parse(raw)
 }
 
 /// Filters shared by the lists.

@@ -99,25 +99,19 @@ impl ProjectionsService {
         read: Option<&proto::ReadOptions>,
     ) -> Result<Source, Status> {
         let read = read.cloned().unwrap_or_default();
-        match read.as_of {
-            // An as-of answer comes from the log itself: there is nothing to wait for, so a
-            // `min_position` is moot.
+        let as_of = match read.as_of {
             Some(proto::read_options::AsOf::AsOfPosition(position)) => {
-                Ok(Source::AsOf(AsOf::Position(position)))
+                Some(AsOf::Position(position))
             }
-            Some(proto::read_options::AsOf::AsOfTime(time)) => {
-                let time =
-                    timestamp(time).map_err(|e| invalid("read.as_of_time", e.to_string()))?;
-                Ok(Source::AsOf(AsOf::Time(time)))
-            }
-            None => {
-                let wait = grpc_timeout(request).map_or(self.max_wait, |t| t.min(self.max_wait));
-                Ok(Source::Live {
-                    min_position: read.min_position,
-                    deadline: Instant::now() + wait,
-                })
-            }
-        }
+            Some(proto::read_options::AsOf::AsOfTime(time)) => Some(AsOf::Time(
+                timestamp(time).map_err(|e| invalid("read.as_of_time", e.to_string()))?,
+            )),
+            None => None,
+        };
+        // An as-of answer comes from the log itself: there is nothing to wait for, so a
+        // `min_position` is moot.
+        let wait = grpc_timeout(request).map_or(self.max_wait, |t| t.min(self.max_wait));
+        Ok(Source::of(as_of, read.min_position, wait))
     }
 }
 

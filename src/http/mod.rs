@@ -1,5 +1,19 @@
-//! The HTTP port: a health endpoint for load balancers and humans (the dashboard comes later).
-//! Reads through the store; no SQL here.
+//! The HTTP port: the dashboard (server-rendered pages over the projections and the log, kept
+//! up to date through server-sent events) and a health endpoint for load balancers. Reads
+//! through `Queries` and `EventStore`; no SQL here.
+//!
+//! Pages (each takes `?as_of=` a position, a day or an RFC 3339 time):
+//! `/` overview, `/channels`, `/summits`, `/commitments`, `/events`, `/occurrences/{id or
+//! stream}`, `/actors/{actor}`, `/relations`, `/relations/{a}/{b}`; `/live` is the event
+//! stream, `/assets/…` the stylesheet and script.
+
+mod assets;
+mod error;
+mod live;
+mod pages;
+mod readable;
+
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -7,18 +21,46 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
 
+pub use error::HttpError;
+
+use crate::projections::query::Queries;
 use crate::store::EventStore;
 
-pub fn router(store: EventStore) -> Router {
+/// What the pages read from, and how long they wait.
+#[derive(Clone)]
+pub struct Dashboard {
+    pub store: EventStore,
+    pub queries: Queries,
+    /// The longest a page waits for the projections to reach its `min_position`.
+    pub max_wait: Duration,
+    /// Ends the live streams when the server shuts down.
+    pub shutdown: CancellationToken,
+}
+
+pub fn router(dashboard: Dashboard) -> Router {
     Router::new()
         .route("/healthz", get(health))
-        .with_state(store)
+        .route("/", get(pages::overview))
+        .route("/channels", get(pages::channels))
+        .route("/summits", get(pages::summits))
+        .route("/commitments", get(pages::commitments))
+        .route("/events", get(pages::events))
+        .route("/occurrences/{key}", get(pages::occurrence))
+        .route("/actors/{actor}", get(pages::actor))
+        .route("/relations", get(pages::relations))
+        .route("/relations/{a}/{b}", get(pages::relation))
+        .route("/live", get(live::live))
+        .route("/assets/dashboard.css", get(assets::css))
+        .route("/assets/dashboard.js", get(assets::js))
+        .fallback(pages::not_found)
+        .with_state(dashboard)
 }
 
 /// 200 with the log head when the database answers, 503 otherwise.
-async fn health(State(store): State<EventStore>) -> Response {
-    match store.head().await {
+async fn health(State(dashboard): State<Dashboard>) -> Response {
+    match dashboard.store.head().await {
         Ok(head) => Json(json!({ "status": "serving", "head": head })).into_response(),
         Err(error) => {
             tracing::warn!(error = %error, "health check: database not answering");

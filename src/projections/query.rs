@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::channels::{ChannelView, Channels, channel_of};
 use super::commitments::{CommitmentView, Commitments, commitment_of};
-use super::common::ACTOR_STATUS;
+use super::common::{ACTOR_STATUS, ActorInfo};
 use super::divergence::{Divergence, DivergenceView, occurrence_of};
 use super::relations::{RelationView, Relations, pair_key, pair_of};
 use super::store::{ProjectionError, ProjectionStore, RowFilter, WaitError};
@@ -54,6 +54,38 @@ pub enum AsOf {
     Time(DateTime<Utc>),
 }
 
+impl AsOf {
+    /// What `parse` accepts, for error messages.
+    pub const ACCEPTS: &'static str =
+        "a log position (digits), an RFC 3339 time (2025-02-15T12:00:00Z) or a day (2025-02-15)";
+
+    /// Parses an "as of" given as text (the CLI's `--as-of`, the dashboard's `?as_of=`):
+    /// digits are a position; else an RFC 3339 time, or a day `YYYY-MM-DD` meaning the end of
+    /// that day, UTC.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let raw = raw.trim();
+        if !raw.is_empty() && raw.chars().all(|c| c.is_ascii_digit()) {
+            return raw
+                .parse()
+                .map(AsOf::Position)
+                .map_err(|e| format!("{raw:?} is not a log position: {e}"));
+        }
+        if let Ok(time) = DateTime::parse_from_rfc3339(raw) {
+            return Ok(AsOf::Time(time.with_timezone(&Utc)));
+        }
+        if let Ok(day) = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+            let end = day
+                .and_hms_nano_opt(23, 59, 59, 999_999_999)
+                .expect("the last instant of a day exists");
+            return Ok(AsOf::Time(end.and_utc()));
+        }
+        Err(format!(
+            "{raw:?} is neither a log position (digits), an RFC 3339 time \
+             (2025-02-15T12:00:00Z) nor a day (2025-02-15)"
+        ))
+    }
+}
+
 /// Where an answer comes from.
 #[derive(Debug, Clone, Copy)]
 pub enum Source {
@@ -64,6 +96,20 @@ pub enum Source {
         deadline: Instant,
     },
     AsOf(AsOf),
+}
+
+impl Source {
+    /// As of a past state when `as_of` is given (there is nothing to wait for then, so
+    /// `min_position` is moot); else live, waiting at most `wait` for `min_position`.
+    pub fn of(as_of: Option<AsOf>, min_position: u64, wait: std::time::Duration) -> Self {
+        match as_of {
+            Some(as_of) => Source::AsOf(as_of),
+            None => Source::Live {
+                min_position,
+                deadline: Instant::now() + wait,
+            },
+        }
+    }
 }
 
 /// A page: how many items, and the token of the previous answer's next page (empty: first).
@@ -298,6 +344,8 @@ impl Queries {
         source: Source,
         filter: &RowFilter,
     ) -> Result<Loaded, QueryError> {
+        // Actor rows (the registry) only when asked for by status; lists leave them out.
+        let wants_actors = filter.status.iter().any(|s| s == ACTOR_STATUS);
         match source {
             Source::Live {
                 min_position,
@@ -319,7 +367,7 @@ impl Queries {
                 let (rows, position) = self.store.load_rows(M::NAME, filter).await?;
                 let rows = rows
                     .into_iter()
-                    .filter(|r| r.status != ACTOR_STATUS)
+                    .filter(|r| wants_actors || r.status != ACTOR_STATUS)
                     .collect();
                 Ok(Loaded {
                     rows,
@@ -328,24 +376,12 @@ impl Queries {
                 })
             }
             Source::AsOf(as_of) => {
-                let (position, reference) = match as_of {
-                    AsOf::Time(time) => (self.store.position_at(time).await?, time),
-                    AsOf::Position(position) => {
-                        let head = self.store.head().await?;
-                        let position = position.min(head);
-                        let reference = self
-                            .store
-                            .recorded_at(position)
-                            .await?
-                            .unwrap_or_else(Utc::now);
-                        (position, reference)
-                    }
-                };
+                let (position, reference) = self.bound(as_of).await?;
                 let model = self.replay::<M>(position).await?;
                 let mut rows: Vec<Row> = model
                     .rows()
                     .into_iter()
-                    .filter(|r| r.status != ACTOR_STATUS && passes(r, filter))
+                    .filter(|r| (wants_actors || r.status != ACTOR_STATUS) && passes(r, filter))
                     .collect();
                 rows.sort_by(|a, b| (&a.sort_key, &a.key).cmp(&(&b.sort_key, &b.key)));
                 Ok(Loaded {
@@ -355,6 +391,24 @@ impl Queries {
                 })
             }
         }
+    }
+
+    /// The log position an as-of answer reflects (a position past the head is the head) and
+    /// the time it is about (for a position: when it was recorded).
+    pub async fn bound(&self, as_of: AsOf) -> Result<(u64, DateTime<Utc>), QueryError> {
+        Ok(match as_of {
+            AsOf::Time(time) => (self.store.position_at(time).await?, time),
+            AsOf::Position(position) => {
+                let head = self.store.head().await?;
+                let position = position.min(head);
+                let reference = self
+                    .store
+                    .recorded_at(position)
+                    .await?
+                    .unwrap_or_else(Utc::now);
+                (position, reference)
+            }
+        })
     }
 
     /// A fresh model fed the log up to `position`, from the nearest snapshot before it.
@@ -602,6 +656,31 @@ impl Queries {
             reference: loaded.reference,
             next_page_token: String::new(),
             total: 1,
+        })
+    }
+
+    /// Every actor registered in the log (its name, kind and state), from the registry the
+    /// timeline model keeps: what lets a reader show names rather than ids.
+    pub async fn actors(&self, source: Source) -> Result<Answer<ActorInfo>, QueryError> {
+        let filter = RowFilter {
+            status: vec![ACTOR_STATUS.to_owned()],
+            ..RowFilter::default()
+        };
+        let loaded = self.load::<Timeline>(source, &filter).await?;
+        let actors = loaded
+            .rows
+            .iter()
+            .map(|row| {
+                serde_json::from_value::<ActorInfo>(row.data.clone())
+                    .map_err(|e| QueryError::BadRow(format!("actor row {}: {e}", row.key)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Answer {
+            total: actors.len(),
+            items: actors,
+            position: loaded.position,
+            reference: loaded.reference,
+            next_page_token: String::new(),
         })
     }
 

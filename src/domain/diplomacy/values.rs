@@ -219,7 +219,7 @@ impl YearMonth {
             .ok_or_else(bad)
     }
 
-    fn first_day(&self) -> NaiveDate {
+    pub fn first_day(&self) -> NaiveDate {
         self.first_day
     }
 

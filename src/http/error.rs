@@ -1,0 +1,104 @@
+//! Errors of the dashboard, as HTTP: a bad parameter is a 400 page naming it, something that
+//! does not exist a 404 page, projections that have not caught up in time a 503 page; any
+//! other error is logged and answered with a plain 500 that does not leak its cause.
+
+use askama::Template;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+
+use super::pages::Frame;
+use crate::projections::query::QueryError;
+use crate::store::ReadError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// A query parameter is not what it must be.
+    #[error("the {parameter} parameter: {message}")]
+    BadRequest {
+        parameter: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    NotFound(String),
+    /// The projections did not reach the position asked for in time.
+    #[error("{0}")]
+    NotYet(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<QueryError> for HttpError {
+    fn from(error: QueryError) -> Self {
+        match error {
+            // The dashboard checks its query parameters itself, so what the queries find
+            // invalid came from the path (an actor, a state): no such page.
+            QueryError::Invalid { .. } | QueryError::NotFound(_) => {
+                Self::NotFound(error.to_string())
+            }
+            QueryError::NotYet { .. } => Self::NotYet(error.to_string()),
+            QueryError::Projection(_) | QueryError::BadRow(_) => Self::Internal(error.to_string()),
+        }
+    }
+}
+
+impl From<ReadError> for HttpError {
+    fn from(error: ReadError) -> Self {
+        match error {
+            ReadError::StreamNotFound(_) => Self::NotFound(error.to_string()),
+            _ => Self::Internal(error.to_string()),
+        }
+    }
+}
+
+impl From<crate::projections::store::ProjectionError> for HttpError {
+    fn from(error: crate::projections::store::ProjectionError) -> Self {
+        Self::Internal(error.to_string())
+    }
+}
+
+impl From<askama::Error> for HttpError {
+    fn from(error: askama::Error) -> Self {
+        Self::Internal(format!("a page does not render: {error}"))
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html", config = "src/http/askama.toml")]
+struct ErrorPage {
+    frame: Frame,
+    message: String,
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let (status, heading) = match &self {
+            Self::BadRequest { .. } => (StatusCode::BAD_REQUEST, "Bad request"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "Not found"),
+            Self::NotYet(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The projections have not caught up yet",
+            ),
+            Self::Internal(cause) => {
+                tracing::error!(error = %cause, "dashboard request failed");
+                return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
+            }
+        };
+        let message = match &self {
+            Self::BadRequest { parameter, message } => {
+                format!("The {parameter} parameter: {message}.")
+            }
+            other => other.to_string(),
+        };
+        let page = ErrorPage {
+            frame: Frame::error(heading),
+            message,
+        };
+        match page.render() {
+            Ok(html) => (status, [(header::CACHE_CONTROL, "no-store")], Html(html)).into_response(),
+            Err(error) => {
+                tracing::error!(error = %error, "the error page does not render");
+                (status, self.to_string()).into_response()
+            }
+        }
+    }
+}
