@@ -1122,8 +1122,13 @@ struct RelationsPage {
     pairs: Vec<PairRow>,
 }
 
-fn pair_names(view: &RelationView) -> String {
-    view.state_names.join(" – ")
+/// The two states by the names the log registered for them.
+fn pair_names(names: &Names, view: &RelationView) -> String {
+    view.states
+        .iter()
+        .map(|state| names.name(state))
+        .collect::<Vec<_>>()
+        .join(" – ")
 }
 
 pub async fn relations(
@@ -1133,10 +1138,13 @@ pub async fn relations(
 ) -> Result<Response, HttpError> {
     let ask = Ask::parse(&params)?;
     let mut frame = Frame::new(&ask, "Relations between states", "relations", &uri);
-    let answer = dashboard
-        .queries
-        .relations(ask.source(&dashboard), &ListFilter::default(), &EVERYTHING)
-        .await?;
+    let source = ask.source(&dashboard);
+    let (names, answer) = tokio::try_join!(Names::load(&dashboard, source), async {
+        Ok(dashboard
+            .queries
+            .relations(source, &ListFilter::default(), &EVERYTHING)
+            .await?)
+    })?;
     frame.answered(answer.position, answer.reference);
     let pairs = answer
         .items
@@ -1144,7 +1152,7 @@ pub async fn relations(
         .filter(|view| view.states.len() == 2)
         .map(|view| PairRow {
             href: frame.pair(&view.states[0], &view.states[1]),
-            names: pair_names(view),
+            names: pair_names(&names, view),
             contacts: view.contacts,
             last_contact: view
                 .last_contact
@@ -1192,23 +1200,22 @@ pub async fn relation(
 ) -> Result<Response, HttpError> {
     let ask = Ask::parse(&params)?;
     let mut frame = Frame::new(&ask, "Relations", "relations", &uri);
-    let answer = dashboard
-        .queries
-        .relation(ask.source(&dashboard), &a, &b)
-        .await?;
+    let source = ask.source(&dashboard);
+    let (names, answer) = tokio::try_join!(Names::load(&dashboard, source), async {
+        Ok(dashboard.queries.relation(source, &a, &b).await?)
+    })?;
     frame.answered(answer.position, answer.reference);
     let view = answer
         .items
         .into_iter()
         .next()
         .ok_or_else(|| HttpError::NotFound(format!("no relations between {a} and {b}")))?;
-    let heading = pair_names(&view);
+    let heading = pair_names(&names, &view);
     frame.title = format!("Relations: {heading}");
     let states = view
         .states
         .iter()
-        .zip(&view.state_names)
-        .map(|(id, name)| frame.actor(id, name))
+        .map(|id| names.link(&frame, id))
         .collect();
     let last = view.last_contact.as_ref();
     render(&RelationPage {

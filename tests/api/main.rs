@@ -4,6 +4,7 @@ mod append;
 mod cli;
 mod cli_import;
 mod cli_projections;
+mod dashboard;
 mod diplomacy;
 mod faults;
 mod helpers;

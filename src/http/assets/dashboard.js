@@ -66,23 +66,44 @@
       });
   }
 
-  var source = new EventSource('/live');
-  source.onopen = function () {
-    setStatus('live', true);
-  };
-  source.onerror = function () {
-    setStatus('reconnecting…', false);
-  };
-  source.onmessage = function (message) {
-    var data;
-    try {
-      data = JSON.parse(message.data);
-    } catch (error) {
-      return;
+  var source = null;
+
+  function connect() {
+    source = new EventSource('/live');
+    source.onopen = function () {
+      setStatus('live', true);
+    };
+    source.onerror = function () {
+      setStatus('reconnecting…', false);
+    };
+    source.onmessage = function (message) {
+      var data;
+      try {
+        data = JSON.parse(message.data);
+      } catch (error) {
+        return;
+      }
+      if (typeof data.position === 'number' && data.position > wanted) {
+        wanted = data.position;
+        refresh();
+      }
+    };
+  }
+
+  // A page left for another must not keep its stream open (browsers allow a few connections
+  // per server, and keep recent pages around for the back button); one shown again from
+  // that cache reconnects, and catches up from the first message.
+  window.addEventListener('pagehide', function () {
+    if (source) {
+      source.close();
+      source = null;
     }
-    if (typeof data.position === 'number' && data.position > wanted) {
-      wanted = data.position;
-      refresh();
+    setStatus('paused', false);
+  });
+  window.addEventListener('pageshow', function (event) {
+    if (event.persisted && !source) {
+      connect();
     }
-  };
+  });
+  connect();
 })();
