@@ -426,11 +426,20 @@ pub struct ClaimCard {
     pub single: bool,
 }
 
+fn is_web_link(url: Option<&str>) -> bool {
+    url.is_some_and(|u| {
+        let u = u.trim_start().to_ascii_lowercase();
+        u.starts_with("https://") || u.starts_with("http://")
+    })
+}
+
 pub struct SourceCard {
     pub source: Link,
     pub language: Option<String>,
     pub published: Option<Stamp>,
     pub url: Option<String>,
+    /// Whether `url` may be a link (http or https only: never `javascript:` from a source).
+    pub url_is_link: bool,
     pub title: Option<String>,
     pub quotes: Vec<QuoteCard>,
     pub claims: Vec<ClaimCard>,
@@ -536,6 +545,7 @@ fn event_card(
                     source: names.link(frame, source.source.as_str()),
                     language: language.as_deref().map(readable::language),
                     published: source.published_at.map(stamp_at),
+                    url_is_link: is_web_link(source.url.as_deref()),
                     url: source.url.clone(),
                     title: source.title.clone(),
                     quotes: source
@@ -988,6 +998,7 @@ async fn occurrence_page(
                     source: frame.actor(&report.source, &report.source_name),
                     language: language.as_deref().map(readable::language),
                     published: report.published_at.map(stamp_at),
+                    url_is_link: is_web_link(report.url.as_deref()),
                     url: report.url.clone(),
                     title: None,
                     quotes: report
@@ -1254,4 +1265,61 @@ pub async fn relation(
 /// Any other path.
 pub async fn not_found(uri: Uri) -> HttpError {
     HttpError::NotFound(format!("no page {:?}", uri.path()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(as_of: Option<&str>, min_position: Option<&str>) -> Params {
+        Params {
+            as_of: as_of.map(str::to_owned),
+            min_position: min_position.map(str::to_owned),
+            fragment: None,
+        }
+    }
+
+    #[test]
+    fn an_empty_as_of_means_now_and_a_bad_one_names_the_parameter() {
+        let now = Ask::parse(&params(Some(" "), None)).unwrap_or_else(|_| panic!("now"));
+        assert!(now.as_of.is_none());
+        let past =
+            Ask::parse(&params(Some("2025-02-14"), Some("7"))).unwrap_or_else(|_| panic!("a day"));
+        assert!(matches!(past.as_of(), Some(AsOf::Time(_))));
+        assert_eq!(past.min_position, 7);
+        assert!(matches!(
+            Ask::parse(&params(Some("banana"), None)),
+            Err(HttpError::BadRequest {
+                parameter: "as_of",
+                ..
+            })
+        ));
+        assert!(matches!(
+            Ask::parse(&params(None, Some("-1"))),
+            Err(HttpError::BadRequest {
+                parameter: "min_position",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_source_url_is_a_link_only_over_http() {
+        assert!(is_web_link(Some("https://mid.ru/ru/foreign_policy/news/")));
+        assert!(is_web_link(Some("HTTP://example.org")));
+        assert!(!is_web_link(Some("javascript:alert(1)")));
+        assert!(!is_web_link(None));
+    }
+
+    #[test]
+    fn links_keep_the_as_of() {
+        let ask = Ask::parse(&params(Some("2025-02-15T12:00:00+03:00"), None))
+            .unwrap_or_else(|_| panic!("a time"));
+        let frame = Frame::new(&ask, "t", "", &Uri::from_static("/channels"));
+        assert_eq!(
+            frame.link("/summits"),
+            "/summits?as_of=2025-02-15T12%3A00%3A00%2B03%3A00"
+        );
+        assert!(!frame.live());
+    }
 }
