@@ -124,8 +124,9 @@ impl App {
         health_reporter
             .set_serving::<DiplomacyServer<DiplomacyService>>()
             .await;
-        let event_log = EventLogServer::new(EventLogService::new(store.clone(), subscriptions))
-            .max_decoding_message_size(limits::MAX_REQUEST_BYTES);
+        let event_log =
+            EventLogServer::new(EventLogService::new(store.clone(), subscriptions.clone()))
+                .max_decoding_message_size(limits::MAX_REQUEST_BYTES);
         let diplomacy = DiplomacyServer::new(DiplomacyService::new(store.clone()))
             .max_decoding_message_size(limits::MAX_REQUEST_BYTES);
         health_reporter
@@ -136,7 +137,7 @@ impl App {
             store: store.clone(),
             queries: queries.clone(),
             max_wait: config.request_timeout(),
-            shutdown: shutdown.clone(),
+            subscriptions: subscriptions.clone(),
         };
         let projections_service = ProjectionsServer::new(
             ProjectionsService::new(queries, config.request_timeout())

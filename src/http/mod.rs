@@ -21,12 +21,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 pub use error::HttpError;
 
 use crate::projections::query::Queries;
 use crate::store::EventStore;
+use crate::subscriptions::Subscriptions;
 
 /// What the pages read from, and how long they wait.
 #[derive(Clone)]
@@ -35,8 +35,8 @@ pub struct Dashboard {
     pub queries: Queries,
     /// The longest a page waits for the projections to reach its `min_position`.
     pub max_wait: Duration,
-    /// Ends the live streams when the server shuts down.
-    pub shutdown: CancellationToken,
+    /// Feeds the live streams (which end when the server shuts down).
+    pub subscriptions: Subscriptions,
 }
 
 pub fn router(dashboard: Dashboard) -> Router {

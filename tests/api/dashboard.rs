@@ -652,3 +652,47 @@ async fn the_dashboard_in_a_headless_browser() {
         assert!(path.is_file(), "{} is kept", path.display());
     }
 }
+
+/// `/live` follows the log, not just this server's writer: an append through another server on
+/// the same database reaches the pages open on this one (through the subscription's NOTIFY).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_live_stream_announces_appends_made_through_another_server() {
+    let database = crate::helpers::fresh_database().await;
+    let writer = crate::helpers::spawn_app_on(database.clone()).await;
+    let reader = crate::helpers::spawn_app_on(database).await;
+    let addr = reader.http_addr;
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .expect("the dashboard answers");
+    let request =
+        format!("GET /live HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("sent");
+
+    let mut seen = String::new();
+    let mut buffer = [0u8; 4096];
+    let mut appended = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !seen.contains("data: {\"position\":2}") {
+        let read = tokio::time::timeout_at(deadline, stream.read(&mut buffer))
+            .await
+            .unwrap_or_else(|_| panic!("no announcement of position 2 in time: {seen}"))
+            .expect("readable");
+        assert!(read > 0, "the live stream ended: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buffer[..read]));
+        // Append once the stream has announced where it starts.
+        if !appended && seen.contains("data: {\"position\":0}") {
+            writer
+                .append(
+                    "elsewhere",
+                    crate::helpers::Expect::Any,
+                    &[("Noted", "{}"), ("Noted", "{}")],
+                )
+                .await
+                .expect("appended through the other server");
+            appended = true;
+        }
+    }
+    drop(stream);
+    reader.stop().await;
+    writer.stop().await;
+}
