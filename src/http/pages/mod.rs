@@ -5,6 +5,8 @@
 //! with `fragment=1` renders only its `<main>`, which the page's script swaps in when the log
 //! moves. No SQL here, and no decisions the projections make.
 
+mod request;
+
 use std::collections::HashMap;
 
 use askama::Template;
@@ -13,8 +15,8 @@ use axum::http::{Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
-use serde::Deserialize;
 
+use self::request::{Ask, Params};
 use super::Dashboard;
 use super::error::HttpError;
 use super::readable::{self, encode};
@@ -26,7 +28,7 @@ use crate::projections::channels::ChannelView;
 use crate::projections::commitments::CommitmentView;
 use crate::projections::common::{ActorInfo, Party};
 use crate::projections::divergence::{ClaimSources, DivergenceView};
-use crate::projections::query::{AsOf, ListFilter, MAX_PAGE_SIZE, Page, QueryError, Source};
+use crate::projections::query::{ListFilter, MAX_PAGE_SIZE, Page, QueryError, Source};
 use crate::projections::relations::RelationView;
 use crate::projections::summits::SummitView;
 use crate::projections::timeline::TimelineEntry;
@@ -39,63 +41,6 @@ const EVERYTHING: Page = Page {
     size: MAX_PAGE_SIZE,
     token: String::new(),
 };
-
-// ---------------------------------------------------------------------------------------------
-// What a request asks for
-
-/// The query parameters every page takes.
-#[derive(Debug, Default, Deserialize)]
-pub struct Params {
-    /// A log position, an RFC 3339 time or a day: answer from the log as it was then.
-    as_of: Option<String>,
-    /// Answer only once the projections reflect this position (what the live script sends).
-    min_position: Option<String>,
-    /// `1`: render only the page's `<main>`.
-    fragment: Option<String>,
-}
-
-/// The parameters, checked.
-struct Ask {
-    as_of: Option<(String, AsOf)>,
-    min_position: u64,
-    fragment: bool,
-}
-
-impl Ask {
-    fn parse(params: &Params) -> Result<Self, HttpError> {
-        let as_of = match params.as_of.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(raw) => Some((
-                raw.to_owned(),
-                AsOf::parse(raw).map_err(|message| HttpError::BadRequest {
-                    parameter: "as_of",
-                    message,
-                })?,
-            )),
-        };
-        let min_position = match params.min_position.as_deref().map(str::trim) {
-            None | Some("") => 0,
-            Some(raw) => raw.parse().map_err(|_| HttpError::BadRequest {
-                parameter: "min_position",
-                message: format!("{raw:?} is not a log position (digits)"),
-            })?,
-        };
-        let fragment = matches!(params.fragment.as_deref(), Some("1" | "true"));
-        Ok(Self {
-            as_of,
-            min_position,
-            fragment,
-        })
-    }
-
-    fn as_of(&self) -> Option<AsOf> {
-        self.as_of.as_ref().map(|(_, as_of)| *as_of)
-    }
-
-    fn source(&self, dashboard: &Dashboard) -> Source {
-        Source::of(self.as_of(), self.min_position, dashboard.max_wait)
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // The frame around every page
@@ -1271,38 +1216,6 @@ pub async fn not_found(uri: Uri) -> HttpError {
 mod tests {
     use super::*;
 
-    fn params(as_of: Option<&str>, min_position: Option<&str>) -> Params {
-        Params {
-            as_of: as_of.map(str::to_owned),
-            min_position: min_position.map(str::to_owned),
-            fragment: None,
-        }
-    }
-
-    #[test]
-    fn an_empty_as_of_means_now_and_a_bad_one_names_the_parameter() {
-        let now = Ask::parse(&params(Some(" "), None)).unwrap_or_else(|_| panic!("now"));
-        assert!(now.as_of.is_none());
-        let past =
-            Ask::parse(&params(Some("2025-02-14"), Some("7"))).unwrap_or_else(|_| panic!("a day"));
-        assert!(matches!(past.as_of(), Some(AsOf::Time(_))));
-        assert_eq!(past.min_position, 7);
-        assert!(matches!(
-            Ask::parse(&params(Some("banana"), None)),
-            Err(HttpError::BadRequest {
-                parameter: "as_of",
-                ..
-            })
-        ));
-        assert!(matches!(
-            Ask::parse(&params(None, Some("-1"))),
-            Err(HttpError::BadRequest {
-                parameter: "min_position",
-                ..
-            })
-        ));
-    }
-
     #[test]
     fn a_source_url_is_a_link_only_over_http() {
         assert!(is_web_link(Some("https://mid.ru/ru/foreign_policy/news/")));
@@ -1313,7 +1226,7 @@ mod tests {
 
     #[test]
     fn links_keep_the_as_of() {
-        let ask = Ask::parse(&params(Some("2025-02-15T12:00:00+03:00"), None))
+        let ask = Ask::parse(&Params::given(Some("2025-02-15T12:00:00+03:00"), None))
             .unwrap_or_else(|_| panic!("a time"));
         let frame = Frame::new(&ask, "t", "", &Uri::from_static("/channels"));
         assert_eq!(
