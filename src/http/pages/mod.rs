@@ -5,6 +5,7 @@
 //! with `fragment=1` renders only its `<main>`, which the page's script swaps in when the log
 //! moves. No SQL here, and no decisions the projections make.
 
+mod frame;
 mod request;
 
 use std::collections::HashMap;
@@ -16,13 +17,13 @@ use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 
+pub(super) use self::frame::Frame;
+use self::frame::{Link, Stamp, stamp, stamp_at};
 use self::request::{Ask, Params};
 use super::Dashboard;
 use super::error::HttpError;
-use super::readable::{self, encode};
-use crate::domain::diplomacy::{
-    Category, CountryCode, DiplomaticEvent, EventKind, FuzzyTime, Place,
-};
+use super::readable;
+use crate::domain::diplomacy::{Category, CountryCode, DiplomaticEvent, EventKind, Place};
 use crate::domain::{Direction, EventId, EventType, ReadAllQuery};
 use crate::projections::channels::ChannelView;
 use crate::projections::commitments::CommitmentView;
@@ -43,126 +44,7 @@ const EVERYTHING: Page = Page {
 };
 
 // ---------------------------------------------------------------------------------------------
-// The frame around every page
-
-/// What the layout shows around a page's content: title, navigation, the "as of" control and
-/// banner, and the position the page reflects (which the live script compares with the log's).
-pub struct Frame {
-    pub title: String,
-    pub section: &'static str,
-    /// The page's path, without parameters.
-    pub path: String,
-    /// The `as_of` as given; empty: now.
-    pub as_of: String,
-    /// For the banner: the time the answer is about.
-    pub as_of_label: String,
-    pub position: u64,
-    pub fragment: bool,
-    /// An error page: no live updates.
-    pub error: bool,
-}
-
-impl Frame {
-    fn new(ask: &Ask, title: impl Into<String>, section: &'static str, uri: &Uri) -> Self {
-        Self {
-            title: title.into(),
-            section,
-            path: uri.path().to_owned(),
-            as_of: ask
-                .as_of
-                .as_ref()
-                .map(|(raw, _)| raw.clone())
-                .unwrap_or_default(),
-            as_of_label: String::new(),
-            position: 0,
-            fragment: ask.fragment,
-            error: false,
-        }
-    }
-
-    /// The frame of an error page.
-    pub fn error(title: &str) -> Self {
-        Self {
-            title: title.to_owned(),
-            section: "",
-            path: "/".to_owned(),
-            as_of: String::new(),
-            as_of_label: String::new(),
-            position: 0,
-            fragment: false,
-            error: true,
-        }
-    }
-
-    /// Notes what the answer reflects.
-    fn answered(&mut self, position: u64, reference: DateTime<Utc>) {
-        self.position = position;
-        self.as_of_label = readable::instant(reference);
-    }
-
-    /// Whether the page follows the log (not as of a past state, not an error).
-    pub fn live(&self) -> bool {
-        self.as_of.is_empty() && !self.error
-    }
-
-    /// A link to `path` that keeps the "as of" of this page.
-    pub fn link(&self, path: &str) -> String {
-        if self.as_of.is_empty() {
-            path.to_owned()
-        } else {
-            format!("{path}?as_of={}", encode(&self.as_of))
-        }
-    }
-
-    pub fn is(&self, section: &str) -> bool {
-        self.section == section
-    }
-
-    fn actor(&self, id: &str, name: &str) -> Link {
-        Link {
-            href: self.link(&format!("/actors/{}", encode(id))),
-            text: name.to_owned(),
-        }
-    }
-
-    /// The page of an event: its occurrence's readouts side by side, if it has sources, else
-    /// the event itself.
-    fn event(&self, id: EventId) -> String {
-        self.link(&format!("/occurrences/{id}"))
-    }
-
-    fn pair(&self, a: &str, b: &str) -> String {
-        self.link(&format!("/relations/{}/{}", encode(a), encode(b)))
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Pieces of pages
-
-pub struct Link {
-    pub href: String,
-    pub text: String,
-}
-
-/// A time for people, and for machines (`<time datetime>`).
-pub struct Stamp {
-    pub text: String,
-    pub machine: String,
-}
-
-fn stamp(time: Option<&FuzzyTime>) -> Option<Stamp> {
-    time.map(|t| Stamp {
-        text: readable::fuzzy(t),
-        machine: readable::machine(t),
-    })
-}
-
-fn stamp_at(time: DateTime<Utc>) -> Stamp {
-    Stamp {
-        text: readable::instant(time),
-        machine: time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    }
-}
 
 fn party_links(frame: &Frame, parties: &[Party]) -> Vec<Link> {
     parties
@@ -1222,17 +1104,5 @@ mod tests {
         assert!(is_web_link(Some("HTTP://example.org")));
         assert!(!is_web_link(Some("javascript:alert(1)")));
         assert!(!is_web_link(None));
-    }
-
-    #[test]
-    fn links_keep_the_as_of() {
-        let ask = Ask::parse(&Params::given(Some("2025-02-15T12:00:00+03:00"), None))
-            .unwrap_or_else(|_| panic!("a time"));
-        let frame = Frame::new(&ask, "t", "", &Uri::from_static("/channels"));
-        assert_eq!(
-            frame.link("/summits"),
-            "/summits?as_of=2025-02-15T12%3A00%3A00%2B03%3A00"
-        );
-        assert!(!frame.live());
     }
 }

@@ -1,0 +1,153 @@
+//! The frame around every page, the links it makes, and the pieces pages are made of (links,
+//! times). The error page (`http::error`) is rendered in the same frame, so what the layout
+//! reads is visible in `crate::http`; the rest only in `pages`.
+
+use axum::http::Uri;
+use chrono::{DateTime, Utc};
+
+use super::request::Ask;
+use crate::domain::EventId;
+use crate::domain::diplomacy::FuzzyTime;
+use crate::http::readable::{self, encode};
+
+/// What the layout shows around a page's content: title, navigation, the "as of" control and
+/// banner, and the position the page reflects (which the live script compares with the log's).
+pub(in crate::http) struct Frame {
+    pub(in crate::http) title: String,
+    section: &'static str,
+    /// The page's path, without parameters.
+    pub(in crate::http) path: String,
+    /// The `as_of` as given; empty: now.
+    pub(in crate::http) as_of: String,
+    /// For the banner: the time the answer is about.
+    pub(in crate::http) as_of_label: String,
+    pub(in crate::http) position: u64,
+    pub(in crate::http) fragment: bool,
+    /// An error page: no live updates.
+    pub(in crate::http) error: bool,
+}
+
+impl Frame {
+    pub(super) fn new(
+        ask: &Ask,
+        title: impl Into<String>,
+        section: &'static str,
+        uri: &Uri,
+    ) -> Self {
+        Self {
+            title: title.into(),
+            section,
+            path: uri.path().to_owned(),
+            as_of: ask
+                .as_of
+                .as_ref()
+                .map(|(raw, _)| raw.clone())
+                .unwrap_or_default(),
+            as_of_label: String::new(),
+            position: 0,
+            fragment: ask.fragment,
+            error: false,
+        }
+    }
+
+    /// The frame of an error page.
+    pub(in crate::http) fn error(title: &str) -> Self {
+        Self {
+            title: title.to_owned(),
+            section: "",
+            path: "/".to_owned(),
+            as_of: String::new(),
+            as_of_label: String::new(),
+            position: 0,
+            fragment: false,
+            error: true,
+        }
+    }
+
+    /// Notes what the answer reflects.
+    pub(super) fn answered(&mut self, position: u64, reference: DateTime<Utc>) {
+        self.position = position;
+        self.as_of_label = readable::instant(reference);
+    }
+
+    /// Whether the page follows the log (not as of a past state, not an error).
+    pub(in crate::http) fn live(&self) -> bool {
+        self.as_of.is_empty() && !self.error
+    }
+
+    /// A link to `path` that keeps the "as of" of this page.
+    pub(in crate::http) fn link(&self, path: &str) -> String {
+        if self.as_of.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{path}?as_of={}", encode(&self.as_of))
+        }
+    }
+
+    pub(in crate::http) fn is(&self, section: &str) -> bool {
+        self.section == section
+    }
+
+    pub(super) fn actor(&self, id: &str, name: &str) -> Link {
+        Link {
+            href: self.link(&format!("/actors/{}", encode(id))),
+            text: name.to_owned(),
+        }
+    }
+
+    /// The page of an event: its occurrence's readouts side by side, if it has sources, else
+    /// the event itself.
+    pub(super) fn event(&self, id: EventId) -> String {
+        self.link(&format!("/occurrences/{id}"))
+    }
+
+    pub(super) fn pair(&self, a: &str, b: &str) -> String {
+        self.link(&format!("/relations/{}/{}", encode(a), encode(b)))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pieces of pages
+
+pub(in crate::http) struct Link {
+    pub(in crate::http) href: String,
+    pub(in crate::http) text: String,
+}
+
+/// A time for people, and for machines (`<time datetime>`).
+pub(in crate::http) struct Stamp {
+    pub(in crate::http) text: String,
+    pub(in crate::http) machine: String,
+}
+
+pub(super) fn stamp(time: Option<&FuzzyTime>) -> Option<Stamp> {
+    time.map(|t| Stamp {
+        text: readable::fuzzy(t),
+        machine: readable::machine(t),
+    })
+}
+
+pub(super) fn stamp_at(time: DateTime<Utc>) -> Stamp {
+    Stamp {
+        text: readable::instant(time),
+        machine: time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::request::Params;
+    use super::*;
+
+    #[test]
+    fn links_keep_the_as_of() {
+        let ask = Ask::parse(&Params::given(Some("2025-02-15T12:00:00+03:00"), None))
+            .unwrap_or_else(|_| panic!("a time"));
+        let frame = Frame::new(&ask, "t", "", &Uri::from_static("/channels"));
+        assert_eq!(
+            frame.link("/summits"),
+            "/summits?as_of=2025-02-15T12%3A00%3A00%2B03%3A00"
+        );
+        assert!(!frame.live());
+    }
+}
