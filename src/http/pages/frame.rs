@@ -109,15 +109,15 @@ impl Frame {
 // ---------------------------------------------------------------------------------------------
 // Pieces of pages
 
-pub(in crate::http) struct Link {
-    pub(in crate::http) href: String,
-    pub(in crate::http) text: String,
+pub(super) struct Link {
+    pub(super) href: String,
+    pub(super) text: String,
 }
 
 /// A time for people, and for machines (`<time datetime>`).
-pub(in crate::http) struct Stamp {
-    pub(in crate::http) text: String,
-    pub(in crate::http) machine: String,
+pub(super) struct Stamp {
+    pub(super) text: String,
+    pub(super) machine: String,
 }
 
 pub(super) fn stamp(time: Option<&FuzzyTime>) -> Option<Stamp> {

@@ -7,8 +7,7 @@
 
 mod frame;
 mod request;
-
-use std::collections::HashMap;
+mod views;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -20,19 +19,19 @@ use futures::TryStreamExt;
 pub(super) use self::frame::Frame;
 use self::frame::{Link, Stamp, stamp, stamp_at};
 use self::request::{Ask, Params};
+use self::views::{
+    ChannelRow, ClaimCard, ClaimLine, CommitmentRow, EventCard, LevelCount, Names, PairRow,
+    ParticipantLink, QuoteCard, ReportColumn, SourceCard, SummitRow, TimelineRow, channel_row,
+    claim_line, commitment_row, event_card, is_web_link, pair_names, participants_of, summary_of,
+    summit_row, timeline_row, typed,
+};
 use super::Dashboard;
 use super::error::HttpError;
 use super::readable;
-use crate::domain::diplomacy::{Category, CountryCode, DiplomaticEvent, EventKind, Place};
+use crate::domain::diplomacy::EventKind;
 use crate::domain::{Direction, EventId, EventType, ReadAllQuery};
-use crate::projections::channels::ChannelView;
-use crate::projections::commitments::CommitmentView;
-use crate::projections::common::{ActorInfo, Party};
 use crate::projections::divergence::{ClaimSources, DivergenceView};
-use crate::projections::query::{ListFilter, MAX_PAGE_SIZE, Page, QueryError, Source};
-use crate::projections::relations::RelationView;
-use crate::projections::summits::SummitView;
-use crate::projections::timeline::TimelineEntry;
+use crate::projections::query::{ListFilter, MAX_PAGE_SIZE, Page, QueryError};
 use crate::store::RecordedEvent;
 
 /// Events on the recent-events page.
@@ -42,398 +41,6 @@ const EVERYTHING: Page = Page {
     size: MAX_PAGE_SIZE,
     token: String::new(),
 };
-
-// ---------------------------------------------------------------------------------------------
-// Pieces of pages
-
-fn party_links(frame: &Frame, parties: &[Party]) -> Vec<Link> {
-    parties
-        .iter()
-        .map(|p| frame.actor(&p.id, &p.name))
-        .collect()
-}
-
-fn place_text(place: Option<&Place>) -> String {
-    match place {
-        Some(Place {
-            name: Some(name),
-            country: Some(country),
-        }) => format!("{name}, {}", country.name()),
-        Some(Place {
-            name: Some(name), ..
-        }) => name.clone(),
-        Some(Place {
-            country: Some(country),
-            ..
-        }) => country.name().to_owned(),
-        _ => String::new(),
-    }
-}
-
-pub struct ChannelRow {
-    pub stream: String,
-    pub parties: Vec<Link>,
-    pub status: String,
-    pub status_class: String,
-    pub established: Option<Stamp>,
-    pub established_href: String,
-    pub last_contact: Option<Stamp>,
-    pub last_contact_href: String,
-    pub contacts: u32,
-}
-
-fn channel_row(frame: &Frame, channel: &ChannelView) -> ChannelRow {
-    ChannelRow {
-        stream: channel.stream_id.clone().unwrap_or_default(),
-        parties: party_links(frame, &channel.parties),
-        status: readable::label(&channel.status),
-        status_class: channel.status.to_ascii_lowercase(),
-        established: stamp(channel.established_on.as_ref()),
-        established_href: frame.event(channel.established_by),
-        last_contact: stamp(channel.last_contact_on.as_ref()),
-        last_contact_href: channel
-            .last_contact_by
-            .map(|id| frame.event(id))
-            .unwrap_or_default(),
-        contacts: channel.contacts,
-    }
-}
-
-pub struct SummitRow {
-    pub key: String,
-    pub parties: Vec<Link>,
-    pub stage: String,
-    pub stage_class: String,
-    pub since: Option<Stamp>,
-    pub scheduled_for: Option<Stamp>,
-    pub place: String,
-    pub latest_step: String,
-    pub latest_href: String,
-}
-
-fn summit_row(frame: &Frame, summit: &SummitView) -> SummitRow {
-    SummitRow {
-        key: summit.key.clone(),
-        parties: party_links(frame, &summit.parties),
-        stage: readable::label(&summit.stage),
-        stage_class: summit.stage.to_ascii_lowercase(),
-        since: stamp(summit.since.as_ref()),
-        scheduled_for: stamp(summit.scheduled_for.as_ref()),
-        place: place_text(summit.place.as_ref()),
-        latest_step: readable::label(&summit.latest_step),
-        latest_href: frame.event(summit.latest_step_by),
-    }
-}
-
-pub struct CommitmentRow {
-    pub key: String,
-    pub what: String,
-    pub parties: Vec<Link>,
-    pub status: String,
-    pub status_class: String,
-    pub stated: Option<Stamp>,
-    pub stated_href: String,
-    pub due: String,
-    pub age: String,
-}
-
-fn commitment_row(frame: &Frame, commitment: &CommitmentView) -> CommitmentRow {
-    let mut due: Vec<String> = Vec::new();
-    if let Some(time) = &commitment.due {
-        due.push(readable::fuzzy(time));
-    }
-    if let Some(text) = &commitment.due_text {
-        due.push(format!("“{text}”"));
-    }
-    if let Some(time) = &commitment.scheduled_for {
-        due.push(format!("scheduled for {}", readable::fuzzy(time)));
-    }
-    CommitmentRow {
-        key: commitment.key.clone(),
-        what: commitment.what.clone(),
-        parties: party_links(frame, &commitment.parties),
-        status: readable::label(&commitment.status),
-        status_class: commitment.status.to_ascii_lowercase(),
-        stated: stamp(commitment.stated_on.as_ref()),
-        stated_href: frame.event(commitment.stated_by),
-        due: due.join(", "),
-        age: match commitment.age_days {
-            Some(1) => "1 day".to_owned(),
-            Some(days) => format!("{days} days"),
-            None => String::new(),
-        },
-    }
-}
-
-pub struct ParticipantLink {
-    pub person: Link,
-    pub office: Option<Link>,
-}
-
-pub struct TimelineRow {
-    pub when: Option<Stamp>,
-    pub kind: String,
-    pub level: String,
-    pub participants: Vec<ParticipantLink>,
-    pub place: String,
-    pub topics: String,
-    pub href: String,
-}
-
-fn timeline_row(frame: &Frame, entry: &TimelineEntry) -> TimelineRow {
-    TimelineRow {
-        when: stamp(entry.occurred.as_ref()),
-        kind: readable::label(&entry.kind),
-        level: if entry.level == "UNSPECIFIED" {
-            String::new()
-        } else {
-            readable::label(&entry.level)
-        },
-        participants: entry
-            .participants
-            .iter()
-            .map(|p| ParticipantLink {
-                person: frame.actor(&p.actor, &p.name),
-                office: p.acting_as.as_ref().map(|office| {
-                    frame.actor(office, p.acting_as_name.as_deref().unwrap_or(office))
-                }),
-            })
-            .collect(),
-        place: place_text(entry.place.as_ref()),
-        topics: entry
-            .topics
-            .iter()
-            .map(|t| readable::label(t))
-            .collect::<Vec<_>>()
-            .join(", "),
-        href: frame.event(entry.origin.event_id),
-    }
-}
-
-/// The actors the log knows, for names.
-struct Names(HashMap<String, ActorInfo>);
-
-impl Names {
-    async fn load(dashboard: &Dashboard, source: Source) -> Result<Self, HttpError> {
-        let actors = dashboard.queries.actors(source).await?;
-        Ok(Self(
-            actors
-                .items
-                .into_iter()
-                .map(|a| (a.id.clone(), a))
-                .collect(),
-        ))
-    }
-
-    /// An actor's name: as registered, else a state's name, else its id.
-    fn name(&self, id: &str) -> String {
-        match self.0.get(id) {
-            Some(actor) => actor.name.clone(),
-            None => CountryCode::parse(id).map_or_else(|_| id.to_owned(), |c| c.name().to_owned()),
-        }
-    }
-
-    fn link(&self, frame: &Frame, id: &str) -> Link {
-        frame.actor(id, &self.name(id))
-    }
-}
-
-pub struct QuoteCard {
-    pub text: String,
-    /// For the `lang` attribute: the quote's language, else its report's.
-    pub lang: String,
-    pub translation: Option<String>,
-}
-
-pub struct ClaimCard {
-    pub kind: String,
-    pub key: String,
-    pub text: String,
-    /// Only this source makes it.
-    pub single: bool,
-}
-
-fn is_web_link(url: Option<&str>) -> bool {
-    url.is_some_and(|u| {
-        let u = u.trim_start().to_ascii_lowercase();
-        u.starts_with("https://") || u.starts_with("http://")
-    })
-}
-
-pub struct SourceCard {
-    pub source: Link,
-    pub language: Option<String>,
-    pub published: Option<Stamp>,
-    pub url: Option<String>,
-    /// Whether `url` may be a link (http or https only: never `javascript:` from a source).
-    pub url_is_link: bool,
-    pub title: Option<String>,
-    pub quotes: Vec<QuoteCard>,
-    pub claims: Vec<ClaimCard>,
-}
-
-pub struct EventCard {
-    pub position: u64,
-    pub kind: String,
-    pub occurred: Option<Stamp>,
-    pub recorded: Stamp,
-    pub stream: String,
-    pub href: String,
-    pub summary: Option<String>,
-    pub actors: Vec<Link>,
-    pub note: Option<String>,
-    pub sources: Vec<SourceCard>,
-    /// The readouts side by side, for an occurrence with sources or a report attached to one.
-    pub occurrence_href: Option<String>,
-}
-
-/// The actors an event's kind names (participants, parties, speakers, …), by their names,
-/// in order of first mention.
-fn actors_named(names: &Names, frame: &Frame, event: &DiplomaticEvent) -> Vec<Link> {
-    fn walk(value: &serde_json::Value, into: &mut Vec<String>) {
-        match value {
-            serde_json::Value::String(s) if !into.contains(s) => into.push(s.clone()),
-            serde_json::Value::Array(items) => items.iter().for_each(|item| walk(item, into)),
-            serde_json::Value::Object(fields) => fields.values().for_each(|item| walk(item, into)),
-            _ => {}
-        }
-    }
-    let mut strings = Vec::new();
-    walk(
-        &serde_json::to_value(&event.kind).unwrap_or_default(),
-        &mut strings,
-    );
-    strings
-        .iter()
-        .filter(|s| names.0.contains_key(s.as_str()))
-        .map(|id| names.link(frame, id))
-        .collect()
-}
-
-/// Who took part in an interaction (a call, a meeting, …), with the offices they acted as;
-/// for other events, the actors they name.
-fn participants_of(names: &Names, frame: &Frame, event: &DiplomaticEvent) -> Vec<ParticipantLink> {
-    match crate::projections::common::interaction(event) {
-        Some(interaction) => interaction
-            .participants
-            .iter()
-            .map(|p| ParticipantLink {
-                person: names.link(frame, p.actor.as_str()),
-                office: p.acting_as.as_ref().map(|o| names.link(frame, o.as_str())),
-            })
-            .collect(),
-        None => actors_named(names, frame, event)
-            .into_iter()
-            .map(|person| ParticipantLink {
-                person,
-                office: None,
-            })
-            .collect(),
-    }
-}
-
-/// The sentence an event's kind carries, if any (a summary, a subject, what was committed).
-fn summary_of(event: &DiplomaticEvent) -> Option<String> {
-    let json = serde_json::to_value(&event.kind).ok()?;
-    let fields = json.as_object()?.values().next()?.as_object()?;
-    ["summary", "subject", "what", "intent", "purpose", "reason"]
-        .iter()
-        .find_map(|key| fields.get(*key).and_then(|v| v.as_str()).map(str::to_owned))
-}
-
-fn event_card(
-    names: &Names,
-    frame: &Frame,
-    recorded: &RecordedEvent,
-    event: &DiplomaticEvent,
-) -> EventCard {
-    let id = EventId::from(recorded.event_id);
-    let occurrence = match &event.kind {
-        EventKind::SourceReportAttached(attached) => Some(attached.occurrence),
-        kind if kind.category() == Category::Occurrence && !event.sources.is_empty() => Some(id),
-        _ => None,
-    };
-    EventCard {
-        position: recorded.position.max(0) as u64,
-        kind: readable::label(event.kind.name()),
-        occurred: stamp(event.occurred.as_ref()),
-        recorded: stamp_at(recorded.recorded_at),
-        stream: recorded.stream_id.clone(),
-        href: frame.event(id),
-        summary: summary_of(event),
-        actors: actors_named(names, frame, event),
-        note: event.note.clone(),
-        sources: event
-            .sources
-            .iter()
-            .map(|source| {
-                let language = source.language.as_ref().map(|l| l.as_str().to_owned());
-                SourceCard {
-                    source: names.link(frame, source.source.as_str()),
-                    language: language.as_deref().map(readable::language),
-                    published: source.published_at.map(stamp_at),
-                    url_is_link: is_web_link(source.url.as_deref()),
-                    url: source.url.clone(),
-                    title: source.title.clone(),
-                    quotes: source
-                        .quotes
-                        .iter()
-                        .map(|q| QuoteCard {
-                            text: q.text.clone(),
-                            lang: q
-                                .language
-                                .as_ref()
-                                .map(|l| l.as_str().to_owned())
-                                .or_else(|| language.clone())
-                                .unwrap_or_default(),
-                            translation: q.translation.clone(),
-                        })
-                        .collect(),
-                    claims: source
-                        .claims
-                        .iter()
-                        .map(|c| ClaimCard {
-                            kind: readable::label(
-                                serde_json::to_value(c.kind)
-                                    .ok()
-                                    .and_then(|v| v.as_str().map(str::to_owned))
-                                    .unwrap_or_default()
-                                    .as_str(),
-                            ),
-                            key: c.key.as_str().to_owned(),
-                            text: c
-                                .text
-                                .clone()
-                                .unwrap_or_else(|| readable::label(c.key.as_str())),
-                            single: false,
-                        })
-                        .collect(),
-                }
-            })
-            .collect(),
-        occurrence_href: occurrence.map(|o| frame.event(o)),
-    }
-}
-
-/// A stored diplomatic event, typed (`None` if it is not one the recorder wrote).
-fn typed(recorded: &RecordedEvent) -> Option<DiplomaticEvent> {
-    if !crate::recorder::is_diplomatic(&recorded.metadata.0) {
-        return None;
-    }
-    let json: serde_json::Value = serde_json::from_str(&recorded.data_text).ok()?;
-    match DiplomaticEvent::from_json(json) {
-        Ok(event) => Some(event),
-        Err((path, message)) => {
-            tracing::warn!(
-                position = recorded.position,
-                path,
-                message,
-                "a stored diplomatic event does not parse"
-            );
-            None
-        }
-    }
-}
 
 /// Where the log stood for this request: its head now, or the as-of bound; and the time.
 async fn log_bound(dashboard: &Dashboard, ask: &Ask) -> Result<(u64, DateTime<Utc>), HttpError> {
@@ -663,40 +270,6 @@ pub async fn events(
         events,
         limit: RECENT_EVENTS,
     })
-}
-
-pub struct ReportColumn {
-    pub card: SourceCard,
-    pub recorded_href: String,
-}
-
-pub struct ClaimLine {
-    pub kind: String,
-    pub key: String,
-    pub wordings: Vec<Wording>,
-}
-
-pub struct Wording {
-    pub source: String,
-    pub text: String,
-}
-
-fn claim_line(claim: &ClaimSources) -> ClaimLine {
-    ClaimLine {
-        kind: readable::label(&claim.kind),
-        key: readable::label(&claim.key),
-        wordings: claim
-            .sources
-            .iter()
-            .map(|w| Wording {
-                source: w.source_name.clone(),
-                text: w
-                    .text
-                    .clone()
-                    .unwrap_or_else(|| readable::label(&claim.key)),
-            })
-            .collect(),
-    }
 }
 
 #[derive(Template)]
@@ -942,31 +515,11 @@ pub async fn actor(
     })
 }
 
-pub struct PairRow {
-    pub href: String,
-    pub names: String,
-    pub contacts: u32,
-    pub last_contact: Option<Stamp>,
-    pub last_contact_kind: String,
-    pub channels: usize,
-    pub summits: usize,
-    pub commitments: usize,
-}
-
 #[derive(Template)]
 #[template(path = "relations.html", config = "src/http/askama.toml")]
 struct RelationsPage {
     frame: Frame,
     pairs: Vec<PairRow>,
-}
-
-/// The two states by the names the log registered for them.
-fn pair_names(names: &Names, view: &RelationView) -> String {
-    view.states
-        .iter()
-        .map(|state| names.name(state))
-        .collect::<Vec<_>>()
-        .join(" – ")
 }
 
 pub async fn relations(
@@ -1007,11 +560,6 @@ pub async fn relations(
         })
         .collect();
     render(&RelationsPage { frame, pairs })
-}
-
-pub struct LevelCount {
-    pub level: String,
-    pub count: u32,
 }
 
 #[derive(Template)]
@@ -1092,17 +640,4 @@ pub async fn relation(
 /// Any other path.
 pub async fn not_found(uri: Uri) -> HttpError {
     HttpError::NotFound(format!("no page {:?}", uri.path()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_source_url_is_a_link_only_over_http() {
-        assert!(is_web_link(Some("https://mid.ru/ru/foreign_policy/news/")));
-        assert!(is_web_link(Some("HTTP://example.org")));
-        assert!(!is_web_link(Some("javascript:alert(1)")));
-        assert!(!is_web_link(None));
-    }
 }
