@@ -16,6 +16,7 @@ use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 
+// The error page (`super::error`) is rendered in the same frame.
 pub(super) use self::frame::Frame;
 use self::frame::{Link, Stamp, stamp, stamp_at};
 use self::request::{Ask, Params};
@@ -94,7 +95,7 @@ fn open_commitments() -> ListFilter {
     }
 }
 
-pub async fn overview(
+pub(super) async fn overview(
     State(dashboard): State<Dashboard>,
     uri: Uri,
     Query(params): Query<Params>,
@@ -146,7 +147,7 @@ struct ChannelsPage {
     channels: Vec<ChannelRow>,
 }
 
-pub async fn channels(
+pub(super) async fn channels(
     State(dashboard): State<Dashboard>,
     uri: Uri,
     Query(params): Query<Params>,
@@ -175,7 +176,7 @@ struct SummitsPage {
     summits: Vec<SummitRow>,
 }
 
-pub async fn summits(
+pub(super) async fn summits(
     State(dashboard): State<Dashboard>,
     uri: Uri,
     Query(params): Query<Params>,
@@ -200,7 +201,7 @@ struct CommitmentsPage {
     commitments: Vec<CommitmentRow>,
 }
 
-pub async fn commitments(
+pub(super) async fn commitments(
     State(dashboard): State<Dashboard>,
     uri: Uri,
     Query(params): Query<Params>,
@@ -230,7 +231,7 @@ struct EventsPage {
     limit: usize,
 }
 
-pub async fn events(
+pub(super) async fn events(
     State(dashboard): State<Dashboard>,
     uri: Uri,
     Query(params): Query<Params>,
@@ -294,7 +295,7 @@ struct EventPage {
 
 /// `/occurrences/{key}`: an occurrence (by its event id or its stream) with each source's
 /// readout side by side; for an event that is not an occurrence with sources, the event.
-pub async fn occurrence(
+pub(super) async fn occurrence(
     State(dashboard): State<Dashboard>,
     uri: Uri,
     Path(key): Path<String>,
@@ -447,7 +448,7 @@ struct ActorPage {
 }
 
 /// `/actors/{actor}`: who it is, its interactions in the order they happened, its channels.
-pub async fn actor(
+pub(super) async fn actor(
     State(dashboard): State<Dashboard>,
     uri: Uri,
     Path(actor): Path<String>,
@@ -522,7 +523,7 @@ struct RelationsPage {
     pairs: Vec<PairRow>,
 }
 
-pub async fn relations(
+pub(super) async fn relations(
     State(dashboard): State<Dashboard>,
     uri: Uri,
     Query(params): Query<Params>,
@@ -578,7 +579,7 @@ struct RelationPage {
 }
 
 /// `/relations/{a}/{b}`: the relations of two states.
-pub async fn relation(
+pub(super) async fn relation(
     State(dashboard): State<Dashboard>,
     uri: Uri,
     Path((a, b)): Path<(String, String)>,
@@ -638,6 +639,6 @@ pub async fn relation(
 }
 
 /// Any other path.
-pub async fn not_found(uri: Uri) -> HttpError {
+pub(super) async fn not_found(uri: Uri) -> HttpError {
     HttpError::NotFound(format!("no page {:?}", uri.path()))
 }
