@@ -23,8 +23,8 @@ use self::request::{Ask, Params};
 use self::views::{
     ChannelRow, ClaimCard, ClaimLine, CommitmentRow, EventCard, LevelCount, Names, PairRow,
     ParticipantLink, QuoteCard, ReportColumn, SourceCard, SummitRow, TimelineRow, channel_row,
-    claim_line, commitment_row, event_card, is_web_link, pair_names, participants_of, summary_of,
-    summit_row, timeline_row, typed,
+    claim_line, commitment_row, event_card, is_web_link, pair_names, participants_of, rows,
+    summary_of, summit_row, timeline_row, typed,
 };
 use super::Dashboard;
 use super::error::HttpError;
@@ -121,21 +121,9 @@ pub(super) async fn overview(
         .min(commitments.position);
     frame.answered(position, channels.reference);
     render(&OverviewPage {
-        channels: channels
-            .items
-            .iter()
-            .map(|c| channel_row(&frame, c))
-            .collect(),
-        summits: summits
-            .items
-            .iter()
-            .map(|s| summit_row(&frame, s))
-            .collect(),
-        commitments: commitments
-            .items
-            .iter()
-            .map(|c| commitment_row(&frame, c))
-            .collect(),
+        channels: rows(&frame, &channels.items, channel_row),
+        summits: rows(&frame, &summits.items, summit_row),
+        commitments: rows(&frame, &commitments.items, commitment_row),
         frame,
     })
 }
@@ -160,11 +148,7 @@ pub(super) async fn channels(
         .await?;
     frame.answered(answer.position, answer.reference);
     render(&ChannelsPage {
-        channels: answer
-            .items
-            .iter()
-            .map(|c| channel_row(&frame, c))
-            .collect(),
+        channels: rows(&frame, &answer.items, channel_row),
         frame,
     })
 }
@@ -189,7 +173,7 @@ pub(super) async fn summits(
         .await?;
     frame.answered(answer.position, answer.reference);
     render(&SummitsPage {
-        summits: answer.items.iter().map(|s| summit_row(&frame, s)).collect(),
+        summits: rows(&frame, &answer.items, summit_row),
         frame,
     })
 }
@@ -214,11 +198,7 @@ pub(super) async fn commitments(
         .await?;
     frame.answered(answer.position, answer.reference);
     render(&CommitmentsPage {
-        commitments: answer
-            .items
-            .iter()
-            .map(|c| commitment_row(&frame, c))
-            .collect(),
+        commitments: rows(&frame, &answer.items, commitment_row),
         frame,
     })
 }
@@ -502,16 +482,8 @@ pub(super) async fn actor(
         id: actor.clone(),
         kind,
         country,
-        timeline: timeline
-            .items
-            .iter()
-            .map(|e| timeline_row(&frame, e))
-            .collect(),
-        channels: channels
-            .items
-            .iter()
-            .map(|c| channel_row(&frame, c))
-            .collect(),
+        timeline: rows(&frame, &timeline.items, timeline_row),
+        channels: rows(&frame, &channels.items, channel_row),
         frame,
     })
 }
@@ -619,21 +591,9 @@ pub(super) async fn relation(
         last_contact: last.and_then(|c| stamp(c.occurred.as_ref())),
         last_contact_kind: last.map(|c| readable::label(&c.kind)).unwrap_or_default(),
         last_contact_href: last.map(|c| frame.event(c.event_id)).unwrap_or_default(),
-        channels: view
-            .open_channels
-            .iter()
-            .map(|c| channel_row(&frame, c))
-            .collect(),
-        summits: view
-            .pending_summits
-            .iter()
-            .map(|s| summit_row(&frame, s))
-            .collect(),
-        commitments: view
-            .pending_commitments
-            .iter()
-            .map(|c| commitment_row(&frame, c))
-            .collect(),
+        channels: rows(&frame, &view.open_channels, channel_row),
+        summits: rows(&frame, &view.pending_summits, summit_row),
+        commitments: rows(&frame, &view.pending_commitments, commitment_row),
         frame,
     })
 }

@@ -18,6 +18,11 @@ use crate::projections::summits::SummitView;
 use crate::projections::timeline::TimelineEntry;
 use crate::store::RecordedEvent;
 
+/// A table's rows: one per item, each built by `row` (with the page's frame, for its links).
+pub(super) fn rows<T, R>(frame: &Frame, items: &[T], row: impl Fn(&Frame, &T) -> R) -> Vec<R> {
+    items.iter().map(|item| row(frame, item)).collect()
+}
+
 fn party_links(frame: &Frame, parties: &[Party]) -> Vec<Link> {
     parties
         .iter()
