@@ -18,20 +18,20 @@ use futures::TryStreamExt;
 
 // The error page (`super::error`) is rendered in the same frame.
 pub(super) use self::frame::Frame;
-use self::frame::{Link, Stamp, stamp, stamp_at};
+use self::frame::{Link, Stamp, stamp};
 use self::request::{Ask, Params};
 use self::views::{
-    ChannelRow, ClaimCard, ClaimLine, CommitmentRow, EventCard, LevelCount, Names, PairRow,
-    ParticipantLink, QuoteCard, ReportColumn, SourceCard, SummitRow, TimelineRow, channel_row,
-    claim_line, commitment_row, event_card, is_web_link, pair_names, participants_of, rows,
-    summary_of, summit_row, timeline_row, typed,
+    ChannelRow, ClaimLine, CommitmentRow, EventCard, LevelCount, Names, PairRow, ParticipantLink,
+    ReportColumn, SummitRow, TimelineRow, channel_row, claim_line, commitment_row, event_card,
+    pair_names, pair_row, participants_of, report_columns, rows, summary_of, summit_row,
+    timeline_row, typed,
 };
 use super::Dashboard;
 use super::error::HttpError;
 use super::readable;
 use crate::domain::diplomacy::EventKind;
 use crate::domain::{Direction, EventId, EventType, ReadAllQuery};
-use crate::projections::divergence::{ClaimSources, DivergenceView};
+use crate::projections::divergence::DivergenceView;
 use crate::projections::query::{ListFilter, MAX_PAGE_SIZE, Page, QueryError};
 use crate::store::RecordedEvent;
 
@@ -341,66 +341,7 @@ async fn occurrence_page(
         None => kind,
     };
     frame.title = heading;
-    // Each source's claims go under its first report.
-    let mut claimed: Vec<String> = Vec::new();
-    let reports = view
-        .reports
-        .iter()
-        .map(|report| {
-            let claims = if claimed.contains(&report.source) {
-                Vec::new()
-            } else {
-                claimed.push(report.source.clone());
-                let mine = |claims: &[ClaimSources], single: bool| -> Vec<ClaimCard> {
-                    claims
-                        .iter()
-                        .filter_map(|claim| {
-                            let wording =
-                                claim.sources.iter().find(|w| w.source == report.source)?;
-                            Some(ClaimCard {
-                                kind: readable::label(&claim.kind),
-                                key: claim.key.clone(),
-                                text: wording
-                                    .text
-                                    .clone()
-                                    .unwrap_or_else(|| readable::label(&claim.key)),
-                                single,
-                            })
-                        })
-                        .collect()
-                };
-                let mut claims = mine(&view.single_source, true);
-                claims.extend(mine(&view.shared, false));
-                claims
-            };
-            let language = report.language.clone();
-            ReportColumn {
-                card: SourceCard {
-                    source: frame.actor(&report.source, &report.source_name),
-                    language: language.as_deref().map(readable::language),
-                    published: report.published_at.map(stamp_at),
-                    url_is_link: is_web_link(report.url.as_deref()),
-                    url: report.url.clone(),
-                    title: None,
-                    quotes: report
-                        .quotes
-                        .iter()
-                        .map(|q| QuoteCard {
-                            text: q.text.clone(),
-                            lang: q
-                                .language
-                                .clone()
-                                .or_else(|| language.clone())
-                                .unwrap_or_default(),
-                            translation: q.translation.clone(),
-                        })
-                        .collect(),
-                    claims,
-                },
-                recorded_href: frame.event(report.reported_by),
-            }
-        })
-        .collect();
+    let reports = report_columns(&frame, &view);
     render(&OccurrencePage {
         occurred: stamp(view.occurred.as_ref()),
         stream: view.stream_id.clone().unwrap_or_default(),
@@ -514,23 +455,7 @@ pub(super) async fn relations(
         .items
         .iter()
         .filter(|view| view.states.len() == 2)
-        .map(|view| PairRow {
-            href: frame.pair(&view.states[0], &view.states[1]),
-            names: pair_names(&names, view),
-            contacts: view.contacts,
-            last_contact: view
-                .last_contact
-                .as_ref()
-                .and_then(|c| stamp(c.occurred.as_ref())),
-            last_contact_kind: view
-                .last_contact
-                .as_ref()
-                .map(|c| readable::label(&c.kind))
-                .unwrap_or_default(),
-            channels: view.open_channels.len(),
-            summits: view.pending_summits.len(),
-            commitments: view.pending_commitments.len(),
-        })
+        .map(|view| pair_row(&frame, &names, view))
         .collect();
     render(&RelationsPage { frame, pairs })
 }

@@ -11,7 +11,7 @@ use crate::http::{Dashboard, HttpError, readable};
 use crate::projections::channels::ChannelView;
 use crate::projections::commitments::CommitmentView;
 use crate::projections::common::{ActorInfo, Party};
-use crate::projections::divergence::ClaimSources;
+use crate::projections::divergence::{ClaimSources, DivergenceView};
 use crate::projections::query::Source;
 use crate::projections::relations::RelationView;
 use crate::projections::summits::SummitView;
@@ -230,7 +230,7 @@ pub(super) struct ClaimCard {
     pub(super) single: bool,
 }
 
-pub(super) fn is_web_link(url: Option<&str>) -> bool {
+fn is_web_link(url: Option<&str>) -> bool {
     url.is_some_and(|u| {
         let u = u.trim_start().to_ascii_lowercase();
         u.starts_with("https://") || u.starts_with("http://")
@@ -450,6 +450,69 @@ pub(super) fn claim_line(claim: &ClaimSources) -> ClaimLine {
     }
 }
 
+/// Each report of an occurrence as a column; each source's claims go under its first report,
+/// those only it makes marked.
+pub(super) fn report_columns(frame: &Frame, view: &DivergenceView) -> Vec<ReportColumn> {
+    let mut claimed: Vec<String> = Vec::new();
+    view.reports
+        .iter()
+        .map(|report| {
+            let claims = if claimed.contains(&report.source) {
+                Vec::new()
+            } else {
+                claimed.push(report.source.clone());
+                let mine = |claims: &[ClaimSources], single: bool| -> Vec<ClaimCard> {
+                    claims
+                        .iter()
+                        .filter_map(|claim| {
+                            let wording =
+                                claim.sources.iter().find(|w| w.source == report.source)?;
+                            Some(ClaimCard {
+                                kind: readable::label(&claim.kind),
+                                key: claim.key.clone(),
+                                text: wording
+                                    .text
+                                    .clone()
+                                    .unwrap_or_else(|| readable::label(&claim.key)),
+                                single,
+                            })
+                        })
+                        .collect()
+                };
+                let mut claims = mine(&view.single_source, true);
+                claims.extend(mine(&view.shared, false));
+                claims
+            };
+            let language = report.language.clone();
+            ReportColumn {
+                card: SourceCard {
+                    source: frame.actor(&report.source, &report.source_name),
+                    language: language.as_deref().map(readable::language),
+                    published: report.published_at.map(stamp_at),
+                    url_is_link: is_web_link(report.url.as_deref()),
+                    url: report.url.clone(),
+                    title: None,
+                    quotes: report
+                        .quotes
+                        .iter()
+                        .map(|q| QuoteCard {
+                            text: q.text.clone(),
+                            lang: q
+                                .language
+                                .clone()
+                                .or_else(|| language.clone())
+                                .unwrap_or_default(),
+                            translation: q.translation.clone(),
+                        })
+                        .collect(),
+                    claims,
+                },
+                recorded_href: frame.event(report.reported_by),
+            }
+        })
+        .collect()
+}
+
 pub(super) struct PairRow {
     pub(super) href: String,
     pub(super) names: String,
@@ -459,6 +522,27 @@ pub(super) struct PairRow {
     pub(super) channels: usize,
     pub(super) summits: usize,
     pub(super) commitments: usize,
+}
+
+/// A pair of states (`view.states` holds two) in the relations table.
+pub(super) fn pair_row(frame: &Frame, names: &Names, view: &RelationView) -> PairRow {
+    PairRow {
+        href: frame.pair(&view.states[0], &view.states[1]),
+        names: pair_names(names, view),
+        contacts: view.contacts,
+        last_contact: view
+            .last_contact
+            .as_ref()
+            .and_then(|c| stamp(c.occurred.as_ref())),
+        last_contact_kind: view
+            .last_contact
+            .as_ref()
+            .map(|c| readable::label(&c.kind))
+            .unwrap_or_default(),
+        channels: view.open_channels.len(),
+        summits: view.pending_summits.len(),
+        commitments: view.pending_commitments.len(),
+    }
 }
 
 /// The two states by the names the log registered for them.
