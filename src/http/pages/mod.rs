@@ -4,6 +4,10 @@
 //! answers now (waiting for `min_position` if given) or `as_of` a past position or time, and
 //! with `fragment=1` renders only its `<main>`, which the page's script swaps in when the log
 //! moves. No SQL here, and no decisions the projections make.
+//!
+//! Here are the handlers and their templates; `request` checks what a request asks for,
+//! `frame` is the layout around every page (and the links it makes), and `views` builds what
+//! pages show from the projections' answers and the log's events.
 
 mod frame;
 mod request;
