@@ -67,16 +67,29 @@
   }
 
   var source = null;
+  var retry = null;
+  var retryDelay = 2000;
 
   function connect() {
-    source = new EventSource('/live');
-    source.onopen = function () {
+    retry = null;
+    var stream = new EventSource('/live');
+    source = stream;
+    stream.onopen = function () {
+      retryDelay = 2000;
       setStatus('live', true);
     };
-    source.onerror = function () {
+    stream.onerror = function () {
       setStatus('reconnecting…', false);
+      // A lost connection the browser retries by itself; an answer that is not the stream
+      // (an error status, say while the database is unavailable) closes it for good: retry,
+      // less often while it lasts.
+      if (stream.readyState === EventSource.CLOSED && source === stream) {
+        source = null;
+        retry = setTimeout(connect, retryDelay);
+        retryDelay = Math.min(retryDelay * 2, 30000);
+      }
     };
-    source.onmessage = function (message) {
+    stream.onmessage = function (message) {
       var data;
       try {
         data = JSON.parse(message.data);
@@ -98,10 +111,12 @@
       source.close();
       source = null;
     }
+    clearTimeout(retry);
+    retry = null;
     setStatus('paused', false);
   });
   window.addEventListener('pageshow', function (event) {
-    if (event.persisted && !source) {
+    if (event.persisted && !source && !retry) {
       connect();
     }
   });
