@@ -1,6 +1,7 @@
 //! The event log's domain: what an event, a stream and an append are, and the rules that make
 //! input valid. Pure: no I/O, and none of sqlx, tonic or axum.
 
+pub mod audit;
 pub mod diplomacy;
 mod event;
 mod subscription;
