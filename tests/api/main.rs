@@ -10,6 +10,7 @@ mod faults;
 mod helpers;
 mod import_plover;
 mod log;
+mod merkle_python;
 mod projection_feed;
 mod projections;
 mod projections_engine;
