@@ -2,6 +2,8 @@
 //! input valid. Pure: no I/O, and none of sqlx, tonic or axum.
 
 pub mod audit;
+pub mod audit_head;
+pub mod canonical;
 pub mod diplomacy;
 mod event;
 mod subscription;
