@@ -4,6 +4,7 @@
 //! Layers, dependencies pointing inwards: `grpc` / `http` / `cli` -> `store` -> `domain`.
 
 pub mod app;
+pub mod audit;
 pub mod bench;
 pub mod cli;
 pub mod config;
