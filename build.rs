@@ -7,6 +7,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "proto/diplog/v1/log.proto",
             "proto/diplog/v1/diplomacy.proto",
             "proto/diplog/v1/projections.proto",
+            "proto/diplog/v1/audit.proto",
         ],
         ["proto"],
     )?;

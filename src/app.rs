@@ -11,15 +11,17 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tracing::{error, info, warn};
 
+use crate::audit::Auditor;
+use crate::audit::signer::TreeSigner;
 use crate::config::ServerConfig;
 use crate::domain::limits;
-use crate::grpc::{DiplomacyService, EventLogService, ProjectionsService};
+use crate::grpc::{AuditService, DiplomacyService, EventLogService, ProjectionsService};
 use crate::projections::query::Queries;
 use crate::projections::runner::{LocalRunners, RunnerContext};
 use crate::projections::store::ProjectionStore;
 use crate::proto::{
-    self, diplomacy_server::DiplomacyServer, event_log_server::EventLogServer,
-    projections_server::ProjectionsServer,
+    self, audit_server::AuditServer, diplomacy_server::DiplomacyServer,
+    event_log_server::EventLogServer, projections_server::ProjectionsServer,
 };
 use crate::store::{EventStore, WriterConfig, WriterHandle};
 use crate::subscriptions::Subscriptions;
@@ -32,6 +34,7 @@ pub struct App {
     writer: WriterHandle,
     projections: ProjectionStore,
     runners: RunnerContext,
+    auditor: Auditor,
 }
 
 impl App {
@@ -53,6 +56,12 @@ impl App {
             .context("could not read the log head")?;
         let local = LocalRunners::default();
         let runners = RunnerContext::new(&pool, &store, local.clone(), config.projections.runner());
+        let signer = match &config.signing_key {
+            Some(path) => TreeSigner::load_or_create(path)
+                .with_context(|| format!("could not load the signing key {}", path.display()))?,
+            None => TreeSigner::generate().context("could not make a signing key")?,
+        };
+        let auditor = Auditor::new(pool.clone(), signer);
         let projections = ProjectionStore::new(pool, local);
         Ok(Self {
             config,
@@ -62,6 +71,7 @@ impl App {
             writer,
             projections,
             runners,
+            auditor,
         })
     }
 
@@ -90,6 +100,7 @@ impl App {
             writer,
             projections,
             runners,
+            auditor,
         } = self;
         info!(grpc = %grpc_listener.local_addr()?, http = %http_listener.local_addr()?, "serving");
         // A child token: the runners stop with the server, and also if serving fails.
@@ -104,6 +115,11 @@ impl App {
         // through NOTIFY, every other server's, so they need not wait for their poll.
         let mut runners = runners;
         runners.committed_head = subscriptions.head();
+        let tree_builder = tokio::spawn(crate::audit::builder::run(
+            runners.connect_options.clone(),
+            subscriptions.head(),
+            shutdown.child_token(),
+        ));
         let stop_runners = shutdown.child_token();
         let mut runners = crate::projections::catalog::spawn_all(runners, stop_runners.clone());
 
@@ -153,6 +169,7 @@ impl App {
             .add_service(event_log)
             .add_service(diplomacy)
             .add_service(projections_service)
+            .add_service(AuditServer::new(AuditService::new(auditor)))
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
                 shutdown.clone().cancelled_owned(),
@@ -188,6 +205,9 @@ impl App {
             }
         }
         subscription_tasks.shutdown().await;
+        if let Err(error) = tree_builder.await {
+            error!(error = %error, "the audit tree builder panicked");
+        }
         drop(store);
         writer.stop().await.context("the append writer panicked")?;
         served?;

@@ -41,6 +41,22 @@ pub enum Command {
     /// Follow the log: print each event (NDJSON, as `read` does) as it commits, from the start,
     /// after a position, or from now. Runs until interrupted.
     Subscribe(SubscribeArgs),
+    /// Check the audit tree. Without --since: recompute every leaf and the root from the rows
+    /// in PostgreSQL and report the first position that does not match. With --since FILE:
+    /// prove through the server, with a consistency proof checked here, that the log today
+    /// extends a head saved by `tree-head --save`.
+    Verify(VerifyArgs),
+    /// Print the current signed tree head (checked against the server's public key); --save
+    /// keeps it, with the key, for `verify --since`.
+    TreeHead(TreeHeadArgs),
+    /// Print and check an inclusion proof of an event in the current tree.
+    Proof(ProofArgs),
+    /// Write the log as NDJSON: each event with its leaf hash, then the signed tree head over
+    /// them (a whole export, from 1, is what `restore` loads).
+    Export(ExportArgs),
+    /// Load an export into an empty database, checking every leaf hash and the closing signed
+    /// head; the first bad line refuses the whole file.
+    Restore(RestoreArgs),
     /// Record a file of diplomatic events through the gRPC API: a scenario (YAML) or PLOVER
     /// records (JSON). Checked as a whole first; importing the same file again writes nothing.
     Import(ImportArgs),
@@ -196,6 +212,56 @@ pub struct RebuildArgs {
     pub name: String,
 }
 
+#[derive(Args, Clone)]
+pub struct VerifyArgs {
+    /// A head saved by `diplog tree-head --save`.
+    #[arg(long)]
+    pub since: Option<PathBuf>,
+    /// With --since: the server to ask.
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Without --since: the database to read.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TreeHeadArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Also write it (JSON, with the public key) to this file.
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The first position (default 1).
+    #[arg(long)]
+    pub from: Option<u64>,
+    /// The last position (default: the tree head's size, the last event hashed).
+    #[arg(long)]
+    pub to: Option<u64>,
+}
+
+#[derive(Args, Clone)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The export to load.
+    pub file: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ProofArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The event's id.
+    pub event_id: String,
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct SubscribeArgs {
     #[command(flatten)]
@@ -297,6 +363,14 @@ pub struct ServerConfig {
     /// seconds, before their connections are closed. Queued appends are written regardless.
     #[arg(long, env = "DIPLOG_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+    /// The Ed25519 key that signs audit tree heads (PKCS#8 PEM): made on first start if the
+    /// file does not exist, and kept. Unset (tests only): a key for this process alone.
+    #[arg(
+        long,
+        env = "DIPLOG_SIGNING_KEY",
+        default_value = "diplog-signing-key.pem"
+    )]
+    pub signing_key: Option<PathBuf>,
     #[command(flatten)]
     pub projections: ProjectionsConfig,
     #[command(flatten)]
@@ -404,6 +478,7 @@ impl ServerConfig {
             http: SocketAddr::from(([127, 0, 0, 1], 0)),
             request_timeout_secs: 30,
             shutdown_grace_secs: 2,
+            signing_key: None,
             projections: ProjectionsConfig {
                 poll_ms: 50,
                 takeover_ms: 50,

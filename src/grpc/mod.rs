@@ -3,6 +3,7 @@
 //! between protobuf and the domain, calls the store and the recorder, and maps errors to
 //! `tonic::Status` (in `status.rs`). No SQL here.
 
+mod audit_service;
 pub mod bridge;
 mod convert;
 mod diplomacy_service;
@@ -10,6 +11,7 @@ mod log_service;
 mod projections_service;
 pub mod status;
 
+pub use audit_service::AuditService;
 pub use diplomacy_service::DiplomacyService;
 pub use log_service::EventLogService;
 pub use projections_service::ProjectionsService;
