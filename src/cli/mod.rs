@@ -3,6 +3,7 @@
 //! queries (`projections`). Errors print the gRPC status and the fields at fault, and the
 //! process exits non-zero (2 for bad input found before sending, 1 for a refused call).
 
+pub mod audit;
 mod import;
 mod projections;
 mod subscribe;

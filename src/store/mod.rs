@@ -3,6 +3,7 @@
 //! `log_head`; knows nothing of gRPC or HTTP.
 
 mod read;
+pub mod restore;
 mod writer;
 
 use std::collections::BTreeMap;

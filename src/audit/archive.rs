@@ -1,0 +1,151 @@
+//! The export format: NDJSON, one event per line as the log recorded it, with its leaf hash,
+//! then one closing line with the signed tree head over every event before it.
+//!
+//! ```text
+//! {"position":1,"id":"…","stream_id":"…","stream_version":1,"type":"…","data":{…},
+//!  "correlation_id":"…","causation_id":"…","metadata":{…},"recorded_at":"…Z",
+//!  "appended_by":"…","leaf_hash":"<hex>"}
+//! …
+//! {"tree_head":{"tree_size":N,"root_hash":"<hex>","timestamp_ms":…,"signature":"<hex>",
+//!  "public_key":"<hex>"}}
+//! ```
+//! `data` is the payload exactly as appended (a JSON text copied byte for byte).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use super::builder::leaf_of;
+use crate::domain::audit::Hash;
+use crate::domain::audit_head::{SignedTreeHead, TreeHead};
+use crate::store::RecordedEvent;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchivedEvent {
+    pub position: i64,
+    pub id: Uuid,
+    pub stream_id: String,
+    pub stream_version: i64,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub data: Box<RawValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub causation_id: Option<Uuid>,
+    pub metadata: BTreeMap<String, String>,
+    pub recorded_at: DateTime<Utc>,
+    pub appended_by: String,
+    pub leaf_hash: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClosingLine {
+    pub tree_head: SavedHead,
+}
+
+/// A line of an export: an event, or the closing tree head.
+pub enum Line {
+    Event(RecordedEvent, Hash),
+    Closing(SavedHead),
+}
+
+impl ArchivedEvent {
+    pub fn new(event: &RecordedEvent) -> Self {
+        Self {
+            position: event.position,
+            id: event.event_id,
+            stream_id: event.stream_id.clone(),
+            stream_version: event.stream_version,
+            event_type: event.event_type.clone(),
+            data: RawValue::from_string(event.data_text.clone()).expect("stored payloads are JSON"),
+            correlation_id: event.correlation_id,
+            causation_id: event.causation_id,
+            metadata: event.metadata.0.clone(),
+            recorded_at: event.recorded_at,
+            appended_by: event.appended_by.clone(),
+            leaf_hash: hex::encode(leaf_of(event)),
+        }
+    }
+}
+
+/// Parses one line; the error says what is wrong with it (the caller adds the line number).
+pub fn parse_line(line: &str) -> Result<Line, String> {
+    if line.trim_start().starts_with("{\"tree_head\"") {
+        let closing: ClosingLine =
+            serde_json::from_str(line).map_err(|e| format!("not a closing tree head: {e}"))?;
+        return Ok(Line::Closing(closing.tree_head));
+    }
+    let archived: ArchivedEvent =
+        serde_json::from_str(line).map_err(|e| format!("not an exported event: {e}"))?;
+    let leaf: Hash = hex::decode(&archived.leaf_hash)
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or_else(|| "leaf_hash: not 32 bytes of hex".to_owned())?;
+    let event = RecordedEvent {
+        position: archived.position,
+        stream_id: archived.stream_id,
+        stream_version: archived.stream_version,
+        event_id: archived.id,
+        event_type: archived.event_type,
+        data_text: archived.data.get().to_owned(),
+        correlation_id: archived.correlation_id,
+        causation_id: archived.causation_id,
+        metadata: sqlx::types::Json(archived.metadata),
+        recorded_at: archived.recorded_at,
+        appended_by: archived.appended_by,
+    };
+    Ok(Line::Event(event, leaf))
+}
+
+/// A signed tree head as `tree-head --save` keeps it, with the key that signed it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedHead {
+    pub tree_size: u64,
+    pub root_hash: String,
+    pub timestamp_ms: u64,
+    pub signature: String,
+    pub public_key: String,
+}
+
+impl SavedHead {
+    pub fn new(head: &SignedTreeHead, public_key: &[u8; 32]) -> Self {
+        Self {
+            tree_size: head.head.size,
+            root_hash: hex::encode(head.head.root),
+            timestamp_ms: head.head.timestamp_ms,
+            signature: hex::encode(head.signature),
+            public_key: hex::encode(public_key),
+        }
+    }
+
+    pub fn parse(&self) -> Result<(SignedTreeHead, [u8; 32]), String> {
+        let bytes = |field: &str, text: &str| {
+            hex::decode(text).map_err(|e| format!("{field}: not hex: {e}"))
+        };
+        let root: Hash = fixed("root_hash", bytes("root_hash", &self.root_hash)?)?;
+        let signature: [u8; 64] = fixed("signature", bytes("signature", &self.signature)?)?;
+        let key: [u8; 32] = fixed("public_key", bytes("public_key", &self.public_key)?)?;
+        let head = SignedTreeHead {
+            head: TreeHead {
+                size: self.tree_size,
+                root,
+                timestamp_ms: self.timestamp_ms,
+            },
+            signature,
+        };
+        Ok((head, key))
+    }
+}
+
+pub fn fixed<const N: usize>(field: &str, bytes: Vec<u8>) -> Result<[u8; N], String> {
+    let len = bytes.len();
+    bytes
+        .try_into()
+        .map_err(|_| format!("{field}: {len} bytes, not {N}"))
+}

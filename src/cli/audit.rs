@@ -1,0 +1,412 @@
+//! `diplog verify`, `diplog tree-head`, `diplog proof`: the auditor's commands. Every proof is
+//! checked here, on the client, with the server's public key and the RFC 9162 algorithms.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use tonic::transport::Channel;
+
+use super::{CliError, finish, with_causes};
+use std::io::Write;
+
+use crate::audit::archive::{ArchivedEvent, ClosingLine, Line, SavedHead, fixed, parse_line};
+use crate::audit::builder::leaf_of;
+use crate::audit::tree;
+use crate::audit::verify::Verification;
+use crate::config::{ExportArgs, ProofArgs, RestoreArgs, TreeHeadArgs, VerifyArgs};
+use crate::domain::audit::{self, Frontier, Hash};
+use crate::domain::audit_head::{SignedTreeHead, TreeHead};
+use crate::proto::{self, audit_client::AuditClient};
+use crate::store::{RecordedEvent, restore};
+
+fn from_wire(head: Option<proto::SignedTreeHead>) -> Result<SignedTreeHead, CliError> {
+    let head = head.ok_or_else(|| CliError::Call("the server sent no tree head".into()))?;
+    let bad = |e: String| CliError::Call(format!("the server sent a malformed tree head: {e}"));
+    Ok(SignedTreeHead {
+        head: TreeHead {
+            size: head.tree_size as u64,
+            root: fixed("root_hash", head.root_hash).map_err(bad)?,
+            timestamp_ms: head.timestamp_ms as u64,
+        },
+        signature: fixed("signature", head.signature).map_err(bad)?,
+    })
+}
+
+async fn connect(server: &str) -> Result<AuditClient<Channel>, CliError> {
+    AuditClient::connect(server.to_owned()).await.map_err(|e| {
+        CliError::Call(format!(
+            "could not connect to {server}: {}",
+            with_causes(&e)
+        ))
+    })
+}
+
+async fn public_key(client: &mut AuditClient<Channel>) -> Result<[u8; 32], CliError> {
+    let key = client.get_public_key(()).await?.into_inner();
+    fixed("ed25519", key.ed25519)
+        .map_err(|e| CliError::Call(format!("the server sent a malformed public key: {e}")))
+}
+
+fn checked(head: &SignedTreeHead, key: &[u8; 32]) -> Result<(), CliError> {
+    head.verify(key).map_err(|e| {
+        CliError::Call(format!(
+            "the tree head of size {} is not signed by the key: {e}",
+            head.head.size
+        ))
+    })
+}
+
+pub async fn tree_head(args: TreeHeadArgs) -> ExitCode {
+    finish(print_tree_head(args).await)
+}
+
+async fn print_tree_head(args: TreeHeadArgs) -> Result<(), CliError> {
+    let mut client = connect(&args.client.server).await?;
+    let key = public_key(&mut client).await?;
+    let head = from_wire(Some(
+        client
+            .get_tree_head(proto::GetTreeHeadRequest { tree_size: 0 })
+            .await?
+            .into_inner(),
+    ))?;
+    checked(&head, &key)?;
+    let saved = serde_json::to_string_pretty(&SavedHead::new(&head, &key)).expect("serializable");
+    if let Some(path) = &args.save {
+        std::fs::write(path, format!("{saved}\n"))
+            .map_err(|e| CliError::Call(format!("could not write {}: {e}", path.display())))?;
+        eprintln!(
+            "saved the signed tree head of size {} to {}",
+            head.head.size,
+            path.display()
+        );
+    }
+    println!("{saved}");
+    Ok(())
+}
+
+pub async fn verify(args: VerifyArgs) -> ExitCode {
+    let result = match &args.since {
+        Some(saved) => verify_since(&args.client.server, saved).await,
+        None => verify_database(&args).await,
+    };
+    finish(result)
+}
+
+/// Recomputes every leaf and the root from the rows in PostgreSQL.
+async fn verify_database(args: &VerifyArgs) -> Result<(), CliError> {
+    let database = crate::database::Database::open(&args.database)
+        .await
+        .map_err(|e| CliError::Call(format!("could not open the database: {e:#}")))?;
+    let found = crate::audit::verify::verify(database.pool()).await;
+    database.close().await.ok();
+    match found.map_err(|e| CliError::Call(format!("could not verify: {e}")))? {
+        Verification::Verified {
+            tree_size,
+            root,
+            unhashed,
+        } => {
+            println!("verified: {tree_size} events, root {}", hex::encode(root));
+            if unhashed > 0 {
+                println!("({unhashed} later events are not hashed into the tree yet)");
+            }
+            Ok(())
+        }
+        Verification::Mismatch { position, problem } => Err(CliError::Call(format!(
+            "verification failed at position {position}: {problem}"
+        ))),
+    }
+}
+
+/// Proves that the log today extends the saved head.
+async fn verify_since(server: &str, path: &Path) -> Result<(), CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Input(format!("could not read {}: {e}", path.display())))?;
+    let saved: SavedHead = serde_json::from_str(&text)
+        .map_err(|e| CliError::Input(format!("{}: not a saved tree head: {e}", path.display())))?;
+    let (old, key) = saved
+        .parse()
+        .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?;
+    checked(&old, &key)?;
+    let mut client = connect(server).await?;
+    let proof = client
+        .get_consistency_proof(proto::ConsistencyProofRequest {
+            old_size: old.head.size as i64,
+            new_size: 0,
+        })
+        .await?
+        .into_inner();
+    // The new head must be signed by the key the auditor saved, not just any key.
+    let new = from_wire(proof.new_head)?;
+    checked(&new, &key)?;
+    let path_hashes = proof
+        .proof
+        .into_iter()
+        .map(|h| fixed::<32>("proof", h))
+        .collect::<Result<Vec<Hash>, _>>()
+        .map_err(|e| CliError::Call(format!("the server sent a malformed proof: {e}")))?;
+    audit::verify_consistency(
+        old.head.size,
+        new.head.size,
+        &old.head.root,
+        &new.head.root,
+        &path_hashes,
+    )
+    .map_err(|e| {
+        CliError::Call(format!(
+            "the log does NOT extend the saved head of size {} (root {}): {e}",
+            old.head.size,
+            hex::encode(old.head.root)
+        ))
+    })?;
+    println!(
+        "consistent: the log of {} events (root {}) extends the saved head of {} events (root {})",
+        new.head.size,
+        hex::encode(new.head.root),
+        old.head.size,
+        hex::encode(old.head.root)
+    );
+    Ok(())
+}
+
+pub async fn proof(args: ProofArgs) -> ExitCode {
+    finish(print_proof(args).await)
+}
+
+async fn print_proof(args: ProofArgs) -> Result<(), CliError> {
+    let mut client = connect(&args.client.server).await?;
+    let key = public_key(&mut client).await?;
+    let proof = client
+        .get_inclusion_proof(proto::InclusionProofRequest {
+            event: Some(proto::inclusion_proof_request::Event::EventId(
+                args.event_id.clone(),
+            )),
+            tree_size: 0,
+        })
+        .await?
+        .into_inner();
+    let head = from_wire(proof.tree_head)?;
+    checked(&head, &key)?;
+    let bad = |e: String| CliError::Call(format!("the server sent a malformed proof: {e}"));
+    let leaf: Hash = fixed("leaf_hash", proof.leaf_hash).map_err(bad)?;
+    let path = proof
+        .audit_path
+        .into_iter()
+        .map(|h| fixed::<32>("audit_path", h))
+        .collect::<Result<Vec<Hash>, _>>()
+        .map_err(bad)?;
+    let index = proof.leaf_index as u64;
+    let verified = audit::verify_inclusion(&leaf, index, head.head.size, &path, &head.head.root);
+    let document = serde_json::json!({
+        "event_id": args.event_id,
+        "position": proof.position,
+        "leaf_index": index,
+        "leaf_hash": hex::encode(leaf),
+        "audit_path": path.iter().map(hex::encode).collect::<Vec<_>>(),
+        "tree_head": SavedHead::new(&head, &key),
+        "verified": verified.is_ok(),
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&document).expect("serializable")
+    );
+    verified.map_err(|e| CliError::Call(format!("the inclusion proof does NOT verify: {e}")))
+}
+
+pub async fn export(args: ExportArgs) -> ExitCode {
+    finish(write_export(args).await)
+}
+
+/// Writes events `from..=to` (to: the tree head's size) and the signed head of `to`.
+async fn write_export(args: ExportArgs) -> Result<(), CliError> {
+    let mut audit_client = connect(&args.client.server).await?;
+    let key = public_key(&mut audit_client).await?;
+    let wire_size = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let head = from_wire(Some(
+        audit_client
+            .get_tree_head(proto::GetTreeHeadRequest {
+                tree_size: args.to.map_or(0, wire_size),
+            })
+            .await?
+            .into_inner(),
+    ))?;
+    checked(&head, &key)?;
+    let to = head.head.size;
+    let from = args.from.unwrap_or(1).max(1);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut write = |line: String| -> Result<(), CliError> {
+        writeln!(out, "{line}").map_err(|e| CliError::Call(format!("could not write: {e}")))
+    };
+    if from <= to {
+        let mut log = super::connect(&args.client.server).await?;
+        let mut events = log
+            .read_all(proto::ReadAllRequest {
+                from_position: Some(wire_size(from)),
+                limit: wire_size(to - from + 1),
+                ..Default::default()
+            })
+            .await?
+            .into_inner();
+        while let Some(event) = events.message().await? {
+            let event = recorded(event)
+                .map_err(|e| CliError::Call(format!("the server sent a malformed event: {e}")))?;
+            write(serde_json::to_string(&ArchivedEvent::new(&event)).expect("serializable"))?;
+        }
+    }
+    let closing = ClosingLine {
+        tree_head: SavedHead::new(&head, &key),
+    };
+    write(serde_json::to_string(&closing).expect("serializable"))?;
+    out.flush()
+        .map_err(|e| CliError::Call(format!("could not write: {e}")))
+}
+
+/// An event as the server sent it, as the log recorded it.
+fn recorded(event: proto::RecordedEvent) -> Result<RecordedEvent, String> {
+    let uuid =
+        |field: &str, text: &str| uuid::Uuid::parse_str(text).map_err(|e| format!("{field}: {e}"));
+    let optional = |field: &str, text: &str| {
+        if text.is_empty() {
+            Ok(None)
+        } else {
+            uuid(field, text).map(Some)
+        }
+    };
+    let metadata = event.metadata.unwrap_or_default();
+    let time = event.recorded_at.ok_or("recorded_at is missing")?;
+    Ok(RecordedEvent {
+        position: event.position,
+        stream_id: event.stream_id,
+        stream_version: event.stream_version,
+        event_id: uuid("id", &event.id)?,
+        event_type: event.r#type,
+        data_text: event.data,
+        correlation_id: optional("correlation_id", &metadata.correlation_id)?,
+        causation_id: optional("causation_id", &metadata.causation_id)?,
+        metadata: sqlx::types::Json(metadata.values),
+        recorded_at: chrono::DateTime::from_timestamp(time.seconds, time.nanos.max(0) as u32)
+            .ok_or("recorded_at is out of range")?,
+        appended_by: event.appended_by,
+    })
+}
+
+pub async fn restore(args: RestoreArgs) -> ExitCode {
+    finish(load(args).await)
+}
+
+/// Events inserted per statement while restoring.
+const RESTORE_BATCH: usize = 1000;
+
+/// Loads an export into an empty database in one transaction: every leaf hash and the closing
+/// signed head are checked on the way, and the first bad line refuses the whole file.
+async fn load(args: RestoreArgs) -> Result<(), CliError> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(&args.file)
+        .map_err(|e| CliError::Input(format!("could not read {}: {e}", args.file.display())))?;
+    let database = crate::database::Database::open(&args.database)
+        .await
+        .map_err(|e| CliError::Call(format!("could not open the database: {e:#}")))?;
+    let loaded = async {
+        crate::MIGRATOR
+            .run(database.pool())
+            .await
+            .map_err(|e| CliError::Call(format!("could not apply migrations: {e}")))?;
+        let db = |e: sqlx::Error| CliError::Call(format!("database error: {e}"));
+        let mut transaction = database.pool().begin().await.map_err(db)?;
+        if !restore::is_empty(&mut transaction).await.map_err(db)? {
+            return Err(CliError::Input(
+                "the database's log is not empty: restore loads into an empty database only".into(),
+            ));
+        }
+        let refuse = |number: usize, problem: String| {
+            CliError::Input(format!(
+                "{} line {number}: {problem}; nothing was restored",
+                args.file.display()
+            ))
+        };
+        let mut frontier = Frontier::new();
+        let mut nodes = Vec::new();
+        let mut batch = Vec::with_capacity(RESTORE_BATCH);
+        let mut closing = None;
+        for (index, line) in std::io::BufReader::new(file).lines().enumerate() {
+            let number = index + 1;
+            let line = line.map_err(|e| refuse(number, format!("unreadable: {e}")))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            if closing.is_some() {
+                return Err(refuse(number, "follows the closing tree head".into()));
+            }
+            match parse_line(&line).map_err(|e| refuse(number, e))? {
+                Line::Event(event, leaf) => {
+                    let expected = frontier.size() + 1;
+                    if event.position != expected as i64 {
+                        return Err(refuse(
+                            number,
+                            format!("position {}, where {expected} comes next", event.position),
+                        ));
+                    }
+                    if leaf_of(&event) != leaf {
+                        return Err(refuse(
+                            number,
+                            format!(
+                                "the event at position {expected} does not match its leaf_hash"
+                            ),
+                        ));
+                    }
+                    nodes.extend(frontier.push(leaf));
+                    batch.push(event);
+                    if batch.len() == RESTORE_BATCH {
+                        restore::insert(&mut transaction, &batch)
+                            .await
+                            .map_err(db)?;
+                        batch.clear();
+                    }
+                }
+                Line::Closing(saved) => {
+                    let (head, key) = saved.parse().map_err(|e| refuse(number, e))?;
+                    head.verify(&key)
+                        .map_err(|e| refuse(number, e.to_string()))?;
+                    if head.head.size != frontier.size() || head.head.root != frontier.root() {
+                        return Err(refuse(
+                            number,
+                            format!(
+                                "the signed tree head (size {}, root {}) does not match the {} \
+                                 events before it (root {}); a restore needs a whole export, \
+                                 from position 1",
+                                head.head.size,
+                                hex::encode(head.head.root),
+                                frontier.size(),
+                                hex::encode(frontier.root())
+                            ),
+                        ));
+                    }
+                    closing = Some((head, key));
+                }
+            }
+        }
+        let Some((head, key)) = closing else {
+            return Err(CliError::Input(format!(
+                "{}: no closing tree head: the file is cut short; nothing was restored",
+                args.file.display()
+            )));
+        };
+        restore::insert(&mut transaction, &batch)
+            .await
+            .map_err(db)?;
+        tree::advance(&mut transaction, 0, &frontier, &nodes)
+            .await
+            .map_err(|e| CliError::Call(format!("could not store the tree: {e}")))?;
+        transaction.commit().await.map_err(db)?;
+        println!(
+            "restored {} events; root {} as signed by {}",
+            head.head.size,
+            hex::encode(head.head.root),
+            hex::encode(key)
+        );
+        Ok(())
+    }
+    .await;
+    database.close().await.ok();
+    loaded
+}
