@@ -9,6 +9,8 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /src/target/release/diplog /usr/local/bin/diplog
+# Where docker-compose keeps the tree-head signing key (a volume owned by the server's user).
+RUN mkdir -p /var/lib/diplog && chown nobody:nogroup /var/lib/diplog
 USER nobody
 EXPOSE 50051 8080
 ENTRYPOINT ["diplog"]
