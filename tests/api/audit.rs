@@ -209,6 +209,11 @@ async fn behind_the_servers_back(app: &TestApp, sql: &str) {
     .unwrap();
 }
 
+/// Swaps the events at positions 3 and 8 (run twice, it swaps them back).
+const SWAP_3_AND_8: &str = "update events set position = 1000000 where position = 3; \
+     update events set position = 3 where position = 8; \
+     update events set position = 8 where position = 1000000";
+
 #[tokio::test]
 async fn verify_names_the_position_of_a_changed_a_deleted_and_a_swapped_event() {
     let app = spawn_app().await;
@@ -234,22 +239,10 @@ async fn verify_names_the_position_of_a_changed_a_deleted_and_a_swapped_event() 
     assert!(verify_database(&app).await.0, "restored");
 
     // Two rows swapped.
-    behind_the_servers_back(
-        &app,
-        "update events set position = 1000000 where position = 3; \
-         update events set position = 3 where position = 8; \
-         update events set position = 8 where position = 1000000",
-    )
-    .await;
+    behind_the_servers_back(&app, SWAP_3_AND_8).await;
     let (ok, text) = verify_database(&app).await;
     assert!(!ok && text.contains("position 3:"), "{text}");
-    behind_the_servers_back(
-        &app,
-        "update events set position = 1000000 where position = 3; \
-         update events set position = 3 where position = 8; \
-         update events set position = 8 where position = 1000000",
-    )
-    .await;
+    behind_the_servers_back(&app, SWAP_3_AND_8).await;
     assert!(verify_database(&app).await.0, "restored");
 
     // A row deleted.
@@ -472,4 +465,57 @@ async fn channel_rows(app: &TestApp, min_position: u64) -> Vec<(String, usize, u
         .into_iter()
         .map(|c| (c.key, c.parties.len(), c.contacts, c.established_by))
         .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_signing_key_is_kept_across_restarts_and_old_heads_still_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = diplog::config::ServerConfig::ephemeral();
+    config.signing_key = Some(dir.path().join("tree-head.pem"));
+    let database = crate::helpers::fresh_database().await;
+    let first = crate::helpers::spawn_app_with(database.clone(), config.clone()).await;
+    append_numbered(&first, 3).await;
+    let before = settled_head(&first).await;
+    let key = client(&first)
+        .await
+        .get_public_key(())
+        .await
+        .unwrap()
+        .into_inner()
+        .ed25519;
+    first.stop().await;
+
+    let second = crate::helpers::spawn_app_with(database, config).await;
+    let again = client(&second)
+        .await
+        .get_public_key(())
+        .await
+        .unwrap()
+        .into_inner()
+        .ed25519;
+    assert_eq!(again, key, "the same key after a restart");
+    before
+        .verify(&key.try_into().unwrap())
+        .expect("a head signed before the restart");
+    second.stop().await;
+}
+
+/// One tree builder at a time across servers; when its server goes, another takes over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn another_server_takes_over_building_the_tree() {
+    let database = crate::helpers::fresh_database().await;
+    let first = crate::helpers::spawn_app_on(database.clone()).await;
+    append_numbered(&first, 3).await;
+    // The first server builds (it was alone when its builder took the lock).
+    settled_head(&first).await;
+    let second = crate::helpers::spawn_app_on(database).await;
+    first.stop().await;
+    append_numbered(&second, 4).await;
+    let head = settled_head(&second).await;
+    assert_eq!(head.head.size, 7);
+    let leaves: Vec<Hash> = stored_events(&second).await.iter().map(leaf_of).collect();
+    assert_eq!(head.head.root, audit::root_of(&leaves));
+    let (ok, text) = verify_database(&second).await;
+    assert!(ok, "{text}");
+    second.stop().await;
 }
