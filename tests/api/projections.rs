@@ -650,7 +650,7 @@ async fn incremental_read_models_equal_a_replay_and_a_rebuild_on_random_historie
 
 /// A URL for `diplog serve --database-url` to reach a test database (on a unix socket when
 /// the tests run their own cluster).
-fn database_url(options: &sqlx::postgres::PgConnectOptions) -> String {
+pub(crate) fn database_url(options: &sqlx::postgres::PgConnectOptions) -> String {
     let database = options.get_database().expect("a test database");
     match options.get_socket() {
         Some(socket) => format!(
@@ -669,7 +669,7 @@ fn database_url(options: &sqlx::postgres::PgConnectOptions) -> String {
 }
 
 /// `diplog serve` as a process on a test database; its gRPC address from its log.
-async fn serve_process(url: &str) -> (tokio::process::Child, String) {
+pub(crate) async fn serve_process(url: &str) -> (tokio::process::Child, String) {
     use tokio::io::AsyncBufReadExt;
     let mut child = tokio::process::Command::new(crate::helpers::diplog_binary())
         .args([
