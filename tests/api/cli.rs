@@ -238,6 +238,7 @@ fn start_serve(data_dir: &Path, keep_reading_logs: bool) -> ServeProcess {
         .arg(data_dir)
         .env_remove("DATABASE_URL")
         .env("RUST_LOG", "info")
+        .env("DIPLOG_SIGNING_KEY", crate::helpers::test_signing_key())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -339,6 +339,7 @@ impl DemoServer {
             .env_remove("DIPLOG_LISTEN")
             .env_remove("DIPLOG_HTTP")
             .env("RUST_LOG", "info")
+            .env("DIPLOG_SIGNING_KEY", crate::helpers::test_signing_key())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
