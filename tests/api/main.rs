@@ -8,6 +8,7 @@ mod cli_projections;
 mod dashboard;
 mod diplomacy;
 mod faults;
+mod fuzz;
 mod helpers;
 mod import_plover;
 mod log;
