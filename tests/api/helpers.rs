@@ -112,7 +112,16 @@ pub async fn spawn_app_on(db_options: PgConnectOptions) -> TestApp {
 
 /// Starts a server with this configuration on an existing database.
 pub async fn spawn_app_with(db_options: PgConnectOptions, config: ServerConfig) -> TestApp {
-    let pool = diplog::database::pool_options(16)
+    spawn_app_with_pool(db_options, config, 16).await
+}
+
+/// Starts a server whose pool holds at most `max_connections` (as `--max-connections`).
+pub async fn spawn_app_with_pool(
+    db_options: PgConnectOptions,
+    config: ServerConfig,
+    max_connections: u32,
+) -> TestApp {
+    let pool = diplog::database::pool_options(max_connections)
         .connect_with(db_options.clone())
         .await
         .expect("could not connect to the test database");

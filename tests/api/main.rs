@@ -13,6 +13,7 @@ mod helpers;
 mod import_plover;
 mod log;
 mod merkle_python;
+mod overload;
 mod projection_feed;
 mod projections;
 mod projections_engine;
