@@ -275,3 +275,234 @@ async fn a_server_killed_under_append_load_loses_nothing_acknowledged() {
     restarted.start_kill().unwrap();
     pool.close().await;
 }
+
+/// How many backends hold each projection's advisory lock in this database.
+async fn projection_lock_holders(pool: &sqlx::PgPool) -> Vec<(&'static str, i64)> {
+    use diplog::projections::runner::advisory_lock_key;
+    let mut holders = Vec::new();
+    for name in diplog::projections::NAMES {
+        let key = advisory_lock_key(name) as u64;
+        let count: i64 = sqlx::query_scalar(
+            // pg_locks covers the cluster: other tests' databases use the same keys.
+            "select count(*) from pg_locks where locktype = 'advisory' and granted \
+             and objsubid = 1 \
+             and database = (select oid from pg_database where datname = current_database()) \
+             and classid::bigint = $1 and objid::bigint = $2",
+        )
+        .bind((key >> 32) as i64)
+        .bind((key & 0xffff_ffff) as i64)
+        .fetch_one(pool)
+        .await
+        .expect("read pg_locks");
+        holders.push((*name, count));
+    }
+    holders
+}
+
+/// Each projection's holder as the servers report it: for each name, the indexes of the
+/// servers that say they run it, once every server's runners have reached `head`.
+async fn holders_at(
+    channels: &[Option<tonic::transport::Channel>],
+    head: u64,
+    within: Duration,
+) -> std::collections::BTreeMap<String, Vec<usize>> {
+    use diplog::proto::projections_client::ProjectionsClient;
+    let deadline = Instant::now() + within;
+    loop {
+        let mut holders = std::collections::BTreeMap::<String, Vec<usize>>::new();
+        let mut caught_up = true;
+        for (index, channel) in channels.iter().enumerate() {
+            let Some(channel) = channel else { continue };
+            let status = ProjectionsClient::new(channel.clone())
+                .get_status(())
+                .await
+                .expect("projection status")
+                .into_inner();
+            caught_up &= status.projections.len() == diplog::projections::NAMES.len();
+            for projection in status.projections {
+                caught_up &= projection.position >= head;
+                let entry = holders.entry(projection.name).or_default();
+                if projection.holder == "THIS_SERVER" {
+                    entry.push(index);
+                }
+            }
+        }
+        if caught_up {
+            return holders;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the projections did not reach {head} within {within:?}: {holders:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Three `diplog serve` processes on one database, clients appending through all three at
+/// once: positions are gapless and in commit order, each stream's versions follow its
+/// positions, every acknowledged event is there once; each projection is run by exactly one
+/// server (by its own account and by PostgreSQL's advisory locks); and when the server
+/// running projections is killed (-9), the others take them over within seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_servers_on_one_database_keep_one_log_and_one_runner_per_projection() {
+    use std::collections::{BTreeMap, HashMap};
+
+    use diplog::proto::event_log_client::EventLogClient;
+
+    use crate::helpers::{append_request, fresh_database, new_event};
+    use crate::projections::{database_url, serve_process};
+
+    let database = fresh_database().await;
+    let url = database_url(&database);
+    let mut servers = Vec::new();
+    let mut channels = Vec::new();
+    for _ in 0..3 {
+        let (child, address) = serve_process(&url).await;
+        let channel = tonic::transport::Endpoint::from_shared(address)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        servers.push(Some(child));
+        channels.push(Some(channel));
+    }
+
+    // 4 clients per server; each appends 1-3 events 25 times, alternately to a stream of its
+    // own and to one stream all of them share (so its versions come from every server).
+    let started = Instant::now();
+    let mut clients = tokio::task::JoinSet::new();
+    for (s, channel) in channels.iter().enumerate() {
+        for c in 0..4 {
+            let mut client = EventLogClient::new(channel.clone().unwrap());
+            clients.spawn(async move {
+                let mut acknowledged = Vec::new();
+                for i in 0..25usize {
+                    let stream = if i % 2 == 0 {
+                        format!("server-{s}-client-{c}")
+                    } else {
+                        "shared".to_owned()
+                    };
+                    let events: Vec<_> = (0..1 + i % 3)
+                        .map(|_| new_event("Noted", &format!(r#"{{"s":{s},"c":{c},"i":{i}}}"#)))
+                        .collect();
+                    let ids: Vec<uuid::Uuid> =
+                        events.iter().map(|e| e.id.parse().unwrap()).collect();
+                    let response = client
+                        .append(append_request(&stream, Expect::Any, events))
+                        .await
+                        .expect("an append through any server succeeds")
+                        .into_inner();
+                    acknowledged.extend(ids.into_iter().zip(response.positions));
+                }
+                acknowledged
+            });
+        }
+    }
+    let mut acknowledged: HashMap<uuid::Uuid, i64> = HashMap::new();
+    while let Some(done) = clients.join_next().await {
+        acknowledged.extend(done.unwrap());
+    }
+    let load_took = started.elapsed();
+
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    type Row = (i64, uuid::Uuid, String, i64, chrono::DateTime<chrono::Utc>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "select position, event_id, stream_id, stream_version, recorded_at from events \
+         order by position",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let positions: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    assert_eq!(
+        positions,
+        (1..=rows.len() as i64).collect::<Vec<_>>(),
+        "no hole"
+    );
+    assert!(
+        rows.windows(2).all(|w| w[0].4 <= w[1].4),
+        "recorded_at never goes back along positions (commit order)"
+    );
+    let mut versions: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    for row in &rows {
+        versions.entry(&row.2).or_default().push(row.3);
+    }
+    for (stream, versions) in &versions {
+        assert_eq!(
+            versions,
+            &(1..=versions.len() as i64).collect::<Vec<_>>(),
+            "{stream}: versions follow positions without a hole"
+        );
+    }
+    assert_eq!(
+        rows.len(),
+        acknowledged.len(),
+        "nothing but what was acknowledged"
+    );
+    for (_, id, ..) in &rows {
+        assert!(acknowledged.contains_key(id), "{id} was not acknowledged");
+    }
+    for (position, id, ..) in &rows {
+        assert_eq!(acknowledged[id], *position, "acknowledged at its position");
+    }
+
+    // Every projection reaches the head and is run by exactly one server.
+    let head = rows.len() as u64;
+    let holders = holders_at(&channels, head, Duration::from_secs(30)).await;
+    for (name, by) in &holders {
+        assert_eq!(by.len(), 1, "{name} is run by exactly one server: {by:?}");
+    }
+    for (name, count) in projection_lock_holders(&pool).await {
+        assert_eq!(count, 1, "{name}: one advisory lock holder");
+    }
+    let mut per_server = [0; 3];
+    for by in holders.values() {
+        per_server[by[0]] += 1;
+    }
+    println!(
+        "{} events from 12 clients through 3 servers in {load_took:?}; projections per \
+         server: {per_server:?}",
+        rows.len()
+    );
+
+    // Kill the server that runs the first projection; the other two take over its share.
+    let victim = holders.values().next().unwrap()[0];
+    let mut killed = servers[victim].take().unwrap();
+    killed.start_kill().unwrap();
+    killed.wait().await.unwrap();
+    channels[victim] = None;
+    let killed_at = Instant::now();
+    let survivor = channels.iter().flatten().next().unwrap().clone();
+    let response = EventLogClient::new(survivor)
+        .append(append_request(
+            "after-the-kill",
+            Expect::NoStream,
+            vec![new_event("Noted", "{}")],
+        ))
+        .await
+        .expect("an append through a surviving server")
+        .into_inner();
+    let head = response.positions[0] as u64;
+    let holders = holders_at(&channels, head, Duration::from_secs(10)).await;
+    let takeover = killed_at.elapsed();
+    for (name, by) in &holders {
+        assert_eq!(by.len(), 1, "{name} is run by exactly one survivor: {by:?}");
+        assert_ne!(by[0], victim);
+    }
+    for (name, count) in projection_lock_holders(&pool).await {
+        assert_eq!(count, 1, "{name}: one advisory lock holder after the kill");
+    }
+    println!(
+        "server {victim} (running {} projections) killed; every projection at {head} again \
+         after {takeover:?}",
+        per_server[victim]
+    );
+    assert!(
+        takeover < Duration::from_secs(10),
+        "taken over within seconds"
+    );
+    for server in servers.iter_mut().flatten() {
+        server.start_kill().unwrap();
+    }
+    pool.close().await;
+}
