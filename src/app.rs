@@ -7,6 +7,7 @@ use anyhow::Context;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tonic::codegen::http;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tracing::{error, info, warn};
@@ -162,6 +163,9 @@ impl App {
 
         let grpc = Server::builder()
             .timeout(config.request_timeout())
+            .layer(tower::util::MapResponseLayer::new(
+                undecodable_is_invalid_argument,
+            ))
             .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
             .add_service(health_service)
             .add_service(reflection_v1)
@@ -214,4 +218,25 @@ impl App {
         info!("stopped");
         Ok(())
     }
+}
+
+/// tonic answers a request it cannot decode (a string field that is not UTF-8, a malformed
+/// message) with INTERNAL, as if the server were at fault. The request is: answer
+/// INVALID_ARGUMENT, keeping tonic's message, which names the field.
+fn undecodable_is_invalid_argument<B>(mut response: http::Response<B>) -> http::Response<B> {
+    const DECODE_FAILURE: &str = "failed to decode Protobuf message";
+    let headers = response.headers_mut();
+    let internal = headers
+        .get("grpc-status")
+        .is_some_and(|code| code.as_bytes() == b"13");
+    let undecodable = headers.get("grpc-message").is_some_and(|message| {
+        message.as_bytes().starts_with(DECODE_FAILURE.as_bytes())
+            || message
+                .as_bytes()
+                .starts_with(DECODE_FAILURE.replace(' ', "%20").as_bytes())
+    });
+    if internal && undecodable {
+        headers.insert("grpc-status", http::HeaderValue::from_static("3"));
+    }
+    response
 }

@@ -257,3 +257,85 @@ proptest! {
         }
     }
 }
+
+/// `AppendRequest` as it goes over the wire, with bytes where the real message has strings:
+/// lets a client send what no generated client would, such as invalid UTF-8.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawAppendRequest {
+    #[prost(bytes = "vec", tag = "1")]
+    stream_id: Vec<u8>,
+    #[prost(message, repeated, tag = "3")]
+    events: Vec<RawNewEvent>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawNewEvent {
+    #[prost(bytes = "vec", tag = "1")]
+    id: Vec<u8>,
+    #[prost(bytes = "vec", tag = "2")]
+    r#type: Vec<u8>,
+    #[prost(bytes = "vec", tag = "3")]
+    data: Vec<u8>,
+}
+
+/// Bytes: arbitrary, or valid UTF-8 (valid ids and JSON included, so some appends succeed).
+fn raw_bytes() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..40),
+        text().prop_map(String::into_bytes),
+        event_id().prop_map(String::into_bytes),
+        payload().prop_map(String::into_bytes),
+    ]
+}
+
+fn raw_append_request() -> impl Strategy<Value = RawAppendRequest> {
+    let event = (raw_bytes(), raw_bytes(), raw_bytes())
+        .prop_map(|(id, r#type, data)| RawNewEvent { id, r#type, data });
+    (raw_bytes(), prop::collection::vec(event, 0..3))
+        .prop_map(|(stream_id, events)| RawAppendRequest { stream_id, events })
+}
+
+/// Random bytes as stream ids, event ids, types and payloads through the real server: each
+/// append is either written or refused as INVALID_ARGUMENT, never an internal error.
+#[test]
+fn random_bytes_through_the_server_are_written_or_invalid_argument() {
+    use proptest::test_runner::TestRunner;
+    use tonic::client::Grpc;
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (app, channel) = runtime.block_on(async {
+        let app = crate::helpers::spawn_app().await;
+        let channel = app.channel().await;
+        (app, channel)
+    });
+    let codes = std::cell::RefCell::new(std::collections::BTreeMap::<String, u32>::new());
+    let mut runner = TestRunner::new(config(128));
+    let outcome = runner.run(&raw_append_request(), |request| {
+        let code = runtime.block_on(async {
+            let mut grpc = Grpc::new(channel.clone());
+            grpc.ready().await.unwrap();
+            let codec =
+                tonic_prost::ProstCodec::<RawAppendRequest, proto::AppendResponse>::default();
+            let path =
+                tonic::codegen::http::uri::PathAndQuery::from_static("/diplog.v1.EventLog/Append");
+            match grpc.unary(tonic::Request::new(request), path, codec).await {
+                Ok(_) => (Code::Ok, String::new()),
+                Err(status) => (status.code(), status.message().to_owned()),
+            }
+        });
+        *codes
+            .borrow_mut()
+            .entry(format!("{:?}", code.0))
+            .or_default() += 1;
+        prop_assert!(
+            matches!(code.0, Code::Ok | Code::InvalidArgument),
+            "{:?}: {}",
+            code.0,
+            code.1
+        );
+        Ok(())
+    });
+    runtime.block_on(app.stop());
+    println!("answers: {:?}", codes.borrow());
+    outcome.unwrap();
+}
