@@ -1,0 +1,54 @@
+//! Reading the whole log back: `EventLog.ReadAll` through gRPC against `COPY ... TO STDOUT`
+//! of the same rows, each from the start to the head, on one client/connection.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures::StreamExt;
+use sqlx::PgPool;
+use tonic::transport::Channel;
+
+use crate::proto::{self, event_log_client::EventLogClient};
+
+/// Reads every event through gRPC; answers how many and how long it took.
+pub async fn grpc_read_all(url: &str) -> anyhow::Result<(u64, Duration)> {
+    let mut client = EventLogClient::new(Channel::from_shared(url.to_owned())?.connect().await?)
+        .max_decoding_message_size(usize::MAX);
+    let started = Instant::now();
+    let mut stream = client
+        .read_all(proto::ReadAllRequest {
+            from_position: Some(1),
+            ..Default::default()
+        })
+        .await
+        .context("ReadAll failed")?
+        .into_inner();
+    let mut count = 0;
+    while let Some(event) = stream.message().await.context("ReadAll broke off")? {
+        // Touch the payload so nothing is optimized away.
+        count += u64::from(!event.data.is_empty());
+    }
+    Ok((count, started.elapsed()))
+}
+
+/// `COPY` of the columns a read returns, in position order, up to `head`; answers how many
+/// rows and how long it took.
+pub async fn copy_out(pool: &PgPool, head: u64) -> anyhow::Result<(u64, Duration)> {
+    let mut connection = pool.acquire().await?;
+    let started = Instant::now();
+    let statement = format!(
+        "copy (select position, stream_id, stream_version, event_id, event_type, data_text, \
+             correlation_id, causation_id, metadata, recorded_at, appended_by \
+         from events where position <= {head} order by position) to stdout"
+    );
+    let mut stream = connection
+        .copy_out_raw(&statement)
+        .await
+        .context("could not start COPY TO STDOUT")?;
+    let mut rows = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.context("COPY TO STDOUT broke off")?;
+        rows += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+    }
+    Ok((rows, started.elapsed()))
+}

@@ -1,0 +1,252 @@
+//! What `diplog bench` reports: the figures (serialized for `--json`), percentiles, the
+//! peak-RSS reading and the table for people. Measures nothing itself.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    pub machine: Machine,
+    /// `--quick`: fewer events everywhere (see `events_per_run` and `rebuild.events`).
+    pub quick: bool,
+    pub events_per_run: usize,
+    pub appends: Vec<AppendRun>,
+    /// `COPY ... FROM STDIN` of `events_per_run` rows of the same shape on one connection:
+    /// PostgreSQL's own ceiling for writing these rows.
+    pub copy_in_events_per_sec: f64,
+    pub read: ReadRun,
+    pub rebuild: RebuildRun,
+    pub subscription: SubscriptionRun,
+    pub peak_rss: PeakRss,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Machine {
+    pub cores: usize,
+    pub postgres: String,
+    /// `release` or `debug`: debug figures are not worth quoting.
+    pub build: &'static str,
+    /// `embedded` (a throwaway cluster, PostgreSQL's default durable settings) or `url`.
+    pub database: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AppendRun {
+    pub events_per_append: usize,
+    pub clients: usize,
+    pub grpc_events_per_sec: f64,
+    /// One single-row INSERT transaction per event, `clients` connections.
+    pub raw_insert_events_per_sec: f64,
+    /// gRPC over raw INSERT: above 1 means the server beats a plain store.
+    pub ratio: f64,
+    /// gRPC over COPY.
+    pub copy_ratio: f64,
+    /// Per gRPC append (request sent to response received, seen by the client).
+    pub latency: Latency,
+    /// Per raw INSERT transaction.
+    pub raw_latency: Latency,
+    /// Typed `CallHeld` events through `Diplomacy.Record`, `events_per_append` per record.
+    pub record_events_per_sec: f64,
+    /// Typed records over raw INSERT.
+    pub record_ratio: f64,
+}
+
+#[derive(Debug, Serialize, Clone, Copy)]
+pub struct Latency {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub samples: usize,
+}
+
+impl Latency {
+    /// Nearest-rank percentiles of `samples` (sorted here).
+    pub fn of(mut samples: Vec<Duration>) -> Self {
+        samples.sort_unstable();
+        let at = |q: f64| -> f64 {
+            if samples.is_empty() {
+                return 0.0;
+            }
+            let rank = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len());
+            samples[rank - 1].as_secs_f64() * 1000.0
+        };
+        Self {
+            p50_ms: at(0.50),
+            p99_ms: at(0.99),
+            max_ms: at(1.0),
+            samples: samples.len(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReadRun {
+    /// Events in the log when it was read (the whole log, both ways).
+    pub events: u64,
+    /// `EventLog.ReadAll` from the start, one client.
+    pub grpc_events_per_sec: f64,
+    /// `COPY (select … from events order by position) TO STDOUT` of the same rows.
+    pub copy_out_events_per_sec: f64,
+    pub ratio: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RebuildRun {
+    /// The log head the projections were rebuilt up to (every event is read).
+    pub events: u64,
+    /// Of those, typed diplomatic events (what the projections apply).
+    pub diplomatic_events: u64,
+    pub projections: usize,
+    /// The live runners catching up with the bulk-loaded events (before the rebuild).
+    pub catch_up_secs: f64,
+    pub catch_up_events_per_sec: f64,
+    /// A requested rebuild of every projection, until each has swapped in at the head.
+    pub rebuild_secs: f64,
+    pub events_per_sec: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SubscriptionRun {
+    pub appends: usize,
+    /// Appends per second offered by the one writing client.
+    pub rate_per_sec: f64,
+    /// Append acknowledged (client side) → the event received by a live subscriber.
+    pub latency: Latency,
+    /// Events the subscriber had before the append's response reached the writer (counted
+    /// as 0 ms in the latency).
+    pub before_ack: usize,
+}
+
+#[derive(Debug, Serialize, Clone, Copy)]
+pub struct PeakRss {
+    /// VmHWM of the bench process: the server, its clients and the raw-INSERT side together
+    /// (PostgreSQL is another process, not included). After the append runs (64 clients).
+    pub after_appends_mib: f64,
+    /// At the end, after the rebuild and the read-back too.
+    pub end_mib: f64,
+}
+
+/// This process's peak resident set size (VmHWM), in MiB; 0 where /proc is not available.
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmHWM:"))
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                })
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+pub fn print_table(report: &BenchReport) {
+    let m = &report.machine;
+    println!(
+        "diplog bench{}: PostgreSQL {} ({}), {} cores, {} build; {} events per append run",
+        if report.quick { " --quick" } else { "" },
+        m.postgres,
+        m.database,
+        m.cores,
+        m.build,
+        report.events_per_run
+    );
+    println!();
+    println!(
+        "Appends (events/s; raw = one single-row INSERT transaction per event at the same \
+         concurrency; COPY = {:.0} events/s on one connection)",
+        report.copy_in_events_per_sec
+    );
+    println!(
+        "{:>6} {:>7} {:>10} {:>10} {:>8} {:>8} {:>26} {:>10} {:>8}",
+        "events",
+        "clients",
+        "gRPC",
+        "raw INSERT",
+        "gRPC/raw",
+        "gRPC/COPY",
+        "gRPC latency p50/p99/max",
+        "Record",
+        "Rec/raw"
+    );
+    for run in &report.appends {
+        let latency = format!(
+            "{:.1}/{:.1}/{:.1} ms",
+            run.latency.p50_ms, run.latency.p99_ms, run.latency.max_ms
+        );
+        println!(
+            "{:>6} {:>7} {:>10.0} {:>10.0} {:>7.2}x {:>8.3}x {:>26} {:>10.0} {:>7.2}x",
+            run.events_per_append,
+            run.clients,
+            run.grpc_events_per_sec,
+            run.raw_insert_events_per_sec,
+            run.ratio,
+            run.copy_ratio,
+            latency,
+            run.record_events_per_sec,
+            run.record_ratio
+        );
+    }
+    println!(
+        "(events = events per gRPC append and per Record; Record = typed CallHeld events \
+         through Diplomacy.Record, rules checked first)"
+    );
+    println!();
+    let r = &report.read;
+    println!(
+        "Read back {} events: gRPC ReadAll {:.0} events/s, COPY TO STDOUT {:.0} events/s, \
+         ratio {:.2}",
+        r.events, r.grpc_events_per_sec, r.copy_out_events_per_sec, r.ratio
+    );
+    let b = &report.rebuild;
+    println!(
+        "Rebuild of all {} projections over {} events ({} diplomatic): {:.1} s, {:.0} events/s \
+         (catch-up of the live runners before it: {:.1} s, {:.0} events/s)",
+        b.projections,
+        b.events,
+        b.diplomatic_events,
+        b.rebuild_secs,
+        b.events_per_sec,
+        b.catch_up_secs,
+        b.catch_up_events_per_sec
+    );
+    let s = &report.subscription;
+    println!(
+        "Subscription delivery (ack → live subscriber), {} appends at {:.0}/s: p50 {:.2} ms, \
+         p99 {:.2} ms, max {:.2} ms ({} arrived before the ack)",
+        s.appends,
+        s.rate_per_sec,
+        s.latency.p50_ms,
+        s.latency.p99_ms,
+        s.latency.max_ms,
+        s.before_ack
+    );
+    println!(
+        "Peak RSS of the bench process (server + clients, not PostgreSQL): {:.0} MiB after \
+         the appends, {:.0} MiB at the end",
+        report.peak_rss.after_appends_mib, report.peak_rss.end_mib
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::Latency;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let samples = (1..=100).map(Duration::from_millis).collect();
+        let latency = Latency::of(samples);
+        assert_eq!(latency.p50_ms, 50.0);
+        assert_eq!(latency.p99_ms, 99.0);
+        assert_eq!(latency.max_ms, 100.0);
+        assert_eq!(Latency::of(Vec::new()).samples, 0);
+    }
+}
