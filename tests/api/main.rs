@@ -2,6 +2,7 @@
 
 mod append;
 mod audit;
+mod bench;
 mod cli;
 mod cli_import;
 mod cli_projections;

@@ -1,0 +1,86 @@
+//! `diplog bench` end to end at a tiny size: every section is measured and reported with
+//! positive figures, and the scratch schema is gone afterwards. Not a timed test: the
+//! figures themselves are not checked.
+
+use diplog::bench::{BenchArgs, measure};
+use sqlx::{ConnectOptions, Connection};
+
+use crate::helpers::fresh_database;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tiny_bench_reports_every_section_with_positive_figures() {
+    let options = fresh_database().await;
+    let args = BenchArgs {
+        database_url: None,
+        events: Some(40),
+        batch: vec![1, 10],
+        clients: vec![1, 4],
+        rebuild_events: Some(600),
+        subscription_appends: Some(10),
+        quick: true,
+        json: true,
+    };
+
+    let report = measure(&args, options.clone(), "url")
+        .await
+        .expect("the bench runs");
+
+    let json = serde_json::to_value(&report).expect("the report serializes");
+    for section in [
+        "machine",
+        "appends",
+        "copy_in_events_per_sec",
+        "read",
+        "rebuild",
+        "subscription",
+        "peak_rss",
+    ] {
+        assert!(json.get(section).is_some(), "no {section} in {json:#}");
+    }
+    assert_eq!(
+        json["appends"].as_array().map(Vec::len),
+        Some(4),
+        "{json:#}"
+    );
+    let mut numbers = Vec::new();
+    collect_numbers("", &json, &mut numbers);
+    for (path, value) in numbers {
+        // A subscriber may get an event before its append's response reaches the writer:
+        // those count as 0 ms, and may be all of them.
+        let may_be_zero = path.starts_with("/subscription/");
+        assert!(
+            value > 0.0 || (may_be_zero && value >= 0.0),
+            "{path} is {value} in {json:#}"
+        );
+    }
+    assert_eq!(json["rebuild"]["events"], 600, "{json:#}");
+    assert_eq!(json["read"]["events"], 600, "{json:#}");
+
+    let mut connection = options.connect().await.expect("connects");
+    let schemas: i64 = sqlx::query_scalar(
+        "select count(*) from information_schema.schemata where schema_name like 'diplog_bench_%'",
+    )
+    .fetch_one(&mut connection)
+    .await
+    .expect("schemas listed");
+    assert_eq!(schemas, 0, "the scratch schema was left behind");
+    connection.close().await.ok();
+}
+
+/// Every number in `value`, with its JSON pointer.
+fn collect_numbers(path: &str, value: &serde_json::Value, out: &mut Vec<(String, f64)>) {
+    match value {
+        serde_json::Value::Number(number) => out.push((path.to_owned(), number.as_f64().unwrap())),
+        serde_json::Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                collect_numbers(&format!("{path}/{index}"), item, out);
+            }
+        }
+        serde_json::Value::Object(fields) => {
+            for (key, item) in fields {
+                collect_numbers(&format!("{path}/{key}"), item, out);
+            }
+        }
+        _ => {}
+    }
+}
