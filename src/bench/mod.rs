@@ -243,6 +243,7 @@ async fn measure_on_server(
     let subscription =
         subscribe::measure(url, args.subscription_appends(), SUBSCRIBED_APPEND_INTERVAL).await?;
     let rebuild = rebuild::measure(url, raw_pool, projections, args.rebuild_events()).await?;
+    let after_rebuild = peak_rss_mib();
 
     let head = crate::store::head(raw_pool).await?;
     let (grpc_read, grpc_time) = read::grpc_read_all(url).await?;
@@ -279,6 +280,7 @@ async fn measure_on_server(
         subscription,
         peak_rss: PeakRss {
             after_appends_mib: after_appends,
+            after_rebuild_mib: after_rebuild,
             end_mib: peak_rss_mib(),
         },
     })

@@ -123,7 +123,9 @@ pub struct PeakRss {
     /// VmHWM of the bench process: the server, its clients and the raw-INSERT side together
     /// (PostgreSQL is another process, not included). After the append runs (64 clients).
     pub after_appends_mib: f64,
-    /// At the end, after the rebuild and the read-back too.
+    /// After the subscription run and the rebuild (bulk load, catch-up, rebuild).
+    pub after_rebuild_mib: f64,
+    /// At the end, after the read-back too.
     pub end_mib: f64,
 }
 
@@ -229,8 +231,10 @@ pub fn print_table(report: &BenchReport) {
     );
     println!(
         "Peak RSS of the bench process (server + clients, not PostgreSQL): {:.0} MiB after \
-         the appends, {:.0} MiB at the end",
-        report.peak_rss.after_appends_mib, report.peak_rss.end_mib
+         the appends, {:.0} MiB after the rebuild, {:.0} MiB at the end (after the read-back)",
+        report.peak_rss.after_appends_mib,
+        report.peak_rss.after_rebuild_mib,
+        report.peak_rss.end_mib
     );
 }
 
