@@ -198,6 +198,7 @@ impl Subscriptions {
             store: self.store.clone(),
             filter: request.filter,
             cursor,
+            from_now: request.start == SubscriptionStart::Now,
             settings: Settings {
                 stall_timeout: self.config.stall_timeout,
                 checkpoint_interval: request

@@ -31,6 +31,9 @@ pub(super) struct Subscriber {
     pub store: EventStore,
     pub filter: LogFilter,
     pub cursor: u64,
+    /// From now: the cursor is the head already, and what commits after it is live. The
+    /// caught-up checkpoint then comes first, at the head as it was.
+    pub from_now: bool,
     pub settings: Settings,
     pub head: watch::Receiver<u64>,
     pub out: QueueSender,
@@ -76,7 +79,11 @@ impl Follower {
     async fn follow(&mut self, mut live: broadcast::Receiver<Arc<LiveBatch>>) -> Stop {
         // Catch up to the head as this server knows it. `live` was subscribed before, so what
         // commits meanwhile is in its batches (and what they miss is read again, by position).
-        let target = *self.subscriber.head.borrow();
+        let target = if self.subscriber.from_now {
+            self.subscriber.cursor
+        } else {
+            *self.subscriber.head.borrow()
+        };
         if let Err(stop) = self.catch_up(target).await {
             return stop;
         }

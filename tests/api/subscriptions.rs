@@ -601,3 +601,50 @@ async fn diplog_subscribe_prints_events_as_they_commit() {
     child.kill().await.expect("stopped");
     app.stop().await;
 }
+
+/// `now` starts at the head as it was when the subscription began: its first message is the
+/// caught-up checkpoint there, whatever commits meanwhile (those come after it, live).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn from_now_the_first_message_is_the_caught_up_checkpoint_even_under_writes() {
+    let app = spawn_app().await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (client, stop) = (app.client.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.is_cancelled() {
+                    let events = vec![crate::helpers::new_event("Noted", "{}")];
+                    let request =
+                        crate::helpers::append_request(&format!("w-{w}"), Expect::Any, events);
+                    client.clone().append(request).await.expect("append");
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for attempt in 0..40 {
+        let mut stream = subscribe(&app, request(From::Now(()))).await.unwrap();
+        let first = stream.message().await.unwrap().unwrap();
+        let Some(Message::Checkpoint(checkpoint)) = first.message else {
+            panic!("attempt {attempt}: the first message is not a checkpoint: {first:?}");
+        };
+        assert!(checkpoint.caught_up, "attempt {attempt}: {checkpoint:?}");
+        // And what follows continues right after it.
+        let mut seen = Seen::default();
+        seen.take(proto::SubscriptionMessage {
+            message: Some(Message::Checkpoint(checkpoint)),
+        });
+        let from = seen.last_position;
+        seen.until(&mut stream, from + 5).await;
+        let positions = seen.positions();
+        assert_eq!(
+            positions[..5],
+            [from + 1, from + 2, from + 3, from + 4, from + 5]
+        );
+    }
+    stop.cancel();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    app.stop().await;
+}
