@@ -341,11 +341,6 @@ fn feed_config(request: &proto::WatchProjectionRequest) -> Result<FeedConfig, St
     })
 }
 
-const EVERYTHING: Page = Page {
-    size: crate::projections::query::MAX_PAGE_SIZE,
-    token: String::new(),
-};
-
 #[tonic::async_trait]
 impl Projections for ProjectionsService {
     type WatchProjectionStream = ChangeStream;
@@ -452,9 +447,10 @@ impl Projections for ProjectionsService {
     ) -> Result<Response<proto::SummitList>, Status> {
         let key = required_key(request.get_ref(), "summit's stream")?;
         let source = self.source(&request, request.get_ref().read.as_ref())?;
+        // Searched among all of them, not the first page only.
         let all = self
             .queries
-            .summits(source, &ListFilter::default(), &EVERYTHING)
+            .all_summits(source, &ListFilter::default())
             .await?;
         let answer = only(&all, &key, "summit", |s| s.key == key)?;
         Ok(Response::new(proto::SummitList {
@@ -488,9 +484,10 @@ impl Projections for ProjectionsService {
     ) -> Result<Response<proto::CommitmentList>, Status> {
         let key = required_key(request.get_ref(), "commitment's stream")?;
         let source = self.source(&request, request.get_ref().read.as_ref())?;
+        // Searched among all of them, not the first page only.
         let all = self
             .queries
-            .commitments(source, &ListFilter::default(), &EVERYTHING)
+            .all_commitments(source, &ListFilter::default())
             .await?;
         let answer = only(&all, &key, "commitment", |c| c.key == key)?;
         Ok(Response::new(proto::CommitmentList {

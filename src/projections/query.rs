@@ -489,35 +489,10 @@ impl Queries {
         source: Source,
         key: &str,
     ) -> Result<Answer<ChannelView>, QueryError> {
-        let answer = self
-            .channels(
-                source,
-                &ListFilter::default(),
-                &Page {
-                    size: MAX_PAGE_SIZE,
-                    token: String::new(),
-                },
-            )
-            .await;
-        let mut all = Vec::new();
-        let mut answer = answer?;
-        loop {
-            all.append(&mut answer.items);
-            if answer.next_page_token.is_empty() {
-                break;
-            }
-            answer = self
-                .channels(
-                    source,
-                    &ListFilter::default(),
-                    &Page {
-                        size: MAX_PAGE_SIZE,
-                        token: answer.next_page_token.clone(),
-                    },
-                )
-                .await?;
-        }
-        let found: Vec<ChannelView> = all
+        // One read of the whole projection (not one per page).
+        let answer = self.all_channels(source, &ListFilter::default()).await?;
+        let found: Vec<ChannelView> = answer
+            .items
             .into_iter()
             .filter(|c| c.key == key || c.stream_id.as_deref() == Some(key))
             .collect();
