@@ -519,3 +519,58 @@ async fn another_server_takes_over_building_the_tree() {
     assert!(ok, "{text}");
     second.stop().await;
 }
+
+#[tokio::test]
+async fn bad_audit_requests_name_the_field_and_sizes_past_the_head_are_out_of_range() {
+    use proto::inclusion_proof_request::Event;
+    use tonic::Code;
+
+    use crate::helpers::violated_fields;
+
+    let app = spawn_app().await;
+    append_numbered(&app, 3).await;
+    settled_head(&app).await;
+    let mut audit_client = client(&app).await;
+    let inclusion = |event, tree_size| proto::InclusionProofRequest { event, tree_size };
+    for (request, field) in [
+        (inclusion(Some(Event::Position(-1)), 0), "position"),
+        (
+            inclusion(Some(Event::EventId("nope".into())), 0),
+            "event_id",
+        ),
+        (inclusion(None, 0), "event"),
+        (inclusion(Some(Event::Position(1)), -2), "tree_size"),
+    ] {
+        let status = audit_client.get_inclusion_proof(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert_eq!(violated_fields(&status), [field], "{status:?}");
+    }
+    let status = audit_client
+        .get_consistency_proof(proto::ConsistencyProofRequest {
+            old_size: -1,
+            new_size: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violated_fields(&status), ["old_size"], "{status:?}");
+    for status in [
+        audit_client
+            .get_consistency_proof(proto::ConsistencyProofRequest {
+                old_size: 4,
+                new_size: 0,
+            })
+            .await
+            .unwrap_err(),
+        audit_client
+            .get_tree_head(proto::GetTreeHeadRequest { tree_size: 4 })
+            .await
+            .unwrap_err(),
+        audit_client
+            .get_inclusion_proof(inclusion(Some(Event::Position(0)), 0))
+            .await
+            .unwrap_err(),
+    ] {
+        assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    }
+    app.stop().await;
+}
