@@ -267,39 +267,39 @@ fn undecodable_is_invalid_argument<B>(mut response: http::Response<B>) -> http::
 /// tonic answers a request over the decoding limit with OUT_OF_RANGE ("decoded message length
 /// too large: found N bytes, the limit is: L bytes"), a code meant for reading past an end.
 /// The client asked for more than the server allows: answer RESOURCE_EXHAUSTED, naming the
-/// setting. The message is percent-encoded as tonic encodes it (spaces as `%20`).
+/// setting.
 fn oversized_is_resource_exhausted<B>(mut response: http::Response<B>) -> http::Response<B> {
-    const TOO_LARGE: &str = "decoded%20message%20length%20too%20large:%20found%20";
+    const TOO_LARGE: &str = "decoded message length too large: found ";
     let headers = response.headers_mut();
-    let out_of_range = headers
+    if headers
         .get("grpc-status")
-        .is_some_and(|code| code.as_bytes() == b"11");
+        .is_none_or(|code| code.as_bytes() != b"11")
+    {
+        return response;
+    }
+    // tonic percent-encodes the message's spaces (and nothing else in this one).
     let Some(message) = headers
         .get("grpc-message")
         .and_then(|m| m.to_str().ok())
-        .map(|m| m.replace(' ', "%20"))
+        .map(|m| m.replace("%20", " "))
     else {
         return response;
     };
+    // "…found N bytes, the limit is: L bytes"
     let Some((_, sizes)) = message.split_once(TOO_LARGE) else {
         return response;
     };
-    if !out_of_range {
-        return response;
-    }
-    // "N%20bytes,%20the%20limit%20is:%20L%20bytes"
     let number = |text: &str| -> String { text.chars().take_while(char::is_ascii_digit).collect() };
     let found = number(sizes);
     let limit = sizes
-        .split_once("is:%20")
+        .split_once("is: ")
         .map(|(_, rest)| number(rest))
         .unwrap_or_default();
     let rewritten = format!(
         "the request is {found} bytes, which exceeds the limit of {limit} bytes per request \
          (--max-request-bytes)"
-    )
-    .replace(' ', "%20");
-    if let Ok(value) = http::HeaderValue::from_str(&rewritten) {
+    );
+    if let Ok(value) = http::HeaderValue::from_str(&rewritten.replace(' ', "%20")) {
         headers.insert("grpc-status", http::HeaderValue::from_static("8"));
         headers.insert("grpc-message", value);
     }

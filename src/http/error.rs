@@ -1,6 +1,7 @@
 //! Errors of the dashboard, as HTTP: a bad parameter is a 400 page naming it, something that
 //! does not exist a 404 page, projections that have not caught up in time a 503 page, one
-//! stream too many for its client a 429 page; any other error is logged and answered with a plain 500 that does not leak its cause.
+//! stream too many for its client a 429 page; any other error is logged and answered with a
+//! plain 500 that does not leak its cause.
 
 use askama::Template;
 use axum::http::{StatusCode, header};
