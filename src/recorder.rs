@@ -61,8 +61,8 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Records whose events' JSON fits `limits.max_payload_bytes` (the request's side of
-    /// `limits`, the number of events, is the caller's to check).
+    /// Refuses an event whose JSON (its payload) is over `limits.max_payload_bytes`; the
+    /// number of events is the caller's to check, before a record gets here.
     pub fn new(store: EventStore, limits: AppendLimits) -> Self {
         Self { store, limits }
     }
