@@ -15,7 +15,6 @@ use tracing::{error, info, warn};
 use crate::audit::Auditor;
 use crate::audit::signer::TreeSigner;
 use crate::config::ServerConfig;
-use crate::domain::limits;
 use crate::grpc::{AuditService, DiplomacyService, EventLogService, ProjectionsService};
 use crate::projections::query::Queries;
 use crate::projections::runner::{LocalRunners, RunnerContext};
@@ -141,11 +140,23 @@ impl App {
         health_reporter
             .set_serving::<DiplomacyServer<DiplomacyService>>()
             .await;
-        let event_log =
-            EventLogServer::new(EventLogService::new(store.clone(), subscriptions.clone()))
-                .max_decoding_message_size(limits::MAX_REQUEST_BYTES);
-        let diplomacy = DiplomacyServer::new(DiplomacyService::new(store.clone()))
-            .max_decoding_message_size(limits::MAX_REQUEST_BYTES);
+        // One count of open streams per client, across gRPC and the dashboard's `/live`.
+        let streams = config.limits.streams();
+        let append_limits = config.limits.append();
+        let max_request_bytes = config.limits.max_request_bytes();
+        let event_log = EventLogServer::new(EventLogService::new(
+            store.clone(),
+            subscriptions.clone(),
+            append_limits,
+            streams.clone(),
+        ))
+        .max_decoding_message_size(max_request_bytes);
+        let diplomacy = DiplomacyServer::new(DiplomacyService::new(
+            store.clone(),
+            append_limits,
+            streams.clone(),
+        ))
+        .max_decoding_message_size(max_request_bytes);
         health_reporter
             .set_serving::<ProjectionsServer<ProjectionsService>>()
             .await;
@@ -155,16 +166,21 @@ impl App {
             queries: queries.clone(),
             max_wait: config.request_timeout(),
             subscriptions: subscriptions.clone(),
+            streams: streams.clone(),
         };
         let projections_service = ProjectionsServer::new(
-            ProjectionsService::new(queries, config.request_timeout())
+            ProjectionsService::new(queries, config.request_timeout(), streams)
                 .with_shutdown(shutdown.clone()),
-        );
+        )
+        .max_decoding_message_size(max_request_bytes);
 
         let grpc = Server::builder()
             .timeout(config.request_timeout())
             .layer(tower::util::MapResponseLayer::new(
                 undecodable_is_invalid_argument,
+            ))
+            .layer(tower::util::MapResponseLayer::new(
+                oversized_is_resource_exhausted,
             ))
             .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
             .add_service(health_service)
@@ -173,13 +189,20 @@ impl App {
             .add_service(event_log)
             .add_service(diplomacy)
             .add_service(projections_service)
-            .add_service(AuditServer::new(AuditService::new(auditor)))
+            .add_service(
+                AuditServer::new(AuditService::new(auditor))
+                    .max_decoding_message_size(max_request_bytes),
+            )
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
                 shutdown.clone().cancelled_owned(),
             );
-        let http = axum::serve(http_listener, crate::http::router(dashboard))
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        // The peer address keys `/live` streams to their client.
+        let http = axum::serve(
+            http_listener,
+            crate::http::router(dashboard).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
 
         let servers = async {
             tokio::try_join!(
@@ -237,6 +260,48 @@ fn undecodable_is_invalid_argument<B>(mut response: http::Response<B>) -> http::
     });
     if internal && undecodable {
         headers.insert("grpc-status", http::HeaderValue::from_static("3"));
+    }
+    response
+}
+
+/// tonic answers a request over the decoding limit with OUT_OF_RANGE ("decoded message length
+/// too large: found N bytes, the limit is: L bytes"), a code meant for reading past an end.
+/// The client asked for more than the server allows: answer RESOURCE_EXHAUSTED, naming the
+/// setting.
+fn oversized_is_resource_exhausted<B>(mut response: http::Response<B>) -> http::Response<B> {
+    const TOO_LARGE: &str = "decoded message length too large: found ";
+    let headers = response.headers_mut();
+    if headers
+        .get("grpc-status")
+        .is_none_or(|code| code.as_bytes() != b"11")
+    {
+        return response;
+    }
+    // tonic percent-encodes the message's spaces (and nothing else in this one).
+    let Some(message) = headers
+        .get("grpc-message")
+        .and_then(|m| m.to_str().ok())
+        .map(|m| m.replace("%20", " "))
+    else {
+        return response;
+    };
+    // "…found N bytes, the limit is: L bytes"
+    let Some((_, sizes)) = message.split_once(TOO_LARGE) else {
+        return response;
+    };
+    let number = |text: &str| -> String { text.chars().take_while(char::is_ascii_digit).collect() };
+    let found = number(sizes);
+    let limit = sizes
+        .split_once("is: ")
+        .map(|(_, rest)| number(rest))
+        .unwrap_or_default();
+    let rewritten = format!(
+        "the request is {found} bytes, which exceeds the limit of {limit} bytes per request \
+         (--max-request-bytes)"
+    );
+    if let Ok(value) = http::HeaderValue::from_str(&rewritten.replace(' ', "%20")) {
+        headers.insert("grpc-status", http::HeaderValue::from_static("8"));
+        headers.insert("grpc-message", value);
     }
     response
 }

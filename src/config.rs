@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::domain::ExpectedVersion;
+use crate::domain::{ExpectedVersion, limits};
 use crate::projections::runner::RunnerConfig;
 use crate::telemetry::LogFormat;
 
@@ -375,6 +375,82 @@ pub struct ServerConfig {
     pub projections: ProjectionsConfig,
     #[command(flatten)]
     pub subscriptions: SubscriptionArgs,
+    #[command(flatten)]
+    pub limits: LimitsArgs,
+}
+
+/// What one request may hold and how many streams one client may keep open (README
+/// "Limits"). The defaults are the domain's documented limits (`domain::limits`).
+#[derive(Args, Debug, Clone)]
+pub struct LimitsArgs {
+    /// One gRPC request's encoded size at most, in bytes; larger requests are refused with
+    /// RESOURCE_EXHAUSTED before they are read. From 1 KiB (a read with filters fits) to
+    /// 256 MiB (a request is held whole in memory while it is decoded and checked).
+    #[arg(
+        long,
+        env = "DIPLOG_MAX_REQUEST_BYTES",
+        default_value_t = limits::MAX_REQUEST_BYTES as u64,
+        value_parser = clap::value_parser!(u64).range(1024..=256 << 20)
+    )]
+    pub max_request_bytes: u64,
+    /// Events one Append or Record may hold at most. From 1 to 1000, the most the domain
+    /// accepts in one append (one transaction of the single writer).
+    #[arg(
+        long,
+        env = "DIPLOG_MAX_EVENTS_PER_APPEND",
+        default_value_t = limits::MAX_EVENTS_PER_APPEND as u32,
+        value_parser = clap::value_parser!(u32).range(1..=limits::MAX_EVENTS_PER_APPEND as i64)
+    )]
+    pub max_events_per_append: u32,
+    /// One event's payload (its JSON text) at most, in bytes. From 2 (`{}`) to 1 MiB, the
+    /// most the domain accepts: readers get an event per message, and their 16 MiB message
+    /// limit and the subscription buffers are sized for it.
+    #[arg(
+        long,
+        env = "DIPLOG_MAX_PAYLOAD_BYTES",
+        default_value_t = limits::MAX_DATA_BYTES as u32,
+        value_parser = clap::value_parser!(u32).range(2..=limits::MAX_DATA_BYTES as i64)
+    )]
+    pub max_payload_bytes: u32,
+    /// Streams (reads, subscriptions, projection watches, dashboard `/live`) one client may
+    /// hold open at once; a client is its principal when authenticated, else its IP address.
+    /// From 1 to 10000: each open subscription may buffer up to --subscription-buffer-bytes.
+    #[arg(
+        long,
+        env = "DIPLOG_MAX_STREAMS_PER_CLIENT",
+        default_value_t = 64,
+        value_parser = clap::value_parser!(u32).range(1..=10_000)
+    )]
+    pub max_streams_per_client: u32,
+}
+
+impl LimitsArgs {
+    pub fn append(&self) -> limits::AppendLimits {
+        limits::AppendLimits {
+            max_events: self.max_events_per_append as usize,
+            max_payload_bytes: self.max_payload_bytes as usize,
+        }
+    }
+
+    pub fn max_request_bytes(&self) -> usize {
+        usize::try_from(self.max_request_bytes).unwrap_or(usize::MAX)
+    }
+
+    pub fn streams(&self) -> crate::stream_limit::StreamLimiter {
+        crate::stream_limit::StreamLimiter::new(self.max_streams_per_client as usize)
+    }
+}
+
+impl Default for LimitsArgs {
+    /// The documented defaults (what the flags default to).
+    fn default() -> Self {
+        Self {
+            max_request_bytes: limits::MAX_REQUEST_BYTES as u64,
+            max_events_per_append: limits::MAX_EVENTS_PER_APPEND as u32,
+            max_payload_bytes: limits::MAX_DATA_BYTES as u32,
+            max_streams_per_client: 64,
+        }
+    }
 }
 
 /// The limits of live subscriptions.
@@ -491,6 +567,7 @@ impl ServerConfig {
                 page_size: 256,
                 tail_batches: 256,
             },
+            limits: LimitsArgs::default(),
         }
     }
 
@@ -629,6 +706,55 @@ mod tests {
         assert!(parse_as_of("yesterday").is_err());
         assert!(parse_as_of("2025-02-30").is_err());
         assert!(parse_as_of("").is_err());
+    }
+
+    #[test]
+    fn the_limits_default_as_the_flags_do_and_errors_name_real_flags() {
+        let cli = Cli::try_parse_from(["diplog", "serve"]).unwrap();
+        let Command::Serve(serve) = cli.command else {
+            panic!("serve");
+        };
+        let parsed = serve.server.limits;
+        let default = LimitsArgs::default();
+        assert_eq!(parsed.max_request_bytes, default.max_request_bytes);
+        assert_eq!(parsed.max_events_per_append, default.max_events_per_append);
+        assert_eq!(parsed.max_payload_bytes, default.max_payload_bytes);
+        assert_eq!(
+            parsed.max_streams_per_client,
+            default.max_streams_per_client
+        );
+        assert_eq!(default.append(), limits::AppendLimits::default());
+
+        use clap::CommandFactory;
+        let command = Cli::command();
+        let serve = command.find_subcommand("serve").unwrap();
+        for limit in [limits::Limit::EventsPerAppend, limits::Limit::PayloadBytes] {
+            let flag = limit.flag().trim_start_matches("--");
+            assert!(
+                serve.get_arguments().any(|a| a.get_long() == Some(flag)),
+                "{flag}"
+            );
+        }
+        for flag in ["max-request-bytes", "max-streams-per-client"] {
+            assert!(serve.get_arguments().any(|a| a.get_long() == Some(flag)));
+        }
+    }
+
+    #[test]
+    fn limits_outside_their_range_are_refused() {
+        for args in [
+            ["--max-events-per-append", "0"],
+            ["--max-events-per-append", "1001"],
+            ["--max-payload-bytes", "1048577"],
+            ["--max-request-bytes", "1023"],
+            ["--max-streams-per-client", "0"],
+        ] {
+            let parsed = Cli::try_parse_from(["diplog", "serve", args[0], args[1]]);
+            assert!(parsed.is_err(), "{args:?}");
+        }
+        assert!(
+            Cli::try_parse_from(["diplog", "serve", "--max-events-per-append", "1000"]).is_ok()
+        );
     }
 
     #[test]

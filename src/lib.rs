@@ -18,6 +18,7 @@ pub mod pgcluster;
 pub mod projections;
 pub mod recorder;
 pub mod store;
+pub mod stream_limit;
 pub mod subscriptions;
 pub mod telemetry;
 

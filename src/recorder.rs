@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::domain::diplomacy::{ActorId, DiplomaticEvent, LogState, check_record};
 use crate::domain::{
     AppendBatch, EventId, EventType, ExpectedVersion, Metadata, NewEvent, Payload, StreamId,
-    ValidationErrors,
+    ValidationErrors, limits::AppendLimits,
 };
 use crate::store::{AppendError, AppendOutcome, EventStore, ReadError, RecordedEvent};
 
@@ -57,11 +57,14 @@ pub enum RecordError {
 #[derive(Clone)]
 pub struct Recorder {
     store: EventStore,
+    limits: AppendLimits,
 }
 
 impl Recorder {
-    pub fn new(store: EventStore) -> Self {
-        Self { store }
+    /// Refuses an event whose JSON (its payload) is over `limits.max_payload_bytes`; the
+    /// number of events is the caller's to check, before a record gets here.
+    pub fn new(store: EventStore, limits: AppendLimits) -> Self {
+        Self { store, limits }
     }
 
     #[tracing::instrument(skip_all, fields(stream_id = %record.stream_id, events = record.events.len()))]
@@ -86,7 +89,7 @@ impl Recorder {
             if known.retry {
                 // A retry of an earlier record: the store answers it (the original positions,
                 // or ALREADY_EXISTS if the content differs); the rules were checked the first time.
-                let batch = batch(&stream_id, expected, &events, &known.state)?;
+                let batch = batch(&stream_id, expected, &events, &known.state, &self.limits)?;
                 return Ok(self.store.append(batch, principal).await?);
             }
             let errors = check_record(&stream_id, &events, &mut known.state, Utc::now());
@@ -106,6 +109,7 @@ impl Recorder {
                 ExpectedVersion::Exact(known.version),
                 &events,
                 &known.state,
+                &self.limits,
             )?;
             match self.store.append(batch, principal).await {
                 // Another writer moved the stream after we looked: look again.
@@ -196,16 +200,20 @@ fn batch(
     expected: ExpectedVersion,
     events: &[(EventId, DiplomaticEvent)],
     state: &LogState,
+    limits: &AppendLimits,
 ) -> Result<AppendBatch, RecordError> {
     let mut errors = ValidationErrors::new();
     let mut new_events = Vec::with_capacity(events.len());
     for (index, (id, event)) in events.iter().enumerate() {
-        let json = event.to_json();
+        let json = event.to_json().to_string();
         let event_type = errors.check(
             format!("events[{index}]"),
             EventType::parse(event.kind.name()),
         );
-        let data = errors.check(format!("events[{index}]"), Payload::parse(json.to_string()));
+        let data = limits
+            .check_payload(json.len())
+            .and_then(|()| Payload::parse(json));
+        let data = errors.check(format!("events[{index}]"), data);
         if let (Some(event_type), Some(data)) = (event_type, data) {
             new_events.push(NewEvent {
                 id: *id,

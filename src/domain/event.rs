@@ -9,19 +9,96 @@ use uuid::Uuid;
 use super::validation::{ValidationError, ValidationErrors};
 
 /// The documented input limits. Changing one is an API change: keep the README in step.
+/// Three are defaults an operator may change (`--max-…`, README "Limits"): the payload size
+/// and the events per append only downwards (these constants are also the domain's hard
+/// ceilings), the request size either way.
 pub mod limits {
+    use super::ValidationError;
+
     pub const MAX_STREAM_ID_BYTES: usize = 256;
     pub const MAX_EVENT_TYPE_BYTES: usize = 128;
-    /// One event's payload (its JSON text).
+    /// One event's payload (its JSON text): the default and the ceiling of
+    /// `--max-payload-bytes`.
     pub const MAX_DATA_BYTES: usize = 1024 * 1024;
+    /// The default and the ceiling of `--max-events-per-append`.
     pub const MAX_EVENTS_PER_APPEND: usize = 1000;
-    /// One gRPC request in all; larger messages are refused by the transport.
+    /// One gRPC request in all (the default of `--max-request-bytes`); larger messages are
+    /// refused by the transport. Also what the CLI accepts in one response message.
     pub const MAX_REQUEST_BYTES: usize = 16 * 1024 * 1024;
     pub const MAX_METADATA_ENTRIES: usize = 64;
     pub const MAX_METADATA_KEY_BYTES: usize = 128;
     pub const MAX_METADATA_VALUE_BYTES: usize = 4096;
     /// Event types one ReadAll may filter by.
     pub const MAX_TYPE_FILTERS: usize = 64;
+
+    /// What an append may hold, as this server is configured (at most the ceilings above).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct AppendLimits {
+        pub max_events: usize,
+        pub max_payload_bytes: usize,
+    }
+
+    impl AppendLimits {
+        /// Refuses more events than one append may hold (an empty append is refused elsewhere).
+        pub fn check_events(&self, count: usize) -> Result<(), ValidationError> {
+            over(Limit::EventsPerAppend, count, self.max_events)
+        }
+
+        /// Refuses a payload of more bytes than allowed.
+        pub fn check_payload(&self, bytes: usize) -> Result<(), ValidationError> {
+            over(Limit::PayloadBytes, bytes, self.max_payload_bytes)
+        }
+    }
+
+    fn over(limit: Limit, value: usize, max: usize) -> Result<(), ValidationError> {
+        if value > max {
+            Err(ValidationError::OverLimit { limit, value, max })
+        } else {
+            Ok(())
+        }
+    }
+
+    impl Default for AppendLimits {
+        fn default() -> Self {
+            Self {
+                max_events: MAX_EVENTS_PER_APPEND,
+                max_payload_bytes: MAX_DATA_BYTES,
+            }
+        }
+    }
+
+    /// A limit the operator sets, named in the error a client gets when it is exceeded, so
+    /// the client knows which setting refused it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Limit {
+        EventsPerAppend,
+        PayloadBytes,
+    }
+
+    impl Limit {
+        /// The server flag that sets it (its environment variable is `DIPLOG_` and the rest
+        /// in capitals); `config.rs` has a test that these flags exist.
+        pub fn flag(self) -> &'static str {
+            match self {
+                Limit::EventsPerAppend => "--max-events-per-append",
+                Limit::PayloadBytes => "--max-payload-bytes",
+            }
+        }
+
+        pub fn unit(self) -> &'static str {
+            match self {
+                Limit::EventsPerAppend => "events",
+                Limit::PayloadBytes => "bytes",
+            }
+        }
+
+        pub fn per(self) -> &'static str {
+            match self {
+                Limit::EventsPerAppend => "append",
+                Limit::PayloadBytes => "event payload",
+            }
+        }
+    }
 }
 
 fn check_length(raw: &str, max: usize) -> Result<(), ValidationError> {

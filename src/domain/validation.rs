@@ -26,6 +26,18 @@ pub enum ValidationError {
     Negative { value: i64 },
     #[error("has {count} entries; the limit is {max}")]
     TooMany { count: usize, max: usize },
+    /// Over a limit the server's operator set (see `limits::Limit`).
+    #[error(
+        "has {value} {unit}, which exceeds the limit of {max} {unit} per {per} ({flag})",
+        unit = .limit.unit(),
+        per = .limit.per(),
+        flag = .limit.flag()
+    )]
+    OverLimit {
+        limit: super::limits::Limit,
+        value: usize,
+        max: usize,
+    },
     #[error("{value} is not one of the allowed values")]
     NotAnOption { value: String },
     #[error("repeats event id {id}, already used by events[{first_index}]")]
@@ -164,5 +176,30 @@ impl fmt::Display for ValidationErrors {
             write!(f, "{error}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::limits::AppendLimits;
+    use super::*;
+
+    #[test]
+    fn a_configured_limit_is_named_with_its_value_and_flag() {
+        let limits = AppendLimits {
+            max_events: 3,
+            max_payload_bytes: 10,
+        };
+        assert_eq!(limits.check_events(3), Ok(()));
+        assert_eq!(limits.check_payload(10), Ok(()));
+        let mut errors = ValidationErrors::new();
+        errors.check("events", limits.check_events(4));
+        errors.check("events[2].data", limits.check_payload(11));
+        assert_eq!(
+            errors.to_string(),
+            "events has 4 events, which exceeds the limit of 3 events per append \
+             (--max-events-per-append); events[2].data has 11 bytes, which exceeds the limit \
+             of 10 bytes per event payload (--max-payload-bytes)"
+        );
     }
 }

@@ -7,47 +7,42 @@ use crate::domain::diplomacy::ActorId;
 use crate::domain::{
     AppendBatch, Direction, EventId, EventType, ExpectedVersion, LogFilter, Metadata, NewEvent,
     Payload, ReadAllQuery, ReadStreamQuery, StreamId, SubscriptionStart, ValidationError,
-    ValidationErrors, limits, non_negative,
+    ValidationErrors, limits, limits::AppendLimits, non_negative,
 };
 use crate::proto;
 use crate::store::RecordedEvent;
 use crate::subscriptions::{Delivery, SubscriptionRequest};
 
-impl TryFrom<proto::AppendRequest> for AppendBatch {
-    type Error = ValidationErrors;
-
-    fn try_from(request: proto::AppendRequest) -> Result<Self, ValidationErrors> {
-        let mut errors = ValidationErrors::new();
-        let stream_id = errors.check("stream_id", StreamId::parse(request.stream_id));
-        let expected = errors.check(
-            "expected_version.exact",
-            expected_version(request.expected_version),
-        );
-        if request.events.len() > limits::MAX_EVENTS_PER_APPEND {
-            // Too many to be worth checking one by one: say so and stop.
-            errors.push(
-                "events",
-                ValidationError::TooMany {
-                    count: request.events.len(),
-                    max: limits::MAX_EVENTS_PER_APPEND,
-                },
-            );
-            return Err(errors);
-        }
-        let events: Vec<Option<NewEvent>> = request
-            .events
-            .into_iter()
-            .enumerate()
-            .map(|(index, event)| new_event(index, event, &mut errors))
-            .collect();
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        let events = events.into_iter().flatten().collect();
-        match (stream_id, expected) {
-            (Some(stream_id), Some(expected)) => AppendBatch::new(stream_id, expected, events),
-            _ => Err(errors),
-        }
+/// Parses an append within this server's limits (`--max-events-per-append`,
+/// `--max-payload-bytes`), collecting every problem with its field path.
+pub fn append_batch(
+    request: proto::AppendRequest,
+    limits: &AppendLimits,
+) -> Result<AppendBatch, ValidationErrors> {
+    let mut errors = ValidationErrors::new();
+    let stream_id = errors.check("stream_id", StreamId::parse(request.stream_id));
+    let expected = errors.check(
+        "expected_version.exact",
+        expected_version(request.expected_version),
+    );
+    if let Err(error) = limits.check_events(request.events.len()) {
+        // Too many to be worth checking one by one: say so and stop.
+        errors.push("events", error);
+        return Err(errors);
+    }
+    let events: Vec<Option<NewEvent>> = request
+        .events
+        .into_iter()
+        .enumerate()
+        .map(|(index, event)| new_event(index, event, limits, &mut errors))
+        .collect();
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let events = events.into_iter().flatten().collect();
+    match (stream_id, expected) {
+        (Some(stream_id), Some(expected)) => AppendBatch::new(stream_id, expected, events),
+        _ => Err(errors),
     }
 }
 
@@ -66,12 +61,16 @@ pub(super) fn expected_version(
 fn new_event(
     index: usize,
     event: proto::NewEvent,
+    limits: &AppendLimits,
     errors: &mut ValidationErrors,
 ) -> Option<NewEvent> {
     let field = |name: &str| format!("events[{index}].{name}");
     let id = errors.check(field("id"), EventId::parse(&event.id));
     let event_type = errors.check(field("type"), EventType::parse(event.r#type));
-    let data = errors.check(field("data"), Payload::parse(event.data));
+    let data = limits
+        .check_payload(event.data.len())
+        .and_then(|()| Payload::parse(event.data));
+    let data = errors.check(field("data"), data);
     let metadata = event.metadata.unwrap_or_default();
     let metadata = Metadata::parse(
         &field("metadata"),

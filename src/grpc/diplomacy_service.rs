@@ -5,28 +5,35 @@ use std::pin::Pin;
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use super::bridge;
 use super::convert::{expected_version, timestamp};
+use super::{bridge, stream_slot};
 use crate::domain::diplomacy::{ActorId, DiplomaticEvent, EventKind};
+use crate::domain::limits::AppendLimits;
 use crate::domain::{
-    ANONYMOUS, EventId, StreamId, ValidationError, ValidationErrors, check_distinct_ids, limits,
+    ANONYMOUS, EventId, StreamId, ValidationError, ValidationErrors, check_distinct_ids,
 };
 use crate::proto::{self, diplomacy_server::Diplomacy};
 use crate::recorder::{Record, Recorder, is_diplomatic, metadata_time};
 use crate::store::{EventFilter, EventStore, RecordedEvent};
+use crate::stream_limit::StreamLimiter;
 
 type RecordStream = Pin<Box<dyn Stream<Item = Result<proto::DiplomaticRecord, Status>> + Send>>;
 
 pub struct DiplomacyService {
     store: EventStore,
     recorder: Recorder,
+    limits: AppendLimits,
+    streams: StreamLimiter,
 }
 
 impl DiplomacyService {
-    pub fn new(store: EventStore) -> Self {
+    /// Records within `limits` (as appends are); reads count against `streams`.
+    pub fn new(store: EventStore, limits: AppendLimits, streams: StreamLimiter) -> Self {
         Self {
-            recorder: Recorder::new(store.clone()),
+            recorder: Recorder::new(store.clone(), limits),
             store,
+            limits,
+            streams,
         }
     }
 }
@@ -38,7 +45,7 @@ impl Diplomacy for DiplomacyService {
         &self,
         request: Request<proto::RecordRequest>,
     ) -> Result<Response<proto::AppendResponse>, Status> {
-        let record = parse_record(request.into_inner())?;
+        let record = parse_record(request.into_inner(), &self.limits)?;
         let outcome = self.recorder.record(record, ANONYMOUS).await?;
         Ok(Response::new(proto::AppendResponse {
             stream_version: outcome.stream_version as i64,
@@ -54,13 +61,13 @@ impl Diplomacy for DiplomacyService {
         &self,
         request: Request<proto::ReadEventsRequest>,
     ) -> Result<Response<Self::ReadEventsStream>, Status> {
+        let slot = stream_slot(&self.streams, &request)?;
         let filter = parse_filter(request.into_inner())?;
         let events = self.store.read_filtered(filter).await?;
-        Ok(Response::new(
-            events
-                .map(|event| event.map_err(Status::from).and_then(to_record))
-                .boxed(),
-        ))
+        let records = events
+            .map(|event| event.map_err(Status::from).and_then(to_record))
+            .boxed();
+        Ok(Response::new(slot.hold(records).boxed()))
     }
 
     #[tracing::instrument(skip_all, fields(event_id = %request.get_ref().event_id))]
@@ -83,8 +90,12 @@ impl Diplomacy for DiplomacyService {
     }
 }
 
-/// Parses a record request, collecting every problem with its field path.
-fn parse_record(request: proto::RecordRequest) -> Result<Record, ValidationErrors> {
+/// Parses a record request, collecting every problem with its field path. The payloads'
+/// size is checked by the recorder, which makes them.
+fn parse_record(
+    request: proto::RecordRequest,
+    limits: &AppendLimits,
+) -> Result<Record, ValidationErrors> {
     let mut errors = ValidationErrors::new();
     let stream_id = errors.check("stream_id", StreamId::parse(request.stream_id));
     let expected = errors.check(
@@ -94,14 +105,8 @@ fn parse_record(request: proto::RecordRequest) -> Result<Record, ValidationError
     let count = request.events.len();
     if count == 0 {
         errors.push("events", ValidationError::Empty);
-    } else if count > limits::MAX_EVENTS_PER_APPEND {
-        errors.push(
-            "events",
-            ValidationError::TooMany {
-                count,
-                max: limits::MAX_EVENTS_PER_APPEND,
-            },
-        );
+    } else if let Err(error) = limits.check_events(count) {
+        errors.push("events", error);
         return Err(errors);
     }
     let mut events = Vec::with_capacity(count);

@@ -5,9 +5,13 @@ use std::pin::Pin;
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use crate::domain::{ANONYMOUS, AppendBatch, ReadAllQuery, ReadStreamQuery};
+use super::convert::append_batch;
+use super::stream_slot;
+use crate::domain::limits::AppendLimits;
+use crate::domain::{ANONYMOUS, ReadAllQuery, ReadStreamQuery};
 use crate::proto::{self, event_log_server::EventLog};
 use crate::store::EventStore;
+use crate::stream_limit::{StreamLimiter, StreamSlot};
 use crate::subscriptions::{SubscriptionRequest, Subscriptions};
 
 type EventStream = Pin<Box<dyn Stream<Item = Result<proto::RecordedEvent, Status>> + Send>>;
@@ -18,13 +22,23 @@ type SubscriptionStream =
 pub struct EventLogService {
     store: EventStore,
     subscriptions: Subscriptions,
+    limits: AppendLimits,
+    streams: StreamLimiter,
 }
 
 impl EventLogService {
-    pub fn new(store: EventStore, subscriptions: Subscriptions) -> Self {
+    /// Appends within `limits`; reads and subscriptions count against `streams`.
+    pub fn new(
+        store: EventStore,
+        subscriptions: Subscriptions,
+        limits: AppendLimits,
+        streams: StreamLimiter,
+    ) -> Self {
         Self {
             store,
             subscriptions,
+            limits,
+            streams,
         }
     }
 }
@@ -36,7 +50,7 @@ impl EventLog for EventLogService {
         &self,
         request: Request<proto::AppendRequest>,
     ) -> Result<Response<proto::AppendResponse>, Status> {
-        let batch = AppendBatch::try_from(request.into_inner())?;
+        let batch = append_batch(request.into_inner(), &self.limits)?;
         let outcome = self.store.append(batch, ANONYMOUS).await?;
         Ok(Response::new(proto::AppendResponse {
             stream_version: outcome.stream_version as i64,
@@ -52,9 +66,10 @@ impl EventLog for EventLogService {
         &self,
         request: Request<proto::ReadStreamRequest>,
     ) -> Result<Response<Self::ReadStreamStream>, Status> {
+        let slot = stream_slot(&self.streams, &request)?;
         let query = ReadStreamQuery::try_from(request.into_inner())?;
         let events = self.store.read_stream(query).await?;
-        Ok(Response::new(to_event_stream(events)))
+        Ok(Response::new(to_event_stream(slot, events)))
     }
 
     type ReadAllStream = EventStream;
@@ -64,9 +79,10 @@ impl EventLog for EventLogService {
         &self,
         request: Request<proto::ReadAllRequest>,
     ) -> Result<Response<Self::ReadAllStream>, Status> {
+        let slot = stream_slot(&self.streams, &request)?;
         let query = ReadAllQuery::try_from(request.into_inner())?;
         let events = self.store.read_all(query).await?;
-        Ok(Response::new(to_event_stream(events)))
+        Ok(Response::new(to_event_stream(slot, events)))
     }
 
     type SubscribeStream = SubscriptionStream;
@@ -76,13 +92,13 @@ impl EventLog for EventLogService {
         &self,
         request: Request<proto::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let slot = stream_slot(&self.streams, &request)?;
         let request = SubscriptionRequest::try_from(request.into_inner())?;
         let subscription = self.subscriptions.subscribe(request).await?;
-        Ok(Response::new(
-            subscription
-                .map(|message| message.map(Into::into).map_err(Status::from))
-                .boxed(),
-        ))
+        let messages = subscription
+            .map(|message| message.map(Into::into).map_err(Status::from))
+            .boxed();
+        Ok(Response::new(slot.hold(messages).boxed()))
     }
 
     async fn get_head(&self, _request: Request<()>) -> Result<Response<proto::Head>, Status> {
@@ -93,12 +109,15 @@ impl EventLog for EventLogService {
     }
 }
 
+/// The events as protobuf, holding `slot` while they are read.
 fn to_event_stream(
+    slot: StreamSlot,
     events: impl Stream<Item = Result<crate::store::RecordedEvent, crate::store::ReadError>>
     + Send
     + 'static,
 ) -> EventStream {
-    events
+    let events = events
         .map(|event| event.map(proto::RecordedEvent::from).map_err(Status::from))
-        .boxed()
+        .boxed();
+    slot.hold(events).boxed()
 }

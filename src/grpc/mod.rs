@@ -12,6 +12,17 @@ mod projections_service;
 pub mod status;
 
 pub use audit_service::AuditService;
+pub use convert::append_batch;
 pub use diplomacy_service::DiplomacyService;
 pub use log_service::EventLogService;
 pub use projections_service::ProjectionsService;
+
+/// A place for one more stream of the request's client (see `stream_limit`), or
+/// RESOURCE_EXHAUSTED naming `--max-streams-per-client`.
+fn stream_slot<T>(
+    streams: &crate::stream_limit::StreamLimiter,
+    request: &tonic::Request<T>,
+) -> Result<crate::stream_limit::StreamSlot, tonic::Status> {
+    let client = crate::stream_limit::ClientKey::of(request.extensions(), request.remote_addr());
+    Ok(streams.acquire(client)?)
+}

@@ -12,8 +12,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use super::bridge;
 use super::convert::timestamp;
+use super::{bridge, stream_slot};
 use crate::domain::{ValidationError, ValidationErrors};
 use crate::projections::catalog::NAMES;
 use crate::projections::channels::ChannelView;
@@ -24,6 +24,7 @@ use crate::projections::query::{Answer, AsOf, ListFilter, Page, Queries, QueryEr
 use crate::projections::store::Holder;
 use crate::projections::summits::SummitView;
 use crate::proto::{self, projections_server::Projections};
+use crate::stream_limit::StreamLimiter;
 
 type ChangeStream = Pin<Box<dyn Stream<Item = Result<proto::ProjectionChange, Status>> + Send>>;
 
@@ -39,14 +40,17 @@ pub struct ProjectionsService {
     max_wait: Duration,
     /// Cancelled when the server shuts down: change feeds end then.
     shutdown: CancellationToken,
+    /// Change feeds count against their client's streams.
+    streams: StreamLimiter,
 }
 
 impl ProjectionsService {
-    pub fn new(queries: Queries, max_wait: Duration) -> Self {
+    pub fn new(queries: Queries, max_wait: Duration, streams: StreamLimiter) -> Self {
         Self {
             queries,
             max_wait,
             shutdown: CancellationToken::new(),
+            streams,
         }
     }
 
@@ -350,6 +354,7 @@ impl Projections for ProjectionsService {
         &self,
         request: Request<proto::WatchProjectionRequest>,
     ) -> Result<Response<Self::WatchProjectionStream>, Status> {
+        let slot = stream_slot(&self.streams, &request)?;
         let watch = request.get_ref();
         let config = feed_config(watch)?;
         let filter = watch_filter(watch);
@@ -387,7 +392,7 @@ impl Projections for ProjectionsService {
                 ));
             }
         };
-        Ok(Response::new(changes))
+        Ok(Response::new(slot.hold(changes).boxed()))
     }
 
     async fn list_channels(

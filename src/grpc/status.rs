@@ -13,6 +13,7 @@ use tracing::error;
 use crate::domain::ValidationErrors;
 use crate::recorder::RecordError;
 use crate::store::{AppendError, ReadError};
+use crate::stream_limit::TooManyStreams;
 use crate::subscriptions::{SubscribeError, SubscriptionError};
 
 /// Errors carried as details and in the message, at most; the rest are counted.
@@ -186,5 +187,21 @@ impl From<SubscriptionError> for Status {
             SubscriptionError::ShuttingDown => Code::Unavailable,
         };
         Status::new(code, error.to_string())
+    }
+}
+
+/// One stream too many for its client: RESOURCE_EXHAUSTED, with the count and the setting in
+/// `google.rpc.ErrorInfo` as well as in the message.
+impl From<TooManyStreams> for Status {
+    fn from(error: TooManyStreams) -> Self {
+        error_info(
+            Code::ResourceExhausted,
+            error.to_string(),
+            "TOO_MANY_STREAMS",
+            HashMap::from([
+                ("open_streams".to_owned(), error.open.to_string()),
+                ("limit".to_owned(), "--max-streams-per-client".to_owned()),
+            ]),
+        )
     }
 }

@@ -1,6 +1,7 @@
 //! Errors of the dashboard, as HTTP: a bad parameter is a 400 page naming it, something that
-//! does not exist a 404 page, projections that have not caught up in time a 503 page; any
-//! other error is logged and answered with a plain 500 that does not leak its cause.
+//! does not exist a 404 page, projections that have not caught up in time a 503 page, one
+//! stream too many for its client a 429 page; any other error is logged and answered with a
+//! plain 500 that does not leak its cause.
 
 use askama::Template;
 use axum::http::{StatusCode, header};
@@ -23,6 +24,9 @@ pub enum HttpError {
     /// The projections did not reach the position asked for in time.
     #[error("{0}")]
     NotYet(String),
+    /// The client holds as many streams open as it may (`--max-streams-per-client`).
+    #[error(transparent)]
+    TooManyStreams(#[from] crate::stream_limit::TooManyStreams),
     #[error("{0}")]
     Internal(String),
 }
@@ -78,6 +82,7 @@ impl IntoResponse for HttpError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "The projections have not caught up yet",
             ),
+            Self::TooManyStreams(_) => (StatusCode::TOO_MANY_REQUESTS, "Too many open streams"),
             Self::Internal(cause) => {
                 tracing::error!(error = %cause, "dashboard request failed");
                 return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();

@@ -4,13 +4,16 @@
 //! through other servers on the same database reach open pages too.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
+use axum::http::Extensions;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt, future};
 
 use super::{Dashboard, HttpError};
 use crate::domain::{LogFilter, SubscriptionStart};
+use crate::stream_limit::ClientKey;
 use crate::subscriptions::{SubscribeError, SubscriptionRequest};
 
 /// Positions announced together at most: a burst of appends is one message, not thousands.
@@ -47,14 +50,23 @@ pub async fn positions(
         }))
 }
 
+/// The live stream counts against its client's open streams (`--max-streams-per-client`):
+/// a client by its principal if the request carries one, else by its address.
 pub async fn live(
     State(dashboard): State<Dashboard>,
+    extensions: Extensions,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, HttpError> {
+    let peer = extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| *peer);
+    let slot = dashboard
+        .streams
+        .acquire(ClientKey::of(&extensions, peer))?;
     let positions = positions(&dashboard)
         .await
         .map_err(|error| HttpError::Internal(error.to_string()))?;
-    let events = positions.map(|position| {
+    let events = positions.boxed().map(|position| {
         Ok(Event::default().data(serde_json::json!({ "position": position }).to_string()))
     });
-    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+    Ok(Sse::new(slot.hold(events)).keep_alive(KeepAlive::default()))
 }

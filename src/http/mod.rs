@@ -37,6 +37,8 @@ pub struct Dashboard {
     pub max_wait: Duration,
     /// Feeds the live streams (which end when the server shuts down).
     pub subscriptions: Subscriptions,
+    /// The live streams count against their client's open streams, as gRPC streams do.
+    pub streams: crate::stream_limit::StreamLimiter,
 }
 
 pub fn router(dashboard: Dashboard) -> Router {

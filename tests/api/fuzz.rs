@@ -3,7 +3,8 @@
 //! field) that the gRPC layer answers with INVALID_ARGUMENT.
 
 use diplog::domain::diplomacy::DiplomaticEvent;
-use diplog::domain::{AppendBatch, ReadAllQuery, ReadStreamQuery, ValidationErrors};
+use diplog::domain::limits::AppendLimits;
+use diplog::domain::{ReadAllQuery, ReadStreamQuery, ValidationErrors};
 use diplog::proto;
 use diplog::subscriptions::SubscriptionRequest;
 use proptest::prelude::*;
@@ -141,7 +142,7 @@ proptest! {
     #[test]
     fn append_requests_decode_or_are_refused_field_by_field(request in append_request()) {
         let events = request.events.len();
-        match AppendBatch::try_from(request) {
+        match diplog::grpc::append_batch(request, &AppendLimits::default()) {
             Ok(batch) => prop_assert_eq!(batch.events().len(), events),
             Err(errors) => assert_clean_refusal(errors, &["stream_id", "expected_version", "events"]),
         }

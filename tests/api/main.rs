@@ -12,6 +12,7 @@ mod faults;
 mod fuzz;
 mod helpers;
 mod import_plover;
+mod limits;
 mod log;
 mod merkle_python;
 mod overload;
