@@ -20,6 +20,7 @@ pub mod recorder;
 pub mod store;
 pub mod subscriptions;
 pub mod telemetry;
+pub mod tls;
 
 /// Code generated from `proto/diplog/v1/*.proto`.
 pub mod proto {
