@@ -459,7 +459,7 @@ async fn the_cli_appends_and_reads_over_mutual_tls() {
     let refused = diplog(
         args(
             &["read", "--server", &url, "--stream", "cli-tls"],
-            &[ca.clone()],
+            std::slice::from_ref(&ca),
         ),
         "",
     )
