@@ -110,6 +110,14 @@ pub fn code_name(code: tonic::Code) -> String {
 /// The status code, its message, and each field violation or error detail on its own line.
 pub fn describe_status(status: &tonic::Status) -> String {
     let mut text = format!("{}: {}", code_name(status.code()), status.message());
+    // A call that failed below gRPC says only "transport error": add why (a TLS alert, say).
+    if let Some(source) = std::error::Error::source(status) {
+        let causes = with_causes(source);
+        match causes.strip_prefix(status.message()) {
+            Some(rest) => text.push_str(rest),
+            None => text.push_str(&format!(": {causes}")),
+        }
+    }
     let details = status.get_error_details();
     if let Some(bad_request) = details.bad_request() {
         for violation in &bad_request.field_violations {

@@ -147,3 +147,40 @@ impl ServerCertVerifier for PinnedCertificate {
             .supported_schemes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn certificate() -> CertificateDer<'static> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        params.self_signed(&key).unwrap().der().clone()
+    }
+
+    #[test]
+    fn the_pinned_verifier_accepts_its_certificate_only() {
+        let ours = certificate();
+        let pinned = PinnedCertificate {
+            leaf: ours.clone(),
+            provider: Arc::new(crypto::ring::default_provider()),
+        };
+        let name = ServerName::try_from("localhost").unwrap();
+        let verify = |certificate: &CertificateDer<'_>| {
+            pinned.verify_server_cert(certificate, &[], &name, &[], UnixTime::now())
+        };
+        assert!(verify(&ours).is_ok());
+        assert!(verify(&certificate()).is_err());
+    }
+
+    #[test]
+    fn tls_options_with_a_plain_text_url_are_refused() {
+        let tls = ClientTlsArgs {
+            ca_cert: Some("ca.pem".into()),
+            ..ClientTlsArgs::default()
+        };
+        let error = endpoint("http://127.0.0.1:50051", &tls).unwrap_err();
+        assert!(error.to_string().contains("https://"), "{error}");
+        assert!(endpoint("http://127.0.0.1:50051", &ClientTlsArgs::default()).is_ok());
+    }
+}
