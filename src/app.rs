@@ -25,6 +25,8 @@ use crate::proto::{
 };
 use crate::store::{EventStore, WriterConfig, WriterHandle};
 use crate::subscriptions::Subscriptions;
+use crate::tls::listener::{TlsListener, TlsPeer};
+use crate::tls::{ServerTls, Transport};
 
 pub struct App {
     config: ServerConfig,
@@ -35,12 +37,28 @@ pub struct App {
     projections: ProjectionStore,
     runners: RunnerContext,
     auditor: Auditor,
+    tls: Option<ServerTls>,
 }
 
 impl App {
     /// Applies migrations, starts the append writer and binds both listeners (port 0 picks a
-    /// free port), so callers know the addresses before anything is served.
+    /// free port), so callers know the addresses before anything is served. Refuses plain
+    /// text off loopback without `--insecure`, and unusable TLS files, before all that.
     pub async fn bind(config: ServerConfig, pool: PgPool) -> anyhow::Result<Self> {
+        let transport = check_transport(&config)?;
+        let tls = ServerTls::load(&config.tls).context("could not set up TLS")?;
+        match transport {
+            Transport::InsecurePlaintext => warn!(
+                grpc = %config.listen,
+                http = %config.http,
+                "--insecure: serving PLAIN TEXT on an address other than loopback; anyone on \
+                 the network path can read and alter the traffic"
+            ),
+            Transport::LoopbackPlaintext => {
+                info!("plain text on loopback (give --tls-cert and --tls-key for TLS)")
+            }
+            Transport::Tls => {}
+        }
         crate::MIGRATOR
             .run(&pool)
             .await
@@ -72,7 +90,23 @@ impl App {
             projections,
             runners,
             auditor,
+            tls,
         })
+    }
+
+    /// An endpoint to this server's own gRPC port (for `--demo`): under TLS it trusts exactly
+    /// the server's own certificate.
+    pub fn own_endpoint(&self) -> anyhow::Result<tonic::transport::Endpoint> {
+        let address = self.grpc_addr();
+        Ok(match &self.tls {
+            Some(tls) => crate::tls::client::pinned_endpoint(address, tls.leaf().clone())?,
+            None => tonic::transport::Endpoint::from_shared(format!("http://{address}"))?,
+        })
+    }
+
+    /// Whether the ports speak TLS, and whether they ask clients for certificates.
+    pub fn tls(&self) -> Option<&ServerTls> {
+        self.tls.as_ref()
     }
 
     /// The projections' query side (what this server's runners report included).
@@ -101,8 +135,16 @@ impl App {
             projections,
             runners,
             auditor,
+            tls,
         } = self;
-        info!(grpc = %grpc_listener.local_addr()?, http = %http_listener.local_addr()?, "serving");
+        let client_auth = tls.as_ref().and_then(ServerTls::client_auth);
+        info!(
+            grpc = %grpc_listener.local_addr()?,
+            http = %http_listener.local_addr()?,
+            tls = tls.is_some(),
+            client_certificates = ?client_auth,
+            "serving"
+        );
         // A child token: the runners stop with the server, and also if serving fails.
         // Subscriptions end as soon as shutdown begins (their clients resume elsewhere or
         // later), so they do not hold the graceful shutdown open.
@@ -174,7 +216,13 @@ impl App {
         )
         .max_decoding_message_size(max_request_bytes);
 
-        let grpc = Server::builder()
+        let mut grpc = Server::builder();
+        if let Some(tls) = &tls {
+            grpc = grpc
+                .tls_config(tls.grpc())
+                .context("could not set up TLS on the gRPC port")?;
+        }
+        let grpc = grpc
             .timeout(config.request_timeout())
             .layer(tower::util::MapResponseLayer::new(
                 undecodable_is_invalid_argument,
@@ -197,12 +245,27 @@ impl App {
                 TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
                 shutdown.clone().cancelled_owned(),
             );
-        // The peer address keys `/live` streams to their client.
-        let http = axum::serve(
-            http_listener,
-            crate::http::router(dashboard).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let router = crate::http::router(dashboard);
+        let http: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match &tls {
+            // The peer address keys `/live` streams to their client.
+            None => Box::pin(
+                axum::serve(
+                    http_listener,
+                    router.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+                .into_future(),
+            ),
+            // The client's certificates (and address) ride along as `ConnectInfo<TlsPeer>`.
+            Some(tls) => Box::pin(
+                axum::serve(
+                    TlsListener::new(http_listener, tls.http())?,
+                    router.into_make_service_with_connect_info::<TlsPeer>(),
+                )
+                .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+                .into_future(),
+            ),
+        };
 
         let servers = async {
             tokio::try_join!(
@@ -241,6 +304,17 @@ impl App {
         info!("stopped");
         Ok(())
     }
+}
+
+/// The plain-text rule of [`crate::tls::transport`] for this configuration: `diplog serve`
+/// checks it before it opens the database, and [`App::bind`] before it binds.
+pub fn check_transport(config: &ServerConfig) -> Result<Transport, crate::tls::PlaintextRefused> {
+    crate::tls::transport(
+        config.listen,
+        config.http,
+        config.tls.tls_cert.is_some(),
+        config.tls.insecure,
+    )
 }
 
 /// tonic answers a request it cannot decode (a string field that is not UTF-8, a malformed

@@ -82,6 +82,9 @@ pub enum Command {
     /// Follow a projection as it changes: every row, then each change as it happens, until
     /// interrupted (or the server stops).
     Watch(WatchArgs),
+    /// Make a self-signed CA, a server certificate and a client certificate in DIR, for trying
+    /// TLS and client certificates out (not for production).
+    DevCerts(DevCertsArgs),
 }
 
 /// When a projection answer is about, and how it is printed.
@@ -377,6 +380,8 @@ pub struct ServerConfig {
     pub subscriptions: SubscriptionArgs,
     #[command(flatten)]
     pub limits: LimitsArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 /// What one request may hold and how many streams one client may keep open (README
@@ -451,6 +456,58 @@ impl Default for LimitsArgs {
             max_streams_per_client: 64,
         }
     }
+}
+
+/// TLS on both ports. Without a certificate the server speaks plain text, which it does only on
+/// loopback addresses unless `--insecure` is given.
+#[derive(Args, Debug, Clone, Default)]
+pub struct TlsArgs {
+    /// The server's certificate chain (PEM), for TLS on the gRPC and HTTP ports.
+    #[arg(long, env = "DIPLOG_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "DIPLOG_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Verify client certificates against this CA (PEM; mutual TLS).
+    #[arg(long, env = "DIPLOG_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// With --tls-client-ca: whether a client must present a certificate (required, the
+    /// default) or may connect without one (optional; a certificate it presents is still
+    /// verified).
+    #[arg(
+        long,
+        env = "DIPLOG_TLS_CLIENT_AUTH",
+        value_enum,
+        requires = "tls_client_ca"
+    )]
+    pub tls_client_auth: Option<ClientAuth>,
+    /// Serve plain text on addresses other than loopback (without TLS the server refuses to).
+    #[arg(long, env = "DIPLOG_INSECURE")]
+    pub insecure: bool,
+}
+
+/// Whether clients must present a certificate.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientAuth {
+    /// A client without a certificate is refused at the handshake.
+    #[default]
+    Required,
+    /// A client may connect without a certificate.
+    Optional,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DevCertsArgs {
+    /// Where to write ca.pem, ca-key.pem, server.pem, server-key.pem, client.pem and
+    /// client-key.pem (created if missing; existing files are never overwritten).
+    pub dir: PathBuf,
+    /// Another name or address for the server certificate, besides localhost, 127.0.0.1 and
+    /// ::1 (repeatable).
+    #[arg(long = "host")]
+    pub hosts: Vec<String>,
+    /// The client certificate's subject common name.
+    #[arg(long, default_value = "diplog-client")]
+    pub client_name: String,
 }
 
 /// The limits of live subscriptions.
@@ -568,6 +625,7 @@ impl ServerConfig {
                 tail_batches: 256,
             },
             limits: LimitsArgs::default(),
+            tls: TlsArgs::default(),
         }
     }
 
@@ -601,6 +659,22 @@ pub struct ClientArgs {
     /// The diplog gRPC server.
     #[arg(long, env = "DIPLOG_SERVER", default_value = "http://127.0.0.1:50051")]
     pub server: String,
+    #[command(flatten)]
+    pub tls: ClientTlsArgs,
+}
+
+/// How a CLI command checks the server, and proves who it is, over TLS (an `https://` URL).
+#[derive(Args, Debug, Clone, Default)]
+pub struct ClientTlsArgs {
+    /// Trust this CA (PEM) for the server's certificate, instead of the system's roots.
+    #[arg(long, env = "DIPLOG_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// Present this client certificate (PEM), for a server that verifies clients.
+    #[arg(long, env = "DIPLOG_CLIENT_CERT", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// The private key of --client-cert (PEM).
+    #[arg(long, env = "DIPLOG_CLIENT_KEY", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -21,6 +21,7 @@ pub mod store;
 pub mod stream_limit;
 pub mod subscriptions;
 pub mod telemetry;
+pub mod tls;
 
 /// Code generated from `proto/diplog/v1/*.proto`.
 pub mod proto {

@@ -7,7 +7,7 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 use diplog::app::App;
-use diplog::config::{Cli, Command, ServeArgs};
+use diplog::config::{Cli, ClientAuth, Command, ServeArgs};
 use diplog::database::Database;
 use diplog::telemetry;
 
@@ -39,6 +39,7 @@ async fn main() -> ExitCode {
         Command::Divergence(args) => Ok(diplog::cli::divergence(args).await),
         Command::Projections(args) => Ok(diplog::cli::projections(args).await),
         Command::Watch(args) => Ok(diplog::cli::watch(args).await),
+        Command::DevCerts(args) => Ok(diplog::cli::dev_certs(args)),
     };
     result.unwrap_or_else(|error| {
         eprintln!("error: {error:#}");
@@ -47,6 +48,17 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Refuse plain text off loopback before starting anything (an embedded cluster included).
+    diplog::app::check_transport(&args.server)?;
+    if args.demo
+        && args.server.tls.tls_client_ca.is_some()
+        && args.server.tls.tls_client_auth != Some(ClientAuth::Optional)
+    {
+        anyhow::bail!(
+            "--demo imports through the server's own gRPC port, which would require a client \
+             certificate: add --tls-client-auth optional, or import the scenario with `diplog import`"
+        );
+    }
     let database = Database::open(&args.database).await?;
     let app = App::bind(args.server, database.pool().clone()).await;
     let result = match app {
@@ -54,9 +66,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let shutdown = CancellationToken::new();
             tokio::spawn(cancel_on_signal(shutdown.clone()));
             if args.demo {
-                let address = app.grpc_addr();
+                let endpoint = app.own_endpoint()?;
                 tokio::spawn(async move {
-                    if let Err(error) = diplog::cli::seed_demo(address).await {
+                    if let Err(error) = diplog::cli::seed_demo(endpoint).await {
                         tracing::error!(error = %format!("{error:#}"), "demo: could not import the founding scenario");
                     }
                 });

@@ -6,6 +6,8 @@
 //! what the log records as `appended_by` on the events it appends: it comes from the
 //! credential, never from anything the client writes.
 
+pub mod certificate;
+
 use std::fmt;
 use std::str::FromStr;
 

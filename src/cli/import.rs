@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 use super::{CliError, finish};
 use crate::config::{ImportArgs, ImportFormat};
@@ -49,7 +49,7 @@ async fn import_file(args: ImportArgs) -> Result<(), CliError> {
             )
         }
     };
-    let channel = connect(&args.client.server).await?;
+    let channel = super::channel(&args.client).await?;
     let report = import::import(channel, items, on_invalid)
         .await
         .map_err(|error| match error {
@@ -93,24 +93,10 @@ fn refused(path: &str, problems: &[import::Problem]) -> CliError {
     ))
 }
 
-/// A channel to the server at `server` (a URL), or a CLI error naming why not.
-pub(super) async fn connect(server: &str) -> Result<Channel, CliError> {
-    Endpoint::from_shared(server.to_owned())
-        .map_err(|e| CliError::Input(format!("{server} is not a server URL: {e}")))?
-        .connect()
-        .await
-        .map_err(|e| {
-            CliError::Call(format!(
-                "could not connect to {server}: {}",
-                super::with_causes(&e)
-            ))
-        })
-}
-
-/// Imports the founding scenario through the server at `address` if its log is empty.
+/// Imports the founding scenario through the server at `endpoint` if its log is empty.
 /// Waits for the server to accept connections (it is started alongside).
-pub async fn seed_demo(address: std::net::SocketAddr) -> anyhow::Result<()> {
-    let endpoint = Endpoint::from_shared(format!("http://{address}"))?;
+pub async fn seed_demo(endpoint: Endpoint) -> anyhow::Result<()> {
+    let address = endpoint.uri().clone();
     let mut channel = None;
     for _ in 0..50 {
         match endpoint.connect().await {

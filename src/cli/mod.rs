@@ -4,6 +4,7 @@
 //! process exits non-zero (2 for bad input found before sending, 1 for a refused call).
 
 pub mod audit;
+mod dev_certs;
 mod import;
 mod projections;
 mod subscribe;
@@ -17,7 +18,7 @@ use tokio::io::AsyncReadExt;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
-use crate::config::{AppendArgs, ReadArgs};
+use crate::config::{AppendArgs, ClientArgs, ReadArgs};
 use crate::domain::{EventId, ExpectedVersion};
 use crate::proto::{self, event_log_client::EventLogClient};
 
@@ -109,6 +110,14 @@ pub fn code_name(code: tonic::Code) -> String {
 /// The status code, its message, and each field violation or error detail on its own line.
 pub fn describe_status(status: &tonic::Status) -> String {
     let mut text = format!("{}: {}", code_name(status.code()), status.message());
+    // A call that failed below gRPC says only "transport error": add why (a TLS alert, say).
+    if let Some(source) = std::error::Error::source(status) {
+        let causes = with_causes(source);
+        match causes.strip_prefix(status.message()) {
+            Some(rest) => text.push_str(rest),
+            None => text.push_str(&format!(": {causes}")),
+        }
+    }
     let details = status.get_error_details();
     if let Some(bad_request) = details.bad_request() {
         for violation in &bad_request.field_violations {
@@ -136,18 +145,28 @@ pub fn describe_status(status: &tonic::Status) -> String {
     text
 }
 
-async fn connect(server: &str) -> Result<EventLogClient<Channel>, CliError> {
-    let client = EventLogClient::connect(server.to_owned())
+/// The one way every command reaches the server: `--server`, with TLS for an `https://` URL
+/// (`--ca-cert`, `--client-cert`, `--client-key`). A CLI error names why not.
+async fn channel(client: &ClientArgs) -> Result<Channel, CliError> {
+    let server = &client.server;
+    crate::tls::client::endpoint(server, &client.tls)
+        .map_err(|e| CliError::Input(e.to_string()))?
+        .connect()
         .await
         .map_err(|e| {
             CliError::Call(format!(
                 "could not connect to {server}: {}",
                 with_causes(&e)
             ))
-        })?;
-    Ok(client.max_decoding_message_size(crate::domain::limits::MAX_REQUEST_BYTES))
+        })
 }
 
+async fn connect(client: &ClientArgs) -> Result<EventLogClient<Channel>, CliError> {
+    Ok(EventLogClient::new(channel(client).await?)
+        .max_decoding_message_size(crate::domain::limits::MAX_REQUEST_BYTES))
+}
+
+pub use dev_certs::dev_certs;
 pub use import::{import, seed_demo};
 pub use projections::{
     channels, commitments, divergence, projections, relations, summits, timeline, watch,
@@ -166,7 +185,7 @@ async fn append_events(args: AppendArgs) -> Result<(), CliError> {
         expected_version: Some(expected_version(args.expect)),
         events,
     };
-    let mut client = connect(&args.client.server).await?;
+    let mut client = connect(&args.client).await?;
     let response = client.append(request).await?.into_inner();
     let line = serde_json::json!({
         "stream_version": response.stream_version,
@@ -253,7 +272,7 @@ pub async fn read(args: ReadArgs) -> ExitCode {
 }
 
 async fn read_events(args: ReadArgs) -> Result<(), CliError> {
-    let mut client = connect(&args.client.server).await?;
+    let mut client = connect(&args.client).await?;
     let direction = if args.backward {
         proto::Direction::Backward
     } else {

@@ -22,3 +22,4 @@ mod projections_engine;
 mod read;
 mod server;
 mod subscriptions;
+mod tls;
