@@ -14,14 +14,19 @@ use tracing::{error, info, warn};
 
 use crate::audit::Auditor;
 use crate::audit::signer::TreeSigner;
+use crate::auth::authenticate::{Authenticator, Mode};
+use crate::auth::layer::AuthLayer;
+use crate::auth::tokens::TokenStore;
 use crate::config::ServerConfig;
 use crate::domain::limits;
-use crate::grpc::{AuditService, DiplomacyService, EventLogService, ProjectionsService};
+use crate::grpc::{
+    AdminService, AuditService, DiplomacyService, EventLogService, ProjectionsService,
+};
 use crate::projections::query::Queries;
 use crate::projections::runner::{LocalRunners, RunnerContext};
 use crate::projections::store::ProjectionStore;
 use crate::proto::{
-    self, audit_server::AuditServer, diplomacy_server::DiplomacyServer,
+    self, admin_server::AdminServer, audit_server::AuditServer, diplomacy_server::DiplomacyServer,
     event_log_server::EventLogServer, projections_server::ProjectionsServer,
 };
 use crate::store::{EventStore, WriterConfig, WriterHandle};
@@ -36,6 +41,8 @@ pub struct App {
     projections: ProjectionStore,
     runners: RunnerContext,
     auditor: Auditor,
+    authenticator: Authenticator,
+    tokens: TokenStore,
 }
 
 impl App {
@@ -52,6 +59,24 @@ impl App {
         let http_listener = TcpListener::bind(config.http)
             .await
             .with_context(|| format!("could not listen for HTTP on {}", config.http))?;
+        let listeners = [grpc_listener.local_addr()?, http_listener.local_addr()?];
+        let mode = config
+            .auth
+            .resolve(&listeners)
+            .map_err(anyhow::Error::msg)?;
+        match mode {
+            Mode::Open => warn!(
+                "auth: OPEN on loopback: callers without a token get every role and are \
+                 recorded as `anonymous` (start with --auth tokens to require tokens)"
+            ),
+            Mode::Tokens => info!("auth: every call needs a token (or a client certificate)"),
+        }
+        let tokens = TokenStore::new(pool.clone());
+        let authenticator = Authenticator::new(
+            mode,
+            Some(tokens.clone()),
+            config.auth.certificate_roles.iter().cloned().collect(),
+        );
         let (store, writer) = EventStore::start(pool.clone(), WriterConfig::default())
             .await
             .context("could not read the log head")?;
@@ -73,7 +98,23 @@ impl App {
             projections,
             runners,
             auditor,
+            authenticator,
+            tokens,
         })
+    }
+
+    /// A token for this process's own calls, held in memory only (the `--demo` import goes
+    /// through the API like any client, so it needs a credential when tokens are required).
+    pub fn internal_token(
+        &mut self,
+        name: &str,
+        roles: Vec<crate::auth::Role>,
+    ) -> anyhow::Result<crate::auth::tokens::BearerToken> {
+        let secret = self
+            .authenticator
+            .internal_token(name, roles)
+            .context("could not make the server's own token")?;
+        Ok(secret.expose().parse().expect("infallible"))
     }
 
     /// The projections' query side (what this server's runners report included).
@@ -102,6 +143,8 @@ impl App {
             projections,
             runners,
             auditor,
+            authenticator,
+            tokens,
         } = self;
         info!(grpc = %grpc_listener.local_addr()?, http = %http_listener.local_addr()?, "serving");
         // A child token: the runners stop with the server, and also if serving fails.
@@ -121,6 +164,11 @@ impl App {
             subscriptions.head(),
             shutdown.child_token(),
         ));
+        let token_changes = tokio::spawn(
+            authenticator
+                .clone()
+                .follow_token_changes(shutdown.child_token()),
+        );
         let stop_runners = shutdown.child_token();
         let mut runners = crate::projections::catalog::spawn_all(runners, stop_runners.clone());
 
@@ -166,7 +214,15 @@ impl App {
             .layer(tower::util::MapResponseLayer::new(
                 undecodable_is_invalid_argument,
             ))
-            .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
+            // Every call is authenticated and checked for its role before any service sees it.
+            .layer(AuthLayer::new(authenticator.clone()))
+            .trace_fn(|request| {
+                tracing::info_span!(
+                    "grpc",
+                    method = %request.uri().path(),
+                    principal = tracing::field::Empty
+                )
+            })
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -174,12 +230,20 @@ impl App {
             .add_service(diplomacy)
             .add_service(projections_service)
             .add_service(AuditServer::new(AuditService::new(auditor)))
+            .add_service(AdminServer::new(AdminService::new(tokens)))
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
                 shutdown.clone().cancelled_owned(),
             );
-        let http = axum::serve(http_listener, crate::http::router(dashboard))
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let pages = crate::http::router(dashboard).layer(axum::middleware::from_fn_with_state(
+            authenticator,
+            crate::auth::layer::http_auth,
+        ));
+        let http = axum::serve(
+            http_listener,
+            pages.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
 
         let servers = async {
             tokio::try_join!(
@@ -209,6 +273,9 @@ impl App {
             }
         }
         subscription_tasks.shutdown().await;
+        if let Err(error) = token_changes.await {
+            error!(error = %error, "the token-change listener panicked");
+        }
         if let Err(error) = tree_builder.await {
             error!(error = %error, "the audit tree builder panicked");
         }

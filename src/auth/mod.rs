@@ -6,6 +6,12 @@
 //! what the log records as `appended_by` on the events it appends: it comes from the
 //! credential, never from anything the client writes.
 
+pub mod access;
+pub mod authenticate;
+pub mod client;
+pub mod layer;
+pub mod tokens;
+
 use std::fmt;
 use std::str::FromStr;
 

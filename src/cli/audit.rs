@@ -4,16 +4,16 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use tonic::transport::Channel;
+use crate::auth::client::AuthChannel;
 
-use super::{CliError, finish, with_causes};
+use super::{CliError, finish};
 use std::io::Write;
 
 use crate::audit::archive::{ArchivedEvent, ClosingLine, Line, SavedHead, fixed, parse_line};
 use crate::audit::builder::leaf_of;
 use crate::audit::tree;
 use crate::audit::verify::Verification;
-use crate::config::{ExportArgs, ProofArgs, RestoreArgs, TreeHeadArgs, VerifyArgs};
+use crate::config::{ClientArgs, ExportArgs, ProofArgs, RestoreArgs, TreeHeadArgs, VerifyArgs};
 use crate::domain::audit::{self, Frontier, Hash};
 use crate::domain::audit_head::{SignedTreeHead, TreeHead};
 use crate::proto::{self, audit_client::AuditClient};
@@ -32,16 +32,11 @@ fn from_wire(head: Option<proto::SignedTreeHead>) -> Result<SignedTreeHead, CliE
     })
 }
 
-async fn connect(server: &str) -> Result<AuditClient<Channel>, CliError> {
-    AuditClient::connect(server.to_owned()).await.map_err(|e| {
-        CliError::Call(format!(
-            "could not connect to {server}: {}",
-            with_causes(&e)
-        ))
-    })
+async fn connect(client: &ClientArgs) -> Result<AuditClient<AuthChannel>, CliError> {
+    Ok(AuditClient::new(super::import::connect(client).await?))
 }
 
-async fn public_key(client: &mut AuditClient<Channel>) -> Result<[u8; 32], CliError> {
+async fn public_key(client: &mut AuditClient<AuthChannel>) -> Result<[u8; 32], CliError> {
     let key = client.get_public_key(()).await?.into_inner();
     fixed("ed25519", key.ed25519)
         .map_err(|e| CliError::Call(format!("the server sent a malformed public key: {e}")))
@@ -61,7 +56,7 @@ pub async fn tree_head(args: TreeHeadArgs) -> ExitCode {
 }
 
 async fn print_tree_head(args: TreeHeadArgs) -> Result<(), CliError> {
-    let mut client = connect(&args.client.server).await?;
+    let mut client = connect(&args.client).await?;
     let key = public_key(&mut client).await?;
     let head = from_wire(Some(
         client
@@ -86,7 +81,7 @@ async fn print_tree_head(args: TreeHeadArgs) -> Result<(), CliError> {
 
 pub async fn verify(args: VerifyArgs) -> ExitCode {
     let result = match &args.since {
-        Some(saved) => verify_since(&args.client.server, saved).await,
+        Some(saved) => verify_since(&args.client, saved).await,
         None => verify_database(&args).await,
     };
     finish(result)
@@ -118,7 +113,7 @@ async fn verify_database(args: &VerifyArgs) -> Result<(), CliError> {
 }
 
 /// Proves that the log today extends the saved head.
-async fn verify_since(server: &str, path: &Path) -> Result<(), CliError> {
+async fn verify_since(client: &ClientArgs, path: &Path) -> Result<(), CliError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::Input(format!("could not read {}: {e}", path.display())))?;
     let saved: SavedHead = serde_json::from_str(&text)
@@ -127,7 +122,7 @@ async fn verify_since(server: &str, path: &Path) -> Result<(), CliError> {
         .parse()
         .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?;
     checked(&old, &key)?;
-    let mut client = connect(server).await?;
+    let mut client = connect(client).await?;
     let proof = client
         .get_consistency_proof(proto::ConsistencyProofRequest {
             old_size: old.head.size as i64,
@@ -173,7 +168,7 @@ pub async fn proof(args: ProofArgs) -> ExitCode {
 }
 
 async fn print_proof(args: ProofArgs) -> Result<(), CliError> {
-    let mut client = connect(&args.client.server).await?;
+    let mut client = connect(&args.client).await?;
     let key = public_key(&mut client).await?;
     let proof = client
         .get_inclusion_proof(proto::InclusionProofRequest {
@@ -218,7 +213,7 @@ pub async fn export(args: ExportArgs) -> ExitCode {
 
 /// Writes events `from..=to` (to: the tree head's size) and the signed head of `to`.
 async fn write_export(args: ExportArgs) -> Result<(), CliError> {
-    let mut audit_client = connect(&args.client.server).await?;
+    let mut audit_client = connect(&args.client).await?;
     let key = public_key(&mut audit_client).await?;
     let wire_size = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     let head = from_wire(Some(
@@ -238,7 +233,7 @@ async fn write_export(args: ExportArgs) -> Result<(), CliError> {
         writeln!(out, "{line}").map_err(|e| CliError::Call(format!("could not write: {e}")))
     };
     if from <= to {
-        let mut log = super::connect(&args.client.server).await?;
+        let mut log = super::connect(&args.client).await?;
         let mut events = log
             .read_all(proto::ReadAllRequest {
                 from_position: Some(wire_size(from)),

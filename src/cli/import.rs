@@ -4,10 +4,11 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 use super::{CliError, finish};
-use crate::config::{ImportArgs, ImportFormat};
+use crate::auth::client::{AuthChannel, Bearer};
+use crate::config::{ClientArgs, ImportArgs, ImportFormat};
 use crate::import::{self, ImportError, OnInvalid, Report, plover, scenario};
 use crate::proto::event_log_client::EventLogClient;
 
@@ -49,7 +50,7 @@ async fn import_file(args: ImportArgs) -> Result<(), CliError> {
             )
         }
     };
-    let channel = connect(&args.client.server).await?;
+    let channel = connect(&args.client).await?;
     let report = import::import(channel, items, on_invalid)
         .await
         .map_err(|error| match error {
@@ -93,9 +94,12 @@ fn refused(path: &str, problems: &[import::Problem]) -> CliError {
     ))
 }
 
-/// A channel to the server at `server` (a URL), or a CLI error naming why not.
-pub(super) async fn connect(server: &str) -> Result<Channel, CliError> {
-    Endpoint::from_shared(server.to_owned())
+/// A channel to the server (its URL), carrying the token if one was given, or a CLI error
+/// naming why not (never showing the token).
+pub(super) async fn connect(client: &ClientArgs) -> Result<AuthChannel, CliError> {
+    let bearer = Bearer::new(client.token.as_ref()).map_err(|e| CliError::Input(e.to_string()))?;
+    let server = &client.server;
+    let channel = Endpoint::from_shared(server.to_owned())
         .map_err(|e| CliError::Input(format!("{server} is not a server URL: {e}")))?
         .connect()
         .await
@@ -104,12 +108,17 @@ pub(super) async fn connect(server: &str) -> Result<Channel, CliError> {
                 "could not connect to {server}: {}",
                 super::with_causes(&e)
             ))
-        })
+        })?;
+    Ok(bearer.channel(channel))
 }
 
-/// Imports the founding scenario through the server at `address` if its log is empty.
-/// Waits for the server to accept connections (it is started alongside).
-pub async fn seed_demo(address: std::net::SocketAddr) -> anyhow::Result<()> {
+/// Imports the founding scenario through the server at `address` if its log is empty, with
+/// `token` (the server's own, see `App::internal_token`). Waits for the server to accept
+/// connections (it is started alongside).
+pub async fn seed_demo(
+    address: std::net::SocketAddr,
+    token: crate::auth::tokens::BearerToken,
+) -> anyhow::Result<()> {
     let endpoint = Endpoint::from_shared(format!("http://{address}"))?;
     let mut channel = None;
     for _ in 0..50 {
@@ -123,6 +132,7 @@ pub async fn seed_demo(address: std::net::SocketAddr) -> anyhow::Result<()> {
     }
     let channel =
         channel.ok_or_else(|| anyhow::anyhow!("the server at {address} did not answer"))?;
+    let channel = Bearer::new(Some(&token))?.channel(channel);
     let head = EventLogClient::new(channel.clone())
         .get_head(())
         .await?

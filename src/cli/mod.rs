@@ -7,6 +7,7 @@ pub mod audit;
 mod import;
 mod projections;
 mod subscribe;
+pub mod token;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -14,10 +15,10 @@ use std::process::ExitCode;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio::io::AsyncReadExt;
-use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
-use crate::config::{AppendArgs, ReadArgs};
+use crate::auth::client::AuthChannel;
+use crate::config::{AppendArgs, ClientArgs, ReadArgs};
 use crate::domain::{EventId, ExpectedVersion};
 use crate::proto::{self, event_log_client::EventLogClient};
 
@@ -136,16 +137,10 @@ pub fn describe_status(status: &tonic::Status) -> String {
     text
 }
 
-async fn connect(server: &str) -> Result<EventLogClient<Channel>, CliError> {
-    let client = EventLogClient::connect(server.to_owned())
-        .await
-        .map_err(|e| {
-            CliError::Call(format!(
-                "could not connect to {server}: {}",
-                with_causes(&e)
-            ))
-        })?;
-    Ok(client.max_decoding_message_size(crate::domain::limits::MAX_REQUEST_BYTES))
+async fn connect(client: &ClientArgs) -> Result<EventLogClient<AuthChannel>, CliError> {
+    let channel = import::connect(client).await?;
+    Ok(EventLogClient::new(channel)
+        .max_decoding_message_size(crate::domain::limits::MAX_REQUEST_BYTES))
 }
 
 pub use import::{import, seed_demo};
@@ -166,7 +161,7 @@ async fn append_events(args: AppendArgs) -> Result<(), CliError> {
         expected_version: Some(expected_version(args.expect)),
         events,
     };
-    let mut client = connect(&args.client.server).await?;
+    let mut client = connect(&args.client).await?;
     let response = client.append(request).await?.into_inner();
     let line = serde_json::json!({
         "stream_version": response.stream_version,
@@ -253,7 +248,7 @@ pub async fn read(args: ReadArgs) -> ExitCode {
 }
 
 async fn read_events(args: ReadArgs) -> Result<(), CliError> {
-    let mut client = connect(&args.client.server).await?;
+    let mut client = connect(&args.client).await?;
     let direction = if args.backward {
         proto::Direction::Backward
     } else {

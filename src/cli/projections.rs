@@ -7,8 +7,6 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use tonic::transport::Channel;
-
 use super::{CliError, finish};
 use crate::config::{
     AsOf, ChannelsArgs, CommitmentsArgs, DivergenceArgs, ListFilterArgs, ProjectionsArgs,
@@ -24,10 +22,10 @@ const OPEN_COMMITMENTS: [&str; 3] = ["PENDING", "SCHEDULED", "LAPSED"];
 /// The largest page the server gives.
 const PAGE_SIZE: u32 = 1000;
 
-type Client = ProjectionsClient<Channel>;
+type Client = ProjectionsClient<crate::auth::client::AuthChannel>;
 
-async fn connect(server: &str) -> Result<Client, CliError> {
-    let channel = super::import::connect(server).await?;
+async fn connect(client: &crate::config::ClientArgs) -> Result<Client, CliError> {
+    let channel = super::import::connect(client).await?;
     Ok(ProjectionsClient::new(channel)
         .max_decoding_message_size(crate::domain::limits::MAX_REQUEST_BYTES))
 }
@@ -162,7 +160,7 @@ pub async fn channels(args: ChannelsArgs) -> ExitCode {
 
 async fn list_channels(args: ChannelsArgs) -> Result<(), CliError> {
     let request = list_request(&args.query, &args.filter)?;
-    let client = connect(&args.query.client.server).await?;
+    let client = connect(&args.query.client).await?;
     let answer: proto::ChannelList = all_pages(request, |r| {
         let mut client = client.clone();
         async move { client.list_channels(r).await }
@@ -185,7 +183,7 @@ pub async fn summits(args: SummitsArgs) -> ExitCode {
 async fn list_summits(args: SummitsArgs) -> Result<(), CliError> {
     let mut request = list_request(&args.query, &args.filter)?;
     request.pending_only = !args.all && request.status.is_empty();
-    let client = connect(&args.query.client.server).await?;
+    let client = connect(&args.query.client).await?;
     let answer: proto::SummitList = all_pages(request, |r| {
         let mut client = client.clone();
         async move { client.list_summits(r).await }
@@ -215,7 +213,7 @@ async fn list_commitments(args: CommitmentsArgs) -> Result<(), CliError> {
     if !args.all && request.status.is_empty() {
         request.status = OPEN_COMMITMENTS.iter().map(|s| (*s).to_owned()).collect();
     }
-    let client = connect(&args.query.client.server).await?;
+    let client = connect(&args.query.client).await?;
     let answer: proto::CommitmentList = all_pages(request, |r| {
         let mut client = client.clone();
         async move { client.list_commitments(r).await }
@@ -250,7 +248,7 @@ async fn show_timeline(args: TimelineArgs) -> Result<(), CliError> {
         page_size: PAGE_SIZE,
         ..Default::default()
     };
-    let client = connect(&args.query.client.server).await?;
+    let client = connect(&args.query.client).await?;
     let answer: proto::TimelineList = all_pages(request, |r| {
         let mut client = client.clone();
         async move { client.get_timeline(r).await }
@@ -306,7 +304,7 @@ async fn show_relations(args: RelationsArgs) -> Result<(), CliError> {
         }),
         ..Default::default()
     };
-    let mut client = connect(&args.query.client.server).await?;
+    let mut client = connect(&args.query.client).await?;
     let answer = client.get_relations(request).await?.into_inner();
     if args.query.json {
         print_json(&answer, "diplog.v1.RelationList");
@@ -337,7 +335,7 @@ async fn show_divergence(args: DivergenceArgs) -> Result<(), CliError> {
         read: Some(read_options(&args.query)),
         key: args.occurrence.clone(),
     };
-    let mut client = connect(&args.query.client.server).await?;
+    let mut client = connect(&args.query.client).await?;
     let answer = client.get_divergence(request).await?.into_inner();
     if args.query.json {
         print_json(&answer, "diplog.v1.DivergenceList");
@@ -374,7 +372,7 @@ async fn follow(args: WatchArgs) -> Result<(), CliError> {
         min_position: args.min_position,
         heartbeat_seconds: args.heartbeat_secs,
     };
-    let mut client = connect(&args.client.server).await?;
+    let mut client = connect(&args.client).await?;
     let mut changes = client.watch_projection(request).await?.into_inner();
     while let Some(change) = changes.message().await? {
         let out = if args.json {
@@ -404,7 +402,7 @@ pub async fn projections(args: ProjectionsArgs) -> ExitCode {
 }
 
 async fn status(args: ProjectionsStatusArgs) -> Result<(), CliError> {
-    let mut client = connect(&args.client.server).await?;
+    let mut client = connect(&args.client).await?;
     let answer = client.get_status(()).await?.into_inner();
     if args.json {
         print_json(&answer, "diplog.v1.ProjectionStatusList");
@@ -455,7 +453,7 @@ async fn rebuild(args: RebuildArgs) -> Result<(), CliError> {
             "name a projection (see diplog projections status)".to_owned(),
         ));
     }
-    let mut client = connect(&args.client.server).await?;
+    let mut client = connect(&args.client).await?;
     client
         .rebuild(proto::RebuildRequest {
             name: args.name.clone(),

@@ -15,7 +15,7 @@ pub async fn subscribe(args: SubscribeArgs) -> ExitCode {
 }
 
 async fn follow(args: SubscribeArgs) -> Result<(), CliError> {
-    let mut client = connect(&args.client.server).await?;
+    let mut client = connect(&args.client).await?;
     let mut from = match (args.after, args.now) {
         (Some(after), _) => From::AfterPosition(i64::try_from(after).unwrap_or(i64::MAX)),
         (None, true) => From::Now(()),

@@ -5,7 +5,8 @@ use std::pin::Pin;
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use crate::domain::{ANONYMOUS, AppendBatch, ReadAllQuery, ReadStreamQuery};
+use crate::auth::access::principal;
+use crate::domain::{AppendBatch, ReadAllQuery, ReadStreamQuery};
 use crate::proto::{self, event_log_server::EventLog};
 use crate::store::EventStore;
 use crate::subscriptions::{SubscriptionRequest, Subscriptions};
@@ -36,8 +37,10 @@ impl EventLog for EventLogService {
         &self,
         request: Request<proto::AppendRequest>,
     ) -> Result<Response<proto::AppendResponse>, Status> {
+        // Who appends comes from the credential the auth layer checked, never from the request.
+        let appended_by = principal(&request)?.name.clone();
         let batch = AppendBatch::try_from(request.into_inner())?;
-        let outcome = self.store.append(batch, ANONYMOUS).await?;
+        let outcome = self.store.append(batch, &appended_by).await?;
         Ok(Response::new(proto::AppendResponse {
             stream_version: outcome.stream_version as i64,
             positions: outcome.positions.into_iter().map(|p| p as i64).collect(),
