@@ -235,10 +235,13 @@ impl App {
                 TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
                 shutdown.clone().cancelled_owned(),
             );
-        let pages = crate::http::router(dashboard).layer(axum::middleware::from_fn_with_state(
-            authenticator,
-            crate::auth::layer::http_auth,
-        ));
+        // Served over plain HTTP today: the login cookie is not `Secure` (TLS sets it).
+        let pages = crate::http::router(dashboard)
+            .merge(crate::auth::login::routes(authenticator.clone(), false))
+            .layer(axum::middleware::from_fn_with_state(
+                authenticator,
+                crate::auth::layer::http_auth,
+            ));
         let http = axum::serve(
             http_listener,
             pages.into_make_service_with_connect_info::<SocketAddr>(),

@@ -54,7 +54,7 @@ pub fn required_access(path: &str) -> Access {
 /// middleware on the query string).
 pub fn required_page_access(path: &str) -> Access {
     match path {
-        "/healthz" => Access::Public,
+        "/healthz" | "/login" | "/logout" => Access::Public,
         // The stylesheet and script are the same for everyone and reveal nothing.
         p if p.starts_with("/assets/") => Access::Public,
         _ => Access::Role(Role::Reader),

@@ -193,9 +193,14 @@ impl Authenticator {
     /// notifications may have been missed meanwhile.
     pub async fn follow_token_changes(self, shutdown: CancellationToken) {
         let Some(store) = &self.tokens else { return };
+        // A connection of its own, outside the server's pool: it is held for good, and must
+        // not take a connection from requests (an overloaded pool would also delay it).
+        let own = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with((*store.pool().connect_options()).clone());
         loop {
             let listener = async {
-                let mut listener = PgListener::connect_with(store.pool()).await?;
+                let mut listener = PgListener::connect_with(&own).await?;
                 listener.listen(NOTIFY_CHANNEL).await?;
                 // Anything cached before we listened may be stale.
                 self.cache.clear();

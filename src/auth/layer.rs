@@ -251,12 +251,25 @@ pub async fn http_auth(
             }
             next.run(request).await
         }
-        Err(Refusal::Unauthenticated(message)) => (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            format!("{message}\n"),
-        )
-            .into_response(),
+        Err(Refusal::Unauthenticated(message)) => {
+            // Browsers are pointed to the sign-in form; other clients get the bare 401.
+            let browser = request
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("text/html"));
+            let body = if browser {
+                format!("{message}\n\nSign in at /login\n")
+            } else {
+                format!("{message}\n")
+            };
+            (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                body,
+            )
+                .into_response()
+        }
         Err(Refusal::Denied(message)) => (StatusCode::FORBIDDEN, message).into_response(),
         Err(Refusal::NotServed) => StatusCode::NOT_FOUND.into_response(),
         Err(Refusal::Unavailable) => StatusCode::SERVICE_UNAVAILABLE.into_response(),

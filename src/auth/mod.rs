@@ -10,6 +10,7 @@ pub mod access;
 pub mod authenticate;
 pub mod client;
 pub mod layer;
+pub mod login;
 pub mod tokens;
 
 use std::fmt;

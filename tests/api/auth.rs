@@ -806,3 +806,188 @@ async fn tokens_never_appear_in_the_logs_and_failures_name_the_peer() {
         });
     assert!(in_span, "no span of an append names the principal");
 }
+
+/// A raw HTTP/1.1 exchange: the status, the head and the body.
+async fn http(addr: SocketAddr, request_head: &str, body: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "{request_head}\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut raw))
+        .await
+        .expect("an answer within 10 s")
+        .unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, head.to_owned(), body.to_owned())
+}
+
+#[tokio::test]
+async fn a_browser_signs_in_with_a_token_kept_in_an_http_only_cookie() {
+    let app = spawn_token_app().await;
+    let reader = mint(&app, "browser", &[Role::Reader]).await;
+    let addr = app.http_addr;
+
+    // A page without a credential: 401, and a browser is pointed to the form.
+    let (status, head, body) = http(addr, "GET / HTTP/1.1\r\nAccept: text/html", "").await;
+    assert_eq!(status, 401);
+    assert!(head.contains("www-authenticate: Bearer"), "{head}");
+    assert!(body.contains("/login"), "{body}");
+    let (status, _, body) = http(addr, "GET /login HTTP/1.1", "").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("name=\"token\""), "{body}");
+
+    // A bad token: the form again, no cookie.
+    let form = "Content-Type: application/x-www-form-urlencoded";
+    let (status, head, _) = http(
+        addr,
+        &format!("POST /login HTTP/1.1\r\n{form}"),
+        "token=diplog_nope",
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert!(!head.to_lowercase().contains("set-cookie"), "{head}");
+    // From another site's form: refused, even with a good token.
+    let (status, _, _) = http(
+        addr,
+        &format!("POST /login HTTP/1.1\r\n{form}\r\nOrigin: https://evil.example"),
+        &format!("token={reader}"),
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    let (status, head, _) = http(
+        addr,
+        &format!("POST /login HTTP/1.1\r\n{form}"),
+        &format!("token={reader}"),
+    )
+    .await;
+    assert_eq!(status, 303, "{head}");
+    let cookie_line = head
+        .lines()
+        .find(|l| l.to_lowercase().starts_with("set-cookie:"))
+        .expect("a cookie")
+        .to_owned();
+    assert!(cookie_line.contains("HttpOnly"), "{cookie_line}");
+    assert!(cookie_line.contains("SameSite=Strict"), "{cookie_line}");
+    let cookie = cookie_line
+        .split_once(':')
+        .unwrap()
+        .1
+        .split(';')
+        .next()
+        .unwrap()
+        .trim()
+        .to_owned();
+    let (status, _, _) = http(
+        addr,
+        &format!("GET /channels HTTP/1.1\r\nCookie: {cookie}"),
+        "",
+    )
+    .await;
+    assert_eq!(status, 200);
+    // The cookie carries the reader's roles, no more.
+    let (status, _, _) = http(
+        addr,
+        &format!("GET /channels?as_of=1 HTTP/1.1\r\nCookie: {cookie}"),
+        "",
+    )
+    .await;
+    assert_eq!(status, 403);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_embedded_default_runs_open_and_token_commands_reach_its_running_cluster() {
+    let data = crate::helpers::reachable_tempdir("diplog-auth-");
+    let data_dir = data.path().to_str().unwrap().to_owned();
+    let mut server = tokio::process::Command::new(diplog_binary())
+        .args([
+            "--log-format",
+            "json",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+        ])
+        .args(["--data-dir", &data_dir])
+        .env_remove("DATABASE_URL")
+        .env_remove("DIPLOG_AUTH")
+        .env("RUST_LOG", "info")
+        .env("DIPLOG_SIGNING_KEY", crate::helpers::test_signing_key())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(server.stderr.take().unwrap()).lines();
+    let mut warned_open = false;
+    let grpc = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            let message = entry["fields"]["message"].as_str().unwrap_or_default();
+            if message.starts_with("auth: OPEN") {
+                assert_eq!(entry["level"], "WARN");
+                warned_open = true;
+            }
+            if message == "serving" {
+                return format!("http://{}", entry["fields"]["grpc"].as_str().unwrap());
+            }
+        }
+        panic!("diplog serve stopped before serving");
+    })
+    .await
+    .expect("serving within 120 s");
+    assert!(warned_open, "start-up says, at WARN, that it runs open");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+
+    // The server owns the cluster; the token command joins it instead of failing.
+    let (ok, stdout, stderr) = diplog(&[
+        "token",
+        "create",
+        "--data-dir",
+        &data_dir,
+        "--name",
+        "local-reader",
+        "--role",
+        "reader",
+    ])
+    .await;
+    assert!(ok, "{stderr}");
+    let token = stdout.trim().to_owned();
+    // Open: no token is fine; the reader's token is checked and its roles apply.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), "{\"type\": \"Noted\", \"data\": {}}\n").unwrap();
+    let file = file.path().to_str().unwrap();
+    let (ok, _, stderr) = diplog(&["append", "--server", &grpc, "--stream", "s-1", file]).await;
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = diplog(&[
+        "append", "--server", &grpc, "--token", &token, "--stream", "s-1", file,
+    ])
+    .await;
+    assert!(!ok);
+    assert!(
+        stderr.contains("PERMISSION_DENIED") && stderr.contains("needs role writer"),
+        "{stderr}"
+    );
+    let (ok, stdout, stderr) = diplog(&["token", "list", "--data-dir", &data_dir]).await;
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("local-reader"), "{stdout}");
+
+    use nix::sys::signal::{Signal, kill};
+    kill(
+        nix::unistd::Pid::from_raw(server.id().unwrap() as i32),
+        Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(30), server.wait())
+        .await
+        .expect("stops within 30 s")
+        .unwrap();
+    assert!(status.success());
+}
