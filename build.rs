@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "proto/diplog/v1/diplomacy.proto",
             "proto/diplog/v1/projections.proto",
             "proto/diplog/v1/audit.proto",
+            "proto/diplog/v1/admin.proto",
         ],
         ["proto"],
     )?;

@@ -14,13 +14,18 @@ use tracing::{error, info, warn};
 
 use crate::audit::Auditor;
 use crate::audit::signer::TreeSigner;
+use crate::auth::authenticate::{Authenticator, Mode};
+use crate::auth::layer::AuthLayer;
+use crate::auth::tokens::TokenStore;
 use crate::config::ServerConfig;
-use crate::grpc::{AuditService, DiplomacyService, EventLogService, ProjectionsService};
+use crate::grpc::{
+    AdminService, AuditService, DiplomacyService, EventLogService, ProjectionsService,
+};
 use crate::projections::query::Queries;
 use crate::projections::runner::{LocalRunners, RunnerContext};
 use crate::projections::store::ProjectionStore;
 use crate::proto::{
-    self, audit_server::AuditServer, diplomacy_server::DiplomacyServer,
+    self, admin_server::AdminServer, audit_server::AuditServer, diplomacy_server::DiplomacyServer,
     event_log_server::EventLogServer, projections_server::ProjectionsServer,
 };
 use crate::store::{EventStore, WriterConfig, WriterHandle};
@@ -38,6 +43,8 @@ pub struct App {
     runners: RunnerContext,
     auditor: Auditor,
     tls: Option<ServerTls>,
+    authenticator: Authenticator,
+    tokens: TokenStore,
 }
 
 impl App {
@@ -69,6 +76,24 @@ impl App {
         let http_listener = TcpListener::bind(config.http)
             .await
             .with_context(|| format!("could not listen for HTTP on {}", config.http))?;
+        let listeners = [grpc_listener.local_addr()?, http_listener.local_addr()?];
+        let mode = config
+            .auth
+            .resolve(&listeners)
+            .map_err(anyhow::Error::msg)?;
+        match mode {
+            Mode::Open => warn!(
+                "auth: OPEN on loopback: callers without a token get every role and are \
+                 recorded as `anonymous` (start with --auth tokens to require tokens)"
+            ),
+            Mode::Tokens => info!("auth: every call needs a token (or a client certificate)"),
+        }
+        let tokens = TokenStore::new(pool.clone());
+        let authenticator = Authenticator::new(
+            mode,
+            Some(tokens.clone()),
+            config.auth.certificate_roles.iter().cloned().collect(),
+        );
         let (store, writer) = EventStore::start(pool.clone(), WriterConfig::default())
             .await
             .context("could not read the log head")?;
@@ -91,6 +116,8 @@ impl App {
             runners,
             auditor,
             tls,
+            authenticator,
+            tokens,
         })
     }
 
@@ -107,6 +134,20 @@ impl App {
     /// Whether the ports speak TLS, and whether they ask clients for certificates.
     pub fn tls(&self) -> Option<&ServerTls> {
         self.tls.as_ref()
+    }
+
+    /// A token for this process's own calls, held in memory only (the `--demo` import goes
+    /// through the API like any client, so it needs a credential when tokens are required).
+    pub fn internal_token(
+        &mut self,
+        name: &str,
+        roles: Vec<crate::auth::Role>,
+    ) -> anyhow::Result<crate::auth::tokens::BearerToken> {
+        let secret = self
+            .authenticator
+            .internal_token(name, roles)
+            .context("could not make the server's own token")?;
+        Ok(secret.expose().parse().expect("infallible"))
     }
 
     /// The projections' query side (what this server's runners report included).
@@ -136,6 +177,8 @@ impl App {
             runners,
             auditor,
             tls,
+            authenticator,
+            tokens,
         } = self;
         let client_auth = tls.as_ref().and_then(ServerTls::client_auth);
         info!(
@@ -162,6 +205,11 @@ impl App {
             subscriptions.head(),
             shutdown.child_token(),
         ));
+        let token_changes = tokio::spawn(
+            authenticator
+                .clone()
+                .follow_token_changes(shutdown.child_token()),
+        );
         let stop_runners = shutdown.child_token();
         let mut runners = crate::projections::catalog::spawn_all(runners, stop_runners.clone());
 
@@ -230,7 +278,15 @@ impl App {
             .layer(tower::util::MapResponseLayer::new(
                 oversized_is_resource_exhausted,
             ))
-            .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
+            // Every call is authenticated and checked for its role before any service sees it.
+            .layer(AuthLayer::new(authenticator.clone()))
+            .trace_fn(|request| {
+                tracing::info_span!(
+                    "grpc",
+                    method = %request.uri().path(),
+                    principal = tracing::field::Empty
+                )
+            })
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -241,17 +297,29 @@ impl App {
                 AuditServer::new(AuditService::new(auditor))
                     .max_decoding_message_size(max_request_bytes),
             )
+            .add_service(AdminServer::new(AdminService::new(tokens)))
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
                 shutdown.clone().cancelled_owned(),
             );
-        let router = crate::http::router(dashboard);
+        // The login cookie is `Secure` when the pages are served over TLS.
+        let pages = crate::http::router(dashboard)
+            .merge(crate::auth::login::routes(
+                authenticator.clone(),
+                tls.is_some(),
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                authenticator,
+                crate::auth::layer::http_auth,
+            ))
+            .layer(axum::middleware::map_request(tls_peer_address));
         let http: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match &tls {
-            // The peer address keys `/live` streams to their client.
+            // The peer address keys `/live` streams to their client, and names who failed to
+            // sign in.
             None => Box::pin(
                 axum::serve(
                     http_listener,
-                    router.into_make_service_with_connect_info::<SocketAddr>(),
+                    pages.into_make_service_with_connect_info::<SocketAddr>(),
                 )
                 .with_graceful_shutdown(shutdown.clone().cancelled_owned())
                 .into_future(),
@@ -260,7 +328,7 @@ impl App {
             Some(tls) => Box::pin(
                 axum::serve(
                     TlsListener::new(http_listener, tls.http())?,
-                    router.into_make_service_with_connect_info::<TlsPeer>(),
+                    pages.into_make_service_with_connect_info::<TlsPeer>(),
                 )
                 .with_graceful_shutdown(shutdown.clone().cancelled_owned())
                 .into_future(),
@@ -295,6 +363,9 @@ impl App {
             }
         }
         subscription_tasks.shutdown().await;
+        if let Err(error) = token_changes.await {
+            error!(error = %error, "the token-change listener panicked");
+        }
         if let Err(error) = tree_builder.await {
             error!(error = %error, "the audit tree builder panicked");
         }
@@ -315,6 +386,21 @@ pub fn check_transport(config: &ServerConfig) -> Result<Transport, crate::tls::P
         config.tls.tls_cert.is_some(),
         config.tls.insecure,
     )
+}
+
+/// Under TLS a page's connection info is a `TlsPeer`; what reads the bare peer address (the
+/// stream limit, the sign-in form, failed-authentication logs) finds it too.
+async fn tls_peer_address(mut request: axum::extract::Request) -> axum::extract::Request {
+    if let Some(axum::extract::ConnectInfo(peer)) = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<TlsPeer>>()
+        .cloned()
+    {
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer.remote));
+    }
+    request
 }
 
 /// tonic answers a request it cannot decode (a string field that is not UTF-8, a malformed

@@ -85,6 +85,99 @@ pub enum Command {
     /// Make a self-signed CA, a server certificate and a client certificate in DIR, for trying
     /// TLS and client certificates out (not for production).
     DevCerts(DevCertsArgs),
+    /// API tokens: create (prints the token once), list, revoke. Against the database by
+    /// default; with --server, through the server with an admin --token.
+    Token(TokenArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    pub command: TokenCommand,
+}
+
+/// Where `diplog token` administers: the database (the default: --database-url, or the
+/// embedded cluster under --data-dir, running or not), or a server.
+#[derive(Args, Clone)]
+pub struct TokenTarget {
+    /// Administer through this server (with an admin --token) instead of the database.
+    #[arg(long)]
+    pub server: Option<String>,
+    /// With --server: an admin token.
+    #[arg(
+        long,
+        env = "DIPLOG_TOKEN",
+        hide_env_values = true,
+        requires = "server"
+    )]
+    pub token: Option<crate::auth::tokens::BearerToken>,
+    /// With an `https://` --server: the CA to trust and the client certificate to present.
+    #[command(flatten)]
+    pub tls: ClientTlsArgs,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+#[derive(Subcommand, Clone)]
+pub enum TokenCommand {
+    /// Mint a token; prints it once on stdout (alone on its line).
+    Create(TokenCreateArgs),
+    /// Every token: name, roles, created, expires, revoked (never the token).
+    List(TokenListArgs),
+    /// Revoke a token for good: refused everywhere within milliseconds.
+    Revoke(TokenRevokeArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct TokenCreateArgs {
+    #[command(flatten)]
+    pub target: TokenTarget,
+    /// What the log records as `appended_by` on what this token appends.
+    #[arg(long)]
+    pub name: String,
+    /// reader, writer, auditor or admin (repeatable, or comma-separated).
+    #[arg(long = "role", required = true, value_delimiter = ',')]
+    pub roles: Vec<crate::auth::Role>,
+    /// When it stops working: a duration (`90d`, `12h`, `30m`, `45s`), an RFC 3339 time, or a
+    /// day `YYYY-MM-DD` (its end, UTC). Unset: never.
+    #[arg(long, value_parser = parse_expiry)]
+    pub expires: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Args, Clone)]
+pub struct TokenListArgs {
+    #[command(flatten)]
+    pub target: TokenTarget,
+}
+
+#[derive(Args, Clone)]
+pub struct TokenRevokeArgs {
+    #[command(flatten)]
+    pub target: TokenTarget,
+    /// The token's name.
+    pub name: String,
+}
+
+/// Parses `--expires`: a duration from now (`90d`, `12h`, `30m`, `45s`), an RFC 3339 time, or
+/// a day (its end, UTC).
+pub fn parse_expiry(raw: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    let units = [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)];
+    for (unit, seconds) in units {
+        if let Some(count) = raw.strip_suffix(unit).and_then(|n| n.parse::<i64>().ok()) {
+            if count <= 0 {
+                return Err(format!("{raw:?}: a duration must be positive"));
+            }
+            return chrono::Duration::try_seconds(count.saturating_mul(seconds))
+                .and_then(|d| chrono::Utc::now().checked_add_signed(d))
+                .ok_or_else(|| format!("{raw:?} is too far away"));
+        }
+    }
+    match AsOf::parse(raw) {
+        Ok(AsOf::Time(time)) => Ok(time),
+        _ => Err(format!(
+            "{raw:?} is not a duration (90d, 12h, 30m, 45s), an RFC 3339 time or a day YYYY-MM-DD"
+        )),
+    }
 }
 
 /// When a projection answer is about, and how it is printed.
@@ -382,6 +475,8 @@ pub struct ServerConfig {
     pub limits: LimitsArgs,
     #[command(flatten)]
     pub tls: TlsArgs,
+    #[command(flatten)]
+    pub auth: AuthArgs,
 }
 
 /// What one request may hold and how many streams one client may keep open (README
@@ -510,6 +605,57 @@ pub struct DevCertsArgs {
     pub client_name: String,
 }
 
+/// Who may call: see the README's "Principals and roles".
+#[derive(Args, Debug, Clone)]
+pub struct AuthArgs {
+    /// auto: open on loopback with the embedded database, else tokens. open: callers without
+    /// a credential are let in as `anonymous` with every role (loopback listeners only).
+    /// tokens: every call needs a token (or a client certificate).
+    #[arg(long = "auth", env = "DIPLOG_AUTH", value_enum, default_value = "auto")]
+    pub mode: AuthMode,
+    /// The roles of a verified client certificate's subject: `SUBJECT=ROLE[,ROLE]`
+    /// (repeatable; in the env var, separated by `;`). An unmapped subject has no role.
+    #[arg(long = "certificate-role", env = "DIPLOG_CERTIFICATE_ROLES", value_delimiter = ';',
+          value_parser = crate::auth::authenticate::parse_certificate_role)]
+    pub certificate_roles: Vec<(String, Vec<crate::auth::Role>)>,
+    /// Set by `serve` when the database is the embedded cluster (what `auto` looks at).
+    #[arg(skip)]
+    pub embedded_database: bool,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    Auto,
+    Open,
+    Tokens,
+}
+
+impl AuthArgs {
+    /// The mode to run in, given the addresses listened on; `open` on a listener that is not
+    /// loopback is refused.
+    pub fn resolve(
+        &self,
+        listeners: &[SocketAddr],
+    ) -> Result<crate::auth::authenticate::Mode, String> {
+        use crate::auth::authenticate::Mode;
+        let loopback = listeners.iter().all(|address| address.ip().is_loopback());
+        match self.mode {
+            AuthMode::Open if !loopback => Err(format!(
+                "--auth open is allowed only when every listener is loopback (listening on {})",
+                listeners
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            AuthMode::Open => Ok(Mode::Open),
+            AuthMode::Tokens => Ok(Mode::Tokens),
+            AuthMode::Auto if loopback && self.embedded_database => Ok(Mode::Open),
+            AuthMode::Auto => Ok(Mode::Tokens),
+        }
+    }
+}
+
 /// The limits of live subscriptions.
 #[derive(Args, Debug, Clone)]
 pub struct SubscriptionArgs {
@@ -626,6 +772,11 @@ impl ServerConfig {
             },
             limits: LimitsArgs::default(),
             tls: TlsArgs::default(),
+            auth: AuthArgs {
+                mode: AuthMode::Open,
+                certificate_roles: Vec::new(),
+                embedded_database: false,
+            },
         }
     }
 
@@ -659,6 +810,9 @@ pub struct ClientArgs {
     /// The diplog gRPC server.
     #[arg(long, env = "DIPLOG_SERVER", default_value = "http://127.0.0.1:50051")]
     pub server: String,
+    /// The API token to send (`authorization: Bearer`); a server that runs open needs none.
+    #[arg(long, env = "DIPLOG_TOKEN", hide_env_values = true)]
+    pub token: Option<crate::auth::tokens::BearerToken>,
     #[command(flatten)]
     pub tls: ClientTlsArgs,
 }

@@ -40,6 +40,7 @@ async fn main() -> ExitCode {
         Command::Projections(args) => Ok(diplog::cli::projections(args).await),
         Command::Watch(args) => Ok(diplog::cli::watch(args).await),
         Command::DevCerts(args) => Ok(diplog::cli::dev_certs(args)),
+        Command::Token(args) => Ok(diplog::cli::token::run(args).await),
     };
     result.unwrap_or_else(|error| {
         eprintln!("error: {error:#}");
@@ -47,7 +48,7 @@ async fn main() -> ExitCode {
     })
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     // Refuse plain text off loopback before starting anything (an embedded cluster included).
     diplog::app::check_transport(&args.server)?;
     if args.demo
@@ -59,16 +60,25 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
              certificate: add --tls-client-auth optional, or import the scenario with `diplog import`"
         );
     }
-    let database = Database::open(&args.database).await?;
+    let database = Database::open_for_server(&args.database).await?;
+    args.server.auth.embedded_database = args.database.database_url.is_none();
     let app = App::bind(args.server, database.pool().clone()).await;
+    // The demo import calls the API like any client: with a token of the server's own.
+    let app = app.and_then(|mut app| {
+        let token = match args.demo {
+            true => Some(app.internal_token("demo", vec![diplog::auth::Role::Writer])?),
+            false => None,
+        };
+        Ok((app, token))
+    });
     let result = match app {
-        Ok(app) => {
+        Ok((app, demo_token)) => {
             let shutdown = CancellationToken::new();
             tokio::spawn(cancel_on_signal(shutdown.clone()));
-            if args.demo {
+            if let Some(token) = demo_token {
                 let endpoint = app.own_endpoint()?;
                 tokio::spawn(async move {
-                    if let Err(error) = diplog::cli::seed_demo(endpoint).await {
+                    if let Err(error) = diplog::cli::seed_demo(endpoint, token).await {
                         tracing::error!(error = %format!("{error:#}"), "demo: could not import the founding scenario");
                     }
                 });

@@ -202,8 +202,13 @@ impl PgCluster {
 
     /// Options for connecting over the unix socket as the cluster's superuser to `database`.
     pub fn connect_options(&self, database: &str) -> PgConnectOptions {
+        Self::running_connect_options(&self.data_dir, database)
+    }
+
+    /// The same, for a cluster under `data_dir` that another process runs (and owns).
+    pub fn running_connect_options(data_dir: &Path, database: &str) -> PgConnectOptions {
         PgConnectOptions::new_without_pgpass()
-            .socket(&self.run_dir)
+            .socket(data_dir.join("run"))
             .port(PORT)
             .username(SUPERUSER)
             .database(database)

@@ -13,7 +13,11 @@ use crate::tls::listener::TlsPeer;
 /// with: its common name, or else its whole distinguished name (RFC 4514). `None` on a
 /// plain-text connection or when the client presented no certificate.
 pub fn peer_certificate_subject<B>(request: &http::Request<B>) -> Option<String> {
-    let extensions = request.extensions();
+    certificate_subject(request.extensions())
+}
+
+/// [`peer_certificate_subject`] from a request's extensions.
+pub fn certificate_subject(extensions: &http::Extensions) -> Option<String> {
     let chain = match extensions.get::<TlsConnectInfo<TcpConnectInfo>>() {
         Some(grpc) => grpc.peer_certs(),
         None => extensions

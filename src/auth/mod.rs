@@ -6,7 +6,13 @@
 //! what the log records as `appended_by` on the events it appends: it comes from the
 //! credential, never from anything the client writes.
 
+pub mod access;
+pub mod authenticate;
 pub mod certificate;
+pub mod client;
+pub mod layer;
+pub mod login;
+pub mod tokens;
 
 use std::fmt;
 use std::str::FromStr;

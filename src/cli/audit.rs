@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use tonic::transport::Channel;
+use crate::auth::client::AuthChannel;
 
 use super::{CliError, finish};
 use std::io::Write;
@@ -32,11 +32,11 @@ fn from_wire(head: Option<proto::SignedTreeHead>) -> Result<SignedTreeHead, CliE
     })
 }
 
-async fn connect(client: &ClientArgs) -> Result<AuditClient<Channel>, CliError> {
-    Ok(AuditClient::new(super::channel(client).await?))
+async fn connect(client: &ClientArgs) -> Result<AuditClient<AuthChannel>, CliError> {
+    Ok(AuditClient::new(super::import::connect(client).await?))
 }
 
-async fn public_key(client: &mut AuditClient<Channel>) -> Result<[u8; 32], CliError> {
+async fn public_key(client: &mut AuditClient<AuthChannel>) -> Result<[u8; 32], CliError> {
     let key = client.get_public_key(()).await?.into_inner();
     fixed("ed25519", key.ed25519)
         .map_err(|e| CliError::Call(format!("the server sent a malformed public key: {e}")))

@@ -7,7 +7,8 @@ use std::time::Duration;
 use tonic::transport::Endpoint;
 
 use super::{CliError, finish};
-use crate::config::{ImportArgs, ImportFormat};
+use crate::auth::client::{AuthChannel, Bearer};
+use crate::config::{ClientArgs, ImportArgs, ImportFormat};
 use crate::import::{self, ImportError, OnInvalid, Report, plover, scenario};
 use crate::proto::event_log_client::EventLogClient;
 
@@ -49,7 +50,7 @@ async fn import_file(args: ImportArgs) -> Result<(), CliError> {
             )
         }
     };
-    let channel = super::channel(&args.client).await?;
+    let channel = connect(&args.client).await?;
     let report = import::import(channel, items, on_invalid)
         .await
         .map_err(|error| match error {
@@ -93,9 +94,20 @@ fn refused(path: &str, problems: &[import::Problem]) -> CliError {
     ))
 }
 
-/// Imports the founding scenario through the server at `endpoint` if its log is empty.
-/// Waits for the server to accept connections (it is started alongside).
-pub async fn seed_demo(endpoint: Endpoint) -> anyhow::Result<()> {
+/// A channel to the server (`--server`, with TLS as `channel` sets it up), carrying the token
+/// if one was given, or a CLI error naming why not (never showing the token).
+pub(super) async fn connect(client: &ClientArgs) -> Result<AuthChannel, CliError> {
+    let bearer = Bearer::new(client.token.as_ref()).map_err(|e| CliError::Input(e.to_string()))?;
+    Ok(bearer.channel(super::channel(client).await?))
+}
+
+/// Imports the founding scenario through the server at `endpoint` if its log is empty, with
+/// `token` (the server's own, see `App::internal_token`). Waits for the server to accept
+/// connections (it is started alongside).
+pub async fn seed_demo(
+    endpoint: Endpoint,
+    token: crate::auth::tokens::BearerToken,
+) -> anyhow::Result<()> {
     let address = endpoint.uri().clone();
     let mut channel = None;
     for _ in 0..50 {
@@ -109,6 +121,7 @@ pub async fn seed_demo(endpoint: Endpoint) -> anyhow::Result<()> {
     }
     let channel =
         channel.ok_or_else(|| anyhow::anyhow!("the server at {address} did not answer"))?;
+    let channel = Bearer::new(Some(&token))?.channel(channel);
     let head = EventLogClient::new(channel.clone())
         .get_head(())
         .await?

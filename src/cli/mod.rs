@@ -8,6 +8,7 @@ mod dev_certs;
 mod import;
 mod projections;
 mod subscribe;
+pub mod token;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -18,6 +19,7 @@ use tokio::io::AsyncReadExt;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
+use crate::auth::client::AuthChannel;
 use crate::config::{AppendArgs, ClientArgs, ReadArgs};
 use crate::domain::{EventId, ExpectedVersion};
 use crate::proto::{self, event_log_client::EventLogClient};
@@ -161,8 +163,9 @@ async fn channel(client: &ClientArgs) -> Result<Channel, CliError> {
         })
 }
 
-async fn connect(client: &ClientArgs) -> Result<EventLogClient<Channel>, CliError> {
-    Ok(EventLogClient::new(channel(client).await?)
+async fn connect(client: &ClientArgs) -> Result<EventLogClient<AuthChannel>, CliError> {
+    let channel = import::connect(client).await?;
+    Ok(EventLogClient::new(channel)
         .max_decoding_message_size(crate::domain::limits::MAX_REQUEST_BYTES))
 }
 

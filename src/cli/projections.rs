@@ -7,8 +7,6 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use tonic::transport::Channel;
-
 use super::{CliError, finish};
 use crate::config::{
     AsOf, ChannelsArgs, ClientArgs, CommitmentsArgs, DivergenceArgs, ListFilterArgs,
@@ -24,10 +22,10 @@ const OPEN_COMMITMENTS: [&str; 3] = ["PENDING", "SCHEDULED", "LAPSED"];
 /// The largest page the server gives.
 const PAGE_SIZE: u32 = 1000;
 
-type Client = ProjectionsClient<Channel>;
+type Client = ProjectionsClient<crate::auth::client::AuthChannel>;
 
 async fn connect(client: &ClientArgs) -> Result<Client, CliError> {
-    let channel = super::channel(client).await?;
+    let channel = super::import::connect(client).await?;
     Ok(ProjectionsClient::new(channel)
         .max_decoding_message_size(crate::domain::limits::MAX_REQUEST_BYTES))
 }

@@ -7,11 +7,10 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{expected_version, timestamp};
 use super::{bridge, stream_slot};
+use crate::auth::access::principal;
 use crate::domain::diplomacy::{ActorId, DiplomaticEvent, EventKind};
 use crate::domain::limits::AppendLimits;
-use crate::domain::{
-    ANONYMOUS, EventId, StreamId, ValidationError, ValidationErrors, check_distinct_ids,
-};
+use crate::domain::{EventId, StreamId, ValidationError, ValidationErrors, check_distinct_ids};
 use crate::proto::{self, diplomacy_server::Diplomacy};
 use crate::recorder::{Record, Recorder, is_diplomatic, metadata_time};
 use crate::store::{EventFilter, EventStore, RecordedEvent};
@@ -45,8 +44,10 @@ impl Diplomacy for DiplomacyService {
         &self,
         request: Request<proto::RecordRequest>,
     ) -> Result<Response<proto::AppendResponse>, Status> {
+        // Who records comes from the credential the auth layer checked, never from the request.
+        let appended_by = principal(&request)?.name.clone();
         let record = parse_record(request.into_inner(), &self.limits)?;
-        let outcome = self.recorder.record(record, ANONYMOUS).await?;
+        let outcome = self.recorder.record(record, &appended_by).await?;
         Ok(Response::new(proto::AppendResponse {
             stream_version: outcome.stream_version as i64,
             positions: outcome.positions.into_iter().map(|p| p as i64).collect(),

@@ -7,8 +7,9 @@ use tonic::{Request, Response, Status};
 
 use super::convert::append_batch;
 use super::stream_slot;
+use crate::auth::access::principal;
 use crate::domain::limits::AppendLimits;
-use crate::domain::{ANONYMOUS, ReadAllQuery, ReadStreamQuery};
+use crate::domain::{ReadAllQuery, ReadStreamQuery};
 use crate::proto::{self, event_log_server::EventLog};
 use crate::store::EventStore;
 use crate::stream_limit::{StreamLimiter, StreamSlot};
@@ -50,8 +51,10 @@ impl EventLog for EventLogService {
         &self,
         request: Request<proto::AppendRequest>,
     ) -> Result<Response<proto::AppendResponse>, Status> {
+        // Who appends comes from the credential the auth layer checked, never from the request.
+        let appended_by = principal(&request)?.name.clone();
         let batch = append_batch(request.into_inner(), &self.limits)?;
-        let outcome = self.store.append(batch, ANONYMOUS).await?;
+        let outcome = self.store.append(batch, &appended_by).await?;
         Ok(Response::new(proto::AppendResponse {
             stream_version: outcome.stream_version as i64,
             positions: outcome.positions.into_iter().map(|p| p as i64).collect(),

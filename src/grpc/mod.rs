@@ -3,6 +3,7 @@
 //! between protobuf and the domain, calls the store and the recorder, and maps errors to
 //! `tonic::Status` (in `status.rs`). No SQL here.
 
+mod admin_service;
 mod audit_service;
 pub mod bridge;
 mod convert;
@@ -11,6 +12,7 @@ mod log_service;
 mod projections_service;
 pub mod status;
 
+pub use admin_service::{AdminService, token_info};
 pub use audit_service::AuditService;
 pub use convert::append_batch;
 pub use diplomacy_service::DiplomacyService;

@@ -112,6 +112,11 @@ impl ProjectionsService {
             )),
             None => None,
         };
+        // Answers about the past are the auditor's (the path alone does not say; the request
+        // does).
+        if as_of.is_some() {
+            crate::auth::access::require(request, crate::auth::Role::Auditor, "an as-of read")?;
+        }
         // An as-of answer comes from the log itself: there is nothing to wait for, so a
         // `min_position` is moot.
         let wait = grpc_timeout(request).map_or(self.max_wait, |t| t.min(self.max_wait));

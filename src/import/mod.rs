@@ -15,7 +15,6 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use chrono::Utc;
-use tonic::transport::Channel;
 use uuid::Uuid;
 
 use crate::domain::diplomacy::{ActorId, DiplomaticEvent, LogState, check_record};
@@ -98,6 +97,39 @@ pub enum ImportError {
     Call(String),
 }
 
+/// What a generated client needs of its channel.
+pub trait GrpcChannel:
+    tonic::client::GrpcService<
+        tonic::body::Body,
+        Error: Into<tonic::codegen::StdError>,
+        ResponseBody: tonic::codegen::Body<
+            Data = tonic::codegen::Bytes,
+            Error: Into<tonic::codegen::StdError> + Send,
+        > + Send
+                          + 'static,
+        Future: Send,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<T> GrpcChannel for T where
+    T: tonic::client::GrpcService<
+            tonic::body::Body,
+            Error: Into<tonic::codegen::StdError>,
+            ResponseBody: tonic::codegen::Body<
+                Data = tonic::codegen::Bytes,
+                Error: Into<tonic::codegen::StdError> + Send,
+            > + Send
+                              + 'static,
+            Future: Send,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
 fn list(problems: &[Problem]) -> String {
     problems
         .iter()
@@ -113,11 +145,15 @@ impl From<tonic::Status> for ImportError {
 }
 
 /// Checks every item against the server's log and the file, then records the valid ones.
-pub async fn import(
-    channel: Channel,
+/// Any channel: a plain one, or one that sends a token ([`crate::auth::client::AuthChannel`]).
+pub async fn import<T>(
+    channel: T,
     items: Vec<Item>,
     on_invalid: OnInvalid,
-) -> Result<Report, ImportError> {
+) -> Result<Report, ImportError>
+where
+    T: GrpcChannel,
+{
     let mut diplomacy = DiplomacyClient::new(channel.clone());
     let mut log = EventLogClient::new(channel);
     let mut known = remote_state(&mut log, &mut diplomacy, &items).await?;
@@ -242,9 +278,9 @@ struct RemoteState {
 
 /// Reads, over gRPC, every stream the items write to or whose actor they name, and every event
 /// they name by id.
-async fn remote_state(
-    log: &mut EventLogClient<Channel>,
-    diplomacy: &mut DiplomacyClient<Channel>,
+async fn remote_state<T: GrpcChannel>(
+    log: &mut EventLogClient<T>,
+    diplomacy: &mut DiplomacyClient<T>,
     items: &[Item],
 ) -> Result<RemoteState, ImportError> {
     let mut streams = BTreeSet::new();

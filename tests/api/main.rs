@@ -2,6 +2,7 @@
 
 mod append;
 mod audit;
+mod auth;
 mod bench;
 mod cli;
 mod cli_import;

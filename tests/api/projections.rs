@@ -684,6 +684,8 @@ pub(crate) async fn serve_process(url: &str) -> (tokio::process::Child, String) 
             "50",
         ])
         .env("DATABASE_URL", url)
+        // On loopback, as the other tests' servers: open (a database URL alone means tokens).
+        .env("DIPLOG_AUTH", "open")
         .env("RUST_LOG", "info")
         .env("DIPLOG_SIGNING_KEY", crate::helpers::test_signing_key())
         .stdin(std::process::Stdio::null())

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diplog::app::App;
+use diplog::auth::Role;
 use diplog::config::{ClientAuth, ClientTlsArgs, ServerConfig, TlsArgs};
 use diplog::proto::{self, event_log_client::EventLogClient};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -64,10 +65,12 @@ impl TlsServer {
             .connect_with(fresh_database().await)
             .await
             .unwrap();
-        let config = ServerConfig {
+        let mut config = ServerConfig {
             tls,
             ..ServerConfig::ephemeral()
         };
+        // The client certificate's subject is a principal: it may write.
+        config.auth.certificate_roles = vec![("alice".to_owned(), vec![Role::Writer])];
         let app = App::bind(config, pool).await.expect("the server binds");
         let (grpc, http) = (app.grpc_addr(), app.http_addr());
         let shutdown = CancellationToken::new();
@@ -466,6 +469,8 @@ async fn the_cli_appends_and_reads_over_mutual_tls() {
     let line: serde_json::Value =
         serde_json::from_str(String::from_utf8_lossy(&read.stdout).trim()).unwrap();
     assert_eq!(line["data"]["by"], "cli");
+    // Appended by the principal the client certificate names, on an open server too.
+    assert_eq!(line["appended_by"], "alice", "{line}");
 
     // Without the client certificate the server refuses the CLI; without https it is a
     // usage error, caught before connecting.

@@ -1,0 +1,128 @@
+//! The dashboard's sign-in for browsers, which cannot send `Authorization: Bearer` on page
+//! loads: `/login` takes a token in a form and keeps it in an HttpOnly, SameSite=Strict cookie
+//! (scripts cannot read it, other sites cannot send it); `/logout` drops it.
+
+use axum::Form;
+use axum::Router;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use tracing::warn;
+
+use super::authenticate::Authenticator;
+use super::layer::COOKIE;
+
+#[derive(Clone)]
+struct Login {
+    authenticator: Authenticator,
+    /// Mark the cookie `Secure` (the dashboard is served over TLS).
+    secure: bool,
+}
+
+/// `GET /login`, `POST /login`, `POST /logout`.
+pub fn routes(authenticator: Authenticator, secure: bool) -> Router {
+    Router::new()
+        .route("/login", get(form).post(sign_in))
+        .route("/logout", post(sign_out))
+        .with_state(Login {
+            authenticator,
+            secure,
+        })
+}
+
+const FORM: &str = r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>diplog: sign in</title>
+<link rel="stylesheet" href="/assets/dashboard.css"></head>
+<body><main><h1>Sign in</h1>
+<p>This server requires a token. Paste one that holds the reader role (an admin makes one with
+<code>diplog token create --name NAME --role reader</code>).</p>
+<form method="post" action="/login">
+<label>Token <input type="password" name="token" autocomplete="off" required></label>
+<button type="submit">Sign in</button>
+</form>
+MESSAGE</main></body></html>
+"#;
+
+fn page(message: &str) -> Html<String> {
+    Html(FORM.replace("MESSAGE", message))
+}
+
+async fn form() -> Html<String> {
+    page("")
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    token: String,
+}
+
+/// A cross-site form must not sign the browser in (as someone else): a browser's `Origin`,
+/// when it sends one, must be this host.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin_host = origin.split_once("://").map(|(_, rest)| rest);
+    host.is_some() && origin_host == host
+}
+
+async fn sign_in(
+    State(login): State<Login>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(credentials): Form<Credentials>,
+) -> Response {
+    let peer = peer.to_string();
+    if !same_origin(&headers) {
+        warn!(peer, "sign-in refused: a form from another origin");
+        return (StatusCode::FORBIDDEN, "sign in from this site's own form\n").into_response();
+    }
+    let token = credentials.token.trim();
+    match login.authenticator.authenticate(Some(token), None).await {
+        Ok(_) => {
+            let secure = if login.secure { "; Secure" } else { "" };
+            let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/{secure}");
+            ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+        }
+        Err(error) => {
+            warn!(peer, path = "/login", reason = %error, "authentication failed");
+            (
+                StatusCode::UNAUTHORIZED,
+                page("<p class=\"error\">That token was not accepted (malformed, unknown, expired or revoked).</p>"),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn sign_out() -> Response {
+    let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn a_form_from_another_origin_is_refused() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("127.0.0.1:8080"));
+        assert!(same_origin(&headers), "no Origin: a non-browser client");
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://127.0.0.1:8080"),
+        );
+        assert!(same_origin(&headers));
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://evil.example"),
+        );
+        assert!(!same_origin(&headers));
+    }
+}

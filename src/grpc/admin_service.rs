@@ -1,0 +1,108 @@
+//! `diplog.v1.Admin`: API tokens (admin role only, checked by the auth layer).
+
+use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use super::convert::timestamp;
+use crate::auth::Role;
+use crate::auth::tokens::{TokenError, TokenInfo, TokenName, TokenStore};
+use crate::proto::{self, admin_server::Admin};
+
+pub struct AdminService {
+    tokens: TokenStore,
+}
+
+impl AdminService {
+    pub fn new(tokens: TokenStore) -> Self {
+        Self { tokens }
+    }
+}
+
+fn invalid(field: &str, message: String) -> Status {
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("{field}: {message}"),
+        ErrorDetails::with_bad_request_violation(field, message),
+    )
+}
+
+impl From<TokenError> for Status {
+    fn from(error: TokenError) -> Self {
+        match &error {
+            TokenError::InvalidName(_) => invalid("name", error.to_string()),
+            TokenError::NoRoles => invalid("roles", error.to_string()),
+            TokenError::ExpiryPast(_) => invalid("expires_at", error.to_string()),
+            TokenError::AlreadyExists(_) => Status::already_exists(error.to_string()),
+            TokenError::NotFound(_) => Status::not_found(error.to_string()),
+            TokenError::Random(_) | TokenError::CorruptRole(_) | TokenError::Database(_) => {
+                super::status::internal(&error)
+            }
+        }
+    }
+}
+
+fn to_timestamp(time: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: time.timestamp(),
+        nanos: time.timestamp_subsec_nanos() as i32,
+    }
+}
+
+pub fn token_info(info: TokenInfo) -> proto::TokenInfo {
+    proto::TokenInfo {
+        name: info.name,
+        roles: info.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+        created_at: Some(to_timestamp(info.created_at)),
+        expires_at: info.expires_at.map(to_timestamp),
+        revoked_at: info.revoked_at.map(to_timestamp),
+    }
+}
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    #[tracing::instrument(skip_all, fields(name = %request.get_ref().name))]
+    async fn create_token(
+        &self,
+        request: Request<proto::CreateTokenRequest>,
+    ) -> Result<Response<proto::CreatedToken>, Status> {
+        let request = request.into_inner();
+        let name = TokenName::parse(&request.name)?;
+        let roles = request
+            .roles
+            .iter()
+            .map(|role| role.parse::<Role>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid("roles", e.to_string()))?;
+        let expires_at = request
+            .expires_at
+            .map(timestamp)
+            .transpose()
+            .map_err(|e| invalid("expires_at", e.to_string()))?;
+        let (info, secret) = self.tokens.create(&name, &roles, expires_at).await?;
+        tracing::info!(name = %info.name, roles = ?info.roles, "token created");
+        Ok(Response::new(proto::CreatedToken {
+            token: secret.expose().to_owned(),
+            info: Some(token_info(info)),
+        }))
+    }
+
+    async fn list_tokens(
+        &self,
+        _request: Request<()>,
+    ) -> Result<Response<proto::TokenList>, Status> {
+        let tokens = self.tokens.list().await?;
+        Ok(Response::new(proto::TokenList {
+            tokens: tokens.into_iter().map(token_info).collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all, fields(name = %request.get_ref().name))]
+    async fn revoke_token(
+        &self,
+        request: Request<proto::RevokeTokenRequest>,
+    ) -> Result<Response<()>, Status> {
+        self.tokens.revoke(&request.get_ref().name).await?;
+        tracing::info!(name = %request.get_ref().name, "token revoked");
+        Ok(Response::new(()))
+    }
+}
