@@ -15,6 +15,8 @@ async fn a_tiny_bench_reports_every_section_with_positive_figures() {
         events: Some(40),
         batch: vec![1, 10],
         clients: vec![1, 4],
+        servers: vec![1, 3],
+        skip: Vec::new(),
         rebuild_events: Some(600),
         subscription_appends: Some(10),
         quick: true,
@@ -37,10 +39,24 @@ async fn a_tiny_bench_reports_every_section_with_positive_figures() {
     ] {
         assert!(json.get(section).is_some(), "no {section} in {json:#}");
     }
-    assert_eq!(
-        json["appends"].as_array().map(Vec::len),
-        Some(4),
-        "{json:#}"
+    // Two append sizes at two concurrencies, with one server and with three.
+    let appends = json["appends"].as_array().expect("appends listed");
+    assert_eq!(appends.len(), 8, "{json:#}");
+    let servers: Vec<u64> = appends
+        .iter()
+        .filter_map(|run| run["servers"].as_u64())
+        .collect();
+    assert_eq!(servers, [1, 1, 1, 1, 3, 3, 3, 3], "{json:#}");
+    // Typed records run against one server only.
+    assert!(
+        appends[..4]
+            .iter()
+            .all(|run| run["record_events_per_sec"].is_number())
+    );
+    assert!(
+        appends[4..]
+            .iter()
+            .all(|run| run["record_events_per_sec"].is_null())
     );
     let mut numbers = Vec::new();
     collect_numbers("", &json, &mut numbers);
