@@ -21,3 +21,4 @@ mod projections_engine;
 mod read;
 mod server;
 mod subscriptions;
+mod writer;
