@@ -24,22 +24,27 @@ pub fn share(events: usize, clients: usize, client: usize) -> usize {
     events / clients + usize::from(client < events % clients)
 }
 
-/// `events` events through gRPC, `batch` per append, from `clients` concurrent connections.
+/// `events` events through gRPC, `batch` per append, from `clients` concurrent connections
+/// spread evenly over the servers at `urls`.
 pub async fn grpc_appends(
-    url: &str,
+    urls: &[String],
     clients: usize,
     events: usize,
     batch: usize,
 ) -> anyhow::Result<Timed> {
     let mut connected = Vec::with_capacity(clients);
-    for _ in 0..clients {
-        let channel = Channel::from_shared(url.to_owned())?.connect().await?;
+    for client in 0..clients {
+        let url = &urls[client % urls.len()];
+        let channel = Channel::from_shared(url.clone())?.connect().await?;
         connected.push(EventLogClient::new(channel));
     }
+    // Stream names unique to this call, so runs on several servers do not contend on them.
+    let run = uuid::Uuid::new_v4().simple().to_string();
     let started = Instant::now();
     let mut tasks = Vec::with_capacity(clients);
     for (client_index, mut client) in connected.into_iter().enumerate() {
         let count = share(events, clients, client_index);
+        let run = run.clone();
         tasks.push(tokio::spawn(async move {
             let mut calls = Vec::with_capacity(count.div_ceil(batch));
             let mut written = 0;
@@ -49,7 +54,7 @@ pub async fn grpc_appends(
                 }
                 let size = batch.min(count - written);
                 let request = proto::AppendRequest {
-                    stream_id: format!("bench-{client_index}-{}", i % 100),
+                    stream_id: format!("bench-{run}-{client_index}-{}", i % 100),
                     expected_version: None,
                     events: (0..size)
                         .map(|_| proto::NewEvent {

@@ -52,6 +52,15 @@ pub struct BenchArgs {
     /// Concurrent clients, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,4,16,64")]
     pub clients: Vec<usize>,
+    /// diplog servers on the one database, comma-separated: the gRPC appends are measured
+    /// with the clients spread over this many servers (scale-out; each server has its own
+    /// writer, and all serialize on the log head). Typed records run against one server.
+    #[arg(long, value_delimiter = ',', default_value = "1,3")]
+    pub servers: Vec<usize>,
+    /// Sections to leave out, comma-separated (the appends always run; without the rebuild
+    /// the read-back reads only what the appends wrote).
+    #[arg(long, value_delimiter = ',')]
+    pub skip: Vec<Section>,
     /// Events in the log the projections are rebuilt over. Default 200,000, or 50,000 with
     /// --quick. (1,000,000, the issue's size, needs about 20 GiB of memory today: the models
     /// are held in memory, twice during a rebuild; see the README.)
@@ -69,7 +78,21 @@ pub struct BenchArgs {
     pub json: bool,
 }
 
+/// What `--skip` can leave out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Section {
+    /// Typed records through `Diplomacy.Record`.
+    Records,
+    Subscription,
+    Rebuild,
+    Read,
+}
+
 impl BenchArgs {
+    fn runs(&self, section: Section) -> bool {
+        !self.skip.contains(&section)
+    }
+
     fn events(&self) -> usize {
         self.events.unwrap_or(if self.quick { 1000 } else { 5000 })
     }
@@ -98,6 +121,10 @@ impl BenchArgs {
         anyhow::ensure!(
             !self.clients.is_empty() && self.clients.iter().all(|&c| c > 0),
             "--clients must list positive numbers"
+        );
+        anyhow::ensure!(
+            !self.servers.is_empty() && self.servers.iter().all(|&s| (1..=16).contains(&s)),
+            "--servers must list numbers from 1 to 16"
         );
         anyhow::ensure!(
             self.subscription_appends() > 0,
@@ -164,6 +191,46 @@ pub async fn measure(
     result
 }
 
+/// A diplog server running in this process on its own pool, as a separate `diplog serve`
+/// would.
+struct RunningServer {
+    url: String,
+    pool: PgPool,
+    projections: crate::projections::store::ProjectionStore,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningServer {
+    async fn start(options: &PgConnectOptions) -> anyhow::Result<Self> {
+        let pool = pool_options(16).connect_with(options.clone()).await?;
+        // Loopback and free ports as in tests, but the projection timings a served server has
+        // (the tests' 50 ms polls would cost the database more than a real server does).
+        let mut config = ServerConfig::ephemeral();
+        config.projections.poll_ms = 1000;
+        config.projections.takeover_ms = 1000;
+        let app = App::bind(config, pool.clone()).await?;
+        let url = format!("http://{}", app.grpc_addr());
+        let projections = app.projections();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(app.run(shutdown.clone()));
+        Ok(Self {
+            url,
+            pool,
+            projections,
+            shutdown,
+            task,
+        })
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        let served = self.task.await.context("a benchmark server panicked");
+        self.pool.close().await;
+        served?
+    }
+}
+
 async fn measure_in_schema(
     args: &BenchArgs,
     base: &PgConnectOptions,
@@ -172,29 +239,28 @@ async fn measure_in_schema(
 ) -> anyhow::Result<BenchReport> {
     let options = base.clone().options([("search_path", schema)]);
     let max_clients = args.clients.iter().copied().max().unwrap_or(1) as u32;
-    let server_pool = pool_options(16).connect_with(options.clone()).await?;
     // Raw inserts get one connection per client: the concurrency the server is compared at.
-    let raw_pool = pool_options(max_clients).connect_with(options).await?;
-    let app = App::bind(ServerConfig::ephemeral(), server_pool.clone()).await?;
-    let url = format!("http://{}", app.grpc_addr());
-    let projections = app.projections();
-    let shutdown = CancellationToken::new();
-    let server = tokio::spawn(app.run(shutdown.clone()));
-    let measured = measure_on_server(args, &url, &raw_pool, &projections, database).await;
-    shutdown.cancel();
-    server.await.context("the benchmark's server panicked")??;
-    server_pool.close().await;
+    let raw_pool = pool_options(max_clients)
+        .connect_with(options.clone())
+        .await?;
+    let server = RunningServer::start(&options).await?;
+    let measured = measure_on_server(args, &options, &server, &raw_pool, database).await;
+    let stopped = server.stop().await;
     raw_pool.close().await;
-    measured
+    let measured = measured?;
+    stopped?;
+    Ok(measured)
 }
 
 async fn measure_on_server(
     args: &BenchArgs,
-    url: &str,
+    options: &PgConnectOptions,
+    server: &RunningServer,
     raw_pool: &PgPool,
-    projections: &crate::projections::store::ProjectionStore,
     database: &'static str,
 ) -> anyhow::Result<BenchReport> {
+    let url = server.url.as_str();
+    let projections = &server.projections;
     let events = args.events();
     sqlx::raw_sql(
         "create table bench_raw_events (like events including all); \
@@ -213,48 +279,58 @@ async fn measure_on_server(
     let copy = appends::copy_in(raw_pool, events).await?;
     let copy_rate = events as f64 / copy.as_secs_f64();
     let mut runs = Vec::new();
-    for &batch in &args.batch {
-        for &clients in &args.clients {
-            // A short warm-up per side: connections, prepared statements, caches.
-            appends::grpc_appends(url, clients, clients * 4, batch).await?;
-            appends::raw_inserts(raw_pool, clients, clients * 4).await?;
-            appends::grpc_records(url, clients, clients * 4, batch).await?;
-            let grpc = appends::grpc_appends(url, clients, events, batch).await?;
-            let raw = appends::raw_inserts(raw_pool, clients, events).await?;
-            let record = appends::grpc_records(url, clients, events, batch).await?;
-            let grpc_rate = events as f64 / grpc.elapsed.as_secs_f64();
-            let raw_rate = events as f64 / raw.elapsed.as_secs_f64();
-            let record_rate = events as f64 / record.as_secs_f64();
-            runs.push(AppendRun {
-                events_per_append: batch,
-                clients,
-                grpc_events_per_sec: grpc_rate,
-                raw_insert_events_per_sec: raw_rate,
-                ratio: grpc_rate / raw_rate,
-                copy_ratio: grpc_rate / copy_rate,
-                latency: Latency::of(grpc.calls),
-                raw_latency: Latency::of(raw.calls),
-                record_events_per_sec: record_rate,
-                record_ratio: record_rate / raw_rate,
-            });
+    for &servers in &args.servers {
+        // The other servers run only for their own runs, so they cost nothing elsewhere.
+        let mut others = Vec::new();
+        for _ in 1..servers {
+            others.push(RunningServer::start(options).await?);
         }
+        let urls: Vec<String> = std::iter::once(url.to_owned())
+            .chain(others.iter().map(|other| other.url.clone()))
+            .collect();
+        let measured =
+            measure_appends(args, &urls, raw_pool, copy_rate, servers == 1, &mut runs).await;
+        for other in others {
+            other.stop().await?;
+        }
+        measured?;
     }
     let after_appends = peak_rss_mib();
 
-    let subscription =
-        subscribe::measure(url, args.subscription_appends(), SUBSCRIBED_APPEND_INTERVAL).await?;
-    let rebuild = rebuild::measure(url, raw_pool, projections, args.rebuild_events()).await?;
+    let subscription = if args.runs(Section::Subscription) {
+        Some(
+            subscribe::measure(url, args.subscription_appends(), SUBSCRIBED_APPEND_INTERVAL)
+                .await?,
+        )
+    } else {
+        None
+    };
+    let rebuild = if args.runs(Section::Rebuild) {
+        Some(rebuild::measure(url, raw_pool, projections, args.rebuild_events()).await?)
+    } else {
+        None
+    };
     let after_rebuild = peak_rss_mib();
 
-    let head = crate::store::head(raw_pool).await?;
-    let (grpc_read, grpc_time) = read::grpc_read_all(url).await?;
-    let (copied, copy_time) = read::copy_out(raw_pool, head).await?;
-    anyhow::ensure!(
-        grpc_read == head && copied == head,
-        "read back {grpc_read} events through gRPC and {copied} by COPY, not the head {head}"
-    );
-    let grpc_read_rate = head as f64 / grpc_time.as_secs_f64();
-    let copy_out_rate = head as f64 / copy_time.as_secs_f64();
+    let read = if args.runs(Section::Read) {
+        let head = crate::store::head(raw_pool).await?;
+        let (grpc_read, grpc_time) = read::grpc_read_all(url).await?;
+        let (copied, copy_time) = read::copy_out(raw_pool, head).await?;
+        anyhow::ensure!(
+            grpc_read == head && copied == head,
+            "read back {grpc_read} events through gRPC and {copied} by COPY, not the head {head}"
+        );
+        let grpc_read_rate = head as f64 / grpc_time.as_secs_f64();
+        let copy_out_rate = head as f64 / copy_time.as_secs_f64();
+        Some(ReadRun {
+            events: head,
+            grpc_events_per_sec: grpc_read_rate,
+            copy_out_events_per_sec: copy_out_rate,
+            ratio: grpc_read_rate / copy_out_rate,
+        })
+    } else {
+        None
+    };
 
     Ok(BenchReport {
         machine: Machine {
@@ -271,12 +347,7 @@ async fn measure_on_server(
         events_per_run: events,
         appends: runs,
         copy_in_events_per_sec: copy_rate,
-        read: ReadRun {
-            events: head,
-            grpc_events_per_sec: grpc_read_rate,
-            copy_out_events_per_sec: copy_out_rate,
-            ratio: grpc_read_rate / copy_out_rate,
-        },
+        read,
         rebuild,
         subscription,
         peak_rss: PeakRss {
@@ -285,4 +356,53 @@ async fn measure_on_server(
             end_mib: peak_rss_mib(),
         },
     })
+}
+
+/// Every append run (each append size at each concurrency) with the clients spread over
+/// `urls`, one server each; the raw side is measured beside each, and the typed records too
+/// when `with_records`.
+async fn measure_appends(
+    args: &BenchArgs,
+    urls: &[String],
+    raw_pool: &PgPool,
+    copy_rate: f64,
+    with_records: bool,
+    runs: &mut Vec<AppendRun>,
+) -> anyhow::Result<()> {
+    let events = args.events();
+    let with_records = with_records && args.runs(Section::Records);
+    for &batch in &args.batch {
+        for &clients in &args.clients {
+            // A short warm-up per side: connections, prepared statements, caches.
+            appends::grpc_appends(urls, clients, clients * 4, batch).await?;
+            appends::raw_inserts(raw_pool, clients, clients * 4).await?;
+            if with_records {
+                appends::grpc_records(&urls[0], clients, clients * 4, batch).await?;
+            }
+            let grpc = appends::grpc_appends(urls, clients, events, batch).await?;
+            let raw = appends::raw_inserts(raw_pool, clients, events).await?;
+            let record_rate = if with_records {
+                let record = appends::grpc_records(&urls[0], clients, events, batch).await?;
+                Some(events as f64 / record.as_secs_f64())
+            } else {
+                None
+            };
+            let grpc_rate = events as f64 / grpc.elapsed.as_secs_f64();
+            let raw_rate = events as f64 / raw.elapsed.as_secs_f64();
+            runs.push(AppendRun {
+                servers: urls.len(),
+                events_per_append: batch,
+                clients,
+                grpc_events_per_sec: grpc_rate,
+                raw_insert_events_per_sec: raw_rate,
+                ratio: grpc_rate / raw_rate,
+                copy_ratio: grpc_rate / copy_rate,
+                latency: Latency::of(grpc.calls),
+                raw_latency: Latency::of(raw.calls),
+                record_events_per_sec: record_rate,
+                record_ratio: record_rate.map(|rate| rate / raw_rate),
+            });
+        }
+    }
+    Ok(())
 }

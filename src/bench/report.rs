@@ -15,9 +15,10 @@ pub struct BenchReport {
     /// `COPY ... FROM STDIN` of `events_per_run` rows of the same shape on one connection:
     /// PostgreSQL's own ceiling for writing these rows.
     pub copy_in_events_per_sec: f64,
-    pub read: ReadRun,
-    pub rebuild: RebuildRun,
-    pub subscription: SubscriptionRun,
+    /// `None` for a section left out with `--skip`.
+    pub read: Option<ReadRun>,
+    pub rebuild: Option<RebuildRun>,
+    pub subscription: Option<SubscriptionRun>,
     pub peak_rss: PeakRss,
 }
 
@@ -33,6 +34,8 @@ pub struct Machine {
 
 #[derive(Debug, Serialize)]
 pub struct AppendRun {
+    /// diplog servers on the one database, the clients spread evenly over them.
+    pub servers: usize,
     pub events_per_append: usize,
     pub clients: usize,
     pub grpc_events_per_sec: f64,
@@ -46,10 +49,11 @@ pub struct AppendRun {
     pub latency: Latency,
     /// Per raw INSERT transaction.
     pub raw_latency: Latency,
-    /// Typed `CallHeld` events through `Diplomacy.Record`, `events_per_append` per record.
-    pub record_events_per_sec: f64,
+    /// Typed `CallHeld` events through `Diplomacy.Record`, `events_per_append` per record
+    /// (one server only; `None` with more, or with `--skip records`).
+    pub record_events_per_sec: Option<f64>,
     /// Typed records over raw INSERT.
-    pub record_ratio: f64,
+    pub record_ratio: Option<f64>,
 }
 
 #[derive(Debug, Serialize, Clone, Copy)]
@@ -166,7 +170,8 @@ pub fn print_table(report: &BenchReport) {
         report.copy_in_events_per_sec
     );
     println!(
-        "{:>6} {:>7} {:>10} {:>10} {:>8} {:>8} {:>26} {:>10} {:>8}",
+        "{:>7} {:>6} {:>7} {:>10} {:>10} {:>8} {:>8} {:>26} {:>10} {:>8}",
+        "servers",
         "events",
         "clients",
         "gRPC",
@@ -182,8 +187,13 @@ pub fn print_table(report: &BenchReport) {
             "{:.1}/{:.1}/{:.1} ms",
             run.latency.p50_ms, run.latency.p99_ms, run.latency.max_ms
         );
+        let (record, record_ratio) = match (run.record_events_per_sec, run.record_ratio) {
+            (Some(rate), Some(ratio)) => (format!("{rate:.0}"), format!("{ratio:.2}x")),
+            _ => ("-".to_owned(), "-".to_owned()),
+        };
         println!(
-            "{:>6} {:>7} {:>10.0} {:>10.0} {:>7.2}x {:>8.3}x {:>26} {:>10.0} {:>7.2}x",
+            "{:>7} {:>6} {:>7} {:>10.0} {:>10.0} {:>7.2}x {:>8.3}x {:>26} {:>10} {:>8}",
+            run.servers,
             run.events_per_append,
             run.clients,
             run.grpc_events_per_sec,
@@ -191,44 +201,47 @@ pub fn print_table(report: &BenchReport) {
             run.ratio,
             run.copy_ratio,
             latency,
-            run.record_events_per_sec,
-            run.record_ratio
+            record,
+            record_ratio
         );
     }
     println!(
         "(events = events per gRPC append and per Record; Record = typed CallHeld events \
-         through Diplomacy.Record, rules checked first)"
+         through Diplomacy.Record, rules checked first, on one server)"
     );
     println!();
-    let r = &report.read;
-    println!(
-        "Read back {} events: gRPC ReadAll {:.0} events/s, COPY TO STDOUT {:.0} events/s, \
-         ratio {:.2}",
-        r.events, r.grpc_events_per_sec, r.copy_out_events_per_sec, r.ratio
-    );
-    let b = &report.rebuild;
-    println!(
-        "Rebuild of all {} projections over {} events ({} diplomatic): {:.1} s, {:.0} events/s \
+    if let Some(r) = &report.read {
+        println!(
+            "Read back {} events: gRPC ReadAll {:.0} events/s, COPY TO STDOUT {:.0} events/s, \
+             ratio {:.2}",
+            r.events, r.grpc_events_per_sec, r.copy_out_events_per_sec, r.ratio
+        );
+    }
+    if let Some(b) = &report.rebuild {
+        println!(
+            "Rebuild of all {} projections over {} events ({} diplomatic): {:.1} s, {:.0} events/s \
          (catch-up of the live runners before it: {:.1} s, {:.0} events/s)",
-        b.projections,
-        b.events,
-        b.diplomatic_events,
-        b.rebuild_secs,
-        b.events_per_sec,
-        b.catch_up_secs,
-        b.catch_up_events_per_sec
-    );
-    let s = &report.subscription;
-    println!(
-        "Subscription delivery (ack → live subscriber), {} appends at {:.0}/s: p50 {:.2} ms, \
+            b.projections,
+            b.events,
+            b.diplomatic_events,
+            b.rebuild_secs,
+            b.events_per_sec,
+            b.catch_up_secs,
+            b.catch_up_events_per_sec
+        );
+    }
+    if let Some(s) = &report.subscription {
+        println!(
+            "Subscription delivery (ack → live subscriber), {} appends at {:.0}/s: p50 {:.2} ms, \
          p99 {:.2} ms, max {:.2} ms ({} arrived before the ack)",
-        s.appends,
-        s.rate_per_sec,
-        s.latency.p50_ms,
-        s.latency.p99_ms,
-        s.latency.max_ms,
-        s.before_ack
-    );
+            s.appends,
+            s.rate_per_sec,
+            s.latency.p50_ms,
+            s.latency.p99_ms,
+            s.latency.max_ms,
+            s.before_ack
+        );
+    }
     println!(
         "Peak RSS of the bench process (server + clients, not PostgreSQL): {:.0} MiB after \
          the appends, {:.0} MiB after the rebuild, {:.0} MiB at the end (after the read-back)",

@@ -4,12 +4,16 @@
 
 use futures::{Stream, StreamExt, TryStreamExt, stream};
 use sqlx::{PgExecutor, PgPool};
+use tokio::sync::mpsc;
 
 use super::{ReadError, RecordedEvent};
 use crate::domain::{Direction, LogFilter, ReadAllQuery, ReadStreamQuery};
 
 /// Rows fetched per round trip.
 const PAGE_SIZE: i64 = 512;
+
+/// Pages fetched ahead of the one being consumed.
+const READ_AHEAD: usize = 1;
 
 /// `select <every RecordedEvent column> from events <rest>`, as one static string.
 macro_rules! select_events {
@@ -192,6 +196,12 @@ impl Cursor {
 }
 
 /// Pages through `fetch(cursor)` until the cursor is done; `key` gives a row's cursor key.
+///
+/// Reads ahead: a task fetches the next page while the consumer is still taking the previous
+/// one (sending it to a client, say), so the database and the consumer work at the same time
+/// instead of in turn. At most `READ_AHEAD` pages wait beside the one being consumed; once the
+/// stream is dropped, the task stops at its next page. Each page takes its own pooled
+/// connection, so a slow consumer holds none while it is not fetching.
 fn paginate<F, Fut>(
     direction: Direction,
     cursor: Cursor,
@@ -202,22 +212,30 @@ where
     F: Fn(Cursor) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Vec<RecordedEvent>, sqlx::Error>> + Send + 'static,
 {
-    stream::try_unfold(cursor, move |cursor| {
-        let page = (!cursor.is_done(direction)).then(|| fetch(cursor));
-        async move {
-            let Some(page) = page else {
-                return Ok::<_, ReadError>(None);
+    let (pages, mut received) = mpsc::channel::<Result<Vec<RecordedEvent>, ReadError>>(READ_AHEAD);
+    tokio::spawn(async move {
+        let mut cursor = cursor;
+        while !cursor.is_done(direction) {
+            let rows = match fetch(cursor).await {
+                Ok(rows) => rows,
+                Err(error) => {
+                    let _ = pages.send(Err(error.into())).await;
+                    return;
+                }
             };
-            let rows = page.await?;
             let Some(last_row) = rows.last() else {
-                return Ok(None);
+                return;
             };
-            let next = cursor.advance(direction, key(last_row), rows.len(), cursor.page_size());
-            Ok(Some((stream::iter(rows.into_iter().map(Ok)), next)))
+            cursor = cursor.advance(direction, key(last_row), rows.len(), cursor.page_size());
+            if pages.send(Ok(rows)).await.is_err() {
+                return;
+            }
         }
-    })
-    .try_flatten()
-    .boxed()
+    });
+    stream::poll_fn(move |context| received.poll_recv(context))
+        .map_ok(|rows| stream::iter(rows.into_iter().map(Ok)))
+        .try_flatten()
+        .boxed()
 }
 
 pub(super) async fn read_stream(

@@ -12,10 +12,11 @@
 //! database stay correct because they all serialize on the same head row.
 //!
 //! Two paths write a group. The fast path is one round trip: `diplog_append` (migrations)
-//! locks the head, checks that every id is new and every expectation holds, writes and
-//! commits, or writes nothing. The careful path, taken on any conflict or retry, locks and
-//! reads (`diplog_lock_head`), decides each append here, and writes in one transaction.
-//! Callers are answered only after their group has committed.
+//! locks the head, checks that every expectation holds, writes and commits, or writes nothing
+//! (an expectation failed, or the unique index found an event id already written). The
+//! careful path, taken on any conflict or retry, locks and reads (`diplog_lock_head`), decides
+//! each append here, and writes in one transaction. Callers are answered only after their
+//! group has committed.
 
 use std::collections::{HashMap, HashSet};
 
@@ -72,13 +73,17 @@ impl WriterConnection {
         Ok(self.held.as_mut().expect("just acquired"))
     }
 
-    /// Runs `work` on the held connection, letting it go if `work` fails.
+    /// Runs `work` on the held connection, letting it go if `work` fails, unless the database
+    /// itself answered with an error (a conflict, say): the connection is sound then, and a
+    /// new one would cost a backend start.
     async fn run<T>(
         &mut self,
         work: impl AsyncFnOnce(&mut PgConnection) -> Result<T, sqlx::Error>,
     ) -> Result<T, sqlx::Error> {
         let result = work(self.get().await?).await;
-        if result.is_err() {
+        if let Err(error) = &result
+            && (super::is_unavailable(error) || !matches!(error, sqlx::Error::Database(_)))
+        {
             self.held = None;
         }
         result
@@ -323,7 +328,8 @@ impl NewRows {
 }
 
 /// The common case in one round trip (`diplog_append`): every event id new and every
-/// expected version met. `None` when that is not so; nothing was written then.
+/// expected version met. `None` when an expectation failed, and an error (unique_violation)
+/// when an event id was written before; nothing was written then.
 async fn write_group_fast(
     connection: &mut PgConnection,
     group: &[AppendCommand],

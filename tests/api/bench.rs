@@ -15,7 +15,10 @@ async fn a_tiny_bench_reports_every_section_with_positive_figures() {
         events: Some(40),
         batch: vec![1, 10],
         clients: vec![1, 4],
-        rebuild_events: Some(600),
+        servers: vec![1, 3],
+        skip: Vec::new(),
+        // Above what the appends write on both server counts, so the rebuild has a bulk load.
+        rebuild_events: Some(2000),
         subscription_appends: Some(10),
         quick: true,
         json: true,
@@ -37,10 +40,24 @@ async fn a_tiny_bench_reports_every_section_with_positive_figures() {
     ] {
         assert!(json.get(section).is_some(), "no {section} in {json:#}");
     }
-    assert_eq!(
-        json["appends"].as_array().map(Vec::len),
-        Some(4),
-        "{json:#}"
+    // Two append sizes at two concurrencies, with one server and with three.
+    let appends = json["appends"].as_array().expect("appends listed");
+    assert_eq!(appends.len(), 8, "{json:#}");
+    let servers: Vec<u64> = appends
+        .iter()
+        .filter_map(|run| run["servers"].as_u64())
+        .collect();
+    assert_eq!(servers, [1, 1, 1, 1, 3, 3, 3, 3], "{json:#}");
+    // Typed records run against one server only.
+    assert!(
+        appends[..4]
+            .iter()
+            .all(|run| run["record_events_per_sec"].is_number())
+    );
+    assert!(
+        appends[4..]
+            .iter()
+            .all(|run| run["record_events_per_sec"].is_null())
     );
     let mut numbers = Vec::new();
     collect_numbers("", &json, &mut numbers);
@@ -53,8 +70,8 @@ async fn a_tiny_bench_reports_every_section_with_positive_figures() {
             "{path} is {value} in {json:#}"
         );
     }
-    assert_eq!(json["rebuild"]["events"], 600, "{json:#}");
-    assert_eq!(json["read"]["events"], 600, "{json:#}");
+    assert_eq!(json["rebuild"]["events"], 2000, "{json:#}");
+    assert_eq!(json["read"]["events"], 2000, "{json:#}");
 
     let mut connection = options.connect().await.expect("connects");
     let schemas: i64 = sqlx::query_scalar(

@@ -24,3 +24,4 @@ mod read;
 mod server;
 mod subscriptions;
 mod tls;
+mod writer;
