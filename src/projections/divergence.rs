@@ -11,7 +11,7 @@ use super::common::{
     ACTOR_STATUS, Contributions, Index, Origin, Registry, apply_fact, happened_key, replacement_of,
     target_of,
 };
-use super::{Fact, Model, Row};
+use super::{Fact, Model, Row, Want};
 use crate::domain::EventId;
 use crate::domain::diplomacy::{Category, EventKind, FuzzyTime, SourceAttribution};
 
@@ -362,17 +362,17 @@ impl Model for Divergence {
     /// from the event (or, for a report, from the report's attachment row).
     const RESIDENT: Option<&'static [&'static str]> = Some(&[ACTOR_STATUS]);
 
-    fn wants(&self, fact: &Fact) -> Vec<String> {
+    fn wants(&self, fact: &Fact) -> Vec<Want> {
         let mut keys = Vec::new();
         if let EventKind::SourceReportAttached(attached) = &fact.event.kind {
-            keys.push(format!("{PREFIX}{}", attached.occurrence));
+            keys.push(Want::Key(format!("{PREFIX}{}", attached.occurrence)));
         }
         if let Some(id) = target_of(fact) {
-            keys.push(format!("{PREFIX}{id}"));
-            keys.push(format!("{ATTACHED_PREFIX}{id}"));
+            keys.push(Want::Key(format!("{PREFIX}{id}")));
+            keys.push(Want::Key(format!("{ATTACHED_PREFIX}{id}")));
             // Known once the attachment row is in (the runner asks again after hydrating).
             if let Some(attachment) = self.attached.get(&id) {
-                keys.push(format!("{PREFIX}{}", attachment.occurrence));
+                keys.push(Want::Key(format!("{PREFIX}{}", attachment.occurrence)));
             }
         }
         if let Some(replacement) = replacement_of(fact) {

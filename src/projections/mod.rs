@@ -50,6 +50,16 @@ pub struct Row {
     pub sort_key: String,
 }
 
+/// Stored rows a model wants back in memory before an event (see `Model::wants`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Want {
+    /// The row under this key.
+    Key(String),
+    /// Every row with this status and sort key (a group the model files that way, e.g. a
+    /// channel's contacts).
+    Group { status: String, sort_key: String },
+}
+
 /// A projection's in-memory state machine.
 pub trait Model: Default + Send + Sync + 'static {
     /// The projection's name (its checkpoint key, and what `diplog projections rebuild` takes).
@@ -79,7 +89,7 @@ pub trait Model: Default + Send + Sync + 'static {
     /// The keys of stored rows `fact` needs in memory before `apply` (rows it reads, or takes
     /// back out for a retraction or a correction) that `settle` may have let go. A model
     /// that never lets go wants none.
-    fn wants(&self, _fact: &Fact) -> Vec<String> {
+    fn wants(&self, _fact: &Fact) -> Vec<Want> {
         Vec::new()
     }
 
@@ -179,7 +189,7 @@ pub(crate) mod testing {
             }
             let mut asked = std::collections::HashSet::new();
             loop {
-                let keys: Vec<String> = chunk
+                let keys: Vec<Want> = chunk
                     .iter()
                     .flat_map(|fact| model.wants(fact))
                     .filter(|key| asked.insert(key.clone()))
@@ -187,7 +197,18 @@ pub(crate) mod testing {
                 if keys.is_empty() {
                     break;
                 }
-                let rows = keys.iter().filter_map(|k| stored.get(k).cloned()).collect();
+                let rows = stored
+                    .values()
+                    .filter(|row| {
+                        keys.iter().any(|want| match want {
+                            Want::Key(key) => *key == row.key,
+                            Want::Group { status, sort_key } => {
+                                *status == row.status && *sort_key == row.sort_key
+                            }
+                        })
+                    })
+                    .cloned()
+                    .collect();
                 model.hydrate(rows).expect("wanted rows load");
             }
             let mut changed = std::collections::BTreeSet::new();

@@ -35,7 +35,7 @@ use tracing::{Instrument, debug, error, info, trace, warn};
 use super::store::{
     Checkpoint, CheckpointRecord, ProjectionError, RowRecord, fact_from_event, select_checkpoints,
 };
-use super::{Fact, Model, Row};
+use super::{Fact, Model, Row, Want};
 use crate::store::EventStore;
 
 /// The longest pause between attempts after repeated failures.
@@ -782,23 +782,38 @@ async fn hydrate<M: Model>(
     generation: u64,
     facts: &[Fact],
 ) -> Result<(), ProjectionError> {
-    let mut asked: HashSet<String> = HashSet::new();
+    let mut asked: HashSet<Want> = HashSet::new();
     loop {
-        let keys: Vec<String> = facts
-            .iter()
-            .flat_map(|fact| model.wants(fact))
-            .filter(|key| asked.insert(key.clone()))
-            .collect();
-        if keys.is_empty() {
+        let (mut keys, mut statuses, mut sort_keys) = (Vec::new(), Vec::new(), Vec::new());
+        for want in facts.iter().flat_map(|fact| model.wants(fact)) {
+            if !asked.insert(want.clone()) {
+                continue;
+            }
+            match want {
+                Want::Key(key) => keys.push(key),
+                Want::Group { status, sort_key } => {
+                    statuses.push(status);
+                    sort_keys.push(sort_key);
+                }
+            }
+        }
+        if keys.is_empty() && statuses.is_empty() {
             return Ok(());
         }
         let records: Vec<RowRecord> = sqlx::query_as(
             "select key, data, actors, states, status, sort_key from projection_rows \
-             where projection = $1 and generation = $2 and key = any($3)",
+             where projection = $1 and generation = $2 and key = any($3) \
+             union all \
+             select r.key, r.data, r.actors, r.states, r.status, r.sort_key \
+             from unnest($4::text[], $5::text[]) as g(status, sort_key) \
+             join projection_rows r on r.projection = $1 and r.generation = $2 \
+                 and r.status = g.status and r.sort_key = g.sort_key",
         )
         .bind(M::NAME)
         .bind(generation as i64)
         .bind(&keys)
+        .bind(&statuses)
+        .bind(&sort_keys)
         .fetch_all(&mut *connection)
         .await?;
         model

@@ -10,7 +10,7 @@ use super::common::{
     ACTOR_STATUS, Contributions, Index, Origin, Registry, apply_fact, happened_key, interaction,
     level_name, target_of,
 };
-use super::{Fact, Model, Row};
+use super::{Fact, Model, Row, Want};
 use crate::domain::EventId;
 use crate::domain::diplomacy::{FuzzyTime, Place};
 
@@ -170,9 +170,9 @@ impl Model for Timeline {
     /// retracted or corrected, and its key follows from the event's id.
     const RESIDENT: Option<&'static [&'static str]> = Some(&[ACTOR_STATUS]);
 
-    fn wants(&self, fact: &Fact) -> Vec<String> {
+    fn wants(&self, fact: &Fact) -> Vec<Want> {
         target_of(fact)
-            .map(|id| vec![format!("{PREFIX}{id}")])
+            .map(|id| vec![Want::Key(format!("{PREFIX}{id}"))])
             .unwrap_or_default()
     }
 
