@@ -62,8 +62,8 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',')]
     pub skip: Vec<Section>,
     /// Events in the log the projections are rebuilt over. Default 200,000, or 50,000 with
-    /// --quick. (1,000,000, the size, needs about 20 GiB of memory today: the models
-    /// are held in memory, twice during a rebuild; see the README.)
+    /// --quick. (1,000,000, the size, needs about 6 GiB of memory today: the
+    /// relations model is held in memory, twice during a rebuild; see the README.)
     #[arg(long)]
     pub rebuild_events: Option<u64>,
     /// Appends the subscription latency is measured over (at 100 per second).

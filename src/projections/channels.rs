@@ -12,10 +12,10 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    Contributions, Index, Origin, Party, Registry, apply_fact, happened_key, insert_by_position,
-    interaction, level_name, party, party_states,
+    ACTOR_STATUS, Contributions, Index, Origin, Party, Registry, apply_fact, happened_key,
+    insert_by_position, interaction, level_name, party, party_states, replacement_of, target_of,
 };
-use super::{Fact, Model, Row};
+use super::{Fact, Model, Row, Want};
 use crate::domain::EventId;
 use crate::domain::diplomacy::{EventKind, FuzzyTime};
 
@@ -92,6 +92,31 @@ struct ContactIndex {
     by_position: BTreeMap<u64, EventId>,
     /// By the end of the time each can mean.
     by_end: BTreeSet<(DateTime<Utc>, u64)>,
+}
+
+impl ContactSummary {
+    /// The summary with one more contact: what `ContactIndex::summary` gives after inserting
+    /// it, without needing the channel's other contacts in memory.
+    fn add(&mut self, contact: &Contact) {
+        let position = contact.origin.position;
+        let when = happened_key(contact.occurred.as_ref(), position);
+        let key_of = |c: &Contact| happened_key(c.occurred.as_ref(), c.origin.position);
+        self.count += 1;
+        if self.first.as_ref().is_none_or(|first| when < key_of(first)) {
+            self.first = Some(contact.clone());
+        }
+        if self.last.as_ref().is_none_or(|last| when > key_of(last)) {
+            self.last = Some(contact.clone());
+        }
+        if let Some(end) = contact.occurred.as_ref().map(FuzzyTime::end) {
+            self.last_used = Some(self.last_used.map_or(end, |used| used.max(end)));
+        }
+        // `latest` is by position, and this contact was recorded after all the others.
+        self.latest.push(contact.origin.event_id);
+        if self.latest.len() > LATEST_CONTACTS {
+            self.latest.remove(0);
+        }
+    }
 }
 
 impl ContactIndex {
@@ -300,12 +325,14 @@ struct ContactRow {
 pub struct Channels {
     registry: Registry,
     channels: BTreeMap<String, Channel>,
-    /// Each channel's contacts.
+    /// Each channel's contacts (those in memory: after `settle`, none until a retraction or
+    /// a correction brings a channel's contacts back).
     contacts: HashMap<String, ContactIndex>,
-    /// Contact event -> (channel key, the contact).
+    /// Contact event -> (channel key, the contact), for the contacts in memory.
     contact_rows: HashMap<EventId, ContactRow>,
     /// `channel-…` stream -> channel key.
     streams: HashMap<String, String>,
+    /// Contributions of the channels' own events, and of the contacts in memory.
     index: Index,
 }
 
@@ -356,12 +383,19 @@ impl Channels {
         Some(format!("{PREFIX}{key}"))
     }
 
-    /// Files a contact under its channel and brings the channel's summary up to date.
+    /// Files a contact under its channel and brings the channel's summary up to date: from
+    /// the channel's contacts when all of them are in memory, else from the summary (the
+    /// contact is then a new event, later than all the others: a correction's replacement,
+    /// which takes an older place, comes after a removal that brought them all in).
     fn add_contact(&mut self, key: &str, contact: Contact) {
         let index = self.contacts.entry(key.to_owned()).or_default();
         index.insert(contact.clone());
         if let Some(channel) = self.channels.get_mut(key) {
-            channel.contacts = index.summary();
+            if index.by_when.len() == channel.contacts.count as usize + 1 {
+                channel.contacts = index.summary();
+            } else {
+                channel.contacts.add(&contact);
+            }
         }
         self.contact_rows.insert(
             contact.origin.event_id,
@@ -477,7 +511,9 @@ impl Contributions for Channels {
 
 impl Model for Channels {
     const NAME: &'static str = "channels";
-    const VERSION: i32 = 2;
+    /// 3: contact rows sorted under their channel's key (so a channel's contacts can be read
+    /// back together); a bounded working set.
+    const VERSION: i32 = 3;
 
     fn apply(&mut self, fact: &Fact) -> Vec<String> {
         apply_fact(self, fact)
@@ -495,7 +531,7 @@ impl Model for Channels {
                 actors: Vec::new(),
                 states: Vec::new(),
                 status: CONTACT_STATUS.to_owned(),
-                sort_key: happened_key(row.contact.occurred.as_ref(), row.contact.origin.position),
+                sort_key: row.channel.clone(),
             });
         }
         let channel = self.channels.get(key.strip_prefix(PREFIX)?)?;
@@ -535,36 +571,89 @@ impl Model for Channels {
 
     fn from_rows(rows: Vec<Row>) -> Result<Self, String> {
         let mut model = Self::default();
-        let mut contacts = Vec::new();
+        model.hydrate(rows)?;
+        Ok(model)
+    }
+
+    /// The actors and the channels stay in memory (their number does not grow with the
+    /// log); contacts come back only for a retraction or a correction, and then all of the
+    /// channel's (its summary needs them all).
+    const RESIDENT: Option<&'static [&'static str]> =
+        Some(&[ACTOR_STATUS, "open", "suspended", "closed"]);
+
+    fn wants(&self, fact: &Fact) -> Vec<Want> {
+        let contacts_of = |channel: String| Want::Group {
+            status: CONTACT_STATUS.to_owned(),
+            sort_key: channel,
+        };
+        let mut wants = Vec::new();
+        if let Some(id) = target_of(fact) {
+            wants.push(Want::Key(format!("{CONTACT_PREFIX}{id}")));
+            // Known once the contact's row is in (the runner asks again after hydrating).
+            if let Some(row) = self.contact_rows.get(&id) {
+                wants.push(contacts_of(row.channel.clone()));
+            }
+        }
+        // A replacement takes its original's place among its channel's contacts.
+        if let Some(replacement) = replacement_of(fact)
+            && let Some(interaction) = interaction(&replacement.event)
+        {
+            let parties: Vec<String> = interaction.participants.iter().map(party).collect();
+            wants.push(contacts_of(channel_key(&parties)));
+        }
+        wants
+    }
+
+    fn hydrate(&mut self, rows: Vec<Row>) -> Result<(), String> {
         for row in rows {
-            if model.registry.load(&row)? {
+            if self.registry.load(&row)? {
                 continue;
             }
             if row.status == CONTACT_STATUS {
                 let contact: ContactRow = serde_json::from_value(row.data)
                     .map_err(|e| format!("contact row {}: {e}", row.key))?;
-                model.index.note(
-                    &contact.contact.origin,
-                    &format!("{PREFIX}{}", contact.channel),
-                );
-                model.index.note(&contact.contact.origin, &row.key);
-                contacts.push(contact);
+                let id = contact.contact.origin.event_id;
+                if self.contact_rows.contains_key(&id) {
+                    continue;
+                }
+                let origin = &contact.contact.origin;
+                self.index
+                    .note(origin, &format!("{PREFIX}{}", contact.channel));
+                self.index.note(origin, &row.key);
+                // Filed without touching the channel's summary, which counts them already.
+                self.contacts
+                    .entry(contact.channel.clone())
+                    .or_default()
+                    .insert(contact.contact.clone());
+                self.contact_rows.insert(id, contact);
                 continue;
             }
             let channel: Channel = serde_json::from_value(row.data)
                 .map_err(|e| format!("channel row {}: {e}", row.key))?;
+            if self.channels.contains_key(&channel.key) {
+                continue;
+            }
             for step in &channel.steps {
-                model.index.note(&step.origin, &row.key);
+                self.index.note(&step.origin, &row.key);
             }
             if let Some(stream) = &channel.stream_id {
-                model.streams.insert(stream.clone(), channel.key.clone());
+                self.streams.insert(stream.clone(), channel.key.clone());
             }
-            model.channels.insert(channel.key.clone(), channel);
+            self.channels.insert(channel.key.clone(), channel);
         }
-        for row in contacts {
-            model.add_contact(&row.channel.clone(), row.contact);
+        Ok(())
+    }
+
+    fn settle(&mut self) {
+        self.contacts = HashMap::new();
+        self.contact_rows = HashMap::new();
+        self.index = Index::default();
+        for channel in self.channels.values() {
+            for step in &channel.steps {
+                self.index
+                    .note(&step.origin, &format!("{PREFIX}{}", channel.key));
+            }
         }
-        Ok(model)
     }
 }
 

@@ -87,6 +87,28 @@ pub fn apply_fact<M: Contributions>(model: &mut M, fact: &Fact) -> Vec<String> {
     unique.into_iter().collect()
 }
 
+/// The event a retraction or a correction takes back out, if `fact` is one.
+pub fn target_of(fact: &Fact) -> Option<EventId> {
+    match &fact.event.kind {
+        EventKind::EventRetracted(retraction) => Some(retraction.event),
+        EventKind::EventCorrected(correction) => Some(correction.event),
+        _ => None,
+    }
+}
+
+/// A correction's replacement as `apply_fact` applies it (under the original's id), for
+/// models whose `wants` depend on what an event is.
+pub fn replacement_of(fact: &Fact) -> Option<Fact> {
+    let EventKind::EventCorrected(correction) = &fact.event.kind else {
+        return None;
+    };
+    Some(Fact {
+        event_id: correction.event,
+        event: (*correction.replacement).clone(),
+        ..fact.clone()
+    })
+}
+
 /// What a model knows of an actor.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ActorInfo {

@@ -2,13 +2,16 @@
 //! each source reported (its quotes and claims), which claims several sources share, and which
 //! only one source makes. Later sources join the occurrence through `SourceReportAttached`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::common::{Contributions, Index, Origin, Registry, apply_fact, happened_key};
-use super::{Fact, Model, Row};
+use super::common::{
+    ACTOR_STATUS, Contributions, Index, Origin, Registry, apply_fact, happened_key, replacement_of,
+    target_of,
+};
+use super::{Fact, Model, Row, Want};
 use crate::domain::EventId;
 use crate::domain::diplomacy::{Category, EventKind, FuzzyTime, SourceAttribution};
 
@@ -158,11 +161,25 @@ impl Occurrence {
 }
 
 const PREFIX: &str = "occurrence:";
+/// The small row of each `SourceReportAttached`, naming its occurrence: what a retraction or
+/// a correction of the report needs to find the occurrence's row.
+const ATTACHED_PREFIX: &str = "attached:";
+/// The status of attachment rows, which lists leave out.
+pub const ATTACHMENT_STATUS: &str = "attachment";
+
+/// An attachment row's data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Attachment {
+    occurrence: EventId,
+    origin: Origin,
+}
 
 #[derive(Debug, Default)]
 pub struct Divergence {
     registry: Registry,
     occurrences: BTreeMap<EventId, Occurrence>,
+    /// Report event -> the attachment (those held in memory).
+    attached: HashMap<EventId, Attachment>,
     index: Index,
 }
 
@@ -220,14 +237,28 @@ impl Contributions for Divergence {
             });
         }
         let key = format!("{PREFIX}{target}");
-        self.index.note(&Origin::of(fact), &key);
-        vec![key]
+        let origin = Origin::of(fact);
+        self.index.note(&origin, &key);
+        if own {
+            return vec![key];
+        }
+        let attached = format!("{ATTACHED_PREFIX}{}", fact.event_id);
+        self.index.note(&origin, &attached);
+        self.attached.insert(
+            fact.event_id,
+            Attachment {
+                occurrence: target,
+                origin,
+            },
+        );
+        vec![key, attached]
     }
 
     fn remove(&mut self, id: EventId) -> (Vec<String>, Option<Origin>) {
         let Some((origin, keys)) = self.index.take(id) else {
             return (Vec::new(), None);
         };
+        self.attached.remove(&id);
         for key in &keys {
             let Some(target) = key
                 .strip_prefix(PREFIX)
@@ -253,7 +284,8 @@ impl Contributions for Divergence {
 
 impl Model for Divergence {
     const NAME: &'static str = "divergence";
-    const VERSION: i32 = 1;
+    /// 2: attachment rows; a bounded working set.
+    const VERSION: i32 = 2;
 
     fn apply(&mut self, fact: &Fact) -> Vec<String> {
         apply_fact(self, fact)
@@ -262,6 +294,17 @@ impl Model for Divergence {
     fn row(&self, key: &str) -> Option<Row> {
         if Registry::is_row(key) {
             return self.registry.row(key);
+        }
+        if let Some(report) = key.strip_prefix(ATTACHED_PREFIX) {
+            let attachment = self.attached.get(&EventId::parse(report).ok()?)?;
+            return Some(Row {
+                key: key.to_owned(),
+                data: serde_json::to_value(attachment).expect("an attachment serializes"),
+                actors: Vec::new(),
+                states: Vec::new(),
+                status: ATTACHMENT_STATUS.to_owned(),
+                sort_key: report.to_owned(),
+            });
         }
         let id = EventId::parse(key.strip_prefix(PREFIX)?).ok()?;
         let occurrence = self.occurrences.get(&id)?;
@@ -300,27 +343,79 @@ impl Model for Divergence {
                     .keys()
                     .filter_map(|id| self.row(&format!("{PREFIX}{id}"))),
             )
+            .chain(
+                self.attached
+                    .keys()
+                    .filter_map(|id| self.row(&format!("{ATTACHED_PREFIX}{id}"))),
+            )
             .collect()
     }
 
     fn from_rows(rows: Vec<Row>) -> Result<Self, String> {
         let mut model = Self::default();
+        model.hydrate(rows)?;
+        Ok(model)
+    }
+
+    /// Only the actors stay in memory: an occurrence is needed again when a report is
+    /// attached to it or one of its events is retracted or corrected, and its key follows
+    /// from the event (or, for a report, from the report's attachment row).
+    const RESIDENT: Option<&'static [&'static str]> = Some(&[ACTOR_STATUS]);
+
+    fn wants(&self, fact: &Fact) -> Vec<Want> {
+        let mut keys = Vec::new();
+        if let EventKind::SourceReportAttached(attached) = &fact.event.kind {
+            keys.push(Want::Key(format!("{PREFIX}{}", attached.occurrence)));
+        }
+        if let Some(id) = target_of(fact) {
+            keys.push(Want::Key(format!("{PREFIX}{id}")));
+            keys.push(Want::Key(format!("{ATTACHED_PREFIX}{id}")));
+            // Known once the attachment row is in (the runner asks again after hydrating).
+            if let Some(attachment) = self.attached.get(&id) {
+                keys.push(Want::Key(format!("{PREFIX}{}", attachment.occurrence)));
+            }
+        }
+        if let Some(replacement) = replacement_of(fact) {
+            keys.extend(self.wants(&replacement));
+        }
+        keys
+    }
+
+    fn hydrate(&mut self, rows: Vec<Row>) -> Result<(), String> {
         for row in rows {
-            if model.registry.load(&row)? {
+            if self.registry.load(&row)? {
+                continue;
+            }
+            if row.status == ATTACHMENT_STATUS {
+                let attachment: Attachment = serde_json::from_value(row.data)
+                    .map_err(|e| format!("attachment row {}: {e}", row.key))?;
+                if !self.attached.contains_key(&attachment.origin.event_id) {
+                    self.index.note(&attachment.origin, &row.key);
+                    self.attached.insert(attachment.origin.event_id, attachment);
+                }
                 continue;
             }
             let occurrence: Occurrence = serde_json::from_value(row.data)
                 .map_err(|e| format!("divergence row {}: {e}", row.key))?;
+            if self.occurrences.contains_key(&occurrence.event_id) {
+                continue;
+            }
             for origin in occurrence
                 .origin
                 .iter()
                 .chain(occurrence.reports.iter().map(|r| &r.origin))
             {
-                model.index.note(origin, &row.key);
+                self.index.note(origin, &row.key);
             }
-            model.occurrences.insert(occurrence.event_id, occurrence);
+            self.occurrences.insert(occurrence.event_id, occurrence);
         }
-        Ok(model)
+        Ok(())
+    }
+
+    fn settle(&mut self) {
+        self.occurrences = BTreeMap::new();
+        self.attached = HashMap::new();
+        self.index = Index::default();
     }
 }
 

@@ -10,7 +10,7 @@ use super::commitments::Commitments;
 use super::divergence::Divergence;
 use super::relations::{Relations, pair_of};
 use super::summits::Summits;
-use super::testing::{founding_facts, sorted_rows};
+use super::testing::{founding_facts, replay_settling, sorted_rows};
 use super::timeline::Timeline;
 use super::{Fact, Model};
 use crate::domain::EventId;
@@ -58,6 +58,15 @@ impl Log {
         // Whatever the path, the rows must survive a reload.
         let again = M::from_rows(model.rows()).expect("rows load");
         assert_eq!(sorted_rows(&again), sorted_rows(&model));
+        // And a runner that keeps only a working set in memory writes the same rows.
+        for batch in [1, 3, self.facts.len()] {
+            assert_eq!(
+                replay_settling::<M>(&self.facts, batch),
+                sorted_rows(&model),
+                "{} with a working set, {batch} facts per batch",
+                M::NAME
+            );
+        }
         model
     }
 }

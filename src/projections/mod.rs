@@ -9,6 +9,12 @@
 //! Corrections and retractions are honoured by every model: each model remembers which of
 //! its rows every event contributed to, so a retraction removes the event's contributions and
 //! a correction replaces them with the replacement's, under the original id and position.
+//!
+//! A model may keep only a working set in memory (`Model::RESIDENT`, `wants`, `hydrate`,
+//! `settle`): the runner loads only its resident rows at start-up, brings in the stored rows
+//! each batch wants before applying it, and lets the model forget them once the batch is
+//! committed. Its memory then follows what it keeps resident, not the length of the log. The
+//! same `apply` runs either way; `as of` replays keep everything (see `query.rs`).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -44,6 +50,16 @@ pub struct Row {
     pub sort_key: String,
 }
 
+/// Stored rows a model wants back in memory before an event (see `Model::wants`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Want {
+    /// The row under this key.
+    Key(String),
+    /// Every row with this status and sort key (a group the model files that way, e.g. a
+    /// channel's contacts).
+    Group { status: String, sort_key: String },
+}
+
 /// A projection's in-memory state machine.
 pub trait Model: Default + Send + Sync + 'static {
     /// The projection's name (its checkpoint key, and what `diplog projections rebuild` takes).
@@ -64,6 +80,29 @@ pub trait Model: Default + Send + Sync + 'static {
 
     /// The state again from its rows (as `rows` gave them).
     fn from_rows(rows: Vec<Row>) -> Result<Self, String>;
+
+    /// The statuses of the rows a runner loads at start-up, if the model keeps a bounded
+    /// working set (`None`: every row). The rest it takes back through `wants` and `hydrate`
+    /// when an event needs them.
+    const RESIDENT: Option<&'static [&'static str]> = None;
+
+    /// The keys of stored rows `fact` needs in memory before `apply` (rows it reads, or takes
+    /// back out for a retraction or a correction) that `settle` may have let go. A model
+    /// that never lets go wants none.
+    fn wants(&self, _fact: &Fact) -> Vec<Want> {
+        Vec::new()
+    }
+
+    /// Takes stored rows (named by `wants`, as `row` wrote them) back into memory; a row it
+    /// holds already is left alone (what it holds is newer).
+    fn hydrate(&mut self, _rows: Vec<Row>) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Lets go of everything that lives in its rows and that `wants` can name again, so that
+    /// the memory a runner holds does not grow with the log. The runner calls it once a
+    /// batch's rows are committed; replays (`as of`) never do, and keep everything.
+    fn settle(&mut self) {}
 }
 
 pub mod catalog;
@@ -129,6 +168,62 @@ pub(crate) mod testing {
         let mut rows = model.rows();
         rows.sort_by(|a, b| a.key.cmp(&b.key));
         rows
+    }
+
+    /// The stored rows, in key order, after feeding `facts` as a runner does with a bounded
+    /// working set: `batch` facts at a time, each batch hydrated with the stored rows it
+    /// wants (asking again until it wants nothing new), its changed rows written, then the
+    /// model settled. Every other batch starts from a model loaded as at a restart (only the
+    /// resident rows).
+    pub fn replay_settling<M: Model>(facts: &[Fact], batch: usize) -> Vec<Row> {
+        let mut stored: std::collections::BTreeMap<String, Row> = Default::default();
+        let mut model = M::default();
+        for (round, chunk) in facts.chunks(batch).enumerate() {
+            if round % 2 == 1 {
+                let resident = stored
+                    .values()
+                    .filter(|row| M::RESIDENT.is_none_or(|s| s.contains(&row.status.as_str())))
+                    .cloned()
+                    .collect();
+                model = M::from_rows(resident).expect("resident rows load");
+            }
+            let mut asked = std::collections::HashSet::new();
+            loop {
+                let keys: Vec<Want> = chunk
+                    .iter()
+                    .flat_map(|fact| model.wants(fact))
+                    .filter(|key| asked.insert(key.clone()))
+                    .collect();
+                if keys.is_empty() {
+                    break;
+                }
+                let rows = stored
+                    .values()
+                    .filter(|row| {
+                        keys.iter().any(|want| match want {
+                            Want::Key(key) => *key == row.key,
+                            Want::Group { status, sort_key } => {
+                                *status == row.status && *sort_key == row.sort_key
+                            }
+                        })
+                    })
+                    .cloned()
+                    .collect();
+                model.hydrate(rows).expect("wanted rows load");
+            }
+            let mut changed = std::collections::BTreeSet::new();
+            for fact in chunk {
+                changed.extend(model.apply(fact));
+            }
+            for key in changed {
+                match model.row(&key) {
+                    Some(row) => stored.insert(key, row),
+                    None => stored.remove(&key),
+                };
+            }
+            model.settle();
+        }
+        stored.into_values().collect()
     }
 }
 

@@ -12,11 +12,15 @@
 //! - Exactly once: a batch's changed rows and the new checkpoint position commit in one
 //!   transaction, and after any error the in-memory model is thrown away and reloaded from the
 //!   rows at the checkpoint. So no event is applied twice or skipped.
+//! - Bounded memory: a model with a working set (`Model::RESIDENT`) is loaded from its
+//!   resident rows only; before each batch the rows it `wants` are read back (one query per
+//!   round, rounds until it wants nothing new), and after each commit it `settle`s. The rows
+//!   in PostgreSQL are the state; memory holds the resident part and one batch.
 //! - Rebuilds: a fresh model is built into generation `g + 1` in chunks while generation `g`
 //!   keeps answering (and keeps being advanced, unless its rows are another version's), then
 //!   one transaction makes `g + 1` live and deletes `g`.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::error::Error as _;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -31,7 +35,7 @@ use tracing::{Instrument, debug, error, info, trace, warn};
 use super::store::{
     Checkpoint, CheckpointRecord, ProjectionError, RowRecord, fact_from_event, select_checkpoints,
 };
-use super::{Fact, Model, Row};
+use super::{Fact, Model, Row, Want};
 use crate::store::EventStore;
 
 /// The longest pause between attempts after repeated failures.
@@ -368,7 +372,8 @@ impl<'c, M: Model> Runner<'c, M> {
             );
             None
         } else {
-            let rows = load_rows(&mut connection, M::NAME, checkpoint.generation).await?;
+            let rows =
+                load_rows(&mut connection, M::NAME, checkpoint.generation, M::RESIDENT).await?;
             let count = rows.len();
             match M::from_rows(rows) {
                 Ok(model) => {
@@ -511,6 +516,7 @@ impl<'c, M: Model> Runner<'c, M> {
                 None => Ok(false),
             };
         }
+        hydrate(&mut self.connection, model, self.generation, &batch.facts).await?;
         let changed = apply_all(model, &batch.facts);
         let (rows, removed) = changed_rows(model, changed);
 
@@ -571,6 +577,7 @@ impl<'c, M: Model> Runner<'c, M> {
         if moved != 1 {
             return Err(ProjectionError::CheckpointLost(M::NAME.to_owned()));
         }
+        model.settle();
         trace!(
             from = self.position,
             to = reached,
@@ -649,6 +656,13 @@ impl<'c, M: Model> Runner<'c, M> {
         )
         .await?;
         let target = chunk.bound;
+        hydrate(
+            &mut self.connection,
+            &mut build.model,
+            build.generation,
+            &chunk.facts,
+        )
+        .await?;
         let touched = apply_all(&mut build.model, &chunk.facts);
         let facts = chunk.facts.len();
         build.position = chunk.reached;
@@ -672,6 +686,7 @@ impl<'c, M: Model> Runner<'c, M> {
                 return Err(ProjectionError::CheckpointLost(M::NAME.to_owned()));
             }
             tx.commit().await?;
+            build.model.settle();
             debug!(
                 generation = build.generation,
                 position = build.position,
@@ -717,7 +732,8 @@ impl<'c, M: Model> Runner<'c, M> {
             old_rows_deleted = deleted,
             "the rebuilt generation is live"
         );
-        if let Some(build) = self.build.take() {
+        if let Some(mut build) = self.build.take() {
+            build.model.settle();
             self.generation = build.generation;
             self.position = build.position;
             self.live = Some(build.model);
@@ -738,20 +754,75 @@ async fn read_checkpoint(
     Ok(record.map(Checkpoint::from))
 }
 
+/// The rows of `generation` (only those of `statuses`, if given).
 async fn load_rows(
     connection: &mut PgConnection,
     name: &str,
     generation: u64,
+    statuses: Option<&[&str]>,
 ) -> Result<Vec<Row>, ProjectionError> {
     let records: Vec<RowRecord> = sqlx::query_as(
         "select key, data, actors, states, status, sort_key from projection_rows \
-         where projection = $1 and generation = $2 order by key",
+         where projection = $1 and generation = $2 \
+         and ($3::text[] is null or status = any($3)) order by key",
     )
     .bind(name)
     .bind(generation as i64)
+    .bind(statuses)
     .fetch_all(connection)
     .await?;
     Ok(records.into_iter().map(Row::from).collect())
+}
+
+/// Brings into `model` the stored rows of `generation` that `facts` want (see
+/// `Model::wants`), asking again after each load: a row loaded can name further rows.
+async fn hydrate<M: Model>(
+    connection: &mut PgConnection,
+    model: &mut M,
+    generation: u64,
+    facts: &[Fact],
+) -> Result<(), ProjectionError> {
+    let mut asked: HashSet<Want> = HashSet::new();
+    loop {
+        let (mut keys, mut statuses, mut sort_keys) = (Vec::new(), Vec::new(), Vec::new());
+        for want in facts.iter().flat_map(|fact| model.wants(fact)) {
+            if !asked.insert(want.clone()) {
+                continue;
+            }
+            match want {
+                Want::Key(key) => keys.push(key),
+                Want::Group { status, sort_key } => {
+                    statuses.push(status);
+                    sort_keys.push(sort_key);
+                }
+            }
+        }
+        if keys.is_empty() && statuses.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<RowRecord> = sqlx::query_as(
+            "select key, data, actors, states, status, sort_key from projection_rows \
+             where projection = $1 and generation = $2 and key = any($3) \
+             union all \
+             select r.key, r.data, r.actors, r.states, r.status, r.sort_key \
+             from unnest($4::text[], $5::text[]) as g(status, sort_key) \
+             join projection_rows r on r.projection = $1 and r.generation = $2 \
+                 and r.status = g.status and r.sort_key = g.sort_key",
+        )
+        .bind(M::NAME)
+        .bind(generation as i64)
+        .bind(&keys)
+        .bind(&statuses)
+        .bind(&sort_keys)
+        .fetch_all(&mut *connection)
+        .await?;
+        model
+            .hydrate(records.into_iter().map(Row::from).collect())
+            .map_err(|reason| ProjectionError::UnloadableRows {
+                projection: M::NAME,
+                reason,
+            })?;
+    }
 }
 
 /// Diplomatic events read from the log, and how far they take the reader.

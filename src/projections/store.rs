@@ -37,6 +37,12 @@ pub enum ProjectionError {
     /// under way): this server leaves the projection to the newer ones.
     #[error("the stored rows are version {stored}, newer than this server's {ours}")]
     NewerVersion { stored: i32, ours: i32 },
+    /// Stored rows a model could not take back (`Model::hydrate`).
+    #[error("rows of projection {projection:?} do not load: {reason}")]
+    UnloadableRows {
+        projection: &'static str,
+        reason: String,
+    },
     #[error("could not connect to the database within {0:?}")]
     ConnectTimedOut(std::time::Duration),
     #[error("the database is unavailable: {0}")]

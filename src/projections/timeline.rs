@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    Contributions, Index, Origin, Registry, apply_fact, happened_key, interaction, level_name,
+    ACTOR_STATUS, Contributions, Index, Origin, Registry, apply_fact, happened_key, interaction,
+    level_name, target_of,
 };
-use super::{Fact, Model, Row};
+use super::{Fact, Model, Row, Want};
 use crate::domain::EventId;
 use crate::domain::diplomacy::{FuzzyTime, Place};
 
@@ -161,16 +162,39 @@ impl Model for Timeline {
 
     fn from_rows(rows: Vec<Row>) -> Result<Self, String> {
         let mut model = Self::default();
+        model.hydrate(rows)?;
+        Ok(model)
+    }
+
+    /// Only the actors stay in memory: an entry is needed again only when its event is
+    /// retracted or corrected, and its key follows from the event's id.
+    const RESIDENT: Option<&'static [&'static str]> = Some(&[ACTOR_STATUS]);
+
+    fn wants(&self, fact: &Fact) -> Vec<Want> {
+        target_of(fact)
+            .map(|id| vec![Want::Key(format!("{PREFIX}{id}"))])
+            .unwrap_or_default()
+    }
+
+    fn hydrate(&mut self, rows: Vec<Row>) -> Result<(), String> {
         for row in rows {
-            if model.registry.load(&row)? {
+            if self.registry.load(&row)? {
                 continue;
             }
             let entry: TimelineEntry = serde_json::from_value(row.data)
                 .map_err(|e| format!("timeline row {}: {e}", row.key))?;
-            model.index.note(&entry.origin, &row.key);
-            model.entries.insert(entry.origin.event_id, entry);
+            if self.entries.contains_key(&entry.origin.event_id) {
+                continue;
+            }
+            self.index.note(&entry.origin, &row.key);
+            self.entries.insert(entry.origin.event_id, entry);
         }
-        Ok(model)
+        Ok(())
+    }
+
+    fn settle(&mut self) {
+        self.entries = BTreeMap::new();
+        self.index = Index::default();
     }
 }
 
