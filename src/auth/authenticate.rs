@@ -53,9 +53,20 @@ struct Cached {
     fetched: Instant,
 }
 
-#[derive(Default)]
 struct Cache {
     tokens: Mutex<HashMap<String, Cached>>,
+    /// Bumped whenever the cache is dropped (tokens changed somewhere): open streams re-check
+    /// their token on it.
+    changes: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Cache {
+    fn default() -> Self {
+        Self {
+            tokens: Mutex::default(),
+            changes: tokio::sync::watch::Sender::new(0),
+        }
+    }
 }
 
 impl Cache {
@@ -86,6 +97,7 @@ impl Cache {
             .lock()
             .expect("the token cache is not poisoned")
             .clear();
+        self.changes.send_modify(|changes| *changes += 1);
     }
 }
 
@@ -127,6 +139,11 @@ impl Authenticator {
 
     pub fn mode(&self) -> Mode {
         self.mode
+    }
+
+    /// Changes whenever tokens may have changed (on any server, or through the CLI).
+    pub fn token_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.cache.changes.subscribe()
     }
 
     /// Who the caller is. A token, when present, decides (a bad token is refused even if a

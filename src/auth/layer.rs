@@ -182,7 +182,7 @@ where
     B: Send + 'static,
     ResBody: Default + Send + 'static,
 {
-    type Response = S::Response;
+    type Response = http::Response<super::revocation::EndWhenRevoked<ResBody>>;
     type Error = S::Error;
     type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
@@ -206,14 +206,26 @@ where
                 access,
             )
             .await;
+            // A stream opened with a token is ended if the token is revoked or expires while
+            // it runs.
+            let watched = match bearer(request.headers()) {
+                Ok(Some(token)) if super::revocation::is_stream(&path) => {
+                    Some((authenticator.clone(), token.to_owned()))
+                }
+                _ => None,
+            };
             match admitted {
                 Ok(principal) => {
                     if let Some(principal) = principal {
                         request.extensions_mut().insert(principal);
                     }
-                    inner.call(request).await
+                    let response = inner.call(request).await?;
+                    Ok(super::revocation::watch(response, watched))
                 }
-                Err(refusal) => Ok(refusal.status(&path).into_http()),
+                Err(refusal) => Ok(super::revocation::watch(
+                    refusal.status(&path).into_http(),
+                    None,
+                )),
             }
         })
     }

@@ -12,6 +12,7 @@ pub mod certificate;
 pub mod client;
 pub mod layer;
 pub mod login;
+pub mod revocation;
 pub mod tokens;
 
 use std::fmt;

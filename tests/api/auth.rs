@@ -994,3 +994,91 @@ async fn the_embedded_default_runs_open_and_token_commands_reach_its_running_clu
         .unwrap();
     assert!(status.success());
 }
+
+/// A stream outlives the check made when it opened: revoking its token, or the token's
+/// expiry, ends the stream with UNAUTHENTICATED, while a stream opened with another token
+/// goes on.
+#[tokio::test]
+async fn an_open_subscription_ends_when_its_token_is_revoked_or_expires() {
+    use diplog::proto::event_log_client::EventLogClient;
+    use diplog::proto::{SubscribeRequest, subscribe_request::From, subscription_message::Message};
+
+    let app = spawn_token_app().await;
+    let store = TokenStore::new(app.pool.clone());
+    let doomed = mint(&app, "watcher", &[Role::Reader]).await;
+    let bystander = mint(&app, "bystander", &[Role::Reader]).await;
+    let writer = mint(&app, "writer", &[Role::Writer]).await;
+    let (_, brief) = store
+        .create(
+            &TokenName::parse("brief").unwrap(),
+            &[Role::Reader],
+            Some(chrono::Utc::now() + chrono::Duration::milliseconds(2500)),
+        )
+        .await
+        .unwrap();
+    let subscribe = async |token: &str| {
+        let mut stream = EventLogClient::new(channel(&app, Some(token)).await)
+            .subscribe(SubscribeRequest {
+                from: Some(From::Start(())),
+                ..Default::default()
+            })
+            .await
+            .expect("subscribed")
+            .into_inner();
+        let first = stream.message().await.unwrap().unwrap();
+        assert!(
+            matches!(first.message, Some(Message::Checkpoint(_))),
+            "{first:?}"
+        );
+        stream
+    };
+    let ended_with = async |stream: &mut tonic::Streaming<proto::SubscriptionMessage>| {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match tokio::time::timeout_at(deadline, stream.message()).await {
+                Err(_) => panic!("the stream went on for 10 s"),
+                Ok(Ok(Some(_))) => continue,
+                Ok(Ok(None)) => panic!("the stream ended without a status"),
+                Ok(Err(status)) => break status,
+            }
+        }
+    };
+    let mut doomed_stream = subscribe(&doomed).await;
+    let mut bystander_stream = subscribe(&bystander).await;
+    let mut brief_stream = subscribe(brief.expose()).await;
+
+    store.revoke("watcher").await.unwrap();
+    let revoked = Instant::now();
+    let status = ended_with(&mut doomed_stream).await;
+    println!(
+        "the revoked token's stream ended after {:?}",
+        revoked.elapsed()
+    );
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert!(status.message().contains("revoked"), "{status:?}");
+
+    let status = ended_with(&mut brief_stream).await;
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+
+    // The bystander's stream still delivers what is appended now.
+    EventLogClient::new(channel(&app, Some(&writer)).await)
+        .append(append_request(
+            "after",
+            Expect::Any,
+            vec![new_event("Noted", "{}")],
+        ))
+        .await
+        .expect("appended");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let message = tokio::time::timeout_at(deadline, bystander_stream.message())
+            .await
+            .expect("the bystander's stream delivers")
+            .expect("the bystander's stream goes on")
+            .expect("not ended");
+        if let Some(Message::Event(event)) = message.message {
+            assert_eq!(event.stream_id, "after");
+            break;
+        }
+    }
+}
