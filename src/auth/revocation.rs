@@ -52,7 +52,7 @@ pub fn revoked(authenticator: Authenticator, token: String) -> BoxFuture<'static
 
 /// A gRPC response body that ends with UNAUTHENTICATED trailers once `revoked` resolves.
 pub struct EndWhenRevoked<B> {
-    inner: Pin<Box<B>>,
+    inner: B,
     revoked: Option<BoxFuture<'static, ()>>,
     ended: bool,
 }
@@ -60,7 +60,7 @@ pub struct EndWhenRevoked<B> {
 impl<B> EndWhenRevoked<B> {
     pub fn new(inner: B, revoked: Option<BoxFuture<'static, ()>>) -> Self {
         Self {
-            inner: Box::pin(inner),
+            inner,
             revoked,
             ended: false,
         }
@@ -73,7 +73,7 @@ impl<B: Default> Default for EndWhenRevoked<B> {
     }
 }
 
-impl<B: Body> Body for EndWhenRevoked<B> {
+impl<B: Body + Unpin> Body for EndWhenRevoked<B> {
     type Data = B::Data;
     type Error = B::Error;
 
@@ -100,7 +100,7 @@ impl<B: Body> Body for EndWhenRevoked<B> {
             );
             return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
         }
-        let frame = this.inner.as_mut().poll_frame(cx);
+        let frame = Pin::new(&mut this.inner).poll_frame(cx);
         if matches!(frame, Poll::Ready(None)) {
             this.ended = true;
         }

@@ -33,7 +33,7 @@ fn from_wire(head: Option<proto::SignedTreeHead>) -> Result<SignedTreeHead, CliE
 }
 
 async fn connect(client: &ClientArgs) -> Result<AuditClient<AuthChannel>, CliError> {
-    Ok(AuditClient::new(super::import::connect(client).await?))
+    Ok(AuditClient::new(super::channel(client).await?))
 }
 
 async fn public_key(client: &mut AuditClient<AuthChannel>) -> Result<[u8; 32], CliError> {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use tonic::transport::Endpoint;
 
 use super::{CliError, finish};
-use crate::auth::client::{AuthChannel, Bearer};
-use crate::config::{ClientArgs, ImportArgs, ImportFormat};
+use crate::auth::client::Bearer;
+use crate::config::{ImportArgs, ImportFormat};
 use crate::import::{self, ImportError, OnInvalid, Report, plover, scenario};
 use crate::proto::event_log_client::EventLogClient;
 
@@ -50,7 +50,7 @@ async fn import_file(args: ImportArgs) -> Result<(), CliError> {
             )
         }
     };
-    let channel = connect(&args.client).await?;
+    let channel = super::channel(&args.client).await?;
     let report = import::import(channel, items, on_invalid)
         .await
         .map_err(|error| match error {
@@ -92,13 +92,6 @@ fn refused(path: &str, problems: &[import::Problem]) -> CliError {
         "{path} was refused, nothing was written:\n{}",
         lines.join("\n")
     ))
-}
-
-/// A channel to the server (`--server`, with TLS as `channel` sets it up), carrying the token
-/// if one was given, or a CLI error naming why not (never showing the token).
-pub(super) async fn connect(client: &ClientArgs) -> Result<AuthChannel, CliError> {
-    let bearer = Bearer::new(client.token.as_ref()).map_err(|e| CliError::Input(e.to_string()))?;
-    Ok(bearer.channel(super::channel(client).await?))
 }
 
 /// Imports the founding scenario through the server at `endpoint` if its log is empty, with

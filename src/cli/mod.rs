@@ -16,7 +16,6 @@ use std::process::ExitCode;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio::io::AsyncReadExt;
-use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
 use crate::auth::client::AuthChannel;
@@ -148,10 +147,13 @@ pub fn describe_status(status: &tonic::Status) -> String {
 }
 
 /// The one way every command reaches the server: `--server`, with TLS for an `https://` URL
-/// (`--ca-cert`, `--client-cert`, `--client-key`). A CLI error names why not.
-async fn channel(client: &ClientArgs) -> Result<Channel, CliError> {
+/// (`--ca-cert`, `--client-cert`, `--client-key`), carrying `--token` if one was given. A CLI
+/// error names why not (never showing the token).
+async fn channel(client: &ClientArgs) -> Result<AuthChannel, CliError> {
+    let bearer = crate::auth::client::Bearer::new(client.token.as_ref())
+        .map_err(|e| CliError::Input(e.to_string()))?;
     let server = &client.server;
-    crate::tls::client::endpoint(server, &client.tls)
+    let channel = crate::tls::client::endpoint(server, &client.tls)
         .map_err(|e| CliError::Input(e.to_string()))?
         .connect()
         .await
@@ -160,11 +162,12 @@ async fn channel(client: &ClientArgs) -> Result<Channel, CliError> {
                 "could not connect to {server}: {}",
                 with_causes(&e)
             ))
-        })
+        })?;
+    Ok(bearer.channel(channel))
 }
 
 async fn connect(client: &ClientArgs) -> Result<EventLogClient<AuthChannel>, CliError> {
-    let channel = import::connect(client).await?;
+    let channel = channel(client).await?;
     Ok(EventLogClient::new(channel)
         .max_decoding_message_size(crate::domain::limits::MAX_REQUEST_BYTES))
 }

@@ -25,7 +25,7 @@ const PAGE_SIZE: u32 = 1000;
 type Client = ProjectionsClient<crate::auth::client::AuthChannel>;
 
 async fn connect(client: &ClientArgs) -> Result<Client, CliError> {
-    let channel = super::import::connect(client).await?;
+    let channel = super::channel(client).await?;
     Ok(ProjectionsClient::new(channel)
         .max_decoding_message_size(crate::domain::limits::MAX_REQUEST_BYTES))
 }

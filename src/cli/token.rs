@@ -32,7 +32,7 @@ impl Admin {
                 tls: target.tls.clone(),
             };
             return Ok(Self::Server(AdminClient::new(
-                super::import::connect(&client).await?,
+                super::channel(&client).await?,
             )));
         }
         let database = Database::open(&target.database)

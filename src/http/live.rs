@@ -58,12 +58,7 @@ pub async fn live(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, HttpError> {
     let peer = extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| *peer)
-        .or_else(|| {
-            extensions
-                .get::<ConnectInfo<crate::tls::listener::TlsPeer>>()
-                .map(|ConnectInfo(peer)| peer.remote)
-        });
+        .map(|ConnectInfo(peer)| *peer);
     let slot = dashboard
         .streams
         .acquire(ClientKey::of(&extensions, peer))?;
