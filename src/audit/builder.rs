@@ -111,7 +111,8 @@ async fn round(connection: &mut PgConnection) -> Result<u64, TreeError> {
         &LogFilter::default(),
         ROUND,
     )
-    .await?;
+    .await?
+    .events;
     let mut nodes = Vec::with_capacity(events.len() * 2);
     for event in &events {
         let expected = frontier.size() + 1;

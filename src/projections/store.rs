@@ -395,12 +395,14 @@ impl ProjectionStore {
                 let Some(after) = after else {
                     return Ok::<_, ProjectionError>(None);
                 };
-                let (_, events) =
+                let (bound, events) =
                     crate::store::diplomatic_events(&pool, after, Some(position), FACTS_PAGE)
                         .await?;
+                // A short page has seen everything up to its bound, which may be short of
+                // `position` (a page reads a window of the log at a time).
                 let next = match events.last() {
                     Some(last) if events.len() as i64 == FACTS_PAGE => Some(last.position as u64),
-                    _ => None,
+                    _ => (after < bound && bound < position).then_some(bound),
                 };
                 let facts: Vec<Result<Fact, ProjectionError>> =
                     events.into_iter().map(fact_from_event).collect();

@@ -19,7 +19,9 @@ use uuid::Uuid;
 
 use crate::domain::{AppendBatch, ExpectedVersion, LogFilter, ReadAllQuery, ReadStreamQuery};
 
-pub use read::{EventFilter, diplomatic_events, events_page, head, position_at, recorded_at};
+pub use read::{
+    EventFilter, LogPage, diplomatic_events, events_page, head, position_at, recorded_at,
+};
 pub use writer::WriterConfig;
 
 /// An event as the log recorded it.
@@ -244,7 +246,7 @@ impl EventStore {
         until: u64,
         filter: &LogFilter,
         limit: i64,
-    ) -> Result<Vec<RecordedEvent>, ReadError> {
+    ) -> Result<LogPage, ReadError> {
         Ok(read::events_page(&self.pool, after, until, filter, limit).await?)
     }
 

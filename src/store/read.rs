@@ -1,6 +1,15 @@
 //! Reads of streams and of the global log, fetched page by page (keyset pagination) as the
 //! consumer pulls, so a read of millions of events holds one page in memory at a time.
 //! Each read ends where the stream or log stood when it began, so it always terminates.
+//!
+//! Every page is also bounded in the keys it may look at (a window), not only in the rows it
+//! returns: `where position between next and end order by position limit n` lets PostgreSQL
+//! choose a bitmap scan of everything up to `end` and a sort, and it does whenever its
+//! statistics say the range is small (a log written since the last ANALYZE, or no ANALYZE yet):
+//! each page then read and sorted the whole rest of the log, and a read of 50,000 fresh events
+//! took 38 ms a page instead of 0.3. Positions and stream versions are gapless, so an
+//! unfiltered page's window is exactly its size; a filtered page's window is wider (a filter
+//! may leave most keys out) and grows while pages come back short.
 
 use futures::{Stream, StreamExt, TryStreamExt, stream};
 use sqlx::{PgExecutor, PgPool};
@@ -14,6 +23,23 @@ const PAGE_SIZE: i64 = 512;
 
 /// Pages fetched ahead of the one being consumed.
 const READ_AHEAD: usize = 1;
+
+/// The first window of a filtered read, in pages: a filter may select few of the keys.
+const FILTERED_WINDOW_PAGES: i64 = 16;
+
+/// The widest window a filtered read grows to, in keys.
+const MAX_WINDOW: i64 = 1 << 20;
+
+/// The window of one page after `after` (exclusive) up to `until`: `limit` keys when every
+/// key is wanted (keys are gapless, so that is exactly one page), wider when `filtered`.
+fn window_end(after: u64, until: u64, limit: i64, filtered: bool) -> u64 {
+    let span = if filtered {
+        limit.saturating_mul(FILTERED_WINDOW_PAGES)
+    } else {
+        limit
+    };
+    until.min(after.saturating_add(span.max(1) as u64))
+}
 
 /// `select <every RecordedEvent column> from events <rest>`, as one static string.
 macro_rules! select_events {
@@ -37,7 +63,8 @@ pub async fn head<'e>(executor: impl PgExecutor<'e>) -> Result<u64, sqlx::Error>
 
 /// Up to `limit` diplomatic events (those the recorder wrote: see
 /// `recorder::metadata_keys::SCHEMA`) with `after < position <= bound`, in position order,
-/// and that bound: `until`, or the log head if that is lower (or `until` is `None`). One
+/// and that bound: `until`, or the log head if that is lower (or `until` is `None`), or the
+/// end of this page's window if that is lower still (see the module's comment). One
 /// statement, so the head and the events are of one snapshot: when fewer than `limit` come
 /// back, the reader has seen every diplomatic event up to the bound. Generic over the
 /// executor so a projection runner can read on its own locked connection.
@@ -50,7 +77,7 @@ pub async fn diplomatic_events<'e>(
     // The left join keeps the bound when no event comes back.
     let rows: Vec<BoundedEvent> = sqlx::query_as(
         "with bound as ( \
-             select least(h.position, coalesce($2, h.position)) as position from log_head h \
+             select least(h.position, coalesce($2, h.position), $4) as position from log_head h \
          ) \
          select b.position as bound, e.position, e.stream_id, e.stream_version, e.event_id, \
              e.event_type, e.data_text, e.correlation_id, e.causation_id, e.metadata, \
@@ -67,6 +94,7 @@ pub async fn diplomatic_events<'e>(
     .bind(after as i64)
     .bind(until.map(|u| u.min(i64::MAX as u64) as i64))
     .bind(limit)
+    .bind(window_end(after, i64::MAX as u64, limit, true) as i64)
     .fetch_all(executor)
     .await?;
     let bound = rows.first().map_or(after, |row| row.bound.max(0) as u64);
@@ -135,7 +163,7 @@ pub async fn position_at<'e>(
     Ok(position as u64)
 }
 
-/// Where the next page starts and how much may still be returned.
+/// Where the next page starts, how far it may look, and how much may still be returned.
 #[derive(Clone, Copy)]
 struct Cursor {
     /// Next key to return (inclusive), in the read's direction.
@@ -143,10 +171,20 @@ struct Cursor {
     /// Last key the read may return (inclusive), in the read's direction.
     last: i64,
     remaining: Option<u64>,
+    /// Keys the next page may look at (its window). Fixed at one page for an unfiltered
+    /// read; a filtered one doubles it after each page that comes back short.
+    window: i64,
+    filtered: bool,
 }
 
 impl Cursor {
-    fn new(direction: Direction, from: Option<u64>, end: i64, limit: Option<u64>) -> Self {
+    fn new(
+        direction: Direction,
+        from: Option<u64>,
+        end: i64,
+        limit: Option<u64>,
+        filtered: bool,
+    ) -> Self {
         let (next, last) = match direction {
             Direction::Forward => (from.map_or(1, |f| f.max(1) as i64), end),
             Direction::Backward => (from.map_or(end, |f| (f as i64).min(end)), 1),
@@ -155,12 +193,26 @@ impl Cursor {
             next,
             last,
             remaining: limit,
+            window: if filtered {
+                PAGE_SIZE * FILTERED_WINDOW_PAGES
+            } else {
+                PAGE_SIZE
+            },
+            filtered,
         }
     }
 
     fn page_size(&self) -> i64 {
         self.remaining
             .map_or(PAGE_SIZE, |r| r.min(PAGE_SIZE as u64) as i64)
+    }
+
+    /// The far end of the next page's window (inclusive), in the read's direction.
+    fn window_end(&self, direction: Direction) -> i64 {
+        match direction {
+            Direction::Forward => self.last.min(self.next.saturating_add(self.window - 1)),
+            Direction::Backward => self.last.max(self.next.saturating_sub(self.window - 1)),
+        }
     }
 
     fn is_done(&self, direction: Direction) -> bool {
@@ -171,31 +223,41 @@ impl Cursor {
             }
     }
 
-    /// Moves past a page whose last key was `key` and that held `count` rows, of `asked`.
-    fn advance(self, direction: Direction, key: i64, count: usize, asked: i64) -> Self {
-        let next = match direction {
-            Direction::Forward => key + 1,
-            Direction::Backward => key - 1,
+    /// Moves past a page of `count` rows, of `asked`, whose last row has key `last_key`: a
+    /// full page ends at its last row, a short one has seen its whole window.
+    fn advance(
+        self,
+        direction: Direction,
+        last_key: Option<i64>,
+        count: usize,
+        asked: i64,
+    ) -> Self {
+        let full = count as i64 >= asked;
+        let through = match last_key {
+            Some(key) if full => key,
+            _ => self.window_end(direction),
         };
-        let remaining = self.remaining.map(|r| r - count as u64);
-        // A short page means the range is exhausted.
-        let last = if (count as i64) < asked {
-            match direction {
-                Direction::Forward => next - 1,
-                Direction::Backward => next + 1,
-            }
+        let next = match direction {
+            Direction::Forward => through + 1,
+            Direction::Backward => through - 1,
+        };
+        let window = if self.filtered && !full {
+            self.window.saturating_mul(2).min(MAX_WINDOW)
         } else {
-            self.last
+            self.window
         };
         Self {
             next,
-            last,
-            remaining,
+            remaining: self.remaining.map(|r| r - count as u64),
+            window,
+            ..self
         }
     }
 }
 
 /// Pages through `fetch(cursor)` until the cursor is done; `key` gives a row's cursor key.
+/// `fetch` reads up to `cursor.page_size()` rows from `cursor.next` to
+/// `cursor.window_end(direction)`, both inclusive.
 ///
 /// Reads ahead: a task fetches the next page while the consumer is still taking the previous
 /// one (sending it to a client, say), so the database and the consumer work at the same time
@@ -215,7 +277,7 @@ where
     let (pages, mut received) = mpsc::channel::<Result<Vec<RecordedEvent>, ReadError>>(READ_AHEAD);
     tokio::spawn(async move {
         let mut cursor = cursor;
-        while !cursor.is_done(direction) {
+        while !cursor.is_done(direction) && !pages.is_closed() {
             let rows = match fetch(cursor).await {
                 Ok(rows) => rows,
                 Err(error) => {
@@ -223,11 +285,14 @@ where
                     return;
                 }
             };
-            let Some(last_row) = rows.last() else {
-                return;
-            };
-            cursor = cursor.advance(direction, key(last_row), rows.len(), cursor.page_size());
-            if pages.send(Ok(rows)).await.is_err() {
+            cursor = cursor.advance(
+                direction,
+                rows.last().map(key),
+                rows.len(),
+                cursor.page_size(),
+            );
+            // A filtered window may hold nothing; the read goes on past it.
+            if !rows.is_empty() && pages.send(Ok(rows)).await.is_err() {
                 return;
             }
         }
@@ -253,7 +318,7 @@ pub(super) async fn read_stream(
         ));
     };
     let direction = query.direction;
-    let cursor = Cursor::new(direction, query.from_version, version, query.limit);
+    let cursor = Cursor::new(direction, query.from_version, version, query.limit, false);
     let sql = match direction {
         Direction::Forward => select_events!(
             "where stream_id = $1 and stream_version between $2 and $3 \
@@ -275,7 +340,7 @@ pub(super) async fn read_stream(
                 sqlx::query_as(sql)
                     .bind(stream_id)
                     .bind(cursor.next)
-                    .bind(cursor.last)
+                    .bind(cursor.window_end(direction))
                     .bind(cursor.page_size())
                     .fetch_all(&pool)
                     .await
@@ -290,7 +355,8 @@ pub(super) async fn read_all(
 ) -> Result<impl Stream<Item = Result<RecordedEvent, ReadError>> + Send + 'static, ReadError> {
     let end = head(&pool).await? as i64;
     let direction = query.direction;
-    let cursor = Cursor::new(direction, query.from_position, end, query.limit);
+    let filtered = !query.event_types.is_empty() || query.stream_prefix.is_some();
+    let cursor = Cursor::new(direction, query.from_position, end, query.limit, filtered);
     // $4: event types (null: all), $5: stream prefix (null: all).
     let sql = match direction {
         Direction::Forward => select_events!(
@@ -323,7 +389,7 @@ pub(super) async fn read_all(
             async move {
                 sqlx::query_as(sql)
                     .bind(cursor.next)
-                    .bind(cursor.last)
+                    .bind(cursor.window_end(direction))
                     .bind(cursor.page_size())
                     .bind(types)
                     .bind(prefix)
@@ -372,6 +438,7 @@ pub(super) async fn read_filtered(
         Some(filter.after_position + 1),
         end,
         filter.limit,
+        true,
     );
     // Times are compared as fixed-width RFC 3339 UTC text (see `metadata_keys`).
     let sql = select_events!(
@@ -397,7 +464,7 @@ pub(super) async fn read_filtered(
             async move {
                 sqlx::query_as(sql)
                     .bind(cursor.next)
-                    .bind(cursor.last)
+                    .bind(cursor.window_end(Direction::Forward))
                     .bind(cursor.page_size())
                     .bind(&filter.event_types)
                     .bind(&filter.stream_id)
@@ -431,19 +498,22 @@ pub struct EventFilter {
     pub limit: Option<u64>,
 }
 
-/// One page of the log: up to `limit` events with `after < position <= until` that `filter`
-/// selects, in position order. Subscriptions read the log this way, page by page, against a
-/// bound they already know to be committed. `LogFilter::matches` is the same selection in
-/// Rust (for events already in memory): keep the two in step.
+/// One page of the log: up to `limit` events with `after < position <= through` that
+/// `filter` selects, in position order, and `through`: the last event's position if the page
+/// is full, else the end of the window it read (at most `until`, see the module's comment).
+/// Every selected event up to `through` is in the page. Subscriptions read the log this way,
+/// page by page, against a bound they already know to be committed. `LogFilter::matches` is
+/// the same selection in Rust (for events already in memory): keep the two in step.
 pub async fn events_page<'e>(
     executor: impl PgExecutor<'e>,
     after: u64,
     until: u64,
     filter: &LogFilter,
     limit: i64,
-) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+) -> Result<LogPage, sqlx::Error> {
+    let window_end = window_end(after, until, limit, !filter.is_everything());
     let event_types: Vec<&str> = filter.event_types.iter().map(|t| t.as_str()).collect();
-    sqlx::query_as(select_events!(
+    let events: Vec<RecordedEvent> = sqlx::query_as(select_events!(
         "where position > $1 and position <= $2 \
          and (cardinality($4::text[]) = 0 or event_type = any($4)) \
          and ($5::text is null or starts_with(stream_id, $5)) \
@@ -451,11 +521,24 @@ pub async fn events_page<'e>(
          order by position limit $3"
     ))
     .bind(after.min(i64::MAX as u64) as i64)
-    .bind(until.min(i64::MAX as u64) as i64)
+    .bind(window_end.min(i64::MAX as u64) as i64)
     .bind(limit)
     .bind(&event_types)
     .bind(&filter.stream_prefix)
     .bind(&filter.actor)
     .fetch_all(executor)
-    .await
+    .await?;
+    let through = match events.last() {
+        Some(last) if events.len() as i64 >= limit => last.position as u64,
+        _ => window_end,
+    };
+    Ok(LogPage { events, through })
+}
+
+/// A page of the log (see [`events_page`]).
+#[derive(Debug)]
+pub struct LogPage {
+    pub events: Vec<RecordedEvent>,
+    /// Every selected event up to this position is in `events`.
+    pub through: u64,
 }

@@ -16,7 +16,7 @@ use super::tail::LiveBatch;
 use super::{Delivery, SubscriptionError};
 use crate::domain::LogFilter;
 use crate::recorder::metadata_keys;
-use crate::store::{EventStore, RecordedEvent};
+use crate::store::{EventStore, LogPage, RecordedEvent};
 
 /// How one subscription behaves (the server's limits and the client's wishes).
 #[derive(Debug, Clone)]
@@ -158,18 +158,14 @@ impl Follower {
 
     /// Reads and delivers, page by page, every selected event up to `target` (committed).
     async fn catch_up(&mut self, target: u64) -> Result<(), Stop> {
-        let page_size = self.subscriber.settings.page_size;
         while self.subscriber.cursor < target {
             let page = self.read_page(target).await?;
-            let whole = (page.len() as i64) < page_size;
-            for event in page {
+            for event in page.events {
                 let position = event.position as u64;
                 self.send(Delivery::Event(Arc::new(event))).await?;
                 self.subscriber.cursor = position;
             }
-            if whole {
-                self.subscriber.cursor = target;
-            }
+            self.subscriber.cursor = page.through;
             self.checkpoint_if_due().await?;
         }
         Ok(())
@@ -177,7 +173,7 @@ impl Follower {
 
     /// One page of selected events after the cursor; while the database is unreachable, waits
     /// and tries again (the client sees a pause, not an error, and loses nothing).
-    async fn read_page(&mut self, target: u64) -> Result<Vec<RecordedEvent>, Stop> {
+    async fn read_page(&mut self, target: u64) -> Result<LogPage, Stop> {
         let mut retry = Duration::from_millis(100);
         loop {
             let subscriber = &self.subscriber;

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::domain::LogFilter;
-use crate::store::{EventStore, RecordedEvent};
+use crate::store::{EventStore, LogPage, RecordedEvent};
 
 /// Every event with `after < position <= through`, none left out (the tail does not filter).
 #[derive(Debug)]
@@ -51,15 +51,8 @@ pub(super) async fn run(
             read = store.events_page(cursor, target, &everything, page_size) => read,
         };
         match read {
-            Ok(events) => {
+            Ok(LogPage { events, through }) => {
                 retry = Duration::from_millis(50);
-                // Positions are gapless and the target is committed, so the page is the
-                // stretch up to its last event (or, read whole, up to the target).
-                let through = if (events.len() as i64) < page_size {
-                    target
-                } else {
-                    events.last().map_or(target, |e| e.position as u64)
-                };
                 let batch = LiveBatch {
                     after: cursor,
                     through,

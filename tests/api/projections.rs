@@ -259,6 +259,50 @@ async fn a_query_with_a_minimum_position_sees_the_write_it_follows_or_times_out(
     app.stop().await;
 }
 
+/// Projections and `as of` replays read the log a window at a time (a page may look at only so
+/// many positions, see `store::read`): a diplomatic event after a long stretch of other events
+/// (more than a window: 16 pages of 512, and 16 batches of 1000) is still applied and replayed.
+#[tokio::test]
+async fn diplomatic_events_past_a_long_stretch_of_other_events_are_projected_and_replayed() {
+    let app = spawn_app().await;
+    let before = import_founding(&app).await;
+    for _ in 0..17 {
+        let ticks: Vec<_> = (0..1000).map(|_| ("Tick", r#"{"n": 1}"#)).collect();
+        app.append("ticks", crate::helpers::Expect::Any, &ticks)
+            .await
+            .unwrap();
+    }
+    let after = record(
+        &app,
+        "occurrence-2025-03-10-call",
+        ministers_call("2025-03-10"),
+    )
+    .await;
+    assert!(after > before + 17_000);
+    let mut projections = client(&app).await;
+
+    let live = projections
+        .list_channels(list(live(after)))
+        .await
+        .unwrap()
+        .into_inner();
+    let replayed = projections
+        .list_channels(list(as_of(after)))
+        .await
+        .unwrap()
+        .into_inner();
+    let replayed_before = projections
+        .list_channels(list(as_of(after - 1)))
+        .await
+        .unwrap()
+        .into_inner();
+
+    assert_eq!(ministers_contacts(&live), 2);
+    assert_eq!(ministers_contacts(&replayed), 2);
+    assert_eq!(ministers_contacts(&replayed_before), 1);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn an_as_of_answer_shows_what_the_log_held_then() {
     let app = spawn_app().await;

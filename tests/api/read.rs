@@ -186,6 +186,51 @@ async fn long_reads_cross_page_boundaries_in_order() {
     app.stop().await;
 }
 
+/// A filtered read looks at a window of positions per page (wider than a page, growing while
+/// pages come back short): rare events far apart, with empty windows between them, all come
+/// back, in order, forward and backward, and a limit still ends the read.
+#[tokio::test]
+async fn sparse_filtered_reads_find_every_match_across_empty_windows() {
+    let app = spawn_app().await;
+    let payload = r#"{"n": 1}"#;
+    let mut rare = Vec::new();
+    for round in 0..30 {
+        let mut events: Vec<_> = (0..999).map(|_| ("Tick", payload)).collect();
+        // Rare events in rounds 0, 1, 2, 27 and 29: the window after the first page (8,192
+        // positions wide, then 16,384) holds none, forward and backward.
+        if [0, 1, 2, 27, 29].contains(&round) {
+            events.insert(round % 7 * 100, ("Rare", payload));
+        }
+        let response = app.append("ticks", Expect::Any, &events).await.unwrap();
+        let positions = response.positions;
+        for (index, (event_type, _)) in events.iter().enumerate() {
+            if *event_type == "Rare" {
+                rare.push(positions[index]);
+            }
+        }
+    }
+    assert_eq!(rare.len(), 5);
+    let rare_type = |direction: Direction, limit: u64| proto::ReadAllRequest {
+        from_position: None,
+        direction: direction as i32,
+        limit: limit as i64,
+        event_types: vec!["Rare".into()],
+        stream_prefix: String::new(),
+    };
+
+    let forward = app.read_all(rare_type(Direction::Forward, 0)).await;
+    let backward = app.read_all(rare_type(Direction::Backward, 0)).await;
+    let first_three = app.read_all(rare_type(Direction::Forward, 3)).await;
+
+    assert_eq!(positions(&forward), rare);
+    assert_eq!(
+        positions(&backward),
+        rare.iter().rev().copied().collect::<Vec<_>>()
+    );
+    assert_eq!(positions(&first_three), rare[..3].to_vec());
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn bad_reads_are_invalid_argument_naming_the_field() {
     let app = spawn_app().await;
