@@ -18,6 +18,7 @@
 //! each append here, and writes in one transaction. Callers are answered only after their
 //! group has committed.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
@@ -281,29 +282,46 @@ impl WrittenEvent {
     }
 }
 
-/// Rows to insert, as columns for one `unnest` insert.
+/// Rows to insert, as columns for one `unnest` insert. The text columns borrow from the
+/// group's commands: nothing is copied on the way to the database.
 #[derive(Default)]
-struct NewRows {
+struct NewRows<'a> {
     positions: Vec<i64>,
     event_ids: Vec<Uuid>,
-    stream_ids: Vec<String>,
+    stream_ids: Vec<&'a str>,
     stream_versions: Vec<i64>,
-    event_types: Vec<String>,
-    data: Vec<String>,
+    event_types: Vec<&'a str>,
+    data: Vec<&'a str>,
     correlation_ids: Vec<Option<Uuid>>,
     causation_ids: Vec<Option<Uuid>>,
-    metadata: Vec<String>,
-    appended_by: Vec<String>,
+    metadata: Vec<Cow<'a, str>>,
+    appended_by: Vec<&'a str>,
 }
 
-impl NewRows {
+impl<'a> NewRows<'a> {
+    fn with_capacity(events: usize) -> Self {
+        Self {
+            event_ids: Vec::with_capacity(events),
+            event_types: Vec::with_capacity(events),
+            data: Vec::with_capacity(events),
+            correlation_ids: Vec::with_capacity(events),
+            causation_ids: Vec::with_capacity(events),
+            metadata: Vec::with_capacity(events),
+            appended_by: Vec::with_capacity(events),
+            ..Self::default()
+        }
+    }
+
     /// Binds the columns that come from the events themselves as parameters $1 to $7 (ids,
     /// types, payloads, correlation ids, causation ids, metadata, principals): both write
     /// statements take them first.
     fn bind_event_columns<'q>(
         &'q self,
         query: Query<'q, Postgres, PgArguments>,
-    ) -> Query<'q, Postgres, PgArguments> {
+    ) -> Query<'q, Postgres, PgArguments>
+    where
+        'a: 'q,
+    {
         query
             .bind(&self.event_ids)
             .bind(&self.event_types)
@@ -315,15 +333,18 @@ impl NewRows {
     }
 
     /// Adds the columns that come from the event itself (not its place in the log).
-    fn push_event(&mut self, command: &AppendCommand, event: &NewEvent) {
+    fn push_event(&mut self, command: &'a AppendCommand, event: &'a NewEvent) {
         self.event_ids.push(event.id.as_uuid());
-        self.event_types.push(event.event_type.as_str().to_owned());
-        self.data.push(event.data.as_str().to_owned());
+        self.event_types.push(event.event_type.as_str());
+        self.data.push(event.data.as_str());
         self.correlation_ids.push(event.metadata.correlation_id);
         self.causation_ids.push(event.metadata.causation_id);
-        self.metadata
-            .push(serde_json::to_string(&event.metadata.values).expect("a map of strings"));
-        self.appended_by.push(command.principal.clone());
+        self.metadata.push(if event.metadata.values.is_empty() {
+            Cow::Borrowed("{}")
+        } else {
+            Cow::Owned(serde_json::to_string(&event.metadata.values).expect("a map of strings"))
+        });
+        self.appended_by.push(&command.principal);
     }
 }
 
@@ -348,7 +369,7 @@ async fn write_group_fast(
     let mut kinds = Vec::with_capacity(group.len());
     let mut expected_versions = Vec::with_capacity(group.len());
     let mut counts = Vec::with_capacity(group.len());
-    let mut rows = NewRows::default();
+    let mut rows = NewRows::with_capacity(events);
     let mut commands = Vec::with_capacity(events);
     for (index, command) in group.iter().enumerate() {
         let (kind, expected) = match command.batch.expected() {
@@ -556,10 +577,10 @@ fn plan_append(
     })
 }
 
-fn add_rows(
-    command: &AppendCommand,
+fn add_rows<'a>(
+    command: &'a AppendCommand,
     outcome: &AppendOutcome,
-    rows: &mut NewRows,
+    rows: &mut NewRows<'a>,
     written: &mut HashMap<Uuid, WrittenEvent>,
 ) {
     let stream_id = command.batch.stream_id().as_str();
@@ -573,7 +594,7 @@ fn add_rows(
     {
         let position = position as i64;
         rows.positions.push(position);
-        rows.stream_ids.push(stream_id.to_owned());
+        rows.stream_ids.push(stream_id);
         rows.stream_versions.push(version);
         rows.push_event(command, event);
         // A later append in the same group that repeats these ids is a retry of this one.
@@ -597,12 +618,12 @@ fn add_rows(
 /// `head`, in one statement (data-modifying CTEs always run to completion).
 async fn insert_rows(
     tx: &mut Transaction<'_, Postgres>,
-    rows: &NewRows,
+    rows: &NewRows<'_>,
     head: i64,
     recorded_at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     let mut last_versions: HashMap<&str, i64> = HashMap::new();
-    for (stream_id, &version) in rows.stream_ids.iter().zip(&rows.stream_versions) {
+    for (&stream_id, &version) in rows.stream_ids.iter().zip(&rows.stream_versions) {
         last_versions.insert(stream_id, version);
     }
     let (stream_ids, versions): (Vec<&str>, Vec<i64>) = last_versions.into_iter().unzip();
