@@ -20,6 +20,7 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
@@ -103,6 +104,11 @@ pub(super) async fn run(
 ) {
     let mut connection = WriterConnection { pool, held: None };
     let mut group = Vec::new();
+    // The appends about at the last commit: those it answered and those already waiting for
+    // the next group. The callers just answered are expected back soon.
+    let mut recent_appends = 1;
+    // How long the last group took to write and answer.
+    let mut last_write = Duration::ZERO;
     loop {
         let next = tokio::select! {
             next = queue.recv() => next,
@@ -114,30 +120,60 @@ pub(super) async fn run(
         let Some(first) = next else { break };
         let mut events = first.batch.events().len();
         group.push(first);
-        while events < config.max_group_events {
-            match queue.try_recv() {
-                Ok(command) => {
-                    events += command.batch.events().len();
-                    group.push(command);
-                }
-                Err(_) => break,
-            }
+        take_waiting(&mut queue, &mut group, &mut events, config.max_group_events);
+        // Gather: while the group is smaller than the appends recently about, let the tasks
+        // that are about to queue theirs run first, for at most as long as the last group took
+        // (and MAX_GATHER). Otherwise the callers split into cohorts that take turns, each
+        // arriving while the other's group is written, and every group pays its commit for
+        // half as many events.
+        let gathering = Instant::now();
+        let patience = last_write.min(MAX_GATHER);
+        while group.len() < recent_appends
+            && events < config.max_group_events
+            && gathering.elapsed() < patience
+        {
+            tokio::task::yield_now().await;
+            take_waiting(&mut queue, &mut group, &mut events, config.max_group_events);
         }
         // A caller that gave up (deadline, disconnect) was never acknowledged: skip its work.
         group.retain(|command| !command.reply.is_closed());
         if !group.is_empty() {
-            let started = std::time::Instant::now();
+            let started = Instant::now();
             let appends = group.len();
             write_and_answer(&mut connection, std::mem::take(&mut group), &head).await;
+            last_write = started.elapsed();
+            recent_appends = appends + queue.len();
             tracing::trace!(
                 appends,
                 events,
-                elapsed_us = started.elapsed().as_micros() as u64,
+                gathered_us = (started - gathering).as_micros() as u64,
+                elapsed_us = last_write.as_micros() as u64,
                 "group written"
             );
         }
     }
     debug!("append queue closed; writer stopped");
+}
+
+/// The longest a group waits for appends still on their way (see `run`).
+const MAX_GATHER: Duration = Duration::from_millis(1);
+
+/// Moves the appends already waiting into `group`, up to `max_events` events in all.
+fn take_waiting(
+    queue: &mut mpsc::Receiver<AppendCommand>,
+    group: &mut Vec<AppendCommand>,
+    events: &mut usize,
+    max_events: usize,
+) {
+    while *events < max_events {
+        match queue.try_recv() {
+            Ok(command) => {
+                *events += command.batch.events().len();
+                group.push(command);
+            }
+            Err(_) => break,
+        }
+    }
 }
 
 async fn write_and_answer(
