@@ -121,19 +121,26 @@ pub(super) async fn run(
         let mut events = first.batch.events().len();
         group.push(first);
         take_waiting(&mut queue, &mut group, &mut events, config.max_group_events);
-        // Gather: while the group is smaller than the appends recently about, let the tasks
-        // that are about to queue theirs run first, for at most as long as the last group took
-        // (and MAX_GATHER). Otherwise the callers split into cohorts that take turns, each
-        // arriving while the other's group is written, and every group pays its commit for
-        // half as many events.
+        // Gather: while the group is smaller than the appends recently about, wait for the
+        // ones on their way, for at most as long as the last group took (and MAX_GATHER).
+        // Otherwise the callers split into cohorts that take turns, each arriving while the
+        // other's group is written, and every group pays its commit for half as many events.
         let gathering = Instant::now();
-        let patience = last_write.min(MAX_GATHER);
-        while group.len() < recent_appends
-            && events < config.max_group_events
-            && gathering.elapsed() < patience
-        {
-            tokio::task::yield_now().await;
-            take_waiting(&mut queue, &mut group, &mut events, config.max_group_events);
+        if group.len() < recent_appends && events < config.max_group_events {
+            let patience = tokio::time::sleep(last_write.min(MAX_GATHER));
+            tokio::pin!(patience);
+            while group.len() < recent_appends && events < config.max_group_events {
+                tokio::select! {
+                    biased;
+                    command = queue.recv() => {
+                        let Some(command) = command else { break };
+                        events += command.batch.events().len();
+                        group.push(command);
+                        take_waiting(&mut queue, &mut group, &mut events, config.max_group_events);
+                    }
+                    () = &mut patience => break,
+                }
+            }
         }
         // A caller that gave up (deadline, disconnect) was never acknowledged: skip its work.
         group.retain(|command| !command.reply.is_closed());
@@ -155,7 +162,8 @@ pub(super) async fn run(
     debug!("append queue closed; writer stopped");
 }
 
-/// The longest a group waits for appends still on their way (see `run`).
+/// The longest a group waits for appends still on their way (see `run`). Timers tick in
+/// whole milliseconds, so a wait that runs out lasts up to about 1 ms more.
 const MAX_GATHER: Duration = Duration::from_millis(1);
 
 /// Moves the appends already waiting into `group`, up to `max_events` events in all.
