@@ -39,6 +39,9 @@ use crate::domain::{AppendBatch, ExpectedVersion, NewEvent};
 pub(super) struct AppendCommand {
     pub batch: AppendBatch,
     pub principal: String,
+    /// When the append was queued: tells the writer which callers were waiting alongside a
+    /// group (see `run`).
+    pub queued_at: Instant,
     pub reply: oneshot::Sender<Result<AppendOutcome, AppendError>>,
 }
 
@@ -104,10 +107,10 @@ pub(super) async fn run(
 ) {
     let mut connection = WriterConnection { pool, held: None };
     let mut group = Vec::new();
-    // The appends about at the last commit: those it answered and those already waiting for
-    // the next group. The callers just answered are expected back soon.
-    let mut recent_appends = 1;
-    // How long the last group took to write and answer.
+    // The appends the last group answered, when it started answering them, and how long its
+    // write took.
+    let mut answered = 0;
+    let mut answered_at = Instant::now();
     let mut last_write = Duration::ZERO;
     loop {
         let next = tokio::select! {
@@ -121,15 +124,23 @@ pub(super) async fn run(
         let mut events = first.batch.events().len();
         group.push(first);
         take_waiting(&mut queue, &mut group, &mut events, config.max_group_events);
-        // Gather: while the group is smaller than the appends recently about, wait for the
-        // ones on their way, for at most as long as the last group took (and MAX_GATHER).
-        // Otherwise the callers split into cohorts that take turns, each arriving while the
-        // other's group is written, and every group pays its commit for half as many events.
+        // Gather: the callers the last group answered are expected back soon, beside those
+        // that were already waiting then (queued before it answered). While the group is
+        // smaller than both together, and holds fewer than GATHER_UP_TO events, wait for the
+        // rest, for at most as long as the last group took (and MAX_GATHER). Otherwise the
+        // callers split into cohorts that take turns, each arriving while the other's group is
+        // written, and every group pays its commit for half as many events.
         let gathering = Instant::now();
-        if group.len() < recent_appends && events < config.max_group_events {
+        let waiting_then = group
+            .iter()
+            .filter(|command| command.queued_at < answered_at)
+            .count();
+        let expected = answered + waiting_then;
+        let gather_up_to = config.max_group_events.min(GATHER_UP_TO);
+        if group.len() < expected && events < gather_up_to {
             let patience = tokio::time::sleep(last_write.min(MAX_GATHER));
             tokio::pin!(patience);
-            while group.len() < recent_appends && events < config.max_group_events {
+            while group.len() < expected && events < gather_up_to {
                 tokio::select! {
                     biased;
                     command = queue.recv() => {
@@ -147,14 +158,16 @@ pub(super) async fn run(
         if !group.is_empty() {
             let started = Instant::now();
             let appends = group.len();
-            write_and_answer(&mut connection, std::mem::take(&mut group), &head).await;
-            last_write = started.elapsed();
-            recent_appends = appends + queue.len();
+            answered_at =
+                write_and_answer(&mut connection, std::mem::take(&mut group), &head).await;
+            answered = appends;
+            last_write = answered_at - started;
             tracing::trace!(
                 appends,
                 events,
+                expected,
                 gathered_us = (started - gathering).as_micros() as u64,
-                elapsed_us = last_write.as_micros() as u64,
+                written_us = last_write.as_micros() as u64,
                 "group written"
             );
         }
@@ -165,6 +178,13 @@ pub(super) async fn run(
 /// The longest a group waits for appends still on their way (see `run`). Timers tick in
 /// whole milliseconds, so a wait that runs out lasts up to about 1 ms more.
 const MAX_GATHER: Duration = Duration::from_millis(1);
+
+/// Only groups of fewer events than this wait for more. A group's own cost (a call, a commit,
+/// waking the subscribers, the tree builder and the runners) is worth sharing among a few dozen
+/// events; past that, waiting costs more than it saves: the cohorts' overlap of database work
+/// with gRPC work is worth more (measured with one server at 64 clients: 12% fewer appends
+/// when every group waited for all the callers).
+const GATHER_UP_TO: usize = 32;
 
 /// Moves the appends already waiting into `group`, up to `max_events` events in all.
 fn take_waiting(
@@ -184,36 +204,45 @@ fn take_waiting(
     }
 }
 
+/// Writes the group and answers its callers; returns when the writing ended, before the
+/// first caller was answered.
 async fn write_and_answer(
     connection: &mut WriterConnection,
     group: Vec<AppendCommand>,
     head: &watch::Sender<u64>,
-) {
+) -> Instant {
     match connection
         .run(async |c| write_group_fast(c, &group).await)
         .await
     {
-        Ok(Some(outcomes)) => return answer(group, outcomes, head),
+        Ok(Some(outcomes)) => {
+            let written = Instant::now();
+            answer(group, outcomes, head);
+            return written;
+        }
         Ok(None) => {}
         Err(error) if super::is_unavailable(&error) => {
+            let written = Instant::now();
             let error = log_failure(error);
             for command in group {
                 let _ = command.reply.send(Err(error.clone()));
             }
-            return;
+            return written;
         }
         // The careful path writes what can be written and isolates what cannot.
         Err(error) => debug!(error = %error, "fast append failed; taking the careful path"),
     }
-    write_carefully_and_answer(connection, group, head).await;
+    write_carefully_and_answer(connection, group, head).await
 }
 
 async fn write_carefully_and_answer(
     connection: &mut WriterConnection,
     group: Vec<AppendCommand>,
     head: &watch::Sender<u64>,
-) {
-    match connection.run(async |c| write_group(c, &group).await).await {
+) -> Instant {
+    let written = connection.run(async |c| write_group(c, &group).await).await;
+    let written_at = Instant::now();
+    match written {
         Ok(outcomes) => answer(group, outcomes, head),
         // One bad append must not fail its neighbours: write each on its own to isolate it.
         // Connection failures would fail every one of them alike, so they are answered at once.
@@ -236,6 +265,7 @@ async fn write_carefully_and_answer(
             }
         }
     }
+    written_at
 }
 
 fn log_failure(error: sqlx::Error) -> AppendError {
