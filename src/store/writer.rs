@@ -7,9 +7,11 @@
 //! positions, inserts, moves the head and commits: allocation is serialized and a rollback
 //! leaves nothing behind. Serializing costs one commit per transaction, so this task takes
 //! every append waiting in its queue and writes them all in one transaction (group commit):
-//! the more clients, the more appends share a commit. Expected versions are checked per append
-//! inside the group, and a failed check fails only that caller. Several servers on one
-//! database stay correct because they all serialize on the same head row.
+//! the more clients, the more appends share a commit; a group of few events first waits briefly
+//! (at most about a millisecond) for the callers the last group answered, so that they do not
+//! split into cohorts taking turns. Expected versions are checked per append inside the group,
+//! and a failed check fails only that caller. Several servers on one database stay correct
+//! because they all serialize on the same head row.
 //!
 //! Two paths write a group. The fast path is one round trip: `diplog_append` (migrations)
 //! locks the head, checks that every expectation holds, writes and commits, or writes nothing
