@@ -194,6 +194,7 @@ impl EventStore {
         let command = writer::AppendCommand {
             batch,
             principal: principal.to_owned(),
+            queued_at: std::time::Instant::now(),
             reply,
         };
         self.appends

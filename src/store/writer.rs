@@ -7,9 +7,11 @@
 //! positions, inserts, moves the head and commits: allocation is serialized and a rollback
 //! leaves nothing behind. Serializing costs one commit per transaction, so this task takes
 //! every append waiting in its queue and writes them all in one transaction (group commit):
-//! the more clients, the more appends share a commit. Expected versions are checked per append
-//! inside the group, and a failed check fails only that caller. Several servers on one
-//! database stay correct because they all serialize on the same head row.
+//! the more clients, the more appends share a commit; a group of few events first waits briefly
+//! (at most about a millisecond) for the callers the last group answered, so that they do not
+//! split into cohorts taking turns. Expected versions are checked per append inside the group,
+//! and a failed check fails only that caller. Several servers on one database stay correct
+//! because they all serialize on the same head row.
 //!
 //! Two paths write a group. The fast path is one round trip: `diplog_append` (migrations)
 //! locks the head, checks that every expectation holds, writes and commits, or writes nothing
@@ -18,7 +20,9 @@
 //! each append here, and writes in one transaction. Callers are answered only after their
 //! group has committed.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
@@ -37,6 +41,9 @@ use crate::domain::{AppendBatch, ExpectedVersion, NewEvent};
 pub(super) struct AppendCommand {
     pub batch: AppendBatch,
     pub principal: String,
+    /// When the append was queued: tells the writer which callers were waiting alongside a
+    /// group (see `run`).
+    pub queued_at: Instant,
     pub reply: oneshot::Sender<Result<AppendOutcome, AppendError>>,
 }
 
@@ -102,6 +109,11 @@ pub(super) async fn run(
 ) {
     let mut connection = WriterConnection { pool, held: None };
     let mut group = Vec::new();
+    // The appends the last group answered, when it started answering them, and how long its
+    // write took.
+    let mut answered = 0;
+    let mut answered_at = Instant::now();
+    let mut last_write = Duration::ZERO;
     loop {
         let next = tokio::select! {
             next = queue.recv() => next,
@@ -113,25 +125,51 @@ pub(super) async fn run(
         let Some(first) = next else { break };
         let mut events = first.batch.events().len();
         group.push(first);
-        while events < config.max_group_events {
-            match queue.try_recv() {
-                Ok(command) => {
-                    events += command.batch.events().len();
-                    group.push(command);
+        take_waiting(&mut queue, &mut group, &mut events, config.max_group_events);
+        // Gather: the callers the last group answered are expected back soon, beside those
+        // that were already waiting then (queued before it answered). While the group is
+        // smaller than both together, and holds fewer than GATHER_UP_TO events, wait for the
+        // rest, for at most as long as the last group took (and MAX_GATHER). Otherwise the
+        // callers split into cohorts that take turns, each arriving while the other's group is
+        // written, and every group pays its commit for half as many events.
+        let gathering = Instant::now();
+        let waiting_then = group
+            .iter()
+            .filter(|command| command.queued_at < answered_at)
+            .count();
+        let expected = answered + waiting_then;
+        let gather_up_to = config.max_group_events.min(GATHER_UP_TO);
+        if group.len() < expected && events < gather_up_to {
+            let patience = tokio::time::sleep(last_write.min(MAX_GATHER));
+            tokio::pin!(patience);
+            while group.len() < expected && events < gather_up_to {
+                tokio::select! {
+                    biased;
+                    command = queue.recv() => {
+                        let Some(command) = command else { break };
+                        events += command.batch.events().len();
+                        group.push(command);
+                        take_waiting(&mut queue, &mut group, &mut events, config.max_group_events);
+                    }
+                    () = &mut patience => break,
                 }
-                Err(_) => break,
             }
         }
         // A caller that gave up (deadline, disconnect) was never acknowledged: skip its work.
         group.retain(|command| !command.reply.is_closed());
         if !group.is_empty() {
-            let started = std::time::Instant::now();
+            let started = Instant::now();
             let appends = group.len();
-            write_and_answer(&mut connection, std::mem::take(&mut group), &head).await;
+            answered_at =
+                write_and_answer(&mut connection, std::mem::take(&mut group), &head).await;
+            answered = appends;
+            last_write = answered_at - started;
             tracing::trace!(
                 appends,
                 events,
-                elapsed_us = started.elapsed().as_micros() as u64,
+                expected,
+                gathered_us = (started - gathering).as_micros() as u64,
+                written_us = last_write.as_micros() as u64,
                 "group written"
             );
         }
@@ -139,36 +177,74 @@ pub(super) async fn run(
     debug!("append queue closed; writer stopped");
 }
 
+/// The longest a group waits for appends still on their way (see `run`). Timers tick in
+/// whole milliseconds, so a wait that runs out lasts up to about 1 ms more.
+const MAX_GATHER: Duration = Duration::from_millis(1);
+
+/// Only groups of fewer events than this wait for more. A group's own cost (a call, a commit,
+/// waking the subscribers, the tree builder and the runners) is worth sharing among a few dozen
+/// events; past that, waiting costs more than it saves: the cohorts' overlap of database work
+/// with gRPC work is worth more (measured with one server at 64 clients: 12% fewer appends
+/// when every group waited for all the callers).
+const GATHER_UP_TO: usize = 32;
+
+/// Moves the appends already waiting into `group`, up to `max_events` events in all.
+fn take_waiting(
+    queue: &mut mpsc::Receiver<AppendCommand>,
+    group: &mut Vec<AppendCommand>,
+    events: &mut usize,
+    max_events: usize,
+) {
+    while *events < max_events {
+        match queue.try_recv() {
+            Ok(command) => {
+                *events += command.batch.events().len();
+                group.push(command);
+            }
+            Err(_) => break,
+        }
+    }
+}
+
+/// Writes the group and answers its callers; returns when the writing ended, before the
+/// first caller was answered.
 async fn write_and_answer(
     connection: &mut WriterConnection,
     group: Vec<AppendCommand>,
     head: &watch::Sender<u64>,
-) {
+) -> Instant {
     match connection
         .run(async |c| write_group_fast(c, &group).await)
         .await
     {
-        Ok(Some(outcomes)) => return answer(group, outcomes, head),
+        Ok(Some(outcomes)) => {
+            let written = Instant::now();
+            answer(group, outcomes, head);
+            return written;
+        }
         Ok(None) => {}
         Err(error) if super::is_unavailable(&error) => {
+            let written = Instant::now();
             let error = log_failure(error);
             for command in group {
                 let _ = command.reply.send(Err(error.clone()));
             }
-            return;
+            return written;
         }
         // The careful path writes what can be written and isolates what cannot.
         Err(error) => debug!(error = %error, "fast append failed; taking the careful path"),
     }
-    write_carefully_and_answer(connection, group, head).await;
+    write_carefully_and_answer(connection, group, head).await
 }
 
 async fn write_carefully_and_answer(
     connection: &mut WriterConnection,
     group: Vec<AppendCommand>,
     head: &watch::Sender<u64>,
-) {
-    match connection.run(async |c| write_group(c, &group).await).await {
+) -> Instant {
+    let written = connection.run(async |c| write_group(c, &group).await).await;
+    let written_at = Instant::now();
+    match written {
         Ok(outcomes) => answer(group, outcomes, head),
         // One bad append must not fail its neighbours: write each on its own to isolate it.
         // Connection failures would fail every one of them alike, so they are answered at once.
@@ -191,6 +267,7 @@ async fn write_carefully_and_answer(
             }
         }
     }
+    written_at
 }
 
 fn log_failure(error: sqlx::Error) -> AppendError {
@@ -281,29 +358,46 @@ impl WrittenEvent {
     }
 }
 
-/// Rows to insert, as columns for one `unnest` insert.
+/// Rows to insert, as columns for one `unnest` insert. The text columns borrow from the
+/// group's commands: nothing is copied on the way to the database.
 #[derive(Default)]
-struct NewRows {
+struct NewRows<'a> {
     positions: Vec<i64>,
     event_ids: Vec<Uuid>,
-    stream_ids: Vec<String>,
+    stream_ids: Vec<&'a str>,
     stream_versions: Vec<i64>,
-    event_types: Vec<String>,
-    data: Vec<String>,
+    event_types: Vec<&'a str>,
+    data: Vec<&'a str>,
     correlation_ids: Vec<Option<Uuid>>,
     causation_ids: Vec<Option<Uuid>>,
-    metadata: Vec<String>,
-    appended_by: Vec<String>,
+    metadata: Vec<Cow<'a, str>>,
+    appended_by: Vec<&'a str>,
 }
 
-impl NewRows {
+impl<'a> NewRows<'a> {
+    fn with_capacity(events: usize) -> Self {
+        Self {
+            event_ids: Vec::with_capacity(events),
+            event_types: Vec::with_capacity(events),
+            data: Vec::with_capacity(events),
+            correlation_ids: Vec::with_capacity(events),
+            causation_ids: Vec::with_capacity(events),
+            metadata: Vec::with_capacity(events),
+            appended_by: Vec::with_capacity(events),
+            ..Self::default()
+        }
+    }
+
     /// Binds the columns that come from the events themselves as parameters $1 to $7 (ids,
     /// types, payloads, correlation ids, causation ids, metadata, principals): both write
     /// statements take them first.
     fn bind_event_columns<'q>(
         &'q self,
         query: Query<'q, Postgres, PgArguments>,
-    ) -> Query<'q, Postgres, PgArguments> {
+    ) -> Query<'q, Postgres, PgArguments>
+    where
+        'a: 'q,
+    {
         query
             .bind(&self.event_ids)
             .bind(&self.event_types)
@@ -315,15 +409,18 @@ impl NewRows {
     }
 
     /// Adds the columns that come from the event itself (not its place in the log).
-    fn push_event(&mut self, command: &AppendCommand, event: &NewEvent) {
+    fn push_event(&mut self, command: &'a AppendCommand, event: &'a NewEvent) {
         self.event_ids.push(event.id.as_uuid());
-        self.event_types.push(event.event_type.as_str().to_owned());
-        self.data.push(event.data.as_str().to_owned());
+        self.event_types.push(event.event_type.as_str());
+        self.data.push(event.data.as_str());
         self.correlation_ids.push(event.metadata.correlation_id);
         self.causation_ids.push(event.metadata.causation_id);
-        self.metadata
-            .push(serde_json::to_string(&event.metadata.values).expect("a map of strings"));
-        self.appended_by.push(command.principal.clone());
+        self.metadata.push(if event.metadata.values.is_empty() {
+            Cow::Borrowed("{}")
+        } else {
+            Cow::Owned(serde_json::to_string(&event.metadata.values).expect("a map of strings"))
+        });
+        self.appended_by.push(&command.principal);
     }
 }
 
@@ -348,7 +445,7 @@ async fn write_group_fast(
     let mut kinds = Vec::with_capacity(group.len());
     let mut expected_versions = Vec::with_capacity(group.len());
     let mut counts = Vec::with_capacity(group.len());
-    let mut rows = NewRows::default();
+    let mut rows = NewRows::with_capacity(events);
     let mut commands = Vec::with_capacity(events);
     for (index, command) in group.iter().enumerate() {
         let (kind, expected) = match command.batch.expected() {
@@ -556,10 +653,10 @@ fn plan_append(
     })
 }
 
-fn add_rows(
-    command: &AppendCommand,
+fn add_rows<'a>(
+    command: &'a AppendCommand,
     outcome: &AppendOutcome,
-    rows: &mut NewRows,
+    rows: &mut NewRows<'a>,
     written: &mut HashMap<Uuid, WrittenEvent>,
 ) {
     let stream_id = command.batch.stream_id().as_str();
@@ -573,7 +670,7 @@ fn add_rows(
     {
         let position = position as i64;
         rows.positions.push(position);
-        rows.stream_ids.push(stream_id.to_owned());
+        rows.stream_ids.push(stream_id);
         rows.stream_versions.push(version);
         rows.push_event(command, event);
         // A later append in the same group that repeats these ids is a retry of this one.
@@ -597,12 +694,12 @@ fn add_rows(
 /// `head`, in one statement (data-modifying CTEs always run to completion).
 async fn insert_rows(
     tx: &mut Transaction<'_, Postgres>,
-    rows: &NewRows,
+    rows: &NewRows<'_>,
     head: i64,
     recorded_at: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     let mut last_versions: HashMap<&str, i64> = HashMap::new();
-    for (stream_id, &version) in rows.stream_ids.iter().zip(&rows.stream_versions) {
+    for (&stream_id, &version) in rows.stream_ids.iter().zip(&rows.stream_versions) {
         last_versions.insert(stream_id, version);
     }
     let (stream_ids, versions): (Vec<&str>, Vec<i64>) = last_versions.into_iter().unzip();

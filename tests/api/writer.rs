@@ -1,7 +1,8 @@
 //! The store driven directly on a real PostgreSQL, with two writers on one database as two
 //! servers have: a group that reaches the database while another holds the log head is decided
 //! against what that one committed; appends that find their ids already written (the unique
-//! index, not a lookup, finds them); reads fetched ahead across page boundaries.
+//! index, not a lookup, finds them); lone appends after a burst (the writer waits for callers
+//! only while they come); reads fetched ahead across page boundaries.
 
 use std::time::Duration;
 
@@ -289,6 +290,47 @@ async fn contended_appends_through_two_writers_keep_the_log_gapless_and_versions
             .collect();
         assert_eq!(versions, (1..=versions.len() as i64).collect::<Vec<_>>());
     }
+    log.stop().await;
+}
+
+/// A group waits for the callers the last one answered only while they come: after a burst of
+/// sixteen concurrent appends (one group, or a few), appends that come alone, with one caller,
+/// are each written and answered, in order and without gaps.
+#[tokio::test]
+async fn lone_appends_after_a_burst_are_written_without_waiting_for_the_burst() {
+    let log = Log::new().await;
+    let burst: Vec<_> = (0..16)
+        .map(|i| {
+            Log::spawn_append(
+                &log.store,
+                &format!("burst-{i}"),
+                ExpectedVersion::NoStream,
+                vec![tick()],
+            )
+        })
+        .collect();
+    for append in burst {
+        append.await.unwrap().expect("an append of the burst");
+    }
+    for version in 0..3_u64 {
+        let expected = match version {
+            0 => ExpectedVersion::NoStream,
+            version => ExpectedVersion::Exact(version),
+        };
+        let lone = Log::spawn_append(&log.store, "lone", expected, vec![tick()])
+            .await
+            .unwrap()
+            .expect("a lone append");
+        assert_eq!(lone.positions, vec![17 + version]);
+        assert_eq!(lone.stream_version, version + 1);
+    }
+    let positions: Vec<i64> = log
+        .read_all(forward(1, None))
+        .await
+        .into_iter()
+        .map(|(position, _, _)| position)
+        .collect();
+    assert_eq!(positions, (1..=19).collect::<Vec<_>>());
     log.stop().await;
 }
 
