@@ -11,6 +11,10 @@ use diplog::config::{Cli, ClientAuth, Command, ServeArgs};
 use diplog::database::Database;
 use diplog::telemetry;
 
+/// mimalloc: the projection runners allocate and free many small JSON trees per event.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
