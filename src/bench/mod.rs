@@ -61,9 +61,8 @@ pub struct BenchArgs {
     /// the read-back reads only what the appends wrote).
     #[arg(long, value_delimiter = ',')]
     pub skip: Vec<Section>,
-    /// Events in the log the projections are rebuilt over. Default 200,000, or 50,000 with
-    /// --quick. (1,000,000, the size, needs about 6 GiB of memory today: the
-    /// relations model is held in memory, twice during a rebuild; see the README.)
+    /// Events in the log the projections are rebuilt over (the log is filled up to it by a
+    /// bulk load). Default 1,000,000, or 50,000 with --quick.
     #[arg(long)]
     pub rebuild_events: Option<u64>,
     /// Appends the subscription latency is measured over (at 100 per second).
@@ -99,7 +98,7 @@ impl BenchArgs {
 
     fn rebuild_events(&self) -> u64 {
         self.rebuild_events
-            .unwrap_or(if self.quick { 50_000 } else { 200_000 })
+            .unwrap_or(if self.quick { 50_000 } else { 1_000_000 })
     }
 
     fn subscription_appends(&self) -> usize {

@@ -280,3 +280,80 @@ fn a_retracted_source_report_leaves_the_divergence() {
     assert_eq!(view.reports.len(), 1);
     assert!(view.shared.is_empty(), "one source left: nothing is shared");
 }
+
+/// Every batch size, every model: a runner with a working set writes exactly the rows a full
+/// replay gives.
+fn assert_every_batching_agrees(facts: &[Fact]) {
+    fn check<M: Model>(facts: &[Fact]) {
+        let full: M = super::testing::replay(facts);
+        let expected = sorted_rows(&full);
+        for batch in 1..=facts.len() {
+            assert_eq!(
+                replay_settling::<M>(facts, batch),
+                expected,
+                "{} in batches of {batch}",
+                M::NAME
+            );
+        }
+    }
+    check::<Channels>(facts);
+    check::<Summits>(facts);
+    check::<Commitments>(facts);
+    check::<Timeline>(facts);
+    check::<Relations>(facts);
+    check::<Divergence>(facts);
+}
+
+#[test]
+fn a_call_retracted_right_after_it_was_recorded_leaves_everything_as_before() {
+    let mut log = Log::founding();
+    let call = log.push("occurrence-2025-05-20-call", ministers_call("2025-05-20"));
+    log.push(
+        "occurrence-2025-05-20-call",
+        json!({"event_retracted": {"event": call, "reason": "never happened"}}),
+    );
+    assert_every_batching_agrees(&log.facts);
+}
+
+#[test]
+fn the_last_contact_of_a_pair_taken_back_gives_way_to_the_one_before_in_every_batching() {
+    let mut log = Log::founding();
+    let first = log.push("occurrence-2025-05-20-call", ministers_call("2025-05-20"));
+    let second = log.push("occurrence-2025-05-25-call", ministers_call("2025-05-25"));
+    // The second call was in fact before the first: the first is the last contact now.
+    let mut replacement = ministers_call("2025-05-10");
+    replacement.as_object_mut().unwrap().remove("sources");
+    log.push(
+        "occurrence-2025-05-25-call",
+        json!({"event_corrected": {"event": second, "replacement": replacement}}),
+    );
+    log.push(
+        "occurrence-2025-05-20-call",
+        json!({"event_retracted": {"event": first, "reason": "never happened"}}),
+    );
+    log.push(
+        "occurrence-2025-06-01-meeting",
+        experts_meeting("2025-06-01"),
+    );
+    let stream = "occurrence-2025-02-15-rubio-lavrov-call";
+    let report = log.id(stream, "SourceReportAttached");
+    log.push(stream, json!({"event_retracted": {"event": report}}));
+    assert_every_batching_agrees(&log.facts);
+
+    let relations: Relations = log.model();
+    let pair = pair_of(&relations.row("pair:RUS+USA").unwrap()).unwrap();
+    assert_eq!(
+        pair.contacts, 4,
+        "the two founding calls, the second call, the meeting"
+    );
+    assert_eq!(
+        pair.last_contact.as_ref().map(|c| c.kind.as_str()),
+        Some("MeetingHeld")
+    );
+    let log_without_meeting = Log {
+        facts: log.facts[..log.facts.len() - 2].to_vec(),
+    };
+    let relations: Relations = log_without_meeting.model();
+    let pair = pair_of(&relations.row("pair:RUS+USA").unwrap()).unwrap();
+    assert_eq!(pair.last_contact.map(|c| c.event_id), Some(second));
+}

@@ -58,6 +58,9 @@ pub enum Want {
     /// Every row with this status and sort key (a group the model files that way, e.g. a
     /// channel's contacts).
     Group { status: String, sort_key: String },
+    /// Every row with this status whose states include all of these (e.g. the contacts of a
+    /// pair of states).
+    States { status: String, states: Vec<String> },
 }
 
 /// A projection's in-memory state machine.
@@ -109,7 +112,9 @@ pub mod catalog;
 pub mod channels;
 pub mod commitments;
 pub(crate) mod common;
+mod copy_text;
 pub mod divergence;
+pub mod facts;
 pub mod feed;
 pub mod query;
 pub mod relations;
@@ -170,15 +175,33 @@ pub(crate) mod testing {
         rows
     }
 
+    /// `facts` cut as a runner cuts them: `batch` at a time, and a retraction or a
+    /// correction always starting a batch.
+    pub fn batches(facts: &[Fact], batch: usize) -> Vec<&[Fact]> {
+        let mut batches = Vec::new();
+        let mut start = 0;
+        while start < facts.len() {
+            let mut end = (start + batch).min(facts.len());
+            if let Some(cut) = facts[start + 1..end]
+                .iter()
+                .position(|fact| common::target_of(fact).is_some())
+            {
+                end = start + 1 + cut;
+            }
+            batches.push(&facts[start..end]);
+            start = end;
+        }
+        batches
+    }
+
     /// The stored rows, in key order, after feeding `facts` as a runner does with a bounded
-    /// working set: `batch` facts at a time, each batch hydrated with the stored rows it
-    /// wants (asking again until it wants nothing new), its changed rows written, then the
-    /// model settled. Every other batch starts from a model loaded as at a restart (only the
-    /// resident rows).
+    /// working set: in `batches`, each batch hydrated with the stored rows it wants (asking
+    /// again until it wants nothing new), its changed rows written, then the model settled.
+    /// Every other batch starts from a model loaded as at a restart (only the resident rows).
     pub fn replay_settling<M: Model>(facts: &[Fact], batch: usize) -> Vec<Row> {
         let mut stored: std::collections::BTreeMap<String, Row> = Default::default();
         let mut model = M::default();
-        for (round, chunk) in facts.chunks(batch).enumerate() {
+        for (round, chunk) in batches(facts, batch).into_iter().enumerate() {
             if round % 2 == 1 {
                 let resident = stored
                     .values()
@@ -204,6 +227,10 @@ pub(crate) mod testing {
                             Want::Key(key) => *key == row.key,
                             Want::Group { status, sort_key } => {
                                 *status == row.status && *sort_key == row.sort_key
+                            }
+                            Want::States { status, states } => {
+                                *status == row.status
+                                    && states.iter().all(|state| row.states.contains(state))
                             }
                         })
                     })

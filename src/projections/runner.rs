@@ -19,6 +19,11 @@
 //! - Rebuilds: a fresh model is built into generation `g + 1` in chunks while generation `g`
 //!   keeps answering (and keeps being advanced, unless its rows are another version's), then
 //!   one transaction makes `g + 1` live and deletes `g`.
+//! - The runners of a server read the log through one `FactCache` (`facts.rs`): a stretch of
+//!   the log several of them pass is read and parsed once. A retraction or a correction always
+//!   starts a batch, so what a model wants for it is read from committed rows.
+//! - Many rows new to a generation go in by COPY; rows it may have (its resident rows and the
+//!   rows the batch hydrated) by an upsert.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::error::Error as _;
@@ -32,9 +37,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, trace, warn};
 
-use super::store::{
-    Checkpoint, CheckpointRecord, ProjectionError, RowRecord, fact_from_event, select_checkpoints,
-};
+use super::copy_text;
+use super::facts::{Batch, FactCache};
+use super::store::{Checkpoint, CheckpointRecord, ProjectionError, RowRecord, select_checkpoints};
 use super::{Fact, Model, Row, Want};
 use crate::store::EventStore;
 
@@ -50,6 +55,13 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Rows per upsert statement, to keep statements moderate however many rows a chunk touched.
 const ROWS_PER_STATEMENT: usize = 500;
+
+/// Above this many rows, a write COPYs in the rows new to the generation (cheaper than upserting
+/// them, but more round trips).
+const COPY_ABOVE: usize = 64;
+
+/// COPY data is sent in pieces of about this size.
+const COPY_SEND_BYTES: usize = 1 << 20;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunnerConfig {
@@ -94,6 +106,8 @@ pub struct RunnerContext {
     pub committed_head: watch::Receiver<u64>,
     pub local: LocalRunners,
     pub config: RunnerConfig,
+    /// The log as this server's runners read it, parsed once for all of them.
+    pub facts: Arc<FactCache>,
 }
 
 impl RunnerContext {
@@ -109,6 +123,7 @@ impl RunnerContext {
             committed_head: store.committed_head(),
             local,
             config,
+            facts: Arc::default(),
         }
     }
 }
@@ -291,7 +306,7 @@ async fn session<M: Model>(
         }
     }
 
-    let mut runner = Runner::<M>::load(connection, &context.config).await?;
+    let mut runner = Runner::<M>::load(connection, &context.config, &context.facts).await?;
     info!(
         generation = runner.generation,
         position = runner.position,
@@ -310,6 +325,44 @@ struct Build<M> {
     generation: u64,
     /// Every event up to here is applied to `model` and its rows are written.
     position: u64,
+    stored: Stored,
+}
+
+/// The keys of the rows with resident statuses (`Model::RESIDENT`; all rows if it is `None`)
+/// that a generation has. With the rows a batch hydrated, they are the rows of the generation
+/// the batch can change (a model changes a stored row only once it holds it); every other row
+/// a batch writes is new, and goes in by COPY. Bounded as the resident rows are.
+#[derive(Default)]
+struct Stored {
+    keys: HashSet<String>,
+}
+
+impl Stored {
+    fn resident<M: Model>(row: &Row) -> bool {
+        M::RESIDENT.is_none_or(|statuses| statuses.contains(&row.status.as_str()))
+    }
+
+    fn of_rows<M: Model>(rows: &[Row]) -> Self {
+        let mut stored = Self::default();
+        stored.note::<M>(rows, &[]);
+        stored
+    }
+
+    /// Takes note of a committed batch's writes.
+    fn note<M: Model>(&mut self, rows: &[Row], removed: &[String]) {
+        for row in rows {
+            if Self::resident::<M>(row) {
+                if !self.keys.contains(&row.key) {
+                    self.keys.insert(row.key.clone());
+                }
+            } else {
+                self.keys.remove(&row.key);
+            }
+        }
+        for key in removed {
+            self.keys.remove(key);
+        }
+    }
 }
 
 /// The lock holder's state: its connection, the live model and the checkpoint it has
@@ -317,11 +370,14 @@ struct Build<M> {
 struct Runner<'c, M> {
     connection: PgConnection,
     config: &'c RunnerConfig,
+    facts: &'c FactCache,
     generation: u64,
     position: u64,
     /// `None` while the live rows cannot be advanced by this code (another version's, or
     /// rows that do not load): they keep answering, unchanged, until a rebuild replaces them.
     live: Option<M>,
+    /// What the live generation has (see `Stored`).
+    live_stored: Stored,
     build: Option<Build<M>>,
     /// The checkpoint shows a rebuild that was under way when its runner stopped: it starts
     /// again from scratch (its partial rows may be another version's).
@@ -335,6 +391,7 @@ impl<'c, M: Model> Runner<'c, M> {
     async fn load(
         mut connection: PgConnection,
         config: &'c RunnerConfig,
+        facts: &'c FactCache,
     ) -> Result<Self, ProjectionError> {
         let checkpoint = match read_checkpoint(&mut connection, M::NAME).await? {
             Some(checkpoint) => checkpoint,
@@ -364,6 +421,7 @@ impl<'c, M: Model> Runner<'c, M> {
                 ours: M::VERSION,
             });
         }
+        let mut live_stored = Stored::default();
         let live = if checkpoint.version != M::VERSION {
             info!(
                 stored_version = checkpoint.version,
@@ -375,6 +433,7 @@ impl<'c, M: Model> Runner<'c, M> {
             let rows =
                 load_rows(&mut connection, M::NAME, checkpoint.generation, M::RESIDENT).await?;
             let count = rows.len();
+            live_stored = Stored::of_rows::<M>(&rows);
             match M::from_rows(rows) {
                 Ok(model) => {
                     debug!(rows = count, "loaded the live rows");
@@ -392,9 +451,11 @@ impl<'c, M: Model> Runner<'c, M> {
         Ok(Self {
             connection,
             config,
+            facts,
             generation: checkpoint.generation,
             position: checkpoint.position,
             live,
+            live_stored,
             build: None,
             interrupted_build: checkpoint.building_generation.is_some(),
             requested_at_load: checkpoint.rebuild_requested,
@@ -501,13 +562,16 @@ impl<'c, M: Model> Runner<'c, M> {
         let Some(model) = self.live.as_mut() else {
             return Ok(false);
         };
-        let batch = read_facts(
-            &mut self.connection,
-            self.position,
-            None,
-            self.config.batch_events,
-        )
-        .await?;
+        let batch = self
+            .facts
+            .read(
+                &mut self.connection,
+                self.position,
+                None,
+                self.config.batch_events,
+            )
+            .await?;
+        let batch = amendments_first(batch);
         let reached = batch.reached;
         if reached == self.position {
             // Nothing new, or stopped at once by an unreadable event: nothing to commit.
@@ -516,7 +580,7 @@ impl<'c, M: Model> Runner<'c, M> {
                 None => Ok(false),
             };
         }
-        hydrate(&mut self.connection, model, self.generation, &batch.facts).await?;
+        let hydrated = hydrate(&mut self.connection, model, self.generation, &batch.facts).await?;
         let changed = apply_all(model, &batch.facts);
         let (rows, removed) = changed_rows(model, changed);
 
@@ -556,8 +620,10 @@ impl<'c, M: Model> Runner<'c, M> {
             .await?;
             moved as u64
         } else {
+            let stored = &self.live_stored;
+            let stored = |key: &str| stored.keys.contains(key) || hydrated.contains(key);
             let mut tx = self.connection.begin().await?;
-            write_rows(&mut tx, M::NAME, self.generation, &rows, &removed).await?;
+            write_rows(&mut tx, M::NAME, self.generation, &rows, &removed, &stored).await?;
             let moved = sqlx::query(
                 "update projection_checkpoints set position = $4, updated_at = now() \
                  where projection = $1 and generation = $2 and position = $3",
@@ -577,6 +643,7 @@ impl<'c, M: Model> Runner<'c, M> {
         if moved != 1 {
             return Err(ProjectionError::CheckpointLost(M::NAME.to_owned()));
         }
+        self.live_stored.note::<M>(&rows, &removed);
         model.settle();
         trace!(
             from = self.position,
@@ -635,6 +702,7 @@ impl<'c, M: Model> Runner<'c, M> {
             model: M::default(),
             generation,
             position: 0,
+            stored: Stored::default(),
         });
         Ok(())
     }
@@ -648,15 +716,18 @@ impl<'c, M: Model> Runner<'c, M> {
         let Some(build) = self.build.as_mut() else {
             return Ok(());
         };
-        let chunk = read_facts(
-            &mut self.connection,
-            build.position,
-            until,
-            self.config.build_chunk_events,
-        )
-        .await?;
+        let chunk = self
+            .facts
+            .read(
+                &mut self.connection,
+                build.position,
+                until,
+                self.config.build_chunk_events,
+            )
+            .await?;
+        let chunk = amendments_first(chunk);
         let target = chunk.bound;
-        hydrate(
+        let hydrated = hydrate(
             &mut self.connection,
             &mut build.model,
             build.generation,
@@ -669,8 +740,10 @@ impl<'c, M: Model> Runner<'c, M> {
         let unreadable = chunk.unreadable;
         let (rows, removed) = changed_rows(&build.model, touched);
 
+        let stored = &build.stored;
+        let stored = |key: &str| stored.keys.contains(key) || hydrated.contains(key);
         let mut tx = self.connection.begin().await?;
-        write_rows(&mut tx, M::NAME, build.generation, &rows, &removed).await?;
+        write_rows(&mut tx, M::NAME, build.generation, &rows, &removed, &stored).await?;
         if build.position < target {
             let moved = sqlx::query(
                 "update projection_checkpoints set building_position = $3, updated_at = now() \
@@ -686,6 +759,7 @@ impl<'c, M: Model> Runner<'c, M> {
                 return Err(ProjectionError::CheckpointLost(M::NAME.to_owned()));
             }
             tx.commit().await?;
+            build.stored.note::<M>(&rows, &removed);
             build.model.settle();
             debug!(
                 generation = build.generation,
@@ -733,10 +807,12 @@ impl<'c, M: Model> Runner<'c, M> {
             "the rebuilt generation is live"
         );
         if let Some(mut build) = self.build.take() {
+            build.stored.note::<M>(&rows, &removed);
             build.model.settle();
             self.generation = build.generation;
             self.position = build.position;
             self.live = Some(build.model);
+            self.live_stored = build.stored;
         }
         Ok(())
     }
@@ -776,15 +852,18 @@ async fn load_rows(
 
 /// Brings into `model` the stored rows of `generation` that `facts` want (see
 /// `Model::wants`), asking again after each load: a row loaded can name further rows.
+/// Answers the keys of the rows it brought in.
 async fn hydrate<M: Model>(
     connection: &mut PgConnection,
     model: &mut M,
     generation: u64,
-    facts: &[Fact],
-) -> Result<(), ProjectionError> {
+    facts: &[Arc<Fact>],
+) -> Result<HashSet<String>, ProjectionError> {
     let mut asked: HashSet<Want> = HashSet::new();
+    let mut loaded: HashSet<String> = HashSet::new();
     loop {
         let (mut keys, mut statuses, mut sort_keys) = (Vec::new(), Vec::new(), Vec::new());
+        let mut with_states = Vec::new();
         for want in facts.iter().flat_map(|fact| model.wants(fact)) {
             if !asked.insert(want.clone()) {
                 continue;
@@ -795,10 +874,32 @@ async fn hydrate<M: Model>(
                     statuses.push(status);
                     sort_keys.push(sort_key);
                 }
+                Want::States { status, states } => with_states.push((status, states)),
             }
         }
-        if keys.is_empty() && statuses.is_empty() {
-            return Ok(());
+        if keys.is_empty() && statuses.is_empty() && with_states.is_empty() {
+            return Ok(loaded);
+        }
+        // Rare (retractions and corrections): a statement each.
+        for (status, states) in with_states {
+            let records: Vec<RowRecord> = sqlx::query_as(
+                "select key, data, actors, states, status, sort_key from projection_rows \
+                 where projection = $1 and generation = $2 and status = $3 and states @> $4",
+            )
+            .bind(M::NAME)
+            .bind(generation as i64)
+            .bind(status)
+            .bind(states)
+            .fetch_all(&mut *connection)
+            .await?;
+            let rows: Vec<Row> = records.into_iter().map(Row::from).collect();
+            loaded.extend(rows.iter().map(|row| row.key.clone()));
+            model
+                .hydrate(rows)
+                .map_err(|reason| ProjectionError::UnloadableRows {
+                    projection: M::NAME,
+                    reason,
+                })?;
         }
         let records: Vec<RowRecord> = sqlx::query_as(
             "select key, data, actors, states, status, sort_key from projection_rows \
@@ -816,8 +917,10 @@ async fn hydrate<M: Model>(
         .bind(&sort_keys)
         .fetch_all(&mut *connection)
         .await?;
+        let rows: Vec<Row> = records.into_iter().map(Row::from).collect();
+        loaded.extend(rows.iter().map(|row| row.key.clone()));
         model
-            .hydrate(records.into_iter().map(Row::from).collect())
+            .hydrate(rows)
             .map_err(|reason| ProjectionError::UnloadableRows {
                 projection: M::NAME,
                 reason,
@@ -825,61 +928,28 @@ async fn hydrate<M: Model>(
     }
 }
 
-/// Diplomatic events read from the log, and how far they take the reader.
-struct Batch {
-    facts: Vec<Fact>,
-    /// The position the read went up to at most (`until`, or the head if lower).
-    bound: u64,
-    /// Every event up to here is in `facts` or is not diplomatic.
-    reached: u64,
-    /// As many events as asked for came back: more may follow.
-    full: bool,
-    /// The event just after `reached` could not be read: the batch stops before it, and the
-    /// runner commits what came before, then fails (and retries) rather than skip it.
-    unreadable: Option<ProjectionError>,
-}
-
-/// Up to `limit` diplomatic events after `after`, up to `until` (or the head if lower). The
-/// batch reaches the last one's position if it is full, else the bound it read to (so events
-/// of other kinds and quiet stretches still move the checkpoint), or stops before an
-/// unreadable event.
-async fn read_facts(
-    connection: &mut PgConnection,
-    after: u64,
-    until: Option<u64>,
-    limit: usize,
-) -> Result<Batch, ProjectionError> {
-    let (bound, events) =
-        crate::store::diplomatic_events(connection, after, until, limit as i64).await?;
-    let full = events.len() >= limit;
-    let mut reached = match events.last() {
-        Some(last) if full => last.position as u64,
-        _ => bound.max(after),
-    };
-    let mut facts = Vec::with_capacity(events.len());
-    let mut unreadable = None;
-    for event in events {
-        let position = event.position as u64;
-        match fact_from_event(event) {
-            Ok(fact) => facts.push(fact),
-            Err(error) => {
-                reached = position - 1;
-                unreadable = Some(error);
-                break;
-            }
-        }
+/// The batch up to (not including) its first retraction or correction after the start, which
+/// then starts the next batch. So a batch amends only events of earlier batches, and only with
+/// its first fact: what a model `wants` for an amendment is read from what the earlier batches
+/// committed, and nothing applied before it in the same batch (a contact it takes back, an
+/// actor registered) can make that out of date.
+fn amendments_first(mut batch: Batch) -> Batch {
+    let cut = batch
+        .facts
+        .iter()
+        .skip(1)
+        .position(|fact| super::common::target_of(fact).is_some());
+    if let Some(cut) = cut.map(|i| i + 1) {
+        batch.reached = batch.facts[cut].position - 1;
+        batch.facts.truncate(cut);
+        batch.full = true;
+        batch.unreadable = None;
     }
-    Ok(Batch {
-        facts,
-        bound,
-        reached,
-        full: full && unreadable.is_none(),
-        unreadable,
-    })
+    batch
 }
 
 /// Applies `facts` in order; answers the keys of every row they changed.
-fn apply_all<M: Model>(model: &mut M, facts: &[Fact]) -> BTreeSet<String> {
+fn apply_all<M: Model>(model: &mut M, facts: &[Arc<Fact>]) -> BTreeSet<String> {
     let mut changed = BTreeSet::new();
     for fact in facts {
         changed.extend(model.apply(fact));
@@ -900,14 +970,114 @@ fn changed_rows<M: Model>(model: &M, changed: BTreeSet<String>) -> (Vec<Row>, Ve
     (rows, removed)
 }
 
-/// Upserts `rows` and deletes `removed` in `generation`. Rows travel as one JSON array per
-/// statement: `unnest` cannot take the ragged `text[]` columns, `jsonb_to_recordset` can.
+/// Writes `rows` and deletes `removed` in `generation`, inside the caller's transaction. Many
+/// rows: those the generation may have (`stored`) by an upsert, the others by COPY (the
+/// cheapest way in, by far); few rows: all by the upsert.
 async fn write_rows(
     connection: &mut PgConnection,
     name: &str,
     generation: u64,
     rows: &[Row],
     removed: &[String],
+    stored: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<(), ProjectionError> {
+    if rows.len() > COPY_ABOVE {
+        let (old, new): (Vec<&Row>, Vec<&Row>) = rows.iter().partition(|row| stored(&row.key));
+        copy_rows(connection, name, generation, &new).await?;
+        upsert_rows(connection, name, generation, &old).await?;
+    } else {
+        upsert_rows(
+            connection,
+            name,
+            generation,
+            &rows.iter().collect::<Vec<_>>(),
+        )
+        .await?;
+    }
+    if !removed.is_empty() {
+        sqlx::query(
+            "delete from projection_rows \
+             where projection = $1 and generation = $2 and key = any($3)",
+        )
+        .bind(name)
+        .bind(generation as i64)
+        .bind(removed)
+        .execute(&mut *connection)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Inserts `rows`, which the generation should not have, by one COPY. Should one of them be
+/// there after all (a model that changed a stored row it did not hold), the COPY is undone and
+/// they are upserted instead: slower, never wrong.
+async fn copy_rows(
+    connection: &mut PgConnection,
+    name: &str,
+    generation: u64,
+    rows: &[&Row],
+) -> Result<(), ProjectionError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("savepoint copy_rows")
+        .execute(&mut *connection)
+        .await?;
+    match copy_in(connection, name, generation, rows).await {
+        Ok(()) => {
+            sqlx::query("release savepoint copy_rows")
+                .execute(&mut *connection)
+                .await?;
+            Ok(())
+        }
+        Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("23505") => {
+            warn!(
+                error = %error,
+                "a row written as new was already stored; upserting the batch's rows instead"
+            );
+            sqlx::query("rollback to savepoint copy_rows")
+                .execute(&mut *connection)
+                .await?;
+            upsert_rows(connection, name, generation, rows).await
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+async fn copy_in(
+    connection: &mut PgConnection,
+    name: &str,
+    generation: u64,
+    rows: &[&Row],
+) -> Result<(), sqlx::Error> {
+    let mut copy = connection
+        .copy_in_raw(concat!(
+            "copy projection_rows (",
+            "projection, generation, key, data, actors, states, status, sort_key",
+            ") from stdin"
+        ))
+        .await?;
+    let mut buffer = Vec::with_capacity(COPY_SEND_BYTES + 64 * 1024);
+    for row in rows {
+        copy_text::push_row(&mut buffer, name, generation, row);
+        if buffer.len() >= COPY_SEND_BYTES {
+            copy.send(std::mem::take(&mut buffer)).await?;
+        }
+    }
+    if !buffer.is_empty() {
+        copy.send(buffer).await?;
+    }
+    copy.finish().await?;
+    Ok(())
+}
+
+/// Upserts `rows`. They travel as one JSON array per statement: `unnest` cannot take the
+/// ragged `text[]` columns, `jsonb_to_recordset` can.
+async fn upsert_rows(
+    connection: &mut PgConnection,
+    name: &str,
+    generation: u64,
+    rows: &[&Row],
 ) -> Result<(), ProjectionError> {
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         sqlx::query(
@@ -924,17 +1094,6 @@ async fn write_rows(
         .bind(name)
         .bind(generation as i64)
         .bind(sqlx::types::Json(chunk))
-        .execute(&mut *connection)
-        .await?;
-    }
-    if !removed.is_empty() {
-        sqlx::query(
-            "delete from projection_rows \
-             where projection = $1 and generation = $2 and key = any($3)",
-        )
-        .bind(name)
-        .bind(generation as i64)
-        .bind(removed)
         .execute(&mut *connection)
         .await?;
     }

@@ -475,21 +475,37 @@ impl FilteredRow {
 /// A stored diplomatic event as projections see it.
 pub(super) fn fact_from_event(event: RecordedEvent) -> Result<Fact, ProjectionError> {
     let position = event.position as u64;
-    let unreadable = |reason: String| ProjectionError::UnreadableEvent { position, reason };
-    let json: serde_json::Value =
-        serde_json::from_str(&event.data_text).map_err(|e| unreadable(e.to_string()))?;
+    parse_fact(
+        position,
+        event.stream_id,
+        event.event_id,
+        event.recorded_at,
+        &event.data_text,
+    )
+    .map_err(|reason| ProjectionError::UnreadableEvent { position, reason })
+}
+
+/// A diplomatic event from its stored parts; the reason it does not parse, if it does not.
+pub(super) fn parse_fact(
+    position: u64,
+    stream_id: String,
+    event_id: uuid::Uuid,
+    recorded_at: DateTime<Utc>,
+    data_text: &str,
+) -> Result<Fact, String> {
+    let json: serde_json::Value = serde_json::from_str(data_text).map_err(|e| e.to_string())?;
     let parsed = DiplomaticEvent::from_json(json).map_err(|(path, message)| {
-        unreadable(if path.is_empty() {
+        if path.is_empty() {
             message
         } else {
             format!("{path}: {message}")
-        })
+        }
     })?;
     Ok(Fact {
         position,
-        stream_id: event.stream_id,
-        event_id: EventId::from(event.event_id),
-        recorded_at: event.recorded_at,
+        stream_id,
+        event_id: EventId::from(event_id),
+        recorded_at,
         event: parsed,
     })
 }

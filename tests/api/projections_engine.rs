@@ -973,3 +973,214 @@ async fn the_server_runs_every_projection_and_stops_them_on_shutdown() {
     .await;
     check.close().await;
 }
+
+/// What a batch read says, without its facts' contents.
+fn summary(batch: &diplog::projections::facts::Batch) -> (Vec<u64>, u64, u64, bool, bool) {
+    (
+        batch.facts.iter().map(|fact| fact.position).collect(),
+        batch.bound,
+        batch.reached,
+        batch.full,
+        batch.unreadable.is_some(),
+    )
+}
+
+#[tokio::test]
+async fn the_shared_fact_cache_answers_every_read_as_a_fresh_read_does_and_reads_a_block_once() {
+    use diplog::projections::facts::{BLOCK, FactCache};
+    let log = Log::new().await;
+    log.append_facts("s-1", 1000).await;
+    log.append_plain("plain", 300).await;
+    log.append_facts("s-2", 700).await;
+    let bad = log.append_unreadable("s-2").await;
+    log.append_plain("plain", 100).await;
+    log.append_facts("s-3", 500).await;
+    let head = log.head().await;
+    // The unreadable event inside a complete block (the second), the head inside the third.
+    assert!(
+        BLOCK < bad && bad < 2 * BLOCK && head > 2 * BLOCK,
+        "head {head}, bad {bad}"
+    );
+    let mut connection = log.pool.acquire().await.unwrap();
+
+    let shared = FactCache::default();
+    // Warm: the head becomes known, so complete blocks come from the cache from here on.
+    shared
+        .read(&mut connection, 0, None, 1)
+        .await
+        .expect("a first read");
+    let afters = [
+        0,
+        1,
+        500,
+        BLOCK - 1,
+        BLOCK,
+        BLOCK + 1,
+        2 * BLOCK - 1,
+        bad - 1,
+        bad,
+        head - 3,
+        head,
+    ];
+    let untils = [
+        None,
+        Some(BLOCK),
+        Some(1500),
+        Some(2 * BLOCK),
+        Some(bad),
+        Some(head),
+    ];
+    for after in afters {
+        for until in untils {
+            for limit in [1, 7, 1000, 5000] {
+                // A fresh cache reads directly, as the runners always did.
+                let fresh = FactCache::default()
+                    .read(&mut connection, after, until, limit)
+                    .await
+                    .expect("a fresh read");
+                let cached = shared
+                    .read(&mut connection, after, until, limit)
+                    .await
+                    .expect("a cached read");
+                assert_eq!(
+                    summary(&cached),
+                    summary(&fresh),
+                    "after {after}, until {until:?}, limit {limit}"
+                );
+                let facts_equal = cached
+                    .facts
+                    .iter()
+                    .zip(&fresh.facts)
+                    .all(|(a, b)| **a == **b);
+                assert!(facts_equal, "after {after}, until {until:?}, limit {limit}");
+            }
+        }
+    }
+    // Blocks up to the last complete one (the head's block is never kept), each read once.
+    assert_eq!(shared.blocks_read(), head / BLOCK);
+    drop(connection);
+    log.stop().await;
+}
+
+/// Text that COPY's text format must escape, or that an array literal must quote.
+const AWKWARD: &str = "tab\t nl\n cr\r bs\\ q\" sq' {br,ce} \\N NULL \\. é 🌍";
+
+/// Rows whose every text column holds `AWKWARD`: one per `position % 700`, so a batch both adds
+/// rows and updates rows written by earlier ones.
+#[derive(Debug, Default)]
+struct Awkward {
+    last: BTreeMap<String, u64>,
+}
+
+impl Awkward {
+    fn key(n: u64) -> String {
+        format!("k{n}{AWKWARD}")
+    }
+}
+
+impl Model for Awkward {
+    const NAME: &'static str = NAME;
+    const VERSION: i32 = 1;
+
+    fn apply(&mut self, fact: &Fact) -> Vec<String> {
+        let key = Self::key(fact.position % 700);
+        self.last.insert(key.clone(), fact.position);
+        vec![key]
+    }
+
+    fn row(&self, key: &str) -> Option<Row> {
+        let last = self.last.get(key)?;
+        Some(Row {
+            key: key.to_owned(),
+            data: json!({"last": last, "text": AWKWARD, "nested": [AWKWARD, {"k": AWKWARD}]}),
+            actors: vec![AWKWARD.to_owned(), String::new(), "NULL".to_owned()],
+            states: vec!["a,b".to_owned(), "{c}".to_owned()],
+            status: format!("s{AWKWARD}"),
+            sort_key: format!("{AWKWARD}{last:08}"),
+        })
+    }
+
+    fn rows(&self) -> Vec<Row> {
+        self.last.keys().filter_map(|key| self.row(key)).collect()
+    }
+
+    fn from_rows(rows: Vec<Row>) -> Result<Self, String> {
+        let mut last = BTreeMap::new();
+        for row in rows {
+            last.insert(row.key, row.data["last"].as_u64().ok_or("no last")?);
+        }
+        Ok(Self { last })
+    }
+}
+
+/// The rows of a replay of the log up to `position`, in the order `load_rows` answers.
+async fn awkward_rows_at(projections: &ProjectionStore, position: u64) -> Vec<Row> {
+    let facts: Vec<Fact> = projections
+        .facts_until(position)
+        .try_collect()
+        .await
+        .unwrap();
+    let mut model = Awkward::default();
+    for fact in &facts {
+        model.apply(fact);
+    }
+    let mut rows = model.rows();
+    rows.sort_by(|a, b| (&a.sort_key, &a.key).cmp(&(&b.sort_key, &b.key)));
+    rows
+}
+
+#[tokio::test]
+async fn rows_written_in_bulk_come_back_exactly_whatever_their_text_holds() {
+    let log = Log::new().await;
+    log.append_facts("s-1", 2500).await;
+    let runner = Runner::start::<Awkward>(&log, config());
+    let projections = runner.projections(&log);
+    let position = wait_for_head(&log, &projections, Duration::from_secs(20)).await;
+    let (rows, at) = projections
+        .load_rows(NAME, &RowFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(at, position);
+    assert_eq!(rows.len(), 700);
+    assert_eq!(
+        rows,
+        awkward_rows_at(&projections, position).await,
+        "written by the live runner"
+    );
+    let (filtered, _) = projections
+        .load_rows(
+            NAME,
+            &RowFilter {
+                actor: Some(AWKWARD.to_owned()),
+                states: vec!["{c}".to_owned()],
+                status: vec![format!("s{AWKWARD}")],
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        filtered.len(),
+        700,
+        "the arrays and the status filter as written"
+    );
+
+    log.append_facts("s-2", 300).await;
+    projections.request_rebuild(NAME).await.unwrap();
+    eventually(Duration::from_secs(20), "the rebuild swaps in", || async {
+        let checkpoint = projections.checkpoint(NAME).await.unwrap().unwrap();
+        checkpoint.generation == 2 && checkpoint.building_generation.is_none()
+    })
+    .await;
+    let position = wait_for_head(&log, &projections, Duration::from_secs(20)).await;
+    let (rows, _) = projections
+        .load_rows(NAME, &RowFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        awkward_rows_at(&projections, position).await,
+        "written by the rebuild"
+    );
+    runner.stop().await;
+    log.stop().await;
+}

@@ -205,19 +205,27 @@ impl DiplomaticEvent {
     /// Parses the stored or transmitted JSON of an event (without its id); the error names the
     /// field at fault, e.g. `call_held.participants[0].actor: "X" is not an actor id`.
     pub fn from_json(value: serde_json::Value) -> Result<Self, (String, String)> {
+        /// Deserializes without tracking where it is (most values are valid, and tracking
+        /// costs); only a value that fails is deserialized again, tracked, to name the field.
         fn parse<T: serde::de::DeserializeOwned>(
             value: serde_json::Value,
         ) -> Result<T, (String, String)> {
+            if let Ok(parsed) = T::deserialize(&value) {
+                return Ok(parsed);
+            }
             serde_path_to_error::deserialize(value).map_err(|error| {
                 let path = error.path().to_string();
                 let path = if path == "." { String::new() } else { path };
                 (path, error.into_inner().to_string())
             })
         }
+        static FIELDS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+            EventKind::NAMES.iter().map(|name| field_of(name)).collect()
+        });
         let serde_json::Value::Object(mut object) = value else {
             return Err((String::new(), "an event must be an object".to_owned()));
         };
-        let fields: Vec<String> = EventKind::NAMES.iter().map(|name| field_of(name)).collect();
+        let fields: &[String] = &FIELDS;
         let present: Vec<String> = object
             .keys()
             .filter(|key| fields.contains(key))

@@ -1,0 +1,106 @@
+//! `projection_rows` lines in PostgreSQL's COPY text format, for the runner's bulk writes.
+//! Only encodes; the runner sends them.
+//!
+//! Each field is escaped as COPY's text format requires (backslash, tab, newline and carriage
+//! return as backslash sequences); a `text[]` is written as an array literal whose elements are
+//! all double-quoted (with `"` and `\` backslash-escaped inside), which PostgreSQL reads back
+//! as exactly those strings whatever they contain.
+
+use super::Row;
+
+/// Appends one line for `row` of `projection`'s `generation` to `out`.
+pub fn push_row(out: &mut Vec<u8>, projection: &str, generation: u64, row: &Row) {
+    push_field(out, projection);
+    out.push(b'\t');
+    out.extend_from_slice(generation.to_string().as_bytes());
+    out.push(b'\t');
+    push_field(out, &row.key);
+    out.push(b'\t');
+    // serde_json escapes every control character, so the JSON text has no raw tab or newline,
+    // but it may have backslashes.
+    push_field(out, &row.data.to_string());
+    out.push(b'\t');
+    push_field(out, &array_literal(&row.actors));
+    out.push(b'\t');
+    push_field(out, &array_literal(&row.states));
+    out.push(b'\t');
+    push_field(out, &row.status);
+    out.push(b'\t');
+    push_field(out, &row.sort_key);
+    out.push(b'\n');
+}
+
+/// A field, escaped for COPY's text format.
+fn push_field(out: &mut Vec<u8>, value: &str) {
+    for byte in value.bytes() {
+        match byte {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            other => out.push(other),
+        }
+    }
+}
+
+/// A `text[]` literal with every element quoted: `{"a","b \"c\""}`.
+fn array_literal(items: &[String]) -> String {
+    let mut literal = String::from("{");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            literal.push(',');
+        }
+        literal.push('"');
+        for c in item.chars() {
+            if c == '"' || c == '\\' {
+                literal.push('\\');
+            }
+            literal.push(c);
+        }
+        literal.push('"');
+    }
+    literal.push('}');
+    literal
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_escapes_backslashes_tabs_and_newlines_and_quotes_array_elements() {
+        let row = Row {
+            key: "k\t1".to_owned(),
+            data: serde_json::json!({"t": "x\\y"}),
+            actors: vec!["a\"b".to_owned()],
+            states: Vec::new(),
+            status: "open".to_owned(),
+            sort_key: "s\nt".to_owned(),
+        };
+        let mut out = Vec::new();
+        push_row(&mut out, "channels", 7, &row);
+        let expected = [
+            "channels",
+            "7",
+            r"k\t1",
+            r#"{"t":"x\\\\y"}"#,
+            r#"{"a\\"b"}"#,
+            "{}",
+            "open",
+            r"s\nt",
+        ]
+        .join("\t")
+            + "\n";
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+    }
+
+    #[test]
+    fn array_elements_are_always_quoted() {
+        assert_eq!(array_literal(&[]), "{}");
+        assert_eq!(array_literal(&["".to_owned()]), r#"{""}"#);
+        assert_eq!(
+            array_literal(&["NULL".to_owned(), "{a,b}".to_owned(), r"c\d".to_owned()]),
+            r#"{"NULL","{a,b}","c\\d"}"#
+        );
+    }
+}

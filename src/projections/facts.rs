@@ -1,0 +1,302 @@
+//! The log as the projection runners read it: diplomatic events, parsed into facts. The runners
+//! of one server share a `FactCache`, so when several of them pass the same stretch of the log
+//! (catching up, rebuilding) it is read from PostgreSQL and parsed once, not once per runner.
+//! Never writes; knows nothing of any model.
+//!
+//! - The cache holds blocks of `BLOCK` consecutive positions, each read in one statement and
+//!   only once the whole block is committed (the head is past its end): the log is append-only
+//!   and positions are gapless and in commit order, so such a block never changes. The
+//!   stretch after the last complete block (the tail a caught-up runner follows) is read
+//!   directly, as before, and not kept.
+//! - Single flight: runners wanting a block that is being read wait for that read rather than
+//!   start their own. If the read fails (or its runner stops), the next one wanting the block
+//!   reads it itself, on its own connection.
+//! - Bounded: at most `CAPACITY` blocks, the least recently used going first. A runner that
+//!   falls further behind than that reads the blocks again; it never waits for another.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use tokio::sync::OnceCell;
+
+use super::Fact;
+use super::store::{ProjectionError, fact_from_event, parse_fact};
+
+/// Positions per cached block.
+pub const BLOCK: u64 = 1024;
+
+/// Blocks kept at most (about 32,000 positions).
+const CAPACITY: usize = 32;
+
+/// Diplomatic events read from the log, and how far they take the reader.
+pub struct Batch {
+    pub facts: Vec<Arc<Fact>>,
+    /// The position the read went up to at most (`until`, or the head if lower).
+    pub bound: u64,
+    /// Every event up to here is in `facts` or is not diplomatic.
+    pub reached: u64,
+    /// As many events as asked for came back: more may follow.
+    pub full: bool,
+    /// The event just after `reached` could not be read: the batch stops before it, and the
+    /// runner commits what came before, then fails (and retries) rather than skip it.
+    pub unreadable: Option<ProjectionError>,
+}
+
+/// What a block holds at one position.
+enum Entry {
+    Fact(Arc<Fact>),
+    /// A diplomatic event that does not parse (kept, so every reader stops at it).
+    Unreadable {
+        position: u64,
+        reason: String,
+    },
+}
+
+impl Entry {
+    fn position(&self) -> u64 {
+        match self {
+            Entry::Fact(fact) => fact.position,
+            Entry::Unreadable { position, .. } => *position,
+        }
+    }
+}
+
+/// The diplomatic events of positions `(index * BLOCK, (index + 1) * BLOCK]`, in order.
+struct Block {
+    entries: Vec<Entry>,
+}
+
+type Slot = Arc<OnceCell<Arc<Block>>>;
+
+#[derive(Default)]
+struct Slots {
+    blocks: HashMap<u64, Slot>,
+    /// Block indexes, least recently used first.
+    order: VecDeque<u64>,
+}
+
+/// Parsed diplomatic events shared by the runners of one server. Cheap to share (`Arc`).
+#[derive(Default)]
+pub struct FactCache {
+    slots: Mutex<Slots>,
+    /// A position the head is known to have reached: blocks ending at or before it are
+    /// complete.
+    known_head: AtomicU64,
+    blocks_read: AtomicU64,
+}
+
+impl FactCache {
+    /// Up to `limit` diplomatic events after `after`, up to `until` (or the head if lower), read
+    /// on `connection` where the cache does not have them. The batch reaches the last one's
+    /// position if it is full, else the bound it read to (so events of other kinds and quiet
+    /// stretches still move the checkpoint), or stops before an unreadable event.
+    pub async fn read(
+        &self,
+        connection: &mut PgConnection,
+        after: u64,
+        until: Option<u64>,
+        limit: usize,
+    ) -> Result<Batch, ProjectionError> {
+        let mut facts: Vec<Arc<Fact>> = Vec::new();
+        let mut at = after;
+        loop {
+            if facts.len() >= limit {
+                let reached = facts.last().map_or(at, |fact| fact.position);
+                let bound = self.bound(connection, until).await?;
+                return Ok(Batch {
+                    facts,
+                    bound,
+                    reached,
+                    full: true,
+                    unreadable: None,
+                });
+            }
+            if let Some(until) = until
+                && at >= until
+            {
+                let bound = self.bound(connection, Some(until)).await?;
+                return Ok(Batch {
+                    facts,
+                    bound,
+                    reached: at,
+                    full: false,
+                    unreadable: None,
+                });
+            }
+            let index = at / BLOCK;
+            let end = (index + 1) * BLOCK;
+            let complete = self.known_head.load(Ordering::Relaxed) >= end;
+            if !complete || until.is_some_and(|until| until < end) {
+                let rest = read_direct(connection, at, until, limit - facts.len()).await?;
+                let head_at_least = match until {
+                    Some(until) if rest.bound >= until => until,
+                    _ => rest.bound,
+                };
+                self.known_head.fetch_max(head_at_least, Ordering::Relaxed);
+                facts.extend(rest.facts);
+                return Ok(Batch { facts, ..rest });
+            }
+            let block = self.block(connection, index).await?;
+            for entry in block.entries.iter().filter(|entry| entry.position() > at) {
+                if facts.len() >= limit {
+                    break;
+                }
+                match entry {
+                    Entry::Fact(fact) => facts.push(fact.clone()),
+                    Entry::Unreadable { position, reason } => {
+                        let reached = position - 1;
+                        return Ok(Batch {
+                            bound: self.bound(connection, until).await?,
+                            facts,
+                            reached,
+                            full: false,
+                            unreadable: Some(ProjectionError::UnreadableEvent {
+                                position: *position,
+                                reason: reason.clone(),
+                            }),
+                        });
+                    }
+                }
+            }
+            if facts.len() < limit {
+                at = end;
+            }
+        }
+    }
+
+    /// The bound of a batch that ends inside complete blocks: `until`, or the head if lower
+    /// (as far as it is known to be: for a batch without `until`, as if the head had been read
+    /// a little earlier).
+    async fn bound(
+        &self,
+        connection: &mut PgConnection,
+        until: Option<u64>,
+    ) -> Result<u64, ProjectionError> {
+        let known = self.known_head.load(Ordering::Relaxed);
+        Ok(match until {
+            Some(until) if until <= known => until,
+            Some(until) => {
+                let head = crate::store::head(connection).await?;
+                self.known_head.fetch_max(head, Ordering::Relaxed);
+                until.min(head)
+            }
+            None => known,
+        })
+    }
+
+    /// How many blocks this cache has read from the database.
+    pub fn blocks_read(&self) -> u64 {
+        self.blocks_read.load(Ordering::Relaxed)
+    }
+
+    /// Block `index`, from the cache or read on `connection` (once, whoever asks meanwhile).
+    async fn block(
+        &self,
+        connection: &mut PgConnection,
+        index: u64,
+    ) -> Result<Arc<Block>, ProjectionError> {
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+            let slot = slots.blocks.entry(index).or_default().clone();
+            slots.order.retain(|&kept| kept != index);
+            slots.order.push_back(index);
+            while slots.order.len() > CAPACITY {
+                if let Some(oldest) = slots.order.pop_front() {
+                    slots.blocks.remove(&oldest);
+                }
+            }
+            slot
+        };
+        let block = slot
+            .get_or_try_init(|| async {
+                self.blocks_read.fetch_add(1, Ordering::Relaxed);
+                read_block(connection, index).await
+            })
+            .await?;
+        Ok(block.clone())
+    }
+}
+
+/// One row of a block read.
+#[derive(sqlx::FromRow)]
+struct BlockRow {
+    position: i64,
+    stream_id: String,
+    event_id: uuid::Uuid,
+    recorded_at: DateTime<Utc>,
+    data_text: String,
+}
+
+/// Reads and parses the diplomatic events of block `index`, which must be complete.
+async fn read_block(
+    connection: &mut PgConnection,
+    index: u64,
+) -> Result<Arc<Block>, ProjectionError> {
+    let rows: Vec<BlockRow> = sqlx::query_as(
+        "select position, stream_id, event_id, recorded_at, data_text from events \
+         where position > $1 and position <= $2 \
+         and metadata->>'diplog.schema' = 'diplog.v1.DiplomaticEvent' \
+         order by position",
+    )
+    .bind((index * BLOCK) as i64)
+    .bind(((index + 1) * BLOCK) as i64)
+    .fetch_all(connection)
+    .await?;
+    let entries = rows
+        .into_iter()
+        .map(|row| {
+            let position = row.position as u64;
+            match parse_fact(
+                position,
+                row.stream_id,
+                row.event_id,
+                row.recorded_at,
+                &row.data_text,
+            ) {
+                Ok(fact) => Entry::Fact(Arc::new(fact)),
+                Err(reason) => Entry::Unreadable { position, reason },
+            }
+        })
+        .collect();
+    Ok(Arc::new(Block { entries }))
+}
+
+/// Up to `limit` diplomatic events after `after`, up to `until` (or the head if lower), read
+/// in one statement (so the head and the events agree) and not cached.
+async fn read_direct(
+    connection: &mut PgConnection,
+    after: u64,
+    until: Option<u64>,
+    limit: usize,
+) -> Result<Batch, ProjectionError> {
+    let (bound, events) =
+        crate::store::diplomatic_events(connection, after, until, limit as i64).await?;
+    let full = events.len() >= limit;
+    let mut reached = match events.last() {
+        Some(last) if full => last.position as u64,
+        _ => bound.max(after),
+    };
+    let mut facts = Vec::with_capacity(events.len());
+    let mut unreadable = None;
+    for event in events {
+        let position = event.position as u64;
+        match fact_from_event(event) {
+            Ok(fact) => facts.push(Arc::new(fact)),
+            Err(error) => {
+                reached = position - 1;
+                unreadable = Some(error);
+                break;
+            }
+        }
+    }
+    Ok(Batch {
+        facts,
+        bound,
+        reached,
+        full: full && unreadable.is_none(),
+        unreadable,
+    })
+}
