@@ -38,7 +38,8 @@ pub struct Batch {
     pub bound: u64,
     /// Every event up to here is in `facts` or is not diplomatic.
     pub reached: u64,
-    /// As many events as asked for came back: more may follow.
+    /// More may follow at once: as many events as asked for came back, or the read stopped
+    /// at the end of its window (see `store::read`) before the head.
     pub full: bool,
     /// The event just after `reached` could not be read: the batch stops before it, and the
     /// runner commits what came before, then fails (and retries) rather than skip it.
@@ -272,8 +273,11 @@ async fn read_direct(
     until: Option<u64>,
     limit: usize,
 ) -> Result<Batch, ProjectionError> {
-    let (bound, events) =
-        crate::store::diplomatic_events(connection, after, until, limit as i64).await?;
+    let crate::store::DiplomaticPage {
+        events,
+        bound,
+        windowed,
+    } = crate::store::diplomatic_events(connection, after, until, limit as i64).await?;
     let full = events.len() >= limit;
     let mut reached = match events.last() {
         Some(last) if full => last.position as u64,
@@ -296,7 +300,8 @@ async fn read_direct(
         facts,
         bound,
         reached,
-        full: full && unreadable.is_none(),
+        // A window that ended before the head leaves more to read at once, like a full page.
+        full: (full || windowed) && unreadable.is_none(),
         unreadable,
     })
 }

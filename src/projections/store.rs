@@ -395,14 +395,15 @@ impl ProjectionStore {
                 let Some(after) = after else {
                     return Ok::<_, ProjectionError>(None);
                 };
-                let (bound, events) =
+                let page =
                     crate::store::diplomatic_events(&pool, after, Some(position), FACTS_PAGE)
                         .await?;
-                // A short page has seen everything up to its bound, which may be short of
-                // `position` (a page reads a window of the log at a time).
+                let events = page.events;
+                // A short page has seen everything up to its bound, which is short of
+                // `position` when the page's window ended first.
                 let next = match events.last() {
                     Some(last) if events.len() as i64 == FACTS_PAGE => Some(last.position as u64),
-                    _ => (after < bound && bound < position).then_some(bound),
+                    _ => page.windowed.then_some(page.bound),
                 };
                 let facts: Vec<Result<Fact, ProjectionError>> =
                     events.into_iter().map(fact_from_event).collect();

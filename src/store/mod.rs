@@ -20,7 +20,8 @@ use uuid::Uuid;
 use crate::domain::{AppendBatch, ExpectedVersion, LogFilter, ReadAllQuery, ReadStreamQuery};
 
 pub use read::{
-    EventFilter, LogPage, diplomatic_events, events_page, head, position_at, recorded_at,
+    DiplomaticPage, EventFilter, LogPage, diplomatic_events, events_page, head, position_at,
+    recorded_at,
 };
 pub use writer::WriterConfig;
 

@@ -24,17 +24,24 @@ const PAGE_SIZE: i64 = 512;
 /// Pages fetched ahead of the one being consumed.
 const READ_AHEAD: usize = 1;
 
-/// The first window of a filtered read, in pages: a filter may select few of the keys.
+/// The first window of a filtered read, in pages: a filter may select few of the keys (and
+/// at least `MIN_FILTERED_WINDOW` keys).
 const FILTERED_WINDOW_PAGES: i64 = 16;
 
 /// The widest window a filtered read grows to, in keys.
 const MAX_WINDOW: i64 = 1 << 20;
 
+/// The narrowest window of a filtered page, in keys, however small the page: a window that
+/// cannot go wrong costs about as much as this many rows.
+const MIN_FILTERED_WINDOW: i64 = 8192;
+
 /// The window of one page after `after` (exclusive) up to `until`: `limit` keys when every
 /// key is wanted (keys are gapless, so that is exactly one page), wider when `filtered`.
 fn window_end(after: u64, until: u64, limit: i64, filtered: bool) -> u64 {
     let span = if filtered {
-        limit.saturating_mul(FILTERED_WINDOW_PAGES)
+        limit
+            .saturating_mul(FILTERED_WINDOW_PAGES)
+            .max(MIN_FILTERED_WINDOW)
     } else {
         limit
     };
@@ -62,26 +69,27 @@ pub async fn head<'e>(executor: impl PgExecutor<'e>) -> Result<u64, sqlx::Error>
 }
 
 /// Up to `limit` diplomatic events (those the recorder wrote: see
-/// `recorder::metadata_keys::SCHEMA`) with `after < position <= bound`, in position order,
-/// and that bound: `until`, or the log head if that is lower (or `until` is `None`), or the
-/// end of this page's window if that is lower still (see the module's comment). One
-/// statement, so the head and the events are of one snapshot: when fewer than `limit` come
-/// back, the reader has seen every diplomatic event up to the bound. Generic over the
-/// executor so a projection runner can read on its own locked connection.
+/// `recorder::metadata_keys::SCHEMA`) after `after`, in position order, up to `until` or the
+/// log head, whichever is lower (the head if `until` is `None`), or up to the end of this
+/// page's window if that is lower still (see the module's comment). One statement, so the
+/// head and the events are of one snapshot. Generic over the executor so a projection runner
+/// can read on its own locked connection.
 pub async fn diplomatic_events<'e>(
     executor: impl PgExecutor<'e>,
     after: u64,
     until: Option<u64>,
     limit: i64,
-) -> Result<(u64, Vec<RecordedEvent>), sqlx::Error> {
-    // The left join keeps the bound when no event comes back.
+) -> Result<DiplomaticPage, sqlx::Error> {
+    // The left join keeps the bounds when no event comes back.
     let rows: Vec<BoundedEvent> = sqlx::query_as(
         "with bound as ( \
-             select least(h.position, coalesce($2, h.position), $4) as position from log_head h \
+             select least(h.position, coalesce($2, h.position)) as end_bound, \
+                    least(h.position, coalesce($2, h.position), $4) as position \
+             from log_head h \
          ) \
-         select b.position as bound, e.position, e.stream_id, e.stream_version, e.event_id, \
-             e.event_type, e.data_text, e.correlation_id, e.causation_id, e.metadata, \
-             e.recorded_at, e.appended_by \
+         select b.end_bound, b.position as bound, e.position, e.stream_id, e.stream_version, \
+             e.event_id, e.event_type, e.data_text, e.correlation_id, e.causation_id, \
+             e.metadata, e.recorded_at, e.appended_by \
          from bound b \
          left join lateral ( \
              select * from events \
@@ -97,16 +105,31 @@ pub async fn diplomatic_events<'e>(
     .bind(window_end(after, i64::MAX as u64, limit, true) as i64)
     .fetch_all(executor)
     .await?;
-    let bound = rows.first().map_or(after, |row| row.bound.max(0) as u64);
-    Ok((
+    let (bound, end) = rows.first().map_or((after, after), |row| {
+        (row.bound.max(0) as u64, row.end_bound.max(0) as u64)
+    });
+    Ok(DiplomaticPage {
+        events: rows.into_iter().filter_map(BoundedEvent::event).collect(),
         bound,
-        rows.into_iter().filter_map(BoundedEvent::event).collect(),
-    ))
+        windowed: bound < end,
+    })
+}
+
+/// What [`diplomatic_events`] answers.
+#[derive(Debug)]
+pub struct DiplomaticPage {
+    pub events: Vec<RecordedEvent>,
+    /// The position the page read up to: when fewer than `limit` events came back, every
+    /// diplomatic event up to here is in `events`.
+    pub bound: u64,
+    /// The page's window ended before `until` and the head: more of the log may follow at once.
+    pub windowed: bool,
 }
 
 /// A row of `diplomatic_events`: the bound, and an event unless none came back.
 #[derive(sqlx::FromRow)]
 struct BoundedEvent {
+    end_bound: i64,
     bound: i64,
     position: Option<i64>,
     stream_id: Option<String>,
