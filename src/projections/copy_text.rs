@@ -30,17 +30,24 @@ pub fn push_row(out: &mut Vec<u8>, projection: &str, generation: u64, row: &Row)
     out.push(b'\n');
 }
 
-/// A field, escaped for COPY's text format.
+/// A field, escaped for COPY's text format. Copies the runs between escapes whole: the JSON
+/// data makes up most of a line.
 fn push_field(out: &mut Vec<u8>, value: &str) {
-    for byte in value.bytes() {
-        match byte {
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            other => out.push(other),
-        }
+    let bytes = value.as_bytes();
+    let mut run = 0;
+    for (i, byte) in bytes.iter().enumerate() {
+        let escaped: &[u8] = match byte {
+            b'\\' => b"\\\\",
+            b'\t' => b"\\t",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[run..i]);
+        out.extend_from_slice(escaped);
+        run = i + 1;
     }
+    out.extend_from_slice(&bytes[run..]);
 }
 
 /// A `text[]` literal with every element quoted: `{"a","b \"c\""}`.
@@ -92,6 +99,13 @@ mod tests {
         .join("\t")
             + "\n";
         assert_eq!(String::from_utf8(out).unwrap(), expected);
+    }
+
+    #[test]
+    fn escapes_at_the_ends_and_side_by_side_are_each_escaped() {
+        let mut out = Vec::new();
+        push_field(&mut out, "\\a\t\tb\r\n");
+        assert_eq!(String::from_utf8(out).unwrap(), r"\\a\t\tb\r\n");
     }
 
     #[test]
