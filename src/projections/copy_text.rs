@@ -16,9 +16,9 @@ pub fn push_row(out: &mut Vec<u8>, projection: &str, generation: u64, row: &Row)
     out.push(b'\t');
     push_field(out, &row.key);
     out.push(b'\t');
-    // serde_json escapes every control character, so the JSON text has no raw tab or newline,
-    // but it may have backslashes.
-    push_field(out, &row.data.to_string());
+    // JSON text has no raw tab or newline (strings escape every control character), but it
+    // may have backslashes.
+    push_field(out, row.data.get());
     out.push(b'\t');
     push_field(out, &array_literal(&row.actors));
     out.push(b'\t');
@@ -73,12 +73,13 @@ fn array_literal(items: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::projections::RowData;
 
     #[test]
     fn a_line_escapes_backslashes_tabs_and_newlines_and_quotes_array_elements() {
         let row = Row {
             key: "k\t1".to_owned(),
-            data: serde_json::json!({"t": "x\\y"}),
+            data: RowData::new(&serde_json::json!({"t": "x\\y"})).unwrap(),
             actors: vec!["a\"b".to_owned()],
             states: Vec::new(),
             status: "open".to_owned(),
