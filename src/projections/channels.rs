@@ -15,7 +15,7 @@ use super::common::{
     ACTOR_STATUS, Contributions, Index, Origin, Party, Registry, apply_fact, happened_key,
     insert_by_position, interaction, level_name, party, party_states, replacement_of, target_of,
 };
-use super::{Fact, Model, Row, Want};
+use super::{Fact, Model, Row, RowData, Want};
 use crate::domain::EventId;
 use crate::domain::diplomacy::{EventKind, FuzzyTime};
 
@@ -529,7 +529,7 @@ impl Model for Channels {
             let row = self.contact_rows.get(&EventId::parse(contact).ok()?)?;
             return Some(Row {
                 key: key.to_owned(),
-                data: serde_json::to_value(row).expect("a contact serializes"),
+                data: RowData::new(row).expect("a contact serializes"),
                 actors: Vec::new(),
                 states: Vec::new(),
                 status: CONTACT_STATUS.to_owned(),
@@ -547,7 +547,7 @@ impl Model for Channels {
         actors.dedup();
         Some(Row {
             key: key.to_owned(),
-            data: serde_json::to_value(channel).expect("a channel serializes"),
+            data: RowData::new(channel).expect("a channel serializes"),
             actors,
             states: party_states(&channel.parties),
             status: channel.stored_status().to_owned(),
@@ -612,7 +612,7 @@ impl Model for Channels {
                 continue;
             }
             if row.status == CONTACT_STATUS {
-                let contact: ContactRow = serde_json::from_value(row.data)
+                let contact: ContactRow = serde_json::from_str(row.data.get())
                     .map_err(|e| format!("contact row {}: {e}", row.key))?;
                 let id = contact.contact.origin.event_id;
                 if self.contact_rows.contains_key(&id) {
@@ -630,7 +630,7 @@ impl Model for Channels {
                 self.contact_rows.insert(id, contact);
                 continue;
             }
-            let channel: Channel = serde_json::from_value(row.data)
+            let channel: Channel = serde_json::from_str(row.data.get())
                 .map_err(|e| format!("channel row {}: {e}", row.key))?;
             if self.channels.contains_key(&channel.key) {
                 continue;
@@ -661,5 +661,5 @@ impl Model for Channels {
 
 /// Decodes a channel row (as `Channels::row` wrote it).
 pub fn channel_of(row: &Row) -> Result<Channel, String> {
-    serde_json::from_value(row.data.clone()).map_err(|e| format!("channel row {}: {e}", row.key))
+    serde_json::from_str(row.data.get()).map_err(|e| format!("channel row {}: {e}", row.key))
 }

@@ -11,7 +11,7 @@ use super::common::{
     Contributions, Index, Origin, Party, Registry, apply_fact, happened_key, insert_by_position,
     party_states,
 };
-use super::{Fact, Model, Row};
+use super::{Fact, Model, Row, RowData};
 use crate::domain::EventId;
 use crate::domain::diplomacy::{EventKind, FuzzyTime, Place};
 
@@ -268,7 +268,7 @@ impl Model for Commitments {
         let first = commitment.steps.first();
         Some(Row {
             key: key.to_owned(),
-            data: serde_json::to_value(commitment).expect("a commitment serializes"),
+            data: RowData::new(commitment).expect("a commitment serializes"),
             actors: commitment.parties.iter().map(|p| p.id.clone()).collect(),
             states: party_states(&commitment.parties),
             status: commitment.stored_status().to_ascii_lowercase(),
@@ -296,7 +296,7 @@ impl Model for Commitments {
             if model.registry.load(&row)? {
                 continue;
             }
-            let commitment: Commitment = serde_json::from_value(row.data)
+            let commitment: Commitment = serde_json::from_str(row.data.get())
                 .map_err(|e| format!("commitment row {}: {e}", row.key))?;
             for step in &commitment.steps {
                 model.index.note(&step.origin, &row.key);
@@ -309,5 +309,5 @@ impl Model for Commitments {
 
 /// Decodes a commitment row.
 pub fn commitment_of(row: &Row) -> Result<Commitment, String> {
-    serde_json::from_value(row.data.clone()).map_err(|e| format!("commitment row {}: {e}", row.key))
+    serde_json::from_str(row.data.get()).map_err(|e| format!("commitment row {}: {e}", row.key))
 }

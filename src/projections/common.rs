@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Fact, Row};
+use super::{Fact, Row, RowData};
 use crate::domain::EventId;
 use crate::domain::diplomacy::{
     ActorId, ActorKind, DiplomaticEvent, EventKind, FuzzyTime, Level, Participant, Place,
@@ -187,7 +187,7 @@ impl Registry {
         let info = self.actors.get(key.strip_prefix(ACTOR_PREFIX)?)?;
         Some(Row {
             key: key.to_owned(),
-            data: serde_json::to_value(info).expect("actor info serializes"),
+            data: RowData::new(info).expect("actor info serializes"),
             actors: vec![info.id.clone()],
             states: info.country.iter().cloned().collect(),
             status: ACTOR_STATUS.to_owned(),
@@ -206,7 +206,7 @@ impl Registry {
         if row.status != ACTOR_STATUS {
             return Ok(false);
         }
-        let info: ActorInfo = serde_json::from_value(row.data.clone())
+        let info: ActorInfo = serde_json::from_str(row.data.get())
             .map_err(|e| format!("actor row {}: {e}", row.key))?;
         self.actors.insert(info.id.clone(), info);
         Ok(true)

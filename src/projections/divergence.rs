@@ -11,7 +11,7 @@ use super::common::{
     ACTOR_STATUS, Contributions, Index, Origin, Registry, apply_fact, happened_key, replacement_of,
     target_of,
 };
-use super::{Fact, Model, Row, Want};
+use super::{Fact, Model, Row, RowData, Want};
 use crate::domain::EventId;
 use crate::domain::diplomacy::{Category, EventKind, FuzzyTime, SourceAttribution};
 
@@ -299,7 +299,7 @@ impl Model for Divergence {
             let attachment = self.attached.get(&EventId::parse(report).ok()?)?;
             return Some(Row {
                 key: key.to_owned(),
-                data: serde_json::to_value(attachment).expect("an attachment serializes"),
+                data: RowData::new(attachment).expect("an attachment serializes"),
                 actors: Vec::new(),
                 states: Vec::new(),
                 status: ATTACHMENT_STATUS.to_owned(),
@@ -319,7 +319,7 @@ impl Model for Divergence {
             .collect();
         Some(Row {
             key: key.to_owned(),
-            data: serde_json::to_value(occurrence).expect("an occurrence serializes"),
+            data: RowData::new(occurrence).expect("an occurrence serializes"),
             actors: sources.into_iter().collect(),
             states: states.into_iter().collect(),
             // An occurrence retracted while later reports remain is kept, but not listed.
@@ -387,7 +387,7 @@ impl Model for Divergence {
                 continue;
             }
             if row.status == ATTACHMENT_STATUS {
-                let attachment: Attachment = serde_json::from_value(row.data)
+                let attachment: Attachment = serde_json::from_str(row.data.get())
                     .map_err(|e| format!("attachment row {}: {e}", row.key))?;
                 if !self.attached.contains_key(&attachment.origin.event_id) {
                     self.index.note(&attachment.origin, &row.key);
@@ -395,7 +395,7 @@ impl Model for Divergence {
                 }
                 continue;
             }
-            let occurrence: Occurrence = serde_json::from_value(row.data)
+            let occurrence: Occurrence = serde_json::from_str(row.data.get())
                 .map_err(|e| format!("divergence row {}: {e}", row.key))?;
             if self.occurrences.contains_key(&occurrence.event_id) {
                 continue;
@@ -421,5 +421,5 @@ impl Model for Divergence {
 
 /// Decodes a divergence row.
 pub fn occurrence_of(row: &Row) -> Result<Occurrence, String> {
-    serde_json::from_value(row.data.clone()).map_err(|e| format!("divergence row {}: {e}", row.key))
+    serde_json::from_str(row.data.get()).map_err(|e| format!("divergence row {}: {e}", row.key))
 }

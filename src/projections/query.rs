@@ -646,7 +646,7 @@ impl Queries {
             .rows
             .iter()
             .map(|row| {
-                serde_json::from_value::<ActorInfo>(row.data.clone())
+                serde_json::from_str::<ActorInfo>(row.data.get())
                     .map_err(|e| QueryError::BadRow(format!("actor row {}: {e}", row.key)))
             })
             .collect::<Result<Vec<_>, _>>()?;

@@ -22,7 +22,7 @@ use super::common::{
     level_name, target_of,
 };
 use super::summits::{Summit, SummitView, Summits};
-use super::{Fact, Model, Row, Want};
+use super::{Fact, Model, Row, RowData, Want};
 use crate::domain::EventId;
 use crate::domain::diplomacy::{CountryCode, FuzzyTime};
 
@@ -226,9 +226,17 @@ impl Contributions for Contacts {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct InteractionData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    channel: Option<serde_json::Value>,
+    channel: Option<RowData>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     contact: Option<Contact>,
+}
+
+/// An inner model's row as the relations model stores it (under status `INTERNAL`): the inner
+/// row's own status and data.
+#[derive(Serialize, Deserialize)]
+struct InternalData {
+    status: String,
+    data: RowData,
 }
 
 #[derive(Debug, Default)]
@@ -458,7 +466,7 @@ impl Relations {
         };
         Some(Row {
             key: key.to_owned(),
-            data: serde_json::to_value(&data).expect("an interaction serializes"),
+            data: RowData::new(&data).expect("an interaction serializes"),
             actors: Vec::new(),
             states,
             status: INTERACTION_STATUS.to_owned(),
@@ -469,7 +477,7 @@ impl Relations {
     /// Takes an interaction row back into memory: its channel contact into the channel model,
     /// its contact into its pairs (which count it already).
     fn hydrate_interaction(&mut self, row: Row) -> Result<(), String> {
-        let data: InteractionData = serde_json::from_value(row.data)
+        let data: InteractionData = serde_json::from_str(row.data.get())
             .map_err(|e| format!("relations row {}: {e}", row.key))?;
         let id = row
             .key
@@ -565,7 +573,7 @@ impl Model for Relations {
             }
             return Some(Row {
                 key: key.to_owned(),
-                data: serde_json::to_value(&record).expect("a pair serializes"),
+                data: RowData::new(&record).expect("a pair serializes"),
                 actors: Vec::new(),
                 states: pair.states.to_vec(),
                 status: PAIR_STATUS.into(),
@@ -581,7 +589,11 @@ impl Model for Relations {
         let (inner, inner_key) = Inner::of(key)?;
         let mut row = self.inner_row(inner, inner_key)?;
         row.key = key.to_owned();
-        row.data = serde_json::json!({"status": row.status, "data": row.data});
+        row.data = RowData::new(&InternalData {
+            status: row.status,
+            data: row.data,
+        })
+        .expect("an inner row serializes");
         row.status = INTERNAL.into();
         Some(row)
     }
@@ -620,13 +632,8 @@ impl Model for Relations {
                 INTERNAL => {
                     let (inner, inner_key) = Inner::of(&row.key)
                         .ok_or_else(|| format!("relations row {}: no inner model", row.key))?;
-                    let status = row
-                        .data
-                        .get("status")
-                        .and_then(|s| s.as_str())
-                        .unwrap_or_default()
-                        .to_owned();
-                    let data = row.data.get("data").cloned().unwrap_or_default();
+                    let InternalData { status, data } = serde_json::from_str(row.data.get())
+                        .map_err(|e| format!("relations row {}: {e}", row.key))?;
                     by_inner.entry(inner.name()).or_default().push(Row {
                         key: inner_key.to_owned(),
                         data,
@@ -739,5 +746,5 @@ impl Model for Relations {
 
 /// Decodes a pair row.
 pub fn pair_of(row: &Row) -> Result<PairRecord, String> {
-    serde_json::from_value(row.data.clone()).map_err(|e| format!("relations row {}: {e}", row.key))
+    serde_json::from_str(row.data.get()).map_err(|e| format!("relations row {}: {e}", row.key))
 }

@@ -1072,7 +1072,8 @@ async fn copy_in(
 }
 
 /// Upserts `rows`. They travel as one JSON array per statement: `unnest` cannot take the
-/// ragged `text[]` columns, `jsonb_to_recordset` can.
+/// ragged `text[]` columns, `jsonb_to_recordset` can. (A row's data goes into the array as
+/// the JSON it holds, not as a string of it.)
 async fn upsert_rows(
     connection: &mut PgConnection,
     name: &str,

@@ -6,11 +6,12 @@
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt, TryStreamExt, stream};
 use sqlx::PgPool;
+use sqlx::types::Json;
 use tokio::time::Instant;
 
 use super::feed::Watchers;
 use super::runner::{LocalRunners, advisory_lock_key};
-use super::{Fact, Row};
+use super::{Fact, Row, RowData};
 use crate::domain::EventId;
 use crate::domain::diplomacy::DiplomaticEvent;
 use crate::store::RecordedEvent;
@@ -130,7 +131,8 @@ pub(super) use select_checkpoints;
 #[derive(sqlx::FromRow)]
 pub(super) struct RowRecord {
     key: String,
-    data: serde_json::Value,
+    /// `jsonb` decodes to its text as is, not to a `serde_json::Value` tree.
+    data: Json<RowData>,
     actors: Vec<String>,
     states: Vec<String>,
     status: String,
@@ -141,7 +143,7 @@ impl From<RowRecord> for Row {
     fn from(record: RowRecord) -> Self {
         Self {
             key: record.key,
-            data: record.data,
+            data: record.data.0,
             actors: record.actors,
             states: record.states,
             status: record.status,
@@ -440,7 +442,7 @@ impl ProjectionStore {
 struct FilteredRow {
     position: i64,
     key: Option<String>,
-    data: Option<serde_json::Value>,
+    data: Option<Json<RowData>>,
     actors: Option<Vec<String>>,
     states: Option<Vec<String>>,
     status: Option<String>,
@@ -457,16 +459,21 @@ impl FilteredRow {
             self.status,
             self.sort_key,
         ) {
-            (Some(key), Some(data), Some(actors), Some(states), Some(status), Some(sort_key)) => {
-                Some(Row {
-                    key,
-                    data,
-                    actors,
-                    states,
-                    status,
-                    sort_key,
-                })
-            }
+            (
+                Some(key),
+                Some(Json(data)),
+                Some(actors),
+                Some(states),
+                Some(status),
+                Some(sort_key),
+            ) => Some(Row {
+                key,
+                data,
+                actors,
+                states,
+                status,
+                sort_key,
+            }),
             _ => None,
         };
         (self.position as u64, row)

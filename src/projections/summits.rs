@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::common::{
     Contributions, Index, Origin, Party, Registry, apply_fact, insert_by_position, party_states,
 };
-use super::{Fact, Model, Row};
+use super::{Fact, Model, Row, RowData};
 use crate::domain::EventId;
 use crate::domain::diplomacy::{EventKind, FuzzyTime, Place};
 
@@ -233,7 +233,7 @@ impl Model for Summits {
         let summit = self.summits.get(key.strip_prefix(PREFIX)?)?;
         Some(Row {
             key: key.to_owned(),
-            data: serde_json::to_value(summit).expect("a summit serializes"),
+            data: RowData::new(summit).expect("a summit serializes"),
             actors: summit.parties.iter().map(|p| p.id.clone()).collect(),
             states: party_states(&summit.parties),
             status: summit.stage().to_ascii_lowercase(),
@@ -261,7 +261,7 @@ impl Model for Summits {
             if model.registry.load(&row)? {
                 continue;
             }
-            let summit: Summit = serde_json::from_value(row.data)
+            let summit: Summit = serde_json::from_str(row.data.get())
                 .map_err(|e| format!("summit row {}: {e}", row.key))?;
             for step in &summit.steps {
                 model.index.note(&step.origin, &row.key);
@@ -274,5 +274,5 @@ impl Model for Summits {
 
 /// Decodes a summit row.
 pub fn summit_of(row: &Row) -> Result<Summit, String> {
-    serde_json::from_value(row.data.clone()).map_err(|e| format!("summit row {}: {e}", row.key))
+    serde_json::from_str(row.data.get()).map_err(|e| format!("summit row {}: {e}", row.key))
 }

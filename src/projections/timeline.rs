@@ -10,7 +10,7 @@ use super::common::{
     ACTOR_STATUS, Contributions, Index, Origin, Registry, apply_fact, happened_key, interaction,
     level_name, target_of,
 };
-use super::{Fact, Model, Row, Want};
+use super::{Fact, Model, Row, RowData, Want};
 use crate::domain::EventId;
 use crate::domain::diplomacy::{FuzzyTime, Place};
 
@@ -141,7 +141,7 @@ impl Model for Timeline {
         states.dedup();
         Some(Row {
             key: key.to_owned(),
-            data: serde_json::to_value(entry).expect("an entry serializes"),
+            data: RowData::new(entry).expect("an entry serializes"),
             actors,
             states,
             status: entry.kind.clone(),
@@ -181,7 +181,7 @@ impl Model for Timeline {
             if self.registry.load(&row)? {
                 continue;
             }
-            let entry: TimelineEntry = serde_json::from_value(row.data)
+            let entry: TimelineEntry = serde_json::from_str(row.data.get())
                 .map_err(|e| format!("timeline row {}: {e}", row.key))?;
             if self.entries.contains_key(&entry.origin.event_id) {
                 continue;
@@ -200,7 +200,7 @@ impl Model for Timeline {
 
 /// Decodes a timeline row.
 pub fn entry_of(row: &Row) -> Result<TimelineEntry, String> {
-    serde_json::from_value(row.data.clone()).map_err(|e| format!("timeline row {}: {e}", row.key))
+    serde_json::from_str(row.data.get()).map_err(|e| format!("timeline row {}: {e}", row.key))
 }
 
 /// Whether the entry names this actor: a participant, an office or a state.

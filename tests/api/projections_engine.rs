@@ -13,7 +13,7 @@ use diplog::projections::runner::{
     LocalRunners, RunnerConfig, RunnerContext, advisory_lock_key, run_projection,
 };
 use diplog::projections::store::{Holder, ProjectionError, ProjectionStore, RowFilter, WaitError};
-use diplog::projections::{Fact, Model, NAMES, Row};
+use diplog::projections::{Fact, Model, NAMES, Row, RowData};
 use diplog::store::{EventStore, WriterConfig, WriterHandle};
 use futures::TryStreamExt;
 use serde_json::json;
@@ -57,7 +57,7 @@ impl<const V: i32> Model for Counts<V> {
         let (count, last) = self.streams.get(key)?;
         Some(Row {
             key: key.to_owned(),
-            data: json!({"count": count, "last": last}),
+            data: RowData::new(&json!({"count": count, "last": last})).unwrap(),
             actors: vec![key.to_owned()],
             states: vec![format!("v{V}")],
             status: if count % 2 == 0 { "even" } else { "odd" }.to_owned(),
@@ -75,12 +75,18 @@ impl<const V: i32> Model for Counts<V> {
     fn from_rows(rows: Vec<Row>) -> Result<Self, String> {
         let mut streams = BTreeMap::new();
         for row in rows {
-            let count = row.data["count"].as_u64().ok_or("no count")?;
-            let last = row.data["last"].as_u64().ok_or("no last position")?;
+            let data = value_of(&row.data);
+            let count = data["count"].as_u64().ok_or("no count")?;
+            let last = data["last"].as_u64().ok_or("no last position")?;
             streams.insert(row.key, (count, last));
         }
         Ok(Self { streams })
     }
+}
+
+/// A row's data as a JSON value.
+fn value_of(data: &RowData) -> serde_json::Value {
+    serde_json::from_str(data.get()).expect("row data is JSON")
 }
 
 /// A log of its own: a fresh database with the schema and a running writer.
@@ -290,7 +296,9 @@ async fn live_rows(projections: &ProjectionStore) -> (BTreeMap<String, serde_jso
         .await
         .expect("load rows");
     (
-        rows.into_iter().map(|row| (row.key, row.data)).collect(),
+        rows.into_iter()
+            .map(|row| (row.key, value_of(&row.data)))
+            .collect(),
         position,
     )
 }
@@ -664,8 +672,10 @@ async fn a_new_model_version_is_rebuilt_while_the_old_rows_answer() {
                 break; // swapped in since the checkpoint was read
             }
             assert_eq!(position, frozen_at);
-            let data: BTreeMap<String, serde_json::Value> =
-                rows.into_iter().map(|row| (row.key, row.data)).collect();
+            let data: BTreeMap<String, serde_json::Value> = rows
+                .into_iter()
+                .map(|row| (row.key, value_of(&row.data)))
+                .collect();
             assert_eq!(data, log.expected_at(position).await);
             seen_frozen |= checkpoint.building_position.is_some();
             tokio::time::sleep(Duration::from_millis(2)).await;
@@ -1092,7 +1102,10 @@ impl Model for Awkward {
         let last = self.last.get(key)?;
         Some(Row {
             key: key.to_owned(),
-            data: json!({"last": last, "text": AWKWARD, "nested": [AWKWARD, {"k": AWKWARD}]}),
+            data: RowData::new(
+                &json!({"last": last, "text": AWKWARD, "nested": [AWKWARD, {"k": AWKWARD}]}),
+            )
+            .unwrap(),
             actors: vec![AWKWARD.to_owned(), String::new(), "NULL".to_owned()],
             states: vec!["a,b".to_owned(), "{c}".to_owned()],
             status: format!("s{AWKWARD}"),
@@ -1107,7 +1120,8 @@ impl Model for Awkward {
     fn from_rows(rows: Vec<Row>) -> Result<Self, String> {
         let mut last = BTreeMap::new();
         for row in rows {
-            last.insert(row.key, row.data["last"].as_u64().ok_or("no last")?);
+            let data = value_of(&row.data);
+            last.insert(row.key, data["last"].as_u64().ok_or("no last")?);
         }
         Ok(Self { last })
     }
