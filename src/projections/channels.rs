@@ -612,8 +612,7 @@ impl Model for Channels {
                 continue;
             }
             if row.status == CONTACT_STATUS {
-                let contact: ContactRow = serde_json::from_str(row.data.get())
-                    .map_err(|e| format!("contact row {}: {e}", row.key))?;
+                let contact: ContactRow = row.decode("contact")?;
                 let id = contact.contact.origin.event_id;
                 if self.contact_rows.contains_key(&id) {
                     continue;
@@ -630,8 +629,7 @@ impl Model for Channels {
                 self.contact_rows.insert(id, contact);
                 continue;
             }
-            let channel: Channel = serde_json::from_str(row.data.get())
-                .map_err(|e| format!("channel row {}: {e}", row.key))?;
+            let channel: Channel = row.decode("channel")?;
             if self.channels.contains_key(&channel.key) {
                 continue;
             }
@@ -661,5 +659,5 @@ impl Model for Channels {
 
 /// Decodes a channel row (as `Channels::row` wrote it).
 pub fn channel_of(row: &Row) -> Result<Channel, String> {
-    serde_json::from_str(row.data.get()).map_err(|e| format!("channel row {}: {e}", row.key))
+    row.decode("channel")
 }

@@ -296,8 +296,7 @@ impl Model for Commitments {
             if model.registry.load(&row)? {
                 continue;
             }
-            let commitment: Commitment = serde_json::from_str(row.data.get())
-                .map_err(|e| format!("commitment row {}: {e}", row.key))?;
+            let commitment: Commitment = row.decode("commitment")?;
             for step in &commitment.steps {
                 model.index.note(&step.origin, &row.key);
             }
@@ -309,5 +308,5 @@ impl Model for Commitments {
 
 /// Decodes a commitment row.
 pub fn commitment_of(row: &Row) -> Result<Commitment, String> {
-    serde_json::from_str(row.data.get()).map_err(|e| format!("commitment row {}: {e}", row.key))
+    row.decode("commitment")
 }

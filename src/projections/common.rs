@@ -206,8 +206,7 @@ impl Registry {
         if row.status != ACTOR_STATUS {
             return Ok(false);
         }
-        let info: ActorInfo = serde_json::from_str(row.data.get())
-            .map_err(|e| format!("actor row {}: {e}", row.key))?;
+        let info: ActorInfo = row.decode("actor")?;
         self.actors.insert(info.id.clone(), info);
         Ok(true)
     }

@@ -387,16 +387,14 @@ impl Model for Divergence {
                 continue;
             }
             if row.status == ATTACHMENT_STATUS {
-                let attachment: Attachment = serde_json::from_str(row.data.get())
-                    .map_err(|e| format!("attachment row {}: {e}", row.key))?;
+                let attachment: Attachment = row.decode("attachment")?;
                 if !self.attached.contains_key(&attachment.origin.event_id) {
                     self.index.note(&attachment.origin, &row.key);
                     self.attached.insert(attachment.origin.event_id, attachment);
                 }
                 continue;
             }
-            let occurrence: Occurrence = serde_json::from_str(row.data.get())
-                .map_err(|e| format!("divergence row {}: {e}", row.key))?;
+            let occurrence: Occurrence = row.decode("divergence")?;
             if self.occurrences.contains_key(&occurrence.event_id) {
                 continue;
             }
@@ -421,5 +419,5 @@ impl Model for Divergence {
 
 /// Decodes a divergence row.
 pub fn occurrence_of(row: &Row) -> Result<Occurrence, String> {
-    serde_json::from_str(row.data.get()).map_err(|e| format!("divergence row {}: {e}", row.key))
+    row.decode("divergence")
 }

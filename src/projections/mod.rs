@@ -51,6 +51,13 @@ pub struct Row {
     pub sort_key: String,
 }
 
+impl Row {
+    /// The row's data as a `T`; a failure names the row, as "`what` row `key`: …".
+    pub fn decode<T: serde::de::DeserializeOwned>(&self, what: &str) -> Result<T, String> {
+        serde_json::from_str(self.data.get()).map_err(|e| format!("{what} row {}: {e}", self.key))
+    }
+}
+
 /// A row's data as JSON text. Models serialize their typed state straight into it and parse
 /// it straight back (`serde_json::from_str(data.get())`): a rebuild writes every row, and a
 /// `serde_json::Value` tree built, printed and dropped for each was most of the write path.

@@ -645,10 +645,7 @@ impl Queries {
         let actors = loaded
             .rows
             .iter()
-            .map(|row| {
-                serde_json::from_str::<ActorInfo>(row.data.get())
-                    .map_err(|e| QueryError::BadRow(format!("actor row {}: {e}", row.key)))
-            })
+            .map(|row| row.decode::<ActorInfo>("actor").map_err(QueryError::BadRow))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Answer {
             total: actors.len(),

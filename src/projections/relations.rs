@@ -477,8 +477,7 @@ impl Relations {
     /// Takes an interaction row back into memory: its channel contact into the channel model,
     /// its contact into its pairs (which count it already).
     fn hydrate_interaction(&mut self, row: Row) -> Result<(), String> {
-        let data: InteractionData = serde_json::from_str(row.data.get())
-            .map_err(|e| format!("relations row {}: {e}", row.key))?;
+        let data: InteractionData = row.decode("relations")?;
         let id = row
             .key
             .strip_prefix(INTERACTION_PREFIX)
@@ -632,8 +631,7 @@ impl Model for Relations {
                 INTERNAL => {
                     let (inner, inner_key) = Inner::of(&row.key)
                         .ok_or_else(|| format!("relations row {}: no inner model", row.key))?;
-                    let InternalData { status, data } = serde_json::from_str(row.data.get())
-                        .map_err(|e| format!("relations row {}: {e}", row.key))?;
+                    let InternalData { status, data } = row.decode("relations")?;
                     by_inner.entry(inner.name()).or_default().push(Row {
                         key: inner_key.to_owned(),
                         data,
@@ -746,5 +744,5 @@ impl Model for Relations {
 
 /// Decodes a pair row.
 pub fn pair_of(row: &Row) -> Result<PairRecord, String> {
-    serde_json::from_str(row.data.get()).map_err(|e| format!("relations row {}: {e}", row.key))
+    row.decode("relations")
 }

@@ -261,8 +261,7 @@ impl Model for Summits {
             if model.registry.load(&row)? {
                 continue;
             }
-            let summit: Summit = serde_json::from_str(row.data.get())
-                .map_err(|e| format!("summit row {}: {e}", row.key))?;
+            let summit: Summit = row.decode("summit")?;
             for step in &summit.steps {
                 model.index.note(&step.origin, &row.key);
             }
@@ -274,5 +273,5 @@ impl Model for Summits {
 
 /// Decodes a summit row.
 pub fn summit_of(row: &Row) -> Result<Summit, String> {
-    serde_json::from_str(row.data.get()).map_err(|e| format!("summit row {}: {e}", row.key))
+    row.decode("summit")
 }

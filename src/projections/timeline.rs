@@ -181,8 +181,7 @@ impl Model for Timeline {
             if self.registry.load(&row)? {
                 continue;
             }
-            let entry: TimelineEntry = serde_json::from_str(row.data.get())
-                .map_err(|e| format!("timeline row {}: {e}", row.key))?;
+            let entry: TimelineEntry = row.decode("timeline")?;
             if self.entries.contains_key(&entry.origin.event_id) {
                 continue;
             }
@@ -200,7 +199,7 @@ impl Model for Timeline {
 
 /// Decodes a timeline row.
 pub fn entry_of(row: &Row) -> Result<TimelineEntry, String> {
-    serde_json::from_str(row.data.get()).map_err(|e| format!("timeline row {}: {e}", row.key))
+    row.decode("timeline")
 }
 
 /// Whether the entry names this actor: a participant, an office or a state.

@@ -636,9 +636,9 @@ async fn a_requested_rebuild_fills_a_new_generation_while_the_old_one_answers_th
     log.stop().await;
 }
 
-/// An interrupted build leaves rows in a generation above the live one (and a crash between a
-/// swap and its delete could leave some below it): a new build starts by deleting them, so
-/// none of them turns up in the rebuilt rows.
+/// An interrupted build leaves rows in a generation above the live one (and rows below it,
+/// which a swap deletes in its own transaction, should never be there): a new build starts by
+/// deleting both, so none of them turns up in the rebuilt rows.
 #[tokio::test]
 async fn a_rebuild_first_deletes_rows_of_other_generations() {
     let log = Log::new().await;
