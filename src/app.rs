@@ -18,9 +18,11 @@ use crate::auth::authenticate::{Authenticator, Mode};
 use crate::auth::layer::AuthLayer;
 use crate::auth::tokens::TokenStore;
 use crate::config::ServerConfig;
+use crate::grpc::database_gate::DatabaseGateLayer;
 use crate::grpc::{
     AdminService, AuditService, DiplomacyService, EventLogService, ProjectionsService,
 };
+use crate::health::DatabaseHealth;
 use crate::projections::query::Queries;
 use crate::projections::runner::{LocalRunners, RunnerContext};
 use crate::projections::store::ProjectionStore;
@@ -45,6 +47,7 @@ pub struct App {
     tls: Option<ServerTls>,
     authenticator: Authenticator,
     tokens: TokenStore,
+    health: DatabaseHealth,
 }
 
 impl App {
@@ -118,7 +121,13 @@ impl App {
             tls,
             authenticator,
             tokens,
+            health: DatabaseHealth::new(),
         })
+    }
+
+    /// Whether the database answers; `diplog serve`'s cluster supervisor moves it too.
+    pub fn health(&self) -> DatabaseHealth {
+        self.health.clone()
     }
 
     /// An endpoint to this server's own gRPC port (for `--demo`): under TLS it trusts exactly
@@ -179,6 +188,7 @@ impl App {
             tls,
             authenticator,
             tokens,
+            health,
         } = self;
         let client_auth = tls.as_ref().and_then(ServerTls::client_auth);
         info!(
@@ -200,6 +210,7 @@ impl App {
         // through NOTIFY, every other server's, so they need not wait for their poll.
         let mut runners = runners;
         runners.committed_head = subscriptions.head();
+        let database_options = runners.connect_options.clone();
         let tree_builder = tokio::spawn(crate::audit::builder::run(
             runners.connect_options.clone(),
             subscriptions.head(),
@@ -213,10 +224,17 @@ impl App {
         let stop_runners = shutdown.child_token();
         let mut runners = crate::projections::catalog::spawn_all(runners, stop_runners.clone());
 
+        let database_monitor = tokio::spawn(
+            health
+                .clone()
+                .monitor(database_options, shutdown.child_token()),
+        );
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
-        health_reporter
-            .set_serving::<EventLogServer<EventLogService>>()
-            .await;
+        let health_reports = tokio::spawn(report_health(
+            health.watch(),
+            health_reporter,
+            shutdown.child_token(),
+        ));
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -227,9 +245,6 @@ impl App {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()
             .context("could not build the reflection service")?;
-        health_reporter
-            .set_serving::<DiplomacyServer<DiplomacyService>>()
-            .await;
         // One count of open streams per client, across gRPC and the dashboard's `/live`.
         let streams = config.limits.streams();
         let append_limits = config.limits.append();
@@ -247,9 +262,6 @@ impl App {
             streams.clone(),
         ))
         .max_decoding_message_size(max_request_bytes);
-        health_reporter
-            .set_serving::<ProjectionsServer<ProjectionsService>>()
-            .await;
         let queries = Queries::new(projections, config.projections.queries());
         let dashboard = crate::http::Dashboard {
             store: store.clone(),
@@ -257,6 +269,7 @@ impl App {
             max_wait: config.request_timeout(),
             subscriptions: subscriptions.clone(),
             streams: streams.clone(),
+            health: health.clone(),
         };
         let projections_service = ProjectionsServer::new(
             ProjectionsService::new(queries, config.request_timeout(), streams)
@@ -278,6 +291,8 @@ impl App {
             .layer(tower::util::MapResponseLayer::new(
                 oversized_is_resource_exhausted,
             ))
+            // While the database is down, calls that need it are refused at once.
+            .layer(DatabaseGateLayer::new(health.clone()))
             // Every call is authenticated and checked for its role before any service sees it.
             .layer(AuthLayer::new(authenticator.clone()))
             .trace_fn(|request| {
@@ -366,6 +381,14 @@ impl App {
         if let Err(error) = token_changes.await {
             error!(error = %error, "the token-change listener panicked");
         }
+        for (task, what) in [
+            (database_monitor, "the database monitor"),
+            (health_reports, "the health reporter"),
+        ] {
+            if let Err(error) = task.await {
+                error!(error = %error, "{what} panicked");
+            }
+        }
         if let Err(error) = tree_builder.await {
             error!(error = %error, "the audit tree builder panicked");
         }
@@ -374,6 +397,38 @@ impl App {
         served?;
         info!("stopped");
         Ok(())
+    }
+}
+
+/// Keeps the standard gRPC health service in step with the database: every service (and the
+/// server as a whole, "") SERVING while it answers, NOT_SERVING while it does not.
+async fn report_health(
+    mut reachable: tokio::sync::watch::Receiver<bool>,
+    reporter: tonic_health::server::HealthReporter,
+    stop: CancellationToken,
+) {
+    use tonic::server::NamedService;
+    use tonic_health::ServingStatus;
+    const SERVICES: [&str; 6] = [
+        "",
+        <EventLogServer<EventLogService> as NamedService>::NAME,
+        <DiplomacyServer<DiplomacyService> as NamedService>::NAME,
+        <ProjectionsServer<ProjectionsService> as NamedService>::NAME,
+        <AuditServer<AuditService> as NamedService>::NAME,
+        <AdminServer<AdminService> as NamedService>::NAME,
+    ];
+    loop {
+        let status = match *reachable.borrow_and_update() {
+            true => ServingStatus::Serving,
+            false => ServingStatus::NotServing,
+        };
+        for service in SERVICES {
+            reporter.set_service_status(service, status).await;
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            changed = reachable.changed() => if changed.is_err() { return },
+        }
     }
 }
 

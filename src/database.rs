@@ -1,15 +1,24 @@
 //! Obtaining the database: connect to `--database-url`, or start the embedded PostgreSQL
 //! cluster under `--data-dir` and stop it again on close.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use tracing::info;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
 
 use crate::config::DatabaseArgs;
+use crate::health::DatabaseHealth;
 use crate::pgcluster::{ClusterError, ClusterOptions, PgCluster};
+
+/// How often the supervisor looks whether the embedded postmaster still runs.
+const SUPERVISE_EVERY: Duration = Duration::from_millis(100);
+/// The first and the longest wait between two attempts to start it again.
+const RESTART_BACKOFF: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
 
 /// How long a request waits for a pooled connection before it fails (UNAVAILABLE when the
 /// database is down), so no call hangs past a sensible deadline.
@@ -24,7 +33,8 @@ pub fn pool_options(max_connections: u32) -> PgPoolOptions {
 /// A connection pool, and the embedded cluster behind it when there is one.
 pub struct Database {
     pool: PgPool,
-    cluster: Option<PgCluster>,
+    cluster: Option<Arc<PgCluster>>,
+    supervisor: Option<(CancellationToken, JoinHandle<()>)>,
 }
 
 impl Database {
@@ -70,6 +80,7 @@ impl Database {
                     return Ok(Self {
                         pool,
                         cluster: None,
+                        supervisor: None,
                     });
                 }
                 let cluster = started.with_context(|| {
@@ -79,14 +90,31 @@ impl Database {
                     )
                 })?;
                 info!(data_dir = %cluster.data_dir().display(), "embedded PostgreSQL running");
-                (cluster.connect_options("diplog"), Some(cluster))
+                (cluster.connect_options("diplog"), Some(Arc::new(cluster)))
             }
         };
         let pool = pool_options(args.max_connections)
             .connect_with(options)
             .await
             .context("could not connect to PostgreSQL")?;
-        Ok(Self { pool, cluster })
+        Ok(Self {
+            pool,
+            cluster,
+            supervisor: None,
+        })
+    }
+
+    /// Watches the embedded cluster (if this process runs one) until [`Self::close`]: when
+    /// its postmaster dies, `health` says so at once and the cluster is started again, with
+    /// backoff, until it runs. Acknowledged events are safe: PostgreSQL recovers them from
+    /// its WAL on the restart.
+    pub fn supervise(&mut self, health: DatabaseHealth) {
+        let Some(cluster) = self.cluster.clone() else {
+            return;
+        };
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(supervise(cluster, health, stop.clone()));
+        self.supervisor = Some((stop, task));
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -95,13 +123,55 @@ impl Database {
 
     /// Closes the pool, then stops the embedded cluster if this process started it.
     pub async fn close(self) -> anyhow::Result<()> {
+        if let Some((stop, task)) = self.supervisor {
+            stop.cancel();
+            if let Err(error) = task.await {
+                error!(error = %error, "the cluster supervisor panicked");
+            }
+        }
         self.pool.close().await;
         if let Some(cluster) = self.cluster {
+            let cluster = Arc::into_inner(cluster).expect("the supervisor has ended");
             cluster
                 .stop()
                 .await
                 .context("could not stop the embedded PostgreSQL")?;
         }
         Ok(())
+    }
+}
+
+async fn supervise(cluster: Arc<PgCluster>, health: DatabaseHealth, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(SUPERVISE_EVERY) => {}
+        }
+        if cluster.postmaster_alive() {
+            continue;
+        }
+        health.set_unreachable("the embedded PostgreSQL stopped");
+        error!(
+            data_dir = %cluster.data_dir().display(),
+            "the embedded PostgreSQL is gone (killed or crashed); starting it again"
+        );
+        let (mut backoff, longest) = RESTART_BACKOFF;
+        loop {
+            match cluster.start_again().await {
+                Ok(()) => {
+                    info!("the embedded PostgreSQL runs again");
+                    health.set_reachable();
+                    break;
+                }
+                Err(error) => {
+                    warn!(error = %error, retry_in = ?backoff, "could not start the embedded PostgreSQL again");
+                }
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(longest);
+        }
     }
 }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod database;
 pub mod domain;
 pub mod grpc;
+pub mod health;
 pub mod http;
 pub mod import;
 pub mod pgcluster;

@@ -67,7 +67,7 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
              certificate: add --tls-client-auth optional, or import the scenario with `diplog import`"
         );
     }
-    let database = Database::open_for_server(&args.database).await?;
+    let mut database = Database::open_for_server(&args.database).await?;
     args.server.auth.embedded_database = args.database.database_url.is_none();
     let app = App::bind(args.server, database.pool().clone()).await;
     // The demo import calls the API like any client: with a token of the server's own.
@@ -80,6 +80,7 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     });
     let result = match app {
         Ok((app, demo_token)) => {
+            database.supervise(app.health());
             let shutdown = CancellationToken::new();
             tokio::spawn(cancel_on_signal(shutdown.clone()));
             if let Some(token) = demo_token {

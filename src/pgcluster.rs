@@ -10,6 +10,12 @@
 //!
 //! PostgreSQL refuses to run as root, so when diplog runs as root the server
 //! runs as the `postgres` system user, else as `nobody`.
+//!
+//! Only diplog's own OS user may reach the cluster: the data directory and the socket
+//! directory are 0700 (the socket itself too), the log 0600, and the one `pg_hba.conf` rule
+//! is peer authentication mapped from that user to the `diplog` role, rewritten at every
+//! start (so a cluster made before, with `trust`, is closed on its next start). Another
+//! local user can neither enter the socket directory nor pass the authentication.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::{File, OpenOptions, Permissions, TryLockError};
@@ -39,6 +45,8 @@ const MAX_SOCKET_PATH: usize = 107;
 const LOG_TAIL_LINES: usize = 20;
 /// Seconds pg_ctl waits for the server to start or stop.
 const PG_CTL_TIMEOUT: &str = "60";
+/// The name of the peer map from diplog's OS user to [`SUPERUSER`].
+const PEER_MAP: &str = "diplog";
 
 /// How [`PgCluster::start`] runs the cluster.
 #[derive(Debug, Clone, Default)]
@@ -128,6 +136,8 @@ pub struct PgCluster {
     /// The unprivileged account the server runs as when we are root.
     run_as: Option<RunAs>,
     remove_data_dir_on_exit: bool,
+    /// The `-c` settings it was started with, for a restart after a crash.
+    settings: Vec<(String, String)>,
     /// Dropping it closes the watchdog's stdin, which makes it stop the cluster.
     watchdog: Option<Child>,
     /// Our flock on diplog.lock lasts as long as this file (and the watchdog's copy) is open.
@@ -177,6 +187,7 @@ impl PgCluster {
             bin_dir,
             run_as,
             remove_data_dir_on_exit: options.remove_data_dir_on_exit,
+            settings: options.settings,
             watchdog: None,
             lock,
         };
@@ -188,8 +199,9 @@ impl PgCluster {
         if !cluster.pgdata.join("PG_VERSION").exists() {
             cluster.initdb().await?;
         }
+        cluster.write_access_rules()?;
         cluster.stop_leftover_postmaster().await?;
-        cluster.pg_start(&options.settings).await?;
+        cluster.pg_start(&cluster.settings).await?;
         if let Err(err) = cluster.ensure_database().await {
             // Leave no server running that nobody owns.
             if let Err(stop_err) = cluster.pg_ctl_stop().await {
@@ -237,6 +249,40 @@ impl PgCluster {
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// Whether the postmaster recorded in `postmaster.pid` still runs. False once it has died
+    /// (kill -9, a crash) or stopped, so a supervisor can start it again.
+    pub fn postmaster_alive(&self) -> bool {
+        let Ok(pid_file) = std::fs::read_to_string(self.pgdata.join("postmaster.pid")) else {
+            return false;
+        };
+        let Some(pid) = pid_file
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse::<i32>().ok())
+        else {
+            return false;
+        };
+        // A zombie (a postmaster reparented to us, as PID 1 in a container) is dead too.
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        });
+        let exists = match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+            Ok(()) => true,
+            Err(errno) => errno == nix::errno::Errno::EPERM,
+        };
+        // The pid may have been reused by another program since.
+        let postgres = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .map_or(true, |comm| comm.trim() == "postgres");
+        exists && !zombie && postgres
+    }
+
+    /// Starts the server again with the settings of the first start, after it died. Fails
+    /// while the dead server's backends still hold its shared memory: retry.
+    pub async fn start_again(&self) -> Result<(), ClusterError> {
+        self.pg_start(&self.settings).await
     }
 
     /// Stops the cluster (fast shutdown) and waits for it; releases the lock.
@@ -313,7 +359,8 @@ if [ -n "$remove" ]; then rm -rf -- "$remove" >/dev/null; fi
             .map_err(io_error("starting the cluster watchdog".to_owned()))
     }
 
-    /// Creates what the server writes to, owned by the user it runs as.
+    /// Creates what the server writes to, owned by the user it runs as, and closed to
+    /// every other user (also on a data dir made before these modes were set).
     fn prepare_dirs(&self) -> Result<(), ClusterError> {
         for dir in [&self.pgdata, &self.run_dir] {
             std::fs::create_dir_all(dir)
@@ -324,12 +371,45 @@ if [ -n "$remove" ]; then rm -rf -- "$remove" >/dev/null; fi
             .create(true)
             .open(&self.log_file)
             .map_err(io_error(format!("creating {}", self.log_file.display())))?;
-        // PostgreSQL refuses a data directory that others can read.
-        std::fs::set_permissions(&self.pgdata, Permissions::from_mode(0o700))
-            .map_err(io_error(format!("restricting {}", self.pgdata.display())))?;
+        for (path, mode) in [
+            (&self.data_dir, 0o700),
+            (&self.pgdata, 0o700),
+            (&self.run_dir, 0o700),
+            (&self.log_file, 0o600),
+        ] {
+            std::fs::set_permissions(path, Permissions::from_mode(mode))
+                .map_err(io_error(format!("restricting {}", path.display())))?;
+        }
         if let Some(user) = &self.run_as {
             for path in [&self.data_dir, &self.pgdata, &self.run_dir, &self.log_file] {
                 std::os::unix::fs::chown(path, Some(user.uid), Some(user.gid)).map_err(
+                    io_error(format!("giving {} to user {}", path.display(), user.name)),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the cluster's authentication rules: the `diplog` role over the unix socket,
+    /// by peer authentication, for diplog's own OS user only; nothing else.
+    fn write_access_rules(&self) -> Result<(), ClusterError> {
+        let owner = current_user_name()?;
+        let hba = format!(
+            "# Written by diplog at every start: only diplog's own OS user may connect.\n\
+             local all {SUPERUSER} peer map={PEER_MAP}\n"
+        );
+        let ident = format!(
+            "# Written by diplog at every start: the OS user diplog runs as.\n\
+             {PEER_MAP} \"{}\" {SUPERUSER}\n",
+            owner.replace('"', "\"\"")
+        );
+        for (name, text) in [("pg_hba.conf", hba), ("pg_ident.conf", ident)] {
+            let path = self.pgdata.join(name);
+            std::fs::write(&path, text).map_err(io_error(format!("writing {}", path.display())))?;
+            std::fs::set_permissions(&path, Permissions::from_mode(0o600))
+                .map_err(io_error(format!("restricting {}", path.display())))?;
+            if let Some(user) = &self.run_as {
+                std::os::unix::fs::chown(&path, Some(user.uid), Some(user.gid)).map_err(
                     io_error(format!("giving {} to user {}", path.display(), user.name)),
                 )?;
             }
@@ -342,7 +422,9 @@ if [ -n "$remove" ]; then rm -rf -- "$remove" >/dev/null; fi
         let mut cmd = self.command("initdb");
         cmd.arg("-D").arg(&self.pgdata).args([
             &format!("--username={SUPERUSER}"),
-            "--auth=trust",
+            // Replaced by `write_access_rules` before the first start.
+            "--auth-local=peer",
+            "--auth-host=reject",
             "--encoding=UTF8",
             "--locale=C",
         ]);
@@ -381,6 +463,8 @@ if [ -n "$remove" ]; then rm -rf -- "$remove" >/dev/null; fi
             PORT.to_string().into(),
             "-c".into(),
             "listen_addresses=".into(),
+            "-c".into(),
+            "unix_socket_permissions=0700".into(),
         ];
         for (name, value) in settings {
             server_args.push("-c".into());
@@ -488,6 +572,19 @@ fn find_bin_dir(path_var: Option<&OsStr>, fallback_root: &Path) -> Result<PathBu
 fn is_executable(path: &Path) -> bool {
     path.metadata()
         .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+}
+
+/// The name of the OS user this process runs as, which the peer map lets in.
+fn current_user_name() -> Result<String, ClusterError> {
+    let uid = nix::unistd::geteuid();
+    let user = nix::unistd::User::from_uid(uid)
+        .map_err(|errno| io_error(format!("looking up user {uid}"))(errno.into()))?;
+    user.map(|user| user.name).ok_or_else(|| ClusterError::Io {
+        context: format!("looking up user {uid}"),
+        source: std::io::Error::other(
+            "this process's user has no name in the user database, which peer authentication needs",
+        ),
+    })
 }
 
 fn unprivileged_user() -> Result<RunAs, ClusterError> {

@@ -7,6 +7,7 @@ mod admin_service;
 mod audit_service;
 pub mod bridge;
 mod convert;
+pub mod database_gate;
 mod diplomacy_service;
 mod log_service;
 mod projections_service;

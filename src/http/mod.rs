@@ -39,6 +39,8 @@ pub struct Dashboard {
     pub subscriptions: Subscriptions,
     /// The live streams count against their client's open streams, as gRPC streams do.
     pub streams: crate::stream_limit::StreamLimiter,
+    /// Whether the database answers, as the gRPC health service reports it too.
+    pub health: crate::health::DatabaseHealth,
 }
 
 pub fn router(dashboard: Dashboard) -> Router {
@@ -60,17 +62,24 @@ pub fn router(dashboard: Dashboard) -> Router {
         .with_state(dashboard)
 }
 
-/// 200 with the log head when the database answers, 503 otherwise.
+/// 200 with the log head when the database answers, 503 otherwise: the same state the gRPC
+/// health service reports (a failed read here also moves it).
 async fn health(State(dashboard): State<Dashboard>) -> Response {
+    let not_serving = || {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "not serving", "error": "database unavailable" })),
+        )
+            .into_response()
+    };
+    if !dashboard.health.is_reachable() {
+        return not_serving();
+    }
     match dashboard.store.head().await {
         Ok(head) => Json(json!({ "status": "serving", "head": head })).into_response(),
         Err(error) => {
-            tracing::warn!(error = %error, "health check: database not answering");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "not serving", "error": "database unavailable" })),
-            )
-                .into_response()
+            dashboard.health.set_unreachable(&error.to_string());
+            not_serving()
         }
     }
 }
