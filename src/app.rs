@@ -103,8 +103,20 @@ impl App {
         let local = LocalRunners::default();
         let runners = RunnerContext::new(&pool, &store, local.clone(), config.projections.runner());
         let signer = match &config.signing_key {
-            Some(path) => TreeSigner::load_or_create(path)
-                .with_context(|| format!("could not load the signing key {}", path.display()))?,
+            Some(path) => {
+                let signer = TreeSigner::load_or_create(path).with_context(|| {
+                    format!("could not load the signing key {}", path.display())
+                })?;
+                crate::audit::keys::adopt(
+                    &pool,
+                    &store,
+                    signer.public_key().to_bytes(),
+                    config.rotate_signing_key,
+                )
+                .await
+                .with_context(|| format!("refusing the signing key {}", path.display()))?;
+                signer
+            }
             None => TreeSigner::generate().context("could not make a signing key")?,
         };
         let auditor = Auditor::new(pool.clone(), signer);
@@ -191,13 +203,22 @@ impl App {
             health,
         } = self;
         let client_auth = tls.as_ref().and_then(ServerTls::client_auth);
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let dashboard_url = format!("{scheme}://{}/", http_listener.local_addr()?);
         info!(
             grpc = %grpc_listener.local_addr()?,
             http = %http_listener.local_addr()?,
+            dashboard = %dashboard_url,
             tls = tls.is_some(),
             client_certificates = ?client_auth,
             "serving"
         );
+        if authenticator.mode() == Mode::Tokens {
+            info!(
+                "every call needs a token: make one with `diplog token create --name NAME \
+                 --role reader` (with this server's --data-dir or --database-url)"
+            );
+        }
         // A child token: the runners stop with the server, and also if serving fails.
         // Subscriptions end as soon as shutdown begins (their clients resume elsewhere or
         // later), so they do not hold the graceful shutdown open.
@@ -327,7 +348,10 @@ impl App {
                 authenticator,
                 crate::auth::layer::http_auth,
             ))
-            .layer(axum::middleware::map_request(tls_peer_address));
+            .layer(axum::middleware::map_request(tls_peer_address))
+            .layer(axum::middleware::map_response(
+                crate::http::security_headers,
+            ));
         let http: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match &tls {
             // The peer address keys `/live` streams to their client, and names who failed to
             // sign in.

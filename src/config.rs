@@ -319,6 +319,10 @@ pub struct VerifyArgs {
     /// Without --since: the database to read.
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// With --since: the log's public key (PEM `PUBLIC KEY`, or 64 hex digits); both the
+    /// saved head and the new one must be signed by it.
+    #[arg(long, requires = "since")]
+    pub public_key: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -328,6 +332,10 @@ pub struct TreeHeadArgs {
     /// Also write it (JSON, with the public key) to this file.
     #[arg(long)]
     pub save: Option<PathBuf>,
+    /// The log's public key (PEM `PUBLIC KEY`, or 64 hex digits): the head must be signed by
+    /// it, whatever key the server serves.
+    #[arg(long)]
+    pub public_key: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -460,13 +468,14 @@ pub struct ServerConfig {
     #[arg(long, env = "DIPLOG_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
     /// The Ed25519 key that signs audit tree heads (PKCS#8 PEM): made on first start if the
-    /// file does not exist, and kept. Unset (tests only): a key for this process alone.
-    #[arg(
-        long,
-        env = "DIPLOG_SIGNING_KEY",
-        default_value = "diplog-signing-key.pem"
-    )]
+    /// file does not exist, and kept. Default for `serve`: signing-key.pem under --data-dir.
+    /// Unset in a config made in code (tests only): a key for this process alone.
+    #[arg(long, env = "DIPLOG_SIGNING_KEY")]
     pub signing_key: Option<PathBuf>,
+    /// Adopt the signing key although this log's heads were signed by another (recorded in
+    /// the database): the rotation is appended to the log as a `SigningKeyRotated` event.
+    #[arg(long, env = "DIPLOG_ROTATE_SIGNING_KEY")]
+    pub rotate_signing_key: bool,
     #[command(flatten)]
     pub projections: ProjectionsConfig,
     #[command(flatten)]
@@ -758,6 +767,7 @@ impl ServerConfig {
             request_timeout_secs: 30,
             shutdown_grace_secs: 2,
             signing_key: None,
+            rotate_signing_key: false,
             projections: ProjectionsConfig {
                 poll_ms: 50,
                 takeover_ms: 50,

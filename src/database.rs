@@ -45,6 +45,19 @@ impl Database {
         Self::open_with(args, true).await
     }
 
+    /// The database for a read-only command (`verify`): like [`Self::open`], but it never
+    /// creates an embedded cluster where there is none.
+    pub async fn open_existing(args: &DatabaseArgs) -> anyhow::Result<Self> {
+        if args.database_url.is_none() && !PgCluster::exists(&args.data_dir) {
+            anyhow::bail!(
+                "there is no diplog data directory at {} (no PostgreSQL cluster in it): give the \
+                 --data-dir of a server's data, or --database-url",
+                args.data_dir.display()
+            );
+        }
+        Self::open(args).await
+    }
+
     /// The database for `diplog serve`: the embedded cluster must be this process's own
     /// (a second server on the same data dir is refused: the first would stop the cluster
     /// under it).

@@ -22,7 +22,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_filter = match cli.command {
-        Command::Serve(_) => "info,diplog=debug",
+        Command::Serve(_) => "info",
         _ => "warn",
     };
     telemetry::init(cli.log_format, default_filter);
@@ -67,6 +67,7 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
              certificate: add --tls-client-auth optional, or import the scenario with `diplog import`"
         );
     }
+    resolve_signing_key(&mut args)?;
     let mut database = Database::open_for_server(&args.database).await?;
     args.server.auth.embedded_database = args.database.database_url.is_none();
     let app = App::bind(args.server, database.pool().clone()).await;
@@ -82,7 +83,7 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
         Ok((app, demo_token)) => {
             database.supervise(app.health());
             let shutdown = CancellationToken::new();
-            tokio::spawn(cancel_on_signal(shutdown.clone()));
+            tokio::spawn(cancel_on_signal(shutdown.clone())?);
             if let Some(token) = demo_token {
                 let endpoint = app.own_endpoint()?;
                 tokio::spawn(async move {
@@ -100,17 +101,44 @@ async fn serve(mut args: ServeArgs) -> anyhow::Result<()> {
     result.and(closed)
 }
 
-/// Cancels `shutdown` on SIGINT or SIGTERM.
-async fn cancel_on_signal(shutdown: CancellationToken) -> anyhow::Result<()> {
+/// The signing key lives with the data it signs: under `--data-dir` unless given. A key left
+/// in the working directory by an older diplog is not silently replaced by a new one.
+fn resolve_signing_key(args: &mut ServeArgs) -> anyhow::Result<()> {
+    const LEGACY: &str = "diplog-signing-key.pem";
+    if args.server.signing_key.is_some() {
+        return Ok(());
+    }
+    let data_dir = &args.database.data_dir;
+    let path = data_dir.join("signing-key.pem");
+    if !path.exists() && std::path::Path::new(LEGACY).exists() {
+        anyhow::bail!(
+            "./{LEGACY} is a signing key from an older diplog, which kept it in the working \
+             directory; the key now lives under the data directory: move it to {} (or name it \
+             with --signing-key {LEGACY})",
+            path.display()
+        );
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("could not create {}", data_dir.display()))?;
+    args.server.signing_key = Some(path);
+    Ok(())
+}
+
+/// Cancels `shutdown` on SIGINT or SIGTERM. The handlers are installed before this returns
+/// (not when the task first runs), so a SIGTERM right after "serving" is a clean stop too.
+fn cancel_on_signal(
+    shutdown: CancellationToken,
+) -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).context("could not watch SIGTERM")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("could not watch SIGINT")?;
-    let signal = tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = interrupt.recv() => "SIGINT",
-    };
-    // Cancel first: nothing after this point may keep the server from stopping.
-    shutdown.cancel();
-    tracing::info!(signal, "shutting down");
-    Ok(())
+    Ok(async move {
+        let signal = tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+        };
+        // Cancel first: nothing after this point may keep the server from stopping.
+        shutdown.cancel();
+        tracing::info!(signal, "shutting down");
+    })
 }

@@ -196,7 +196,7 @@ impl PgCluster {
             cluster.watchdog = Some(cluster.spawn_watchdog()?);
         }
         cluster.prepare_dirs()?;
-        if !cluster.pgdata.join("PG_VERSION").exists() {
+        if !Self::exists(&cluster.data_dir) {
             cluster.initdb().await?;
         }
         cluster.write_access_rules()?;
@@ -210,6 +210,11 @@ impl PgCluster {
             return Err(err);
         }
         Ok(cluster)
+    }
+
+    /// Whether `data_dir` holds an initialised cluster.
+    pub fn exists(data_dir: &Path) -> bool {
+        data_dir.join("pgdata").join("PG_VERSION").exists()
     }
 
     /// Options for connecting over the unix socket as the cluster's superuser to `database`.

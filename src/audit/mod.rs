@@ -4,6 +4,7 @@
 
 pub mod archive;
 pub mod builder;
+pub mod keys;
 pub mod signer;
 pub mod tree;
 pub mod verify;

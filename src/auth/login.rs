@@ -99,7 +99,16 @@ async fn sign_in(
     }
 }
 
-async fn sign_out() -> Response {
+/// A cross-site form must not sign the browser out either.
+async fn sign_out(ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap) -> Response {
+    if !same_origin(&headers) {
+        warn!(peer = %peer, "sign-out refused: a form from another origin");
+        return (
+            StatusCode::FORBIDDEN,
+            "sign out from this site's own pages\n",
+        )
+            .into_response();
+    }
     let cookie = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
     ([(header::SET_COOKIE, cookie)], Redirect::to("/login")).into_response()
 }

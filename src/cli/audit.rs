@@ -42,6 +42,51 @@ async fn public_key(client: &mut AuditClient<AuthChannel>) -> Result<[u8; 32], C
         .map_err(|e| CliError::Call(format!("the server sent a malformed public key: {e}")))
 }
 
+/// A public key an auditor pins: a PEM `PUBLIC KEY` (as `openssl pkey -pubout` writes it) or
+/// the key's 64 hex digits (as `diplog tree-head` prints it).
+fn pinned_key(path: &Path) -> Result<[u8; 32], CliError> {
+    use ed25519_dalek::pkcs8::DecodePublicKey;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Input(format!("could not read {}: {e}", path.display())))?;
+    let bad = |reason: String| {
+        CliError::Input(format!(
+            "{}: not an Ed25519 public key (PEM PUBLIC KEY or 64 hex digits): {reason}",
+            path.display()
+        ))
+    };
+    if text.contains("-----BEGIN PUBLIC KEY-----") {
+        return ed25519_dalek::VerifyingKey::from_public_key_pem(&text)
+            .map(|key| key.to_bytes())
+            .map_err(|e| bad(e.to_string()));
+    }
+    let bytes = hex::decode(text.trim()).map_err(|e| bad(e.to_string()))?;
+    bytes
+        .try_into()
+        .map_err(|bytes: Vec<u8>| bad(format!("{} bytes, not 32", bytes.len())))
+}
+
+/// The key to check heads with: the pinned one if given (then the offered one, from the
+/// server or a saved head, must be the same), else the offered one.
+fn key_to_trust(
+    pinned: Option<&Path>,
+    offered: [u8; 32],
+    offered_by: &str,
+) -> Result<[u8; 32], CliError> {
+    let Some(path) = pinned else {
+        return Ok(offered);
+    };
+    let pinned = pinned_key(path)?;
+    if pinned != offered {
+        return Err(CliError::Call(format!(
+            "{offered_by} has the key {}, not the pinned key {} ({})",
+            hex::encode(offered),
+            hex::encode(pinned),
+            path.display()
+        )));
+    }
+    Ok(pinned)
+}
+
 fn checked(head: &SignedTreeHead, key: &[u8; 32]) -> Result<(), CliError> {
     head.verify(key).map_err(|e| {
         CliError::Call(format!(
@@ -57,7 +102,8 @@ pub async fn tree_head(args: TreeHeadArgs) -> ExitCode {
 
 async fn print_tree_head(args: TreeHeadArgs) -> Result<(), CliError> {
     let mut client = connect(&args.client).await?;
-    let key = public_key(&mut client).await?;
+    let served = public_key(&mut client).await?;
+    let key = key_to_trust(args.public_key.as_deref(), served, "the server")?;
     let head = from_wire(Some(
         client
             .get_tree_head(proto::GetTreeHeadRequest { tree_size: 0 })
@@ -81,7 +127,7 @@ async fn print_tree_head(args: TreeHeadArgs) -> Result<(), CliError> {
 
 pub async fn verify(args: VerifyArgs) -> ExitCode {
     let result = match &args.since {
-        Some(saved) => verify_since(&args.client, saved).await,
+        Some(saved) => verify_since(&args.client, saved, args.public_key.as_deref()).await,
         None => verify_database(&args).await,
     };
     finish(result)
@@ -89,7 +135,7 @@ pub async fn verify(args: VerifyArgs) -> ExitCode {
 
 /// Recomputes every leaf and the root from the rows in PostgreSQL.
 async fn verify_database(args: &VerifyArgs) -> Result<(), CliError> {
-    let database = crate::database::Database::open(&args.database)
+    let database = crate::database::Database::open_existing(&args.database)
         .await
         .map_err(|e| CliError::Call(format!("could not open the database: {e:#}")))?;
     let found = crate::audit::verify::verify(database.pool()).await;
@@ -113,14 +159,23 @@ async fn verify_database(args: &VerifyArgs) -> Result<(), CliError> {
 }
 
 /// Proves that the log today extends the saved head.
-async fn verify_since(client: &ClientArgs, path: &Path) -> Result<(), CliError> {
+async fn verify_since(
+    client: &ClientArgs,
+    path: &Path,
+    pinned: Option<&Path>,
+) -> Result<(), CliError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::Input(format!("could not read {}: {e}", path.display())))?;
     let saved: SavedHead = serde_json::from_str(&text)
         .map_err(|e| CliError::Input(format!("{}: not a saved tree head: {e}", path.display())))?;
-    let (old, key) = saved
+    let (old, saved_key) = saved
         .parse()
         .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?;
+    let key = key_to_trust(
+        pinned,
+        saved_key,
+        &format!("the saved head {}", path.display()),
+    )?;
     checked(&old, &key)?;
     let mut client = connect(client).await?;
     let proof = client

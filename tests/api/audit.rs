@@ -574,3 +574,27 @@ async fn bad_audit_requests_name_the_field_and_sizes_past_the_head_are_out_of_ra
     }
     app.stop().await;
 }
+
+/// `verify` reads an existing log: with no cluster where it looks, it says so and creates
+/// nothing (it used to initialise an empty cluster, then fail on a missing table).
+#[tokio::test]
+async fn verify_without_a_data_directory_refuses_and_creates_nothing() {
+    let cwd = tempfile::tempdir().unwrap();
+    let output = tokio::process::Command::new(diplog_binary())
+        .arg("verify")
+        .current_dir(cwd.path())
+        .env_remove("DATABASE_URL")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("there is no diplog data directory at ./diplog-data"),
+        "{stderr}"
+    );
+    assert!(
+        !cwd.path().join("diplog-data").exists(),
+        "a cluster was created"
+    );
+}

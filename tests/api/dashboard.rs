@@ -696,3 +696,58 @@ async fn the_live_stream_announces_appends_made_through_another_server() {
     reader.stop().await;
     writer.stop().await;
 }
+
+/// A raw HTTP/1.1 request, answering the status and the head (lower-cased).
+async fn raw_request(addr: SocketAddr, request: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let head = text
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .to_lowercase();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head)
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers_and_a_cross_site_logout_is_refused() {
+    let app = spawn_app().await;
+    let addr = app.http_addr;
+    for path in ["/", "/login", "/assets/dashboard.css", "/no-such-page"] {
+        let (_, head) = raw_request(
+            addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        for header in [
+            "content-security-policy: default-src 'none'; script-src 'self';",
+            "frame-ancestors 'none'",
+            "x-frame-options: deny",
+            "x-content-type-options: nosniff",
+            "referrer-policy: no-referrer",
+        ] {
+            assert!(head.contains(header), "{path} lacks {header}: {head}");
+        }
+    }
+    let logout = |origin: &str| {
+        format!(
+            "POST /logout HTTP/1.1\r\nHost: {addr}\r\n{origin}Content-Length: 0\r\n\
+             Connection: close\r\n\r\n"
+        )
+    };
+    let (status, head) = raw_request(addr, &logout("Origin: https://evil.example\r\n")).await;
+    assert_eq!(status, 403, "{head}");
+    assert!(!head.contains("set-cookie"), "{head}");
+    let (status, head) = raw_request(addr, &logout(&format!("Origin: http://{addr}\r\n"))).await;
+    assert_eq!(status, 303, "{head}");
+    assert!(head.contains("set-cookie: diplog_token=;"), "{head}");
+    app.stop().await;
+}

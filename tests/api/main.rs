@@ -24,6 +24,7 @@ mod projections;
 mod projections_engine;
 mod read;
 mod server;
+mod signing_key;
 mod subscriptions;
 mod tls;
 mod writer;
