@@ -109,7 +109,16 @@ impl Database {
         let pool = pool_options(args.max_connections)
             .connect_with(options)
             .await
-            .context("could not connect to PostgreSQL")?;
+            .map_err(|error| {
+                let hint = match error.to_string().contains("certificate") {
+                    true => {
+                        " (TLS: the server's certificate must be signed by the CA in \
+                         `sslrootcert` and, with sslmode=verify-full, name the host in the URL)"
+                    }
+                    false => "",
+                };
+                anyhow::anyhow!("could not connect to PostgreSQL{hint}: {error}")
+            })?;
         Ok(Self {
             pool,
             cluster,

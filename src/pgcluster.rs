@@ -59,6 +59,12 @@ pub struct ClusterOptions {
     pub remove_data_dir_on_exit: bool,
     /// Extra `-c name=value` server settings (tests pass fsync=off etc.).
     pub settings: Vec<(String, String)>,
+    /// The port, which names the socket file (and is the TCP port where a setting opens
+    /// one); default 5432.
+    pub port: Option<u16>,
+    /// `pg_hba.conf` lines after diplog's own rule, e.g. `hostssl …` for a test of TLS
+    /// connections. None by default: only diplog's own OS user, over the socket.
+    pub extra_access_rules: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +144,8 @@ pub struct PgCluster {
     remove_data_dir_on_exit: bool,
     /// The `-c` settings it was started with, for a restart after a crash.
     settings: Vec<(String, String)>,
+    port: u16,
+    extra_access_rules: Vec<String>,
     /// Dropping it closes the watchdog's stdin, which makes it stop the cluster.
     watchdog: Option<Child>,
     /// Our flock on diplog.lock lasts as long as this file (and the watchdog's copy) is open.
@@ -173,7 +181,7 @@ impl PgCluster {
         let data_dir = std::fs::canonicalize(data_dir)
             .map_err(io_error(format!("resolving {}", data_dir.display())))?;
         let run_dir = data_dir.join("run");
-        check_socket_path(&run_dir)?;
+        check_socket_path(&run_dir, options.port.unwrap_or(PORT))?;
         if let Some(user) = &run_as {
             check_traversable(&data_dir, user)?;
         }
@@ -188,6 +196,8 @@ impl PgCluster {
             run_as,
             remove_data_dir_on_exit: options.remove_data_dir_on_exit,
             settings: options.settings,
+            port: options.port.unwrap_or(PORT),
+            extra_access_rules: options.extra_access_rules,
             watchdog: None,
             lock,
         };
@@ -219,7 +229,7 @@ impl PgCluster {
 
     /// Options for connecting over the unix socket as the cluster's superuser to `database`.
     pub fn connect_options(&self, database: &str) -> PgConnectOptions {
-        Self::running_connect_options(&self.data_dir, database)
+        Self::running_connect_options(&self.data_dir, database).port(self.port)
     }
 
     /// The same, for a cluster under `data_dir` that another process runs (and owns).
@@ -248,6 +258,7 @@ impl PgCluster {
             stop_when_process_exits: true,
             remove_data_dir_on_exit: true,
             settings,
+            ..ClusterOptions::default()
         };
         Self::start(&dir, options).await
     }
@@ -399,10 +410,14 @@ if [ -n "$remove" ]; then rm -rf -- "$remove" >/dev/null; fi
     /// by peer authentication, for diplog's own OS user only; nothing else.
     fn write_access_rules(&self) -> Result<(), ClusterError> {
         let owner = current_user_name()?;
-        let hba = format!(
+        let mut hba = format!(
             "# Written by diplog at every start: only diplog's own OS user may connect.\n\
              local all {SUPERUSER} peer map={PEER_MAP}\n"
         );
+        for rule in &self.extra_access_rules {
+            hba.push_str(rule);
+            hba.push('\n');
+        }
         let ident = format!(
             "# Written by diplog at every start: the OS user diplog runs as.\n\
              {PEER_MAP} \"{}\" {SUPERUSER}\n",
@@ -465,7 +480,7 @@ if [ -n "$remove" ]; then rm -rf -- "$remove" >/dev/null; fi
             "-k".into(),
             self.run_dir.clone().into(),
             "-p".into(),
-            PORT.to_string().into(),
+            self.port.to_string().into(),
             "-c".into(),
             "listen_addresses=".into(),
             "-c".into(),
@@ -631,8 +646,8 @@ fn check_traversable(data_dir: &Path, user: &RunAs) -> Result<(), ClusterError> 
     Ok(())
 }
 
-fn check_socket_path(run_dir: &Path) -> Result<(), ClusterError> {
-    let path = run_dir.join(format!(".s.PGSQL.{PORT}"));
+fn check_socket_path(run_dir: &Path, port: u16) -> Result<(), ClusterError> {
+    let path = run_dir.join(format!(".s.PGSQL.{port}"));
     let len = path.as_os_str().len();
     if len > MAX_SOCKET_PATH {
         return Err(ClusterError::SocketPathTooLong { path, len });
@@ -796,6 +811,7 @@ mod tests {
             ]
             .map(|(name, value)| (name.to_owned(), value.to_owned()))
             .into(),
+            ..ClusterOptions::default()
         }
     }
 

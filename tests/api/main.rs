@@ -19,6 +19,7 @@ mod limits;
 mod log;
 mod merkle_python;
 mod overload;
+mod pg_tls;
 mod projection_feed;
 mod projections;
 mod projections_engine;
