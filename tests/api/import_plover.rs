@@ -184,6 +184,11 @@ async fn importing_the_plover_sample_again_writes_nothing() {
 #[tokio::test]
 async fn the_plover_gold_standard_records_import() {
     let Ok(text) = std::fs::read_to_string(REAL_FILE) else {
+        // CI has ../shared beside the clone and says so: there the data must be read.
+        assert!(
+            std::env::var_os("DIPLOG_REQUIRE_SHARED").is_none_or(|v| v != "1"),
+            "DIPLOG_REQUIRE_SHARED=1 but {REAL_FILE} cannot be read"
+        );
         // Written to the stream itself, not through `println!`, so the test harness's output
         // capture does not hide it: a skip must be seen in a plain `cargo test`.
         use std::io::Write;
