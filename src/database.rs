@@ -1,17 +1,18 @@
 //! Obtaining the database: connect to `--database-url`, or start the embedded PostgreSQL
 //! cluster under `--data-dir` and stop it again on close.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use clap::Args;
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::config::DatabaseArgs;
 use crate::health::DatabaseHealth;
 use crate::pgcluster::{ClusterError, ClusterOptions, PgCluster};
 
@@ -196,4 +197,19 @@ async fn supervise(cluster: Arc<PgCluster>, health: DatabaseHealth, stop: Cancel
             backoff = (backoff * 2).min(longest);
         }
     }
+}
+
+/// The database: a URL, or else the embedded cluster under `--data-dir`.
+/// No `Debug`: the URL may hold a password.
+#[derive(Args, Clone)]
+pub struct DatabaseArgs {
+    /// PostgreSQL URL. Unset: run an embedded PostgreSQL cluster under --data-dir.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Data directory of the embedded cluster (created and initialised on first run).
+    #[arg(long, env = "DIPLOG_DATA_DIR", default_value = "./diplog-data")]
+    pub data_dir: PathBuf,
+    /// Database connections in the pool.
+    #[arg(long, env = "DIPLOG_MAX_CONNECTIONS", default_value_t = 16)]
+    pub max_connections: u32,
 }

@@ -10,6 +10,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod database;
+pub mod describe;
 pub mod domain;
 pub mod grpc;
 pub mod health;

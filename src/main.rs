@@ -7,7 +7,8 @@ use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 use diplog::app::App;
-use diplog::config::{Cli, ClientAuth, Command, ServeArgs};
+use diplog::cli::args::{Cli, Command};
+use diplog::config::{ClientAuth, ServeArgs};
 use diplog::database::Database;
 use diplog::telemetry;
 

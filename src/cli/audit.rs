@@ -9,15 +9,18 @@ use crate::auth::client::AuthChannel;
 use super::{CliError, finish};
 use std::io::Write;
 
+use super::args::ClientArgs;
 use crate::audit::archive::{ArchivedEvent, ClosingLine, Line, SavedHead, fixed, parse_line};
 use crate::audit::builder::leaf_of;
 use crate::audit::tree;
 use crate::audit::verify::Verification;
-use crate::config::{ClientArgs, ExportArgs, ProofArgs, RestoreArgs, TreeHeadArgs, VerifyArgs};
+use crate::database::DatabaseArgs;
 use crate::domain::audit::{self, Frontier, Hash};
 use crate::domain::audit_head::{SignedTreeHead, TreeHead};
 use crate::proto::{self, audit_client::AuditClient};
 use crate::store::{RecordedEvent, restore};
+use clap::Args;
+use std::path::PathBuf;
 
 fn from_wire(head: Option<proto::SignedTreeHead>) -> Result<SignedTreeHead, CliError> {
     let head = head.ok_or_else(|| CliError::Call("the server sent no tree head".into()))?;
@@ -459,4 +462,62 @@ async fn load(args: RestoreArgs) -> Result<(), CliError> {
     .await;
     database.close().await.ok();
     loaded
+}
+
+#[derive(Args, Clone)]
+pub struct VerifyArgs {
+    /// A head saved by `diplog tree-head --save`.
+    #[arg(long)]
+    pub since: Option<PathBuf>,
+    /// With --since: the server to ask.
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Without --since: the database to read.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// With --since: the log's public key (PEM `PUBLIC KEY`, or 64 hex digits); both the
+    /// saved head and the new one must be signed by it.
+    #[arg(long, requires = "since")]
+    pub public_key: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TreeHeadArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Also write it (JSON, with the public key) to this file.
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    /// The log's public key (PEM `PUBLIC KEY`, or 64 hex digits): the head must be signed by
+    /// it, whatever key the server serves.
+    #[arg(long)]
+    pub public_key: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The first position (default 1).
+    #[arg(long)]
+    pub from: Option<u64>,
+    /// The last position (default: the tree head's size, the last event hashed).
+    #[arg(long)]
+    pub to: Option<u64>,
+}
+
+#[derive(Args, Clone)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The export to load.
+    pub file: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ProofArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The event's id.
+    pub event_id: String,
 }

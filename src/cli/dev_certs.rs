@@ -3,8 +3,9 @@
 
 use std::process::ExitCode;
 
-use crate::config::DevCertsArgs;
 use crate::tls::dev_certs;
+use clap::Args;
+use std::path::PathBuf;
 
 pub fn dev_certs(args: DevCertsArgs) -> ExitCode {
     match dev_certs::write(&args.dir, &args.hosts, &args.client_name) {
@@ -44,4 +45,18 @@ fn usage(args: &DevCertsArgs) -> String {
         names = names.join(", "),
         client = args.client_name,
     )
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DevCertsArgs {
+    /// Where to write ca.pem, ca-key.pem, server.pem, server-key.pem, client.pem and
+    /// client-key.pem (created if missing; existing files are never overwritten).
+    pub dir: PathBuf,
+    /// Another name or address for the server certificate, besides localhost, 127.0.0.1 and
+    /// ::1 (repeatable).
+    #[arg(long = "host")]
+    pub hosts: Vec<String>,
+    /// The client certificate's subject common name.
+    #[arg(long, default_value = "diplog-client")]
+    pub client_name: String,
 }

@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use tonic::transport::Endpoint;
 
+use super::args::ClientArgs;
 use super::{CliError, finish};
 use crate::auth::client::Bearer;
-use crate::config::{ImportArgs, ImportFormat};
 use crate::import::{self, ImportError, OnInvalid, Report, plover, scenario};
 use crate::proto::event_log_client::EventLogClient;
+use clap::Args;
+use std::path::PathBuf;
 
 pub async fn import(args: ImportArgs) -> ExitCode {
     finish(import_file(args).await)
@@ -137,4 +139,30 @@ pub async fn seed_demo(
         "demo: imported the founding scenario"
     );
     Ok(())
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// What the file holds.
+    #[arg(
+        long,
+        env = "DIPLOG_IMPORT_FORMAT",
+        value_enum,
+        default_value = "scenario"
+    )]
+    pub format: ImportFormat,
+    /// The file to import.
+    pub file: PathBuf,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportFormat {
+    /// A scenario file (YAML; see scenarios/README.md). Refused as a whole if any event is
+    /// wrong.
+    Scenario,
+    /// PLOVER event records (a JSON array). Records that cannot be imported are reported by
+    /// id with the reason; the rest are imported.
+    Plover,
 }

@@ -3,11 +3,13 @@
 //! queries (`projections`). Errors print the gRPC status and the fields at fault, and the
 //! process exits non-zero (2 for bad input found before sending, 1 for a refused call).
 
+pub mod args;
 pub mod audit;
-mod dev_certs;
-mod import;
+pub mod dev_certs;
+pub mod import;
 mod projections;
-mod subscribe;
+pub mod query_args;
+pub mod subscribe;
 pub mod token;
 
 use std::io::Write;
@@ -16,12 +18,11 @@ use std::process::ExitCode;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use tokio::io::AsyncReadExt;
-use tonic_types::StatusExt;
 
 use crate::auth::client::AuthChannel;
-use crate::config::{AppendArgs, ClientArgs, ReadArgs};
 use crate::domain::{EventId, ExpectedVersion};
 use crate::proto::{self, event_log_client::EventLogClient};
+use args::{AppendArgs, ClientArgs, ReadArgs};
 
 /// One input line of `diplog append`.
 #[derive(Deserialize)]
@@ -79,72 +80,7 @@ fn finish(result: Result<(), CliError>) -> ExitCode {
     }
 }
 
-/// An error and its causes, as `outer: inner: innermost` (tonic's transport error alone says
-/// only "transport error").
-pub fn with_causes(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        // Some layers repeat their inner error's message; say it once.
-        if !text.ends_with(&cause_text) {
-            text.push_str(&format!(": {cause_text}"));
-        }
-        source = cause.source();
-    }
-    text
-}
-
-/// The canonical name of a gRPC status code, as in the gRPC spec (`INVALID_ARGUMENT`).
-pub fn code_name(code: tonic::Code) -> String {
-    let camel = format!("{code:?}");
-    let mut name = String::with_capacity(camel.len() + 4);
-    for (index, c) in camel.chars().enumerate() {
-        if c.is_uppercase() && index > 0 {
-            name.push('_');
-        }
-        name.push(c.to_ascii_uppercase());
-    }
-    name
-}
-
-/// The status code, its message, and each field violation or error detail on its own line.
-pub fn describe_status(status: &tonic::Status) -> String {
-    let mut text = format!("{}: {}", code_name(status.code()), status.message());
-    // A call that failed below gRPC says only "transport error": add why (a TLS alert, say).
-    if let Some(source) = std::error::Error::source(status) {
-        let causes = with_causes(source);
-        match causes.strip_prefix(status.message()) {
-            Some(rest) => text.push_str(rest),
-            None => text.push_str(&format!(": {causes}")),
-        }
-    }
-    let details = status.get_error_details();
-    if let Some(bad_request) = details.bad_request() {
-        for violation in &bad_request.field_violations {
-            text.push_str(&format!(
-                "\n  field {}: {}",
-                violation.field, violation.description
-            ));
-        }
-    }
-    if let Some(failure) = details.precondition_failure() {
-        for violation in &failure.violations {
-            text.push_str(&format!(
-                "\n  field {}: {}",
-                violation.subject, violation.description
-            ));
-        }
-    }
-    if let Some(info) = details.error_info() {
-        let mut metadata: Vec<_> = info.metadata.iter().collect();
-        metadata.sort();
-        for (key, value) in metadata {
-            text.push_str(&format!("\n  {key}: {value}"));
-        }
-    }
-    text
-}
+pub use crate::describe::{code_name, describe_status, with_causes};
 
 /// The one way every command reaches the server: `--server`, with TLS for an `https://` URL
 /// (`--ca-cert`, `--client-cert`, `--client-key`), carrying `--token` if one was given. A CLI

@@ -7,12 +7,13 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use super::{CliError, finish};
-use crate::config::{
-    AsOf, ChannelsArgs, ClientArgs, CommitmentsArgs, DivergenceArgs, ListFilterArgs,
-    ProjectionsArgs, ProjectionsCommand, ProjectionsStatusArgs, QueryArgs, RebuildArgs,
-    RelationsArgs, SummitsArgs, TimelineArgs, WatchArgs,
+use super::args::ClientArgs;
+use super::query_args::{
+    AsOf, ChannelsArgs, CommitmentsArgs, DivergenceArgs, ListFilterArgs, ProjectionsArgs,
+    ProjectionsCommand, ProjectionsStatusArgs, QueryArgs, RebuildArgs, RelationsArgs, SummitsArgs,
+    TimelineArgs, WatchArgs,
 };
+use super::{CliError, finish};
 use crate::grpc::bridge;
 use crate::proto::{self, projections_client::ProjectionsClient};
 

@@ -6,9 +6,10 @@ use std::process::ExitCode;
 
 use tonic::Code;
 
+use super::args::ClientArgs;
 use super::{CliError, connect, finish, output_line};
-use crate::config::SubscribeArgs;
 use crate::proto::{self, subscribe_request::From, subscription_message::Message};
+use clap::Args;
 
 pub async fn subscribe(args: SubscribeArgs) -> ExitCode {
     finish(follow(args).await)
@@ -100,4 +101,28 @@ fn from_hint(from: From) -> String {
         From::Start(()) => "0".into(),
         From::Now(()) => "<the head>".into(),
     }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SubscribeArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Start after this position (a checkpoint's or the last event's, to resume).
+    #[arg(long, conflicts_with = "now")]
+    pub after: Option<u64>,
+    /// Only events committed from now on.
+    #[arg(long)]
+    pub now: bool,
+    /// Only events of this type (repeatable).
+    #[arg(long = "type")]
+    pub event_types: Vec<String>,
+    /// Only streams whose id starts with this.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Only diplomatic events that name this actor.
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Also print checkpoints as `{"checkpoint": N, "caught_up": …}` lines.
+    #[arg(long)]
+    pub checkpoints: bool,
 }

@@ -6,12 +6,16 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 
+use super::args::ClientArgs;
+use super::query_args::AsOf;
 use super::{CliError, finish};
 use crate::auth::Role;
 use crate::auth::tokens::{TokenError, TokenInfo, TokenName, TokenStore};
-use crate::config::{ClientArgs, TokenArgs, TokenCommand, TokenTarget};
 use crate::database::Database;
+use crate::database::DatabaseArgs;
 use crate::proto::{self, admin_client::AdminClient};
+use crate::tls::client::ClientTlsArgs;
+use clap::{Args, Subcommand};
 
 pub async fn run(args: TokenArgs) -> ExitCode {
     finish(command(args.command).await)
@@ -201,4 +205,94 @@ fn from_proto(info: proto::TokenInfo) -> Result<TokenInfo, CliError> {
         expires_at: info.expires_at.map(from_timestamp).transpose()?,
         revoked_at: info.revoked_at.map(from_timestamp).transpose()?,
     })
+}
+
+#[derive(Args, Clone)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    pub command: TokenCommand,
+}
+
+/// Where `diplog token` administers: the database (the default: --database-url, or the
+/// embedded cluster under --data-dir, running or not), or a server.
+#[derive(Args, Clone)]
+pub struct TokenTarget {
+    /// Administer through this server (with an admin --token) instead of the database.
+    #[arg(long)]
+    pub server: Option<String>,
+    /// With --server: an admin token.
+    #[arg(
+        long,
+        env = "DIPLOG_TOKEN",
+        hide_env_values = true,
+        requires = "server"
+    )]
+    pub token: Option<crate::auth::tokens::BearerToken>,
+    /// With an `https://` --server: the CA to trust and the client certificate to present.
+    #[command(flatten)]
+    pub tls: ClientTlsArgs,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+#[derive(Subcommand, Clone)]
+pub enum TokenCommand {
+    /// Mint a token; prints it once on stdout (alone on its line).
+    Create(TokenCreateArgs),
+    /// Every token: name, roles, created, expires, revoked (never the token).
+    List(TokenListArgs),
+    /// Revoke a token for good: refused everywhere within milliseconds.
+    Revoke(TokenRevokeArgs),
+}
+
+#[derive(Args, Clone)]
+pub struct TokenCreateArgs {
+    #[command(flatten)]
+    pub target: TokenTarget,
+    /// What the log records as `appended_by` on what this token appends.
+    #[arg(long)]
+    pub name: String,
+    /// reader, writer, auditor or admin (repeatable, or comma-separated).
+    #[arg(long = "role", required = true, value_delimiter = ',')]
+    pub roles: Vec<crate::auth::Role>,
+    /// When it stops working: a duration (`90d`, `12h`, `30m`, `45s`), an RFC 3339 time, or a
+    /// day `YYYY-MM-DD` (its end, UTC). Unset: never.
+    #[arg(long, value_parser = parse_expiry)]
+    pub expires: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Args, Clone)]
+pub struct TokenListArgs {
+    #[command(flatten)]
+    pub target: TokenTarget,
+}
+
+#[derive(Args, Clone)]
+pub struct TokenRevokeArgs {
+    #[command(flatten)]
+    pub target: TokenTarget,
+    /// The token's name.
+    pub name: String,
+}
+
+/// Parses `--expires`: a duration from now (`90d`, `12h`, `30m`, `45s`), an RFC 3339 time, or
+/// a day (its end, UTC).
+pub fn parse_expiry(raw: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    let units = [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)];
+    for (unit, seconds) in units {
+        if let Some(count) = raw.strip_suffix(unit).and_then(|n| n.parse::<i64>().ok()) {
+            if count <= 0 {
+                return Err(format!("{raw:?}: a duration must be positive"));
+            }
+            return chrono::Duration::try_seconds(count.saturating_mul(seconds))
+                .and_then(|d| chrono::Utc::now().checked_add_signed(d))
+                .ok_or_else(|| format!("{raw:?} is too far away"));
+        }
+    }
+    match AsOf::parse(raw) {
+        Ok(AsOf::Time(time)) => Ok(time),
+        _ => Err(format!(
+            "{raw:?} is not a duration (90d, 12h, 30m, 45s), an RFC 3339 time or a day YYYY-MM-DD"
+        )),
+    }
 }

@@ -140,7 +140,7 @@ fn list(problems: &[Problem]) -> String {
 
 impl From<tonic::Status> for ImportError {
     fn from(status: tonic::Status) -> Self {
-        Self::Call(crate::cli::describe_status(&status))
+        Self::Call(crate::describe::describe_status(&status))
     }
 }
 

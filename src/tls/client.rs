@@ -13,7 +13,8 @@ use tokio_rustls::rustls::{self, DigitallySignedStruct, SignatureScheme};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 use super::{TlsError, certificates, private_key, read};
-use crate::config::ClientTlsArgs;
+use clap::Args;
+use std::path::PathBuf;
 
 /// Why the CLI cannot even try to connect.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +35,7 @@ pub enum EndpointError {
 pub fn endpoint(url: &str, tls: &ClientTlsArgs) -> Result<Endpoint, EndpointError> {
     let endpoint = Endpoint::from_shared(url.to_owned()).map_err(|e| EndpointError::BadUrl {
         url: url.to_owned(),
-        reason: crate::cli::with_causes(&e),
+        reason: crate::describe::with_causes(&e),
     })?;
     let https = endpoint.uri().scheme_str() == Some("https");
     let any_option = tls.ca_cert.is_some() || tls.client_cert.is_some();
@@ -71,7 +72,7 @@ pub fn endpoint(url: &str, tls: &ClientTlsArgs) -> Result<Endpoint, EndpointErro
     }
     endpoint.tls_config(config).map_err(|e| EndpointError::Tls {
         url: url.to_owned(),
-        reason: crate::cli::with_causes(&e),
+        reason: crate::describe::with_causes(&e),
     })
 }
 
@@ -146,6 +147,20 @@ impl ServerCertVerifier for PinnedCertificate {
             .signature_verification_algorithms
             .supported_schemes()
     }
+}
+
+/// How a CLI command checks the server, and proves who it is, over TLS (an `https://` URL).
+#[derive(Args, Debug, Clone, Default)]
+pub struct ClientTlsArgs {
+    /// Trust this CA (PEM) for the server's certificate, instead of the system's roots.
+    #[arg(long, env = "DIPLOG_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// Present this client certificate (PEM), for a server that verifies clients.
+    #[arg(long, env = "DIPLOG_CLIENT_CERT", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// The private key of --client-cert (PEM).
+    #[arg(long, env = "DIPLOG_CLIENT_KEY", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
 }
 
 #[cfg(test)]

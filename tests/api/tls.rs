@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use diplog::app::App;
 use diplog::auth::Role;
-use diplog::config::{ClientAuth, ClientTlsArgs, ServerConfig, TlsArgs};
+use diplog::config::{ClientAuth, ServerConfig, TlsArgs};
 use diplog::proto::{self, event_log_client::EventLogClient};
+use diplog::tls::client::ClientTlsArgs;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 use tokio_rustls::rustls;

@@ -1,0 +1,156 @@
+//! The arguments of the projection commands (lists, get, status, rebuild, watch).
+
+use clap::{Args, Subcommand};
+
+use super::args::ClientArgs;
+
+/// `--as-of`: a log position or a time (the projections' own type).
+pub use crate::projections::query::AsOf;
+
+/// When a projection answer is about, and how it is printed.
+#[derive(Args, Debug, Clone)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Answer from the log as it was: a position (digits), an RFC 3339 time, or a day
+    /// (`YYYY-MM-DD`: the end of that day, UTC).
+    #[arg(long, value_parser = parse_as_of)]
+    pub as_of: Option<AsOf>,
+    /// Wait until the answer reflects at least this log position (read your writes); moot,
+    /// and not sent, with --as-of.
+    #[arg(long, default_value_t = 0)]
+    pub min_position: u64,
+    /// Print the whole answer as proto3 JSON (one document) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses `--as-of`: digits are a position; else an RFC 3339 time, or a day `YYYY-MM-DD`
+/// meaning the end of that day, UTC (see [`AsOf::parse`], which the dashboard shares).
+pub fn parse_as_of(raw: &str) -> Result<AsOf, String> {
+    AsOf::parse(raw)
+}
+
+/// Filters shared by the lists.
+#[derive(Args, Debug, Clone)]
+pub struct ListFilterArgs {
+    /// Only what concerns this actor (a state: through its offices and people too).
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Only what concerns both states of a pair, e.g. `RUS,USA`.
+    #[arg(long, value_name = "A,B")]
+    pub states: Option<String>,
+    /// Only these statuses (stages, for summits); repeatable.
+    #[arg(long)]
+    pub status: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ChannelsArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+    #[command(flatten)]
+    pub filter: ListFilterArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SummitsArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+    #[command(flatten)]
+    pub filter: ListFilterArgs,
+    /// Also summits held or cancelled.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CommitmentsArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+    #[command(flatten)]
+    pub filter: ListFilterArgs,
+    /// Also commitments fulfilled or withdrawn.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TimelineArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+    /// The actor: a person, an office, an organisation or a state (e.g. `sergey-lavrov`).
+    pub actor: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RelationsArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+    /// One state (alpha-3, e.g. `RUS`).
+    pub a: String,
+    /// The other state.
+    pub b: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DivergenceArgs {
+    #[command(flatten)]
+    pub query: QueryArgs,
+    /// The occurrence: its event id or its stream (`occurrence-…`).
+    pub occurrence: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ProjectionsArgs {
+    #[command(subcommand)]
+    pub command: ProjectionsCommand,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum ProjectionsCommand {
+    /// Every projection's position, the head, the lag, and any rebuild in progress.
+    Status(ProjectionsStatusArgs),
+    /// Rebuild a projection into fresh rows while the current ones keep answering.
+    Rebuild(RebuildArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ProjectionsStatusArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Print the answer as proto3 JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RebuildArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The projection (see `diplog projections status`).
+    pub name: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The projection: channels, summits, commitments or divergences.
+    pub projection: String,
+    #[command(flatten)]
+    pub filter: ListFilterArgs,
+    /// Summits: only those neither held nor cancelled.
+    #[arg(long)]
+    pub pending_only: bool,
+    /// Start once the projection reflects at least this log position (read your writes).
+    #[arg(long, default_value_t = 0)]
+    pub min_position: u64,
+    /// After this many seconds without a change the server sends a heartbeat (0: its default,
+    /// 30); heartbeats are printed with --json only.
+    #[arg(long, default_value_t = 0)]
+    pub heartbeat_secs: u32,
+    /// Print each message as one line of proto3 JSON (a `ProjectionChange`), heartbeats too.
+    #[arg(long)]
+    pub json: bool,
+}
