@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use super::audit::{ExportArgs, ProofArgs, RestoreArgs, TreeHeadArgs, VerifyArgs};
+use super::client_args::ClientArgs;
 use super::dev_certs::DevCertsArgs;
 use super::import::ImportArgs;
 use super::query_args::{
@@ -17,7 +18,6 @@ use super::token::TokenArgs;
 use crate::config::ServeArgs;
 use crate::domain::ExpectedVersion;
 use crate::telemetry::LogFormat;
-use crate::tls::client::ClientTlsArgs;
 
 #[derive(Parser)]
 #[command(
@@ -97,19 +97,6 @@ pub enum Command {
     /// API tokens: create (prints the token once), list, revoke. Against the database by
     /// default; with --server, through the server with an admin --token.
     Token(TokenArgs),
-}
-
-/// How a CLI command reaches the server.
-#[derive(Args, Debug, Clone)]
-pub struct ClientArgs {
-    /// The diplog gRPC server.
-    #[arg(long, env = "DIPLOG_SERVER", default_value = "http://127.0.0.1:50051")]
-    pub server: String,
-    /// The API token to send (`authorization: Bearer`); a server that runs open needs none.
-    #[arg(long, env = "DIPLOG_TOKEN", hide_env_values = true)]
-    pub token: Option<crate::auth::tokens::BearerToken>,
-    #[command(flatten)]
-    pub tls: ClientTlsArgs,
 }
 
 #[derive(Args, Debug, Clone)]

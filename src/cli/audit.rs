@@ -9,7 +9,7 @@ use crate::auth::client::AuthChannel;
 use super::{CliError, finish};
 use std::io::Write;
 
-use super::args::ClientArgs;
+use super::client_args::ClientArgs;
 use crate::audit::archive::{ArchivedEvent, ClosingLine, Line, SavedHead, fixed, parse_line};
 use crate::audit::builder::leaf_of;
 use crate::audit::tree;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tonic::transport::Endpoint;
 
-use super::args::ClientArgs;
+use super::client_args::ClientArgs;
 use super::{CliError, finish};
 use crate::auth::client::Bearer;
 use crate::import::{self, ImportError, OnInvalid, Report, plover, scenario};

@@ -5,6 +5,7 @@
 
 pub mod args;
 pub mod audit;
+pub mod client_args;
 pub mod dev_certs;
 pub mod import;
 mod projections;
@@ -22,7 +23,8 @@ use tokio::io::AsyncReadExt;
 use crate::auth::client::AuthChannel;
 use crate::domain::{EventId, ExpectedVersion};
 use crate::proto::{self, event_log_client::EventLogClient};
-use args::{AppendArgs, ClientArgs, ReadArgs};
+use args::{AppendArgs, ReadArgs};
+use client_args::ClientArgs;
 
 /// One input line of `diplog append`.
 #[derive(Deserialize)]

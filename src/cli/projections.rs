@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
-use super::args::ClientArgs;
+use super::client_args::ClientArgs;
 use super::query_args::{
     AsOf, ChannelsArgs, CommitmentsArgs, DivergenceArgs, ListFilterArgs, ProjectionsArgs,
     ProjectionsCommand, ProjectionsStatusArgs, QueryArgs, RebuildArgs, RelationsArgs, SummitsArgs,

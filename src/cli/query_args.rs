@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand};
 
-use super::args::ClientArgs;
+use super::client_args::ClientArgs;
 
 /// `--as-of`: a log position or a time (the projections' own type).
 pub use crate::projections::query::AsOf;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use tonic::Code;
 
-use super::args::ClientArgs;
+use super::client_args::ClientArgs;
 use super::{CliError, connect, finish, output_line};
 use crate::proto::{self, subscribe_request::From, subscription_message::Message};
 use clap::Args;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 
-use super::args::ClientArgs;
+use super::client_args::ClientArgs;
 use super::query_args::AsOf;
 use super::{CliError, finish};
 use crate::auth::Role;

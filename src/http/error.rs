@@ -1,13 +1,9 @@
 //! Errors of the dashboard, as HTTP: a bad parameter is a 400 page naming it, something that
 //! does not exist a 404 page, projections that have not caught up in time a 503 page, one
 //! stream too many for its client a 429 page; any other error is logged and answered with a
-//! plain 500 that does not leak its cause.
+//! plain 500 that does not leak its cause. The error page itself is rendered in
+//! `pages::error_page`, with the frame every page has.
 
-use askama::Template;
-use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
-
-use super::pages::Frame;
 use crate::projections::query::QueryError;
 use crate::store::ReadError;
 
@@ -63,47 +59,5 @@ impl From<crate::projections::store::ProjectionError> for HttpError {
 impl From<askama::Error> for HttpError {
     fn from(error: askama::Error) -> Self {
         Self::Internal(format!("a page does not render: {error}"))
-    }
-}
-
-#[derive(Template)]
-#[template(path = "error.html", config = "src/http/askama.toml")]
-struct ErrorPage {
-    frame: Frame,
-    message: String,
-}
-
-impl IntoResponse for HttpError {
-    fn into_response(self) -> Response {
-        let (status, heading) = match &self {
-            Self::BadRequest { .. } => (StatusCode::BAD_REQUEST, "Bad request"),
-            Self::NotFound(_) => (StatusCode::NOT_FOUND, "Not found"),
-            Self::NotYet(_) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The projections have not caught up yet",
-            ),
-            Self::TooManyStreams(_) => (StatusCode::TOO_MANY_REQUESTS, "Too many open streams"),
-            Self::Internal(cause) => {
-                tracing::error!(error = %cause, "dashboard request failed");
-                return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
-            }
-        };
-        let message = match &self {
-            Self::BadRequest { parameter, message } => {
-                format!("The {parameter} parameter: {message}.")
-            }
-            other => other.to_string(),
-        };
-        let page = ErrorPage {
-            frame: Frame::error(heading),
-            message,
-        };
-        match page.render() {
-            Ok(html) => (status, [(header::CACHE_CONTROL, "no-store")], Html(html)).into_response(),
-            Err(error) => {
-                tracing::error!(error = %error, "the error page does not render");
-                (status, self.to_string()).into_response()
-            }
-        }
     }
 }

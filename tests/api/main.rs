@@ -1,6 +1,7 @@
 //! Integration tests: the real server over gRPC on a real PostgreSQL (see `helpers`).
 
 mod append;
+mod architecture;
 mod audit;
 mod auth;
 mod bench;

@@ -9,6 +9,7 @@
 //! `frame` is the layout around every page (and the links it makes), and `views` builds what
 //! pages show from the projections' answers and the log's events.
 
+mod error_page;
 mod frame;
 mod request;
 mod views;
