@@ -231,8 +231,9 @@ fn parse_uuid(raw: &str) -> Result<Uuid, ValidationError> {
     })
 }
 
-/// An event's payload: a JSON text of at most 1 MiB that PostgreSQL's jsonb accepts, kept
-/// byte for byte as the client sent it.
+/// An event's payload: a JSON text of at most 1 MiB that PostgreSQL's jsonb accepts (see
+/// [`super::json`]: no `\u0000`, no half surrogate pairs, numbers in numeric's range, at most
+/// 100 levels deep), kept byte for byte as the client sent it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payload(String);
 
@@ -248,39 +249,12 @@ impl Payload {
         if raw.trim().is_empty() {
             return Err(ValidationError::Empty);
         }
-        // Only texts that spell a \u0000 escape can hold U+0000 (a raw NUL is invalid JSON),
-        // so the full walk is needed only for them.
-        if raw.contains("\\u0000") {
-            let value: serde_json::Value =
-                serde_json::from_str(&raw).map_err(|e| ValidationError::InvalidJson {
-                    reason: e.to_string(),
-                })?;
-            if contains_nul(&value) {
-                return Err(ValidationError::NulCharacter);
-            }
-        } else {
-            serde_json::from_str::<serde::de::IgnoredAny>(&raw).map_err(|e| {
-                ValidationError::InvalidJson {
-                    reason: e.to_string(),
-                }
-            })?;
-        }
+        super::json::check(&raw)?;
         Ok(Self(raw))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-}
-
-fn contains_nul(value: &serde_json::Value) -> bool {
-    match value {
-        serde_json::Value::String(s) => s.contains('\0'),
-        serde_json::Value::Array(items) => items.iter().any(contains_nul),
-        serde_json::Value::Object(map) => map
-            .iter()
-            .any(|(key, value)| key.contains('\0') || contains_nul(value)),
-        _ => false,
     }
 }
 

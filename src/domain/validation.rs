@@ -22,6 +22,19 @@ pub enum ValidationError {
     InvalidJson { reason: String },
     #[error("contains the character U+0000, which PostgreSQL cannot store in JSON")]
     NulCharacter,
+    #[error("nests arrays and objects more than {max} levels deep, the limit")]
+    JsonTooDeep { max: usize },
+    #[error(
+        "has the escape {escape} at line {line} column {column}, half of a UTF-16 surrogate \
+         pair without the other half, which PostgreSQL's jsonb cannot store"
+    )]
+    LoneSurrogate {
+        escape: String,
+        line: usize,
+        column: usize,
+    },
+    #[error("has the number {number}, which PostgreSQL's numeric cannot store: {reason}")]
+    NumberOutOfRange { number: String, reason: String },
     #[error("must not be negative (got {value})")]
     Negative { value: i64 },
     #[error("has {count} entries; the limit is {max}")]

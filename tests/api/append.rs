@@ -456,3 +456,132 @@ async fn a_request_over_sixteen_mebibytes_is_refused_naming_the_limit() {
     assert_eq!(app.event_count().await, 0);
     app.stop().await;
 }
+
+/// Valid JSON that jsonb cannot store (issue 16, item 3) is refused as bad input naming the
+/// event's `data`, before the database sees it: not INTERNAL, and nothing is written.
+#[tokio::test]
+async fn json_that_jsonb_cannot_store_is_invalid_argument_naming_the_payload() {
+    let app = spawn_app().await;
+    let cases = [
+        (
+            "a lone surrogate",
+            r#"{"a":"\ud800"}"#.to_owned(),
+            "surrogate",
+        ),
+        ("a huge exponent", r#"{"a":1e999999}"#.to_owned(), "numeric"),
+        (
+            "a tiny exponent",
+            r#"{"a":1e-999999}"#.to_owned(),
+            "numeric",
+        ),
+        (
+            "200,000 digits",
+            format!(r#"{{"a":{}}}"#, "7".repeat(200_000)),
+            "numeric",
+        ),
+        (
+            "100,000 levels",
+            format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)),
+            "levels deep",
+        ),
+        ("U+0000", r#"{"a":"x\u0000"}"#.to_owned(), "U+0000"),
+    ];
+    for (what, data, named) in cases {
+        let events = vec![new_event("Fine", "{}"), new_event("Bad", &data)];
+        let status = app
+            .client
+            .clone()
+            .append(append_request("s", Expect::Any, events))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{what}: {status:?}");
+        assert_eq!(violated_fields(&status), ["events[1].data"], "{what}");
+        assert!(
+            status.message().contains(named),
+            "{what}: {}",
+            status.message()
+        );
+    }
+    assert_eq!(app.event_count().await, 0);
+    app.stop().await;
+}
+
+/// The payload check and jsonb agree on texts at each edge of what jsonb stores: the numbers
+/// at numeric's limits, the surrogate escapes, the nesting limit.
+#[tokio::test]
+async fn the_payload_check_agrees_with_jsonb_at_its_edges() {
+    use sqlx::{ConnectOptions, Connection};
+
+    let mut db = crate::helpers::fresh_database()
+        .await
+        .connect()
+        .await
+        .unwrap();
+    let nested = |depth: usize| {
+        format!(
+            "{}1{}",
+            r#"{"a":["#.repeat(depth / 2),
+            "]}".repeat(depth / 2)
+        )
+    };
+    let texts = [
+        "1e131071".to_owned(),
+        "1e131072".to_owned(),
+        "0.1e131072".to_owned(),
+        "0.1e131073".to_owned(),
+        "9999e131068".to_owned(),
+        "99999e131068".to_owned(),
+        "1e-16383".to_owned(),
+        "1e-16384".to_owned(),
+        "0e-16383".to_owned(),
+        "0e-16384".to_owned(),
+        "1.5e-16382".to_owned(),
+        "1.55e-16382".to_owned(),
+        "-1e999999".to_owned(),
+        "1e-999999".to_owned(),
+        "0e1073741822".to_owned(),
+        "0e99999999999999999999".to_owned(),
+        "1e-1073741823".to_owned(),
+        "9".repeat(131_072),
+        "9".repeat(131_073),
+        format!("0.{}", "1".repeat(16_383)),
+        format!("0.{}", "1".repeat(16_384)),
+        format!("[{}.5e-3]", "1".repeat(1000)),
+        r#""\ud800\udc00""#.to_owned(),
+        r#""\ud800""#.to_owned(),
+        r#""\udfff""#.to_owned(),
+        r#""\ud800\u0041""#.to_owned(),
+        r#""\udbff\udfff""#.to_owned(),
+        r#""\u0000""#.to_owned(),
+        r#""\\u0000""#.to_owned(),
+        nested(100),
+        "[".repeat(100_000) + &"]".repeat(100_000),
+        r#"{"a":1,"a":[1.0,-0,"é"]}"#.to_owned(),
+    ];
+    for text in &texts {
+        let ours = diplog::domain::Payload::parse(text.as_str()).is_ok();
+        let jsonb = sqlx::query("select $1::jsonb")
+            .bind(text)
+            .execute(&mut db)
+            .await
+            .is_ok();
+        let shown: String = text.chars().take(40).collect();
+        assert_eq!(
+            ours,
+            jsonb,
+            "{shown}… ({} bytes): ours {ours}, jsonb {jsonb}",
+            text.len()
+        );
+    }
+    // The depth limit holds at jsonb's smallest stack (max_stack_depth's minimum).
+    sqlx::query("set max_stack_depth = '100kB'")
+        .execute(&mut db)
+        .await
+        .unwrap();
+    sqlx::query("select $1::jsonb")
+        .bind(nested(100))
+        .execute(&mut db)
+        .await
+        .expect("jsonb stores the deepest payload accepted, even on the smallest stack");
+    db.close().await.unwrap();
+}
