@@ -585,3 +585,82 @@ async fn the_payload_check_agrees_with_jsonb_at_its_edges() {
         .expect("jsonb stores the deepest payload accepted, even on the smallest stack");
     db.close().await.unwrap();
 }
+
+/// A retry repeats exactly one earlier append, the same ids in the same order; anything else
+/// that repeats written ids is ALREADY_EXISTS with the reason PARTIAL_RETRY.
+#[tokio::test]
+async fn a_retry_must_repeat_exactly_one_earlier_append() {
+    let app = spawn_app().await;
+    let (a, b, c, d) = (
+        new_event("A", "{}"),
+        new_event("B", "{}"),
+        new_event("C", "{}"),
+        new_event("D", "{}"),
+    );
+    let append = |events: Vec<proto::NewEvent>| {
+        let mut client = app.client.clone();
+        async move {
+            client
+                .append(append_request("s", Expect::Any, events))
+                .await
+                .map(tonic::Response::into_inner)
+        }
+    };
+    let first = append(vec![a.clone(), b.clone()]).await.unwrap();
+    append(vec![c.clone()]).await.unwrap();
+    append(vec![d.clone()]).await.unwrap();
+
+    for (what, events) in [
+        ("the first alone", vec![a.clone()]),
+        ("the second alone", vec![b.clone()]),
+        ("both in the other order", vec![b.clone(), a.clone()]),
+        ("two appends as one", vec![c.clone(), d.clone()]),
+        ("across two appends", vec![b.clone(), c.clone()]),
+    ] {
+        let status = append(events).await.unwrap_err();
+        assert_eq!(status.code(), Code::AlreadyExists, "{what}: {status:?}");
+        assert_eq!(error_info(&status)["reason"], "PARTIAL_RETRY", "{what}");
+    }
+    let retry = append(vec![a, b]).await.unwrap();
+    assert!(retry.idempotent_replay);
+    assert_eq!(retry.positions, first.positions);
+    assert_eq!(retry.stream_version, 2);
+    assert!(append(vec![d]).await.unwrap().idempotent_replay);
+    assert_eq!(app.event_count().await, 4);
+    app.stop().await;
+}
+
+/// Payloads compare as jsonb compares them: numbers by value, exactly.
+#[tokio::test]
+async fn a_retry_compares_numbers_by_value() {
+    let app = spawn_app().await;
+    let mut event = new_event("N", r#"{"x":1,"big":12345678901234567890123}"#);
+    app.client
+        .clone()
+        .append(append_request("s", Expect::Any, vec![event.clone()]))
+        .await
+        .unwrap();
+    for (data, same) in [
+        (r#"{"x":1.0,"big":12345678901234567890123}"#, true),
+        (r#"{"big":1.2345678901234567890123e22,"x":10e-1}"#, true),
+        (r#"{"x":2,"big":12345678901234567890123}"#, false),
+        (r#"{"x":1,"big":12345678901234567890124}"#, false),
+    ] {
+        event.data = data.to_owned();
+        let result = app
+            .client
+            .clone()
+            .append(append_request("s", Expect::Any, vec![event.clone()]))
+            .await;
+        match result {
+            Ok(response) => assert!(same && response.into_inner().idempotent_replay, "{data}"),
+            Err(status) => {
+                assert!(!same, "{data}: {status:?}");
+                assert_eq!(status.code(), Code::AlreadyExists, "{data}");
+                assert!(status.message().contains("another payload"), "{data}");
+            }
+        }
+    }
+    assert_eq!(app.event_count().await, 1);
+    app.stop().await;
+}
