@@ -271,7 +271,9 @@ pub struct Metadata {
 }
 
 impl Metadata {
-    /// Parses the raw parts, recording each problem under `field` (e.g. `events[0].metadata`).
+    /// Parses the raw parts, recording each problem under `field` (e.g. `events[0].metadata`):
+    /// an entry's under its key (`events[0].metadata["source"]`), too many entries under
+    /// `events[0].metadata.values`.
     pub fn parse(
         field: &str,
         correlation_id: &str,
@@ -299,13 +301,15 @@ impl Metadata {
             );
         }
         for (key, value) in &values {
+            // The entry at fault, by its key: `events[0].metadata["source"]`.
+            let entry = || format!("{field}[{key:?}]");
             if let Err(e) = check_length(key, limits::MAX_METADATA_KEY_BYTES) {
-                errors.push(format!("{field}.values"), e);
+                errors.push(entry(), e);
             } else if key.chars().any(char::is_control) {
-                errors.push(format!("{field}.values"), ValidationError::BadCharacters);
+                errors.push(entry(), ValidationError::BadCharacters);
             } else if key.starts_with(RESERVED_METADATA_PREFIX) {
                 errors.push(
-                    format!("{field}.values[{key:?}]"),
+                    entry(),
                     ValidationError::Reserved {
                         prefix: RESERVED_METADATA_PREFIX,
                     },
@@ -313,7 +317,7 @@ impl Metadata {
             }
             if value.len() > limits::MAX_METADATA_VALUE_BYTES {
                 errors.push(
-                    format!("{field}.values[{key:?}]"),
+                    entry(),
                     ValidationError::TooLong {
                         len: value.len(),
                         max: limits::MAX_METADATA_VALUE_BYTES,
@@ -321,10 +325,7 @@ impl Metadata {
                 );
             }
             if value.contains('\0') {
-                errors.push(
-                    format!("{field}.values[{key:?}]"),
-                    ValidationError::NulCharacter,
-                );
+                errors.push(entry(), ValidationError::NulCharacter);
             }
         }
         (errors.errors().len() == before).then_some(Self {
@@ -623,7 +624,7 @@ mod tests {
             fields,
             [
                 "events[1].metadata.correlation_id",
-                "events[1].metadata.values"
+                r#"events[1].metadata[""]"#
             ]
         );
     }

@@ -664,3 +664,44 @@ async fn a_retry_compares_numbers_by_value() {
     assert_eq!(app.event_count().await, 1);
     app.stop().await;
 }
+
+/// A metadata problem names the key at fault, not the whole map.
+#[tokio::test]
+async fn metadata_errors_name_the_key() {
+    let app = spawn_app().await;
+    let with_values = |values: &[(&str, String)]| {
+        let mut event = new_event("A", "{}");
+        event.metadata = Some(proto::Metadata {
+            values: values
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+            ..Default::default()
+        });
+        append_request("s", Expect::Any, vec![event])
+    };
+    for (request, field) in [
+        (
+            with_values(&[("", "x".into())]),
+            r#"events[0].metadata[""]"#,
+        ),
+        (
+            with_values(&[("source", "x".repeat(4097))]),
+            r#"events[0].metadata["source"]"#,
+        ),
+        (
+            with_values(&[("a\tb", "x".into())]),
+            r#"events[0].metadata["a\tb"]"#,
+        ),
+        (
+            with_values(&[("diplog.schema", "x".into())]),
+            r#"events[0].metadata["diplog.schema"]"#,
+        ),
+    ] {
+        let status = app.client.clone().append(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{field}: {status:?}");
+        assert_eq!(violated_fields(&status), [field], "{status:?}");
+    }
+    assert_eq!(app.event_count().await, 0);
+    app.stop().await;
+}

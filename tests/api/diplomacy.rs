@@ -828,7 +828,7 @@ async fn a_generic_append_cannot_pose_as_a_diplomatic_event() {
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(
         violated_fields(&status),
-        [r#"events[0].metadata.values["diplog.schema"]"#]
+        [r#"events[0].metadata["diplog.schema"]"#]
     );
 
     // Without the marker it is written, but as a generic event: it registers no actor and is
