@@ -222,13 +222,24 @@ impl fmt::Display for EventId {
     }
 }
 
+/// A UUID in its hyphenated form only (8-4-4-4-12 hexadecimal digits, either case): the
+/// others `Uuid::try_parse` takes (no hyphens, braces, `urn:uuid:`) would read back different
+/// from what the client sent.
 fn parse_uuid(raw: &str) -> Result<Uuid, ValidationError> {
     if raw.is_empty() {
         return Err(ValidationError::Empty);
     }
-    Uuid::try_parse(raw).map_err(|_| ValidationError::NotAUuid {
-        value: raw.chars().take(64).collect(),
-    })
+    let hyphenated = raw.len() == 36
+        && raw
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| matches!(i, 8 | 13 | 18 | 23) == (b == b'-'));
+    hyphenated
+        .then(|| Uuid::try_parse(raw).ok())
+        .flatten()
+        .ok_or_else(|| ValidationError::NotAUuid {
+            value: raw.chars().take(64).collect(),
+        })
 }
 
 /// An event's payload: a JSON text of at most 1 MiB that PostgreSQL's jsonb accepts (see
@@ -543,6 +554,29 @@ mod tests {
         assert_eq!(
             EventType::parse("Call Held"),
             Err(ValidationError::ContainsWhiteSpace)
+        );
+    }
+
+    #[test]
+    fn event_ids_are_taken_only_in_the_hyphenated_form() {
+        let id = "7f1d7c1e-8d0a-4d7e-9a53-3c1e2b7d9f10";
+        for raw in [
+            id.replace('-', ""),
+            format!("{{{id}}}"),
+            format!("urn:uuid:{id}"),
+            format!("{id} "),
+            "7f1d7c1e8-d0a-4d7e-9a53-3c1e2b7d9f10".to_owned(),
+            "7f1d7c1e-8d0a-4d7e-9a53-3c1e2b7d9f1g".to_owned(),
+        ] {
+            assert!(
+                matches!(EventId::parse(&raw), Err(ValidationError::NotAUuid { .. })),
+                "{raw}"
+            );
+        }
+        assert_eq!(
+            EventId::parse(&id.to_uppercase()),
+            EventId::parse(id),
+            "either case, one id"
         );
     }
 

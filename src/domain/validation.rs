@@ -14,7 +14,10 @@ pub enum ValidationError {
     BadCharacters,
     #[error("must not contain white space or control characters")]
     ContainsWhiteSpace,
-    #[error("{value:?} is not a UUID")]
+    #[error(
+        "{value:?} is not a UUID in the hyphenated form: 8-4-4-4-12 hexadecimal digits, lower \
+         or upper case (7f1d7c1e-8d0a-4d7e-9a53-3c1e2b7d9f10)"
+    )]
     NotAUuid { value: String },
     #[error("must not be the nil UUID")]
     NilUuid,

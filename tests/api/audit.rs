@@ -633,3 +633,41 @@ async fn proof_requests_name_the_size_at_fault_and_the_real_head() {
 
     app.stop().await;
 }
+
+/// An inclusion proof by event id takes the id only in its hyphenated 8-4-4-4-12 form.
+#[tokio::test]
+async fn an_inclusion_proof_takes_event_ids_only_in_their_hyphenated_form() {
+    use proto::inclusion_proof_request::Event;
+    use tonic::Code;
+
+    use crate::helpers::violated_fields;
+
+    let app = spawn_app().await;
+    append_numbered(&app, 1).await;
+    settled_head(&app).await;
+    let mut audit_client = client(&app).await;
+    let by_id = |raw: String| proto::InclusionProofRequest {
+        event: Some(Event::EventId(raw)),
+        tree_size: 0,
+    };
+    let id = stored_events(&app).await[0].event_id;
+    for raw in [
+        id.simple().to_string(),
+        id.braced().to_string(),
+        id.urn().to_string(),
+    ] {
+        let status = audit_client
+            .get_inclusion_proof(by_id(raw))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert_eq!(violated_fields(&status), ["event_id"]);
+    }
+    let proof = audit_client
+        .get_inclusion_proof(by_id(id.to_string().to_uppercase()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(proof.position, 1);
+    app.stop().await;
+}
