@@ -114,7 +114,49 @@ fn check_length(raw: &str, max: usize) -> Result<(), ValidationError> {
     Ok(())
 }
 
-/// The name of a stream: 1 to 256 bytes, no control characters, no surrounding white space.
+/// The first Unicode format character (general category Cf: bidirectional overrides and
+/// isolates, zero-width spaces and joiners, the byte order mark, …) in `raw`, if any. They are
+/// invisible, so a name holding one looks like another name.
+fn format_character(raw: &str) -> Option<char> {
+    // Every Cf code point as of Unicode 16.
+    const CF: &[(u32, u32)] = &[
+        (0x00AD, 0x00AD),
+        (0x0600, 0x0605),
+        (0x061C, 0x061C),
+        (0x06DD, 0x06DD),
+        (0x070F, 0x070F),
+        (0x0890, 0x0891),
+        (0x08E2, 0x08E2),
+        (0x180E, 0x180E),
+        (0x200B, 0x200F),
+        (0x202A, 0x202E),
+        (0x2060, 0x2064),
+        (0x2066, 0x206F),
+        (0xFEFF, 0xFEFF),
+        (0xFFF9, 0xFFFB),
+        (0x110BD, 0x110BD),
+        (0x110CD, 0x110CD),
+        (0x13430, 0x1343F),
+        (0x1BCA0, 0x1BCA3),
+        (0x1D173, 0x1D17A),
+        (0xE0001, 0xE0001),
+        (0xE0020, 0xE007F),
+    ];
+    raw.chars().find(|&c| {
+        let c = u32::from(c);
+        CF.iter().any(|&(first, last)| (first..=last).contains(&c))
+    })
+}
+
+fn check_format_characters(raw: &str) -> Result<(), ValidationError> {
+    match format_character(raw) {
+        Some(character) => Err(ValidationError::FormatCharacter { character }),
+        None => Ok(()),
+    }
+}
+
+/// The name of a stream: 1 to 256 bytes, no control characters, no Unicode format characters,
+/// no surrounding white space.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamId(String);
 
@@ -125,6 +167,7 @@ impl StreamId {
         if raw.chars().any(char::is_control) || raw.trim() != raw {
             return Err(ValidationError::BadCharacters);
         }
+        check_format_characters(&raw)?;
         Ok(Self(raw))
     }
 
@@ -152,7 +195,8 @@ impl fmt::Display for StreamId {
     }
 }
 
-/// An event's type name: 1 to 128 bytes without white space or control characters.
+/// An event's type name: 1 to 128 bytes without white space, control characters or Unicode
+/// format characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct EventType(String);
 
@@ -163,6 +207,7 @@ impl EventType {
         if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(ValidationError::ContainsWhiteSpace);
         }
+        check_format_characters(&raw)?;
         Ok(Self(raw))
     }
 
@@ -555,6 +600,38 @@ mod tests {
             EventType::parse("Call Held"),
             Err(ValidationError::ContainsWhiteSpace)
         );
+    }
+
+    #[test]
+    fn names_with_unicode_format_characters_are_rejected() {
+        for c in [
+            '\u{202E}',
+            '\u{2066}',
+            '\u{200B}',
+            '\u{FEFF}',
+            '\u{00AD}',
+            '\u{E0001}',
+        ] {
+            assert_eq!(
+                StreamId::parse(format!("call-{c}1")),
+                Err(ValidationError::FormatCharacter { character: c })
+            );
+            assert_eq!(
+                EventType::parse(format!("Call{c}Held")),
+                Err(ValidationError::FormatCharacter { character: c })
+            );
+        }
+        assert_eq!(
+            ValidationError::FormatCharacter {
+                character: '\u{202E}'
+            }
+            .to_string(),
+            "contains U+202E, an invisible Unicode format character (such as a bidirectional \
+             override or a zero-width space), which is not allowed"
+        );
+        // Visible letters and marks of any script are fine.
+        assert!(StreamId::parse("مكالمة-٢٠٢٥").is_ok());
+        assert!(EventType::parse("Überprüfung").is_ok());
     }
 
     #[test]

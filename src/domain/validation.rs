@@ -15,6 +15,12 @@ pub enum ValidationError {
     #[error("must not contain white space or control characters")]
     ContainsWhiteSpace,
     #[error(
+        "contains U+{:04X}, an invisible Unicode format character (such as a bidirectional \
+         override or a zero-width space), which is not allowed",
+        u32::from(*.character)
+    )]
+    FormatCharacter { character: char },
+    #[error(
         "{value:?} is not a UUID in the hyphenated form: 8-4-4-4-12 hexadecimal digits, lower \
          or upper case (7f1d7c1e-8d0a-4d7e-9a53-3c1e2b7d9f10)"
     )]

@@ -705,3 +705,83 @@ async fn metadata_errors_name_the_key() {
     assert_eq!(app.event_count().await, 0);
     app.stop().await;
 }
+
+/// Event ids only in the hyphenated 8-4-4-4-12 form; stream ids and event types without
+/// Unicode format characters (bidirectional overrides, zero-width characters).
+#[tokio::test]
+async fn ids_in_other_forms_and_names_with_format_characters_are_refused() {
+    let app = spawn_app().await;
+    let id = "7f1d7c1e-8d0a-4d7e-9a53-3c1e2b7d9f10";
+    let with_id = |raw: String| {
+        let mut event = new_event("A", "{}");
+        event.id = raw;
+        append_request("s", Expect::Any, vec![event])
+    };
+    let with_type = |raw: &str| append_request("s", Expect::Any, vec![new_event(raw, "{}")]);
+    let in_stream = |raw: &str| append_request(raw, Expect::Any, vec![new_event("A", "{}")]);
+    let mut cases = vec![
+        (with_id(id.replace('-', "")), "events[0].id"),
+        (with_id(format!("{{{id}}}")), "events[0].id"),
+        (with_id(format!("urn:uuid:{id}")), "events[0].id"),
+    ];
+    for c in [
+        '\u{202A}',
+        '\u{202E}',
+        '\u{2066}',
+        '\u{2069}',
+        '\u{200B}',
+        '\u{200F}',
+        '\u{2060}',
+        '\u{FEFF}',
+        '\u{00AD}',
+        '\u{061C}',
+        '\u{E0001}',
+    ] {
+        cases.push((in_stream(&format!("call{c}1")), "stream_id"));
+        cases.push((with_type(&format!("Call{c}Held")), "events[0].type"));
+    }
+    for (request, field) in cases {
+        let status = app
+            .client
+            .clone()
+            .append(request.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            status.code(),
+            Code::InvalidArgument,
+            "{request:?}: {status:?}"
+        );
+        assert_eq!(violated_fields(&status), [field], "{status:?}");
+    }
+    let status = app
+        .client
+        .clone()
+        .append(with_id(format!("urn:uuid:{id}")))
+        .await
+        .unwrap_err();
+    assert!(
+        status.message().contains("8-4-4-4-12"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(app.event_count().await, 0);
+
+    // Upper case is the same id: a retry in it is the same append.
+    let first = app
+        .client
+        .clone()
+        .append(with_id(id.to_owned()))
+        .await
+        .unwrap();
+    let retry = app
+        .client
+        .clone()
+        .append(with_id(id.to_uppercase()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(retry.idempotent_replay);
+    assert_eq!(retry.positions, first.into_inner().positions);
+    app.stop().await;
+}
