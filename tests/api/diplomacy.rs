@@ -896,3 +896,67 @@ async fn a_record_that_repeats_an_event_id_is_refused_at_the_repeat() {
     assert_eq!(app.event_count().await, before);
     app.stop().await;
 }
+
+/// Event ids in other forms than the hyphenated one are refused wherever they come in; and
+/// `kinds` is held to 64 entries, as `ReadAll`'s type filter is.
+#[tokio::test]
+async fn event_ids_in_other_forms_and_too_many_kinds_are_refused() {
+    let app = spawn_app().await;
+    let mut client = diplomacy(&app).await;
+    let id = uuid::Uuid::now_v7();
+    for raw in [
+        id.simple().to_string(),
+        id.braced().to_string(),
+        id.urn().to_string(),
+    ] {
+        let status = client
+            .get_event(proto::GetEventRequest {
+                event_id: raw.clone(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{raw}: {status:?}");
+        assert_eq!(violated_fields(&status), ["event_id"]);
+
+        let mut retraction = event(json!({"event_retracted": {"event": id.to_string()}}));
+        retraction.id = raw.clone();
+        let status = client
+            .record(record("occurrence-ids", vec![retraction]))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{raw}: {status:?}");
+        assert_eq!(violated_fields(&status), ["events[0].id"]);
+
+        let retraction = event(json!({"event_retracted": {"event": raw}}));
+        let status = client
+            .record(record("occurrence-ids", vec![retraction]))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert_eq!(
+            violated_fields(&status),
+            ["events[0].event_retracted.event"]
+        );
+    }
+
+    let status = client
+        .read_events(proto::ReadEventsRequest {
+            kinds: vec!["CallHeld".to_owned(); 65],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(violated_fields(&status), ["kinds"]);
+    assert!(
+        client
+            .read_events(proto::ReadEventsRequest {
+                kinds: vec!["CallHeld".to_owned(); 64],
+                ..Default::default()
+            })
+            .await
+            .is_ok()
+    );
+    assert_eq!(app.event_count().await, 0);
+    app.stop().await;
+}
