@@ -766,6 +766,64 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 4000,
+            failure_persistence: None,
+            ..Default::default()
+        })]
+
+        /// On JSON's grammar the check agrees with serde_json: what it refuses as invalid JSON
+        /// serde_json refuses, and what it refuses for jsonb's sake (numbers, escapes, depth)
+        /// serde_json accepts as JSON.
+        #[test]
+        fn the_grammar_is_json_s(text in "[\\[\\]{}\",:0-9.eE+ \t\nabtrufnls\\\\-]{0,32}") {
+            let ours = check(&text);
+            let theirs = serde_json::from_str::<serde::de::IgnoredAny>(&text);
+            match ours {
+                Err(ValidationError::InvalidJson { .. }) => {
+                    proptest::prop_assert!(theirs.is_err(), "{text:?}: serde_json accepts it")
+                }
+                _ => proptest::prop_assert!(theirs.is_ok(), "{text:?}: {:?}, serde_json {theirs:?}", ours),
+            }
+        }
+
+        /// Any JSON value, written compactly or pretty, passes the check, and both texts
+        /// are the same value; its canonical form is JSON for the same value again.
+        #[test]
+        fn a_value_is_the_same_however_written(value in json_value()) {
+            let compact = value.to_string();
+            let pretty = serde_json::to_string_pretty(&value).expect("serializes");
+            proptest::prop_assert_eq!(check(&compact), Ok(()));
+            proptest::prop_assert_eq!(check(&pretty), Ok(()));
+            proptest::prop_assert!(same_value(&compact, &pretty));
+            let form = canonical(&compact).expect("valid JSON");
+            proptest::prop_assert_eq!(check(&form), Ok(()));
+            proptest::prop_assert_eq!(canonical(&form).ok(), Some(form));
+        }
+    }
+
+    fn json_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+        use proptest::prelude::*;
+        use serde_json::Value;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            "\\PC{0,8}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(6, 64, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map("\\PC{0,6}", inner, 0..6)
+                    .prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
     #[test]
     fn the_canonical_form_is_the_value() {
         let same = [
