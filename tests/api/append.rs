@@ -785,3 +785,54 @@ async fn ids_in_other_forms_and_names_with_format_characters_are_refused() {
     assert_eq!(retry.positions, first.into_inner().positions);
     app.stop().await;
 }
+
+/// Events that do not record their append (written before the log recorded it, or restored
+/// from an export: `append_events` is null) keep the earlier rule: a retry needs every id
+/// written with the same content, in the same stream.
+#[tokio::test]
+async fn a_retry_of_events_without_a_recorded_append_needs_only_the_same_content() {
+    let app = spawn_app().await;
+    let (a, b) = (new_event("A", "{}"), new_event("B", "{}"));
+    for (position, event) in [(1_i64, &a), (2, &b)] {
+        sqlx::query(
+            "insert into events (position, event_id, stream_id, stream_version, event_type, \
+                 data, data_text, recorded_at, appended_by) \
+             values ($1, $2::uuid, 's', $1, $3, '{}', '{}', now(), 'restored')",
+        )
+        .bind(position)
+        .bind(&event.id)
+        .bind(&event.r#type)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query("insert into streams values ('s', 2, now(), now())")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    sqlx::query("update log_head set position = 2, last_recorded_at = now()")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    let retry = app
+        .client
+        .clone()
+        .append(append_request("s", Expect::Any, vec![b.clone()]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(retry.idempotent_replay);
+    assert_eq!(retry.positions, [2]);
+    let mut changed = b;
+    changed.data = r#"{"x":1}"#.into();
+    let status = app
+        .client
+        .clone()
+        .append(append_request("s", Expect::Any, vec![changed]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::AlreadyExists);
+    assert_eq!(app.event_count().await, 2);
+    app.stop().await;
+}
