@@ -960,3 +960,28 @@ async fn event_ids_in_other_forms_and_too_many_kinds_are_refused() {
     assert_eq!(app.event_count().await, 0);
     app.stop().await;
 }
+
+/// A record's payload is made by the server from typed fields, so of what jsonb refuses only
+/// U+0000 in a string can reach it (protobuf strings are UTF-8, so no half surrogate pairs;
+/// numbers are small integers; the nesting is the schema's): it is refused naming the event.
+#[tokio::test]
+async fn a_record_with_u0000_in_a_string_is_invalid_argument_naming_the_event() {
+    let app = spawn_app().await;
+    import_founding(&app).await;
+    let before = app.event_count().await;
+    let mut call = call_on(
+        "2025-02-16",
+        json!([{"actor": "sergey-lavrov"}, {"actor": "marco-rubio"}]),
+    );
+    call["sources"][0]["quotes"][0]["text"] = json!("Состоялся\u{0}разговор");
+    let status = diplomacy(&app)
+        .await
+        .record(record(CALL_STREAM, vec![event(call)]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(violated_fields(&status), ["events[0]"]);
+    assert!(status.message().contains("U+0000"), "{}", status.message());
+    assert_eq!(app.event_count().await, before);
+    app.stop().await;
+}
