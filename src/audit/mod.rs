@@ -25,8 +25,18 @@ pub struct Auditor {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProofError {
-    #[error("tree size {size} is past the current tree head {head}")]
-    PastHead { size: u64, head: u64 },
+    /// `field` names the request's size at fault (`tree_size`, `old_size`, `new_size`).
+    #[error("{field} {size} is past the current tree head {head}")]
+    PastHead {
+        field: &'static str,
+        size: u64,
+        head: u64,
+    },
+    #[error(
+        "old_size {old_size} is greater than new_size {new_size}: a consistency proof goes \
+         from a tree to a larger one"
+    )]
+    OldAfterNew { old_size: u64, new_size: u64 },
     #[error("position {position} is not in a tree of size {size}")]
     NotInTree { position: u64, size: u64 },
     #[error("no event has id {0}")]
@@ -82,10 +92,20 @@ impl Auditor {
 
     /// The tree head of an earlier size (or the current one for `None`), signed now.
     pub async fn signed_head_at(&self, size: Option<u64>) -> Result<SignedTreeHead, ProofError> {
+        self.head_at("tree_size", size).await
+    }
+
+    /// `signed_head_at`, naming the size as `field` if it is past the head.
+    async fn head_at(
+        &self,
+        field: &'static str,
+        size: Option<u64>,
+    ) -> Result<SignedTreeHead, ProofError> {
         let current = tree::head(&self.pool).await?;
         let size = size.unwrap_or(current.size());
         if size > current.size() {
             return Err(ProofError::PastHead {
+                field,
                 size,
                 head: current.size(),
             });
@@ -151,9 +171,16 @@ impl Auditor {
         old_size: u64,
         new_size: Option<u64>,
     ) -> Result<ConsistencyProof, ProofError> {
-        let new = self.signed_head_at(new_size).await?;
+        if let Some(new_size) = new_size
+            && old_size > new_size
+        {
+            return Err(ProofError::OldAfterNew { old_size, new_size });
+        }
+        let new = self.head_at("new_size", new_size).await?;
         if old_size > new.head.size {
+            // Only when new_size is the current head's.
             return Err(ProofError::PastHead {
+                field: "old_size",
                 size: old_size,
                 head: new.head.size,
             });

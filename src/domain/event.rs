@@ -114,7 +114,49 @@ fn check_length(raw: &str, max: usize) -> Result<(), ValidationError> {
     Ok(())
 }
 
-/// The name of a stream: 1 to 256 bytes, no control characters, no surrounding white space.
+/// The first Unicode format character (general category Cf: bidirectional overrides and
+/// isolates, zero-width spaces and joiners, the byte order mark, …) in `raw`, if any. They are
+/// invisible, so a name holding one looks like another name.
+fn format_character(raw: &str) -> Option<char> {
+    // Every Cf code point as of Unicode 16.
+    const CF: &[(u32, u32)] = &[
+        (0x00AD, 0x00AD),
+        (0x0600, 0x0605),
+        (0x061C, 0x061C),
+        (0x06DD, 0x06DD),
+        (0x070F, 0x070F),
+        (0x0890, 0x0891),
+        (0x08E2, 0x08E2),
+        (0x180E, 0x180E),
+        (0x200B, 0x200F),
+        (0x202A, 0x202E),
+        (0x2060, 0x2064),
+        (0x2066, 0x206F),
+        (0xFEFF, 0xFEFF),
+        (0xFFF9, 0xFFFB),
+        (0x110BD, 0x110BD),
+        (0x110CD, 0x110CD),
+        (0x13430, 0x1343F),
+        (0x1BCA0, 0x1BCA3),
+        (0x1D173, 0x1D17A),
+        (0xE0001, 0xE0001),
+        (0xE0020, 0xE007F),
+    ];
+    raw.chars().find(|&c| {
+        let c = u32::from(c);
+        CF.iter().any(|&(first, last)| (first..=last).contains(&c))
+    })
+}
+
+fn check_format_characters(raw: &str) -> Result<(), ValidationError> {
+    match format_character(raw) {
+        Some(character) => Err(ValidationError::FormatCharacter { character }),
+        None => Ok(()),
+    }
+}
+
+/// The name of a stream: 1 to 256 bytes, no control characters, no Unicode format characters,
+/// no surrounding white space.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamId(String);
 
@@ -125,6 +167,7 @@ impl StreamId {
         if raw.chars().any(char::is_control) || raw.trim() != raw {
             return Err(ValidationError::BadCharacters);
         }
+        check_format_characters(&raw)?;
         Ok(Self(raw))
     }
 
@@ -152,7 +195,8 @@ impl fmt::Display for StreamId {
     }
 }
 
-/// An event's type name: 1 to 128 bytes without white space or control characters.
+/// An event's type name: 1 to 128 bytes without white space, control characters or Unicode
+/// format characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct EventType(String);
 
@@ -163,6 +207,7 @@ impl EventType {
         if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(ValidationError::ContainsWhiteSpace);
         }
+        check_format_characters(&raw)?;
         Ok(Self(raw))
     }
 
@@ -222,17 +267,29 @@ impl fmt::Display for EventId {
     }
 }
 
+/// A UUID in its hyphenated form only (8-4-4-4-12 hexadecimal digits, either case): the
+/// others `Uuid::try_parse` takes (no hyphens, braces, `urn:uuid:`) would read back different
+/// from what the client sent.
 fn parse_uuid(raw: &str) -> Result<Uuid, ValidationError> {
     if raw.is_empty() {
         return Err(ValidationError::Empty);
     }
-    Uuid::try_parse(raw).map_err(|_| ValidationError::NotAUuid {
-        value: raw.chars().take(64).collect(),
-    })
+    let hyphenated = raw.len() == 36
+        && raw
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| matches!(i, 8 | 13 | 18 | 23) == (b == b'-'));
+    hyphenated
+        .then(|| Uuid::try_parse(raw).ok())
+        .flatten()
+        .ok_or_else(|| ValidationError::NotAUuid {
+            value: raw.chars().take(64).collect(),
+        })
 }
 
-/// An event's payload: a JSON text of at most 1 MiB that PostgreSQL's jsonb accepts, kept
-/// byte for byte as the client sent it.
+/// An event's payload: a JSON text of at most 1 MiB that PostgreSQL's jsonb accepts (see
+/// [`super::json`]: no `\u0000`, no half surrogate pairs, numbers in numeric's range, at most
+/// 100 levels deep), kept byte for byte as the client sent it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Payload(String);
 
@@ -248,39 +305,12 @@ impl Payload {
         if raw.trim().is_empty() {
             return Err(ValidationError::Empty);
         }
-        // Only texts that spell a \u0000 escape can hold U+0000 (a raw NUL is invalid JSON),
-        // so the full walk is needed only for them.
-        if raw.contains("\\u0000") {
-            let value: serde_json::Value =
-                serde_json::from_str(&raw).map_err(|e| ValidationError::InvalidJson {
-                    reason: e.to_string(),
-                })?;
-            if contains_nul(&value) {
-                return Err(ValidationError::NulCharacter);
-            }
-        } else {
-            serde_json::from_str::<serde::de::IgnoredAny>(&raw).map_err(|e| {
-                ValidationError::InvalidJson {
-                    reason: e.to_string(),
-                }
-            })?;
-        }
+        super::json::check(&raw)?;
         Ok(Self(raw))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-}
-
-fn contains_nul(value: &serde_json::Value) -> bool {
-    match value {
-        serde_json::Value::String(s) => s.contains('\0'),
-        serde_json::Value::Array(items) => items.iter().any(contains_nul),
-        serde_json::Value::Object(map) => map
-            .iter()
-            .any(|(key, value)| key.contains('\0') || contains_nul(value)),
-        _ => false,
     }
 }
 
@@ -297,7 +327,9 @@ pub struct Metadata {
 }
 
 impl Metadata {
-    /// Parses the raw parts, recording each problem under `field` (e.g. `events[0].metadata`).
+    /// Parses the raw parts, recording each problem under `field` (e.g. `events[0].metadata`):
+    /// an entry's under its key (`events[0].metadata["source"]`), too many entries under
+    /// `events[0].metadata.values`.
     pub fn parse(
         field: &str,
         correlation_id: &str,
@@ -325,13 +357,15 @@ impl Metadata {
             );
         }
         for (key, value) in &values {
+            // The entry at fault, by its key: `events[0].metadata["source"]`.
+            let entry = || format!("{field}[{key:?}]");
             if let Err(e) = check_length(key, limits::MAX_METADATA_KEY_BYTES) {
-                errors.push(format!("{field}.values"), e);
+                errors.push(entry(), e);
             } else if key.chars().any(char::is_control) {
-                errors.push(format!("{field}.values"), ValidationError::BadCharacters);
+                errors.push(entry(), ValidationError::BadCharacters);
             } else if key.starts_with(RESERVED_METADATA_PREFIX) {
                 errors.push(
-                    format!("{field}.values[{key:?}]"),
+                    entry(),
                     ValidationError::Reserved {
                         prefix: RESERVED_METADATA_PREFIX,
                     },
@@ -339,7 +373,7 @@ impl Metadata {
             }
             if value.len() > limits::MAX_METADATA_VALUE_BYTES {
                 errors.push(
-                    format!("{field}.values[{key:?}]"),
+                    entry(),
                     ValidationError::TooLong {
                         len: value.len(),
                         max: limits::MAX_METADATA_VALUE_BYTES,
@@ -347,10 +381,7 @@ impl Metadata {
                 );
             }
             if value.contains('\0') {
-                errors.push(
-                    format!("{field}.values[{key:?}]"),
-                    ValidationError::NulCharacter,
-                );
+                errors.push(entry(), ValidationError::NulCharacter);
             }
         }
         (errors.errors().len() == before).then_some(Self {
@@ -572,6 +603,61 @@ mod tests {
     }
 
     #[test]
+    fn names_with_unicode_format_characters_are_rejected() {
+        for c in [
+            '\u{202E}',
+            '\u{2066}',
+            '\u{200B}',
+            '\u{FEFF}',
+            '\u{00AD}',
+            '\u{E0001}',
+        ] {
+            assert_eq!(
+                StreamId::parse(format!("call-{c}1")),
+                Err(ValidationError::FormatCharacter { character: c })
+            );
+            assert_eq!(
+                EventType::parse(format!("Call{c}Held")),
+                Err(ValidationError::FormatCharacter { character: c })
+            );
+        }
+        assert_eq!(
+            ValidationError::FormatCharacter {
+                character: '\u{202E}'
+            }
+            .to_string(),
+            "contains U+202E, an invisible Unicode format character (such as a bidirectional \
+             override or a zero-width space), which is not allowed"
+        );
+        // Visible letters and marks of any script are fine.
+        assert!(StreamId::parse("مكالمة-٢٠٢٥").is_ok());
+        assert!(EventType::parse("Überprüfung").is_ok());
+    }
+
+    #[test]
+    fn event_ids_are_taken_only_in_the_hyphenated_form() {
+        let id = "7f1d7c1e-8d0a-4d7e-9a53-3c1e2b7d9f10";
+        for raw in [
+            id.replace('-', ""),
+            format!("{{{id}}}"),
+            format!("urn:uuid:{id}"),
+            format!("{id} "),
+            "7f1d7c1e8-d0a-4d7e-9a53-3c1e2b7d9f10".to_owned(),
+            "7f1d7c1e-8d0a-4d7e-9a53-3c1e2b7d9f1g".to_owned(),
+        ] {
+            assert!(
+                matches!(EventId::parse(&raw), Err(ValidationError::NotAUuid { .. })),
+                "{raw}"
+            );
+        }
+        assert_eq!(
+            EventId::parse(&id.to_uppercase()),
+            EventId::parse(id),
+            "either case, one id"
+        );
+    }
+
+    #[test]
     fn a_malformed_or_nil_event_id_is_rejected() {
         assert!(matches!(
             EventId::parse("not-a-uuid"),
@@ -649,7 +735,7 @@ mod tests {
             fields,
             [
                 "events[1].metadata.correlation_id",
-                "events[1].metadata.values"
+                r#"events[1].metadata[""]"#
             ]
         );
     }

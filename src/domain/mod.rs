@@ -6,6 +6,7 @@ pub mod audit_head;
 pub mod canonical;
 pub mod diplomacy;
 mod event;
+pub mod json;
 mod subscription;
 mod validation;
 

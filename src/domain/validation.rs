@@ -14,7 +14,16 @@ pub enum ValidationError {
     BadCharacters,
     #[error("must not contain white space or control characters")]
     ContainsWhiteSpace,
-    #[error("{value:?} is not a UUID")]
+    #[error(
+        "contains U+{:04X}, an invisible Unicode format character (such as a bidirectional \
+         override or a zero-width space), which is not allowed",
+        u32::from(*.character)
+    )]
+    FormatCharacter { character: char },
+    #[error(
+        "{value:?} is not a UUID in the hyphenated form: 8-4-4-4-12 hexadecimal digits, lower \
+         or upper case (7f1d7c1e-8d0a-4d7e-9a53-3c1e2b7d9f10)"
+    )]
     NotAUuid { value: String },
     #[error("must not be the nil UUID")]
     NilUuid,
@@ -22,6 +31,19 @@ pub enum ValidationError {
     InvalidJson { reason: String },
     #[error("contains the character U+0000, which PostgreSQL cannot store in JSON")]
     NulCharacter,
+    #[error("nests arrays and objects more than {max} levels deep, the limit")]
+    JsonTooDeep { max: usize },
+    #[error(
+        "has the escape {escape} at line {line} column {column}, half of a UTF-16 surrogate \
+         pair without the other half, which PostgreSQL's jsonb cannot store"
+    )]
+    LoneSurrogate {
+        escape: String,
+        line: usize,
+        column: usize,
+    },
+    #[error("has the number {number}, which PostgreSQL's numeric cannot store: {reason}")]
+    NumberOutOfRange { number: String, reason: String },
     #[error("must not be negative (got {value})")]
     Negative { value: i64 },
     #[error("has {count} entries; the limit is {max}")]

@@ -35,9 +35,13 @@ fn invalid(field: &str, message: String) -> Status {
 impl From<ProofError> for Status {
     fn from(error: ProofError) -> Self {
         match &error {
-            ProofError::PastHead { .. } | ProofError::NotInTree { .. } => {
-                Status::out_of_range(error.to_string())
-            }
+            ProofError::PastHead { field, .. } => Status::with_error_details(
+                Code::OutOfRange,
+                error.to_string(),
+                ErrorDetails::with_bad_request_violation(*field, error.to_string()),
+            ),
+            ProofError::OldAfterNew { .. } => invalid("old_size", error.to_string()),
+            ProofError::NotInTree { .. } => Status::out_of_range(error.to_string()),
             ProofError::UnknownEvent(_) => Status::not_found(error.to_string()),
             ProofError::Tree(crate::audit::tree::TreeError::Database(db))
                 if crate::store::is_unavailable(db) =>

@@ -10,7 +10,9 @@ use super::{bridge, stream_slot};
 use crate::auth::access::principal;
 use crate::domain::diplomacy::{ActorId, DiplomaticEvent, EventKind};
 use crate::domain::limits::AppendLimits;
-use crate::domain::{EventId, StreamId, ValidationError, ValidationErrors, check_distinct_ids};
+use crate::domain::{
+    EventId, StreamId, ValidationError, ValidationErrors, check_distinct_ids, limits,
+};
 use crate::proto::{self, diplomacy_server::Diplomacy};
 use crate::recorder::{Record, Recorder, is_diplomatic, metadata_time};
 use crate::store::{EventFilter, EventStore, RecordedEvent};
@@ -156,7 +158,18 @@ fn parse_filter(request: proto::ReadEventsRequest) -> Result<EventFilter, Valida
             StreamId::parse_prefix(&request.stream_prefix),
         )
         .flatten();
-    for (index, kind) in request.kinds.iter().enumerate() {
+    // At most as many as ReadAll's event types; only those are checked one by one.
+    if request.kinds.len() > limits::MAX_TYPE_FILTERS {
+        errors.push(
+            "kinds",
+            ValidationError::TooMany {
+                count: request.kinds.len(),
+                max: limits::MAX_TYPE_FILTERS,
+            },
+        );
+    }
+    let checked = request.kinds.iter().take(limits::MAX_TYPE_FILTERS);
+    for (index, kind) in checked.enumerate() {
         if !EventKind::NAMES.contains(&kind.as_str()) {
             errors.push(
                 format!("kinds[{index}]"),

@@ -131,6 +131,19 @@ impl From<AppendError> for Status {
                         .join(","),
                 )]),
             ),
+            AppendError::NotOneAppend { event_ids } => error_info(
+                Code::AlreadyExists,
+                message,
+                "PARTIAL_RETRY",
+                HashMap::from([(
+                    "written_event_ids".to_owned(),
+                    event_ids
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                )]),
+            ),
             AppendError::Unavailable(_) | AppendError::ShuttingDown => Status::unavailable(message),
             AppendError::Database(_) => internal(&error),
         }

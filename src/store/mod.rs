@@ -72,6 +72,11 @@ pub enum AppendError {
         written: Vec<Uuid>,
         unwritten: Vec<Uuid>,
     },
+    #[error(
+        "events {event_ids:?} were already written, but not as one append of exactly these \
+         events in this order: a retry must repeat one earlier append exactly"
+    )]
+    NotOneAppend { event_ids: Vec<Uuid> },
     #[error("the database is unavailable: {0}")]
     Unavailable(#[source] Arc<sqlx::Error>),
     #[error("the server is shutting down")]

@@ -58,7 +58,6 @@ macro_rules! select_events {
         )
     };
 }
-pub(super) use select_events;
 
 /// The last committed position (0 for an empty log).
 pub async fn head<'e>(executor: impl PgExecutor<'e>) -> Result<u64, sqlx::Error> {

@@ -36,7 +36,7 @@ use tracing::{debug, error, warn};
 use uuid::Uuid;
 
 use super::{AppendError, AppendOutcome, RecordedEvent};
-use crate::domain::{AppendBatch, ExpectedVersion, NewEvent};
+use crate::domain::{AppendBatch, ExpectedVersion, NewEvent, json};
 
 pub(super) struct AppendCommand {
     pub batch: AppendBatch,
@@ -319,11 +319,21 @@ struct WrittenEvent {
     correlation_id: Option<Uuid>,
     causation_id: Option<Uuid>,
     metadata: std::collections::BTreeMap<String, String>,
+    /// On an append's first event, how many events the append wrote; 0 on its other events;
+    /// `None` where the log does not know (events written before it recorded this, or
+    /// restored from an export).
+    append_events: Option<i32>,
 }
 
 impl WrittenEvent {
-    fn from_recorded(event: RecordedEvent) -> Self {
+    fn from_row(
+        WrittenRow {
+            event,
+            append_events,
+        }: WrittenRow,
+    ) -> Self {
         Self {
+            append_events,
             position: event.position,
             stream_id: event.stream_id,
             stream_version: event.stream_version,
@@ -336,16 +346,14 @@ impl WrittenEvent {
     }
 
     /// Why `event` (appended to `stream_id`) is not the event written before, if it is not.
-    /// Payloads compare as JSON values, so a retry that re-serializes its JSON still matches.
+    /// Payloads compare as JSON values, as jsonb compares them (numbers by value: `1` and
+    /// `1.0` are equal), so a retry that re-serializes its JSON still matches.
     fn difference(&self, stream_id: &str, event: &NewEvent) -> Option<&'static str> {
         if self.stream_id != stream_id {
             Some("another stream")
         } else if self.event_type != event.event_type.as_str() {
             Some("another type")
-        } else if self.data_text != event.data.as_str()
-            && serde_json::from_str::<serde_json::Value>(&self.data_text).ok()
-                != serde_json::from_str::<serde_json::Value>(event.data.as_str()).ok()
-        {
+        } else if !json::same_value(&self.data_text, event.data.as_str()) {
             Some("another payload")
         } else if self.correlation_id != event.metadata.correlation_id
             || self.causation_id != event.metadata.causation_id
@@ -372,6 +380,8 @@ struct NewRows<'a> {
     causation_ids: Vec<Option<Uuid>>,
     metadata: Vec<Cow<'a, str>>,
     appended_by: Vec<&'a str>,
+    /// See `WrittenEvent::append_events` (the careful path's insert only).
+    append_events: Vec<i32>,
 }
 
 impl<'a> NewRows<'a> {
@@ -581,18 +591,29 @@ struct LockedHead {
     written_event_ids: Vec<Uuid>,
 }
 
+/// A written event and the extent of the append that wrote it.
+#[derive(sqlx::FromRow)]
+struct WrittenRow {
+    #[sqlx(flatten)]
+    event: RecordedEvent,
+    append_events: Option<i32>,
+}
+
 async fn written_events(
     tx: &mut Transaction<'_, Postgres>,
     event_ids: &[Uuid],
 ) -> Result<HashMap<Uuid, WrittenEvent>, sqlx::Error> {
-    let rows: Vec<RecordedEvent> =
-        sqlx::query_as(super::read::select_events!("where event_id = any($1)"))
-            .bind(event_ids)
-            .fetch_all(&mut **tx)
-            .await?;
+    let rows: Vec<WrittenRow> = sqlx::query_as(
+        "select position, stream_id, stream_version, event_id, event_type, data_text, \
+             correlation_id, causation_id, metadata, recorded_at, appended_by, append_events \
+         from events where event_id = any($1)",
+    )
+    .bind(event_ids)
+    .fetch_all(&mut **tx)
+    .await?;
     Ok(rows
         .into_iter()
-        .map(|row| (row.event_id, WrittenEvent::from_recorded(row)))
+        .map(|row| (row.event.event_id, WrittenEvent::from_row(row)))
         .collect())
 }
 
@@ -627,6 +648,11 @@ fn plan_append(
             });
         }
         let earlier: Vec<&WrittenEvent> = seen.iter().map(|e| &written[&e.id.as_uuid()]).collect();
+        if !repeats_one_append(&earlier) {
+            return Err(AppendError::NotOneAppend {
+                event_ids: seen.iter().map(|e| e.id.as_uuid()).collect(),
+            });
+        }
         return Ok(AppendOutcome {
             stream_version: earlier.iter().map(|e| e.stream_version).max().unwrap_or(0) as u64,
             positions: earlier.iter().map(|e| e.position as u64).collect(),
@@ -653,6 +679,24 @@ fn plan_append(
     })
 }
 
+/// Whether `earlier` (the events a retry repeats, in its order) are exactly the events of one
+/// earlier append, in that append's order: consecutive positions from an append's first event,
+/// as many as it wrote. Where the log does not know an event's append (`append_events` is
+/// `None`), every id written with the same content has to do.
+fn repeats_one_append(earlier: &[&WrittenEvent]) -> bool {
+    let Some(first) = earlier.first() else {
+        return false;
+    };
+    if earlier.iter().any(|event| event.append_events.is_none()) {
+        return true;
+    }
+    first.append_events == Some(earlier.len() as i32)
+        && earlier
+            .iter()
+            .zip(first.position..)
+            .all(|(event, position)| event.position == position)
+}
+
 fn add_rows<'a>(
     command: &'a AppendCommand,
     outcome: &AppendOutcome,
@@ -661,17 +705,21 @@ fn add_rows<'a>(
 ) {
     let stream_id = command.batch.stream_id().as_str();
     let first_version = outcome.stream_version as i64 - outcome.positions.len() as i64 + 1;
-    for ((event, &position), version) in command
+    let count = outcome.positions.len() as i32;
+    for (index, ((event, &position), version)) in command
         .batch
         .events()
         .iter()
         .zip(&outcome.positions)
         .zip(first_version..)
+        .enumerate()
     {
         let position = position as i64;
+        let append_events = if index == 0 { count } else { 0 };
         rows.positions.push(position);
         rows.stream_ids.push(stream_id);
         rows.stream_versions.push(version);
+        rows.append_events.push(append_events);
         rows.push_event(command, event);
         // A later append in the same group that repeats these ids is a retry of this one.
         written.insert(
@@ -685,6 +733,7 @@ fn add_rows<'a>(
                 correlation_id: event.metadata.correlation_id,
                 causation_id: event.metadata.causation_id,
                 metadata: event.metadata.values.clone(),
+                append_events: Some(append_events),
             },
         );
     }
@@ -707,11 +756,12 @@ async fn insert_rows(
         "with new_events as ( \
              insert into events (event_id, event_type, data, data_text, correlation_id, \
                  causation_id, metadata, appended_by, position, stream_id, stream_version, \
-                 recorded_at) \
-             select id, t, d::jsonb, d, c, ca, m::jsonb, a, p, s, v, $11 \
+                 recorded_at, append_events) \
+             select id, t, d::jsonb, d, c, ca, m::jsonb, a, p, s, v, $11, n \
              from unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::uuid[], \
-                 $6::text[], $7::text[], $8::bigint[], $9::text[], $10::bigint[]) \
-                 as u(id, t, d, c, ca, m, a, p, s, v) \
+                 $6::text[], $7::text[], $8::bigint[], $9::text[], $10::bigint[], \
+                 $15::integer[]) \
+                 as u(id, t, d, c, ca, m, a, p, s, v, n) \
          ), stream_versions as ( \
              insert into streams (stream_id, version, created_at, updated_at) \
              select s, v, $11, $11 from unnest($12::text[], $13::bigint[]) as u(s, v) \
@@ -727,6 +777,7 @@ async fn insert_rows(
     .bind(&stream_ids)
     .bind(&versions)
     .bind(head)
+    .bind(&rows.append_events)
     .execute(&mut **tx)
     .await?;
     Ok(())

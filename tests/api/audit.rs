@@ -598,3 +598,100 @@ async fn verify_without_a_data_directory_refuses_and_creates_nothing() {
         "a cluster was created"
     );
 }
+
+/// A consistency proof names the size at fault: an old size over the new one is
+/// INVALID_ARGUMENT naming `old_size`; a size past the head is OUT_OF_RANGE naming its field
+/// and the real head.
+#[tokio::test]
+async fn proof_requests_name_the_size_at_fault_and_the_real_head() {
+    use tonic::Code;
+
+    use crate::helpers::violated_fields;
+
+    let app = spawn_app().await;
+    append_numbered(&app, 3).await;
+    settled_head(&app).await;
+    let mut audit_client = client(&app).await;
+    let consistency = |old_size, new_size| proto::ConsistencyProofRequest { old_size, new_size };
+
+    let status = audit_client
+        .get_consistency_proof(consistency(3, 2))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(violated_fields(&status), ["old_size"]);
+    assert!(
+        status.message().contains("new_size 2"),
+        "{}",
+        status.message()
+    );
+
+    for (request, field) in [
+        (consistency(4, 0), "old_size"),
+        (consistency(1, 5), "new_size"),
+    ] {
+        let status = audit_client
+            .get_consistency_proof(request)
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+        assert_eq!(violated_fields(&status), [field], "{status:?}");
+        assert!(
+            status.message().contains("current tree head 3"),
+            "{}",
+            status.message()
+        );
+    }
+    let status = audit_client
+        .get_tree_head(proto::GetTreeHeadRequest { tree_size: 9 })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange, "{status:?}");
+    assert_eq!(violated_fields(&status), ["tree_size"], "{status:?}");
+    assert!(
+        audit_client
+            .get_consistency_proof(consistency(2, 3))
+            .await
+            .is_ok()
+    );
+
+    app.stop().await;
+}
+
+/// An inclusion proof by event id takes the id only in its hyphenated 8-4-4-4-12 form.
+#[tokio::test]
+async fn an_inclusion_proof_takes_event_ids_only_in_their_hyphenated_form() {
+    use proto::inclusion_proof_request::Event;
+    use tonic::Code;
+
+    use crate::helpers::violated_fields;
+
+    let app = spawn_app().await;
+    append_numbered(&app, 1).await;
+    settled_head(&app).await;
+    let mut audit_client = client(&app).await;
+    let by_id = |raw: String| proto::InclusionProofRequest {
+        event: Some(Event::EventId(raw)),
+        tree_size: 0,
+    };
+    let id = stored_events(&app).await[0].event_id;
+    for raw in [
+        id.simple().to_string(),
+        id.braced().to_string(),
+        id.urn().to_string(),
+    ] {
+        let status = audit_client
+            .get_inclusion_proof(by_id(raw))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert_eq!(violated_fields(&status), ["event_id"]);
+    }
+    let proof = audit_client
+        .get_inclusion_proof(by_id(id.to_string().to_uppercase()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(proof.position, 1);
+    app.stop().await;
+}

@@ -828,7 +828,7 @@ async fn a_generic_append_cannot_pose_as_a_diplomatic_event() {
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(
         violated_fields(&status),
-        [r#"events[0].metadata.values["diplog.schema"]"#]
+        [r#"events[0].metadata["diplog.schema"]"#]
     );
 
     // Without the marker it is written, but as a generic event: it registers no actor and is
@@ -893,6 +893,95 @@ async fn a_record_that_repeats_an_event_id_is_refused_at_the_repeat() {
         .await
         .unwrap_err();
     assert_eq!(violated_fields(&status), ["events"]);
+    assert_eq!(app.event_count().await, before);
+    app.stop().await;
+}
+
+/// Event ids in other forms than the hyphenated one are refused wherever they come in; and
+/// `kinds` is held to 64 entries, as `ReadAll`'s type filter is.
+#[tokio::test]
+async fn event_ids_in_other_forms_and_too_many_kinds_are_refused() {
+    let app = spawn_app().await;
+    let mut client = diplomacy(&app).await;
+    let id = uuid::Uuid::now_v7();
+    for raw in [
+        id.simple().to_string(),
+        id.braced().to_string(),
+        id.urn().to_string(),
+    ] {
+        let status = client
+            .get_event(proto::GetEventRequest {
+                event_id: raw.clone(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{raw}: {status:?}");
+        assert_eq!(violated_fields(&status), ["event_id"]);
+
+        let mut retraction = event(json!({"event_retracted": {"event": id.to_string()}}));
+        retraction.id = raw.clone();
+        let status = client
+            .record(record("occurrence-ids", vec![retraction]))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{raw}: {status:?}");
+        assert_eq!(violated_fields(&status), ["events[0].id"]);
+
+        let retraction = event(json!({"event_retracted": {"event": raw}}));
+        let status = client
+            .record(record("occurrence-ids", vec![retraction]))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert_eq!(
+            violated_fields(&status),
+            ["events[0].event_retracted.event"]
+        );
+    }
+
+    let status = client
+        .read_events(proto::ReadEventsRequest {
+            kinds: vec!["CallHeld".to_owned(); 65],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(violated_fields(&status), ["kinds"]);
+    assert!(
+        client
+            .read_events(proto::ReadEventsRequest {
+                kinds: vec!["CallHeld".to_owned(); 64],
+                ..Default::default()
+            })
+            .await
+            .is_ok()
+    );
+    assert_eq!(app.event_count().await, 0);
+    app.stop().await;
+}
+
+/// A record's payload is made by the server from typed fields, so of what jsonb refuses only
+/// U+0000 in a string can reach it (protobuf strings are UTF-8, so no half surrogate pairs;
+/// numbers are small integers; the nesting is the schema's): it is refused naming the event.
+#[tokio::test]
+async fn a_record_with_u0000_in_a_string_is_invalid_argument_naming_the_event() {
+    let app = spawn_app().await;
+    import_founding(&app).await;
+    let before = app.event_count().await;
+    let mut call = call_on(
+        "2025-02-16",
+        json!([{"actor": "sergey-lavrov"}, {"actor": "marco-rubio"}]),
+    );
+    call["sources"][0]["quotes"][0]["text"] = json!("Состоялся\u{0}разговор");
+    let status = diplomacy(&app)
+        .await
+        .record(record(CALL_STREAM, vec![event(call)]))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(violated_fields(&status), ["events[0]"]);
+    assert!(status.message().contains("U+0000"), "{}", status.message());
     assert_eq!(app.event_count().await, before);
     app.stop().await;
 }
