@@ -333,7 +333,10 @@ impl App {
                 AuditServer::new(AuditService::new(auditor))
                     .max_decoding_message_size(max_request_bytes),
             )
-            .add_service(AdminServer::new(AdminService::new(tokens)))
+            .add_service(AdminServer::new(AdminService::new(
+                tokens,
+                authenticator.clone(),
+            )))
             .serve_with_incoming_shutdown(
                 TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
                 shutdown.clone().cancelled_owned(),

@@ -5,16 +5,22 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use super::convert::timestamp;
 use crate::auth::Role;
+use crate::auth::authenticate::Authenticator;
 use crate::auth::tokens::{TokenError, TokenInfo, TokenName, TokenStore};
 use crate::proto::{self, admin_server::Admin};
 
 pub struct AdminService {
     tokens: TokenStore,
+    /// Told of a revocation at once, so this server refuses the token from the next call.
+    authenticator: Authenticator,
 }
 
 impl AdminService {
-    pub fn new(tokens: TokenStore) -> Self {
-        Self { tokens }
+    pub fn new(tokens: TokenStore, authenticator: Authenticator) -> Self {
+        Self {
+            tokens,
+            authenticator,
+        }
     }
 }
 
@@ -102,6 +108,7 @@ impl Admin for AdminService {
         request: Request<proto::RevokeTokenRequest>,
     ) -> Result<Response<()>, Status> {
         self.tokens.revoke(&request.get_ref().name).await?;
+        self.authenticator.forget_cached_tokens();
         tracing::info!(name = %request.get_ref().name, "token revoked");
         Ok(Response::new(()))
     }
