@@ -13,8 +13,10 @@
 //! and a failed check fails only that caller. Several servers on one database stay correct
 //! because they all serialize on the same head row.
 //!
-//! Two paths write a group. The fast path is one round trip: `diplog_append` (migrations)
-//! locks the head, checks that every expectation holds, writes and commits, or writes nothing
+//! Two paths write a group. The fast path is one round trip: `diplog_append`, a plpgsql
+//! function (its current definition is the last migration that replaces it,
+//! `migrations/20261205000011_append_extent.sql`; earlier ones: `…02_append_round_trips`,
+//! `…08_append_without_seq_scans`, `…10_append_stream_probes`), locks the head, checks that every expectation holds, writes and commits, or writes nothing
 //! (an expectation failed, or the unique index found an event id already written). The
 //! careful path, taken on any conflict or retry, locks and reads (`diplog_lock_head`), decides
 //! each append here, and writes in one transaction. Callers are answered only after their
