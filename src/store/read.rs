@@ -2,6 +2,13 @@
 //! consumer pulls, so a read of millions of events holds one page in memory at a time.
 //! Each read ends where the stream or log stood when it began, so it always terminates.
 //!
+//! A page is bounded in rows (`PAGE_SIZE`) and in bytes (`PAGE_BYTES`): PostgreSQL keeps the
+//! page's rows, in key order, while their running total of bytes stays within the budget (the
+//! first row always goes, so an event larger than the budget comes alone). A page cut short by
+//! its bytes ends at its last row, as a full one does; only a page short of rows and not cut
+//! has seen its whole window. With events of 1 MiB a page of 512 rows would be half a GiB,
+//! held for a client that may never read it.
+//!
 //! Every page is also bounded in the keys it may look at (a window), not only in the rows it
 //! returns: `where position between next and end order by position limit n` lets PostgreSQL
 //! choose a bitmap scan of everything up to `end` and a sort, and it does whenever its
@@ -18,11 +25,19 @@ use tokio::sync::mpsc;
 use super::{ReadError, RecordedEvent};
 use crate::domain::{Direction, LogFilter, ReadAllQuery, ReadStreamQuery};
 
-/// Rows fetched per round trip.
-const PAGE_SIZE: i64 = 512;
+/// Rows fetched per round trip at most.
+pub const PAGE_SIZE: i64 = 512;
 
-/// Pages fetched ahead of the one being consumed.
-const READ_AHEAD: usize = 1;
+/// Bytes of events fetched per round trip at most (their payloads' and metadata's text, as
+/// PostgreSQL measures it without reading the payloads: `octet_length` of `data_text`, and of
+/// the metadata as text), unless the page's first event alone is larger: it then comes alone.
+/// Every page of the log is bounded so, whoever reads it: the reads below, subscriptions
+/// catching up, the live tail, the audit tree builder.
+pub const PAGE_BYTES: i64 = 4 << 20;
+
+/// Pages fetched ahead of the one being consumed, counting the one being fetched: a read holds
+/// at most `1 + READ_AHEAD` pages on the server.
+pub const READ_AHEAD: usize = 1;
 
 /// The first window of a filtered read, in pages: a filter may select few of the keys (and
 /// at least `MIN_FILTERED_WINDOW` keys).
@@ -59,6 +74,67 @@ macro_rules! select_events {
     };
 }
 pub(super) use select_events;
+
+/// `select <every RecordedEvent column>, page_rows` of one page bounded in rows and bytes:
+/// `$rest` is the page's `where … order by <key> limit <rows>` over `events`, `$order` its
+/// ordering again (`position`, `stream_version desc`, …) and `$budget` the parameter holding
+/// the byte budget. The page's rows are kept, in order, while the running total of their
+/// bytes (`octet_length` of the payload, which reads no TOAST, and of the metadata as text)
+/// is within the budget, and the first row always; `page_rows` is how many rows the row limit
+/// let through, so a page that comes back with fewer was cut by its bytes.
+macro_rules! sized_page {
+    ($order:literal, $budget:literal, $rest:literal) => {
+        concat!(
+            "select position, stream_id, stream_version, event_id, event_type, data_text, \
+             correlation_id, causation_id, metadata, recorded_at, appended_by, page_rows \
+             from ( \
+                 select page.*, count(*) over () as page_rows, \
+                     row_number() over w as row_in_page, \
+                     sum(page.row_bytes) over w as bytes_through \
+                 from ( \
+                     select events.*, \
+                         octet_length(data_text) + octet_length(metadata::text) as row_bytes \
+                     from events ",
+            $rest,
+            "    ) page \
+                 window w as (order by ",
+            $order,
+            " rows between unbounded preceding and current row) \
+             ) sized \
+             where row_in_page = 1 or bytes_through <= ",
+            $budget,
+            " order by ",
+            $order
+        )
+    };
+}
+
+/// A row of a [`sized_page!`] query.
+#[derive(sqlx::FromRow)]
+struct SizedRow {
+    #[sqlx(flatten)]
+    event: RecordedEvent,
+    page_rows: i64,
+}
+
+/// One page of events, and whether it ends at its last row: full (as many rows as asked) or
+/// cut by its bytes. A page that does not has seen every row of its window.
+struct Page {
+    events: Vec<RecordedEvent>,
+    ends_at_last_row: bool,
+}
+
+impl Page {
+    fn new(rows: Vec<SizedRow>, asked: i64) -> Self {
+        let page_rows = rows.first().map_or(0, |row| row.page_rows);
+        let events: Vec<RecordedEvent> = rows.into_iter().map(|row| row.event).collect();
+        let cut = (events.len() as i64) < page_rows;
+        Self {
+            ends_at_last_row: cut || events.len() as i64 >= asked,
+            events,
+        }
+    }
+}
 
 /// The last committed position (0 for an empty log).
 pub async fn head<'e>(executor: impl PgExecutor<'e>) -> Result<u64, sqlx::Error> {
@@ -246,16 +322,17 @@ impl Cursor {
             }
     }
 
-    /// Moves past a page of `count` rows, of `asked`, whose last row has key `last_key`: a
-    /// full page ends at its last row, a short one has seen its whole window.
+    /// Moves past a page of `count` rows whose last row has key `last_key`: a page that
+    /// `ends_at_last_row` (full, or cut by its bytes) goes on after that row, any other has
+    /// seen its whole window.
     fn advance(
         self,
         direction: Direction,
         last_key: Option<i64>,
         count: usize,
-        asked: i64,
+        ends_at_last_row: bool,
     ) -> Self {
-        let full = count as i64 >= asked;
+        let full = ends_at_last_row && last_key.is_some();
         let through = match last_key {
             Some(key) if full => key,
             _ => self.window_end(direction),
@@ -279,14 +356,16 @@ impl Cursor {
 }
 
 /// Pages through `fetch(cursor)` until the cursor is done; `key` gives a row's cursor key.
-/// `fetch` reads up to `cursor.page_size()` rows from `cursor.next` to
+/// `fetch` reads a [`sized_page!`] of up to `cursor.page_size()` rows from `cursor.next` to
 /// `cursor.window_end(direction)`, both inclusive.
 ///
 /// Reads ahead: a task fetches the next page while the consumer is still taking the previous
 /// one (sending it to a client, say), so the database and the consumer work at the same time
-/// instead of in turn. At most `READ_AHEAD` pages wait beside the one being consumed; once the
-/// stream is dropped, the task stops at its next page. Each page takes its own pooled
-/// connection, so a slow consumer holds none while it is not fetching.
+/// instead of in turn. The task takes a place in the channel before it fetches a page, so at
+/// most `READ_AHEAD` pages, fetched or being fetched, wait beside the one being consumed:
+/// a read that is never consumed holds `1 + READ_AHEAD` pages at most. Once the stream is
+/// dropped, the task stops at its next page. Each page takes its own pooled connection, so a
+/// slow consumer holds none while it is not fetching.
 fn paginate<F, Fut>(
     direction: Direction,
     cursor: Cursor,
@@ -295,28 +374,32 @@ fn paginate<F, Fut>(
 ) -> impl Stream<Item = Result<RecordedEvent, ReadError>> + Send + 'static
 where
     F: Fn(Cursor) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Vec<RecordedEvent>, sqlx::Error>> + Send + 'static,
+    Fut: Future<Output = Result<Vec<SizedRow>, sqlx::Error>> + Send + 'static,
 {
     let (pages, mut received) = mpsc::channel::<Result<Vec<RecordedEvent>, ReadError>>(READ_AHEAD);
     tokio::spawn(async move {
         let mut cursor = cursor;
-        while !cursor.is_done(direction) && !pages.is_closed() {
-            let rows = match fetch(cursor).await {
-                Ok(rows) => rows,
+        while !cursor.is_done(direction) {
+            // Room first: the consumer gone, the read stops.
+            let Ok(room) = pages.reserve().await else {
+                return;
+            };
+            let page = match fetch(cursor).await {
+                Ok(rows) => Page::new(rows, cursor.page_size()),
                 Err(error) => {
-                    let _ = pages.send(Err(error.into())).await;
+                    room.send(Err(error.into()));
                     return;
                 }
             };
             cursor = cursor.advance(
                 direction,
-                rows.last().map(key),
-                rows.len(),
-                cursor.page_size(),
+                page.events.last().map(key),
+                page.events.len(),
+                page.ends_at_last_row,
             );
             // A filtered window may hold nothing; the read goes on past it.
-            if !rows.is_empty() && pages.send(Ok(rows)).await.is_err() {
-                return;
+            if !page.events.is_empty() {
+                room.send(Ok(page.events));
             }
         }
     });
@@ -343,11 +426,15 @@ pub(super) async fn read_stream(
     let direction = query.direction;
     let cursor = Cursor::new(direction, query.from_version, version, query.limit, false);
     let sql = match direction {
-        Direction::Forward => select_events!(
+        Direction::Forward => sized_page!(
+            "stream_version",
+            "$5",
             "where stream_id = $1 and stream_version between $2 and $3 \
              order by stream_version limit $4"
         ),
-        Direction::Backward => select_events!(
+        Direction::Backward => sized_page!(
+            "stream_version desc",
+            "$5",
             "where stream_id = $1 and stream_version between $3 and $2 \
              order by stream_version desc limit $4"
         ),
@@ -365,6 +452,7 @@ pub(super) async fn read_stream(
                     .bind(cursor.next)
                     .bind(cursor.window_end(direction))
                     .bind(cursor.page_size())
+                    .bind(PAGE_BYTES)
                     .fetch_all(&pool)
                     .await
             }
@@ -382,13 +470,17 @@ pub(super) async fn read_all(
     let cursor = Cursor::new(direction, query.from_position, end, query.limit, filtered);
     // $4: event types (null: all), $5: stream prefix (null: all).
     let sql = match direction {
-        Direction::Forward => select_events!(
+        Direction::Forward => sized_page!(
+            "position",
+            "$6",
             "where position between $1 and $2 \
              and ($4::text[] is null or event_type = any($4)) \
              and ($5::text is null or starts_with(stream_id, $5)) \
              order by position limit $3"
         ),
-        Direction::Backward => select_events!(
+        Direction::Backward => sized_page!(
+            "position desc",
+            "$6",
             "where position between $2 and $1 \
              and ($4::text[] is null or event_type = any($4)) \
              and ($5::text is null or starts_with(stream_id, $5)) \
@@ -416,6 +508,7 @@ pub(super) async fn read_all(
                     .bind(cursor.page_size())
                     .bind(types)
                     .bind(prefix)
+                    .bind(PAGE_BYTES)
                     .fetch_all(&pool)
                     .await
             }
@@ -464,7 +557,9 @@ pub(super) async fn read_filtered(
         true,
     );
     // Times are compared as fixed-width RFC 3339 UTC text (see `metadata_keys`).
-    let sql = select_events!(
+    let sql = sized_page!(
+        "position",
+        "$12",
         "where position between $1 and $2 \
          and event_type = any($4) \
          and metadata->>'diplog.schema' = 'diplog.v1.DiplomaticEvent' \
@@ -497,6 +592,7 @@ pub(super) async fn read_filtered(
                     .bind(filter.recorded_from)
                     .bind(filter.recorded_until)
                     .bind(&filter.actor)
+                    .bind(PAGE_BYTES)
                     .fetch_all(&pool)
                     .await
             }
@@ -521,12 +617,13 @@ pub struct EventFilter {
     pub limit: Option<u64>,
 }
 
-/// One page of the log: up to `limit` events with `after < position <= through` that
-/// `filter` selects, in position order, and `through`: the last event's position if the page
-/// is full, else the end of the window it read (at most `until`, see the module's comment).
-/// Every selected event up to `through` is in the page. Subscriptions read the log this way,
-/// page by page, against a bound they already know to be committed. `LogFilter::matches` is
-/// the same selection in Rust (for events already in memory): keep the two in step.
+/// One page of the log: up to `limit` events, and `PAGE_BYTES` (see [`sized_page!`]), with
+/// `after < position <= through` that `filter` selects, in position order, and `through`: the
+/// last event's position if the page is full or cut by its bytes, else the end of the window
+/// it read (at most `until`, see the module's comment). Every selected event up to `through`
+/// is in the page. Subscriptions read the log this way, page by page, against a bound they
+/// already know to be committed. `LogFilter::matches` is the same selection in Rust (for
+/// events already in memory): keep the two in step.
 pub async fn events_page<'e>(
     executor: impl PgExecutor<'e>,
     after: u64,
@@ -536,7 +633,9 @@ pub async fn events_page<'e>(
 ) -> Result<LogPage, sqlx::Error> {
     let window_end = window_end(after, until, limit, !filter.is_everything());
     let event_types: Vec<&str> = filter.event_types.iter().map(|t| t.as_str()).collect();
-    let events: Vec<RecordedEvent> = sqlx::query_as(select_events!(
+    let rows: Vec<SizedRow> = sqlx::query_as(sized_page!(
+        "position",
+        "$7",
         "where position > $1 and position <= $2 \
          and (cardinality($4::text[]) = 0 or event_type = any($4)) \
          and ($5::text is null or starts_with(stream_id, $5)) \
@@ -549,10 +648,15 @@ pub async fn events_page<'e>(
     .bind(&event_types)
     .bind(&filter.stream_prefix)
     .bind(&filter.actor)
+    .bind(PAGE_BYTES)
     .fetch_all(executor)
     .await?;
+    let Page {
+        events,
+        ends_at_last_row,
+    } = Page::new(rows, limit);
     let through = match events.last() {
-        Some(last) if events.len() as i64 >= limit => last.position as u64,
+        Some(last) if ends_at_last_row => last.position as u64,
         _ => window_end,
     };
     Ok(LogPage { events, through })

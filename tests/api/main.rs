@@ -21,6 +21,7 @@ mod projection_feed;
 mod projections;
 mod projections_engine;
 mod read;
+mod read_memory;
 mod server;
 mod subscriptions;
 mod tls;
