@@ -28,9 +28,9 @@ use crate::domain::{Direction, LogFilter, ReadAllQuery, ReadStreamQuery};
 /// Rows fetched per round trip at most.
 pub const PAGE_SIZE: i64 = 512;
 
-/// Bytes of events fetched per round trip at most (their payloads' and metadata's text, as
-/// PostgreSQL measures it without reading the payloads: `octet_length` of `data_text`, and of
-/// the metadata as text), unless the page's first event alone is larger: it then comes alone.
+/// Bytes of events fetched per round trip at most (their payloads and metadata, as PostgreSQL
+/// measures them without reading the payloads: see [`sized_page!`]), unless the page's first
+/// event alone is larger: it then comes alone.
 /// Every page of the log is bounded so, whoever reads it: the reads below, subscriptions
 /// catching up, the live tail, the audit tree builder.
 pub const PAGE_BYTES: i64 = 4 << 20;
@@ -75,25 +75,32 @@ macro_rules! select_events {
 }
 pub(super) use select_events;
 
-/// `select <every RecordedEvent column>, page_rows` of one page bounded in rows and bytes:
-/// `$rest` is the page's `where … order by <key> limit <rows>` over `events`, `$order` its
-/// ordering again (`position`, `stream_version desc`, …) and `$budget` the parameter holding
-/// the byte budget. The page's rows are kept, in order, while the running total of their
-/// bytes (`octet_length` of the payload, which reads no TOAST, and of the metadata as text)
-/// is within the budget, and the first row always; `page_rows` is how many rows the row limit
-/// let through, so a page that comes back with fewer was cut by its bytes.
+/// `select <every RecordedEvent column>, cut` of one page bounded in rows and bytes: `$rest`
+/// is the page's `where … order by <key> limit <rows>` over `events`, `$order` its ordering
+/// again (`position`, `stream_version desc`, …) and `$budget` the parameter holding the byte
+/// budget. The page's rows are kept, in order, while the running total of their bytes stays
+/// within the budget, and the first row always (its running total is its own size: every row
+/// has some, a payload is `{}` at least). `cut` says that a row the row limit let through
+/// came after the row and was left out.
+///
+/// A row's bytes are its payload's `octet_length`, which reads the stored length, not the
+/// TOASTed value (rows left out cost nothing to measure), and its metadata's stored size, or
+/// its length as text when PostgreSQL compressed it (so that a compressible one counts
+/// whole). One window aggregate over at most a page of rows: about 0.3 ms more a page of 512
+/// small events than the bare query (0.5 against 0.2 ms).
 macro_rules! sized_page {
     ($order:literal, $budget:literal, $rest:literal) => {
         concat!(
             "select position, stream_id, stream_version, event_id, event_type, data_text, \
-             correlation_id, causation_id, metadata, recorded_at, appended_by, page_rows \
+             correlation_id, causation_id, metadata, recorded_at, appended_by, cut \
              from ( \
-                 select page.*, count(*) over () as page_rows, \
-                     row_number() over w as row_in_page, \
-                     sum(page.row_bytes) over w as bytes_through \
+                 select page.*, sum(page.row_bytes) over w as bytes_through, \
+                     lead(true, 1, false) over w as cut \
                  from ( \
-                     select events.*, \
-                         octet_length(data_text) + octet_length(metadata::text) as row_bytes \
+                     select events.*, octet_length(data_text) + \
+                         case when pg_column_compression(metadata) is null \
+                             then pg_column_size(metadata) \
+                             else octet_length(metadata::text) end as row_bytes \
                      from events ",
             $rest,
             "    ) page \
@@ -101,9 +108,10 @@ macro_rules! sized_page {
             $order,
             " rows between unbounded preceding and current row) \
              ) sized \
-             where row_in_page = 1 or bytes_through <= ",
+             where bytes_through <= ",
             $budget,
-            " order by ",
+            " or bytes_through = row_bytes \
+             order by ",
             $order
         )
     };
@@ -114,7 +122,9 @@ macro_rules! sized_page {
 struct SizedRow {
     #[sqlx(flatten)]
     event: RecordedEvent,
-    page_rows: i64,
+    /// A row came after this one in the page and was left out for the page's bytes (only the
+    /// last row of a page can say so).
+    cut: bool,
 }
 
 /// One page of events, and whether it ends at its last row: full (as many rows as asked) or
@@ -126,9 +136,8 @@ struct Page {
 
 impl Page {
     fn new(rows: Vec<SizedRow>, asked: i64) -> Self {
-        let page_rows = rows.first().map_or(0, |row| row.page_rows);
+        let cut = rows.last().is_some_and(|row| row.cut);
         let events: Vec<RecordedEvent> = rows.into_iter().map(|row| row.event).collect();
-        let cut = (events.len() as i64) < page_rows;
         Self {
             ends_at_last_row: cut || events.len() as i64 >= asked,
             events,
