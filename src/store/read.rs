@@ -32,7 +32,8 @@ pub const PAGE_SIZE: i64 = 512;
 /// measures them without reading the payloads: see [`sized_page!`]), unless the page's first
 /// event alone is larger: it then comes alone.
 /// Every page of the log is bounded so, whoever reads it: the reads below, subscriptions
-/// catching up, the live tail, the audit tree builder.
+/// catching up, the live tail, the audit tree builder, the projection runners and `as of`
+/// replays (through [`diplomatic_events`]).
 pub const PAGE_BYTES: i64 = 4 << 20;
 
 /// Pages fetched ahead of the one being consumed, counting the one being fetched: a read holds
@@ -154,11 +155,11 @@ pub async fn head<'e>(executor: impl PgExecutor<'e>) -> Result<u64, sqlx::Error>
 }
 
 /// Up to `limit` diplomatic events (those the recorder wrote: see
-/// `recorder::metadata_keys::SCHEMA`) after `after`, in position order, up to `until` or the
-/// log head, whichever is lower (the head if `until` is `None`), or up to the end of this
-/// page's window if that is lower still (see the module's comment). One statement, so the
-/// head and the events are of one snapshot. Generic over the executor so a projection runner
-/// can read on its own locked connection.
+/// `recorder::metadata_keys::SCHEMA`), and `PAGE_BYTES` (see [`sized_page!`]), after `after`,
+/// in position order, up to `until` or the log head, whichever is lower (the head if `until`
+/// is `None`), or up to the end of this page's window if that is lower still (see the
+/// module's comment). One statement, so the head and the events are of one snapshot. Generic
+/// over the executor so a projection runner can read on its own locked connection.
 pub async fn diplomatic_events<'e>(
     executor: impl PgExecutor<'e>,
     after: u64,
@@ -166,7 +167,7 @@ pub async fn diplomatic_events<'e>(
     limit: i64,
 ) -> Result<DiplomaticPage, sqlx::Error> {
     // The left join keeps the bounds when no event comes back.
-    let rows: Vec<BoundedEvent> = sqlx::query_as(
+    let rows: Vec<BoundedEvent> = sqlx::query_as(concat!(
         "with bound as ( \
              select least(h.position, coalesce($2, h.position)) as end_bound, \
                     least(h.position, coalesce($2, h.position), $4) as position \
@@ -174,29 +175,35 @@ pub async fn diplomatic_events<'e>(
          ) \
          select b.end_bound, b.position as bound, e.position, e.stream_id, e.stream_version, \
              e.event_id, e.event_type, e.data_text, e.correlation_id, e.causation_id, \
-             e.metadata, e.recorded_at, e.appended_by \
+             e.metadata, e.recorded_at, e.appended_by, e.cut \
          from bound b \
-         left join lateral ( \
-             select * from events \
-             where position > $1 and position <= b.position \
+         left join lateral ( ",
+        sized_page!(
+            "position",
+            "$5",
+            "where position > $1 and position <= b.position \
              and metadata->>'diplog.schema' = 'diplog.v1.DiplomaticEvent' \
-             order by position limit $3 \
-         ) e on true \
-         order by e.position",
-    )
+             order by position limit $3"
+        ),
+        " ) e on true \
+         order by e.position"
+    ))
     .bind(after as i64)
     .bind(until.map(|u| u.min(i64::MAX as u64) as i64))
     .bind(limit)
     .bind(window_end(after, i64::MAX as u64, limit, true) as i64)
+    .bind(PAGE_BYTES)
     .fetch_all(executor)
     .await?;
     let (bound, end) = rows.first().map_or((after, after), |row| {
         (row.bound.max(0) as u64, row.end_bound.max(0) as u64)
     });
+    let cut = rows.last().is_some_and(|row| row.cut == Some(true));
     Ok(DiplomaticPage {
         events: rows.into_iter().filter_map(BoundedEvent::event).collect(),
         bound,
         windowed: bound < end,
+        cut,
     })
 }
 
@@ -204,11 +211,14 @@ pub async fn diplomatic_events<'e>(
 #[derive(Debug)]
 pub struct DiplomaticPage {
     pub events: Vec<RecordedEvent>,
-    /// The position the page read up to: when fewer than `limit` events came back, every
-    /// diplomatic event up to here is in `events`.
+    /// The position the page read up to: when fewer than `limit` events came back and the
+    /// page was not `cut`, every diplomatic event up to here is in `events`.
     pub bound: u64,
     /// The page's window ended before `until` and the head: more of the log may follow at once.
     pub windowed: bool,
+    /// The page was cut short by its bytes: like a full page, it ends at its last event, and
+    /// the next one goes on after it.
+    pub cut: bool,
 }
 
 /// A row of `diplomatic_events`: the bound, and an event unless none came back.
@@ -227,6 +237,7 @@ struct BoundedEvent {
     metadata: Option<sqlx::types::Json<std::collections::BTreeMap<String, String>>>,
     recorded_at: Option<chrono::DateTime<chrono::Utc>>,
     appended_by: Option<String>,
+    cut: Option<bool>,
 }
 
 impl BoundedEvent {

@@ -470,3 +470,71 @@ async fn non_reading_readers_measured_alone() {
     drop(held);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn projections_take_typed_events_across_byte_bounded_pages_live_and_as_of() {
+    use std::collections::BTreeSet;
+    let app = spawn_app().await;
+    crate::projections::import_founding(&app).await;
+    // Five channels, each established by an event quoting a source at a megabyte's length:
+    // four fit in a page's bytes, the fifth starts the next page.
+    let pairs = [
+        ["rus.president", "ukr.president"],
+        ["rus.foreign-minister", "usa.president"],
+        ["ukr.president", "usa.secretary-of-state"],
+        ["rus.president", "usa.secretary-of-state"],
+        ["rus.foreign-minister", "ukr.president"],
+    ];
+    let channel = app.channel().await;
+    let mut diplomacy = proto::diplomacy_client::DiplomacyClient::new(channel.clone());
+    let mut last = 0;
+    let mut expected = BTreeSet::new();
+    for (index, parties) in pairs.into_iter().enumerate() {
+        let json = json!({
+            "occurred": {"day": "2025-03-10"},
+            "sources": [{"source": "rus.mfa", "quotes": [{"text": "q".repeat(1_000_000)}]}],
+            "channel_established": {"parties": parties}
+        });
+        let event = bridge::event_from_json(json, &uuid::Uuid::now_v7().to_string()).unwrap();
+        let stream = format!("channel-big-{index}");
+        let response = diplomacy
+            .record(proto::RecordRequest {
+                stream_id: stream.clone(),
+                expected_version: None,
+                events: vec![event],
+            })
+            .await
+            .expect("recorded")
+            .into_inner();
+        last = *response.positions.last().unwrap();
+        expected.insert(stream);
+    }
+    let mut projections = proto::projections_client::ProjectionsClient::new(channel);
+    let list = |as_of: Option<proto::read_options::AsOf>| proto::ListRequest {
+        page_size: 1000,
+        read: Some(proto::ReadOptions {
+            min_position: if as_of.is_some() { 0 } else { last as u64 },
+            as_of,
+        }),
+        ..Default::default()
+    };
+    // The runner, live, and a replay of the log as of the last of them.
+    for request in [
+        list(None),
+        list(Some(proto::read_options::AsOf::AsOfPosition(last as u64))),
+    ] {
+        let channels = projections
+            .list_channels(request)
+            .await
+            .expect("the channels")
+            .into_inner()
+            .channels;
+        let streams: BTreeSet<String> = channels
+            .into_iter()
+            .map(|c| c.stream_id)
+            .filter(|s| s.starts_with("channel-big-"))
+            .collect();
+        assert_eq!(streams, expected);
+    }
+    app.stop().await;
+}
