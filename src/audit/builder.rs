@@ -89,9 +89,9 @@ async fn session(
     info!("building the audit tree");
     loop {
         let started = Instant::now();
-        let hashed = round(&mut connection).await?;
-        // A full round: more is waiting (catching up after a restart or a bulk load).
-        if hashed >= ROUND as u64 {
+        // More is waiting (catching up after a restart or a bulk load, or a round cut short
+        // by its bytes: a page of the log holds at most `store::PAGE_BYTES`).
+        if round(&mut connection).await? {
             continue;
         }
         // Caught up with the head this round read: wait for a commit (or poll, for a head
@@ -116,13 +116,14 @@ async fn session(
     }
 }
 
-/// Hashes the next events after the tree head; answers how many.
-async fn round(connection: &mut PgConnection) -> Result<u64, TreeError> {
+/// Hashes the next events after the tree head (at most `ROUND`, and one page of the log's
+/// bytes); answers whether the log had more than that when the round began.
+async fn round(connection: &mut PgConnection) -> Result<bool, TreeError> {
     let mut frontier = tree::head(&mut *connection).await?;
     let from = frontier.size();
     let log_head = store::head(&mut *connection).await?;
     if log_head <= from {
-        return Ok(0);
+        return Ok(false);
     }
     let events = store::events_page(
         &mut *connection,
@@ -145,7 +146,7 @@ async fn round(connection: &mut PgConnection) -> Result<u64, TreeError> {
     tree::advance(&mut transaction, from, &frontier, &nodes).await?;
     transaction.commit().await?;
     debug!(from, to = frontier.size(), "hashed into the audit tree");
-    Ok(frontier.size() - from)
+    Ok(frontier.size() > from && frontier.size() < log_head)
 }
 
 /// The leaf hash of an event as the log recorded it.

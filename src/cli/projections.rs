@@ -375,13 +375,16 @@ async fn follow(args: WatchArgs) -> Result<(), CliError> {
     };
     let mut client = connect(&args.client).await?;
     let mut changes = client.watch_projection(request).await?.into_inner();
+    // The previous message said the snapshot goes on in this one.
+    let mut continued = false;
     while let Some(change) = changes.message().await? {
         let out = if args.json {
             let json = bridge::to_json(&change, "diplog.v1.ProjectionChange");
             format!("{}\n", serde_json::to_string(&json).expect("JSON prints"))
         } else {
-            change_text(&change)
+            change_text(&change, continued)
         };
+        continued = change.snapshot_continues;
         let mut stdout = std::io::stdout().lock();
         // A closed pipe (`| head`) ends the watch.
         if stdout
@@ -677,8 +680,9 @@ fn relations_text(pair: &proto::Relations) -> String {
 }
 
 /// A watch message for people: a header with the position, then the rows (a snapshot's, or
-/// the changed ones and the keys removed). Heartbeats print nothing.
-fn change_text(change: &proto::ProjectionChange) -> String {
+/// the changed ones and the keys removed). Heartbeats print nothing. `continued`: this message
+/// goes on with the snapshot (the previous one had `snapshot_continues`).
+fn change_text(change: &proto::ProjectionChange, continued: bool) -> String {
     use proto::projection_change::Change;
     let reference = change
         .reference_time
@@ -686,11 +690,21 @@ fn change_text(change: &proto::ProjectionChange) -> String {
         .map(timestamp)
         .unwrap_or_default();
     let header = format!("At log position {} (now: {reference})", change.position);
+    let more = if change.snapshot_continues {
+        ", more follow"
+    } else {
+        ""
+    };
     match &change.change {
         Some(Change::Snapshot(snapshot)) => format!(
-            "{header}: {} row(s)\n{}",
+            "{header}: {} row(s){more}\n{}",
             snapshot.rows.len(),
             rows_text(&snapshot.rows)
+        ),
+        Some(Change::Diff(diff)) if continued => format!(
+            "{} more row(s) of the snapshot{more}\n{}",
+            diff.upserted.len(),
+            rows_text(&diff.upserted)
         ),
         Some(Change::Diff(diff)) => {
             let mut out = format!(

@@ -277,8 +277,10 @@ async fn read_direct(
         events,
         bound,
         windowed,
+        cut,
     } = crate::store::diplomatic_events(connection, after, until, limit as i64).await?;
-    let full = events.len() >= limit;
+    // A page cut short by its bytes ends at its last event, as a full one does.
+    let full = events.len() >= limit || cut;
     let mut reached = match events.last() {
         Some(last) if full => last.position as u64,
         _ => bound.max(after),

@@ -13,7 +13,7 @@
 //!   every `heartbeat` and, if nothing changed, answers a heartbeat.
 //! - It does work only when asked for its next message ([`Feed::next`]): a consumer that reads
 //!   slowly gets one diff of everything that changed meanwhile, never a queue of them. It holds
-//!   one copy of the rows (the last sent) between messages.
+//!   one copy of the rows (the last sent) between messages, which the snapshot shares.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -146,15 +146,20 @@ impl<T> Changes<T> {
     }
 }
 
-/// The rows a watcher was last sent, by key.
+/// The rows a watcher was last sent, by key (shared with the snapshot that sends them).
 #[derive(Debug, Clone)]
 pub struct Sent<T> {
-    rows: BTreeMap<String, T>,
+    rows: BTreeMap<String, Arc<T>>,
 }
 
 impl<T: Keyed + PartialEq + Clone> Sent<T> {
     /// What a snapshot of `rows` leaves the watcher with.
     pub fn new(rows: &[T]) -> Self {
+        Self::shared(&rows.iter().cloned().map(Arc::new).collect::<Vec<_>>())
+    }
+
+    /// The same, holding the snapshot's own rows rather than copies of them.
+    pub fn shared(rows: &[Arc<T>]) -> Self {
         Self {
             rows: rows
                 .iter()
@@ -171,7 +176,7 @@ impl<T: Keyed + PartialEq + Clone> Sent<T> {
         let mut order = Vec::new();
         for row in rows {
             let key = row.feed_key();
-            if self.rows.insert(key.clone(), row).is_none() {
+            if self.rows.insert(key.clone(), Arc::new(row)).is_none() {
                 order.push(key);
             }
         }
@@ -179,7 +184,7 @@ impl<T: Keyed + PartialEq + Clone> Sent<T> {
         for key in order {
             let row = &self.rows[&key];
             if previous.remove(&key).as_ref() != Some(row) {
-                upserted.push(row.clone());
+                upserted.push(T::clone(row));
             }
         }
         Changes {
@@ -202,8 +207,8 @@ impl<T: Keyed + PartialEq + Clone> Sent<T> {
 /// One message of a feed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FeedEvent<T> {
-    /// The first message: every row.
-    Snapshot(Vec<T>),
+    /// The first message: every row (shared with what the feed keeps of them).
+    Snapshot(Vec<Arc<T>>),
     /// What changed since the previous message.
     Changed(Changes<T>),
     /// Nothing changed for a heartbeat interval.
@@ -398,8 +403,9 @@ impl<T: FeedRow> Feed<T> {
         };
         let answer = T::load(&queries, source, &filter).await?;
         let watching = queries.store().watchers().watching(T::PROJECTION);
+        let rows: Vec<Arc<T>> = answer.items.into_iter().map(Arc::new).collect();
         let feed = Self {
-            sent: Sent::new(&answer.items),
+            sent: Sent::shared(&rows),
             queries,
             filter,
             progress,
@@ -408,7 +414,7 @@ impl<T: FeedRow> Feed<T> {
             _watching: watching,
         };
         let snapshot = FeedMessage {
-            event: FeedEvent::Snapshot(answer.items),
+            event: FeedEvent::Snapshot(rows),
             position: answer.position,
             reference: answer.reference,
         };

@@ -402,9 +402,12 @@ impl ProjectionStore {
                         .await?;
                 let events = page.events;
                 // A short page has seen everything up to its bound, which is short of
-                // `position` when the page's window ended first.
+                // `position` when the page's window ended first; one cut short by its bytes
+                // ends at its last event, as a full one does.
                 let next = match events.last() {
-                    Some(last) if events.len() as i64 == FACTS_PAGE => Some(last.position as u64),
+                    Some(last) if events.len() as i64 == FACTS_PAGE || page.cut => {
+                        Some(last.position as u64)
+                    }
                     _ => page.windowed.then_some(page.bound),
                 };
                 let facts: Vec<Result<Fact, ProjectionError>> =

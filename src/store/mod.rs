@@ -20,8 +20,8 @@ use uuid::Uuid;
 use crate::domain::{AppendBatch, ExpectedVersion, LogFilter, ReadAllQuery, ReadStreamQuery};
 
 pub use read::{
-    DiplomaticPage, EventFilter, LogPage, diplomatic_events, events_page, head, position_at,
-    recorded_at,
+    DiplomaticPage, EventFilter, LogPage, PAGE_BYTES, PAGE_SIZE, READ_AHEAD, diplomatic_events,
+    events_page, head, position_at, recorded_at,
 };
 pub use writer::WriterConfig;
 

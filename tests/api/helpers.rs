@@ -31,6 +31,12 @@ fn admin_options() -> &'static PgConnectOptions {
     })
 }
 
+/// A URL for the database server the tests use, for a process of their own (which then
+/// creates its databases there rather than start another cluster).
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| admin_options().to_url_lossy().to_string())
+}
+
 /// Starts the cluster on a thread of its own that lives as long as the test binary: each
 /// test has its own runtime, and the cluster must outlive all of them.
 fn start_throwaway_cluster() -> PgConnectOptions {

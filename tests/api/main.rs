@@ -25,6 +25,7 @@ mod projection_feed;
 mod projections;
 mod projections_engine;
 mod read;
+mod read_memory;
 mod server;
 mod signing_key;
 mod subscriptions;

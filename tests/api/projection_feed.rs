@@ -169,6 +169,7 @@ async fn a_watch_starts_with_a_snapshot_of_every_row_as_the_list_answers_them() 
     let mut feed = open(&mut projections, watch("channels", head)).await;
     let first = next(&mut feed).await;
     assert!(first.position >= head, "{} < {head}", first.position);
+    assert!(!first.snapshot_continues, "a small snapshot is one message");
     assert!(first.reference_time.is_some());
     let watched = channels(snapshot(&first));
     let keys: Vec<&str> = watched.iter().map(|c| c.key.as_str()).collect();
@@ -436,6 +437,60 @@ async fn a_watcher_that_stops_reading_gets_a_coalesced_change_not_a_backlog() {
     );
     assert_quiet(&mut feed, Duration::from_secs(1)).await;
     assert_eq!(app.projections.watchers().open(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_snapshot_of_more_than_a_mib_of_rows_comes_in_parts_that_make_up_the_list() {
+    let app = spawn_app().await;
+    import_founding(&app).await;
+    // Four commitments of about 400 KB each (their `what`), besides the founding one.
+    let what = "w".repeat(400_000);
+    let mut last = 0;
+    for index in 0..4 {
+        let json = json!({
+            "occurred": {"day": "2025-03-10"},
+            "sources": [{"source": "rus.mfa"}],
+            "commitment_stated": {"parties": ["RUS", "USA"], "what": format!("{index} {what}")}
+        });
+        last = record(&app, &format!("commitment-big-{index}"), json)
+            .await
+            .1;
+    }
+    let mut projections = client(&app).await;
+    let mut feed = open(&mut projections, watch("commitments", last)).await;
+    // At most 1 MiB of rows a part: two of these commitments, not three.
+    let bytes = |rows: &[proto::ProjectionRow]| -> usize {
+        rows.iter().map(prost::Message::encoded_len).sum()
+    };
+    let mut part = next(&mut feed).await;
+    assert!(bytes(snapshot(&part)) <= 1 << 20);
+    let mut rows = commitments(snapshot(&part));
+    let mut parts = 1;
+    while part.snapshot_continues {
+        let following = next(&mut feed).await;
+        assert_eq!(
+            following.position, part.position,
+            "one snapshot, one position"
+        );
+        let diff = diff(&following);
+        assert!(diff.removed.is_empty());
+        assert!(bytes(&diff.upserted) <= 1 << 20);
+        rows.extend(commitments(&diff.upserted));
+        part = following;
+        parts += 1;
+    }
+    assert!(parts >= 2, "{parts} parts");
+    let listed = projections
+        .list_commitments(proto::ListRequest {
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(rows.len(), 5);
+    assert_eq!(rows, listed.commitments);
     app.stop().await;
 }
 
