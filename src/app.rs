@@ -24,7 +24,8 @@ use crate::grpc::{
 };
 use crate::health::DatabaseHealth;
 use crate::projections::query::Queries;
-use crate::projections::runner::{LocalRunners, RunnerContext};
+use crate::projections::registry::LocalRunners;
+use crate::projections::runner::RunnerContext;
 use crate::projections::store::ProjectionStore;
 use crate::proto::{
     self, admin_server::AdminServer, audit_server::AuditServer, diplomacy_server::DiplomacyServer,

@@ -23,7 +23,10 @@ use sqlx::PgConnection;
 use tokio::sync::OnceCell;
 
 use super::Fact;
-use super::store::{ProjectionError, fact_from_event, parse_fact};
+use super::error::ProjectionError;
+use crate::domain::EventId;
+use crate::domain::diplomacy::DiplomaticEvent;
+use crate::store::RecordedEvent;
 
 /// Positions per cached block.
 pub const BLOCK: u64 = 1024;
@@ -305,5 +308,43 @@ async fn read_direct(
         // A window that ended before the head leaves more to read at once, like a full page.
         full: (full || windowed) && unreadable.is_none(),
         unreadable,
+    })
+}
+
+/// A stored diplomatic event as projections see it.
+pub(super) fn fact_from_event(event: RecordedEvent) -> Result<Fact, ProjectionError> {
+    let position = event.position as u64;
+    parse_fact(
+        position,
+        event.stream_id,
+        event.event_id,
+        event.recorded_at,
+        &event.data_text,
+    )
+    .map_err(|reason| ProjectionError::UnreadableEvent { position, reason })
+}
+
+/// A diplomatic event from its stored parts; the reason it does not parse, if it does not.
+pub(super) fn parse_fact(
+    position: u64,
+    stream_id: String,
+    event_id: uuid::Uuid,
+    recorded_at: DateTime<Utc>,
+    data_text: &str,
+) -> Result<Fact, String> {
+    let json: serde_json::Value = serde_json::from_str(data_text).map_err(|e| e.to_string())?;
+    let parsed = DiplomaticEvent::from_json(json).map_err(|(path, message)| {
+        if path.is_empty() {
+            message
+        } else {
+            format!("{path}: {message}")
+        }
+    })?;
+    Ok(Fact {
+        position,
+        stream_id,
+        event_id: EventId::from(event_id),
+        recorded_at,
+        event: parsed,
     })
 }

@@ -23,13 +23,12 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tokio::time::Instant;
-use tracing::debug;
 
 use super::channels::ChannelView;
 use super::commitments::CommitmentView;
 use super::divergence::DivergenceView;
 use super::query::{Answer, ListFilter, Queries, QueryError, Source};
-use super::runner::RunnerReport;
+use super::registry::{RunnerReport, Watching};
 use super::store::{ProjectionError, ProjectionStore};
 use super::summits::SummitView;
 
@@ -224,59 +223,6 @@ pub struct FeedMessage<T> {
     pub reference: DateTime<Utc>,
 }
 
-/// The change feeds open on this server: how many, to watch (the dashboard, tests of clean
-/// endings). Cheap to clone.
-#[derive(Clone)]
-pub struct Watchers {
-    open: Arc<watch::Sender<usize>>,
-}
-
-impl Default for Watchers {
-    fn default() -> Self {
-        Self {
-            open: Arc::new(watch::Sender::new(0)),
-        }
-    }
-}
-
-impl Watchers {
-    /// Feeds open now.
-    pub fn open(&self) -> usize {
-        *self.open.borrow()
-    }
-
-    /// Follows the number of open feeds.
-    pub fn subscribe(&self) -> watch::Receiver<usize> {
-        self.open.subscribe()
-    }
-
-    fn watching(&self, projection: &'static str) -> Watching {
-        self.open.send_modify(|open| *open += 1);
-        debug!(projection, open = self.open(), "projection feed opened");
-        Watching {
-            watchers: self.clone(),
-            projection,
-        }
-    }
-}
-
-/// Counts one open feed for as long as it lives.
-struct Watching {
-    watchers: Watchers,
-    projection: &'static str,
-}
-
-impl Drop for Watching {
-    fn drop(&mut self) {
-        self.watchers.open.send_modify(|open| *open -= 1);
-        debug!(
-            projection = self.projection,
-            open = self.watchers.open(),
-            "projection feed ended"
-        );
-    }
-}
-
 /// Where a projection stands: its live generation and the position it reflects.
 type Mark = (u64, u64);
 
@@ -464,7 +410,7 @@ impl<T: FeedRow> Feed<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::projections::runner::LocalRunners;
+    use crate::projections::registry::{LocalRunners, Watchers};
 
     #[derive(Debug, Clone, PartialEq)]
     struct Item {

@@ -25,20 +25,21 @@
 //! - Many rows new to a generation go in by COPY; rows it may have (its resident rows and the
 //!   rows the batch hydrated) by an upsert.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::error::Error as _;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, PgPool};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, trace, warn};
 
 use super::copy_text;
 use super::facts::{Batch, FactCache};
+use super::registry::{LocalEntry, LocalRunners, RunnerReport, advisory_lock_key};
 use super::store::{Checkpoint, CheckpointRecord, ProjectionError, RowRecord, select_checkpoints};
 use super::{Fact, Model, Row, Want};
 use crate::store::EventStore;
@@ -126,79 +127,6 @@ impl RunnerContext {
             facts: Arc::default(),
         }
     }
-}
-
-/// What a runner of this server reports about its projection.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RunnerReport {
-    /// This server holds the projection's lock (and advances it).
-    pub holding: bool,
-    /// The live generation and the position it reflects, as last committed.
-    pub generation: u64,
-    pub position: u64,
-    /// A rebuild in progress: the position its build has reached.
-    pub building: Option<u64>,
-}
-
-/// The reports of this server's runners, by projection name, and a way to wake a runner (for
-/// a rebuild request). Cheap to clone; shared by the runners and the `ProjectionStore`.
-#[derive(Clone, Default)]
-pub struct LocalRunners {
-    entries: Arc<Mutex<HashMap<String, LocalEntry>>>,
-}
-
-#[derive(Clone)]
-struct LocalEntry {
-    report: watch::Sender<RunnerReport>,
-    wake: Arc<Notify>,
-}
-
-impl LocalRunners {
-    fn entry(&self, name: &str) -> LocalEntry {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries
-            .entry(name.to_owned())
-            .or_insert_with(|| LocalEntry {
-                report: watch::Sender::new(RunnerReport::default()),
-                wake: Arc::new(Notify::new()),
-            })
-            .clone()
-    }
-
-    /// Follows what this server's runner of `name` reports (all defaults if it has none).
-    pub fn watch(&self, name: &str) -> watch::Receiver<RunnerReport> {
-        self.entry(name).report.subscribe()
-    }
-
-    /// What this server's runner of `name` last reported.
-    pub fn report(&self, name: &str) -> RunnerReport {
-        *self.entry(name).report.borrow()
-    }
-
-    /// Makes this server's runner of `name` look at its checkpoint now rather than at its next
-    /// poll.
-    pub fn wake(&self, name: &str) {
-        self.entry(name).wake.notify_one();
-    }
-
-    /// Reports for `name` as its runner would (tests of readers of the reports).
-    #[cfg(test)]
-    pub(crate) fn publish(&self, name: &str, report: RunnerReport) {
-        self.entry(name).report.send_replace(report);
-    }
-}
-
-/// The advisory-lock key of a projection: FNV-1a (64 bit) of `diplog.projection.<name>`, so
-/// it is the same on every server, build and Rust version (std's hasher promises none of that).
-pub fn advisory_lock_key(name: &str) -> i64 {
-    const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut hash = OFFSET_BASIS;
-    for byte in "diplog.projection.".bytes().chain(name.bytes()) {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(PRIME);
-    }
-    hash as i64
 }
 
 /// Keeps the projection `M` current until `shutdown` is cancelled: takes its lock (or waits to

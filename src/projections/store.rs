@@ -9,12 +9,10 @@ use sqlx::PgPool;
 use sqlx::types::Json;
 use tokio::time::Instant;
 
-use super::feed::Watchers;
-use super::runner::{LocalRunners, advisory_lock_key};
+pub use super::error::ProjectionError;
+use super::facts::fact_from_event;
+use super::registry::{LocalRunners, Watchers, advisory_lock_key};
 use super::{Fact, Row, RowData};
-use crate::domain::EventId;
-use crate::domain::diplomacy::DiplomaticEvent;
-use crate::store::RecordedEvent;
 
 /// Diplomatic events fetched per round trip by [`ProjectionStore::facts_until`].
 const FACTS_PAGE: i64 = 512;
@@ -22,45 +20,6 @@ const FACTS_PAGE: i64 = 512;
 /// How often [`ProjectionStore::wait_for`] reads the checkpoint when no runner of this server
 /// reports progress (the projection may be run by another server).
 const WAIT_POLL: std::time::Duration = std::time::Duration::from_millis(50);
-
-#[derive(Debug, thiserror::Error)]
-pub enum ProjectionError {
-    #[error("there is no projection named {0:?}")]
-    UnknownProjection(String),
-    /// A stored diplomatic event that does not parse. The runner stops at it (and retries)
-    /// rather than skip it: a projection that silently lacks an event would be wrong for ever.
-    #[error("the event at position {position} is not a readable diplomatic event: {reason}")]
-    UnreadableEvent { position: u64, reason: String },
-    /// The checkpoint row vanished or moved although this runner holds the projection's lock.
-    #[error("the checkpoint of projection {0:?} is missing or was moved by someone else")]
-    CheckpointLost(String),
-    /// The stored rows are of a newer model version than this server's (a rolling upgrade
-    /// under way): this server leaves the projection to the newer ones.
-    #[error("the stored rows are version {stored}, newer than this server's {ours}")]
-    NewerVersion { stored: i32, ours: i32 },
-    /// Stored rows a model could not take back (`Model::hydrate`).
-    #[error("rows of projection {projection:?} do not load: {reason}")]
-    UnloadableRows {
-        projection: &'static str,
-        reason: String,
-    },
-    #[error("could not connect to the database within {0:?}")]
-    ConnectTimedOut(std::time::Duration),
-    #[error("the database is unavailable: {0}")]
-    Unavailable(#[source] sqlx::Error),
-    #[error("database error: {0}")]
-    Database(#[source] sqlx::Error),
-}
-
-impl From<sqlx::Error> for ProjectionError {
-    fn from(error: sqlx::Error) -> Self {
-        if crate::store::is_unavailable(&error) {
-            Self::Unavailable(error)
-        } else {
-            Self::Database(error)
-        }
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum WaitError {
@@ -481,42 +440,4 @@ impl FilteredRow {
         };
         (self.position as u64, row)
     }
-}
-
-/// A stored diplomatic event as projections see it.
-pub(super) fn fact_from_event(event: RecordedEvent) -> Result<Fact, ProjectionError> {
-    let position = event.position as u64;
-    parse_fact(
-        position,
-        event.stream_id,
-        event.event_id,
-        event.recorded_at,
-        &event.data_text,
-    )
-    .map_err(|reason| ProjectionError::UnreadableEvent { position, reason })
-}
-
-/// A diplomatic event from its stored parts; the reason it does not parse, if it does not.
-pub(super) fn parse_fact(
-    position: u64,
-    stream_id: String,
-    event_id: uuid::Uuid,
-    recorded_at: DateTime<Utc>,
-    data_text: &str,
-) -> Result<Fact, String> {
-    let json: serde_json::Value = serde_json::from_str(data_text).map_err(|e| e.to_string())?;
-    let parsed = DiplomaticEvent::from_json(json).map_err(|(path, message)| {
-        if path.is_empty() {
-            message
-        } else {
-            format!("{path}: {message}")
-        }
-    })?;
-    Ok(Fact {
-        position,
-        stream_id,
-        event_id: EventId::from(event_id),
-        recorded_at,
-        event: parsed,
-    })
 }

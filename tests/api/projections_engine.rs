@@ -9,9 +9,8 @@ use std::time::Duration;
 use diplog::domain::{
     AppendBatch, EventId, EventType, ExpectedVersion, Metadata, NewEvent, Payload, StreamId,
 };
-use diplog::projections::runner::{
-    LocalRunners, RunnerConfig, RunnerContext, advisory_lock_key, run_projection,
-};
+use diplog::projections::registry::{LocalRunners, advisory_lock_key};
+use diplog::projections::runner::{RunnerConfig, RunnerContext, run_projection};
 use diplog::projections::store::{Holder, ProjectionError, ProjectionStore, RowFilter, WaitError};
 use diplog::projections::{Fact, Model, NAMES, Row, RowData};
 use diplog::store::{EventStore, WriterConfig, WriterHandle};
