@@ -23,10 +23,10 @@ use crate::grpc::{
     AdminService, AuditService, DiplomacyService, EventLogService, ProjectionsService,
 };
 use crate::health::DatabaseHealth;
-use crate::projections::query::Queries;
-use crate::projections::registry::LocalRunners;
-use crate::projections::runner::RunnerContext;
-use crate::projections::store::ProjectionStore;
+use crate::projections::engine::registry::LocalRunners;
+use crate::projections::engine::runner::RunnerContext;
+use crate::projections::engine::store::ProjectionStore;
+use crate::projections::read::query::Queries;
 use crate::proto::{
     self, admin_server::AdminServer, audit_server::AuditServer, diplomacy_server::DiplomacyServer,
     event_log_server::EventLogServer, projections_server::ProjectionsServer,
@@ -244,7 +244,8 @@ impl App {
                 .follow_token_changes(shutdown.child_token()),
         );
         let stop_runners = shutdown.child_token();
-        let mut runners = crate::projections::catalog::spawn_all(runners, stop_runners.clone());
+        let mut runners =
+            crate::projections::engine::catalog::spawn_all(runners, stop_runners.clone());
 
         let database_monitor = tokio::spawn(
             health

@@ -9,7 +9,7 @@ use clap::Args;
 
 use crate::database::DatabaseArgs;
 use crate::domain::limits;
-use crate::projections::runner::RunnerConfig;
+use crate::projections::engine::runner::RunnerConfig;
 
 #[derive(Args, Clone)]
 pub struct ServeArgs {
@@ -300,10 +300,10 @@ pub struct ProjectionsConfig {
 }
 
 impl ProjectionsConfig {
-    pub fn queries(&self) -> crate::projections::query::QueryConfig {
-        crate::projections::query::QueryConfig {
+    pub fn queries(&self) -> crate::projections::read::query::QueryConfig {
+        crate::projections::read::query::QueryConfig {
             dormant_after: chrono::Duration::days(i64::from(self.dormant_after_days)),
-            ..crate::projections::query::QueryConfig::default()
+            ..crate::projections::read::query::QueryConfig::default()
         }
     }
 

@@ -33,7 +33,7 @@ const MIN_ROUND_INTERVAL: Duration = Duration::from_millis(50);
 /// The advisory-lock key of the tree builder (distinct from every projection's: theirs hash
 /// `diplog.projection.<name>`).
 pub fn lock_key() -> i64 {
-    crate::projections::registry::advisory_lock_key("..audit-tree")
+    crate::projections::engine::registry::advisory_lock_key("..audit-tree")
 }
 
 /// Keeps the tree up with the log until `shutdown`, woken by `head` (the subscriptions' head:

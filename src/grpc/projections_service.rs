@@ -15,14 +15,16 @@ use tonic::{Request, Response, Status};
 use super::convert::timestamp;
 use super::{bridge, stream_slot};
 use crate::domain::{ValidationError, ValidationErrors};
-use crate::projections::catalog::NAMES;
-use crate::projections::channels::ChannelView;
-use crate::projections::commitments::CommitmentView;
-use crate::projections::divergence::DivergenceView;
-use crate::projections::feed::{self, Feed, FeedConfig, FeedEvent, FeedMessage, FeedRow};
-use crate::projections::query::{Answer, AsOf, ListFilter, Page, Queries, QueryError, Source};
-use crate::projections::store::Holder;
-use crate::projections::summits::SummitView;
+use crate::projections::engine::catalog::NAMES;
+use crate::projections::engine::store::Holder;
+use crate::projections::models::channels::ChannelView;
+use crate::projections::models::commitments::CommitmentView;
+use crate::projections::models::divergence::DivergenceView;
+use crate::projections::models::summits::SummitView;
+use crate::projections::read::feed::{self, Feed, FeedConfig, FeedEvent, FeedMessage, FeedRow};
+use crate::projections::read::query::{
+    Answer, AsOf, ListFilter, Page, Queries, QueryError, Source,
+};
 use crate::proto::{self, projections_server::Projections};
 use crate::stream_limit::StreamLimiter;
 
@@ -755,7 +757,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::projections::channels::Channels;
+    use crate::projections::models::channels::Channels;
     use crate::projections::testing::{founding_facts, replay};
 
     fn channel_views() -> Vec<ChannelView> {

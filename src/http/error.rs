@@ -4,7 +4,7 @@
 //! plain 500 that does not leak its cause. The error page itself is rendered in
 //! `pages::error_page`, with the frame every page has.
 
-use crate::projections::query::QueryError;
+use crate::projections::read::query::QueryError;
 use crate::store::ReadError;
 
 #[derive(Debug, thiserror::Error)]
@@ -50,8 +50,8 @@ impl From<ReadError> for HttpError {
     }
 }
 
-impl From<crate::projections::store::ProjectionError> for HttpError {
-    fn from(error: crate::projections::store::ProjectionError) -> Self {
+impl From<crate::projections::engine::store::ProjectionError> for HttpError {
+    fn from(error: crate::projections::engine::store::ProjectionError) -> Self {
         Self::Internal(error.to_string())
     }
 }

@@ -24,7 +24,7 @@ use serde_json::json;
 
 pub use error::HttpError;
 
-use crate::projections::query::Queries;
+use crate::projections::read::query::Queries;
 use crate::store::EventStore;
 use crate::subscriptions::Subscriptions;
 

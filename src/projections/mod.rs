@@ -145,27 +145,14 @@ pub trait Model: Default + Send + Sync + 'static {
     fn settle(&mut self) {}
 }
 
-pub mod catalog;
-pub mod channels;
-pub mod commitments;
-pub(crate) mod common;
-mod copy_text;
-pub mod divergence;
-pub mod error;
-pub mod facts;
-pub mod feed;
-pub mod query;
-pub mod registry;
-pub mod relations;
-pub mod runner;
-pub mod store;
-pub mod summits;
-pub mod timeline;
+// The models: pure state machines, one file per read model.
+pub mod models;
+// The engine: runners, rebuilds, checkpoints and rows, the shared read of the log.
+pub mod engine;
+// The read side: queries (lists, gets, as of) and change feeds.
+pub mod read;
 
-pub use catalog::NAMES;
-
-#[cfg(test)]
-mod lifecycle_tests;
+pub use engine::catalog::NAMES;
 
 /// Test support: the founding scenario as facts, without a database.
 #[cfg(test)]
@@ -223,7 +210,7 @@ pub(crate) mod testing {
             let mut end = (start + batch).min(facts.len());
             if let Some(cut) = facts[start + 1..end]
                 .iter()
-                .position(|fact| common::target_of(fact).is_some())
+                .position(|fact| super::models::common::target_of(fact).is_some())
             {
                 end = start + 1 + cut;
             }
@@ -295,6 +282,7 @@ pub(crate) mod testing {
 
 #[cfg(test)]
 mod tests {
+    use super::models::{channels, commitments, divergence, relations, summits, timeline};
     use super::testing::*;
     use super::*;
     use chrono::Duration;

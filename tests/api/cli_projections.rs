@@ -239,7 +239,7 @@ async fn projections_status_lists_all_six_and_a_rebuild_names_its_projection() {
             stdout.starts_with("NAME") && stdout.contains("HOLDER"),
             "{stdout}"
         );
-        for name in diplog::projections::catalog::NAMES {
+        for name in diplog::projections::engine::catalog::NAMES {
             assert!(
                 stdout.lines().any(|l| l.starts_with(&format!("{name} "))),
                 "{name} not in:\n{stdout}"

@@ -278,7 +278,7 @@ async fn a_server_killed_under_append_load_loses_nothing_acknowledged() {
 
 /// How many backends hold each projection's advisory lock in this database.
 async fn projection_lock_holders(pool: &sqlx::PgPool) -> Vec<(&'static str, i64)> {
-    use diplog::projections::registry::advisory_lock_key;
+    use diplog::projections::engine::registry::advisory_lock_key;
     let mut holders = Vec::new();
     for name in diplog::projections::NAMES {
         let key = advisory_lock_key(name) as u64;

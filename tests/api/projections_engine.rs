@@ -9,9 +9,11 @@ use std::time::Duration;
 use diplog::domain::{
     AppendBatch, EventId, EventType, ExpectedVersion, Metadata, NewEvent, Payload, StreamId,
 };
-use diplog::projections::registry::{LocalRunners, advisory_lock_key};
-use diplog::projections::runner::{RunnerConfig, RunnerContext, run_projection};
-use diplog::projections::store::{Holder, ProjectionError, ProjectionStore, RowFilter, WaitError};
+use diplog::projections::engine::registry::{LocalRunners, advisory_lock_key};
+use diplog::projections::engine::runner::{RunnerConfig, RunnerContext, run_projection};
+use diplog::projections::engine::store::{
+    Holder, ProjectionError, ProjectionStore, RowFilter, WaitError,
+};
 use diplog::projections::{Fact, Model, NAMES, Row, RowData};
 use diplog::store::{EventStore, WriterConfig, WriterHandle};
 use futures::TryStreamExt;
@@ -1026,7 +1028,7 @@ async fn the_server_runs_every_projection_and_stops_them_on_shutdown() {
 }
 
 /// What a batch read says, without its facts' contents.
-fn summary(batch: &diplog::projections::facts::Batch) -> (Vec<u64>, u64, u64, bool, bool) {
+fn summary(batch: &diplog::projections::engine::facts::Batch) -> (Vec<u64>, u64, u64, bool, bool) {
     (
         batch.facts.iter().map(|fact| fact.position).collect(),
         batch.bound,
@@ -1038,7 +1040,7 @@ fn summary(batch: &diplog::projections::facts::Batch) -> (Vec<u64>, u64, u64, bo
 
 #[tokio::test]
 async fn the_shared_fact_cache_answers_every_read_as_a_fresh_read_does_and_reads_a_block_once() {
-    use diplog::projections::facts::{BLOCK, FactCache};
+    use diplog::projections::engine::facts::{BLOCK, FactCache};
     let log = Log::new().await;
     log.append_facts("s-1", 1000).await;
     log.append_plain("plain", 300).await;

@@ -36,8 +36,8 @@ use super::error::HttpError;
 use super::readable;
 use crate::domain::diplomacy::EventKind;
 use crate::domain::{Direction, EventId, EventType, ReadAllQuery};
-use crate::projections::divergence::DivergenceView;
-use crate::projections::query::{ListFilter, MAX_PAGE_SIZE, Page, QueryError};
+use crate::projections::models::divergence::DivergenceView;
+use crate::projections::read::query::{ListFilter, MAX_PAGE_SIZE, Page, QueryError};
 use crate::store::RecordedEvent;
 
 /// Events on the recent-events page.

@@ -8,14 +8,14 @@ use super::frame::{Frame, Link, Stamp, stamp, stamp_at};
 use crate::domain::EventId;
 use crate::domain::diplomacy::{Category, CountryCode, DiplomaticEvent, EventKind, Place};
 use crate::http::{Dashboard, HttpError, readable};
-use crate::projections::channels::ChannelView;
-use crate::projections::commitments::CommitmentView;
-use crate::projections::common::{ActorInfo, Party};
-use crate::projections::divergence::{ClaimSources, DivergenceView};
-use crate::projections::query::Source;
-use crate::projections::relations::RelationView;
-use crate::projections::summits::SummitView;
-use crate::projections::timeline::TimelineEntry;
+use crate::projections::models::channels::ChannelView;
+use crate::projections::models::commitments::CommitmentView;
+use crate::projections::models::common::{ActorInfo, Party};
+use crate::projections::models::divergence::{ClaimSources, DivergenceView};
+use crate::projections::models::relations::RelationView;
+use crate::projections::models::summits::SummitView;
+use crate::projections::models::timeline::TimelineEntry;
+use crate::projections::read::query::Source;
 use crate::store::RecordedEvent;
 
 /// A table's rows: one per item, each built by `row` (with the page's frame, for its links).
@@ -294,7 +294,7 @@ pub(super) fn participants_of(
     frame: &Frame,
     event: &DiplomaticEvent,
 ) -> Vec<ParticipantLink> {
-    match crate::projections::common::interaction(event) {
+    match crate::projections::models::common::interaction(event) {
         Some(interaction) => interaction
             .participants
             .iter()

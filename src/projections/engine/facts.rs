@@ -22,10 +22,10 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use tokio::sync::OnceCell;
 
-use super::Fact;
-use super::error::ProjectionError;
 use crate::domain::EventId;
 use crate::domain::diplomacy::DiplomaticEvent;
+use crate::projections::Fact;
+use crate::projections::engine::error::ProjectionError;
 use crate::store::RecordedEvent;
 
 /// Positions per cached block.
@@ -312,7 +312,9 @@ async fn read_direct(
 }
 
 /// A stored diplomatic event as projections see it.
-pub(super) fn fact_from_event(event: RecordedEvent) -> Result<Fact, ProjectionError> {
+pub(in crate::projections) fn fact_from_event(
+    event: RecordedEvent,
+) -> Result<Fact, ProjectionError> {
     let position = event.position as u64;
     parse_fact(
         position,
@@ -325,7 +327,7 @@ pub(super) fn fact_from_event(event: RecordedEvent) -> Result<Fact, ProjectionEr
 }
 
 /// A diplomatic event from its stored parts; the reason it does not parse, if it does not.
-pub(super) fn parse_fact(
+pub(in crate::projections) fn parse_fact(
     position: u64,
     stream_id: String,
     event_id: uuid::Uuid,

@@ -7,11 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Fact, Row, RowData};
 use crate::domain::EventId;
 use crate::domain::diplomacy::{
     ActorId, ActorKind, DiplomaticEvent, EventKind, FuzzyTime, Level, Participant, Place,
 };
+use crate::projections::{Fact, Row, RowData};
 
 /// Where an event stands in the log. A correction takes the corrected event's place.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

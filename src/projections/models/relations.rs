@@ -15,16 +15,16 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::channels::{CONTACT_STATUS, Channel, ChannelView, Channels};
-use super::commitments::{Commitment, CommitmentView, Commitments};
-use super::common::{
+use crate::domain::EventId;
+use crate::domain::diplomacy::{CountryCode, FuzzyTime};
+use crate::projections::models::channels::{CONTACT_STATUS, Channel, ChannelView, Channels};
+use crate::projections::models::commitments::{Commitment, CommitmentView, Commitments};
+use crate::projections::models::common::{
     ACTOR_STATUS, Contributions, Index, Origin, Registry, apply_fact, happened_key, interaction,
     level_name, target_of,
 };
-use super::summits::{Summit, SummitView, Summits};
-use super::{Fact, Model, Row, RowData, Want};
-use crate::domain::EventId;
-use crate::domain::diplomacy::{CountryCode, FuzzyTime};
+use crate::projections::models::summits::{Summit, SummitView, Summits};
+use crate::projections::{Fact, Model, Row, RowData, Want};
 
 /// A contact between the two states.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -421,15 +421,15 @@ impl Relations {
             last_contact_key: pair.last.as_ref().map(|(when, _)| when.clone()),
             channels: decode(&pair.channels, Inner::Channels)
                 .iter()
-                .filter_map(|r| super::channels::channel_of(r).ok())
+                .filter_map(|r| crate::projections::models::channels::channel_of(r).ok())
                 .collect(),
             summits: decode(&pair.summits, Inner::Summits)
                 .iter()
-                .filter_map(|r| super::summits::summit_of(r).ok())
+                .filter_map(|r| crate::projections::models::summits::summit_of(r).ok())
                 .collect(),
             commitments: decode(&pair.commitments, Inner::Commitments)
                 .iter()
-                .filter_map(|r| super::commitments::commitment_of(r).ok())
+                .filter_map(|r| crate::projections::models::commitments::commitment_of(r).ok())
                 .collect(),
         }
     }

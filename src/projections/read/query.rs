@@ -12,17 +12,17 @@ use chrono::{DateTime, Duration, Utc};
 use futures::TryStreamExt;
 use tokio::time::Instant;
 
-use super::channels::{ChannelView, Channels, channel_of};
-use super::commitments::{CommitmentView, Commitments, commitment_of};
-use super::common::{ACTOR_STATUS, ActorInfo};
-use super::divergence::{Divergence, DivergenceView, occurrence_of};
-use super::relations::{RelationView, Relations, pair_key, pair_of};
-use super::store::{ProjectionError, ProjectionStore, RowFilter, WaitError};
-use super::summits::{SummitView, Summits, summit_of};
-use super::timeline::{Timeline, TimelineEntry, entry_of};
-use super::{Model, Row};
 use crate::domain::EventId;
 use crate::domain::diplomacy::ActorId;
+use crate::projections::engine::store::{ProjectionError, ProjectionStore, RowFilter, WaitError};
+use crate::projections::models::channels::{ChannelView, Channels, channel_of};
+use crate::projections::models::commitments::{CommitmentView, Commitments, commitment_of};
+use crate::projections::models::common::{ACTOR_STATUS, ActorInfo};
+use crate::projections::models::divergence::{Divergence, DivergenceView, occurrence_of};
+use crate::projections::models::relations::{RelationView, Relations, pair_key, pair_of};
+use crate::projections::models::summits::{SummitView, Summits, summit_of};
+use crate::projections::models::timeline::{Timeline, TimelineEntry, entry_of};
+use crate::projections::{Model, Row};
 
 /// Answers per page at most, and by default.
 pub const MAX_PAGE_SIZE: usize = 1000;

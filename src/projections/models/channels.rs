@@ -11,13 +11,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::common::{
+use crate::domain::EventId;
+use crate::domain::diplomacy::{EventKind, FuzzyTime};
+use crate::projections::models::common::{
     ACTOR_STATUS, Contributions, Index, Origin, Party, Registry, apply_fact, happened_key,
     insert_by_position, interaction, level_name, party, party_states, replacement_of, target_of,
 };
-use super::{Fact, Model, Row, RowData, Want};
-use crate::domain::EventId;
-use crate::domain::diplomacy::{EventKind, FuzzyTime};
+use crate::projections::{Fact, Model, Row, RowData, Want};
 
 /// One of the channel's own events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -5,16 +5,16 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
-use super::channels::Channels;
-use super::commitments::Commitments;
-use super::divergence::Divergence;
-use super::relations::{Relations, pair_of};
-use super::summits::Summits;
-use super::testing::{founding_facts, replay_settling, sorted_rows};
-use super::timeline::Timeline;
-use super::{Fact, Model};
 use crate::domain::EventId;
 use crate::domain::diplomacy::DiplomaticEvent;
+use crate::projections::models::channels::Channels;
+use crate::projections::models::commitments::Commitments;
+use crate::projections::models::divergence::Divergence;
+use crate::projections::models::relations::{Relations, pair_of};
+use crate::projections::models::summits::Summits;
+use crate::projections::models::timeline::Timeline;
+use crate::projections::testing::{founding_facts, replay_settling, sorted_rows};
+use crate::projections::{Fact, Model};
 
 /// Builds facts after the founding scenario's, at increasing positions.
 struct Log {
@@ -285,7 +285,7 @@ fn a_retracted_source_report_leaves_the_divergence() {
 /// replay gives.
 fn assert_every_batching_agrees(facts: &[Fact]) {
     fn check<M: Model>(facts: &[Fact]) {
-        let full: M = super::testing::replay(facts);
+        let full: M = crate::projections::testing::replay(facts);
         let expected = sorted_rows(&full);
         for batch in 1..=facts.len() {
             assert_eq!(

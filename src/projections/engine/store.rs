@@ -9,10 +9,10 @@ use sqlx::PgPool;
 use sqlx::types::Json;
 use tokio::time::Instant;
 
-pub use super::error::ProjectionError;
-use super::facts::fact_from_event;
-use super::registry::{LocalRunners, Watchers, advisory_lock_key};
-use super::{Fact, Row, RowData};
+pub use crate::projections::engine::error::ProjectionError;
+use crate::projections::engine::facts::fact_from_event;
+use crate::projections::engine::registry::{LocalRunners, Watchers, advisory_lock_key};
+use crate::projections::{Fact, Row, RowData};
 
 /// Diplomatic events fetched per round trip by [`ProjectionStore::facts_until`].
 const FACTS_PAGE: i64 = 512;
@@ -48,7 +48,7 @@ pub struct Checkpoint {
 }
 
 #[derive(sqlx::FromRow)]
-pub(super) struct CheckpointRecord {
+pub(in crate::projections) struct CheckpointRecord {
     projection: String,
     version: i32,
     generation: i64,
@@ -84,11 +84,11 @@ macro_rules! select_checkpoints {
         )
     };
 }
-pub(super) use select_checkpoints;
+pub(in crate::projections) use select_checkpoints;
 
 /// One stored row, as `projection_rows` holds it.
 #[derive(sqlx::FromRow)]
-pub(super) struct RowRecord {
+pub(in crate::projections) struct RowRecord {
     key: String,
     /// `jsonb` decodes to its text as is, not to a `serde_json::Value` tree.
     data: Json<RowData>,
@@ -170,7 +170,7 @@ impl ProjectionStore {
     }
 
     /// What this server's runners report (a change feed wakes on it).
-    pub(super) fn local(&self) -> &LocalRunners {
+    pub(in crate::projections) fn local(&self) -> &LocalRunners {
         &self.local
     }
 
@@ -277,7 +277,7 @@ impl ProjectionStore {
         .execute(&self.pool)
         .await?
         .rows_affected();
-        if updated == 0 && !super::NAMES.contains(&name) {
+        if updated == 0 && !crate::projections::NAMES.contains(&name) {
             return Err(ProjectionError::UnknownProjection(name.to_owned()));
         }
         self.local.wake(name);

@@ -37,11 +37,15 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, error, info, trace, warn};
 
-use super::copy_text;
-use super::facts::{Batch, FactCache};
-use super::registry::{LocalEntry, LocalRunners, RunnerReport, advisory_lock_key};
-use super::store::{Checkpoint, CheckpointRecord, ProjectionError, RowRecord, select_checkpoints};
-use super::{Fact, Model, Row, Want};
+use crate::projections::engine::copy_text;
+use crate::projections::engine::facts::{Batch, FactCache};
+use crate::projections::engine::registry::{
+    LocalEntry, LocalRunners, RunnerReport, advisory_lock_key,
+};
+use crate::projections::engine::store::{
+    Checkpoint, CheckpointRecord, ProjectionError, RowRecord, select_checkpoints,
+};
+use crate::projections::{Fact, Model, Row, Want};
 use crate::store::EventStore;
 
 /// The longest pause between attempts after repeated failures.
@@ -874,7 +878,7 @@ fn amendments_first(mut batch: Batch) -> Batch {
         .facts
         .iter()
         .skip(1)
-        .position(|fact| super::common::target_of(fact).is_some());
+        .position(|fact| crate::projections::models::common::target_of(fact).is_some());
     if let Some(cut) = cut.map(|i| i + 1) {
         batch.reached = batch.facts[cut].position - 1;
         batch.facts.truncate(cut);

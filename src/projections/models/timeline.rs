@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::common::{
+use crate::domain::EventId;
+use crate::domain::diplomacy::{FuzzyTime, Place};
+use crate::projections::models::common::{
     ACTOR_STATUS, Contributions, Index, Origin, Registry, apply_fact, happened_key, interaction,
     level_name, target_of,
 };
-use super::{Fact, Model, Row, RowData, Want};
-use crate::domain::EventId;
-use crate::domain::diplomacy::{FuzzyTime, Place};
+use crate::projections::{Fact, Model, Row, RowData, Want};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimelineParticipant {

@@ -29,13 +29,13 @@ pub struct LocalRunners {
 }
 
 #[derive(Clone)]
-pub(super) struct LocalEntry {
-    pub(super) report: watch::Sender<RunnerReport>,
-    pub(super) wake: Arc<Notify>,
+pub(in crate::projections) struct LocalEntry {
+    pub(in crate::projections) report: watch::Sender<RunnerReport>,
+    pub(in crate::projections) wake: Arc<Notify>,
 }
 
 impl LocalRunners {
-    pub(super) fn entry(&self, name: &str) -> LocalEntry {
+    pub(in crate::projections) fn entry(&self, name: &str) -> LocalEntry {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries
             .entry(name.to_owned())
@@ -108,7 +108,7 @@ impl Watchers {
         self.open.subscribe()
     }
 
-    pub(super) fn watching(&self, projection: &'static str) -> Watching {
+    pub(in crate::projections) fn watching(&self, projection: &'static str) -> Watching {
         self.open.send_modify(|open| *open += 1);
         debug!(projection, open = self.open(), "projection feed opened");
         Watching {
@@ -119,7 +119,7 @@ impl Watchers {
 }
 
 /// Counts one open feed for as long as it lives.
-pub(super) struct Watching {
+pub(in crate::projections) struct Watching {
     watchers: Watchers,
     projection: &'static str,
 }

@@ -24,13 +24,13 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::channels::ChannelView;
-use super::commitments::CommitmentView;
-use super::divergence::DivergenceView;
-use super::query::{Answer, ListFilter, Queries, QueryError, Source};
-use super::registry::{RunnerReport, Watching};
-use super::store::{ProjectionError, ProjectionStore};
-use super::summits::SummitView;
+use crate::projections::engine::registry::{RunnerReport, Watching};
+use crate::projections::engine::store::{ProjectionError, ProjectionStore};
+use crate::projections::models::channels::ChannelView;
+use crate::projections::models::commitments::CommitmentView;
+use crate::projections::models::divergence::DivergenceView;
+use crate::projections::models::summits::SummitView;
+use crate::projections::read::query::{Answer, ListFilter, Queries, QueryError, Source};
 
 /// How often a feed reads the checkpoint when this server does not run the projection.
 pub const DEFAULT_POLL: Duration = Duration::from_secs(1);
@@ -410,7 +410,7 @@ impl<T: FeedRow> Feed<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::projections::registry::{LocalRunners, Watchers};
+    use crate::projections::engine::registry::{LocalRunners, Watchers};
 
     #[derive(Debug, Clone, PartialEq)]
     struct Item {
@@ -498,7 +498,7 @@ mod tests {
 
     #[test]
     fn channels_turning_dormant_as_time_passes_are_upserted() {
-        use crate::projections::channels::Channels;
+        use crate::projections::models::channels::Channels;
         use crate::projections::testing::{founding_facts, replay};
         let model: Channels = replay(&founding_facts());
         let views = |reference: &str| -> Vec<ChannelView> {

@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::common::{
-    Contributions, Index, Origin, Party, Registry, apply_fact, insert_by_position, party_states,
-};
-use super::{Fact, Model, Row, RowData};
 use crate::domain::EventId;
 use crate::domain::diplomacy::{EventKind, FuzzyTime, Place};
+use crate::projections::models::common::{
+    Contributions, Index, Origin, Party, Registry, apply_fact, insert_by_position, party_states,
+};
+use crate::projections::{Fact, Model, Row, RowData};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SummitStep {
@@ -237,7 +237,7 @@ impl Model for Summits {
             actors: summit.parties.iter().map(|p| p.id.clone()).collect(),
             states: party_states(&summit.parties),
             status: summit.stage().to_ascii_lowercase(),
-            sort_key: super::common::happened_key(
+            sort_key: crate::projections::models::common::happened_key(
                 summit.steps.first().and_then(|s| s.occurred.as_ref()),
                 summit.steps.first().map_or(0, |s| s.origin.position),
             ),

@@ -7,13 +7,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::common::{
+use crate::domain::EventId;
+use crate::domain::diplomacy::{Category, EventKind, FuzzyTime, SourceAttribution};
+use crate::projections::models::common::{
     ACTOR_STATUS, Contributions, Index, Origin, Registry, apply_fact, happened_key, replacement_of,
     target_of,
 };
-use super::{Fact, Model, Row, RowData, Want};
-use crate::domain::EventId;
-use crate::domain::diplomacy::{Category, EventKind, FuzzyTime, SourceAttribution};
+use crate::projections::{Fact, Model, Row, RowData, Want};
 
 /// One source's report, as it came into the log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -232,9 +232,11 @@ impl Contributions for Divergence {
             occurrence.occurred = fact.event.occurred.clone();
         }
         for report in reports {
-            super::common::insert_by_position(&mut occurrence.reports, report, |r| {
-                r.origin.position
-            });
+            crate::projections::models::common::insert_by_position(
+                &mut occurrence.reports,
+                report,
+                |r| r.origin.position,
+            );
         }
         let key = format!("{PREFIX}{target}");
         let origin = Origin::of(fact);

@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::common::{
+use crate::domain::EventId;
+use crate::domain::diplomacy::{EventKind, FuzzyTime, Place};
+use crate::projections::models::common::{
     Contributions, Index, Origin, Party, Registry, apply_fact, happened_key, insert_by_position,
     party_states,
 };
-use super::{Fact, Model, Row, RowData};
-use crate::domain::EventId;
-use crate::domain::diplomacy::{EventKind, FuzzyTime, Place};
+use crate::projections::{Fact, Model, Row, RowData};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommitmentStep {

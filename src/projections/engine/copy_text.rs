@@ -6,7 +6,7 @@
 //! all double-quoted (with `"` and `\` backslash-escaped inside), which PostgreSQL reads back
 //! as exactly those strings whatever they contain.
 
-use super::Row;
+use crate::projections::Row;
 
 /// Appends one line for `row` of `projection`'s `generation` to `out`.
 pub fn push_row(out: &mut Vec<u8>, projection: &str, generation: u64, row: &Row) {

@@ -5,8 +5,9 @@
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::runner::{RunnerContext, run_projection};
-use super::{Model, channels, commitments, divergence, relations, summits, timeline};
+use crate::projections::Model;
+use crate::projections::engine::runner::{RunnerContext, run_projection};
+use crate::projections::models::{channels, commitments, divergence, relations, summits, timeline};
 
 /// Calls `$callback!` with every model type.
 macro_rules! with_models {

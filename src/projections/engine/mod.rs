@@ -1,0 +1,12 @@
+//! The engine that keeps the models' rows current: one runner per projection (advisory lock,
+//! checkpoint, batches, rebuilds), the rows and checkpoints in PostgreSQL (`store`), rows in
+//! by COPY, the runners' shared read of the log (`facts`), and what runs on this server
+//! (`registry`). It knows nothing of any model's meaning.
+
+pub mod catalog;
+pub(crate) mod copy_text;
+pub mod error;
+pub mod facts;
+pub mod registry;
+pub mod runner;
+pub mod store;

@@ -1,0 +1,13 @@
+//! The read models: each a pure, in-memory state machine ([`super::Model`]) that applies
+//! diplomatic events in position order and exposes its state as rows. No I/O here.
+
+pub mod channels;
+pub mod commitments;
+pub(crate) mod common;
+pub mod divergence;
+pub mod relations;
+pub mod summits;
+pub mod timeline;
+
+#[cfg(test)]
+mod lifecycle_tests;
