@@ -13,14 +13,14 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use super::convert::timestamp;
+use super::status::invalid_request;
 use super::{bridge, stream_slot};
-use crate::domain::{ValidationError, ValidationErrors};
 use crate::projections::catalog::NAMES;
 use crate::projections::channels::ChannelView;
 use crate::projections::commitments::CommitmentView;
 use crate::projections::divergence::DivergenceView;
 use crate::projections::feed::{self, Feed, FeedConfig, FeedEvent, FeedMessage, FeedRow};
-use crate::projections::query::{Answer, AsOf, ListFilter, Page, Queries, QueryError, Source};
+use crate::projections::query::{Answer, AsOf, ListFilter, Page, Queries, Source};
 use crate::projections::store::Holder;
 use crate::projections::summits::SummitView;
 use crate::proto::{self, projections_server::Projections};
@@ -123,9 +123,11 @@ impl ProjectionsService {
             Some(proto::read_options::AsOf::AsOfPosition(position)) => {
                 Some(AsOf::Position(position))
             }
-            Some(proto::read_options::AsOf::AsOfTime(time)) => Some(AsOf::Time(
-                timestamp(time).map_err(|e| invalid("read.as_of_time", e.to_string()))?,
-            )),
+            Some(proto::read_options::AsOf::AsOfTime(time)) => {
+                Some(AsOf::Time(timestamp(time).map_err(|e| {
+                    invalid_request("read.as_of_time", e.to_string())
+                })?))
+            }
             None => None,
         };
         // Answers about the past are the auditor's (the path alone does not say; the request
@@ -154,24 +156,6 @@ fn grpc_timeout<T>(request: &Request<T>) -> Option<Duration> {
         "n" => Duration::from_nanos(value),
         _ => return None,
     })
-}
-
-fn invalid(field: &str, message: String) -> Status {
-    let mut errors = ValidationErrors::new();
-    errors.push(field, ValidationError::Malformed(message));
-    errors.into()
-}
-
-impl From<QueryError> for Status {
-    fn from(error: QueryError) -> Self {
-        match error {
-            QueryError::Invalid { field, message } => invalid(field, message),
-            QueryError::NotFound(message) => Status::not_found(message),
-            QueryError::NotYet { .. } => Status::deadline_exceeded(error.to_string()),
-            QueryError::Projection(error) => super::status::projection(error),
-            QueryError::BadRow(_) => super::status::internal(&error),
-        }
-    }
 }
 
 fn info<T>(answer: &Answer<T>) -> proto::AnswerInfo {
@@ -236,7 +220,7 @@ fn page(request: &proto::ListRequest) -> Page {
 /// The key of a get request: required.
 fn required_key(request: &proto::GetRequest, what: &str) -> Result<String, Status> {
     if request.key.is_empty() {
-        return Err(invalid("key", format!("is required: the {what}")));
+        return Err(invalid_request("key", format!("is required: the {what}")));
     }
     Ok(request.key.clone())
 }
@@ -436,7 +420,7 @@ fn feed_config(request: &proto::WatchProjectionRequest) -> Result<FeedConfig, St
     let heartbeat = match request.heartbeat_seconds {
         0 => feed::DEFAULT_HEARTBEAT,
         seconds if seconds > MAX_HEARTBEAT_SECONDS => {
-            return Err(invalid(
+            return Err(invalid_request(
                 "heartbeat_seconds",
                 format!("{seconds} is more than the limit of {MAX_HEARTBEAT_SECONDS}"),
             ));
@@ -484,13 +468,13 @@ impl Projections for ProjectionsService {
                     .await?
             }
             "" => {
-                return Err(invalid(
+                return Err(invalid_request(
                     "projection",
                     format!("is required: one of {WATCHABLE}"),
                 ));
             }
             other => {
-                return Err(invalid(
+                return Err(invalid_request(
                     "projection",
                     format!("{other:?} cannot be watched: one of {WATCHABLE}"),
                 ));
@@ -610,7 +594,10 @@ impl Projections for ProjectionsService {
         request: Request<proto::ListRequest>,
     ) -> Result<Response<proto::TimelineList>, Status> {
         if request.get_ref().actor.is_empty() {
-            return Err(invalid("actor", "is required: whose timeline".into()));
+            return Err(invalid_request(
+                "actor",
+                "is required: whose timeline".into(),
+            ));
         }
         let source = self.source(&request, request.get_ref().read.as_ref())?;
         let answer = self
@@ -647,7 +634,10 @@ impl Projections for ProjectionsService {
         request: Request<proto::ListRequest>,
     ) -> Result<Response<proto::RelationList>, Status> {
         let Some(pair) = request.get_ref().state_pair.clone() else {
-            return Err(invalid("state_pair", "is required: the two states".into()));
+            return Err(invalid_request(
+                "state_pair",
+                "is required: the two states".into(),
+            ));
         };
         let source = self.source(&request, request.get_ref().read.as_ref())?;
         let answer = self.queries.relation(source, &pair.a, &pair.b).await?;
@@ -681,7 +671,7 @@ impl Projections for ProjectionsService {
         request: Request<proto::GetRequest>,
     ) -> Result<Response<proto::DivergenceList>, Status> {
         if request.get_ref().key.is_empty() {
-            return Err(invalid(
+            return Err(invalid_request(
                 "key",
                 "is required: the occurrence's event id or stream".into(),
             ));
@@ -736,7 +726,7 @@ impl Projections for ProjectionsService {
     ) -> Result<Response<()>, Status> {
         let name = &request.get_ref().name;
         if !NAMES.contains(&name.as_str()) {
-            return Err(invalid(
+            return Err(invalid_request(
                 "name",
                 format!("{name:?} is not a projection ({})", NAMES.join(", ")),
             ));
