@@ -174,15 +174,12 @@ fn to_timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
     }
 }
 
-/// A view as its protobuf message (`message`: the proto's full name).
-fn message<V: Serialize, M: prost::Message + Default>(
-    view: &V,
-    message: &str,
-) -> Result<M, Status> {
+/// A view as its protobuf message.
+fn message<V: Serialize, M: prost::Message + prost::Name + Default>(view: &V) -> Result<M, Status> {
     let json = serde_json::to_value(view).map_err(|e| super::status::internal(&e))?;
-    bridge::from_json(json, message).map_err(|(path, reason)| {
+    bridge::from_json(json).map_err(|(path, reason)| {
         tracing::error!(
-            message,
+            message = M::full_name(),
             path,
             reason,
             "a projection view does not match its proto"
@@ -191,11 +188,10 @@ fn message<V: Serialize, M: prost::Message + Default>(
     })
 }
 
-fn messages<V: Serialize, M: prost::Message + Default>(
+fn messages<V: Serialize, M: prost::Message + prost::Name + Default>(
     views: &[V],
-    name: &str,
 ) -> Result<Vec<M>, Status> {
-    views.iter().map(|v| message(v, name)).collect()
+    views.iter().map(message).collect()
 }
 
 fn list_filter(request: &proto::ListRequest) -> ListFilter {
@@ -252,14 +248,11 @@ fn only<T: Clone>(
 
 /// A watchable view and the `ProjectionRow` it becomes.
 trait WatchedRow: FeedRow + Serialize {
-    /// The proto message's full name.
-    const MESSAGE: &'static str;
-    type Message: prost::Message + Default;
+    type Message: prost::Message + prost::Name + Default;
     fn row(message: Self::Message) -> proto::projection_row::Row;
 }
 
 impl WatchedRow for ChannelView {
-    const MESSAGE: &'static str = "diplog.v1.Channel";
     type Message = proto::Channel;
     fn row(message: proto::Channel) -> proto::projection_row::Row {
         proto::projection_row::Row::Channel(message)
@@ -267,7 +260,6 @@ impl WatchedRow for ChannelView {
 }
 
 impl WatchedRow for SummitView {
-    const MESSAGE: &'static str = "diplog.v1.Summit";
     type Message = proto::Summit;
     fn row(message: proto::Summit) -> proto::projection_row::Row {
         proto::projection_row::Row::Summit(message)
@@ -275,7 +267,6 @@ impl WatchedRow for SummitView {
 }
 
 impl WatchedRow for CommitmentView {
-    const MESSAGE: &'static str = "diplog.v1.Commitment";
     type Message = proto::Commitment;
     fn row(message: proto::Commitment) -> proto::projection_row::Row {
         proto::projection_row::Row::Commitment(message)
@@ -283,7 +274,6 @@ impl WatchedRow for CommitmentView {
 }
 
 impl WatchedRow for DivergenceView {
-    const MESSAGE: &'static str = "diplog.v1.Divergence";
     type Message = proto::Divergence;
     fn row(message: proto::Divergence) -> proto::projection_row::Row {
         proto::projection_row::Row::Divergence(message)
@@ -292,7 +282,7 @@ impl WatchedRow for DivergenceView {
 
 fn projection_row<T: WatchedRow>(view: &T) -> Result<proto::ProjectionRow, Status> {
     Ok(proto::ProjectionRow {
-        row: Some(T::row(message(view, T::MESSAGE)?)),
+        row: Some(T::row(message(view)?)),
     })
 }
 
@@ -498,7 +488,7 @@ impl Projections for ProjectionsService {
             .await?;
         Ok(Response::new(proto::ChannelList {
             info: Some(info(&answer)),
-            channels: messages(&answer.items, "diplog.v1.Channel")?,
+            channels: messages(&answer.items)?,
         }))
     }
 
@@ -511,7 +501,7 @@ impl Projections for ProjectionsService {
         let answer = self.queries.channel(source, &key).await?;
         Ok(Response::new(proto::ChannelList {
             info: Some(info(&answer)),
-            channels: messages(&answer.items, "diplog.v1.Channel")?,
+            channels: messages(&answer.items)?,
         }))
     }
 
@@ -530,7 +520,7 @@ impl Projections for ProjectionsService {
             .await?;
         Ok(Response::new(proto::SummitList {
             info: Some(info(&answer)),
-            summits: messages(&answer.items, "diplog.v1.Summit")?,
+            summits: messages(&answer.items)?,
         }))
     }
 
@@ -548,7 +538,7 @@ impl Projections for ProjectionsService {
         let answer = only(&all, &key, "summit", |s| s.key == key)?;
         Ok(Response::new(proto::SummitList {
             info: Some(info(&answer)),
-            summits: messages(&answer.items, "diplog.v1.Summit")?,
+            summits: messages(&answer.items)?,
         }))
     }
 
@@ -567,7 +557,7 @@ impl Projections for ProjectionsService {
             .await?;
         Ok(Response::new(proto::CommitmentList {
             info: Some(info(&answer)),
-            commitments: messages(&answer.items, "diplog.v1.Commitment")?,
+            commitments: messages(&answer.items)?,
         }))
     }
 
@@ -585,7 +575,7 @@ impl Projections for ProjectionsService {
         let answer = only(&all, &key, "commitment", |c| c.key == key)?;
         Ok(Response::new(proto::CommitmentList {
             info: Some(info(&answer)),
-            commitments: messages(&answer.items, "diplog.v1.Commitment")?,
+            commitments: messages(&answer.items)?,
         }))
     }
 
@@ -606,7 +596,7 @@ impl Projections for ProjectionsService {
             .await?;
         Ok(Response::new(proto::TimelineList {
             info: Some(info(&answer)),
-            entries: messages(&answer.items, "diplog.v1.TimelineEntry")?,
+            entries: messages(&answer.items)?,
         }))
     }
 
@@ -625,7 +615,7 @@ impl Projections for ProjectionsService {
             .await?;
         Ok(Response::new(proto::RelationList {
             info: Some(info(&answer)),
-            relations: messages(&answer.items, "diplog.v1.Relations")?,
+            relations: messages(&answer.items)?,
         }))
     }
 
@@ -643,7 +633,7 @@ impl Projections for ProjectionsService {
         let answer = self.queries.relation(source, &pair.a, &pair.b).await?;
         Ok(Response::new(proto::RelationList {
             info: Some(info(&answer)),
-            relations: messages(&answer.items, "diplog.v1.Relations")?,
+            relations: messages(&answer.items)?,
         }))
     }
 
@@ -662,7 +652,7 @@ impl Projections for ProjectionsService {
             .await?;
         Ok(Response::new(proto::DivergenceList {
             info: Some(info(&answer)),
-            divergences: messages(&answer.items, "diplog.v1.Divergence")?,
+            divergences: messages(&answer.items)?,
         }))
     }
 
@@ -683,7 +673,7 @@ impl Projections for ProjectionsService {
             .await?;
         Ok(Response::new(proto::DivergenceList {
             info: Some(info(&answer)),
-            divergences: messages(&answer.items, "diplog.v1.Divergence")?,
+            divergences: messages(&answer.items)?,
         }))
     }
 
