@@ -17,10 +17,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out.join("diplog_descriptor.bin"),
         protox::prost::Message::encode_to_vec(&fds),
     )?;
+    // Every message implements `prost::Name` (`diplog.v1.DiplomaticEvent`), so code that looks
+    // a message up in the descriptor pool names it by its type, never by a string.
+    let mut config = tonic_prost_build::Config::new();
+    config.enable_type_names();
     tonic_prost_build::configure()
         // Deterministic map order (answers and their JSON compare equal when their content does).
         .btree_map(".")
         .build_client(true)
-        .compile_fds(fds)?;
+        .compile_fds_with_config(fds, config)?;
     Ok(())
 }

@@ -87,16 +87,14 @@ fn state_pair(raw: &str) -> Result<proto::StatePair, CliError> {
 
 /// A list answer that comes in pages.
 trait Paged: Sized {
-    const MESSAGE: &'static str;
     fn info(&self) -> Option<&proto::AnswerInfo>;
     /// Adds the next page's items, and takes its info.
     fn append(&mut self, next: Self);
 }
 
 macro_rules! paged {
-    ($message:ty, $name:literal, $items:ident) => {
+    ($message:ty, $items:ident) => {
         impl Paged for $message {
-            const MESSAGE: &'static str = $name;
             fn info(&self) -> Option<&proto::AnswerInfo> {
                 self.info.as_ref()
             }
@@ -108,14 +106,10 @@ macro_rules! paged {
     };
 }
 
-paged!(proto::ChannelList, "diplog.v1.ChannelList", channels);
-paged!(proto::SummitList, "diplog.v1.SummitList", summits);
-paged!(
-    proto::CommitmentList,
-    "diplog.v1.CommitmentList",
-    commitments
-);
-paged!(proto::TimelineList, "diplog.v1.TimelineList", entries);
+paged!(proto::ChannelList, channels);
+paged!(proto::SummitList, summits);
+paged!(proto::CommitmentList, commitments);
+paged!(proto::TimelineList, entries);
 
 /// Every page of a list, as one answer. Later pages wait for the position of the first, so
 /// the pages never go back in time.
@@ -144,8 +138,8 @@ where
     }
 }
 
-fn print_json<M: prost::Message>(message: &M, name: &str) {
-    let json = bridge::to_json(message, name);
+fn print_json<M: prost::Message + prost::Name>(message: &M) {
+    let json = bridge::to_json(message);
     println!(
         "{}",
         serde_json::to_string_pretty(&json).expect("JSON prints")
@@ -168,7 +162,7 @@ async fn list_channels(args: ChannelsArgs) -> Result<(), CliError> {
     })
     .await?;
     if args.query.json {
-        print_json(&answer, proto::ChannelList::MESSAGE);
+        print_json(&answer);
         return Ok(());
     }
     let mut out = header(answer.info.as_ref(), &args.query);
@@ -191,7 +185,7 @@ async fn list_summits(args: SummitsArgs) -> Result<(), CliError> {
     })
     .await?;
     if args.query.json {
-        print_json(&answer, proto::SummitList::MESSAGE);
+        print_json(&answer);
         return Ok(());
     }
     let mut out = header(answer.info.as_ref(), &args.query);
@@ -221,7 +215,7 @@ async fn list_commitments(args: CommitmentsArgs) -> Result<(), CliError> {
     })
     .await?;
     if args.query.json {
-        print_json(&answer, proto::CommitmentList::MESSAGE);
+        print_json(&answer);
         return Ok(());
     }
     let mut out = header(answer.info.as_ref(), &args.query);
@@ -256,7 +250,7 @@ async fn show_timeline(args: TimelineArgs) -> Result<(), CliError> {
     })
     .await?;
     if args.query.json {
-        print_json(&answer, proto::TimelineList::MESSAGE);
+        print_json(&answer);
         return Ok(());
     }
     let mut out = header(answer.info.as_ref(), &args.query);
@@ -308,7 +302,7 @@ async fn show_relations(args: RelationsArgs) -> Result<(), CliError> {
     let mut client = connect(&args.query.client).await?;
     let answer = client.get_relations(request).await?.into_inner();
     if args.query.json {
-        print_json(&answer, "diplog.v1.RelationList");
+        print_json(&answer);
         return Ok(());
     }
     let mut out = header(answer.info.as_ref(), &args.query);
@@ -339,7 +333,7 @@ async fn show_divergence(args: DivergenceArgs) -> Result<(), CliError> {
     let mut client = connect(&args.query.client).await?;
     let answer = client.get_divergence(request).await?.into_inner();
     if args.query.json {
-        print_json(&answer, "diplog.v1.DivergenceList");
+        print_json(&answer);
         return Ok(());
     }
     let mut out = header(answer.info.as_ref(), &args.query);
@@ -379,7 +373,7 @@ async fn follow(args: WatchArgs) -> Result<(), CliError> {
     let mut continued = false;
     while let Some(change) = changes.message().await? {
         let out = if args.json {
-            let json = bridge::to_json(&change, "diplog.v1.ProjectionChange");
+            let json = bridge::to_json(&change);
             format!("{}\n", serde_json::to_string(&json).expect("JSON prints"))
         } else {
             change_text(&change, continued)
@@ -409,7 +403,7 @@ async fn status(args: ProjectionsStatusArgs) -> Result<(), CliError> {
     let mut client = connect(&args.client).await?;
     let answer = client.get_status(()).await?.into_inner();
     if args.json {
-        print_json(&answer, "diplog.v1.ProjectionStatusList");
+        print_json(&answer);
         return Ok(());
     }
     let rows: Vec<Vec<String>> = answer

@@ -68,6 +68,29 @@ pub enum ValidationError {
     #[error("starts with {prefix:?}, which is reserved for the server")]
     Reserved { prefix: &'static str },
 
+    // The small values diplomatic events are made of (`diplomacy::values`).
+    #[error("{value:?} is not an ISO 3166-1 alpha-3 country code")]
+    NotACountryCode { value: String },
+    #[error(
+        "{value:?} is not an actor id (an ISO 3166-1 alpha-3 code such as RUS, or lowercase \
+         [a-z0-9] words joined by '.' or '-', at most {max} characters)"
+    )]
+    NotAnActorId { value: String, max: usize },
+    #[error(
+        "{value:?} is not a key (lowercase [a-z0-9] words joined by '-', at most {max} characters)"
+    )]
+    NotAKey { value: String, max: usize },
+    #[error("{value:?} is not a BCP 47 language tag such as \"ru\" or \"en-US\"")]
+    NotALanguageTag { value: String },
+    #[error("{value:?} is not a month (YYYY-MM)")]
+    NotAMonth { value: String },
+    #[error("{value:?} is not a day (YYYY-MM-DD)")]
+    NotADay { value: String },
+    #[error("{value:?} is not an IANA time zone such as Europe/Moscow")]
+    NotATimeZone { value: String },
+    #[error("give exactly one of instant, day or month")]
+    NotOnePrecision,
+
     // Diplomatic events: rules about the input itself.
     #[error("{0}")]
     Malformed(String),

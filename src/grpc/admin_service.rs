@@ -1,12 +1,12 @@
 //! `diplog.v1.Admin`: API tokens (admin role only, checked by the auth layer).
 
-use tonic::{Code, Request, Response, Status};
-use tonic_types::{ErrorDetails, StatusExt};
+use tonic::{Request, Response, Status};
 
 use super::convert::timestamp;
+use super::status::invalid;
 use crate::auth::Role;
 use crate::auth::authenticate::Authenticator;
-use crate::auth::tokens::{TokenError, TokenInfo, TokenName, TokenStore};
+use crate::auth::tokens::{TokenInfo, TokenName, TokenStore};
 use crate::proto::{self, admin_server::Admin};
 
 pub struct AdminService {
@@ -20,29 +20,6 @@ impl AdminService {
         Self {
             tokens,
             authenticator,
-        }
-    }
-}
-
-fn invalid(field: &str, message: String) -> Status {
-    Status::with_error_details(
-        Code::InvalidArgument,
-        format!("{field}: {message}"),
-        ErrorDetails::with_bad_request_violation(field, message),
-    )
-}
-
-impl From<TokenError> for Status {
-    fn from(error: TokenError) -> Self {
-        match &error {
-            TokenError::InvalidName(_) => invalid("name", error.to_string()),
-            TokenError::NoRoles => invalid("roles", error.to_string()),
-            TokenError::ExpiryPast(_) => invalid("expires_at", error.to_string()),
-            TokenError::AlreadyExists(_) => Status::already_exists(error.to_string()),
-            TokenError::NotFound(_) => Status::not_found(error.to_string()),
-            TokenError::Random(_) | TokenError::CorruptRole(_) | TokenError::Database(_) => {
-                super::status::internal(&error)
-            }
         }
     }
 }

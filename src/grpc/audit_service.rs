@@ -1,9 +1,9 @@
 //! `diplog.v1.Audit`: signed tree heads and Merkle proofs.
 
-use tonic::{Code, Request, Response, Status};
-use tonic_types::{ErrorDetails, StatusExt};
+use tonic::{Request, Response, Status};
 
-use crate::audit::{Auditor, ProofError};
+use super::status::invalid;
+use crate::audit::Auditor;
 use crate::domain::audit_head::SignedTreeHead;
 use crate::domain::{EventId, non_negative};
 use crate::proto::{self, audit_server::Audit};
@@ -22,38 +22,6 @@ impl AuditService {
 fn size(field: &'static str, raw: i64) -> Result<Option<u64>, Status> {
     let size = non_negative(raw).map_err(|e| invalid(field, e.to_string()))?;
     Ok((size > 0).then_some(size))
-}
-
-fn invalid(field: &str, message: String) -> Status {
-    Status::with_error_details(
-        Code::InvalidArgument,
-        format!("{field}: {message}"),
-        ErrorDetails::with_bad_request_violation(field, message),
-    )
-}
-
-impl From<ProofError> for Status {
-    fn from(error: ProofError) -> Self {
-        match &error {
-            ProofError::PastHead { field, .. } => Status::with_error_details(
-                Code::OutOfRange,
-                error.to_string(),
-                ErrorDetails::with_bad_request_violation(*field, error.to_string()),
-            ),
-            ProofError::OldAfterNew { .. } => invalid("old_size", error.to_string()),
-            ProofError::NotInTree { .. } => Status::out_of_range(error.to_string()),
-            ProofError::UnknownEvent(_) => Status::not_found(error.to_string()),
-            ProofError::Tree(crate::audit::tree::TreeError::Database(db))
-                if crate::store::is_unavailable(db) =>
-            {
-                Status::unavailable("the database is unavailable")
-            }
-            ProofError::Tree(_) => {
-                tracing::error!(error = %error, "audit query failed");
-                Status::internal("internal error")
-            }
-        }
-    }
 }
 
 fn head(signed: SignedTreeHead) -> proto::SignedTreeHead {

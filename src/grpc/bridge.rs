@@ -1,7 +1,8 @@
 //! Between the generated protobuf types of diplomatic events and their JSON (the proto3 JSON
 //! mapping with proto field names), which is both the domain's serde shape and what the log
 //! stores. Done by reflection over the compiled descriptors, so no hand-written field-by-field
-//! conversion can drift from the proto.
+//! conversion can drift from the proto. Messages are looked up by their `prost::Name` (the
+//! generated code and the descriptor set come from the same compile), never by a string.
 
 use std::sync::LazyLock;
 
@@ -15,18 +16,18 @@ static POOL: LazyLock<DescriptorPool> = LazyLock::new(|| {
     DescriptorPool::decode(proto::FILE_DESCRIPTOR_SET).expect("the compiled descriptor set decodes")
 });
 
-fn descriptor(name: &str) -> MessageDescriptor {
-    POOL.get_message_by_name(name)
-        .unwrap_or_else(|| panic!("{name} is in the descriptor set"))
-}
-
-fn diplomatic_event() -> MessageDescriptor {
-    descriptor("diplog.v1.DiplomaticEvent")
+/// The descriptor of `M`. Always there: `M` was generated from the same descriptor set, so its
+/// full name is in it (and `tests::every_converted_message_is_in_the_descriptor_pool` checks
+/// the messages this crate converts).
+fn descriptor<M: prost::Name>() -> MessageDescriptor {
+    let name = M::full_name();
+    POOL.get_message_by_name(&name)
+        .unwrap_or_else(|| panic!("{name} is in the descriptor set it was generated from"))
 }
 
 /// A message as JSON with proto field names, leaving default values out.
-pub fn to_json<M: prost::Message>(message: &M, descriptor_name: &str) -> serde_json::Value {
-    let mut dynamic = DynamicMessage::new(descriptor(descriptor_name));
+pub fn to_json<M: prost::Message + prost::Name>(message: &M) -> serde_json::Value {
+    let mut dynamic = DynamicMessage::new(descriptor::<M>());
     dynamic
         .transcode_from(message)
         .expect("a generated message transcodes to its own descriptor");
@@ -42,14 +43,13 @@ pub fn to_json<M: prost::Message>(message: &M, descriptor_name: &str) -> serde_j
 
 /// A message from JSON (proto or JSON field names); unknown fields are refused. The error
 /// names the path at fault and says what is wrong with it.
-pub fn from_json<M: prost::Message + Default>(
+pub fn from_json<M: prost::Message + prost::Name + Default>(
     value: serde_json::Value,
-    descriptor_name: &str,
 ) -> Result<M, (String, String)> {
     let mut tracked = serde_path_to_error::Track::new();
     let deserializer = serde_path_to_error::Deserializer::new(value, &mut tracked);
     let dynamic = DynamicMessage::deserialize_with_options(
-        descriptor(descriptor_name),
+        descriptor::<M>(),
         deserializer,
         &DeserializeOptions::new(),
     )
@@ -67,7 +67,7 @@ pub fn from_json<M: prost::Message + Default>(
 
 /// A diplomatic event's JSON without its id (as the log stores it).
 pub fn event_to_json(event: &proto::DiplomaticEvent) -> serde_json::Value {
-    let mut json = to_json(event, diplomatic_event().full_name());
+    let mut json = to_json(event);
     if let Some(object) = json.as_object_mut() {
         object.remove("id");
     }
@@ -82,7 +82,7 @@ pub fn event_from_json(
     if let Some(object) = json.as_object_mut() {
         object.insert("id".to_owned(), serde_json::Value::String(id.to_owned()));
     }
-    from_json(json, diplomatic_event().full_name())
+    from_json(json)
 }
 
 #[cfg(test)]
@@ -173,16 +173,49 @@ mod tests {
     fn unknown_fields_and_bad_enum_names_are_refused_with_their_path() {
         let (path, message) = from_json::<proto::DiplomaticEvent>(
             json!({"call_held": {"participants": [{"actor": "x", "actng_as": "y"}]}}),
-            "diplog.v1.DiplomaticEvent",
         )
         .unwrap_err();
         assert_eq!(path, "call_held.participants[0]");
         assert!(message.contains("actng_as"), "{message}");
-        let (path, _) = from_json::<proto::DiplomaticEvent>(
-            json!({"meeting_held": {"format": "BILATERL"}}),
-            "diplog.v1.DiplomaticEvent",
-        )
-        .unwrap_err();
+        let (path, _) =
+            from_json::<proto::DiplomaticEvent>(json!({"meeting_held": {"format": "BILATERL"}}))
+                .unwrap_err();
         assert_eq!(path, "meeting_held.format");
+    }
+
+    /// Every message this crate converts to or from JSON: its name (from `prost::Name`) is in
+    /// the descriptor pool, so a renamed proto message or package fails here, not in a request.
+    #[test]
+    fn every_converted_message_is_in_the_descriptor_pool() {
+        fn found<M: prost::Name>() -> String {
+            let name = M::full_name();
+            assert!(
+                POOL.get_message_by_name(&name).is_some(),
+                "{name} is not in the descriptor pool"
+            );
+            assert_eq!(descriptor::<M>().full_name(), name);
+            name
+        }
+        let names = [
+            // Diplomatic events (the diplomacy service, imports, benchmarks).
+            found::<proto::DiplomaticEvent>(),
+            // Projection views and rows (the projections service).
+            found::<proto::Channel>(),
+            found::<proto::Summit>(),
+            found::<proto::Commitment>(),
+            found::<proto::TimelineEntry>(),
+            found::<proto::Relations>(),
+            found::<proto::Divergence>(),
+            // Answers the CLI prints as JSON.
+            found::<proto::ChannelList>(),
+            found::<proto::SummitList>(),
+            found::<proto::CommitmentList>(),
+            found::<proto::TimelineList>(),
+            found::<proto::RelationList>(),
+            found::<proto::DivergenceList>(),
+            found::<proto::ProjectionChange>(),
+            found::<proto::ProjectionStatusList>(),
+        ];
+        assert!(names.iter().all(|name| name.starts_with("diplog.v1.")));
     }
 }

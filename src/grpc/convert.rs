@@ -207,9 +207,7 @@ impl TryFrom<proto::SubscribeRequest> for SubscriptionRequest {
         } else {
             errors.check(
                 "filter.actor",
-                ActorId::parse(filter.actor.as_str())
-                    .map(|_| filter.actor.clone())
-                    .map_err(ValidationError::Malformed),
+                ActorId::parse(filter.actor.as_str()).map(|_| filter.actor.clone()),
             )
         };
         let checkpoint_interval = match request.checkpoint_interval_ms {

@@ -188,12 +188,7 @@ fn parse_filter(request: proto::ReadEventsRequest) -> Result<EventFilter, Valida
         request.kinds
     };
     let actor = (!request.actor.is_empty())
-        .then(|| {
-            errors.check(
-                "actor",
-                ActorId::parse(request.actor).map_err(ValidationError::Malformed),
-            )
-        })
+        .then(|| errors.check("actor", ActorId::parse(request.actor)))
         .flatten()
         .map(|id| id.to_string());
     let mut instant = |field: &str, value: Option<prost_types::Timestamp>| {

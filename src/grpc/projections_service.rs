@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use super::convert::timestamp;
+use super::status::invalid_request;
 use super::{bridge, stream_slot};
-use crate::domain::{ValidationError, ValidationErrors};
 use crate::projections::engine::catalog::NAMES;
 use crate::projections::engine::store::Holder;
 use crate::projections::models::channels::ChannelView;
@@ -22,9 +22,7 @@ use crate::projections::models::commitments::CommitmentView;
 use crate::projections::models::divergence::DivergenceView;
 use crate::projections::models::summits::SummitView;
 use crate::projections::read::feed::{self, Feed, FeedConfig, FeedEvent, FeedMessage, FeedRow};
-use crate::projections::read::query::{
-    Answer, AsOf, ListFilter, Page, Queries, QueryError, Source,
-};
+use crate::projections::read::query::{Answer, AsOf, ListFilter, Page, Queries, Source};
 use crate::proto::{self, projections_server::Projections};
 use crate::stream_limit::StreamLimiter;
 
@@ -125,9 +123,11 @@ impl ProjectionsService {
             Some(proto::read_options::AsOf::AsOfPosition(position)) => {
                 Some(AsOf::Position(position))
             }
-            Some(proto::read_options::AsOf::AsOfTime(time)) => Some(AsOf::Time(
-                timestamp(time).map_err(|e| invalid("read.as_of_time", e.to_string()))?,
-            )),
+            Some(proto::read_options::AsOf::AsOfTime(time)) => {
+                Some(AsOf::Time(timestamp(time).map_err(|e| {
+                    invalid_request("read.as_of_time", e.to_string())
+                })?))
+            }
             None => None,
         };
         // Answers about the past are the auditor's (the path alone does not say; the request
@@ -158,24 +158,6 @@ fn grpc_timeout<T>(request: &Request<T>) -> Option<Duration> {
     })
 }
 
-fn invalid(field: &str, message: String) -> Status {
-    let mut errors = ValidationErrors::new();
-    errors.push(field, ValidationError::Malformed(message));
-    errors.into()
-}
-
-impl From<QueryError> for Status {
-    fn from(error: QueryError) -> Self {
-        match error {
-            QueryError::Invalid { field, message } => invalid(field, message),
-            QueryError::NotFound(message) => Status::not_found(message),
-            QueryError::NotYet { .. } => Status::deadline_exceeded(error.to_string()),
-            QueryError::Projection(error) => super::status::projection(error),
-            QueryError::BadRow(_) => super::status::internal(&error),
-        }
-    }
-}
-
 fn info<T>(answer: &Answer<T>) -> proto::AnswerInfo {
     proto::AnswerInfo {
         position: answer.position,
@@ -192,15 +174,12 @@ fn to_timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
     }
 }
 
-/// A view as its protobuf message (`message`: the proto's full name).
-fn message<V: Serialize, M: prost::Message + Default>(
-    view: &V,
-    message: &str,
-) -> Result<M, Status> {
+/// A view as its protobuf message.
+fn message<V: Serialize, M: prost::Message + prost::Name + Default>(view: &V) -> Result<M, Status> {
     let json = serde_json::to_value(view).map_err(|e| super::status::internal(&e))?;
-    bridge::from_json(json, message).map_err(|(path, reason)| {
+    bridge::from_json(json).map_err(|(path, reason)| {
         tracing::error!(
-            message,
+            message = M::full_name(),
             path,
             reason,
             "a projection view does not match its proto"
@@ -209,11 +188,10 @@ fn message<V: Serialize, M: prost::Message + Default>(
     })
 }
 
-fn messages<V: Serialize, M: prost::Message + Default>(
+fn messages<V: Serialize, M: prost::Message + prost::Name + Default>(
     views: &[V],
-    name: &str,
 ) -> Result<Vec<M>, Status> {
-    views.iter().map(|v| message(v, name)).collect()
+    views.iter().map(message).collect()
 }
 
 fn list_filter(request: &proto::ListRequest) -> ListFilter {
@@ -238,7 +216,7 @@ fn page(request: &proto::ListRequest) -> Page {
 /// The key of a get request: required.
 fn required_key(request: &proto::GetRequest, what: &str) -> Result<String, Status> {
     if request.key.is_empty() {
-        return Err(invalid("key", format!("is required: the {what}")));
+        return Err(invalid_request("key", format!("is required: the {what}")));
     }
     Ok(request.key.clone())
 }
@@ -270,14 +248,11 @@ fn only<T: Clone>(
 
 /// A watchable view and the `ProjectionRow` it becomes.
 trait WatchedRow: FeedRow + Serialize {
-    /// The proto message's full name.
-    const MESSAGE: &'static str;
-    type Message: prost::Message + Default;
+    type Message: prost::Message + prost::Name + Default;
     fn row(message: Self::Message) -> proto::projection_row::Row;
 }
 
 impl WatchedRow for ChannelView {
-    const MESSAGE: &'static str = "diplog.v1.Channel";
     type Message = proto::Channel;
     fn row(message: proto::Channel) -> proto::projection_row::Row {
         proto::projection_row::Row::Channel(message)
@@ -285,7 +260,6 @@ impl WatchedRow for ChannelView {
 }
 
 impl WatchedRow for SummitView {
-    const MESSAGE: &'static str = "diplog.v1.Summit";
     type Message = proto::Summit;
     fn row(message: proto::Summit) -> proto::projection_row::Row {
         proto::projection_row::Row::Summit(message)
@@ -293,7 +267,6 @@ impl WatchedRow for SummitView {
 }
 
 impl WatchedRow for CommitmentView {
-    const MESSAGE: &'static str = "diplog.v1.Commitment";
     type Message = proto::Commitment;
     fn row(message: proto::Commitment) -> proto::projection_row::Row {
         proto::projection_row::Row::Commitment(message)
@@ -301,7 +274,6 @@ impl WatchedRow for CommitmentView {
 }
 
 impl WatchedRow for DivergenceView {
-    const MESSAGE: &'static str = "diplog.v1.Divergence";
     type Message = proto::Divergence;
     fn row(message: proto::Divergence) -> proto::projection_row::Row {
         proto::projection_row::Row::Divergence(message)
@@ -310,7 +282,7 @@ impl WatchedRow for DivergenceView {
 
 fn projection_row<T: WatchedRow>(view: &T) -> Result<proto::ProjectionRow, Status> {
     Ok(proto::ProjectionRow {
-        row: Some(T::row(message(view, T::MESSAGE)?)),
+        row: Some(T::row(message(view)?)),
     })
 }
 
@@ -438,7 +410,7 @@ fn feed_config(request: &proto::WatchProjectionRequest) -> Result<FeedConfig, St
     let heartbeat = match request.heartbeat_seconds {
         0 => feed::DEFAULT_HEARTBEAT,
         seconds if seconds > MAX_HEARTBEAT_SECONDS => {
-            return Err(invalid(
+            return Err(invalid_request(
                 "heartbeat_seconds",
                 format!("{seconds} is more than the limit of {MAX_HEARTBEAT_SECONDS}"),
             ));
@@ -486,13 +458,13 @@ impl Projections for ProjectionsService {
                     .await?
             }
             "" => {
-                return Err(invalid(
+                return Err(invalid_request(
                     "projection",
                     format!("is required: one of {WATCHABLE}"),
                 ));
             }
             other => {
-                return Err(invalid(
+                return Err(invalid_request(
                     "projection",
                     format!("{other:?} cannot be watched: one of {WATCHABLE}"),
                 ));
@@ -516,7 +488,7 @@ impl Projections for ProjectionsService {
             .await?;
         Ok(Response::new(proto::ChannelList {
             info: Some(info(&answer)),
-            channels: messages(&answer.items, "diplog.v1.Channel")?,
+            channels: messages(&answer.items)?,
         }))
     }
 
@@ -529,7 +501,7 @@ impl Projections for ProjectionsService {
         let answer = self.queries.channel(source, &key).await?;
         Ok(Response::new(proto::ChannelList {
             info: Some(info(&answer)),
-            channels: messages(&answer.items, "diplog.v1.Channel")?,
+            channels: messages(&answer.items)?,
         }))
     }
 
@@ -548,7 +520,7 @@ impl Projections for ProjectionsService {
             .await?;
         Ok(Response::new(proto::SummitList {
             info: Some(info(&answer)),
-            summits: messages(&answer.items, "diplog.v1.Summit")?,
+            summits: messages(&answer.items)?,
         }))
     }
 
@@ -566,7 +538,7 @@ impl Projections for ProjectionsService {
         let answer = only(&all, &key, "summit", |s| s.key == key)?;
         Ok(Response::new(proto::SummitList {
             info: Some(info(&answer)),
-            summits: messages(&answer.items, "diplog.v1.Summit")?,
+            summits: messages(&answer.items)?,
         }))
     }
 
@@ -585,7 +557,7 @@ impl Projections for ProjectionsService {
             .await?;
         Ok(Response::new(proto::CommitmentList {
             info: Some(info(&answer)),
-            commitments: messages(&answer.items, "diplog.v1.Commitment")?,
+            commitments: messages(&answer.items)?,
         }))
     }
 
@@ -603,7 +575,7 @@ impl Projections for ProjectionsService {
         let answer = only(&all, &key, "commitment", |c| c.key == key)?;
         Ok(Response::new(proto::CommitmentList {
             info: Some(info(&answer)),
-            commitments: messages(&answer.items, "diplog.v1.Commitment")?,
+            commitments: messages(&answer.items)?,
         }))
     }
 
@@ -612,7 +584,10 @@ impl Projections for ProjectionsService {
         request: Request<proto::ListRequest>,
     ) -> Result<Response<proto::TimelineList>, Status> {
         if request.get_ref().actor.is_empty() {
-            return Err(invalid("actor", "is required: whose timeline".into()));
+            return Err(invalid_request(
+                "actor",
+                "is required: whose timeline".into(),
+            ));
         }
         let source = self.source(&request, request.get_ref().read.as_ref())?;
         let answer = self
@@ -621,7 +596,7 @@ impl Projections for ProjectionsService {
             .await?;
         Ok(Response::new(proto::TimelineList {
             info: Some(info(&answer)),
-            entries: messages(&answer.items, "diplog.v1.TimelineEntry")?,
+            entries: messages(&answer.items)?,
         }))
     }
 
@@ -640,7 +615,7 @@ impl Projections for ProjectionsService {
             .await?;
         Ok(Response::new(proto::RelationList {
             info: Some(info(&answer)),
-            relations: messages(&answer.items, "diplog.v1.Relations")?,
+            relations: messages(&answer.items)?,
         }))
     }
 
@@ -649,13 +624,16 @@ impl Projections for ProjectionsService {
         request: Request<proto::ListRequest>,
     ) -> Result<Response<proto::RelationList>, Status> {
         let Some(pair) = request.get_ref().state_pair.clone() else {
-            return Err(invalid("state_pair", "is required: the two states".into()));
+            return Err(invalid_request(
+                "state_pair",
+                "is required: the two states".into(),
+            ));
         };
         let source = self.source(&request, request.get_ref().read.as_ref())?;
         let answer = self.queries.relation(source, &pair.a, &pair.b).await?;
         Ok(Response::new(proto::RelationList {
             info: Some(info(&answer)),
-            relations: messages(&answer.items, "diplog.v1.Relations")?,
+            relations: messages(&answer.items)?,
         }))
     }
 
@@ -674,7 +652,7 @@ impl Projections for ProjectionsService {
             .await?;
         Ok(Response::new(proto::DivergenceList {
             info: Some(info(&answer)),
-            divergences: messages(&answer.items, "diplog.v1.Divergence")?,
+            divergences: messages(&answer.items)?,
         }))
     }
 
@@ -683,7 +661,7 @@ impl Projections for ProjectionsService {
         request: Request<proto::GetRequest>,
     ) -> Result<Response<proto::DivergenceList>, Status> {
         if request.get_ref().key.is_empty() {
-            return Err(invalid(
+            return Err(invalid_request(
                 "key",
                 "is required: the occurrence's event id or stream".into(),
             ));
@@ -695,7 +673,7 @@ impl Projections for ProjectionsService {
             .await?;
         Ok(Response::new(proto::DivergenceList {
             info: Some(info(&answer)),
-            divergences: messages(&answer.items, "diplog.v1.Divergence")?,
+            divergences: messages(&answer.items)?,
         }))
     }
 
@@ -738,7 +716,7 @@ impl Projections for ProjectionsService {
     ) -> Result<Response<()>, Status> {
         let name = &request.get_ref().name;
         if !NAMES.contains(&name.as_str()) {
-            return Err(invalid(
+            return Err(invalid_request(
                 "name",
                 format!("{name:?} is not a projection ({})", NAMES.join(", ")),
             ));

@@ -1,8 +1,15 @@
-//! The one place where errors become `tonic::Status`, so handlers just use `?`.
+//! The one place where errors become `tonic::Status`, so handlers just use `?`: every domain
+//! error's `From` conversion (records, appends, reads, subscriptions, stream limits,
+//! projection queries, API tokens, audit proofs) and the helpers handlers use for the rest.
 //! Invalid input: INVALID_ARGUMENT with `google.rpc.BadRequest` naming each field; a stale
 //! expected version: ABORTED (the client redoes its read-modify-write); a reused event id:
 //! ALREADY_EXISTS; a missing stream: NOT_FOUND; the database out of reach: UNAVAILABLE
 //! (retry); anything else: INTERNAL with the cause logged, never shown.
+//!
+//! The one exception is authentication at the edge: `auth::layer` and `auth::access` build
+//! their UNAUTHENTICATED and PERMISSION_DENIED answers themselves, because they refuse a call
+//! before it reaches a handler (the layer is a tower layer in front of every service, with
+//! no domain error to convert) and their answers carry authentication metadata of their own.
 
 use std::collections::HashMap;
 
@@ -10,7 +17,10 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation, PreconditionViolation, StatusExt};
 use tracing::error;
 
-use crate::domain::ValidationErrors;
+use crate::audit::ProofError;
+use crate::auth::tokens::TokenError;
+use crate::domain::{ValidationError, ValidationErrors};
+use crate::projections::read::query::QueryError;
 use crate::recorder::RecordError;
 use crate::store::{AppendError, ReadError};
 use crate::stream_limit::TooManyStreams;
@@ -216,5 +226,74 @@ impl From<TooManyStreams> for Status {
                 ("limit".to_owned(), "--max-streams-per-client".to_owned()),
             ]),
         )
+    }
+}
+
+/// One bad request field, as the admin and audit services answer it: INVALID_ARGUMENT with
+/// the message `{field}: {message}` and a `google.rpc.BadRequest` naming the field.
+pub fn invalid(field: &str, message: String) -> Status {
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("{field}: {message}"),
+        ErrorDetails::with_bad_request_violation(field, message),
+    )
+}
+
+/// One bad request field, as the projections service answers it: the same answer as a
+/// [`ValidationErrors`] of that one field (`invalid request: {field} {message}`).
+pub fn invalid_request(field: &str, message: String) -> Status {
+    let mut errors = ValidationErrors::new();
+    errors.push(field, ValidationError::Malformed(message));
+    errors.into()
+}
+
+impl From<QueryError> for Status {
+    fn from(error: QueryError) -> Self {
+        match error {
+            QueryError::Invalid { field, message } => invalid_request(field, message),
+            QueryError::NotFound(message) => Status::not_found(message),
+            QueryError::NotYet { .. } => Status::deadline_exceeded(error.to_string()),
+            QueryError::Projection(error) => projection(error),
+            QueryError::BadRow(_) => internal(&error),
+        }
+    }
+}
+
+impl From<TokenError> for Status {
+    fn from(error: TokenError) -> Self {
+        match &error {
+            TokenError::InvalidName(_) => invalid("name", error.to_string()),
+            TokenError::NoRoles => invalid("roles", error.to_string()),
+            TokenError::ExpiryPast(_) => invalid("expires_at", error.to_string()),
+            TokenError::AlreadyExists(_) => Status::already_exists(error.to_string()),
+            TokenError::NotFound(_) => Status::not_found(error.to_string()),
+            TokenError::Random(_) | TokenError::CorruptRole(_) | TokenError::Database(_) => {
+                internal(&error)
+            }
+        }
+    }
+}
+
+impl From<ProofError> for Status {
+    fn from(error: ProofError) -> Self {
+        match &error {
+            ProofError::PastHead { field, .. } => Status::with_error_details(
+                Code::OutOfRange,
+                error.to_string(),
+                ErrorDetails::with_bad_request_violation(*field, error.to_string()),
+            ),
+            ProofError::OldAfterNew { .. } => invalid("old_size", error.to_string()),
+            ProofError::NotInTree { .. } => Status::out_of_range(error.to_string()),
+            ProofError::UnknownEvent(_) => Status::not_found(error.to_string()),
+            ProofError::Tree(crate::audit::tree::TreeError::Database(db))
+                if crate::store::is_unavailable(db) =>
+            {
+                Status::unavailable("the database is unavailable")
+            }
+            ProofError::Tree(_) => {
+                tracing::error!(error = %error, "audit query failed");
+                Status::internal("internal error")
+            }
+        }
     }
 }

@@ -285,7 +285,7 @@ fn read_record(
         None => None,
         Some(language) => match Language::parse(language.clone()) {
             Ok(_) => Some(language),
-            Err(message) => return Err(problem(&origin, "language", message)),
+            Err(error) => return Err(problem(&origin, "language", error.to_string())),
         },
     };
     let Some(publication) = text_field(record, "publication") else {

@@ -858,9 +858,9 @@ impl Check<'_> {
                     match NaiveDate::parse_from_str(until, "%Y-%m-%d") {
                         Err(_) => self.fail(
                             &k("until_day"),
-                            ValidationError::Malformed(format!(
-                                "{until:?} is not a day (YYYY-MM-DD)"
-                            )),
+                            ValidationError::NotADay {
+                                value: until.clone(),
+                            },
                         ),
                         Ok(until) => {
                             if let Some(Precision::Day(first)) =

@@ -1,12 +1,14 @@
 //! The small values diplomatic events are made of: actor ids, country codes, claim keys,
 //! language tags and fuzzy times. Each parses on deserialization, so a value that exists is
-//! valid.
+//! valid; one that does not parse is a [`ValidationError`] saying what was expected.
 
 use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::domain::ValidationError;
 
 /// Longest actor id, claim key or stream name accepted.
 pub const MAX_ID_CHARS: usize = 100;
@@ -28,10 +30,12 @@ fn is_slug(raw: &str, separators: &[char]) -> bool {
 pub struct CountryCode(isocountry::CountryCode);
 
 impl CountryCode {
-    pub fn parse(raw: &str) -> Result<Self, String> {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         isocountry::CountryCode::for_alpha3(raw)
             .map(Self)
-            .map_err(|_| format!("{raw:?} is not an ISO 3166-1 alpha-3 country code"))
+            .map_err(|_| ValidationError::NotACountryCode {
+                value: raw.to_owned(),
+            })
     }
 
     pub fn alpha3(&self) -> &'static str {
@@ -45,8 +49,8 @@ impl CountryCode {
 }
 
 impl TryFrom<String> for CountryCode {
-    type Error = String;
-    fn try_from(raw: String) -> Result<Self, String> {
+    type Error = ValidationError;
+    fn try_from(raw: String) -> Result<Self, ValidationError> {
         Self::parse(&raw)
     }
 }
@@ -70,7 +74,7 @@ impl fmt::Display for CountryCode {
 pub struct ActorId(String);
 
 impl ActorId {
-    pub fn parse(raw: impl Into<String>) -> Result<Self, String> {
+    pub fn parse(raw: impl Into<String>) -> Result<Self, ValidationError> {
         let raw = raw.into();
         if raw.len() == 3 && raw.chars().all(|c| c.is_ascii_uppercase()) {
             CountryCode::parse(&raw)?;
@@ -79,10 +83,10 @@ impl ActorId {
         if is_slug(&raw, &['.', '-']) {
             Ok(Self(raw))
         } else {
-            Err(format!(
-                "{raw:?} is not an actor id (an ISO 3166-1 alpha-3 code such as RUS, or lowercase \
-                 [a-z0-9] words joined by '.' or '-', at most {MAX_ID_CHARS} characters)"
-            ))
+            Err(ValidationError::NotAnActorId {
+                value: raw,
+                max: MAX_ID_CHARS,
+            })
         }
     }
 
@@ -97,8 +101,8 @@ impl ActorId {
 }
 
 impl TryFrom<String> for ActorId {
-    type Error = String;
-    fn try_from(raw: String) -> Result<Self, String> {
+    type Error = ValidationError;
+    fn try_from(raw: String) -> Result<Self, ValidationError> {
         Self::parse(raw)
     }
 }
@@ -128,14 +132,15 @@ impl fmt::Display for ActorId {
 pub struct Key(String);
 
 impl Key {
-    pub fn parse(raw: impl Into<String>) -> Result<Self, String> {
+    pub fn parse(raw: impl Into<String>) -> Result<Self, ValidationError> {
         let raw = raw.into();
         if is_slug(&raw, &['-']) {
             Ok(Self(raw))
         } else {
-            Err(format!(
-                "{raw:?} is not a key (lowercase [a-z0-9] words joined by '-', at most {MAX_ID_CHARS} characters)"
-            ))
+            Err(ValidationError::NotAKey {
+                value: raw,
+                max: MAX_ID_CHARS,
+            })
         }
     }
 
@@ -145,8 +150,8 @@ impl Key {
 }
 
 impl TryFrom<String> for Key {
-    type Error = String;
-    fn try_from(raw: String) -> Result<Self, String> {
+    type Error = ValidationError;
+    fn try_from(raw: String) -> Result<Self, ValidationError> {
         Self::parse(raw)
     }
 }
@@ -164,7 +169,7 @@ impl From<Key> for String {
 pub struct Language(String);
 
 impl Language {
-    pub fn parse(raw: impl Into<String>) -> Result<Self, String> {
+    pub fn parse(raw: impl Into<String>) -> Result<Self, ValidationError> {
         let raw = raw.into();
         let mut parts = raw.split('-');
         let primary_ok = parts.next().is_some_and(|p| {
@@ -175,9 +180,7 @@ impl Language {
         if primary_ok && rest_ok {
             Ok(Self(raw))
         } else {
-            Err(format!(
-                "{raw:?} is not a BCP 47 language tag such as \"ru\" or \"en-US\""
-            ))
+            Err(ValidationError::NotALanguageTag { value: raw })
         }
     }
 
@@ -187,8 +190,8 @@ impl Language {
 }
 
 impl TryFrom<String> for Language {
-    type Error = String;
-    fn try_from(raw: String) -> Result<Self, String> {
+    type Error = ValidationError;
+    fn try_from(raw: String) -> Result<Self, ValidationError> {
         Self::parse(raw)
     }
 }
@@ -206,8 +209,10 @@ pub struct YearMonth {
 }
 
 impl YearMonth {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let bad = || format!("{raw:?} is not a month (YYYY-MM)");
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
+        let bad = || ValidationError::NotAMonth {
+            value: raw.to_owned(),
+        };
         let (year, month) = raw.split_once('-').ok_or_else(bad)?;
         if year.len() != 4 || month.len() != 2 {
             return Err(bad());
@@ -276,23 +281,23 @@ struct RawFuzzyTime {
 }
 
 impl TryFrom<RawFuzzyTime> for FuzzyTime {
-    type Error = String;
-    fn try_from(raw: RawFuzzyTime) -> Result<Self, String> {
+    type Error = ValidationError;
+    fn try_from(raw: RawFuzzyTime) -> Result<Self, ValidationError> {
         let precision = match (raw.instant, raw.day, raw.month) {
             (Some(instant), None, None) => Precision::Instant(instant),
             (None, Some(day), None) => Precision::Day(
                 NaiveDate::parse_from_str(&day, "%Y-%m-%d")
-                    .map_err(|_| format!("{day:?} is not a day (YYYY-MM-DD)"))?,
+                    .map_err(|_| ValidationError::NotADay { value: day.clone() })?,
             ),
             (None, None, Some(month)) => Precision::Month(YearMonth::parse(&month)?),
-            _ => return Err("give exactly one of instant, day or month".to_owned()),
+            _ => return Err(ValidationError::NotOnePrecision),
         };
         let time_zone = raw
             .time_zone
             .filter(|zone| !zone.is_empty())
             .map(|zone| {
                 zone.parse::<chrono_tz::Tz>()
-                    .map_err(|_| format!("{zone:?} is not an IANA time zone such as Europe/Moscow"))
+                    .map_err(|_| ValidationError::NotATimeZone { value: zone })
             })
             .transpose()?;
         Ok(Self {
@@ -413,7 +418,12 @@ mod tests {
         assert!(ActorId::parse("RUS").is_ok());
         assert!(ActorId::parse("sergey-lavrov").is_ok());
         assert!(ActorId::parse("usa.secretary-of-state").is_ok());
-        assert!(ActorId::parse("XYZ").unwrap_err().contains("alpha-3"));
+        assert!(
+            ActorId::parse("XYZ")
+                .unwrap_err()
+                .to_string()
+                .contains("alpha-3")
+        );
         assert!(ActorId::parse("Sergey").is_err());
         assert!(ActorId::parse("a..b").is_err());
         assert!(ActorId::parse("").is_err());
@@ -485,5 +495,53 @@ mod tests {
         assert!(Key::parse("ukraine-settlement").is_ok());
         assert!(Key::parse("Ukraine").is_err());
         assert!(Key::parse("a.b").is_err());
+    }
+
+    /// The texts clients see (as field violations, and through serde in an event's JSON).
+    #[test]
+    fn bad_values_are_named_with_what_was_expected() {
+        let message = |error: ValidationError| error.to_string();
+        assert_eq!(
+            message(CountryCode::parse("XYZ").unwrap_err()),
+            r#""XYZ" is not an ISO 3166-1 alpha-3 country code"#
+        );
+        assert_eq!(
+            message(ActorId::parse("XYZ").unwrap_err()),
+            r#""XYZ" is not an ISO 3166-1 alpha-3 country code"#
+        );
+        assert_eq!(
+            message(ActorId::parse("Sergey").unwrap_err()),
+            r#""Sergey" is not an actor id (an ISO 3166-1 alpha-3 code such as RUS, or lowercase [a-z0-9] words joined by '.' or '-', at most 100 characters)"#
+        );
+        assert_eq!(
+            message(Key::parse("a.b").unwrap_err()),
+            r#""a.b" is not a key (lowercase [a-z0-9] words joined by '-', at most 100 characters)"#
+        );
+        assert_eq!(
+            message(Language::parse("Russian").unwrap_err()),
+            r#""Russian" is not a BCP 47 language tag such as "ru" or "en-US""#
+        );
+        assert_eq!(
+            message(YearMonth::parse("2025-13").unwrap_err()),
+            r#""2025-13" is not a month (YYYY-MM)"#
+        );
+        assert_eq!(
+            fuzzy(r#"{"day":"2025-02-30"}"#).unwrap_err(),
+            r#""2025-02-30" is not a day (YYYY-MM-DD)"#
+        );
+        assert_eq!(
+            fuzzy(r#"{"day":"2025-02-15","time_zone":"Mars/Olympus"}"#).unwrap_err(),
+            r#""Mars/Olympus" is not an IANA time zone such as Europe/Moscow"#
+        );
+        assert_eq!(
+            fuzzy("{}").unwrap_err(),
+            "give exactly one of instant, day or month"
+        );
+        assert_eq!(
+            serde_json::from_str::<ActorId>(r#""a..b""#)
+                .unwrap_err()
+                .to_string(),
+            message(ActorId::parse("a..b").unwrap_err())
+        );
     }
 }

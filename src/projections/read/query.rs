@@ -243,9 +243,9 @@ fn passes(row: &Row, filter: &RowFilter) -> bool {
 /// The filter for "rows concerning this actor": a state's rows by their states, any other
 /// actor's by their actors.
 pub fn actor_filter(actor: &str) -> Result<RowFilter, QueryError> {
-    let id = ActorId::parse(actor).map_err(|message| QueryError::Invalid {
+    let id = ActorId::parse(actor).map_err(|error| QueryError::Invalid {
         field: "actor",
-        message,
+        message: error.to_string(),
     })?;
     Ok(match id.as_country() {
         Some(state) => RowFilter {
@@ -262,7 +262,10 @@ pub fn actor_filter(actor: &str) -> Result<RowFilter, QueryError> {
 fn state_code(field: &'static str, raw: &str) -> Result<String, QueryError> {
     crate::domain::diplomacy::CountryCode::parse(raw)
         .map(|c| c.to_string())
-        .map_err(|message| QueryError::Invalid { field, message })
+        .map_err(|error| QueryError::Invalid {
+            field,
+            message: error.to_string(),
+        })
 }
 
 /// Checks a status filter against the statuses a projection answers with.
