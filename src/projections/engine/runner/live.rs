@@ -1,0 +1,156 @@
+//! The live side of a runner: the next batch of the log applied to the live model, its
+//! changed rows committed with the new position.
+
+use super::*;
+
+impl<M: Model> Runner<'_, M> {
+    /// Applies the next batch of diplomatic events to the live model and commits the rows it
+    /// changed with the new position: one round trip to read, one to write (unless the batch
+    /// changed many rows). `true` if the batch was full (more may follow at once).
+    pub(super) async fn advance_live(&mut self) -> Result<bool, ProjectionError> {
+        let Some(model) = self.live.as_mut() else {
+            return Ok(false);
+        };
+        let batch = self
+            .facts
+            .read(
+                &mut self.connection,
+                self.position,
+                None,
+                self.config.batch_events,
+            )
+            .await?;
+        let batch = amendments_first(batch);
+        let reached = batch.reached;
+        if reached == self.position {
+            // Nothing new, or stopped at once by an unreadable event: nothing to commit.
+            return match batch.unreadable {
+                Some(error) => Err(error),
+                None => Ok(false),
+            };
+        }
+        let hydrated = hydrate(&mut self.connection, model, self.generation, &batch.facts).await?;
+        let changed = apply_all(model, &batch.facts);
+        let (rows, removed) = changed_rows(model, changed);
+
+        let moved = if rows.len() <= ROWS_PER_STATEMENT {
+            // The common case in one statement (so one implicit transaction). The rows are
+            // written only if the checkpoint moved from where this runner left it.
+            let moved: i64 = sqlx::query_scalar(
+                "with moved as ( \
+                     update projection_checkpoints set position = $6, updated_at = now() \
+                     where projection = $1 and generation = $2 and position = $5 \
+                     returning 1 \
+                 ), upserted as ( \
+                     insert into projection_rows \
+                         (projection, generation, key, data, actors, states, status, sort_key) \
+                     select $1, $2, r.key, r.data, r.actors, r.states, r.status, r.sort_key \
+                     from jsonb_to_recordset($3) as r(key text, data jsonb, actors text[], \
+                         states text[], status text, sort_key text) \
+                     where exists (select from moved) \
+                     on conflict (projection, generation, key) do update \
+                         set data = excluded.data, actors = excluded.actors, \
+                             states = excluded.states, status = excluded.status, \
+                             sort_key = excluded.sort_key \
+                 ), removed as ( \
+                     delete from projection_rows \
+                     where projection = $1 and generation = $2 and key = any($4) \
+                     and exists (select from moved) \
+                 ) \
+                 select count(*) from moved",
+            )
+            .bind(M::NAME)
+            .bind(self.generation as i64)
+            .bind(sqlx::types::Json(&rows))
+            .bind(&removed)
+            .bind(self.position as i64)
+            .bind(reached as i64)
+            .fetch_one(&mut self.connection)
+            .await?;
+            moved as u64
+        } else {
+            let stored = &self.live_stored;
+            let stored = |key: &str| stored.keys.contains(key) || hydrated.contains(key);
+            let mut tx = self.connection.begin().await?;
+            write_rows(&mut tx, M::NAME, self.generation, &rows, &removed, &stored).await?;
+            let moved = sqlx::query(
+                "update projection_checkpoints set position = $4, updated_at = now() \
+                 where projection = $1 and generation = $2 and position = $3",
+            )
+            .bind(M::NAME)
+            .bind(self.generation as i64)
+            .bind(self.position as i64)
+            .bind(reached as i64)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if moved == 1 {
+                tx.commit().await?;
+            }
+            moved
+        };
+        if moved != 1 {
+            return Err(ProjectionError::CheckpointLost(M::NAME.to_owned()));
+        }
+        self.live_stored.note::<M>(&rows, &removed);
+        model.settle();
+        trace!(
+            from = self.position,
+            to = reached,
+            facts = batch.facts.len(),
+            rows = rows.len(),
+            removed = removed.len(),
+            "applied a batch"
+        );
+        self.position = reached;
+        match batch.unreadable {
+            Some(error) => Err(error),
+            None => Ok(batch.full),
+        }
+    }
+}
+
+/// The batch up to (not including) its first retraction or correction after the start, which
+/// then starts the next batch. So a batch amends only events of earlier batches, and only with
+/// its first fact: what a model `wants` for an amendment is read from what the earlier batches
+/// committed, and nothing applied before it in the same batch (a contact it takes back, an
+/// actor registered) can make that out of date.
+pub(super) fn amendments_first(mut batch: Batch) -> Batch {
+    let cut = batch
+        .facts
+        .iter()
+        .skip(1)
+        .position(|fact| crate::projections::models::common::target_of(fact).is_some());
+    if let Some(cut) = cut.map(|i| i + 1) {
+        batch.reached = batch.facts[cut].position - 1;
+        batch.facts.truncate(cut);
+        batch.full = true;
+        batch.unreadable = None;
+    }
+    batch
+}
+
+/// Applies `facts` in order; answers the keys of every row they changed.
+pub(super) fn apply_all<M: Model>(model: &mut M, facts: &[Arc<Fact>]) -> BTreeSet<String> {
+    let mut changed = BTreeSet::new();
+    for fact in facts {
+        changed.extend(model.apply(fact));
+    }
+    changed
+}
+
+/// The rows to write for `changed` keys, and the keys whose rows are gone.
+pub(super) fn changed_rows<M: Model>(
+    model: &M,
+    changed: BTreeSet<String>,
+) -> (Vec<Row>, Vec<String>) {
+    let mut rows = Vec::new();
+    let mut removed = Vec::new();
+    for key in changed {
+        match model.row(&key) {
+            Some(row) => rows.push(row),
+            None => removed.push(key),
+        }
+    }
+    (rows, removed)
+}

@@ -1,0 +1,511 @@
+//! The projection runner: keeps one model's rows current from the log, on at most one server
+//! at a time, and rebuilds them without downtime. Owns every write to `projection_rows` and
+//! `projection_checkpoints` (but for the rebuild flag); knows nothing of any model's meaning.
+//!
+//! - One server advances a projection: the runner takes a session advisory lock on a
+//!   connection of its own (not from the pool) and does all its reads and writes on that
+//!   connection. If the server dies, PostgreSQL closes the connection and drops the lock, and a
+//!   runner on another server, retrying every `takeover_interval`, takes over. A runner that
+//!   lost its connection has lost the lock too, and cannot write. (The style guide's `for
+//!   update skip locked` would hold a transaction open for the runner's whole life; the
+//!   session lock does not.)
+//! - Exactly once: a batch's changed rows and the new checkpoint position commit in one
+//!   transaction, and after any error the in-memory model is thrown away and reloaded from the
+//!   rows at the checkpoint. So no event is applied twice or skipped.
+//! - Bounded memory: a model with a working set (`Model::RESIDENT`) is loaded from its
+//!   resident rows only; before each batch the rows it `wants` are read back (one query per
+//!   round, rounds until it wants nothing new), and after each commit it `settle`s. The rows
+//!   in PostgreSQL are the state; memory holds the resident part and one batch.
+//! - Rebuilds: a fresh model is built into generation `g + 1` in chunks while generation `g`
+//!   keeps answering (and keeps being advanced, unless its rows are another version's), then
+//!   one transaction makes `g + 1` live and deletes `g`.
+//! - The runners of a server read the log through one `FactCache` (`facts.rs`): a stretch of
+//!   the log several of them pass is read and parsed once. A retraction or a correction always
+//!   starts a batch, so what a model wants for it is read from committed rows.
+//! - Many rows new to a generation go in by COPY; rows it may have (its resident rows and the
+//!   rows the batch hydrated) by an upsert.
+
+use std::collections::{BTreeSet, HashSet};
+use std::error::Error as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, error, info, trace, warn};
+
+use crate::projections::engine::copy_text;
+use crate::projections::engine::facts::{Batch, FactCache};
+use crate::projections::engine::registry::{
+    LocalEntry, LocalRunners, RunnerReport, advisory_lock_key,
+};
+use crate::projections::engine::store::{
+    Checkpoint, CheckpointRecord, ProjectionError, RowRecord, select_checkpoints,
+};
+use crate::projections::{Fact, Model, Row, Want};
+use crate::store::EventStore;
+
+/// The longest pause between attempts after repeated failures.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// How long a runner may finish its current step once shutdown begins, before it is dropped
+/// (which is safe: an uncommitted transaction is rolled back with the connection).
+const STOP_GRACE: Duration = Duration::from_secs(1);
+
+/// How long connecting may take before the attempt counts as failed.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunnerConfig {
+    /// How often a caught-up runner reads the log head: appends by other servers arrive only
+    /// this way (this server's own appends wake it at once).
+    pub poll_interval: Duration,
+    /// How often a runner that does not hold a projection's lock tries to take it.
+    pub takeover_interval: Duration,
+    /// The first pause after a failure (it doubles on each further failure, up to 30 s).
+    pub retry_backoff: Duration,
+    /// Diplomatic events applied per live transaction.
+    pub batch_events: usize,
+    /// Diplomatic events applied per rebuild transaction.
+    pub build_chunk_events: usize,
+    /// The shortest time between two rounds woken by appends: under a stream of appends a
+    /// round takes every event committed by then, rather than one round per commit. The most
+    /// a projection lags this server's appends when it keeps up.
+    pub min_round_interval: Duration,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_secs(1),
+            takeover_interval: Duration::from_secs(1),
+            retry_backoff: Duration::from_secs(1),
+            batch_events: 1000,
+            build_chunk_events: 5000,
+            min_round_interval: Duration::from_millis(50),
+        }
+    }
+}
+
+/// What every runner of a server needs. Cheap to clone.
+#[derive(Clone)]
+pub struct RunnerContext {
+    /// How to open the runner's own connection.
+    pub connect_options: PgConnectOptions,
+    /// The committed log head: wakes caught-up runners as soon as something is appended
+    /// (`EventStore::committed_head` for this server's appends; the server gives them the
+    /// subscriptions' head, which NOTIFY also moves for other servers' appends).
+    pub committed_head: watch::Receiver<u64>,
+    pub local: LocalRunners,
+    pub config: RunnerConfig,
+    /// The log as this server's runners read it, parsed once for all of them.
+    pub facts: Arc<FactCache>,
+}
+
+impl RunnerContext {
+    /// Runners connect like `pool` does, but on connections of their own.
+    pub fn new(
+        pool: &PgPool,
+        store: &EventStore,
+        local: LocalRunners,
+        config: RunnerConfig,
+    ) -> Self {
+        Self {
+            connect_options: (*pool.connect_options()).clone(),
+            committed_head: store.committed_head(),
+            local,
+            config,
+            facts: Arc::default(),
+        }
+    }
+}
+
+/// Keeps the projection `M` current until `shutdown` is cancelled: takes its lock (or waits to
+/// take it over), catches up, follows the log, rebuilds on request or on a version change.
+/// Never returns early and never panics on database trouble: each failure is logged, the
+/// connection (and so the lock) dropped, and after a pause it starts again from the lock.
+pub async fn run_projection<M: Model>(context: RunnerContext, shutdown: CancellationToken) {
+    let span = tracing::info_span!("projection", projection = M::NAME);
+    async move {
+        let entry = context.local.entry(M::NAME);
+        let mut backoff = context.config.retry_backoff;
+        loop {
+            let mut progressed = false;
+            let session = session::<M>(&context, &entry, &shutdown, &mut progressed);
+            let stopped = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(STOP_GRACE).await;
+            };
+            let outcome = tokio::select! {
+                outcome = session => outcome,
+                () = stopped => {
+                    warn!("the projection runner did not stop within its grace; dropped");
+                    Ok(())
+                }
+            };
+            entry.report.send_modify(|report| report.holding = false);
+            let Err(error) = outcome else { break };
+            if progressed {
+                backoff = context.config.retry_backoff;
+            }
+            if let ProjectionError::NewerVersion { .. } = error {
+                warn!(
+                    error = %error,
+                    retry_in = ?backoff,
+                    "leaving the projection to a server with the newer version"
+                );
+            } else {
+                error!(
+                    error = %error,
+                    source = ?error.source(),
+                    retry_in = ?backoff,
+                    "projection runner failed; starting again from its checkpoint"
+                );
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = shutdown.cancelled() => break,
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+        debug!("projection runner stopped");
+    }
+    .instrument(span)
+    .await
+}
+
+/// One connection's life: lock, load, run. `Ok` only on shutdown.
+async fn session<M: Model>(
+    context: &RunnerContext,
+    entry: &LocalEntry,
+    shutdown: &CancellationToken,
+    progressed: &mut bool,
+) -> Result<(), ProjectionError> {
+    let options = context
+        .connect_options
+        .clone()
+        .application_name(&format!("diplog projection {}", M::NAME))
+        .options([
+            // Server-side TCP keepalives: if this host vanishes without closing the
+            // connection, PostgreSQL notices within about 30 s (not the kernel's default 2 h)
+            // and frees the lock for another server. Ignored on unix sockets.
+            ("tcp_keepalives_idle", "10"),
+            ("tcp_keepalives_interval", "5"),
+            ("tcp_keepalives_count", "3"),
+            // Projection commits need not wait for the WAL flush (so they do not compete with
+            // appends for it): a crash can lose only the last few, rows and checkpoint
+            // together, and the runner applies those events again from the durable log.
+            ("synchronous_commit", "off"),
+        ]);
+    let mut connection =
+        tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&options))
+            .await
+            .map_err(|_| ProjectionError::ConnectTimedOut(CONNECT_TIMEOUT))??;
+
+    let key = advisory_lock_key(M::NAME);
+    let mut waiting_logged = false;
+    loop {
+        let taken: bool = sqlx::query_scalar("select pg_try_advisory_lock($1)")
+            .bind(key)
+            .fetch_one(&mut connection)
+            .await?;
+        if taken {
+            break;
+        }
+        if !waiting_logged {
+            debug!("another server runs this projection; standing by to take over");
+            waiting_logged = true;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(context.config.takeover_interval) => {}
+            () = shutdown.cancelled() => {
+                connection.close().await.ok();
+                return Ok(());
+            }
+        }
+    }
+
+    let mut runner = Runner::<M>::load(connection, &context.config, &context.facts).await?;
+    info!(
+        generation = runner.generation,
+        position = runner.position,
+        "took the projection's lock"
+    );
+    runner.report(entry);
+    runner.run(context, entry, shutdown, progressed).await?;
+    // Closing (rather than dropping) tells PostgreSQL at once: the lock is free now.
+    runner.connection.close().await.ok();
+    Ok(())
+}
+
+/// A rebuild in progress: a fresh model being fed the log into a generation of its own.
+struct Build<M> {
+    model: M,
+    generation: u64,
+    /// Every event up to here is applied to `model` and its rows are written.
+    position: u64,
+    stored: Stored,
+}
+
+/// The keys of the rows with resident statuses (`Model::RESIDENT`; all rows if it is `None`)
+/// that a generation has. With the rows a batch hydrated, they are the rows of the generation
+/// the batch can change (a model changes a stored row only once it holds it); every other row
+/// a batch writes is new, and goes in by COPY. Bounded as the resident rows are.
+#[derive(Default)]
+struct Stored {
+    keys: HashSet<String>,
+}
+
+impl Stored {
+    fn resident<M: Model>(row: &Row) -> bool {
+        M::RESIDENT.is_none_or(|statuses| statuses.contains(&row.status.as_str()))
+    }
+
+    fn of_rows<M: Model>(rows: &[Row]) -> Self {
+        let mut stored = Self::default();
+        stored.note::<M>(rows, &[]);
+        stored
+    }
+
+    /// Takes note of a committed batch's writes.
+    fn note<M: Model>(&mut self, rows: &[Row], removed: &[String]) {
+        for row in rows {
+            if Self::resident::<M>(row) {
+                if !self.keys.contains(&row.key) {
+                    self.keys.insert(row.key.clone());
+                }
+            } else {
+                self.keys.remove(&row.key);
+            }
+        }
+        for key in removed {
+            self.keys.remove(key);
+        }
+    }
+}
+
+/// The lock holder's state: its connection, the live model and the checkpoint it has
+/// committed, and a rebuild if one is running.
+struct Runner<'c, M> {
+    connection: PgConnection,
+    config: &'c RunnerConfig,
+    facts: &'c FactCache,
+    generation: u64,
+    position: u64,
+    /// `None` while the live rows cannot be advanced by this code (another version's, or
+    /// rows that do not load): they keep answering, unchanged, until a rebuild replaces them.
+    live: Option<M>,
+    /// What the live generation has (see `Stored`).
+    live_stored: Stored,
+    build: Option<Build<M>>,
+    /// The checkpoint shows a rebuild that was under way when its runner stopped: it starts
+    /// again from scratch (its partial rows may be another version's).
+    interrupted_build: bool,
+    /// The rebuild flag as the checkpoint showed it when loaded.
+    requested_at_load: bool,
+}
+
+impl<'c, M: Model> Runner<'c, M> {
+    /// Reads (or creates) the checkpoint and loads the live model from its rows.
+    async fn load(
+        mut connection: PgConnection,
+        config: &'c RunnerConfig,
+        facts: &'c FactCache,
+    ) -> Result<Self, ProjectionError> {
+        let checkpoint = match read_checkpoint(&mut connection, M::NAME).await? {
+            Some(checkpoint) => checkpoint,
+            None => {
+                sqlx::query(
+                    "insert into projection_checkpoints \
+                         (projection, version, generation, position, updated_at) \
+                     values ($1, $2, 1, 0, now()) on conflict (projection) do nothing",
+                )
+                .bind(M::NAME)
+                .bind(M::VERSION)
+                .execute(&mut connection)
+                .await?;
+                info!(version = M::VERSION, "created the projection's checkpoint");
+                read_checkpoint(&mut connection, M::NAME)
+                    .await?
+                    .ok_or_else(|| ProjectionError::CheckpointLost(M::NAME.to_owned()))?
+            }
+        };
+        // During a rolling upgrade an older server may take the lock after a newer one wrote
+        // its version: rebuilding down would undo the upgrade (and the newer server would
+        // rebuild up again), so the older one lets go, unless an operator asked for a
+        // rebuild (rolling back on purpose).
+        if checkpoint.version > M::VERSION && !checkpoint.rebuild_requested {
+            return Err(ProjectionError::NewerVersion {
+                stored: checkpoint.version,
+                ours: M::VERSION,
+            });
+        }
+        let mut live_stored = Stored::default();
+        let live = if checkpoint.version != M::VERSION {
+            info!(
+                stored_version = checkpoint.version,
+                version = M::VERSION,
+                "the stored rows are another version's: rebuilding while they keep answering"
+            );
+            None
+        } else {
+            let rows =
+                load_rows(&mut connection, M::NAME, checkpoint.generation, M::RESIDENT).await?;
+            let count = rows.len();
+            live_stored = Stored::of_rows::<M>(&rows);
+            match M::from_rows(rows) {
+                Ok(model) => {
+                    debug!(rows = count, "loaded the live rows");
+                    Some(model)
+                }
+                Err(reason) => {
+                    warn!(
+                        reason,
+                        "the live rows do not load: rebuilding while they keep answering"
+                    );
+                    None
+                }
+            }
+        };
+        Ok(Self {
+            connection,
+            config,
+            facts,
+            generation: checkpoint.generation,
+            position: checkpoint.position,
+            live,
+            live_stored,
+            build: None,
+            interrupted_build: checkpoint.building_generation.is_some(),
+            requested_at_load: checkpoint.rebuild_requested,
+        })
+    }
+
+    /// Publishes the committed state to this server's readers.
+    fn report(&self, entry: &LocalEntry) {
+        let report = RunnerReport {
+            holding: true,
+            generation: self.generation,
+            position: self.position,
+            building: self.build.as_ref().map(|build| build.position),
+        };
+        entry.report.send_if_modified(|current| {
+            let changed = *current != report;
+            *current = report;
+            changed
+        });
+    }
+
+    async fn run(
+        &mut self,
+        context: &RunnerContext,
+        entry: &LocalEntry,
+        shutdown: &CancellationToken,
+        progressed: &mut bool,
+    ) -> Result<(), ProjectionError> {
+        let config = self.config;
+        let mut committed_head = context.committed_head.clone();
+        // The rebuild flag is read at most once per poll interval (and when woken for it), not
+        // on every round: rounds follow appends, the flag hardly ever changes.
+        let mut requested = self.requested_at_load;
+        let mut next_flag_check = Instant::now() + config.poll_interval;
+        loop {
+            if shutdown.is_cancelled() {
+                return Ok(());
+            }
+            let round = Instant::now();
+            // Registered before the flag is read, so a request made after the read still
+            // wakes the wait below.
+            let woken = entry.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+
+            if round >= next_flag_check {
+                requested = self.rebuild_requested().await?;
+                next_flag_check = round + config.poll_interval;
+            }
+            if self.build.is_none() && (requested || self.live.is_none() || self.interrupted_build)
+            {
+                self.start_build(requested).await?;
+                requested = false;
+            }
+            let mut more = false;
+            if self.live.is_some() {
+                more |= self.advance_live().await?;
+            }
+            if self.build.is_some() {
+                self.advance_build().await?;
+                more = true;
+            }
+            *progressed = true;
+            self.report(entry);
+            if more {
+                continue;
+            }
+
+            let position = self.position;
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                () = tokio::time::sleep(config.poll_interval) => {}
+                () = woken => next_flag_check = Instant::now(),
+                // Disabled (not spinning) once the writer has stopped.
+                Ok(()) = async {
+                    committed_head.wait_for(|&head| head > position).await.map(drop)
+                } => {
+                    // Under a stream of appends, one round per `min_round_interval` (each
+                    // round takes every event committed by then): a round per commit would
+                    // cost the database more than the appends themselves.
+                    tokio::select! {
+                        () = shutdown.cancelled() => return Ok(()),
+                        () = tokio::time::sleep_until(round + config.min_round_interval) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    async fn rebuild_requested(&mut self) -> Result<bool, ProjectionError> {
+        let requested: Option<bool> = sqlx::query_scalar(
+            "select rebuild_requested from projection_checkpoints where projection = $1",
+        )
+        .bind(M::NAME)
+        .fetch_optional(&mut self.connection)
+        .await?;
+        requested.ok_or_else(|| ProjectionError::CheckpointLost(M::NAME.to_owned()))
+    }
+}
+
+mod live;
+mod rebuild;
+mod rows;
+
+use live::{amendments_first, apply_all, changed_rows};
+use rows::{ROWS_PER_STATEMENT, hydrate, load_rows, read_checkpoint, write_rows};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_advisory_lock_key_of_a_name_never_changes() {
+        // Servers of different builds must agree on these: a changed key would let two
+        // servers run one projection at once during a rolling upgrade.
+        assert_eq!(advisory_lock_key("channels"), CHANNELS_KEY);
+        assert_eq!(advisory_lock_key("channels"), advisory_lock_key("channels"));
+    }
+
+    #[test]
+    fn each_projection_has_its_own_advisory_lock_key() {
+        let keys: BTreeSet<i64> = crate::projections::NAMES
+            .iter()
+            .map(|name| advisory_lock_key(name))
+            .collect();
+        assert_eq!(keys.len(), crate::projections::NAMES.len());
+    }
+
+    // FNV-1a 64 of "diplog.projection.channels", computed independently.
+    const CHANNELS_KEY: i64 = -5_733_359_485_029_627_877;
+}

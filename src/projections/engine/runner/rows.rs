@@ -1,0 +1,256 @@
+//! A runner's reads and writes of rows and checkpoints, on its own connection: loading a
+//! generation's rows, bringing in the rows a batch wants, and writing changed rows (new ones
+//! by COPY, the others by an upsert).
+
+use super::*;
+
+/// Rows per upsert statement, to keep statements moderate however many rows a chunk touched.
+pub(super) const ROWS_PER_STATEMENT: usize = 500;
+
+/// Above this many rows, a write COPYs in the rows new to the generation (cheaper than upserting
+/// them, but more round trips).
+const COPY_ABOVE: usize = 64;
+
+/// COPY data is sent in pieces of about this size.
+const COPY_SEND_BYTES: usize = 1 << 20;
+
+pub(super) async fn read_checkpoint(
+    connection: &mut PgConnection,
+    name: &str,
+) -> Result<Option<Checkpoint>, ProjectionError> {
+    let record: Option<CheckpointRecord> =
+        sqlx::query_as(select_checkpoints!("where projection = $1"))
+            .bind(name)
+            .fetch_optional(connection)
+            .await?;
+    Ok(record.map(Checkpoint::from))
+}
+
+/// The rows of `generation` (only those of `statuses`, if given).
+pub(super) async fn load_rows(
+    connection: &mut PgConnection,
+    name: &str,
+    generation: u64,
+    statuses: Option<&[&str]>,
+) -> Result<Vec<Row>, ProjectionError> {
+    let records: Vec<RowRecord> = sqlx::query_as(
+        "select key, data, actors, states, status, sort_key from projection_rows \
+         where projection = $1 and generation = $2 \
+         and ($3::text[] is null or status = any($3)) order by key",
+    )
+    .bind(name)
+    .bind(generation as i64)
+    .bind(statuses)
+    .fetch_all(connection)
+    .await?;
+    Ok(records.into_iter().map(Row::from).collect())
+}
+
+/// Brings into `model` the stored rows of `generation` that `facts` want (see
+/// `Model::wants`), asking again after each load: a row loaded can name further rows.
+/// Answers the keys of the rows it brought in.
+pub(super) async fn hydrate<M: Model>(
+    connection: &mut PgConnection,
+    model: &mut M,
+    generation: u64,
+    facts: &[Arc<Fact>],
+) -> Result<HashSet<String>, ProjectionError> {
+    let mut asked: HashSet<Want> = HashSet::new();
+    let mut loaded: HashSet<String> = HashSet::new();
+    loop {
+        let (mut keys, mut statuses, mut sort_keys) = (Vec::new(), Vec::new(), Vec::new());
+        let mut with_states = Vec::new();
+        for want in facts.iter().flat_map(|fact| model.wants(fact)) {
+            if !asked.insert(want.clone()) {
+                continue;
+            }
+            match want {
+                Want::Key(key) => keys.push(key),
+                Want::Group { status, sort_key } => {
+                    statuses.push(status);
+                    sort_keys.push(sort_key);
+                }
+                Want::States { status, states } => with_states.push((status, states)),
+            }
+        }
+        if keys.is_empty() && statuses.is_empty() && with_states.is_empty() {
+            return Ok(loaded);
+        }
+        // Rare (retractions and corrections): a statement each.
+        for (status, states) in with_states {
+            let records: Vec<RowRecord> = sqlx::query_as(
+                "select key, data, actors, states, status, sort_key from projection_rows \
+                 where projection = $1 and generation = $2 and status = $3 and states @> $4",
+            )
+            .bind(M::NAME)
+            .bind(generation as i64)
+            .bind(status)
+            .bind(states)
+            .fetch_all(&mut *connection)
+            .await?;
+            let rows: Vec<Row> = records.into_iter().map(Row::from).collect();
+            loaded.extend(rows.iter().map(|row| row.key.clone()));
+            model
+                .hydrate(rows)
+                .map_err(|reason| ProjectionError::UnloadableRows {
+                    projection: M::NAME,
+                    reason,
+                })?;
+        }
+        let records: Vec<RowRecord> = sqlx::query_as(
+            "select key, data, actors, states, status, sort_key from projection_rows \
+             where projection = $1 and generation = $2 and key = any($3) \
+             union all \
+             select r.key, r.data, r.actors, r.states, r.status, r.sort_key \
+             from unnest($4::text[], $5::text[]) as g(status, sort_key) \
+             join projection_rows r on r.projection = $1 and r.generation = $2 \
+                 and r.status = g.status and r.sort_key = g.sort_key",
+        )
+        .bind(M::NAME)
+        .bind(generation as i64)
+        .bind(&keys)
+        .bind(&statuses)
+        .bind(&sort_keys)
+        .fetch_all(&mut *connection)
+        .await?;
+        let rows: Vec<Row> = records.into_iter().map(Row::from).collect();
+        loaded.extend(rows.iter().map(|row| row.key.clone()));
+        model
+            .hydrate(rows)
+            .map_err(|reason| ProjectionError::UnloadableRows {
+                projection: M::NAME,
+                reason,
+            })?;
+    }
+}
+
+/// Writes `rows` and deletes `removed` in `generation`, inside the caller's transaction. Many
+/// rows: those the generation may have (`stored`) by an upsert, the others by COPY (the
+/// cheapest way in, by far); few rows: all by the upsert.
+pub(super) async fn write_rows(
+    connection: &mut PgConnection,
+    name: &str,
+    generation: u64,
+    rows: &[Row],
+    removed: &[String],
+    stored: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<(), ProjectionError> {
+    if rows.len() > COPY_ABOVE {
+        let (old, new): (Vec<&Row>, Vec<&Row>) = rows.iter().partition(|row| stored(&row.key));
+        copy_rows(connection, name, generation, &new).await?;
+        upsert_rows(connection, name, generation, &old).await?;
+    } else {
+        upsert_rows(
+            connection,
+            name,
+            generation,
+            &rows.iter().collect::<Vec<_>>(),
+        )
+        .await?;
+    }
+    if !removed.is_empty() {
+        sqlx::query(
+            "delete from projection_rows \
+             where projection = $1 and generation = $2 and key = any($3)",
+        )
+        .bind(name)
+        .bind(generation as i64)
+        .bind(removed)
+        .execute(&mut *connection)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Inserts `rows`, which the generation should not have, by one COPY. Should one of them be
+/// there after all (a model that changed a stored row it did not hold), the COPY is undone and
+/// they are upserted instead: slower, never wrong.
+pub(super) async fn copy_rows(
+    connection: &mut PgConnection,
+    name: &str,
+    generation: u64,
+    rows: &[&Row],
+) -> Result<(), ProjectionError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("savepoint copy_rows")
+        .execute(&mut *connection)
+        .await?;
+    match copy_in(connection, name, generation, rows).await {
+        Ok(()) => {
+            sqlx::query("release savepoint copy_rows")
+                .execute(&mut *connection)
+                .await?;
+            Ok(())
+        }
+        Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("23505") => {
+            warn!(
+                error = %error,
+                "a row written as new was already stored; upserting the batch's rows instead"
+            );
+            sqlx::query("rollback to savepoint copy_rows")
+                .execute(&mut *connection)
+                .await?;
+            upsert_rows(connection, name, generation, rows).await
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+pub(super) async fn copy_in(
+    connection: &mut PgConnection,
+    name: &str,
+    generation: u64,
+    rows: &[&Row],
+) -> Result<(), sqlx::Error> {
+    let mut copy = connection
+        .copy_in_raw(concat!(
+            "copy projection_rows (",
+            "projection, generation, key, data, actors, states, status, sort_key",
+            ") from stdin"
+        ))
+        .await?;
+    let mut buffer = Vec::with_capacity(COPY_SEND_BYTES + 64 * 1024);
+    for row in rows {
+        copy_text::push_row(&mut buffer, name, generation, row);
+        if buffer.len() >= COPY_SEND_BYTES {
+            copy.send(std::mem::take(&mut buffer)).await?;
+        }
+    }
+    if !buffer.is_empty() {
+        copy.send(buffer).await?;
+    }
+    copy.finish().await?;
+    Ok(())
+}
+
+/// Upserts `rows`. They travel as one JSON array per statement: `unnest` cannot take the
+/// ragged `text[]` columns, `jsonb_to_recordset` can. (A row's data goes into the array as
+/// the JSON it holds, not as a string of it.)
+pub(super) async fn upsert_rows(
+    connection: &mut PgConnection,
+    name: &str,
+    generation: u64,
+    rows: &[&Row],
+) -> Result<(), ProjectionError> {
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        sqlx::query(
+            "insert into projection_rows \
+                 (projection, generation, key, data, actors, states, status, sort_key) \
+             select $1, $2, r.key, r.data, r.actors, r.states, r.status, r.sort_key \
+             from jsonb_to_recordset($3) as r(key text, data jsonb, actors text[], \
+                 states text[], status text, sort_key text) \
+             on conflict (projection, generation, key) do update \
+                 set data = excluded.data, actors = excluded.actors, \
+                     states = excluded.states, status = excluded.status, \
+                     sort_key = excluded.sort_key",
+        )
+        .bind(name)
+        .bind(generation as i64)
+        .bind(sqlx::types::Json(chunk))
+        .execute(&mut *connection)
+        .await?;
+    }
+    Ok(())
+}
