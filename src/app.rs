@@ -24,8 +24,8 @@ use crate::grpc::{
 };
 use crate::health::DatabaseHealth;
 use crate::projections::engine::registry::LocalRunners;
+use crate::projections::engine::rows::ProjectionStore;
 use crate::projections::engine::runner::RunnerContext;
-use crate::projections::engine::store::ProjectionStore;
 use crate::projections::read::query::Queries;
 use crate::proto::{
     self, admin_server::AdminServer, audit_server::AuditServer, diplomacy_server::DiplomacyServer,

@@ -19,8 +19,8 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use super::builder::leaf_of;
-use crate::domain::audit::Hash;
 use crate::domain::audit_head::{SignedTreeHead, TreeHead};
+use crate::domain::merkle::Hash;
 use crate::store::RecordedEvent;
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -15,7 +15,7 @@ use tracing::{debug, info, warn};
 
 use super::tree::{self, TreeError};
 use crate::domain::LogFilter;
-use crate::domain::audit::leaf_hash;
+use crate::domain::merkle::leaf_hash;
 use crate::store::{self, RecordedEvent};
 
 /// Events hashed per transaction at most.
@@ -150,7 +150,7 @@ async fn round(connection: &mut PgConnection) -> Result<bool, TreeError> {
 }
 
 /// The leaf hash of an event as the log recorded it.
-pub fn leaf_of(event: &RecordedEvent) -> crate::domain::audit::Hash {
+pub fn leaf_of(event: &RecordedEvent) -> crate::domain::merkle::Hash {
     leaf_hash(&canonical(event).to_bytes())
 }
 

@@ -11,8 +11,8 @@ pub mod verify;
 
 use sqlx::PgPool;
 
-use crate::domain::audit::{self, AuditError, Hash};
 use crate::domain::audit_head::{SignedTreeHead, TreeHead};
+use crate::domain::merkle::{self, AuditError, Hash};
 use signer::TreeSigner;
 use tree::TreeError;
 
@@ -150,11 +150,11 @@ impl Auditor {
             return Err(ProofError::NotInTree { position, size });
         }
         let index = position - 1;
-        let mut wanted = audit::inclusion_proof_nodes(index, size)?;
+        let mut wanted = merkle::inclusion_proof_nodes(index, size)?;
         wanted.push((0, index));
         let nodes = tree::fetch(&self.pool, &wanted).await?;
-        let path = audit::inclusion_proof(index, size, &nodes)?;
-        use audit::Nodes;
+        let path = merkle::inclusion_proof(index, size, &nodes)?;
+        use merkle::Nodes;
         Ok(InclusionProof {
             position,
             tree_size: size,
@@ -188,10 +188,10 @@ impl Auditor {
         let old = self.signed_head_at(Some(old_size)).await?;
         let nodes = tree::fetch(
             &self.pool,
-            &audit::consistency_proof_nodes(old_size, new.head.size)?,
+            &merkle::consistency_proof_nodes(old_size, new.head.size)?,
         )
         .await?;
-        let path = audit::consistency_proof(old_size, new.head.size, &nodes)?;
+        let path = merkle::consistency_proof(old_size, new.head.size, &nodes)?;
         Ok(ConsistencyProof { old, new, path })
     }
 }
@@ -213,16 +213,16 @@ fn root_nodes(size: u64) -> Vec<(u32, u64)> {
 /// RFC 6962 MTH of the first `size` leaves, from the perfect subtrees that cover them: a
 /// split at the largest power of two below `size` leaves a perfect left subtree, so the root is
 /// the right-to-left fold of node hashes over them.
-fn root_at(size: u64, nodes: &impl audit::Nodes) -> Result<Hash, AuditError> {
+fn root_at(size: u64, nodes: &impl merkle::Nodes) -> Result<Hash, AuditError> {
     let mut hashes = root_nodes(size)
         .into_iter()
         .map(|(level, index)| nodes.node(level, index))
         .collect::<Result<Vec<_>, _>>()?;
     let Some(mut root) = hashes.pop() else {
-        return Ok(audit::empty_root());
+        return Ok(merkle::empty_root());
     };
     while let Some(left) = hashes.pop() {
-        root = audit::node_hash(&left, &root);
+        root = merkle::node_hash(&left, &root);
     }
     Ok(root)
 }
@@ -232,7 +232,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::domain::audit::{Frontier, Nodes, leaf_hash, root_of};
+    use crate::domain::merkle::{Frontier, Nodes, leaf_hash, root_of};
 
     struct Memory(HashMap<(u32, u64), Hash>);
 

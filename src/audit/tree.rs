@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use sqlx::{PgConnection, PgExecutor};
 
-use crate::domain::audit::{AuditError, Frontier, Hash, Nodes};
+use crate::domain::merkle::{AuditError, Frontier, Hash, Nodes};
 
 /// The stored tree head: size, root, and the frontier to go on from.
 pub async fn head<'e>(executor: impl PgExecutor<'e>) -> Result<Frontier, TreeError> {

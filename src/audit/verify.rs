@@ -7,7 +7,7 @@ use sqlx::PgPool;
 
 use super::builder::leaf_of;
 use super::tree::{self, TreeError};
-use crate::domain::audit::{Frontier, Hash};
+use crate::domain::merkle::{Frontier, Hash};
 use crate::store::RecordedEvent;
 
 /// What `verify` found.
@@ -100,7 +100,7 @@ pub async fn verify(pool: &PgPool) -> Result<Verification, TreeError> {
             ),
         });
     }
-    if tree_size == 0 && stored_head.root() != crate::domain::audit::empty_root() {
+    if tree_size == 0 && stored_head.root() != crate::domain::merkle::empty_root() {
         return Ok(Verification::Mismatch {
             position: 0,
             problem: "the stored root of the empty tree is wrong".into(),

@@ -195,7 +195,7 @@ pub async fn measure(
 struct RunningServer {
     url: String,
     pool: PgPool,
-    projections: crate::projections::engine::store::ProjectionStore,
+    projections: crate::projections::engine::rows::ProjectionStore,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }

@@ -14,7 +14,7 @@ use tonic::transport::Channel;
 use super::appends::call_held;
 use super::report::RebuildRun;
 use crate::projections::NAMES;
-use crate::projections::engine::store::ProjectionStore;
+use crate::projections::engine::rows::ProjectionStore;
 use crate::proto::{self, diplomacy_client::DiplomacyClient};
 
 /// How often progress is polled.
@@ -168,7 +168,7 @@ async fn bulk_insert(pool: &PgPool, templates: &[i64], count: u64) -> anyhow::Re
 async fn wait_until(
     projections: &ProjectionStore,
     limit: Duration,
-    done: impl Fn(&crate::projections::engine::store::ProjectionStatus) -> bool,
+    done: impl Fn(&crate::projections::engine::rows::ProjectionStatus) -> bool,
 ) -> anyhow::Result<Duration> {
     let started = Instant::now();
     loop {

@@ -15,8 +15,8 @@ use crate::audit::builder::leaf_of;
 use crate::audit::tree;
 use crate::audit::verify::Verification;
 use crate::database::DatabaseArgs;
-use crate::domain::audit::{self, Frontier, Hash};
 use crate::domain::audit_head::{SignedTreeHead, TreeHead};
+use crate::domain::merkle::{self, Frontier, Hash};
 use crate::proto::{self, audit_client::AuditClient};
 use crate::store::{RecordedEvent, restore};
 use clap::Args;
@@ -197,7 +197,7 @@ async fn verify_since(
         .map(|h| fixed::<32>("proof", h))
         .collect::<Result<Vec<Hash>, _>>()
         .map_err(|e| CliError::Call(format!("the server sent a malformed proof: {e}")))?;
-    audit::verify_consistency(
+    merkle::verify_consistency(
         old.head.size,
         new.head.size,
         &old.head.root,
@@ -248,7 +248,7 @@ async fn print_proof(args: ProofArgs) -> Result<(), CliError> {
         .collect::<Result<Vec<Hash>, _>>()
         .map_err(bad)?;
     let index = proof.leaf_index as u64;
-    let verified = audit::verify_inclusion(&leaf, index, head.head.size, &path, &head.head.root);
+    let verified = merkle::verify_inclusion(&leaf, index, head.head.size, &path, &head.head.root);
     let document = serde_json::json!({
         "event_id": args.event_id,
         "position": proof.position,

@@ -1,12 +1,12 @@
 //! The event log's domain: what an event, a stream and an append are, and the rules that make
 //! input valid. Pure: no I/O, and none of sqlx, tonic or axum.
 
-pub mod audit;
 pub mod audit_head;
 pub mod canonical;
 pub mod diplomacy;
 mod event;
 pub mod json;
+pub mod merkle;
 mod subscription;
 mod validation;
 

@@ -16,7 +16,7 @@ use super::convert::timestamp;
 use super::status::invalid_request;
 use super::{bridge, stream_slot};
 use crate::projections::engine::catalog::NAMES;
-use crate::projections::engine::store::Holder;
+use crate::projections::engine::rows::Holder;
 use crate::projections::models::channels::ChannelView;
 use crate::projections::models::commitments::CommitmentView;
 use crate::projections::models::divergence::DivergenceView;

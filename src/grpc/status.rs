@@ -177,8 +177,8 @@ pub fn internal(error: &(dyn std::error::Error + 'static)) -> Status {
 }
 
 /// A projection failure: the database out of reach is UNAVAILABLE, anything else INTERNAL.
-pub fn projection(error: crate::projections::engine::store::ProjectionError) -> Status {
-    use crate::projections::engine::store::ProjectionError;
+pub fn projection(error: crate::projections::engine::rows::ProjectionError) -> Status {
+    use crate::projections::engine::rows::ProjectionError;
     match error {
         ProjectionError::UnknownProjection(_) => Status::not_found(error.to_string()),
         ProjectionError::Unavailable(_) | ProjectionError::ConnectTimedOut(_) => {

@@ -50,8 +50,8 @@ impl From<ReadError> for HttpError {
     }
 }
 
-impl From<crate::projections::engine::store::ProjectionError> for HttpError {
-    fn from(error: crate::projections::engine::store::ProjectionError) -> Self {
+impl From<crate::projections::engine::rows::ProjectionError> for HttpError {
+    fn from(error: crate::projections::engine::rows::ProjectionError) -> Self {
         Self::Internal(error.to_string())
     }
 }

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use diplog::audit::builder::leaf_of;
-use diplog::domain::audit::{self, Hash};
 use diplog::domain::audit_head::{SignedTreeHead, TreeHead};
+use diplog::domain::merkle::{self, Hash};
 use diplog::proto::{self, audit_client::AuditClient};
 use diplog::store::RecordedEvent;
 use sqlx::ConnectOptions;
@@ -99,7 +99,7 @@ async fn signed_heads_and_proofs_verify_with_the_public_key_alone() {
 
     // The root, recomputed here from the rows by the documented encoding, matches the head.
     let leaves: Vec<Hash> = stored_events(&app).await.iter().map(leaf_of).collect();
-    assert_eq!(audit::root_of(&leaves), head.head.root);
+    assert_eq!(merkle::root_of(&leaves), head.head.root);
 
     for position in 1..=23u64 {
         for tree_size in [position, 23] {
@@ -122,7 +122,7 @@ async fn signed_heads_and_proofs_verify_with_the_public_key_alone() {
                 .collect();
             let leaf: Hash = proof.leaf_hash.try_into().unwrap();
             assert_eq!(leaf, leaves[position as usize - 1]);
-            audit::verify_inclusion(&leaf, position - 1, tree.head.size, &path, &tree.head.root)
+            merkle::verify_inclusion(&leaf, position - 1, tree.head.size, &path, &tree.head.root)
                 .unwrap_or_else(|e| panic!("position {position} in {tree_size}: {e}"));
         }
     }
@@ -140,13 +140,13 @@ async fn signed_heads_and_proofs_verify_with_the_public_key_alone() {
             signed(proof.new_head.unwrap()),
         );
         old.verify(&key).unwrap();
-        assert_eq!(old.head.root, audit::root_of(&leaves[..old_size as usize]));
+        assert_eq!(old.head.root, merkle::root_of(&leaves[..old_size as usize]));
         let path: Vec<Hash> = proof
             .proof
             .into_iter()
             .map(|h| h.try_into().unwrap())
             .collect();
-        audit::verify_consistency(
+        merkle::verify_consistency(
             old_size,
             new.head.size,
             &old.head.root,
@@ -514,7 +514,7 @@ async fn another_server_takes_over_building_the_tree() {
     let head = settled_head(&second).await;
     assert_eq!(head.head.size, 7);
     let leaves: Vec<Hash> = stored_events(&second).await.iter().map(leaf_of).collect();
-    assert_eq!(head.head.root, audit::root_of(&leaves));
+    assert_eq!(head.head.root, merkle::root_of(&leaves));
     let (ok, text) = verify_database(&second).await;
     assert!(ok, "{text}");
     second.stop().await;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use diplog::app::App;
 use diplog::config::ServerConfig;
 use diplog::pgcluster::PgCluster;
-use diplog::projections::engine::store::ProjectionStore;
+use diplog::projections::engine::rows::ProjectionStore;
 use diplog::proto::{self, event_log_client::EventLogClient};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgPool};

@@ -1,4 +1,4 @@
-//! The Merkle tree heads and proofs of `diplog::domain::audit`, checked by an independent
+//! The Merkle tree heads and proofs of `diplog::domain::merkle`, checked by an independent
 //! verifier written from the RFCs in Python (`tests/verify_merkle.py`), so that the Rust
 //! generator and the Rust verifier cannot pass on one shared misreading of RFC 9162.
 //! Without python3 these tests say SKIPPED on stderr and pass.
@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use diplog::domain::audit::{Frontier, Hash, consistency_proof, inclusion_proof, leaf_hash};
+use diplog::domain::merkle::{Frontier, Hash, consistency_proof, inclusion_proof, leaf_hash};
 use serde_json::{Value, json};
 
 const LEAVES: u64 = 37;

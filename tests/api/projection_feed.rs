@@ -670,14 +670,14 @@ async fn a_feed_ends_with_unavailable_when_the_database_goes_away() {
 /// does) follows the checkpoint, about once a second.
 #[tokio::test]
 async fn a_feed_follows_a_projection_another_server_runs() {
-    use diplog::projections::engine::store::Holder;
+    use diplog::projections::engine::rows::Holder;
     let first = spawn_app().await;
     let second = crate::helpers::spawn_app_on(first.db_options.clone()).await;
     let head = import_founding(&first).await;
     // Whichever server took the channels projection, watch on the other.
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let (runs, watches) = loop {
-        let holder = |statuses: Vec<diplog::projections::engine::store::ProjectionStatus>| {
+        let holder = |statuses: Vec<diplog::projections::engine::rows::ProjectionStatus>| {
             statuses
                 .into_iter()
                 .find(|s| s.name == "channels")

@@ -10,10 +10,10 @@ use diplog::domain::{
     AppendBatch, EventId, EventType, ExpectedVersion, Metadata, NewEvent, Payload, StreamId,
 };
 use diplog::projections::engine::registry::{LocalRunners, advisory_lock_key};
-use diplog::projections::engine::runner::{RunnerConfig, RunnerContext, run_projection};
-use diplog::projections::engine::store::{
+use diplog::projections::engine::rows::{
     Holder, ProjectionError, ProjectionStore, RowFilter, WaitError,
 };
+use diplog::projections::engine::runner::{RunnerConfig, RunnerContext, run_projection};
 use diplog::projections::{Fact, Model, NAMES, Row, RowData};
 use diplog::store::{EventStore, WriterConfig, WriterHandle};
 use futures::TryStreamExt;

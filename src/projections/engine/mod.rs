@@ -1,5 +1,5 @@
 //! The engine that keeps the models' rows current: one runner per projection (advisory lock,
-//! checkpoint, batches, rebuilds), the rows and checkpoints in PostgreSQL (`store`), rows in
+//! checkpoint, batches, rebuilds), the rows and checkpoints in PostgreSQL (`rows`), rows in
 //! by COPY, the runners' shared read of the log (`facts`), and what runs on this server
 //! (`registry`). It knows nothing of any model's meaning.
 
@@ -8,5 +8,5 @@ pub(crate) mod copy_text;
 pub mod error;
 pub mod facts;
 pub mod registry;
+pub mod rows;
 pub mod runner;
-pub mod store;

@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::projections::engine::registry::{RunnerReport, Watching};
-use crate::projections::engine::store::{ProjectionError, ProjectionStore};
+use crate::projections::engine::rows::{ProjectionError, ProjectionStore};
 use crate::projections::models::channels::ChannelView;
 use crate::projections::models::commitments::CommitmentView;
 use crate::projections::models::divergence::DivergenceView;

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::domain::EventId;
 use crate::domain::diplomacy::ActorId;
-use crate::projections::engine::store::{ProjectionError, ProjectionStore, RowFilter, WaitError};
+use crate::projections::engine::rows::{ProjectionError, ProjectionStore, RowFilter, WaitError};
 use crate::projections::models::channels::{ChannelView, Channels, channel_of};
 use crate::projections::models::commitments::{CommitmentView, Commitments, commitment_of};
 use crate::projections::models::common::{ACTOR_STATUS, ActorInfo};

@@ -42,7 +42,7 @@ use crate::projections::engine::facts::{Batch, FactCache};
 use crate::projections::engine::registry::{
     LocalEntry, LocalRunners, RunnerReport, advisory_lock_key,
 };
-use crate::projections::engine::store::{
+use crate::projections::engine::rows::{
     Checkpoint, CheckpointRecord, ProjectionError, RowRecord, select_checkpoints,
 };
 use crate::projections::{Fact, Model, Row, Want};
