@@ -12,7 +12,6 @@ use diplog::auth::Role;
 use diplog::auth::client::{AuthChannel, Bearer};
 use diplog::auth::tokens::{TokenName, TokenStore};
 use diplog::config::{AuthMode, ServerConfig};
-use diplog::grpc::bridge;
 use diplog::proto::{
     self, admin_client::AdminClient, audit_client::AuditClient, diplomacy_client::DiplomacyClient,
     event_log_client::EventLogClient, projections_client::ProjectionsClient,
@@ -25,7 +24,8 @@ use tonic::Code;
 use tonic::metadata::MetadataValue;
 
 use crate::helpers::{
-    Expect, TestApp, append_request, diplog_binary, fresh_database, new_event, spawn_app_with,
+    Expect, TestApp, append_request, diplog_binary, fresh_database, new_event, record_request,
+    spawn_app_with, typed_event,
 };
 
 fn tokens_config() -> ServerConfig {
@@ -65,13 +65,7 @@ fn actor_record() -> proto::RecordRequest {
         "occurred": {"day": "2025-02-15"},
         "actor_registered": {"actor": {"id": actor, "kind": "PERSON", "name": "Test Person"}}
     });
-    let event = bridge::event_from_json(json, &uuid::Uuid::now_v7().to_string())
-        .unwrap_or_else(|e| panic!("a valid test event: {e:?}"));
-    proto::RecordRequest {
-        stream_id: stream,
-        expected_version: None,
-        events: vec![event],
-    }
+    record_request(&stream, vec![typed_event(json)])
 }
 
 /// `GET path` with an optional bearer token: the status and the head.

@@ -6,14 +6,12 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use diplog::grpc::bridge;
 use diplog::proto::{self, projection_change::Change, projections_client::ProjectionsClient};
 use serde_json::{Value, json};
 use tonic::transport::Channel;
 use tonic::{Code, Streaming};
 
-use crate::helpers::{TestApp, spawn_app};
-use crate::projections::import_founding;
+use crate::helpers::{TestApp, import_founding, record, spawn_app};
 
 /// How long a change may take to arrive.
 const ARRIVES_WITHIN: Duration = Duration::from_secs(10);
@@ -107,22 +105,6 @@ fn divergences(rows: &[proto::ProjectionRow]) -> Vec<proto::Divergence> {
             other => panic!("expected a divergence, got {other:?}"),
         })
         .collect()
-}
-
-/// Records one typed event; answers its id and position.
-async fn record(app: &TestApp, stream: &str, json: Value) -> (String, u64) {
-    let id = uuid::Uuid::now_v7().to_string();
-    let event = bridge::event_from_json(json, &id).expect("a valid event");
-    let response = proto::diplomacy_client::DiplomacyClient::new(app.channel().await)
-        .record(proto::RecordRequest {
-            stream_id: stream.into(),
-            expected_version: None,
-            events: vec![event],
-        })
-        .await
-        .expect("recorded")
-        .into_inner();
-    (id, *response.positions.last().unwrap() as u64)
 }
 
 /// Establishes a channel between two offices (a `channel-…` stream of its own).

@@ -4,35 +4,15 @@
 
 use std::time::{Duration, Instant};
 
-use diplog::grpc::bridge;
 use diplog::import::{self, Item, OnInvalid, Origin, scenario};
 use diplog::proto::{self, projections_client::ProjectionsClient};
 use serde_json::{Value, json};
 use tonic::Code;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{TestApp, head, import_founding, record, spawn_app};
 
 async fn client(app: &TestApp) -> ProjectionsClient<tonic::transport::Channel> {
     ProjectionsClient::new(app.channel().await)
-}
-
-pub(crate) async fn import_founding(app: &TestApp) -> u64 {
-    let parsed =
-        scenario::parse(scenario::FOUNDING_SCENARIO).expect("the founding scenario parses");
-    import::import(app.channel().await, parsed.items, OnInvalid::RefuseAll)
-        .await
-        .expect("imported");
-    head(app).await
-}
-
-pub(crate) async fn head(app: &TestApp) -> u64 {
-    app.client
-        .clone()
-        .get_head(())
-        .await
-        .unwrap()
-        .into_inner()
-        .position as u64
 }
 
 fn live(min_position: u64) -> Option<proto::ReadOptions> {
@@ -195,21 +175,6 @@ fn ministers_call(day: &str) -> Value {
     })
 }
 
-async fn record(app: &TestApp, stream: &str, json: Value) -> u64 {
-    let event =
-        bridge::event_from_json(json, &uuid::Uuid::now_v7().to_string()).expect("a valid event");
-    let response = proto::diplomacy_client::DiplomacyClient::new(app.channel().await)
-        .record(proto::RecordRequest {
-            stream_id: stream.into(),
-            expected_version: None,
-            events: vec![event],
-        })
-        .await
-        .expect("recorded")
-        .into_inner();
-    *response.positions.last().unwrap() as u64
-}
-
 fn ministers_contacts(list: &proto::ChannelList) -> u32 {
     list.channels
         .iter()
@@ -223,7 +188,7 @@ async fn a_query_with_a_minimum_position_sees_the_write_it_follows_or_times_out(
     import_founding(&app).await;
     let mut projections = client(&app).await;
     for round in 0..5 {
-        let position = record(
+        let (_, position) = record(
             &app,
             &format!("occurrence-call-{round}"),
             ministers_call("2025-03-10"),
@@ -272,7 +237,7 @@ async fn diplomatic_events_past_a_long_stretch_of_other_events_are_projected_and
             .await
             .unwrap();
     }
-    let after = record(
+    let (_, after) = record(
         &app,
         "occurrence-2025-03-10-call",
         ministers_call("2025-03-10"),
@@ -307,7 +272,7 @@ async fn diplomatic_events_past_a_long_stretch_of_other_events_are_projected_and
 async fn an_as_of_answer_shows_what_the_log_held_then() {
     let app = spawn_app().await;
     let before = import_founding(&app).await;
-    let after = record(
+    let (_, after) = record(
         &app,
         "occurrence-2025-03-10-call",
         ministers_call("2025-03-10"),
