@@ -11,7 +11,7 @@ use diplog::proto::{self, audit_client::AuditClient};
 use diplog::store::RecordedEvent;
 use sqlx::ConnectOptions;
 
-use crate::helpers::{Expect, TestApp, diplog_binary, spawn_app};
+use crate::helpers::{Expect, TestApp, diplog, spawn_app};
 
 async fn client(app: &TestApp) -> AuditClient<tonic::transport::Channel> {
     AuditClient::new(app.channel().await)
@@ -178,24 +178,11 @@ async fn signed_heads_and_proofs_verify_with_the_public_key_alone() {
     app.stop().await;
 }
 
-/// `diplog ARGS`; answers (success, stdout + stderr).
-async fn diplog(args: Vec<String>) -> (bool, String) {
-    let output = tokio::process::Command::new(diplog_binary())
-        .args(&args)
-        .output()
-        .await
-        .expect("diplog runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
-}
-
 async fn verify_database(app: &TestApp) -> (bool, String) {
     let url = app.db_options.to_url_lossy().to_string();
-    diplog(vec!["verify".into(), "--database-url".into(), url]).await
+    diplog(vec!["verify".into(), "--database-url".into(), url])
+        .combined()
+        .await
 }
 
 /// As a superuser with the append-only triggers off, as a rogue administrator would.
@@ -270,6 +257,7 @@ async fn a_saved_head_verifies_as_the_log_grows_and_fails_after_a_rewrite() {
         "--save".into(),
         saved.display().to_string(),
     ])
+    .combined()
     .await;
     assert!(ok, "{text}");
 
@@ -282,7 +270,7 @@ async fn a_saved_head_verifies_as_the_log_grows_and_fails_after_a_rewrite() {
         "--since".into(),
         saved.display().to_string(),
     ];
-    let (ok, text) = diplog(since.clone()).await;
+    let (ok, text) = diplog(since.clone()).combined().await;
     assert!(
         ok && text.contains("consistent: the log of 14 events"),
         "{text}"
@@ -299,6 +287,7 @@ async fn a_saved_head_verifies_as_the_log_grows_and_fails_after_a_rewrite() {
         server.clone(),
         event_id.to_string(),
     ])
+    .combined()
     .await;
     assert!(ok && text.contains("\"verified\": true"), "{text}");
 
@@ -316,7 +305,7 @@ async fn a_saved_head_verifies_as_the_log_grows_and_fails_after_a_rewrite() {
         verify_database(&app).await.0,
         "the rebuilt tree agrees with the rewritten rows"
     );
-    let (ok, text) = diplog(since).await;
+    let (ok, text) = diplog(since).combined().await;
     assert!(
         !ok && text.contains("does NOT extend the saved head of size 9"),
         "{text}"
@@ -339,11 +328,7 @@ async fn an_export_restores_to_the_same_root_and_a_tampered_one_is_refused_by_li
 
     let dir = tempfile::tempdir().unwrap();
     let export = dir.path().join("log.ndjson");
-    let output = tokio::process::Command::new(diplog_binary())
-        .args(["export", "--server", &app.server_url()])
-        .output()
-        .await
-        .unwrap();
+    let output = diplog(["export", "--server", &app.server_url()]).await;
     assert!(
         output.status.success(),
         "{}",
@@ -402,6 +387,7 @@ async fn an_export_restores_to_the_same_root_and_a_tampered_one_is_refused_by_li
         empty_url.clone(),
         tampered.display().to_string(),
     ])
+    .combined()
     .await;
     assert!(
         !ok && said.contains("line 5:") && said.contains("nothing was restored"),
@@ -414,6 +400,7 @@ async fn an_export_restores_to_the_same_root_and_a_tampered_one_is_refused_by_li
         empty_url.clone(),
         export.display().to_string(),
     ])
+    .combined()
     .await;
     assert!(ok, "{said}");
     assert!(said.contains(&hex::encode(head.head.root)), "{said}");
@@ -424,6 +411,7 @@ async fn an_export_restores_to_the_same_root_and_a_tampered_one_is_refused_by_li
         empty_url.clone(),
         export.display().to_string(),
     ])
+    .combined()
     .await;
     assert!(!ok && said.contains("not empty"), "{said}");
 
@@ -580,13 +568,7 @@ async fn bad_audit_requests_name_the_field_and_sizes_past_the_head_are_out_of_ra
 #[tokio::test]
 async fn verify_without_a_data_directory_refuses_and_creates_nothing() {
     let cwd = tempfile::tempdir().unwrap();
-    let output = tokio::process::Command::new(diplog_binary())
-        .arg("verify")
-        .current_dir(cwd.path())
-        .env_remove("DATABASE_URL")
-        .output()
-        .await
-        .unwrap();
+    let output = diplog(["verify"]).current_dir(cwd.path()).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(

@@ -24,8 +24,8 @@ use tonic::Code;
 use tonic::metadata::MetadataValue;
 
 use crate::helpers::{
-    Expect, TestApp, append_request, diplog_binary, fresh_database, new_event, record_request,
-    spawn_app_with, typed_event,
+    Expect, TestApp, append_request, diplog, diplog_binary, fresh_database, new_event,
+    record_request, spawn_app_with, typed_event,
 };
 
 fn tokens_config() -> ServerConfig {
@@ -514,24 +514,6 @@ async fn an_open_server_must_listen_on_loopback_only() {
     drop(app);
 }
 
-/// Runs `diplog` with `args` (DATABASE_URL and DIPLOG_TOKEN cleared): status, stdout, stderr.
-async fn diplog(args: &[&str]) -> (bool, String, String) {
-    let output = tokio::process::Command::new(diplog_binary())
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .env_remove("DIPLOG_TOKEN")
-        .env_remove("DIPLOG_SERVER")
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .expect("diplog runs");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 #[tokio::test]
 async fn token_commands_work_against_the_database_and_through_the_server() {
     let db = fresh_database().await;
@@ -540,7 +522,7 @@ async fn token_commands_work_against_the_database_and_through_the_server() {
     let server = app.server_url();
 
     // Against the database: the token alone on stdout.
-    let (ok, stdout, stderr) = diplog(&[
+    let (ok, stdout, stderr) = diplog([
         "token",
         "create",
         "--database-url",
@@ -552,6 +534,7 @@ async fn token_commands_work_against_the_database_and_through_the_server() {
         "--expires",
         "30d",
     ])
+    .split()
     .await;
     assert!(ok, "{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
@@ -564,20 +547,25 @@ async fn token_commands_work_against_the_database_and_through_the_server() {
     let stdin_file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(stdin_file.path(), "{\"type\": \"Noted\", \"data\": {}}\n").unwrap();
     let file = stdin_file.path().to_str().unwrap();
-    let (ok, _, stderr) = diplog(&["append", "--server", &server, "--stream", "cli-1", file]).await;
+    let (ok, _, stderr) = diplog(["append", "--server", &server, "--stream", "cli-1", file])
+        .split()
+        .await;
     assert!(!ok);
     assert!(stderr.contains("UNAUTHENTICATED"), "{stderr}");
-    let (ok, _, stderr) = diplog(&[
+    let (ok, _, stderr) = diplog([
         "append", "--server", &server, "--token", &token, "--stream", "cli-1", file,
     ])
+    .split()
     .await;
     assert!(ok, "{stderr}");
-    let (ok, stdout, _) = diplog(&["read", "--server", &server, "--token", &token, "--all"]).await;
+    let (ok, stdout, _) = diplog(["read", "--server", &server, "--token", &token, "--all"])
+        .split()
+        .await;
     assert!(ok);
     assert!(stdout.contains("\"appended_by\":\"ci\""), "{stdout}");
 
     // Refusals: a duplicate, a bad name, an unknown name to revoke.
-    let (ok, _, stderr) = diplog(&[
+    let (ok, _, stderr) = diplog([
         "token",
         "create",
         "--database-url",
@@ -587,10 +575,11 @@ async fn token_commands_work_against_the_database_and_through_the_server() {
         "--role",
         "reader",
     ])
+    .split()
     .await;
     assert!(!ok);
     assert!(stderr.contains("already exists"), "{stderr}");
-    let (ok, _, stderr) = diplog(&[
+    let (ok, _, stderr) = diplog([
         "token",
         "create",
         "--database-url",
@@ -600,35 +589,43 @@ async fn token_commands_work_against_the_database_and_through_the_server() {
         "--role",
         "reader",
     ])
+    .split()
     .await;
     assert!(!ok);
     assert!(stderr.contains("invalid token name"), "{stderr}");
-    let (ok, _, stderr) = diplog(&["token", "revoke", "--database-url", &url, "nobody"]).await;
+    let (ok, _, stderr) = diplog(["token", "revoke", "--database-url", &url, "nobody"])
+        .split()
+        .await;
     assert!(!ok);
     assert!(stderr.contains("no token is named"), "{stderr}");
 
     // Through the server, with an admin token: create, list, revoke.
     let admin = mint(&app, "ops", &[Role::Admin]).await;
-    let (ok, stdout, stderr) = diplog(&[
+    let (ok, stdout, stderr) = diplog([
         "token", "create", "--server", &server, "--token", &admin, "--name", "bot", "--role",
         "reader",
     ])
+    .split()
     .await;
     assert!(ok, "{stderr}");
     let bot = stdout.trim().to_owned();
     assert_eq!(call(&app, "head", Some(&bot)).await, Code::Ok);
     // A non-admin token may not administer.
-    let (ok, _, stderr) = diplog(&["token", "list", "--server", &server, "--token", &bot]).await;
+    let (ok, _, stderr) = diplog(["token", "list", "--server", &server, "--token", &bot])
+        .split()
+        .await;
     assert!(!ok);
     assert!(stderr.contains("PERMISSION_DENIED"), "{stderr}");
-    let (ok, _, stderr) = diplog(&[
+    let (ok, _, stderr) = diplog([
         "token", "revoke", "--server", &server, "--token", &admin, "bot",
     ])
+    .split()
     .await;
     assert!(ok, "{stderr}");
     assert_eq!(call(&app, "head", Some(&bot)).await, Code::Unauthenticated);
-    let (ok, stdout, stderr) =
-        diplog(&["token", "list", "--server", &server, "--token", &admin]).await;
+    let (ok, stdout, stderr) = diplog(["token", "list", "--server", &server, "--token", &admin])
+        .split()
+        .await;
     assert!(ok, "{stderr}");
     let rows: Vec<&str> = stdout.lines().skip(1).collect();
     assert_eq!(rows.len(), 3, "{stdout}");
@@ -743,9 +740,10 @@ async fn tokens_never_appear_in_the_logs_and_failures_name_the_peer() {
     let tokens = [&good, &revoked, &expired, &unknown, &malformed];
     for token in tokens {
         // Through the CLI (whose own errors must not show the token either) …
-        let (ok, stdout, stderr) = diplog(&[
+        let (ok, stdout, stderr) = diplog([
             "append", "--server", &grpc_url, "--token", token, "--stream", "logged", &file,
         ])
+        .split()
         .await;
         assert_eq!(ok, token == &good, "{stderr}");
         assert!(!stdout.contains(token.as_str()) && !stderr.contains(token.as_str()));
@@ -944,7 +942,7 @@ async fn the_embedded_default_runs_open_and_token_commands_reach_its_running_clu
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
 
     // The server owns the cluster; the token command joins it instead of failing.
-    let (ok, stdout, stderr) = diplog(&[
+    let (ok, stdout, stderr) = diplog([
         "token",
         "create",
         "--data-dir",
@@ -954,6 +952,7 @@ async fn the_embedded_default_runs_open_and_token_commands_reach_its_running_clu
         "--role",
         "reader",
     ])
+    .split()
     .await;
     assert!(ok, "{stderr}");
     let token = stdout.trim().to_owned();
@@ -961,18 +960,23 @@ async fn the_embedded_default_runs_open_and_token_commands_reach_its_running_clu
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), "{\"type\": \"Noted\", \"data\": {}}\n").unwrap();
     let file = file.path().to_str().unwrap();
-    let (ok, _, stderr) = diplog(&["append", "--server", &grpc, "--stream", "s-1", file]).await;
+    let (ok, _, stderr) = diplog(["append", "--server", &grpc, "--stream", "s-1", file])
+        .split()
+        .await;
     assert!(ok, "{stderr}");
-    let (ok, _, stderr) = diplog(&[
+    let (ok, _, stderr) = diplog([
         "append", "--server", &grpc, "--token", &token, "--stream", "s-1", file,
     ])
+    .split()
     .await;
     assert!(!ok);
     assert!(
         stderr.contains("PERMISSION_DENIED") && stderr.contains("needs role writer"),
         "{stderr}"
     );
-    let (ok, stdout, stderr) = diplog(&["token", "list", "--data-dir", &data_dir]).await;
+    let (ok, stdout, stderr) = diplog(["token", "list", "--data-dir", &data_dir])
+        .split()
+        .await;
     assert!(ok, "{stderr}");
     assert!(stdout.contains("local-reader"), "{stdout}");
 

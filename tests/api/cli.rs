@@ -2,40 +2,12 @@
 //! embedded PostgreSQL (SIGTERM exits 0, a restart keeps the data, a second server on the same
 //! data directory is refused).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{diplog_binary, reachable_tempdir, spawn_app};
-
-/// Runs `diplog ARGS` with `stdin`, off the async runtime's threads.
-async fn diplog(args: &[&str], stdin: &str) -> Output {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let stdin = stdin.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(diplog_binary())
-            .args(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("diplog runs");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use crate::helpers::{diplog, diplog_binary, reachable_tempdir, spawn_app, text};
 
 fn ndjson(output: &Output) -> Vec<serde_json::Value> {
     text(&output.stdout)
@@ -56,51 +28,41 @@ async fn events_appended_with_the_cli_read_back_as_ndjson() {
         "{\"type\": \"StatementIssued\", \"data\": {\"quote\": \"уважительного межгосударственного диалога\"}}\n",
     );
 
-    let appended = diplog(
-        &[
-            "append",
-            "--server",
-            &server,
-            "--stream",
-            "call-1",
-            "--expect",
-            "no-stream",
-        ],
-        input,
-    )
+    let appended = diplog([
+        "append",
+        "--server",
+        &server,
+        "--stream",
+        "call-1",
+        "--expect",
+        "no-stream",
+    ])
+    .stdin(input)
     .await;
-    let again = diplog(
-        &[
-            "append", "--server", &server, "--stream", "call-1", "--expect", "2", "-",
-        ],
-        "{\"type\": \"SourceReportAttached\"}\n",
-    )
+    let again = diplog([
+        "append", "--server", &server, "--stream", "call-1", "--expect", "2", "-",
+    ])
+    .stdin("{\"type\": \"SourceReportAttached\"}\n")
     .await;
-    let stream = diplog(&["read", "--server", &server, "--stream", "call-1"], "").await;
-    let backward = diplog(
-        &[
-            "read",
-            "--server",
-            &server,
-            "--all",
-            "--backward",
-            "--limit",
-            "1",
-        ],
-        "",
-    )
+    let stream = diplog(["read", "--server", &server, "--stream", "call-1"]).await;
+    let backward = diplog([
+        "read",
+        "--server",
+        &server,
+        "--all",
+        "--backward",
+        "--limit",
+        "1",
+    ])
     .await;
-    let filtered = diplog(
-        &[
-            "read",
-            "--server",
-            &server,
-            "--all",
-            "--type",
-            "StatementIssued",
-        ],
-        "",
-    )
+    let filtered = diplog([
+        "read",
+        "--server",
+        &server,
+        "--all",
+        "--type",
+        "StatementIssued",
+    ])
     .await;
 
     assert!(appended.status.success(), "{}", text(&appended.stderr));
@@ -137,44 +99,34 @@ async fn events_appended_with_the_cli_read_back_as_ndjson() {
 async fn cli_errors_name_the_status_and_field_and_exit_non_zero() {
     let app = spawn_app().await;
     let server = app.server_url();
-    diplog(
-        &["append", "--server", &server, "--stream", "s"],
-        "{\"type\": \"A\"}\n",
-    )
-    .await;
+    diplog(["append", "--server", &server, "--stream", "s"])
+        .stdin("{\"type\": \"A\"}\n")
+        .await;
 
-    let conflict = diplog(
-        &[
-            "append",
-            "--server",
-            &server,
-            "--stream",
-            "s",
-            "--expect",
-            "no-stream",
-        ],
-        "{\"type\": \"A\"}\n",
-    )
+    let conflict = diplog([
+        "append",
+        "--server",
+        &server,
+        "--stream",
+        "s",
+        "--expect",
+        "no-stream",
+    ])
+    .stdin("{\"type\": \"A\"}\n")
     .await;
-    let invalid = diplog(
-        &["append", "--server", &server, "--stream", "s"],
-        "{\"id\": \"nope\", \"type\": \"A\"}\n",
-    )
+    let invalid = diplog(["append", "--server", &server, "--stream", "s"])
+        .stdin("{\"id\": \"nope\", \"type\": \"A\"}\n")
+        .await;
+    let bad_line = diplog(["append", "--server", &server, "--stream", "s"])
+        .stdin("{\"type\": \"A\"}\n{\"type\": \n")
+        .await;
+    let negative = diplog([
+        "append", "--server", &server, "--stream", "s", "--expect", "-1",
+    ])
+    .stdin("{\"type\": \"A\"}\n")
     .await;
-    let bad_line = diplog(
-        &["append", "--server", &server, "--stream", "s"],
-        "{\"type\": \"A\"}\n{\"type\": \n",
-    )
-    .await;
-    let negative = diplog(
-        &[
-            "append", "--server", &server, "--stream", "s", "--expect", "-1",
-        ],
-        "{\"type\": \"A\"}\n",
-    )
-    .await;
-    let missing = diplog(&["read", "--server", &server, "--stream", "nowhere"], "").await;
-    let unreachable = diplog(&["read", "--server", "http://127.0.0.1:1", "--all"], "").await;
+    let missing = diplog(["read", "--server", &server, "--stream", "nowhere"]).await;
+    let unreachable = diplog(["read", "--server", "http://127.0.0.1:1", "--all"]).await;
 
     assert_eq!(conflict.status.code(), Some(1));
     let stderr = text(&conflict.stderr);
@@ -295,25 +247,20 @@ async fn serve_runs_on_its_embedded_postgres_stops_on_sigterm_and_keeps_data_acr
     let first = tokio::task::spawn_blocking(move || start_serve(&data, true))
         .await
         .unwrap();
-    let appended = diplog(
-        &["append", "--server", &first.grpc, "--stream", "call-1"],
-        "{\"type\": \"CallHeld\", \"data\": {\"n\": 1}}\n",
-    )
-    .await;
+    let appended = diplog(["append", "--server", &first.grpc, "--stream", "call-1"])
+        .stdin("{\"type\": \"CallHeld\", \"data\": {\"n\": 1}}\n")
+        .await;
     assert!(appended.status.success(), "{}", text(&appended.stderr));
 
-    let second = diplog(
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-        ],
-        "",
-    )
+    let second = diplog([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--http",
+        "127.0.0.1:0",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+    ])
     .await;
     assert!(!second.status.success());
     assert!(
@@ -334,7 +281,7 @@ async fn serve_runs_on_its_embedded_postgres_stops_on_sigterm_and_keeps_data_acr
     let restarted = tokio::task::spawn_blocking(move || start_serve(&data, true))
         .await
         .unwrap();
-    let read = diplog(&["read", "--server", &restarted.grpc, "--all"], "").await;
+    let read = diplog(["read", "--server", &restarted.grpc, "--all"]).await;
     let events = ndjson(&read);
     assert_eq!(events.len(), 1, "{}", text(&read.stderr));
     assert_eq!(events[0]["data"], serde_json::json!({"n": 1}));
@@ -354,7 +301,7 @@ async fn serve_stops_on_sigterm_even_after_its_log_reader_has_gone() {
         .await
         .unwrap();
     // Requests make the server log into the closed pipe before the signal arrives.
-    let read = diplog(&["read", "--server", &server.grpc, "--all"], "").await;
+    let read = diplog(["read", "--server", &server.grpc, "--all"]).await;
     assert!(read.status.success(), "{}", text(&read.stderr));
     let status = tokio::task::spawn_blocking(move || terminate(server))
         .await

@@ -3,7 +3,6 @@
 //! imported into an empty log only.
 
 use std::collections::BTreeSet;
-use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -13,7 +12,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
-use crate::helpers::{diplog_binary, reachable_tempdir, spawn_app};
+use crate::helpers::{diplog, diplog_binary, reachable_tempdir, shown, spawn_app, text, within};
 
 const FOUNDING_SCENARIO: &str = "scenarios/2025-02-15-rubio-lavrov-call.yaml";
 const PLOVER_SAMPLE: &str = "tests/fixtures/plover-sample.json";
@@ -21,44 +20,6 @@ const FOUNDING_CALL_STREAM: &str = "occurrence-2025-02-15-rubio-lavrov-call";
 
 /// The longest any one CLI test may take.
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Runs `future` and fails the test if it takes longer than `limit`.
-async fn within<T>(limit: Duration, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(limit, future)
-        .await
-        .unwrap_or_else(|_| panic!("the test did not finish within {limit:?}"))
-}
-
-/// Runs `diplog ARGS` in the project directory (so relative paths read as a user types them),
-/// without `DATABASE_URL`; the process is killed if the test gives up on it.
-async fn diplog<S: AsRef<OsStr>>(args: &[S]) -> Output {
-    Command::new(diplog_binary())
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("DATABASE_URL")
-        .env_remove("DIPLOG_SERVER")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("diplog runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Both outputs of a run, for assertion messages.
-fn shown(output: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        output.status.code(),
-        text(&output.stdout),
-        text(&output.stderr)
-    )
-}
 
 /// The two numbers of a line `<a> <first> <b> <second> <c>` of stdout, e.g.
 /// `12 event(s) written, 0 already in the log`.
@@ -105,7 +66,7 @@ async fn importing_the_founding_scenario_writes_its_events_once_and_a_second_imp
         let app = spawn_app().await;
         let server = app.server_url();
 
-        let first = diplog(&["import", FOUNDING_SCENARIO, "--server", &server]).await;
+        let first = diplog(["import", FOUNDING_SCENARIO, "--server", &server]).await;
         assert_eq!(first.status.code(), Some(0), "{}", shown(&first));
         let (first_written, first_present) = written(&first);
         assert!(first_written > 30, "{}", shown(&first));
@@ -118,7 +79,7 @@ async fn importing_the_founding_scenario_writes_its_events_once_and_a_second_imp
         let count = app.event_count().await;
         assert_eq!(count, first_written as i64);
 
-        let second = diplog(&["import", FOUNDING_SCENARIO, "--server", &server]).await;
+        let second = diplog(["import", FOUNDING_SCENARIO, "--server", &server]).await;
         assert_eq!(second.status.code(), Some(0), "{}", shown(&second));
         assert_eq!(
             written(&second),
@@ -163,7 +124,7 @@ events:
         std::fs::write(&bad, scenario).unwrap();
         let bad_path = bad.display().to_string();
 
-        let refused = diplog(&["import", "--server", &server, &bad_path]).await;
+        let refused = diplog(["import", "--server", &server, &bad_path]).await;
 
         assert_eq!(refused.status.code(), Some(2), "{}", shown(&refused));
         let stderr = text(&refused.stderr);
@@ -191,7 +152,7 @@ events:
         )
         .unwrap();
         let syntax_path = syntax.display().to_string();
-        let not_yaml = diplog(&["import", "--server", &server, &syntax_path]).await;
+        let not_yaml = diplog(["import", "--server", &server, &syntax_path]).await;
 
         assert_eq!(not_yaml.status.code(), Some(2), "{}", shown(&not_yaml));
         let stderr = text(&not_yaml.stderr);
@@ -231,7 +192,7 @@ async fn a_plover_import_accounts_for_every_event_record_and_lists_the_reported_
             &server,
         ];
 
-        let first = diplog(&args).await;
+        let first = diplog(args).await;
 
         assert_eq!(first.status.code(), Some(0), "{}", shown(&first));
         let (imported, reported) = records(&first);
@@ -260,7 +221,7 @@ async fn a_plover_import_accounts_for_every_event_record_and_lists_the_reported_
         let count = app.event_count().await;
         assert_eq!(count, first_written as i64);
 
-        let second = diplog(&args).await;
+        let second = diplog(args).await;
 
         assert_eq!(second.status.code(), Some(0), "{}", shown(&second));
         assert_eq!(written(&second).0, 0, "{}", shown(&second));
@@ -277,8 +238,8 @@ async fn a_missing_file_exits_2_and_an_unreachable_server_exits_1() {
         let app = spawn_app().await;
         let server = app.server_url();
 
-        let missing = diplog(&["import", "--server", &server, "scenarios/no-such-file.yaml"]).await;
-        let unreachable = diplog(&[
+        let missing = diplog(["import", "--server", &server, "scenarios/no-such-file.yaml"]).await;
+        let unreachable = diplog([
             "import",
             "--server",
             "http://127.0.0.1:1",

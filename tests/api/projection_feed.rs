@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use tonic::transport::Channel;
 use tonic::{Code, Streaming};
 
-use crate::helpers::{TestApp, import_founding, record, spawn_app};
+use crate::helpers::{TestApp, diplog, import_founding, record, spawn_app};
 
 /// How long a change may take to arrive.
 const ARRIVES_WITHIN: Duration = Duration::from_secs(10);
@@ -794,13 +794,7 @@ async fn diplog_watch_prints_the_snapshot_then_each_change() {
     text_watch.kill().await.unwrap();
 
     // A projection that cannot be watched: exit 1 with the status and the field.
-    let output = tokio::process::Command::new(crate::helpers::diplog_binary())
-        .args(["watch", "timeline", "--server", &app.server_url()])
-        .env_remove("DIPLOG_SERVER")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .unwrap();
+    let output = diplog(["watch", "timeline", "--server", &app.server_url()]).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("INVALID_ARGUMENT"), "{stderr}");

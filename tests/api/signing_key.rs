@@ -11,27 +11,15 @@ use diplog::audit::signer::TreeSigner;
 use diplog::config::ServerConfig;
 use sqlx::postgres::PgPoolOptions;
 
-use crate::helpers::{Expect, diplog_binary, fresh_database, reachable_tempdir, spawn_app_with};
+use crate::helpers::{
+    Expect, diplog, diplog_binary, fresh_database, reachable_tempdir, spawn_app_with,
+};
 
 fn config_with_key(path: &Path, rotate: bool) -> ServerConfig {
     let mut config = ServerConfig::ephemeral();
     config.signing_key = Some(path.to_owned());
     config.rotate_signing_key = rotate;
     config
-}
-
-async fn diplog(args: &[&str]) -> (bool, String, String) {
-    let output = tokio::process::Command::new(diplog_binary())
-        .args(args)
-        .env_remove("DIPLOG_TOKEN")
-        .output()
-        .await
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }
 
 #[tokio::test]
@@ -90,13 +78,14 @@ async fn another_key_is_refused_unless_rotated_and_auditors_can_pin_the_key() {
     std::fs::write(&first_hex, format!("{}\n", first.public_key_hex())).unwrap();
     let second_pem = keys.path().join("second.pub.pem");
     std::fs::write(&second_pem, second.public_key_pem()).unwrap();
-    let (ok, _, stderr) = diplog(&[
+    let (ok, _, stderr) = diplog([
         "tree-head",
         "--server",
         &server,
         "--public-key",
         first_hex.to_str().unwrap(),
     ])
+    .split()
     .await;
     assert!(!ok, "a head from another key passed the pin");
     assert!(stderr.contains("not the pinned key"), "{stderr}");
@@ -104,7 +93,7 @@ async fn another_key_is_refused_unless_rotated_and_auditors_can_pin_the_key() {
     // The tree builder signs behind the appends: wait until the head covers both events.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let (ok, stdout, stderr) = diplog(&[
+        let (ok, stdout, stderr) = diplog([
             "tree-head",
             "--server",
             &server,
@@ -113,6 +102,7 @@ async fn another_key_is_refused_unless_rotated_and_auditors_can_pin_the_key() {
             "--save",
             saved.to_str().unwrap(),
         ])
+        .split()
         .await;
         assert!(ok, "{stderr}");
         if stdout.contains("\"tree_size\": 2") || tokio::time::Instant::now() > deadline {
@@ -120,7 +110,7 @@ async fn another_key_is_refused_unless_rotated_and_auditors_can_pin_the_key() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (ok, _, stderr) = diplog(&[
+    let (ok, _, stderr) = diplog([
         "verify",
         "--server",
         &server,
@@ -129,10 +119,11 @@ async fn another_key_is_refused_unless_rotated_and_auditors_can_pin_the_key() {
         "--public-key",
         first_hex.to_str().unwrap(),
     ])
+    .split()
     .await;
     assert!(!ok, "a saved head from another key passed the pin");
     assert!(stderr.contains("not the pinned key"), "{stderr}");
-    let (ok, stdout, stderr) = diplog(&[
+    let (ok, stdout, stderr) = diplog([
         "verify",
         "--server",
         &server,
@@ -141,6 +132,7 @@ async fn another_key_is_refused_unless_rotated_and_auditors_can_pin_the_key() {
         "--public-key",
         second_pem.to_str().unwrap(),
     ])
+    .split()
     .await;
     assert!(ok, "{stderr}");
     assert!(stdout.contains("consistent"), "{stdout}");

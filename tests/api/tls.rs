@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName,
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{
-    Expect, append_request, diplog_binary, fresh_database, new_event, test_signing_key,
+    Expect, append_request, diplog, diplog_binary, fresh_database, new_event, test_signing_key,
 };
 
 /// Two independent development CAs, each with its server and client certificates.
@@ -398,27 +398,6 @@ async fn the_subject_of_a_verified_client_certificate_reaches_the_request() {
     http_server.abort();
 }
 
-/// Runs `diplog ARGS` to completion (killed, and the test failed, after 60 s: a `serve` that
-/// should have refused to start does not hang the suite).
-async fn diplog(args: Vec<String>, stdin: &str) -> Output {
-    let mut child = tokio::process::Command::new(diplog_binary())
-        .args(&args)
-        .env("DIPLOG_SIGNING_KEY", test_signing_key())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("diplog runs");
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.as_bytes()).await.unwrap();
-    drop(input);
-    tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("diplog {args:?} did not finish within 60 s"))
-        .unwrap()
-}
-
 fn args(words: &[&str], paths: &[(&str, PathBuf)]) -> Vec<String> {
     let mut args: Vec<String> = words.iter().map(|w| (*w).to_owned()).collect();
     for (flag, path) in paths {
@@ -441,26 +420,21 @@ async fn the_cli_appends_and_reads_over_mutual_tls() {
         ("--client-key", certs.ours.join("client-key.pem")),
     ];
 
-    let appended = diplog(
-        args(
-            &["append", "--server", &url, "--stream", "cli-tls"],
-            &[ca.clone(), identity[0].clone(), identity[1].clone()],
-        ),
-        "{\"type\": \"CallHeld\", \"data\": {\"by\": \"cli\"}}\n",
-    )
+    let appended = diplog(args(
+        &["append", "--server", &url, "--stream", "cli-tls"],
+        &[ca.clone(), identity[0].clone(), identity[1].clone()],
+    ))
+    .stdin("{\"type\": \"CallHeld\", \"data\": {\"by\": \"cli\"}}\n")
     .await;
     assert!(
         appended.status.success(),
         "{}",
         String::from_utf8_lossy(&appended.stderr)
     );
-    let read = diplog(
-        args(
-            &["read", "--server", &url, "--stream", "cli-tls"],
-            &[ca.clone(), identity[0].clone(), identity[1].clone()],
-        ),
-        "",
-    )
+    let read = diplog(args(
+        &["read", "--server", &url, "--stream", "cli-tls"],
+        &[ca.clone(), identity[0].clone(), identity[1].clone()],
+    ))
     .await;
     assert!(
         read.status.success(),
@@ -475,13 +449,10 @@ async fn the_cli_appends_and_reads_over_mutual_tls() {
 
     // Without the client certificate the server refuses the CLI; without https it is a
     // usage error, caught before connecting.
-    let refused = diplog(
-        args(
-            &["read", "--server", &url, "--stream", "cli-tls"],
-            std::slice::from_ref(&ca),
-        ),
-        "",
-    )
+    let refused = diplog(args(
+        &["read", "--server", &url, "--stream", "cli-tls"],
+        std::slice::from_ref(&ca),
+    ))
     .await;
     assert_eq!(refused.status.code(), Some(1));
     let message = String::from_utf8_lossy(&refused.stderr);
@@ -490,10 +461,10 @@ async fn the_cli_appends_and_reads_over_mutual_tls() {
         "{message}"
     );
     let plain = format!("http://127.0.0.1:{}", server.grpc.port());
-    let misused = diplog(
-        args(&["read", "--server", &plain, "--stream", "cli-tls"], &[ca]),
-        "",
-    )
+    let misused = diplog(args(
+        &["read", "--server", &plain, "--stream", "cli-tls"],
+        &[ca],
+    ))
     .await;
     assert_eq!(misused.status.code(), Some(2));
     let message = String::from_utf8_lossy(&misused.stderr);
@@ -512,9 +483,7 @@ async fn serve_refuses_plain_text_off_loopback_before_binding() {
             &[],
         )
         .into_iter()
-        .chain(["--database-url".to_owned(), url])
-        .collect(),
-        "",
+        .chain(["--database-url".to_owned(), url]),
     )
     .await;
     assert_eq!(refused.status.code(), Some(1));
@@ -595,10 +564,10 @@ async fn dev_certs_writes_once_and_says_how_to_use_them() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("certs");
     let target = target.display().to_string();
-    let made = diplog(
-        args(&["dev-certs", &target, "--host", "diplog.internal"], &[]),
-        "",
-    )
+    let made = diplog(args(
+        &["dev-certs", &target, "--host", "diplog.internal"],
+        &[],
+    ))
     .await;
     assert!(
         made.status.success(),
@@ -609,7 +578,7 @@ async fn dev_certs_writes_once_and_says_how_to_use_them() {
     assert!(said.contains("server-key.pem"), "{said}");
     assert!(said.contains("--tls-client-ca"), "{said}");
     assert!(said.contains("diplog.internal"), "{said}");
-    let again = diplog(args(&["dev-certs", &target], &[]), "").await;
+    let again = diplog(args(&["dev-certs", &target], &[])).await;
     assert_eq!(again.status.code(), Some(2));
     let message = String::from_utf8_lossy(&again.stderr);
     assert!(message.contains("refusing to overwrite"), "{message}");
