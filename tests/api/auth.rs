@@ -3,8 +3,6 @@
 //! CLI end to end, and tokens kept out of the logs of a real `diplog serve`.
 
 use std::net::SocketAddr;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use diplog::audit::builder::leaf_of;
@@ -18,14 +16,14 @@ use diplog::proto::{
 };
 use diplog::store::RecordedEvent;
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tonic::Code;
 use tonic::metadata::MetadataValue;
 
 use crate::helpers::{
-    Expect, TestApp, append_request, diplog, diplog_binary, fresh_database, new_event,
-    record_request, spawn_app_with, typed_event,
+    Expect, Serve, TestApp, append_request, diplog, fresh_database, new_event, record_request,
+    spawn_app_with, typed_event,
 };
 
 fn tokens_config() -> ServerConfig {
@@ -517,7 +515,7 @@ async fn an_open_server_must_listen_on_loopback_only() {
 #[tokio::test]
 async fn token_commands_work_against_the_database_and_through_the_server() {
     let db = fresh_database().await;
-    let url = crate::projections::database_url(&db);
+    let url = crate::helpers::database_url_for(&db);
     let app = spawn_app_with(db, tokens_config()).await;
     let server = app.server_url();
 
@@ -646,64 +644,10 @@ async fn token_commands_work_against_the_database_and_through_the_server() {
     app.stop().await;
 }
 
-/// `diplog serve` as a process requiring tokens, logging at debug; its stderr collected.
-async fn logging_server(
-    url: &str,
-) -> (
-    tokio::process::Child,
-    String,
-    String,
-    Arc<Mutex<Vec<String>>>,
-) {
-    let mut child = tokio::process::Command::new(diplog_binary())
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--auth",
-            "tokens",
-        ])
-        .env("DATABASE_URL", url)
-        .env("RUST_LOG", "debug,diplog=trace")
-        .env("DIPLOG_LOG_FORMAT", "json")
-        .env("DIPLOG_SIGNING_KEY", crate::helpers::test_signing_key())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("diplog serve runs");
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let (grpc, http) = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if entry["fields"]["message"] == "serving" {
-                return (
-                    entry["fields"]["grpc"].as_str().unwrap().to_owned(),
-                    entry["fields"]["http"].as_str().unwrap().to_owned(),
-                );
-            }
-        }
-        panic!("diplog serve stopped before serving");
-    })
-    .await
-    .expect("serving within 60 s");
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let kept = log.clone();
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            kept.lock().unwrap().push(line);
-        }
-    });
-    (child, grpc, http, log)
-}
-
 #[tokio::test]
 async fn tokens_never_appear_in_the_logs_and_failures_name_the_peer() {
     let db = fresh_database().await;
-    let url = crate::projections::database_url(&db);
+    let url = crate::helpers::database_url_for(&db);
     let pool = diplog::database::pool_options(2)
         .connect_with(db)
         .await
@@ -723,8 +667,16 @@ async fn tokens_never_appear_in_the_logs_and_failures_name_the_peer() {
     let good = make("logged-writer", vec![Role::Writer]).await;
     let revoked = make("logged-revoked", vec![Role::Reader]).await;
     let expired = make("logged-expired", vec![Role::Reader]).await;
-    let (mut server, grpc, http, log) = logging_server(&url).await;
-    let grpc_url = format!("http://{grpc}");
+    // `diplog serve` requiring tokens, logging at debug.
+    let mut server = Serve::on_database(&url)
+        .env_remove("DIPLOG_AUTH")
+        .arg("--auth")
+        .arg("tokens")
+        .env("RUST_LOG", "debug,diplog=trace")
+        .start()
+        .await;
+    let grpc_url = server.grpc.clone();
+    let http = server.http();
     store.revoke("logged-revoked").await.unwrap();
     sqlx::query("update api_tokens set expires_at = now() - interval '1 second' where name = $1")
         .bind("logged-expired")
@@ -753,10 +705,9 @@ async fn tokens_never_appear_in_the_logs_and_failures_name_the_peer() {
     }
     // Let the last lines arrive.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    server.start_kill().unwrap();
-    server.wait().await.unwrap();
+    server.kill().await;
 
-    let log = log.lock().unwrap().join("\n");
+    let log = server.log();
     assert!(log.lines().count() > 20, "debug logging is on");
     for token in tokens {
         // Neither the token nor its secret part.
@@ -899,47 +850,21 @@ async fn a_browser_signs_in_with_a_token_kept_in_an_http_only_cookie() {
 async fn the_embedded_default_runs_open_and_token_commands_reach_its_running_cluster() {
     let data = crate::helpers::reachable_tempdir("diplog-auth-");
     let data_dir = data.path().to_str().unwrap().to_owned();
-    let mut server = tokio::process::Command::new(diplog_binary())
-        .args([
-            "--log-format",
-            "json",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-        ])
-        .args(["--data-dir", &data_dir])
-        .env_remove("DATABASE_URL")
-        .env_remove("DIPLOG_AUTH")
-        .env("RUST_LOG", "info")
-        .env("DIPLOG_SIGNING_KEY", crate::helpers::test_signing_key())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(server.stderr.take().unwrap()).lines();
+    let mut server = Serve::embedded(data.path())
+        .within(Duration::from_secs(120))
+        .start()
+        .await;
+    let grpc = server.grpc.clone();
     let mut warned_open = false;
-    let grpc = tokio::time::timeout(Duration::from_secs(120), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            let message = entry["fields"]["message"].as_str().unwrap_or_default();
-            if message.starts_with("auth: OPEN") {
-                assert_eq!(entry["level"], "WARN");
-                warned_open = true;
-            }
-            if message == "serving" {
-                return format!("http://{}", entry["fields"]["grpc"].as_str().unwrap());
-            }
+    for line in server.startup_log() {
+        let entry: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+        let message = entry["fields"]["message"].as_str().unwrap_or_default();
+        if message.starts_with("auth: OPEN") {
+            assert_eq!(entry["level"], "WARN");
+            warned_open = true;
         }
-        panic!("diplog serve stopped before serving");
-    })
-    .await
-    .expect("serving within 120 s");
+    }
     assert!(warned_open, "start-up says, at WARN, that it runs open");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
 
     // The server owns the cluster; the token command joins it instead of failing.
     let (ok, stdout, stderr) = diplog([
@@ -980,16 +905,7 @@ async fn the_embedded_default_runs_open_and_token_commands_reach_its_running_clu
     assert!(ok, "{stderr}");
     assert!(stdout.contains("local-reader"), "{stdout}");
 
-    use nix::sys::signal::{Signal, kill};
-    kill(
-        nix::unistd::Pid::from_raw(server.id().unwrap() as i32),
-        Signal::SIGTERM,
-    )
-    .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(30), server.wait())
-        .await
-        .expect("stops within 30 s")
-        .unwrap();
+    let status = server.terminate(Duration::from_secs(30)).await;
     assert!(status.success());
 }
 

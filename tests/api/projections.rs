@@ -9,7 +9,7 @@ use diplog::proto::{self, projections_client::ProjectionsClient};
 use serde_json::{Value, json};
 use tonic::Code;
 
-use crate::helpers::{TestApp, head, import_founding, record, spawn_app};
+use crate::helpers::{Serve, TestApp, database_url_for, head, import_founding, record, spawn_app};
 
 async fn client(app: &TestApp) -> ProjectionsClient<tonic::transport::Channel> {
     ProjectionsClient::new(app.channel().await)
@@ -657,76 +657,13 @@ async fn incremental_read_models_equal_a_replay_and_a_rebuild_on_random_historie
     }
 }
 
-/// A URL for `diplog serve --database-url` to reach a test database (on a unix socket when
-/// the tests run their own cluster).
-pub(crate) fn database_url(options: &sqlx::postgres::PgConnectOptions) -> String {
-    let database = options.get_database().expect("a test database");
-    match options.get_socket() {
-        Some(socket) => format!(
-            "postgres://{}@localhost:{}/{database}?host={}&sslmode=disable",
-            options.get_username(),
-            options.get_port(),
-            socket.display()
-        ),
-        None => format!(
-            "postgres://{}@{}:{}/{database}",
-            options.get_username(),
-            options.get_host(),
-            options.get_port()
-        ),
-    }
-}
-
-/// `diplog serve` as a process on a test database; its gRPC address from its log.
-pub(crate) async fn serve_process(url: &str) -> (tokio::process::Child, String) {
-    use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(crate::helpers::diplog_binary())
-        .args([
-            "--log-format",
-            "json",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--projection-poll-ms",
-            "50",
-        ])
-        .env("DATABASE_URL", url)
-        // On loopback, as the other tests' servers: open (a database URL alone means tokens).
-        .env("DIPLOG_AUTH", "open")
-        .env("RUST_LOG", "info")
-        .env("DIPLOG_SIGNING_KEY", crate::helpers::test_signing_key())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("diplog serve runs");
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let address = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            let entry: Value = serde_json::from_str(&line).unwrap_or_default();
-            if entry["fields"]["message"] == "serving" {
-                return entry["fields"]["grpc"].as_str().unwrap().to_owned();
-            }
-        }
-        panic!("diplog serve stopped before serving");
-    })
-    .await
-    .expect("serving within 60 s");
-    // Keep draining its log so it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, format!("http://{address}"))
-}
-
 #[tokio::test]
 async fn a_server_killed_while_projecting_applies_nothing_twice_after_a_restart() {
     // Only `diplog serve` processes run on this database, so theirs are the only runners.
     let database = crate::helpers::fresh_database().await;
-    let url = database_url(&database);
-    let (mut server, address) = serve_process(&url).await;
-    let channel = tonic::transport::Endpoint::from_shared(address)
+    let url = database_url_for(&database);
+    let mut server = Serve::on_database(&url).start().await;
+    let channel = tonic::transport::Endpoint::from_shared(server.grpc.clone())
         .unwrap()
         .connect()
         .await
@@ -748,17 +685,17 @@ async fn a_server_killed_while_projecting_applies_nothing_twice_after_a_restart(
         .await
         .unwrap()
         .into_inner();
-    server.start_kill().unwrap();
+    server.child.start_kill().unwrap();
     let behind: Vec<(String, u64, u64)> = status
         .projections
         .iter()
         .map(|p| (p.name.clone(), p.position, p.head))
         .collect();
     println!("at the kill: {behind:?}");
-    server.wait().await.unwrap();
+    server.child.wait().await.unwrap();
 
-    let (_server, address) = serve_process(&url).await;
-    let channel = tonic::transport::Endpoint::from_shared(address)
+    let server = Serve::on_database(&url).start().await;
+    let channel = tonic::transport::Endpoint::from_shared(server.grpc.clone())
         .unwrap()
         .connect()
         .await

@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,9 +18,7 @@ use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{
-    Expect, append_request, diplog, diplog_binary, fresh_database, new_event, test_signing_key,
-};
+use crate::helpers::{Expect, Serve, append_request, diplog, fresh_database, new_event};
 
 /// Two independent development CAs, each with its server and client certificates.
 struct Certs {
@@ -475,7 +472,7 @@ async fn the_cli_appends_and_reads_over_mutual_tls() {
 #[tokio::test]
 async fn serve_refuses_plain_text_off_loopback_before_binding() {
     let database = fresh_database().await;
-    let url = crate::projections::database_url(&database);
+    let url = crate::helpers::database_url_for(&database);
     let started = std::time::Instant::now();
     let refused = diplog(
         args(
@@ -587,43 +584,25 @@ async fn dev_certs_writes_once_and_says_how_to_use_them() {
 
 #[tokio::test]
 async fn serve_demo_imports_through_its_own_tls_port() {
-    use tokio::io::AsyncBufReadExt;
     let certs = certs();
     let database = fresh_database().await;
-    let url = crate::projections::database_url(&database);
-    let mut command = tokio::process::Command::new(diplog_binary());
-    command
-        .args(["--log-format", "json", "serve", "--demo"])
-        .args(["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+    let url = crate::helpers::database_url_for(&database);
+    // Tokens, as a database URL alone means (not the open mode of the other tests' servers).
+    let mut server = Serve::on_database(&url)
+        .env_remove("DIPLOG_AUTH")
+        .arg("--demo")
         .arg("--tls-cert")
         .arg(certs.ours.join("server.pem"))
         .arg("--tls-key")
         .arg(certs.ours.join("server-key.pem"))
         .arg("--tls-client-ca")
         .arg(certs.ours.join("ca.pem"))
-        .args(["--tls-client-auth", "optional"])
-        .env("DATABASE_URL", url)
-        .env("RUST_LOG", "info")
-        .env("DIPLOG_SIGNING_KEY", test_signing_key())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut server = command.spawn().expect("diplog serve runs");
-    let mut lines = tokio::io::BufReader::new(server.stderr.take().unwrap()).lines();
-    let imported = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            let message = entry["fields"]["message"].as_str().unwrap_or_default();
-            if message.starts_with("demo:") {
-                return message.to_owned();
-            }
-        }
-        panic!("diplog serve stopped before the demo import");
-    })
-    .await
-    .expect("the demo import within 60 s");
+        .arg("--tls-client-auth")
+        .arg("optional")
+        .start()
+        .await;
+    let imported = server.log_entry("demo:").await;
+    let imported = imported["fields"]["message"].as_str().unwrap_or_default();
     assert_eq!(imported, "demo: imported the founding scenario");
-    server.start_kill().unwrap();
-    server.wait().await.unwrap();
+    server.kill().await;
 }

@@ -66,6 +66,27 @@ fn start_throwaway_cluster() -> PgConnectOptions {
     }
 }
 
+/// A URL for `diplog serve --database-url` to reach a test database (on a unix socket when
+/// the tests run their own cluster).
+pub fn database_url_for(options: &sqlx::postgres::PgConnectOptions) -> String {
+    let database = options.get_database().expect("a test database");
+    match options.get_socket() {
+        Some(socket) => format!(
+            "postgres://{}@localhost:{}/{database}?host={}&sslmode=disable",
+            options.get_username(),
+            options.get_port(),
+            socket.display()
+        ),
+        None => format!(
+            "postgres://{}@{}:{}/{database}",
+            options.get_username(),
+            options.get_host(),
+            options.get_port()
+        ),
+    }
+}
+
+/// `diplog serve` as a process on a test database; its gRPC address from its log.
 /// Creates a fresh, empty database and answers how to connect to it.
 pub async fn fresh_database() -> PgConnectOptions {
     let admin = admin_options().clone();
