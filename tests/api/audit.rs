@@ -8,7 +8,6 @@ use diplog::audit::builder::leaf_of;
 use diplog::domain::audit::{self, Hash};
 use diplog::domain::audit_head::{SignedTreeHead, TreeHead};
 use diplog::proto::{self, audit_client::AuditClient};
-use diplog::store::RecordedEvent;
 use sqlx::ConnectOptions;
 
 use crate::helpers::{Expect, TestApp, diplog, spawn_app};
@@ -67,17 +66,6 @@ async fn append_numbered(app: &TestApp, count: usize) {
     }
 }
 
-/// Every event as stored, read straight from the table.
-async fn stored_events(app: &TestApp) -> Vec<RecordedEvent> {
-    sqlx::query_as(
-        "select position, stream_id, stream_version, event_id, event_type, data_text, \
-         correlation_id, causation_id, metadata, recorded_at, appended_by from events order by position",
-    )
-    .fetch_all(&app.pool)
-    .await
-    .unwrap()
-}
-
 #[tokio::test]
 async fn signed_heads_and_proofs_verify_with_the_public_key_alone() {
     let app = spawn_app().await;
@@ -98,7 +86,7 @@ async fn signed_heads_and_proofs_verify_with_the_public_key_alone() {
         .expect("the head is signed by the server's key");
 
     // The root, recomputed here from the rows by the documented encoding, matches the head.
-    let leaves: Vec<Hash> = stored_events(&app).await.iter().map(leaf_of).collect();
+    let leaves: Vec<Hash> = app.stored_events().await.iter().map(leaf_of).collect();
     assert_eq!(audit::root_of(&leaves), head.head.root);
 
     for position in 1..=23u64 {
@@ -501,7 +489,7 @@ async fn another_server_takes_over_building_the_tree() {
     append_numbered(&second, 4).await;
     let head = settled_head(&second).await;
     assert_eq!(head.head.size, 7);
-    let leaves: Vec<Hash> = stored_events(&second).await.iter().map(leaf_of).collect();
+    let leaves: Vec<Hash> = second.stored_events().await.iter().map(leaf_of).collect();
     assert_eq!(head.head.root, audit::root_of(&leaves));
     let (ok, text) = verify_database(&second).await;
     assert!(ok, "{text}");
@@ -656,7 +644,7 @@ async fn an_inclusion_proof_takes_event_ids_only_in_their_hyphenated_form() {
         event: Some(Event::EventId(raw)),
         tree_size: 0,
     };
-    let id = stored_events(&app).await[0].event_id;
+    let id = app.stored_events().await[0].event_id;
     for raw in [
         id.simple().to_string(),
         id.braced().to_string(),

@@ -14,7 +14,6 @@ use diplog::proto::{
     self, admin_client::AdminClient, audit_client::AuditClient, diplomacy_client::DiplomacyClient,
     event_log_client::EventLogClient, projections_client::ProjectionsClient,
 };
-use diplog::store::RecordedEvent;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -377,16 +376,6 @@ async fn expired_and_revoked_tokens_are_refused_also_by_another_server() {
     first.stop().await;
 }
 
-async fn stored_events(app: &TestApp) -> Vec<RecordedEvent> {
-    sqlx::query_as(
-        "select position, stream_id, stream_version, event_id, event_type, data_text, \
-         correlation_id, causation_id, metadata, recorded_at, appended_by from events order by position",
-    )
-    .fetch_all(&app.pool)
-    .await
-    .unwrap()
-}
-
 #[tokio::test]
 async fn the_principal_is_stamped_on_its_events_and_cannot_be_forged() {
     let app = spawn_token_app().await;
@@ -446,7 +435,7 @@ async fn the_principal_is_stamped_on_its_events_and_cannot_be_forged() {
         assert!(Instant::now() < deadline, "the tree reaches 2 within 10 s");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    for mut event in stored_events(&app).await {
+    for mut event in app.stored_events().await {
         assert_eq!(event.appended_by, "ingest-bot");
         let proof = audit
             .get_inclusion_proof(proto::InclusionProofRequest {
@@ -483,7 +472,8 @@ async fn an_open_server_still_checks_and_uses_a_token_presented() {
     );
     let writer = mint(&app, "named-writer", &[Role::Writer]).await;
     assert_eq!(call(&app, "append", Some(&writer)).await, Code::Ok);
-    let by: Vec<String> = stored_events(&app)
+    let by: Vec<String> = app
+        .stored_events()
         .await
         .into_iter()
         .map(|e| e.appended_by)

@@ -246,11 +246,7 @@ async fn a_server_killed_under_append_load_loses_nothing_acknowledged() {
 
     // The projections and the audit tree catch up to the head.
     let head = rows.len() as u64;
-    let channel = tonic::transport::Endpoint::from_shared(address)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = restarted.channel().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let status = proto::projections_client::ProjectionsClient::new(channel.clone())
@@ -359,11 +355,7 @@ async fn three_servers_on_one_database_keep_one_log_and_one_runner_per_projectio
     let mut channels = Vec::new();
     for _ in 0..3 {
         let server = Serve::on_database(&url).start().await;
-        let channel = tonic::transport::Endpoint::from_shared(server.grpc.clone())
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let channel = server.channel().await;
         servers.push(Some(server));
         channels.push(Some(channel));
     }

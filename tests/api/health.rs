@@ -132,11 +132,7 @@ async fn serve_restarts_its_embedded_postgres_after_kill_9_and_loses_nothing_ack
         .within(Duration::from_secs(120))
         .start()
         .await;
-    let channel = tonic::transport::Endpoint::from_shared(server.grpc.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = server.channel().await;
 
     // Each client appends one event at a time, retrying an UNAVAILABLE answer with the same
     // id until it is acknowledged (as a client should), and records what was acknowledged.

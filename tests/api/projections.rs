@@ -663,11 +663,7 @@ async fn a_server_killed_while_projecting_applies_nothing_twice_after_a_restart(
     let database = crate::helpers::fresh_database().await;
     let url = database_url_for(&database);
     let mut server = Serve::on_database(&url).start().await;
-    let channel = tonic::transport::Endpoint::from_shared(server.grpc.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = server.channel().await;
     let parsed = scenario::parse(scenario::FOUNDING_SCENARIO).unwrap();
     import::import(channel.clone(), parsed.items, OnInvalid::RefuseAll)
         .await
@@ -695,11 +691,7 @@ async fn a_server_killed_while_projecting_applies_nothing_twice_after_a_restart(
     server.child.wait().await.unwrap();
 
     let server = Serve::on_database(&url).start().await;
-    let channel = tonic::transport::Endpoint::from_shared(server.grpc.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = server.channel().await;
     let head = proto::event_log_client::EventLogClient::new(channel.clone())
         .get_head(())
         .await

@@ -9,6 +9,7 @@ use diplog::app::App;
 use diplog::config::ServerConfig;
 use diplog::projections::store::ProjectionStore;
 use diplog::proto::{self, event_log_client::EventLogClient};
+use diplog::store::RecordedEvent;
 use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
 use tokio::task::JoinHandle;
@@ -137,6 +138,17 @@ impl TestApp {
             .fetch_one(&self.pool)
             .await
             .expect("count events")
+    }
+
+    /// Every event as stored, read straight from the table.
+    pub async fn stored_events(&self) -> Vec<RecordedEvent> {
+        sqlx::query_as(
+            "select position, stream_id, stream_version, event_id, event_type, data_text, \
+             correlation_id, causation_id, metadata, recorded_at, appended_by from events order by position",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .expect("the stored events")
     }
 
     /// Cancels the server and asserts that it stops cleanly within 5 s.
