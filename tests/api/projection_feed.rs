@@ -711,20 +711,11 @@ async fn diplog_watch(
     tokio::process::Child,
     tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
 ) {
-    use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(crate::helpers::diplog_binary())
-        .arg("watch")
-        .args(args)
-        .args(["--server", &app.server_url()])
-        .env_remove("DIPLOG_SERVER")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("diplog watch runs");
-    let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    (child, lines)
+    let server = app.server_url();
+    let mut words = vec!["watch"];
+    words.extend(args);
+    words.extend(["--server", &server]);
+    diplog(words).spawn()
 }
 
 /// Reads lines until one contains `wanted`; answers the lines read.

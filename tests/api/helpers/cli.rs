@@ -9,7 +9,8 @@ use std::pin::Pin;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdout};
 
 use super::test_signing_key;
 
@@ -57,19 +58,27 @@ impl Diplog {
         self
     }
 
-    /// Runs it to completion: its exit status and both outputs.
-    pub async fn output(self) -> Output {
-        let mut child = tokio::process::Command::new(diplog_binary())
+    /// The command, as the doc of [`diplog`] says, its outputs not yet directed.
+    fn command(&self) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(diplog_binary());
+        command
             .args(&self.args)
             .current_dir(&self.dir)
             .env_remove("DATABASE_URL")
             .env_remove("DIPLOG_SERVER")
             .env_remove("DIPLOG_TOKEN")
             .env("DIPLOG_SIGNING_KEY", test_signing_key())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Runs it to completion: its exit status and both outputs.
+    pub async fn output(self) -> Output {
+        let mut child = self
+            .command()
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
             .spawn()
             .expect("diplog runs");
         let mut input = child.stdin.take().expect("a stdin pipe");
@@ -83,6 +92,20 @@ impl Diplog {
             .await
             .unwrap_or_else(|_| panic!("diplog {args:?} did not finish within {RUN_LIMIT:?}"))
             .expect("diplog runs")
+    }
+
+    /// Starts a command that goes on (`watch`, `subscribe`), with no input: the process (killed
+    /// when dropped) and its stdout by lines; its stderr goes to the test's.
+    pub fn spawn(self) -> (Child, Lines<BufReader<ChildStdout>>) {
+        let mut child = self
+            .command()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("diplog runs");
+        let stdout = child.stdout.take().expect("a stdout pipe");
+        (child, BufReader::new(stdout).lines())
     }
 
     /// Runs it to completion: whether it succeeded, its stdout and its stderr.
