@@ -8,10 +8,9 @@ use diplog::audit::builder::leaf_of;
 use diplog::domain::audit_head::{SignedTreeHead, TreeHead};
 use diplog::domain::merkle::{self, Hash};
 use diplog::proto::{self, audit_client::AuditClient};
-use diplog::store::RecordedEvent;
 use sqlx::ConnectOptions;
 
-use crate::helpers::{Expect, TestApp, diplog_binary, spawn_app};
+use crate::helpers::{Expect, TestApp, diplog, spawn_app};
 
 async fn client(app: &TestApp) -> AuditClient<tonic::transport::Channel> {
     AuditClient::new(app.channel().await)
@@ -67,17 +66,6 @@ async fn append_numbered(app: &TestApp, count: usize) {
     }
 }
 
-/// Every event as stored, read straight from the table.
-async fn stored_events(app: &TestApp) -> Vec<RecordedEvent> {
-    sqlx::query_as(
-        "select position, stream_id, stream_version, event_id, event_type, data_text, \
-         correlation_id, causation_id, metadata, recorded_at, appended_by from events order by position",
-    )
-    .fetch_all(&app.pool)
-    .await
-    .unwrap()
-}
-
 #[tokio::test]
 async fn signed_heads_and_proofs_verify_with_the_public_key_alone() {
     let app = spawn_app().await;
@@ -98,7 +86,7 @@ async fn signed_heads_and_proofs_verify_with_the_public_key_alone() {
         .expect("the head is signed by the server's key");
 
     // The root, recomputed here from the rows by the documented encoding, matches the head.
-    let leaves: Vec<Hash> = stored_events(&app).await.iter().map(leaf_of).collect();
+    let leaves: Vec<Hash> = app.stored_events().await.iter().map(leaf_of).collect();
     assert_eq!(merkle::root_of(&leaves), head.head.root);
 
     for position in 1..=23u64 {
@@ -178,24 +166,11 @@ async fn signed_heads_and_proofs_verify_with_the_public_key_alone() {
     app.stop().await;
 }
 
-/// `diplog ARGS`; answers (success, stdout + stderr).
-async fn diplog(args: Vec<String>) -> (bool, String) {
-    let output = tokio::process::Command::new(diplog_binary())
-        .args(&args)
-        .output()
-        .await
-        .expect("diplog runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
-}
-
 async fn verify_database(app: &TestApp) -> (bool, String) {
     let url = app.db_options.to_url_lossy().to_string();
-    diplog(vec!["verify".into(), "--database-url".into(), url]).await
+    diplog(vec!["verify".into(), "--database-url".into(), url])
+        .combined()
+        .await
 }
 
 /// As a superuser with the append-only triggers off, as a rogue administrator would.
@@ -270,6 +245,7 @@ async fn a_saved_head_verifies_as_the_log_grows_and_fails_after_a_rewrite() {
         "--save".into(),
         saved.display().to_string(),
     ])
+    .combined()
     .await;
     assert!(ok, "{text}");
 
@@ -282,7 +258,7 @@ async fn a_saved_head_verifies_as_the_log_grows_and_fails_after_a_rewrite() {
         "--since".into(),
         saved.display().to_string(),
     ];
-    let (ok, text) = diplog(since.clone()).await;
+    let (ok, text) = diplog(since.clone()).combined().await;
     assert!(
         ok && text.contains("consistent: the log of 14 events"),
         "{text}"
@@ -299,6 +275,7 @@ async fn a_saved_head_verifies_as_the_log_grows_and_fails_after_a_rewrite() {
         server.clone(),
         event_id.to_string(),
     ])
+    .combined()
     .await;
     assert!(ok && text.contains("\"verified\": true"), "{text}");
 
@@ -316,7 +293,7 @@ async fn a_saved_head_verifies_as_the_log_grows_and_fails_after_a_rewrite() {
         verify_database(&app).await.0,
         "the rebuilt tree agrees with the rewritten rows"
     );
-    let (ok, text) = diplog(since).await;
+    let (ok, text) = diplog(since).combined().await;
     assert!(
         !ok && text.contains("does NOT extend the saved head of size 9"),
         "{text}"
@@ -339,11 +316,7 @@ async fn an_export_restores_to_the_same_root_and_a_tampered_one_is_refused_by_li
 
     let dir = tempfile::tempdir().unwrap();
     let export = dir.path().join("log.ndjson");
-    let output = tokio::process::Command::new(diplog_binary())
-        .args(["export", "--server", &app.server_url()])
-        .output()
-        .await
-        .unwrap();
+    let output = diplog(["export", "--server", &app.server_url()]).await;
     assert!(
         output.status.success(),
         "{}",
@@ -402,6 +375,7 @@ async fn an_export_restores_to_the_same_root_and_a_tampered_one_is_refused_by_li
         empty_url.clone(),
         tampered.display().to_string(),
     ])
+    .combined()
     .await;
     assert!(
         !ok && said.contains("line 5:") && said.contains("nothing was restored"),
@@ -414,6 +388,7 @@ async fn an_export_restores_to_the_same_root_and_a_tampered_one_is_refused_by_li
         empty_url.clone(),
         export.display().to_string(),
     ])
+    .combined()
     .await;
     assert!(ok, "{said}");
     assert!(said.contains(&hex::encode(head.head.root)), "{said}");
@@ -424,6 +399,7 @@ async fn an_export_restores_to_the_same_root_and_a_tampered_one_is_refused_by_li
         empty_url.clone(),
         export.display().to_string(),
     ])
+    .combined()
     .await;
     assert!(!ok && said.contains("not empty"), "{said}");
 
@@ -513,7 +489,7 @@ async fn another_server_takes_over_building_the_tree() {
     append_numbered(&second, 4).await;
     let head = settled_head(&second).await;
     assert_eq!(head.head.size, 7);
-    let leaves: Vec<Hash> = stored_events(&second).await.iter().map(leaf_of).collect();
+    let leaves: Vec<Hash> = second.stored_events().await.iter().map(leaf_of).collect();
     assert_eq!(head.head.root, merkle::root_of(&leaves));
     let (ok, text) = verify_database(&second).await;
     assert!(ok, "{text}");
@@ -580,13 +556,7 @@ async fn bad_audit_requests_name_the_field_and_sizes_past_the_head_are_out_of_ra
 #[tokio::test]
 async fn verify_without_a_data_directory_refuses_and_creates_nothing() {
     let cwd = tempfile::tempdir().unwrap();
-    let output = tokio::process::Command::new(diplog_binary())
-        .arg("verify")
-        .current_dir(cwd.path())
-        .env_remove("DATABASE_URL")
-        .output()
-        .await
-        .unwrap();
+    let output = diplog(["verify"]).current_dir(cwd.path()).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(
@@ -674,7 +644,7 @@ async fn an_inclusion_proof_takes_event_ids_only_in_their_hyphenated_form() {
         event: Some(Event::EventId(raw)),
         tree_size: 0,
     };
-    let id = stored_events(&app).await[0].event_id;
+    let id = app.stored_events().await[0].event_id;
     for raw in [
         id.simple().to_string(),
         id.braced().to_string(),

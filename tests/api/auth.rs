@@ -3,8 +3,6 @@
 //! CLI end to end, and tokens kept out of the logs of a real `diplog serve`.
 
 use std::net::SocketAddr;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use diplog::audit::builder::leaf_of;
@@ -12,20 +10,19 @@ use diplog::auth::Role;
 use diplog::auth::client::{AuthChannel, Bearer};
 use diplog::auth::tokens::{TokenName, TokenStore};
 use diplog::config::{AuthMode, ServerConfig};
-use diplog::grpc::bridge;
 use diplog::proto::{
     self, admin_client::AdminClient, audit_client::AuditClient, diplomacy_client::DiplomacyClient,
     event_log_client::EventLogClient, projections_client::ProjectionsClient,
 };
-use diplog::store::RecordedEvent;
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tonic::Code;
 use tonic::metadata::MetadataValue;
 
 use crate::helpers::{
-    Expect, TestApp, append_request, diplog_binary, fresh_database, new_event, spawn_app_with,
+    Expect, Serve, TestApp, append_request, diplog, fresh_database, new_event, record_request,
+    spawn_app_with, typed_event,
 };
 
 fn tokens_config() -> ServerConfig {
@@ -65,13 +62,7 @@ fn actor_record() -> proto::RecordRequest {
         "occurred": {"day": "2025-02-15"},
         "actor_registered": {"actor": {"id": actor, "kind": "PERSON", "name": "Test Person"}}
     });
-    let event = bridge::event_from_json(json, &uuid::Uuid::now_v7().to_string())
-        .unwrap_or_else(|e| panic!("a valid test event: {e:?}"));
-    proto::RecordRequest {
-        stream_id: stream,
-        expected_version: None,
-        events: vec![event],
-    }
+    record_request(&stream, vec![typed_event(json)])
 }
 
 /// `GET path` with an optional bearer token: the status and the head.
@@ -385,16 +376,6 @@ async fn expired_and_revoked_tokens_are_refused_also_by_another_server() {
     first.stop().await;
 }
 
-async fn stored_events(app: &TestApp) -> Vec<RecordedEvent> {
-    sqlx::query_as(
-        "select position, stream_id, stream_version, event_id, event_type, data_text, \
-         correlation_id, causation_id, metadata, recorded_at, appended_by from events order by position",
-    )
-    .fetch_all(&app.pool)
-    .await
-    .unwrap()
-}
-
 #[tokio::test]
 async fn the_principal_is_stamped_on_its_events_and_cannot_be_forged() {
     let app = spawn_token_app().await;
@@ -454,7 +435,7 @@ async fn the_principal_is_stamped_on_its_events_and_cannot_be_forged() {
         assert!(Instant::now() < deadline, "the tree reaches 2 within 10 s");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    for mut event in stored_events(&app).await {
+    for mut event in app.stored_events().await {
         assert_eq!(event.appended_by, "ingest-bot");
         let proof = audit
             .get_inclusion_proof(proto::InclusionProofRequest {
@@ -491,7 +472,8 @@ async fn an_open_server_still_checks_and_uses_a_token_presented() {
     );
     let writer = mint(&app, "named-writer", &[Role::Writer]).await;
     assert_eq!(call(&app, "append", Some(&writer)).await, Code::Ok);
-    let by: Vec<String> = stored_events(&app)
+    let by: Vec<String> = app
+        .stored_events()
         .await
         .into_iter()
         .map(|e| e.appended_by)
@@ -520,33 +502,15 @@ async fn an_open_server_must_listen_on_loopback_only() {
     drop(app);
 }
 
-/// Runs `diplog` with `args` (DATABASE_URL and DIPLOG_TOKEN cleared): status, stdout, stderr.
-async fn diplog(args: &[&str]) -> (bool, String, String) {
-    let output = tokio::process::Command::new(diplog_binary())
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .env_remove("DIPLOG_TOKEN")
-        .env_remove("DIPLOG_SERVER")
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .expect("diplog runs");
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 #[tokio::test]
 async fn token_commands_work_against_the_database_and_through_the_server() {
     let db = fresh_database().await;
-    let url = crate::projections::database_url(&db);
+    let url = crate::helpers::database_url_for(&db);
     let app = spawn_app_with(db, tokens_config()).await;
     let server = app.server_url();
 
     // Against the database: the token alone on stdout.
-    let (ok, stdout, stderr) = diplog(&[
+    let (ok, stdout, stderr) = diplog([
         "token",
         "create",
         "--database-url",
@@ -558,6 +522,7 @@ async fn token_commands_work_against_the_database_and_through_the_server() {
         "--expires",
         "30d",
     ])
+    .split()
     .await;
     assert!(ok, "{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
@@ -570,20 +535,25 @@ async fn token_commands_work_against_the_database_and_through_the_server() {
     let stdin_file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(stdin_file.path(), "{\"type\": \"Noted\", \"data\": {}}\n").unwrap();
     let file = stdin_file.path().to_str().unwrap();
-    let (ok, _, stderr) = diplog(&["append", "--server", &server, "--stream", "cli-1", file]).await;
+    let (ok, _, stderr) = diplog(["append", "--server", &server, "--stream", "cli-1", file])
+        .split()
+        .await;
     assert!(!ok);
     assert!(stderr.contains("UNAUTHENTICATED"), "{stderr}");
-    let (ok, _, stderr) = diplog(&[
+    let (ok, _, stderr) = diplog([
         "append", "--server", &server, "--token", &token, "--stream", "cli-1", file,
     ])
+    .split()
     .await;
     assert!(ok, "{stderr}");
-    let (ok, stdout, _) = diplog(&["read", "--server", &server, "--token", &token, "--all"]).await;
+    let (ok, stdout, _) = diplog(["read", "--server", &server, "--token", &token, "--all"])
+        .split()
+        .await;
     assert!(ok);
     assert!(stdout.contains("\"appended_by\":\"ci\""), "{stdout}");
 
     // Refusals: a duplicate, a bad name, an unknown name to revoke.
-    let (ok, _, stderr) = diplog(&[
+    let (ok, _, stderr) = diplog([
         "token",
         "create",
         "--database-url",
@@ -593,10 +563,11 @@ async fn token_commands_work_against_the_database_and_through_the_server() {
         "--role",
         "reader",
     ])
+    .split()
     .await;
     assert!(!ok);
     assert!(stderr.contains("already exists"), "{stderr}");
-    let (ok, _, stderr) = diplog(&[
+    let (ok, _, stderr) = diplog([
         "token",
         "create",
         "--database-url",
@@ -606,35 +577,43 @@ async fn token_commands_work_against_the_database_and_through_the_server() {
         "--role",
         "reader",
     ])
+    .split()
     .await;
     assert!(!ok);
     assert!(stderr.contains("invalid token name"), "{stderr}");
-    let (ok, _, stderr) = diplog(&["token", "revoke", "--database-url", &url, "nobody"]).await;
+    let (ok, _, stderr) = diplog(["token", "revoke", "--database-url", &url, "nobody"])
+        .split()
+        .await;
     assert!(!ok);
     assert!(stderr.contains("no token is named"), "{stderr}");
 
     // Through the server, with an admin token: create, list, revoke.
     let admin = mint(&app, "ops", &[Role::Admin]).await;
-    let (ok, stdout, stderr) = diplog(&[
+    let (ok, stdout, stderr) = diplog([
         "token", "create", "--server", &server, "--token", &admin, "--name", "bot", "--role",
         "reader",
     ])
+    .split()
     .await;
     assert!(ok, "{stderr}");
     let bot = stdout.trim().to_owned();
     assert_eq!(call(&app, "head", Some(&bot)).await, Code::Ok);
     // A non-admin token may not administer.
-    let (ok, _, stderr) = diplog(&["token", "list", "--server", &server, "--token", &bot]).await;
+    let (ok, _, stderr) = diplog(["token", "list", "--server", &server, "--token", &bot])
+        .split()
+        .await;
     assert!(!ok);
     assert!(stderr.contains("PERMISSION_DENIED"), "{stderr}");
-    let (ok, _, stderr) = diplog(&[
+    let (ok, _, stderr) = diplog([
         "token", "revoke", "--server", &server, "--token", &admin, "bot",
     ])
+    .split()
     .await;
     assert!(ok, "{stderr}");
     assert_eq!(call(&app, "head", Some(&bot)).await, Code::Unauthenticated);
-    let (ok, stdout, stderr) =
-        diplog(&["token", "list", "--server", &server, "--token", &admin]).await;
+    let (ok, stdout, stderr) = diplog(["token", "list", "--server", &server, "--token", &admin])
+        .split()
+        .await;
     assert!(ok, "{stderr}");
     let rows: Vec<&str> = stdout.lines().skip(1).collect();
     assert_eq!(rows.len(), 3, "{stdout}");
@@ -655,64 +634,10 @@ async fn token_commands_work_against_the_database_and_through_the_server() {
     app.stop().await;
 }
 
-/// `diplog serve` as a process requiring tokens, logging at debug; its stderr collected.
-async fn logging_server(
-    url: &str,
-) -> (
-    tokio::process::Child,
-    String,
-    String,
-    Arc<Mutex<Vec<String>>>,
-) {
-    let mut child = tokio::process::Command::new(diplog_binary())
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--auth",
-            "tokens",
-        ])
-        .env("DATABASE_URL", url)
-        .env("RUST_LOG", "debug,diplog=trace")
-        .env("DIPLOG_LOG_FORMAT", "json")
-        .env("DIPLOG_SIGNING_KEY", crate::helpers::test_signing_key())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("diplog serve runs");
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let (grpc, http) = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if entry["fields"]["message"] == "serving" {
-                return (
-                    entry["fields"]["grpc"].as_str().unwrap().to_owned(),
-                    entry["fields"]["http"].as_str().unwrap().to_owned(),
-                );
-            }
-        }
-        panic!("diplog serve stopped before serving");
-    })
-    .await
-    .expect("serving within 60 s");
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let kept = log.clone();
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            kept.lock().unwrap().push(line);
-        }
-    });
-    (child, grpc, http, log)
-}
-
 #[tokio::test]
 async fn tokens_never_appear_in_the_logs_and_failures_name_the_peer() {
     let db = fresh_database().await;
-    let url = crate::projections::database_url(&db);
+    let url = crate::helpers::database_url_for(&db);
     let pool = diplog::database::pool_options(2)
         .connect_with(db)
         .await
@@ -732,8 +657,16 @@ async fn tokens_never_appear_in_the_logs_and_failures_name_the_peer() {
     let good = make("logged-writer", vec![Role::Writer]).await;
     let revoked = make("logged-revoked", vec![Role::Reader]).await;
     let expired = make("logged-expired", vec![Role::Reader]).await;
-    let (mut server, grpc, http, log) = logging_server(&url).await;
-    let grpc_url = format!("http://{grpc}");
+    // `diplog serve` requiring tokens, logging at debug.
+    let mut server = Serve::on_database(&url)
+        .env_remove("DIPLOG_AUTH")
+        .arg("--auth")
+        .arg("tokens")
+        .env("RUST_LOG", "debug,diplog=trace")
+        .start()
+        .await;
+    let grpc_url = server.grpc.clone();
+    let http = server.http();
     store.revoke("logged-revoked").await.unwrap();
     sqlx::query("update api_tokens set expires_at = now() - interval '1 second' where name = $1")
         .bind("logged-expired")
@@ -749,9 +682,10 @@ async fn tokens_never_appear_in_the_logs_and_failures_name_the_peer() {
     let tokens = [&good, &revoked, &expired, &unknown, &malformed];
     for token in tokens {
         // Through the CLI (whose own errors must not show the token either) …
-        let (ok, stdout, stderr) = diplog(&[
+        let (ok, stdout, stderr) = diplog([
             "append", "--server", &grpc_url, "--token", token, "--stream", "logged", &file,
         ])
+        .split()
         .await;
         assert_eq!(ok, token == &good, "{stderr}");
         assert!(!stdout.contains(token.as_str()) && !stderr.contains(token.as_str()));
@@ -761,10 +695,9 @@ async fn tokens_never_appear_in_the_logs_and_failures_name_the_peer() {
     }
     // Let the last lines arrive.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    server.start_kill().unwrap();
-    server.wait().await.unwrap();
+    server.kill().await;
 
-    let log = log.lock().unwrap().join("\n");
+    let log = server.log();
     assert!(log.lines().count() > 20, "debug logging is on");
     for token in tokens {
         // Neither the token nor its secret part.
@@ -907,50 +840,24 @@ async fn a_browser_signs_in_with_a_token_kept_in_an_http_only_cookie() {
 async fn the_embedded_default_runs_open_and_token_commands_reach_its_running_cluster() {
     let data = crate::helpers::reachable_tempdir("diplog-auth-");
     let data_dir = data.path().to_str().unwrap().to_owned();
-    let mut server = tokio::process::Command::new(diplog_binary())
-        .args([
-            "--log-format",
-            "json",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-        ])
-        .args(["--data-dir", &data_dir])
-        .env_remove("DATABASE_URL")
-        .env_remove("DIPLOG_AUTH")
-        .env("RUST_LOG", "info")
-        .env("DIPLOG_SIGNING_KEY", crate::helpers::test_signing_key())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(server.stderr.take().unwrap()).lines();
+    let mut server = Serve::embedded(data.path())
+        .within(Duration::from_secs(120))
+        .start()
+        .await;
+    let grpc = server.grpc.clone();
     let mut warned_open = false;
-    let grpc = tokio::time::timeout(Duration::from_secs(120), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            let message = entry["fields"]["message"].as_str().unwrap_or_default();
-            if message.starts_with("auth: OPEN") {
-                assert_eq!(entry["level"], "WARN");
-                warned_open = true;
-            }
-            if message == "serving" {
-                return format!("http://{}", entry["fields"]["grpc"].as_str().unwrap());
-            }
+    for line in server.startup_log() {
+        let entry: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+        let message = entry["fields"]["message"].as_str().unwrap_or_default();
+        if message.starts_with("auth: OPEN") {
+            assert_eq!(entry["level"], "WARN");
+            warned_open = true;
         }
-        panic!("diplog serve stopped before serving");
-    })
-    .await
-    .expect("serving within 120 s");
+    }
     assert!(warned_open, "start-up says, at WARN, that it runs open");
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
 
     // The server owns the cluster; the token command joins it instead of failing.
-    let (ok, stdout, stderr) = diplog(&[
+    let (ok, stdout, stderr) = diplog([
         "token",
         "create",
         "--data-dir",
@@ -960,6 +867,7 @@ async fn the_embedded_default_runs_open_and_token_commands_reach_its_running_clu
         "--role",
         "reader",
     ])
+    .split()
     .await;
     assert!(ok, "{stderr}");
     let token = stdout.trim().to_owned();
@@ -967,31 +875,27 @@ async fn the_embedded_default_runs_open_and_token_commands_reach_its_running_clu
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), "{\"type\": \"Noted\", \"data\": {}}\n").unwrap();
     let file = file.path().to_str().unwrap();
-    let (ok, _, stderr) = diplog(&["append", "--server", &grpc, "--stream", "s-1", file]).await;
+    let (ok, _, stderr) = diplog(["append", "--server", &grpc, "--stream", "s-1", file])
+        .split()
+        .await;
     assert!(ok, "{stderr}");
-    let (ok, _, stderr) = diplog(&[
+    let (ok, _, stderr) = diplog([
         "append", "--server", &grpc, "--token", &token, "--stream", "s-1", file,
     ])
+    .split()
     .await;
     assert!(!ok);
     assert!(
         stderr.contains("PERMISSION_DENIED") && stderr.contains("needs role writer"),
         "{stderr}"
     );
-    let (ok, stdout, stderr) = diplog(&["token", "list", "--data-dir", &data_dir]).await;
+    let (ok, stdout, stderr) = diplog(["token", "list", "--data-dir", &data_dir])
+        .split()
+        .await;
     assert!(ok, "{stderr}");
     assert!(stdout.contains("local-reader"), "{stdout}");
 
-    use nix::sys::signal::{Signal, kill};
-    kill(
-        nix::unistd::Pid::from_raw(server.id().unwrap() as i32),
-        Signal::SIGTERM,
-    )
-    .unwrap();
-    let status = tokio::time::timeout(Duration::from_secs(30), server.wait())
-        .await
-        .expect("stops within 30 s")
-        .unwrap();
+    let status = server.terminate(Duration::from_secs(30)).await;
     assert!(status.success());
 }
 

@@ -2,40 +2,10 @@
 //! embedded PostgreSQL (SIGTERM exits 0, a restart keeps the data, a second server on the same
 //! data directory is refused).
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Duration;
 
-use crate::helpers::{diplog_binary, reachable_tempdir, spawn_app};
-
-/// Runs `diplog ARGS` with `stdin`, off the async runtime's threads.
-async fn diplog(args: &[&str], stdin: &str) -> Output {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let stdin = stdin.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(diplog_binary())
-            .args(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("diplog runs");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use crate::helpers::{Serve, diplog, reachable_tempdir, spawn_app, text};
 
 fn ndjson(output: &Output) -> Vec<serde_json::Value> {
     text(&output.stdout)
@@ -56,51 +26,41 @@ async fn events_appended_with_the_cli_read_back_as_ndjson() {
         "{\"type\": \"StatementIssued\", \"data\": {\"quote\": \"уважительного межгосударственного диалога\"}}\n",
     );
 
-    let appended = diplog(
-        &[
-            "append",
-            "--server",
-            &server,
-            "--stream",
-            "call-1",
-            "--expect",
-            "no-stream",
-        ],
-        input,
-    )
+    let appended = diplog([
+        "append",
+        "--server",
+        &server,
+        "--stream",
+        "call-1",
+        "--expect",
+        "no-stream",
+    ])
+    .stdin(input)
     .await;
-    let again = diplog(
-        &[
-            "append", "--server", &server, "--stream", "call-1", "--expect", "2", "-",
-        ],
-        "{\"type\": \"SourceReportAttached\"}\n",
-    )
+    let again = diplog([
+        "append", "--server", &server, "--stream", "call-1", "--expect", "2", "-",
+    ])
+    .stdin("{\"type\": \"SourceReportAttached\"}\n")
     .await;
-    let stream = diplog(&["read", "--server", &server, "--stream", "call-1"], "").await;
-    let backward = diplog(
-        &[
-            "read",
-            "--server",
-            &server,
-            "--all",
-            "--backward",
-            "--limit",
-            "1",
-        ],
-        "",
-    )
+    let stream = diplog(["read", "--server", &server, "--stream", "call-1"]).await;
+    let backward = diplog([
+        "read",
+        "--server",
+        &server,
+        "--all",
+        "--backward",
+        "--limit",
+        "1",
+    ])
     .await;
-    let filtered = diplog(
-        &[
-            "read",
-            "--server",
-            &server,
-            "--all",
-            "--type",
-            "StatementIssued",
-        ],
-        "",
-    )
+    let filtered = diplog([
+        "read",
+        "--server",
+        &server,
+        "--all",
+        "--type",
+        "StatementIssued",
+    ])
     .await;
 
     assert!(appended.status.success(), "{}", text(&appended.stderr));
@@ -137,44 +97,34 @@ async fn events_appended_with_the_cli_read_back_as_ndjson() {
 async fn cli_errors_name_the_status_and_field_and_exit_non_zero() {
     let app = spawn_app().await;
     let server = app.server_url();
-    diplog(
-        &["append", "--server", &server, "--stream", "s"],
-        "{\"type\": \"A\"}\n",
-    )
-    .await;
+    diplog(["append", "--server", &server, "--stream", "s"])
+        .stdin("{\"type\": \"A\"}\n")
+        .await;
 
-    let conflict = diplog(
-        &[
-            "append",
-            "--server",
-            &server,
-            "--stream",
-            "s",
-            "--expect",
-            "no-stream",
-        ],
-        "{\"type\": \"A\"}\n",
-    )
+    let conflict = diplog([
+        "append",
+        "--server",
+        &server,
+        "--stream",
+        "s",
+        "--expect",
+        "no-stream",
+    ])
+    .stdin("{\"type\": \"A\"}\n")
     .await;
-    let invalid = diplog(
-        &["append", "--server", &server, "--stream", "s"],
-        "{\"id\": \"nope\", \"type\": \"A\"}\n",
-    )
+    let invalid = diplog(["append", "--server", &server, "--stream", "s"])
+        .stdin("{\"id\": \"nope\", \"type\": \"A\"}\n")
+        .await;
+    let bad_line = diplog(["append", "--server", &server, "--stream", "s"])
+        .stdin("{\"type\": \"A\"}\n{\"type\": \n")
+        .await;
+    let negative = diplog([
+        "append", "--server", &server, "--stream", "s", "--expect", "-1",
+    ])
+    .stdin("{\"type\": \"A\"}\n")
     .await;
-    let bad_line = diplog(
-        &["append", "--server", &server, "--stream", "s"],
-        "{\"type\": \"A\"}\n{\"type\": \n",
-    )
-    .await;
-    let negative = diplog(
-        &[
-            "append", "--server", &server, "--stream", "s", "--expect", "-1",
-        ],
-        "{\"type\": \"A\"}\n",
-    )
-    .await;
-    let missing = diplog(&["read", "--server", &server, "--stream", "nowhere"], "").await;
-    let unreachable = diplog(&["read", "--server", "http://127.0.0.1:1", "--all"], "").await;
+    let missing = diplog(["read", "--server", &server, "--stream", "nowhere"]).await;
+    let unreachable = diplog(["read", "--server", "http://127.0.0.1:1", "--all"]).await;
 
     assert_eq!(conflict.status.code(), Some(1));
     let stderr = text(&conflict.stderr);
@@ -215,105 +165,26 @@ async fn cli_errors_name_the_status_and_field_and_exit_non_zero() {
     app.stop().await;
 }
 
-/// A `diplog serve` process on the embedded default, with the gRPC address it reports.
-struct ServeProcess {
-    child: Child,
-    grpc: String,
-}
-
-/// Starts `diplog serve` on `data_dir` and waits for its "serving" log line. Its logs are
-/// read until it exits, or, with `keep_reading_logs` false, no further: the pipe then closes.
-fn start_serve(data_dir: &Path, keep_reading_logs: bool) -> ServeProcess {
-    let mut child = Command::new(diplog_binary())
-        .args([
-            "--log-format",
-            "json",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(data_dir)
-        .env_remove("DATABASE_URL")
-        .env("RUST_LOG", "info")
-        .env("DIPLOG_SIGNING_KEY", crate::helpers::test_signing_key())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("diplog serve runs");
-    let stderr = child.stderr.take().unwrap();
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
-                continue;
-            };
-            if entry["fields"]["message"] == "serving" {
-                let grpc = entry["fields"]["grpc"].as_str().unwrap().to_owned();
-                let _ = sender.send(grpc);
-                if !keep_reading_logs {
-                    return;
-                }
-            }
-        }
-    });
-    let grpc = receiver
-        .recv_timeout(Duration::from_secs(60))
-        .expect("diplog serve reports that it is serving within 60 s");
-    ServeProcess {
-        child,
-        grpc: format!("http://{grpc}"),
-    }
-}
-
-/// Sends SIGTERM and returns the exit status (within 20 s).
-fn terminate(mut process: ServeProcess) -> std::process::ExitStatus {
-    use nix::sys::signal::{Signal, kill};
-    use nix::unistd::Pid;
-    kill(Pid::from_raw(process.child.id() as i32), Signal::SIGTERM).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = process.child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "diplog serve did not stop within 20 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[tokio::test]
 async fn serve_runs_on_its_embedded_postgres_stops_on_sigterm_and_keeps_data_across_restarts() {
     let dir = reachable_tempdir("diplog-serve-");
     let data_dir = dir.path().join("data");
 
-    let data = data_dir.clone();
-    let first = tokio::task::spawn_blocking(move || start_serve(&data, true))
-        .await
-        .unwrap();
-    let appended = diplog(
-        &["append", "--server", &first.grpc, "--stream", "call-1"],
-        "{\"type\": \"CallHeld\", \"data\": {\"n\": 1}}\n",
-    )
-    .await;
+    let mut first = Serve::embedded(&data_dir).start().await;
+    let appended = diplog(["append", "--server", &first.grpc, "--stream", "call-1"])
+        .stdin("{\"type\": \"CallHeld\", \"data\": {\"n\": 1}}\n")
+        .await;
     assert!(appended.status.success(), "{}", text(&appended.stderr));
 
-    let second = diplog(
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--data-dir",
-            data_dir.to_str().unwrap(),
-        ],
-        "",
-    )
+    let second = diplog([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--http",
+        "127.0.0.1:0",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+    ])
     .await;
     assert!(!second.status.success());
     assert!(
@@ -322,25 +193,18 @@ async fn serve_runs_on_its_embedded_postgres_stops_on_sigterm_and_keeps_data_acr
         text(&second.stderr)
     );
 
-    let status = tokio::task::spawn_blocking(move || terminate(first))
-        .await
-        .unwrap();
+    let status = first.terminate(Duration::from_secs(20)).await;
     assert!(
         status.success(),
         "diplog serve exits 0 on SIGTERM, got {status:?}"
     );
 
-    let data = data_dir.clone();
-    let restarted = tokio::task::spawn_blocking(move || start_serve(&data, true))
-        .await
-        .unwrap();
-    let read = diplog(&["read", "--server", &restarted.grpc, "--all"], "").await;
+    let mut restarted = Serve::embedded(&data_dir).start().await;
+    let read = diplog(["read", "--server", &restarted.grpc, "--all"]).await;
     let events = ndjson(&read);
     assert_eq!(events.len(), 1, "{}", text(&read.stderr));
     assert_eq!(events[0]["data"], serde_json::json!({"n": 1}));
-    let status = tokio::task::spawn_blocking(move || terminate(restarted))
-        .await
-        .unwrap();
+    let status = restarted.terminate(Duration::from_secs(20)).await;
     assert!(status.success());
 }
 
@@ -350,15 +214,12 @@ async fn serve_stops_on_sigterm_even_after_its_log_reader_has_gone() {
     let dir = reachable_tempdir("diplog-serve-");
     let data = dir.path().join("data");
 
-    let server = tokio::task::spawn_blocking(move || start_serve(&data, false))
-        .await
-        .unwrap();
+    let mut server = Serve::embedded(&data).start().await;
+    server.stop_reading_logs().await;
     // Requests make the server log into the closed pipe before the signal arrives.
-    let read = diplog(&["read", "--server", &server.grpc, "--all"], "").await;
+    let read = diplog(["read", "--server", &server.grpc, "--all"]).await;
     assert!(read.status.success(), "{}", text(&read.stderr));
-    let status = tokio::task::spawn_blocking(move || terminate(server))
-        .await
-        .unwrap();
+    let status = server.terminate(Duration::from_secs(20)).await;
 
     assert!(
         status.success(),

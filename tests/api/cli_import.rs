@@ -3,17 +3,13 @@
 //! imported into an empty log only.
 
 use std::collections::BTreeSet;
-use std::ffi::OsStr;
 use std::path::Path;
-use std::process::{ExitStatus, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use diplog::proto::{self, event_log_client::EventLogClient};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
 
-use crate::helpers::{diplog_binary, reachable_tempdir, spawn_app};
+use crate::helpers::{Serve, diplog, reachable_tempdir, shown, spawn_app, text, within};
 
 const FOUNDING_SCENARIO: &str = "scenarios/2025-02-15-rubio-lavrov-call.yaml";
 const PLOVER_SAMPLE: &str = "tests/fixtures/plover-sample.json";
@@ -21,44 +17,6 @@ const FOUNDING_CALL_STREAM: &str = "occurrence-2025-02-15-rubio-lavrov-call";
 
 /// The longest any one CLI test may take.
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// Runs `future` and fails the test if it takes longer than `limit`.
-async fn within<T>(limit: Duration, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(limit, future)
-        .await
-        .unwrap_or_else(|_| panic!("the test did not finish within {limit:?}"))
-}
-
-/// Runs `diplog ARGS` in the project directory (so relative paths read as a user types them),
-/// without `DATABASE_URL`; the process is killed if the test gives up on it.
-async fn diplog<S: AsRef<OsStr>>(args: &[S]) -> Output {
-    Command::new(diplog_binary())
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("DATABASE_URL")
-        .env_remove("DIPLOG_SERVER")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("diplog runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Both outputs of a run, for assertion messages.
-fn shown(output: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        output.status.code(),
-        text(&output.stdout),
-        text(&output.stderr)
-    )
-}
 
 /// The two numbers of a line `<a> <first> <b> <second> <c>` of stdout, e.g.
 /// `12 event(s) written, 0 already in the log`.
@@ -105,7 +63,7 @@ async fn importing_the_founding_scenario_writes_its_events_once_and_a_second_imp
         let app = spawn_app().await;
         let server = app.server_url();
 
-        let first = diplog(&["import", FOUNDING_SCENARIO, "--server", &server]).await;
+        let first = diplog(["import", FOUNDING_SCENARIO, "--server", &server]).await;
         assert_eq!(first.status.code(), Some(0), "{}", shown(&first));
         let (first_written, first_present) = written(&first);
         assert!(first_written > 30, "{}", shown(&first));
@@ -118,7 +76,7 @@ async fn importing_the_founding_scenario_writes_its_events_once_and_a_second_imp
         let count = app.event_count().await;
         assert_eq!(count, first_written as i64);
 
-        let second = diplog(&["import", FOUNDING_SCENARIO, "--server", &server]).await;
+        let second = diplog(["import", FOUNDING_SCENARIO, "--server", &server]).await;
         assert_eq!(second.status.code(), Some(0), "{}", shown(&second));
         assert_eq!(
             written(&second),
@@ -163,7 +121,7 @@ events:
         std::fs::write(&bad, scenario).unwrap();
         let bad_path = bad.display().to_string();
 
-        let refused = diplog(&["import", "--server", &server, &bad_path]).await;
+        let refused = diplog(["import", "--server", &server, &bad_path]).await;
 
         assert_eq!(refused.status.code(), Some(2), "{}", shown(&refused));
         let stderr = text(&refused.stderr);
@@ -191,7 +149,7 @@ events:
         )
         .unwrap();
         let syntax_path = syntax.display().to_string();
-        let not_yaml = diplog(&["import", "--server", &server, &syntax_path]).await;
+        let not_yaml = diplog(["import", "--server", &server, &syntax_path]).await;
 
         assert_eq!(not_yaml.status.code(), Some(2), "{}", shown(&not_yaml));
         let stderr = text(&not_yaml.stderr);
@@ -231,7 +189,7 @@ async fn a_plover_import_accounts_for_every_event_record_and_lists_the_reported_
             &server,
         ];
 
-        let first = diplog(&args).await;
+        let first = diplog(args).await;
 
         assert_eq!(first.status.code(), Some(0), "{}", shown(&first));
         let (imported, reported) = records(&first);
@@ -260,7 +218,7 @@ async fn a_plover_import_accounts_for_every_event_record_and_lists_the_reported_
         let count = app.event_count().await;
         assert_eq!(count, first_written as i64);
 
-        let second = diplog(&args).await;
+        let second = diplog(args).await;
 
         assert_eq!(second.status.code(), Some(0), "{}", shown(&second));
         assert_eq!(written(&second).0, 0, "{}", shown(&second));
@@ -277,8 +235,8 @@ async fn a_missing_file_exits_2_and_an_unreachable_server_exits_1() {
         let app = spawn_app().await;
         let server = app.server_url();
 
-        let missing = diplog(&["import", "--server", &server, "scenarios/no-such-file.yaml"]).await;
-        let unreachable = diplog(&[
+        let missing = diplog(["import", "--server", &server, "scenarios/no-such-file.yaml"]).await;
+        let unreachable = diplog([
             "import",
             "--server",
             "http://127.0.0.1:1",
@@ -309,141 +267,6 @@ async fn a_missing_file_exits_2_and_an_unreachable_server_exits_1() {
         app.stop().await;
     })
     .await
-}
-
-/// A `diplog serve --demo` process on its embedded PostgreSQL, with its JSON log entries.
-struct DemoServer {
-    child: Child,
-    grpc: String,
-    logs: mpsc::UnboundedReceiver<serde_json::Value>,
-}
-
-impl DemoServer {
-    /// Starts `diplog serve --demo` on `data_dir` on free ports and waits (up to 60 s) for its
-    /// "serving" log line, which names the gRPC address.
-    async fn start(data_dir: &Path) -> Self {
-        let mut child = Command::new(diplog_binary())
-            .args([
-                "--log-format",
-                "json",
-                "serve",
-                "--demo",
-                "--listen",
-                "127.0.0.1:0",
-                "--http",
-                "127.0.0.1:0",
-            ])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .env_remove("DATABASE_URL")
-            .env_remove("DIPLOG_LISTEN")
-            .env_remove("DIPLOG_HTTP")
-            .env("RUST_LOG", "info")
-            .env("DIPLOG_SIGNING_KEY", crate::helpers::test_signing_key())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("diplog serve runs");
-        let stderr = child.stderr.take().unwrap();
-        let (sender, mut logs) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) {
-                    let _ = sender.send(entry);
-                }
-            }
-        });
-        let grpc = tokio::time::timeout(Duration::from_secs(60), async {
-            loop {
-                let entry = logs
-                    .recv()
-                    .await
-                    .expect("diplog serve logs until it is serving");
-                if entry["fields"]["message"] == "serving" {
-                    return entry["fields"]["grpc"].as_str().unwrap().to_owned();
-                }
-            }
-        })
-        .await
-        .expect("diplog serve reports that it is serving within 60 s");
-        Self {
-            child,
-            grpc: format!("http://{grpc}"),
-            logs,
-        }
-    }
-
-    /// Waits (up to 30 s) for a log entry whose message starts with `prefix`.
-    async fn log_entry(&mut self, prefix: &str) -> serde_json::Value {
-        tokio::time::timeout(Duration::from_secs(30), async {
-            loop {
-                let entry = self.logs.recv().await.expect("the server is still logging");
-                if entry["fields"]["message"]
-                    .as_str()
-                    .is_some_and(|message| message.starts_with(prefix))
-                {
-                    return entry;
-                }
-            }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("no log entry {prefix:?} within 30 s"))
-    }
-
-    /// A client, once the gRPC port answers (within 30 s).
-    async fn client(&self) -> tonic::transport::Channel {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match tonic::transport::Endpoint::from_shared(self.grpc.clone())
-                .unwrap()
-                .connect()
-                .await
-            {
-                Ok(channel) => return channel,
-                Err(error) => {
-                    assert!(
-                        Instant::now() < deadline,
-                        "{} does not answer: {error}",
-                        self.grpc
-                    );
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
-    }
-
-    /// Sends SIGTERM and returns the exit status (within 20 s).
-    async fn terminate(&mut self) -> ExitStatus {
-        self.signal_terminate();
-        tokio::time::timeout(Duration::from_secs(20), self.child.wait())
-            .await
-            .expect("diplog serve stops within 20 s of SIGTERM")
-            .unwrap()
-    }
-
-    fn signal_terminate(&self) {
-        use nix::sys::signal::{Signal, kill};
-        use nix::unistd::Pid;
-        if let Some(id) = self.child.id() {
-            let _ = kill(Pid::from_raw(id as i32), Signal::SIGTERM);
-        }
-    }
-}
-
-impl Drop for DemoServer {
-    /// A failed test still stops the server, and with it its PostgreSQL.
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            self.signal_terminate();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = self.child.start_kill();
-        }
-    }
 }
 
 async fn head(channel: &tonic::transport::Channel) -> i64 {
@@ -478,8 +301,8 @@ async fn serve_demo_imports_the_founding_scenario_into_an_empty_log_only() {
         let dir = reachable_tempdir("diplog-demo-");
         let data_dir = dir.path().join("data");
 
-        let mut first = DemoServer::start(&data_dir).await;
-        let channel = first.client().await;
+        let mut first = Serve::embedded(&data_dir).arg("--demo").start().await;
+        let channel = first.channel().await;
         let deadline = Instant::now() + Duration::from_secs(30);
         let calls = loop {
             let calls = if head(&channel).await > 30 {
@@ -512,15 +335,15 @@ async fn serve_demo_imports_the_founding_scenario_into_an_empty_log_only() {
         let head_after_demo = head(&channel).await;
         assert!(head_after_demo > 30);
         drop(channel);
-        let status = first.terminate().await;
+        let status = first.terminate(Duration::from_secs(20)).await;
         assert!(
             status.success(),
             "diplog serve exits 0 on SIGTERM, got {status:?}"
         );
         drop(first);
 
-        let mut second = DemoServer::start(&data_dir).await;
-        let channel = second.client().await;
+        let mut second = Serve::embedded(&data_dir).arg("--demo").start().await;
+        let channel = second.channel().await;
         second.log_entry("demo: the log is not empty").await;
         assert_eq!(
             head(&channel).await,
@@ -529,7 +352,7 @@ async fn serve_demo_imports_the_founding_scenario_into_an_empty_log_only() {
         );
         assert_eq!(founding_calls(&channel).await.len(), 1);
         drop(channel);
-        let status = second.terminate().await;
+        let status = second.terminate(Duration::from_secs(20)).await;
         assert!(status.success(), "{status:?}");
     })
     .await

@@ -2,51 +2,16 @@
 //! `diplog projections status|rebuild` through the real binary against a running server, on
 //! the founding scenario.
 
-use std::ffi::OsStr;
-use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use diplog::import::{self, OnInvalid, scenario};
-use tokio::process::Command;
 
-use crate::helpers::{TestApp, diplog_binary, spawn_app};
+use crate::helpers::{TestApp, diplog, shown, spawn_app, text, within};
 
 /// The longest any one test may take.
 const TEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 const FOUNDING_CALL_STREAM: &str = "occurrence-2025-02-15-rubio-lavrov-call";
-
-async fn within<T>(future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(TEST_TIMEOUT, future)
-        .await
-        .unwrap_or_else(|_| panic!("the test did not finish within {TEST_TIMEOUT:?}"))
-}
-
-async fn diplog<S: AsRef<OsStr>>(args: &[S]) -> Output {
-    Command::new(diplog_binary())
-        .args(args)
-        .env_remove("DIPLOG_SERVER")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("diplog runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn shown(output: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        output.status.code(),
-        text(&output.stdout),
-        text(&output.stderr)
-    )
-}
 
 /// A server holding the founding scenario, and its head position.
 async fn founding() -> (TestApp, String) {
@@ -90,7 +55,7 @@ fn assert_shows(stdout: &str, expected: &[&str]) {
 
 #[tokio::test]
 async fn the_founding_projections_read_as_tables() {
-    within(async {
+    within(TEST_TIMEOUT, async {
         let (app, head) = founding().await;
 
         let channels = query(&app, &head, &["channels"]).await;
@@ -175,7 +140,7 @@ async fn the_founding_projections_read_as_tables() {
 
 #[tokio::test]
 async fn json_answers_as_of_answers_and_bad_input() {
-    within(async {
+    within(TEST_TIMEOUT, async {
         let (app, head) = founding().await;
         let server = app.server_url();
 
@@ -203,7 +168,7 @@ async fn json_answers_as_of_answers_and_bad_input() {
             "{before_it_all}"
         );
 
-        let bad = diplog(&["channels", "--as-of", "last tuesday", "--server", &server]).await;
+        let bad = diplog(["channels", "--as-of", "last tuesday", "--server", &server]).await;
         assert_eq!(bad.status.code(), Some(2), "{}", shown(&bad));
         assert!(
             text(&bad.stderr).contains("last tuesday"),
@@ -211,10 +176,10 @@ async fn json_answers_as_of_answers_and_bad_input() {
             shown(&bad)
         );
 
-        let bad_pair = diplog(&["channels", "--states", "RUS", "--server", &server]).await;
+        let bad_pair = diplog(["channels", "--states", "RUS", "--server", &server]).await;
         assert_eq!(bad_pair.status.code(), Some(2), "{}", shown(&bad_pair));
 
-        let missing = diplog(&["divergence", "occurrence-nope", "--server", &server]).await;
+        let missing = diplog(["divergence", "occurrence-nope", "--server", &server]).await;
         assert_eq!(missing.status.code(), Some(1), "{}", shown(&missing));
         assert!(
             text(&missing.stderr).contains("NOT_FOUND"),
@@ -228,11 +193,11 @@ async fn json_answers_as_of_answers_and_bad_input() {
 
 #[tokio::test]
 async fn projections_status_lists_all_six_and_a_rebuild_names_its_projection() {
-    within(async {
+    within(TEST_TIMEOUT, async {
         let (app, _) = founding().await;
         let server = app.server_url();
 
-        let status = diplog(&["projections", "status", "--server", &server]).await;
+        let status = diplog(["projections", "status", "--server", &server]).await;
         assert_eq!(status.status.code(), Some(0), "{}", shown(&status));
         let stdout = text(&status.stdout);
         assert!(
@@ -247,11 +212,11 @@ async fn projections_status_lists_all_six_and_a_rebuild_names_its_projection() {
         }
         assert_eq!(stdout.lines().count(), 7, "{stdout}");
 
-        let rebuild = diplog(&["projections", "rebuild", "channels", "--server", &server]).await;
+        let rebuild = diplog(["projections", "rebuild", "channels", "--server", &server]).await;
         assert_eq!(rebuild.status.code(), Some(0), "{}", shown(&rebuild));
         assert!(text(&rebuild.stdout).contains("rebuild of channels requested"));
 
-        let nope = diplog(&["projections", "rebuild", "nope", "--server", &server]).await;
+        let nope = diplog(["projections", "rebuild", "nope", "--server", &server]).await;
         assert_eq!(nope.status.code(), Some(1), "{}", shown(&nope));
         let stderr = text(&nope.stderr);
         assert!(

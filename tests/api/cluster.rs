@@ -10,7 +10,7 @@ use std::process::Output;
 use diplog::pgcluster::{ClusterOptions, PgCluster};
 use sqlx::{ConnectOptions, Connection};
 
-use crate::helpers::{diplog_binary, reachable_tempdir};
+use crate::helpers::{diplog, diplog_binary, reachable_tempdir};
 
 /// An OS user that is neither this process's nor the cluster's.
 struct Intruder {
@@ -195,10 +195,7 @@ async fn another_os_user_cannot_reach_the_embedded_cluster() {
         text(&refused)
     );
     std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let owner_cli = std::process::Command::new(diplog_binary())
-        .args(["token", "list", "--data-dir", data_dir.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let owner_cli = diplog(["token", "list", "--data-dir", data_dir.to_str().unwrap()]).await;
     assert!(
         owner_cli.status.success(),
         "the owner's token list failed: {}",

@@ -10,49 +10,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use diplog::grpc::bridge;
-use diplog::import::{self, OnInvalid, scenario};
-use diplog::proto;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{import_founding, record, spawn_app};
 
 const CALL_STREAM: &str = "occurrence-2025-02-15-rubio-lavrov-call";
-
-/// Imports the founding scenario through the server; answers the log head.
-async fn import_founding(app: &TestApp) -> u64 {
-    let parsed =
-        scenario::parse(scenario::FOUNDING_SCENARIO).expect("the founding scenario parses");
-    import::import(app.channel().await, parsed.items, OnInvalid::RefuseAll)
-        .await
-        .expect("imported");
-    app.client
-        .clone()
-        .get_head(())
-        .await
-        .expect("the head")
-        .into_inner()
-        .position as u64
-}
-
-/// Records one typed event through `Diplomacy.Record`; answers its position.
-async fn record(app: &TestApp, stream: &str, json: Value) -> u64 {
-    let event =
-        bridge::event_from_json(json, &uuid::Uuid::now_v7().to_string()).expect("a valid event");
-    let response = proto::diplomacy_client::DiplomacyClient::new(app.channel().await)
-        .record(proto::RecordRequest {
-            stream_id: stream.into(),
-            expected_version: None,
-            events: vec![event],
-        })
-        .await
-        .expect("recorded")
-        .into_inner();
-    *response.positions.last().expect("a position") as u64
-}
 
 /// A response read off the wire.
 struct Answer {
@@ -533,7 +498,7 @@ async fn the_dashboard_in_a_headless_browser() {
         .expect("the page connects to /live");
     let loaded_at = browser.script("return window.diplogLoadedAt;").await;
     let started = Instant::now();
-    let position = record(
+    let (_, position) = record(
         &app,
         "commitment-rus-usa-embassy-staffing",
         json!({

@@ -12,35 +12,15 @@ use serde_json::{Value, json};
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::helpers::{Expect, TestApp, expected, spawn_app, violated_fields};
+use crate::helpers::{
+    Expect, TestApp, expected, import_founding_report, record_request, spawn_app, typed_event,
+    violated_fields,
+};
 
 const CALL_STREAM: &str = "occurrence-2025-02-15-rubio-lavrov-call";
 
 async fn diplomacy(app: &TestApp) -> DiplomacyClient<tonic::transport::Channel> {
     DiplomacyClient::new(app.channel().await)
-}
-
-/// Imports the founding scenario through the server.
-async fn import_founding(app: &TestApp) -> import::Report {
-    let parsed =
-        scenario::parse(scenario::FOUNDING_SCENARIO).expect("the founding scenario parses");
-    import::import(app.channel().await, parsed.items, OnInvalid::RefuseAll)
-        .await
-        .expect("the founding scenario imports")
-}
-
-/// A typed event from its JSON shape (proto field names) with a fresh id.
-fn event(json: Value) -> proto::DiplomaticEvent {
-    let id = uuid::Uuid::now_v7().to_string();
-    bridge::event_from_json(json, &id).unwrap_or_else(|e| panic!("a valid test event: {e:?}"))
-}
-
-fn record(stream: &str, events: Vec<proto::DiplomaticEvent>) -> proto::RecordRequest {
-    proto::RecordRequest {
-        stream_id: stream.to_owned(),
-        expected_version: None,
-        events,
-    }
 }
 
 async fn read_events(
@@ -87,7 +67,7 @@ fn call_on(stream_day: &str, participants: Value) -> Value {
 #[tokio::test]
 async fn the_founding_scenario_round_trips_with_every_fact_and_both_sources() {
     let app = spawn_app().await;
-    let report = import_founding(&app).await;
+    let report = import_founding_report(&app).await;
     assert_eq!(report.already_present, 0);
     assert!(report.written >= 30, "{report:?}");
 
@@ -299,9 +279,9 @@ async fn the_founding_scenario_round_trips_with_every_fact_and_both_sources() {
 #[tokio::test]
 async fn importing_the_same_scenario_twice_writes_nothing_new() {
     let app = spawn_app().await;
-    let first = import_founding(&app).await;
+    let first = import_founding_report(&app).await;
     let count = app.event_count().await;
-    let second = import_founding(&app).await;
+    let second = import_founding_report(&app).await;
     assert_eq!(second.written, 0);
     assert_eq!(second.already_present, first.written);
     assert_eq!(app.event_count().await, count);
@@ -348,7 +328,7 @@ async fn a_scenario_with_an_error_is_refused_as_a_whole_with_line_and_field() {
 #[tokio::test]
 async fn input_errors_are_invalid_argument_with_the_field_named_and_nothing_written() {
     let app = spawn_app().await;
-    import_founding(&app).await;
+    import_founding_report(&app).await;
     let before = app.event_count().await;
     let mut client = diplomacy(&app).await;
 
@@ -409,7 +389,7 @@ async fn input_errors_are_invalid_argument_with_the_field_named_and_nothing_writ
     ];
     for (stream, json, field) in cases {
         let status = client
-            .record(record(stream, vec![event(json.clone())]))
+            .record(record_request(stream, vec![typed_event(json.clone())]))
             .await
             .expect_err(&format!("refused: {json}"));
         assert_eq!(status.code(), Code::InvalidArgument, "{json}: {status:?}");
@@ -420,7 +400,7 @@ async fn input_errors_are_invalid_argument_with_the_field_named_and_nothing_writ
     }
 
     // A malformed value inside an event names its path, too.
-    let mut bad_actor = event(call_on(
+    let mut bad_actor = typed_event(call_on(
         "2025-02-16",
         json!([{"actor": "sergey-lavrov"}, {"actor": "marco-rubio"}]),
     ));
@@ -429,7 +409,7 @@ async fn input_errors_are_invalid_argument_with_the_field_named_and_nothing_writ
     }
     bad_actor.id = "not-a-uuid".into();
     let status = client
-        .record(record(CALL_STREAM, vec![bad_actor]))
+        .record(record_request(CALL_STREAM, vec![bad_actor]))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
@@ -447,7 +427,7 @@ async fn input_errors_are_invalid_argument_with_the_field_named_and_nothing_writ
 #[tokio::test]
 async fn rules_about_the_log_are_failed_precondition_with_the_subject_named() {
     let app = spawn_app().await;
-    import_founding(&app).await;
+    import_founding_report(&app).await;
     let before = app.event_count().await;
     let mut client = diplomacy(&app).await;
     let missing = uuid::Uuid::now_v7().to_string();
@@ -475,7 +455,7 @@ async fn rules_about_the_log_are_failed_precondition_with_the_subject_named() {
     ];
     for (stream, json, subject) in cases {
         let status = client
-            .record(record(stream, vec![event(json.clone())]))
+            .record(record_request(stream, vec![typed_event(json.clone())]))
             .await
             .expect_err(&format!("refused: {json}"));
         assert_eq!(
@@ -495,7 +475,7 @@ async fn rules_about_the_log_are_failed_precondition_with_the_subject_named() {
 #[tokio::test]
 async fn a_correction_points_at_the_original_which_stays_readable() {
     let app = spawn_app().await;
-    import_founding(&app).await;
+    import_founding_report(&app).await;
     let mut client = diplomacy(&app).await;
     let original = read_events(
         &app,
@@ -511,12 +491,12 @@ async fn a_correction_points_at_the_original_which_stays_readable() {
 
     let mut replacement = bridge::event_to_json(original.event.as_ref().unwrap());
     replacement["occurred"] = json!({"day": "2025-02-14", "time_zone": "Europe/Moscow"});
-    let correction = event(json!({
+    let correction = typed_event(json!({
         "occurred": {"day": "2025-02-16"},
         "event_corrected": {"event": original_id, "replacement": replacement, "reason": "a test of corrections"}
     }));
     let response = client
-        .record(record(CALL_STREAM, vec![correction.clone()]))
+        .record(record_request(CALL_STREAM, vec![correction.clone()]))
         .await
         .unwrap()
         .into_inner();
@@ -546,9 +526,9 @@ async fn a_correction_points_at_the_original_which_stays_readable() {
     wrong_kind.as_object_mut().unwrap().remove("call_held");
     wrong_kind["channel_closed"] = json!({});
     let status = client
-        .record(record(
+        .record(record_request(
             CALL_STREAM,
-            vec![event(
+            vec![typed_event(
                 json!({"event_corrected": {"event": original_id, "replacement": wrong_kind}}),
             )],
         ))
@@ -556,9 +536,11 @@ async fn a_correction_points_at_the_original_which_stays_readable() {
         .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
     let status = client
-        .record(record(
+        .record(record_request(
             "occurrence-elsewhere",
-            vec![event(json!({"event_retracted": {"event": original_id}}))],
+            vec![typed_event(
+                json!({"event_retracted": {"event": original_id}}),
+            )],
         ))
         .await
         .unwrap_err();
@@ -570,26 +552,29 @@ async fn a_correction_points_at_the_original_which_stays_readable() {
 #[tokio::test]
 async fn a_retried_record_is_answered_idempotently_and_expectations_hold() {
     let app = spawn_app().await;
-    import_founding(&app).await;
+    import_founding_report(&app).await;
     let mut client = diplomacy(&app).await;
-    let call = event(call_on(
+    let call = typed_event(call_on(
         "2025-02-18",
         json!([{"actor": "sergey-lavrov"}, {"actor": "marco-rubio"}]),
     ));
     let first = client
-        .record(record("occurrence-2025-02-18-call", vec![call.clone()]))
+        .record(record_request(
+            "occurrence-2025-02-18-call",
+            vec![call.clone()],
+        ))
         .await
         .unwrap()
         .into_inner();
     let retry = client
-        .record(record("occurrence-2025-02-18-call", vec![call]))
+        .record(record_request("occurrence-2025-02-18-call", vec![call]))
         .await
         .unwrap()
         .into_inner();
     assert!(retry.idempotent_replay);
     assert_eq!(retry.positions, first.positions);
 
-    let another = event(call_on(
+    let another = typed_event(call_on(
         "2025-02-19",
         json!([{"actor": "sergey-lavrov"}, {"actor": "marco-rubio"}]),
     ));
@@ -608,7 +593,7 @@ async fn a_retried_record_is_answered_idempotently_and_expectations_hold() {
 #[tokio::test]
 async fn of_two_concurrent_fulfilments_of_one_commitment_exactly_one_is_recorded() {
     let app = spawn_app().await;
-    import_founding(&app).await;
+    import_founding_report(&app).await;
     // Two expert meetings, each recorded as fulfilling the commitment, raced 10 times over.
     let stream = "commitment-rus-usa-missions-expert-meeting";
     let meeting = |day: &str| {
@@ -621,10 +606,10 @@ async fn of_two_concurrent_fulfilments_of_one_commitment_exactly_one_is_recorded
     let mut client = diplomacy(&app).await;
     let mut meeting_ids = Vec::new();
     for (index, day) in ["2025-02-27", "2025-02-28"].iter().enumerate() {
-        let meeting = event(meeting(day));
+        let meeting = typed_event(meeting(day));
         meeting_ids.push(meeting.id.clone());
         client
-            .record(record(
+            .record(record_request(
                 &format!("occurrence-expert-meeting-{index}"),
                 vec![meeting],
             ))
@@ -632,15 +617,15 @@ async fn of_two_concurrent_fulfilments_of_one_commitment_exactly_one_is_recorded
             .unwrap();
     }
     let fulfil = |meeting_id: &str| {
-        event(
+        typed_event(
             json!({"occurred": {"day": "2025-02-28"}, "evidence": [meeting_id],
                      "commitment_fulfilled": {"fulfilled_by": meeting_id}}),
         )
     };
     let (mut a, mut b) = (diplomacy(&app).await, diplomacy(&app).await);
     let (first, second) = tokio::join!(
-        a.record(record(stream, vec![fulfil(&meeting_ids[0])])),
-        b.record(record(stream, vec![fulfil(&meeting_ids[1])])),
+        a.record(record_request(stream, vec![fulfil(&meeting_ids[0])])),
+        b.record(record_request(stream, vec![fulfil(&meeting_ids[1])])),
     );
     let outcomes = [first.map(|_| ()), second.map(|_| ())];
     assert_eq!(
@@ -673,7 +658,7 @@ async fn of_two_concurrent_fulfilments_of_one_commitment_exactly_one_is_recorded
 #[tokio::test]
 async fn events_are_read_by_kind_actor_stream_and_both_time_axes() {
     let app = spawn_app().await;
-    import_founding(&app).await;
+    import_founding_report(&app).await;
     let timestamp = |rfc3339: &str| {
         let t = chrono::DateTime::parse_from_rfc3339(rfc3339).unwrap();
         prost_types::Timestamp {
@@ -801,7 +786,7 @@ async fn an_unknown_event_id_is_not_found_and_a_generic_event_is_not_a_diplomati
 #[tokio::test]
 async fn a_generic_append_cannot_pose_as_a_diplomatic_event() {
     let app = spawn_app().await;
-    import_founding(&app).await;
+    import_founding_report(&app).await;
     // The generic log accepts any type name, but the recorder's marker is the server's alone.
     let mut forged = crate::helpers::new_event(
         "ActorRegistered",
@@ -845,9 +830,9 @@ async fn a_generic_append_cannot_pose_as_a_diplomatic_event() {
         .expect("a generic event is appended");
     let status = diplomacy(&app)
         .await
-        .record(record(
+        .record(record_request(
             CALL_STREAM,
-            vec![event(call_on(
+            vec![typed_event(call_on(
                 "2025-02-16",
                 json!([{"actor": "sergey-lavrov"}, {"actor": "fake-minister"}]),
             ))],
@@ -874,22 +859,25 @@ async fn a_generic_append_cannot_pose_as_a_diplomatic_event() {
 #[tokio::test]
 async fn a_record_that_repeats_an_event_id_is_refused_at_the_repeat() {
     let app = spawn_app().await;
-    import_founding(&app).await;
+    import_founding_report(&app).await;
     let before = app.event_count().await;
-    let call = event(call_on(
+    let call = typed_event(call_on(
         "2025-02-16",
         json!([{"actor": "sergey-lavrov"}, {"actor": "marco-rubio"}]),
     ));
     let status = diplomacy(&app)
         .await
-        .record(record("occurrence-repeat", vec![call.clone(), call]))
+        .record(record_request(
+            "occurrence-repeat",
+            vec![call.clone(), call],
+        ))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(violated_fields(&status), ["events[1].id"]);
     let status = diplomacy(&app)
         .await
-        .record(record("occurrence-empty", vec![]))
+        .record(record_request("occurrence-empty", vec![]))
         .await
         .unwrap_err();
     assert_eq!(violated_fields(&status), ["events"]);
@@ -918,18 +906,18 @@ async fn event_ids_in_other_forms_and_too_many_kinds_are_refused() {
         assert_eq!(status.code(), Code::InvalidArgument, "{raw}: {status:?}");
         assert_eq!(violated_fields(&status), ["event_id"]);
 
-        let mut retraction = event(json!({"event_retracted": {"event": id.to_string()}}));
+        let mut retraction = typed_event(json!({"event_retracted": {"event": id.to_string()}}));
         retraction.id = raw.clone();
         let status = client
-            .record(record("occurrence-ids", vec![retraction]))
+            .record(record_request("occurrence-ids", vec![retraction]))
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{raw}: {status:?}");
         assert_eq!(violated_fields(&status), ["events[0].id"]);
 
-        let retraction = event(json!({"event_retracted": {"event": raw}}));
+        let retraction = typed_event(json!({"event_retracted": {"event": raw}}));
         let status = client
-            .record(record("occurrence-ids", vec![retraction]))
+            .record(record_request("occurrence-ids", vec![retraction]))
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
@@ -967,7 +955,7 @@ async fn event_ids_in_other_forms_and_too_many_kinds_are_refused() {
 #[tokio::test]
 async fn a_record_with_u0000_in_a_string_is_invalid_argument_naming_the_event() {
     let app = spawn_app().await;
-    import_founding(&app).await;
+    import_founding_report(&app).await;
     let before = app.event_count().await;
     let mut call = call_on(
         "2025-02-16",
@@ -976,7 +964,7 @@ async fn a_record_with_u0000_in_a_string_is_invalid_argument_naming_the_event() 
     call["sources"][0]["quotes"][0]["text"] = json!("Состоялся\u{0}разговор");
     let status = diplomacy(&app)
         .await
-        .record(record(CALL_STREAM, vec![event(call)]))
+        .record(record_request(CALL_STREAM, vec![typed_event(call)]))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");

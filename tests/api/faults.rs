@@ -138,12 +138,13 @@ async fn a_server_killed_under_append_load_loses_nothing_acknowledged() {
 
     use diplog::proto::{self, event_log_client::EventLogClient};
 
+    use crate::helpers::{Serve, database_url_for};
     use crate::helpers::{append_request, fresh_database, new_event};
-    use crate::projections::{database_url, serve_process};
 
     let database = fresh_database().await;
-    let url = database_url(&database);
-    let (mut server, address) = serve_process(&url).await;
+    let url = database_url_for(&database);
+    let mut server = Serve::on_database(&url).start().await;
+    let address = server.grpc.clone();
 
     // Each client appends 1-3 events with fresh ids until the server is gone; it remembers what
     // was acknowledged and what was not (lost in flight: maybe written, maybe not).
@@ -177,8 +178,7 @@ async fn a_server_killed_under_append_load_loses_nothing_acknowledged() {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(800)).await;
-    server.start_kill().unwrap();
-    server.wait().await.unwrap();
+    server.kill().await;
     for client in clients {
         tokio::time::timeout(Duration::from_secs(30), client)
             .await
@@ -194,7 +194,8 @@ async fn a_server_killed_under_append_load_loses_nothing_acknowledged() {
     );
     assert_eq!(unanswered.len(), 8, "each client had one append unanswered");
 
-    let (mut restarted, address) = serve_process(&url).await;
+    let mut restarted = Serve::on_database(&url).start().await;
+    let address = restarted.grpc.clone();
     let mut client = EventLogClient::connect(address.clone()).await.unwrap();
     let mut replayed = 0;
     for request in &unanswered {
@@ -245,11 +246,7 @@ async fn a_server_killed_under_append_load_loses_nothing_acknowledged() {
 
     // The projections and the audit tree catch up to the head.
     let head = rows.len() as u64;
-    let channel = tonic::transport::Endpoint::from_shared(address)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = restarted.channel().await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let status = proto::projections_client::ProjectionsClient::new(channel.clone())
@@ -272,7 +269,7 @@ async fn a_server_killed_under_append_load_loses_nothing_acknowledged() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    restarted.start_kill().unwrap();
+    restarted.child.start_kill().unwrap();
     pool.close().await;
 }
 
@@ -349,21 +346,17 @@ async fn three_servers_on_one_database_keep_one_log_and_one_runner_per_projectio
 
     use diplog::proto::event_log_client::EventLogClient;
 
+    use crate::helpers::{Serve, database_url_for};
     use crate::helpers::{append_request, fresh_database, new_event};
-    use crate::projections::{database_url, serve_process};
 
     let database = fresh_database().await;
-    let url = database_url(&database);
+    let url = database_url_for(&database);
     let mut servers = Vec::new();
     let mut channels = Vec::new();
     for _ in 0..3 {
-        let (child, address) = serve_process(&url).await;
-        let channel = tonic::transport::Endpoint::from_shared(address)
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        servers.push(Some(child));
+        let server = Serve::on_database(&url).start().await;
+        let channel = server.channel().await;
+        servers.push(Some(server));
         channels.push(Some(channel));
     }
 
@@ -468,8 +461,7 @@ async fn three_servers_on_one_database_keep_one_log_and_one_runner_per_projectio
     // Kill the server that runs the first projection; the other two take over its share.
     let victim = holders.values().next().unwrap()[0];
     let mut killed = servers[victim].take().unwrap();
-    killed.start_kill().unwrap();
-    killed.wait().await.unwrap();
+    killed.kill().await;
     channels[victim] = None;
     let killed_at = Instant::now();
     let survivor = channels.iter().flatten().next().unwrap().clone();
@@ -502,7 +494,7 @@ async fn three_servers_on_one_database_keep_one_log_and_one_runner_per_projectio
         "taken over within seconds"
     );
     for server in servers.iter_mut().flatten() {
-        server.start_kill().unwrap();
+        server.child.start_kill().unwrap();
     }
     pool.close().await;
 }

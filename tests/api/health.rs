@@ -3,21 +3,18 @@
 //! meanwhile, and `diplog serve` starts its embedded PostgreSQL again when it dies.
 
 use std::collections::{BTreeMap, HashSet};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use diplog::pgcluster::{ClusterOptions, PgCluster};
 use diplog::proto::event_log_client::EventLogClient;
-use tokio::io::AsyncBufReadExt;
 use tonic::Code;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
 use crate::helpers::{
-    Expect, append_request, diplog_binary, new_event, reachable_tempdir, read_all_from,
-    spawn_app_on,
+    Expect, Serve, append_request, new_event, reachable_tempdir, read_all_from, spawn_app_on,
 };
 
 async fn grpc_health(channel: tonic::transport::Channel, service: &str) -> ServingStatus {
@@ -117,51 +114,6 @@ async fn grpc_health_and_healthz_agree_while_postgres_is_down_and_calls_fail_at_
     cluster.stop().await.unwrap();
 }
 
-/// `diplog serve` on its embedded cluster, its gRPC address and its log lines (JSON), which a
-/// task keeps collecting.
-struct EmbeddedServer {
-    child: tokio::process::Child,
-    grpc: String,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-async fn serve_embedded(data_dir: &str) -> EmbeddedServer {
-    let mut child = tokio::process::Command::new(diplog_binary())
-        .args(["--log-format", "json", "serve"])
-        .args(["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-        .args(["--data-dir", data_dir])
-        .env_remove("DATABASE_URL")
-        .env_remove("DIPLOG_AUTH")
-        .env("RUST_LOG", "info")
-        .env("DIPLOG_SIGNING_KEY", crate::helpers::test_signing_key())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let grpc = tokio::time::timeout(Duration::from_secs(120), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if entry["fields"]["message"] == "serving" {
-                return format!("http://{}", entry["fields"]["grpc"].as_str().unwrap());
-            }
-        }
-        panic!("diplog serve stopped before serving");
-    })
-    .await
-    .expect("serving within 120 s");
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let collected = log.clone();
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            collected.lock().unwrap().push(line);
-        }
-    });
-    EmbeddedServer { child, grpc, log }
-}
-
 fn postmaster_pid(data_dir: &std::path::Path) -> i32 {
     let pid_file = std::fs::read_to_string(data_dir.join("pgdata/postmaster.pid")).unwrap();
     pid_file.lines().next().unwrap().trim().parse().unwrap()
@@ -176,12 +128,11 @@ async fn serve_restarts_its_embedded_postgres_after_kill_9_and_loses_nothing_ack
     const APPENDS_PER_CLIENT: usize = 60;
     let dir = reachable_tempdir("diplog-supervise-");
     let data_dir = dir.path().join("data");
-    let server = serve_embedded(data_dir.to_str().unwrap()).await;
-    let channel = tonic::transport::Endpoint::from_shared(server.grpc.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let mut server = Serve::embedded(&data_dir)
+        .within(Duration::from_secs(120))
+        .start()
+        .await;
+    let channel = server.channel().await;
 
     // Each client appends one event at a time, retrying an UNAVAILABLE answer with the same
     // id until it is acknowledged (as a client should), and records what was acknowledged.
@@ -257,7 +208,7 @@ async fn serve_restarts_its_embedded_postgres_after_kill_9_and_loses_nothing_ack
     }
     let gapless: Vec<i64> = (1..=positions.len() as i64).collect();
     assert_eq!(positions, gapless, "positions have a hole");
-    let log_lines = server.log.lock().unwrap().join("\n");
+    let log_lines = server.log();
     assert!(
         log_lines.contains("the embedded PostgreSQL is gone") && log_lines.contains("runs again"),
         "the restart is logged: {log_lines}"
@@ -267,15 +218,6 @@ async fn serve_restarts_its_embedded_postgres_after_kill_9_and_loses_nothing_ack
         unavailable.lock().unwrap()
     );
 
-    let mut child = server.child;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id().unwrap() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let exit = tokio::time::timeout(Duration::from_secs(60), child.wait())
-        .await
-        .expect("the server stops after SIGTERM")
-        .unwrap();
+    let exit = server.terminate(Duration::from_secs(60)).await;
     assert!(exit.success(), "the server stopped with {exit}");
 }

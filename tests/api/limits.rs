@@ -5,18 +5,17 @@
 use std::time::Duration;
 
 use diplog::config::ServerConfig;
-use diplog::grpc::bridge;
 use diplog::proto::{
     self, diplomacy_client::DiplomacyClient, projections_client::ProjectionsClient,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tonic::Code;
 
 use crate::helpers::{
     Expect, TestApp, append_request, error_info, fresh_database, new_event, read_all_from,
-    spawn_app, spawn_app_with, violated_fields,
+    record_events, spawn_app, spawn_app_with, typed_event, violated_fields,
 };
 
 fn limited(configure: impl FnOnce(&mut diplog::config::LimitsArgs)) -> ServerConfig {
@@ -35,27 +34,8 @@ fn assert_names(status: &tonic::Status, parts: &[&str]) {
     }
 }
 
-fn typed(json: Value) -> proto::DiplomaticEvent {
-    bridge::event_from_json(json, &uuid::Uuid::now_v7().to_string()).expect("a valid test event")
-}
-
 fn person(id: &str, name: &str) -> proto::DiplomaticEvent {
-    typed(json!({"actor_registered": {"actor": {"id": id, "kind": "PERSON", "name": name}}}))
-}
-
-async fn record(
-    app: &TestApp,
-    stream: &str,
-    events: Vec<proto::DiplomaticEvent>,
-) -> Result<proto::AppendResponse, tonic::Status> {
-    DiplomacyClient::new(app.channel().await)
-        .record(proto::RecordRequest {
-            stream_id: stream.into(),
-            expected_version: None,
-            events,
-        })
-        .await
-        .map(tonic::Response::into_inner)
+    typed_event(json!({"actor_registered": {"actor": {"id": id, "kind": "PERSON", "name": name}}}))
 }
 
 #[tokio::test]
@@ -135,28 +115,28 @@ async fn a_record_of_more_events_than_the_limit_is_refused_naming_it() {
         limited(|l| l.max_events_per_append = 2),
     )
     .await;
-    record(
+    record_events(
         &app,
         "actor-RUS",
-        vec![typed(json!({"actor_registered": {"actor":
+        vec![typed_event(json!({"actor_registered": {"actor":
         {"id": "RUS", "kind": "STATE", "name": "Russia"}}}))],
     )
     .await
     .unwrap();
-    record(
+    record_events(
         &app,
         "actor-vladimir-putin",
         vec![person("vladimir-putin", "Vladimir Putin")],
     )
     .await
     .unwrap();
-    let office = typed(json!({"actor_registered": {"actor":
+    let office = typed_event(json!({"actor_registered": {"actor":
         {"id": "rus.president", "kind": "OFFICE", "name": "President of Russia", "country": "RUS"}}}));
-    let holder = typed(json!({"occurred": {"day": "2012-05-07"},
+    let holder = typed_event(json!({"occurred": {"day": "2012-05-07"},
         "office_holder_changed": {"office": "rus.president", "holder": "vladimir-putin"}}));
     let before = app.event_count().await;
 
-    let status = record(
+    let status = record_events(
         &app,
         "actor-rus.president",
         vec![office.clone(), holder.clone(), person("x", "X")],
@@ -175,7 +155,7 @@ async fn a_record_of_more_events_than_the_limit_is_refused_naming_it() {
         ],
     );
     assert_eq!(app.event_count().await, before, "nothing is written");
-    let response = record(&app, "actor-rus.president", vec![office, holder])
+    let response = record_events(&app, "actor-rus.president", vec![office, holder])
         .await
         .expect("as many events as the limit");
     assert_eq!(response.positions.len(), 2);
@@ -187,7 +167,7 @@ async fn a_record_whose_payload_is_over_the_limit_is_refused_naming_the_event() 
     // The server makes a record's payload (the event's JSON): measure it on one server, then
     // set the limit of another to what a 60-character name makes.
     let measure = spawn_app().await;
-    record(
+    record_events(
         &measure,
         "actor-person-aa",
         vec![person("person-aa", "0123456789")],
@@ -202,7 +182,7 @@ async fn a_record_whose_payload_is_over_the_limit_is_refused_naming_the_event() 
         limited(|l| l.max_payload_bytes = limit as u32),
     )
     .await;
-    record(
+    record_events(
         &app,
         "actor-person-ab",
         vec![person("person-ab", &"x".repeat(60))],
@@ -210,7 +190,7 @@ async fn a_record_whose_payload_is_over_the_limit_is_refused_naming_the_event() 
     .await
     .expect("a payload of the limit's size");
 
-    let status = record(
+    let status = record_events(
         &app,
         "actor-person-ac",
         vec![person("person-ac", &"x".repeat(61))],
@@ -287,7 +267,9 @@ async fn a_request_over_the_size_limit_is_resource_exhausted_naming_it() {
     );
     // The same limit guards the typed front end.
     let huge = person("someone", &"x".repeat(LIMIT));
-    let status = record(&app, "actor-someone", vec![huge]).await.unwrap_err();
+    let status = record_events(&app, "actor-someone", vec![huge])
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     assert_names(&status, &["(--max-request-bytes)"]);
     let log = app.read_all(read_all_from(0)).await;

@@ -7,7 +7,7 @@ use std::path::Path;
 use diplog::pgcluster::{ClusterOptions, PgCluster};
 use sqlx::{ConnectOptions, Connection};
 
-use crate::helpers::{diplog_binary, reachable_tempdir};
+use crate::helpers::{diplog, reachable_tempdir};
 
 const PASSWORD: &str = "tls-test-password";
 
@@ -38,23 +38,6 @@ fn give_to_server_user(paths: &[&Path]) {
             std::os::unix::fs::chown(path, Some(uid.as_raw()), Some(gid.as_raw())).unwrap();
         }
     }
-}
-
-async fn diplog(args: &[&str]) -> (bool, String) {
-    let output = tokio::process::Command::new(diplog_binary())
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .output()
-        .await
-        .unwrap();
-    (
-        output.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ),
-    )
 }
 
 #[tokio::test]
@@ -125,16 +108,19 @@ async fn database_urls_reach_postgres_over_verified_tls() {
     connection.close().await.unwrap();
 
     // Through diplog itself: a command that opens --database-url (and migrates) works.
-    let (ok, output) = diplog(&["token", "list", "--database-url", &url("verify-full", &ca)]).await;
+    let (ok, output) = diplog(["token", "list", "--database-url", &url("verify-full", &ca)])
+        .combined()
+        .await;
     assert!(ok, "{output}");
 
     // A CA that did not sign the server's certificate: refused, and the message says why.
-    let (ok, output) = diplog(&[
+    let (ok, output) = diplog([
         "token",
         "list",
         "--database-url",
         &url("verify-full", &wrong_ca),
     ])
+    .combined()
     .await;
     assert!(!ok, "a server certificate from another CA was accepted");
     println!("a wrong CA: {}", output.trim());
@@ -144,7 +130,9 @@ async fn database_urls_reach_postgres_over_verified_tls() {
     );
 
     // Plain text is refused by this server's rules: TLS was really what got through above.
-    let (ok, output) = diplog(&["token", "list", "--database-url", &url("disable", &ca)]).await;
+    let (ok, output) = diplog(["token", "list", "--database-url", &url("disable", &ca)])
+        .combined()
+        .await;
     assert!(!ok, "a plain-text connection was accepted");
     assert!(
         output.contains("no encryption") || output.contains("pg_hba.conf"),

@@ -6,14 +6,12 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use diplog::grpc::bridge;
 use diplog::proto::{self, projection_change::Change, projections_client::ProjectionsClient};
 use serde_json::{Value, json};
 use tonic::transport::Channel;
 use tonic::{Code, Streaming};
 
-use crate::helpers::{TestApp, spawn_app};
-use crate::projections::import_founding;
+use crate::helpers::{TestApp, diplog, import_founding, record, spawn_app};
 
 /// How long a change may take to arrive.
 const ARRIVES_WITHIN: Duration = Duration::from_secs(10);
@@ -107,22 +105,6 @@ fn divergences(rows: &[proto::ProjectionRow]) -> Vec<proto::Divergence> {
             other => panic!("expected a divergence, got {other:?}"),
         })
         .collect()
-}
-
-/// Records one typed event; answers its id and position.
-async fn record(app: &TestApp, stream: &str, json: Value) -> (String, u64) {
-    let id = uuid::Uuid::now_v7().to_string();
-    let event = bridge::event_from_json(json, &id).expect("a valid event");
-    let response = proto::diplomacy_client::DiplomacyClient::new(app.channel().await)
-        .record(proto::RecordRequest {
-            stream_id: stream.into(),
-            expected_version: None,
-            events: vec![event],
-        })
-        .await
-        .expect("recorded")
-        .into_inner();
-    (id, *response.positions.last().unwrap() as u64)
 }
 
 /// Establishes a channel between two offices (a `channel-…` stream of its own).
@@ -729,20 +711,11 @@ async fn diplog_watch(
     tokio::process::Child,
     tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
 ) {
-    use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(crate::helpers::diplog_binary())
-        .arg("watch")
-        .args(args)
-        .args(["--server", &app.server_url()])
-        .env_remove("DIPLOG_SERVER")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("diplog watch runs");
-    let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    (child, lines)
+    let server = app.server_url();
+    let mut words = vec!["watch"];
+    words.extend(args);
+    words.extend(["--server", &server]);
+    diplog(words).spawn()
 }
 
 /// Reads lines until one contains `wanted`; answers the lines read.
@@ -812,13 +785,7 @@ async fn diplog_watch_prints_the_snapshot_then_each_change() {
     text_watch.kill().await.unwrap();
 
     // A projection that cannot be watched: exit 1 with the status and the field.
-    let output = tokio::process::Command::new(crate::helpers::diplog_binary())
-        .args(["watch", "timeline", "--server", &app.server_url()])
-        .env_remove("DIPLOG_SERVER")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .unwrap();
+    let output = diplog(["watch", "timeline", "--server", &app.server_url()]).await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("INVALID_ARGUMENT"), "{stderr}");

@@ -4,35 +4,15 @@
 
 use std::time::{Duration, Instant};
 
-use diplog::grpc::bridge;
 use diplog::import::{self, Item, OnInvalid, Origin, scenario};
 use diplog::proto::{self, projections_client::ProjectionsClient};
 use serde_json::{Value, json};
 use tonic::Code;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::{Serve, TestApp, database_url_for, head, import_founding, record, spawn_app};
 
 async fn client(app: &TestApp) -> ProjectionsClient<tonic::transport::Channel> {
     ProjectionsClient::new(app.channel().await)
-}
-
-pub(crate) async fn import_founding(app: &TestApp) -> u64 {
-    let parsed =
-        scenario::parse(scenario::FOUNDING_SCENARIO).expect("the founding scenario parses");
-    import::import(app.channel().await, parsed.items, OnInvalid::RefuseAll)
-        .await
-        .expect("imported");
-    head(app).await
-}
-
-pub(crate) async fn head(app: &TestApp) -> u64 {
-    app.client
-        .clone()
-        .get_head(())
-        .await
-        .unwrap()
-        .into_inner()
-        .position as u64
 }
 
 fn live(min_position: u64) -> Option<proto::ReadOptions> {
@@ -195,21 +175,6 @@ fn ministers_call(day: &str) -> Value {
     })
 }
 
-async fn record(app: &TestApp, stream: &str, json: Value) -> u64 {
-    let event =
-        bridge::event_from_json(json, &uuid::Uuid::now_v7().to_string()).expect("a valid event");
-    let response = proto::diplomacy_client::DiplomacyClient::new(app.channel().await)
-        .record(proto::RecordRequest {
-            stream_id: stream.into(),
-            expected_version: None,
-            events: vec![event],
-        })
-        .await
-        .expect("recorded")
-        .into_inner();
-    *response.positions.last().unwrap() as u64
-}
-
 fn ministers_contacts(list: &proto::ChannelList) -> u32 {
     list.channels
         .iter()
@@ -223,7 +188,7 @@ async fn a_query_with_a_minimum_position_sees_the_write_it_follows_or_times_out(
     import_founding(&app).await;
     let mut projections = client(&app).await;
     for round in 0..5 {
-        let position = record(
+        let (_, position) = record(
             &app,
             &format!("occurrence-call-{round}"),
             ministers_call("2025-03-10"),
@@ -272,7 +237,7 @@ async fn diplomatic_events_past_a_long_stretch_of_other_events_are_projected_and
             .await
             .unwrap();
     }
-    let after = record(
+    let (_, after) = record(
         &app,
         "occurrence-2025-03-10-call",
         ministers_call("2025-03-10"),
@@ -307,7 +272,7 @@ async fn diplomatic_events_past_a_long_stretch_of_other_events_are_projected_and
 async fn an_as_of_answer_shows_what_the_log_held_then() {
     let app = spawn_app().await;
     let before = import_founding(&app).await;
-    let after = record(
+    let (_, after) = record(
         &app,
         "occurrence-2025-03-10-call",
         ministers_call("2025-03-10"),
@@ -692,80 +657,13 @@ async fn incremental_read_models_equal_a_replay_and_a_rebuild_on_random_historie
     }
 }
 
-/// A URL for `diplog serve --database-url` to reach a test database (on a unix socket when
-/// the tests run their own cluster).
-pub(crate) fn database_url(options: &sqlx::postgres::PgConnectOptions) -> String {
-    let database = options.get_database().expect("a test database");
-    match options.get_socket() {
-        Some(socket) => format!(
-            "postgres://{}@localhost:{}/{database}?host={}&sslmode=disable",
-            options.get_username(),
-            options.get_port(),
-            socket.display()
-        ),
-        None => format!(
-            "postgres://{}@{}:{}/{database}",
-            options.get_username(),
-            options.get_host(),
-            options.get_port()
-        ),
-    }
-}
-
-/// `diplog serve` as a process on a test database; its gRPC address from its log.
-pub(crate) async fn serve_process(url: &str) -> (tokio::process::Child, String) {
-    use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(crate::helpers::diplog_binary())
-        .args([
-            "--log-format",
-            "json",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--projection-poll-ms",
-            "50",
-        ])
-        .env("DATABASE_URL", url)
-        // On loopback, as the other tests' servers: open (a database URL alone means tokens).
-        .env("DIPLOG_AUTH", "open")
-        .env("RUST_LOG", "info")
-        .env("DIPLOG_SIGNING_KEY", crate::helpers::test_signing_key())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("diplog serve runs");
-    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let address = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            let entry: Value = serde_json::from_str(&line).unwrap_or_default();
-            if entry["fields"]["message"] == "serving" {
-                return entry["fields"]["grpc"].as_str().unwrap().to_owned();
-            }
-        }
-        panic!("diplog serve stopped before serving");
-    })
-    .await
-    .expect("serving within 60 s");
-    // Keep draining its log so it never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, format!("http://{address}"))
-}
-
 #[tokio::test]
 async fn a_server_killed_while_projecting_applies_nothing_twice_after_a_restart() {
     // Only `diplog serve` processes run on this database, so theirs are the only runners.
     let database = crate::helpers::fresh_database().await;
-    let url = database_url(&database);
-    let (mut server, address) = serve_process(&url).await;
-    let channel = tonic::transport::Endpoint::from_shared(address)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let url = database_url_for(&database);
+    let mut server = Serve::on_database(&url).start().await;
+    let channel = server.channel().await;
     let parsed = scenario::parse(scenario::FOUNDING_SCENARIO).unwrap();
     import::import(channel.clone(), parsed.items, OnInvalid::RefuseAll)
         .await
@@ -783,21 +681,17 @@ async fn a_server_killed_while_projecting_applies_nothing_twice_after_a_restart(
         .await
         .unwrap()
         .into_inner();
-    server.start_kill().unwrap();
+    server.child.start_kill().unwrap();
     let behind: Vec<(String, u64, u64)> = status
         .projections
         .iter()
         .map(|p| (p.name.clone(), p.position, p.head))
         .collect();
     println!("at the kill: {behind:?}");
-    server.wait().await.unwrap();
+    server.child.wait().await.unwrap();
 
-    let (_server, address) = serve_process(&url).await;
-    let channel = tonic::transport::Endpoint::from_shared(address)
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let server = Serve::on_database(&url).start().await;
+    let channel = server.channel().await;
     let head = proto::event_log_client::EventLogClient::new(channel.clone())
         .get_head(())
         .await

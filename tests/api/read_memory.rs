@@ -8,13 +8,13 @@ use std::time::{Duration, Instant};
 
 use diplog::domain::limits::MAX_DATA_BYTES;
 use diplog::domain::{EventType, LogFilter};
-use diplog::grpc::bridge;
 use diplog::proto::{self, Direction, subscribe_request::From, subscription_message::Message};
 use diplog::store::{PAGE_BYTES, PAGE_SIZE, READ_AHEAD};
 use serde_json::json;
 
 use crate::helpers::{
-    Expect, TestApp, append_request, database_url, new_event, read_all_from, read_events, spawn_app,
+    Expect, TestApp, append_request, database_url, import_founding, new_event, read_all_from,
+    read_events, record_request, spawn_app, typed_event,
 };
 
 /// A JSON payload of exactly `bytes` bytes.
@@ -247,13 +247,7 @@ fn big_actor(index: usize, bytes: usize) -> proto::RecordRequest {
         "occurred": {"day": "2025-02-15"},
         "actor_registered": {"actor": {"id": actor, "kind": "PERSON", "name": "n".repeat(bytes)}}
     });
-    let event = bridge::event_from_json(json, &uuid::Uuid::now_v7().to_string())
-        .unwrap_or_else(|e| panic!("a valid test event: {e:?}"));
-    proto::RecordRequest {
-        stream_id: format!("actor-{actor}"),
-        expected_version: None,
-        events: vec![event],
-    }
+    record_request(&format!("actor-{actor}"), vec![typed_event(json)])
 }
 
 #[tokio::test]
@@ -507,7 +501,7 @@ async fn non_reading_readers_measured_alone() {
 async fn projections_take_typed_events_across_byte_bounded_pages_live_and_as_of() {
     use std::collections::BTreeSet;
     let app = spawn_app().await;
-    crate::projections::import_founding(&app).await;
+    import_founding(&app).await;
     // Five channels, each established by an event quoting a source at a megabyte's length:
     // four fit in a page's bytes, the fifth starts the next page.
     let pairs = [
@@ -527,14 +521,9 @@ async fn projections_take_typed_events_across_byte_bounded_pages_live_and_as_of(
             "sources": [{"source": "rus.mfa", "quotes": [{"text": "q".repeat(1_000_000)}]}],
             "channel_established": {"parties": parties}
         });
-        let event = bridge::event_from_json(json, &uuid::Uuid::now_v7().to_string()).unwrap();
         let stream = format!("channel-big-{index}");
         let response = diplomacy
-            .record(proto::RecordRequest {
-                stream_id: stream.clone(),
-                expected_version: None,
-                events: vec![event],
-            })
+            .record(record_request(&stream, vec![typed_event(json)]))
             .await
             .expect("recorded")
             .into_inner();

@@ -3,7 +3,6 @@
 //! is then an event in the log), and auditors can pin the key they know.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use diplog::app::App;
@@ -11,27 +10,13 @@ use diplog::audit::signer::TreeSigner;
 use diplog::config::ServerConfig;
 use sqlx::postgres::PgPoolOptions;
 
-use crate::helpers::{Expect, diplog_binary, fresh_database, reachable_tempdir, spawn_app_with};
+use crate::helpers::{Expect, Serve, diplog, fresh_database, reachable_tempdir, spawn_app_with};
 
 fn config_with_key(path: &Path, rotate: bool) -> ServerConfig {
     let mut config = ServerConfig::ephemeral();
     config.signing_key = Some(path.to_owned());
     config.rotate_signing_key = rotate;
     config
-}
-
-async fn diplog(args: &[&str]) -> (bool, String, String) {
-    let output = tokio::process::Command::new(diplog_binary())
-        .args(args)
-        .env_remove("DIPLOG_TOKEN")
-        .output()
-        .await
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
 }
 
 #[tokio::test]
@@ -90,13 +75,14 @@ async fn another_key_is_refused_unless_rotated_and_auditors_can_pin_the_key() {
     std::fs::write(&first_hex, format!("{}\n", first.public_key_hex())).unwrap();
     let second_pem = keys.path().join("second.pub.pem");
     std::fs::write(&second_pem, second.public_key_pem()).unwrap();
-    let (ok, _, stderr) = diplog(&[
+    let (ok, _, stderr) = diplog([
         "tree-head",
         "--server",
         &server,
         "--public-key",
         first_hex.to_str().unwrap(),
     ])
+    .split()
     .await;
     assert!(!ok, "a head from another key passed the pin");
     assert!(stderr.contains("not the pinned key"), "{stderr}");
@@ -104,7 +90,7 @@ async fn another_key_is_refused_unless_rotated_and_auditors_can_pin_the_key() {
     // The tree builder signs behind the appends: wait until the head covers both events.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let (ok, stdout, stderr) = diplog(&[
+        let (ok, stdout, stderr) = diplog([
             "tree-head",
             "--server",
             &server,
@@ -113,6 +99,7 @@ async fn another_key_is_refused_unless_rotated_and_auditors_can_pin_the_key() {
             "--save",
             saved.to_str().unwrap(),
         ])
+        .split()
         .await;
         assert!(ok, "{stderr}");
         if stdout.contains("\"tree_size\": 2") || tokio::time::Instant::now() > deadline {
@@ -120,7 +107,7 @@ async fn another_key_is_refused_unless_rotated_and_auditors_can_pin_the_key() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (ok, _, stderr) = diplog(&[
+    let (ok, _, stderr) = diplog([
         "verify",
         "--server",
         &server,
@@ -129,10 +116,11 @@ async fn another_key_is_refused_unless_rotated_and_auditors_can_pin_the_key() {
         "--public-key",
         first_hex.to_str().unwrap(),
     ])
+    .split()
     .await;
     assert!(!ok, "a saved head from another key passed the pin");
     assert!(stderr.contains("not the pinned key"), "{stderr}");
-    let (ok, stdout, stderr) = diplog(&[
+    let (ok, stdout, stderr) = diplog([
         "verify",
         "--server",
         &server,
@@ -141,6 +129,7 @@ async fn another_key_is_refused_unless_rotated_and_auditors_can_pin_the_key() {
         "--public-key",
         second_pem.to_str().unwrap(),
     ])
+    .split()
     .await;
     assert!(ok, "{stderr}");
     assert!(stdout.contains("consistent"), "{stdout}");
@@ -154,44 +143,25 @@ async fn serve_keeps_its_key_under_the_data_directory_and_refuses_a_leftover_one
     let cwd = work.path().join("cwd");
     std::fs::create_dir(&cwd).unwrap();
     let serve = |data_dir: &Path| {
-        tokio::process::Command::new(diplog_binary())
-            .args(["--log-format", "json", "serve"])
-            .args(["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-            .arg("--data-dir")
-            .arg(data_dir)
+        Serve::embedded(data_dir)
             .current_dir(&cwd)
-            .env_remove("DATABASE_URL")
             .env_remove("DIPLOG_SIGNING_KEY")
             // The default log level: INFO, no line per RPC.
             .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap()
+            .within(Duration::from_secs(120))
     };
-    let mut server = serve(&data_dir);
-    let mut stderr = tokio::io::BufReader::new(server.stderr.take().unwrap());
-    let serving = tokio::time::timeout(Duration::from_secs(120), async {
-        use tokio::io::AsyncBufReadExt;
-        let mut line = String::new();
-        while stderr.read_line(&mut line).await.unwrap() > 0 {
-            assert!(
-                !line.contains("\"level\":\"DEBUG\""),
-                "a DEBUG line by default: {line}"
-            );
-            if line.contains("\"message\":\"serving\"") {
-                assert!(line.contains("\"dashboard\":\"http://127.0.0.1:"), "{line}");
-                return true;
-            }
-            line.clear();
-        }
-        false
-    })
-    .await
-    .expect("serving within 120 s");
-    assert!(serving, "diplog serve stopped before serving");
+    let mut server = serve(&data_dir).start().await;
+    for line in server.startup_log() {
+        assert!(
+            !line.contains("\"level\":\"DEBUG\""),
+            "a DEBUG line by default: {line}"
+        );
+    }
+    let serving = server.startup_log().last().expect("the serving line");
+    assert!(
+        serving.contains("\"dashboard\":\"http://127.0.0.1:"),
+        "{serving}"
+    );
     assert!(
         data_dir.join("signing-key.pem").exists(),
         "the key is under the data dir"
@@ -200,24 +170,13 @@ async fn serve_keeps_its_key_under_the_data_directory_and_refuses_a_leftover_one
         !cwd.join("diplog-signing-key.pem").exists(),
         "no key in the working dir"
     );
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(server.id().unwrap() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let exit = server.wait().await.unwrap();
-    let mut rest = String::new();
-    tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut rest)
-        .await
-        .unwrap();
-    assert!(exit.success(), "the server stopped with {exit}: {rest}");
+    let exit = server.terminate(Duration::from_secs(120)).await;
+    let log = server.log();
+    assert!(exit.success(), "the server stopped with {exit}: {log}");
 
     // A key an older diplog left in the working directory is not silently replaced.
     std::fs::write(cwd.join("diplog-signing-key.pem"), "old key").unwrap();
-    let output = serve(&work.path().join("other-data"))
-        .wait_with_output()
-        .await
-        .unwrap();
+    let output = serve(&work.path().join("other-data")).output().await;
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

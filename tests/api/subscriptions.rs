@@ -558,20 +558,20 @@ async fn shutdown_ends_a_subscription_with_unavailable() {
 
 #[tokio::test]
 async fn diplog_subscribe_prints_events_as_they_commit() {
-    use tokio::io::{AsyncBufReadExt, BufReader};
-
     let app = spawn_app().await;
     append_some(&app, "old", 2).await;
     append_some(&app, "wanted", 1).await;
-    let mut child = tokio::process::Command::new(crate::helpers::diplog_binary())
-        .args(["subscribe", "--server", &app.server_url(), "--after", "1"])
-        .args(["--prefix", "wanted", "--checkpoints"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("diplog subscribe runs");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, mut lines) = crate::helpers::diplog([
+        "subscribe",
+        "--server",
+        &app.server_url(),
+        "--after",
+        "1",
+        "--prefix",
+        "wanted",
+        "--checkpoints",
+    ])
+    .spawn();
     let mut next = async || -> serde_json::Value {
         let line = tokio::time::timeout(PATIENCE, lines.next_line())
             .await

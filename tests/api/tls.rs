@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,9 +18,7 @@ use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{
-    Expect, append_request, diplog_binary, fresh_database, new_event, test_signing_key,
-};
+use crate::helpers::{Expect, Serve, append_request, diplog, fresh_database, new_event};
 
 /// Two independent development CAs, each with its server and client certificates.
 struct Certs {
@@ -398,27 +395,6 @@ async fn the_subject_of_a_verified_client_certificate_reaches_the_request() {
     http_server.abort();
 }
 
-/// Runs `diplog ARGS` to completion (killed, and the test failed, after 60 s: a `serve` that
-/// should have refused to start does not hang the suite).
-async fn diplog(args: Vec<String>, stdin: &str) -> Output {
-    let mut child = tokio::process::Command::new(diplog_binary())
-        .args(&args)
-        .env("DIPLOG_SIGNING_KEY", test_signing_key())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("diplog runs");
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.as_bytes()).await.unwrap();
-    drop(input);
-    tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("diplog {args:?} did not finish within 60 s"))
-        .unwrap()
-}
-
 fn args(words: &[&str], paths: &[(&str, PathBuf)]) -> Vec<String> {
     let mut args: Vec<String> = words.iter().map(|w| (*w).to_owned()).collect();
     for (flag, path) in paths {
@@ -441,26 +417,21 @@ async fn the_cli_appends_and_reads_over_mutual_tls() {
         ("--client-key", certs.ours.join("client-key.pem")),
     ];
 
-    let appended = diplog(
-        args(
-            &["append", "--server", &url, "--stream", "cli-tls"],
-            &[ca.clone(), identity[0].clone(), identity[1].clone()],
-        ),
-        "{\"type\": \"CallHeld\", \"data\": {\"by\": \"cli\"}}\n",
-    )
+    let appended = diplog(args(
+        &["append", "--server", &url, "--stream", "cli-tls"],
+        &[ca.clone(), identity[0].clone(), identity[1].clone()],
+    ))
+    .stdin("{\"type\": \"CallHeld\", \"data\": {\"by\": \"cli\"}}\n")
     .await;
     assert!(
         appended.status.success(),
         "{}",
         String::from_utf8_lossy(&appended.stderr)
     );
-    let read = diplog(
-        args(
-            &["read", "--server", &url, "--stream", "cli-tls"],
-            &[ca.clone(), identity[0].clone(), identity[1].clone()],
-        ),
-        "",
-    )
+    let read = diplog(args(
+        &["read", "--server", &url, "--stream", "cli-tls"],
+        &[ca.clone(), identity[0].clone(), identity[1].clone()],
+    ))
     .await;
     assert!(
         read.status.success(),
@@ -475,13 +446,10 @@ async fn the_cli_appends_and_reads_over_mutual_tls() {
 
     // Without the client certificate the server refuses the CLI; without https it is a
     // usage error, caught before connecting.
-    let refused = diplog(
-        args(
-            &["read", "--server", &url, "--stream", "cli-tls"],
-            std::slice::from_ref(&ca),
-        ),
-        "",
-    )
+    let refused = diplog(args(
+        &["read", "--server", &url, "--stream", "cli-tls"],
+        std::slice::from_ref(&ca),
+    ))
     .await;
     assert_eq!(refused.status.code(), Some(1));
     let message = String::from_utf8_lossy(&refused.stderr);
@@ -490,10 +458,10 @@ async fn the_cli_appends_and_reads_over_mutual_tls() {
         "{message}"
     );
     let plain = format!("http://127.0.0.1:{}", server.grpc.port());
-    let misused = diplog(
-        args(&["read", "--server", &plain, "--stream", "cli-tls"], &[ca]),
-        "",
-    )
+    let misused = diplog(args(
+        &["read", "--server", &plain, "--stream", "cli-tls"],
+        &[ca],
+    ))
     .await;
     assert_eq!(misused.status.code(), Some(2));
     let message = String::from_utf8_lossy(&misused.stderr);
@@ -504,7 +472,7 @@ async fn the_cli_appends_and_reads_over_mutual_tls() {
 #[tokio::test]
 async fn serve_refuses_plain_text_off_loopback_before_binding() {
     let database = fresh_database().await;
-    let url = crate::projections::database_url(&database);
+    let url = crate::helpers::database_url_for(&database);
     let started = std::time::Instant::now();
     let refused = diplog(
         args(
@@ -512,9 +480,7 @@ async fn serve_refuses_plain_text_off_loopback_before_binding() {
             &[],
         )
         .into_iter()
-        .chain(["--database-url".to_owned(), url])
-        .collect(),
-        "",
+        .chain(["--database-url".to_owned(), url]),
     )
     .await;
     assert_eq!(refused.status.code(), Some(1));
@@ -595,10 +561,10 @@ async fn dev_certs_writes_once_and_says_how_to_use_them() {
     let dir = tempfile::tempdir().unwrap();
     let target = dir.path().join("certs");
     let target = target.display().to_string();
-    let made = diplog(
-        args(&["dev-certs", &target, "--host", "diplog.internal"], &[]),
-        "",
-    )
+    let made = diplog(args(
+        &["dev-certs", &target, "--host", "diplog.internal"],
+        &[],
+    ))
     .await;
     assert!(
         made.status.success(),
@@ -609,7 +575,7 @@ async fn dev_certs_writes_once_and_says_how_to_use_them() {
     assert!(said.contains("server-key.pem"), "{said}");
     assert!(said.contains("--tls-client-ca"), "{said}");
     assert!(said.contains("diplog.internal"), "{said}");
-    let again = diplog(args(&["dev-certs", &target], &[]), "").await;
+    let again = diplog(args(&["dev-certs", &target], &[])).await;
     assert_eq!(again.status.code(), Some(2));
     let message = String::from_utf8_lossy(&again.stderr);
     assert!(message.contains("refusing to overwrite"), "{message}");
@@ -618,43 +584,25 @@ async fn dev_certs_writes_once_and_says_how_to_use_them() {
 
 #[tokio::test]
 async fn serve_demo_imports_through_its_own_tls_port() {
-    use tokio::io::AsyncBufReadExt;
     let certs = certs();
     let database = fresh_database().await;
-    let url = crate::projections::database_url(&database);
-    let mut command = tokio::process::Command::new(diplog_binary());
-    command
-        .args(["--log-format", "json", "serve", "--demo"])
-        .args(["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+    let url = crate::helpers::database_url_for(&database);
+    // Tokens, as a database URL alone means (not the open mode of the other tests' servers).
+    let mut server = Serve::on_database(&url)
+        .env_remove("DIPLOG_AUTH")
+        .arg("--demo")
         .arg("--tls-cert")
         .arg(certs.ours.join("server.pem"))
         .arg("--tls-key")
         .arg(certs.ours.join("server-key.pem"))
         .arg("--tls-client-ca")
         .arg(certs.ours.join("ca.pem"))
-        .args(["--tls-client-auth", "optional"])
-        .env("DATABASE_URL", url)
-        .env("RUST_LOG", "info")
-        .env("DIPLOG_SIGNING_KEY", test_signing_key())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut server = command.spawn().expect("diplog serve runs");
-    let mut lines = tokio::io::BufReader::new(server.stderr.take().unwrap()).lines();
-    let imported = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            let entry: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            let message = entry["fields"]["message"].as_str().unwrap_or_default();
-            if message.starts_with("demo:") {
-                return message.to_owned();
-            }
-        }
-        panic!("diplog serve stopped before the demo import");
-    })
-    .await
-    .expect("the demo import within 60 s");
+        .arg("--tls-client-auth")
+        .arg("optional")
+        .start()
+        .await;
+    let imported = server.log_entry("demo:").await;
+    let imported = imported["fields"]["message"].as_str().unwrap_or_default();
     assert_eq!(imported, "demo: imported the founding scenario");
-    server.start_kill().unwrap();
-    server.wait().await.unwrap();
+    server.kill().await;
 }

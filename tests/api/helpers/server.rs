@@ -1,97 +1,20 @@
-//! Test harness: a real PostgreSQL and the real server over gRPC.
-//!
-//! With `DATABASE_URL` unset, one throwaway cluster is started per test binary from the
-//! installed server binaries (the same code as `diplog serve`'s embedded mode); it stops, and
-//! its directory is deleted, when the binary exits. Each test gets a fresh database in it.
+//! The server in the test's own process: `spawn_app…` binds the real `App` on loopback ports
+//! over a test database, and `TestApp` holds it with a connected client; plus the request
+//! builders and status readers the gRPC tests share.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use diplog::app::App;
 use diplog::config::ServerConfig;
-use diplog::pgcluster::PgCluster;
 use diplog::projections::engine::rows::ProjectionStore;
 use diplog::proto::{self, event_log_client::EventLogClient};
+use diplog::store::RecordedEvent;
+use sqlx::PgPool;
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection, PgPool};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
-
-/// Connection options for a database in which test databases may be created.
-fn admin_options() -> &'static PgConnectOptions {
-    static ADMIN: OnceLock<PgConnectOptions> = OnceLock::new();
-    ADMIN.get_or_init(|| match std::env::var("DATABASE_URL") {
-        Ok(url) => url
-            .parse()
-            .expect("DATABASE_URL is not a valid PostgreSQL URL"),
-        Err(_) => start_throwaway_cluster(),
-    })
-}
-
-/// A URL for the database server the tests use, for a process of their own (which then
-/// creates its databases there rather than start another cluster).
-pub fn database_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| admin_options().to_url_lossy().to_string())
-}
-
-/// Starts the cluster on a thread of its own that lives as long as the test binary: each
-/// test has its own runtime, and the cluster must outlive all of them.
-fn start_throwaway_cluster() -> PgConnectOptions {
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        runtime.block_on(async move {
-            // Throwaway data: durability buys nothing here and costs seconds.
-            let cluster = PgCluster::start_throwaway(vec![
-                ("fsync".into(), "off".into()),
-                ("synchronous_commit".into(), "off".into()),
-                ("full_page_writes".into(), "off".into()),
-                ("max_connections".into(), "300".into()),
-            ])
-            .await;
-            match cluster {
-                Ok(cluster) => {
-                    sender
-                        .send(Ok(cluster.connect_options("postgres")))
-                        .unwrap();
-                    // Keep the cluster (and its lock) for the life of the process.
-                    std::future::pending::<()>().await;
-                    drop(cluster);
-                }
-                Err(error) => sender.send(Err(error.to_string())).unwrap(),
-            }
-        });
-    });
-    match receiver.recv().expect("the cluster thread answers") {
-        Ok(options) => options,
-        Err(error) => panic!(
-            "could not start a throwaway PostgreSQL for the tests: {error}\n\
-             (set DATABASE_URL to a PostgreSQL where this role may create databases instead)"
-        ),
-    }
-}
-
-/// Creates a fresh, empty database and answers how to connect to it.
-pub async fn fresh_database() -> PgConnectOptions {
-    let admin = admin_options().clone();
-    let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-    let mut connection = admin
-        .connect()
-        .await
-        .expect("could not connect to the test PostgreSQL");
-    sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
-        .execute(&mut connection)
-        .await
-        .expect("could not create a test database");
-    connection.close().await.ok();
-    admin.database(&name)
-}
 
 /// A running server on loopback, its database, and a connected client.
 pub struct TestApp {
@@ -108,7 +31,7 @@ pub struct TestApp {
 }
 
 pub async fn spawn_app() -> TestApp {
-    spawn_app_on(fresh_database().await).await
+    spawn_app_on(super::fresh_database().await).await
 }
 
 /// Starts a server on an existing database (e.g. to restart on the same data).
@@ -217,6 +140,17 @@ impl TestApp {
             .expect("count events")
     }
 
+    /// Every event as stored, read straight from the table.
+    pub async fn stored_events(&self) -> Vec<RecordedEvent> {
+        sqlx::query_as(
+            "select position, stream_id, stream_version, event_id, event_type, data_text, \
+             correlation_id, causation_id, metadata, recorded_at, appended_by from events order by position",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .expect("the stored events")
+    }
+
     /// Cancels the server and asserts that it stops cleanly within 5 s.
     pub async fn stop(self) {
         self.shutdown.cancel();
@@ -306,45 +240,4 @@ pub fn error_info(status: &tonic::Status) -> std::collections::HashMap<String, S
     let mut metadata = info.metadata.clone();
     metadata.insert("reason".into(), info.reason.clone());
     metadata
-}
-
-/// A temporary directory under /tmp that an embedded cluster's unprivileged user (when the
-/// tests run as root) may enter; deleted when dropped.
-pub fn reachable_tempdir(prefix: &str) -> tempfile::TempDir {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::Builder::new()
-        .prefix(prefix)
-        .tempdir_in("/tmp")
-        .expect("a temporary directory");
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
-        .expect("a reachable temporary directory");
-    dir
-}
-
-/// The `diplog` binary built for these tests.
-pub fn diplog_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_diplog"))
-}
-
-/// Every typed event a `Diplomacy.ReadEvents` request returns.
-pub async fn read_events(
-    channel: &Channel,
-    request: proto::ReadEventsRequest,
-) -> Vec<proto::DiplomaticRecord> {
-    let mut stream = proto::diplomacy_client::DiplomacyClient::new(channel.clone())
-        .read_events(request)
-        .await
-        .expect("read_events")
-        .into_inner();
-    let mut records = Vec::new();
-    while let Some(record) = stream.message().await.expect("a readable stream") {
-        records.push(record);
-    }
-    records
-}
-
-/// Where the `diplog serve` processes the tests start keep their tree-head signing key: out of
-/// the repository, where the default (the working directory) would put it.
-pub fn test_signing_key() -> PathBuf {
-    std::env::temp_dir().join("diplog-test-signing-key.pem")
 }
