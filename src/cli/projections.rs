@@ -17,9 +17,6 @@ use super::{CliError, finish};
 use crate::grpc::bridge;
 use crate::proto::{self, projections_client::ProjectionsClient};
 
-/// Commitments listed without `--all` or `--status`.
-const OPEN_COMMITMENTS: [&str; 3] = ["PENDING", "SCHEDULED", "LAPSED"];
-
 /// The largest page the server gives.
 const PAGE_SIZE: u32 = 1000;
 
@@ -206,7 +203,8 @@ pub async fn commitments(args: CommitmentsArgs) -> ExitCode {
 async fn list_commitments(args: CommitmentsArgs) -> Result<(), CliError> {
     let mut request = list_request(&args.query, &args.filter)?;
     if !args.all && request.status.is_empty() {
-        request.status = OPEN_COMMITMENTS.iter().map(|s| (*s).to_owned()).collect();
+        // Without `--all` or `--status`: the commitments still owed.
+        request.status = crate::domain::diplomacy::CommitmentStatus::open_names();
     }
     let client = connect(&args.query.client).await?;
     let answer: proto::CommitmentList = all_pages(request, |r| {

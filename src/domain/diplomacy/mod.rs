@@ -5,6 +5,7 @@
 
 mod coding;
 mod kinds;
+mod lifecycle;
 mod rules;
 mod values;
 
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 pub use coding::{Coding, PLOVER_TYPES};
 pub use kinds::*;
+pub use lifecycle::{ChannelStatus, CommitmentStatus, SummitStage};
 pub use rules::{Category, LogState, StreamName, check_record};
 pub use values::{ActorId, CountryCode, FuzzyTime, Key, Language, Precision, YearMonth};
 

@@ -93,9 +93,7 @@ fn pending_summits() -> ListFilter {
 
 fn open_commitments() -> ListFilter {
     ListFilter {
-        status: ["PENDING", "SCHEDULED", "LAPSED"]
-            .map(String::from)
-            .to_vec(),
+        status: crate::domain::diplomacy::CommitmentStatus::open_names(),
         ..ListFilter::default()
     }
 }

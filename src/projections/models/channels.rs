@@ -12,6 +12,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::EventId;
+use crate::domain::diplomacy::ChannelStatus;
 use crate::domain::diplomacy::{EventKind, FuzzyTime};
 use crate::projections::models::common::{
     ACTOR_STATUS, Contributions, Index, Origin, Party, Registry, apply_fact, happened_key,
@@ -239,11 +240,14 @@ impl Channel {
             .chain(self.contacts.last_used)
             .max();
         let status = match self.stored_status() {
-            "closed" => "CLOSED",
-            "suspended" => "SUSPENDED",
-            _ if last_used.is_some_and(|used| used + dormant_after < reference) => "DORMANT",
-            _ => "ACTIVE",
-        };
+            "closed" => ChannelStatus::Closed,
+            "suspended" => ChannelStatus::Suspended,
+            _ if last_used.is_some_and(|used| used + dormant_after < reference) => {
+                ChannelStatus::Dormant
+            }
+            _ => ChannelStatus::Active,
+        }
+        .as_str();
         let mut evidence: Vec<EventId> = Vec::new();
         let own = self
             .steps

@@ -16,6 +16,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::EventId;
+use crate::domain::diplomacy::{ChannelStatus, CommitmentStatus};
 use crate::domain::diplomacy::{CountryCode, FuzzyTime};
 use crate::projections::models::channels::{CONTACT_STATUS, Channel, ChannelView, Channels};
 use crate::projections::models::commitments::{Commitment, CommitmentView, Commitments};
@@ -100,7 +101,7 @@ impl PairRecord {
                 .channels
                 .iter()
                 .map(|c| c.view(reference, dormant_after))
-                .filter(|c| c.status != "CLOSED")
+                .filter(|c| ChannelStatus::parse(&c.status).is_none_or(ChannelStatus::is_open))
                 .collect(),
             pending_summits: self
                 .summits
@@ -112,7 +113,9 @@ impl PairRecord {
                 .commitments
                 .iter()
                 .filter_map(|c| c.view(reference))
-                .filter(|c| matches!(c.status.as_str(), "PENDING" | "SCHEDULED" | "LAPSED"))
+                .filter(|c| {
+                    CommitmentStatus::parse(&c.status).is_some_and(CommitmentStatus::is_open)
+                })
                 .collect(),
         }
     }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::EventId;
+use crate::domain::diplomacy::SummitStage;
 use crate::domain::diplomacy::{EventKind, FuzzyTime, Place};
 use crate::projections::models::common::{
     Contributions, Index, Origin, Party, Registry, apply_fact, insert_by_position, party_states,
@@ -95,7 +96,7 @@ impl Summit {
         Some(SummitView {
             key: self.key.clone(),
             parties: self.parties.clone(),
-            pending: !matches!(stage.as_str(), "HELD" | "CANCELLED"),
+            pending: SummitStage::parse(&stage).is_none_or(SummitStage::is_pending),
             stage,
             since: self.steps.first().and_then(|s| s.occurred.clone()),
             latest_step: latest.step.clone(),

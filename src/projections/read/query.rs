@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::domain::EventId;
 use crate::domain::diplomacy::ActorId;
+use crate::domain::diplomacy::{ChannelStatus, CommitmentStatus, SummitStage};
 use crate::projections::engine::rows::{ProjectionError, ProjectionStore, RowFilter, WaitError};
 use crate::projections::models::channels::{ChannelView, Channels, channel_of};
 use crate::projections::models::commitments::{CommitmentView, Commitments, commitment_of};
@@ -290,17 +291,9 @@ fn statuses(
         .collect()
 }
 
-pub const CHANNEL_STATUSES: &[&str] = &["ACTIVE", "DORMANT", "SUSPENDED", "CLOSED"];
-pub const SUMMIT_STAGES: &[&str] = &[
-    "PROPOSED",
-    "PREPARATION_AGREED",
-    "SCHEDULED",
-    "POSTPONED",
-    "HELD",
-    "CANCELLED",
-];
-pub const COMMITMENT_STATUSES: &[&str] =
-    &["PENDING", "SCHEDULED", "FULFILLED", "LAPSED", "WITHDRAWN"];
+pub const CHANNEL_STATUSES: &[&str] = ChannelStatus::NAMES;
+pub const SUMMIT_STAGES: &[&str] = SummitStage::NAMES;
+pub const COMMITMENT_STATUSES: &[&str] = CommitmentStatus::NAMES;
 
 /// Filters for the lists.
 #[derive(Debug, Clone, Default)]
