@@ -1,0 +1,408 @@
+//! How the projection commands print their answers for people: tables aligned by
+//! characters, dates as recorded, parties and places by name, changes as they come.
+
+use super::*;
+
+/// The first line: the position the answer reflects, and for as-of answers the time it is
+/// about.
+pub(super) fn header(info: Option<&proto::AnswerInfo>, query: &QueryArgs) -> String {
+    let position = info.map_or(0, |i| i.position);
+    let reference = info
+        .and_then(|i| i.reference_time.as_ref())
+        .map(timestamp)
+        .unwrap_or_default();
+    match query.as_of {
+        Some(_) => format!("At log position {position}, as of {reference}\n"),
+        None => format!("At log position {position} (now: {reference})\n"),
+    }
+}
+
+fn timestamp(time: &prost_types::Timestamp) -> String {
+    chrono::DateTime::from_timestamp(time.seconds, time.nanos.max(0) as u32)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        .unwrap_or_else(|| format!("{}s", time.seconds))
+}
+
+/// A fuzzy time as given: its instant, day or month, and its time zone if any.
+pub(super) fn fuzzy(time: Option<&proto::FuzzyTime>) -> String {
+    use proto::fuzzy_time::Precision;
+    let Some(time) = time else {
+        return String::new();
+    };
+    let mut text = match &time.precision {
+        Some(Precision::Instant(instant)) => timestamp(instant),
+        Some(Precision::Day(day)) => day.clone(),
+        Some(Precision::Month(month)) => month.clone(),
+        None => String::new(),
+    };
+    if !time.time_zone.is_empty() {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(&format!("({})", time.time_zone));
+    }
+    text
+}
+
+fn parties(parties: &[proto::Party]) -> String {
+    parties
+        .iter()
+        .map(|p| if p.name.is_empty() { &p.id } else { &p.name }.as_str())
+        .collect::<Vec<_>>()
+        .join(" – ")
+}
+
+pub(super) fn place(place: Option<&proto::Place>) -> String {
+    match place {
+        Some(p) if !p.country.is_empty() && !p.name.is_empty() => {
+            format!("{} ({})", p.name, p.country)
+        }
+        Some(p) if !p.name.is_empty() => p.name.clone(),
+        Some(p) => p.country.clone(),
+        None => String::new(),
+    }
+}
+
+pub(super) fn participant(p: &proto::TimelineParticipant) -> String {
+    let name = if p.name.is_empty() { &p.actor } else { &p.name };
+    let office = if p.acting_as_name.is_empty() {
+        &p.acting_as
+    } else {
+        &p.acting_as_name
+    };
+    if office.is_empty() {
+        name.clone()
+    } else {
+        format!("{name}, as {office}")
+    }
+}
+
+pub(super) fn channel_table(channels: &[proto::Channel], none: &str) -> String {
+    let rows: Vec<Vec<String>> = channels
+        .iter()
+        .map(|c| {
+            vec![
+                parties(&c.parties),
+                c.status.clone(),
+                fuzzy(c.established_on.as_ref()),
+                fuzzy(c.last_contact_on.as_ref()),
+                c.contacts.to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "PARTIES",
+            "STATUS",
+            "ESTABLISHED",
+            "LAST CONTACT",
+            "CONTACTS",
+        ],
+        &rows,
+        none,
+    )
+}
+
+pub(super) fn summit_table(summits: &[proto::Summit], none: &str) -> String {
+    let rows: Vec<Vec<String>> = summits
+        .iter()
+        .map(|s| {
+            vec![
+                s.key.clone(),
+                parties(&s.parties),
+                s.stage.clone(),
+                fuzzy(s.since.as_ref()),
+                fuzzy(s.scheduled_for.as_ref()),
+                place(s.place.as_ref()),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "SUMMIT",
+            "PARTIES",
+            "STAGE",
+            "SINCE",
+            "SCHEDULED FOR",
+            "PLACE",
+        ],
+        &rows,
+        none,
+    )
+}
+
+pub(super) fn commitment_table(commitments: &[proto::Commitment], none: &str) -> String {
+    let rows: Vec<Vec<String>> = commitments
+        .iter()
+        .map(|c| {
+            let due = match (fuzzy(c.due.as_ref()), c.due_text.as_str()) {
+                (due, "") => due,
+                (due, text) if due.is_empty() => format!("\"{text}\""),
+                (due, text) => format!("{due} \"{text}\""),
+            };
+            let scheduled = fuzzy(c.scheduled_for.as_ref());
+            let due = if scheduled.is_empty() {
+                due
+            } else {
+                format!("{due} (scheduled for {scheduled})")
+                    .trim_start()
+                    .to_owned()
+            };
+            vec![
+                c.what.clone(),
+                parties(&c.parties),
+                c.status.clone(),
+                fuzzy(c.stated_on.as_ref()),
+                due,
+                format!("{} d", c.age_days),
+            ]
+        })
+        .collect();
+    table(
+        &["WHAT", "PARTIES", "STATUS", "STATED", "DUE", "AGE"],
+        &rows,
+        none,
+    )
+}
+
+pub(super) fn relations_text(pair: &proto::Relations) -> String {
+    let names: Vec<&str> = pair
+        .states
+        .iter()
+        .enumerate()
+        .map(|(index, id)| match pair.state_names.get(index) {
+            Some(name) if !name.is_empty() => name.as_str(),
+            _ => id.as_str(),
+        })
+        .collect();
+    let mut out = String::new();
+    let _ = writeln!(out, "\n{} ({})", names.join(" – "), pair.states.join("+"));
+    let _ = writeln!(out, "Contacts: {}", pair.contacts);
+    let mut levels: Vec<(&String, &u32)> = pair.contacts_by_level.iter().collect();
+    levels.sort();
+    for (level, count) in levels {
+        let _ = writeln!(out, "  {level}: {count}");
+    }
+    match &pair.last_contact {
+        Some(last) => {
+            let _ = writeln!(
+                out,
+                "Last contact: {} {}{}",
+                fuzzy(last.occurred.as_ref()),
+                last.kind,
+                if last.level.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", last.level)
+                }
+            );
+        }
+        None => out.push_str("Last contact: none\n"),
+    }
+    out.push_str("\nOpen channels\n");
+    out.push_str(&channel_table(&pair.open_channels, "None."));
+    out.push_str("\nPending summits\n");
+    out.push_str(&summit_table(&pair.pending_summits, "None."));
+    out.push_str("\nPending commitments\n");
+    out.push_str(&commitment_table(&pair.pending_commitments, "None."));
+    out
+}
+
+/// A watch message for people: a header with the position, then the rows (a snapshot's, or
+/// the changed ones and the keys removed). Heartbeats print nothing. `continued`: this message
+/// goes on with the snapshot (the previous one had `snapshot_continues`).
+pub(super) fn change_text(change: &proto::ProjectionChange, continued: bool) -> String {
+    use proto::projection_change::Change;
+    let reference = change
+        .reference_time
+        .as_ref()
+        .map(timestamp)
+        .unwrap_or_default();
+    let header = format!("At log position {} (now: {reference})", change.position);
+    let more = if change.snapshot_continues {
+        ", more follow"
+    } else {
+        ""
+    };
+    match &change.change {
+        Some(Change::Snapshot(snapshot)) => format!(
+            "{header}: {} row(s){more}\n{}",
+            snapshot.rows.len(),
+            rows_text(&snapshot.rows)
+        ),
+        Some(Change::Diff(diff)) if continued => format!(
+            "{} more row(s) of the snapshot{more}\n{}",
+            diff.upserted.len(),
+            rows_text(&diff.upserted)
+        ),
+        Some(Change::Diff(diff)) => {
+            let mut out = format!(
+                "\n{header}: {} changed, {} removed\n",
+                diff.upserted.len(),
+                diff.removed.len()
+            );
+            if !diff.upserted.is_empty() {
+                out.push_str(&rows_text(&diff.upserted));
+            }
+            if !diff.removed.is_empty() {
+                let _ = writeln!(out, "Removed: {}", diff.removed.join(", "));
+            }
+            out
+        }
+        Some(Change::Heartbeat(())) | None => String::new(),
+    }
+}
+
+/// Rows of a watch, as the lists print them.
+fn rows_text(rows: &[proto::ProjectionRow]) -> String {
+    use proto::projection_row::Row;
+    let (mut channels, mut summits, mut commitments) = (Vec::new(), Vec::new(), Vec::new());
+    let mut out = String::new();
+    for row in rows {
+        match &row.row {
+            Some(Row::Channel(channel)) => channels.push(channel.clone()),
+            Some(Row::Summit(summit)) => summits.push(summit.clone()),
+            Some(Row::Commitment(commitment)) => commitments.push(commitment.clone()),
+            Some(Row::Divergence(divergence)) => out.push_str(&divergence_text(divergence)),
+            None => {}
+        }
+    }
+    if !channels.is_empty() {
+        out.push_str(&channel_table(&channels, ""));
+    }
+    if !summits.is_empty() {
+        out.push_str(&summit_table(&summits, ""));
+    }
+    if !commitments.is_empty() {
+        out.push_str(&commitment_table(&commitments, ""));
+    }
+    if rows.is_empty() {
+        out.push_str("No rows.\n");
+    }
+    out
+}
+
+pub(super) fn divergence_text(divergence: &proto::Divergence) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n{} {} ({})",
+        fuzzy(divergence.occurred.as_ref()),
+        divergence.kind,
+        if divergence.stream_id.is_empty() {
+            &divergence.occurrence
+        } else {
+            &divergence.stream_id
+        }
+    );
+    for report in &divergence.reports {
+        let source = if report.source_name.is_empty() {
+            report.source.clone()
+        } else {
+            format!("{} ({})", report.source_name, report.source)
+        };
+        let mut details = Vec::new();
+        if !report.language.is_empty() {
+            details.push(format!("in {}", report.language));
+        }
+        if let Some(published) = &report.published_at {
+            details.push(format!("published {}", timestamp(published)));
+        }
+        let _ = writeln!(
+            out,
+            "\nReport of {source}{}",
+            if details.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", details.join(", "))
+            }
+        );
+        if !report.url.is_empty() {
+            let _ = writeln!(out, "  {}", report.url);
+        }
+        for quote in &report.quotes {
+            let _ = writeln!(out, "  «{}»", quote.text);
+            if !quote.translation.is_empty() {
+                let _ = writeln!(out, "    (translation: {})", quote.translation);
+            }
+        }
+    }
+    // The claims only one source makes, grouped by that source in the order of the reports.
+    let mut sources: Vec<(String, String)> = Vec::new();
+    for claim in &divergence.single_source {
+        if let Some(wording) = claim.sources.first()
+            && !sources.iter().any(|(id, _)| *id == wording.source)
+        {
+            sources.push((wording.source.clone(), wording.source_name.clone()));
+        }
+    }
+    let order = |id: &str| {
+        divergence
+            .reports
+            .iter()
+            .position(|r| r.source == id)
+            .unwrap_or(usize::MAX)
+    };
+    sources.sort_by_key(|(id, _)| order(id));
+    for (id, name) in &sources {
+        let label = if name.is_empty() { id } else { name };
+        let _ = writeln!(out, "\nClaims only {label} makes:");
+        for claim in divergence
+            .single_source
+            .iter()
+            .filter(|c| c.sources.first().is_some_and(|w| w.source == *id))
+        {
+            let text = claim.sources.first().map_or("", |w| w.text.as_str());
+            let _ = writeln!(out, "  {} ({}): {}", claim.key, claim.kind, text);
+        }
+    }
+    if divergence.shared.is_empty() {
+        out.push_str("\nNo claims shared by more than one source.\n");
+    } else {
+        out.push_str("\nShared claims:\n");
+        for claim in &divergence.shared {
+            let _ = writeln!(out, "  {} ({})", claim.key, claim.kind);
+            for wording in &claim.sources {
+                let name = if wording.source_name.is_empty() {
+                    &wording.source
+                } else {
+                    &wording.source_name
+                };
+                let _ = writeln!(out, "    {name}: {}", wording.text);
+            }
+        }
+    }
+    out
+}
+
+/// Columns aligned by character count; `none` when there are no rows.
+pub(super) fn table(headers: &[&str], rows: &[Vec<String>], none: &str) -> String {
+    if rows.is_empty() {
+        return format!("{none}\n");
+    }
+    let width = |text: &str| text.chars().count();
+    let mut widths: Vec<usize> = headers.iter().map(|h| width(h)).collect();
+    for row in rows {
+        for (index, cell) in row.iter().enumerate() {
+            widths[index] = widths[index].max(width(cell));
+        }
+    }
+    let line = |cells: &mut dyn Iterator<Item = &str>| {
+        let mut text = String::new();
+        for (index, cell) in cells.enumerate() {
+            if index > 0 {
+                text.push_str("  ");
+            }
+            text.push_str(cell);
+            text.extend(std::iter::repeat_n(' ', widths[index] - width(cell)));
+        }
+        text.truncate(text.trim_end().len());
+        text.push('\n');
+        text
+    };
+    let mut out = line(&mut headers.iter().copied());
+    for row in rows {
+        out.push_str(&line(&mut row.iter().map(String::as_str)));
+    }
+    out
+}
