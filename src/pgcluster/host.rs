@@ -2,7 +2,16 @@
 //! whether it can reach the data directory, the data directory's lock, switching users,
 //! and running the server's programs.
 
-use super::*;
+use std::ffi::{OsStr, OsString};
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use tokio::process::Command;
+
+use super::{ClusterError, LOG_TAIL_LINES, MAX_SOCKET_PATH, RunAs, SERVER_PROGRAMS};
 
 /// The first directory on PATH holding all server programs, else the highest version
 /// under `fallback_root` (`<root>/<version>/bin`).

@@ -18,10 +18,8 @@
 //! local user can neither enter the socket directory nor pass the authentication.
 
 use std::ffi::{OsStr, OsString};
-use std::fs::{File, OpenOptions, Permissions, TryLockError};
-use std::io::{Read, Write};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::fs::{File, OpenOptions, Permissions};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 
