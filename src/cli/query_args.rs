@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 use super::client_args::ClientArgs;
 
 /// `--as-of`: a log position or a time (the projections' own type).
-pub use crate::projections::read::query::AsOf;
+pub use crate::projections::read::request::AsOf;
 
 /// When a projection answer is about, and how it is printed.
 #[derive(Args, Debug, Clone)]

@@ -13,6 +13,7 @@ use crate::auth::Role;
 use crate::auth::tokens::{TokenError, TokenInfo, TokenName, TokenStore};
 use crate::database::Database;
 use crate::database::DatabaseArgs;
+use crate::grpc::convert::to_timestamp;
 use crate::proto::{self, admin_client::AdminClient};
 use crate::tls::client::ClientTlsArgs;
 use clap::{Args, Subcommand};
@@ -178,13 +179,6 @@ fn roles_text(roles: &[Role]) -> String {
         .map(|r| r.as_str())
         .collect::<Vec<_>>()
         .join(",")
-}
-
-fn to_timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: time.timestamp(),
-        nanos: time.timestamp_subsec_nanos() as i32,
-    }
 }
 
 fn from_timestamp(time: prost_types::Timestamp) -> Result<DateTime<Utc>, CliError> {

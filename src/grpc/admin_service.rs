@@ -2,7 +2,7 @@
 
 use tonic::{Request, Response, Status};
 
-use super::convert::timestamp;
+use super::convert::{timestamp, to_timestamp};
 use super::status::invalid;
 use crate::auth::Role;
 use crate::auth::authenticate::Authenticator;
@@ -21,13 +21,6 @@ impl AdminService {
             tokens,
             authenticator,
         }
-    }
-}
-
-fn to_timestamp(time: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: time.timestamp(),
-        nanos: time.timestamp_subsec_nanos() as i32,
     }
 }
 

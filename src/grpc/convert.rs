@@ -279,12 +279,17 @@ impl From<RecordedEvent> for proto::RecordedEvent {
                 causation_id: uuid_text(event.causation_id),
                 values: event.metadata.0.into_iter().collect(),
             }),
-            recorded_at: Some(prost_types::Timestamp {
-                seconds: event.recorded_at.timestamp(),
-                nanos: event.recorded_at.timestamp_subsec_nanos() as i32,
-            }),
+            recorded_at: Some(to_timestamp(event.recorded_at)),
             appended_by: event.appended_by,
         }
+    }
+}
+
+/// An instant as a protobuf timestamp.
+pub fn to_timestamp(time: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: time.timestamp(),
+        nanos: time.timestamp_subsec_nanos() as i32,
     }
 }
 

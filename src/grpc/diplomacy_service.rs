@@ -223,10 +223,7 @@ fn to_record(event: RecordedEvent) -> Result<proto::DiplomaticRecord, Status> {
         position: event.position as u64,
         stream_id: event.stream_id,
         stream_version: event.stream_version as u64,
-        recorded_at: Some(prost_types::Timestamp {
-            seconds: event.recorded_at.timestamp(),
-            nanos: event.recorded_at.timestamp_subsec_nanos() as i32,
-        }),
+        recorded_at: Some(super::convert::to_timestamp(event.recorded_at)),
         appended_by: event.appended_by,
         event: Some(typed),
     })

@@ -1,16 +1,20 @@
-//! The gRPC transport: the `diplog.v1.EventLog`, `diplog.v1.Diplomacy` and
-//! `diplog.v1.Projections` services. Converts
-//! between protobuf and the domain, calls the store and the recorder, and maps errors to
-//! `tonic::Status` (in `status.rs`). No SQL here.
+//! The gRPC transport: the `diplog.v1` services `EventLog` (the generic log), `Diplomacy`
+//! (typed diplomatic events), `Projections` (the read models; `WatchProjection` in
+//! `projections_watch`, their list answers in `lists`), `Audit` (the Merkle log's proofs and
+//! signed heads) and `Admin` (API tokens). Converts between protobuf and the domain
+//! (`convert`, `bridge`), calls the store, the recorder and the queries, and maps every error
+//! to `tonic::Status` in one place (`status`). No SQL here.
 
 mod admin_service;
 mod audit_service;
 pub mod bridge;
-mod convert;
+pub mod convert;
 pub mod database_gate;
 mod diplomacy_service;
+pub mod lists;
 mod log_service;
 mod projections_service;
+mod projections_watch;
 pub mod status;
 
 pub use admin_service::{AdminService, token_info};

@@ -1,43 +1,32 @@
-//! `diplog.v1.Projections`: the read models over gRPC. Views become protobuf messages through
-//! their JSON (the same mapping the diplomacy service uses), so no field is copied by hand.
-//! Change feeds (`WatchProjection`) are `projections::feed` rendered as a response stream.
+//! `diplog.v1.Projections`: the read models over gRPC. Every list and get is one generic
+//! call over the item's [`Served`] description (its query, its list message); views become
+//! protobuf messages through their JSON (`lists::message`), so no field is copied by hand.
+//! `WatchProjection` is `projections_watch`.
 
-use std::pin::Pin;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use futures::{Stream, StreamExt, stream};
-use serde::Serialize;
+use futures::StreamExt;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use super::convert::timestamp;
+use super::convert::{timestamp, to_timestamp};
+use super::lists::{ListMessage, Served, message};
+use super::projections_watch::{ChangeStream, watch};
 use super::status::invalid_request;
-use super::{bridge, stream_slot};
+use super::stream_slot;
 use crate::projections::engine::catalog::NAMES;
 use crate::projections::engine::rows::Holder;
 use crate::projections::models::channels::ChannelView;
 use crate::projections::models::commitments::CommitmentView;
 use crate::projections::models::divergence::DivergenceView;
+use crate::projections::models::relations::RelationView;
 use crate::projections::models::summits::SummitView;
-use crate::projections::read::feed::{self, Feed, FeedConfig, FeedEvent, FeedMessage, FeedRow};
-use crate::projections::read::query::{Answer, AsOf, ListFilter, Page, Queries, Source};
+use crate::projections::models::timeline::TimelineEntry;
+use crate::projections::read::query::Queries;
+use crate::projections::read::request::{Answer, AsOf, ListFilter, Page, Source};
 use crate::proto::{self, projections_server::Projections};
 use crate::stream_limit::StreamLimiter;
-
-type ChangeStream = Pin<Box<dyn Stream<Item = Result<proto::ProjectionChange, Status>> + Send>>;
-
-/// The projections `WatchProjection` takes, as the request names them.
-const WATCHABLE: &str = "channels, summits, commitments, divergences";
-
-/// The longest heartbeat interval a watcher may ask for, in seconds.
-const MAX_HEARTBEAT_SECONDS: u32 = 3600;
-
-/// The most bytes of rows in one message of a watch's snapshot (a larger row goes alone): the
-/// snapshot of a large projection comes in parts, rendered one at a time as the client takes
-/// them, never whole (see `ProjectionChange.snapshot_continues`).
-const SNAPSHOT_PART_BYTES: usize = 1 << 20;
 
 pub struct ProjectionsService {
     queries: Queries,
@@ -65,50 +54,51 @@ impl ProjectionsService {
         Self { shutdown, ..self }
     }
 
-    /// A feed of `T` rows as a response stream: the snapshot (read before answering, so a bad
-    /// filter or an unreachable database fails the call itself) in parts of at most
-    /// `SNAPSHOT_PART_BYTES`, then each change as the client pulls it. The feed is dropped,
-    /// and its work ends, when the stream is (the client went away), after an error, or at
-    /// shutdown.
-    async fn watch<T: WatchedRow>(
+    /// The call's wait for its read position: the client's deadline, bounded by the server's
+    /// request timeout.
+    fn wait<T>(&self, request: &Request<T>) -> Duration {
+        grpc_timeout(request).map_or(self.max_wait, |t| t.min(self.max_wait))
+    }
+
+    /// One page of `V`'s list as the request filters it.
+    async fn list<V: Served>(
         &self,
-        filter: ListFilter,
-        min_position: u64,
-        deadline: Instant,
-        config: FeedConfig,
-    ) -> Result<ChangeStream, Status> {
-        let (feed, snapshot) =
-            Feed::<T>::start(self.queries.clone(), filter, min_position, deadline, config).await?;
-        let mut parts = SnapshotParts::new(snapshot, SNAPSHOT_PART_BYTES);
-        let first = parts.next().expect("a snapshot has a first part")?;
-        // A part that cannot be rendered ends the stream (with its error).
-        let parts = stream::iter(parts).scan(false, |failed, part| {
-            let go_on = !*failed;
-            *failed = part.is_err();
-            std::future::ready(go_on.then_some(part))
-        });
-        let shutdown = self.shutdown.clone();
-        let rest = stream::unfold(Some(feed), move |feed| {
-            let shutdown = shutdown.clone();
-            async move {
-                let mut feed = feed?;
-                let next = tokio::select! {
-                    biased;
-                    () = shutdown.cancelled() => Err(Status::unavailable(
-                        "the server is shutting down: watch again for a new snapshot",
-                    )),
-                    next = feed.next() => next.map_err(Status::from).and_then(change),
-                };
-                Some(match next {
-                    Ok(message) => (Ok(message), Some(feed)),
-                    Err(status) => (Err(status), None),
-                })
-            }
-        });
-        Ok(stream::once(async { Ok(first) })
-            .chain(parts)
-            .chain(rest)
-            .boxed())
+        request: Request<proto::ListRequest>,
+    ) -> Result<Response<V::List>, Status> {
+        let source = self.source(&request, request.get_ref().read.as_ref())?;
+        let request = request.get_ref();
+        let filter = ListFilter {
+            actor: (!request.actor.is_empty()).then(|| request.actor.clone()),
+            state_pair: request
+                .state_pair
+                .as_ref()
+                .map(|p| (p.a.clone(), p.b.clone())),
+            status: request.status.clone(),
+            pending_only: request.pending_only,
+        };
+        let page = Page {
+            size: request.page_size as usize,
+            token: request.page_token.clone(),
+        };
+        answered(self.queries.list::<V>(source, &filter, &page).await?)
+    }
+
+    /// The items of `V` the request's key names; `what` says what the key is.
+    async fn get<V: Served>(
+        &self,
+        request: Request<proto::GetRequest>,
+        what: &str,
+    ) -> Result<Response<V::List>, Status> {
+        let key = &request.get_ref().key;
+        if key.is_empty() {
+            return Err(invalid_request("key", format!("is required: {what}")));
+        }
+        let source = self.source(&request, request.get_ref().read.as_ref())?;
+        let answer = self
+            .queries
+            .get::<V>(source, &ListFilter::default(), key)
+            .await?;
+        answered(answer)
     }
 
     /// Where to answer from: the live model (waiting for `min_position` until the call's
@@ -137,8 +127,7 @@ impl ProjectionsService {
         }
         // An as-of answer comes from the log itself: there is nothing to wait for, so a
         // `min_position` is moot.
-        let wait = grpc_timeout(request).map_or(self.max_wait, |t| t.min(self.max_wait));
-        Ok(Source::of(as_of, read.min_position, wait))
+        Ok(Source::of(as_of, read.min_position, self.wait(request)))
     }
 }
 
@@ -158,269 +147,16 @@ fn grpc_timeout<T>(request: &Request<T>) -> Option<Duration> {
     })
 }
 
-fn info<T>(answer: &Answer<T>) -> proto::AnswerInfo {
-    proto::AnswerInfo {
+/// A list answer: its info and its items' messages.
+fn answered<V: Served>(answer: Answer<V>) -> Result<Response<V::List>, Status> {
+    let info = proto::AnswerInfo {
         position: answer.position,
         reference_time: Some(to_timestamp(answer.reference)),
         next_page_token: answer.next_page_token.clone(),
         total: answer.total as u32,
-    }
-}
-
-fn to_timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: time.timestamp(),
-        nanos: time.timestamp_subsec_nanos() as i32,
-    }
-}
-
-/// A view as its protobuf message.
-fn message<V: Serialize, M: prost::Message + prost::Name + Default>(view: &V) -> Result<M, Status> {
-    let json = serde_json::to_value(view).map_err(|e| super::status::internal(&e))?;
-    bridge::from_json(json).map_err(|(path, reason)| {
-        tracing::error!(
-            message = M::full_name(),
-            path,
-            reason,
-            "a projection view does not match its proto"
-        );
-        Status::internal("internal error")
-    })
-}
-
-fn messages<V: Serialize, M: prost::Message + prost::Name + Default>(
-    views: &[V],
-) -> Result<Vec<M>, Status> {
-    views.iter().map(message).collect()
-}
-
-fn list_filter(request: &proto::ListRequest) -> ListFilter {
-    ListFilter {
-        actor: (!request.actor.is_empty()).then(|| request.actor.clone()),
-        state_pair: request
-            .state_pair
-            .as_ref()
-            .map(|p| (p.a.clone(), p.b.clone())),
-        status: request.status.clone(),
-        pending_only: request.pending_only,
-    }
-}
-
-fn page(request: &proto::ListRequest) -> Page {
-    Page {
-        size: request.page_size as usize,
-        token: request.page_token.clone(),
-    }
-}
-
-/// The key of a get request: required.
-fn required_key(request: &proto::GetRequest, what: &str) -> Result<String, Status> {
-    if request.key.is_empty() {
-        return Err(invalid_request("key", format!("is required: the {what}")));
-    }
-    Ok(request.key.clone())
-}
-
-/// Finds one item of a list by key, or NOT_FOUND.
-fn only<T: Clone>(
-    answer: &Answer<T>,
-    key: &str,
-    what: &str,
-    matches: impl Fn(&T) -> bool,
-) -> Result<Answer<T>, Status> {
-    let found: Vec<T> = answer
-        .items
-        .iter()
-        .filter(|item| matches(item))
-        .cloned()
-        .collect();
-    if found.is_empty() {
-        return Err(Status::not_found(format!("no {what} {key:?}")));
-    }
-    Ok(Answer {
-        items: found,
-        position: answer.position,
-        reference: answer.reference,
-        next_page_token: String::new(),
-        total: 1,
-    })
-}
-
-/// A watchable view and the `ProjectionRow` it becomes.
-trait WatchedRow: FeedRow + Serialize {
-    type Message: prost::Message + prost::Name + Default;
-    fn row(message: Self::Message) -> proto::projection_row::Row;
-}
-
-impl WatchedRow for ChannelView {
-    type Message = proto::Channel;
-    fn row(message: proto::Channel) -> proto::projection_row::Row {
-        proto::projection_row::Row::Channel(message)
-    }
-}
-
-impl WatchedRow for SummitView {
-    type Message = proto::Summit;
-    fn row(message: proto::Summit) -> proto::projection_row::Row {
-        proto::projection_row::Row::Summit(message)
-    }
-}
-
-impl WatchedRow for CommitmentView {
-    type Message = proto::Commitment;
-    fn row(message: proto::Commitment) -> proto::projection_row::Row {
-        proto::projection_row::Row::Commitment(message)
-    }
-}
-
-impl WatchedRow for DivergenceView {
-    type Message = proto::Divergence;
-    fn row(message: proto::Divergence) -> proto::projection_row::Row {
-        proto::projection_row::Row::Divergence(message)
-    }
-}
-
-fn projection_row<T: WatchedRow>(view: &T) -> Result<proto::ProjectionRow, Status> {
-    Ok(proto::ProjectionRow {
-        row: Some(T::row(message(view)?)),
-    })
-}
-
-fn projection_rows<T: WatchedRow>(views: &[T]) -> Result<Vec<proto::ProjectionRow>, Status> {
-    views.iter().map(projection_row).collect()
-}
-
-/// A feed's message as one `ProjectionChange` (a watch sends its snapshot through
-/// [`SnapshotParts`] instead).
-fn change<T: WatchedRow>(message: FeedMessage<T>) -> Result<proto::ProjectionChange, Status> {
-    use proto::projection_change::Change;
-    let change = match message.event {
-        FeedEvent::Snapshot(rows) => Change::Snapshot(proto::ProjectionRows {
-            rows: rows
-                .iter()
-                .map(|row| projection_row(row.as_ref()))
-                .collect::<Result<_, _>>()?,
-        }),
-        FeedEvent::Changed(changes) => Change::Diff(proto::ProjectionDiff {
-            upserted: projection_rows(&changes.upserted)?,
-            removed: changes.removed,
-        }),
-        FeedEvent::Heartbeat => Change::Heartbeat(()),
     };
-    Ok(proto::ProjectionChange {
-        position: message.position,
-        reference_time: Some(to_timestamp(message.reference)),
-        change: Some(change),
-        snapshot_continues: false,
-    })
-}
-
-/// A snapshot as messages of at most `max_bytes` of encoded rows each (a larger row alone),
-/// each rendered when it is asked for: the first a `snapshot`, the others `diff`s that only
-/// upsert, all at the snapshot's position, each but the last with `snapshot_continues`. The
-/// rows are the feed's own (shared), so a watcher's snapshot costs the server one part at a
-/// time, however large the list.
-struct SnapshotParts<T> {
-    rows: std::vec::IntoIter<std::sync::Arc<T>>,
-    /// A row rendered for the previous part that did not fit in it.
-    carried: Option<proto::ProjectionRow>,
-    max_bytes: usize,
-    position: u64,
-    reference: DateTime<Utc>,
-    first: bool,
-    done: bool,
-}
-
-impl<T: WatchedRow> SnapshotParts<T> {
-    /// `snapshot`: the feed's first message.
-    fn new(snapshot: FeedMessage<T>, max_bytes: usize) -> Self {
-        let FeedEvent::Snapshot(rows) = snapshot.event else {
-            unreachable!("a feed's first message is its snapshot")
-        };
-        Self {
-            rows: rows.into_iter(),
-            carried: None,
-            max_bytes,
-            position: snapshot.position,
-            reference: snapshot.reference,
-            first: true,
-            done: false,
-        }
-    }
-}
-
-impl<T: WatchedRow> Iterator for SnapshotParts<T> {
-    type Item = Result<proto::ProjectionChange, Status>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        use proto::projection_change::Change;
-        if self.done {
-            return None;
-        }
-        let mut rows: Vec<proto::ProjectionRow> = self.carried.take().into_iter().collect();
-        let mut bytes: usize = rows.iter().map(prost::Message::encoded_len).sum();
-        for view in self.rows.by_ref() {
-            let row = match projection_row(view.as_ref()) {
-                Ok(row) => row,
-                Err(status) => {
-                    self.done = true;
-                    return Some(Err(status));
-                }
-            };
-            let size = prost::Message::encoded_len(&row);
-            if !rows.is_empty() && bytes.saturating_add(size) > self.max_bytes {
-                self.carried = Some(row);
-                break;
-            }
-            bytes += size;
-            rows.push(row);
-        }
-        let continues = self.carried.is_some();
-        self.done = !continues;
-        let change = if std::mem::take(&mut self.first) {
-            Change::Snapshot(proto::ProjectionRows { rows })
-        } else {
-            Change::Diff(proto::ProjectionDiff {
-                upserted: rows,
-                removed: Vec::new(),
-            })
-        };
-        Some(Ok(proto::ProjectionChange {
-            position: self.position,
-            reference_time: Some(to_timestamp(self.reference)),
-            change: Some(change),
-            snapshot_continues: continues,
-        }))
-    }
-}
-
-fn watch_filter(request: &proto::WatchProjectionRequest) -> ListFilter {
-    ListFilter {
-        actor: (!request.actor.is_empty()).then(|| request.actor.clone()),
-        state_pair: request
-            .state_pair
-            .as_ref()
-            .map(|p| (p.a.clone(), p.b.clone())),
-        status: request.status.clone(),
-        pending_only: request.pending_only,
-    }
-}
-
-fn feed_config(request: &proto::WatchProjectionRequest) -> Result<FeedConfig, Status> {
-    let heartbeat = match request.heartbeat_seconds {
-        0 => feed::DEFAULT_HEARTBEAT,
-        seconds if seconds > MAX_HEARTBEAT_SECONDS => {
-            return Err(invalid_request(
-                "heartbeat_seconds",
-                format!("{seconds} is more than the limit of {MAX_HEARTBEAT_SECONDS}"),
-            ));
-        }
-        seconds => Duration::from_secs(u64::from(seconds)),
-    };
-    Ok(FeedConfig {
-        heartbeat,
-        ..FeedConfig::default()
-    })
+    let items = answer.items.iter().map(message).collect::<Result<_, _>>()?;
+    Ok(Response::new(V::List::new(info, items)))
 }
 
 #[tonic::async_trait]
@@ -433,43 +169,15 @@ impl Projections for ProjectionsService {
         request: Request<proto::WatchProjectionRequest>,
     ) -> Result<Response<Self::WatchProjectionStream>, Status> {
         let slot = stream_slot(&self.streams, &request)?;
-        let watch = request.get_ref();
-        let config = feed_config(watch)?;
-        let filter = watch_filter(watch);
         // The snapshot's read-your-writes wait is bounded as a list's is.
-        let wait = grpc_timeout(&request).map_or(self.max_wait, |t| t.min(self.max_wait));
-        let deadline = Instant::now() + wait;
-        let min = watch.min_position;
-        let changes = match watch.projection.as_str() {
-            "channels" => {
-                self.watch::<ChannelView>(filter, min, deadline, config)
-                    .await?
-            }
-            "summits" => {
-                self.watch::<SummitView>(filter, min, deadline, config)
-                    .await?
-            }
-            "commitments" => {
-                self.watch::<CommitmentView>(filter, min, deadline, config)
-                    .await?
-            }
-            "divergences" | "divergence" => {
-                self.watch::<DivergenceView>(filter, min, deadline, config)
-                    .await?
-            }
-            "" => {
-                return Err(invalid_request(
-                    "projection",
-                    format!("is required: one of {WATCHABLE}"),
-                ));
-            }
-            other => {
-                return Err(invalid_request(
-                    "projection",
-                    format!("{other:?} cannot be watched: one of {WATCHABLE}"),
-                ));
-            }
-        };
+        let deadline = Instant::now() + self.wait(&request);
+        let changes = watch(
+            &self.queries,
+            request.get_ref(),
+            deadline,
+            self.shutdown.clone(),
+        )
+        .await?;
         Ok(Response::new(slot.hold(changes).boxed()))
     }
 
@@ -477,106 +185,44 @@ impl Projections for ProjectionsService {
         &self,
         request: Request<proto::ListRequest>,
     ) -> Result<Response<proto::ChannelList>, Status> {
-        let source = self.source(&request, request.get_ref().read.as_ref())?;
-        let answer = self
-            .queries
-            .channels(
-                source,
-                &list_filter(request.get_ref()),
-                &page(request.get_ref()),
-            )
-            .await?;
-        Ok(Response::new(proto::ChannelList {
-            info: Some(info(&answer)),
-            channels: messages(&answer.items)?,
-        }))
+        self.list::<ChannelView>(request).await
     }
 
     async fn get_channel(
         &self,
         request: Request<proto::GetRequest>,
     ) -> Result<Response<proto::ChannelList>, Status> {
-        let key = required_key(request.get_ref(), "channel's key or stream")?;
-        let source = self.source(&request, request.get_ref().read.as_ref())?;
-        let answer = self.queries.channel(source, &key).await?;
-        Ok(Response::new(proto::ChannelList {
-            info: Some(info(&answer)),
-            channels: messages(&answer.items)?,
-        }))
+        self.get::<ChannelView>(request, "the channel's key or stream")
+            .await
     }
 
     async fn list_summits(
         &self,
         request: Request<proto::ListRequest>,
     ) -> Result<Response<proto::SummitList>, Status> {
-        let source = self.source(&request, request.get_ref().read.as_ref())?;
-        let answer = self
-            .queries
-            .summits(
-                source,
-                &list_filter(request.get_ref()),
-                &page(request.get_ref()),
-            )
-            .await?;
-        Ok(Response::new(proto::SummitList {
-            info: Some(info(&answer)),
-            summits: messages(&answer.items)?,
-        }))
+        self.list::<SummitView>(request).await
     }
 
     async fn get_summit(
         &self,
         request: Request<proto::GetRequest>,
     ) -> Result<Response<proto::SummitList>, Status> {
-        let key = required_key(request.get_ref(), "summit's stream")?;
-        let source = self.source(&request, request.get_ref().read.as_ref())?;
-        // Searched among all of them, not the first page only.
-        let all = self
-            .queries
-            .all_summits(source, &ListFilter::default())
-            .await?;
-        let answer = only(&all, &key, "summit", |s| s.key == key)?;
-        Ok(Response::new(proto::SummitList {
-            info: Some(info(&answer)),
-            summits: messages(&answer.items)?,
-        }))
+        self.get::<SummitView>(request, "the summit's stream").await
     }
 
     async fn list_commitments(
         &self,
         request: Request<proto::ListRequest>,
     ) -> Result<Response<proto::CommitmentList>, Status> {
-        let source = self.source(&request, request.get_ref().read.as_ref())?;
-        let answer = self
-            .queries
-            .commitments(
-                source,
-                &list_filter(request.get_ref()),
-                &page(request.get_ref()),
-            )
-            .await?;
-        Ok(Response::new(proto::CommitmentList {
-            info: Some(info(&answer)),
-            commitments: messages(&answer.items)?,
-        }))
+        self.list::<CommitmentView>(request).await
     }
 
     async fn get_commitment(
         &self,
         request: Request<proto::GetRequest>,
     ) -> Result<Response<proto::CommitmentList>, Status> {
-        let key = required_key(request.get_ref(), "commitment's stream")?;
-        let source = self.source(&request, request.get_ref().read.as_ref())?;
-        // Searched among all of them, not the first page only.
-        let all = self
-            .queries
-            .all_commitments(source, &ListFilter::default())
-            .await?;
-        let answer = only(&all, &key, "commitment", |c| c.key == key)?;
-        Ok(Response::new(proto::CommitmentList {
-            info: Some(info(&answer)),
-            commitments: messages(&answer.items)?,
-        }))
+        self.get::<CommitmentView>(request, "the commitment's stream")
+            .await
     }
 
     async fn get_timeline(
@@ -589,34 +235,14 @@ impl Projections for ProjectionsService {
                 "is required: whose timeline".into(),
             ));
         }
-        let source = self.source(&request, request.get_ref().read.as_ref())?;
-        let answer = self
-            .queries
-            .timeline(source, &request.get_ref().actor, &page(request.get_ref()))
-            .await?;
-        Ok(Response::new(proto::TimelineList {
-            info: Some(info(&answer)),
-            entries: messages(&answer.items)?,
-        }))
+        self.list::<TimelineEntry>(request).await
     }
 
     async fn list_relations(
         &self,
         request: Request<proto::ListRequest>,
     ) -> Result<Response<proto::RelationList>, Status> {
-        let source = self.source(&request, request.get_ref().read.as_ref())?;
-        let answer = self
-            .queries
-            .relations(
-                source,
-                &list_filter(request.get_ref()),
-                &page(request.get_ref()),
-            )
-            .await?;
-        Ok(Response::new(proto::RelationList {
-            info: Some(info(&answer)),
-            relations: messages(&answer.items)?,
-        }))
+        self.list::<RelationView>(request).await
     }
 
     async fn get_relations(
@@ -630,51 +256,22 @@ impl Projections for ProjectionsService {
             ));
         };
         let source = self.source(&request, request.get_ref().read.as_ref())?;
-        let answer = self.queries.relation(source, &pair.a, &pair.b).await?;
-        Ok(Response::new(proto::RelationList {
-            info: Some(info(&answer)),
-            relations: messages(&answer.items)?,
-        }))
+        answered(self.queries.relation(source, &pair.a, &pair.b).await?)
     }
 
     async fn list_divergences(
         &self,
         request: Request<proto::ListRequest>,
     ) -> Result<Response<proto::DivergenceList>, Status> {
-        let source = self.source(&request, request.get_ref().read.as_ref())?;
-        let answer = self
-            .queries
-            .divergences(
-                source,
-                &list_filter(request.get_ref()),
-                &page(request.get_ref()),
-            )
-            .await?;
-        Ok(Response::new(proto::DivergenceList {
-            info: Some(info(&answer)),
-            divergences: messages(&answer.items)?,
-        }))
+        self.list::<DivergenceView>(request).await
     }
 
     async fn get_divergence(
         &self,
         request: Request<proto::GetRequest>,
     ) -> Result<Response<proto::DivergenceList>, Status> {
-        if request.get_ref().key.is_empty() {
-            return Err(invalid_request(
-                "key",
-                "is required: the occurrence's event id or stream".into(),
-            ));
-        }
-        let source = self.source(&request, request.get_ref().read.as_ref())?;
-        let answer = self
-            .queries
-            .divergence(source, &request.get_ref().key)
-            .await?;
-        Ok(Response::new(proto::DivergenceList {
-            info: Some(info(&answer)),
-            divergences: messages(&answer.items)?,
-        }))
+        self.get::<DivergenceView>(request, "the occurrence's event id or stream")
+            .await
     }
 
     async fn get_status(
@@ -727,109 +324,5 @@ impl Projections for ProjectionsService {
             .await
             .map_err(super::status::projection)?;
         Ok(Response::new(()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::*;
-    use crate::projections::models::channels::Channels;
-    use crate::projections::testing::{founding_facts, replay};
-
-    fn channel_views() -> Vec<ChannelView> {
-        let model: Channels = replay(&founding_facts());
-        let reference: DateTime<Utc> = "2025-03-01T00:00:00Z".parse().unwrap();
-        model
-            .channels()
-            .map(|c| c.view(reference, chrono::Duration::days(90)))
-            .collect()
-    }
-
-    fn snapshot_of(views: &[ChannelView]) -> FeedMessage<ChannelView> {
-        FeedMessage {
-            event: FeedEvent::Snapshot(views.iter().cloned().map(Arc::new).collect()),
-            position: 42,
-            reference: "2025-03-01T00:00:00Z".parse().unwrap(),
-        }
-    }
-
-    fn keys(rows: &[proto::ProjectionRow]) -> Vec<String> {
-        rows.iter()
-            .map(|row| match &row.row {
-                Some(proto::projection_row::Row::Channel(channel)) => channel.key.clone(),
-                other => panic!("a channel, not {other:?}"),
-            })
-            .collect()
-    }
-
-    #[test]
-    fn a_large_snapshot_comes_in_parts_bounded_in_bytes_that_add_up_to_the_list() {
-        use proto::projection_change::Change;
-        let views = channel_views();
-        assert!(views.len() >= 3, "{} channels", views.len());
-        let whole: Vec<proto::ProjectionRow> = projection_rows(&views).unwrap();
-        let sizes: Vec<usize> = whole.iter().map(prost::Message::encoded_len).collect();
-        // Room for the largest row: every part holds one row at least, and parts break
-        // before the row that would not fit.
-        let max_bytes = *sizes.iter().max().unwrap();
-        let parts: Vec<proto::ProjectionChange> =
-            SnapshotParts::new(snapshot_of(&views), max_bytes)
-                .collect::<Result<_, _>>()
-                .unwrap();
-        assert!(parts.len() > 1, "{} parts", parts.len());
-        let mut rows = Vec::new();
-        for (index, part) in parts.iter().enumerate() {
-            assert_eq!(part.position, 42);
-            assert_eq!(
-                part.snapshot_continues,
-                index + 1 < parts.len(),
-                "part {index}"
-            );
-            let part_rows = match (index, &part.change) {
-                (0, Some(Change::Snapshot(snapshot))) => &snapshot.rows,
-                (1.., Some(Change::Diff(diff))) => {
-                    assert!(diff.removed.is_empty());
-                    &diff.upserted
-                }
-                other => panic!("part {index}: {other:?}"),
-            };
-            assert!(!part_rows.is_empty());
-            let bytes: usize = part_rows.iter().map(prost::Message::encoded_len).sum();
-            assert!(bytes <= max_bytes, "part {index}: {bytes} bytes");
-            // Full: the next row would not have fitted.
-            if let Some(next) = whole.get(rows.len() + part_rows.len())
-                && part.snapshot_continues
-            {
-                assert!(bytes + prost::Message::encoded_len(next) > max_bytes);
-            }
-            rows.extend(part_rows.iter().cloned());
-        }
-        assert_eq!(keys(&rows), keys(&whole));
-        assert_eq!(rows, whole);
-    }
-
-    #[test]
-    fn a_small_snapshot_is_one_message_and_an_empty_one_too() {
-        let views = channel_views();
-        let parts: Vec<_> = SnapshotParts::new(snapshot_of(&views), SNAPSHOT_PART_BYTES)
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        assert_eq!(parts.len(), 1);
-        assert!(!parts[0].snapshot_continues);
-        let empty: Vec<_> = SnapshotParts::new(snapshot_of(&[]), SNAPSHOT_PART_BYTES)
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        assert_eq!(empty.len(), 1);
-        assert!(matches!(
-            &empty[0].change,
-            Some(proto::projection_change::Change::Snapshot(rows)) if rows.rows.is_empty()
-        ));
-        // One row larger than the bound goes alone.
-        let alone: Vec<_> = SnapshotParts::new(snapshot_of(&views[..2]), 1)
-            .collect::<Result<Vec<_>, _>>()
-            .unwrap();
-        assert_eq!(alone.len(), 2);
     }
 }

@@ -20,7 +20,7 @@ use tracing::error;
 use crate::audit::ProofError;
 use crate::auth::tokens::TokenError;
 use crate::domain::{ValidationError, ValidationErrors};
-use crate::projections::read::query::QueryError;
+use crate::projections::read::request::QueryError;
 use crate::recorder::RecordError;
 use crate::store::{AppendError, ReadError};
 use crate::stream_limit::TooManyStreams;

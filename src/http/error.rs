@@ -4,7 +4,7 @@
 //! plain 500 that does not leak its cause. The error page itself is rendered in
 //! `pages::error_page`, with the frame every page has.
 
-use crate::projections::read::query::QueryError;
+use crate::projections::read::request::QueryError;
 use crate::store::ReadError;
 
 #[derive(Debug, thiserror::Error)]

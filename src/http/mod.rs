@@ -24,6 +24,9 @@ use serde_json::json;
 
 pub use error::HttpError;
 
+use crate::projections::models::channels::ChannelView;
+use crate::projections::models::commitments::CommitmentView;
+use crate::projections::models::summits::SummitView;
 use crate::projections::read::query::Queries;
 use crate::store::EventStore;
 use crate::subscriptions::Subscriptions;
@@ -47,9 +50,9 @@ pub fn router(dashboard: Dashboard) -> Router {
     Router::new()
         .route("/healthz", get(health))
         .route("/", get(pages::overview))
-        .route("/channels", get(pages::channels))
-        .route("/summits", get(pages::summits))
-        .route("/commitments", get(pages::commitments))
+        .route("/channels", get(pages::list::<ChannelView>))
+        .route("/summits", get(pages::list::<SummitView>))
+        .route("/commitments", get(pages::list::<CommitmentView>))
         .route("/events", get(pages::events))
         .route("/occurrences/{key}", get(pages::occurrence))
         .route("/actors/{actor}", get(pages::actor))

@@ -15,12 +15,14 @@ use super::query_args::{
 };
 use super::{CliError, finish};
 use crate::grpc::bridge;
+use crate::grpc::convert::to_timestamp;
+use crate::grpc::lists::ListMessage;
 use crate::proto::{self, projections_client::ProjectionsClient};
 
 mod text;
 use text::{
-    change_text, channel_table, commitment_table, divergence_text, fuzzy, header, participant,
-    place, relations_text, summit_table, table,
+    change_text, channel_table, commitment_table, divergence_text, header, relations_text,
+    summit_table, table, timeline_text,
 };
 
 /// The largest page the server gives.
@@ -46,10 +48,7 @@ fn read_options(query: &QueryArgs) -> proto::ReadOptions {
         },
         as_of: query.as_of.map(|as_of| match as_of {
             AsOf::Position(position) => Wire::AsOfPosition(position),
-            AsOf::Time(time) => Wire::AsOfTime(prost_types::Timestamp {
-                seconds: time.timestamp(),
-                nanos: time.timestamp_subsec_nanos() as i32,
-            }),
+            AsOf::Time(time) => Wire::AsOfTime(to_timestamp(time)),
         }),
     }
 }
@@ -88,37 +87,11 @@ fn state_pair(raw: &str) -> Result<proto::StatePair, CliError> {
     }
 }
 
-/// A list answer that comes in pages.
-trait Paged: Sized {
-    fn info(&self) -> Option<&proto::AnswerInfo>;
-    /// Adds the next page's items, and takes its info.
-    fn append(&mut self, next: Self);
-}
-
-macro_rules! paged {
-    ($message:ty, $items:ident) => {
-        impl Paged for $message {
-            fn info(&self) -> Option<&proto::AnswerInfo> {
-                self.info.as_ref()
-            }
-            fn append(&mut self, mut next: Self) {
-                self.$items.append(&mut next.$items);
-                self.info = next.info;
-            }
-        }
-    };
-}
-
-paged!(proto::ChannelList, channels);
-paged!(proto::SummitList, summits);
-paged!(proto::CommitmentList, commitments);
-paged!(proto::TimelineList, entries);
-
 /// Every page of a list, as one answer. Later pages wait for the position of the first, so
 /// the pages never go back in time.
 async fn all_pages<M, F, Fut>(mut request: proto::ListRequest, call: F) -> Result<M, CliError>
 where
-    M: Paged,
+    M: ListMessage,
     F: Fn(proto::ListRequest) -> Fut,
     Fut: Future<Output = Result<tonic::Response<M>, tonic::Status>>,
 {
@@ -149,6 +122,31 @@ fn print_json<M: prost::Message + prost::Name>(message: &M) {
     );
 }
 
+/// Fetches every page of a list and prints it: its message as JSON with `--json`, else the
+/// answer's header and `text` of it.
+async fn print_list<M, F, Fut>(
+    query: &QueryArgs,
+    request: proto::ListRequest,
+    call: F,
+    text: impl FnOnce(&M) -> String,
+) -> Result<(), CliError>
+where
+    M: ListMessage,
+    F: Fn(Client, proto::ListRequest) -> Fut,
+    Fut: Future<Output = Result<tonic::Response<M>, tonic::Status>>,
+{
+    let client = connect(&query.client).await?;
+    let answer: M = all_pages(request, |r| call(client.clone(), r)).await?;
+    if query.json {
+        print_json(&answer);
+        return Ok(());
+    }
+    let mut out = header(answer.info(), query);
+    out.push_str(&text(&answer));
+    print!("{out}");
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Commands
 
@@ -158,20 +156,13 @@ pub async fn channels(args: ChannelsArgs) -> ExitCode {
 
 async fn list_channels(args: ChannelsArgs) -> Result<(), CliError> {
     let request = list_request(&args.query, &args.filter)?;
-    let client = connect(&args.query.client).await?;
-    let answer: proto::ChannelList = all_pages(request, |r| {
-        let mut client = client.clone();
-        async move { client.list_channels(r).await }
-    })
-    .await?;
-    if args.query.json {
-        print_json(&answer);
-        return Ok(());
-    }
-    let mut out = header(answer.info.as_ref(), &args.query);
-    out.push_str(&channel_table(&answer.channels, "No channels."));
-    print!("{out}");
-    Ok(())
+    print_list(
+        &args.query,
+        request,
+        |mut client, r| async move { client.list_channels(r).await },
+        |answer: &proto::ChannelList| channel_table(&answer.channels, "No channels."),
+    )
+    .await
 }
 
 pub async fn summits(args: SummitsArgs) -> ExitCode {
@@ -181,25 +172,18 @@ pub async fn summits(args: SummitsArgs) -> ExitCode {
 async fn list_summits(args: SummitsArgs) -> Result<(), CliError> {
     let mut request = list_request(&args.query, &args.filter)?;
     request.pending_only = !args.all && request.status.is_empty();
-    let client = connect(&args.query.client).await?;
-    let answer: proto::SummitList = all_pages(request, |r| {
-        let mut client = client.clone();
-        async move { client.list_summits(r).await }
-    })
-    .await?;
-    if args.query.json {
-        print_json(&answer);
-        return Ok(());
-    }
-    let mut out = header(answer.info.as_ref(), &args.query);
     let none = if args.all {
         "No summits."
     } else {
         "No pending summits (--all for every one)."
     };
-    out.push_str(&summit_table(&answer.summits, none));
-    print!("{out}");
-    Ok(())
+    print_list(
+        &args.query,
+        request,
+        |mut client, r| async move { client.list_summits(r).await },
+        |answer: &proto::SummitList| summit_table(&answer.summits, none),
+    )
+    .await
 }
 
 pub async fn commitments(args: CommitmentsArgs) -> ExitCode {
@@ -212,25 +196,18 @@ async fn list_commitments(args: CommitmentsArgs) -> Result<(), CliError> {
         // Without `--all` or `--status`: the commitments still owed.
         request.status = crate::domain::diplomacy::CommitmentStatus::open_names();
     }
-    let client = connect(&args.query.client).await?;
-    let answer: proto::CommitmentList = all_pages(request, |r| {
-        let mut client = client.clone();
-        async move { client.list_commitments(r).await }
-    })
-    .await?;
-    if args.query.json {
-        print_json(&answer);
-        return Ok(());
-    }
-    let mut out = header(answer.info.as_ref(), &args.query);
     let none = if args.all {
         "No commitments."
     } else {
         "No open commitments (--all for every one)."
     };
-    out.push_str(&commitment_table(&answer.commitments, none));
-    print!("{out}");
-    Ok(())
+    print_list(
+        &args.query,
+        request,
+        |mut client, r| async move { client.list_commitments(r).await },
+        |answer: &proto::CommitmentList| commitment_table(&answer.commitments, none),
+    )
+    .await
 }
 
 pub async fn timeline(args: TimelineArgs) -> ExitCode {
@@ -247,44 +224,13 @@ async fn show_timeline(args: TimelineArgs) -> Result<(), CliError> {
         page_size: PAGE_SIZE,
         ..Default::default()
     };
-    let client = connect(&args.query.client).await?;
-    let answer: proto::TimelineList = all_pages(request, |r| {
-        let mut client = client.clone();
-        async move { client.get_timeline(r).await }
-    })
-    .await?;
-    if args.query.json {
-        print_json(&answer);
-        return Ok(());
-    }
-    let mut out = header(answer.info.as_ref(), &args.query);
-    let _ = writeln!(out, "Timeline of {}", args.actor);
-    let rows: Vec<Vec<String>> = answer
-        .entries
-        .iter()
-        .map(|entry| {
-            vec![
-                fuzzy(entry.occurred.as_ref()),
-                entry.kind.clone(),
-                entry.level.clone(),
-                entry
-                    .participants
-                    .iter()
-                    .map(participant)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-                place(entry.place.as_ref()),
-                entry.topics.join(", "),
-            ]
-        })
-        .collect();
-    out.push_str(&table(
-        &["DATE", "KIND", "LEVEL", "PARTICIPANTS", "PLACE", "TOPICS"],
-        &rows,
-        "No interactions.",
-    ));
-    print!("{out}");
-    Ok(())
+    print_list(
+        &args.query,
+        request,
+        |mut client, r| async move { client.get_timeline(r).await },
+        |answer: &proto::TimelineList| timeline_text(&args.actor, &answer.entries),
+    )
+    .await
 }
 
 pub async fn relations(args: RelationsArgs) -> ExitCode {
@@ -474,6 +420,7 @@ async fn rebuild(args: RebuildArgs) -> Result<(), CliError> {
 
 #[cfg(test)]
 mod tests {
+    use super::text::fuzzy;
     use super::*;
 
     #[test]

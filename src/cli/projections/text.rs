@@ -1,7 +1,10 @@
 //! How the projection commands print their answers for people: tables aligned by
 //! characters, dates as recorded, parties and places by name, changes as they come.
 
-use super::*;
+use std::fmt::Write as _;
+
+use crate::cli::query_args::QueryArgs;
+use crate::proto;
 
 /// The first line: the position the answer reflects, and for as-of answers the time it is
 /// about.
@@ -52,7 +55,7 @@ fn parties(parties: &[proto::Party]) -> String {
         .join(" – ")
 }
 
-pub(super) fn place(place: Option<&proto::Place>) -> String {
+fn place(place: Option<&proto::Place>) -> String {
     match place {
         Some(p) if !p.country.is_empty() && !p.name.is_empty() => {
             format!("{} ({})", p.name, p.country)
@@ -63,7 +66,7 @@ pub(super) fn place(place: Option<&proto::Place>) -> String {
     }
 }
 
-pub(super) fn participant(p: &proto::TimelineParticipant) -> String {
+fn participant(p: &proto::TimelineParticipant) -> String {
     let name = if p.name.is_empty() { &p.actor } else { &p.name };
     let office = if p.acting_as_name.is_empty() {
         &p.acting_as
@@ -162,6 +165,35 @@ pub(super) fn commitment_table(commitments: &[proto::Commitment], none: &str) ->
         &["WHAT", "PARTIES", "STATUS", "STATED", "DUE", "AGE"],
         &rows,
         none,
+    )
+}
+
+pub(super) fn timeline_text(actor: &str, entries: &[proto::TimelineEntry]) -> String {
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|entry| {
+            vec![
+                fuzzy(entry.occurred.as_ref()),
+                entry.kind.clone(),
+                entry.level.clone(),
+                entry
+                    .participants
+                    .iter()
+                    .map(participant)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                place(entry.place.as_ref()),
+                entry.topics.join(", "),
+            ]
+        })
+        .collect();
+    format!(
+        "Timeline of {actor}\n{}",
+        table(
+            &["DATE", "KIND", "LEVEL", "PARTICIPANTS", "PLACE", "TOPICS"],
+            &rows,
+            "No interactions.",
+        )
     )
 }
 

@@ -36,8 +36,14 @@ use super::error::HttpError;
 use super::readable;
 use crate::domain::diplomacy::EventKind;
 use crate::domain::{Direction, EventId, EventType, ReadAllQuery};
+use crate::projections::models::channels::ChannelView;
+use crate::projections::models::commitments::CommitmentView;
 use crate::projections::models::divergence::DivergenceView;
-use crate::projections::read::query::{ListFilter, MAX_PAGE_SIZE, Page, QueryError};
+use crate::projections::models::relations::RelationView;
+use crate::projections::models::summits::SummitView;
+use crate::projections::models::timeline::TimelineEntry;
+use crate::projections::read::listed::Listed;
+use crate::projections::read::request::{ListFilter, MAX_PAGE_SIZE, Page, QueryError};
 use crate::store::RecordedEvent;
 
 /// Events on the recent-events page.
@@ -73,31 +79,6 @@ struct OverviewPage {
     commitments: Vec<CommitmentRow>,
 }
 
-/// Channels neither closed; summits neither held nor cancelled; commitments neither fulfilled
-/// nor withdrawn (lapsed ones included: they are still owed).
-fn open_channels() -> ListFilter {
-    ListFilter {
-        status: ["ACTIVE", "DORMANT", "SUSPENDED"]
-            .map(String::from)
-            .to_vec(),
-        ..ListFilter::default()
-    }
-}
-
-fn pending_summits() -> ListFilter {
-    ListFilter {
-        pending_only: true,
-        ..ListFilter::default()
-    }
-}
-
-fn open_commitments() -> ListFilter {
-    ListFilter {
-        status: crate::domain::diplomacy::CommitmentStatus::open_names(),
-        ..ListFilter::default()
-    }
-}
-
 pub(super) async fn overview(
     State(dashboard): State<Dashboard>,
     uri: Uri,
@@ -107,15 +88,16 @@ pub(super) async fn overview(
     let mut frame = Frame::new(&ask, "Overview", "overview", &uri);
     let source = ask.source(&dashboard);
     let (open, pending, owed, all) = (
-        open_channels(),
-        pending_summits(),
-        open_commitments(),
+        ChannelView::open(),
+        SummitView::open(),
+        CommitmentView::open(),
         EVERYTHING,
     );
+    let queries = &dashboard.queries;
     let (channels, summits, commitments) = tokio::try_join!(
-        dashboard.queries.channels(source, &open, &all),
-        dashboard.queries.summits(source, &pending, &all),
-        dashboard.queries.commitments(source, &owed, &all),
+        queries.list::<ChannelView>(source, &open, &all),
+        queries.list::<SummitView>(source, &pending, &all),
+        queries.list::<CommitmentView>(source, &owed, &all),
     )?;
     // The page reflects what all three reflect.
     let position = channels
@@ -131,77 +113,77 @@ pub(super) async fn overview(
     })
 }
 
-#[derive(Template)]
-#[template(path = "channels.html", config = "src/http/askama.toml")]
-struct ChannelsPage {
-    frame: Frame,
-    channels: Vec<ChannelRow>,
+/// A list page's table.
+pub(super) enum Table {
+    Channels(Vec<ChannelRow>),
+    Summits(Vec<SummitRow>),
+    Commitments(Vec<CommitmentRow>),
 }
 
-pub(super) async fn channels(
+/// A projection with a page of its open items (`/channels`, `/summits`, `/commitments`).
+pub(super) trait Shown: Listed {
+    const TITLE: &'static str;
+    /// The navigation entry the page belongs to.
+    const NAV: &'static str;
+    /// What the page lists, in a sentence.
+    const LEDE: &'static str;
+    fn table(frame: &Frame, items: &[Self]) -> Table;
+}
+
+impl Shown for ChannelView {
+    const TITLE: &'static str = "Open channels";
+    const NAV: &'static str = "channels";
+    const LEDE: &'static str = "Communication channels between actors or offices that are not \
+         closed: active, dormant (unused for a while) or suspended.";
+    fn table(frame: &Frame, items: &[Self]) -> Table {
+        Table::Channels(rows(frame, items, channel_row))
+    }
+}
+
+impl Shown for SummitView {
+    const TITLE: &'static str = "Pending summit preparations";
+    const NAV: &'static str = "summits";
+    const LEDE: &'static str = "Summit meetings proposed, agreed to prepare, scheduled or \
+         postponed: neither held nor cancelled.";
+    fn table(frame: &Frame, items: &[Self]) -> Table {
+        Table::Summits(rows(frame, items, summit_row))
+    }
+}
+
+impl Shown for CommitmentView {
+    const TITLE: &'static str = "Pending commitments";
+    const NAV: &'static str = "commitments";
+    const LEDE: &'static str =
+        "Agreed steps still owed: pending, scheduled, or lapsed past their due date.";
+    fn table(frame: &Frame, items: &[Self]) -> Table {
+        Table::Commitments(rows(frame, items, commitment_row))
+    }
+}
+
+#[derive(Template)]
+#[template(path = "list.html", config = "src/http/askama.toml")]
+struct ListPage {
+    frame: Frame,
+    lede: &'static str,
+    table: Table,
+}
+
+/// The page of `V`'s open items.
+pub(super) async fn list<V: Shown>(
     State(dashboard): State<Dashboard>,
     uri: Uri,
     Query(params): Query<Params>,
 ) -> Result<Response, HttpError> {
     let ask = Ask::parse(&params)?;
-    let mut frame = Frame::new(&ask, "Open channels", "channels", &uri);
+    let mut frame = Frame::new(&ask, V::TITLE, V::NAV, &uri);
     let answer = dashboard
         .queries
-        .channels(ask.source(&dashboard), &open_channels(), &EVERYTHING)
+        .list::<V>(ask.source(&dashboard), &V::open(), &EVERYTHING)
         .await?;
     frame.answered(answer.position, answer.reference);
-    render(&ChannelsPage {
-        channels: rows(&frame, &answer.items, channel_row),
-        frame,
-    })
-}
-
-#[derive(Template)]
-#[template(path = "summits.html", config = "src/http/askama.toml")]
-struct SummitsPage {
-    frame: Frame,
-    summits: Vec<SummitRow>,
-}
-
-pub(super) async fn summits(
-    State(dashboard): State<Dashboard>,
-    uri: Uri,
-    Query(params): Query<Params>,
-) -> Result<Response, HttpError> {
-    let ask = Ask::parse(&params)?;
-    let mut frame = Frame::new(&ask, "Pending summit preparations", "summits", &uri);
-    let answer = dashboard
-        .queries
-        .summits(ask.source(&dashboard), &pending_summits(), &EVERYTHING)
-        .await?;
-    frame.answered(answer.position, answer.reference);
-    render(&SummitsPage {
-        summits: rows(&frame, &answer.items, summit_row),
-        frame,
-    })
-}
-
-#[derive(Template)]
-#[template(path = "commitments.html", config = "src/http/askama.toml")]
-struct CommitmentsPage {
-    frame: Frame,
-    commitments: Vec<CommitmentRow>,
-}
-
-pub(super) async fn commitments(
-    State(dashboard): State<Dashboard>,
-    uri: Uri,
-    Query(params): Query<Params>,
-) -> Result<Response, HttpError> {
-    let ask = Ask::parse(&params)?;
-    let mut frame = Frame::new(&ask, "Pending commitments", "commitments", &uri);
-    let answer = dashboard
-        .queries
-        .commitments(ask.source(&dashboard), &open_commitments(), &EVERYTHING)
-        .await?;
-    frame.answered(answer.position, answer.reference);
-    render(&CommitmentsPage {
-        commitments: rows(&frame, &answer.items, commitment_row),
+    render(&ListPage {
+        table: V::table(&frame, &answer.items),
+        lede: V::LEDE,
         frame,
     })
 }
@@ -287,7 +269,11 @@ pub(super) async fn occurrence(
     let ask = Ask::parse(&params)?;
     let source = ask.source(&dashboard);
     let mut frame = Frame::new(&ask, "Occurrence", "events", &uri);
-    match dashboard.queries.divergence(source, &key).await {
+    let found = dashboard
+        .queries
+        .get::<DivergenceView>(source, &ListFilter::default(), &key)
+        .await;
+    match found {
         Ok(answer) => {
             frame.answered(answer.position, answer.reference);
             let view = answer.items.into_iter().next().ok_or_else(|| {
@@ -383,20 +369,24 @@ pub(super) async fn actor(
     let mut frame = Frame::new(&ask, "Actor", "", &uri);
     let filter = ListFilter {
         actor: Some(actor.clone()),
-        ..open_channels()
+        ..ChannelView::open()
+    };
+    let timeline_filter = ListFilter {
+        actor: Some(actor.clone()),
+        ..ListFilter::default()
     };
     let (names, timeline, channels) = tokio::try_join!(
         async { Names::load(&dashboard, source).await },
         async {
             Ok(dashboard
                 .queries
-                .timeline(source, &actor, &EVERYTHING)
+                .list::<TimelineEntry>(source, &timeline_filter, &EVERYTHING)
                 .await?)
         },
         async {
             Ok(dashboard
                 .queries
-                .channels(source, &filter, &EVERYTHING)
+                .list::<ChannelView>(source, &filter, &EVERYTHING)
                 .await?)
         },
     )?;
@@ -450,7 +440,7 @@ pub(super) async fn relations(
     let (names, answer) = tokio::try_join!(Names::load(&dashboard, source), async {
         Ok(dashboard
             .queries
-            .relations(source, &ListFilter::default(), &EVERYTHING)
+            .list::<RelationView>(source, &ListFilter::default(), &EVERYTHING)
             .await?)
     })?;
     frame.answered(answer.position, answer.reference);

@@ -3,7 +3,7 @@
 use serde::Deserialize;
 
 use crate::http::{Dashboard, HttpError};
-use crate::projections::read::query::{AsOf, Source};
+use crate::projections::read::request::{AsOf, Source};
 
 /// The query parameters every page takes.
 #[derive(Debug, Default, Deserialize)]

@@ -15,7 +15,7 @@ use crate::projections::models::divergence::{ClaimSources, DivergenceView};
 use crate::projections::models::relations::RelationView;
 use crate::projections::models::summits::SummitView;
 use crate::projections::models::timeline::TimelineEntry;
-use crate::projections::read::query::Source;
+use crate::projections::read::request::Source;
 use crate::store::RecordedEvent;
 
 /// A table's rows: one per item, each built by `row` (with the page's frame, for its links).
@@ -47,7 +47,7 @@ fn place_text(place: Option<&Place>) -> String {
     }
 }
 
-pub(super) struct ChannelRow {
+pub(in crate::http) struct ChannelRow {
     pub(super) stream: String,
     pub(super) parties: Vec<Link>,
     pub(super) status: String,
@@ -76,7 +76,7 @@ pub(super) fn channel_row(frame: &Frame, channel: &ChannelView) -> ChannelRow {
     }
 }
 
-pub(super) struct SummitRow {
+pub(in crate::http) struct SummitRow {
     pub(super) key: String,
     pub(super) parties: Vec<Link>,
     pub(super) stage: String,
@@ -102,7 +102,7 @@ pub(super) fn summit_row(frame: &Frame, summit: &SummitView) -> SummitRow {
     }
 }
 
-pub(super) struct CommitmentRow {
+pub(in crate::http) struct CommitmentRow {
     pub(super) key: String,
     pub(super) what: String,
     pub(super) parties: Vec<Link>,

@@ -16,7 +16,6 @@
 //!   one copy of the rows (the last sent) between messages, which the snapshot shares.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,13 +23,12 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::projections::Model;
 use crate::projections::engine::registry::{RunnerReport, Watching};
 use crate::projections::engine::rows::{ProjectionError, ProjectionStore};
-use crate::projections::models::channels::ChannelView;
-use crate::projections::models::commitments::CommitmentView;
-use crate::projections::models::divergence::DivergenceView;
-use crate::projections::models::summits::SummitView;
-use crate::projections::read::query::{Answer, ListFilter, Queries, QueryError, Source};
+use crate::projections::read::listed::{Keyed, Listed};
+use crate::projections::read::query::Queries;
+use crate::projections::read::request::{ListFilter, QueryError, Source};
 
 /// How often a feed reads the checkpoint when this server does not run the projection.
 pub const DEFAULT_POLL: Duration = Duration::from_secs(1);
@@ -38,97 +36,6 @@ pub const DEFAULT_POLL: Duration = Duration::from_secs(1);
 /// How long a feed stays silent at most: then it re-reads and, if nothing changed, answers a
 /// heartbeat.
 pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(30);
-
-/// Something with a key that is unique within its list.
-pub trait Keyed {
-    fn feed_key(&self) -> String;
-}
-
-/// A row of a list-shaped projection that can be watched.
-pub trait FeedRow: Keyed + PartialEq + Clone + Send + Sync + 'static {
-    /// The projection whose progress wakes the feed (its runner's name).
-    const PROJECTION: &'static str;
-
-    /// Every row passing `filter`, unpaged, in list order.
-    fn load(
-        queries: &Queries,
-        source: Source,
-        filter: &ListFilter,
-    ) -> impl Future<Output = Result<Answer<Self>, QueryError>> + Send;
-}
-
-impl Keyed for ChannelView {
-    fn feed_key(&self) -> String {
-        self.key.clone()
-    }
-}
-
-impl FeedRow for ChannelView {
-    const PROJECTION: &'static str = "channels";
-
-    async fn load(
-        queries: &Queries,
-        source: Source,
-        filter: &ListFilter,
-    ) -> Result<Answer<Self>, QueryError> {
-        queries.all_channels(source, filter).await
-    }
-}
-
-impl Keyed for SummitView {
-    fn feed_key(&self) -> String {
-        self.key.clone()
-    }
-}
-
-impl FeedRow for SummitView {
-    const PROJECTION: &'static str = "summits";
-
-    async fn load(
-        queries: &Queries,
-        source: Source,
-        filter: &ListFilter,
-    ) -> Result<Answer<Self>, QueryError> {
-        queries.all_summits(source, filter).await
-    }
-}
-
-impl Keyed for CommitmentView {
-    fn feed_key(&self) -> String {
-        self.key.clone()
-    }
-}
-
-impl FeedRow for CommitmentView {
-    const PROJECTION: &'static str = "commitments";
-
-    async fn load(
-        queries: &Queries,
-        source: Source,
-        filter: &ListFilter,
-    ) -> Result<Answer<Self>, QueryError> {
-        queries.all_commitments(source, filter).await
-    }
-}
-
-impl Keyed for DivergenceView {
-    /// The occurrence's event id.
-    fn feed_key(&self) -> String {
-        self.occurrence.to_string()
-    }
-}
-
-impl FeedRow for DivergenceView {
-    const PROJECTION: &'static str = "divergence";
-
-    async fn load(
-        queries: &Queries,
-        source: Source,
-        filter: &ListFilter,
-    ) -> Result<Answer<Self>, QueryError> {
-        queries.all_divergences(source, filter).await
-    }
-}
 
 /// What changed between two reads of a list.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,10 +67,7 @@ impl<T: Keyed + PartialEq + Clone> Sent<T> {
     /// The same, holding the snapshot's own rows rather than copies of them.
     pub fn shared(rows: &[Arc<T>]) -> Self {
         Self {
-            rows: rows
-                .iter()
-                .map(|row| (row.feed_key(), row.clone()))
-                .collect(),
+            rows: rows.iter().map(|row| (row.key(), row.clone())).collect(),
         }
     }
 
@@ -174,7 +78,7 @@ impl<T: Keyed + PartialEq + Clone> Sent<T> {
         // Keys in list order (a key's first place, should it occur twice).
         let mut order = Vec::new();
         for row in rows {
-            let key = row.feed_key();
+            let key = row.key();
             if self.rows.insert(key.clone(), Arc::new(row)).is_none() {
                 order.push(key);
             }
@@ -320,7 +224,7 @@ impl Default for FeedConfig {
 }
 
 /// One watcher's feed of a projection. Dropping it ends it.
-pub struct Feed<T: FeedRow> {
+pub struct Feed<T: Listed> {
     queries: Queries,
     filter: ListFilter,
     progress: Progress,
@@ -330,7 +234,7 @@ pub struct Feed<T: FeedRow> {
     _watching: Watching,
 }
 
-impl<T: FeedRow> Feed<T> {
+impl<T: Listed> Feed<T> {
     /// Opens a feed: reads the live projection once it reflects `min_position` (waiting at
     /// most until `deadline`, else [`QueryError::NotYet`]) and answers the feed and its first
     /// message, the snapshot. A bad filter is [`QueryError::Invalid`] naming the field.
@@ -341,14 +245,14 @@ impl<T: FeedRow> Feed<T> {
         deadline: Instant,
         config: FeedConfig,
     ) -> Result<(Self, FeedMessage<T>), QueryError> {
-        let mut progress = Progress::new(queries.store().clone(), T::PROJECTION, config.poll);
+        let mut progress = Progress::new(queries.store().clone(), T::Model::NAME, config.poll);
         progress.mark().await?;
         let source = Source::Live {
             min_position,
             deadline,
         };
-        let answer = T::load(&queries, source, &filter).await?;
-        let watching = queries.store().watchers().watching(T::PROJECTION);
+        let answer = queries.all::<T>(source, &filter).await?;
+        let watching = queries.store().watchers().watching(T::Model::NAME);
         let rows: Vec<Arc<T>> = answer.items.into_iter().map(Arc::new).collect();
         let feed = Self {
             sent: Sent::shared(&rows),
@@ -383,7 +287,7 @@ impl<T: FeedRow> Feed<T> {
                 min_position: 0,
                 deadline: Instant::now(),
             };
-            let answer = T::load(&self.queries, source, &self.filter).await?;
+            let answer = self.queries.all::<T>(source, &self.filter).await?;
             let changes = self.sent.advance(answer.items);
             let event = if !changes.is_empty() {
                 FeedEvent::Changed(changes)
@@ -419,7 +323,7 @@ mod tests {
     }
 
     impl Keyed for Item {
-        fn feed_key(&self) -> String {
+        fn key(&self) -> String {
             self.key.to_owned()
         }
     }
@@ -498,7 +402,7 @@ mod tests {
 
     #[test]
     fn channels_turning_dormant_as_time_passes_are_upserted() {
-        use crate::projections::models::channels::Channels;
+        use crate::projections::models::channels::{ChannelView, Channels};
         use crate::projections::testing::{founding_facts, replay};
         let model: Channels = replay(&founding_facts());
         let views = |reference: &str| -> Vec<ChannelView> {
