@@ -285,6 +285,21 @@ impl From<RecordedEvent> for proto::RecordedEvent {
     }
 }
 
+/// A projection list's filter as a list or watch request gives it.
+pub(super) fn list_filter(
+    actor: &str,
+    state_pair: Option<&proto::StatePair>,
+    status: &[String],
+    pending_only: bool,
+) -> crate::projections::read::request::ListFilter {
+    crate::projections::read::request::ListFilter {
+        actor: (!actor.is_empty()).then(|| actor.to_owned()),
+        state_pair: state_pair.map(|p| (p.a.clone(), p.b.clone())),
+        status: status.to_vec(),
+        pending_only,
+    }
+}
+
 /// An instant as a protobuf timestamp.
 pub fn to_timestamp(time: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
     prost_types::Timestamp {

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use super::convert::{timestamp, to_timestamp};
+use super::convert::{list_filter, timestamp, to_timestamp};
 use super::lists::{ListMessage, Served, message};
 use super::projections_watch::{ChangeStream, watch};
 use super::status::invalid_request;
@@ -67,15 +67,12 @@ impl ProjectionsService {
     ) -> Result<Response<V::List>, Status> {
         let source = self.source(&request, request.get_ref().read.as_ref())?;
         let request = request.get_ref();
-        let filter = ListFilter {
-            actor: (!request.actor.is_empty()).then(|| request.actor.clone()),
-            state_pair: request
-                .state_pair
-                .as_ref()
-                .map(|p| (p.a.clone(), p.b.clone())),
-            status: request.status.clone(),
-            pending_only: request.pending_only,
-        };
+        let filter = list_filter(
+            &request.actor,
+            request.state_pair.as_ref(),
+            &request.status,
+            request.pending_only,
+        );
         let page = Page {
             size: request.page_size as usize,
             token: request.page_token.clone(),

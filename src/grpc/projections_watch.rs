@@ -12,7 +12,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
-use super::convert::to_timestamp;
+use super::convert::{list_filter, to_timestamp};
 use super::lists::{ItemOf, Served, message};
 use super::status::invalid_request;
 use crate::projections::models::channels::ChannelView;
@@ -48,15 +48,12 @@ pub(super) async fn watch(
     shutdown: CancellationToken,
 ) -> Result<ChangeStream, Status> {
     let config = feed_config(request)?;
-    let filter = ListFilter {
-        actor: (!request.actor.is_empty()).then(|| request.actor.clone()),
-        state_pair: request
-            .state_pair
-            .as_ref()
-            .map(|p| (p.a.clone(), p.b.clone())),
-        status: request.status.clone(),
-        pending_only: request.pending_only,
-    };
+    let filter = list_filter(
+        &request.actor,
+        request.state_pair.as_ref(),
+        &request.status,
+        request.pending_only,
+    );
     let min = request.min_position;
     match request.projection.as_str() {
         "channels" => {
