@@ -258,14 +258,10 @@ impl App {
             health_reporter,
             shutdown.child_token(),
         ));
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        let reflection_v1 = reflection()
             .build_v1()
             .context("could not build the reflection service")?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        let reflection_v1alpha = reflection()
             .build_v1alpha()
             .context("could not build the reflection service")?;
         // One count of open streams per client, across gRPC and the dashboard's `/live`.
@@ -548,4 +544,14 @@ fn oversized_is_resource_exhausted<B>(mut response: http::Response<B>) -> http::
         headers.insert("grpc-message", value);
     }
     response
+}
+
+/// What the reflection services describe: diplog's services, health, and the error details
+/// statuses carry (`google.rpc.BadRequest`, …), so a client that learns the API by reflection
+/// can decode those too.
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
 }

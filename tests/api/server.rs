@@ -194,3 +194,129 @@ async fn a_stalled_reader_does_not_keep_the_server_from_stopping() {
     app.stop().await; // asserts a clean stop within 5 s
     drop(stalled);
 }
+
+/// A client that knows only the reflection service can decode the details of an error: it
+/// asks for the file that defines `google.rpc.Status` and for each file that one imports,
+/// builds a descriptor pool from what the server sent, and reads the `BadRequest` of a refused
+/// append from it (here with prost-reflect, as grpcurl or Postman do with their own).
+#[tokio::test]
+async fn a_client_that_learns_the_api_by_reflection_decodes_the_error_details() {
+    use prost::Message as _;
+    use prost_reflect::{DescriptorPool, DynamicMessage, Value};
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+
+    let app = spawn_app().await;
+    let status = app
+        .new_client()
+        .await
+        .append(append_request(
+            "",
+            Expect::Any,
+            vec![new_event("CallHeld", "{}")],
+        ))
+        .await
+        .expect_err("an append without a stream is refused");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+
+    let mut reflection = ServerReflectionClient::new(app.channel().await);
+    let mut ask = async |request: MessageRequest| {
+        let mut answers = reflection
+            .server_reflection_info(tokio_stream::iter([ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(request),
+            }]))
+            .await
+            .unwrap()
+            .into_inner();
+        match answers.message().await.unwrap().unwrap().message_response {
+            Some(MessageResponse::FileDescriptorResponse(files)) => files.file_descriptor_proto,
+            other => panic!("no file for the request: {other:?}"),
+        }
+    };
+    // The file defining google.rpc.Status, then whatever it and the files it names import.
+    let mut files: Vec<prost_types::FileDescriptorProto> = ask(
+        MessageRequest::FileContainingSymbol("google.rpc.Status".into()),
+    )
+    .await
+    .iter()
+    .map(|bytes| prost_types::FileDescriptorProto::decode(bytes.as_slice()).unwrap())
+    .collect();
+    for symbol in [
+        "google.rpc.BadRequest",
+        "google.rpc.ErrorInfo",
+        "google.rpc.PreconditionFailure",
+    ] {
+        for bytes in ask(MessageRequest::FileContainingSymbol(symbol.into())).await {
+            files.push(prost_types::FileDescriptorProto::decode(bytes.as_slice()).unwrap());
+        }
+    }
+    loop {
+        let known: Vec<String> = files.iter().map(|f| f.name().to_owned()).collect();
+        let missing: Vec<String> = files
+            .iter()
+            .flat_map(|f| f.dependency.clone())
+            .filter(|d| !known.contains(d))
+            .collect();
+        let Some(next) = missing.first() else { break };
+        for bytes in ask(MessageRequest::FileByFilename(next.clone())).await {
+            files.push(prost_types::FileDescriptorProto::decode(bytes.as_slice()).unwrap());
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    files.retain(|f| seen.insert(f.name().to_owned()));
+    let pool =
+        DescriptorPool::from_file_descriptor_set(prost_types::FileDescriptorSet { file: files })
+            .expect("the files the server serves make a pool");
+
+    let status_message = pool.get_message_by_name("google.rpc.Status").unwrap();
+    let decoded = DynamicMessage::decode(status_message, status.details()).unwrap();
+    let Value::List(details) = decoded.get_field_by_name("details").unwrap().into_owned() else {
+        panic!("details is a list");
+    };
+    let mut fields = Vec::new();
+    for detail in details {
+        let Value::Message(any) = detail else {
+            panic!("an Any")
+        };
+        let type_url = any.get_field_by_name("type_url").unwrap();
+        let name = type_url
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        let value = any.get_field_by_name("value").unwrap();
+        let message = pool
+            .get_message_by_name(&name)
+            .unwrap_or_else(|| panic!("the server describes {name}"));
+        let detail = DynamicMessage::decode(message, value.as_bytes().unwrap().clone()).unwrap();
+        if name == "google.rpc.BadRequest" {
+            let Value::List(violations) = detail
+                .get_field_by_name("field_violations")
+                .unwrap()
+                .into_owned()
+            else {
+                panic!("field_violations is a list");
+            };
+            for violation in violations {
+                let Value::Message(violation) = violation else {
+                    panic!("a violation")
+                };
+                fields.push(
+                    violation
+                        .get_field_by_name("field")
+                        .unwrap()
+                        .as_str()
+                        .unwrap()
+                        .to_owned(),
+                );
+            }
+        }
+    }
+    assert_eq!(fields, ["stream_id"]);
+    app.stop().await;
+}
