@@ -1,11 +1,13 @@
 //! The arguments of the projection commands (lists, get, status, rebuild, watch).
 
+use chrono::NaiveDate;
 use clap::{Args, Subcommand};
 
 use super::client_args::ClientArgs;
 
 /// `--as-of`: a log position or a time (the projections' own type).
 pub use crate::projections::read::request::AsOf;
+use crate::projections::read::request::parse_day;
 
 /// When a projection answer is about, and how it is printed.
 #[derive(Args, Debug, Clone)]
@@ -16,8 +18,12 @@ pub struct QueryArgs {
     /// (`YYYY-MM-DD`: the end of that day, UTC).
     #[arg(long, value_parser = parse_as_of)]
     pub as_of: Option<AsOf>,
+    /// The state of affairs on a day (`YYYY-MM-DD`): what had happened by its end, as the log
+    /// knows it now (or knew it --as-of).
+    #[arg(long, value_name = "DAY", value_parser = parse_day)]
+    pub on: Option<NaiveDate>,
     /// Wait until the answer reflects at least this log position (read your writes); moot,
-    /// and not sent, with --as-of.
+    /// and not sent, with --as-of or --on.
     #[arg(long, default_value_t = 0)]
     pub min_position: u64,
     /// Print the whole answer as proto3 JSON (one document) instead of a table.

@@ -24,7 +24,7 @@ use crate::projections::models::relations::RelationView;
 use crate::projections::models::summits::SummitView;
 use crate::projections::models::timeline::TimelineEntry;
 use crate::projections::read::query::Queries;
-use crate::projections::read::request::{Answer, AsOf, ListFilter, Page, Source};
+use crate::projections::read::request::{Answer, AsOf, ListFilter, Page, Source, parse_day};
 use crate::proto::{self, projections_server::Projections};
 use crate::stream_limit::StreamLimiter;
 
@@ -124,7 +124,11 @@ impl ProjectionsService {
         }
         // An as-of answer comes from the log itself: there is nothing to wait for, so a
         // `min_position` is moot.
-        Ok(Source::of(as_of, read.min_position, self.wait(request)))
+        let on = (!read.on_day.is_empty())
+            .then(|| parse_day(&read.on_day))
+            .transpose()
+            .map_err(|message| invalid_request("read.on_day", message))?;
+        Ok(Source::of(as_of, on, read.min_position, self.wait(request)))
     }
 }
 

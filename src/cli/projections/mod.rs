@@ -36,20 +36,22 @@ async fn connect(client: &ClientArgs) -> Result<Client, CliError> {
         .max_decoding_message_size(crate::domain::limits::MAX_REQUEST_BYTES))
 }
 
-/// The read options of `--as-of` and `--min-position`. An as-of answer comes from the log
-/// itself, so there is nothing to wait for: `--min-position` is not sent with it.
+/// The read options of `--as-of`, `--on` and `--min-position`. An answer as of a past state
+/// or on a day comes from the log itself, so there is nothing to wait for: `--min-position` is
+/// not sent with them.
 fn read_options(query: &QueryArgs) -> proto::ReadOptions {
     use proto::read_options::AsOf as Wire;
+    let replayed = query.as_of.is_some() || query.on.is_some();
     proto::ReadOptions {
-        min_position: if query.as_of.is_some() {
-            0
-        } else {
-            query.min_position
-        },
+        min_position: if replayed { 0 } else { query.min_position },
         as_of: query.as_of.map(|as_of| match as_of {
             AsOf::Position(position) => Wire::AsOfPosition(position),
             AsOf::Time(time) => Wire::AsOfTime(to_timestamp(time)),
         }),
+        on_day: query
+            .on
+            .map(|day| day.format("%Y-%m-%d").to_string())
+            .unwrap_or_default(),
     }
 }
 

@@ -14,9 +14,15 @@ pub(super) fn header(info: Option<&proto::AnswerInfo>, query: &QueryArgs) -> Str
         .and_then(|i| i.reference_time.as_ref())
         .map(timestamp)
         .unwrap_or_default();
-    match query.as_of {
-        Some(_) => format!("At log position {position}, as of {reference}\n"),
-        None => format!("At log position {position} (now: {reference})\n"),
+    match (query.on, query.as_of) {
+        (Some(day), None) => format!(
+            "On {day}, as the log knows it at position {position} (statuses judged at {reference})\n"
+        ),
+        (Some(day), Some(_)) => format!(
+            "On {day}, as the log knew it at position {position} (statuses judged at {reference})\n"
+        ),
+        (None, Some(_)) => format!("At log position {position}, as of {reference}\n"),
+        (None, None) => format!("At log position {position} (now: {reference})\n"),
     }
 }
 

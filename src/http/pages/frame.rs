@@ -21,6 +21,8 @@ pub(in crate::http) struct Frame {
     pub(in crate::http) as_of: String,
     /// For the banner: the time the answer is about.
     pub(in crate::http) as_of_label: String,
+    /// The `on` (a day) as given; empty: the state now.
+    pub(in crate::http) on: String,
     pub(in crate::http) position: u64,
     pub(in crate::http) fragment: bool,
     /// An error page: no live updates.
@@ -44,6 +46,11 @@ impl Frame {
                 .map(|(raw, _)| raw.clone())
                 .unwrap_or_default(),
             as_of_label: String::new(),
+            on: ask
+                .on
+                .as_ref()
+                .map(|(raw, _)| raw.clone())
+                .unwrap_or_default(),
             position: 0,
             fragment: ask.fragment,
             error: false,
@@ -58,6 +65,7 @@ impl Frame {
             path: "/".to_owned(),
             as_of: String::new(),
             as_of_label: String::new(),
+            on: String::new(),
             position: 0,
             fragment: false,
             error: true,
@@ -70,17 +78,24 @@ impl Frame {
         self.as_of_label = readable::instant(reference);
     }
 
-    /// Whether the page follows the log (not as of a past state, not an error).
+    /// Whether the page follows the log (not as of a past state nor on a day, not an error).
     pub(in crate::http) fn live(&self) -> bool {
-        self.as_of.is_empty() && !self.error
+        self.as_of.is_empty() && self.on.is_empty() && !self.error
     }
 
-    /// A link to `path` that keeps the "as of" of this page.
+    /// A link to `path` that keeps the "as of" and the "on" of this page.
     pub(in crate::http) fn link(&self, path: &str) -> String {
-        if self.as_of.is_empty() {
+        let mut query = Vec::new();
+        if !self.as_of.is_empty() {
+            query.push(format!("as_of={}", encode(&self.as_of)));
+        }
+        if !self.on.is_empty() {
+            query.push(format!("on={}", encode(&self.on)));
+        }
+        if query.is_empty() {
             path.to_owned()
         } else {
-            format!("{path}?as_of={}", encode(&self.as_of))
+            format!("{path}?{}", query.join("&"))
         }
     }
 

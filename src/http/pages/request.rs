@@ -1,15 +1,19 @@
 //! What a request asks for: the query parameters every page takes, and the same checked.
 
+use chrono::NaiveDate;
 use serde::Deserialize;
 
 use crate::http::{Dashboard, HttpError};
-use crate::projections::read::request::{AsOf, Source};
+use crate::projections::read::request::{AsOf, Source, parse_day};
 
 /// The query parameters every page takes.
 #[derive(Debug, Default, Deserialize)]
 pub(in crate::http) struct Params {
     /// A log position, an RFC 3339 time or a day: answer from the log as it was then.
     as_of: Option<String>,
+    /// A day, YYYY-MM-DD: the state of affairs on that day, as the log knows it (or knew it
+    /// `as_of`).
+    on: Option<String>,
     /// Answer only once the projections reflect this position (what the live script sends).
     min_position: Option<String>,
     /// `1`: render only the page's `<main>`.
@@ -20,6 +24,8 @@ pub(in crate::http) struct Params {
 pub(super) struct Ask {
     /// The `as_of` as given, and what it means.
     pub(super) as_of: Option<(String, AsOf)>,
+    /// The `on` as given, and its day.
+    pub(super) on: Option<(String, NaiveDate)>,
     pub(super) min_position: u64,
     pub(super) fragment: bool,
 }
@@ -36,6 +42,16 @@ impl Ask {
                 })?,
             )),
         };
+        let on = match params.on.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(raw) => Some((
+                raw.to_owned(),
+                parse_day(raw).map_err(|message| HttpError::BadRequest {
+                    parameter: "on",
+                    message,
+                })?,
+            )),
+        };
         let min_position = match params.min_position.as_deref().map(str::trim) {
             None | Some("") => 0,
             Some(raw) => raw.parse().map_err(|_| HttpError::BadRequest {
@@ -46,6 +62,7 @@ impl Ask {
         let fragment = matches!(params.fragment.as_deref(), Some("1" | "true"));
         Ok(Self {
             as_of,
+            on,
             min_position,
             fragment,
         })
@@ -56,7 +73,12 @@ impl Ask {
     }
 
     pub(super) fn source(&self, dashboard: &Dashboard) -> Source {
-        Source::of(self.as_of(), self.min_position, dashboard.max_wait)
+        Source::of(
+            self.as_of(),
+            self.on.as_ref().map(|(_, day)| *day),
+            self.min_position,
+            dashboard.max_wait,
+        )
     }
 }
 
@@ -66,6 +88,7 @@ impl Params {
     pub(super) fn given(as_of: Option<&str>, min_position: Option<&str>) -> Self {
         Self {
             as_of: as_of.map(str::to_owned),
+            on: None,
             min_position: min_position.map(str::to_owned),
             fragment: None,
         }

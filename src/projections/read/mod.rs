@@ -5,5 +5,6 @@
 
 pub mod feed;
 pub mod listed;
+pub mod on_date;
 pub mod query;
 pub mod request;

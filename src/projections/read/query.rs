@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use futures::TryStreamExt;
 
 use crate::projections::engine::rows::{ProjectionStore, RowFilter, WaitError};
@@ -16,6 +16,7 @@ use crate::projections::models::common::{ACTOR_STATUS, ActorInfo};
 use crate::projections::models::relations::{RelationView, pair_key};
 use crate::projections::models::timeline::Timeline;
 use crate::projections::read::listed::{Listed, Reading};
+use crate::projections::read::on_date::{OnDate, end_of};
 use crate::projections::read::request::{
     Answer, AsOf, ListFilter, Page, QueryError, Source, paged, state_code, statuses,
 };
@@ -65,6 +66,27 @@ fn whole<T>(items: Vec<T>, loaded: &Loaded) -> Answer<T> {
         position: loaded.position,
         reference: loaded.reference,
         next_page_token: String::new(),
+    }
+}
+
+/// A replayed model's rows passing `filter`, in list order.
+fn replayed<M: Model>(
+    model: &M,
+    filter: &RowFilter,
+    wants_actors: bool,
+    position: u64,
+    reference: DateTime<Utc>,
+) -> Loaded {
+    let mut rows: Vec<Row> = model
+        .rows()
+        .into_iter()
+        .filter(|r| (wants_actors || r.status != ACTOR_STATUS) && passes(r, filter))
+        .collect();
+    rows.sort_by(|a, b| (&a.sort_key, &a.key).cmp(&(&b.sort_key, &b.key)));
+    Loaded {
+        rows,
+        position,
+        reference,
     }
 }
 
@@ -130,17 +152,22 @@ impl Queries {
             Source::AsOf(as_of) => {
                 let (position, reference) = self.bound(as_of).await?;
                 let model = self.replay::<M>(position).await?;
-                let mut rows: Vec<Row> = model
-                    .rows()
-                    .into_iter()
-                    .filter(|r| (wants_actors || r.status != ACTOR_STATUS) && passes(r, filter))
-                    .collect();
-                rows.sort_by(|a, b| (&a.sort_key, &a.key).cmp(&(&b.sort_key, &b.key)));
-                Ok(Loaded {
-                    rows,
+                Ok(replayed(&model, filter, wants_actors, position, reference))
+            }
+            Source::On { date, as_of } => {
+                let position = match as_of {
+                    Some(as_of) => self.bound(as_of).await?.0,
+                    None => self.store.head().await?,
+                };
+                let model = self.replay_on::<M>(position, date).await?;
+                // Statuses that depend on time are judged at the end of that day.
+                Ok(replayed(
+                    &model,
+                    filter,
+                    wants_actors,
                     position,
-                    reference,
-                })
+                    end_of(date),
+                ))
             }
         }
     }
@@ -188,6 +215,21 @@ impl Queries {
             if since_snapshot >= self.config.snapshot_every {
                 self.keep_snapshot::<M>(at, &model);
                 since_snapshot = 0;
+            }
+        }
+        Ok(model)
+    }
+
+    /// A fresh model fed what had happened by the end of `date`, as the log up to `position`
+    /// tells it (see `on_date`). Not kept in snapshots: a replay on a date starts from the
+    /// beginning of the log.
+    async fn replay_on<M: Model>(&self, position: u64, date: NaiveDate) -> Result<M, QueryError> {
+        let mut model = M::default();
+        let mut on = OnDate::new(date);
+        let mut facts = Box::pin(self.store.facts_between(0, position));
+        while let Some(fact) = facts.try_next().await? {
+            if let Some(fact) = on.admit(fact) {
+                model.apply(&fact);
             }
         }
         Ok(model)

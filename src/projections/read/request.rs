@@ -2,7 +2,7 @@
 //! state of the log to answer from (live, or as of a position or time), the filter of a list,
 //! a page, the answer, and what can go wrong.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use tokio::time::Instant;
 
 use crate::domain::diplomacy::{ActorId, CountryCode};
@@ -62,21 +62,45 @@ pub enum Source {
         min_position: u64,
         deadline: Instant,
     },
+    /// What the log had recorded by a position or time.
     AsOf(AsOf),
+    /// The state of affairs on a date: what had happened by the end of that day, as the log
+    /// knows it now or knew it `as_of` (see `on_date`).
+    On {
+        date: NaiveDate,
+        as_of: Option<AsOf>,
+    },
 }
 
 impl Source {
-    /// As of a past state when `as_of` is given (there is nothing to wait for then, so
-    /// `min_position` is moot); else live, waiting at most `wait` for `min_position`.
-    pub fn of(as_of: Option<AsOf>, min_position: u64, wait: std::time::Duration) -> Self {
-        match as_of {
-            Some(as_of) => Source::AsOf(as_of),
-            None => Source::Live {
+    /// On a date when `on` is given; else as of a past state when `as_of` is; else live,
+    /// waiting at most `wait` for `min_position`. An answer from the past or on a date is
+    /// replayed from the log, which holds every acknowledged event, so there is nothing to
+    /// wait for then and `min_position` is moot.
+    pub fn of(
+        as_of: Option<AsOf>,
+        on: Option<NaiveDate>,
+        min_position: u64,
+        wait: std::time::Duration,
+    ) -> Self {
+        match (on, as_of) {
+            (Some(date), as_of) => Source::On { date, as_of },
+            (None, Some(as_of)) => Source::AsOf(as_of),
+            (None, None) => Source::Live {
                 min_position,
                 deadline: Instant::now() + wait,
             },
         }
     }
+}
+
+/// What `parse_day` accepts, for error messages.
+pub const DAY_ACCEPTS: &str = "a day, YYYY-MM-DD (2025-03-01)";
+
+/// Parses the day of an "on" (the CLI's `--on`, the dashboard's `?on=`, `ReadOptions.on_day`).
+pub fn parse_day(raw: &str) -> Result<NaiveDate, String> {
+    let raw = raw.trim();
+    NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| format!("{raw:?} is not {DAY_ACCEPTS}"))
 }
 
 /// A page: how many items, and the token of the previous answer's next page (empty: first).

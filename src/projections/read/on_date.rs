@@ -1,0 +1,323 @@
+//! The second time axis: the state of affairs on a date, as the log knows it. Where `as of`
+//! asks what had been *recorded* by a position or time, `on` asks what had *happened* by the
+//! end of a day, with every correction recorded since (or up to the `as of`, when both are
+//! given). A replay for a date passes the log's facts through [`OnDate`], which lets the
+//! models see only what had happened by then.
+//!
+//! The rules:
+//! - An event happened by day D when the latest instant its `occurred` can mean falls by the
+//!   end of D (a day in any time zone: the end of D in UTC−12). "March 2025" has happened by
+//!   31 March, not yet by 10 March.
+//! - An event that gives no date (actors registered, offices filled without a date) is
+//!   background: it counts on every date.
+//! - A correction counts by its replacement's date: one that moves an event past D takes the
+//!   event out, one that moves a later event back to D or before brings it in (under the
+//!   original's id and position, as corrections always apply).
+//! - A retraction always counts: what it takes back is gone on every date.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::domain::EventId;
+use crate::domain::diplomacy::{DiplomaticEvent, EventKind, EventRetracted, FuzzyTime};
+use crate::projections::Fact;
+
+/// What had happened by the end of a day.
+#[derive(Debug)]
+pub struct OnDate {
+    /// The end of the day (exclusive), in the last time zone to leave it.
+    end: DateTime<Utc>,
+    /// Events left out as not yet happened, kept so that a correction can bring them in.
+    later: HashMap<EventId, Fact>,
+    /// Where each event let in was recorded, so that a correction that moves it past
+    /// the date keeps it (under its own position and stream) for a later correction to bring
+    /// back. About 80 bytes an event: the cost of a replay on a date over a large log.
+    let_in: HashMap<EventId, Recorded>,
+}
+
+/// Where an event was recorded: what a fact applied under its id carries.
+#[derive(Debug)]
+struct Recorded {
+    position: u64,
+    stream_id: String,
+    recorded_at: DateTime<Utc>,
+}
+
+impl Recorded {
+    fn of(fact: &Fact) -> Self {
+        Self {
+            position: fact.position,
+            stream_id: fact.stream_id.clone(),
+            recorded_at: fact.recorded_at,
+        }
+    }
+
+    /// `event` as a fact recorded here under `id`.
+    fn fact(self, event_id: EventId, event: DiplomaticEvent) -> Fact {
+        Fact {
+            position: self.position,
+            stream_id: self.stream_id,
+            event_id,
+            recorded_at: self.recorded_at,
+            event,
+        }
+    }
+}
+
+/// The exclusive end of `date` in the last time zone to leave it: what statuses that depend
+/// on time (dormant, lapsed) are judged against for an answer on that date.
+pub fn end_of(date: NaiveDate) -> DateTime<Utc> {
+    FuzzyTime::day(date, None).end()
+}
+
+impl OnDate {
+    pub fn new(date: NaiveDate) -> Self {
+        Self {
+            end: end_of(date),
+            later: HashMap::new(),
+            let_in: HashMap::new(),
+        }
+    }
+
+    fn happened(&self, event: &DiplomaticEvent) -> bool {
+        event
+            .occurred
+            .as_ref()
+            .is_none_or(|time| time.end() <= self.end)
+    }
+
+    /// What a model applies for `fact` on this date: nothing, `fact` itself, or what it
+    /// amounts to on this date.
+    pub fn admit(&mut self, fact: Fact) -> Option<Fact> {
+        match &fact.event.kind {
+            EventKind::EventRetracted(retraction) => {
+                self.later.remove(&retraction.event);
+                self.let_in.remove(&retraction.event);
+                Some(fact)
+            }
+            EventKind::EventCorrected(correction) => {
+                let target = correction.event;
+                let replacement = (*correction.replacement).clone();
+                if let Some(left_out) = self.later.remove(&target) {
+                    let original = Recorded::of(&left_out);
+                    if self.happened(&replacement) {
+                        // Moved to the date or before: in, as the original.
+                        let fact = original.fact(target, replacement);
+                        self.let_in.insert(target, Recorded::of(&fact));
+                        return Some(fact);
+                    }
+                    // Still later.
+                    self.later
+                        .insert(target, original.fact(target, replacement));
+                    return None;
+                }
+                if self.happened(&replacement) {
+                    // In, and still in: the correction applies as recorded.
+                    return Some(fact);
+                }
+                // In, and moved past the date: out, until a correction brings it back.
+                if let Some(original) = self.let_in.remove(&target) {
+                    self.later
+                        .insert(target, original.fact(target, replacement));
+                }
+                Some(Fact {
+                    event: DiplomaticEvent {
+                        kind: EventKind::EventRetracted(EventRetracted {
+                            event: target,
+                            reason: None,
+                        }),
+                        occurred: None,
+                        sources: Vec::new(),
+                        evidence: Vec::new(),
+                        coding: None,
+                        note: None,
+                    },
+                    ..fact
+                })
+            }
+            _ if self.happened(&fact.event) => {
+                self.let_in.insert(fact.event_id, Recorded::of(&fact));
+                Some(fact)
+            }
+            _ => {
+                self.later.insert(fact.event_id, fact);
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::diplomacy::EventCorrected;
+    use crate::projections::Model;
+    use crate::projections::models::channels::Channels;
+    use crate::projections::models::commitments::Commitments;
+    use crate::projections::models::divergence::Divergence;
+    use crate::projections::models::relations::Relations;
+    use crate::projections::models::summits::Summits;
+    use crate::projections::models::timeline::Timeline;
+    use crate::projections::testing::{founding_facts, replay, sorted_rows};
+
+    fn day(raw: &str) -> NaiveDate {
+        raw.parse().expect("a day")
+    }
+
+    /// A model fed what had happened by the end of `on`.
+    fn on<M: Model>(facts: &[Fact], on: &str) -> M {
+        let mut filter = OnDate::new(day(on));
+        let mut model = M::default();
+        for fact in facts {
+            if let Some(fact) = filter.admit(fact.clone()) {
+                model.apply(&fact);
+            }
+        }
+        model
+    }
+
+    /// The founding Lavrov–Rubio call.
+    fn the_call(facts: &[Fact]) -> &Fact {
+        facts
+            .iter()
+            .find(|f| {
+                matches!(f.event.kind, EventKind::CallHeld(_))
+                    && f.event
+                        .occurred
+                        .as_ref()
+                        .is_some_and(|t| t.to_string().starts_with("2025-02-15"))
+            })
+            .expect("the founding scenario has the 15 February call")
+    }
+
+    /// A correction of `target` that says it happened on `on`, recorded after `facts`.
+    fn moved(facts: &[Fact], target: &Fact, on: &str) -> Fact {
+        let mut replacement = target.event.clone();
+        replacement.occurred = Some(FuzzyTime::day(day(on), None));
+        Fact {
+            position: facts.len() as u64 + 1,
+            stream_id: target.stream_id.clone(),
+            event_id: EventId::generate(),
+            recorded_at: target.recorded_at,
+            event: DiplomaticEvent {
+                kind: EventKind::EventCorrected(EventCorrected {
+                    event: target.event_id,
+                    replacement: Box::new(replacement),
+                    reason: Some("the date was misreported".into()),
+                }),
+                occurred: None,
+                sources: Vec::new(),
+                evidence: Vec::new(),
+                coding: None,
+                note: None,
+            },
+        }
+    }
+
+    fn on_timeline(facts: &[Fact], date: &str, event: EventId) -> bool {
+        on::<Timeline>(facts, date)
+            .entries()
+            .any(|entry| entry.origin.event_id == event)
+    }
+
+    #[test]
+    fn channels_open_on_the_day_of_their_first_call_and_not_before() {
+        let facts = founding_facts();
+        let before = on::<Channels>(&facts, "2025-02-11").channels().count();
+        let after_presidents = on::<Channels>(&facts, "2025-02-12").channels().count();
+        let after_ministers = on::<Channels>(&facts, "2025-02-15").channels().count();
+        assert_eq!(before, 0);
+        assert!(after_presidents > 0, "the Putin–Trump call of 12 February");
+        assert!(after_ministers > after_presidents, "the Lavrov–Rubio call");
+        // Undated background (the actors) counts on every day.
+        assert!(!sorted_rows(&on::<Channels>(&facts, "1990-01-01")).is_empty());
+    }
+
+    #[test]
+    fn on_a_day_after_everything_every_model_is_the_whole_replay() {
+        fn same<M: Model>(facts: &[Fact]) {
+            assert_eq!(
+                sorted_rows(&on::<M>(facts, "2030-01-01")),
+                sorted_rows(&replay::<M>(facts)),
+                "{}",
+                M::NAME
+            );
+        }
+        let facts = founding_facts();
+        same::<Channels>(&facts);
+        same::<Summits>(&facts);
+        same::<Commitments>(&facts);
+        same::<Timeline>(&facts);
+        same::<Relations>(&facts);
+        same::<Divergence>(&facts);
+    }
+
+    #[test]
+    fn a_month_has_happened_by_its_last_day_not_before() {
+        let facts = founding_facts();
+        let call = the_call(&facts).clone();
+        let mut in_march = call.clone();
+        in_march.event.occurred =
+            Some(serde_json::from_str(r#"{"month": "2025-03"}"#).expect("a month"));
+        let mut filter = OnDate::new(day("2025-03-30"));
+        assert!(filter.admit(in_march.clone()).is_none());
+        let mut filter = OnDate::new(day("2025-03-31"));
+        assert!(filter.admit(in_march).is_some());
+    }
+
+    #[test]
+    fn a_correction_counts_by_its_replacements_date_both_ways() {
+        let mut facts = founding_facts();
+        let call = the_call(&facts).clone();
+        assert!(on_timeline(&facts, "2025-02-20", call.event_id));
+        // Moved past 20 February: out on the 20th, in on 10 March.
+        let later = moved(&facts, &call, "2025-03-10");
+        facts.push(later);
+        assert!(!on_timeline(&facts, "2025-02-20", call.event_id));
+        assert!(on_timeline(&facts, "2025-03-10", call.event_id));
+        assert!(!on_timeline(&facts, "2025-03-09", call.event_id));
+        // Moved back: in again, under its own position and stream.
+        let back = moved(&facts, &call, "2025-02-15");
+        facts.push(back);
+        assert!(on_timeline(&facts, "2025-02-20", call.event_id));
+        let timeline = on::<Timeline>(&facts, "2025-02-20");
+        let entry = timeline
+            .entries()
+            .find(|entry| entry.origin.event_id == call.event_id)
+            .expect("the call");
+        assert_eq!(entry.origin.position, call.position);
+        assert_eq!(entry.origin.stream_id, call.stream_id);
+        // And the whole replay agrees with the latest date.
+        assert_eq!(
+            sorted_rows(&on::<Timeline>(&facts, "2030-01-01")),
+            sorted_rows(&replay::<Timeline>(&facts))
+        );
+    }
+
+    #[test]
+    fn a_retraction_takes_an_event_out_on_every_day() {
+        let mut facts = founding_facts();
+        let call = the_call(&facts).clone();
+        facts.push(Fact {
+            position: facts.len() as u64 + 1,
+            stream_id: call.stream_id.clone(),
+            event_id: EventId::generate(),
+            recorded_at: call.recorded_at,
+            event: DiplomaticEvent {
+                kind: EventKind::EventRetracted(EventRetracted {
+                    event: call.event_id,
+                    reason: None,
+                }),
+                occurred: None,
+                sources: Vec::new(),
+                evidence: Vec::new(),
+                coding: None,
+                note: None,
+            },
+        });
+        for date in ["2025-02-10", "2025-02-15", "2030-01-01"] {
+            assert!(!on_timeline(&facts, date, call.event_id), "{date}");
+        }
+    }
+}
