@@ -1,7 +1,10 @@
 //! How the projection commands print their answers for people: tables aligned by
 //! characters, dates as recorded, parties and places by name, changes as they come.
 
-use super::*;
+use std::fmt::Write as _;
+
+use super::QueryArgs;
+use crate::proto;
 
 /// The first line: the position the answer reflects, and for as-of answers the time it is
 /// about.
