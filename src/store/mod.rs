@@ -1,7 +1,12 @@
 //! The event store on PostgreSQL: appends (through one group-committing writer task) and
 //! reads of streams and of the global log. Owns all SQL over `events`, `streams` and
-//! `log_head`; knows nothing of gRPC or HTTP.
+//! `log_head`: the rest of the server (the projections, the audit side, subscriptions) and the
+//! bench read the log through the functions here, and besides the writer only `restore` (an
+//! export into an empty database) and `bulk` (the bench's bulk load) write it, each keeping
+//! the log's invariants. `tests/api/architecture.rs` fails on SQL over `events` anywhere
+//! else. Knows nothing of gRPC or HTTP.
 
+pub mod bulk;
 mod read;
 pub mod restore;
 mod writer;
@@ -20,8 +25,9 @@ use uuid::Uuid;
 use crate::domain::{AppendBatch, ExpectedVersion, LogFilter, ReadAllQuery, ReadStreamQuery};
 
 pub use read::{
-    DiplomaticPage, EventFilter, LogPage, PAGE_BYTES, PAGE_SIZE, READ_AHEAD, diplomatic_events,
-    events_page, head, position_at, recorded_at,
+    DiplomaticPage, DiplomaticRow, EventFilter, EventWithLeaf, LogPage, PAGE_BYTES, PAGE_SIZE,
+    READ_AHEAD, count_diplomatic, diplomatic_events, diplomatic_rows, events_page,
+    events_with_leaves, head, position_at, position_of, recorded_at,
 };
 pub use writer::WriterConfig;
 

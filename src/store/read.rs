@@ -18,6 +18,7 @@
 //! unfiltered page's window is exactly its size; a filtered page's window is wider (a filter
 //! may leave most keys out) and grows while pages come back short.
 
+use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt, stream};
 use sqlx::{PgExecutor, PgPool};
 use tokio::sync::mpsc;
@@ -255,6 +256,92 @@ impl BoundedEvent {
             appended_by: self.appended_by?,
         })
     }
+}
+
+/// The columns of a diplomatic event that the projections parse into a fact.
+#[derive(Debug, sqlx::FromRow)]
+pub struct DiplomaticRow {
+    pub position: i64,
+    pub stream_id: String,
+    pub event_id: uuid::Uuid,
+    pub recorded_at: chrono::DateTime<chrono::Utc>,
+    pub data_text: String,
+}
+
+/// Every diplomatic event (see [`diplomatic_events`]) with `after < position <= through`, in
+/// position order, in one statement. Bounded by the span alone, not in rows or bytes nor by
+/// the head: for a short stretch the caller knows to be committed (the projections' fact
+/// cache reads its blocks of 1,024 positions so, once the head is past them).
+pub async fn diplomatic_rows<'e>(
+    executor: impl PgExecutor<'e>,
+    after: u64,
+    through: u64,
+) -> Result<Vec<DiplomaticRow>, sqlx::Error> {
+    sqlx::query_as(
+        "select position, stream_id, event_id, recorded_at, data_text from events \
+         where position > $1 and position <= $2 \
+         and metadata->>'diplog.schema' = 'diplog.v1.DiplomaticEvent' \
+         order by position",
+    )
+    .bind(after as i64)
+    .bind(through as i64)
+    .fetch_all(executor)
+    .await
+}
+
+/// How many diplomatic events (see [`diplomatic_events`]) the log holds up to `through`
+/// (inclusive). Counts them one by one: for the benchmark's report, not for serving.
+pub async fn count_diplomatic<'e>(
+    executor: impl PgExecutor<'e>,
+    through: u64,
+) -> Result<u64, sqlx::Error> {
+    let count: i64 = sqlx::query_scalar(
+        "select count(*) from events where position <= $1 \
+         and metadata->>'diplog.schema' = 'diplog.v1.DiplomaticEvent'",
+    )
+    .bind(through as i64)
+    .fetch_one(executor)
+    .await?;
+    Ok(count as u64)
+}
+
+/// The position of the event with this id, if the log has one.
+pub async fn position_of<'e>(
+    executor: impl PgExecutor<'e>,
+    event_id: uuid::Uuid,
+) -> Result<Option<u64>, sqlx::Error> {
+    let position: Option<i64> =
+        sqlx::query_scalar("select position from events where event_id = $1")
+            .bind(event_id)
+            .fetch_optional(executor)
+            .await?;
+    Ok(position.map(|p| p as u64))
+}
+
+/// An event, and the leaf hash the audit tree stored for its position (`None` if it stores
+/// none).
+#[derive(sqlx::FromRow)]
+pub struct EventWithLeaf {
+    #[sqlx(flatten)]
+    pub event: RecordedEvent,
+    pub leaf: Option<Vec<u8>>,
+}
+
+/// The whole log in position order, each event with its leaf hash: the level-0 node that
+/// `audit::builder` stored in `merkle_nodes` for its position (the one table of another part
+/// the store reads, so that `diplog verify` can set each event beside the hash it is checked
+/// against in one pass). One statement, streamed on one connection as the consumer pulls:
+/// not paged, so it sees one snapshot of the log and its tree.
+pub fn events_with_leaves(pool: &PgPool) -> BoxStream<'_, Result<EventWithLeaf, sqlx::Error>> {
+    sqlx::query_as(
+        "select e.position, e.stream_id, e.stream_version, e.event_id, e.event_type, \
+             e.data_text, e.correlation_id, e.causation_id, e.metadata, e.recorded_at, \
+             e.appended_by, n.hash as leaf \
+         from events e \
+         left join merkle_nodes n on n.level = 0 and n.index = e.position - 1 \
+         order by e.position",
+    )
+    .fetch(pool)
 }
 
 /// When the event at `position` was recorded (`None` if there is none: 0, or past the head).
