@@ -11,9 +11,9 @@ use futures::Stream;
 use sqlx::{PgConnection, PgPool};
 
 /// Appends `count` copies of the events at positions `templates` (their type, payload and
-/// metadata; new ids, recorded now (or at the head's last time, if later), appended by
-/// `bench`), after the head, in streams of 100 events named `occurrence-bulk-<run>-<n>`, in one transaction
-/// that locks the head, inserts the events and their streams and moves the head.
+/// metadata; new ids, recorded now or at the head's last time if later, appended by `bench`)
+/// after the head, in streams of 100 events named `occurrence-bulk-<run>-<n>`, in one
+/// transaction that locks the head, inserts the events and their streams and moves the head.
 pub async fn load_copies(pool: &PgPool, templates: &[i64], count: u64) -> anyhow::Result<()> {
     let run = uuid::Uuid::new_v4().simple().to_string();
     let mut transaction = pool.begin().await?;

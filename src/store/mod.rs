@@ -24,10 +24,11 @@ use uuid::Uuid;
 
 use crate::domain::{AppendBatch, ExpectedVersion, LogFilter, ReadAllQuery, ReadStreamQuery};
 
+pub use read::paging::{PAGE_BYTES, PAGE_SIZE, READ_AHEAD};
 pub use read::{
-    DiplomaticPage, DiplomaticRow, EventFilter, EventWithLeaf, LogPage, PAGE_BYTES, PAGE_SIZE,
-    READ_AHEAD, count_diplomatic, diplomatic_events, diplomatic_rows, events_page,
-    events_with_leaves, head, position_at, position_of, recorded_at,
+    DiplomaticPage, DiplomaticRow, EventFilter, EventWithLeaf, LogPage, count_diplomatic,
+    diplomatic_events, diplomatic_rows, events_page, events_with_leaves, head, position_at,
+    position_of, recorded_at,
 };
 pub use writer::WriterConfig;
 

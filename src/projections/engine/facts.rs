@@ -43,7 +43,7 @@ pub struct Batch {
     /// Every event up to here is in `facts` or is not diplomatic.
     pub reached: u64,
     /// More may follow at once: as many events as asked for came back, or the read stopped
-    /// at the end of its window (see `store::read`) before the head.
+    /// at the end of its window (see `store::read::paging`) before the head.
     pub full: bool,
     /// The event just after `reached` could not be read: the batch stops before it, and the
     /// runner commits what came before, then fails (and retries) rather than skip it.
