@@ -1,10 +1,14 @@
 //! The event store on PostgreSQL: appends (through one group-committing writer task) and
-//! reads of streams and of the global log. Owns all SQL over `events`, `streams` and
-//! `log_head`: the rest of the server (the projections, the audit side, subscriptions) and the
-//! bench read the log through the functions here, and besides the writer only `restore` (an
-//! export into an empty database) and `bulk` (the bench's bulk load) write it, each keeping
-//! the log's invariants. `tests/api/architecture.rs` fails on SQL over `events` anywhere
-//! else. Knows nothing of gRPC or HTTP.
+//! reads of streams and of the global log. Owns all SQL that reads or writes `events`,
+//! `streams` and `log_head`: the rest of the server (the projections, the audit side, the
+//! subscriptions) and the bench read the log through the functions here, and besides the
+//! writer only `restore` (an export into an empty database) and `bulk` (the bench's bulk
+//! load) write it, each keeping the log's invariants. `tests/api/architecture.rs` fails on
+//! SQL over `events` anywhere else. Knows nothing of gRPC or HTTP.
+//!
+//! - `writer/`: the group-commit writer task (the loop, a group's SQL, deciding each append).
+//! - `read/`: the queries, and the byte-bounded keyset paging they go through.
+//! - `restore`: loading an exported log; `bulk`: the bench's bulk load and raw `COPY` read.
 
 pub mod bulk;
 mod read;
