@@ -127,13 +127,8 @@ impl Auditor {
 
     /// The position of the event with this id.
     pub async fn position_of(&self, event_id: uuid::Uuid) -> Result<u64, ProofError> {
-        let position: Option<i64> =
-            sqlx::query_scalar("select position from events where event_id = $1")
-                .bind(event_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        position
-            .map(|p| p as u64)
+        crate::store::position_of(&self.pool, event_id)
+            .await?
             .ok_or(ProofError::UnknownEvent(event_id))
     }
 

@@ -1,6 +1,7 @@
 //! `diplog verify`: recomputes every leaf and the root from the rows in PostgreSQL, trusting
 //! nothing the server stored about them but the hashes it compares against, and reports the
-//! first position that does not match.
+//! first position that does not match. The events and their stored leaf hashes come from
+//! the store (`store::events_with_leaves`).
 
 use futures::TryStreamExt;
 use sqlx::PgPool;
@@ -8,7 +9,6 @@ use sqlx::PgPool;
 use super::builder::leaf_of;
 use super::tree::{self, TreeError};
 use crate::domain::merkle::{Frontier, Hash};
-use crate::store::RecordedEvent;
 
 /// What `verify` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,25 +24,10 @@ pub enum Verification {
     Mismatch { position: u64, problem: String },
 }
 
-#[derive(sqlx::FromRow)]
-struct Row {
-    #[sqlx(flatten)]
-    event: RecordedEvent,
-    leaf: Option<Vec<u8>>,
-}
-
 pub async fn verify(pool: &PgPool) -> Result<Verification, TreeError> {
     let stored_head = tree::head(pool).await?;
     let tree_size = stored_head.size();
-    let mut rows = sqlx::query_as::<_, Row>(
-        "select e.position, e.stream_id, e.stream_version, e.event_id, e.event_type, \
-             e.data_text, e.correlation_id, e.causation_id, e.metadata, e.recorded_at, \
-             e.appended_by, n.hash as leaf \
-         from events e \
-         left join merkle_nodes n on n.level = 0 and n.index = e.position - 1 \
-         order by e.position",
-    )
-    .fetch(pool);
+    let mut rows = crate::store::events_with_leaves(pool);
     let mut recomputed = Frontier::new();
     let mut unhashed = 0;
     while let Some(row) = rows.try_next().await? {

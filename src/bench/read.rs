@@ -1,5 +1,6 @@
 //! Reading the whole log back: `EventLog.ReadAll` through gRPC against `COPY ... TO STDOUT`
-//! of the same rows, each from the start to the head, on one client/connection.
+//! of the same rows (`store::bulk::copy_out`), each from the start to the head, on one
+//! client/connection.
 
 use std::time::{Duration, Instant};
 
@@ -36,19 +37,13 @@ pub async fn grpc_read_all(url: &str) -> anyhow::Result<(u64, Duration)> {
 pub async fn copy_out(pool: &PgPool, head: u64) -> anyhow::Result<(u64, Duration)> {
     let mut connection = pool.acquire().await?;
     let started = Instant::now();
-    let statement = format!(
-        "copy (select position, stream_id, stream_version, event_id, event_type, data_text, \
-             correlation_id, causation_id, metadata, recorded_at, appended_by \
-         from events where position <= {head} order by position) to stdout"
-    );
-    let mut stream = connection
-        .copy_out_raw(&statement)
+    let mut stream = crate::store::bulk::copy_out(&mut connection, head)
         .await
         .context("could not start COPY TO STDOUT")?;
     let mut rows = 0;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.context("COPY TO STDOUT broke off")?;
-        rows += chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+        rows += chunk.as_ref().iter().filter(|&&b| b == b'\n').count() as u64;
     }
     Ok((rows, started.elapsed()))
 }

@@ -2,7 +2,7 @@
 //! bulk INSERT of copies of typed events the recorder wrote (their type, payload and
 //! metadata, so they are exactly what the projections read as diplomatic events; new ids,
 //! streams of 100 events each, positions after the head), in one transaction that moves the
-//! head as the writer would. Then, once the live runners have caught up, a rebuild of every
+//! head as the writer would (`store::bulk::load_copies`). Then, once the live runners have caught up, a rebuild of every
 //! projection is requested and timed until each has swapped in at the head.
 
 use std::time::{Duration, Instant};
@@ -30,7 +30,7 @@ pub async fn measure(
     let head = crate::store::head(pool).await?;
     let bulk = target.saturating_sub(head);
     if bulk > 0 {
-        bulk_insert(pool, &templates, bulk).await?;
+        crate::store::bulk::load_copies(pool, &templates, bulk).await?;
     }
     let loaded = Instant::now();
     let head = crate::store::head(pool).await?;
@@ -68,16 +68,10 @@ pub async fn measure(
     .context("the rebuild did not finish")?;
     let rebuild = started.elapsed();
 
-    let diplomatic: i64 = sqlx::query_scalar(
-        "select count(*) from events where position <= $1 \
-         and metadata->>'diplog.schema' = 'diplog.v1.DiplomaticEvent'",
-    )
-    .bind(head as i64)
-    .fetch_one(pool)
-    .await?;
+    let diplomatic = crate::store::count_diplomatic(pool, head).await?;
     Ok(RebuildRun {
         events: head,
-        diplomatic_events: diplomatic as u64,
+        diplomatic_events: diplomatic,
         projections: NAMES.len(),
         catch_up_secs: catch_up.as_secs_f64(),
         catch_up_events_per_sec: bulk as f64 / catch_up.as_secs_f64(),
@@ -115,53 +109,6 @@ async fn record_templates(url: &str) -> anyhow::Result<Vec<i64>> {
         positions.extend(response.positions);
     }
     Ok(positions)
-}
-
-/// Appends `count` copies of the template rows after the head, in one transaction that
-/// locks and moves the head (as the writer does), with their streams.
-async fn bulk_insert(pool: &PgPool, templates: &[i64], count: u64) -> anyhow::Result<()> {
-    let run = uuid::Uuid::new_v4().simple().to_string();
-    let mut transaction = pool.begin().await?;
-    sqlx::query(
-        "with head as (select position, greatest(now(), last_recorded_at) as at \
-                       from log_head for update), \
-              templates as ( \
-                  select (row_number() over (order by position)) - 1 as k, event_type, data, \
-                         data_text, metadata \
-                  from events where position = any($1)) \
-         insert into events (position, event_id, stream_id, stream_version, event_type, data, \
-                             data_text, metadata, recorded_at, appended_by) \
-         select h.position + g, gen_random_uuid(), \
-                'occurrence-bulk-' || $2 || '-' || ((g - 1) / 100), ((g - 1) % 100) + 1, \
-                t.event_type, t.data, t.data_text, t.metadata, h.at, 'bench' \
-         from head h cross join generate_series(1::bigint, $3) g \
-         join templates t on t.k = g % cardinality($1)",
-    )
-    .bind(templates)
-    .bind(&run)
-    .bind(count as i64)
-    .execute(&mut *transaction)
-    .await
-    .context("could not bulk-load the rebuild's events")?;
-    sqlx::query(
-        "insert into streams (stream_id, version, created_at, updated_at) \
-         select 'occurrence-bulk-' || $1 || '-' || s, least(100, $2 - s * 100), now(), now() \
-         from generate_series(0::bigint, ($2 - 1) / 100) s",
-    )
-    .bind(&run)
-    .bind(count as i64)
-    .execute(&mut *transaction)
-    .await
-    .context("could not write the bulk-loaded streams")?;
-    sqlx::query(
-        "update log_head set position = position + $1, \
-                             last_recorded_at = greatest(now(), last_recorded_at)",
-    )
-    .bind(count as i64)
-    .execute(&mut *transaction)
-    .await?;
-    transaction.commit().await?;
-    Ok(())
 }
 
 /// Waits until every projection's status passes `done`; answers how long that took.

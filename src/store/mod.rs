@@ -1,7 +1,16 @@
 //! The event store on PostgreSQL: appends (through one group-committing writer task) and
-//! reads of streams and of the global log. Owns all SQL over `events`, `streams` and
-//! `log_head`; knows nothing of gRPC or HTTP.
+//! reads of streams and of the global log. Owns all SQL that reads or writes `events`,
+//! `streams` and `log_head`: the rest of the server (the projections, the audit side, the
+//! subscriptions) and the bench read the log through the functions here, and besides the
+//! writer only `restore` (an export into an empty database) and `bulk` (the bench's bulk
+//! load) write it, each keeping the log's invariants. `tests/api/architecture.rs` fails on
+//! SQL over `events` anywhere else. Knows nothing of gRPC or HTTP.
+//!
+//! - `writer/`: the group-commit writer task (the loop, a group's SQL, deciding each append).
+//! - `read/`: the queries, and the byte-bounded keyset paging they go through.
+//! - `restore`: loading an exported log; `bulk`: the bench's bulk load and raw `COPY` read.
 
+pub mod bulk;
 mod read;
 pub mod restore;
 mod writer;
@@ -19,9 +28,11 @@ use uuid::Uuid;
 
 use crate::domain::{AppendBatch, ExpectedVersion, LogFilter, ReadAllQuery, ReadStreamQuery};
 
+pub use read::paging::{PAGE_BYTES, PAGE_SIZE, READ_AHEAD};
 pub use read::{
-    DiplomaticPage, EventFilter, LogPage, PAGE_BYTES, PAGE_SIZE, READ_AHEAD, diplomatic_events,
-    events_page, head, position_at, recorded_at,
+    DiplomaticPage, DiplomaticRow, EventFilter, EventWithLeaf, LogPage, count_diplomatic,
+    diplomatic_events, diplomatic_rows, events_page, events_with_leaves, head, position_at,
+    position_of, recorded_at,
 };
 pub use writer::WriterConfig;
 

@@ -2,6 +2,10 @@
 //! `super::…` paths, outside its tests) a module that imports it back, directly or through
 //! others. A module and its own parents or children do not count (a parent declares its
 //! children). Any circle fails here, naming its members and their imports of each other.
+//!
+//! And the log is read and written through the store alone: no file of `src/` outside
+//! `src/store/` holds SQL over the `events` table (`from`, `into`, `join` or `update` followed
+//! by `events`, in any case, outside `//` comment lines).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -196,4 +200,87 @@ fn the_circle_check_sees_a_circle() {
         .collect();
     assert_eq!(circles(&edges), vec![vec!["a".to_owned(), "b".to_owned()]]);
     assert_eq!(edges["c"], ["a".to_owned(), "b".to_owned()].into());
+}
+
+/// The SQL keywords that name the table they read or write right after them.
+const TABLE_KEYWORDS: [&str; 4] = ["from", "into", "join", "update"];
+
+/// The lines of `text` (numbered from 1, trimmed) with SQL over the `events` table: one of
+/// `TABLE_KEYWORDS`, whitespace (a string's line continuation included), then `events` as a
+/// whole word, in any case. Lines that are `//` comments do not count.
+fn sql_over_events(text: &str) -> Vec<(usize, String)> {
+    let code = text
+        .lines()
+        .map(|line| {
+            if line.trim_start().starts_with("//") {
+                ""
+            } else {
+                line
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        .to_lowercase();
+    let is_word = |c: char| c.is_alphanumeric() || c == '_';
+    let mut found = Vec::new();
+    for keyword in TABLE_KEYWORDS {
+        for (at, _) in code.match_indices(keyword) {
+            if code[..at].chars().next_back().is_some_and(is_word) {
+                continue;
+            }
+            let rest = &code[at + keyword.len()..];
+            let table = rest.trim_start_matches(|c: char| c.is_whitespace() || c == '\\');
+            if table.len() == rest.len() {
+                continue;
+            }
+            let Some(after) = table.strip_prefix("events") else {
+                continue;
+            };
+            if after.chars().next().is_some_and(is_word) {
+                continue;
+            }
+            let line = code[..at].matches('\n').count() + 1;
+            let source = text.lines().nth(line - 1).unwrap_or_default();
+            found.push((line, source.trim().to_owned()));
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn only_the_store_has_sql_over_the_events_table() {
+    let found: Vec<String> = modules()
+        .iter()
+        .filter(|(module, _)| !(*module == "store" || module.starts_with("store::")))
+        .flat_map(|(module, text)| {
+            sql_over_events(text)
+                .into_iter()
+                .map(move |(line, source)| format!("{module} (line {line}): {source}"))
+        })
+        .collect();
+    assert!(
+        found.is_empty(),
+        "SQL over `events` outside src/store/ (read and write the log through the store): \
+         {found:#?}"
+    );
+}
+
+#[test]
+fn the_events_check_sees_sql_over_events() {
+    let text = "// select * from events: a comment
+        let a = \"select position from events where event_id = $1\";
+        let b = \"SELECT e.position FROM Events e\";
+        let c = \"insert into \\
+             events (position) values (1)\";
+        let d = \"select 1 from log_head h join events e on true\";
+        let e = \"update events set data = '{}'\";
+        let f = \"select * from events_archive; insert into bench_raw_events (position)\";
+        let g = \"select * from projection_rows where kind = 'events'\";
+        let h = from_events(events.into_iter().map(into_events));";
+    let lines: Vec<usize> = sql_over_events(text)
+        .into_iter()
+        .map(|(line, _)| line)
+        .collect();
+    assert_eq!(lines, vec![2, 3, 4, 6, 7]);
 }

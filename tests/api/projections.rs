@@ -225,8 +225,9 @@ async fn a_query_with_a_minimum_position_sees_the_write_it_follows_or_times_out(
 }
 
 /// Projections and `as of` replays read the log a window at a time (a page may look at only so
-/// many positions, see `store::read`): a diplomatic event after a long stretch of other events
-/// (more than a window: 16 pages of 512, and 16 batches of 1000) is still applied and replayed.
+/// many positions, see `store::read::paging`): a diplomatic event after a long stretch of other
+/// events (more than a window: 16 pages of 512, and 16 batches of 1000) is still applied and
+/// replayed.
 #[tokio::test]
 async fn diplomatic_events_past_a_long_stretch_of_other_events_are_projected_and_replayed() {
     let app = spawn_app().await;

@@ -1,7 +1,8 @@
 //! The log as the projection runners read it: diplomatic events, parsed into facts. The runners
 //! of one server share a `FactCache`, so when several of them pass the same stretch of the log
 //! (catching up, rebuilding) it is read from PostgreSQL and parsed once, not once per runner.
-//! Never writes; knows nothing of any model.
+//! Never writes; knows nothing of any model. Holds no SQL: it reads through the store
+//! (`store::diplomatic_rows` for a block, `store::diplomatic_events` for the tail).
 //!
 //! - The cache holds blocks of `BLOCK` consecutive positions, each read in one statement and
 //!   only once the whole block is committed (the head is past its end): the log is append-only
@@ -42,7 +43,7 @@ pub struct Batch {
     /// Every event up to here is in `facts` or is not diplomatic.
     pub reached: u64,
     /// More may follow at once: as many events as asked for came back, or the read stopped
-    /// at the end of its window (see `store::read`) before the head.
+    /// at the end of its window (see `store::read::paging`) before the head.
     pub full: bool,
     /// The event just after `reached` could not be read: the batch stops before it, and the
     /// runner commits what came before, then fails (and retries) rather than skip it.
@@ -224,31 +225,13 @@ impl FactCache {
     }
 }
 
-/// One row of a block read.
-#[derive(sqlx::FromRow)]
-struct BlockRow {
-    position: i64,
-    stream_id: String,
-    event_id: uuid::Uuid,
-    recorded_at: DateTime<Utc>,
-    data_text: String,
-}
-
 /// Reads and parses the diplomatic events of block `index`, which must be complete.
 async fn read_block(
     connection: &mut PgConnection,
     index: u64,
 ) -> Result<Arc<Block>, ProjectionError> {
-    let rows: Vec<BlockRow> = sqlx::query_as(
-        "select position, stream_id, event_id, recorded_at, data_text from events \
-         where position > $1 and position <= $2 \
-         and metadata->>'diplog.schema' = 'diplog.v1.DiplomaticEvent' \
-         order by position",
-    )
-    .bind((index * BLOCK) as i64)
-    .bind(((index + 1) * BLOCK) as i64)
-    .fetch_all(connection)
-    .await?;
+    let rows =
+        crate::store::diplomatic_rows(connection, index * BLOCK, (index + 1) * BLOCK).await?;
     let entries = rows
         .into_iter()
         .map(|row| {

@@ -1,7 +1,17 @@
 //! The live side of a runner: the next batch of the log applied to the live model, its
 //! changed rows committed with the new position.
 
-use super::*;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use sqlx::Connection;
+use tracing::trace;
+
+use super::Runner;
+use super::rows::{ROWS_PER_STATEMENT, hydrate, write_rows};
+use crate::projections::engine::error::ProjectionError;
+use crate::projections::engine::facts::Batch;
+use crate::projections::{Fact, Model, Row};
 
 impl<M: Model> Runner<'_, M> {
     /// Applies the next batch of diplomatic events to the live model and commits the rows it

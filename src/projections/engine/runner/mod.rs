@@ -25,7 +25,7 @@
 //! - Many rows new to a generation go in by COPY; rows it may have (its resident rows and the
 //!   rows the batch hydrated) by an upsert.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::error::Error as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,17 +35,14 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, error, info, trace, warn};
+use tracing::{Instrument, debug, error, info, warn};
 
-use crate::projections::engine::copy_text;
-use crate::projections::engine::facts::{Batch, FactCache};
+use crate::projections::engine::facts::FactCache;
 use crate::projections::engine::registry::{
     LocalEntry, LocalRunners, RunnerReport, advisory_lock_key,
 };
-use crate::projections::engine::rows::{
-    Checkpoint, CheckpointRecord, ProjectionError, RowRecord, select_checkpoints,
-};
-use crate::projections::{Fact, Model, Row, Want};
+use crate::projections::engine::rows::ProjectionError;
+use crate::projections::{Model, Row};
 use crate::store::EventStore;
 
 /// The longest pause between attempts after repeated failures.
@@ -482,11 +479,12 @@ mod live;
 mod rebuild;
 mod rows;
 
-use live::{amendments_first, apply_all, changed_rows};
-use rows::{ROWS_PER_STATEMENT, hydrate, load_rows, read_checkpoint, write_rows};
+use rows::{load_rows, read_checkpoint};
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
+
     use super::*;
 
     #[test]

@@ -1,7 +1,14 @@
 //! A rebuild: a fresh model fed the whole log into a generation of its own, in chunks, while
 //! the live generation keeps answering; then one transaction swaps it in.
 
-use super::*;
+use sqlx::Connection;
+use tracing::{debug, info};
+
+use super::live::{amendments_first, apply_all, changed_rows};
+use super::rows::{hydrate, write_rows};
+use super::{Build, Runner, Stored};
+use crate::projections::Model;
+use crate::projections::engine::error::ProjectionError;
 
 impl<M: Model> Runner<'_, M> {
     /// Starts building generation `g + 1` from position 0, dropping any leftover rows of

@@ -2,7 +2,18 @@
 //! generation's rows, bringing in the rows a batch wants, and writing changed rows (new ones
 //! by COPY, the others by an upsert).
 
-use super::*;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use sqlx::PgConnection;
+use tracing::warn;
+
+use crate::projections::engine::copy_text;
+use crate::projections::engine::error::ProjectionError;
+use crate::projections::engine::rows::{
+    Checkpoint, CheckpointRecord, RowRecord, select_checkpoints,
+};
+use crate::projections::{Fact, Model, Row, Want};
 
 /// Rows per upsert statement, to keep statements moderate however many rows a chunk touched.
 pub(super) const ROWS_PER_STATEMENT: usize = 500;

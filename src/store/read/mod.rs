@@ -2,67 +2,20 @@
 //! consumer pulls, so a read of millions of events holds one page in memory at a time.
 //! Each read ends where the stream or log stood when it began, so it always terminates.
 //!
-//! A page is bounded in rows (`PAGE_SIZE`) and in bytes (`PAGE_BYTES`): PostgreSQL keeps the
-//! page's rows, in key order, while their running total of bytes stays within the budget (the
-//! first row always goes, so an event larger than the budget comes alone). A page cut short by
-//! its bytes ends at its last row, as a full one does; only a page short of rows and not cut
-//! has seen its whole window. With events of 1 MiB a page of 512 rows would be half a GiB,
-//! held for a client that may never read it.
-//!
-//! Every page is also bounded in the keys it may look at (a window), not only in the rows it
-//! returns: `where position between next and end order by position limit n` lets PostgreSQL
-//! choose a bitmap scan of everything up to `end` and a sort, and it does whenever its
-//! statistics say the range is small (a log written since the last ANALYZE, or no ANALYZE yet):
-//! each page then read and sorted the whole rest of the log, and a read of 50,000 fresh events
-//! took 38 ms a page instead of 0.3. Positions and stream versions are gapless, so an
-//! unfiltered page's window is exactly its size; a filtered page's window is wider (a filter
-//! may leave most keys out) and grows while pages come back short.
+//! Here are the queries: the streamed reads behind `EventStore` and the one-statement reads
+//! the other parts use (the projections' pages and blocks, the subscriptions' pages, the audit
+//! side's and the bench's). How a page is bounded, and how a read is paged as its consumer
+//! pulls, is `paging`'s.
 
-use futures::{Stream, StreamExt, TryStreamExt, stream};
+pub(super) mod paging;
+
+use futures::Stream;
+use futures::stream::BoxStream;
 use sqlx::{PgExecutor, PgPool};
-use tokio::sync::mpsc;
 
 use super::{ReadError, RecordedEvent};
 use crate::domain::{Direction, LogFilter, ReadAllQuery, ReadStreamQuery};
-
-/// Rows fetched per round trip at most.
-pub const PAGE_SIZE: i64 = 512;
-
-/// Bytes of events fetched per round trip at most (their payloads and metadata, as PostgreSQL
-/// measures them without reading the payloads: see [`sized_page!`]), unless the page's first
-/// event alone is larger: it then comes alone.
-/// Every page of the log is bounded so, whoever reads it: the reads below, subscriptions
-/// catching up, the live tail, the audit tree builder, the projection runners and `as of`
-/// replays (through [`diplomatic_events`]).
-pub const PAGE_BYTES: i64 = 4 << 20;
-
-/// Pages fetched ahead of the one being consumed, counting the one being fetched: a read holds
-/// at most `1 + READ_AHEAD` pages on the server.
-pub const READ_AHEAD: usize = 1;
-
-/// The first window of a filtered read, in pages: a filter may select few of the keys (and
-/// at least `MIN_FILTERED_WINDOW` keys).
-const FILTERED_WINDOW_PAGES: i64 = 16;
-
-/// The widest window a filtered read grows to, in keys.
-const MAX_WINDOW: i64 = 1 << 20;
-
-/// The narrowest window of a filtered page, in keys, however small the page: a window that
-/// cannot go wrong costs about as much as this many rows.
-const MIN_FILTERED_WINDOW: i64 = 8192;
-
-/// The window of one page after `after` (exclusive) up to `until`: `limit` keys when every
-/// key is wanted (keys are gapless, so that is exactly one page), wider when `filtered`.
-fn window_end(after: u64, until: u64, limit: i64, filtered: bool) -> u64 {
-    let span = if filtered {
-        limit
-            .saturating_mul(FILTERED_WINDOW_PAGES)
-            .max(MIN_FILTERED_WINDOW)
-    } else {
-        limit
-    };
-    until.min(after.saturating_add(span.max(1) as u64))
-}
+use paging::{Cursor, PAGE_BYTES, Page, SizedRow, paginate, sized_page, window_end};
 
 /// `select <every RecordedEvent column> from events <rest>`, as one static string.
 macro_rules! select_events {
@@ -73,76 +26,6 @@ macro_rules! select_events {
             $rest
         )
     };
-}
-
-/// `select <every RecordedEvent column>, cut` of one page bounded in rows and bytes: `$rest`
-/// is the page's `where … order by <key> limit <rows>` over `events`, `$order` its ordering
-/// again (`position`, `stream_version desc`, …) and `$budget` the parameter holding the byte
-/// budget. The page's rows are kept, in order, while the running total of their bytes stays
-/// within the budget, and the first row always (its running total is its own size: every row
-/// has some, a payload is `{}` at least). `cut` says that a row the row limit let through
-/// came after the row and was left out.
-///
-/// A row's bytes are its payload's `octet_length`, which reads the stored length, not the
-/// TOASTed value (rows left out cost nothing to measure), and its metadata's stored size, or
-/// its length as text when PostgreSQL compressed it (so that a compressible one counts
-/// whole). One window aggregate over at most a page of rows: about 0.3 ms more a page of 512
-/// small events than the bare query (0.5 against 0.2 ms).
-macro_rules! sized_page {
-    ($order:literal, $budget:literal, $rest:literal) => {
-        concat!(
-            "select position, stream_id, stream_version, event_id, event_type, data_text, \
-             correlation_id, causation_id, metadata, recorded_at, appended_by, cut \
-             from ( \
-                 select page.*, sum(page.row_bytes) over w as bytes_through, \
-                     lead(true, 1, false) over w as cut \
-                 from ( \
-                     select events.*, octet_length(data_text) + \
-                         case when pg_column_compression(metadata) is null \
-                             then pg_column_size(metadata) \
-                             else octet_length(metadata::text) end as row_bytes \
-                     from events ",
-            $rest,
-            "    ) page \
-                 window w as (order by ",
-            $order,
-            " rows between unbounded preceding and current row) \
-             ) sized \
-             where bytes_through <= ",
-            $budget,
-            " or bytes_through = row_bytes \
-             order by ",
-            $order
-        )
-    };
-}
-
-/// A row of a [`sized_page!`] query.
-#[derive(sqlx::FromRow)]
-struct SizedRow {
-    #[sqlx(flatten)]
-    event: RecordedEvent,
-    /// A row came after this one in the page and was left out for the page's bytes (only the
-    /// last row of a page can say so).
-    cut: bool,
-}
-
-/// One page of events, and whether it ends at its last row: full (as many rows as asked) or
-/// cut by its bytes. A page that does not has seen every row of its window.
-struct Page {
-    events: Vec<RecordedEvent>,
-    ends_at_last_row: bool,
-}
-
-impl Page {
-    fn new(rows: Vec<SizedRow>, asked: i64) -> Self {
-        let cut = rows.last().is_some_and(|row| row.cut);
-        let events: Vec<RecordedEvent> = rows.into_iter().map(|row| row.event).collect();
-        Self {
-            ends_at_last_row: cut || events.len() as i64 >= asked,
-            events,
-        }
-    }
 }
 
 /// The last committed position (0 for an empty log).
@@ -156,8 +39,8 @@ pub async fn head<'e>(executor: impl PgExecutor<'e>) -> Result<u64, sqlx::Error>
 /// Up to `limit` diplomatic events (those the recorder wrote: see
 /// `recorder::metadata_keys::SCHEMA`), and `PAGE_BYTES` (see [`sized_page!`]), after `after`,
 /// in position order, up to `until` or the log head, whichever is lower (the head if `until`
-/// is `None`), or up to the end of this page's window if that is lower still (see the
-/// module's comment). One statement, so the head and the events are of one snapshot. Generic
+/// is `None`), or up to the end of this page's window if that is lower still (see
+/// `paging`). One statement, so the head and the events are of one snapshot. Generic
 /// over the executor so a projection runner can read on its own locked connection.
 pub async fn diplomatic_events<'e>(
     executor: impl PgExecutor<'e>,
@@ -257,6 +140,92 @@ impl BoundedEvent {
     }
 }
 
+/// The columns of a diplomatic event that the projections parse into a fact.
+#[derive(Debug, sqlx::FromRow)]
+pub struct DiplomaticRow {
+    pub position: i64,
+    pub stream_id: String,
+    pub event_id: uuid::Uuid,
+    pub recorded_at: chrono::DateTime<chrono::Utc>,
+    pub data_text: String,
+}
+
+/// Every diplomatic event (see [`diplomatic_events`]) with `after < position <= through`, in
+/// position order, in one statement. Bounded by the span alone, not in rows or bytes nor by
+/// the head: for a short stretch the caller knows to be committed (the projections' fact
+/// cache reads its blocks of 1,024 positions so, once the head is past them).
+pub async fn diplomatic_rows<'e>(
+    executor: impl PgExecutor<'e>,
+    after: u64,
+    through: u64,
+) -> Result<Vec<DiplomaticRow>, sqlx::Error> {
+    sqlx::query_as(
+        "select position, stream_id, event_id, recorded_at, data_text from events \
+         where position > $1 and position <= $2 \
+         and metadata->>'diplog.schema' = 'diplog.v1.DiplomaticEvent' \
+         order by position",
+    )
+    .bind(after as i64)
+    .bind(through as i64)
+    .fetch_all(executor)
+    .await
+}
+
+/// How many diplomatic events (see [`diplomatic_events`]) the log holds up to `through`
+/// (inclusive). Counts them one by one: for the benchmark's report, not for serving.
+pub async fn count_diplomatic<'e>(
+    executor: impl PgExecutor<'e>,
+    through: u64,
+) -> Result<u64, sqlx::Error> {
+    let count: i64 = sqlx::query_scalar(
+        "select count(*) from events where position <= $1 \
+         and metadata->>'diplog.schema' = 'diplog.v1.DiplomaticEvent'",
+    )
+    .bind(through as i64)
+    .fetch_one(executor)
+    .await?;
+    Ok(count as u64)
+}
+
+/// The position of the event with this id, if the log has one.
+pub async fn position_of<'e>(
+    executor: impl PgExecutor<'e>,
+    event_id: uuid::Uuid,
+) -> Result<Option<u64>, sqlx::Error> {
+    let position: Option<i64> =
+        sqlx::query_scalar("select position from events where event_id = $1")
+            .bind(event_id)
+            .fetch_optional(executor)
+            .await?;
+    Ok(position.map(|p| p as u64))
+}
+
+/// An event, and the leaf hash the audit tree stored for its position (`None` if it stores
+/// none).
+#[derive(sqlx::FromRow)]
+pub struct EventWithLeaf {
+    #[sqlx(flatten)]
+    pub event: RecordedEvent,
+    pub leaf: Option<Vec<u8>>,
+}
+
+/// The whole log in position order, each event with its leaf hash: the level-0 node that
+/// `audit::builder` stored in `merkle_nodes` for its position (the one table of another part
+/// the store reads, so that `diplog verify` can set each event beside the hash it is checked
+/// against in one pass). One statement, streamed on one connection as the consumer pulls:
+/// not paged, so it sees one snapshot of the log and its tree.
+pub fn events_with_leaves(pool: &PgPool) -> BoxStream<'_, Result<EventWithLeaf, sqlx::Error>> {
+    sqlx::query_as(
+        "select e.position, e.stream_id, e.stream_version, e.event_id, e.event_type, \
+             e.data_text, e.correlation_id, e.causation_id, e.metadata, e.recorded_at, \
+             e.appended_by, n.hash as leaf \
+         from events e \
+         left join merkle_nodes n on n.level = 0 and n.index = e.position - 1 \
+         order by e.position",
+    )
+    .fetch(pool)
+}
+
 /// When the event at `position` was recorded (`None` if there is none: 0, or past the head).
 pub async fn recorded_at<'e>(
     executor: impl PgExecutor<'e>,
@@ -279,153 +248,6 @@ pub async fn position_at<'e>(
         .fetch_one(executor)
         .await?;
     Ok(position as u64)
-}
-
-/// Where the next page starts, how far it may look, and how much may still be returned.
-#[derive(Clone, Copy)]
-struct Cursor {
-    /// Next key to return (inclusive), in the read's direction.
-    next: i64,
-    /// Last key the read may return (inclusive), in the read's direction.
-    last: i64,
-    remaining: Option<u64>,
-    /// Keys the next page may look at (its window). Fixed at one page for an unfiltered
-    /// read; a filtered one doubles it after each page that comes back short.
-    window: i64,
-    filtered: bool,
-}
-
-impl Cursor {
-    fn new(
-        direction: Direction,
-        from: Option<u64>,
-        end: i64,
-        limit: Option<u64>,
-        filtered: bool,
-    ) -> Self {
-        let (next, last) = match direction {
-            Direction::Forward => (from.map_or(1, |f| f.max(1) as i64), end),
-            Direction::Backward => (from.map_or(end, |f| (f as i64).min(end)), 1),
-        };
-        Self {
-            next,
-            last,
-            remaining: limit,
-            window: if filtered {
-                PAGE_SIZE * FILTERED_WINDOW_PAGES
-            } else {
-                PAGE_SIZE
-            },
-            filtered,
-        }
-    }
-
-    fn page_size(&self) -> i64 {
-        self.remaining
-            .map_or(PAGE_SIZE, |r| r.min(PAGE_SIZE as u64) as i64)
-    }
-
-    /// The far end of the next page's window (inclusive), in the read's direction.
-    fn window_end(&self, direction: Direction) -> i64 {
-        match direction {
-            Direction::Forward => self.last.min(self.next.saturating_add(self.window - 1)),
-            Direction::Backward => self.last.max(self.next.saturating_sub(self.window - 1)),
-        }
-    }
-
-    fn is_done(&self, direction: Direction) -> bool {
-        self.remaining == Some(0)
-            || match direction {
-                Direction::Forward => self.next > self.last,
-                Direction::Backward => self.next < self.last,
-            }
-    }
-
-    /// Moves past a page of `count` rows whose last row has key `last_key`: a page that
-    /// `ends_at_last_row` (full, or cut by its bytes) goes on after that row, any other has
-    /// seen its whole window.
-    fn advance(
-        self,
-        direction: Direction,
-        last_key: Option<i64>,
-        count: usize,
-        ends_at_last_row: bool,
-    ) -> Self {
-        let full = ends_at_last_row && last_key.is_some();
-        let through = match last_key {
-            Some(key) if full => key,
-            _ => self.window_end(direction),
-        };
-        let next = match direction {
-            Direction::Forward => through + 1,
-            Direction::Backward => through - 1,
-        };
-        let window = if self.filtered && !full {
-            self.window.saturating_mul(2).min(MAX_WINDOW)
-        } else {
-            self.window
-        };
-        Self {
-            next,
-            remaining: self.remaining.map(|r| r - count as u64),
-            window,
-            ..self
-        }
-    }
-}
-
-/// Pages through `fetch(cursor)` until the cursor is done; `key` gives a row's cursor key.
-/// `fetch` reads a [`sized_page!`] of up to `cursor.page_size()` rows from `cursor.next` to
-/// `cursor.window_end(direction)`, both inclusive.
-///
-/// Reads ahead: a task fetches the next page while the consumer is still taking the previous
-/// one (sending it to a client, say), so the database and the consumer work at the same time
-/// instead of in turn. The task takes a place in the channel before it fetches a page, so at
-/// most `READ_AHEAD` pages, fetched or being fetched, wait beside the one being consumed:
-/// a read that is never consumed holds `1 + READ_AHEAD` pages at most. Once the stream is
-/// dropped, the task stops at its next page. Each page takes its own pooled connection, so a
-/// slow consumer holds none while it is not fetching.
-fn paginate<F, Fut>(
-    direction: Direction,
-    cursor: Cursor,
-    key: fn(&RecordedEvent) -> i64,
-    fetch: F,
-) -> impl Stream<Item = Result<RecordedEvent, ReadError>> + Send + 'static
-where
-    F: Fn(Cursor) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Vec<SizedRow>, sqlx::Error>> + Send + 'static,
-{
-    let (pages, mut received) = mpsc::channel::<Result<Vec<RecordedEvent>, ReadError>>(READ_AHEAD);
-    tokio::spawn(async move {
-        let mut cursor = cursor;
-        while !cursor.is_done(direction) {
-            // Room first: the consumer gone, the read stops.
-            let Ok(room) = pages.reserve().await else {
-                return;
-            };
-            let page = match fetch(cursor).await {
-                Ok(rows) => Page::new(rows, cursor.page_size()),
-                Err(error) => {
-                    room.send(Err(error.into()));
-                    return;
-                }
-            };
-            cursor = cursor.advance(
-                direction,
-                page.events.last().map(key),
-                page.events.len(),
-                page.ends_at_last_row,
-            );
-            // A filtered window may hold nothing; the read goes on past it.
-            if !page.events.is_empty() {
-                room.send(Ok(page.events));
-            }
-        }
-    });
-    stream::poll_fn(move |context| received.poll_recv(context))
-        .map_ok(|rows| stream::iter(rows.into_iter().map(Ok)))
-        .try_flatten()
-        .boxed()
 }
 
 pub(super) async fn read_stream(
@@ -639,7 +461,7 @@ pub struct EventFilter {
 /// One page of the log: up to `limit` events, and `PAGE_BYTES` (see [`sized_page!`]), with
 /// `after < position <= through` that `filter` selects, in position order, and `through`: the
 /// last event's position if the page is full or cut by its bytes, else the end of the window
-/// it read (at most `until`, see the module's comment). Every selected event up to `through`
+/// it read (at most `until`, see `paging`). Every selected event up to `through`
 /// is in the page. Subscriptions read the log this way, page by page, against a bound they
 /// already know to be committed. `LogFilter::matches` is the same selection in Rust (for
 /// events already in memory): keep the two in step.
