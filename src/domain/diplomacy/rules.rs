@@ -9,8 +9,9 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 
 use super::kinds::*;
+use super::lifecycle::{ChannelStatus, ChannelStepKind};
 use super::values::{ActorId, CountryCode, FuzzyTime, Precision, YearMonth};
-use super::{DiplomaticEvent, EventKind, category_of};
+use super::{DiplomaticEvent, EventKind, KindName};
 use crate::domain::{EventId, StreamId, ValidationError, ValidationErrors};
 
 /// Where a kind of event is recorded: the prefix of its stream's id.
@@ -83,7 +84,10 @@ struct ActorFacts {
 #[derive(Debug, Clone)]
 struct EventFacts {
     stream: String,
-    kind: String,
+    /// Its kind; `None` for an event that is not a diplomatic event.
+    kind: Option<KindName>,
+    /// Its kind as messages name it: the name it was observed under.
+    label: String,
     retracted: bool,
 }
 
@@ -117,7 +121,8 @@ impl LogState {
             id,
             EventFacts {
                 stream: stream_id.to_owned(),
-                kind: kind_name.to_owned(),
+                kind: KindName::parse(kind_name),
+                label: kind_name.to_owned(),
                 retracted: false,
             },
         );
@@ -157,13 +162,17 @@ impl LogState {
         recorded_as_diplomatic: bool,
         data: &str,
     ) {
-        if !(recorded_as_diplomatic && category_of(event_type).is_some()) {
+        let kind = KindName::parse(event_type);
+        if !(recorded_as_diplomatic && kind.is_some()) {
             let label = format!("{event_type} (not a diplomatic event)");
             return self.observe(stream_id, id, &label, None);
         }
         // Only these kinds' payloads add facts; the rest are known by kind, which spares
         // parsing every event of a long stream.
-        let payload_matters = matches!(event_type, "ActorRegistered" | "EventRetracted");
+        let payload_matters = matches!(
+            kind,
+            Some(KindName::ActorRegistered | KindName::EventRetracted)
+        );
         let parsed = payload_matters
             .then(|| serde_json::from_str(data).ok())
             .flatten()
@@ -179,17 +188,18 @@ impl LogState {
         self.actors.contains_key(id)
     }
 
-    /// The kinds of a stream's events that still count (not retracted), in order. Corrections,
-    /// retractions and source reports are about other events, not steps of the stream's own.
-    fn live_kinds(&self, stream_id: &str) -> Vec<&str> {
+    /// The kinds of a stream's events that still count (not retracted), in order, `None` for
+    /// an event that is not a diplomatic event. Corrections, retractions and source reports
+    /// are about other events, not steps of the stream's own.
+    fn live_kinds(&self, stream_id: &str) -> Vec<Option<KindName>> {
         self.streams
             .get(stream_id)
             .into_iter()
             .flatten()
             .filter_map(|id| self.events.get(id))
             .filter(|facts| !facts.retracted)
-            .filter(|facts| category_of(&facts.kind) != Some(Category::Referenced))
-            .map(|facts| facts.kind.as_str())
+            .filter(|facts| facts.kind.map(KindName::category) != Some(Category::Referenced))
+            .map(|facts| facts.kind)
             .collect()
     }
 }
@@ -243,8 +253,8 @@ fn before_earliest_accepted(time: &FuzzyTime) -> bool {
 }
 
 /// What kind of event a reference must name: a description for the message, and the test on
-/// the named event's kind.
-type KindExpectation<'e> = (&'e str, &'e dyn Fn(&str) -> bool);
+/// the named event's kind (`None`: not a diplomatic event).
+type KindExpectation<'e> = (&'e str, &'e dyn Fn(Option<KindName>) -> bool);
 
 struct Check<'a> {
     stream_id: &'a str,
@@ -567,7 +577,7 @@ impl Check<'_> {
                     self.fail(
                         &k("actor.id"),
                         ValidationError::LifecycleViolation {
-                            kind: "ActorRegistered".into(),
+                            kind: KindName::ActorRegistered.to_string(),
                             stream: self.stream_id.to_owned(),
                             reason: format!("actor {} is already registered", actor.id),
                         },
@@ -703,23 +713,18 @@ impl Check<'_> {
     }
 
     /// An event that `path` names: it must be in the log, and (if `expected` is given) one of
-    /// those kinds or categories.
-    fn event_ref(
-        &mut self,
-        path: &str,
-        id: &EventId,
-        expected: Option<KindExpectation>,
-    ) -> Option<String> {
+    /// those kinds or categories. Whether the log holds it.
+    fn event_ref(&mut self, path: &str, id: &EventId, expected: Option<KindExpectation>) -> bool {
         match self.state.events.get(id) {
             None => {
                 self.fail(path, ValidationError::UnknownEvent { id: id.to_string() });
-                None
+                false
             }
             Some(facts) => {
                 if let Some((description, accepts)) = expected
-                    && !accepts(&facts.kind)
+                    && !accepts(facts.kind)
                 {
-                    let actual = facts.kind.clone();
+                    let actual = facts.label.clone();
                     self.fail(
                         path,
                         ValidationError::WrongEventKind {
@@ -729,7 +734,7 @@ impl Check<'_> {
                         },
                     );
                 }
-                Some(facts.kind.clone())
+                true
             }
         }
     }
@@ -739,7 +744,8 @@ impl Check<'_> {
         for (index, id) in event.evidence.iter().enumerate() {
             self.event_ref(&format!("evidence[{index}]"), id, None);
         }
-        let is_occurrence = |name: &str| category_of(name) == Some(Category::Occurrence);
+        let is_occurrence =
+            |kind: Option<KindName>| kind.map(KindName::category) == Some(Category::Occurrence);
         let k = |field: &str| format!("{kind}.{field}");
         match &event.kind {
             K::StatementIssued(statement) => {
@@ -752,7 +758,7 @@ impl Check<'_> {
                     self.event_ref(
                         &k("meeting"),
                         meeting,
-                        Some(("a MeetingHeld", &|name| name == "MeetingHeld")),
+                        Some(("a MeetingHeld", &|kind| kind == Some(KindName::MeetingHeld))),
                     );
                 }
             }
@@ -771,27 +777,26 @@ impl Check<'_> {
                 );
             }
             K::EventRetracted(retraction) => {
-                let not_referenced = |name: &str| category_of(name) != Some(Category::Referenced);
-                if self
-                    .event_ref(
-                        &k("event"),
-                        &retraction.event,
-                        Some((
-                            "an event that is not itself a correction or report",
-                            &not_referenced,
-                        )),
-                    )
-                    .is_some()
-                    && self
-                        .state
-                        .events
-                        .get(&retraction.event)
-                        .is_some_and(|facts| facts.retracted)
+                let not_referenced = |kind: Option<KindName>| {
+                    kind.map(KindName::category) != Some(Category::Referenced)
+                };
+                if self.event_ref(
+                    &k("event"),
+                    &retraction.event,
+                    Some((
+                        "an event that is not itself a correction or report",
+                        &not_referenced,
+                    )),
+                ) && self
+                    .state
+                    .events
+                    .get(&retraction.event)
+                    .is_some_and(|facts| facts.retracted)
                 {
                     self.fail(
                         &k("event"),
                         ValidationError::LifecycleViolation {
-                            kind: "EventRetracted".into(),
+                            kind: KindName::EventRetracted.to_string(),
                             stream: self.stream_id.to_owned(),
                             reason: format!("event {} is already retracted", retraction.event),
                         },
@@ -799,7 +804,7 @@ impl Check<'_> {
                 }
             }
             K::EventCorrected(correction) => {
-                let replacement_kind = correction.replacement.kind.name();
+                let replacement_kind = correction.replacement.kind.kind_name();
                 if correction.replacement.kind.category() == Category::Referenced {
                     self.fail(
                         &k("replacement"),
@@ -809,7 +814,7 @@ impl Check<'_> {
                         ),
                     );
                 } else {
-                    let same_kind = move |name: &str| name == replacement_kind;
+                    let same_kind = move |kind: Option<KindName>| kind == Some(replacement_kind);
                     let description = format!("a {replacement_kind} (the replacement's kind)");
                     self.event_ref(
                         &k("event"),
@@ -926,13 +931,15 @@ impl Check<'_> {
     /// that does not fit the stream's current state is refused.
     fn lifecycle(&mut self, event: &DiplomaticEvent) {
         use EventKind as K;
+        use KindName as N;
         let history = self.state.live_kinds(self.stream_id);
-        let has = |name: &str| history.contains(&name);
-        let last_of = |names: &[&str]| {
+        let has = |kind: KindName| history.contains(&Some(kind));
+        let last_of = |kinds: &[KindName]| {
             history
                 .iter()
                 .rev()
-                .find(|kind| names.contains(kind))
+                .flatten()
+                .find(|kind| kinds.contains(kind))
                 .copied()
         };
         let stream = self.stream_id;
@@ -940,26 +947,27 @@ impl Check<'_> {
             K::ActorRegistered(_) if !history.is_empty() => {
                 Some("the actor's stream already exists".into())
             }
-            K::OfficeHolderChanged(_) if !has("ActorRegistered") => {
+            K::OfficeHolderChanged(_) if !has(N::ActorRegistered) => {
                 Some("the office is not registered".into())
             }
             K::ChannelEstablished(_) if !history.is_empty() => {
                 Some("the channel is already established".into())
             }
             K::ChannelSuspended(_) | K::ChannelResumed(_) | K::ChannelClosed(_) => {
-                let status = last_of(&[
-                    "ChannelEstablished",
-                    "ChannelSuspended",
-                    "ChannelResumed",
-                    "ChannelClosed",
-                ]);
-                match (event.kind.name(), status) {
+                // Where the channel's own steps so far left it.
+                let status = history
+                    .iter()
+                    .rev()
+                    .flatten()
+                    .find_map(|kind| ChannelStepKind::of(*kind))
+                    .map(ChannelStepKind::status_after);
+                match (event.kind.kind_name(), status) {
                     (_, None) => Some("no channel was established in this stream".into()),
-                    (_, Some("ChannelClosed")) => Some("the channel is closed".into()),
-                    ("ChannelSuspended", Some("ChannelSuspended")) => {
+                    (_, Some(ChannelStatus::Closed)) => Some("the channel is closed".into()),
+                    (N::ChannelSuspended, Some(ChannelStatus::Suspended)) => {
                         Some("the channel is already suspended".into())
                     }
-                    ("ChannelResumed", Some(status)) if status != "ChannelSuspended" => {
+                    (N::ChannelResumed, Some(status)) if status != ChannelStatus::Suspended => {
                         Some("the channel is not suspended".into())
                     }
                     _ => None,
@@ -968,7 +976,7 @@ impl Check<'_> {
             K::SummitProposed(_) if !history.is_empty() => {
                 Some("the summit was already proposed or agreed; record its next step".into())
             }
-            K::SummitPreparationAgreed(_) if has("SummitPreparationAgreed") => {
+            K::SummitPreparationAgreed(_) if has(N::SummitPreparationAgreed) => {
                 Some("preparation was already agreed".into())
             }
             K::SummitScheduled(_)
@@ -979,7 +987,7 @@ impl Check<'_> {
             {
                 Some("no summit was proposed or agreed in this stream".into())
             }
-            K::SummitPostponed(_) if !has("SummitScheduled") => {
+            K::SummitPostponed(_) if !has(N::SummitScheduled) => {
                 Some("the summit was never scheduled".into())
             }
             K::CommitmentStated(_) if !history.is_empty() => {
@@ -987,17 +995,17 @@ impl Check<'_> {
             }
             K::CommitmentScheduled(_) | K::CommitmentFulfilled(_) | K::CommitmentWithdrawn(_) => {
                 match last_of(&[
-                    "CommitmentStated",
-                    "CommitmentFulfilled",
-                    "CommitmentWithdrawn",
+                    N::CommitmentStated,
+                    N::CommitmentFulfilled,
+                    N::CommitmentWithdrawn,
                 ]) {
                     None => Some(format!(
                         "{stream} holds no stated commitment, so there is no open commitment"
                     )),
-                    Some("CommitmentFulfilled") => Some(format!(
+                    Some(N::CommitmentFulfilled) => Some(format!(
                         "the commitment in {stream} is already fulfilled, not open"
                     )),
-                    Some("CommitmentWithdrawn") => Some(format!(
+                    Some(N::CommitmentWithdrawn) => Some(format!(
                         "the commitment in {stream} was withdrawn, not open"
                     )),
                     _ => None,
@@ -1006,17 +1014,17 @@ impl Check<'_> {
             K::InvitationExtended(_) if !history.is_empty() => {
                 Some("the invitation was already extended".into())
             }
-            K::InvitationAnswered(_) if !has("InvitationExtended") => {
+            K::InvitationAnswered(_) if !has(N::InvitationExtended) => {
                 Some("no invitation was extended in this stream".into())
             }
-            K::InvitationAnswered(_) if has("InvitationAnswered") => {
+            K::InvitationAnswered(_) if has(N::InvitationAnswered) => {
                 Some("the invitation was already answered".into())
             }
             _ => None,
         };
         let refusal = refusal.or_else(|| {
             // Nothing follows a summit that was held or cancelled.
-            let ended = last_of(&["SummitHeld", "SummitCancelled"]);
+            let ended = last_of(&[N::SummitHeld, N::SummitCancelled]);
             match (&event.kind, ended) {
                 (
                     K::SummitPreparationAgreed(_)
