@@ -12,8 +12,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::EventId;
-use crate::domain::diplomacy::ChannelStatus;
-use crate::domain::diplomacy::{EventKind, FuzzyTime};
+use crate::domain::diplomacy::{ChannelStatus, ChannelStepKind, EventKind, FuzzyTime};
 use crate::projections::models::common::{
     ACTOR_STATUS, Contributions, Index, Origin, Party, Registry, apply_fact, happened_key,
     insert_by_position, interaction, level_name, party, party_states, replacement_of, target_of,
@@ -24,8 +23,7 @@ use crate::projections::{Fact, Model, Row, RowData, Want};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChannelStep {
     pub origin: Origin,
-    /// ESTABLISHED, SUSPENDED, RESUMED or CLOSED.
-    pub step: String,
+    pub step: ChannelStepKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub occurred: Option<FuzzyTime>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -188,19 +186,14 @@ fn earliest(time: Option<&FuzzyTime>) -> Option<DateTime<Utc>> {
 }
 
 impl Channel {
-    /// Closed or suspended by its own events, else open.
-    fn stored_status(&self) -> &'static str {
-        let last = self
-            .steps
+    /// Closed or suspended by its own events, else active (whatever the time: dormancy is
+    /// derived when answering).
+    fn stored_status(&self) -> ChannelStatus {
+        self.steps
             .iter()
             .rev()
-            .find(|s| s.step != "ESTABLISHED")
-            .map(|s| s.step.as_str());
-        match last {
-            Some("CLOSED") => "closed",
-            Some("SUSPENDED") => "suspended",
-            _ => "open",
-        }
+            .find(|s| s.step != ChannelStepKind::Established)
+            .map_or(ChannelStatus::Active, |s| s.step.status_after())
     }
 
     /// The channel as of `reference`: dormant when neither a contact nor its own events used
@@ -210,7 +203,7 @@ impl Channel {
         let openers = self
             .steps
             .iter()
-            .filter(|s| s.step == "ESTABLISHED")
+            .filter(|s| s.step == ChannelStepKind::Established)
             .map(|s| {
                 (
                     earliest(s.occurred.as_ref()),
@@ -235,19 +228,18 @@ impl Channel {
         let last_used = self
             .steps
             .iter()
-            .filter(|s| s.step != "SUSPENDED" && s.step != "CLOSED")
+            .filter(|s| s.step != ChannelStepKind::Suspended && s.step != ChannelStepKind::Closed)
             .filter_map(|s| s.occurred.as_ref().map(FuzzyTime::end))
             .chain(self.contacts.last_used)
             .max();
         let status = match self.stored_status() {
-            "closed" => ChannelStatus::Closed,
-            "suspended" => ChannelStatus::Suspended,
-            _ if last_used.is_some_and(|used| used + dormant_after < reference) => {
+            ChannelStatus::Active
+                if last_used.is_some_and(|used| used + dormant_after < reference) =>
+            {
                 ChannelStatus::Dormant
             }
-            _ => ChannelStatus::Active,
-        }
-        .as_str();
+            status => status,
+        };
         let mut evidence: Vec<EventId> = Vec::new();
         let own = self
             .steps
@@ -268,7 +260,7 @@ impl Channel {
         ChannelView {
             key: self.key.clone(),
             parties: self.parties.clone(),
-            status: status.to_owned(),
+            status: status.as_str().to_owned(),
             established_on,
             established_by,
             last_contact_on: self.contacts.last.as_ref().and_then(|c| c.occurred.clone()),
@@ -284,7 +276,7 @@ impl Channel {
         let opened = self
             .steps
             .iter()
-            .filter(|s| s.step == "ESTABLISHED")
+            .filter(|s| s.step == ChannelStepKind::Established)
             .map(|s| (earliest(s.occurred.as_ref()), s.origin.position))
             .chain(
                 self.contacts
@@ -317,6 +309,13 @@ const PREFIX: &str = "channel:";
 const CONTACT_PREFIX: &str = "contact:";
 /// The status of contact rows, which lists leave out.
 pub const CONTACT_STATUS: &str = "contact";
+/// The statuses of the channels' own rows (not their contacts' nor the actors'): what a
+/// list of channels reads.
+pub const CHANNEL_ROWS: &[&str] = ChannelStatus::STORED;
+const _: () = assert!(
+    CHANNEL_ROWS.len() == 3,
+    "`Channels::RESIDENT` names every one"
+);
 
 /// A contact's own row: which channel it went through, and the contact.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -367,7 +366,7 @@ impl Channels {
         &mut self,
         key: &str,
         fact: &Fact,
-        step: &str,
+        step: ChannelStepKind,
         reason: Option<String>,
     ) -> Option<String> {
         let channel = self.channels.get_mut(key)?;
@@ -376,7 +375,7 @@ impl Channels {
             &mut channel.steps,
             ChannelStep {
                 origin: origin.clone(),
-                step: step.to_owned(),
+                step,
                 occurred: fact.event.occurred.clone(),
                 reason,
                 evidence: fact.event.evidence.clone(),
@@ -431,20 +430,27 @@ impl Contributions for Channels {
                     channel.stream_id = Some(fact.stream_id.clone());
                 }
                 self.streams.insert(fact.stream_id.clone(), key.clone());
-                self.step(&key, fact, "ESTABLISHED", established.purpose.clone())
-                    .into_iter()
-                    .collect()
+                self.step(
+                    &key,
+                    fact,
+                    ChannelStepKind::Established,
+                    established.purpose.clone(),
+                )
+                .into_iter()
+                .collect()
             }
             EventKind::ChannelSuspended(reason) => stream_key
-                .and_then(|k| self.step(&k, fact, "SUSPENDED", reason.reason.clone()))
+                .and_then(|k| {
+                    self.step(&k, fact, ChannelStepKind::Suspended, reason.reason.clone())
+                })
                 .into_iter()
                 .collect(),
             EventKind::ChannelResumed(reason) => stream_key
-                .and_then(|k| self.step(&k, fact, "RESUMED", reason.reason.clone()))
+                .and_then(|k| self.step(&k, fact, ChannelStepKind::Resumed, reason.reason.clone()))
                 .into_iter()
                 .collect(),
             EventKind::ChannelClosed(reason) => stream_key
-                .and_then(|k| self.step(&k, fact, "CLOSED", reason.reason.clone()))
+                .and_then(|k| self.step(&k, fact, ChannelStepKind::Closed, reason.reason.clone()))
                 .into_iter()
                 .collect(),
             _ => {
@@ -499,7 +505,10 @@ impl Contributions for Channels {
                 continue;
             };
             channel.steps.retain(|s| s.origin.event_id != id);
-            if !channel.steps.iter().any(|s| s.step == "ESTABLISHED")
+            if !channel
+                .steps
+                .iter()
+                .any(|s| s.step == ChannelStepKind::Established)
                 && let Some(stream) = channel.stream_id.take()
             {
                 self.streams.remove(&stream);
@@ -554,7 +563,7 @@ impl Model for Channels {
             data: RowData::new(channel).expect("a channel serializes"),
             actors,
             states: party_states(&channel.parties),
-            status: channel.stored_status().to_owned(),
+            status: channel.stored_status().stored().to_owned(),
             sort_key: channel.opened_key(),
         })
     }
@@ -584,8 +593,13 @@ impl Model for Channels {
     /// The actors and the channels stay in memory (their number does not grow with the
     /// log); contacts come back only for a retraction or a correction, and then all of the
     /// channel's (its summary needs them all).
-    const RESIDENT: Option<&'static [&'static str]> =
-        Some(&[ACTOR_STATUS, "open", "suspended", "closed"]);
+    const RESIDENT: Option<&'static [&'static str]> = Some(&[
+        ACTOR_STATUS,
+        // Every channel row (`CHANNEL_ROWS`, three of them: checked below).
+        CHANNEL_ROWS[0],
+        CHANNEL_ROWS[1],
+        CHANNEL_ROWS[2],
+    ]);
 
     fn wants(&self, fact: &Fact) -> Vec<Want> {
         let contacts_of = |channel: String| Want::Group {
