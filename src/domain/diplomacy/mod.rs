@@ -17,7 +17,9 @@ pub use kinds::*;
 pub use lifecycle::{
     ChannelStatus, ChannelStepKind, CommitmentStatus, CommitmentStepKind, SummitStage,
 };
-pub use rules::{Category, LogState, StreamName, check_record};
+pub use rules::check_record;
+pub use rules::log_state::LogState;
+pub use rules::streams::{Category, StreamName};
 pub use values::{ActorId, CountryCode, FuzzyTime, Key, Language, Precision, YearMonth};
 
 use crate::domain::EventId;
