@@ -17,7 +17,7 @@ use super::status::invalid_request;
 use super::{bridge, stream_slot};
 use crate::projections::engine::catalog::NAMES;
 use crate::projections::engine::rows::Holder;
-use crate::projections::models::channels::ChannelView;
+use crate::projections::models::channels::view::ChannelView;
 use crate::projections::models::commitments::CommitmentView;
 use crate::projections::models::divergence::DivergenceView;
 use crate::projections::models::summits::SummitView;

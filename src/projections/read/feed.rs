@@ -26,7 +26,7 @@ use tokio::time::Instant;
 
 use crate::projections::engine::registry::{RunnerReport, Watching};
 use crate::projections::engine::rows::{ProjectionError, ProjectionStore};
-use crate::projections::models::channels::ChannelView;
+use crate::projections::models::channels::view::ChannelView;
 use crate::projections::models::commitments::CommitmentView;
 use crate::projections::models::divergence::DivergenceView;
 use crate::projections::models::summits::SummitView;

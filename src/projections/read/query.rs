@@ -16,11 +16,13 @@ use crate::domain::EventId;
 use crate::domain::diplomacy::ActorId;
 use crate::domain::diplomacy::{ChannelStatus, CommitmentStatus, SummitStage};
 use crate::projections::engine::rows::{ProjectionError, ProjectionStore, RowFilter, WaitError};
-use crate::projections::models::channels::{ChannelView, Channels, channel_of};
+use crate::projections::models::channels::{Channels, rows::channel_of, view::ChannelView};
 use crate::projections::models::commitments::{CommitmentView, Commitments, commitment_of};
 use crate::projections::models::common::{ACTOR_STATUS, ActorInfo};
 use crate::projections::models::divergence::{Divergence, DivergenceView, occurrence_of};
-use crate::projections::models::relations::{RelationView, Relations, pair_key, pair_of};
+use crate::projections::models::relations::{
+    Relations, pair_key, rows::pair_of, view::RelationView,
+};
 use crate::projections::models::summits::{SummitView, Summits, summit_of};
 use crate::projections::models::timeline::{Timeline, TimelineEntry, entry_of};
 use crate::projections::{Model, Row};
