@@ -8,10 +8,10 @@ use serde::Serialize;
 use tonic::Status;
 
 use super::bridge;
-use crate::projections::models::channels::ChannelView;
+use crate::projections::models::channels::view::ChannelView;
 use crate::projections::models::commitments::CommitmentView;
 use crate::projections::models::divergence::DivergenceView;
-use crate::projections::models::relations::RelationView;
+use crate::projections::models::relations::view::RelationView;
 use crate::projections::models::summits::SummitView;
 use crate::projections::models::timeline::TimelineEntry;
 use crate::projections::read::listed::Listed;

@@ -15,7 +15,7 @@ use tonic::Status;
 use super::convert::{list_filter, to_timestamp};
 use super::lists::{ItemOf, Served, message};
 use super::status::invalid_request;
-use crate::projections::models::channels::ChannelView;
+use crate::projections::models::channels::view::ChannelView;
 use crate::projections::models::commitments::CommitmentView;
 use crate::projections::models::divergence::DivergenceView;
 use crate::projections::models::summits::SummitView;

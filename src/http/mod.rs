@@ -24,7 +24,7 @@ use serde_json::json;
 
 pub use error::HttpError;
 
-use crate::projections::models::channels::ChannelView;
+use crate::projections::models::channels::view::ChannelView;
 use crate::projections::models::commitments::CommitmentView;
 use crate::projections::models::summits::SummitView;
 use crate::projections::read::query::Queries;

@@ -433,7 +433,7 @@ mod tests {
         let row = relations
             .row("pair:RUS+USA")
             .expect("Russia and the US have relations");
-        let view = relations::pair_of(&row)
+        let view = relations::rows::pair_of(&row)
             .unwrap()
             .view(reference(), Duration::days(90));
         assert_eq!(view.contacts, 2);

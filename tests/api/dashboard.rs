@@ -143,6 +143,36 @@ async fn every_dashboard_page_answers_on_the_founding_report() {
     assert_eq!(by_day.status, 200);
     assert!(by_day.body.contains("No pending commitments."));
 
+    // On a day (the other axis): what had happened by its end, as the log knows it now.
+    let on_11th = get(addr, "/channels?on=2025-02-11").await;
+    assert_eq!(on_11th.status, 200);
+    assert!(
+        on_11th.body.contains("id=\"on-banner\""),
+        "{}",
+        on_11th.body
+    );
+    assert!(on_11th.body.contains("No open channels."));
+    assert!(on_11th.body.contains("data-live=\"false\""));
+    assert!(on_11th.body.contains("href=\"/summits?on=2025-02-11\""));
+    let on_12th = get(addr, "/channels?on=2025-02-12").await.body;
+    assert!(on_12th.contains("President of Russia"), "{on_12th}");
+    assert!(
+        !on_12th.contains("Minister of Foreign Affairs of Russia"),
+        "{on_12th}"
+    );
+    // Both axes: as the log stood at position 0, nothing had happened by any day.
+    let both = get(addr, "/channels?as_of=0&on=2025-02-20").await.body;
+    assert!(both.contains("as the log knew it as of 0"), "{both}");
+    assert!(both.contains("No open channels."));
+    assert!(
+        both.contains("href=\"/summits?as_of=0&#38;on=2025-02-20\""),
+        "{both}"
+    );
+    let bad_day = get(addr, "/channels?on=2025-02-30").await;
+    assert_eq!(bad_day.status, 400);
+    assert!(bad_day.body.contains("on"), "{}", bad_day.body);
+    assert!(bad_day.body.contains("YYYY-MM-DD"), "{}", bad_day.body);
+
     // Bad input is a 400 that names the parameter and what it accepts; never a 500.
     for path in [
         "/channels?as_of=banana",

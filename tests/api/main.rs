@@ -19,6 +19,7 @@ mod import_plover;
 mod limits;
 mod log;
 mod merkle_python;
+mod on_date;
 mod overload;
 mod pg_tls;
 mod projection_feed;

@@ -125,7 +125,7 @@ async fn channels_reach(app: &TestApp, position: u64) {
         .list_channels(proto::ListRequest {
             read: Some(proto::ReadOptions {
                 min_position: position,
-                as_of: None,
+                ..Default::default()
             }),
             ..Default::default()
         })

@@ -18,14 +18,14 @@ async fn client(app: &TestApp) -> ProjectionsClient<tonic::transport::Channel> {
 fn live(min_position: u64) -> Option<proto::ReadOptions> {
     Some(proto::ReadOptions {
         min_position,
-        as_of: None,
+        ..Default::default()
     })
 }
 
 fn as_of(position: u64) -> Option<proto::ReadOptions> {
     Some(proto::ReadOptions {
-        min_position: 0,
         as_of: Some(proto::read_options::AsOf::AsOfPosition(position)),
+        ..Default::default()
     })
 }
 
@@ -308,6 +308,7 @@ async fn an_as_of_answer_shows_what_the_log_held_then() {
                 nanos: recorded.timestamp_subsec_nanos() as i32,
             },
         )),
+        ..Default::default()
     };
     let then_by_time = projections
         .list_channels(list(Some(by_time)))
@@ -523,7 +524,7 @@ async fn everything_at(
         format!(
             "{:?}",
             projections
-                .list_channels(all(read))
+                .list_channels(all(read.clone()))
                 .await
                 .unwrap()
                 .into_inner()
@@ -532,7 +533,7 @@ async fn everything_at(
         format!(
             "{:?}",
             projections
-                .list_summits(all(read))
+                .list_summits(all(read.clone()))
                 .await
                 .unwrap()
                 .into_inner()
@@ -541,7 +542,7 @@ async fn everything_at(
         format!(
             "{:?}",
             projections
-                .list_commitments(all(read))
+                .list_commitments(all(read.clone()))
                 .await
                 .unwrap()
                 .into_inner()
@@ -550,7 +551,7 @@ async fn everything_at(
         format!(
             "{:?}",
             projections
-                .list_relations(all(read))
+                .list_relations(all(read.clone()))
                 .await
                 .unwrap()
                 .into_inner()
@@ -559,7 +560,7 @@ async fn everything_at(
         format!(
             "{:?}",
             projections
-                .list_divergences(all(read))
+                .list_divergences(all(read.clone()))
                 .await
                 .unwrap()
                 .into_inner()
@@ -569,7 +570,7 @@ async fn everything_at(
     for actor in ["RUS", "USA", "UKR", "sergey-lavrov", "usa.president"] {
         let request = proto::ListRequest {
             actor: actor.into(),
-            ..all(read)
+            ..all(read.clone())
         };
         answers.push(format!(
             "{:?}",

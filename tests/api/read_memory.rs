@@ -536,6 +536,7 @@ async fn projections_take_typed_events_across_byte_bounded_pages_live_and_as_of(
         read: Some(proto::ReadOptions {
             min_position: if as_of.is_some() { 0 } else { last as u64 },
             as_of,
+            ..Default::default()
         }),
         ..Default::default()
     };

@@ -1,7 +1,12 @@
 //! The lifecycles the projections report, named once: a channel's status, a summit's stage,
-//! a commitment's status. Their names are the wire's and the stored rows' (`ACTIVE`,
-//! `PREPARATION_AGREED`, …), and what counts as open or pending is decided here, for the
-//! models, the queries, the CLI and the dashboard alike.
+//! a commitment's status, and the steps that move them (a channel's and a commitment's own
+//! events; a summit's steps are named by the stage they put it in). Their names are the
+//! wire's and those in the stored rows' JSON (`ACTIVE`, `PREPARATION_AGREED`, `ESTABLISHED`,
+//! …); the status column of a stored row has its own spelling (`stored`, lower case). What
+//! counts as open or pending is decided here, for the rules, the models, the queries, the CLI
+//! and the dashboard alike.
+
+use super::KindName;
 
 /// Defines a lifecycle enum with its wire names, in order.
 macro_rules! lifecycle {
@@ -18,8 +23,8 @@ macro_rules! lifecycle {
             /// Every value's name, in lifecycle order.
             pub const NAMES: &'static [&'static str] = &[$($text),+];
 
-            /// The name on the wire and in stored rows.
-            pub fn as_str(self) -> &'static str {
+            /// The name on the wire and in the stored rows' JSON.
+            pub const fn as_str(self) -> &'static str {
                 match self {
                     $($name::$variant => $text),+
                 }
@@ -37,6 +42,21 @@ macro_rules! lifecycle {
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
+            }
+        }
+
+        /// As its name (what a model's row JSON holds).
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let name = String::deserialize(deserializer)?;
+                Self::parse(&name)
+                    .ok_or_else(|| serde::de::Error::unknown_variant(&name, Self::NAMES))
             }
         }
     };
@@ -61,6 +81,73 @@ impl ChannelStatus {
     pub fn is_open(self) -> bool {
         self != ChannelStatus::Closed
     }
+
+    /// The status column of a channel's stored row: what its own events made of it. Active
+    /// and dormant are both `open` (dormancy depends on the time asked about, and is derived
+    /// when answering).
+    pub const fn stored(self) -> &'static str {
+        match self {
+            ChannelStatus::Active | ChannelStatus::Dormant => "open",
+            ChannelStatus::Suspended => "suspended",
+            ChannelStatus::Closed => "closed",
+        }
+    }
+
+    /// The statuses a channel's stored row can have, in lifecycle order.
+    pub const STORED: &'static [&'static str] = &[
+        ChannelStatus::Active.stored(),
+        ChannelStatus::Suspended.stored(),
+        ChannelStatus::Closed.stored(),
+    ];
+
+    /// The status of a stored row's status column (`open` reads back as active), if it is a
+    /// channel's.
+    pub fn from_stored(stored: &str) -> Option<Self> {
+        [
+            ChannelStatus::Active,
+            ChannelStatus::Suspended,
+            ChannelStatus::Closed,
+        ]
+        .into_iter()
+        .find(|status| status.stored() == stored)
+    }
+}
+
+lifecycle! {
+    /// One of a channel's own events, as a step of its lifecycle.
+    ChannelStepKind {
+        /// `ChannelEstablished`.
+        Established = "ESTABLISHED",
+        /// `ChannelSuspended`.
+        Suspended = "SUSPENDED",
+        /// `ChannelResumed`.
+        Resumed = "RESUMED",
+        /// `ChannelClosed`.
+        Closed = "CLOSED",
+    }
+}
+
+impl ChannelStepKind {
+    /// The step an event of this kind is, if it is one of a channel's own.
+    pub fn of(kind: KindName) -> Option<Self> {
+        match kind {
+            KindName::ChannelEstablished => Some(ChannelStepKind::Established),
+            KindName::ChannelSuspended => Some(ChannelStepKind::Suspended),
+            KindName::ChannelResumed => Some(ChannelStepKind::Resumed),
+            KindName::ChannelClosed => Some(ChannelStepKind::Closed),
+            _ => None,
+        }
+    }
+
+    /// The status the channel is in after this step (active, whatever the time: dormancy is
+    /// derived when answering).
+    pub fn status_after(self) -> ChannelStatus {
+        match self {
+            ChannelStepKind::Established | ChannelStepKind::Resumed => ChannelStatus::Active,
+            ChannelStepKind::Suspended => ChannelStatus::Suspended,
+            ChannelStepKind::Closed => ChannelStatus::Closed,
+        }
+    }
 }
 
 lifecycle! {
@@ -79,6 +166,11 @@ impl SummitStage {
     /// Neither held nor cancelled: a pending summit preparation.
     pub fn is_pending(self) -> bool {
         !matches!(self, SummitStage::Held | SummitStage::Cancelled)
+    }
+
+    /// The status column of a summit's stored row: its name in lower case.
+    pub fn stored(self) -> String {
+        self.as_str().to_ascii_lowercase()
     }
 }
 
@@ -115,6 +207,39 @@ impl CommitmentStatus {
     pub fn open_names() -> Vec<String> {
         Self::OPEN.iter().map(|s| s.as_str().to_owned()).collect()
     }
+
+    /// The status column of a commitment's stored row: its name in lower case (never
+    /// `lapsed`, which is derived when answering).
+    pub fn stored(self) -> String {
+        self.as_str().to_ascii_lowercase()
+    }
+}
+
+lifecycle! {
+    /// One of a commitment's own events, as a step of its lifecycle.
+    CommitmentStepKind {
+        /// `CommitmentStated`.
+        Stated = "STATED",
+        /// `CommitmentScheduled`.
+        Scheduled = "SCHEDULED",
+        /// `CommitmentFulfilled`.
+        Fulfilled = "FULFILLED",
+        /// `CommitmentWithdrawn`.
+        Withdrawn = "WITHDRAWN",
+    }
+}
+
+impl CommitmentStepKind {
+    /// The status the commitment is in after this step (pending, whatever the time: lapsing
+    /// is derived when answering).
+    pub fn status_after(self) -> CommitmentStatus {
+        match self {
+            CommitmentStepKind::Stated => CommitmentStatus::Pending,
+            CommitmentStepKind::Scheduled => CommitmentStatus::Scheduled,
+            CommitmentStepKind::Fulfilled => CommitmentStatus::Fulfilled,
+            CommitmentStepKind::Withdrawn => CommitmentStatus::Withdrawn,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -146,5 +271,45 @@ mod tests {
             ["PENDING", "SCHEDULED", "LAPSED"]
         );
         assert!(!CommitmentStatus::Fulfilled.is_open());
+    }
+
+    #[test]
+    fn stored_row_statuses_keep_their_spelling_and_parse_back() {
+        assert_eq!(ChannelStatus::STORED, ["open", "suspended", "closed"]);
+        assert_eq!(ChannelStatus::Dormant.stored(), "open");
+        for stored in ChannelStatus::STORED {
+            assert_eq!(
+                ChannelStatus::from_stored(stored).unwrap().stored(),
+                *stored
+            );
+        }
+        assert_eq!(ChannelStatus::from_stored("OPEN"), None);
+        assert_eq!(
+            SummitStage::PreparationAgreed.stored(),
+            "preparation_agreed"
+        );
+        assert_eq!(CommitmentStatus::Withdrawn.stored(), "withdrawn");
+    }
+
+    #[test]
+    fn steps_are_stored_by_name_and_move_their_lifecycle() {
+        assert_eq!(
+            serde_json::to_string(&ChannelStepKind::Established).unwrap(),
+            r#""ESTABLISHED""#
+        );
+        assert_eq!(
+            serde_json::from_str::<SummitStage>(r#""PREPARATION_AGREED""#).unwrap(),
+            SummitStage::PreparationAgreed
+        );
+        assert!(serde_json::from_str::<CommitmentStepKind>(r#""stated""#).is_err());
+        assert_eq!(
+            ChannelStepKind::of(KindName::ChannelResumed).map(ChannelStepKind::status_after),
+            Some(ChannelStatus::Active)
+        );
+        assert_eq!(ChannelStepKind::of(KindName::CallHeld), None);
+        assert_eq!(
+            CommitmentStepKind::Stated.status_after(),
+            CommitmentStatus::Pending
+        );
     }
 }

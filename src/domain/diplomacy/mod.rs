@@ -14,8 +14,12 @@ use serde::{Deserialize, Serialize};
 
 pub use coding::{Coding, PLOVER_TYPES};
 pub use kinds::*;
-pub use lifecycle::{ChannelStatus, CommitmentStatus, SummitStage};
-pub use rules::{Category, LogState, StreamName, check_record};
+pub use lifecycle::{
+    ChannelStatus, ChannelStepKind, CommitmentStatus, CommitmentStepKind, SummitStage,
+};
+pub use rules::check_record;
+pub use rules::log_state::LogState;
+pub use rules::streams::{Category, StreamName};
 pub use values::{ActorId, CountryCode, FuzzyTime, Key, Language, Precision, YearMonth};
 
 use crate::domain::EventId;
@@ -131,7 +135,8 @@ pub struct Claim {
 }
 
 /// Declares the kinds: the enum (externally tagged by the proto field name), each kind's
-/// message name (the log's event type) and the stream category it belongs in.
+/// message name (the log's event type) and the stream category it belongs in, and the same
+/// kinds without their payloads ([`KindName`]).
 macro_rules! event_kinds {
     ($($variant:ident($payload:ty) => $category:ident),* $(,)?) => {
         #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -140,29 +145,66 @@ macro_rules! event_kinds {
             $($variant($payload)),*
         }
 
+        /// A kind of diplomatic event without its payload: what the log's `type` of a
+        /// diplomatic event names, and what the rules know of the events a record refers to.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum KindName {
+            $($variant),*
+        }
+
         impl EventKind {
             /// Every kind's name, as stored in the log's `type`.
             pub const NAMES: &[&str] = &[$(stringify!($variant)),*];
 
             pub fn name(&self) -> &'static str {
+                self.kind_name().as_str()
+            }
+
+            /// The kind, without its payload.
+            pub fn kind_name(&self) -> KindName {
                 match self {
-                    $(Self::$variant(_) => stringify!($variant)),*
+                    $(Self::$variant(_) => KindName::$variant),*
                 }
             }
 
             pub fn category(&self) -> Category {
+                self.kind_name().category()
+            }
+        }
+
+        impl KindName {
+            /// The name, as stored in the log's `type`.
+            pub fn as_str(self) -> &'static str {
                 match self {
-                    $(Self::$variant(_) => Category::$category),*
+                    $(Self::$variant => stringify!($variant)),*
                 }
+            }
+
+            /// The kind of this name; `None` for a name that is not a kind.
+            pub fn parse(name: &str) -> Option<Self> {
+                match name {
+                    $(stringify!($variant) => Some(Self::$variant),)*
+                    _ => None,
+                }
+            }
+
+            /// The stream category it is recorded in.
+            pub fn category(self) -> Category {
+                match self {
+                    $(Self::$variant => Category::$category),*
+                }
+            }
+        }
+
+        impl std::fmt::Display for KindName {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
             }
         }
 
         /// The stream category of a kind given by name; `None` for a name that is not a kind.
         pub fn category_of(kind_name: &str) -> Option<Category> {
-            match kind_name {
-                $(stringify!($variant) => Some(Category::$category),)*
-                _ => None,
-            }
+            KindName::parse(kind_name).map(KindName::category)
         }
     };
 }
@@ -374,6 +416,14 @@ mod tests {
             assert!(category_of(name).is_some(), "{name}");
         }
         assert_eq!(category_of("Unknown"), None);
+    }
+
+    #[test]
+    fn kind_names_parse_back_to_their_kinds() {
+        for name in EventKind::NAMES {
+            assert_eq!(KindName::parse(name).map(KindName::as_str), Some(*name));
+        }
+        assert_eq!(KindName::parse("channel_closed"), None);
     }
 
     #[test]

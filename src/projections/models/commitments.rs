@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::EventId;
-use crate::domain::diplomacy::{EventKind, FuzzyTime, Place};
+use crate::domain::diplomacy::{CommitmentStatus, CommitmentStepKind, EventKind, FuzzyTime, Place};
 use crate::projections::models::common::{
     Contributions, Index, Origin, Party, Registry, apply_fact, happened_key, insert_by_position,
     party_states,
@@ -18,8 +18,7 @@ use crate::projections::{Fact, Model, Row, RowData};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommitmentStep {
     pub origin: Origin,
-    /// STATED, SCHEDULED, FULFILLED or WITHDRAWN.
-    pub step: String,
+    pub step: CommitmentStepKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub occurred: Option<FuzzyTime>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -81,36 +80,36 @@ pub struct CommitmentView {
 
 impl Commitment {
     fn stated(&self) -> Option<&CommitmentStep> {
-        self.steps.iter().find(|s| s.step == "STATED")
+        self.steps
+            .iter()
+            .find(|s| s.step == CommitmentStepKind::Stated)
     }
 
-    /// PENDING, SCHEDULED, FULFILLED or WITHDRAWN, by its own events.
-    pub fn stored_status(&self) -> &'static str {
-        match self
-            .steps
+    /// Pending, scheduled, fulfilled or withdrawn, by its own events (never lapsed, which is
+    /// derived when answering).
+    pub fn stored_status(&self) -> CommitmentStatus {
+        self.steps
             .iter()
             .rev()
-            .map(|s| s.step.as_str())
-            .find(|s| *s != "STATED")
-        {
-            Some("FULFILLED") => "FULFILLED",
-            Some("WITHDRAWN") => "WITHDRAWN",
-            Some("SCHEDULED") => "SCHEDULED",
-            _ => "PENDING",
-        }
+            .find(|s| s.step != CommitmentStepKind::Stated)
+            .map_or(CommitmentStatus::Pending, |s| s.step.status_after())
     }
 
     pub fn view(&self, reference: DateTime<Utc>) -> Option<CommitmentView> {
         let stated = self.stated()?;
         let stored = self.stored_status();
-        let open = matches!(stored, "PENDING" | "SCHEDULED");
+        let open = matches!(
+            stored,
+            CommitmentStatus::Pending | CommitmentStatus::Scheduled
+        );
         let lapsed = open
             && stated
                 .due
                 .as_ref()
                 .is_some_and(|due| due.end() <= reference);
-        let scheduled = self.steps.iter().rev().find(|s| s.step == "SCHEDULED");
-        let fulfilled = self.steps.iter().rev().find(|s| s.step == "FULFILLED");
+        let last = |step: CommitmentStepKind| self.steps.iter().rev().find(|s| s.step == step);
+        let scheduled = last(CommitmentStepKind::Scheduled);
+        let fulfilled = last(CommitmentStepKind::Fulfilled);
         let mut evidence: Vec<EventId> = Vec::new();
         for step in &self.steps {
             for id in std::iter::once(&step.origin.event_id)
@@ -127,10 +126,12 @@ impl Commitment {
             parties: self.parties.clone(),
             what: stated.what.clone().unwrap_or_default(),
             status: if lapsed {
-                "LAPSED".to_owned()
+                CommitmentStatus::Lapsed
             } else {
-                stored.to_owned()
-            },
+                stored
+            }
+            .as_str()
+            .to_owned(),
             stated_on: stated.occurred.clone(),
             stated_by: stated.origin.event_id,
             due: stated.due.clone(),
@@ -181,7 +182,7 @@ impl Contributions for Commitments {
     fn add(&mut self, fact: &Fact) -> Vec<String> {
         let mut step = CommitmentStep {
             origin: Origin::of(fact),
-            step: String::new(),
+            step: CommitmentStepKind::Stated,
             occurred: fact.event.occurred.clone(),
             parties: Vec::new(),
             what: None,
@@ -195,23 +196,23 @@ impl Contributions for Commitments {
         };
         match &fact.event.kind {
             EventKind::CommitmentStated(stated) => {
-                step.step = "STATED".into();
+                step.step = CommitmentStepKind::Stated;
                 step.parties = stated.parties.iter().map(ToString::to_string).collect();
                 step.what = Some(stated.what.clone());
                 step.due = stated.due.clone();
                 step.due_text = stated.due_text.clone();
             }
             EventKind::CommitmentScheduled(scheduled) => {
-                step.step = "SCHEDULED".into();
+                step.step = CommitmentStepKind::Scheduled;
                 step.date = Some(scheduled.date.clone());
                 step.place = scheduled.place.clone();
             }
             EventKind::CommitmentFulfilled(fulfilled) => {
-                step.step = "FULFILLED".into();
+                step.step = CommitmentStepKind::Fulfilled;
                 step.fulfilled_by = Some(fulfilled.fulfilled_by);
             }
             EventKind::CommitmentWithdrawn(withdrawn) => {
-                step.step = "WITHDRAWN".into();
+                step.step = CommitmentStepKind::Withdrawn;
                 step.reason = withdrawn.reason.clone();
             }
             _ => return Vec::new(),
@@ -271,7 +272,7 @@ impl Model for Commitments {
             data: RowData::new(commitment).expect("a commitment serializes"),
             actors: commitment.parties.iter().map(|p| p.id.clone()).collect(),
             states: party_states(&commitment.parties),
-            status: commitment.stored_status().to_ascii_lowercase(),
+            status: commitment.stored_status().stored(),
             sort_key: happened_key(
                 first.and_then(|s| s.occurred.as_ref()),
                 first.map_or(0, |s| s.origin.position),

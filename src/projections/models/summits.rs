@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::EventId;
-use crate::domain::diplomacy::SummitStage;
-use crate::domain::diplomacy::{EventKind, FuzzyTime, Place};
+use crate::domain::diplomacy::{EventKind, FuzzyTime, Place, SummitStage};
 use crate::projections::models::common::{
     Contributions, Index, Origin, Party, Registry, apply_fact, insert_by_position, party_states,
 };
@@ -17,8 +16,8 @@ use crate::projections::{Fact, Model, Row, RowData};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SummitStep {
     pub origin: Origin,
-    /// PROPOSED, PREPARATION_AGREED, SCHEDULED, POSTPONED, HELD or CANCELLED.
-    pub step: String,
+    /// Named by the stage it puts the summit in.
+    pub step: SummitStage,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub occurred: Option<FuzzyTime>,
     /// The date it is scheduled for (SCHEDULED, or POSTPONED with a new date).
@@ -65,23 +64,23 @@ pub struct SummitView {
 }
 
 impl Summit {
-    pub fn stage(&self) -> &str {
-        self.steps.last().map_or("PROPOSED", |s| s.step.as_str())
+    pub fn stage(&self) -> SummitStage {
+        self.steps.last().map_or(SummitStage::Proposed, |s| s.step)
     }
 
     pub fn view(&self) -> Option<SummitView> {
         let latest = self.steps.last()?;
-        let stage = self.stage().to_owned();
+        let stage = self.stage();
         // The latest date and place it was given, unless it was postponed without a new one.
         let mut scheduled_for = None;
         let mut place = None;
         for step in &self.steps {
-            match step.step.as_str() {
-                "SCHEDULED" => {
+            match step.step {
+                SummitStage::Scheduled => {
                     scheduled_for = step.date.clone();
                     place = step.place.clone().or(place);
                 }
-                "POSTPONED" => scheduled_for = step.date.clone(),
+                SummitStage::Postponed => scheduled_for = step.date.clone(),
                 _ => {}
             }
         }
@@ -96,10 +95,10 @@ impl Summit {
         Some(SummitView {
             key: self.key.clone(),
             parties: self.parties.clone(),
-            pending: SummitStage::parse(&stage).is_none_or(SummitStage::is_pending),
-            stage,
+            pending: stage.is_pending(),
+            stage: stage.as_str().to_owned(),
             since: self.steps.first().and_then(|s| s.occurred.clone()),
-            latest_step: latest.step.clone(),
+            latest_step: latest.step.as_str().to_owned(),
             latest_step_by: latest.origin.event_id,
             latest_step_on: latest.occurred.clone(),
             scheduled_for,
@@ -147,30 +146,42 @@ impl Contributions for Summits {
             parties.iter().map(ToString::to_string).collect::<Vec<_>>()
         };
         let (step, date, place, reason, parties) = match &fact.event.kind {
-            EventKind::SummitProposed(s) => {
-                ("PROPOSED", None, s.place.clone(), None, ids(&s.parties))
-            }
-            EventKind::SummitPreparationAgreed(s) => {
-                ("PREPARATION_AGREED", None, None, None, ids(&s.parties))
-            }
+            EventKind::SummitProposed(s) => (
+                SummitStage::Proposed,
+                None,
+                s.place.clone(),
+                None,
+                ids(&s.parties),
+            ),
+            EventKind::SummitPreparationAgreed(s) => (
+                SummitStage::PreparationAgreed,
+                None,
+                None,
+                None,
+                ids(&s.parties),
+            ),
             EventKind::SummitScheduled(s) => (
-                "SCHEDULED",
+                SummitStage::Scheduled,
                 Some(s.date.clone()),
                 s.place.clone(),
                 None,
                 Vec::new(),
             ),
             EventKind::SummitPostponed(s) => (
-                "POSTPONED",
+                SummitStage::Postponed,
                 s.new_date.clone(),
                 None,
                 s.reason.clone(),
                 Vec::new(),
             ),
-            EventKind::SummitHeld(_) => ("HELD", None, None, None, Vec::new()),
-            EventKind::SummitCancelled(s) => {
-                ("CANCELLED", None, None, s.reason.clone(), Vec::new())
-            }
+            EventKind::SummitHeld(_) => (SummitStage::Held, None, None, None, Vec::new()),
+            EventKind::SummitCancelled(s) => (
+                SummitStage::Cancelled,
+                None,
+                None,
+                s.reason.clone(),
+                Vec::new(),
+            ),
             _ => return Vec::new(),
         };
         let key = fact.stream_id.clone();
@@ -184,7 +195,7 @@ impl Contributions for Summits {
             &mut summit.steps,
             SummitStep {
                 origin: origin.clone(),
-                step: step.to_owned(),
+                step,
                 occurred: fact.event.occurred.clone(),
                 date,
                 place,
@@ -237,7 +248,7 @@ impl Model for Summits {
             data: RowData::new(summit).expect("a summit serializes"),
             actors: summit.parties.iter().map(|p| p.id.clone()).collect(),
             states: party_states(&summit.parties),
-            status: summit.stage().to_ascii_lowercase(),
+            status: summit.stage().stored(),
             sort_key: crate::projections::models::common::happened_key(
                 summit.steps.first().and_then(|s| s.occurred.as_ref()),
                 summit.steps.first().map_or(0, |s| s.origin.position),

@@ -402,7 +402,8 @@ mod tests {
 
     #[test]
     fn channels_turning_dormant_as_time_passes_are_upserted() {
-        use crate::projections::models::channels::{ChannelView, Channels};
+        use crate::projections::models::channels::Channels;
+        use crate::projections::models::channels::view::ChannelView;
         use crate::projections::testing::{founding_facts, replay};
         let model: Channels = replay(&founding_facts());
         let views = |reference: &str| -> Vec<ChannelView> {

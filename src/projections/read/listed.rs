@@ -8,10 +8,14 @@ use serde::Serialize;
 
 use crate::domain::EventId;
 use crate::domain::diplomacy::{ChannelStatus, CommitmentStatus, SummitStage};
-use crate::projections::models::channels::{ChannelView, Channels, channel_of};
+use crate::projections::models::channels::Channels;
+use crate::projections::models::channels::rows::{CHANNEL_ROWS, channel_of};
+use crate::projections::models::channels::view::ChannelView;
 use crate::projections::models::commitments::{CommitmentView, Commitments, commitment_of};
 use crate::projections::models::divergence::{Divergence, DivergenceView, occurrence_of};
-use crate::projections::models::relations::{RelationView, Relations, pair_key, pair_of};
+use crate::projections::models::relations::rows::pair_of;
+use crate::projections::models::relations::view::RelationView;
+use crate::projections::models::relations::{Relations, pair_key};
 use crate::projections::models::summits::{SummitView, Summits, summit_of};
 use crate::projections::models::timeline::{Timeline, TimelineEntry, entry_of};
 use crate::projections::read::request::ListFilter;
@@ -92,7 +96,7 @@ impl Listed for ChannelView {
     const WHAT: &'static str = "channel";
     const STATUSES: &'static [&'static str] = ChannelStatus::NAMES;
     // Channel rows only (not their contacts' rows).
-    const ROWS: &'static [&'static str] = &["open", "suspended", "closed"];
+    const ROWS: &'static [&'static str] = CHANNEL_ROWS;
 
     fn from_row(row: &Row, reading: &Reading) -> Result<Option<Self>, String> {
         Ok(Some(

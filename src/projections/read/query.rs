@@ -13,7 +13,8 @@ use futures::TryStreamExt;
 
 use crate::projections::engine::rows::{ProjectionStore, RowFilter, WaitError};
 use crate::projections::models::common::{ACTOR_STATUS, ActorInfo};
-use crate::projections::models::relations::{RelationView, pair_key};
+use crate::projections::models::relations::pair_key;
+use crate::projections::models::relations::view::RelationView;
 use crate::projections::models::timeline::Timeline;
 use crate::projections::read::listed::{Listed, Reading};
 use crate::projections::read::on_date::{OnDate, end_of};

@@ -1,10 +1,13 @@
 //! Each rule of `check_record`, given a log state, when a record is checked, then the field
 //! at fault is named.
 
+use chrono::TimeZone;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::streams::{Category, StreamName};
 use super::*;
+use crate::domain::diplomacy::ActorId;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers

@@ -1,0 +1,82 @@
+//! What each kind's own fields must say, beyond naming known actors and events: texts that
+//! may not be blank, rounds numbered from 1, a visit that does not end before it began, an
+//! initiator among the participants, an actor that does not invite itself.
+
+use chrono::NaiveDate;
+
+use super::Check;
+use crate::domain::ValidationError;
+use crate::domain::diplomacy::{DiplomaticEvent, EventKind, Precision};
+
+impl Check<'_> {
+    fn required_text(&mut self, path: &str, text: &str) {
+        if text.trim().is_empty() {
+            self.fail(path, ValidationError::Empty);
+        }
+    }
+
+    pub(super) fn kind_rules(&mut self, event: &DiplomaticEvent, kind: &str) {
+        use EventKind as K;
+        let k = |field: &str| format!("{kind}.{field}");
+        match &event.kind {
+            K::CallHeld(call) => {
+                if let Some(initiator) = &call.initiator {
+                    self.initiator(&k("initiator"), initiator, &call.participants);
+                }
+            }
+            K::MeetingHeld(meeting) => {
+                if let Some(initiator) = &meeting.initiator {
+                    self.initiator(&k("initiator"), initiator, &meeting.participants);
+                }
+            }
+            K::NegotiationRoundHeld(round) if round.round == Some(0) => {
+                self.fail(
+                    &k("round"),
+                    ValidationError::Malformed("rounds are numbered from 1".into()),
+                );
+            }
+            K::VisitMade(visit) => {
+                if let Some(until) = &visit.until_day {
+                    match NaiveDate::parse_from_str(until, "%Y-%m-%d") {
+                        Err(_) => self.fail(
+                            &k("until_day"),
+                            ValidationError::NotADay {
+                                value: until.clone(),
+                            },
+                        ),
+                        Ok(until) => {
+                            if let Some(Precision::Day(first)) =
+                                event.occurred.as_ref().map(|o| o.precision())
+                                && until < first
+                            {
+                                self.fail(
+                                    &k("until_day"),
+                                    ValidationError::Malformed(
+                                        "ends before the visit began (occurred)".into(),
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+            K::AgreementStated(agreement) => self.required_text(&k("subject"), &agreement.subject),
+            K::IntentExpressed(intent) => self.required_text(&k("intent"), &intent.intent),
+            K::InvitationExtended(invitation) => {
+                self.required_text(&k("purpose"), &invitation.purpose);
+                if invitation.inviter == invitation.invitee {
+                    self.fail(
+                        &k("invitee"),
+                        ValidationError::Malformed("an actor cannot invite itself".into()),
+                    );
+                }
+            }
+            K::RequestMade(request) => self.required_text(&k("request"), &request.request),
+            K::ProposalRejected(rejection) => {
+                self.required_text(&k("proposal"), &rejection.proposal)
+            }
+            K::CommitmentStated(commitment) => self.required_text(&k("what"), &commitment.what),
+            _ => {}
+        }
+    }
+}

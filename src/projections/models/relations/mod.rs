@@ -1,0 +1,382 @@
+//! `relations`: per pair of states, their contacts (by level), the last one, their channels and
+//! their pending summits and commitments. Built on the channel, summit and commitment models,
+//! which it carries inside (as internal rows), so one checkpoint covers it all; the contacts
+//! are interactions, counted for every pair of the states their participants act for (as the
+//! timeline gives them).
+//!
+//! A bounded working set: the pairs (their summaries), the channels, summits, commitments and
+//! actors stay in memory. Each interaction has one row of its own (its contact in its channel
+//! and in its pairs), needed again only when the interaction is retracted or corrected, and
+//! then together with the other contacts of its channel and of its pairs (a summary needs them
+//! all to take one out).
+//!
+//! The model is here: the pairs, the inner models and the contacts between states, and how
+//! events change them. `view.rs` answers a pair as of a time; `rows.rs` stores the model as
+//! rows (pairs, internal rows of the inner models, interactions) and takes them back (its
+//! `Model` implementation).
+
+pub mod rows;
+pub mod view;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::EventId;
+use crate::domain::diplomacy::FuzzyTime;
+use crate::projections::models::channels::Channels;
+use crate::projections::models::channels::rows::CONTACT_STATUS;
+use crate::projections::models::commitments::Commitments;
+use crate::projections::models::common::{
+    ACTOR_STATUS, Contributions, Index, Origin, Registry, apply_fact, happened_key, interaction,
+    level_name, target_of,
+};
+use crate::projections::models::summits::Summits;
+use crate::projections::{Fact, Model, Row};
+
+/// A contact between the two states.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairContact {
+    pub event_id: EventId,
+    pub kind: String,
+    pub level: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub occurred: Option<FuzzyTime>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Pair {
+    states: [String; 2],
+    contacts: u32,
+    /// Contacts counted by level, kept as contacts come and go.
+    by_level: BTreeMap<String, u32>,
+    /// The last contact and its `happened_key` (the greatest).
+    last: Option<(String, PairContact)>,
+    /// The contacts in memory, by `happened_key`: after `settle`, none until a retraction or a
+    /// correction brings all of the pair's back.
+    held: BTreeMap<String, PairContact>,
+    channels: BTreeSet<String>,
+    summits: BTreeSet<String>,
+    commitments: BTreeSet<String>,
+}
+
+const PREFIX: &str = "pair:";
+/// An interaction's row: its contact in its channel and in its pairs.
+const INTERACTION_PREFIX: &str = "interaction:";
+/// The inner channel model's rows of contacts, which relations keeps in interaction rows.
+const CONTACT_PREFIX: &str = "contact:";
+
+/// The key of the pair of two states, in alphabetical order.
+pub fn pair_key(a: &str, b: &str) -> String {
+    if a <= b {
+        format!("{a}+{b}")
+    } else {
+        format!("{b}+{a}")
+    }
+}
+
+fn pairs_of(states: &[String]) -> Vec<String> {
+    let mut pairs = Vec::new();
+    for (i, a) in states.iter().enumerate() {
+        for b in &states[i + 1..] {
+            if a != b {
+                pairs.push(pair_key(a, b));
+            }
+        }
+    }
+    pairs
+}
+
+/// An interaction as relations counts it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Contact {
+    origin: Origin,
+    /// The states its participants act for (sorted, without repeats): it is a contact of every
+    /// pair of them.
+    states: Vec<String>,
+    /// Where it stands among contacts: `happened_key`.
+    when: String,
+    contact: PairContact,
+}
+
+/// The interactions, as contacts between states: every one applied, but only those since the
+/// last `settle` (and those brought back) in memory.
+#[derive(Debug, Default)]
+struct Contacts {
+    registry: Registry,
+    held: HashMap<EventId, Contact>,
+    index: Index,
+}
+
+impl Contributions for Contacts {
+    fn registry(&mut self) -> &mut Registry {
+        &mut self.registry
+    }
+
+    fn add(&mut self, fact: &Fact) -> Vec<String> {
+        let Some(interaction) = interaction(&fact.event) else {
+            return Vec::new();
+        };
+        // A participant's state: the office's it acts as, else its own (as the timeline has it).
+        let registry = &self.registry;
+        let states: BTreeSet<String> = interaction
+            .participants
+            .iter()
+            .filter_map(|p| {
+                p.acting_as
+                    .as_ref()
+                    .and_then(|office| registry.state_of(&office.to_string()))
+                    .or_else(|| registry.state_of(&p.actor.to_string()))
+            })
+            .collect();
+        let origin = Origin::of(fact);
+        let key = format!("{INTERACTION_PREFIX}{}", fact.event_id);
+        self.index.note(&origin, &key);
+        self.held.insert(
+            fact.event_id,
+            Contact {
+                when: happened_key(fact.event.occurred.as_ref(), fact.position),
+                contact: PairContact {
+                    event_id: fact.event_id,
+                    kind: interaction.kind.to_owned(),
+                    level: level_name(interaction.level),
+                    occurred: fact.event.occurred.clone(),
+                },
+                states: states.into_iter().collect(),
+                origin,
+            },
+        );
+        vec![key]
+    }
+
+    fn remove(&mut self, id: EventId) -> (Vec<String>, Option<Origin>) {
+        let Some((origin, keys)) = self.index.take(id) else {
+            return (Vec::new(), None);
+        };
+        self.held.remove(&id);
+        (keys.into_iter().collect(), Some(origin))
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Relations {
+    channels: Channels,
+    summits: Summits,
+    commitments: Commitments,
+    contacts: Contacts,
+    /// Internal key of a channel, summit or commitment -> the pairs it counts for.
+    member_of: HashMap<String, Vec<String>>,
+    pairs: BTreeMap<String, Pair>,
+}
+
+/// Which inner model an internal key belongs to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Inner {
+    Channels,
+    Summits,
+    Commitments,
+}
+
+impl Inner {
+    const ALL: [Inner; 3] = [Inner::Channels, Inner::Summits, Inner::Commitments];
+
+    fn name(self) -> &'static str {
+        match self {
+            Inner::Channels => "channels",
+            Inner::Summits => "summits",
+            Inner::Commitments => "commitments",
+        }
+    }
+
+    fn of(key: &str) -> Option<(Inner, &str)> {
+        let (name, inner) = key.split_once('/')?;
+        Inner::ALL
+            .into_iter()
+            .find(|i| i.name() == name)
+            .map(|i| (i, inner))
+    }
+}
+
+impl Pair {
+    fn new(pair: &str) -> Self {
+        let (a, b) = pair.split_once('+').expect("a pair key");
+        Pair {
+            states: [a.to_owned(), b.to_owned()],
+            ..Pair::default()
+        }
+    }
+}
+
+impl Relations {
+    fn inner_row(&self, inner: Inner, key: &str) -> Option<Row> {
+        match inner {
+            Inner::Channels => self.channels.row(key),
+            Inner::Summits => self.summits.row(key),
+            Inner::Commitments => self.commitments.row(key),
+        }
+    }
+
+    fn inner_rows(&self, inner: Inner) -> Vec<Row> {
+        match inner {
+            Inner::Channels => self.channels.rows(),
+            Inner::Summits => self.summits.rows(),
+            Inner::Commitments => self.commitments.rows(),
+        }
+    }
+
+    /// Moves a channel, summit or commitment to the pairs it now counts for; returns the
+    /// pairs touched.
+    fn refile(&mut self, internal_key: &str) -> BTreeSet<String> {
+        let mut touched: BTreeSet<String> = BTreeSet::new();
+        for pair in self.member_of.remove(internal_key).unwrap_or_default() {
+            if let Some(entry) = self.pairs.get_mut(&pair) {
+                entry.channels.remove(internal_key);
+                entry.summits.remove(internal_key);
+                entry.commitments.remove(internal_key);
+            }
+            touched.insert(pair);
+        }
+        let Some((inner, key)) = Inner::of(internal_key) else {
+            return touched;
+        };
+        let Some(row) = self
+            .inner_row(inner, key)
+            .filter(|r| r.status != ACTOR_STATUS && r.status != CONTACT_STATUS)
+        else {
+            return touched;
+        };
+        let pairs = pairs_of(&row.states);
+        for pair in &pairs {
+            let entry = self
+                .pairs
+                .entry(pair.clone())
+                .or_insert_with(|| Pair::new(pair));
+            let set = match inner {
+                Inner::Channels => &mut entry.channels,
+                Inner::Summits => &mut entry.summits,
+                Inner::Commitments => &mut entry.commitments,
+            };
+            set.insert(internal_key.to_owned());
+            touched.insert(pair.clone());
+        }
+        self.member_of.insert(internal_key.to_owned(), pairs);
+        touched
+    }
+
+    /// Counts a contact in its pairs; returns them.
+    fn file(&mut self, contact: &Contact) -> Vec<String> {
+        let pairs = pairs_of(&contact.states);
+        for pair in &pairs {
+            let entry = self
+                .pairs
+                .entry(pair.clone())
+                .or_insert_with(|| Pair::new(pair));
+            entry.contacts += 1;
+            *entry
+                .by_level
+                .entry(contact.contact.level.clone())
+                .or_insert(0) += 1;
+            entry
+                .held
+                .insert(contact.when.clone(), contact.contact.clone());
+            if entry
+                .last
+                .as_ref()
+                .is_none_or(|(when, _)| contact.when > *when)
+            {
+                entry.last = Some((contact.when.clone(), contact.contact.clone()));
+            }
+        }
+        pairs
+    }
+
+    /// Takes a contact out of its pairs (all of whose contacts are in memory: `wants` asked
+    /// for them); returns them.
+    fn unfile(&mut self, contact: &Contact) -> Vec<String> {
+        let pairs = pairs_of(&contact.states);
+        for pair in &pairs {
+            let Some(entry) = self.pairs.get_mut(pair) else {
+                continue;
+            };
+            entry.contacts = entry.contacts.saturating_sub(1);
+            if let Some(count) = entry.by_level.get_mut(&contact.contact.level) {
+                *count -= 1;
+                if *count == 0 {
+                    entry.by_level.remove(&contact.contact.level);
+                }
+            }
+            entry.held.remove(&contact.when);
+            if entry
+                .last
+                .as_ref()
+                .is_some_and(|(when, _)| *when == contact.when)
+            {
+                debug_assert_eq!(
+                    entry.held.len(),
+                    entry.contacts as usize,
+                    "all of pair {pair}'s contacts are in memory"
+                );
+                entry.last = entry
+                    .held
+                    .iter()
+                    .next_back()
+                    .map(|(when, contact)| (when.clone(), contact.clone()));
+            }
+        }
+        pairs
+    }
+
+    /// The relations key of an inner model's row key.
+    fn outer_key(inner: Inner, key: &str) -> String {
+        match key.strip_prefix(CONTACT_PREFIX) {
+            Some(id) if inner == Inner::Channels => format!("{INTERACTION_PREFIX}{id}"),
+            _ => format!("{}/{key}", inner.name()),
+        }
+    }
+
+    /// Applies a fact to the inner models and to the contacts between states, and files what
+    /// changed under its pairs; returns the keys of the rows that changed.
+    fn apply_to_all(&mut self, fact: &Fact) -> Vec<String> {
+        let mut changed: BTreeSet<String> = BTreeSet::new();
+        let mut pairs: BTreeSet<String> = BTreeSet::new();
+        for inner in Inner::ALL {
+            let keys = match inner {
+                Inner::Channels => self.channels.apply(fact),
+                Inner::Summits => self.summits.apply(fact),
+                Inner::Commitments => self.commitments.apply(fact),
+            };
+            for key in keys {
+                let outer = Self::outer_key(inner, &key);
+                if !outer.starts_with(INTERACTION_PREFIX) {
+                    pairs.extend(self.refile(&outer));
+                }
+                changed.insert(outer);
+            }
+        }
+        // The contacts between states this fact can change: its own, or the one it amends.
+        let ids: Vec<EventId> = std::iter::once(fact.event_id)
+            .chain(target_of(fact))
+            .collect();
+        let before: Vec<(EventId, Option<Contact>)> = ids
+            .iter()
+            .map(|id| (*id, self.contacts.held.get(id).cloned()))
+            .collect();
+        for key in apply_fact(&mut self.contacts, fact) {
+            changed.insert(key);
+        }
+        for (id, old) in before {
+            let new = self.contacts.held.get(&id).cloned();
+            if old == new {
+                continue;
+            }
+            if let Some(old) = &old {
+                pairs.extend(self.unfile(old));
+            }
+            if let Some(new) = &new {
+                pairs.extend(self.file(new));
+            }
+        }
+        changed.extend(pairs.into_iter().map(|p| format!("{PREFIX}{p}")));
+        changed.into_iter().collect()
+    }
+}
