@@ -627,9 +627,10 @@ async fn the_dashboard_in_a_headless_browser() {
         json!("false")
     );
     let url = browser.client.current_url().await.expect("a URL");
+    // The form sends both fields; an empty `on` means the state now.
     assert_eq!(
         url.query(),
-        Some(format!("as_of={before}").as_str()),
+        Some(format!("as_of={before}&on=").as_str()),
         "{url}"
     );
     browser.screenshot("commitments-as-of").await;
