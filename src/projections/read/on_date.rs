@@ -122,17 +122,7 @@ impl OnDate {
                         .insert(target, original.fact(target, replacement));
                 }
                 Some(Fact {
-                    event: DiplomaticEvent {
-                        kind: EventKind::EventRetracted(EventRetracted {
-                            event: target,
-                            reason: None,
-                        }),
-                        occurred: None,
-                        sources: Vec::new(),
-                        evidence: Vec::new(),
-                        coding: None,
-                        note: None,
-                    },
+                    event: retraction_of(target),
                     ..fact
                 })
             }
@@ -145,6 +135,21 @@ impl OnDate {
                 None
             }
         }
+    }
+}
+
+/// An event that takes `target` out (as a retraction does).
+fn retraction_of(target: EventId) -> DiplomaticEvent {
+    DiplomaticEvent {
+        kind: EventKind::EventRetracted(EventRetracted {
+            event: target,
+            reason: None,
+        }),
+        occurred: None,
+        sources: Vec::new(),
+        evidence: Vec::new(),
+        coding: None,
+        note: None,
     }
 }
 
@@ -304,17 +309,7 @@ mod tests {
             stream_id: call.stream_id.clone(),
             event_id: EventId::generate(),
             recorded_at: call.recorded_at,
-            event: DiplomaticEvent {
-                kind: EventKind::EventRetracted(EventRetracted {
-                    event: call.event_id,
-                    reason: None,
-                }),
-                occurred: None,
-                sources: Vec::new(),
-                evidence: Vec::new(),
-                coding: None,
-                note: None,
-            },
+            event: retraction_of(call.event_id),
         });
         for date in ["2025-02-10", "2025-02-15", "2030-01-01"] {
             assert!(!on_timeline(&facts, date, call.event_id), "{date}");

@@ -57,6 +57,22 @@ pub(super) async fn load_rows(
     Ok(records.into_iter().map(Row::from).collect())
 }
 
+/// Hydrates `model` with stored rows, noting their keys in `loaded`.
+fn take_in<M: Model>(
+    model: &mut M,
+    records: Vec<RowRecord>,
+    loaded: &mut HashSet<String>,
+) -> Result<(), ProjectionError> {
+    let rows: Vec<Row> = records.into_iter().map(Row::from).collect();
+    loaded.extend(rows.iter().map(|row| row.key.clone()));
+    model
+        .hydrate(rows)
+        .map_err(|reason| ProjectionError::UnloadableRows {
+            projection: M::NAME,
+            reason,
+        })
+}
+
 /// Brings into `model` the stored rows of `generation` that `facts` want (see
 /// `Model::wants`), asking again after each load: a row loaded can name further rows.
 /// Answers the keys of the rows it brought in.
@@ -99,14 +115,7 @@ pub(super) async fn hydrate<M: Model>(
             .bind(states)
             .fetch_all(&mut *connection)
             .await?;
-            let rows: Vec<Row> = records.into_iter().map(Row::from).collect();
-            loaded.extend(rows.iter().map(|row| row.key.clone()));
-            model
-                .hydrate(rows)
-                .map_err(|reason| ProjectionError::UnloadableRows {
-                    projection: M::NAME,
-                    reason,
-                })?;
+            take_in(model, records, &mut loaded)?;
         }
         let records: Vec<RowRecord> = sqlx::query_as(
             "select key, data, actors, states, status, sort_key from projection_rows \
@@ -124,14 +133,7 @@ pub(super) async fn hydrate<M: Model>(
         .bind(&sort_keys)
         .fetch_all(&mut *connection)
         .await?;
-        let rows: Vec<Row> = records.into_iter().map(Row::from).collect();
-        loaded.extend(rows.iter().map(|row| row.key.clone()));
-        model
-            .hydrate(rows)
-            .map_err(|reason| ProjectionError::UnloadableRows {
-                projection: M::NAME,
-                reason,
-            })?;
+        take_in(model, records, &mut loaded)?;
     }
 }
 
