@@ -149,6 +149,17 @@ async fn call(app: &TestApp, family: &str, token: Option<&str>) -> Code {
                 })
                 .await,
         ),
+        "on-day read" => code(
+            ProjectionsClient::new(ch)
+                .list_channels(proto::ListRequest {
+                    read: Some(proto::ReadOptions {
+                        on_day: "2025-02-15".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .await,
+        ),
         "rebuild" => code(
             ProjectionsClient::new(ch)
                 .rebuild(proto::RebuildRequest {
@@ -158,10 +169,11 @@ async fn call(app: &TestApp, family: &str, token: Option<&str>) -> Code {
         ),
         "audit" => code(AuditClient::new(ch).get_public_key(()).await),
         "token admin" => code(AdminClient::new(ch).list_tokens(()).await),
-        "page" | "as-of page" | "health page" => {
+        "page" | "as-of page" | "on-day page" | "health page" => {
             let path = match family {
                 "page" => "/channels",
                 "as-of page" => "/channels?as_of=1",
+                "on-day page" => "/channels?on=2025-02-15",
                 _ => "/healthz",
             };
             let (status, head) = http_get(app.http_addr, path, token).await;
@@ -213,6 +225,9 @@ async fn each_role_against_each_rpc_family_and_page() {
         ("record", "dodouuu"),
         ("as-of read", "ddoouuu"),
         ("as-of page", "ddoouuu"),
+        // The state on a day is a reader's question.
+        ("on-day read", "oooouuu"),
+        ("on-day page", "oooouuu"),
         ("audit", "ddoouuu"),
         ("rebuild", "dddouuu"),
         ("token admin", "dddouuu"),
