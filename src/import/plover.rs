@@ -151,6 +151,7 @@ impl Actors {
                             names: BTreeMap::new(),
                             country: None,
                             wikidata_id: None,
+                            level: None,
                         },
                     }),
                 },

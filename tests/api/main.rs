@@ -16,6 +16,7 @@ mod fuzz;
 mod health;
 mod helpers;
 mod import_plover;
+mod interactions;
 mod limits;
 mod log;
 mod merkle_python;

@@ -112,6 +112,8 @@ pub(super) fn default_for(kind: &EventKind) -> Option<Coding> {
             MeetingFormat::Bilateral => Coding::new("040", "CONSULT", "", ""),
             MeetingFormat::ThirdCountry => Coding::new("044", "CONSULT", "third-party", ""),
             MeetingFormat::Multilateral => Coding::new("040", "CONSULT", "multilateral", ""),
+            // PLOVER has no mode for a video link; CAMEO's unspecified consultation.
+            MeetingFormat::Video => Coding::new("040", "CONSULT", "", ""),
         },
         K::VisitMade(_) => Coding::new("042", "CONSULT", "visit", ""),
         K::NegotiationRoundHeld(_) => Coding::new("046", "CONSULT", "", "diplomatic"),

@@ -37,6 +37,9 @@ pub struct Actor {
     pub country: Option<CountryCode>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wikidata_id: Option<String>,
+    /// An office's: the level of the interactions held through it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<Level>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -81,6 +84,14 @@ pub struct CallHeld {
     pub topics: Vec<Key>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub level: Option<Level>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub place: Option<Place>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<MeetingFormat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub track: Option<Key>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub round: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,15 +100,20 @@ pub enum MeetingFormat {
     Bilateral,
     ThirdCountry,
     Multilateral,
+    Video,
 }
 
+/// The rank of an interaction, from the highest (the order is the rank's: `Ord`);
+/// parliamentarians are not ranked among the executive's and come last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Level {
     Leaders,
     Ministers,
     Deputies,
+    Envoys,
     Experts,
+    Parliamentary,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,6 +130,10 @@ pub struct MeetingHeld {
     pub topics: Vec<Key>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub initiator: Option<ActorId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub track: Option<Key>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub round: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,6 +147,14 @@ pub struct VisitMade {
     pub until_day: Option<String>,
     #[serde(default, skip_serializing_if = "is_empty")]
     pub topics: Vec<Key>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<Level>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<MeetingFormat>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub track: Option<Key>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub round: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,6 +169,10 @@ pub struct NegotiationRoundHeld {
     pub place: Option<Place>,
     #[serde(default, skip_serializing_if = "is_empty")]
     pub topics: Vec<Key>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub level: Option<Level>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format: Option<MeetingFormat>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,14 +1,31 @@
 //! What each kind's own fields must say, beyond naming known actors and events: texts that
-//! may not be blank, rounds numbered from 1, a visit that does not end before it began, an
+//! may not be blank, rounds numbered from 1 within a track, levels on offices only, a visit that does not end before it began, an
 //! initiator among the participants, an actor that does not invite itself.
 
 use chrono::NaiveDate;
 
 use super::Check;
 use crate::domain::ValidationError;
-use crate::domain::diplomacy::{DiplomaticEvent, EventKind, Precision};
+use crate::domain::diplomacy::{ActorKind, DiplomaticEvent, EventKind, Precision};
 
 impl Check<'_> {
+    /// A round is numbered from 1, within a track.
+    fn round(&mut self, path: &str, round: Option<u32>, has_track: bool) {
+        match round {
+            Some(0) => self.fail(
+                path,
+                ValidationError::Malformed("rounds are numbered from 1".into()),
+            ),
+            Some(_) if !has_track => self.fail(
+                path,
+                ValidationError::Malformed(
+                    "a round is a round of a track of talks: give its track too".into(),
+                ),
+            ),
+            _ => {}
+        }
+    }
+
     fn required_text(&mut self, path: &str, text: &str) {
         if text.trim().is_empty() {
             self.fail(path, ValidationError::Empty);
@@ -23,19 +40,28 @@ impl Check<'_> {
                 if let Some(initiator) = &call.initiator {
                     self.initiator(&k("initiator"), initiator, &call.participants);
                 }
+                self.round(&k("round"), call.round, call.track.is_some());
             }
             K::MeetingHeld(meeting) => {
                 if let Some(initiator) = &meeting.initiator {
                     self.initiator(&k("initiator"), initiator, &meeting.participants);
                 }
+                self.round(&k("round"), meeting.round, meeting.track.is_some());
             }
-            K::NegotiationRoundHeld(round) if round.round == Some(0) => {
+            K::NegotiationRoundHeld(round) => self.round(&k("round"), round.round, true),
+            K::ActorRegistered(registered)
+                if registered.actor.level.is_some()
+                    && registered.actor.kind != ActorKind::Office =>
+            {
                 self.fail(
-                    &k("round"),
-                    ValidationError::Malformed("rounds are numbered from 1".into()),
+                    &k("actor.level"),
+                    ValidationError::Malformed(
+                        "only an office has a level (the level of what is held through it)".into(),
+                    ),
                 );
             }
             K::VisitMade(visit) => {
+                self.round(&k("round"), visit.round, visit.track.is_some());
                 if let Some(until) = &visit.until_day {
                     match NaiveDate::parse_from_str(until, "%Y-%m-%d") {
                         Err(_) => self.fail(
