@@ -10,3 +10,4 @@ pub mod facts;
 pub mod registry;
 pub mod rows;
 pub mod runner;
+pub mod search;
