@@ -26,6 +26,7 @@ mod projections;
 mod projections_engine;
 mod read;
 mod read_memory;
+mod search;
 mod server;
 mod signing_key;
 mod subscriptions;
