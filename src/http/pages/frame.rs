@@ -25,6 +25,8 @@ pub(in crate::http) struct Frame {
     pub(in crate::http) fragment: bool,
     /// An error page: no live updates.
     pub(in crate::http) error: bool,
+    /// The words of the search box (the search page's; empty elsewhere).
+    pub(in crate::http) query: String,
 }
 
 impl Frame {
@@ -47,6 +49,7 @@ impl Frame {
             position: 0,
             fragment: ask.fragment,
             error: false,
+            query: String::new(),
         }
     }
 
@@ -61,6 +64,7 @@ impl Frame {
             position: 0,
             fragment: false,
             error: true,
+            query: String::new(),
         }
     }
 
