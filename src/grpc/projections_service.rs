@@ -309,7 +309,7 @@ impl Projections for ProjectionsService {
         &self,
         request: Request<proto::SearchRequest>,
     ) -> Result<Response<proto::SearchResults>, Status> {
-        let read = request.get_ref().read.clone().unwrap_or_default();
+        let read = request.get_ref().read.unwrap_or_default();
         // Refused before `source`, which would ask an as-of reader for the auditor role.
         if read.as_of.is_some() {
             return Err(invalid_request(
