@@ -27,6 +27,7 @@ mod projections_engine;
 mod read;
 mod read_memory;
 mod search;
+mod search_page;
 mod server;
 mod signing_key;
 mod subscriptions;
