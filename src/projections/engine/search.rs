@@ -122,6 +122,7 @@ impl ProjectionStore {
             .fetch_all(self.pool())
             .await?;
         let position = records.first().map_or(0, |r| r.position as u64);
+        // Counted over every match before the page is cut (a page past the end counts 0).
         let total = records.first().and_then(|r| r.total).unwrap_or(0) as u64;
         let hits = records
             .into_iter()
