@@ -45,6 +45,7 @@ async fn main() -> ExitCode {
         Command::Timeline(args) => Ok(diplog::cli::timeline(args).await),
         Command::Relations(args) => Ok(diplog::cli::relations(args).await),
         Command::Divergence(args) => Ok(diplog::cli::divergence(args).await),
+        Command::Search(args) => Ok(diplog::cli::search(args).await),
         Command::Projections(args) => Ok(diplog::cli::projections(args).await),
         Command::Watch(args) => Ok(diplog::cli::watch(args).await),
         Command::DevCerts(args) => Ok(diplog::cli::dev_certs(args)),

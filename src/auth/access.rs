@@ -42,7 +42,7 @@ pub fn required_access(path: &str) -> Access {
             "diplog.v1.Projections",
             "ListChannels" | "GetChannel" | "ListSummits" | "GetSummit" | "ListCommitments"
             | "GetCommitment" | "GetTimeline" | "ListRelations" | "GetRelations"
-            | "ListDivergences" | "GetDivergence" | "GetStatus" | "WatchProjection",
+            | "ListDivergences" | "GetDivergence" | "GetStatus" | "WatchProjection" | "Search",
         ) => R(Role::Reader),
         ("diplog.v1.Audit", _) => R(Role::Auditor),
         ("diplog.v1.Admin", _) => R(Role::Admin),
@@ -130,6 +130,7 @@ mod tests {
                 "/diplog.v1.Projections/WatchProjection",
                 Access::Role(Role::Reader),
             ),
+            ("/diplog.v1.Projections/Search", Access::Role(Role::Reader)),
             ("/diplog.v1.Projections/Rebuild", Access::Role(Role::Admin)),
             ("/diplog.v1.Audit/GetTreeHead", Access::Role(Role::Auditor)),
             ("/diplog.v1.Admin/CreateToken", Access::Role(Role::Admin)),

@@ -10,8 +10,8 @@ use super::client_args::ClientArgs;
 use super::dev_certs::DevCertsArgs;
 use super::import::ImportArgs;
 use super::query_args::{
-    ChannelsArgs, CommitmentsArgs, DivergenceArgs, ProjectionsArgs, RelationsArgs, SummitsArgs,
-    TimelineArgs, WatchArgs,
+    ChannelsArgs, CommitmentsArgs, DivergenceArgs, ProjectionsArgs, RelationsArgs, SearchArgs,
+    SummitsArgs, TimelineArgs, WatchArgs,
 };
 use super::subscribe::SubscribeArgs;
 use super::token::TokenArgs;
@@ -86,6 +86,9 @@ pub enum Command {
     /// How the sources report one occurrence: each source's quotes, the claims only one source
     /// makes, the claims they share.
     Divergence(DivergenceArgs),
+    /// Full-text search over quotes, claims, summaries, commitments and the other texts of
+    /// diplomatic events, in Russian, English and more: ranked hits, matched words in [ ].
+    Search(SearchArgs),
     /// The projections themselves: their status, and rebuilds.
     Projections(ProjectionsArgs),
     /// Follow a projection as it changes: every row, then each change as it happens, until

@@ -113,7 +113,7 @@ async fn connect(client: &ClientArgs) -> Result<EventLogClient<AuthChannel>, Cli
 pub use dev_certs::dev_certs;
 pub use import::{import, seed_demo};
 pub use projections::{
-    channels, commitments, divergence, projections, relations, summits, timeline, watch,
+    channels, commitments, divergence, projections, relations, search, summits, timeline, watch,
 };
 pub use subscribe::subscribe;
 

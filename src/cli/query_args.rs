@@ -1,6 +1,6 @@
-//! The arguments of the projection commands (lists, get, status, rebuild, watch).
+//! The arguments of the projection commands (lists, get, status, rebuild, watch, search).
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Args, Subcommand};
 
 use super::client_args::ClientArgs;
@@ -159,4 +159,63 @@ pub struct WatchArgs {
     /// Print each message as one line of proto3 JSON (a `ProjectionChange`), heartbeats too.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SearchArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The words to look for (PostgreSQL web search syntax: all words must occur; "a phrase";
+    /// `or`; `-word` to leave out, after `--`).
+    #[arg(required = true, num_args = 1..)]
+    pub words: Vec<String>,
+    /// Only texts of events of this kind (e.g. `CommitmentStated`); repeatable.
+    #[arg(long = "kind")]
+    pub kinds: Vec<String>,
+    /// Only what concerns this actor (a state: through its offices and people too).
+    #[arg(long)]
+    pub actor: Option<String>,
+    /// Only events that may have occurred at or after this RFC 3339 time or day (its start,
+    /// UTC).
+    #[arg(long, value_parser = parse_from)]
+    pub from: Option<DateTime<Utc>>,
+    /// Only events that may have occurred before this RFC 3339 time, or up to the end of this
+    /// day (UTC).
+    #[arg(long, value_parser = parse_to)]
+    pub to: Option<DateTime<Utc>>,
+    /// Wait until the answer reflects at least this log position (read your writes).
+    #[arg(long, default_value_t = 0)]
+    pub min_position: u64,
+    /// At most this many hits, best first.
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+    /// Print the answer as proto3 JSON (one `SearchResults`) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// An RFC 3339 time, or a day `YYYY-MM-DD`: its start (`end`: false) or the start of the
+/// next day (`end`: true), UTC.
+pub fn parse_bound(raw: &str, end: bool) -> Result<DateTime<Utc>, String> {
+    let raw = raw.trim();
+    if let Ok(time) = DateTime::parse_from_rfc3339(raw) {
+        return Ok(time.with_timezone(&Utc));
+    }
+    let day = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| {
+        format!("{raw:?} is neither an RFC 3339 time (2025-02-15T12:00:00Z) nor a day (2025-02-15)")
+    })?;
+    let day = if end {
+        day.succ_opt().unwrap_or(day)
+    } else {
+        day
+    };
+    Ok(day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
+}
+
+fn parse_from(raw: &str) -> Result<DateTime<Utc>, String> {
+    parse_bound(raw, false)
+}
+
+fn parse_to(raw: &str) -> Result<DateTime<Utc>, String> {
+    parse_bound(raw, true)
 }

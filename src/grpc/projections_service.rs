@@ -25,6 +25,7 @@ use crate::projections::models::summits::SummitView;
 use crate::projections::models::timeline::TimelineEntry;
 use crate::projections::read::query::Queries;
 use crate::projections::read::request::{Answer, AsOf, ListFilter, Page, Source, parse_day};
+use crate::projections::read::search::SearchRequest;
 use crate::proto::{self, projections_server::Projections};
 use crate::stream_limit::StreamLimiter;
 
@@ -306,6 +307,58 @@ impl Projections for ProjectionsService {
             })
             .collect();
         Ok(Response::new(proto::ProjectionStatusList { projections }))
+    }
+
+    async fn search(
+        &self,
+        request: Request<proto::SearchRequest>,
+    ) -> Result<Response<proto::SearchResults>, Status> {
+        let read = request.get_ref().read.clone().unwrap_or_default();
+        // Refused before `source`, which would ask an as-of reader for the auditor role.
+        if read.as_of.is_some() {
+            return Err(invalid_request(
+                "read.as_of",
+                "search answers from the live projection only; leave as_of out".into(),
+            ));
+        }
+        if !read.on_day.is_empty() {
+            return Err(invalid_request(
+                "read.on_day",
+                "search answers from the live projection only; leave on_day out (narrow by \
+                 occurred_from and occurred_to instead)"
+                    .into(),
+            ));
+        }
+        let source = self.source(&request, Some(&read))?;
+        let request = request.into_inner();
+        let time = |field: &'static str, value: Option<prost_types::Timestamp>| {
+            value
+                .map(timestamp)
+                .transpose()
+                .map_err(|e| invalid_request(field, e.to_string()))
+        };
+        let search = SearchRequest {
+            from: time("occurred_from", request.occurred_from)?,
+            to: time("occurred_to", request.occurred_to)?,
+            query: request.query,
+            kinds: request.kinds,
+            actor: (!request.actor.is_empty()).then_some(request.actor),
+        };
+        let page = Page {
+            size: request.page_size as usize,
+            token: request.page_token,
+        };
+        let answer = self.queries.search(source, &search, &page).await?;
+        let hits = answer.items.iter().map(message).collect::<Result<_, _>>()?;
+        Ok(Response::new(proto::SearchResults {
+            info: Some(proto::AnswerInfo {
+                position: answer.position,
+                reference_time: Some(to_timestamp(answer.reference)),
+                next_page_token: answer.next_page_token,
+                total: answer.total as u32,
+            }),
+            hits,
+        }))
     }
 
     async fn rebuild(

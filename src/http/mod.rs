@@ -58,6 +58,7 @@ pub fn router(dashboard: Dashboard) -> Router {
         .route("/actors/{actor}", get(pages::actor))
         .route("/relations", get(pages::relations))
         .route("/relations/{a}/{b}", get(pages::relation))
+        .route("/search", get(pages::search))
         .route("/live", get(live::live))
         .route("/assets/dashboard.css", get(assets::css))
         .route("/assets/dashboard.js", get(assets::js))

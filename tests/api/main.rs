@@ -28,6 +28,8 @@ mod projections;
 mod projections_engine;
 mod read;
 mod read_memory;
+mod search;
+mod search_page;
 mod server;
 mod signing_key;
 mod subscriptions;

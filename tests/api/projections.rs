@@ -630,6 +630,7 @@ async fn incremental_read_models_equal_a_replay_and_a_rebuild_on_random_historie
             "timeline",
             "relations",
             "divergence",
+            "search",
         ] {
             projections
                 .rebuild(proto::RebuildRequest { name: name.into() })
@@ -704,7 +705,9 @@ async fn a_server_killed_while_projecting_applies_nothing_twice_after_a_restart(
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let status = projections.get_status(()).await.unwrap().into_inner();
-        if status.projections.len() == 6 && status.projections.iter().all(|p| p.position >= head) {
+        if status.projections.len() == diplog::projections::NAMES.len()
+            && status.projections.iter().all(|p| p.position >= head)
+        {
             break;
         }
         assert!(

@@ -1,5 +1,5 @@
 //! `diplog channels`, `summits`, `commitments`, `timeline`, `relations`, `divergence`,
-//! `diplog projections status|rebuild` and `diplog watch`: the `Projections` service from the
+//! `diplog projections status|rebuild`, `diplog watch` and `diplog search`: the `Projections` service from the
 //! command line.
 //! Answers print as tables for people (names, not ids), or with `--json` as the answer
 //! message's proto3 JSON. Lists are fetched page by page to the end.
@@ -19,7 +19,9 @@ use crate::grpc::convert::to_timestamp;
 use crate::grpc::lists::ListMessage;
 use crate::proto::{self, projections_client::ProjectionsClient};
 
+mod search;
 mod text;
+pub use search::search;
 use text::{
     change_text, channel_table, commitment_table, divergence_text, header, relations_text,
     summit_table, table, timeline_text,

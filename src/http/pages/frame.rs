@@ -27,6 +27,8 @@ pub(in crate::http) struct Frame {
     pub(in crate::http) fragment: bool,
     /// An error page: no live updates.
     pub(in crate::http) error: bool,
+    /// The words of the search box (the search page's; empty elsewhere).
+    pub(in crate::http) query: String,
 }
 
 impl Frame {
@@ -54,6 +56,7 @@ impl Frame {
             position: 0,
             fragment: ask.fragment,
             error: false,
+            query: String::new(),
         }
     }
 
@@ -69,6 +72,7 @@ impl Frame {
             position: 0,
             fragment: false,
             error: true,
+            query: String::new(),
         }
     }
 

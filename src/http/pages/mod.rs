@@ -12,7 +12,10 @@
 mod error_page;
 mod frame;
 mod request;
+mod search;
 mod views;
+
+pub(super) use self::search::search;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};

@@ -7,7 +7,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::projections::Model;
 use crate::projections::engine::runner::{RunnerContext, run_projection};
-use crate::projections::models::{channels, commitments, divergence, relations, summits, timeline};
+use crate::projections::models::{
+    channels, commitments, divergence, relations, search, summits, timeline,
+};
 
 /// Calls `$callback!` with every model type.
 macro_rules! with_models {
@@ -18,7 +20,8 @@ macro_rules! with_models {
             commitments::Commitments,
             timeline::Timeline,
             relations::Relations,
-            divergence::Divergence
+            divergence::Divergence,
+            search::Search
         )
     };
 }
@@ -83,7 +86,7 @@ mod tests {
         for name in NAMES {
             assert_eq!(visit_model(name, NameOf), Some(*name));
         }
-        assert_eq!(NAMES.len(), 6);
+        assert_eq!(NAMES.len(), 7);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The engine that keeps the models' rows current: one runner per projection (advisory lock,
 //! checkpoint, batches, rebuilds), the rows and checkpoints in PostgreSQL (`rows`), rows in
 //! by COPY, the runners' shared read of the log (`facts`), and what runs on this server
-//! (`registry`). It knows nothing of any model's meaning.
+//! (`registry`). It knows nothing of any model's meaning, but for the full-text query over
+//! the `search` projection's rows (`search`), which is SQL and so lives with the row reads.
 
 pub mod catalog;
 pub(crate) mod copy_text;
@@ -10,3 +11,4 @@ pub mod facts;
 pub mod registry;
 pub mod rows;
 pub mod runner;
+pub mod search;

@@ -174,6 +174,11 @@ impl ProjectionStore {
         &self.local
     }
 
+    /// The database, for the search's queries (`engine/search.rs`).
+    pub(in crate::projections) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// The change feeds open on this server.
     pub fn watchers(&self) -> &Watchers {
         &self.watchers

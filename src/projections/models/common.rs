@@ -169,6 +169,12 @@ impl Registry {
             .map_or_else(|| id.to_owned(), |a| a.name.clone())
     }
 
+    /// Whether `id` is a registered actor or a state.
+    pub fn knows(&self, id: &str) -> bool {
+        self.actors.contains_key(id)
+            || ActorId::parse(id).is_ok_and(|actor| actor.as_country().is_some())
+    }
+
     /// The state an actor belongs to: a state is its own.
     pub fn state_of(&self, id: &str) -> Option<String> {
         if let Ok(actor) = ActorId::parse(id)

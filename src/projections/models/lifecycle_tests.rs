@@ -303,6 +303,7 @@ fn assert_every_batching_agrees(facts: &[Fact]) {
     check::<Timeline>(facts);
     check::<Relations>(facts);
     check::<Divergence>(facts);
+    check::<super::search::Search>(facts);
 }
 
 #[test]

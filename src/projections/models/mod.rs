@@ -6,6 +6,7 @@ pub mod commitments;
 pub(crate) mod common;
 pub mod divergence;
 pub mod relations;
+pub mod search;
 pub mod summits;
 pub mod timeline;
 

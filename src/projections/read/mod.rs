@@ -1,10 +1,11 @@
 //! The read side: what a reader asks and gets (`request`), what each projection's items are
 //! (`listed`: one trait the list and get of every layer is written once over), lists and gets
 //! over the rows and `as of` answers by replay (`query`), and change feeds that follow a
-//! projection as it changes (`feed`).
+//! projection as it changes (`feed`), and full-text search (`search`).
 
 pub mod feed;
 pub mod listed;
 pub mod on_date;
 pub mod query;
 pub mod request;
+pub mod search;

@@ -143,12 +143,9 @@ pub enum QueryError {
     BadRow(String),
 }
 
-pub(super) fn page_of<T>(
-    items: Vec<T>,
-    page: &Page,
-    position: u64,
-    reference: DateTime<Utc>,
-) -> Result<Answer<T>, QueryError> {
+/// Where a page starts and how many items it has at most: its token's offset and its size
+/// (checked against the limit).
+pub(super) fn page_bounds(page: &Page) -> Result<(usize, usize), QueryError> {
     let size = match page.size {
         0 => DEFAULT_PAGE_SIZE,
         size if size > MAX_PAGE_SIZE => {
@@ -170,6 +167,16 @@ pub(super) fn page_of<T>(
             ),
         })?
     };
+    Ok((offset, size))
+}
+
+pub(super) fn page_of<T>(
+    items: Vec<T>,
+    page: &Page,
+    position: u64,
+    reference: DateTime<Utc>,
+) -> Result<Answer<T>, QueryError> {
+    let (offset, size) = page_bounds(page)?;
     let total = items.len();
     let items: Vec<T> = items.into_iter().skip(offset).take(size).collect();
     let next = offset + items.len();

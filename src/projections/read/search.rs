@@ -1,0 +1,330 @@
+//! Full-text search as a reader asks for it: the request checked (each bad part names its
+//! field), read-your-writes on the live `search` projection (there is no `as of`: the index
+//! is of the live rows only), and each hit with its text and the ranges of the matched words.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::domain::EventId;
+use crate::domain::diplomacy::{EventKind, FuzzyTime};
+use crate::projections::Model;
+use crate::projections::engine::rows::WaitError;
+use crate::projections::engine::search::{SearchHit, SearchQuery};
+use crate::projections::models::search::{START, STOP, Search};
+use crate::projections::read::query::Queries;
+use crate::projections::read::request::{
+    Answer, Page, QueryError, Source, actor_filter, page_bounds,
+};
+
+/// A query is at most this many characters.
+pub const MAX_QUERY_CHARS: usize = 1000;
+
+/// What a reader searches for.
+#[derive(Debug, Clone, Default)]
+pub struct SearchRequest {
+    /// Words in `websearch_to_tsquery` syntax.
+    pub query: String,
+    /// Event kinds (`CallHeld`, …); empty: any.
+    pub kinds: Vec<String>,
+    /// What concerns this actor (a state: through its offices and people too).
+    pub actor: Option<String>,
+    /// The occurrence may fall at or after `from` and before `to` (see `SearchQuery`).
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// Where a match is in a hit's text: `[start, end)` in characters (Unicode scalar values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TextRange {
+    pub start: u32,
+    pub end: u32,
+}
+
+/// One hit, as every layer shows it (its JSON is the proto's `SearchHit`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hit {
+    pub event_id: EventId,
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub occurred: Option<FuzzyTime>,
+    pub field: String,
+    pub config: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    pub rank: f32,
+    pub text: String,
+    pub matches: Vec<TextRange>,
+    /// The text with `START` and `STOP` around each match.
+    pub highlighted: String,
+    pub occurrence_id: EventId,
+    pub position: u64,
+    pub stream_id: String,
+}
+
+impl Hit {
+    fn of(hit: SearchHit) -> Self {
+        let document = hit.document;
+        let (text, matches) = match marked(&hit.highlighted) {
+            // `ts_headline` gives the text back as it was; should it not, nothing is marked
+            // rather than the wrong words.
+            (text, matches) if text == document.text => (text, matches),
+            _ => (document.text.clone(), Vec::new()),
+        };
+        let highlighted = if matches.is_empty() {
+            text.clone()
+        } else {
+            hit.highlighted
+        };
+        Self {
+            event_id: document.origin.event_id,
+            kind: document.kind,
+            occurred: document.occurred,
+            field: document.field,
+            config: document.config,
+            language: document.language,
+            rank: hit.rank,
+            text,
+            matches,
+            highlighted,
+            occurrence_id: document.occurrence,
+            position: document.origin.position,
+            stream_id: document.origin.stream_id,
+        }
+    }
+
+    /// The text in pieces, each with whether it is a match, for those who render it.
+    pub fn pieces(&self) -> Vec<(String, bool)> {
+        let chars: Vec<char> = self.text.chars().collect();
+        let mut pieces = Vec::new();
+        let mut at = 0usize;
+        for range in &self.matches {
+            let (start, end) = (range.start as usize, range.end as usize);
+            if start > at {
+                pieces.push((chars[at..start].iter().collect(), false));
+            }
+            pieces.push((chars[start..end].iter().collect(), true));
+            at = end;
+        }
+        if at < chars.len() {
+            pieces.push((chars[at..].iter().collect(), false));
+        }
+        pieces
+    }
+}
+
+/// A highlighted text without its markers, and where they were.
+pub fn marked(highlighted: &str) -> (String, Vec<TextRange>) {
+    let mut text = String::with_capacity(highlighted.len());
+    let mut matches = Vec::new();
+    let (mut chars, mut start) = (0u32, None);
+    for c in highlighted.chars() {
+        match c {
+            START => start = Some(chars),
+            STOP => {
+                if let Some(start) = start.take()
+                    && start < chars
+                {
+                    matches.push(TextRange { start, end: chars });
+                }
+            }
+            c => {
+                text.push(c);
+                chars += 1;
+            }
+        }
+    }
+    (text, matches)
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> QueryError {
+    QueryError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+/// The request as the store's query, or the first part at fault.
+fn checked(request: &SearchRequest, page: &Page) -> Result<SearchQuery, QueryError> {
+    let words = request.query.trim();
+    if words.is_empty() {
+        return Err(invalid("query", "is required: the words to search for"));
+    }
+    let length = words.chars().count();
+    if length > MAX_QUERY_CHARS {
+        return Err(invalid(
+            "query",
+            format!("{length} characters is more than the limit of {MAX_QUERY_CHARS}"),
+        ));
+    }
+    for kind in &request.kinds {
+        if !EventKind::NAMES.contains(&kind.as_str()) {
+            return Err(invalid(
+                "kinds",
+                format!(
+                    "{kind:?} is not an event kind ({})",
+                    EventKind::NAMES.join(", ")
+                ),
+            ));
+        }
+    }
+    let concerning = match request.actor.as_deref().filter(|a| !a.is_empty()) {
+        Some(actor) => actor_filter(actor)?,
+        None => Default::default(),
+    };
+    if let (Some(from), Some(to)) = (request.from, request.to)
+        && to <= from
+    {
+        return Err(invalid(
+            "occurred_to",
+            format!("{to} is not after occurred_from {from}"),
+        ));
+    }
+    let (offset, limit) = page_bounds(page)?;
+    Ok(SearchQuery {
+        words: words.to_owned(),
+        kinds: request.kinds.clone(),
+        actor: concerning.actor,
+        states: concerning.states,
+        from: request.from,
+        to: request.to,
+        offset,
+        limit,
+    })
+}
+
+impl Queries {
+    /// One page of the hits for `request`, best first, from the live `search` projection
+    /// once it reflects the source's `min_position`. An `as of` source is refused: the text
+    /// index is of the live rows only.
+    pub async fn search(
+        &self,
+        source: Source,
+        request: &SearchRequest,
+        page: &Page,
+    ) -> Result<Answer<Hit>, QueryError> {
+        let Source::Live {
+            min_position,
+            deadline,
+        } = source
+        else {
+            return Err(invalid(
+                "read.as_of",
+                "search answers from the live projection only; leave as_of out",
+            ));
+        };
+        let query = checked(request, page)?;
+        if min_position > 0 {
+            self.store()
+                .wait_for(Search::NAME, min_position, deadline)
+                .await
+                .map_err(|error| match error {
+                    WaitError::TimedOut { position } => QueryError::NotYet {
+                        projection: Search::NAME,
+                        position,
+                        wanted: min_position,
+                    },
+                    WaitError::Failed(error) => error.into(),
+                })?;
+        }
+        let found = self.store().search(&query).await?;
+        let next = query.offset + found.hits.len();
+        Ok(Answer {
+            items: found.hits.into_iter().map(Hit::of).collect(),
+            position: found.position,
+            reference: Utc::now(),
+            next_page_token: if (next as u64) < found.total {
+                next.to_string()
+            } else {
+                String::new()
+            },
+            total: found.total as usize,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_become_ranges_in_characters() {
+        let (text, matches) = marked("о \u{E000}контактах\u{E001} и \u{E000}meetings\u{E001}");
+        assert_eq!(text, "о контактах и meetings");
+        assert_eq!(
+            matches,
+            [
+                TextRange { start: 2, end: 11 },
+                TextRange { start: 14, end: 22 }
+            ]
+        );
+        let hit = Hit {
+            event_id: EventId::generate(),
+            kind: "CallHeld".into(),
+            occurred: None,
+            field: "note".into(),
+            config: "russian".into(),
+            language: None,
+            rank: 0.1,
+            text,
+            matches,
+            highlighted: String::new(),
+            occurrence_id: EventId::generate(),
+            position: 1,
+            stream_id: "s".into(),
+        };
+        let pieces = hit.pieces();
+        let pieces: Vec<(&str, bool)> = pieces.iter().map(|(s, m)| (s.as_str(), *m)).collect();
+        assert_eq!(
+            pieces,
+            [
+                ("о ", false),
+                ("контактах", true),
+                (" и ", false),
+                ("meetings", true)
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_requests_name_their_field() {
+        let page = Page::default();
+        let field = |request: SearchRequest, page: &Page| match checked(&request, page) {
+            Err(QueryError::Invalid { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        let words = |query: &str| SearchRequest {
+            query: query.into(),
+            ..Default::default()
+        };
+        assert_eq!(field(words("  "), &page), "query");
+        assert_eq!(field(words(&"a".repeat(1001)), &page), "query");
+        assert!(checked(&words(&"a".repeat(1000)), &page).is_ok());
+        let kinds = SearchRequest {
+            kinds: vec!["CallHeld".into(), "Nope".into()],
+            ..words("x")
+        };
+        assert_eq!(field(kinds, &page), "kinds");
+        let actor = SearchRequest {
+            actor: Some("Not An Actor".into()),
+            ..words("x")
+        };
+        assert_eq!(field(actor, &page), "actor");
+        let day = |d: &str| Some(format!("{d}T00:00:00Z").parse().unwrap());
+        let backwards = SearchRequest {
+            from: day("2025-02-15"),
+            to: day("2025-02-14"),
+            ..words("x")
+        };
+        assert_eq!(field(backwards, &page), "occurred_to");
+        let big = Page {
+            size: 5000,
+            token: String::new(),
+        };
+        assert_eq!(field(words("x"), &big), "page_size");
+        let token = Page {
+            size: 0,
+            token: "nope".into(),
+        };
+        assert_eq!(field(words("x"), &token), "page_token");
+    }
+}
