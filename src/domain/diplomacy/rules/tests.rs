@@ -1628,6 +1628,64 @@ fn a_summit_may_be_proposed_prepared_scheduled_postponed_and_held() {
 }
 
 #[test]
+fn a_summit_may_be_proposed_and_prepared_with_a_place_and_an_expected_period() {
+    let mut state = founded();
+    let geneva = json!({"name": "Geneva", "country": "CHE"});
+    let errors = check(
+        &mut state,
+        SUMMIT,
+        vec![
+            (
+                id(0x50),
+                step(
+                    "summit_proposed",
+                    json!({"parties": ["RUS", "USA"], "place": geneva,
+                           "expected": {"month": "2025-05"}, "expected_text": "in the spring"}),
+                ),
+            ),
+            (
+                id(0x51),
+                step(
+                    "summit_preparation_agreed",
+                    json!({"place": geneva, "expected": {"day": "2025-05-20"}}),
+                ),
+            ),
+        ],
+    );
+    assert_passes(&errors);
+}
+
+#[test]
+fn a_blank_expected_period_or_a_bad_expected_month_names_its_field() {
+    let mut state = founded();
+    let errors = check(
+        &mut state,
+        SUMMIT,
+        vec![(
+            id(0x50),
+            step(
+                "summit_proposed",
+                json!({"parties": ["RUS", "USA"], "expected_text": "  "}),
+            ),
+        )],
+    );
+    assert_invalid!(
+        errors,
+        "events[0].summit_proposed.expected_text",
+        ValidationError::Empty
+    );
+    for (kind, month) in [
+        ("summit_proposed", json!({"month": "2025-13"})),
+        ("summit_preparation_agreed", json!({"day": "2025-02-30"})),
+    ] {
+        let event = step(kind, json!({"parties": ["RUS", "USA"], "expected": month}));
+        let (path, message) = DiplomaticEvent::from_json(event).unwrap_err();
+        assert_eq!(path, format!("{kind}.expected"), "{message}");
+        assert!(message.contains("is not a"), "{message}");
+    }
+}
+
+#[test]
 fn a_summit_step_before_any_proposal_is_refused() {
     let founded = founded();
     for kind in [
