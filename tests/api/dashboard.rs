@@ -20,15 +20,15 @@ use crate::helpers::{import_founding, record, spawn_app};
 const CALL_STREAM: &str = "occurrence-2025-02-15-rubio-lavrov-call";
 
 /// A response read off the wire.
-struct Answer {
-    status: u16,
-    head: String,
-    body: String,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) head: String,
+    pub(crate) body: String,
 }
 
 /// `GET path` over a plain TCP connection (no HTTP client among the dependencies). For an
 /// event stream, only the head and the first event are read.
-async fn get(addr: SocketAddr, path: &str) -> Answer {
+pub(crate) async fn get(addr: SocketAddr, path: &str) -> Answer {
     let mut stream = TcpStream::connect(addr)
         .await
         .expect("the dashboard answers");
