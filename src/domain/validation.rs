@@ -138,14 +138,20 @@ impl ValidationError {
     /// True for rules about the log's current state rather than about the input itself:
     /// answered with FAILED_PRECONDITION instead of INVALID_ARGUMENT.
     pub fn is_precondition(&self) -> bool {
-        matches!(
-            self,
-            Self::UnknownActor { .. }
-                | Self::WrongActorKind { .. }
-                | Self::UnknownEvent { .. }
-                | Self::WrongEventKind { .. }
-                | Self::LifecycleViolation { .. }
-        )
+        self.precondition_type().is_some()
+    }
+
+    /// For a rule about the log, a stable machine-readable name of the rule broken (the
+    /// `type` of a `google.rpc.PreconditionFailure` violation); `None` for the others.
+    pub fn precondition_type(&self) -> Option<&'static str> {
+        match self {
+            Self::UnknownActor { .. } => Some("UNKNOWN_ACTOR"),
+            Self::WrongActorKind { .. } => Some("WRONG_ACTOR_KIND"),
+            Self::UnknownEvent { .. } => Some("UNKNOWN_EVENT"),
+            Self::WrongEventKind { .. } => Some("WRONG_EVENT_KIND"),
+            Self::LifecycleViolation { .. } => Some("LIFECYCLE_VIOLATION"),
+            _ => None,
+        }
     }
 }
 

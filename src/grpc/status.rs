@@ -48,12 +48,20 @@ impl From<RecordError> for Status {
 }
 
 /// A record that contradicts the log: FAILED_PRECONDITION with `google.rpc.PreconditionFailure`
-/// whose violations name the field as their subject.
+/// whose violations name the rule broken as their type (`UNKNOWN_ACTOR`,
+/// `LIFECYCLE_VIOLATION`, …) and the field at fault as their subject
+/// (`events[1].summit_scheduled`, `events[0].call_held.participants[2].acting_as`).
 fn precondition_failed(errors: ValidationErrors) -> Status {
     let shown = &errors.errors()[..errors.errors().len().min(MAX_REPORTED_VIOLATIONS)];
     let violations: Vec<PreconditionViolation> = shown
         .iter()
-        .map(|e| PreconditionViolation::new("DIPLOMACY_RULE", e.field.clone(), e.error.to_string()))
+        .map(|e| {
+            PreconditionViolation::new(
+                e.error.precondition_type().unwrap_or("DIPLOMACY_RULE"),
+                e.field.clone(),
+                e.error.to_string(),
+            )
+        })
         .collect();
     let message = shown
         .iter()

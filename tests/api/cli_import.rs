@@ -12,6 +12,7 @@ use diplog::proto::{self, event_log_client::EventLogClient};
 use crate::helpers::{Serve, diplog, reachable_tempdir, shown, spawn_app, text, within};
 
 const FOUNDING_SCENARIO: &str = "scenarios/2025-02-15-rubio-lavrov-call.yaml";
+const SUMMIT_SCENARIO: &str = "scenarios/summit-proposed-then-cancelled.yaml";
 const PLOVER_SAMPLE: &str = "tests/fixtures/plover-sample.json";
 const FOUNDING_CALL_STREAM: &str = "occurrence-2025-02-15-rubio-lavrov-call";
 
@@ -85,6 +86,44 @@ async fn importing_the_founding_scenario_writes_its_events_once_and_a_second_imp
             shown(&second)
         );
         assert_eq!(app.event_count().await, count);
+        app.stop().await;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_summit_scenario_imports_after_the_founding_one_and_lists_its_proposed_place() {
+    within(TEST_TIMEOUT, async {
+        let app = spawn_app().await;
+        let server = app.server_url();
+        for file in [FOUNDING_SCENARIO, SUMMIT_SCENARIO] {
+            let output = diplog(["import", file, "--server", &server]).await;
+            assert_eq!(output.status.code(), Some(0), "{}", shown(&output));
+        }
+        let again = diplog(["import", SUMMIT_SCENARIO, "--server", &server]).await;
+        assert_eq!(written(&again), (0, 4), "{}", shown(&again));
+        let head = app.client.clone().get_head(()).await.unwrap().into_inner();
+        let head = head.position.to_string();
+        let summits = |extra: &'static [&'static str]| {
+            let mut args = vec!["summits", "--server", &server, "--min-position", &head];
+            args.extend(extra);
+            diplog(args)
+        };
+
+        let pending = text(&summits(&[]).await.stdout);
+        assert!(!pending.contains("summit-rus-usa-geneva"), "{pending}");
+        let all = text(&summits(&["--all"]).await.stdout);
+        let line = all
+            .lines()
+            .find(|l| l.contains("summit-rus-usa-geneva"))
+            .unwrap_or_else(|| panic!("no Geneva summit:\n{all}"));
+        for shown in ["CANCELLED", "2025-05 “in May”", "Geneva (CHE)"] {
+            assert!(line.contains(shown), "{shown:?} not in {line:?}");
+        }
+        assert!(
+            all.contains("EXPECTED") && all.contains("PROPOSED PLACE"),
+            "{all}"
+        );
         app.stop().await;
     })
     .await

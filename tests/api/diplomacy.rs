@@ -42,7 +42,8 @@ fn kind_of(record: &proto::DiplomaticRecord) -> &'static str {
     domain(record).kind.name()
 }
 
-fn precondition_subjects(status: &tonic::Status) -> Vec<String> {
+/// Each violation of a FAILED_PRECONDITION answer, as (type, subject).
+fn precondition_violations(status: &tonic::Status) -> Vec<(String, String)> {
     status
         .get_error_details()
         .precondition_failure()
@@ -50,10 +51,17 @@ fn precondition_subjects(status: &tonic::Status) -> Vec<String> {
             failure
                 .violations
                 .iter()
-                .map(|v| v.subject.clone())
+                .map(|v| (v.r#type.clone(), v.subject.clone()))
                 .collect()
         })
         .unwrap_or_default()
+}
+
+fn precondition_subjects(status: &tonic::Status) -> Vec<String> {
+    precondition_violations(status)
+        .into_iter()
+        .map(|(_, subject)| subject)
+        .collect()
 }
 
 fn call_on(stream_day: &str, participants: Value) -> Value {
@@ -425,48 +433,95 @@ async fn input_errors_are_invalid_argument_with_the_field_named_and_nothing_writ
 }
 
 #[tokio::test]
-async fn rules_about_the_log_are_failed_precondition_with_the_subject_named() {
+async fn rules_about_the_log_are_failed_precondition_naming_the_rule_and_the_field() {
     let app = spawn_app().await;
     import_founding_report(&app).await;
     let before = app.event_count().await;
     let mut client = diplomacy(&app).await;
     let missing = uuid::Uuid::now_v7().to_string();
+    let summit_step = |step: &str, body: Value| json!({"occurred": {"day": "2025-02-20"}, "sources": [{"source": "rus.mfa"}], step: body});
 
-    let cases: Vec<(&str, Value, &str)> = vec![
+    // Each record's stream and events, and each violation as (type, subject), in the order
+    // the rules find them.
+    type Case = (&'static str, Vec<Value>, Vec<(&'static str, &'static str)>);
+    let cases: Vec<Case> = vec![
         (
             CALL_STREAM,
-            call_on(
+            vec![call_on(
                 "2025-02-16",
                 json!([{"actor": "sergey-lavrov"}, {"actor": "nobody-known"}]),
-            ),
-            "events[0].call_held.participants[1].actor",
+            )],
+            vec![("UNKNOWN_ACTOR", "events[0].call_held.participants[1].actor")],
+        ),
+        (
+            CALL_STREAM,
+            vec![call_on(
+                "2025-02-16",
+                json!([{"actor": "sergey-lavrov"}, {"actor": "marco-rubio"},
+                       {"actor": "USA", "acting_as": "marco-rubio"}]),
+            )],
+            vec![(
+                "WRONG_ACTOR_KIND",
+                "events[0].call_held.participants[2].acting_as",
+            )],
         ),
         (
             "commitment-nothing-stated",
-            json!({"occurred": {"day": "2025-02-20"}, "evidence": [], "sources": [{"source": "rus.mfa"}],
-                   "commitment_fulfilled": {"fulfilled_by": missing}}),
-            "events[0]",
+            vec![
+                json!({"occurred": {"day": "2025-02-20"}, "evidence": [], "sources": [{"source": "rus.mfa"}],
+                       "commitment_fulfilled": {"fulfilled_by": missing}}),
+            ],
+            vec![
+                (
+                    "UNKNOWN_EVENT",
+                    "events[0].commitment_fulfilled.fulfilled_by",
+                ),
+                ("LIFECYCLE_VIOLATION", "events[0].commitment_fulfilled"),
+            ],
+        ),
+        (
+            "summit-never-scheduled",
+            vec![
+                summit_step("summit_proposed", json!({"parties": ["RUS", "USA"]})),
+                summit_step("summit_postponed", json!({})),
+            ],
+            vec![("LIFECYCLE_VIOLATION", "events[1].summit_postponed")],
         ),
         (
             CALL_STREAM,
-            json!({"event_retracted": {"event": missing, "reason": "wrong"}}),
-            "events[0].event_retracted.event",
+            vec![json!({"event_retracted": {"event": missing, "reason": "wrong"}})],
+            vec![("UNKNOWN_EVENT", "events[0].event_retracted.event")],
+        ),
+        (
+            CALL_STREAM,
+            vec![
+                json!({"event_corrected": {"event": missing, "replacement": call_on(
+                    "2025-02-16",
+                    json!([{"actor": "sergey-lavrov"}, {"actor": "marco-rubio"}]),
+                )}}),
+            ],
+            vec![("UNKNOWN_EVENT", "events[0].event_corrected.event")],
         ),
     ];
-    for (stream, json, subject) in cases {
+    for (stream, events, expected) in cases {
         let status = client
-            .record(record_request(stream, vec![typed_event(json.clone())]))
+            .record(record_request(
+                stream,
+                events.iter().cloned().map(typed_event).collect(),
+            ))
             .await
-            .expect_err(&format!("refused: {json}"));
+            .expect_err(&format!("refused: {events:?}"));
         assert_eq!(
             status.code(),
             Code::FailedPrecondition,
-            "{json}: {status:?}"
+            "{events:?}: {status:?}"
         );
-        assert!(
-            precondition_subjects(&status).contains(&subject.to_owned()),
-            "{subject} in {status:?}"
-        );
+        let violations = precondition_violations(&status);
+        let violations: Vec<(&str, &str)> = violations
+            .iter()
+            .map(|(kind, subject)| (kind.as_str(), subject.as_str()))
+            .collect();
+        assert_eq!(violations, expected, "{status:?}");
     }
     assert_eq!(app.event_count().await, before, "nothing written");
     app.stop().await;

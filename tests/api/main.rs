@@ -26,6 +26,7 @@ mod pg_tls;
 mod projection_feed;
 mod projections;
 mod projections_engine;
+mod projections_summits;
 mod read;
 mod read_memory;
 mod search;

@@ -72,6 +72,16 @@ fn place(place: Option<&proto::Place>) -> String {
     }
 }
 
+/// An expected period: its date as given and its wording, quoted (`2026-04 “in the spring”`).
+fn expected(time: Option<&proto::FuzzyTime>, text: &str) -> String {
+    let mut parts = vec![fuzzy(time)];
+    if !text.is_empty() {
+        parts.push(format!("“{text}”"));
+    }
+    parts.retain(|part| !part.is_empty());
+    parts.join(" ")
+}
+
 fn participant(p: &proto::TimelineParticipant) -> String {
     let name = if p.name.is_empty() { &p.actor } else { &p.name };
     let office = if p.acting_as_name.is_empty() {
@@ -123,6 +133,8 @@ pub(super) fn summit_table(summits: &[proto::Summit], none: &str) -> String {
                 fuzzy(s.since.as_ref()),
                 fuzzy(s.scheduled_for.as_ref()),
                 place(s.place.as_ref()),
+                expected(s.expected.as_ref(), &s.expected_text),
+                place(s.proposed_place.as_ref()),
             ]
         })
         .collect();
@@ -134,6 +146,8 @@ pub(super) fn summit_table(summits: &[proto::Summit], none: &str) -> String {
             "SINCE",
             "SCHEDULED FOR",
             "PLACE",
+            "EXPECTED",
+            "PROPOSED PLACE",
         ],
         &rows,
         none,

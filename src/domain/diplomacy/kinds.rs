@@ -293,6 +293,10 @@ pub struct SummitProposed {
     pub proposed_by: Option<ActorId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub place: Option<Place>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<FuzzyTime>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_text: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -300,6 +304,12 @@ pub struct SummitProposed {
 pub struct SummitPreparationAgreed {
     #[serde(default, skip_serializing_if = "is_empty")]
     pub parties: Vec<ActorId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub place: Option<Place>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected: Option<FuzzyTime>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expected_text: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

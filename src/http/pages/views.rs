@@ -83,7 +83,11 @@ pub(in crate::http) struct SummitRow {
     pub(super) stage_class: String,
     pub(super) since: Option<Stamp>,
     pub(super) scheduled_for: Option<Stamp>,
+    /// Until scheduled: the expected period, as given and as worded.
+    pub(super) expected: String,
     pub(super) place: String,
+    /// Until a place is scheduled: the one proposed.
+    pub(super) proposed_place: String,
     pub(super) latest_step: String,
     pub(super) latest_href: String,
 }
@@ -96,7 +100,15 @@ pub(super) fn summit_row(frame: &Frame, summit: &SummitView) -> SummitRow {
         stage_class: summit.stage.to_ascii_lowercase(),
         since: stamp(summit.since.as_ref()),
         scheduled_for: stamp(summit.scheduled_for.as_ref()),
+        expected: summit
+            .expected
+            .iter()
+            .map(readable::fuzzy)
+            .chain(summit.expected_text.iter().map(|text| format!("“{text}”")))
+            .collect::<Vec<_>>()
+            .join(", "),
         place: place_text(summit.place.as_ref()),
+        proposed_place: place_text(summit.proposed_place.as_ref()),
         latest_step: readable::label(&summit.latest_step),
         latest_href: frame.event(summit.latest_step_by),
     }

@@ -1,6 +1,7 @@
 //! What each kind's own fields must say, beyond naming known actors and events: texts that
-//! may not be blank, rounds numbered from 1 within a track, levels on offices only, a visit that does not end before it began, an
-//! initiator among the participants, an actor that does not invite itself.
+//! may not be blank (a summit's expected period as worded too), rounds numbered from 1 within
+//! a track, levels on offices only, a visit that does not end before it began, an initiator
+//! among the participants, an actor that does not invite itself.
 
 use chrono::NaiveDate;
 
@@ -102,6 +103,17 @@ impl Check<'_> {
                 self.required_text(&k("proposal"), &rejection.proposal)
             }
             K::CommitmentStated(commitment) => self.required_text(&k("what"), &commitment.what),
+            // A bad expected month or day is refused when the event is parsed, at its path.
+            K::SummitProposed(summit) => {
+                if let Some(text) = &summit.expected_text {
+                    self.required_text(&k("expected_text"), text);
+                }
+            }
+            K::SummitPreparationAgreed(summit) => {
+                if let Some(text) = &summit.expected_text {
+                    self.required_text(&k("expected_text"), text);
+                }
+            }
             _ => {}
         }
     }

@@ -123,8 +123,9 @@ impl Check<'_> {
             }
         });
         if let Some(reason) = refusal {
+            // The step itself is at fault, so the subject is its kind's field.
             self.fail(
-                "",
+                &event.kind_field(),
                 ValidationError::LifecycleViolation {
                     kind: event.kind.name().to_owned(),
                     stream: stream.to_owned(),

@@ -632,7 +632,7 @@ fn a_fulfilment_in_a_stream_without_a_stated_commitment_is_refused() {
     );
     assert_precondition!(
         errors,
-        "events[0]",
+        "events[0].commitment_fulfilled",
         ValidationError::LifecycleViolation { kind, stream, .. }
             if kind == "CommitmentFulfilled" && stream == COMMITMENT
     );
@@ -656,7 +656,7 @@ fn a_fulfilment_of_a_fulfilled_commitment_is_refused() {
     );
     assert_precondition!(
         errors,
-        "events[0]",
+        "events[0].commitment_fulfilled",
         ValidationError::LifecycleViolation { reason, .. } if reason.contains("fulfilled")
     );
 }
@@ -679,7 +679,7 @@ fn a_fulfilment_of_a_withdrawn_commitment_is_refused() {
     );
     assert_precondition!(
         errors,
-        "events[0]",
+        "events[0].commitment_fulfilled",
         ValidationError::LifecycleViolation { reason, .. } if reason.contains("withdrawn")
     );
 }
@@ -787,7 +787,7 @@ fn a_commitment_stated_twice_is_refused() {
     );
     assert_precondition!(
         errors,
-        "events[0]",
+        "events[0].commitment_stated",
         ValidationError::LifecycleViolation { kind, .. } if kind == "CommitmentStated"
     );
 }
@@ -810,7 +810,7 @@ fn a_commitment_whose_statement_was_retracted_is_not_open() {
     );
     assert_precondition!(
         errors,
-        "events[0]",
+        "events[0].commitment_fulfilled",
         ValidationError::LifecycleViolation { kind, .. } if kind == "CommitmentFulfilled"
     );
 }
@@ -1496,7 +1496,7 @@ fn a_channel_step_before_the_channel_is_established_is_refused() {
     );
     assert_precondition!(
         errors,
-        "events[0]",
+        "events[0].channel_suspended",
         ValidationError::LifecycleViolation { kind, .. } if kind == "ChannelSuspended"
     );
 }
@@ -1508,7 +1508,7 @@ fn a_channel_established_twice_is_refused() {
     let errors = check(&mut state, CHANNEL, vec![(id(0xc5), channel_established())]);
     assert_precondition!(
         errors,
-        "events[0]",
+        "events[0].channel_established",
         ValidationError::LifecycleViolation { kind, .. } if kind == "ChannelEstablished"
     );
 }
@@ -1531,7 +1531,7 @@ fn a_channel_suspended_twice_is_refused() {
     );
     assert_precondition!(
         errors,
-        "events[0]",
+        "events[0].channel_suspended",
         ValidationError::LifecycleViolation { reason, .. } if reason.contains("already suspended")
     );
 }
@@ -1547,7 +1547,7 @@ fn a_channel_resumed_when_not_suspended_is_refused() {
     );
     assert_precondition!(
         errors,
-        "events[0]",
+        "events[0].channel_resumed",
         ValidationError::LifecycleViolation { kind, .. } if kind == "ChannelResumed"
     );
 }
@@ -1578,7 +1578,7 @@ fn nothing_is_recorded_in_a_closed_channel() {
         let errors = check(&mut state, CHANNEL, vec![(id(0xc8), next)]);
         assert_precondition!(
             errors,
-            "events[0]",
+            &format!("events[0].{kind}"),
             ValidationError::LifecycleViolation { .. }
         );
     }
@@ -1628,6 +1628,64 @@ fn a_summit_may_be_proposed_prepared_scheduled_postponed_and_held() {
 }
 
 #[test]
+fn a_summit_may_be_proposed_and_prepared_with_a_place_and_an_expected_period() {
+    let mut state = founded();
+    let geneva = json!({"name": "Geneva", "country": "CHE"});
+    let errors = check(
+        &mut state,
+        SUMMIT,
+        vec![
+            (
+                id(0x50),
+                step(
+                    "summit_proposed",
+                    json!({"parties": ["RUS", "USA"], "place": geneva,
+                           "expected": {"month": "2025-05"}, "expected_text": "in the spring"}),
+                ),
+            ),
+            (
+                id(0x51),
+                step(
+                    "summit_preparation_agreed",
+                    json!({"place": geneva, "expected": {"day": "2025-05-20"}}),
+                ),
+            ),
+        ],
+    );
+    assert_passes(&errors);
+}
+
+#[test]
+fn a_blank_expected_period_or_a_bad_expected_month_names_its_field() {
+    let mut state = founded();
+    let errors = check(
+        &mut state,
+        SUMMIT,
+        vec![(
+            id(0x50),
+            step(
+                "summit_proposed",
+                json!({"parties": ["RUS", "USA"], "expected_text": "  "}),
+            ),
+        )],
+    );
+    assert_invalid!(
+        errors,
+        "events[0].summit_proposed.expected_text",
+        ValidationError::Empty
+    );
+    for (kind, month) in [
+        ("summit_proposed", json!({"month": "2025-13"})),
+        ("summit_preparation_agreed", json!({"day": "2025-02-30"})),
+    ] {
+        let event = step(kind, json!({"parties": ["RUS", "USA"], "expected": month}));
+        let (path, message) = DiplomaticEvent::from_json(event).unwrap_err();
+        assert_eq!(path, format!("{kind}.expected"), "{message}");
+        assert!(message.contains("is not a"), "{message}");
+    }
+}
+
+#[test]
 fn a_summit_step_before_any_proposal_is_refused() {
     let founded = founded();
     for kind in [
@@ -1645,7 +1703,7 @@ fn a_summit_step_before_any_proposal_is_refused() {
         let errors = check(&mut state, SUMMIT, vec![(id(0x52), next)]);
         assert_precondition!(
             errors,
-            "events[0]",
+            &format!("events[0].{kind}"),
             ValidationError::LifecycleViolation { .. }
         );
     }
@@ -1665,7 +1723,7 @@ fn a_summit_step_after_its_only_proposal_was_retracted_is_refused() {
     let errors = check(&mut state, SUMMIT, vec![(id(0x52), summit_scheduled())]);
     assert_precondition!(
         errors,
-        "events[0]",
+        "events[0].summit_scheduled",
         ValidationError::LifecycleViolation { kind, .. } if kind == "SummitScheduled"
     );
 }
@@ -1699,7 +1757,7 @@ fn a_summit_postponed_without_a_schedule_is_refused() {
     );
     assert_precondition!(
         errors,
-        "events[0]",
+        "events[0].summit_postponed",
         ValidationError::LifecycleViolation { kind, .. } if kind == "SummitPostponed"
     );
 }
@@ -1711,7 +1769,7 @@ fn a_summit_proposed_twice_is_refused() {
     let errors = check(&mut state, SUMMIT, vec![(id(0x51), summit_proposed())]);
     assert_precondition!(
         errors,
-        "events[0]",
+        "events[0].summit_proposed",
         ValidationError::LifecycleViolation { kind, .. } if kind == "SummitProposed"
     );
 }
@@ -1746,7 +1804,7 @@ fn nothing_follows_a_summit_that_was_held_or_cancelled() {
             let errors = check(&mut state, SUMMIT, vec![(id(0x56), next)]);
             assert_precondition!(
                 errors,
-                "events[0]",
+                &format!("events[0].{kind}"),
                 ValidationError::LifecycleViolation { .. }
             );
         }
@@ -1807,7 +1865,7 @@ fn an_invitation_answered_twice_is_refused() {
     );
     assert_precondition!(
         errors,
-        "events[0]",
+        "events[0].invitation_answered",
         ValidationError::LifecycleViolation { reason, .. } if reason.contains("already answered")
     );
 }
@@ -1822,7 +1880,7 @@ fn an_answer_without_an_invitation_is_refused() {
     );
     assert_precondition!(
         errors,
-        "events[0]",
+        "events[0].invitation_answered",
         ValidationError::LifecycleViolation { kind, .. } if kind == "InvitationAnswered"
     );
 }
@@ -1861,7 +1919,7 @@ fn an_actor_registered_twice_is_refused() {
     );
     assert_precondition!(
         errors,
-        "events[0]",
+        "events[0].actor_registered",
         ValidationError::LifecycleViolation { .. }
     );
 }
@@ -1977,7 +2035,7 @@ fn a_holder_change_of_an_unregistered_office_is_refused() {
     );
     assert_precondition!(
         errors,
-        "events[0]",
+        "events[0].office_holder_changed",
         ValidationError::LifecycleViolation { kind, .. } if kind == "OfficeHolderChanged"
     );
 }

@@ -160,8 +160,9 @@ impl Relations {
 impl Model for Relations {
     const NAME: &'static str = "relations";
     /// 3: one row per interaction (its channel contact and its contact between states) in
-    /// place of the inner timeline's and channel contacts' rows; a bounded working set.
-    const VERSION: i32 = 3;
+    /// place of the inner timeline's and channel contacts' rows; a bounded working set. 4: the
+    /// inner summits keep a proposal's place and expected period.
+    const VERSION: i32 = 4;
     fn apply(&mut self, fact: &Fact) -> Vec<String> {
         self.apply_to_all(fact)
     }
