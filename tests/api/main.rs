@@ -10,6 +10,7 @@ mod cli_import;
 mod cli_projections;
 mod cluster;
 mod dashboard;
+mod delegations;
 mod diplomacy;
 mod faults;
 mod fuzz;

@@ -335,10 +335,56 @@ impl Random {
     }
 }
 
-/// A random history over the founding actors: calls and meetings (some corrected or
-/// retracted), channel steps, summit steps and commitments. Invalid steps (say, resuming a
-/// channel that is not suspended) are left for the importer to report, so what is recorded is
-/// a valid history.
+/// Aides and envoys beside the founding actors, so meetings can be delegations: (person,
+/// office they act through or none, state). Yuri Ushakov acts through the Russian foreign
+/// minister's office, so a meeting can name one office twice.
+const AIDES: [(&str, Option<&str>, &str); 5] = [
+    ("sergey-ryabkov", Some("rus.deputy-foreign-minister"), "RUS"),
+    ("yuri-ushakov", Some("rus.foreign-minister"), "RUS"),
+    ("kirill-dmitriev", None, "RUS"),
+    (
+        "christopher-landau",
+        Some("usa.deputy-secretary-of-state"),
+        "USA",
+    ),
+    ("andrii-sybiha", Some("ukr.foreign-minister"), "UKR"),
+];
+
+/// The registrations of `AIDES` (persons, and the offices the founding scenario lacks).
+fn aides_registered(seed: u64) -> Vec<Item> {
+    let mut actors: Vec<Value> = Vec::new();
+    for (person, office, state) in AIDES {
+        actors.push(json!({"id": person, "kind": "PERSON", "name": person, "country": state}));
+        if let Some(office) = office.filter(|o| *o != "rus.foreign-minister") {
+            actors.push(json!({"id": office, "kind": "OFFICE", "name": office, "country": state}));
+        }
+    }
+    actors
+        .into_iter()
+        .map(|actor| {
+            let id = actor["id"].as_str().unwrap().to_owned();
+            let event = diplog::domain::diplomacy::DiplomaticEvent::from_json(
+                json!({"actor_registered": {"actor": actor}}),
+            )
+            .expect("a registration");
+            Item {
+                origin: Origin::Record(format!("actor-{id}")),
+                stream_id: format!("actor-{id}"),
+                id: diplog::domain::diplomacy::derived_event_id(
+                    &format!("random-{seed}"),
+                    &format!("actor-{id}"),
+                ),
+                event,
+            }
+        })
+        .collect()
+}
+
+/// A random history over the founding actors and `AIDES`: calls and meetings of delegations
+/// (3 to 6 participants of 2 or 3 states; some corrected or retracted), channel steps (some
+/// establishing a three-state format), summit steps and commitments. Invalid steps (say,
+/// resuming a channel that is not suspended) are left for the importer to report, so what is
+/// recorded is a valid history.
 fn random_history(seed: u64, events: usize) -> Vec<Item> {
     let mut random = Random(seed | 1);
     let people = [
@@ -352,8 +398,16 @@ fn random_history(seed: u64, events: usize) -> Vec<Item> {
         ("UKR", None),
     ];
     let levels = ["LEADERS", "MINISTERS", "EXPERTS"];
-    let mut items: Vec<Item> = Vec::new();
-    let mut interactions: Vec<(String, diplog::domain::EventId)> = Vec::new();
+    // Everyone who can sit at a table, with their state.
+    let states_of_people = ["RUS", "USA", "RUS", "USA", "UKR", "RUS", "USA", "UKR"];
+    let delegates: Vec<(&str, Option<&str>, &str)> = people
+        .iter()
+        .zip(states_of_people)
+        .map(|((actor, office), state)| (*actor, *office, state))
+        .chain(AIDES)
+        .collect();
+    let mut items: Vec<Item> = aides_registered(seed);
+    let mut interactions: Vec<(String, &str, diplog::domain::EventId)> = Vec::new();
     for n in 0..events {
         let day = format!(
             "2025-{:02}-{:02}",
@@ -365,28 +419,46 @@ fn random_history(seed: u64, events: usize) -> Vec<Item> {
             None => json!({"actor": actor}),
         };
         let (stream, json): (String, Value) = match random.below(10) {
-            0..=3 => {
+            0..=1 => {
                 let a = random.pick(&people);
-                let b = random.pick(&people);
+                let mut b = random.pick(&people);
+                while b.0 == a.0 {
+                    b = random.pick(&people);
+                }
                 let stream = format!("occurrence-random-{seed}-{n}");
                 let json = json!({"occurred": {"day": day}, "sources": [{"source": "rus.mfa", "quotes": [{"text": "Разговор"}]}],
                     "call_held": {"participants": [participant(a), participant(b)], "level": random.pick(&levels)}});
                 (stream, json)
             }
+            2..=3 => {
+                let stream = format!("occurrence-random-{seed}-{n}");
+                let json = json!({"occurred": {"day": day}, "sources": [{"source": "rus.mfa", "quotes": [{"text": "Встреча"}]}],
+                    "meeting_held": {"format": "MULTILATERAL", "participants": delegations(&mut random, &delegates), "level": random.pick(&levels)}});
+                (stream, json)
+            }
             4 if !interactions.is_empty() => {
-                let (stream, id) = random.pick(&interactions).clone();
+                let (stream, kind, id) = random.pick(&interactions).clone();
                 if random.below(2) == 0 {
                     (
                         stream,
                         json!({"event_retracted": {"event": id.to_string()}}),
                     )
-                } else {
+                } else if kind == "CallHeld" {
                     let a = random.pick(&people);
-                    let b = random.pick(&people);
+                    let mut b = random.pick(&people);
+                    while b.0 == a.0 {
+                        b = random.pick(&people);
+                    }
                     (
                         stream,
-                        json!({"event_corrected": {"event": id.to_string(), "replacement": {"occurred": {"day": day},
+                        json!({"event_corrected": {"event": id.to_string(), "replacement": {"occurred": {"day": day}, "sources": [{"source": "rus.mfa"}],
                         "call_held": {"participants": [participant(a), participant(b)]}}}}),
+                    )
+                } else {
+                    (
+                        stream,
+                        json!({"event_corrected": {"event": id.to_string(), "replacement": {"occurred": {"day": day}, "sources": [{"source": "rus.mfa"}],
+                        "meeting_held": {"format": "MULTILATERAL", "participants": delegations(&mut random, &delegates)}}}}),
                     )
                 }
             }
@@ -398,7 +470,10 @@ fn random_history(seed: u64, events: usize) -> Vec<Item> {
                     "channel_resumed",
                     "channel_closed",
                 ]);
-                let body = if step == "channel_established" {
+                let body = if step == "channel_established" && random.below(4) == 0 {
+                    // The format of three states, which three-state meetings also contact.
+                    json!({"parties": ["UKR", "RUS", "USA"]})
+                } else if step == "channel_established" {
                     json!({"parties": [random.pick(&people).1.unwrap_or("RUS"), random.pick(&people).1.unwrap_or("USA")]})
                 } else {
                     json!({})
@@ -436,7 +511,7 @@ fn random_history(seed: u64, events: usize) -> Vec<Item> {
                     0 => json!({"occurred": {"day": day}, "sources": [{"source": "rus.mfa"}],
                         "commitment_stated": {"parties": ["RUS", "USA"], "what": "a step", "due": {"month": "2025-10"}}}),
                     1 if !interactions.is_empty() => {
-                        let (_, id) = random.pick(&interactions).clone();
+                        let (_, _, id) = random.pick(&interactions).clone();
                         json!({"occurred": {"day": day}, "sources": [{"source": "rus.mfa"}],
                             "commitment_fulfilled": {"fulfilled_by": id.to_string()}})
                     }
@@ -452,8 +527,8 @@ fn random_history(seed: u64, events: usize) -> Vec<Item> {
         };
         let id =
             diplog::domain::diplomacy::derived_event_id(&format!("random-{seed}"), &n.to_string());
-        if event.kind.name() == "CallHeld" {
-            interactions.push((stream.clone(), id));
+        if matches!(event.kind.name(), "CallHeld" | "MeetingHeld") {
+            interactions.push((stream.clone(), event.kind.name(), id));
         }
         items.push(Item {
             origin: Origin::Record(n.to_string()),
@@ -463,6 +538,44 @@ fn random_history(seed: u64, events: usize) -> Vec<Item> {
         });
     }
     items
+}
+
+/// The participants of a meeting of delegations: 3 to 6 of 2 or 3 states, each state's
+/// delegation at least one of its `delegates` (person, office, state).
+fn delegations(random: &mut Random, delegates: &[(&str, Option<&str>, &str)]) -> Value {
+    let all = ["RUS", "USA", "UKR"];
+    let start = random.below(3);
+    let states: Vec<&str> = (0..2 + random.below(2))
+        .map(|i| all[(start + i) % 3])
+        .collect();
+    let pool: Vec<_> = delegates
+        .iter()
+        .filter(|(_, _, state)| states.contains(state))
+        .collect();
+    let mut chosen: Vec<&(&str, Option<&str>, &str)> = states
+        .iter()
+        .map(|state| {
+            let side: Vec<_> = pool.iter().filter(|d| d.2 == *state).collect();
+            **random.pick(&side)
+        })
+        .collect();
+    let size = 3 + random.below(4);
+    for _ in 0..20 {
+        if chosen.len() >= size {
+            break;
+        }
+        let next = *random.pick(&pool);
+        if !chosen.iter().any(|d| d.0 == next.0) {
+            chosen.push(next);
+        }
+    }
+    chosen
+        .iter()
+        .map(|(actor, office, _)| match office {
+            Some(office) => json!({"actor": actor, "acting_as": office}),
+            None => json!({"actor": actor}),
+        })
+        .collect()
 }
 
 /// Fails naming the first answer that differs and showing where.
@@ -591,13 +704,28 @@ async fn incremental_read_models_equal_a_replay_and_a_rebuild_on_random_historie
         let app = spawn_app().await;
         import_founding(&app).await;
         let history = random_history(seed, 120);
+        let meetings = history
+            .iter()
+            .filter(|item| item.event.kind.name() == "MeetingHeld")
+            .count();
         let report = import::import(app.channel().await, history, OnInvalid::Report)
             .await
             .expect("imported");
         assert!(
             report.written > 40,
-            "seed {seed}: only {} of 120 were valid",
-            report.written
+            "seed {seed}: only {} of 120 were valid: {:?}",
+            report.written,
+            report.reported
+        );
+        // Every delegations meeting is valid (only amendments of refused events may fail).
+        assert!(
+            meetings > 10
+                && report
+                    .reported
+                    .iter()
+                    .all(|p| !p.field.starts_with("meeting_held")),
+            "seed {seed}: {meetings} meetings: {:?}",
+            report.reported
         );
         let position = head(&app).await;
 
