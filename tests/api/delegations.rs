@@ -62,6 +62,13 @@ async fn the_delegations_meeting_is_a_contact_of_every_pair_across_the_table() {
         (2, meeting.as_str())
     );
     assert_eq!(day(&ministers.established_on), "2025-02-15");
+    // The offices' holders at the last contact, by the founding scenario's holder changes.
+    let holders: Vec<&str> = ministers
+        .parties
+        .iter()
+        .map(|p| p.holder_name.as_str())
+        .collect();
+    assert_eq!(holders, ["Sergey Lavrov", "Marco Rubio"]);
     assert_eq!(day(&ministers.last_contact_on), "2025-02-18");
     for russian in [
         "kirill-dmitriev",

@@ -309,6 +309,11 @@ pub struct Party {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    /// An office's holder at the channel's last contact (channels only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder_name: Option<String>,
 }
 
 impl Registry {
@@ -317,6 +322,8 @@ impl Registry {
             id: id.to_owned(),
             name: self.name(id),
             state: self.state_of(id),
+            holder: None,
+            holder_name: None,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! Pairwise channels: a meeting of two delegations is a contact of every pair of parties across
 //! the table (the ministers' channel among them), never a channel of the whole room nor of one
 //! side; three states also make a contact of their format; retractions and corrections take
-//! the meeting out of every channel it went through.
+//! the meeting out of every channel it went through. A channel names its offices' holders at
+//! its last contact.
 
 use chrono::Duration;
 use serde_json::{Value, json};
@@ -254,5 +255,65 @@ fn a_corrected_then_retracted_delegations_meeting_leaves_every_channel_it_went_t
     };
     assert!(!views(&channels).iter().any(opened_by_it));
     assert_eq!(pair(&log.model::<Relations>(), "RUS+USA").contacts, 2);
+    assert_every_batching_agrees(&log.facts);
+}
+
+fn holders(channels: &Channels, key: &str) -> Vec<Option<String>> {
+    view(channels, key)
+        .parties
+        .iter()
+        .map(|p| p.holder_name.clone())
+        .collect()
+}
+
+#[test]
+fn a_channel_names_its_offices_holders_at_its_last_contact_and_outlives_them() {
+    let (mut log, _) = delegations();
+    let channels: Channels = log.model();
+    let at_riyadh = [Some("Sergey Lavrov".into()), Some("Marco Rubio".into())];
+    assert_eq!(holders(&channels, MINISTERS), at_riyadh);
+    // Persons in person name no holder; offices without known holders neither.
+    let dmitriev = view(&channels, "kirill-dmitriev+usa.secretary-of-state");
+    assert_eq!(dmitriev.parties[0].holder, None);
+
+    // A new Secretary of State from 1 March: the channel still names who held the office at
+    // its last contact.
+    register(&mut log, "john-doe", "PERSON", "John Doe", "USA");
+    let change = log.push(
+        "actor-usa.secretary-of-state",
+        json!({"occurred": {"day": "2025-03-01"},
+               "office_holder_changed": {"office": "usa.secretary-of-state", "holder": "john-doe"}}),
+    );
+    assert_eq!(holders(&log.model(), MINISTERS), at_riyadh);
+    // Then the ministers speak again: the same channel, its new holder.
+    let call = json!({
+        "occurred": {"day": "2025-03-05"},
+        "sources": [{"source": "rus.mfa"}],
+        "call_held": {"participants": [
+            {"actor": "sergey-lavrov", "acting_as": "rus.foreign-minister"},
+            {"actor": "john-doe", "acting_as": "usa.secretary-of-state"}]}
+    });
+    log.push("occurrence-2025-03-05-call", call);
+    let channels: Channels = log.model();
+    assert_eq!(view(&channels, MINISTERS).contacts, 3);
+    assert_eq!(
+        holders(&channels, MINISTERS),
+        [Some("Sergey Lavrov".into()), Some("John Doe".into())]
+    );
+    assert!(people(&channels, MINISTERS).contains(&"john-doe".to_owned()));
+
+    // The change was in fact on 10 March, after the call: Rubio held the office then.
+    log.push(
+        "actor-usa.secretary-of-state",
+        json!({"event_corrected": {"event": change, "replacement": {"occurred": {"day": "2025-03-10"},
+               "office_holder_changed": {"office": "usa.secretary-of-state", "holder": "john-doe"}}}}),
+    );
+    assert_eq!(holders(&log.model(), MINISTERS), at_riyadh);
+    // Retracted: Rubio still.
+    log.push(
+        "actor-usa.secretary-of-state",
+        json!({"event_retracted": {"event": change}}),
+    );
+    assert_eq!(holders(&log.model(), MINISTERS), at_riyadh);
     assert_every_batching_agrees(&log.facts);
 }

@@ -11,11 +11,13 @@
 //! depends on the time asked about).
 //!
 //! The model is here: the channels, their steps and contacts, and how events change them.
-//! `pairs.rs` says which channels an interaction goes through, `contacts.rs` keeps a channel's contacts (summarized in its row, indexed in memory),
+//! `pairs.rs` says which channels an interaction goes through, `holders.rs` who held each
+//! office when (a channel names its offices' holders at its last contact), `contacts.rs` keeps a channel's contacts (summarized in its row, indexed in memory),
 //! `view.rs` answers a channel as of a time, `rows.rs` stores the model as rows and takes
 //! them back (its `Model` implementation).
 
 pub mod contacts;
+mod holders;
 pub mod pairs;
 pub mod rows;
 pub mod view;
@@ -32,6 +34,7 @@ use crate::projections::models::common::{
     Contributions, Index, Origin, Party, Registry, insert_by_position, interaction, level_name,
 };
 use contacts::{ContactIndex, ContactSummary};
+use holders::{HOLDER_PREFIX, Holders};
 use rows::ContactRow;
 
 /// One of the channel's own events.
@@ -128,13 +131,63 @@ pub struct Channels {
     contact_rows: HashMap<String, ContactRow>,
     /// `channel-…` stream -> channel key.
     streams: HashMap<String, String>,
-    /// Contributions of the channels' own events, and of the contacts in memory.
+    /// Contributions of the channels' own events, of the holders' changes, and of the
+    /// contacts in memory.
     index: Index,
+    holders: Holders,
 }
 
 impl Channels {
     pub fn channels(&self) -> impl Iterator<Item = &Channel> {
         self.channels.values()
+    }
+
+    /// Names each office party's holder at the channel's last contact (with no contact: the
+    /// latest); returns whether that changed the channel.
+    fn name_holders(&mut self, key: &str) -> bool {
+        let Some(channel) = self.channels.get_mut(key) else {
+            return false;
+        };
+        let when = channel
+            .contacts
+            .last
+            .as_ref()
+            .and_then(|c| earliest(c.occurred.as_ref()));
+        let mut changed = false;
+        for party in &mut channel.parties {
+            let holder = self.holders.holder_at(&party.id, when).map(str::to_owned);
+            if party.holder != holder {
+                party.holder_name = holder.as_deref().map(|h| self.registry.name(h));
+                party.holder = holder;
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// Names the holders again in the channels `keys` names and, after a change of `office`'s
+    /// holder, in every channel of that office; returns `keys` with the channels that changed.
+    fn renamed(&mut self, mut keys: Vec<String>, office: Option<&str>) -> Vec<String> {
+        let mut touched: Vec<String> = keys
+            .iter()
+            .filter_map(|k| k.strip_prefix(PREFIX).map(str::to_owned))
+            .collect();
+        if let Some(office) = office {
+            touched.extend(
+                self.channels
+                    .values()
+                    .filter(|c| c.parties.iter().any(|p| p.id == office))
+                    .map(|c| c.key.clone()),
+            );
+        }
+        for key in touched {
+            if self.name_holders(&key) {
+                keys.push(format!("{PREFIX}{key}"));
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        keys
     }
 
     fn channel_for(&mut self, parties: &[String]) -> &mut Channel {
@@ -210,6 +263,23 @@ impl Contributions for Channels {
     }
 
     fn add(&mut self, fact: &Fact) -> Vec<String> {
+        if let Some((office, key)) = self.holders.add(fact) {
+            self.index.note(&Origin::of(fact), &key);
+            return self.renamed(vec![key], Some(&office));
+        }
+        let keys = self.add_to_channels(fact);
+        self.renamed(keys, None)
+    }
+
+    fn remove(&mut self, id: EventId) -> (Vec<String>, Option<Origin>) {
+        let office = self.holders.remove(id);
+        let (keys, origin) = self.remove_from_channels(id);
+        (self.renamed(keys, office.as_deref()), origin)
+    }
+}
+
+impl Channels {
+    fn add_to_channels(&mut self, fact: &Fact) -> Vec<String> {
         let origin = Origin::of(fact);
         let stream_key = self.streams.get(&fact.stream_id).cloned();
         match &fact.event.kind {
@@ -287,7 +357,7 @@ impl Contributions for Channels {
         }
     }
 
-    fn remove(&mut self, id: EventId) -> (Vec<String>, Option<Origin>) {
+    fn remove_from_channels(&mut self, id: EventId) -> (Vec<String>, Option<Origin>) {
         let Some((origin, keys)) = self.index.take(id) else {
             return (Vec::new(), None);
         };

@@ -1,14 +1,15 @@
 //! The channels model as rows: a row per channel (under its stored status, `CHANNEL_ROWS`,
 //! sorted by when it was opened), a row per contact (`CONTACT_STATUS`, sorted under its
-//! channel), the actors'; and the `Model` implementation that writes them, takes them back,
-//! and keeps only the channels and actors resident.
+//! channel), the actors' and the changes of office holders' (`ACTOR_STATUS`); and the `Model`
+//! implementation that writes them, takes them back, and keeps only the channels, the actors
+//! and the holders resident.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{CONTACT_PREFIX, Channel, Channels, Contact, PREFIX, earliest, pairs};
+use super::{CONTACT_PREFIX, Channel, Channels, Contact, HOLDER_PREFIX, PREFIX, earliest, pairs};
 use crate::domain::diplomacy::{ChannelStatus, ChannelStepKind};
 use crate::projections::models::common::{
     ACTOR_STATUS, Index, Registry, apply_fact, interaction, party_states, replacement_of, target_of,
@@ -66,7 +67,8 @@ impl Model for Channels {
     /// were cut at amendments left a channel's summary short when a contact was retracted in
     /// the batch that recorded it. 5: pairwise channels (an interaction is a contact of every
     /// cross-state pair of its parties, and of their format when three or more states take
-    /// part), a contact row per interaction and channel.
+    /// part), a contact row per interaction and channel; the offices' holders at the last
+    /// contact (a row per change of holder).
     const VERSION: i32 = 5;
 
     fn apply(&mut self, fact: &Fact) -> Vec<String> {
@@ -76,6 +78,9 @@ impl Model for Channels {
     fn row(&self, key: &str) -> Option<Row> {
         if Registry::is_row(key) {
             return self.registry.row(key);
+        }
+        if key.starts_with(HOLDER_PREFIX) {
+            return self.holders.row(key);
         }
         if key.starts_with(CONTACT_PREFIX) {
             let row = self.contact_rows.get(key)?;
@@ -110,6 +115,7 @@ impl Model for Channels {
     fn rows(&self) -> Vec<Row> {
         self.registry
             .rows()
+            .chain(self.holders.rows())
             .chain(
                 self.channels
                     .keys()
@@ -165,6 +171,11 @@ impl Model for Channels {
 
     fn hydrate(&mut self, rows: Vec<Row>) -> Result<(), String> {
         for row in rows {
+            // Holders' changes share the actors' status: before the registry.
+            if let Some(origin) = self.holders.load(&row) {
+                self.index.note(&origin?.clone(), &row.key);
+                continue;
+            }
             if self.registry.load(&row)? {
                 continue;
             }
@@ -204,6 +215,9 @@ impl Model for Channels {
         self.contacts = HashMap::new();
         self.contact_rows = HashMap::new();
         self.index = Index::default();
+        for (origin, key) in self.holders.origins() {
+            self.index.note(origin, &key);
+        }
         for channel in self.channels.values() {
             for step in &channel.steps {
                 self.index
