@@ -381,8 +381,9 @@ fn aides_registered(seed: u64) -> Vec<Item> {
 }
 
 /// A random history over the founding actors and `AIDES`: calls and meetings of delegations
-/// (3 to 6 participants of 2 or 3 states; some corrected or retracted), channel steps (some
-/// establishing a three-state format), summit steps and commitments. Invalid steps (say,
+/// (3 to 6 participants of 2 or 3 states; some corrected or retracted), changes of the
+/// ministers' offices' holders (some corrected or retracted), channel steps (some establishing
+/// a three-state format), summit steps and commitments. Invalid steps (say,
 /// resuming a channel that is not suspended) are left for the importer to report, so what is
 /// recorded is a valid history.
 fn random_history(seed: u64, events: usize) -> Vec<Item> {
@@ -442,6 +443,20 @@ fn random_history(seed: u64, events: usize) -> Vec<Item> {
                     (
                         stream,
                         json!({"event_retracted": {"event": id.to_string()}}),
+                    )
+                } else if kind == "OfficeHolderChanged" {
+                    // Another holder or day, in the same office's stream.
+                    let office = stream.trim_start_matches("actor-").to_owned();
+                    let holder = loop {
+                        let (candidate, holder) = holder_change(&mut random);
+                        if candidate == office {
+                            break holder;
+                        }
+                    };
+                    (
+                        stream,
+                        json!({"event_corrected": {"event": id.to_string(), "replacement": {"occurred": {"day": day},
+                        "office_holder_changed": {"office": office, "holder": holder}}}}),
                     )
                 } else if kind == "CallHeld" {
                     let a = random.pick(&people);
@@ -505,13 +520,29 @@ fn random_history(seed: u64, events: usize) -> Vec<Item> {
                     json!({"occurred": {"day": day}, "sources": [{"source": "rus.mfa"}], step: body}),
                 )
             }
+            8 if random.below(2) == 0 => {
+                let (office, holder) = holder_change(&mut random);
+                (
+                    format!("actor-{office}"),
+                    json!({"occurred": {"day": day}, "office_holder_changed": {"office": office, "holder": holder}}),
+                )
+            }
             _ => {
                 let commitment = format!("commitment-random-{seed}-{}", random.below(3));
                 let json = match random.below(3) {
                     0 => json!({"occurred": {"day": day}, "sources": [{"source": "rus.mfa"}],
                         "commitment_stated": {"parties": ["RUS", "USA"], "what": "a step", "due": {"month": "2025-10"}}}),
                     1 if !interactions.is_empty() => {
-                        let (_, _, id) = random.pick(&interactions).clone();
+                        // An occurrence, not a change of holder.
+                        let occurrences: Vec<_> = interactions
+                            .iter()
+                            .filter(|(_, kind, _)| *kind != "OfficeHolderChanged")
+                            .collect();
+                        let (_, _, id) = if occurrences.is_empty() {
+                            random.pick(&interactions)
+                        } else {
+                            *random.pick(&occurrences)
+                        };
                         json!({"occurred": {"day": day}, "sources": [{"source": "rus.mfa"}],
                             "commitment_fulfilled": {"fulfilled_by": id.to_string()}})
                     }
@@ -527,7 +558,10 @@ fn random_history(seed: u64, events: usize) -> Vec<Item> {
         };
         let id =
             diplog::domain::diplomacy::derived_event_id(&format!("random-{seed}"), &n.to_string());
-        if matches!(event.kind.name(), "CallHeld" | "MeetingHeld") {
+        if matches!(
+            event.kind.name(),
+            "CallHeld" | "MeetingHeld" | "OfficeHolderChanged"
+        ) {
             interactions.push((stream.clone(), event.kind.name(), id));
         }
         items.push(Item {
@@ -538,6 +572,16 @@ fn random_history(seed: u64, events: usize) -> Vec<Item> {
         });
     }
     items
+}
+
+/// A change of holder of one of the ministers' offices (to the minister or the deputy).
+fn holder_change(random: &mut Random) -> (&'static str, &'static str) {
+    *random.pick(&[
+        ("usa.secretary-of-state", "marco-rubio"),
+        ("usa.secretary-of-state", "christopher-landau"),
+        ("rus.foreign-minister", "sergey-lavrov"),
+        ("rus.foreign-minister", "sergey-ryabkov"),
+    ])
 }
 
 /// The participants of a meeting of delegations: 3 to 6 of 2 or 3 states, each state's
@@ -704,10 +748,13 @@ async fn incremental_read_models_equal_a_replay_and_a_rebuild_on_random_historie
         let app = spawn_app().await;
         import_founding(&app).await;
         let history = random_history(seed, 120);
-        let meetings = history
-            .iter()
-            .filter(|item| item.event.kind.name() == "MeetingHeld")
-            .count();
+        let count = |kind: &str| {
+            history
+                .iter()
+                .filter(|item| item.event.kind.name() == kind)
+                .count()
+        };
+        let (meetings, holders) = (count("MeetingHeld"), count("OfficeHolderChanged"));
         let report = import::import(app.channel().await, history, OnInvalid::Report)
             .await
             .expect("imported");
@@ -717,14 +764,18 @@ async fn incremental_read_models_equal_a_replay_and_a_rebuild_on_random_historie
             report.written,
             report.reported
         );
-        // Every delegations meeting is valid (only amendments of refused events may fail).
+        // Every delegations meeting and change of holder is valid (only amendments of refused
+        // events may fail).
         assert!(
             meetings > 10
-                && report
-                    .reported
-                    .iter()
-                    .all(|p| !p.field.starts_with("meeting_held")),
-            "seed {seed}: {meetings} meetings: {:?}",
+                && holders > 2
+                && report.reported.iter().all(|p| {
+                    !p.field.starts_with("meeting_held")
+                        && !p.field.starts_with("office_holder_changed")
+                        && !p.field.starts_with("event_corrected.replacement.office")
+                        && !p.message.contains("OfficeHolderChanged")
+                }),
+            "seed {seed}: {meetings} meetings, {holders} changes of holder: {:?}",
             report.reported
         );
         let position = head(&app).await;
