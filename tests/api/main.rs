@@ -26,6 +26,7 @@ mod pg_tls;
 mod projection_feed;
 mod projections;
 mod projections_engine;
+mod random_history;
 mod read;
 mod read_memory;
 mod server;
