@@ -66,7 +66,8 @@ async fn the_founding_projections_read_as_tables() {
         assert_shows(
             &channels,
             &[
-                "Minister of Foreign Affairs of Russia – United States Secretary of State",
+                // Offices with who held them at the channel's last contact.
+                "Minister of Foreign Affairs of Russia (Sergey Lavrov) – United States Secretary of State (Marco Rubio)",
                 "2025-02-15 (Europe/Moscow)",
             ],
         );

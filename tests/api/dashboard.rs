@@ -81,6 +81,10 @@ async fn every_dashboard_page_answers_on_the_founding_report() {
     let pages = [
         ("/", "Minister of Foreign Affairs of Russia"),
         ("/channels", "channel-rus-usa-foreign-ministers"),
+        (
+            "/channels",
+            "Minister of Foreign Affairs of Russia (Sergey Lavrov)",
+        ),
         ("/summits", "summit-rus-usa-2025"),
         ("/commitments", "A meeting of experts"),
         ("/events", "Call held"),
@@ -422,7 +426,7 @@ async fn the_dashboard_in_a_headless_browser() {
         .await;
     assert!(
         channel
-            .contains("Minister of Foreign Affairs of Russia – United States Secretary of State"),
+            .contains("Minister of Foreign Affairs of Russia (Sergey Lavrov) – United States Secretary of State (Marco Rubio)"),
         "{channel}"
     );
     assert!(channel.contains("15 February 2025"), "{channel}");

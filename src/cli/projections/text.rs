@@ -56,7 +56,13 @@ pub(super) fn fuzzy(time: Option<&proto::FuzzyTime>) -> String {
 fn parties(parties: &[proto::Party]) -> String {
     parties
         .iter()
-        .map(|p| if p.name.is_empty() { &p.id } else { &p.name }.as_str())
+        .map(|p| {
+            let name = if p.name.is_empty() { &p.id } else { &p.name };
+            match (p.holder_name.as_str(), p.holder.as_str()) {
+                ("", "") => name.clone(),
+                ("", holder) | (holder, _) => format!("{name} ({holder})"),
+            }
+        })
         .collect::<Vec<_>>()
         .join(" – ")
 }

@@ -26,7 +26,11 @@ pub(super) fn rows<T, R>(frame: &Frame, items: &[T], row: impl Fn(&Frame, &T) ->
 fn party_links(frame: &Frame, parties: &[Party]) -> Vec<Link> {
     parties
         .iter()
-        .map(|p| frame.actor(&p.id, &p.name))
+        .map(|p| match p.holder_name.as_ref().or(p.holder.as_ref()) {
+            // An office, and who held it at the channel's last contact.
+            Some(holder) => frame.actor(&p.id, &format!("{} ({holder})", p.name)),
+            None => frame.actor(&p.id, &p.name),
+        })
         .collect()
 }
 

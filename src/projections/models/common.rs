@@ -284,6 +284,16 @@ pub fn party(participant: &Participant) -> String {
         .to_string()
 }
 
+/// The state a participant acts for: its office's, else its own. Channels and relations pair
+/// participants by it, so both count the same contacts.
+pub fn participant_state(registry: &Registry, participant: &Participant) -> Option<String> {
+    participant
+        .acting_as
+        .as_ref()
+        .and_then(|office| registry.state_of(&office.to_string()))
+        .or_else(|| registry.state_of(&participant.actor.to_string()))
+}
+
 /// A sort key for things that happened: when (earliest instant), then log position.
 pub fn happened_key(occurred: Option<&FuzzyTime>, position: u64) -> String {
     let when = occurred.map_or_else(|| "~".to_owned(), |t| t.earliest().to_rfc3339());
@@ -305,6 +315,11 @@ pub struct Party {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    /// An office's holder at the channel's last contact (channels only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder_name: Option<String>,
 }
 
 impl Registry {
@@ -313,6 +328,8 @@ impl Registry {
             id: id.to_owned(),
             name: self.name(id),
             state: self.state_of(id),
+            holder: None,
+            holder_name: None,
         }
     }
 }

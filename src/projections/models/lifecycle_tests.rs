@@ -18,12 +18,12 @@ use crate::projections::testing::{founding_facts, replay_settling, sorted_rows};
 use crate::projections::{Fact, Model};
 
 /// Builds facts after the founding scenario's, at increasing positions.
-struct Log {
-    facts: Vec<Fact>,
+pub(super) struct Log {
+    pub(super) facts: Vec<Fact>,
 }
 
 impl Log {
-    fn founding() -> Self {
+    pub(super) fn founding() -> Self {
         Self {
             facts: founding_facts(),
         }
@@ -37,7 +37,7 @@ impl Log {
             .unwrap_or_else(|| panic!("no {kind} in {stream}"))
     }
 
-    fn push(&mut self, stream: &str, json: Value) -> EventId {
+    pub(super) fn push(&mut self, stream: &str, json: Value) -> EventId {
         let event =
             DiplomaticEvent::from_json(json).unwrap_or_else(|e| panic!("a valid event: {e:?}"));
         let id = EventId::generate();
@@ -51,7 +51,7 @@ impl Log {
         id
     }
 
-    fn model<M: Model>(&self) -> M {
+    pub(super) fn model<M: Model>(&self) -> M {
         let mut model = M::default();
         for fact in &self.facts {
             model.apply(fact);
@@ -72,7 +72,7 @@ impl Log {
     }
 }
 
-fn at(time: &str) -> DateTime<Utc> {
+pub(super) fn at(time: &str) -> DateTime<Utc> {
     time.parse().unwrap()
 }
 
@@ -284,7 +284,7 @@ fn a_retracted_source_report_leaves_the_divergence() {
 
 /// Every batch size, every model: a runner with a working set writes exactly the rows a full
 /// replay gives.
-fn assert_every_batching_agrees(facts: &[Fact]) {
+pub(super) fn assert_every_batching_agrees(facts: &[Fact]) {
     fn check<M: Model>(facts: &[Fact]) {
         let full: M = crate::projections::testing::replay(facts);
         let expected = sorted_rows(&full);

@@ -12,3 +12,5 @@ pub mod timeline;
 
 #[cfg(test)]
 mod lifecycle_tests;
+#[cfg(test)]
+mod pairs_tests;

@@ -1,17 +1,24 @@
 //! `channels`: every communication channel between actors or offices. A channel is opened by
 //! a `ChannelEstablished` (in its `channel-…` stream) or by the first interaction (call,
 //! meeting, visit, negotiation round) between its parties, which are the offices people act
-//! through, else the people or states themselves. Each later interaction between the same
-//! parties is a contact. Status: closed or suspended by the channel's own events; otherwise
+//! through, else the people or states themselves. Channels are pairwise: an interaction is a
+//! contact of the channel of every two of its parties acting for different states, once per
+//! interaction (a meeting of two delegations is a contact between the two ministers, and
+//! between each cross-side pair, never a channel of the whole room); when its parties span
+//! three or more states it is also a contact of the multilateral format channel of those
+//! states (`pairs.rs` has the rule). Status: closed or suspended by the channel's own events; otherwise
 //! active, or dormant when nothing used it for a while (derived when answering, since it
 //! depends on the time asked about).
 //!
 //! The model is here: the channels, their steps and contacts, and how events change them.
-//! `contacts.rs` keeps a channel's contacts (summarized in its row, indexed in memory),
+//! `pairs.rs` says which channels an interaction goes through, `holders.rs` who held each
+//! office when (a channel names its offices' holders at its last contact), `contacts.rs` keeps a channel's contacts (summarized in its row, indexed in memory),
 //! `view.rs` answers a channel as of a time, `rows.rs` stores the model as rows and takes
 //! them back (its `Model` implementation).
 
 pub mod contacts;
+mod holders;
+pub mod pairs;
 pub mod rows;
 pub mod view;
 
@@ -25,9 +32,9 @@ use crate::domain::diplomacy::{ChannelStatus, ChannelStepKind, EventKind, FuzzyT
 use crate::projections::Fact;
 use crate::projections::models::common::{
     Contributions, Index, Origin, Party, Registry, insert_by_position, interaction, level_name,
-    party,
 };
 use contacts::{ContactIndex, ContactSummary};
+use holders::{HOLDER_PREFIX, Holders};
 use rows::ContactRow;
 
 /// One of the channel's own events.
@@ -58,7 +65,8 @@ pub struct Contact {
 pub struct Channel {
     pub key: String,
     pub parties: Vec<Party>,
-    /// The people who spoke through it (persons acting for the parties).
+    /// The people who spoke through it (persons acting for its parties through an office, in
+    /// interactions it was a contact of).
     #[serde(default)]
     pub people: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -101,6 +109,16 @@ pub fn channel_key(parties: &[String]) -> String {
 const PREFIX: &str = "channel:";
 const CONTACT_PREFIX: &str = "contact:";
 
+/// The key of an interaction's contact row in one of its channels: `contact:<id>` in its
+/// first channel (in key order), `contact:<id>@<channel key>` in the others.
+pub fn contact_key(id: EventId, first: bool, channel: &str) -> String {
+    if first {
+        format!("{CONTACT_PREFIX}{id}")
+    } else {
+        format!("{CONTACT_PREFIX}{id}@{channel}")
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Channels {
     registry: Registry,
@@ -108,17 +126,68 @@ pub struct Channels {
     /// Each channel's contacts (those in memory: after `settle`, none until a retraction or
     /// a correction brings a channel's contacts back).
     contacts: HashMap<String, ContactIndex>,
-    /// Contact event -> (channel key, the contact), for the contacts in memory.
-    contact_rows: HashMap<EventId, ContactRow>,
+    /// Contact row key -> (channel key, the contact), for the contacts in memory: an
+    /// interaction has a row per channel it went through (`contact_key`).
+    contact_rows: HashMap<String, ContactRow>,
     /// `channel-…` stream -> channel key.
     streams: HashMap<String, String>,
-    /// Contributions of the channels' own events, and of the contacts in memory.
+    /// Contributions of the channels' own events, of the holders' changes, and of the
+    /// contacts in memory.
     index: Index,
+    holders: Holders,
 }
 
 impl Channels {
     pub fn channels(&self) -> impl Iterator<Item = &Channel> {
         self.channels.values()
+    }
+
+    /// Names each office party's holder at the channel's last contact (with no contact: the
+    /// latest); returns whether that changed the channel.
+    fn name_holders(&mut self, key: &str) -> bool {
+        let Some(channel) = self.channels.get_mut(key) else {
+            return false;
+        };
+        let when = channel
+            .contacts
+            .last
+            .as_ref()
+            .and_then(|c| earliest(c.occurred.as_ref()));
+        let mut changed = false;
+        for party in &mut channel.parties {
+            let holder = self.holders.holder_at(&party.id, when).map(str::to_owned);
+            if party.holder != holder {
+                party.holder_name = holder.as_deref().map(|h| self.registry.name(h));
+                party.holder = holder;
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    /// Names the holders again in the channels `keys` names and, after a change of `office`'s
+    /// holder, in every channel of that office; returns `keys` with the channels that changed.
+    fn renamed(&mut self, mut keys: Vec<String>, office: Option<&str>) -> Vec<String> {
+        let mut touched: Vec<String> = keys
+            .iter()
+            .filter_map(|k| k.strip_prefix(PREFIX).map(str::to_owned))
+            .collect();
+        if let Some(office) = office {
+            touched.extend(
+                self.channels
+                    .values()
+                    .filter(|c| c.parties.iter().any(|p| p.id == office))
+                    .map(|c| c.key.clone()),
+            );
+        }
+        for key in touched {
+            if self.name_holders(&key) {
+                keys.push(format!("{PREFIX}{key}"));
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        keys
     }
 
     fn channel_for(&mut self, parties: &[String]) -> &mut Channel {
@@ -167,7 +236,7 @@ impl Channels {
     /// the channel's contacts when all of them are in memory, else from the summary (the
     /// contact is then a new event, later than all the others: a correction's replacement,
     /// which takes an older place, comes after a removal that brought them all in).
-    fn add_contact(&mut self, key: &str, contact: Contact) {
+    fn add_contact(&mut self, key: &str, row_key: String, contact: Contact, others: Vec<String>) {
         let index = self.contacts.entry(key.to_owned()).or_default();
         index.insert(contact.clone());
         if let Some(channel) = self.channels.get_mut(key) {
@@ -178,10 +247,11 @@ impl Channels {
             }
         }
         self.contact_rows.insert(
-            contact.origin.event_id,
+            row_key,
             ContactRow {
                 channel: key.to_owned(),
                 contact,
+                others,
             },
         );
     }
@@ -193,6 +263,23 @@ impl Contributions for Channels {
     }
 
     fn add(&mut self, fact: &Fact) -> Vec<String> {
+        if let Some((office, key)) = self.holders.add(fact) {
+            self.index.note(&Origin::of(fact), &key);
+            return self.renamed(vec![key], Some(&office));
+        }
+        let keys = self.add_to_channels(fact);
+        self.renamed(keys, None)
+    }
+
+    fn remove(&mut self, id: EventId) -> (Vec<String>, Option<Origin>) {
+        let office = self.holders.remove(id);
+        let (keys, origin) = self.remove_from_channels(id);
+        (self.renamed(keys, office.as_deref()), origin)
+    }
+}
+
+impl Channels {
+    fn add_to_channels(&mut self, fact: &Fact) -> Vec<String> {
         let origin = Origin::of(fact);
         let stream_key = self.streams.get(&fact.stream_id).cloned();
         match &fact.event.kind {
@@ -234,44 +321,54 @@ impl Contributions for Channels {
                 let Some(interaction) = interaction(&fact.event) else {
                     return Vec::new();
                 };
-                let parties: Vec<String> = interaction.participants.iter().map(party).collect();
-                if channel_key(&parties).split('+').count() < 2 {
-                    return Vec::new();
-                }
-                let channel = self.channel_for(&parties);
-                let key = channel.key.clone();
-                for participant in &interaction.participants {
-                    let person = participant.actor.to_string();
-                    if participant.acting_as.is_some() && !channel.people.contains(&person) {
-                        channel.people.push(person);
-                        channel.people.sort();
-                    }
-                }
+                let throughs = pairs::channels_of(&self.registry, &interaction);
+                let keys: Vec<String> = throughs.iter().map(|t| t.key.clone()).collect();
                 let contact = Contact {
                     origin: origin.clone(),
                     kind: interaction.kind.to_owned(),
                     occurred: fact.event.occurred.clone(),
                     level: level_name(interaction.level),
                 };
-                self.add_contact(&key, contact);
-                let contact_key = format!("{CONTACT_PREFIX}{}", fact.event_id);
-                self.index.note(&origin, &format!("{PREFIX}{key}"));
-                self.index.note(&origin, &contact_key);
-                vec![format!("{PREFIX}{key}"), contact_key]
+                let mut changed = Vec::new();
+                for (n, through) in throughs.into_iter().enumerate() {
+                    let channel = self.channel_for(&through.parties);
+                    for person in through.people {
+                        if !channel.people.contains(&person) {
+                            channel.people.push(person);
+                        }
+                    }
+                    channel.people.sort();
+                    let row_key = contact_key(fact.event_id, n == 0, &through.key);
+                    // The first row names the others, so a retraction finds them all.
+                    let others = if n == 0 {
+                        keys[1..].to_vec()
+                    } else {
+                        Vec::new()
+                    };
+                    self.add_contact(&through.key, row_key.clone(), contact.clone(), others);
+                    self.index
+                        .note(&origin, &format!("{PREFIX}{}", through.key));
+                    self.index.note(&origin, &row_key);
+                    changed.push(format!("{PREFIX}{}", through.key));
+                    changed.push(row_key);
+                }
+                changed
             }
         }
     }
 
-    fn remove(&mut self, id: EventId) -> (Vec<String>, Option<Origin>) {
+    fn remove_from_channels(&mut self, id: EventId) -> (Vec<String>, Option<Origin>) {
         let Some((origin, keys)) = self.index.take(id) else {
             return (Vec::new(), None);
         };
-        if let Some(row) = self.contact_rows.remove(&id)
-            && let Some(index) = self.contacts.get_mut(&row.channel)
-        {
-            index.remove(&row.contact);
-            if let Some(channel) = self.channels.get_mut(&row.channel) {
-                channel.contacts = index.summary();
+        for key in &keys {
+            if let Some(row) = self.contact_rows.remove(key)
+                && let Some(index) = self.contacts.get_mut(&row.channel)
+            {
+                index.remove(&row.contact);
+                if let Some(channel) = self.channels.get_mut(&row.channel) {
+                    channel.contacts = index.summary();
+                }
             }
         }
         for key in &keys {

@@ -1,19 +1,18 @@
 //! The channels model as rows: a row per channel (under its stored status, `CHANNEL_ROWS`,
 //! sorted by when it was opened), a row per contact (`CONTACT_STATUS`, sorted under its
-//! channel), the actors'; and the `Model` implementation that writes them, takes them back,
-//! and keeps only the channels and actors resident.
+//! channel), the actors' and the changes of office holders' (`ACTOR_STATUS`); and the `Model`
+//! implementation that writes them, takes them back, and keeps only the channels, the actors
+//! and the holders resident.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{CONTACT_PREFIX, Channel, Channels, Contact, PREFIX, channel_key, earliest};
-use crate::domain::EventId;
+use super::{CONTACT_PREFIX, Channel, Channels, Contact, HOLDER_PREFIX, PREFIX, earliest, pairs};
 use crate::domain::diplomacy::{ChannelStatus, ChannelStepKind};
 use crate::projections::models::common::{
-    ACTOR_STATUS, Index, Registry, apply_fact, interaction, party, party_states, replacement_of,
-    target_of,
+    ACTOR_STATUS, Index, Registry, apply_fact, interaction, party_states, replacement_of, target_of,
 };
 use crate::projections::{Fact, Model, Row, RowData, Want};
 
@@ -27,11 +26,15 @@ const _: () = assert!(
     "`Channels::RESIDENT` names every one"
 );
 
-/// A contact's own row: which channel it went through, and the contact.
+/// A contact's own row: which channel it went through, and the contact. An interaction has
+/// one in each of its channels; the first (`contact:<id>`) names the others, so that a
+/// retraction or a correction, which asks for it by key, can then ask for theirs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct ContactRow {
     pub(super) channel: String,
     pub(super) contact: Contact,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) others: Vec<String>,
 }
 
 impl Channel {
@@ -62,8 +65,11 @@ impl Model for Channels {
     /// 3: contact rows sorted under their channel's key (so a channel's contacts can be read
     /// back together); a bounded working set. 4: rebuilt once, because a runner before batches
     /// were cut at amendments left a channel's summary short when a contact was retracted in
-    /// the batch that recorded it.
-    const VERSION: i32 = 4;
+    /// the batch that recorded it. 5: pairwise channels (an interaction is a contact of every
+    /// cross-state pair of its parties, and of their format when three or more states take
+    /// part), a contact row per interaction and channel; the offices' holders at the last
+    /// contact (a row per change of holder).
+    const VERSION: i32 = 5;
 
     fn apply(&mut self, fact: &Fact) -> Vec<String> {
         apply_fact(self, fact)
@@ -73,8 +79,11 @@ impl Model for Channels {
         if Registry::is_row(key) {
             return self.registry.row(key);
         }
-        if let Some(contact) = key.strip_prefix(CONTACT_PREFIX) {
-            let row = self.contact_rows.get(&EventId::parse(contact).ok()?)?;
+        if key.starts_with(HOLDER_PREFIX) {
+            return self.holders.row(key);
+        }
+        if key.starts_with(CONTACT_PREFIX) {
+            let row = self.contact_rows.get(key)?;
             return Some(Row {
                 key: key.to_owned(),
                 data: RowData::new(row).expect("a contact serializes"),
@@ -106,16 +115,13 @@ impl Model for Channels {
     fn rows(&self) -> Vec<Row> {
         self.registry
             .rows()
+            .chain(self.holders.rows())
             .chain(
                 self.channels
                     .keys()
                     .filter_map(|key| self.row(&format!("{PREFIX}{key}"))),
             )
-            .chain(
-                self.contact_rows
-                    .keys()
-                    .filter_map(|id| self.row(&format!("{CONTACT_PREFIX}{id}"))),
-            )
+            .chain(self.contact_rows.keys().filter_map(|key| self.row(key)))
             .collect()
     }
 
@@ -144,30 +150,38 @@ impl Model for Channels {
         let mut wants = Vec::new();
         if let Some(id) = target_of(fact) {
             wants.push(Want::Key(format!("{CONTACT_PREFIX}{id}")));
-            // Known once the contact's row is in (the runner asks again after hydrating).
-            if let Some(row) = self.contact_rows.get(&id) {
-                wants.push(contacts_of(row.channel.clone()));
+            // Known once the first contact row is in (the runner asks again after hydrating):
+            // every channel the interaction went through, whose rows hold its other contacts.
+            if let Some(row) = self.contact_rows.get(&format!("{CONTACT_PREFIX}{id}")) {
+                for channel in std::iter::once(&row.channel).chain(&row.others) {
+                    wants.push(contacts_of(channel.clone()));
+                }
             }
         }
-        // A replacement takes its original's place among its channel's contacts.
+        // A replacement takes its original's place among its channels' contacts.
         if let Some(replacement) = replacement_of(fact)
             && let Some(interaction) = interaction(&replacement.event)
         {
-            let parties: Vec<String> = interaction.participants.iter().map(party).collect();
-            wants.push(contacts_of(channel_key(&parties)));
+            for through in pairs::channels_of(&self.registry, &interaction) {
+                wants.push(contacts_of(through.key));
+            }
         }
         wants
     }
 
     fn hydrate(&mut self, rows: Vec<Row>) -> Result<(), String> {
         for row in rows {
+            // Holders' changes share the actors' status: before the registry.
+            if let Some(origin) = self.holders.load(&row) {
+                self.index.note(&origin?.clone(), &row.key);
+                continue;
+            }
             if self.registry.load(&row)? {
                 continue;
             }
             if row.status == CONTACT_STATUS {
                 let contact: ContactRow = row.decode("contact")?;
-                let id = contact.contact.origin.event_id;
-                if self.contact_rows.contains_key(&id) {
+                if self.contact_rows.contains_key(&row.key) {
                     continue;
                 }
                 let origin = &contact.contact.origin;
@@ -179,7 +193,7 @@ impl Model for Channels {
                     .entry(contact.channel.clone())
                     .or_default()
                     .insert(contact.contact.clone());
-                self.contact_rows.insert(id, contact);
+                self.contact_rows.insert(row.key, contact);
                 continue;
             }
             let channel: Channel = row.decode("channel")?;
@@ -201,6 +215,9 @@ impl Model for Channels {
         self.contacts = HashMap::new();
         self.contact_rows = HashMap::new();
         self.index = Index::default();
+        for (origin, key) in self.holders.origins() {
+            self.index.note(origin, &key);
+        }
         for channel in self.channels.values() {
             for step in &channel.steps {
                 self.index

@@ -1,14 +1,16 @@
 //! `relations`: per pair of states, their contacts (by level), the last one, their channels and
 //! their pending summits and commitments. Built on the channel, summit and commitment models,
 //! which it carries inside (as internal rows), so one checkpoint covers it all; the contacts
-//! are interactions, counted for every pair of the states their participants act for (as the
-//! timeline gives them).
+//! are interactions, by the channels' rule: an interaction counts once for every pair of the
+//! states its participants act for (an office's state, else their own), however many people of
+//! each side were in the room; participants of one state are not a pair of states.
 //!
 //! A bounded working set: the pairs (their summaries), the channels, summits, commitments and
-//! actors stay in memory. Each interaction has one row of its own (its contact in its channel
-//! and in its pairs), needed again only when the interaction is retracted or corrected, and
-//! then together with the other contacts of its channel and of its pairs (a summary needs them
-//! all to take one out).
+//! actors stay in memory. Each interaction has a row of its own (`interaction:<id>`: its
+//! contact in its first channel and in its pairs) and one per further channel it went through
+//! (`interaction:<id>@<channel>`, the inner model's `contact:<id>@<channel>`), needed again
+//! only when the interaction is retracted or corrected, and then together with the other
+//! contacts of its channels and of its pairs (a summary needs them all to take one out).
 //!
 //! The model is here: the pairs, the inner models and the contacts between states, and how
 //! events change them. `view.rs` answers a pair as of a time; `rows.rs` stores the model as
@@ -29,7 +31,7 @@ use crate::projections::models::channels::rows::CONTACT_STATUS;
 use crate::projections::models::commitments::Commitments;
 use crate::projections::models::common::{
     ACTOR_STATUS, Contributions, Index, Origin, Registry, apply_fact, happened_key, interaction,
-    level_name, target_of,
+    level_name, participant_state, target_of,
 };
 use crate::projections::models::summits::Summits;
 use crate::projections::{Fact, Model, Row};
@@ -117,17 +119,11 @@ impl Contributions for Contacts {
         let Some(interaction) = interaction(&fact.event) else {
             return Vec::new();
         };
-        // A participant's state: the office's it acts as, else its own (as the timeline has it).
-        let registry = &self.registry;
+        // Each state once, so the interaction counts once per pair of states.
         let states: BTreeSet<String> = interaction
             .participants
             .iter()
-            .filter_map(|p| {
-                p.acting_as
-                    .as_ref()
-                    .and_then(|office| registry.state_of(&office.to_string()))
-                    .or_else(|| registry.state_of(&p.actor.to_string()))
-            })
+            .filter_map(|p| participant_state(&self.registry, p))
             .collect();
         let origin = Origin::of(fact);
         let key = format!("{INTERACTION_PREFIX}{}", fact.event_id);

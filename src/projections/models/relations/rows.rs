@@ -44,8 +44,9 @@ pub struct PairRecord {
     pub commitments: Vec<Commitment>,
 }
 
-/// An interaction row's data: its contact in its channel (the inner channel model's contact
-/// row) and its contact between states, whichever it has.
+/// An interaction row's data: its contact in a channel (the inner channel model's contact row:
+/// `interaction:<id>` holds `contact:<id>`, `interaction:<id>@<channel>` holds
+/// `contact:<id>@<channel>`) and, in `interaction:<id>` only, its contact between states.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct InteractionData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -93,6 +94,7 @@ impl Relations {
     fn interaction_row(&self, key: &str) -> Option<Row> {
         let id = key.strip_prefix(INTERACTION_PREFIX)?;
         let channel = self.channels.row(&format!("{CONTACT_PREFIX}{id}"));
+        // Only `interaction:<id>` (not `…@<channel>`) holds the contact between states.
         let contact = EventId::parse(id)
             .ok()
             .and_then(|id| self.contacts.held.get(&id))
@@ -161,8 +163,10 @@ impl Model for Relations {
     const NAME: &'static str = "relations";
     /// 3: one row per interaction (its channel contact and its contact between states) in
     /// place of the inner timeline's and channel contacts' rows; a bounded working set. 4: the
-    /// inner summits keep a proposal's place and expected period.
-    const VERSION: i32 = 4;
+    /// inner summits keep a proposal's place and expected period. 5: pairwise channels, an
+    /// interaction row per channel an interaction went through.
+    const VERSION: i32 = 5;
+
     fn apply(&mut self, fact: &Fact) -> Vec<String> {
         self.apply_to_all(fact)
     }
