@@ -6,23 +6,9 @@
 use diplog::import::{self, OnInvalid, scenario};
 use diplog::proto::{self, projections_client::ProjectionsClient};
 
-use crate::helpers::{head, import_founding, spawn_app};
+use crate::helpers::{day, head, import_founding, live, spawn_app};
 
 const SCENARIO: &str = include_str!("../../scenarios/delegations-meeting.yaml");
-
-fn live(min_position: u64) -> Option<proto::ReadOptions> {
-    Some(proto::ReadOptions {
-        min_position,
-        ..Default::default()
-    })
-}
-
-fn day(time: &Option<proto::FuzzyTime>) -> String {
-    match time.as_ref().and_then(|t| t.precision.clone()) {
-        Some(proto::fuzzy_time::Precision::Day(day)) => day,
-        other => format!("{other:?}"),
-    }
-}
 
 #[tokio::test]
 async fn the_delegations_meeting_is_a_contact_of_every_pair_across_the_table() {

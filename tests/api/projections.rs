@@ -9,18 +9,13 @@ use diplog::proto::{self, projections_client::ProjectionsClient};
 use serde_json::{Value, json};
 use tonic::Code;
 
-use crate::helpers::{Serve, TestApp, database_url_for, head, import_founding, record, spawn_app};
+use crate::helpers::{
+    Serve, TestApp, database_url_for, day, head, import_founding, live, record, spawn_app,
+};
 use crate::random_history::random_history;
 
 async fn client(app: &TestApp) -> ProjectionsClient<tonic::transport::Channel> {
     ProjectionsClient::new(app.channel().await)
-}
-
-fn live(min_position: u64) -> Option<proto::ReadOptions> {
-    Some(proto::ReadOptions {
-        min_position,
-        ..Default::default()
-    })
 }
 
 fn as_of(position: u64) -> Option<proto::ReadOptions> {
@@ -34,13 +29,6 @@ fn list(read: Option<proto::ReadOptions>) -> proto::ListRequest {
     proto::ListRequest {
         read,
         ..Default::default()
-    }
-}
-
-fn day(time: &Option<proto::FuzzyTime>) -> String {
-    match time.as_ref().and_then(|t| t.precision.clone()) {
-        Some(proto::fuzzy_time::Precision::Day(day)) => day,
-        other => format!("{other:?}"),
     }
 }
 

@@ -90,3 +90,19 @@ pub async fn read_events(
     }
     records
 }
+
+/// Read options that wait for `min_position` (0: answer at once).
+pub fn live(min_position: u64) -> Option<proto::ReadOptions> {
+    Some(proto::ReadOptions {
+        min_position,
+        ..Default::default()
+    })
+}
+
+/// The day of a fuzzy time known to the day (else what it is, for a failing assertion).
+pub fn day(time: &Option<proto::FuzzyTime>) -> String {
+    match time.as_ref().and_then(|t| t.precision.clone()) {
+        Some(proto::fuzzy_time::Precision::Day(day)) => day,
+        other => format!("{other:?}"),
+    }
+}
