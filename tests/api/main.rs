@@ -22,6 +22,7 @@ mod limits;
 mod log;
 mod merkle_python;
 mod on_date;
+mod on_date_history;
 mod overload;
 mod pg_tls;
 mod projection_feed;
