@@ -11,7 +11,7 @@ use crate::domain::EventId;
 use crate::domain::diplomacy::{CommitmentStatus, CommitmentStepKind, EventKind, FuzzyTime, Place};
 use crate::projections::models::common::{
     Contributions, Index, Origin, Party, Registry, apply_fact, happened_key, insert_by_position,
-    party_states,
+    party_states, remove_steps,
 };
 use crate::projections::{Fact, Model, Row, RowData};
 
@@ -238,16 +238,16 @@ impl Contributions for Commitments {
         let Some((origin, keys)) = self.index.take(id) else {
             return (Vec::new(), None);
         };
-        for key in &keys {
-            let commitment_key = key.trim_start_matches(PREFIX).to_owned();
-            if let Some(commitment) = self.commitments.get_mut(&commitment_key) {
-                commitment.steps.retain(|s| s.origin.event_id != id);
-                if commitment.steps.is_empty() {
-                    self.commitments.remove(&commitment_key);
-                } else {
-                    self.refresh_parties(&commitment_key);
-                }
-            }
+        let remaining = remove_steps(
+            &mut self.commitments,
+            &keys,
+            PREFIX,
+            |commitment| &mut commitment.steps,
+            |step| &step.origin,
+            id,
+        );
+        for key in remaining {
+            self.refresh_parties(&key);
         }
         (keys.into_iter().collect(), Some(origin))
     }

@@ -340,6 +340,34 @@ pub fn party_states(parties: &[Party]) -> Vec<String> {
     states.into_iter().collect()
 }
 
+/// Takes event `id`'s steps out of the lifecycle streams (summits, commitments) that its row
+/// `keys` (`prefix` + stream) name; a stream left without steps goes. Answers the streams that
+/// remain, whose parties may have changed.
+pub fn remove_steps<T, S>(
+    streams: &mut BTreeMap<String, T>,
+    keys: &BTreeSet<String>,
+    prefix: &str,
+    steps: impl Fn(&mut T) -> &mut Vec<S>,
+    origin: impl Fn(&S) -> &Origin,
+    id: EventId,
+) -> Vec<String> {
+    let mut remaining = Vec::new();
+    for key in keys {
+        let stream = key.trim_start_matches(prefix);
+        let Some(entry) = streams.get_mut(stream) else {
+            continue;
+        };
+        let entry_steps = steps(entry);
+        entry_steps.retain(|step| origin(step).event_id != id);
+        if entry_steps.is_empty() {
+            streams.remove(stream);
+        } else {
+            remaining.push(stream.to_owned());
+        }
+    }
+    remaining
+}
+
 /// Inserts `item` keeping `items` in log order (`position` ascending).
 pub fn insert_by_position<T>(items: &mut Vec<T>, item: T, position: impl Fn(&T) -> u64) {
     let at = items.partition_point(|existing| position(existing) <= position(&item));

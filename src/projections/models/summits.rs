@@ -10,6 +10,7 @@ use crate::domain::EventId;
 use crate::domain::diplomacy::{EventKind, FuzzyTime, Place, SummitStage};
 use crate::projections::models::common::{
     Contributions, Index, Origin, Party, Registry, apply_fact, insert_by_position, party_states,
+    remove_steps,
 };
 use crate::projections::{Fact, Model, Row, RowData};
 
@@ -246,16 +247,16 @@ impl Contributions for Summits {
         let Some((origin, keys)) = self.index.take(id) else {
             return (Vec::new(), None);
         };
-        for key in &keys {
-            let summit_key = key.trim_start_matches(PREFIX).to_owned();
-            if let Some(summit) = self.summits.get_mut(&summit_key) {
-                summit.steps.retain(|s| s.origin.event_id != id);
-                if summit.steps.is_empty() {
-                    self.summits.remove(&summit_key);
-                } else {
-                    self.refresh_parties(&summit_key);
-                }
-            }
+        let remaining = remove_steps(
+            &mut self.summits,
+            &keys,
+            PREFIX,
+            |summit| &mut summit.steps,
+            |step| &step.origin,
+            id,
+        );
+        for key in remaining {
+            self.refresh_parties(&key);
         }
         (keys.into_iter().collect(), Some(origin))
     }
