@@ -466,6 +466,8 @@ struct RelationPage {
     last_contact: Option<Stamp>,
     last_contact_kind: String,
     last_contact_href: String,
+    /// The last contact's level, format and place, as a phrase.
+    last_contact_setting: String,
     channels: Vec<ChannelRow>,
     summits: Vec<SummitRow>,
     commitments: Vec<CommitmentRow>,
@@ -512,6 +514,11 @@ pub(super) async fn relation(
         last_contact: last.and_then(|c| stamp(c.occurred.as_ref())),
         last_contact_kind: last.map(|c| readable::label(&c.kind)).unwrap_or_default(),
         last_contact_href: last.map(|c| frame.event(c.event_id)).unwrap_or_default(),
+        last_contact_setting: last
+            .map(|c| {
+                views::setting_text(&c.level, c.format.as_deref(), c.place.as_ref(), None, None)
+            })
+            .unwrap_or_default(),
         channels: rows(&frame, &view.open_channels, channel_row),
         summits: rows(&frame, &view.pending_summits, summit_row),
         commitments: rows(&frame, &view.pending_commitments, commitment_row),
