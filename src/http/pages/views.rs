@@ -14,7 +14,6 @@ use crate::projections::models::common::{ActorInfo, Party};
 use crate::projections::models::divergence::{ClaimSources, DivergenceView};
 use crate::projections::models::relations::view::RelationView;
 use crate::projections::models::summits::SummitView;
-use crate::projections::models::timeline::TimelineEntry;
 use crate::projections::read::request::Source;
 use crate::store::RecordedEvent;
 
@@ -34,7 +33,7 @@ fn party_links(frame: &Frame, parties: &[Party]) -> Vec<Link> {
         .collect()
 }
 
-fn place_text(place: Option<&Place>) -> String {
+pub(super) fn place_text(place: Option<&Place>) -> String {
     match place {
         Some(Place {
             name: Some(name),
@@ -161,90 +160,6 @@ pub(super) fn commitment_row(frame: &Frame, commitment: &CommitmentView) -> Comm
 pub(super) struct ParticipantLink {
     pub(super) person: Link,
     pub(super) office: Option<Link>,
-}
-
-pub(super) struct TimelineRow {
-    pub(super) when: Option<Stamp>,
-    pub(super) kind: String,
-    /// Level, format, place, track and round, readable: "Experts, third country, Istanbul
-    /// (Turkey), rus-usa-missions round 2".
-    pub(super) setting: String,
-    /// Whether the level was derived from the participants' offices.
-    pub(super) level_derived: bool,
-    pub(super) participants: Vec<ParticipantLink>,
-    pub(super) topics: String,
-    pub(super) href: String,
-}
-
-/// What the timeline says of an interaction's setting, readable, in one phrase.
-fn setting(entry: &TimelineEntry) -> String {
-    setting_text(
-        &entry.level,
-        entry.format.as_deref(),
-        entry.place.as_ref(),
-        entry.track.as_deref(),
-        entry.round,
-    )
-}
-
-/// An interaction's level, format, place, track and round as a phrase (what it gives of them).
-pub(super) fn setting_text(
-    level: &str,
-    format: Option<&str>,
-    place: Option<&Place>,
-    track: Option<&str>,
-    round: Option<u32>,
-) -> String {
-    let mut parts = Vec::new();
-    if !level.is_empty() && level != "UNSPECIFIED" {
-        parts.push(readable::label(level));
-    }
-    if let Some(format) = format {
-        parts.push(readable::label(format).to_lowercase());
-    }
-    let place = match place {
-        Some(Place {
-            name: Some(name),
-            country: Some(country),
-        }) => format!("{name} ({})", country.name()),
-        other => place_text(other),
-    };
-    if !place.is_empty() {
-        parts.push(place);
-    }
-    match (track, round) {
-        (Some(track), Some(round)) => parts.push(format!("{track} round {round}")),
-        (Some(track), None) => parts.push(track.to_owned()),
-        (None, Some(round)) => parts.push(format!("round {round}")),
-        (None, None) => {}
-    }
-    parts.join(", ")
-}
-
-pub(super) fn timeline_row(frame: &Frame, entry: &TimelineEntry) -> TimelineRow {
-    TimelineRow {
-        when: stamp(entry.occurred.as_ref()),
-        kind: readable::label(&entry.kind),
-        setting: setting(entry),
-        level_derived: entry.level_derived,
-        participants: entry
-            .participants
-            .iter()
-            .map(|p| ParticipantLink {
-                person: frame.actor(&p.actor, &p.name),
-                office: p.acting_as.as_ref().map(|office| {
-                    frame.actor(office, p.acting_as_name.as_deref().unwrap_or(office))
-                }),
-            })
-            .collect(),
-        topics: entry
-            .topics
-            .iter()
-            .map(|t| readable::label(t))
-            .collect::<Vec<_>>()
-            .join(", "),
-        href: frame.event(entry.origin.event_id),
-    }
 }
 
 /// The actors the log knows, for names.
