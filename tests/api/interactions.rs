@@ -2,14 +2,20 @@
 //! any kind of interaction, read back as written, and refused with the field named where they
 //! do not make sense (a round outside a track, a level on a person). Round 0 is proto3's
 //! "not given", so over gRPC it cannot be sent; the rules refuse it where JSON can say it.
+//! The projections show them: an expert round in a third country, whose level the experts'
+//! offices give, in the timeline (gRPC and CLI), the relations and the actor's page.
 
 use diplog::grpc::bridge;
-use diplog::proto::{self, diplomacy_client::DiplomacyClient};
+use diplog::proto::{
+    self, diplomacy_client::DiplomacyClient, projections_client::ProjectionsClient,
+};
 use serde_json::{Value, json};
 use tonic::Code;
 
+use crate::dashboard::get;
 use crate::helpers::{
-    import_founding, read_events, record_request, spawn_app, typed_event, violated_fields,
+    TestApp, diplog, import_founding, read_events, record, record_request, shown, spawn_app, text,
+    typed_event, violated_fields,
 };
 
 /// An interaction of `kind` between the two foreign ministers, in Istanbul, as an expert round.
@@ -126,6 +132,162 @@ async fn attributes_that_make_no_sense_are_refused_naming_the_field() {
     assert!(
         violated_fields(&status).contains(&"events[0].actor_registered.actor.level".to_owned()),
         "{status:?}"
+    );
+    app.stop().await;
+}
+
+/// Registers two expert offices (with their level) and their holders.
+async fn register_experts(app: &TestApp) {
+    for (office, person, country) in [
+        ("rus.mfa-experts", "rus-expert", "RUS"),
+        ("usa.state-experts", "usa-expert", "USA"),
+    ] {
+        record(
+            app,
+            &format!("actor-{office}"),
+            json!({"actor_registered": {"actor": {"id": office, "kind": "OFFICE",
+                "name": format!("{country} experts"), "country": country, "level": "EXPERTS"}}}),
+        )
+        .await;
+        record(
+            app,
+            &format!("actor-{person}"),
+            json!({"actor_registered": {"actor": {"id": person, "kind": "PERSON",
+                "name": format!("{country} expert"), "country": country}}}),
+        )
+        .await;
+    }
+}
+
+fn ro(min_position: u64) -> Option<proto::ReadOptions> {
+    Some(proto::ReadOptions {
+        min_position,
+        ..Default::default()
+    })
+}
+
+#[tokio::test]
+async fn an_expert_round_in_a_third_country_shows_in_the_projections() {
+    let app = spawn_app().await;
+    import_founding(&app).await;
+    register_experts(&app).await;
+    // No level given: the experts' offices give it.
+    let (_, head) = record(
+        &app,
+        "occurrence-2025-04-10-istanbul",
+        json!({
+            "occurred": {"day": "2025-04-10", "time_zone": "Europe/Istanbul"},
+            "sources": [{"source": "rus.mfa"}],
+            "negotiation_round_held": {
+                "participants": [{"actor": "rus-expert", "acting_as": "rus.mfa-experts"},
+                                 {"actor": "usa-expert", "acting_as": "usa.state-experts"}],
+                "track": "rus-usa-missions", "round": 2, "format": "THIRD_COUNTRY",
+                "place": {"name": "Istanbul", "country": "TUR"}
+            }
+        }),
+    )
+    .await;
+    let mut projections = ProjectionsClient::new(app.channel().await);
+
+    let timeline = projections
+        .get_timeline(proto::ListRequest {
+            read: ro(head),
+            actor: "rus-expert".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let [entry] = timeline.entries.as_slice() else {
+        panic!("one entry: {timeline:?}");
+    };
+    assert_eq!(
+        (
+            entry.level.as_str(),
+            entry.level_derived,
+            entry.format.as_str()
+        ),
+        ("EXPERTS", true, "THIRD_COUNTRY")
+    );
+    assert_eq!((entry.track.as_str(), entry.round), ("rus-usa-missions", 2));
+    assert_eq!(entry.place.as_ref().unwrap().name, "Istanbul");
+
+    let relations = projections
+        .get_relations(proto::ListRequest {
+            read: ro(head),
+            state_pair: Some(proto::StatePair {
+                a: "RUS".into(),
+                b: "USA".into(),
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let pair = &relations.relations[0];
+    // The founding scenario's two calls (leaders, ministers), and the round.
+    assert_eq!(pair.contacts, 3);
+    assert_eq!(pair.contacts_by_level.get("EXPERTS"), Some(&1), "{pair:?}");
+    let last = pair.last_contact.as_ref().expect("a last contact");
+    assert_eq!(
+        (
+            last.kind.as_str(),
+            last.level.as_str(),
+            last.format.as_str()
+        ),
+        ("NegotiationRoundHeld", "EXPERTS", "THIRD_COUNTRY")
+    );
+    assert!(last.level_derived);
+    assert_eq!(last.place.as_ref().unwrap().country, "TUR");
+
+    let server = app.server_url();
+    let head_text = head.to_string();
+    let output = diplog([
+        "timeline",
+        "rus-expert",
+        "--server",
+        &server,
+        "--min-position",
+        &head_text,
+    ])
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", shown(&output));
+    let table = text(&output.stdout);
+    for shown in [
+        "TRACK/ROUND",
+        "EXPERTS*",
+        "THIRD_COUNTRY",
+        "Istanbul (TUR)",
+        "rus-usa-missions #2",
+        "* level derived from the participants' offices",
+    ] {
+        assert!(table.contains(shown), "{shown:?} not in:\n{table}");
+    }
+
+    let page = get(
+        app.http_addr,
+        &format!("/actors/rus-expert?min_position={head}"),
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body
+            .contains("Experts, third country, Istanbul (Turkey), rus-usa-missions round 2"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("level by office"), "{}", page.body);
+    let relation = get(
+        app.http_addr,
+        &format!("/relations/RUS/USA?min_position={head}"),
+    )
+    .await;
+    assert!(
+        relation
+            .body
+            .contains("(Experts, third country, Istanbul (Turkey))"),
+        "{}",
+        relation.body
     );
     app.stop().await;
 }

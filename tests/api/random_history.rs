@@ -42,7 +42,16 @@ fn aides_registered(seed: u64) -> Vec<Item> {
     for (person, office, state) in AIDES {
         actors.push(json!({"id": person, "kind": "PERSON", "name": person, "country": state}));
         if let Some(office) = office.filter(|o| *o != "rus.foreign-minister") {
-            actors.push(json!({"id": office, "kind": "OFFICE", "name": office, "country": state}));
+            // Levels, so interactions that give none derive theirs from these offices.
+            let level = if office.contains("deputy") {
+                "DEPUTIES"
+            } else {
+                "MINISTERS"
+            };
+            actors.push(
+                json!({"id": office, "kind": "OFFICE", "name": office, "country": state,
+                "level": level}),
+            );
         }
     }
     actors
@@ -113,14 +122,29 @@ pub fn random_history(seed: u64, events: usize) -> Vec<Item> {
                     b = random.pick(&people);
                 }
                 let stream = format!("occurrence-random-{seed}-{n}");
+                let mut call = json!({"participants": [participant(a), participant(b)]});
+                // Some calls leave their level to the offices; some are rounds of a track.
+                if random.below(3) > 0 {
+                    call["level"] = json!(random.pick(&levels));
+                }
+                if random.below(2) == 0 {
+                    call["format"] = json!("VIDEO");
+                    call["track"] = json!("rus-usa-missions");
+                    call["round"] = json!(1 + random.below(5));
+                }
                 let json = json!({"occurred": {"day": day}, "sources": [{"source": "rus.mfa", "quotes": [{"text": "Разговор"}]}],
-                    "call_held": {"participants": [participant(a), participant(b)], "level": random.pick(&levels)}});
+                    "call_held": call});
                 (stream, json)
             }
             2..=3 => {
                 let stream = format!("occurrence-random-{seed}-{n}");
+                let mut meeting = json!({"format": "MULTILATERAL", "participants": delegations(&mut random, &delegates),
+                    "place": {"name": "Istanbul", "country": "TUR"}});
+                if random.below(3) > 0 {
+                    meeting["level"] = json!(random.pick(&levels));
+                }
                 let json = json!({"occurred": {"day": day}, "sources": [{"source": "rus.mfa", "quotes": [{"text": "Встреча"}]}],
-                    "meeting_held": {"format": "MULTILATERAL", "participants": delegations(&mut random, &delegates), "level": random.pick(&levels)}});
+                    "meeting_held": meeting});
                 (stream, json)
             }
             4 if !interactions.is_empty() => {

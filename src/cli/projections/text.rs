@@ -201,7 +201,13 @@ pub(super) fn timeline_text(actor: &str, entries: &[proto::TimelineEntry]) -> St
             vec![
                 fuzzy(entry.occurred.as_ref()),
                 entry.kind.clone(),
-                entry.level.clone(),
+                // A derived level is marked, and the mark explained under the table.
+                if entry.level_derived {
+                    format!("{}*", entry.level)
+                } else {
+                    entry.level.clone()
+                },
+                entry.format.clone(),
                 entry
                     .participants
                     .iter()
@@ -209,18 +215,41 @@ pub(super) fn timeline_text(actor: &str, entries: &[proto::TimelineEntry]) -> St
                     .collect::<Vec<_>>()
                     .join("; "),
                 place(entry.place.as_ref()),
+                track_round(&entry.track, entry.round),
                 entry.topics.join(", "),
             ]
         })
         .collect();
-    format!(
+    let mut text = format!(
         "Timeline of {actor}\n{}",
         table(
-            &["DATE", "KIND", "LEVEL", "PARTICIPANTS", "PLACE", "TOPICS"],
+            &[
+                "DATE",
+                "KIND",
+                "LEVEL",
+                "FORMAT",
+                "PARTICIPANTS",
+                "PLACE",
+                "TRACK/ROUND",
+                "TOPICS",
+            ],
             &rows,
             "No interactions.",
         )
-    )
+    );
+    if entries.iter().any(|e| e.level_derived) {
+        text.push_str("* level derived from the participants' offices\n");
+    }
+    text
+}
+
+/// A track and round number, compactly: `rus-usa-missions #2`.
+fn track_round(track: &str, round: u32) -> String {
+    match (track, round) {
+        (track, 0) => track.to_owned(),
+        ("", round) => format!("#{round}"),
+        (track, round) => format!("{track} #{round}"),
+    }
 }
 
 pub(super) fn relations_text(pair: &proto::Relations) -> String {
@@ -245,14 +274,19 @@ pub(super) fn relations_text(pair: &proto::Relations) -> String {
         Some(last) => {
             let _ = writeln!(
                 out,
-                "Last contact: {} {}{}",
+                "Last contact: {} {}{}{}",
                 fuzzy(last.occurred.as_ref()),
                 last.kind,
                 if last.level.is_empty() {
                     String::new()
                 } else {
                     format!(" ({})", last.level)
-                }
+                },
+                [last.format.clone(), place(last.place.as_ref())]
+                    .iter()
+                    .filter(|part| !part.is_empty())
+                    .map(|part| format!(", {part}"))
+                    .collect::<String>()
             );
         }
         None => out.push_str("Last contact: none\n"),

@@ -13,6 +13,7 @@ mod error_page;
 mod frame;
 mod request;
 mod search;
+mod timeline;
 mod views;
 
 pub(super) use self::search::search;
@@ -28,11 +29,11 @@ use futures::TryStreamExt;
 pub(super) use self::frame::Frame;
 use self::frame::{Link, Stamp, stamp};
 use self::request::{Ask, Params};
+use self::timeline::{TimelineRow, timeline_row};
 use self::views::{
     ChannelRow, ClaimLine, CommitmentRow, EventCard, LevelCount, Names, PairRow, ParticipantLink,
-    ReportColumn, SummitRow, TimelineRow, channel_row, claim_line, commitment_row, event_card,
-    pair_names, pair_row, participants_of, report_columns, rows, summary_of, summit_row,
-    timeline_row, typed,
+    ReportColumn, SummitRow, channel_row, claim_line, commitment_row, event_card, pair_names,
+    pair_row, participants_of, report_columns, rows, summary_of, summit_row, typed,
 };
 use super::Dashboard;
 use super::error::HttpError;
@@ -466,6 +467,8 @@ struct RelationPage {
     last_contact: Option<Stamp>,
     last_contact_kind: String,
     last_contact_href: String,
+    /// The last contact's level, format and place, as a phrase.
+    last_contact_setting: String,
     channels: Vec<ChannelRow>,
     summits: Vec<SummitRow>,
     commitments: Vec<CommitmentRow>,
@@ -512,6 +515,11 @@ pub(super) async fn relation(
         last_contact: last.and_then(|c| stamp(c.occurred.as_ref())),
         last_contact_kind: last.map(|c| readable::label(&c.kind)).unwrap_or_default(),
         last_contact_href: last.map(|c| frame.event(c.event_id)).unwrap_or_default(),
+        last_contact_setting: last
+            .map(|c| {
+                timeline::setting_text(&c.level, c.format.as_deref(), c.place.as_ref(), None, None)
+            })
+            .unwrap_or_default(),
         channels: rows(&frame, &view.open_channels, channel_row),
         summits: rows(&frame, &view.pending_summits, summit_row),
         commitments: rows(&frame, &view.pending_commitments, commitment_row),

@@ -14,7 +14,6 @@ use crate::projections::models::common::{ActorInfo, Party};
 use crate::projections::models::divergence::{ClaimSources, DivergenceView};
 use crate::projections::models::relations::view::RelationView;
 use crate::projections::models::summits::SummitView;
-use crate::projections::models::timeline::TimelineEntry;
 use crate::projections::read::request::Source;
 use crate::store::RecordedEvent;
 
@@ -34,7 +33,7 @@ fn party_links(frame: &Frame, parties: &[Party]) -> Vec<Link> {
         .collect()
 }
 
-fn place_text(place: Option<&Place>) -> String {
+pub(super) fn place_text(place: Option<&Place>) -> String {
     match place {
         Some(Place {
             name: Some(name),
@@ -161,46 +160,6 @@ pub(super) fn commitment_row(frame: &Frame, commitment: &CommitmentView) -> Comm
 pub(super) struct ParticipantLink {
     pub(super) person: Link,
     pub(super) office: Option<Link>,
-}
-
-pub(super) struct TimelineRow {
-    pub(super) when: Option<Stamp>,
-    pub(super) kind: String,
-    pub(super) level: String,
-    pub(super) participants: Vec<ParticipantLink>,
-    pub(super) place: String,
-    pub(super) topics: String,
-    pub(super) href: String,
-}
-
-pub(super) fn timeline_row(frame: &Frame, entry: &TimelineEntry) -> TimelineRow {
-    TimelineRow {
-        when: stamp(entry.occurred.as_ref()),
-        kind: readable::label(&entry.kind),
-        level: if entry.level == "UNSPECIFIED" {
-            String::new()
-        } else {
-            readable::label(&entry.level)
-        },
-        participants: entry
-            .participants
-            .iter()
-            .map(|p| ParticipantLink {
-                person: frame.actor(&p.actor, &p.name),
-                office: p.acting_as.as_ref().map(|office| {
-                    frame.actor(office, p.acting_as_name.as_deref().unwrap_or(office))
-                }),
-            })
-            .collect(),
-        place: place_text(entry.place.as_ref()),
-        topics: entry
-            .topics
-            .iter()
-            .map(|t| readable::label(t))
-            .collect::<Vec<_>>()
-            .join(", "),
-        href: frame.event(entry.origin.event_id),
-    }
 }
 
 /// The actors the log knows, for names.

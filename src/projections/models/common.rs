@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::EventId;
 use crate::domain::diplomacy::{
-    ActorId, ActorKind, DiplomaticEvent, EventKind, FuzzyTime, Level, Participant, Place,
+    ActorId, ActorKind, DiplomaticEvent, EventKind, FuzzyTime, Level, MeetingFormat, Participant,
+    Place,
 };
 use crate::projections::{Fact, Row, RowData};
 
@@ -117,6 +118,10 @@ pub struct ActorInfo {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
+    /// An office's level, from which interactions that do not say theirs take it. Rows stored
+    /// before levels were kept have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<Level>,
     pub origin: Origin,
 }
 
@@ -144,6 +149,7 @@ impl Registry {
                 kind: actor.kind,
                 name: actor.name.clone(),
                 country: actor.country.map(|c| c.to_string()),
+                level: actor.level,
                 origin: Origin::of(fact),
             },
         );
@@ -185,6 +191,11 @@ impl Registry {
         self.actors.get(id).and_then(|a| a.country.clone())
     }
 
+    /// An actor's level (an office's), if registered with one.
+    pub fn level_of(&self, id: &str) -> Option<Level> {
+        self.actors.get(id).and_then(|a| a.level)
+    }
+
     pub fn is_row(key: &str) -> bool {
         key.starts_with(ACTOR_PREFIX)
     }
@@ -218,13 +229,18 @@ impl Registry {
     }
 }
 
-/// The interaction an event records: a call, a meeting, a visit or a negotiation round.
+/// The interaction an event records: a call, a meeting, a visit or a negotiation round, with
+/// the attributes all four share (each optional but a meeting's format).
 #[derive(Debug, Clone)]
 pub struct Interaction {
     pub kind: &'static str,
     pub participants: Vec<Participant>,
+    /// The level the event gives; `level()` also derives one from the offices.
     pub level: Option<Level>,
+    pub format: Option<MeetingFormat>,
     pub place: Option<Place>,
+    pub track: Option<String>,
+    pub round: Option<u32>,
     pub topics: Vec<String>,
 }
 
@@ -232,46 +248,110 @@ pub fn interaction(event: &DiplomaticEvent) -> Option<Interaction> {
     let topics = |keys: &[crate::domain::diplomacy::Key]| {
         keys.iter().map(|k| k.as_str().to_owned()).collect()
     };
-    let (participants, level, place, topics) = match &event.kind {
-        EventKind::CallHeld(call) => (
-            call.participants.clone(),
-            call.level,
-            None,
-            topics(&call.topics),
-        ),
-        EventKind::MeetingHeld(meeting) => (
-            meeting.participants.clone(),
-            meeting.level,
-            meeting.place.clone(),
-            topics(&meeting.topics),
-        ),
+    let track =
+        |track: Option<&crate::domain::diplomacy::Key>| track.map(|k| k.as_str().to_owned());
+    let interaction = match &event.kind {
+        EventKind::CallHeld(call) => Interaction {
+            kind: "",
+            participants: call.participants.clone(),
+            level: call.level,
+            format: call.format,
+            place: call.place.clone(),
+            track: track(call.track.as_ref()),
+            round: call.round,
+            topics: topics(&call.topics),
+        },
+        EventKind::MeetingHeld(meeting) => Interaction {
+            kind: "",
+            participants: meeting.participants.clone(),
+            level: meeting.level,
+            format: Some(meeting.format),
+            place: meeting.place.clone(),
+            track: track(meeting.track.as_ref()),
+            round: meeting.round,
+            topics: topics(&meeting.topics),
+        },
         EventKind::VisitMade(visit) => {
             let host = Participant {
                 actor: ActorId::from(visit.host),
                 acting_as: None,
             };
-            (
-                vec![visit.visitor.clone(), host],
-                None,
-                visit.place.clone(),
-                topics(&visit.topics),
-            )
+            Interaction {
+                kind: "",
+                participants: vec![visit.visitor.clone(), host],
+                level: visit.level,
+                format: visit.format,
+                place: visit.place.clone(),
+                track: track(visit.track.as_ref()),
+                round: visit.round,
+                topics: topics(&visit.topics),
+            }
         }
-        EventKind::NegotiationRoundHeld(round) => (
-            round.participants.clone(),
-            None,
-            round.place.clone(),
-            topics(&round.topics),
-        ),
+        EventKind::NegotiationRoundHeld(round) => Interaction {
+            kind: "",
+            participants: round.participants.clone(),
+            level: round.level,
+            format: round.format,
+            place: round.place.clone(),
+            track: Some(round.track.as_str().to_owned()),
+            round: round.round,
+            topics: topics(&round.topics),
+        },
         _ => return None,
     };
     Some(Interaction {
         kind: event.kind.name(),
-        participants,
-        level,
-        place,
-        topics,
+        ..interaction
     })
+}
+
+impl Interaction {
+    /// The interaction's level and whether it was derived: the level the event gives, else the
+    /// one `derived_level` finds in the participants' offices.
+    pub fn level(&self, registry: &Registry) -> (Option<Level>, bool) {
+        match self.level {
+            Some(level) => (Some(level), false),
+            None => {
+                let derived = derived_level(registry, &self.participants);
+                (derived, derived.is_some())
+            }
+        }
+    }
+}
+
+/// The level of an interaction that does not give one, from its participants' offices (the
+/// rule the README documents): the participants are grouped by the state they act for; each
+/// side's level is the highest of its offices' executive levels (parliamentary only if it has
+/// no executive one); the interaction's is the lower side's, since talks are held at the level
+/// of the lower-ranked side (a president receiving a foreign minister: ministers).
+/// Unspecified when a side has no office with a level, or when parliamentarians meet the
+/// executive (parliamentary is not ranked against it); parliamentary when every side's is.
+pub fn derived_level(registry: &Registry, participants: &[Participant]) -> Option<Level> {
+    let mut sides: BTreeMap<Option<String>, Option<Level>> = BTreeMap::new();
+    for participant in participants {
+        let level = participant
+            .acting_as
+            .as_ref()
+            .and_then(|office| registry.level_of(&office.to_string()));
+        let side = sides
+            .entry(participant_state(registry, participant))
+            .or_default();
+        // `Ord` is the rank, highest first, with parliamentary last: `min` is the highest.
+        *side = match (*side, level) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+    let levels: Vec<Level> = sides.into_values().collect::<Option<_>>()?;
+    let parliamentary = levels
+        .iter()
+        .filter(|l| **l == Level::Parliamentary)
+        .count();
+    match parliamentary {
+        0 => levels.into_iter().max(),
+        n if n == levels.len() => Some(Level::Parliamentary),
+        _ => None,
+    }
 }
 
 /// A participant's party: the office it acts through, or else itself. Offices outlive their
@@ -306,6 +386,13 @@ pub fn level_name(level: Option<Level>) -> String {
         .and_then(|l| serde_json::to_value(l).ok())
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_else(|| "UNSPECIFIED".to_owned())
+}
+
+/// The format name as the proto spells it.
+pub fn format_name(format: Option<MeetingFormat>) -> Option<String> {
+    format
+        .and_then(|f| serde_json::to_value(f).ok())
+        .and_then(|v| v.as_str().map(str::to_owned))
 }
 
 /// A party of a channel, summit or commitment, with its name and state as registered.

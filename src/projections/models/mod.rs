@@ -11,6 +11,8 @@ pub mod summits;
 pub mod timeline;
 
 #[cfg(test)]
+mod levels_tests;
+#[cfg(test)]
 mod lifecycle_tests;
 #[cfg(test)]
 mod pairs_tests;

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::domain::EventId;
 use crate::domain::diplomacy::{FuzzyTime, Place};
 use crate::projections::models::common::{
-    ACTOR_STATUS, Contributions, Index, Origin, Registry, apply_fact, happened_key, interaction,
-    level_name, target_of,
+    ACTOR_STATUS, Contributions, Index, Origin, Registry, apply_fact, format_name, happened_key,
+    interaction, level_name, target_of,
 };
 use crate::projections::{Fact, Model, Row, RowData, Want};
 
@@ -34,11 +34,21 @@ pub struct TimelineEntry {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub occurred: Option<FuzzyTime>,
     pub level: String,
+    /// Whether the level was derived from the participants' offices (the event gave none).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub level_derived: bool,
     pub participants: Vec<TimelineParticipant>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub place: Option<Place>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub topics: Vec<String>,
+    /// The format as the proto spells it (e.g. THIRD_COUNTRY).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub track: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub round: Option<u32>,
 }
 
 const PREFIX: &str = "interaction:";
@@ -84,6 +94,7 @@ impl Contributions for Timeline {
                 }
             })
             .collect();
+        let (level, level_derived) = interaction.level(registry);
         let origin = Origin::of(fact);
         let key = format!("{PREFIX}{}", fact.event_id);
         self.entries.insert(
@@ -92,10 +103,14 @@ impl Contributions for Timeline {
                 origin: origin.clone(),
                 kind: interaction.kind.to_owned(),
                 occurred: fact.event.occurred.clone(),
-                level: level_name(interaction.level),
+                level: level_name(level),
+                level_derived,
                 participants,
                 place: interaction.place,
                 topics: interaction.topics,
+                format: format_name(interaction.format),
+                track: interaction.track,
+                round: interaction.round,
             },
         );
         self.index.note(&origin, &key);
@@ -113,7 +128,8 @@ impl Contributions for Timeline {
 
 impl Model for Timeline {
     const NAME: &'static str = "timeline";
-    const VERSION: i32 = 1;
+    /// 2: entries carry format, track, round and derived levels.
+    const VERSION: i32 = 2;
 
     fn apply(&mut self, fact: &Fact) -> Vec<String> {
         apply_fact(self, fact)

@@ -327,7 +327,8 @@ impl Channels {
                     origin: origin.clone(),
                     kind: interaction.kind.to_owned(),
                     occurred: fact.event.occurred.clone(),
-                    level: level_name(interaction.level),
+                    // Given, else derived from the offices (channels have the registry).
+                    level: level_name(interaction.level(&self.registry).0),
                 };
                 let mut changed = Vec::new();
                 for (n, through) in throughs.into_iter().enumerate() {

@@ -68,8 +68,9 @@ impl Model for Channels {
     /// the batch that recorded it. 5: pairwise channels (an interaction is a contact of every
     /// cross-state pair of its parties, and of their format when three or more states take
     /// part), a contact row per interaction and channel; the offices' holders at the last
-    /// contact (a row per change of holder).
-    const VERSION: i32 = 5;
+    /// contact (a row per change of holder). 6: contacts' levels derived from the offices'
+    /// where the interaction gives none.
+    const VERSION: i32 = 6;
 
     fn apply(&mut self, fact: &Fact) -> Vec<String> {
         apply_fact(self, fact)

@@ -25,13 +25,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::EventId;
-use crate::domain::diplomacy::FuzzyTime;
+use crate::domain::diplomacy::{FuzzyTime, Place};
 use crate::projections::models::channels::Channels;
 use crate::projections::models::channels::rows::CONTACT_STATUS;
 use crate::projections::models::commitments::Commitments;
 use crate::projections::models::common::{
-    ACTOR_STATUS, Contributions, Index, Origin, Registry, apply_fact, happened_key, interaction,
-    level_name, participant_state, target_of,
+    ACTOR_STATUS, Contributions, Index, Origin, Registry, apply_fact, format_name, happened_key,
+    interaction, level_name, participant_state, target_of,
 };
 use crate::projections::models::summits::Summits;
 use crate::projections::{Fact, Model, Row};
@@ -44,6 +44,13 @@ pub struct PairContact {
     pub level: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub occurred: Option<FuzzyTime>,
+    /// Whether the level was derived from the participants' offices.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub level_derived: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub place: Option<Place>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -125,6 +132,7 @@ impl Contributions for Contacts {
             .iter()
             .filter_map(|p| participant_state(&self.registry, p))
             .collect();
+        let (level, level_derived) = interaction.level(&self.registry);
         let origin = Origin::of(fact);
         let key = format!("{INTERACTION_PREFIX}{}", fact.event_id);
         self.index.note(&origin, &key);
@@ -135,8 +143,11 @@ impl Contributions for Contacts {
                 contact: PairContact {
                     event_id: fact.event_id,
                     kind: interaction.kind.to_owned(),
-                    level: level_name(interaction.level),
+                    level: level_name(level),
                     occurred: fact.event.occurred.clone(),
+                    level_derived,
+                    format: format_name(interaction.format),
+                    place: interaction.place,
                 },
                 states: states.into_iter().collect(),
                 origin,

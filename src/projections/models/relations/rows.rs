@@ -164,8 +164,9 @@ impl Model for Relations {
     /// 3: one row per interaction (its channel contact and its contact between states) in
     /// place of the inner timeline's and channel contacts' rows; a bounded working set. 4: the
     /// inner summits keep a proposal's place and expected period. 5: pairwise channels, an
-    /// interaction row per channel an interaction went through.
-    const VERSION: i32 = 5;
+    /// interaction row per channel an interaction went through. 6: contacts' levels derived
+    /// from the offices' where not given; the last contact's format and place.
+    const VERSION: i32 = 6;
 
     fn apply(&mut self, fact: &Fact) -> Vec<String> {
         self.apply_to_all(fact)
