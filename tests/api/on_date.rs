@@ -242,3 +242,64 @@ async fn the_cli_answers_on_a_day() {
     assert!(text(&bad.stderr).contains("2025-13-01"), "{}", shown(&bad));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_corrected_round_date_is_seen_on_both_axes() {
+    let app = spawn_app().await;
+    import_founding(&app).await;
+    let stream = "occurrence-2025-03-10-istanbul-round";
+    let round = json!({
+        "occurred": {"day": "2025-03-10", "time_zone": "Europe/Istanbul"},
+        "sources": [{"source": "rus.mfa"}],
+        "negotiation_round_held": {
+            "participants": [
+                {"actor": "sergey-lavrov", "acting_as": "rus.foreign-minister"},
+                {"actor": "marco-rubio", "acting_as": "usa.secretary-of-state"}
+            ],
+            "track": "rus-usa-missions", "round": 2, "level": "EXPERTS", "format": "THIRD_COUNTRY",
+            "place": {"name": "Istanbul"}
+        }
+    });
+    let (id, before_correction) = record(&app, stream, round.clone()).await;
+    let mut replacement = round.clone();
+    replacement["occurred"] = json!({"day": "2025-03-20", "time_zone": "Europe/Istanbul"});
+    record(
+        &app,
+        stream,
+        json!({
+            "occurred": {"day": "2025-03-21"},
+            "sources": [{"source": "rus.mfa"}],
+            "event_corrected": {"event": id, "replacement": replacement, "reason": "held on the 20th"}
+        }),
+    )
+    .await;
+
+    let mut projections = ProjectionsClient::new(app.channel().await);
+    let mut rounds = async |read: Option<proto::ReadOptions>| -> Vec<u32> {
+        projections
+            .get_timeline(proto::ListRequest {
+                read,
+                actor: "sergey-lavrov".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .entries
+            .into_iter()
+            .filter(|entry| entry.kind == "NegotiationRoundHeld")
+            .map(|entry| entry.round)
+            .collect()
+    };
+    // As known now: not yet held on the 15th, held by the 20th.
+    assert!(rounds(on("2025-03-15")).await.is_empty());
+    assert_eq!(rounds(on("2025-03-20")).await, [2]);
+    // As known before the correction: held by the 15th (on the 10th).
+    let then = Some(proto::ReadOptions {
+        as_of: Some(proto::read_options::AsOf::AsOfPosition(before_correction)),
+        on_day: "2025-03-15".into(),
+        ..Default::default()
+    });
+    assert_eq!(rounds(then).await, [2]);
+    app.stop().await;
+}
