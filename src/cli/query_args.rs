@@ -7,7 +7,7 @@ use super::client_args::ClientArgs;
 
 /// `--as-of`: a log position or a time (the projections' own type).
 pub use crate::projections::read::request::AsOf;
-use crate::projections::read::request::parse_day;
+use crate::projections::read::request::{day_bound, parse_day};
 
 /// When a projection answer is about, and how it is printed.
 #[derive(Args, Debug, Clone)]
@@ -201,15 +201,10 @@ pub fn parse_bound(raw: &str, end: bool) -> Result<DateTime<Utc>, String> {
     if let Ok(time) = DateTime::parse_from_rfc3339(raw) {
         return Ok(time.with_timezone(&Utc));
     }
-    let day = chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| {
+    let day = parse_day(raw).map_err(|_| {
         format!("{raw:?} is neither an RFC 3339 time (2025-02-15T12:00:00Z) nor a day (2025-02-15)")
     })?;
-    let day = if end {
-        day.succ_opt().unwrap_or(day)
-    } else {
-        day
-    };
-    Ok(day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
+    Ok(day_bound(day, end))
 }
 
 fn parse_from(raw: &str) -> Result<DateTime<Utc>, String> {

@@ -149,16 +149,20 @@ fn grpc_timeout<T>(request: &Request<T>) -> Option<Duration> {
     })
 }
 
-/// A list answer: its info and its items' messages.
-fn answered<V: Served>(answer: Answer<V>) -> Result<Response<V::List>, Status> {
-    let info = proto::AnswerInfo {
+/// What an answer reflects, and where its next page starts.
+fn answer_info<T>(answer: &Answer<T>) -> proto::AnswerInfo {
+    proto::AnswerInfo {
         position: answer.position,
         reference_time: Some(to_timestamp(answer.reference)),
         next_page_token: answer.next_page_token.clone(),
         total: answer.total as u32,
-    };
+    }
+}
+
+/// A list answer: its info and its items' messages.
+fn answered<V: Served>(answer: Answer<V>) -> Result<Response<V::List>, Status> {
     let items = answer.items.iter().map(message).collect::<Result<_, _>>()?;
-    Ok(Response::new(V::List::new(info, items)))
+    Ok(Response::new(V::List::new(answer_info(&answer), items)))
 }
 
 #[tonic::async_trait]
@@ -321,14 +325,6 @@ impl Projections for ProjectionsService {
                 "search answers from the live projection only; leave as_of out".into(),
             ));
         }
-        if !read.on_day.is_empty() {
-            return Err(invalid_request(
-                "read.on_day",
-                "search answers from the live projection only; leave on_day out (narrow by \
-                 occurred_from and occurred_to instead)"
-                    .into(),
-            ));
-        }
         let source = self.source(&request, Some(&read))?;
         let request = request.into_inner();
         let time = |field: &'static str, value: Option<prost_types::Timestamp>| {
@@ -351,12 +347,7 @@ impl Projections for ProjectionsService {
         let answer = self.queries.search(source, &search, &page).await?;
         let hits = answer.items.iter().map(message).collect::<Result<_, _>>()?;
         Ok(Response::new(proto::SearchResults {
-            info: Some(proto::AnswerInfo {
-                position: answer.position,
-                reference_time: Some(to_timestamp(answer.reference)),
-                next_page_token: answer.next_page_token,
-                total: answer.total as u32,
-            }),
+            info: Some(answer_info(&answer)),
             hits,
         }))
     }

@@ -88,6 +88,7 @@ async fn every_interaction_kind_carries_level_format_place_track_and_round() {
 async fn attributes_that_make_no_sense_are_refused_naming_the_field() {
     let app = spawn_app().await;
     import_founding(&app).await;
+    let before = app.event_count().await;
     let mut client = DiplomacyClient::new(app.channel().await);
     let cases = [
         (
@@ -133,6 +134,7 @@ async fn attributes_that_make_no_sense_are_refused_naming_the_field() {
         violated_fields(&status).contains(&"events[0].actor_registered.actor.level".to_owned()),
         "{status:?}"
     );
+    assert_eq!(app.event_count().await, before, "nothing written");
     app.stop().await;
 }
 

@@ -7,7 +7,7 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::Uri;
 use axum::response::Response;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::frame::{Frame, Stamp, stamp};
@@ -16,7 +16,7 @@ use super::request::{Ask, Params};
 use crate::domain::diplomacy::EventKind;
 use crate::http::readable::encode;
 use crate::http::{Dashboard, HttpError};
-use crate::projections::read::request::{Page, QueryError, Source};
+use crate::projections::read::request::{Page, QueryError, Source, day_bound, parse_day};
 use crate::projections::read::search::{Hit, SearchRequest};
 
 /// Hits per page.
@@ -78,18 +78,11 @@ fn day(parameter: &'static str, raw: &str, end: bool) -> Result<Option<DateTime<
     if raw.is_empty() {
         return Ok(None);
     }
-    let day = NaiveDate::parse_from_str(raw, "%Y-%m-%d").map_err(|_| HttpError::BadRequest {
+    let day = parse_day(raw).map_err(|_| HttpError::BadRequest {
         parameter,
         message: format!("{raw:?} is not a day (2025-02-15)"),
     })?;
-    let day = if end {
-        day.succ_opt().unwrap_or(day)
-    } else {
-        day
-    };
-    Ok(Some(
-        day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc(),
-    ))
+    Ok(Some(day_bound(day, end)))
 }
 
 /// What the search finds wrong, named by the page's own parameter.

@@ -94,6 +94,16 @@ impl Source {
     }
 }
 
+/// The start of `day` in UTC, or (`end`) the start of the next day: a date range's bound.
+pub fn day_bound(day: NaiveDate, end: bool) -> DateTime<Utc> {
+    let day = if end {
+        day.succ_opt().unwrap_or(day)
+    } else {
+        day
+    };
+    day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc()
+}
+
 /// What `parse_day` accepts, for error messages.
 pub const DAY_ACCEPTS: &str = "a day, YYYY-MM-DD (2025-03-01)";
 

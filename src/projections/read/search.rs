@@ -202,15 +202,24 @@ impl Queries {
         request: &SearchRequest,
         page: &Page,
     ) -> Result<Answer<Hit>, QueryError> {
-        let Source::Live {
-            min_position,
-            deadline,
-        } = source
-        else {
-            return Err(invalid(
-                "read.as_of",
-                "search answers from the live projection only; leave as_of out",
-            ));
+        let (min_position, deadline) = match source {
+            Source::Live {
+                min_position,
+                deadline,
+            } => (min_position, deadline),
+            Source::AsOf(_) => {
+                return Err(invalid(
+                    "read.as_of",
+                    "search answers from the live projection only; leave as_of out",
+                ));
+            }
+            Source::On { .. } => {
+                return Err(invalid(
+                    "read.on_day",
+                    "search answers from the live projection only; leave on_day out (narrow \
+                     by occurred_from and occurred_to instead)",
+                ));
+            }
         };
         let query = checked(request, page)?;
         if min_position > 0 {
