@@ -1,18 +1,19 @@
 //! Recording typed diplomatic events. Gathers from the log what the domain's rules need (the
-//! whole stream being written, the actors and events the record names), checks the record,
-//! and appends it at exactly the stream version it was checked against, so a concurrent
-//! writer cannot change the stream between the check and the write. Sits between the
-//! transports and the store; holds no SQL.
+//! whole streams being written, the actors and events the records name), checks the records
+//! in order (each seeing the earlier ones), and appends them at exactly the stream versions
+//! they were checked against, all in one transaction, so a concurrent writer cannot change a
+//! stream between the check and the write. Sits between the transports and the store; holds
+//! no SQL.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::{SecondsFormat, Utc};
 use uuid::Uuid;
 
 use crate::domain::diplomacy::{ActorId, DiplomaticEvent, LogState, check_record};
 use crate::domain::{
-    AppendBatch, EventId, EventType, ExpectedVersion, Metadata, NewEvent, Payload, StreamId,
-    ValidationErrors, limits::AppendLimits,
+    AppendBatch, AtomicAppend, EventId, EventType, ExpectedVersion, Metadata, NewEvent, Payload,
+    StreamId, ValidationErrors, limits::AppendLimits,
 };
 use crate::store::{AppendError, AppendOutcome, EventStore, ReadError, RecordedEvent};
 
@@ -67,70 +68,137 @@ impl Recorder {
         Self { store, limits }
     }
 
+    /// Records one stream's events; errors name fields as `events[i]…`.
     #[tracing::instrument(skip_all, fields(stream_id = %record.stream_id, events = record.events.len()))]
     pub async fn record(
         &self,
         record: Record,
         principal: &str,
     ) -> Result<AppendOutcome, RecordError> {
-        let Record {
-            stream_id,
-            expected,
-            events,
-        } = record;
-        let events: Vec<(EventId, DiplomaticEvent)> = events
+        let mut outcomes = self.record_unit(vec![record], None, principal).await?;
+        Ok(outcomes.remove(0))
+    }
+
+    /// Records several streams' events in one transaction, all or nothing: the rules see the
+    /// records in order (a later record may name an actor or an event an earlier one
+    /// creates), and each record's expectation is judged after the earlier ones. Errors name
+    /// fields as `records[i].events[j]…`. One outcome per record, in order.
+    #[tracing::instrument(skip_all, fields(records = records.len()))]
+    pub async fn record_atomically(
+        &self,
+        records: Vec<Record>,
+        principal: &str,
+    ) -> Result<Vec<AppendOutcome>, RecordError> {
+        self.record_unit(records, Some(RECORDS_FIELD), principal)
+            .await
+    }
+
+    /// `parts_field`: how errors name the list of records (`None`: one record, named by its
+    /// own fields alone).
+    async fn record_unit(
+        &self,
+        records: Vec<Record>,
+        parts_field: Option<&str>,
+        principal: &str,
+    ) -> Result<Vec<AppendOutcome>, RecordError> {
+        let records: Vec<Record> = records
             .into_iter()
-            .map(|(id, event)| (id, event.with_default_coding()))
+            .map(|record| Record {
+                events: record
+                    .events
+                    .into_iter()
+                    .map(|(id, event)| (id, event.with_default_coding()))
+                    .collect(),
+                ..record
+            })
             .collect();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut known = self.gather(&stream_id, &events).await?;
+            let mut known = self.gather(&records).await?;
             if known.retry {
                 // A retry of an earlier record: the store answers it (the original positions,
                 // or ALREADY_EXISTS if the content differs); the rules were checked the first time.
-                let batch = batch(&stream_id, expected, &events, &known.state, &self.limits)?;
-                return Ok(self.store.append(batch, principal).await?);
+                let parts = records
+                    .iter()
+                    .map(|r| {
+                        batch(
+                            &r.stream_id,
+                            r.expected,
+                            &r.events,
+                            &known.state,
+                            &self.limits,
+                        )
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                return self.append(parts, parts_field, principal).await;
             }
-            let errors = check_record(&stream_id, &events, &mut known.state, Utc::now());
+            let now = Utc::now();
+            let mut errors = ValidationErrors::new();
+            for (index, record) in records.iter().enumerate() {
+                let found = check_record(&record.stream_id, &record.events, &mut known.state, now);
+                errors.extend(match parts_field {
+                    Some(parts) => found.within(&format!("{parts}[{index}]")),
+                    None => found,
+                });
+            }
             if !errors.is_empty() {
                 return Err(RecordError::Invalid(errors));
             }
-            if !expected.is_met_by(known.version) {
-                return Err(AppendError::WrongExpectedVersion {
-                    stream_id: stream_id.to_string(),
-                    expected,
-                    current: known.version,
+            let mut parts = Vec::with_capacity(records.len());
+            for record in &records {
+                let version = known
+                    .versions
+                    .entry(record.stream_id.to_string())
+                    .or_default();
+                if !record.expected.is_met_by(*version) {
+                    return Err(AppendError::WrongExpectedVersion {
+                        stream_id: record.stream_id.to_string(),
+                        expected: record.expected,
+                        current: *version,
+                    }
+                    .into());
                 }
-                .into());
+                let expected = ExpectedVersion::Exact(*version);
+                *version += record.events.len() as u64;
+                parts.push(batch(
+                    &record.stream_id,
+                    expected,
+                    &record.events,
+                    &known.state,
+                    &self.limits,
+                )?);
             }
-            let batch = batch(
-                &stream_id,
-                ExpectedVersion::Exact(known.version),
-                &events,
-                &known.state,
-                &self.limits,
-            )?;
-            match self.store.append(batch, principal).await {
-                // Another writer moved the stream after we looked: look again.
-                Err(AppendError::WrongExpectedVersion { .. }) if attempt < MAX_ATTEMPTS => continue,
-                outcome => return Ok(outcome?),
+            match self.append(parts, parts_field, principal).await {
+                // Another writer moved a stream after we looked: look again.
+                Err(RecordError::Append(AppendError::WrongExpectedVersion { .. }))
+                    if attempt < MAX_ATTEMPTS =>
+                {
+                    continue;
+                }
+                outcome => return outcome,
             }
         }
     }
 
-    /// Loads what the rules need: the stream being written, in full; every actor the events
+    /// One part: a plain append; several: an atomic one.
+    async fn append(
+        &self,
+        parts: Vec<AppendBatch>,
+        parts_field: Option<&str>,
+        principal: &str,
+    ) -> Result<Vec<AppendOutcome>, RecordError> {
+        let unit = AtomicAppend::new(parts, parts_field.unwrap_or(RECORDS_FIELD))
+            .map_err(RecordError::Invalid)?;
+        Ok(self.store.append_atomically(unit, principal).await?)
+    }
+
+    /// Loads what the rules need: the streams being written, in full; every actor the events
     /// could name (any string that is an actor id); every event they could name (any string
     /// that is a UUID).
-    async fn gather(
-        &self,
-        stream_id: &StreamId,
-        events: &[(EventId, DiplomaticEvent)],
-    ) -> Result<Known, RecordError> {
-        let strings: BTreeSet<String> = events
-            .iter()
-            .flat_map(|(_, event)| event.strings())
-            .collect();
+    async fn gather(&self, records: &[Record]) -> Result<Known, RecordError> {
+        let events = || records.iter().flat_map(|record| &record.events);
+        let strings: BTreeSet<String> = events().flat_map(|(_, event)| event.strings()).collect();
         let actor_streams: Vec<String> = strings
             .iter()
             .filter_map(|s| ActorId::parse(s.as_str()).ok())
@@ -140,20 +208,28 @@ impl Recorder {
             .iter()
             .filter_map(|s| Uuid::parse_str(s).ok())
             .collect();
-        let own_ids: Vec<Uuid> = events.iter().map(|(id, _)| id.as_uuid()).collect();
+        let own_ids: Vec<Uuid> = events().map(|(id, _)| id.as_uuid()).collect();
         event_ids.extend(&own_ids);
 
         // Three independent reads, run at once. They need not share a snapshot: the log only
-        // grows, and the stream being written is guarded by the exact-version append.
-        let target_stream = [stream_id.to_string()];
-        let (stream, actors, referenced) = tokio::try_join!(
-            self.store.whole_streams(&target_stream),
+        // grows, and the streams being written are guarded by the exact-version append.
+        let target_streams: Vec<String> = records
+            .iter()
+            .map(|record| record.stream_id.to_string())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let (streams, actors, referenced) = tokio::try_join!(
+            self.store.whole_streams(&target_streams),
             self.store.whole_streams(&actor_streams),
             self.store.events_by_id(&event_ids),
         )?;
         let mut state = LogState::new();
-        let version = stream.len() as u64;
-        for event in stream.iter().chain(&actors) {
+        let mut versions: HashMap<String, u64> = HashMap::new();
+        for event in &streams {
+            *versions.entry(event.stream_id.clone()).or_default() += 1;
+        }
+        for event in streams.iter().chain(&actors) {
             observe(&mut state, event);
         }
         let retry = referenced
@@ -164,17 +240,20 @@ impl Recorder {
         }
         Ok(Known {
             state,
-            version,
+            versions,
             retry,
         })
     }
 }
 
+/// How errors name the records of an atomic record (`RecordManyRequest.records`).
+const RECORDS_FIELD: &str = "records";
+
 struct Known {
     state: LogState,
-    /// The stream's version when it was read.
-    version: u64,
-    /// Some of the record's event ids are already in the log.
+    /// Each stream's version when it was read (absent: 0).
+    versions: HashMap<String, u64>,
+    /// Some of the records' event ids are already in the log.
     retry: bool,
 }
 

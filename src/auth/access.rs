@@ -33,8 +33,8 @@ pub fn required_access(path: &str) -> Access {
         ("diplog.v1.EventLog", "ReadStream" | "ReadAll" | "GetHead" | "Subscribe") => {
             R(Role::Reader)
         }
-        ("diplog.v1.EventLog", "Append") => R(Role::Writer),
-        ("diplog.v1.Diplomacy", "Record") => R(Role::Writer),
+        ("diplog.v1.EventLog", "Append" | "AppendMany") => R(Role::Writer),
+        ("diplog.v1.Diplomacy", "Record" | "RecordMany") => R(Role::Writer),
         ("diplog.v1.Diplomacy", "ReadEvents" | "GetEvent") => R(Role::Reader),
         ("diplog.v1.Projections", "Rebuild") => R(Role::Admin),
         // Reads; `as_of` additionally needs auditor, checked in the service.
@@ -121,6 +121,11 @@ mod tests {
             ("/diplog.v1.EventLog/GetHead", Access::Role(Role::Reader)),
             ("/diplog.v1.EventLog/Append", Access::Role(Role::Writer)),
             ("/diplog.v1.Diplomacy/Record", Access::Role(Role::Writer)),
+            ("/diplog.v1.EventLog/AppendMany", Access::Role(Role::Writer)),
+            (
+                "/diplog.v1.Diplomacy/RecordMany",
+                Access::Role(Role::Writer),
+            ),
             ("/diplog.v1.Diplomacy/GetEvent", Access::Role(Role::Reader)),
             (
                 "/diplog.v1.Projections/ListChannels",

@@ -86,6 +86,14 @@ fn print_report(report: &Report) {
         "{} event(s) written, {} already in the log",
         report.written, report.already_present
     );
+    match report.records {
+        0 => {}
+        1 => println!("written atomically, in one record"),
+        records => println!(
+            "written in {records} atomic records, each all or nothing: the file is over one \
+             request's limits (1000 events, 8 MiB of events)"
+        ),
+    }
 }
 
 fn refused(path: &str, problems: &[import::Problem]) -> CliError {

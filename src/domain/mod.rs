@@ -1,6 +1,7 @@
 //! The event log's domain: what an event, a stream and an append are, and the rules that make
 //! input valid. Pure: no I/O, and none of sqlx, tonic or axum.
 
+mod atomic;
 pub mod audit_head;
 pub mod canonical;
 pub mod diplomacy;
@@ -10,6 +11,7 @@ pub mod merkle;
 mod subscription;
 mod validation;
 
+pub use atomic::AtomicAppend;
 pub use event::{
     AppendBatch, Direction, EventId, EventType, ExpectedVersion, Metadata, NewEvent, Payload,
     RESERVED_METADATA_PREFIX, ReadAllQuery, ReadStreamQuery, StreamId, check_distinct_ids, limits,

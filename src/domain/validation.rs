@@ -64,6 +64,10 @@ pub enum ValidationError {
     NotAnOption { value: String },
     #[error("repeats event id {id}, already used by events[{first_index}]")]
     DuplicateEventId { id: uuid::Uuid, first_index: usize },
+    #[error("repeats event id {id}, already used by {first}")]
+    EventIdUsedBefore { id: uuid::Uuid, first: String },
+    #[error("has {count} events in all its parts; the limit is {max}")]
+    TooManyEventsInAll { count: usize, max: usize },
 
     #[error("starts with {prefix:?}, which is reserved for the server")]
     Reserved { prefix: &'static str },
@@ -206,6 +210,24 @@ impl ValidationErrors {
 
     pub fn errors(&self) -> &[FieldError] {
         &self.0
+    }
+
+    /// Moves every error under `prefix`: `events[0].id` becomes `records[2].events[0].id`.
+    pub fn within(self, prefix: &str) -> Self {
+        Self(
+            self.0
+                .into_iter()
+                .map(|error| FieldError {
+                    field: format!("{prefix}.{}", error.field),
+                    error: error.error,
+                })
+                .collect(),
+        )
+    }
+
+    /// Adds every error of `other`.
+    pub fn extend(&mut self, other: Self) {
+        self.0.extend(other.0);
     }
 
     /// `Ok(value)` when nothing was recorded.

@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use crate::domain::diplomacy::ActorId;
 use crate::domain::{
-    AppendBatch, Direction, EventId, EventType, ExpectedVersion, LogFilter, Metadata, NewEvent,
-    Payload, ReadAllQuery, ReadStreamQuery, StreamId, SubscriptionStart, ValidationError,
+    AppendBatch, AtomicAppend, Direction, EventId, EventType, ExpectedVersion, LogFilter, Metadata,
+    NewEvent, Payload, ReadAllQuery, ReadStreamQuery, StreamId, SubscriptionStart, ValidationError,
     ValidationErrors, limits, limits::AppendLimits, non_negative,
 };
 use crate::proto;
-use crate::store::RecordedEvent;
+use crate::store::{AppendOutcome, RecordedEvent};
 use crate::subscriptions::{Delivery, SubscriptionRequest};
 
 /// Parses an append within this server's limits (`--max-events-per-append`,
@@ -43,6 +43,66 @@ pub fn append_batch(
     match (stream_id, expected) {
         (Some(stream_id), Some(expected)) => AppendBatch::new(stream_id, expected, events),
         _ => Err(errors),
+    }
+}
+
+/// Parses an atomic append: each append as `Append` parses it, its errors named under
+/// `appends[i]`, then the rules that span them (the events in all within `limits`, no event id
+/// twice).
+pub fn atomic_append(
+    request: proto::AppendManyRequest,
+    limits: &AppendLimits,
+) -> Result<AtomicAppend, ValidationErrors> {
+    check_events_in_all(
+        request.appends.iter().map(|append| append.events.len()),
+        APPENDS_FIELD,
+        limits,
+    )?;
+    let mut errors = ValidationErrors::new();
+    let mut parts = Vec::with_capacity(request.appends.len());
+    for (index, append) in request.appends.into_iter().enumerate() {
+        match append_batch(append, limits) {
+            Ok(batch) => parts.push(batch),
+            Err(found) => errors.extend(found.within(&format!("{APPENDS_FIELD}[{index}]"))),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    AtomicAppend::new(parts, APPENDS_FIELD)
+}
+
+const APPENDS_FIELD: &str = "appends";
+
+/// Refuses a request whose parts hold more events in all than one append may (or none),
+/// before any part is parsed: too many to be worth checking one by one.
+pub(super) fn check_events_in_all(
+    counts: impl Iterator<Item = usize>,
+    field: &str,
+    limits: &AppendLimits,
+) -> Result<(), ValidationErrors> {
+    let mut errors = ValidationErrors::new();
+    let mut parts = 0;
+    let mut events = 0;
+    for count in counts {
+        parts += 1;
+        events += count;
+    }
+    if parts == 0 {
+        errors.push(field, ValidationError::Empty);
+    } else if let Err(error) = limits.check_events(events) {
+        errors.push(field, error);
+    }
+    errors.into_result(|| ())
+}
+
+impl From<AppendOutcome> for proto::AppendResponse {
+    fn from(outcome: AppendOutcome) -> Self {
+        Self {
+            stream_version: outcome.stream_version as i64,
+            positions: outcome.positions.into_iter().map(|p| p as i64).collect(),
+            idempotent_replay: outcome.idempotent_replay,
+        }
     }
 }
 

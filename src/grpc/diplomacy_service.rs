@@ -5,7 +5,7 @@ use std::pin::Pin;
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use super::convert::{expected_version, timestamp};
+use super::convert::{check_events_in_all, expected_version, timestamp};
 use super::{bridge, stream_slot};
 use crate::auth::access::principal;
 use crate::domain::diplomacy::{ActorId, DiplomaticEvent, EventKind};
@@ -50,10 +50,22 @@ impl Diplomacy for DiplomacyService {
         let appended_by = principal(&request)?.name.clone();
         let record = parse_record(request.into_inner(), &self.limits)?;
         let outcome = self.recorder.record(record, &appended_by).await?;
-        Ok(Response::new(proto::AppendResponse {
-            stream_version: outcome.stream_version as i64,
-            positions: outcome.positions.into_iter().map(|p| p as i64).collect(),
-            idempotent_replay: outcome.idempotent_replay,
+        Ok(Response::new(outcome.into()))
+    }
+
+    #[tracing::instrument(skip_all, fields(records = request.get_ref().records.len()))]
+    async fn record_many(
+        &self,
+        request: Request<proto::RecordManyRequest>,
+    ) -> Result<Response<proto::AppendManyResponse>, Status> {
+        let appended_by = principal(&request)?.name.clone();
+        let records = parse_records(request.into_inner(), &self.limits)?;
+        let outcomes = self
+            .recorder
+            .record_atomically(records, &appended_by)
+            .await?;
+        Ok(Response::new(proto::AppendManyResponse {
+            appends: outcomes.into_iter().map(Into::into).collect(),
         }))
     }
 
@@ -91,6 +103,29 @@ impl Diplomacy for DiplomacyService {
             ))),
         }
     }
+}
+
+/// Parses the records of a `RecordMany`, each as `Record` parses it, its errors named under
+/// `records[i]`; the events in all within `limits`.
+fn parse_records(
+    request: proto::RecordManyRequest,
+    limits: &AppendLimits,
+) -> Result<Vec<Record>, ValidationErrors> {
+    const RECORDS: &str = "records";
+    check_events_in_all(
+        request.records.iter().map(|record| record.events.len()),
+        RECORDS,
+        limits,
+    )?;
+    let mut errors = ValidationErrors::new();
+    let mut records = Vec::with_capacity(request.records.len());
+    for (index, record) in request.records.into_iter().enumerate() {
+        match parse_record(record, limits) {
+            Ok(record) => records.push(record),
+            Err(found) => errors.extend(found.within(&format!("{RECORDS}[{index}]"))),
+        }
+    }
+    errors.into_result(|| records)
 }
 
 /// Parses a record request, collecting every problem with its field path. The payloads'

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use super::convert::append_batch;
+use super::convert::{append_batch, atomic_append};
 use super::stream_slot;
 use crate::auth::access::principal;
 use crate::domain::limits::AppendLimits;
@@ -55,10 +55,19 @@ impl EventLog for EventLogService {
         let appended_by = principal(&request)?.name.clone();
         let batch = append_batch(request.into_inner(), &self.limits)?;
         let outcome = self.store.append(batch, &appended_by).await?;
-        Ok(Response::new(proto::AppendResponse {
-            stream_version: outcome.stream_version as i64,
-            positions: outcome.positions.into_iter().map(|p| p as i64).collect(),
-            idempotent_replay: outcome.idempotent_replay,
+        Ok(Response::new(outcome.into()))
+    }
+
+    #[tracing::instrument(skip_all, fields(appends = request.get_ref().appends.len()))]
+    async fn append_many(
+        &self,
+        request: Request<proto::AppendManyRequest>,
+    ) -> Result<Response<proto::AppendManyResponse>, Status> {
+        let appended_by = principal(&request)?.name.clone();
+        let unit = atomic_append(request.into_inner(), &self.limits)?;
+        let outcomes = self.store.append_atomically(unit, &appended_by).await?;
+        Ok(Response::new(proto::AppendManyResponse {
+            appends: outcomes.into_iter().map(Into::into).collect(),
         }))
     }
 

@@ -5,8 +5,10 @@
 //! domain rules the server applies, against what the server's log already holds (read over
 //! gRPC) plus the file's own earlier events; nothing is sent while anything is wrong, so a
 //! scenario with an error is refused as a whole, its line and field named. Then the events are
-//! recorded, each run of consecutive events of one stream as one record. Event ids derive from
-//! the file's namespace and each event's key, so importing a file again writes nothing new.
+//! recorded atomically: the whole file in one `RecordMany` (each run of consecutive events of
+//! one stream as one of its records), or, for a file beyond one request's limits (1000 events,
+//! 8 MiB of event JSON), in as few as hold it, each all or nothing. Event ids derive from the
+//! file's namespace and each event's key, so importing a file again writes nothing new.
 
 pub mod plover;
 pub mod scenario;
@@ -85,6 +87,9 @@ pub struct Report {
     pub written: usize,
     /// Events the log already had (an earlier import of the same file).
     pub already_present: usize,
+    /// Atomic records (`RecordMany` calls) the new events were written in: 1 for a file that
+    /// fits in one request, 0 when there was nothing new.
+    pub records: usize,
     /// Events not imported, with the reason.
     pub reported: Vec<Problem>,
 }
@@ -216,21 +221,33 @@ where
         }
     }
 
-    for run in runs_by_stream(accepted) {
-        let stream_id = run[0].stream_id.clone();
-        let events = run.iter().map(to_proto).collect();
-        let response = diplomacy
-            .record(proto::RecordRequest {
-                stream_id,
+    let (present, new): (Vec<Item>, Vec<Item>) = accepted
+        .into_iter()
+        .partition(|item| known.present.contains(&item.id.as_uuid()));
+    // Written by an earlier import: sending them again beside new events would be a partial
+    // retry of an atomic record.
+    report.already_present += present.len();
+    for unit in atomic_units(new) {
+        let records: Vec<proto::RecordRequest> = runs_by_stream(&unit)
+            .into_iter()
+            .map(|run| proto::RecordRequest {
+                stream_id: run[0].stream_id.clone(),
                 expected_version: None,
-                events,
+                events: run.iter().map(to_proto).collect(),
             })
+            .collect();
+        let response = diplomacy
+            .record_many(proto::RecordManyRequest { records })
             .await?
             .into_inner();
-        if response.idempotent_replay {
-            report.already_present += run.len();
-        } else {
-            report.written += run.len();
+        report.records += 1;
+        for outcome in &response.appends {
+            let events = outcome.positions.len();
+            if outcome.idempotent_replay {
+                report.already_present += events;
+            } else {
+                report.written += events;
+            }
         }
     }
     Ok(report)
@@ -252,21 +269,41 @@ fn to_proto(item: &Item) -> proto::DiplomaticEvent {
         .expect("a domain event always maps onto the proto")
 }
 
-/// Consecutive items of one stream, at most 1000 to a run.
-fn runs_by_stream(items: Vec<Item>) -> Vec<Vec<Item>> {
-    let mut runs: Vec<Vec<Item>> = Vec::new();
+/// The items cut into atomic records (`RecordMany` calls), in order: one for the whole file
+/// when it fits in one request (at most `MAX_EVENTS_PER_APPEND` events and
+/// `MAX_UNIT_JSON_BYTES` of event JSON), else as few as hold it. Each is written all or nothing;
+/// a file cut in several may be left with its first records written if a later one fails, and
+/// the CLI says how many records a file took.
+fn atomic_units(items: Vec<Item>) -> Vec<Vec<Item>> {
+    let mut units: Vec<Vec<Item>> = Vec::new();
+    let mut bytes = 0;
     for item in items {
-        match runs.last_mut() {
-            Some(run)
-                if run[0].stream_id == item.stream_id
-                    && run.len() < crate::domain::limits::MAX_EVENTS_PER_APPEND =>
+        let size = item.event.to_json().to_string().len();
+        match units.last_mut() {
+            Some(unit)
+                if unit.len() < crate::domain::limits::MAX_EVENTS_PER_APPEND
+                    && bytes + size <= MAX_UNIT_JSON_BYTES =>
             {
-                run.push(item)
+                bytes += size;
+                unit.push(item);
             }
-            _ => runs.push(vec![item]),
+            _ => {
+                bytes = size;
+                units.push(vec![item]);
+            }
         }
     }
-    runs
+    units
+}
+
+/// The event JSON one atomic record of an import carries at most: half the default request
+/// limit (`MAX_REQUEST_BYTES`, 16 MiB), leaving room for the protobuf framing, which is
+/// larger than the JSON for events of many small fields.
+const MAX_UNIT_JSON_BYTES: usize = crate::domain::limits::MAX_REQUEST_BYTES / 2;
+
+/// Consecutive items of one stream: the records of one atomic unit.
+fn runs_by_stream(items: &[Item]) -> Vec<&[Item]> {
+    items.chunk_by(|a, b| a.stream_id == b.stream_id).collect()
 }
 
 /// What the server's log holds that the items depend on.
@@ -362,4 +399,36 @@ async fn remote_state<T: GrpcChannel>(
         }
     }
     Ok(RemoteState { state, present })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_is_one_atomic_record_unless_it_is_over_the_limit_of_events() {
+        let founding = scenario::parse(scenario::FOUNDING_SCENARIO)
+            .expect("the founding scenario parses")
+            .items;
+        assert_eq!(atomic_units(founding.clone()).len(), 1);
+
+        let many: Vec<Item> = std::iter::repeat_n(founding, 30).flatten().collect();
+        let total = many.len();
+        let units = atomic_units(many);
+        let sizes: Vec<usize> = units.iter().map(Vec::len).collect();
+        assert_eq!(
+            sizes,
+            [crate::domain::limits::MAX_EVENTS_PER_APPEND, total - 1000]
+        );
+        // Runs of one stream become the records of a unit, in order.
+        let runs = runs_by_stream(&units[1]);
+        assert!(
+            runs.iter()
+                .all(|run| run.iter().all(|i| i.stream_id == run[0].stream_id))
+        );
+        assert_eq!(
+            runs.iter().map(|run| run.len()).sum::<usize>(),
+            total - 1000
+        );
+    }
 }

@@ -26,7 +26,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::domain::{AppendBatch, ExpectedVersion, LogFilter, ReadAllQuery, ReadStreamQuery};
+use crate::domain::{
+    AppendBatch, AtomicAppend, ExpectedVersion, LogFilter, ReadAllQuery, ReadStreamQuery,
+};
 
 pub use read::paging::{PAGE_BYTES, PAGE_SIZE, READ_AHEAD};
 pub use read::{
@@ -207,9 +209,29 @@ impl EventStore {
         batch: AppendBatch,
         principal: &str,
     ) -> Result<AppendOutcome, AppendError> {
+        let mut outcomes = self.queue(AtomicAppend::single(batch), principal).await?;
+        Ok(outcomes.remove(0))
+    }
+
+    /// Appends every part of `unit` in one transaction, all or nothing, on behalf of
+    /// `principal`; answers one outcome per part, in order, once they are committed.
+    #[tracing::instrument(skip_all, fields(parts = unit.parts().len(), events = unit.event_count()))]
+    pub async fn append_atomically(
+        &self,
+        unit: AtomicAppend,
+        principal: &str,
+    ) -> Result<Vec<AppendOutcome>, AppendError> {
+        self.queue(unit, principal).await
+    }
+
+    async fn queue(
+        &self,
+        unit: AtomicAppend,
+        principal: &str,
+    ) -> Result<Vec<AppendOutcome>, AppendError> {
         let (reply, answer) = oneshot::channel();
         let command = writer::AppendCommand {
-            batch,
+            unit,
             principal: principal.to_owned(),
             queued_at: std::time::Instant::now(),
             reply,

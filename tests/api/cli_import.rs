@@ -74,6 +74,11 @@ async fn importing_the_founding_scenario_writes_its_events_once_and_a_second_imp
             "{}",
             shown(&first)
         );
+        assert!(
+            text(&first.stdout).contains("written atomically, in one record"),
+            "{}",
+            shown(&first)
+        );
         let count = app.event_count().await;
         assert_eq!(count, first_written as i64);
 
@@ -83,6 +88,11 @@ async fn importing_the_founding_scenario_writes_its_events_once_and_a_second_imp
             written(&second),
             (0, first_written),
             "everything is already in the log:\n{}",
+            shown(&second)
+        );
+        assert!(
+            !text(&second.stdout).contains("atomic"),
+            "no record was needed:\n{}",
             shown(&second)
         );
         assert_eq!(app.event_count().await, count);

@@ -431,9 +431,9 @@ async fn poll_for_a_slot(app: &TestApp) -> Subscription {
     }
 }
 
-/// `diplog import` sends a stream's consecutive events in one `Record`: against a server with a
-/// lower limit, the run over it is refused with the limit named; what came before it stays
-/// written, and importing again once the limit allows writes the rest.
+/// `diplog import` sends a scenario in one atomic `RecordMany`: against a server with a lower
+/// limit it is refused as a whole with the limit named, nothing written; importing again once
+/// the limit allows writes all of it.
 #[tokio::test]
 async fn an_import_into_a_server_with_a_lower_event_limit_fails_naming_it_and_can_resume() {
     use diplog::import::{self, OnInvalid, scenario};
@@ -443,7 +443,6 @@ async fn an_import_into_a_server_with_a_lower_event_limit_fails_naming_it_and_ca
             .items
     };
     let database = fresh_database().await;
-    // The founding call's stream has 8 consecutive events.
     let low = spawn_app_with(database.clone(), limited(|l| l.max_events_per_append = 4)).await;
 
     let refused = import::import(low.channel().await, items(), OnInvalid::RefuseAll)
@@ -453,23 +452,22 @@ async fn an_import_into_a_server_with_a_lower_event_limit_fails_naming_it_and_ca
     let message = refused.to_string();
     assert!(message.contains("INVALID_ARGUMENT"), "{message}");
     assert!(
-        message.contains(
-            "has 8 events, which exceeds the limit of 4 events per append (--max-events-per-append)"
-        ),
+        message.contains(&format!(
+            "records has {} events, which exceeds the limit of 4 events per append \
+             (--max-events-per-append)",
+            items().len()
+        )),
         "{message}"
     );
-    let written_before = low.event_count().await;
-    assert!(written_before > 0, "the runs before it are written");
+    assert_eq!(low.event_count().await, 0, "nothing written");
     low.stop().await;
 
     let default = crate::helpers::spawn_app_on(database).await;
     let report = import::import(default.channel().await, items(), OnInvalid::RefuseAll)
         .await
         .expect("the import resumes");
-    assert_eq!(report.already_present as i64, written_before);
-    assert_eq!(
-        default.event_count().await,
-        written_before + report.written as i64
-    );
+    assert_eq!(report.already_present, 0);
+    assert_eq!(report.records, 1, "one atomic record");
+    assert_eq!(default.event_count().await, report.written as i64);
     default.stop().await;
 }

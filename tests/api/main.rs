@@ -2,6 +2,7 @@
 
 mod append;
 mod architecture;
+mod atomic;
 mod audit;
 mod auth;
 mod bench;

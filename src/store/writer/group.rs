@@ -19,8 +19,8 @@ use sqlx::{Connection, PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
 use super::AppendCommand;
-use super::plan::{WrittenEvent, plan_append};
-use crate::domain::{ExpectedVersion, NewEvent};
+use super::plan::{WrittenEvent, plan_unit};
+use crate::domain::{AppendBatch, ExpectedVersion, NewEvent};
 use crate::store::{AppendError, AppendOutcome, RecordedEvent};
 
 /// Rows to insert, as columns for one `unnest` insert. The text columns borrow from the
@@ -76,7 +76,7 @@ impl<'a> NewRows<'a> {
     }
 
     /// Adds the columns that come from the event itself (not its place in the log).
-    fn push_event(&mut self, command: &'a AppendCommand, event: &'a NewEvent) {
+    fn push_event(&mut self, principal: &'a str, event: &'a NewEvent) {
         self.event_ids.push(event.id.as_uuid());
         self.event_types.push(event.event_type.as_str());
         self.data.push(event.data.as_str());
@@ -87,47 +87,53 @@ impl<'a> NewRows<'a> {
         } else {
             Cow::Owned(serde_json::to_string(&event.metadata.values).expect("a map of strings"))
         });
-        self.appended_by.push(&command.principal);
+        self.appended_by.push(principal);
     }
 }
 
 /// The common case in one round trip (`diplog_append`): every event id new and every
 /// expected version met. `None` when an expectation failed, and an error (unique_violation)
-/// when an event id was written before; nothing was written then.
+/// when an event id was written before; nothing was written then. The function knows appends,
+/// not units: each part of an atomic append is one of its appends, and since it writes all or
+/// nothing, a unit's parts are written together.
 pub(super) async fn write_group_fast(
     connection: &mut PgConnection,
     group: &[AppendCommand],
-) -> Result<Option<Vec<Result<AppendOutcome, AppendError>>>, sqlx::Error> {
-    let events: usize = group.iter().map(|c| c.batch.events().len()).sum();
+) -> Result<Option<Vec<Result<Vec<AppendOutcome>, AppendError>>>, sqlx::Error> {
+    let events: usize = group.iter().map(|c| c.unit.event_count()).sum();
     let mut ids = HashSet::with_capacity(events);
     let retried_in_group = group
         .iter()
-        .flat_map(|c| c.batch.events())
+        .flat_map(|c| c.unit.events())
         .any(|e| !ids.insert(e.id.as_uuid()));
     if retried_in_group {
         return Ok(None);
     }
 
-    let mut stream_ids = Vec::with_capacity(group.len());
-    let mut kinds = Vec::with_capacity(group.len());
-    let mut expected_versions = Vec::with_capacity(group.len());
-    let mut counts = Vec::with_capacity(group.len());
+    let parts: Vec<(&AppendCommand, &AppendBatch)> = group
+        .iter()
+        .flat_map(|command| command.unit.parts().iter().map(move |part| (command, part)))
+        .collect();
+    let mut stream_ids = Vec::with_capacity(parts.len());
+    let mut kinds = Vec::with_capacity(parts.len());
+    let mut expected_versions = Vec::with_capacity(parts.len());
+    let mut counts = Vec::with_capacity(parts.len());
     let mut rows = NewRows::with_capacity(events);
     let mut commands = Vec::with_capacity(events);
-    for (index, command) in group.iter().enumerate() {
-        let (kind, expected) = match command.batch.expected() {
+    for (index, &(command, part)) in parts.iter().enumerate() {
+        let (kind, expected) = match part.expected() {
             ExpectedVersion::Any => (0_i16, 0_i64),
             ExpectedVersion::NoStream => (1, 0),
             ExpectedVersion::StreamExists => (2, 0),
             ExpectedVersion::Exact(version) => (3, version as i64),
         };
-        stream_ids.push(command.batch.stream_id().as_str());
+        stream_ids.push(part.stream_id().as_str());
         kinds.push(kind);
         expected_versions.push(expected);
-        counts.push(command.batch.events().len() as i32);
-        for event in command.batch.events() {
+        counts.push(part.events().len() as i32);
+        for event in part.events() {
             commands.push(index as i32 + 1);
-            rows.push_event(command, event);
+            rows.push_event(&command.principal, event);
         }
     }
 
@@ -158,18 +164,27 @@ pub(super) async fn write_group_fast(
     };
 
     let mut next_position = first_position as u64;
+    let mut start_versions = start_versions.into_iter();
     let outcomes = group
         .iter()
-        .zip(start_versions)
-        .map(|(command, start_version)| {
-            let count = command.batch.events().len() as u64;
-            let positions = (next_position..next_position + count).collect();
-            next_position += count;
-            Ok(AppendOutcome {
-                stream_version: start_version as u64 + count,
-                positions,
-                idempotent_replay: false,
-            })
+        .map(|command| {
+            let outcomes = command
+                .unit
+                .parts()
+                .iter()
+                .zip(start_versions.by_ref())
+                .map(|(part, start_version)| {
+                    let count = part.events().len() as u64;
+                    let positions = (next_position..next_position + count).collect();
+                    next_position += count;
+                    AppendOutcome {
+                        stream_version: start_version as u64 + count,
+                        positions,
+                        idempotent_replay: false,
+                    }
+                })
+                .collect();
+            Ok(outcomes)
         })
         .collect();
     Ok(Some(outcomes))
@@ -188,16 +203,16 @@ struct FastAppend {
 pub(super) async fn write_group(
     connection: &mut PgConnection,
     group: &[AppendCommand],
-) -> Result<Vec<Result<AppendOutcome, AppendError>>, sqlx::Error> {
+) -> Result<Vec<Result<Vec<AppendOutcome>, AppendError>>, sqlx::Error> {
     let stream_ids: Vec<&str> = group
         .iter()
-        .map(|c| c.batch.stream_id().as_str())
+        .flat_map(|c| c.unit.parts().iter().map(|part| part.stream_id().as_str()))
         .collect::<HashSet<_>>()
         .into_iter()
         .collect();
     let event_ids: Vec<Uuid> = group
         .iter()
-        .flat_map(|c| c.batch.events().iter().map(|e| e.id.as_uuid()))
+        .flat_map(|c| c.unit.events().map(|e| e.id.as_uuid()))
         .collect();
 
     let mut tx = connection.begin().await?;
@@ -222,11 +237,13 @@ pub(super) async fn write_group(
     let mut next_position = locked.head;
     let mut outcomes = Vec::with_capacity(group.len());
     for command in group {
-        let outcome = plan_append(command, &written, &mut versions, &mut next_position);
-        if let Ok(outcome) = &outcome
-            && !outcome.idempotent_replay
-        {
-            add_rows(command, outcome, &mut rows, &mut written);
+        let outcome = plan_unit(&command.unit, &written, &mut versions, &mut next_position);
+        if let Ok(parts) = &outcome {
+            for (part, outcome) in command.unit.parts().iter().zip(parts) {
+                if !outcome.idempotent_replay {
+                    add_rows(&command.principal, part, outcome, &mut rows, &mut written);
+                }
+            }
         }
         outcomes.push(outcome);
     }
@@ -281,16 +298,16 @@ async fn written_events(
 }
 
 fn add_rows<'a>(
-    command: &'a AppendCommand,
+    principal: &'a str,
+    part: &'a AppendBatch,
     outcome: &AppendOutcome,
     rows: &mut NewRows<'a>,
     written: &mut HashMap<Uuid, WrittenEvent>,
 ) {
-    let stream_id = command.batch.stream_id().as_str();
+    let stream_id = part.stream_id().as_str();
     let first_version = outcome.stream_version as i64 - outcome.positions.len() as i64 + 1;
     let count = outcome.positions.len() as i32;
-    for (index, ((event, &position), version)) in command
-        .batch
+    for (index, ((event, &position), version)) in part
         .events()
         .iter()
         .zip(&outcome.positions)
@@ -303,7 +320,7 @@ fn add_rows<'a>(
         rows.stream_ids.push(stream_id);
         rows.stream_versions.push(version);
         rows.append_events.push(append_events);
-        rows.push_event(command, event);
+        rows.push_event(principal, event);
         // A later append in the same group that repeats these ids is a retry of this one.
         written.insert(
             event.id.as_uuid(),

@@ -29,16 +29,18 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, warn};
 
 use super::{AppendError, AppendOutcome};
-use crate::domain::AppendBatch;
+use crate::domain::AtomicAppend;
 use group::{write_group, write_group_fast};
 
+/// What one caller asked for: one append, or several written all or nothing.
 pub(super) struct AppendCommand {
-    pub batch: AppendBatch,
+    pub unit: AtomicAppend,
     pub principal: String,
     /// When the append was queued: tells the writer which callers were waiting alongside a
     /// group (see `run`).
     pub queued_at: Instant,
-    pub reply: oneshot::Sender<Result<AppendOutcome, AppendError>>,
+    /// One outcome per part of `unit`, in order.
+    pub reply: oneshot::Sender<Result<Vec<AppendOutcome>, AppendError>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -117,7 +119,7 @@ pub(super) async fn run(
             }
         };
         let Some(first) = next else { break };
-        let mut events = first.batch.events().len();
+        let mut events = first.unit.event_count();
         group.push(first);
         take_waiting(&mut queue, &mut group, &mut events, config.max_group_events);
         // Gather: the callers the last group answered are expected back soon, beside those
@@ -141,7 +143,7 @@ pub(super) async fn run(
                     biased;
                     command = queue.recv() => {
                         let Some(command) = command else { break };
-                        events += command.batch.events().len();
+                        events += command.unit.event_count();
                         group.push(command);
                         take_waiting(&mut queue, &mut group, &mut events, config.max_group_events);
                     }
@@ -192,7 +194,7 @@ fn take_waiting(
     while *events < max_events {
         match queue.try_recv() {
             Ok(command) => {
-                *events += command.batch.events().len();
+                *events += command.unit.event_count();
                 group.push(command);
             }
             Err(_) => break,
@@ -272,7 +274,7 @@ fn log_failure(error: sqlx::Error) -> AppendError {
 
 fn answer(
     group: Vec<AppendCommand>,
-    outcomes: Vec<Result<AppendOutcome, AppendError>>,
+    outcomes: Vec<Result<Vec<AppendOutcome>, AppendError>>,
     head: &watch::Sender<u64>,
 ) {
     publish_head(head, &outcomes);
@@ -285,10 +287,11 @@ fn answer(
 /// Publishes the position of the last event a commit wrote, before any caller hears of its
 /// positions: whoever learns a position can then wait on the watch for it without a race.
 /// Positions are global, so the last one written is the head as of that commit.
-fn publish_head(head: &watch::Sender<u64>, outcomes: &[Result<AppendOutcome, AppendError>]) {
+fn publish_head(head: &watch::Sender<u64>, outcomes: &[Result<Vec<AppendOutcome>, AppendError>]) {
     let written = outcomes
         .iter()
         .filter_map(|outcome| outcome.as_ref().ok())
+        .flatten()
         .filter(|outcome| !outcome.idempotent_replay)
         .filter_map(|outcome| outcome.positions.last().copied())
         .max();

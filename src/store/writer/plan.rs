@@ -1,15 +1,15 @@
 //! How the careful path decides each append of a group against what is already written (in
 //! the database or earlier in the same group): an idempotent replay of one earlier append, a
 //! conflict (an event id reused with other content, a partial retry, a retry that is not one
-//! earlier append), a wrong expected version, or new positions and stream versions. No SQL:
+//! earlier append), a wrong expected version, or new positions and stream versions. An atomic
+//! append of several parts is decided part by part and stands or falls as a whole. No SQL:
 //! `group` fetches what is written and writes what is decided.
 
 use std::collections::HashMap;
 
 use uuid::Uuid;
 
-use super::AppendCommand;
-use crate::domain::{NewEvent, json};
+use crate::domain::{AppendBatch, AtomicAppend, NewEvent, json};
 use crate::store::{AppendError, AppendOutcome, RecordedEvent};
 
 /// Where an event id already lives: in the database, or earlier in this group.
@@ -65,15 +65,74 @@ impl WrittenEvent {
     }
 }
 
+/// Decides an atomic append part by part, each part seeing the versions the earlier ones
+/// leave: all parts new (consecutive positions), or all parts replays of earlier appends. Any
+/// part's conflict fails the whole unit, and so does a mix of replayed and new parts (a retry
+/// must repeat the whole unit); `versions` and `next_position` are then as they were.
+pub(super) fn plan_unit(
+    unit: &AtomicAppend,
+    written: &HashMap<Uuid, WrittenEvent>,
+    versions: &mut HashMap<String, i64>,
+    next_position: &mut i64,
+) -> Result<Vec<AppendOutcome>, AppendError> {
+    let position_before = *next_position;
+    let mut versions_before: Vec<(&str, Option<i64>)> = Vec::with_capacity(unit.parts().len());
+    let mut outcomes = Vec::with_capacity(unit.parts().len());
+    let mut failure = None;
+    for part in unit.parts() {
+        let stream_id = part.stream_id().as_str();
+        versions_before.push((stream_id, versions.get(stream_id).copied()));
+        match plan_append(part, written, versions, next_position) {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(error) => {
+                failure = Some(error);
+                break;
+            }
+        }
+    }
+    let replays = outcomes.iter().filter(|o| o.idempotent_replay).count();
+    if failure.is_none() && replays != 0 && replays != outcomes.len() {
+        let (replayed, new): (Vec<_>, Vec<_>) = unit
+            .parts()
+            .iter()
+            .zip(&outcomes)
+            .partition(|(_, outcome)| outcome.idempotent_replay);
+        let ids = |parts: Vec<(&AppendBatch, &AppendOutcome)>| {
+            parts
+                .into_iter()
+                .flat_map(|(part, _)| part.events().iter().map(|e| e.id.as_uuid()))
+                .collect()
+        };
+        failure = Some(AppendError::PartialRetry {
+            written: ids(replayed),
+            unwritten: ids(new),
+        });
+    }
+    match failure {
+        None => Ok(outcomes),
+        Some(error) => {
+            // Undo in reverse, so a stream named twice ends at its version before the first.
+            for (stream_id, version) in versions_before.into_iter().rev() {
+                match version {
+                    Some(version) => versions.insert(stream_id.to_owned(), version),
+                    None => versions.remove(stream_id),
+                };
+            }
+            *next_position = position_before;
+            Err(error)
+        }
+    }
+}
+
 /// Decides one append against what is written (in the database or earlier in the group):
-/// an idempotent replay, a conflict, or new positions and versions.
-pub(super) fn plan_append(
-    command: &AppendCommand,
+/// an idempotent replay, a conflict, or new positions and versions. Changes `versions` and
+/// `next_position` only when it answers new positions.
+fn plan_append(
+    batch: &AppendBatch,
     written: &HashMap<Uuid, WrittenEvent>,
     versions: &mut HashMap<String, i64>,
     next_position: &mut i64,
 ) -> Result<AppendOutcome, AppendError> {
-    let batch = &command.batch;
     let stream_id = batch.stream_id().as_str();
     let (seen, unseen): (Vec<&NewEvent>, Vec<&NewEvent>) = batch
         .events()
