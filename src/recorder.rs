@@ -15,7 +15,7 @@ use crate::domain::{
     AppendBatch, AtomicAppend, EventId, EventType, ExpectedVersion, Metadata, NewEvent, Payload,
     StreamId, ValidationErrors, limits::AppendLimits,
 };
-use crate::store::{AppendError, AppendOutcome, EventStore, ReadError, RecordedEvent};
+use crate::store::{AppendError, AppendOutcome, EventStore, ReadError};
 
 /// Metadata the recorder adds to every diplomatic event, so reads can filter by them.
 pub mod metadata_keys {
@@ -193,9 +193,12 @@ impl Recorder {
         Ok(self.store.append_atomically(unit, principal).await?)
     }
 
-    /// Loads what the rules need: the streams being written, in full; every actor the events
-    /// could name (any string that is an actor id); every event they could name (any string
-    /// that is a UUID).
+    /// Loads what the rules need, in one read: the streams being written (their versions and
+    /// their own steps: the reports and corrections about their events are not steps, and are
+    /// read only where a record names them), the registration of every actor the events could
+    /// name (any string that is an actor id), and every event they could name (any string that
+    /// is a UUID). So what a record costs grows with the lifecycles it touches, not with how
+    /// many sources reported them.
     async fn gather(&self, records: &[Record]) -> Result<Known, RecordError> {
         let events = || records.iter().flat_map(|record| &record.events);
         let strings: BTreeSet<String> = events().flat_map(|(_, event)| event.strings()).collect();
@@ -210,37 +213,39 @@ impl Recorder {
             .collect();
         let own_ids: Vec<Uuid> = events().map(|(id, _)| id.as_uuid()).collect();
         event_ids.extend(&own_ids);
-
-        // Three independent reads, run at once. They need not share a snapshot: the log only
-        // grows, and the streams being written are guarded by the exact-version append.
         let target_streams: Vec<String> = records
             .iter()
             .map(|record| record.stream_id.to_string())
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let (streams, actors, referenced) = tokio::try_join!(
-            self.store.whole_streams(&target_streams),
-            self.store.whole_streams(&actor_streams),
-            self.store.events_by_id(&event_ids),
-        )?;
+
+        let inputs = self
+            .store
+            .recording_inputs(&target_streams, &actor_streams, &event_ids)
+            .await?;
+        tracing::debug!(
+            streams = target_streams.len(),
+            events_read = inputs.events.len(),
+            "read what the rules need"
+        );
         let mut state = LogState::new();
-        let mut versions: HashMap<String, u64> = HashMap::new();
-        for event in &streams {
-            *versions.entry(event.stream_id.clone()).or_default() += 1;
+        for event in &inputs.events {
+            state.observe_stored(
+                &event.stream_id,
+                EventId::from(event.event_id),
+                &event.event_type,
+                event.diplomatic,
+                &event.data_text,
+            );
         }
-        for event in streams.iter().chain(&actors) {
-            observe(&mut state, event);
-        }
-        let retry = referenced
+        let retry = inputs
+            .events
             .iter()
             .any(|event| own_ids.contains(&event.event_id));
-        for event in &referenced {
-            observe(&mut state, event);
-        }
         Ok(Known {
             state,
-            versions,
+            versions: inputs.versions,
             retry,
         })
     }
@@ -260,16 +265,6 @@ struct Known {
 /// Whether a stored event was written by the recorder (see [`metadata_keys::SCHEMA`]).
 pub fn is_diplomatic(metadata: &BTreeMap<String, String>) -> bool {
     metadata.get(metadata_keys::SCHEMA).map(String::as_str) == Some(metadata_keys::SCHEMA_VALUE)
-}
-
-fn observe(state: &mut LogState, event: &RecordedEvent) {
-    state.observe_stored(
-        &event.stream_id,
-        EventId::from(event.event_id),
-        &event.event_type,
-        is_diplomatic(&event.metadata),
-        &event.data_text,
-    );
 }
 
 /// The append for a checked record: each event's JSON as its payload, its kind as its type,

@@ -31,6 +31,7 @@ use crate::domain::{
 };
 
 pub use read::paging::{PAGE_BYTES, PAGE_SIZE, READ_AHEAD};
+pub use read::recording::{KnownEvent, RecordingInputs};
 pub use read::{
     DiplomaticPage, DiplomaticRow, EventFilter, EventWithLeaf, LogPage, count_diplomatic,
     diplomatic_events, diplomatic_rows, events_page, events_with_leaves, head, position_at,
@@ -271,12 +272,19 @@ impl EventStore {
         read::events_by_id(&self.pool, ids).await
     }
 
-    /// Every event of these streams, in position order. For short streams only.
-    pub async fn whole_streams(
+    /// What recording into `streams` needs of the log, in one round trip (see
+    /// [`read::recording`]): their versions and steps, the registrations in `actor_streams`,
+    /// the events `event_ids` name.
+    pub async fn recording_inputs(
         &self,
-        stream_ids: &[String],
-    ) -> Result<Vec<RecordedEvent>, ReadError> {
-        read::whole_streams(&self.pool, stream_ids).await
+        streams: &[String],
+        actor_streams: &[String],
+        event_ids: &[Uuid],
+    ) -> Result<RecordingInputs, ReadError> {
+        Ok(
+            read::recording::recording_inputs(&self.pool, streams, actor_streams, event_ids)
+                .await?,
+        )
     }
 
     /// One page of the log after `after` up to `until` (a committed position), filtered.

@@ -33,6 +33,7 @@ mod projections_summits;
 mod random_history;
 mod read;
 mod read_memory;
+mod recording_cost;
 mod search;
 mod search_page;
 mod server;

@@ -8,6 +8,7 @@
 //! pulls, is `paging`'s.
 
 pub(super) mod paging;
+pub(super) mod recording;
 
 use futures::Stream;
 use futures::stream::BoxStream;
@@ -368,20 +369,6 @@ pub(super) async fn events_by_id(
             .fetch_all(pool)
             .await?,
     )
-}
-
-/// Every event of these streams, in position order (for streams known to be short: one
-/// actor's or one commitment's history).
-pub(super) async fn whole_streams(
-    pool: &PgPool,
-    stream_ids: &[String],
-) -> Result<Vec<RecordedEvent>, ReadError> {
-    Ok(sqlx::query_as(select_events!(
-        "where stream_id = any($1) order by position"
-    ))
-    .bind(stream_ids)
-    .fetch_all(pool)
-    .await?)
 }
 
 /// Reads the log forward, filtered by what `filter` asks; ends at the head as of the start.
