@@ -400,6 +400,7 @@ async fn measure_appends(
                 raw_latency: Latency::of(raw.calls),
                 record_events_per_sec: record_rate,
                 record_ratio: record_rate.map(|rate| rate / raw_rate),
+                record_vs_append: record_rate.map(|rate| rate / grpc_rate),
             });
         }
     }

@@ -54,6 +54,9 @@ pub struct AppendRun {
     pub record_events_per_sec: Option<f64>,
     /// Typed records over raw INSERT.
     pub record_ratio: Option<f64>,
+    /// Typed records over generic gRPC appends of the same size (issue 19's goal: at least
+    /// 0.5 at 16 and 64 clients).
+    pub record_vs_append: Option<f64>,
 }
 
 #[derive(Debug, Serialize, Clone, Copy)]
@@ -170,7 +173,7 @@ pub fn print_table(report: &BenchReport) {
         report.copy_in_events_per_sec
     );
     println!(
-        "{:>7} {:>6} {:>7} {:>10} {:>10} {:>8} {:>8} {:>26} {:>10} {:>8}",
+        "{:>7} {:>6} {:>7} {:>10} {:>10} {:>8} {:>8} {:>26} {:>10} {:>8} {:>9}",
         "servers",
         "events",
         "clients",
@@ -180,19 +183,28 @@ pub fn print_table(report: &BenchReport) {
         "gRPC/COPY",
         "gRPC latency p50/p99/max",
         "Record",
-        "Rec/raw"
+        "Rec/raw",
+        "Rec/gRPC"
     );
     for run in &report.appends {
         let latency = format!(
             "{:.1}/{:.1}/{:.1} ms",
             run.latency.p50_ms, run.latency.p99_ms, run.latency.max_ms
         );
-        let (record, record_ratio) = match (run.record_events_per_sec, run.record_ratio) {
-            (Some(rate), Some(ratio)) => (format!("{rate:.0}"), format!("{ratio:.2}x")),
-            _ => ("-".to_owned(), "-".to_owned()),
+        let (record, record_ratio, record_vs_append) = match (
+            run.record_events_per_sec,
+            run.record_ratio,
+            run.record_vs_append,
+        ) {
+            (Some(rate), Some(ratio), Some(vs)) => (
+                format!("{rate:.0}"),
+                format!("{ratio:.2}x"),
+                format!("{vs:.2}x"),
+            ),
+            _ => ("-".to_owned(), "-".to_owned(), "-".to_owned()),
         };
         println!(
-            "{:>7} {:>6} {:>7} {:>10.0} {:>10.0} {:>7.2}x {:>8.3}x {:>26} {:>10} {:>8}",
+            "{:>7} {:>6} {:>7} {:>10.0} {:>10.0} {:>7.2}x {:>8.3}x {:>26} {:>10} {:>8} {:>9}",
             run.servers,
             run.events_per_append,
             run.clients,
@@ -202,12 +214,14 @@ pub fn print_table(report: &BenchReport) {
             run.copy_ratio,
             latency,
             record,
-            record_ratio
+            record_ratio,
+            record_vs_append
         );
     }
     println!(
         "(events = events per gRPC append and per Record; Record = typed CallHeld events \
-         through Diplomacy.Record, rules checked first, on one server)"
+         through Diplomacy.Record, rules checked first, on one server; Rec/gRPC = typed records \
+         over generic appends of the same size)"
     );
     println!();
     if let Some(r) = &report.read {
