@@ -208,14 +208,21 @@ impl QuadClass {
     }
 }
 
+/// An event's PLOVER type: its coding's, else its kind's default coding's (what the recorder
+/// fills in when the client gives none).
+pub fn plover_type_of(event: &DiplomaticEvent) -> Option<String> {
+    match event.coding.as_ref().filter(|coding| !coding.is_empty()) {
+        Some(coding) => coding.plover_type.clone(),
+        None => default_for(&event.kind).and_then(|coding| coding.plover_type),
+    }
+}
+
 /// The quad class of an event: derived from its PLOVER type (`QuadClass::of_plover_type`).
 /// The one place where an explicit class the event carries (as GDELT records do) would take
 /// precedence over the derived one.
 pub fn quad_class_of(event: &DiplomaticEvent) -> Option<QuadClass> {
-    event
-        .coding
-        .as_ref()
-        .and_then(|coding| coding.plover_type.as_deref())
+    plover_type_of(event)
+        .as_deref()
         .and_then(QuadClass::of_plover_type)
 }
 

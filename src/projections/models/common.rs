@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::EventId;
 use crate::domain::diplomacy::{
     ActorId, ActorKind, DiplomaticEvent, EventKind, FuzzyTime, Level, MeetingFormat, Participant,
-    Place,
+    Place, plover_type_of, quad_class_of,
 };
 use crate::projections::{Fact, Row, RowData};
 
@@ -191,6 +191,16 @@ impl Registry {
         self.actors.get(id).and_then(|a| a.country.clone())
     }
 
+    /// An actor's kind, if registered (a state's code is a state).
+    pub fn kind_of(&self, id: &str) -> Option<ActorKind> {
+        match self.actors.get(id) {
+            Some(info) => Some(info.kind),
+            None => ActorId::parse(id)
+                .ok()
+                .and_then(|actor| actor.as_country().map(|_| ActorKind::State)),
+        }
+    }
+
     /// An actor's level (an office's), if registered with one.
     pub fn level_of(&self, id: &str) -> Option<Level> {
         self.actors.get(id).and_then(|a| a.level)
@@ -229,8 +239,63 @@ impl Registry {
     }
 }
 
+/// Which records a reader asks for: the typed events of readouts (calls, meetings, visits,
+/// rounds, recorded from what sources said), the coded records of event-data projects
+/// (`CodedEventReported`: PLOVER today), or both (the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Records {
+    #[default]
+    Both,
+    Readouts,
+    Coded,
+}
+
+impl Records {
+    /// Whether an interaction (coded or not) is among these records.
+    pub fn keeps(self, coded: bool) -> bool {
+        match self {
+            Records::Both => true,
+            Records::Readouts => !coded,
+            Records::Coded => coded,
+        }
+    }
+}
+
+/// What a coded record says beyond its actors: its PLOVER type and mode, the quad class
+/// (`quad_class_of`), the place and the words as the record gives them, and the publication
+/// it was coded from (its first source).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CodedRecord {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plover_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quad_class: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publication: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publication_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+}
+
+/// A coded record as an interaction: its source and target actors (the interaction's
+/// participants are the sources, then the targets) and what it says.
+#[derive(Debug, Clone)]
+pub struct Coded {
+    pub sources: Vec<String>,
+    pub targets: Vec<String>,
+    pub record: CodedRecord,
+}
+
 /// The interaction an event records: a call, a meeting, a visit or a negotiation round, with
-/// the attributes all four share (each optional but a meeting's format).
+/// the attributes all four share (each optional but a meeting's format); or a coded record
+/// (`coded`), whose participants are its source and target actors.
 #[derive(Debug, Clone)]
 pub struct Interaction {
     pub kind: &'static str,
@@ -242,6 +307,8 @@ pub struct Interaction {
     pub track: Option<String>,
     pub round: Option<u32>,
     pub topics: Vec<String>,
+    /// A coded record's sides and coding; `None` for the typed interactions of readouts.
+    pub coded: Option<Coded>,
 }
 
 pub fn interaction(event: &DiplomaticEvent) -> Option<Interaction> {
@@ -260,6 +327,7 @@ pub fn interaction(event: &DiplomaticEvent) -> Option<Interaction> {
             track: track(call.track.as_ref()),
             round: call.round,
             topics: topics(&call.topics),
+            coded: None,
         },
         EventKind::MeetingHeld(meeting) => Interaction {
             kind: "",
@@ -270,6 +338,7 @@ pub fn interaction(event: &DiplomaticEvent) -> Option<Interaction> {
             track: track(meeting.track.as_ref()),
             round: meeting.round,
             topics: topics(&meeting.topics),
+            coded: None,
         },
         EventKind::VisitMade(visit) => {
             let host = Participant {
@@ -285,6 +354,7 @@ pub fn interaction(event: &DiplomaticEvent) -> Option<Interaction> {
                 track: track(visit.track.as_ref()),
                 round: visit.round,
                 topics: topics(&visit.topics),
+                coded: None,
             }
         }
         EventKind::NegotiationRoundHeld(round) => Interaction {
@@ -296,13 +366,61 @@ pub fn interaction(event: &DiplomaticEvent) -> Option<Interaction> {
             track: Some(round.track.as_str().to_owned()),
             round: round.round,
             topics: topics(&round.topics),
+            coded: None,
         },
+        EventKind::CodedEventReported(coded) => coded_interaction(event, coded),
         _ => return None,
     };
     Some(Interaction {
         kind: event.kind.name(),
         ..interaction
     })
+}
+
+/// A coded record as an interaction between its source and target actors. It gives no level,
+/// format or structured place (its location is text, in `record`).
+fn coded_interaction(
+    event: &DiplomaticEvent,
+    coded: &crate::domain::diplomacy::CodedEventReported,
+) -> Interaction {
+    let ids = |actors: &[crate::domain::diplomacy::CodedActor]| -> Vec<String> {
+        actors.iter().map(|a| a.actor.to_string()).collect()
+    };
+    let (sources, targets) = (ids(&coded.sources), ids(&coded.targets));
+    let participants = coded
+        .sources
+        .iter()
+        .chain(&coded.targets)
+        .map(|a| Participant {
+            actor: a.actor.clone(),
+            acting_as: None,
+        })
+        .collect();
+    let coding = event.coding.as_ref();
+    Interaction {
+        kind: "",
+        participants,
+        level: None,
+        format: None,
+        place: None,
+        track: None,
+        round: None,
+        topics: Vec::new(),
+        coded: Some(Coded {
+            sources,
+            targets,
+            record: CodedRecord {
+                plover_type: plover_type_of(event),
+                mode: coding.and_then(|c| c.plover_mode.clone()),
+                quad_class: quad_class_of(event).map(|q| q.name().to_owned()),
+                location: coded.location.clone(),
+                event_text: coded.event_text.clone(),
+                publication: event.sources.first().map(|s| s.source.to_string()),
+                publication_name: None,
+                external_id: coded.external_id.clone(),
+            },
+        }),
+    }
 }
 
 impl Interaction {

@@ -11,6 +11,8 @@ pub mod summits;
 pub mod timeline;
 
 #[cfg(test)]
+mod coded_tests;
+#[cfg(test)]
 mod levels_tests;
 #[cfg(test)]
 mod lifecycle_tests;
