@@ -10,8 +10,10 @@ use serde::{Deserialize, Serialize};
 use crate::domain::EventId;
 use crate::domain::diplomacy::{
     ActorId, ActorKind, DiplomaticEvent, EventKind, FuzzyTime, Level, MeetingFormat, Participant,
-    Place, plover_type_of, quad_class_of,
+    Place,
 };
+use crate::projections::models::coded::coded_sides;
+pub use crate::projections::models::coded::{Coded, CodedRecord, Records};
 use crate::projections::{Fact, Row, RowData};
 
 /// Where an event stands in the log. A correction takes the corrected event's place.
@@ -239,60 +241,6 @@ impl Registry {
     }
 }
 
-/// Which records a reader asks for: the typed events of readouts (calls, meetings, visits,
-/// rounds, recorded from what sources said), the coded records of event-data projects
-/// (`CodedEventReported`: PLOVER today), or both (the default).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Records {
-    #[default]
-    Both,
-    Readouts,
-    Coded,
-}
-
-impl Records {
-    /// Whether an interaction (coded or not) is among these records.
-    pub fn keeps(self, coded: bool) -> bool {
-        match self {
-            Records::Both => true,
-            Records::Readouts => !coded,
-            Records::Coded => coded,
-        }
-    }
-}
-
-/// What a coded record says beyond its actors: its PLOVER type and mode, the quad class
-/// (`quad_class_of`), the place and the words as the record gives them, and the publication
-/// it was coded from (its first source).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct CodedRecord {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub plover_type: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub quad_class: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub location: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub event_text: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub publication: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub publication_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub external_id: Option<String>,
-}
-
-/// A coded record as an interaction: its source and target actors (the interaction's
-/// participants are the sources, then the targets) and what it says.
-#[derive(Debug, Clone)]
-pub struct Coded {
-    pub sources: Vec<String>,
-    pub targets: Vec<String>,
-    pub record: CodedRecord,
-}
-
 /// The interaction an event records: a call, a meeting, a visit or a negotiation round, with
 /// the attributes all four share (each optional but a meeting's format); or a coded record
 /// (`coded`), whose participants are its source and target actors.
@@ -368,59 +316,26 @@ pub fn interaction(event: &DiplomaticEvent) -> Option<Interaction> {
             topics: topics(&round.topics),
             coded: None,
         },
-        EventKind::CodedEventReported(coded) => coded_interaction(event, coded),
+        EventKind::CodedEventReported(coded) => {
+            let (participants, coded) = coded_sides(event, coded);
+            Interaction {
+                kind: "",
+                participants,
+                level: None,
+                format: None,
+                place: None,
+                track: None,
+                round: None,
+                topics: Vec::new(),
+                coded: Some(coded),
+            }
+        }
         _ => return None,
     };
     Some(Interaction {
         kind: event.kind.name(),
         ..interaction
     })
-}
-
-/// A coded record as an interaction between its source and target actors. It gives no level,
-/// format or structured place (its location is text, in `record`).
-fn coded_interaction(
-    event: &DiplomaticEvent,
-    coded: &crate::domain::diplomacy::CodedEventReported,
-) -> Interaction {
-    let ids = |actors: &[crate::domain::diplomacy::CodedActor]| -> Vec<String> {
-        actors.iter().map(|a| a.actor.to_string()).collect()
-    };
-    let (sources, targets) = (ids(&coded.sources), ids(&coded.targets));
-    let participants = coded
-        .sources
-        .iter()
-        .chain(&coded.targets)
-        .map(|a| Participant {
-            actor: a.actor.clone(),
-            acting_as: None,
-        })
-        .collect();
-    let coding = event.coding.as_ref();
-    Interaction {
-        kind: "",
-        participants,
-        level: None,
-        format: None,
-        place: None,
-        track: None,
-        round: None,
-        topics: Vec::new(),
-        coded: Some(Coded {
-            sources,
-            targets,
-            record: CodedRecord {
-                plover_type: plover_type_of(event),
-                mode: coding.and_then(|c| c.plover_mode.clone()),
-                quad_class: quad_class_of(event).map(|q| q.name().to_owned()),
-                location: coded.location.clone(),
-                event_text: coded.event_text.clone(),
-                publication: event.sources.first().map(|s| s.source.to_string()),
-                publication_name: None,
-                external_id: coded.external_id.clone(),
-            },
-        }),
-    }
 }
 
 impl Interaction {
