@@ -217,6 +217,9 @@ pub struct SearchArgs {
     /// Wait until the answer reflects at least this log position (read your writes).
     #[arg(long, default_value_t = 0)]
     pub min_position: u64,
+    /// Texts of readouts, of coded records (PLOVER, …) or both.
+    #[arg(long, value_enum, default_value_t = RecordsArg::Both)]
+    pub records: RecordsArg,
     /// At most this many hits, best first.
     #[arg(long, default_value_t = 20)]
     pub limit: u32,

@@ -347,6 +347,7 @@ impl Projections for ProjectionsService {
             query: request.query,
             kinds: request.kinds,
             actor: (!request.actor.is_empty()).then_some(request.actor),
+            records: records(request.records)?,
         };
         let page = Page {
             size: request.page_size as usize,

@@ -169,7 +169,49 @@ async fn imported_plover_records_are_on_timelines_and_in_relations_and_filtered_
         assert_eq!(bad.code(), tonic::Code::InvalidArgument);
         assert!(bad.message().contains("records"), "{}", bad.message());
 
+        // Search, by records.
+        let search = |records: proto::Records, kinds: Vec<String>| {
+            let app = &app;
+            async move {
+                let position = head(app).await;
+                client(app)
+                    .await
+                    .search(proto::SearchRequest {
+                        query: "crossing".into(),
+                        kinds,
+                        read: live(position),
+                        records: records.into(),
+                        ..Default::default()
+                    })
+                    .await
+            }
+        };
+        let coded_hits = search(proto::Records::Coded, vec![])
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(!coded_hits.hits.is_empty());
+        assert!(
+            coded_hits
+                .hits
+                .iter()
+                .all(|h| h.kind == "CodedEventReported")
+        );
+        let readout_hits = search(proto::Records::Readouts, vec![]).await.unwrap();
+        assert!(readout_hits.into_inner().hits.is_empty());
+        let contradiction = search(proto::Records::Coded, vec!["CallHeld".into()])
+            .await
+            .expect_err("no call is a coded record");
+        assert_eq!(contradiction.code(), tonic::Code::InvalidArgument);
+        assert!(
+            contradiction.message().contains("records"),
+            "{}",
+            contradiction.message()
+        );
+
         // The CLI.
+        let searched = cli(&app, &["search", "crossing", "--records", "coded"]).await;
+        assert!(searched.contains("CodedEventReported"), "{searched}");
         let coded_timeline = cli(&app, &["timeline", "ISR", "--records", "coded"]).await;
         assert!(
             coded_timeline.contains("CONSULT phone (VERBAL_COOPERATION)")
@@ -242,6 +284,18 @@ async fn imported_plover_records_are_on_timelines_and_in_relations_and_filtered_
             list_page.body.contains("/relations/EGY/ISR"),
             "{}",
             list_page.body
+        );
+        let searched = get(addr, "/search?q=crossing&records=readouts").await;
+        assert!(
+            searched.body.contains("Nothing found."),
+            "{}",
+            searched.body
+        );
+        let searched = get(addr, "/search?q=crossing&records=coded").await;
+        assert!(
+            !searched.body.contains("Nothing found."),
+            "{}",
+            searched.body
         );
         let bad_page = get(addr, "/actors/ISR?records=rumours").await;
         assert_eq!(bad_page.status, 400);
