@@ -81,18 +81,49 @@ pub struct CommitmentsArgs {
     pub all: bool,
 }
 
+/// `--records`: which records a timeline or relations answer counts.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RecordsArg {
+    /// Readouts' interactions and coded records.
+    #[default]
+    Both,
+    /// Only readouts' interactions (typed calls, meetings, visits, rounds).
+    Readouts,
+    /// Only coded records (PLOVER and other event data).
+    Coded,
+}
+
+impl RecordsArg {
+    /// As `ListRequest.records` spells it.
+    pub fn wire(self) -> i32 {
+        use crate::proto::Records;
+        match self {
+            RecordsArg::Both => Records::Both,
+            RecordsArg::Readouts => Records::Readouts,
+            RecordsArg::Coded => Records::Coded,
+        }
+        .into()
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct TimelineArgs {
     #[command(flatten)]
     pub query: QueryArgs,
     /// The actor: a person, an office, an organisation or a state (e.g. `sergey-lavrov`).
     pub actor: String,
+    /// Readouts' interactions, coded records (PLOVER, …) or both.
+    #[arg(long, value_enum, default_value_t = RecordsArg::Both)]
+    pub records: RecordsArg,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct RelationsArgs {
     #[command(flatten)]
     pub query: QueryArgs,
+    /// Count readouts' interactions, coded records (PLOVER, …) or both.
+    #[arg(long, value_enum, default_value_t = RecordsArg::Both)]
+    pub records: RecordsArg,
     /// One state (alpha-3, e.g. `RUS`).
     pub a: String,
     /// The other state.
@@ -186,6 +217,9 @@ pub struct SearchArgs {
     /// Wait until the answer reflects at least this log position (read your writes).
     #[arg(long, default_value_t = 0)]
     pub min_position: u64,
+    /// Texts of readouts, of coded records (PLOVER, …) or both.
+    #[arg(long, value_enum, default_value_t = RecordsArg::Both)]
+    pub records: RecordsArg,
     /// At most this many hits, best first.
     #[arg(long, default_value_t = 20)]
     pub limit: u32,

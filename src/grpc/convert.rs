@@ -357,6 +357,24 @@ pub(super) fn list_filter(
         state_pair: state_pair.map(|p| (p.a.clone(), p.b.clone())),
         status: status.to_vec(),
         pending_only,
+        records: crate::projections::read::request::Records::default(),
+    }
+}
+
+/// The records a list request asks for (`ListRequest.records`); a value the proto does not
+/// define is INVALID_ARGUMENT naming `records`.
+pub(super) fn records(
+    value: i32,
+) -> Result<crate::projections::read::request::Records, tonic::Status> {
+    use crate::projections::read::request::Records;
+    match proto::Records::try_from(value) {
+        Ok(proto::Records::Both) => Ok(Records::Both),
+        Ok(proto::Records::Readouts) => Ok(Records::Readouts),
+        Ok(proto::Records::Coded) => Ok(Records::Coded),
+        Err(_) => Err(super::status::invalid_request(
+            "records",
+            format!("{value} is not one of RECORDS_BOTH, RECORDS_READOUTS, RECORDS_CODED"),
+        )),
     }
 }
 

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
-use super::convert::{list_filter, timestamp, to_timestamp};
+use super::convert::{list_filter, records, timestamp, to_timestamp};
 use super::lists::{ListMessage, Served, message};
 use super::projections_watch::{ChangeStream, watch};
 use super::status::invalid_request;
@@ -68,12 +68,15 @@ impl ProjectionsService {
     ) -> Result<Response<V::List>, Status> {
         let source = self.source(&request, request.get_ref().read.as_ref())?;
         let request = request.get_ref();
-        let filter = list_filter(
-            &request.actor,
-            request.state_pair.as_ref(),
-            &request.status,
-            request.pending_only,
-        );
+        let filter = ListFilter {
+            records: records(request.records)?,
+            ..list_filter(
+                &request.actor,
+                request.state_pair.as_ref(),
+                &request.status,
+                request.pending_only,
+            )
+        };
         let page = Page {
             size: request.page_size as usize,
             token: request.page_token.clone(),
@@ -262,7 +265,12 @@ impl Projections for ProjectionsService {
             ));
         };
         let source = self.source(&request, request.get_ref().read.as_ref())?;
-        answered(self.queries.relation(source, &pair.a, &pair.b).await?)
+        let records = records(request.get_ref().records)?;
+        answered(
+            self.queries
+                .relation(source, &pair.a, &pair.b, records)
+                .await?,
+        )
     }
 
     async fn list_divergences(
@@ -339,6 +347,7 @@ impl Projections for ProjectionsService {
             query: request.query,
             kinds: request.kinds,
             actor: (!request.actor.is_empty()).then_some(request.actor),
+            records: records(request.records)?,
         };
         let page = Page {
             size: request.page_size as usize,

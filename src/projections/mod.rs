@@ -435,7 +435,12 @@ mod tests {
             .expect("Russia and the US have relations");
         let view = relations::rows::pair_of(&row)
             .unwrap()
-            .view(reference(), Duration::days(90));
+            .view(
+                reference(),
+                Duration::days(90),
+                crate::projections::models::common::Records::Both,
+            )
+            .expect("a view");
         assert_eq!(view.contacts, 2);
         assert_eq!(view.contacts_by_level.get("LEADERS"), Some(&1));
         assert_eq!(view.contacts_by_level.get("MINISTERS"), Some(&1));

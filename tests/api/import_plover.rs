@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use diplog::import::plover::{self, PloverFile};
 use diplog::import::{OnInvalid, Origin, Problem, Report, import};
-use diplog::proto::{self, diplomatic_event::Kind};
+use diplog::proto::{self, diplomatic_event::Kind, projections_client::ProjectionsClient};
 use tonic::transport::Channel;
 
 use crate::helpers::spawn_app;
@@ -239,6 +239,47 @@ async fn the_plover_gold_standard_records_import() {
     assert_eq!(
         coded_events(app.channel().await).await.len(),
         outcome.imported
+    );
+
+    // The projections take the coded records in: Israel's timeline and page show them, and
+    // states have relations.
+    let position = crate::helpers::head(&app).await;
+    let mut projections = ProjectionsClient::new(app.channel().await);
+    let israel = projections
+        .get_timeline(proto::ListRequest {
+            read: crate::helpers::live(position),
+            actor: "ISR".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("Israel's timeline")
+        .into_inner()
+        .entries;
+    assert!(!israel.is_empty(), "Israel's timeline is empty");
+    assert!(israel.iter().all(|e| e.coded.is_some()));
+    let relations = projections
+        .list_relations(proto::ListRequest {
+            read: crate::helpers::live(position),
+            records: proto::Records::Coded.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("the relations")
+        .into_inner()
+        .relations;
+    assert!(!relations.is_empty(), "no relations between states");
+    assert!(relations.iter().all(|r| r.coded_contacts == r.contacts));
+    println!(
+        "  Israel's timeline: {} coded record(s); {} pair(s) of states related by coded records",
+        israel.len(),
+        relations.len()
+    );
+    let page = crate::dashboard::get(app.http_addr, "/actors/ISR").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        !page.body.contains("No interactions recorded."),
+        "{}",
+        page.body
     );
 
     let count = app.event_count().await;

@@ -10,6 +10,7 @@ mod cli;
 mod cli_import;
 mod cli_projections;
 mod cluster;
+mod coded_records;
 mod dashboard;
 mod delegations;
 mod diplomacy;

@@ -1,5 +1,6 @@
 //! Random histories for the projections' property test: reproducible from a seed, over the
-//! founding actors and a few aides and envoys, with meetings of delegations, changes of office
+//! founding actors and a few aides and envoys, with meetings of delegations, coded records
+//! (PLOVER-style, between states, offices, people and an organisation), changes of office
 //! holders, channel, summit and commitment steps, and amendments of them.
 
 use diplog::import::{Item, Origin};
@@ -114,7 +115,11 @@ pub fn random_history(seed: u64, events: usize) -> Vec<Item> {
             Some(office) => json!({"actor": actor, "acting_as": office}),
             None => json!({"actor": actor}),
         };
-        let (stream, json): (String, Value) = match random.below(10) {
+        let (stream, json): (String, Value) = match random.below(12) {
+            10 | 11 => (
+                format!("occurrence-random-{seed}-{n}"),
+                coded_record(&mut random, &day),
+            ),
             0..=1 => {
                 let a = random.pick(&people);
                 let mut b = random.pick(&people);
@@ -167,6 +172,13 @@ pub fn random_history(seed: u64, events: usize) -> Vec<Item> {
                         stream,
                         json!({"event_corrected": {"event": id.to_string(), "replacement": {"occurred": {"day": day},
                         "office_holder_changed": {"office": office, "holder": holder}}}}),
+                    )
+                } else if kind == "CodedEventReported" {
+                    let mut replacement = coded_record(&mut random, &day);
+                    replacement.as_object_mut().unwrap().remove("sources");
+                    (
+                        stream,
+                        json!({"event_corrected": {"event": id.to_string(), "replacement": replacement}}),
                     )
                 } else if kind == "CallHeld" {
                     let a = random.pick(&people);
@@ -270,7 +282,7 @@ pub fn random_history(seed: u64, events: usize) -> Vec<Item> {
             diplog::domain::diplomacy::derived_event_id(&format!("random-{seed}"), &n.to_string());
         if matches!(
             event.kind.name(),
-            "CallHeld" | "MeetingHeld" | "OfficeHolderChanged"
+            "CallHeld" | "MeetingHeld" | "OfficeHolderChanged" | "CodedEventReported"
         ) {
             interactions.push((stream.clone(), event.kind.name(), id));
         }
@@ -282,6 +294,44 @@ pub fn random_history(seed: u64, events: usize) -> Vec<Item> {
         });
     }
     items
+}
+
+/// A coded record (as the PLOVER importer writes one): 1 or 2 sources and 0 to 2 targets among
+/// states, offices, people and an organisation, of a random PLOVER type, sometimes with a mode.
+fn coded_record(random: &mut Random, day: &str) -> Value {
+    let actors = [
+        "RUS",
+        "USA",
+        "UKR",
+        "rus.foreign-minister",
+        "usa.secretary-of-state",
+        "ukr.foreign-minister",
+        "sergey-ryabkov",
+        "christopher-landau",
+        "rus.mfa",
+    ];
+    fn pick(random: &mut Random, actors: &[&str], count: usize) -> Vec<Value> {
+        let mut chosen: Vec<&str> = Vec::new();
+        for _ in 0..count {
+            let actor = *random.pick(actors);
+            if !chosen.contains(&actor) {
+                chosen.push(actor);
+            }
+        }
+        chosen.iter().map(|actor| json!({"actor": actor})).collect()
+    }
+    let count = 1 + random.below(2);
+    let sources = pick(random, &actors, count);
+    let count = random.below(3);
+    let targets = pick(random, &actors, count);
+    let plover_type = *random.pick(&["CONSULT", "AGREE", "AID", "REJECT", "SANCTION", "THREATEN"]);
+    let mut coding = json!({"plover_type": plover_type});
+    if plover_type == "CONSULT" && random.below(2) == 0 {
+        coding["plover_mode"] = json!("phone");
+    }
+    json!({"occurred": {"day": day}, "coding": coding,
+        "sources": [{"source": "rus.mfa", "quotes": [{"text": "coded"}]}],
+        "coded_event_reported": {"sources": sources, "targets": targets, "location": "Geneva"}})
 }
 
 /// A change of holder of one of the ministers' offices (to the minister or the deputy).

@@ -74,6 +74,7 @@ fn list_request(
         pending_only: false,
         page_size: PAGE_SIZE,
         page_token: String::new(),
+        records: 0,
     })
 }
 
@@ -226,6 +227,7 @@ async fn show_timeline(args: TimelineArgs) -> Result<(), CliError> {
         read: Some(read_options(&args.query)),
         actor: args.actor.clone(),
         page_size: PAGE_SIZE,
+        records: args.records.wire(),
         ..Default::default()
     };
     print_list(
@@ -251,6 +253,7 @@ async fn show_relations(args: RelationsArgs) -> Result<(), CliError> {
             a: args.a.clone(),
             b: args.b.clone(),
         }),
+        records: args.records.wire(),
         ..Default::default()
     };
     let mut client = connect(&args.query.client).await?;

@@ -33,6 +33,7 @@ async fn run(args: SearchArgs) -> Result<(), CliError> {
         }),
         page_size: args.limit,
         page_token: String::new(),
+        records: args.records.wire(),
     };
     let mut client = connect(&args.client).await?;
     let answer = client.search(request).await?.into_inner();

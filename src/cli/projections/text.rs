@@ -207,14 +207,23 @@ pub(super) fn timeline_text(actor: &str, entries: &[proto::TimelineEntry]) -> St
                 } else {
                     entry.level.clone()
                 },
-                entry.format.clone(),
+                match &entry.coded {
+                    Some(coded) => coded_type(coded),
+                    None => entry.format.clone(),
+                },
                 entry
                     .participants
                     .iter()
-                    .map(participant)
+                    .map(|p| match p.role.as_str() {
+                        "" => participant(p),
+                        role => format!("{} ({})", participant(p), role.to_ascii_lowercase()),
+                    })
                     .collect::<Vec<_>>()
                     .join("; "),
-                place(entry.place.as_ref()),
+                match &entry.coded {
+                    Some(coded) => coded.location.clone(),
+                    None => place(entry.place.as_ref()),
+                },
                 track_round(&entry.track, entry.round),
                 entry.topics.join(", "),
             ]
@@ -227,7 +236,7 @@ pub(super) fn timeline_text(actor: &str, entries: &[proto::TimelineEntry]) -> St
                 "DATE",
                 "KIND",
                 "LEVEL",
-                "FORMAT",
+                "FORMAT/TYPE",
                 "PARTICIPANTS",
                 "PLACE",
                 "TRACK/ROUND",
@@ -241,6 +250,37 @@ pub(super) fn timeline_text(actor: &str, entries: &[proto::TimelineEntry]) -> St
         text.push_str("* level derived from the participants' offices\n");
     }
     text
+}
+
+/// A coded record's type for people: `CONSULT phone (VERBAL_COOPERATION), per Reuters`.
+fn coded_type(coded: &proto::CodedRecord) -> String {
+    let mut text = coded.plover_type.clone();
+    if !coded.mode.is_empty() {
+        let _ = write!(text, " {}", coded.mode);
+    }
+    if !coded.quad_class.is_empty() {
+        let _ = write!(text, " ({})", coded.quad_class);
+    }
+    let publication = if coded.publication_name.is_empty() {
+        &coded.publication
+    } else {
+        &coded.publication_name
+    };
+    if !publication.is_empty() {
+        let _ = write!(text, ", per {publication}");
+    }
+    text
+}
+
+/// Counts by key, one line each, sorted, under a heading (nothing when there are none).
+fn counts(out: &mut String, heading: &str, counts: &std::collections::BTreeMap<String, u32>) {
+    if counts.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{heading}");
+    for (key, count) in counts {
+        let _ = writeln!(out, "  {key}: {count}");
+    }
 }
 
 /// A track and round number, compactly: `rus-usa-missions #2`.
@@ -264,12 +304,23 @@ pub(super) fn relations_text(pair: &proto::Relations) -> String {
         .collect();
     let mut out = String::new();
     let _ = writeln!(out, "\n{} ({})", names.join(" – "), pair.states.join("+"));
-    let _ = writeln!(out, "Contacts: {}", pair.contacts);
+    let _ = writeln!(
+        out,
+        "Contacts: {}{}",
+        pair.contacts,
+        if pair.coded_contacts > 0 {
+            format!(" ({} coded records)", pair.coded_contacts)
+        } else {
+            String::new()
+        }
+    );
     let mut levels: Vec<(&String, &u32)> = pair.contacts_by_level.iter().collect();
     levels.sort();
     for (level, count) in levels {
         let _ = writeln!(out, "  {level}: {count}");
     }
+    counts(&mut out, "By quad class:", &pair.contacts_by_quad_class);
+    counts(&mut out, "By PLOVER type:", &pair.contacts_by_plover_type);
     match &pair.last_contact {
         Some(last) => {
             let _ = writeln!(

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{AgreementKind, Answer, EventKind, MeetingFormat};
+use super::{AgreementKind, Answer, DiplomaticEvent, EventKind, MeetingFormat};
 
 /// PLOVER event types: the 2021 draft's types, and the older ones its gold-standard records
 /// still use (DEMAND, DISAPPROVE, INVESTIGATE, FIGHT, ...).
@@ -151,4 +151,107 @@ pub(super) fn default_for(kind: &EventKind) -> Option<Coding> {
         K::MissionsRestored(_) => Coding::new("050", "SUPPORT", "", "diplomatic"),
     };
     Some(coding)
+}
+
+/// The four quad classes of event data (GDELT's `QuadClass`, POLECAT's quad code): whether an
+/// event is cooperation or conflict, and said or done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum QuadClass {
+    VerbalCooperation,
+    MaterialCooperation,
+    VerbalConflict,
+    MaterialConflict,
+}
+
+impl QuadClass {
+    pub const ALL: [QuadClass; 4] = [
+        QuadClass::VerbalCooperation,
+        QuadClass::MaterialCooperation,
+        QuadClass::VerbalConflict,
+        QuadClass::MaterialConflict,
+    ];
+
+    /// The name as the proto and the stored rows spell it (`VERBAL_COOPERATION`).
+    pub fn name(self) -> &'static str {
+        match self {
+            QuadClass::VerbalCooperation => "VERBAL_COOPERATION",
+            QuadClass::MaterialCooperation => "MATERIAL_COOPERATION",
+            QuadClass::VerbalConflict => "VERBAL_CONFLICT",
+            QuadClass::MaterialConflict => "MATERIAL_CONFLICT",
+        }
+    }
+
+    /// The quad class of a PLOVER event type: the one table of the domain.
+    ///
+    /// Source: each PLOVER type is the class of the CAMEO root codes it converts from in the
+    /// PLOVER project's CAMEO → PLOVER table (`CAMEO2PLOVER-2021.txt`, codebook draft 0.8),
+    /// with CAMEO's quad classes as GDELT assigns them (roots 01–05 verbal cooperation, 06–08
+    /// material cooperation, 09–13 verbal conflict, 14–20 material conflict). Every type's
+    /// roots fall in one class: AGREE 03, CONSULT 04, SUPPORT 05; COOPERATE 06, AID 07,
+    /// CONCEDE and RETREAT 08; ACCUSE 09 and 11, REQUEST 10, REJECT 12, THREATEN 13; PROTEST
+    /// 14, MOBILIZE 15, SANCTION 16, COERCE 16/17/19, ASSAULT 17–20. The older types of the
+    /// gold-standard records go by their CAMEO roots too: INVESTIGATE 09, DEMAND 10,
+    /// DISAPPROVE 11, FIGHT 19.
+    pub fn of_plover_type(plover_type: &str) -> Option<QuadClass> {
+        use QuadClass as Q;
+        Some(match plover_type {
+            "AGREE" | "CONSULT" | "SUPPORT" => Q::VerbalCooperation,
+            "COOPERATE" | "AID" | "CONCEDE" | "RETREAT" => Q::MaterialCooperation,
+            "REQUEST" | "ACCUSE" | "REJECT" | "THREATEN" | "DEMAND" | "DISAPPROVE"
+            | "INVESTIGATE" => Q::VerbalConflict,
+            "PROTEST" | "MOBILIZE" | "SANCTION" | "COERCE" | "ASSAULT" | "FIGHT" => {
+                Q::MaterialConflict
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// An event's PLOVER type: its coding's, else its kind's default coding's (what the recorder
+/// fills in when the client gives none).
+pub fn plover_type_of(event: &DiplomaticEvent) -> Option<String> {
+    match event.coding.as_ref().filter(|coding| !coding.is_empty()) {
+        Some(coding) => coding.plover_type.clone(),
+        None => default_for(&event.kind).and_then(|coding| coding.plover_type),
+    }
+}
+
+/// The quad class of an event: derived from its PLOVER type (`QuadClass::of_plover_type`).
+/// The one place where an explicit class the event carries (as GDELT records do) would take
+/// precedence over the derived one.
+pub fn quad_class_of(event: &DiplomaticEvent) -> Option<QuadClass> {
+    plover_type_of(event)
+        .as_deref()
+        .and_then(QuadClass::of_plover_type)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_plover_type_has_a_quad_class() {
+        for plover_type in PLOVER_TYPES {
+            assert!(
+                QuadClass::of_plover_type(plover_type).is_some(),
+                "{plover_type} has no quad class"
+            );
+        }
+        assert_eq!(QuadClass::of_plover_type("NOPE"), None);
+    }
+
+    #[test]
+    fn cooperation_and_conflict_follow_the_cameo_roots() {
+        use QuadClass as Q;
+        let class = |t| QuadClass::of_plover_type(t).unwrap();
+        assert_eq!(class("CONSULT"), Q::VerbalCooperation);
+        assert_eq!(class("AID"), Q::MaterialCooperation);
+        assert_eq!(class("REQUEST"), Q::VerbalConflict);
+        assert_eq!(class("SANCTION"), Q::MaterialConflict);
+        assert_eq!(
+            serde_json::to_value(Q::VerbalConflict).unwrap(),
+            Q::VerbalConflict.name()
+        );
+    }
 }

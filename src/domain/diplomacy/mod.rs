@@ -12,7 +12,7 @@ mod values;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use coding::{Coding, PLOVER_TYPES};
+pub use coding::{Coding, PLOVER_TYPES, QuadClass, plover_type_of, quad_class_of};
 pub use kinds::*;
 pub use lifecycle::{
     ChannelStatus, ChannelStepKind, CommitmentStatus, CommitmentStepKind, SummitStage,

@@ -359,6 +359,8 @@ struct ActorPage {
     country: Option<Link>,
     timeline: Vec<TimelineRow>,
     channels: Vec<ChannelRow>,
+    /// The records the timeline shows (`both`, `readouts`, `coded`).
+    records: &'static str,
 }
 
 /// `/actors/{actor}`: who it is, its interactions in the order they happened, its channels.
@@ -377,6 +379,7 @@ pub(super) async fn actor(
     };
     let timeline_filter = ListFilter {
         actor: Some(actor.clone()),
+        records: ask.records,
         ..ListFilter::default()
     };
     let (names, timeline, channels) = tokio::try_join!(
@@ -422,6 +425,7 @@ pub(super) async fn actor(
         country,
         timeline: rows(&frame, &timeline.items, timeline_row),
         channels: rows(&frame, &channels.items, channel_row),
+        records: ask.records_name(),
         frame,
     })
 }
@@ -431,6 +435,7 @@ pub(super) async fn actor(
 struct RelationsPage {
     frame: Frame,
     pairs: Vec<PairRow>,
+    records: &'static str,
 }
 
 pub(super) async fn relations(
@@ -441,10 +446,14 @@ pub(super) async fn relations(
     let ask = Ask::parse(&params)?;
     let mut frame = Frame::new(&ask, "Relations between states", "relations", &uri);
     let source = ask.source(&dashboard);
+    let filter = ListFilter {
+        records: ask.records,
+        ..ListFilter::default()
+    };
     let (names, answer) = tokio::try_join!(Names::load(&dashboard, source), async {
         Ok(dashboard
             .queries
-            .list::<RelationView>(source, &ListFilter::default(), &EVERYTHING)
+            .list::<RelationView>(source, &filter, &EVERYTHING)
             .await?)
     })?;
     frame.answered(answer.position, answer.reference);
@@ -454,7 +463,11 @@ pub(super) async fn relations(
         .filter(|view| view.states.len() == 2)
         .map(|view| pair_row(&frame, &names, view))
         .collect();
-    render(&RelationsPage { frame, pairs })
+    render(&RelationsPage {
+        frame,
+        pairs,
+        records: ask.records_name(),
+    })
 }
 
 #[derive(Template)]
@@ -464,6 +477,11 @@ struct RelationPage {
     states: Vec<Link>,
     contacts: u32,
     levels: Vec<LevelCount>,
+    /// Of the contacts, how many are coded records; by quad class and PLOVER type.
+    coded: u32,
+    quad_classes: Vec<LevelCount>,
+    plover_types: Vec<LevelCount>,
+    records: &'static str,
     last_contact: Option<Stamp>,
     last_contact_kind: String,
     last_contact_href: String,
@@ -485,7 +503,10 @@ pub(super) async fn relation(
     let mut frame = Frame::new(&ask, "Relations", "relations", &uri);
     let source = ask.source(&dashboard);
     let (names, answer) = tokio::try_join!(Names::load(&dashboard, source), async {
-        Ok(dashboard.queries.relation(source, &a, &b).await?)
+        Ok(dashboard
+            .queries
+            .relation(source, &a, &b, ask.records)
+            .await?)
     })?;
     frame.answered(answer.position, answer.reference);
     let view = answer
@@ -504,14 +525,18 @@ pub(super) async fn relation(
     render(&RelationPage {
         states,
         contacts: view.contacts,
-        levels: view
-            .contacts_by_level
+        levels: counted(&view.contacts_by_level),
+        coded: view.coded_contacts,
+        quad_classes: counted(&view.contacts_by_quad_class),
+        plover_types: view
+            .contacts_by_plover_type
             .iter()
-            .map(|(level, count)| LevelCount {
-                level: readable::label(level),
+            .map(|(plover_type, count)| LevelCount {
+                level: plover_type.clone(),
                 count: *count,
             })
             .collect(),
+        records: ask.records_name(),
         last_contact: last.and_then(|c| stamp(c.occurred.as_ref())),
         last_contact_kind: last.map(|c| readable::label(&c.kind)).unwrap_or_default(),
         last_contact_href: last.map(|c| frame.event(c.event_id)).unwrap_or_default(),
@@ -525,6 +550,17 @@ pub(super) async fn relation(
         commitments: rows(&frame, &view.pending_commitments, commitment_row),
         frame,
     })
+}
+
+/// Counts by a name, readable ("Verbal cooperation: 3").
+fn counted(counts: &std::collections::BTreeMap<String, u32>) -> Vec<LevelCount> {
+    counts
+        .iter()
+        .map(|(name, count)| LevelCount {
+            level: readable::label(name),
+            count: *count,
+        })
+        .collect()
 }
 
 /// Any other path.

@@ -4,7 +4,7 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 
 use crate::http::{Dashboard, HttpError};
-use crate::projections::read::request::{AsOf, Source, parse_day};
+use crate::projections::read::request::{AsOf, Records, Source, parse_day};
 
 /// The query parameters every page takes.
 #[derive(Debug, Default, Deserialize)]
@@ -18,6 +18,8 @@ pub(in crate::http) struct Params {
     min_position: Option<String>,
     /// `1`: render only the page's `<main>`.
     fragment: Option<String>,
+    /// Timeline and relations: `readouts`, `coded` or `both` (the default).
+    records: Option<String>,
 }
 
 /// The parameters, checked.
@@ -28,6 +30,8 @@ pub(super) struct Ask {
     pub(super) on: Option<(String, NaiveDate)>,
     pub(super) min_position: u64,
     pub(super) fragment: bool,
+    /// Which records the timeline and relations count.
+    pub(super) records: Records,
 }
 
 impl Ask {
@@ -60,12 +64,33 @@ impl Ask {
             })?,
         };
         let fragment = matches!(params.fragment.as_deref(), Some("1" | "true"));
+        let records = match params.records.as_deref().map(str::trim) {
+            None | Some("" | "both") => Records::Both,
+            Some("readouts") => Records::Readouts,
+            Some("coded") => Records::Coded,
+            Some(raw) => {
+                return Err(HttpError::BadRequest {
+                    parameter: "records",
+                    message: format!("{raw:?} is not one of readouts, coded, both"),
+                });
+            }
+        };
         Ok(Self {
             as_of,
             on,
             min_position,
             fragment,
+            records,
         })
+    }
+
+    /// The records asked for, as the parameter spells them.
+    pub(super) fn records_name(&self) -> &'static str {
+        match self.records {
+            Records::Both => "both",
+            Records::Readouts => "readouts",
+            Records::Coded => "coded",
+        }
     }
 
     pub(super) fn as_of(&self) -> Option<AsOf> {
@@ -91,6 +116,7 @@ impl Params {
             on: None,
             min_position: min_position.map(str::to_owned),
             fragment: None,
+            records: None,
         }
     }
 }

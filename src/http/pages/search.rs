@@ -67,6 +67,8 @@ struct SearchPage {
     from: String,
     to: String,
     kinds: &'static [&'static str],
+    /// Readouts, coded records or both (`both`, `readouts`, `coded`).
+    records: &'static str,
     hits: Vec<HitRow>,
     total: usize,
     next_href: Option<String>,
@@ -155,6 +157,7 @@ pub(in crate::http) async fn search(
         actor: (!search.actor.trim().is_empty()).then(|| search.actor.trim().to_owned()),
         from: day("from", &search.from, false)?,
         to: day("to", &search.to, true)?,
+        records: ask.records,
     };
     let (mut hits, mut total, mut next_href) = (Vec::new(), 0, None);
     if search.q.trim().is_empty() {
@@ -181,12 +184,13 @@ pub(in crate::http) async fn search(
         total = answer.total;
         if !answer.next_page_token.is_empty() {
             next_href = Some(format!(
-                "/search?q={}&kind={}&actor={}&from={}&to={}&page={}",
+                "/search?q={}&kind={}&actor={}&from={}&to={}&records={}&page={}",
                 encode(&search.q),
                 encode(&search.kind),
                 encode(&search.actor),
                 encode(&search.from),
                 encode(&search.to),
+                ask.records_name(),
                 encode(&answer.next_page_token)
             ));
         }
@@ -199,6 +203,7 @@ pub(in crate::http) async fn search(
         from: search.from,
         to: search.to,
         kinds: EventKind::NAMES,
+        records: ask.records_name(),
         hits,
         total,
         next_href,

@@ -18,10 +18,30 @@ pub(super) struct TimelineRow {
     pub(super) participants: Vec<ParticipantLink>,
     pub(super) topics: String,
     pub(super) href: String,
+    /// A coded record rather than a readout's interaction.
+    pub(super) coded: bool,
 }
 
-/// What the timeline says of an interaction's setting, readable, in one phrase.
+/// What the timeline says of an interaction's setting, readable, in one phrase; of a coded
+/// record, its type, mode, quad class, place and publication: "Consult, phone, verbal
+/// cooperation, Oslo, per Reuters".
 fn setting(entry: &TimelineEntry) -> String {
+    if let Some(coded) = &entry.coded {
+        let mut parts: Vec<String> = [&coded.plover_type, &coded.mode, &coded.quad_class]
+            .into_iter()
+            .flatten()
+            .map(|part| readable::label(part))
+            .collect();
+        parts.extend(coded.location.clone());
+        if let Some(publication) = coded
+            .publication_name
+            .as_ref()
+            .or(coded.publication.as_ref())
+        {
+            parts.push(format!("per {publication}"));
+        }
+        return parts.join(", ");
+    }
     setting_text(
         &entry.level,
         entry.format.as_deref(),
@@ -75,7 +95,13 @@ pub(super) fn timeline_row(frame: &Frame, entry: &TimelineEntry) -> TimelineRow 
             .participants
             .iter()
             .map(|p| ParticipantLink {
-                person: frame.actor(&p.actor, &p.name),
+                person: match p.role.as_deref() {
+                    Some(role) => frame.actor(
+                        &p.actor,
+                        &format!("{} ({})", p.name, role.to_ascii_lowercase()),
+                    ),
+                    None => frame.actor(&p.actor, &p.name),
+                },
                 office: p.acting_as.as_ref().map(|office| {
                     frame.actor(office, p.acting_as_name.as_deref().unwrap_or(office))
                 }),
@@ -88,5 +114,6 @@ pub(super) fn timeline_row(frame: &Frame, entry: &TimelineEntry) -> TimelineRow 
             .collect::<Vec<_>>()
             .join(", "),
         href: frame.event(entry.origin.event_id),
+        coded: entry.is_coded(),
     }
 }

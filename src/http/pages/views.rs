@@ -492,6 +492,8 @@ pub(super) struct PairRow {
     pub(super) href: String,
     pub(super) names: String,
     pub(super) contacts: u32,
+    /// Of the contacts, coded records.
+    pub(super) coded: u32,
     pub(super) last_contact: Option<Stamp>,
     pub(super) last_contact_kind: String,
     pub(super) channels: usize,
@@ -505,6 +507,7 @@ pub(super) fn pair_row(frame: &Frame, names: &Names, view: &RelationView) -> Pai
         href: frame.pair(&view.states[0], &view.states[1]),
         names: pair_names(names, view),
         contacts: view.contacts,
+        coded: view.coded_contacts,
         last_contact: view
             .last_contact
             .as_ref()

@@ -12,6 +12,8 @@ use crate::domain::diplomacy::{
     ActorId, ActorKind, DiplomaticEvent, EventKind, FuzzyTime, Level, MeetingFormat, Participant,
     Place,
 };
+use crate::projections::models::coded::coded_sides;
+pub use crate::projections::models::coded::{Coded, CodedRecord, Records};
 use crate::projections::{Fact, Row, RowData};
 
 /// Where an event stands in the log. A correction takes the corrected event's place.
@@ -191,6 +193,16 @@ impl Registry {
         self.actors.get(id).and_then(|a| a.country.clone())
     }
 
+    /// An actor's kind, if registered (a state's code is a state).
+    pub fn kind_of(&self, id: &str) -> Option<ActorKind> {
+        match self.actors.get(id) {
+            Some(info) => Some(info.kind),
+            None => ActorId::parse(id)
+                .ok()
+                .and_then(|actor| actor.as_country().map(|_| ActorKind::State)),
+        }
+    }
+
     /// An actor's level (an office's), if registered with one.
     pub fn level_of(&self, id: &str) -> Option<Level> {
         self.actors.get(id).and_then(|a| a.level)
@@ -230,7 +242,8 @@ impl Registry {
 }
 
 /// The interaction an event records: a call, a meeting, a visit or a negotiation round, with
-/// the attributes all four share (each optional but a meeting's format).
+/// the attributes all four share (each optional but a meeting's format); or a coded record
+/// (`coded`), whose participants are its source and target actors.
 #[derive(Debug, Clone)]
 pub struct Interaction {
     pub kind: &'static str,
@@ -242,6 +255,8 @@ pub struct Interaction {
     pub track: Option<String>,
     pub round: Option<u32>,
     pub topics: Vec<String>,
+    /// A coded record's sides and coding; `None` for the typed interactions of readouts.
+    pub coded: Option<Coded>,
 }
 
 pub fn interaction(event: &DiplomaticEvent) -> Option<Interaction> {
@@ -260,6 +275,7 @@ pub fn interaction(event: &DiplomaticEvent) -> Option<Interaction> {
             track: track(call.track.as_ref()),
             round: call.round,
             topics: topics(&call.topics),
+            coded: None,
         },
         EventKind::MeetingHeld(meeting) => Interaction {
             kind: "",
@@ -270,6 +286,7 @@ pub fn interaction(event: &DiplomaticEvent) -> Option<Interaction> {
             track: track(meeting.track.as_ref()),
             round: meeting.round,
             topics: topics(&meeting.topics),
+            coded: None,
         },
         EventKind::VisitMade(visit) => {
             let host = Participant {
@@ -285,6 +302,7 @@ pub fn interaction(event: &DiplomaticEvent) -> Option<Interaction> {
                 track: track(visit.track.as_ref()),
                 round: visit.round,
                 topics: topics(&visit.topics),
+                coded: None,
             }
         }
         EventKind::NegotiationRoundHeld(round) => Interaction {
@@ -296,7 +314,22 @@ pub fn interaction(event: &DiplomaticEvent) -> Option<Interaction> {
             track: Some(round.track.as_str().to_owned()),
             round: round.round,
             topics: topics(&round.topics),
+            coded: None,
         },
+        EventKind::CodedEventReported(coded) => {
+            let (participants, coded) = coded_sides(event, coded);
+            Interaction {
+                kind: "",
+                participants,
+                level: None,
+                format: None,
+                place: None,
+                track: None,
+                round: None,
+                topics: Vec::new(),
+                coded: Some(coded),
+            }
+        }
         _ => return None,
     };
     Some(Interaction {

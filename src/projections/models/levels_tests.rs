@@ -9,6 +9,7 @@ use super::lifecycle_tests::{Log, at};
 use crate::domain::EventId;
 use crate::projections::Model;
 use crate::projections::models::channels::Channels;
+use crate::projections::models::common::Records;
 use crate::projections::models::relations::Relations;
 use crate::projections::models::relations::rows::pair_of;
 use crate::projections::models::timeline::{Timeline, TimelineEntry};
@@ -156,11 +157,17 @@ fn relations_and_channels_count_derived_levels() {
     let relations: Relations = log.model();
     let record = pair_of(&relations.row("pair:RUS+USA").unwrap()).unwrap();
     // The founding call gives MINISTERS; this one derives it.
-    assert_eq!(record.contacts_by_level.get("MINISTERS"), Some(&2));
-    let last = record.last_contact.clone().expect("a last contact");
+    assert_eq!(record.all().contacts_by_level.get("MINISTERS"), Some(&2));
+    let last = record.all().last_contact.clone().expect("a last contact");
     assert_eq!((last.event_id, last.level.as_str()), (id, "MINISTERS"));
     assert!(last.level_derived);
-    let view = record.view(at("2025-06-01T00:00:00Z"), Duration::days(90));
+    let view = record
+        .view(
+            at("2025-06-01T00:00:00Z"),
+            Duration::days(90),
+            Records::Both,
+        )
+        .expect("a view");
     assert_eq!(view.contacts_by_level.get("MINISTERS"), Some(&2));
 
     let channels: Channels = log.model();

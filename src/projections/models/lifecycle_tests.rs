@@ -9,6 +9,7 @@ use crate::domain::EventId;
 use crate::domain::diplomacy::DiplomaticEvent;
 use crate::projections::models::channels::Channels;
 use crate::projections::models::commitments::Commitments;
+use crate::projections::models::common::Records;
 use crate::projections::models::divergence::Divergence;
 use crate::projections::models::relations::Relations;
 use crate::projections::models::relations::rows::pair_of;
@@ -117,7 +118,12 @@ fn a_summit_scheduled_then_held_leaves_the_pending_list() {
     let relations: Relations = log.model();
     let pair = pair_of(&relations.row("pair:RUS+USA").unwrap())
         .unwrap()
-        .view(at("2025-09-01T00:00:00Z"), Duration::days(90));
+        .view(
+            at("2025-09-01T00:00:00Z"),
+            Duration::days(90),
+            Records::Both,
+        )
+        .expect("a view");
     assert!(pair.pending_summits.is_empty());
 }
 
@@ -258,7 +264,8 @@ fn a_retracted_call_no_longer_counts_and_a_corrected_date_moves_it() {
     let relations: Relations = log.model();
     let pair = pair_of(&relations.row("pair:RUS+USA").unwrap()).unwrap();
     assert_eq!(
-        pair.contacts, 2,
+        pair.all().contacts,
+        2,
         "the two founding calls between Russia and the US"
     );
     let divergence: Divergence = log.model();
@@ -345,11 +352,12 @@ fn the_last_contact_of_a_pair_taken_back_gives_way_to_the_one_before_in_every_ba
     let relations: Relations = log.model();
     let pair = pair_of(&relations.row("pair:RUS+USA").unwrap()).unwrap();
     assert_eq!(
-        pair.contacts, 4,
+        pair.all().contacts,
+        4,
         "the two founding calls, the second call, the meeting"
     );
     assert_eq!(
-        pair.last_contact.as_ref().map(|c| c.kind.as_str()),
+        pair.all().last_contact.as_ref().map(|c| c.kind.as_str()),
         Some("MeetingHeld")
     );
     let log_without_meeting = Log {
@@ -357,5 +365,5 @@ fn the_last_contact_of_a_pair_taken_back_gives_way_to_the_one_before_in_every_ba
     };
     let relations: Relations = log_without_meeting.model();
     let pair = pair_of(&relations.row("pair:RUS+USA").unwrap()).unwrap();
-    assert_eq!(pair.last_contact.map(|c| c.event_id), Some(second));
+    assert_eq!(pair.all().last_contact.map(|c| c.event_id), Some(second));
 }

@@ -2,6 +2,7 @@
 //! diplomatic events in position order and exposes its state as rows. No I/O here.
 
 pub mod channels;
+pub(crate) mod coded;
 pub mod commitments;
 pub(crate) mod common;
 pub mod divergence;
@@ -10,6 +11,8 @@ pub mod search;
 pub mod summits;
 pub mod timeline;
 
+#[cfg(test)]
+mod coded_tests;
 #[cfg(test)]
 mod levels_tests;
 #[cfg(test)]

@@ -125,8 +125,12 @@ fn a_meeting_of_two_delegations_is_a_contact_of_every_pair_across_the_table() {
     // Relations count the meeting once for Russia and the US, at the ministers' level.
     let relations: Relations = log.model();
     let record = pair(&relations, "RUS+USA");
-    assert_eq!(record.contacts, 3, "the two founding calls and the meeting");
-    assert_eq!(record.contacts_by_level.get("MINISTERS"), Some(&2));
+    assert_eq!(
+        record.all().contacts,
+        3,
+        "the two founding calls and the meeting"
+    );
+    assert_eq!(record.all().contacts_by_level.get("MINISTERS"), Some(&2));
     assert_every_batching_agrees(&log.facts);
 }
 
@@ -184,9 +188,9 @@ fn three_states_meet_pairwise_and_in_their_format() {
     );
     let relations: Relations = log.model();
     for key in ["CHN+RUS", "CHN+USA"] {
-        assert_eq!(pair(&relations, key).contacts, 1, "{key}");
+        assert_eq!(pair(&relations, key).all().contacts, 1, "{key}");
     }
-    assert_eq!(pair(&relations, "RUS+USA").contacts, 4);
+    assert_eq!(pair(&relations, "RUS+USA").all().contacts, 4);
 
     // The format established between the three states is the same channel.
     log.push(
@@ -239,7 +243,7 @@ fn a_corrected_then_retracted_delegations_meeting_leaves_every_channel_it_went_t
         "rus.presidential-aide+usa.national-security-advisor",
     );
     assert_eq!(aides.contacts, 1);
-    assert_eq!(pair(&log.model::<Relations>(), "RUS+USA").contacts, 3);
+    assert_eq!(pair(&log.model::<Relations>(), "RUS+USA").all().contacts, 3);
 
     log.push(
         MEETING_STREAM,
@@ -254,7 +258,7 @@ fn a_corrected_then_retracted_delegations_meeting_leaves_every_channel_it_went_t
             .any(|party| v.key.contains(party) && v.key != MINISTERS)
     };
     assert!(!views(&channels).iter().any(opened_by_it));
-    assert_eq!(pair(&log.model::<Relations>(), "RUS+USA").contacts, 2);
+    assert_eq!(pair(&log.model::<Relations>(), "RUS+USA").all().contacts, 2);
     assert_every_batching_agrees(&log.facts);
 }
 

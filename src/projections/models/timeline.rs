@@ -1,6 +1,8 @@
-//! `timeline`: every interaction (call, meeting, visit, negotiation round) with who took part,
-//! in the order they happened; a person's, an office's or a state's timeline is the
-//! interactions that name them (a state: through any of its people or offices).
+//! `timeline`: every interaction (call, meeting, visit, negotiation round, and coded record:
+//! a source actor acting on a target actor) with who took part, in the order they happened; a
+//! person's, an office's or a state's timeline is the interactions that name them (a state:
+//! through any of its people or offices). A coded record is on the timelines of its sources
+//! and of its targets, each participant marked with its side.
 
 use std::collections::BTreeMap;
 
@@ -9,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::domain::EventId;
 use crate::domain::diplomacy::{FuzzyTime, Place};
 use crate::projections::models::common::{
-    ACTOR_STATUS, Contributions, Index, Origin, Registry, apply_fact, format_name, happened_key,
-    interaction, level_name, target_of,
+    ACTOR_STATUS, CodedRecord, Contributions, Index, Origin, Registry, apply_fact, format_name,
+    happened_key, interaction, level_name, target_of,
 };
 use crate::projections::{Fact, Model, Row, RowData, Want};
 
@@ -24,6 +26,9 @@ pub struct TimelineParticipant {
     pub acting_as_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    /// In a coded record: `SOURCE` or `TARGET`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 /// One interaction, as the timeline shows it.
@@ -49,6 +54,16 @@ pub struct TimelineEntry {
     pub track: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub round: Option<u32>,
+    /// A coded record's coding, place and publication; none for a readout's interaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coded: Option<CodedRecord>,
+}
+
+impl TimelineEntry {
+    /// Whether the entry is a coded record (rather than a readout's interaction).
+    pub fn is_coded(&self) -> bool {
+        self.coded.is_some()
+    }
 }
 
 const PREFIX: &str = "interaction:";
@@ -76,10 +91,12 @@ impl Contributions for Timeline {
             return Vec::new();
         };
         let registry = &self.registry;
+        let sources = interaction.coded.as_ref().map_or(0, |c| c.sources.len());
         let participants = interaction
             .participants
             .iter()
-            .map(|p| {
+            .enumerate()
+            .map(|(n, p)| {
                 let actor = p.actor.to_string();
                 let office = p.acting_as.as_ref().map(ToString::to_string);
                 TimelineParticipant {
@@ -91,6 +108,10 @@ impl Contributions for Timeline {
                         .or_else(|| registry.state_of(&actor)),
                     actor,
                     acting_as: office,
+                    role: interaction
+                        .coded
+                        .as_ref()
+                        .map(|_| if n < sources { "SOURCE" } else { "TARGET" }.to_owned()),
                 }
             })
             .collect();
@@ -111,6 +132,14 @@ impl Contributions for Timeline {
                 format: format_name(interaction.format),
                 track: interaction.track,
                 round: interaction.round,
+                coded: interaction.coded.map(|coded| CodedRecord {
+                    publication_name: coded
+                        .record
+                        .publication
+                        .as_deref()
+                        .map(|p| registry.name(p)),
+                    ..coded.record
+                }),
             },
         );
         self.index.note(&origin, &key);
@@ -128,8 +157,8 @@ impl Contributions for Timeline {
 
 impl Model for Timeline {
     const NAME: &'static str = "timeline";
-    /// 2: entries carry format, track, round and derived levels.
-    const VERSION: i32 = 2;
+    /// 2: entries carry format, track, round and derived levels. 3: coded records.
+    const VERSION: i32 = 3;
 
     fn apply(&mut self, fact: &Fact) -> Vec<String> {
         apply_fact(self, fact)

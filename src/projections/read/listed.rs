@@ -12,6 +12,7 @@ use crate::projections::models::channels::Channels;
 use crate::projections::models::channels::rows::{CHANNEL_ROWS, channel_of};
 use crate::projections::models::channels::view::ChannelView;
 use crate::projections::models::commitments::{CommitmentView, Commitments, commitment_of};
+use crate::projections::models::common::Records;
 use crate::projections::models::divergence::{Divergence, DivergenceView, occurrence_of};
 use crate::projections::models::relations::rows::pair_of;
 use crate::projections::models::relations::view::RelationView;
@@ -32,6 +33,9 @@ pub struct Reading {
     pub reference: DateTime<Utc>,
     /// A channel nobody used for this long is dormant.
     pub dormant_after: Duration,
+    /// Which records the answer counts: readouts, coded records or both (timeline and
+    /// relations; the other lists are lifecycles and do not look at it).
+    pub records: Records,
 }
 
 /// An item of a projection's lists.
@@ -231,8 +235,10 @@ impl Listed for TimelineEntry {
     type Model = Timeline;
     const WHAT: &'static str = "interaction";
 
-    fn from_row(row: &Row, _: &Reading) -> Result<Option<Self>, String> {
-        entry_of(row).map(Some)
+    /// A readout's interaction or a coded record, as the reading asks.
+    fn from_row(row: &Row, reading: &Reading) -> Result<Option<Self>, String> {
+        let entry = entry_of(row)?;
+        Ok(reading.records.keeps(entry.is_coded()).then_some(entry))
     }
 }
 
@@ -252,9 +258,7 @@ impl Listed for RelationView {
     const ROWS: &'static [&'static str] = &["pair"];
 
     fn from_row(row: &Row, reading: &Reading) -> Result<Option<Self>, String> {
-        Ok(Some(
-            pair_of(row)?.view(reading.reference, reading.dormant_after),
-        ))
+        Ok(pair_of(row)?.view(reading.reference, reading.dormant_after, reading.records))
     }
 
     fn not_found(key: &str) -> String {

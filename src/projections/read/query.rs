@@ -19,7 +19,7 @@ use crate::projections::models::timeline::Timeline;
 use crate::projections::read::listed::{Listed, Reading};
 use crate::projections::read::on_date::{OnDate, end_of};
 use crate::projections::read::request::{
-    Answer, AsOf, ListFilter, Page, QueryError, Source, paged, state_code, statuses,
+    Answer, AsOf, ListFilter, Page, QueryError, Records, Source, paged, state_code, statuses,
 };
 use crate::projections::{Model, Row};
 
@@ -270,6 +270,7 @@ impl Queries {
         let reading = Reading {
             reference: loaded.reference,
             dormant_after: self.config.dormant_after,
+            records: filter.records,
         };
         let mut items = Vec::new();
         for row in &loaded.rows {
@@ -317,10 +318,12 @@ impl Queries {
         source: Source,
         a: &str,
         b: &str,
+        records: Records,
     ) -> Result<Answer<RelationView>, QueryError> {
         let (a, b) = (state_code("states", a)?, state_code("states", b)?);
         let filter = ListFilter {
             state_pair: Some((a.clone(), b.clone())),
+            records,
             ..ListFilter::default()
         };
         self.get(source, &filter, &pair_key(&a, &b)).await

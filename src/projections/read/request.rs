@@ -7,6 +7,7 @@ use tokio::time::Instant;
 
 use crate::domain::diplomacy::{ActorId, CountryCode};
 use crate::projections::engine::rows::{ProjectionError, RowFilter};
+pub use crate::projections::models::common::Records;
 
 /// Answers per page at most, and by default.
 pub const MAX_PAGE_SIZE: usize = 1000;
@@ -273,6 +274,8 @@ pub struct ListFilter {
     pub status: Vec<String>,
     /// Summits: only those neither held nor cancelled.
     pub pending_only: bool,
+    /// Timeline and relations: readouts' interactions, coded records or both (the default).
+    pub records: Records,
 }
 
 impl ListFilter {

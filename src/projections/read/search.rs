@@ -6,14 +6,14 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::domain::EventId;
-use crate::domain::diplomacy::{EventKind, FuzzyTime};
+use crate::domain::diplomacy::{EventKind, FuzzyTime, KindName};
 use crate::projections::Model;
 use crate::projections::engine::rows::WaitError;
 use crate::projections::engine::search::{SearchHit, SearchQuery};
 use crate::projections::models::search::{START, STOP, Search};
 use crate::projections::read::query::Queries;
 use crate::projections::read::request::{
-    Answer, Page, QueryError, Source, actor_filter, page_bounds,
+    Answer, Page, QueryError, Records, Source, actor_filter, page_bounds,
 };
 
 /// A query is at most this many characters.
@@ -31,6 +31,27 @@ pub struct SearchRequest {
     /// The occurrence may fall at or after `from` and before `to` (see `SearchQuery`).
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
+    /// Texts of readouts, of coded records, or both.
+    pub records: Records,
+}
+
+/// The kinds a search looks at: those asked for, of the records asked for (readouts: every
+/// kind but `CodedEventReported`); empty: any. None when no kind asked for is of them.
+fn kinds_of(records: Records, kinds: &[String]) -> Option<Vec<String>> {
+    if records == Records::Both {
+        return Some(kinds.to_vec());
+    }
+    let coded = KindName::CodedEventReported.to_string();
+    let asked: Vec<String> = if kinds.is_empty() {
+        EventKind::NAMES.iter().map(|k| (*k).to_owned()).collect()
+    } else {
+        kinds.to_vec()
+    };
+    let kept: Vec<String> = asked
+        .into_iter()
+        .filter(|kind| records.keeps(*kind == coded))
+        .collect();
+    (!kept.is_empty()).then_some(kept)
 }
 
 /// Where a match is in a hit's text: `[start, end)` in characters (Unicode scalar values).
@@ -179,10 +200,19 @@ fn checked(request: &SearchRequest, page: &Page) -> Result<SearchQuery, QueryErr
             format!("{to} is not after occurred_from {from}"),
         ));
     }
+    let kinds = kinds_of(request.records, &request.kinds).ok_or_else(|| {
+        invalid(
+            "records",
+            format!(
+                "none of the kinds asked for ({}) is of the records asked for",
+                request.kinds.join(", ")
+            ),
+        )
+    })?;
     let (offset, limit) = page_bounds(page)?;
     Ok(SearchQuery {
         words: words.to_owned(),
-        kinds: request.kinds.clone(),
+        kinds,
         actor: concerning.actor,
         states: concerning.states,
         from: request.from,
@@ -335,5 +365,16 @@ mod tests {
             token: "nope".into(),
         };
         assert_eq!(field(words("x"), &token), "page_token");
+    }
+
+    #[test]
+    fn records_narrow_the_kinds_and_a_contradiction_is_none() {
+        let coded = vec!["CodedEventReported".to_owned()];
+        assert_eq!(kinds_of(Records::Both, &[]), Some(vec![]));
+        assert_eq!(kinds_of(Records::Coded, &[]), Some(coded.clone()));
+        let readouts = kinds_of(Records::Readouts, &[]).unwrap();
+        assert!(!readouts.contains(&coded[0]) && readouts.contains(&"CallHeld".to_owned()));
+        assert_eq!(kinds_of(Records::Coded, &["CallHeld".to_owned()]), None);
+        assert_eq!(kinds_of(Records::Readouts, &coded), None);
     }
 }

@@ -64,10 +64,16 @@ impl Check<'_> {
                 }
             }
             K::CommitmentFulfilled(fulfilment) => {
+                // A coded record says that something of a type happened between two actors,
+                // not that an agreed step was taken: it cannot fulfil a commitment by itself
+                // (a readout of the step, or a typed interaction, can).
+                let fulfils = |kind: Option<KindName>| {
+                    is_occurrence(kind) && kind != Some(KindName::CodedEventReported)
+                };
                 self.event_ref(
                     &k("fulfilled_by"),
                     &fulfilment.fulfilled_by,
-                    Some(("an occurrence", &is_occurrence)),
+                    Some(("an occurrence that is not a coded record", &fulfils)),
                 );
             }
             K::SourceReportAttached(attached) => {

@@ -773,6 +773,35 @@ fn a_fulfilment_by_an_event_outside_the_diplomatic_vocabulary_is_refused() {
 }
 
 #[test]
+fn a_fulfilment_by_a_coded_record_is_refused() {
+    // Given a coded record of a consultation between the two states
+    let mut state = founded();
+    let mut coded = step(
+        "coded_event_reported",
+        json!({"sources": [{"actor": "RUS"}], "targets": [{"actor": "USA"}]}),
+    );
+    coded["coding"] = json!({"plover_type": "CONSULT"});
+    record(&mut state, "occurrence-plover-1", vec![(id(0xc0de), coded)]);
+    record(
+        &mut state,
+        COMMITMENT,
+        vec![(id(0xc0), commitment_stated())],
+    );
+    // When it is given as what fulfilled the commitment, then it is refused
+    let errors = check(
+        &mut state,
+        COMMITMENT,
+        vec![(id(0xf1), fulfilled_by(id(0xc0de)))],
+    );
+    assert_precondition!(
+        errors,
+        "events[0].commitment_fulfilled.fulfilled_by",
+        ValidationError::WrongEventKind { actual, expected, .. }
+            if actual == "CodedEventReported" && expected.contains("not a coded record")
+    );
+}
+
+#[test]
 fn a_commitment_stated_twice_is_refused() {
     let mut state = founded();
     record(

@@ -69,8 +69,9 @@ impl Model for Channels {
     /// cross-state pair of its parties, and of their format when three or more states take
     /// part), a contact row per interaction and channel; the offices' holders at the last
     /// contact (a row per change of holder). 6: contacts' levels derived from the offices'
-    /// where the interaction gives none.
-    const VERSION: i32 = 6;
+    /// where the interaction gives none. 7: coded records between people or offices are
+    /// contacts.
+    const VERSION: i32 = 7;
 
     fn apply(&mut self, fact: &Fact) -> Vec<String> {
         apply_fact(self, fact)

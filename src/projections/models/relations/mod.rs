@@ -1,9 +1,12 @@
-//! `relations`: per pair of states, their contacts (by level), the last one, their channels and
-//! their pending summits and commitments. Built on the channel, summit and commitment models,
+//! `relations`: per pair of states, their contacts (by level, PLOVER type and quad class, in
+//! one tally for readouts and one for coded records: `tally.rs`), the last one, their channels
+//! and their pending summits and commitments. Built on the channel, summit and commitment models,
 //! which it carries inside (as internal rows), so one checkpoint covers it all; the contacts
 //! are interactions, by the channels' rule: an interaction counts once for every pair of the
 //! states its participants act for (an office's state, else their own), however many people of
-//! each side were in the room; participants of one state are not a pair of states.
+//! each side were in the room; participants of one state are not a pair of states. A coded
+//! record is a contact of every pair of a source's state and a target's state (its sources are
+//! not paired among themselves, nor its targets), whatever kind of actor each is.
 //!
 //! A bounded working set: the pairs (their summaries), the channels, summits, commitments and
 //! actors stay in memory. Each interaction has a row of its own (`interaction:<id>`: its
@@ -18,6 +21,7 @@
 //! `Model` implementation).
 
 pub mod rows;
+pub mod tally;
 pub mod view;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -26,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::EventId;
 use crate::domain::diplomacy::{FuzzyTime, Place};
+use crate::domain::diplomacy::{plover_type_of, quad_class_of};
 use crate::projections::models::channels::Channels;
 use crate::projections::models::channels::rows::CONTACT_STATUS;
 use crate::projections::models::commitments::Commitments;
@@ -35,6 +40,7 @@ use crate::projections::models::common::{
 };
 use crate::projections::models::summits::Summits;
 use crate::projections::{Fact, Model, Row};
+use tally::Tally;
 
 /// A contact between the two states.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,16 +57,23 @@ pub struct PairContact {
     pub format: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub place: Option<Place>,
+    /// The PLOVER type of the event's coding (a typed interaction's default: CONSULT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plover_type: Option<String>,
+    /// Derived from the PLOVER type (`quad_class_of`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quad_class: Option<String>,
+    /// A coded record (`CodedEventReported`) rather than a readout's interaction.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub coded: bool,
 }
 
 #[derive(Debug, Clone, Default)]
 struct Pair {
     states: [String; 2],
-    contacts: u32,
-    /// Contacts counted by level, kept as contacts come and go.
-    by_level: BTreeMap<String, u32>,
-    /// The last contact and its `happened_key` (the greatest).
-    last: Option<(String, PairContact)>,
+    /// The readouts' interactions and the coded records, counted apart.
+    readouts: Tally,
+    coded: Tally,
     /// The contacts in memory, by `happened_key`: after `settle`, none until a retraction or a
     /// correction brings all of the pair's back.
     held: BTreeMap<String, PairContact>,
@@ -106,6 +119,17 @@ struct Contact {
     /// Where it stands among contacts: `happened_key`.
     when: String,
     contact: PairContact,
+    /// A coded record's pairs (each of a source's state and a target's state); none: every
+    /// pair of `states`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pairs: Option<Vec<String>>,
+}
+
+impl Contact {
+    /// The pairs of states it is a contact of.
+    fn pairs(&self) -> Vec<String> {
+        self.pairs.clone().unwrap_or_else(|| pairs_of(&self.states))
+    }
 }
 
 /// The interactions, as contacts between states: every one applied, but only those since the
@@ -132,6 +156,25 @@ impl Contributions for Contacts {
             .iter()
             .filter_map(|p| participant_state(&self.registry, p))
             .collect();
+        // A coded record: each source's state with each target's.
+        let pairs = interaction.coded.as_ref().map(|coded| {
+            let states_of = |ids: &[String]| -> BTreeSet<String> {
+                ids.iter()
+                    .filter_map(|id| self.registry.state_of(id))
+                    .collect()
+            };
+            let targets = states_of(&coded.targets);
+            let pairs: BTreeSet<String> = states_of(&coded.sources)
+                .iter()
+                .flat_map(|a| {
+                    targets
+                        .iter()
+                        .filter(move |b| a != *b)
+                        .map(|b| pair_key(a, b))
+                })
+                .collect();
+            pairs.into_iter().collect()
+        });
         let (level, level_derived) = interaction.level(&self.registry);
         let origin = Origin::of(fact);
         let key = format!("{INTERACTION_PREFIX}{}", fact.event_id);
@@ -148,9 +191,13 @@ impl Contributions for Contacts {
                     level_derived,
                     format: format_name(interaction.format),
                     place: interaction.place,
+                    plover_type: plover_type_of(&fact.event),
+                    quad_class: quad_class_of(&fact.event).map(|q| q.name().to_owned()),
+                    coded: interaction.coded.is_some(),
                 },
                 states: states.into_iter().collect(),
                 origin,
+                pairs,
             },
         );
         vec![key]
@@ -210,6 +257,14 @@ impl Pair {
         Pair {
             states: [a.to_owned(), b.to_owned()],
             ..Pair::default()
+        }
+    }
+
+    fn tally_mut(&mut self, coded: bool) -> &mut Tally {
+        if coded {
+            &mut self.coded
+        } else {
+            &mut self.readouts
         }
     }
 }
@@ -272,27 +327,18 @@ impl Relations {
 
     /// Counts a contact in its pairs; returns them.
     fn file(&mut self, contact: &Contact) -> Vec<String> {
-        let pairs = pairs_of(&contact.states);
+        let pairs = contact.pairs();
         for pair in &pairs {
             let entry = self
                 .pairs
                 .entry(pair.clone())
                 .or_insert_with(|| Pair::new(pair));
-            entry.contacts += 1;
-            *entry
-                .by_level
-                .entry(contact.contact.level.clone())
-                .or_insert(0) += 1;
             entry
                 .held
                 .insert(contact.when.clone(), contact.contact.clone());
-            if entry
-                .last
-                .as_ref()
-                .is_none_or(|(when, _)| contact.when > *when)
-            {
-                entry.last = Some((contact.when.clone(), contact.contact.clone()));
-            }
+            entry
+                .tally_mut(contact.contact.coded)
+                .add(&contact.when, &contact.contact);
         }
         pairs
     }
@@ -300,35 +346,24 @@ impl Relations {
     /// Takes a contact out of its pairs (all of whose contacts are in memory: `wants` asked
     /// for them); returns them.
     fn unfile(&mut self, contact: &Contact) -> Vec<String> {
-        let pairs = pairs_of(&contact.states);
+        let pairs = contact.pairs();
         for pair in &pairs {
             let Some(entry) = self.pairs.get_mut(pair) else {
                 continue;
             };
-            entry.contacts = entry.contacts.saturating_sub(1);
-            if let Some(count) = entry.by_level.get_mut(&contact.contact.level) {
-                *count -= 1;
-                if *count == 0 {
-                    entry.by_level.remove(&contact.contact.level);
-                }
-            }
             entry.held.remove(&contact.when);
-            if entry
-                .last
-                .as_ref()
-                .is_some_and(|(when, _)| *when == contact.when)
-            {
-                debug_assert_eq!(
-                    entry.held.len(),
-                    entry.contacts as usize,
-                    "all of pair {pair}'s contacts are in memory"
-                );
-                entry.last = entry
-                    .held
-                    .iter()
-                    .next_back()
-                    .map(|(when, contact)| (when.clone(), contact.clone()));
-            }
+            let coded = contact.contact.coded;
+            let tally = if coded {
+                &mut entry.coded
+            } else {
+                &mut entry.readouts
+            };
+            let held = entry.held.iter().filter(|(_, c)| c.coded == coded);
+            tally.remove(&contact.when, &contact.contact, held);
+            debug_assert!(
+                tally.last_contact.is_some() || tally.contacts == 0,
+                "all of pair {pair}'s contacts are in memory"
+            );
         }
         pairs
     }

@@ -8,15 +8,13 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    CONTACT_PREFIX, Contact, INTERACTION_PREFIX, Inner, PREFIX, Pair, PairContact, Relations,
-    pairs_of,
-};
+use super::tally::Tally;
+use super::{CONTACT_PREFIX, Contact, INTERACTION_PREFIX, Inner, PREFIX, Pair, Relations};
 use crate::domain::EventId;
 use crate::projections::models::channels::rows::CONTACT_STATUS;
 use crate::projections::models::channels::{Channel, Channels};
 use crate::projections::models::commitments::{Commitment, Commitments};
-use crate::projections::models::common::{ACTOR_STATUS, Index, Registry, target_of};
+use crate::projections::models::common::{ACTOR_STATUS, Index, Records, Registry, target_of};
 use crate::projections::models::summits::{Summit, Summits};
 use crate::projections::{Fact, Model, Row, RowData, Want};
 
@@ -32,13 +30,10 @@ const INTERACTION_STATUS: &str = "interaction";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PairRecord {
     pub states: [String; 2],
-    pub contacts: u32,
-    pub contacts_by_level: BTreeMap<String, u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_contact: Option<PairContact>,
-    /// Where the last contact stands among the pair's contacts (its `happened_key`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_contact_key: Option<String>,
+    /// The contacts of the readouts' interactions.
+    pub readouts: Tally,
+    /// The contacts of coded records.
+    pub coded: Tally,
     pub channels: Vec<Channel>,
     pub summits: Vec<Summit>,
     pub commitments: Vec<Commitment>,
@@ -72,10 +67,8 @@ impl Relations {
         };
         PairRecord {
             states: pair.states.clone(),
-            contacts: pair.contacts,
-            contacts_by_level: pair.by_level.clone(),
-            last_contact: pair.last.as_ref().map(|(_, contact)| contact.clone()),
-            last_contact_key: pair.last.as_ref().map(|(when, _)| when.clone()),
+            readouts: pair.readouts.clone(),
+            coded: pair.coded.clone(),
             channels: decode(&pair.channels, Inner::Channels)
                 .iter()
                 .filter_map(|r| crate::projections::models::channels::rows::channel_of(r).ok())
@@ -145,7 +138,7 @@ impl Relations {
         if let Some(contact) = data.contact
             && !self.contacts.held.contains_key(&contact.origin.event_id)
         {
-            for pair in pairs_of(&contact.states) {
+            for pair in contact.pairs() {
                 self.pairs
                     .entry(pair.clone())
                     .or_insert_with(|| Pair::new(&pair))
@@ -165,8 +158,10 @@ impl Model for Relations {
     /// place of the inner timeline's and channel contacts' rows; a bounded working set. 4: the
     /// inner summits keep a proposal's place and expected period. 5: pairwise channels, an
     /// interaction row per channel an interaction went through. 6: contacts' levels derived
-    /// from the offices' where not given; the last contact's format and place.
-    const VERSION: i32 = 6;
+    /// from the offices' where not given; the last contact's format and place. 7: coded
+    /// records, and a tally each for readouts and coded records (by level, PLOVER type, quad
+    /// class).
+    const VERSION: i32 = 7;
 
     fn apply(&mut self, fact: &Fact) -> Vec<String> {
         self.apply_to_all(fact)
@@ -176,7 +171,7 @@ impl Model for Relations {
         if let Some(pair_key) = key.strip_prefix(PREFIX) {
             let pair = self.pairs.get(pair_key)?;
             let record = self.record(pair);
-            let empty = record.contacts == 0
+            let empty = record.all().contacts == 0
                 && record.channels.is_empty()
                 && record.summits.is_empty()
                 && record.commitments.is_empty();
@@ -257,20 +252,12 @@ impl Model for Relations {
                 }
                 PAIR_STATUS => {
                     let record = pair_of(&row)?;
-                    let last = match (record.last_contact, record.last_contact_key) {
-                        (Some(contact), Some(when)) => Some((when, contact)),
-                        (None, _) => None,
-                        (Some(_), None) => {
-                            return Err(format!("relations row {}: no last contact key", row.key));
-                        }
-                    };
                     let key = row.key.strip_prefix(PREFIX).unwrap_or(&row.key).to_owned();
                     model.pairs.insert(
                         key.clone(),
                         Pair {
-                            contacts: record.contacts,
-                            by_level: record.contacts_by_level,
-                            last,
+                            readouts: record.readouts,
+                            coded: record.coded,
                             ..Pair::new(&key)
                         },
                     );
@@ -324,7 +311,7 @@ impl Model for Relations {
             // Known once its row is in (the runner asks again after hydrating): taking it out
             // of a pair may need the pair's next contact.
             if let Some(contact) = self.contacts.held.get(&id) {
-                for pair in pairs_of(&contact.states) {
+                for pair in contact.pairs() {
                     let (a, b) = pair.split_once('+').expect("a pair key");
                     wants.push(Want::States {
                         status: INTERACTION_STATUS.to_owned(),
@@ -352,6 +339,22 @@ impl Model for Relations {
         for pair in self.pairs.values_mut() {
             pair.held = BTreeMap::new();
         }
+    }
+}
+
+impl PairRecord {
+    /// The contacts of these records: one tally, or both merged.
+    pub fn tally(&self, records: Records) -> Tally {
+        match records {
+            Records::Both => self.readouts.merge(&self.coded),
+            Records::Readouts => self.readouts.clone(),
+            Records::Coded => self.coded.clone(),
+        }
+    }
+
+    /// Every contact, readouts' and coded.
+    pub fn all(&self) -> Tally {
+        self.tally(Records::Both)
     }
 }
 
