@@ -16,6 +16,7 @@ pub mod grpc;
 pub mod health;
 pub mod http;
 pub mod import;
+pub mod monitoring;
 pub mod pgcluster;
 pub mod projections;
 pub mod recorder;

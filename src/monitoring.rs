@@ -1,0 +1,156 @@
+//! Metrics in the Prometheus text format, served at `GET /metrics` on the HTTP port (a reader's
+//! page, like the dashboard's). Counters and histograms are recorded where things happen,
+//! through the `metrics` facade, into one recorder per process; gauges of state the database
+//! holds (the head, each projection's position, the audit tree's size, the pool) are read when
+//! the page is scraped. Names follow Prometheus' conventions: a `diplog_` prefix, `_total` on
+//! counters, base units (`_seconds`, `_bytes`).
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// Appends (one per `Append`, `AppendMany`, `Record`, `RecordMany` or import call that reached
+/// the writer), by `outcome`: `written`, `replayed`, `wrong_expected_version`,
+/// `event_id_reused`, `partial_retry`, `unavailable`, `shutting_down`, `database_error`.
+pub const APPENDS: &str = "diplog_appends_total";
+/// Events written (idempotent replays not counted).
+pub const APPENDED_EVENTS: &str = "diplog_appended_events_total";
+/// From an append's arrival at the writer's queue to its answer.
+pub const APPEND_SECONDS: &str = "diplog_append_duration_seconds";
+/// Events in each group the writer commits.
+pub const GROUP_EVENTS: &str = "diplog_writer_group_events";
+/// How long each group's write (and commit) took.
+pub const GROUP_COMMIT_SECONDS: &str = "diplog_writer_group_commit_duration_seconds";
+/// The last committed position.
+pub const HEAD_POSITION: &str = "diplog_log_head_position";
+/// Each projection's position, and how far behind the head it is, by `projection`.
+pub const PROJECTION_POSITION: &str = "diplog_projection_position";
+pub const PROJECTION_LAG: &str = "diplog_projection_lag_events";
+/// Events the audit tree holds, and positions committed but not yet hashed into it.
+pub const TREE_SIZE: &str = "diplog_audit_tree_size";
+pub const TREE_UNHASHED: &str = "diplog_audit_tree_unhashed_events";
+/// Subscriptions open now, and those ended because their client did not read, by `reason`.
+pub const SUBSCRIPTIONS_OPEN: &str = "diplog_subscriptions_open";
+pub const SUBSCRIPTIONS_ENDED: &str = "diplog_subscriptions_ended_total";
+/// Payload bytes sent by reads, by `rpc` (`ReadStream`, `ReadAll`, `ReadEvents`).
+pub const READ_BYTES: &str = "diplog_read_bytes_total";
+/// The database pool's connections, by `state` (`in_use`, `idle`), and its maximum.
+pub const POOL_CONNECTIONS: &str = "diplog_db_pool_connections";
+pub const POOL_MAX: &str = "diplog_db_pool_max_connections";
+/// Requests refused by authentication or authorization, by `reason` (`missing`, `malformed`,
+/// `unknown`, `expired`, `revoked`, `store_unavailable`, `permission_denied`).
+pub const AUTH_FAILURES: &str = "diplog_auth_failures_total";
+/// Streams refused because their client held `--max-streams-per-client` already.
+pub const STREAM_LIMIT_REFUSALS: &str = "diplog_stream_limit_refusals_total";
+
+/// Latency buckets, in seconds: from 100 µs to 10 s.
+const SECONDS_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// Group sizes, in events: up to the writer's largest group.
+const GROUP_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 5000.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The process's recorder, installed on first use; every server in the process shares it (as
+/// the tests' in-process servers do: their figures add up).
+pub fn handle() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+            .and_then(|builder| {
+                builder.set_buckets_for_metric(Matcher::Full(GROUP_EVENTS.into()), GROUP_BUCKETS)
+            })
+            .expect("the buckets are not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        // Fails only if another recorder was installed first (an embedding program's): its
+        // recorder then gets the figures, and this page shows the gauges alone.
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("another metrics recorder is installed; /metrics shows gauges only");
+        }
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(APPENDS, "Appends that reached the writer, by outcome.");
+    describe_counter!(APPENDED_EVENTS, "Events written (replays not counted).");
+    describe_histogram!(
+        APPEND_SECONDS,
+        Unit::Seconds,
+        "From an append's arrival at the writer to its answer."
+    );
+    describe_histogram!(GROUP_EVENTS, "Events in each group the writer commits.");
+    describe_histogram!(
+        GROUP_COMMIT_SECONDS,
+        Unit::Seconds,
+        "How long each group's write and commit took."
+    );
+    describe_gauge!(HEAD_POSITION, "The last committed position.");
+    describe_gauge!(PROJECTION_POSITION, "Each projection's position.");
+    describe_gauge!(PROJECTION_LAG, "Events each projection is behind the head.");
+    describe_gauge!(TREE_SIZE, "Events the audit tree holds.");
+    describe_gauge!(TREE_UNHASHED, "Committed events not yet in the audit tree.");
+    describe_gauge!(SUBSCRIPTIONS_OPEN, "Subscriptions open now.");
+    describe_counter!(SUBSCRIPTIONS_ENDED, "Subscriptions ended by the server, by reason.");
+    describe_counter!(READ_BYTES, Unit::Bytes, "Payload bytes sent by reads, by RPC.");
+    describe_gauge!(POOL_CONNECTIONS, "Database pool connections, by state.");
+    describe_gauge!(POOL_MAX, "The database pool's maximum connections.");
+    describe_counter!(AUTH_FAILURES, "Requests refused by authentication, by reason.");
+    describe_counter!(
+        STREAM_LIMIT_REFUSALS,
+        "Streams refused by --max-streams-per-client."
+    );
+}
+
+/// State read from the database when the page is scraped.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub head: u64,
+    /// (name, position, lag) of each projection.
+    pub projections: Vec<(String, u64, u64)>,
+    pub tree_size: u64,
+    pub pool_size: u32,
+    pub pool_idle: usize,
+    pub pool_max: u32,
+}
+
+/// The page: `snapshot`'s gauges set, then everything rendered.
+pub fn render(snapshot: &Snapshot) -> String {
+    let handle = handle();
+    metrics::gauge!(HEAD_POSITION).set(snapshot.head as f64);
+    for (name, position, lag) in &snapshot.projections {
+        metrics::gauge!(PROJECTION_POSITION, "projection" => name.clone()).set(*position as f64);
+        metrics::gauge!(PROJECTION_LAG, "projection" => name.clone()).set(*lag as f64);
+    }
+    metrics::gauge!(TREE_SIZE).set(snapshot.tree_size as f64);
+    metrics::gauge!(TREE_UNHASHED).set(snapshot.head.saturating_sub(snapshot.tree_size) as f64);
+    let idle = snapshot.pool_idle as f64;
+    metrics::gauge!(POOL_CONNECTIONS, "state" => "idle").set(idle);
+    metrics::gauge!(POOL_CONNECTIONS, "state" => "in_use").set(f64::from(snapshot.pool_size) - idle);
+    metrics::gauge!(POOL_MAX).set(f64::from(snapshot.pool_max));
+    handle.render()
+}
+
+/// Counts one open subscription while it lives.
+pub struct OpenSubscription(());
+
+impl OpenSubscription {
+    pub fn start() -> Self {
+        metrics::gauge!(SUBSCRIPTIONS_OPEN).increment(1.0);
+        Self(())
+    }
+}
+
+impl Drop for OpenSubscription {
+    fn drop(&mut self) {
+        metrics::gauge!(SUBSCRIPTIONS_OPEN).decrement(1.0);
+    }
+}
