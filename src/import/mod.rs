@@ -8,8 +8,12 @@
 //! recorded, each run of consecutive events of one stream as one record. Event ids derive from
 //! the file's namespace and each event's key, so importing a file again writes nothing new.
 
+pub mod gdelt;
 pub mod plover;
+pub mod polecat;
 pub mod scenario;
+pub mod streamed;
+pub mod tsv;
 
 use std::collections::BTreeSet;
 use std::fmt;
