@@ -144,8 +144,23 @@ async fn gdelt_events_land_as_coded_events_and_odd_rows_are_reported_by_line() {
         );
         assert_eq!(call.sources[0].source, "gdelt.source.mid.ru");
         assert_eq!(call.sources[0].url, "https://www.mid.ru/ru/press/1");
-        assert!(call.note.contains("Goldstein scale: 1.0"), "{}", call.note);
-        assert!(call.note.contains("quad class: 1"), "{}", call.note);
+        assert_eq!(call_coded.goldstein_scale, Some(1.0));
+        assert_eq!(call_coded.quad_class, Some(1));
+        assert_eq!(
+            (call_coded.mentions, call_coded.source_count, call_coded.articles),
+            (Some(10), Some(2), Some(10))
+        );
+        assert_eq!(call_coded.average_tone, Some(-1.25));
+        let place = call_coded.action_place.clone().unwrap();
+        assert_eq!(
+            (place.name.as_str(), place.country_code.as_str()),
+            ("Moscow, Moskva, Russia", "RS")
+        );
+        assert_eq!((place.latitude, place.longitude), (Some(55.7522), Some(37.6156)));
+        let conflict = coded(&by_gdelt_id("1226600008").2);
+        assert_eq!((conflict.quad_class, conflict.goldstein_scale), (Some(3), Some(-2.0)));
+        // A row without a place has none.
+        assert!(coded(&by_gdelt_id("1226600002").2).action_place.is_none());
         assert_eq!(crate::helpers::day(&call.occurred), "2025-02-15");
 
         // Missing Actor2: no target. CAMEO 010 has no PLOVER type: the CAMEO code alone.

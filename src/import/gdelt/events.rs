@@ -5,9 +5,11 @@
 //! - the attribution: the outlet of `SOURCEURL` (`gdelt.source.<host>`), the URL, and
 //!   `DATEADDED` as its publication time;
 //! - `coded_event_reported`: Actor1 as source and Actor2 as target (each with its type code as
-//!   sector and its name as text), CAMEO's description of the code, the action's place
-//!   (`ActionGeo_FullName`, FIPS country code, latitude and longitude) and the event id;
-//! - `note`: the Goldstein scale, quad class, mentions, sources, articles, tone, root event.
+//!   sector and its name as text), CAMEO's description of the code, the action's place as
+//!   text (`location`: `ActionGeo_FullName`, FIPS country code, latitude and longitude) and
+//!   typed (`action_place`), the event id, and GDELT's measures: Goldstein scale, quad class,
+//!   mentions, sources, articles, average tone (each left out when absent or out of range);
+//! - `note`: `GDELT 2.0`, and whether it is the root event of its paragraph.
 //!
 //! An actor with a CAMEO country code of a state is that state; one without (a region, an
 //! organisation, an unnamed group) is the organisation `gdelt.<actor code>`. A row without a
@@ -219,6 +221,7 @@ pub fn read(row: &Row) -> Result<EventRow, (&'static str, Problem)> {
         coded.insert("location".into(), json!(place));
     }
     coded.insert("external_id".into(), json!(global_event_id));
+    measures(&field, &mut coded);
 
     let mut event = Map::new();
     event.insert(
@@ -270,24 +273,66 @@ fn place<'a>(field: &dyn Fn(usize) -> Option<&'a str>) -> Option<String> {
     })
 }
 
-/// What GDELT measures of the event, for analysts.
-fn note<'a>(field: &dyn Fn(usize) -> Option<&'a str>) -> String {
-    let mut parts = vec!["GDELT 2.0".to_owned()];
-    let labelled = [
-        (col::GOLDSTEIN, "Goldstein scale"),
-        (col::QUAD_CLASS, "quad class"),
+/// GDELT's measures of the event, typed, each left out when absent or out of its range (the
+/// log keeps what the dataset says, not a guess).
+fn measures<'a>(field: &dyn Fn(usize) -> Option<&'a str>, coded: &mut Map<String, Value>) {
+    let number = |index: usize, range: std::ops::RangeInclusive<f64>| {
+        field(index)
+            .and_then(|value| value.parse::<f64>().ok())
+            .filter(|value| range.contains(value))
+    };
+    let count = |index: usize| field(index).and_then(|value| value.parse::<u32>().ok());
+    if let Some(goldstein) = number(col::GOLDSTEIN, -10.0..=10.0) {
+        coded.insert("goldstein_scale".into(), json!(goldstein));
+    }
+    if let Some(quad) = field(col::QUAD_CLASS)
+        .and_then(|q| q.parse::<i32>().ok())
+        .filter(|q| (1..=4).contains(q))
+    {
+        coded.insert("quad_class".into(), json!(quad));
+    }
+    for (index, name) in [
         (col::NUM_MENTIONS, "mentions"),
-        (col::NUM_SOURCES, "sources"),
+        (col::NUM_SOURCES, "source_count"),
         (col::NUM_ARTICLES, "articles"),
-        (col::AVG_TONE, "average tone"),
-    ];
-    for (index, label) in labelled {
-        if let Some(value) = field(index) {
-            parts.push(format!("{label}: {value}"));
+    ] {
+        if let Some(value) = count(index) {
+            coded.insert(name.into(), json!(value));
         }
     }
-    if field(col::IS_ROOT_EVENT) == Some("1") {
-        parts.push("root event of its paragraph".into());
+    if let Some(tone) = number(col::AVG_TONE, -100.0..=100.0) {
+        coded.insert("average_tone".into(), json!(tone));
     }
-    parts.join("; ")
+    let geo = |offset: usize| field(col::ACTION_GEO + offset);
+    let mut place = Map::new();
+    if let Some(name) = geo(geo_col::FULL_NAME) {
+        place.insert("name".into(), json!(name));
+    }
+    if let Some(country) = geo(geo_col::COUNTRY) {
+        place.insert("country_code".into(), json!(country));
+    }
+    let coordinate = |offset: usize, limit: f64| {
+        geo(offset)
+            .and_then(|value| value.parse::<f64>().ok())
+            .filter(|value| (-limit..=limit).contains(value))
+    };
+    if let (Some(latitude), Some(longitude)) = (
+        coordinate(geo_col::LAT, 90.0),
+        coordinate(geo_col::LONG, 180.0),
+    ) {
+        place.insert("latitude".into(), json!(latitude));
+        place.insert("longitude".into(), json!(longitude));
+    }
+    if !place.is_empty() {
+        coded.insert("action_place".into(), Value::Object(place));
+    }
+}
+
+/// The note: the dataset, and whether the event is the root event of its paragraph.
+fn note<'a>(field: &dyn Fn(usize) -> Option<&'a str>) -> String {
+    if field(col::IS_ROOT_EVENT) == Some("1") {
+        "GDELT 2.0; the root event of its paragraph".into()
+    } else {
+        "GDELT 2.0".into()
+    }
 }
