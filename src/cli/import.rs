@@ -95,14 +95,15 @@ async fn import_streamed(args: ImportArgs) -> Result<(), CliError> {
     let path = args.file.display().to_string();
     let channel = super::channel(&args.client).await?;
     let mut tally = Tally::default();
+    let chunk_rows = args.chunk_rows as usize;
     let result = match args.format {
         ImportFormat::GdeltEvents => {
-            import::gdelt::import_events(channel, args.file.clone(), &mut tally).await
+            import::gdelt::import_events(channel, args.file.clone(), chunk_rows, &mut tally).await
         }
         ImportFormat::GdeltMentions => {
-            import::gdelt::import_mentions(channel, args.file.clone(), &mut tally).await
+            import::gdelt::import_mentions(channel, args.file.clone(), chunk_rows, &mut tally).await
         }
-        _ => import::polecat::import(channel, args.file.clone(), &mut tally).await,
+        _ => import::polecat::import(channel, args.file.clone(), chunk_rows, &mut tally).await,
     };
     // What was recorded before a failure stays recorded: say how far the import got.
     println!("{path}: {}", tally.summary());
@@ -185,6 +186,15 @@ pub struct ImportArgs {
         default_value = "scenario"
     )]
     pub format: ImportFormat,
+    /// Rows of a streamed export (GDELT, POLECAT) checked and recorded at a time: what bounds
+    /// the import's memory.
+    #[arg(
+        long,
+        env = "DIPLOG_IMPORT_CHUNK_ROWS",
+        default_value_t = crate::import::tsv::CHUNK_ROWS as u32,
+        value_parser = clap::value_parser!(u32).range(1..=100_000)
+    )]
+    pub chunk_rows: u32,
     /// The file to import.
     pub file: PathBuf,
 }

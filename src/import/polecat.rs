@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 use super::streamed::{
     NewActor, Registrations, StreamedImportError, Tally, organisation, record_chunk, row_problem,
 };
-use super::tsv::{CHUNK_ROWS, Row, read_in_chunks};
+use super::tsv::{Row, read_in_chunks};
 use super::{GrpcChannel, Item, Origin, Problem};
 use crate::domain::EventId;
 use crate::domain::diplomacy::{
@@ -291,9 +291,10 @@ fn place<'r>(get: &dyn Fn(&[&str]) -> Option<&'r str>) -> Option<String> {
 pub async fn import<T: GrpcChannel>(
     channel: T,
     path: PathBuf,
+    chunk_rows: usize,
     tally: &mut Tally,
 ) -> Result<(), StreamedImportError> {
-    let mut chunks = read_in_chunks(path.clone(), CHUNK_ROWS);
+    let mut chunks = read_in_chunks(path, chunk_rows);
     let mut header: Option<Header> = None;
     let mut seen: HashSet<String> = HashSet::new();
     while let Some(rows) = chunks.recv().await {

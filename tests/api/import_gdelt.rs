@@ -2,8 +2,8 @@
 //! against a running server, on the project's own small fixtures in the real formats
 //! (`tests/fixtures/gdelt/`, `tests/fixtures/polecat/`): what lands in the log and in the
 //! divergence view, what is reported by line, that a second import writes nothing, that a
-//! zipped export reads as the plain one, and that mentions before events end as events before
-//! mentions.
+//! zipped export reads as the plain one, and that mentions before events (in small chunks) end
+//! as events before mentions.
 
 use std::io::Write;
 use std::process::Output;
@@ -21,6 +21,10 @@ const POLECAT: &str = "tests/fixtures/polecat/ngec_coded_sample.txt";
 const TEST_TIMEOUT: Duration = Duration::from_secs(180);
 
 async fn import(app: &TestApp, format: &str, file: &str) -> Output {
+    import_in_chunks(app, format, file, 2000).await
+}
+
+async fn import_in_chunks(app: &TestApp, format: &str, file: &str, chunk_rows: u32) -> Output {
     let output = diplog([
         "import",
         "--format",
@@ -28,6 +32,8 @@ async fn import(app: &TestApp, format: &str, file: &str) -> Output {
         file,
         "--server",
         &app.server_url(),
+        "--chunk-rows",
+        &chunk_rows.to_string(),
     ])
     .await;
     assert_eq!(output.status.code(), Some(0), "{}", shown(&output));
@@ -212,14 +218,16 @@ async fn mentions_before_events_end_as_events_before_mentions_and_divergence_sho
         assert!(stdout.contains("noted: 2 mention(s) waiting for their event"), "{stdout}");
         assert!(stdout.contains("noted: 1 mention(s) of an event's own article"), "{stdout}");
 
+        // The other order, in small chunks: actors, repeats and waiting mentions across chunks.
         let mentions_first = spawn_app().await;
-        let early = import(&mentions_first, "gdelt-mentions", MENTIONS).await;
+        let early = import_in_chunks(&mentions_first, "gdelt-mentions", MENTIONS, 4).await;
         assert!(
             text(&early.stdout).contains("noted: 27 mention(s) waiting for their event"),
             "{}",
             shown(&early)
         );
-        let late = import(&mentions_first, "gdelt-events", EVENTS).await;
+        let late = import_in_chunks(&mentions_first, "gdelt-events", EVENTS, 3).await;
+        assert_eq!(reported(&late).len(), 5, "{}", shown(&late));
         assert!(
             text(&late.stdout).contains("noted: 24 waiting mention(s) attached to their event"),
             "{}",
@@ -373,7 +381,8 @@ async fn a_polecat_file_imports_and_its_defects_are_reported_by_line() {
         assert_eq!(kosovo.2.sources[0].source, "polecat");
 
         let count = app.event_count().await;
-        let second = import(&app, "polecat", POLECAT).await;
+        // Again, in chunks of 5 rows (the header in the first only): nothing new, the same reports.
+        let second = import_in_chunks(&app, "polecat", POLECAT, 5).await;
         assert!(
             line_with(&second, "event(s) written").starts_with("0 event(s) written"),
             "{}",

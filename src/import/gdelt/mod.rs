@@ -1,6 +1,6 @@
 //! GDELT 2.0 exports, streamed: `--format gdelt-events` (the Events table) and
 //! `--format gdelt-mentions` (the Mentions table), plain or zipped, in chunks of
-//! [`CHUNK_ROWS`] rows, each checked and recorded before the next is read.
+//! rows (`--chunk-rows`), each checked and recorded before the next is read.
 //!
 //! Every id derives from the GLOBALEVENTID (and a mention's identifier), so importing a file
 //! again writes nothing. An event is `occurrence-gdelt-<GLOBALEVENTID>`; its mentions are
@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use serde_json::json;
 
 use super::streamed::{NewActor, Registrations, StreamedImportError, Tally, organisation};
-use super::tsv::{CHUNK_ROWS, Row, read_in_chunks};
+use super::tsv::{Row, read_in_chunks};
 use super::{GrpcChannel, Item, Origin};
 use crate::domain::EventId;
 use crate::domain::diplomacy::{ActorId, ActorKind, derived_event_id};
@@ -91,10 +91,11 @@ fn gdelt() -> NewActor {
 pub async fn import_events<T: GrpcChannel>(
     channel: T,
     path: PathBuf,
+    chunk_rows: usize,
     tally: &mut Tally,
 ) -> Result<(), StreamedImportError> {
     let mut log = EventLogClient::new(channel.clone());
-    let mut chunks = read_in_chunks(path, CHUNK_ROWS);
+    let mut chunks = read_in_chunks(path, chunk_rows);
     let mut seen: HashSet<String> = HashSet::new();
     while let Some(rows) = chunks.recv().await {
         let mut registrations = Registrations::default();
@@ -198,11 +199,12 @@ async fn deferred_mentions<T: GrpcChannel>(
 pub async fn import_mentions<T: GrpcChannel>(
     channel: T,
     path: PathBuf,
+    chunk_rows: usize,
     tally: &mut Tally,
 ) -> Result<(), StreamedImportError> {
     let mut diplomacy = DiplomacyClient::new(channel.clone());
     let mut log = EventLogClient::new(channel.clone());
-    let mut chunks = read_in_chunks(path, CHUNK_ROWS);
+    let mut chunks = read_in_chunks(path, chunk_rows);
     let mut seen: HashSet<String> = HashSet::new();
     while let Some(rows) = chunks.recv().await {
         let mut read = Vec::new();
