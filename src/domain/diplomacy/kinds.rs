@@ -447,6 +447,29 @@ pub struct CodedEventReported {
     pub average_tone: Option<f64>,
 }
 
+impl CodedEventReported {
+    /// Measures outside their ranges, as (field, message) pairs: GDELT's scales are bounded,
+    /// and a value past them is a mistake, not a finding.
+    pub fn measure_problems(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        let mut bounded = |field: &'static str, value: Option<f64>, min: f64, max: f64| {
+            if let Some(value) = value
+                && !(min..=max).contains(&value)
+            {
+                problems.push((field, format!("{value} is outside {min} to {max}")));
+            }
+        };
+        bounded("goldstein_scale", self.goldstein_scale, -10.0, 10.0);
+        bounded("average_tone", self.average_tone, -100.0, 100.0);
+        bounded("quad_class", self.quad_class.map(f64::from), 1.0, 4.0);
+        if let Some(place) = &self.action_place {
+            bounded("action_place.latitude", place.latitude, -90.0, 90.0);
+            bounded("action_place.longitude", place.longitude, -180.0, 180.0);
+        }
+        problems
+    }
+}
+
 /// A place as an event dataset geocodes it (the proto's `CodedPlace`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
