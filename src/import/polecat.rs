@@ -11,14 +11,15 @@
 //! with stray tabs (more or fewer fields than the header). Each such row is reported with its
 //! line and skipped, never silently.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use chrono::NaiveDate;
 use serde_json::{Map, Value, json};
 
 use super::streamed::{
-    NewActor, Registrations, StreamedImportError, Tally, organisation, record_chunk, row_problem,
+    NewActor, Registrations, SeenIds, StreamedImportError, Tally, organisation, record_chunk,
+    row_problem,
 };
 use super::tsv::{Row, read_in_chunks};
 use super::{GrpcChannel, Item, Origin, Problem};
@@ -296,7 +297,7 @@ pub async fn import<T: GrpcChannel>(
 ) -> Result<(), StreamedImportError> {
     let mut chunks = read_in_chunks(path, chunk_rows);
     let mut header: Option<Header> = None;
-    let mut seen: HashSet<String> = HashSet::new();
+    let mut seen = SeenIds::default();
     while let Some(rows) = chunks.recv().await {
         let mut registrations = Registrations::default();
         let mut read = Vec::new();
@@ -328,7 +329,7 @@ pub async fn import<T: GrpcChannel>(
                 continue;
             }
             match read_row(header, &row) {
-                Ok(event) if !seen.insert(event.polecat_id.clone()) => {
+                Ok(event) if !seen.insert(&event.item.id) => {
                     let problem = row_problem(
                         row.line,
                         "Event ID",

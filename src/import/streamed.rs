@@ -99,6 +99,22 @@ impl Tally {
     }
 }
 
+/// The ids of the events a file has given so far, to report a row that repeats one (its id
+/// reused with other contents would make the server refuse the chunk). Eight bytes of each id
+/// (derived ids are hashes, so they do not collide in practice): the one thing an import keeps
+/// beyond its chunk, about 80 MB for ten million events.
+#[derive(Default)]
+pub struct SeenIds(HashSet<u64>);
+
+impl SeenIds {
+    /// Whether the id is new.
+    pub fn insert(&mut self, id: &crate::domain::EventId) -> bool {
+        let bytes = id.as_uuid().into_bytes();
+        let key = u64::from_le_bytes(bytes[..8].try_into().expect("eight bytes"));
+        self.0.insert(key)
+    }
+}
+
 /// An actor to register.
 #[derive(Debug, Clone)]
 pub struct NewActor {

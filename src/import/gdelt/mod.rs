@@ -19,12 +19,12 @@ mod cameo;
 mod events;
 mod mentions;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde_json::json;
 
-use super::streamed::{NewActor, Registrations, StreamedImportError, Tally, organisation};
+use super::streamed::{NewActor, Registrations, SeenIds, StreamedImportError, Tally, organisation};
 use super::tsv::{Row, read_in_chunks};
 use super::{GrpcChannel, Item, Origin};
 use crate::domain::EventId;
@@ -96,14 +96,14 @@ pub async fn import_events<T: GrpcChannel>(
 ) -> Result<(), StreamedImportError> {
     let mut log = EventLogClient::new(channel.clone());
     let mut chunks = read_in_chunks(path, chunk_rows);
-    let mut seen: HashSet<String> = HashSet::new();
+    let mut seen = SeenIds::default();
     while let Some(rows) = chunks.recv().await {
         let mut registrations = Registrations::default();
         let mut read = Vec::new();
         for row in rows? {
             tally.rows += 1;
             match events::read(&row) {
-                Ok(event) if !seen.insert(event.global_event_id.clone()) => {
+                Ok(event) if !seen.insert(&event.item.id) => {
                     let problem = super::streamed::row_problem(
                         row.line,
                         "GLOBALEVENTID",
@@ -205,13 +205,13 @@ pub async fn import_mentions<T: GrpcChannel>(
     let mut diplomacy = DiplomacyClient::new(channel.clone());
     let mut log = EventLogClient::new(channel.clone());
     let mut chunks = read_in_chunks(path, chunk_rows);
-    let mut seen: HashSet<String> = HashSet::new();
+    let mut seen = SeenIds::default();
     while let Some(rows) = chunks.recv().await {
         let mut read = Vec::new();
         for row in rows? {
             tally.rows += 1;
             match mentions::read(&row) {
-                Ok(mention) if !seen.insert(mention.item.id.to_string()) => {
+                Ok(mention) if !seen.insert(&mention.item.id) => {
                     let problem = super::streamed::row_problem(
                         row.line,
                         "MentionIdentifier",
