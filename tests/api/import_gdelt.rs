@@ -86,6 +86,24 @@ async fn divergence(app: &TestApp, key: &str) -> proto::Divergence {
         .remove(0)
 }
 
+/// The search projection's hits for `query`: (event id, field, text).
+async fn search(app: &TestApp, query: &str) -> Vec<(String, String, String)> {
+    let head = head(app).await;
+    ProjectionsClient::new(app.channel().await)
+        .search(proto::SearchRequest {
+            query: query.into(),
+            read: live(head),
+            ..Default::default()
+        })
+        .await
+        .expect("search answers")
+        .into_inner()
+        .hits
+        .into_iter()
+        .map(|hit| (hit.event_id, hit.field, hit.text))
+        .collect()
+}
+
 fn coded(event: &proto::DiplomaticEvent) -> &proto::CodedEventReported {
     match &event.kind {
         Some(Kind::CodedEventReported(coded)) => coded,
@@ -182,6 +200,17 @@ async fn gdelt_events_land_as_coded_events_and_odd_rows_are_reported_by_line() {
         assert!(coded(&mexico.2).location.starts_with("Ciudad de México"));
         // No SOURCEURL: GDELT itself is the source.
         assert_eq!(by_gdelt_id("1226600014").2.sources[0].source, "gdelt");
+
+        // The search projection indexes CAMEO's words and the place.
+        let hits = search(&app, "telephone").await;
+        assert!(
+            hits.iter().any(|(id, field, _)| id == &call.id
+                && field == "coded_event_reported.event_text"),
+            "{hits:?}"
+        );
+        let hits = search(&app, "Ciudad de México").await;
+        assert_eq!(hits.len(), 1, "{hits:?}");
+        assert_eq!(hits[0].0, mexico.2.id);
 
         let count = app.event_count().await;
         let second = import(&app, "gdelt-events", EVENTS).await;
@@ -379,6 +408,13 @@ async fn a_polecat_file_imports_and_its_defects_are_reported_by_line() {
             .unwrap();
         assert_eq!(coded(&kosovo.2).sources[0].actor, "polecat.vjosa-osmani");
         assert_eq!(kosovo.2.sources[0].source, "polecat");
+        // The headline is the report's title, which search indexes (in Russian, stemmed).
+        let hits = search(&app, "телефонные разговоры").await;
+        assert!(
+            hits.iter()
+                .any(|(id, field, _)| id == &call.id && field == "sources[0].title"),
+            "{hits:?}"
+        );
 
         let count = app.event_count().await;
         // Again, in chunks of 5 rows (the header in the first only): nothing new, the same reports.
