@@ -143,14 +143,13 @@ pub fn read(row: &Row) -> Result<EventRow, (&'static str, Problem)> {
         let code = field(start + actor_col::CODE);
         let name = field(start + actor_col::NAME);
         let country = field(start + actor_col::COUNTRY);
-        let state = match country.map(cameo::country) {
-            Some(CameoCountry::State(state)) => Some(state),
-            Some(CameoCountry::NotAState) => {
-                non_state_countries.push(country.unwrap_or_default().to_owned());
+        let state = country.and_then(|country| match cameo::country(country) {
+            CameoCountry::State(state) => Some(state),
+            CameoCountry::NotAState => {
+                non_state_countries.push(country.to_owned());
                 None
             }
-            None => None,
-        };
+        });
         let actor = match (state, code) {
             (Some(state), _) => NewActor {
                 id: ActorId::from(state),
