@@ -429,3 +429,49 @@ async fn a_polecat_file_imports_and_its_defects_are_reported_by_line() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn on_a_terminal_a_streamed_import_keeps_a_progress_line() {
+    within(TEST_TIMEOUT, async {
+        // util-linux `script` gives the import a terminal; without it there is none to test.
+        if std::process::Command::new("script")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            println!("SKIPPED: no `script` to run the import on a terminal");
+            return;
+        }
+        let app = spawn_app().await;
+        let command = format!(
+            "{} import --format polecat {POLECAT} --chunk-rows 5 --server {}",
+            crate::helpers::diplog_binary().display(),
+            app.server_url()
+        );
+        let output = tokio::process::Command::new("script")
+            .args(["-q", "-e", "-c", &command, "/dev/null"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .expect("script runs");
+        let terminal = text(&output.stdout);
+        assert!(output.status.success(), "{terminal}");
+        // Rewritten in place after each chunk (the first holds the header and 4 rows), cleared
+        // before the reports and the summary.
+        for rows in [4, 9, 14, 19] {
+            assert!(
+                terminal.contains(&format!("\r\x1b[K{rows} row(s) read, ")),
+                "{terminal:?}"
+            );
+        }
+        assert!(
+            terminal.contains("\r\x1b[Kreported: line 6: "),
+            "{terminal:?}"
+        );
+        assert!(
+            terminal.contains("19 row(s) read: 13 imported, 6 skipped"),
+            "{terminal}"
+        );
+    })
+    .await;
+}
