@@ -1,5 +1,5 @@
-//! `diplog import`: records a scenario or a PLOVER file through the gRPC API, and the
-//! `serve --demo` seeding that imports the founding scenario.
+//! `diplog import`: records a scenario, a PLOVER file, or a GDELT or POLECAT export (streamed)
+//! through the gRPC API, and the `serve --demo` seeding that imports the founding scenario.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -19,6 +19,10 @@ pub async fn import(args: ImportArgs) -> ExitCode {
 }
 
 async fn import_file(args: ImportArgs) -> Result<(), CliError> {
+    if args.format.is_streamed() {
+        // Read row by row, never whole: exports run to gigabytes.
+        return import_streamed(args).await;
+    }
     let path = args.file.display().to_string();
     let text = tokio::fs::read_to_string(&args.file)
         .await
@@ -34,6 +38,9 @@ async fn import_file(args: ImportArgs) -> Result<(), CliError> {
                 summary,
                 None,
             )
+        }
+        ImportFormat::GdeltEvents | ImportFormat::GdeltMentions | ImportFormat::Polecat => {
+            return import_streamed(args.clone()).await;
         }
         ImportFormat::Plover => {
             let parsed =
@@ -79,6 +86,32 @@ async fn import_file(args: ImportArgs) -> Result<(), CliError> {
     }
     print_report(&report);
     Ok(())
+}
+
+/// A tab-separated export, streamed in chunks: rows that cannot be imported are reported on
+/// stderr as they come, a progress line is kept on a terminal, and the summary ends it.
+async fn import_streamed(args: ImportArgs) -> Result<(), CliError> {
+    use crate::import::streamed::{StreamedImportError, Tally};
+    let path = args.file.display().to_string();
+    let channel = super::channel(&args.client).await?;
+    let mut tally = Tally::default();
+    let chunk_rows = args.chunk_rows as usize;
+    let result = match args.format {
+        ImportFormat::GdeltEvents => {
+            import::gdelt::import_events(channel, args.file.clone(), chunk_rows, &mut tally).await
+        }
+        ImportFormat::GdeltMentions => {
+            import::gdelt::import_mentions(channel, args.file.clone(), chunk_rows, &mut tally).await
+        }
+        _ => import::polecat::import(channel, args.file.clone(), chunk_rows, &mut tally).await,
+    };
+    // What was recorded before a failure stays recorded: say how far the import got.
+    println!("{path}: {}", tally.summary());
+    result.map_err(|error| match error {
+        StreamedImportError::Read(error) => CliError::Input(error.to_string()),
+        StreamedImportError::Import(ImportError::Call(message)) => CliError::Call(message),
+        StreamedImportError::Import(ImportError::Refused(problems)) => refused(&path, &problems),
+    })
 }
 
 fn print_report(report: &Report) {
@@ -161,6 +194,15 @@ pub struct ImportArgs {
         default_value = "scenario"
     )]
     pub format: ImportFormat,
+    /// Rows of a streamed export (GDELT, POLECAT) checked and recorded at a time: what bounds
+    /// the import's memory.
+    #[arg(
+        long,
+        env = "DIPLOG_IMPORT_CHUNK_ROWS",
+        default_value_t = crate::import::tsv::CHUNK_ROWS as u32,
+        value_parser = clap::value_parser!(u32).range(1..=100_000)
+    )]
+    pub chunk_rows: u32,
     /// The file to import.
     pub file: PathBuf,
 }
@@ -173,4 +215,22 @@ pub enum ImportFormat {
     /// PLOVER event records (a JSON array). Records that cannot be imported are reported by
     /// id with the reason; the rest are imported.
     Plover,
+    /// A GDELT 2.0 Events export (61 tab-separated columns; plain or zipped), streamed. Rows
+    /// that cannot be imported are reported by line.
+    GdeltEvents,
+    /// A GDELT 2.0 Mentions export (16 tab-separated columns; plain or zipped), streamed: each
+    /// mention is a source report on its event (waiting in the log if the event is not yet).
+    GdeltMentions,
+    /// A POLECAT weekly file (tab-separated, with a header row; plain or zipped), streamed.
+    /// Repeated header rows and rows of the wrong width are reported by line.
+    Polecat,
+}
+
+impl ImportFormat {
+    fn is_streamed(self) -> bool {
+        matches!(
+            self,
+            Self::GdeltEvents | Self::GdeltMentions | Self::Polecat
+        )
+    }
 }

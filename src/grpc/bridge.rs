@@ -141,6 +141,10 @@ mod tests {
             json!({"event_retracted": {"event": id, "reason": "r"}}),
             json!({"coded_event_reported": {"sources": [{"actor": "HUN", "sector": "GOV", "text": "Hungarian"}],
                 "targets": [{"actor": "ROU"}], "event_text": "agreed", "location": "Budapest", "external_id": "X-1"}}),
+            json!({"coded_event_reported": {"sources": [{"actor": "RUS"}], "external_id": "1226600001",
+                "goldstein_scale": 0.0, "quad_class": 1, "mentions": 10, "source_count": 2, "articles": 9,
+                "average_tone": -1.25, "action_place": {"name": "Moscow, Moskva, Russia", "country_code": "RS",
+                "latitude": 55.7522, "longitude": 37.6156}}}),
         ];
         kinds
             .into_iter()
@@ -157,9 +161,10 @@ mod tests {
     #[test]
     fn every_kind_round_trips_between_proto_and_domain_json() {
         let samples = samples();
+        // Every kind once, and a coded event a second time with GDELT's measures.
         assert_eq!(
             samples.len(),
-            crate::domain::diplomacy::EventKind::NAMES.len()
+            crate::domain::diplomacy::EventKind::NAMES.len() + 1
         );
         for sample in samples {
             let domain = DiplomaticEvent::from_json(sample.clone())

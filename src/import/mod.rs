@@ -10,8 +10,12 @@
 //! 8 MiB of event JSON), in as few as hold it, each all or nothing. Event ids derive from the
 //! file's namespace and each event's key, so importing a file again writes nothing new.
 
+pub mod gdelt;
 pub mod plover;
+pub mod polecat;
 pub mod scenario;
+pub mod streamed;
+pub mod tsv;
 
 use std::collections::BTreeSet;
 use std::fmt;

@@ -18,6 +18,7 @@ mod faults;
 mod fuzz;
 mod health;
 mod helpers;
+mod import_gdelt;
 mod import_plover;
 mod interactions;
 mod limits;

@@ -416,7 +416,7 @@ pub struct CodedActor {
     pub text: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CodedEventReported {
     #[serde(default, skip_serializing_if = "is_empty")]
@@ -429,4 +429,58 @@ pub struct CodedEventReported {
     pub location: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
+    // What GDELT measures of an event; absent for datasets that do not (PLOVER, POLECAT), so
+    // their events' JSON is unchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub goldstein_scale: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quad_class: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub action_place: Option<CodedPlace>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mentions: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_count: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub articles: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub average_tone: Option<f64>,
+}
+
+impl CodedEventReported {
+    /// Measures outside their ranges, as (field, message) pairs: GDELT's scales are bounded,
+    /// and a value past them is a mistake, not a finding.
+    pub fn measure_problems(&self) -> Vec<(&'static str, String)> {
+        let mut problems = Vec::new();
+        let mut bounded = |field: &'static str, value: Option<f64>, min: f64, max: f64| {
+            if let Some(value) = value
+                && !(min..=max).contains(&value)
+            {
+                problems.push((field, format!("{value} is outside {min} to {max}")));
+            }
+        };
+        bounded("goldstein_scale", self.goldstein_scale, -10.0, 10.0);
+        bounded("average_tone", self.average_tone, -100.0, 100.0);
+        bounded("quad_class", self.quad_class.map(f64::from), 1.0, 4.0);
+        if let Some(place) = &self.action_place {
+            bounded("action_place.latitude", place.latitude, -90.0, 90.0);
+            bounded("action_place.longitude", place.longitude, -180.0, 180.0);
+        }
+        problems
+    }
+}
+
+/// A place as an event dataset geocodes it (the proto's `CodedPlace`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CodedPlace {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// As the dataset gives it (GDELT: FIPS 10-4, not ISO).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latitude: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub longitude: Option<f64>,
 }

@@ -131,6 +131,14 @@ impl Check<'_> {
                 );
             }
         }
+        if let K::CodedEventReported(coded) = &event.kind {
+            for (sub_field, problem) in coded.measure_problems() {
+                self.fail(
+                    &format!("{kind}.{sub_field}"),
+                    ValidationError::Malformed(problem),
+                );
+            }
+        }
         if let K::CodedEventReported(_) = event.kind
             && event
                 .coding

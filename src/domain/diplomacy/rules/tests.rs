@@ -2111,6 +2111,37 @@ fn an_externally_coded_event_without_a_code_is_refused() {
     assert_invalid!(errors, "events[0].coding", ValidationError::Malformed(_));
 }
 
+#[test]
+fn gdelt_measures_out_of_their_ranges_are_refused_and_those_in_range_pass() {
+    let mut state = founded();
+    let mut coded = step(
+        "coded_event_reported",
+        json!({"sources": [{"actor": "RUS"}], "goldstein_scale": -10.0, "quad_class": 4,
+               "average_tone": 0.0, "mentions": 0,
+               "action_place": {"name": "Moscow", "latitude": 90.0, "longitude": -180.0}}),
+    );
+    coded["coding"] = json!({"cameo": "190"});
+    let errors = check(
+        &mut state,
+        "occurrence-gdelt-1",
+        vec![(id(0x9d1), coded.clone())],
+    );
+    assert!(errors.is_empty(), "{errors}");
+
+    coded["coded_event_reported"]["quad_class"] = json!(5);
+    coded["coded_event_reported"]["goldstein_scale"] = json!(10.5);
+    coded["coded_event_reported"]["action_place"]["latitude"] = json!(91.0);
+    let errors = check(&mut state, "occurrence-gdelt-2", vec![(id(0x9d2), coded)]);
+    for field in ["goldstein_scale", "quad_class", "action_place.latitude"] {
+        assert_invalid!(
+            errors,
+            &format!("events[0].coded_event_reported.{field}"),
+            ValidationError::Malformed(_)
+        );
+    }
+    assert_eq!(errors.errors().len(), 3, "{errors}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Other kinds' own rules
 
