@@ -57,6 +57,8 @@ impl App {
     /// text off loopback without `--insecure`, and unusable TLS files, before all that.
     pub async fn bind(config: ServerConfig, pool: PgPool) -> anyhow::Result<Self> {
         let transport = check_transport(&config)?;
+        // Before anything is counted: figures recorded without a recorder are lost.
+        crate::monitoring::handle();
         let tls = ServerTls::load(&config.tls).context("could not set up TLS")?;
         match transport {
             Transport::InsecurePlaintext => warn!(

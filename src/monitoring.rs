@@ -21,6 +21,9 @@ pub const APPEND_SECONDS: &str = "diplog_append_duration_seconds";
 pub const GROUP_EVENTS: &str = "diplog_writer_group_events";
 /// How long each group's write (and commit) took.
 pub const GROUP_COMMIT_SECONDS: &str = "diplog_writer_group_commit_duration_seconds";
+/// 1 when the last scrape could read the database's state, else 0 (the gauges below then
+/// keep their last values).
+pub const DATABASE_UP: &str = "diplog_database_up";
 /// The last committed position.
 pub const HEAD_POSITION: &str = "diplog_log_head_position";
 /// Each projection's position, and how far behind the head it is, by `projection`.
@@ -93,17 +96,31 @@ fn describe() {
         Unit::Seconds,
         "How long each group's write and commit took."
     );
+    describe_gauge!(
+        DATABASE_UP,
+        "1 when the last scrape could read the database."
+    );
     describe_gauge!(HEAD_POSITION, "The last committed position.");
     describe_gauge!(PROJECTION_POSITION, "Each projection's position.");
     describe_gauge!(PROJECTION_LAG, "Events each projection is behind the head.");
     describe_gauge!(TREE_SIZE, "Events the audit tree holds.");
     describe_gauge!(TREE_UNHASHED, "Committed events not yet in the audit tree.");
     describe_gauge!(SUBSCRIPTIONS_OPEN, "Subscriptions open now.");
-    describe_counter!(SUBSCRIPTIONS_ENDED, "Subscriptions ended by the server, by reason.");
-    describe_counter!(READ_BYTES, Unit::Bytes, "Payload bytes sent by reads, by RPC.");
+    describe_counter!(
+        SUBSCRIPTIONS_ENDED,
+        "Subscriptions ended by the server, by reason."
+    );
+    describe_counter!(
+        READ_BYTES,
+        Unit::Bytes,
+        "Payload bytes sent by reads, by RPC."
+    );
     describe_gauge!(POOL_CONNECTIONS, "Database pool connections, by state.");
     describe_gauge!(POOL_MAX, "The database pool's maximum connections.");
-    describe_counter!(AUTH_FAILURES, "Requests refused by authentication, by reason.");
+    describe_counter!(
+        AUTH_FAILURES,
+        "Requests refused by authentication, by reason."
+    );
     describe_counter!(
         STREAM_LIMIT_REFUSALS,
         "Streams refused by --max-streams-per-client."
@@ -122,9 +139,18 @@ pub struct Snapshot {
     pub pool_max: u32,
 }
 
-/// The page: `snapshot`'s gauges set, then everything rendered.
-pub fn render(snapshot: &Snapshot) -> String {
+/// The page: `snapshot`'s gauges set (or the database marked down, without one), then
+/// everything rendered.
+pub fn render(snapshot: Option<&Snapshot>) -> String {
     let handle = handle();
+    metrics::gauge!(DATABASE_UP).set(if snapshot.is_some() { 1.0 } else { 0.0 });
+    if let Some(snapshot) = snapshot {
+        set_gauges(snapshot);
+    }
+    handle.render()
+}
+
+fn set_gauges(snapshot: &Snapshot) {
     metrics::gauge!(HEAD_POSITION).set(snapshot.head as f64);
     for (name, position, lag) in &snapshot.projections {
         metrics::gauge!(PROJECTION_POSITION, "projection" => name.clone()).set(*position as f64);
@@ -134,23 +160,7 @@ pub fn render(snapshot: &Snapshot) -> String {
     metrics::gauge!(TREE_UNHASHED).set(snapshot.head.saturating_sub(snapshot.tree_size) as f64);
     let idle = snapshot.pool_idle as f64;
     metrics::gauge!(POOL_CONNECTIONS, "state" => "idle").set(idle);
-    metrics::gauge!(POOL_CONNECTIONS, "state" => "in_use").set(f64::from(snapshot.pool_size) - idle);
+    metrics::gauge!(POOL_CONNECTIONS, "state" => "in_use")
+        .set(f64::from(snapshot.pool_size) - idle);
     metrics::gauge!(POOL_MAX).set(f64::from(snapshot.pool_max));
-    handle.render()
-}
-
-/// Counts one open subscription while it lives.
-pub struct OpenSubscription(());
-
-impl OpenSubscription {
-    pub fn start() -> Self {
-        metrics::gauge!(SUBSCRIPTIONS_OPEN).increment(1.0);
-        Self(())
-    }
-}
-
-impl Drop for OpenSubscription {
-    fn drop(&mut self) {
-        metrics::gauge!(SUBSCRIPTIONS_OPEN).decrement(1.0);
-    }
 }

@@ -84,6 +84,7 @@ impl StreamLimiter {
             .expect("the stream counts are never poisoned");
         let count = open.entry(client.clone()).or_default();
         if *count >= self.max {
+            metrics::counter!(crate::monitoring::STREAM_LIMIT_REFUSALS).increment(1);
             return Err(TooManyStreams {
                 client,
                 open: *count,

@@ -109,10 +109,19 @@ async fn admit(
     let principal = match authenticated {
         Ok(principal) => principal,
         Err(AuthError::Store(error)) => {
+            count_failure("store_unavailable");
             warn!(peer = %peer_text, %what, error = %error, "could not check a credential");
             return Err(Refusal::Unavailable);
         }
         Err(error) => {
+            count_failure(match &error {
+                AuthError::Rejected(Rejection::Missing) => "missing",
+                AuthError::Rejected(Rejection::Malformed) => "malformed",
+                AuthError::Rejected(Rejection::Unknown) => "unknown",
+                AuthError::Rejected(Rejection::Expired) => "expired",
+                AuthError::Rejected(Rejection::Revoked) => "revoked",
+                AuthError::Store(_) => "store_unavailable",
+            });
             warn!(peer = %peer_text, %what, reason = %error, "authentication failed");
             return Err(Refusal::Unauthenticated(unauthenticated_message(&error)));
         }
@@ -120,10 +129,16 @@ async fn admit(
     tracing::Span::current().record("principal", principal.name.as_str());
     debug!(principal = %principal.name, credential = ?principal.credential, "authenticated");
     if !principal.may(needed) {
+        count_failure("permission_denied");
         info!(peer = %peer_text, %what, principal = %principal.name, %needed, "permission denied");
         return Err(Refusal::Denied(denied_message(&principal, needed, what)));
     }
     Ok(Some(principal))
+}
+
+/// Counts a refused request in `diplog_auth_failures_total`.
+fn count_failure(reason: &'static str) {
+    metrics::counter!(crate::monitoring::AUTH_FAILURES, "reason" => reason).increment(1);
 }
 
 enum Refusal {

@@ -79,8 +79,13 @@ impl Diplomacy for DiplomacyService {
         let slot = stream_slot(&self.streams, &request)?;
         let filter = parse_filter(request.into_inner())?;
         let events = self.store.read_filtered(filter).await?;
+        let read_bytes = metrics::counter!(crate::monitoring::READ_BYTES, "rpc" => "ReadEvents");
         let records = events
-            .map(|event| event.map_err(Status::from).and_then(to_record))
+            .map(move |event| {
+                let event = event.map_err(Status::from)?;
+                read_bytes.increment(event.data_text.len() as u64);
+                to_record(event)
+            })
             .boxed();
         Ok(Response::new(slot.hold(records).boxed()))
     }

@@ -81,7 +81,7 @@ impl EventLog for EventLogService {
         let slot = stream_slot(&self.streams, &request)?;
         let query = ReadStreamQuery::try_from(request.into_inner())?;
         let events = self.store.read_stream(query).await?;
-        Ok(Response::new(to_event_stream(slot, events)))
+        Ok(Response::new(to_event_stream(slot, "ReadStream", events)))
     }
 
     type ReadAllStream = EventStream;
@@ -94,7 +94,7 @@ impl EventLog for EventLogService {
         let slot = stream_slot(&self.streams, &request)?;
         let query = ReadAllQuery::try_from(request.into_inner())?;
         let events = self.store.read_all(query).await?;
-        Ok(Response::new(to_event_stream(slot, events)))
+        Ok(Response::new(to_event_stream(slot, "ReadAll", events)))
     }
 
     type SubscribeStream = SubscriptionStream;
@@ -121,15 +121,22 @@ impl EventLog for EventLogService {
     }
 }
 
-/// The events as protobuf, holding `slot` while they are read.
+/// The events as protobuf, holding `slot` while they are read; their payload bytes are
+/// counted under `rpc` in `diplog_read_bytes_total`.
 fn to_event_stream(
     slot: StreamSlot,
+    rpc: &'static str,
     events: impl Stream<Item = Result<crate::store::RecordedEvent, crate::store::ReadError>>
     + Send
     + 'static,
 ) -> EventStream {
+    let read_bytes = metrics::counter!(crate::monitoring::READ_BYTES, "rpc" => rpc);
     let events = events
-        .map(|event| event.map(proto::RecordedEvent::from).map_err(Status::from))
+        .map(move |event| {
+            let event = event.map_err(Status::from)?;
+            read_bytes.increment(event.data_text.len() as u64);
+            Ok(proto::RecordedEvent::from(event))
+        })
         .boxed();
     slot.hold(events).boxed()
 }

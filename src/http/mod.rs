@@ -10,6 +10,7 @@
 mod assets;
 mod error;
 mod live;
+mod metrics_page;
 mod pages;
 mod readable;
 
@@ -49,6 +50,7 @@ pub struct Dashboard {
 pub fn router(dashboard: Dashboard) -> Router {
     Router::new()
         .route("/healthz", get(health))
+        .route("/metrics", get(metrics_page::metrics))
         .route("/", get(pages::overview))
         .route("/channels", get(pages::list::<ChannelView>))
         .route("/summits", get(pages::list::<SummitView>))

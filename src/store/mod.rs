@@ -100,6 +100,36 @@ pub enum AppendError {
     Database(#[source] Arc<sqlx::Error>),
 }
 
+impl AppendError {
+    /// The `outcome` label of `diplog_appends_total`.
+    fn outcome(&self) -> &'static str {
+        match self {
+            Self::WrongExpectedVersion { .. } => "wrong_expected_version",
+            Self::EventIdReused { .. } => "event_id_reused",
+            Self::PartialRetry { .. } | Self::NotOneAppend { .. } => "partial_retry",
+            Self::Unavailable(_) => "unavailable",
+            Self::ShuttingDown => "shutting_down",
+            Self::Database(_) => "database_error",
+        }
+    }
+}
+
+/// Counts an answered append in the metrics (`crate::monitoring`).
+fn count_append(outcome: &Result<Vec<AppendOutcome>, AppendError>, took: std::time::Duration) {
+    use crate::monitoring::{APPEND_SECONDS, APPENDED_EVENTS, APPENDS};
+    let label = match outcome {
+        Ok(parts) if parts.iter().all(|part| part.idempotent_replay) => "replayed",
+        Ok(parts) => {
+            let written: usize = parts.iter().map(|part| part.positions.len()).sum();
+            metrics::counter!(APPENDED_EVENTS).increment(written as u64);
+            "written"
+        }
+        Err(error) => error.outcome(),
+    };
+    metrics::counter!(APPENDS, "outcome" => label).increment(1);
+    metrics::histogram!(APPEND_SECONDS).record(took.as_secs_f64());
+}
+
 impl From<sqlx::Error> for AppendError {
     fn from(error: sqlx::Error) -> Self {
         if is_unavailable(&error) {
@@ -230,18 +260,20 @@ impl EventStore {
         unit: AtomicAppend,
         principal: &str,
     ) -> Result<Vec<AppendOutcome>, AppendError> {
+        let queued_at = std::time::Instant::now();
         let (reply, answer) = oneshot::channel();
         let command = writer::AppendCommand {
             unit,
             principal: principal.to_owned(),
-            queued_at: std::time::Instant::now(),
+            queued_at,
             reply,
         };
-        self.appends
-            .send(command)
-            .await
-            .map_err(|_| AppendError::ShuttingDown)?;
-        answer.await.map_err(|_| AppendError::ShuttingDown)?
+        let outcome = match self.appends.send(command).await {
+            Ok(()) => answer.await.unwrap_or(Err(AppendError::ShuttingDown)),
+            Err(_) => Err(AppendError::ShuttingDown),
+        };
+        count_append(&outcome, queued_at.elapsed());
+        outcome
     }
 
     /// The last committed position (0 for an empty log).

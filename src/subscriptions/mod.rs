@@ -233,12 +233,14 @@ struct ActiveGuard(Arc<AtomicUsize>);
 impl ActiveGuard {
     fn new(count: Arc<AtomicUsize>) -> Self {
         count.fetch_add(1, Ordering::Relaxed);
+        metrics::gauge!(crate::monitoring::SUBSCRIPTIONS_OPEN).increment(1.0);
         Self(count)
     }
 }
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
+        metrics::gauge!(crate::monitoring::SUBSCRIPTIONS_OPEN).decrement(1.0);
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

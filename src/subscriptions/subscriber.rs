@@ -234,6 +234,8 @@ impl Follower {
             Ok(()) => {}
             Err(QueueError::Closed) => return Err(Stop::ClientGone),
             Err(QueueError::Full) => {
+                metrics::counter!(crate::monitoring::SUBSCRIPTIONS_ENDED, "reason" => "slow_consumer")
+                    .increment(1);
                 return Err(Stop::End(SubscriptionError::TooSlow {
                     messages: out.max_messages(),
                     bytes: out.max_bytes(),

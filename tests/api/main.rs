@@ -24,6 +24,7 @@ mod interactions;
 mod limits;
 mod log;
 mod merkle_python;
+mod metrics;
 mod on_date;
 mod on_date_history;
 mod overload;

@@ -160,6 +160,9 @@ pub(super) async fn run(
                 write_and_answer(&mut connection, std::mem::take(&mut group), &head).await;
             answered = appends;
             last_write = answered_at - started;
+            metrics::histogram!(crate::monitoring::GROUP_EVENTS).record(events as f64);
+            metrics::histogram!(crate::monitoring::GROUP_COMMIT_SECONDS)
+                .record(last_write.as_secs_f64());
             tracing::trace!(
                 appends,
                 events,
