@@ -77,9 +77,24 @@ pub fn handle() -> &'static PrometheusHandle {
             tracing::warn!("another metrics recorder is installed; /metrics shows gauges only");
         }
         describe();
+        // The recorder buffers histogram samples until upkeep drains them into buckets: without
+        // it a server nobody scrapes would hold every sample.
+        let upkeep = handle.clone();
+        std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                }
+            })
+            .expect("a thread for the metrics' upkeep");
         handle
     })
 }
+
+/// How often buffered histogram samples are drained into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
