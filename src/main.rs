@@ -49,6 +49,7 @@ async fn main() -> ExitCode {
         Command::Projections(args) => Ok(diplog::cli::projections(args).await),
         Command::Watch(args) => Ok(diplog::cli::watch(args).await),
         Command::DevCerts(args) => Ok(diplog::cli::dev_certs(args)),
+        Command::Health(args) => Ok(diplog::cli::health::health(args).await),
         Command::Token(args) => Ok(diplog::cli::token::run(args).await),
     };
     result.unwrap_or_else(|error| {

@@ -97,6 +97,9 @@ pub enum Command {
     /// Make a self-signed CA, a server certificate and a client certificate in DIR, for trying
     /// TLS and client certificates out (not for production).
     DevCerts(DevCertsArgs),
+    /// Ask a server whether it serves (the standard gRPC health service; no token needed):
+    /// exit code 0 when it does. For container health checks and probes.
+    Health(super::health::HealthArgs),
     /// API tokens: create (prints the token once), list, revoke. Against the database by
     /// default; with --server, through the server with an admin --token.
     Token(TokenArgs),

@@ -7,6 +7,7 @@ pub mod args;
 pub mod audit;
 pub mod client_args;
 pub mod dev_certs;
+pub mod health;
 pub mod import;
 mod projections;
 pub mod query_args;

@@ -77,6 +77,13 @@ async fn grpc_health_and_healthz_agree_while_postgres_is_down_and_calls_fail_at_
         ServingStatus::Serving
     );
     assert!(healthz(app.http_addr).await.contains("200"));
+    let probe = crate::helpers::diplog(["health", "--server", &app.server_url()]).await;
+    assert_eq!(
+        probe.status.code(),
+        Some(0),
+        "{}",
+        crate::helpers::shown(&probe)
+    );
 
     cluster.stop().await.unwrap();
     wait_for_health(&channel, ServingStatus::NotServing, Duration::from_secs(5)).await;
@@ -92,6 +99,19 @@ async fn grpc_health_and_healthz_agree_while_postgres_is_down_and_calls_fail_at_
         );
     }
     assert!(healthz(app.http_addr).await.contains("503"));
+    // What a container's HEALTHCHECK runs says so too.
+    let probe = crate::helpers::diplog(["health", "--server", &app.server_url()]).await;
+    assert_eq!(
+        probe.status.code(),
+        Some(1),
+        "{}",
+        crate::helpers::shown(&probe)
+    );
+    assert!(
+        crate::helpers::text(&probe.stderr).contains("NOT_SERVING"),
+        "{}",
+        crate::helpers::shown(&probe)
+    );
     let started = Instant::now();
     let refused = app
         .append("s", Expect::Any, &[("During", "{}")])

@@ -14,6 +14,7 @@ mod coded_records;
 mod dashboard;
 mod delegations;
 mod diplomacy;
+mod dockerfile;
 mod faults;
 mod fuzz;
 mod health;
