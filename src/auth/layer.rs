@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use axum::extract::{ConnectInfo, Query, Request as HttpRequest, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response as HttpResponse};
+use axum::response::{IntoResponse, Redirect, Response as HttpResponse};
 use futures::future::BoxFuture;
 use tonic::Status;
 use tonic::codegen::http;
@@ -278,21 +278,21 @@ pub async fn http_auth(
             next.run(request).await
         }
         Err(Refusal::Unauthenticated(message)) => {
-            // Browsers are pointed to the sign-in form; other clients get the bare 401.
+            // A browser's page load is sent to the sign-in form, which brings it back here;
+            // other clients (and a browser's scripts) get the bare 401.
             let browser = request
                 .headers()
                 .get(header::ACCEPT)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.contains("text/html"));
-            let body = if browser {
-                format!("{message}\n\nSign in at /login\n")
-            } else {
-                format!("{message}\n")
-            };
+            if browser && request.method() == axum::http::Method::GET {
+                let back = request.uri().path_and_query().map_or("/", |p| p.as_str());
+                return Redirect::to(&super::login::login_url(back)).into_response();
+            }
             (
                 StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, "Bearer")],
-                body,
+                format!("{message}\n"),
             )
                 .into_response()
         }

@@ -4,7 +4,7 @@
 
 use axum::Form;
 use axum::Router;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -40,23 +40,52 @@ const FORM: &str = r#"<!doctype html>
 <p>This server requires a token. Paste one that holds the reader role (an admin makes one with
 <code>diplog token create --name NAME --role reader</code>).</p>
 <form method="post" action="/login">
-<label>Token <input type="password" name="token" autocomplete="off" required></label>
+NEXT<label>Token <input type="password" name="token" autocomplete="off" required></label>
 <button type="submit">Sign in</button>
 </form>
 MESSAGE</main></body></html>
 "#;
 
-fn page(message: &str) -> Html<String> {
-    Html(FORM.replace("MESSAGE", message))
+/// The form, with `message` under it and `next` (a checked local path) to return to.
+fn page(message: &str, next: Option<&str>) -> Html<String> {
+    let next = next.map_or(String::new(), |next| {
+        format!("<input type=\"hidden\" name=\"next\" value=\"{next}\">\n")
+    });
+    Html(FORM.replace("NEXT", &next).replace("MESSAGE", message))
 }
 
-async fn form() -> Html<String> {
-    page("")
+/// Where a browser without a credential is sent to sign in, to come back to `back` after.
+pub fn login_url(back: &str) -> String {
+    match local_path(back) {
+        Some(back) if back != "/" => {
+            let encoded: String = form_urlencoded::byte_serialize(back.as_bytes()).collect();
+            format!("/login?next={encoded}")
+        }
+        _ => "/login".to_owned(),
+    }
+}
+
+/// `path` if it is a path of this site made of URL characters only (so neither a redirect
+/// elsewhere, `//host` or `https://…`, nor anything that needs escaping in HTML).
+fn local_path(path: &str) -> Option<&str> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "/._~-?=&%+:,".contains(c);
+    (path.starts_with('/') && !path.starts_with("//") && path.chars().all(allowed)).then_some(path)
+}
+
+#[derive(Deserialize)]
+struct Next {
+    next: Option<String>,
+}
+
+async fn form(Query(query): Query<Next>) -> Html<String> {
+    page("", query.next.as_deref().and_then(local_path))
 }
 
 #[derive(Deserialize)]
 struct Credentials {
     token: String,
+    /// The page to return to (a local path; anything else returns to `/`).
+    next: Option<String>,
 }
 
 /// A cross-site form must not sign the browser in (as someone else): a browser's `Origin`,
@@ -86,13 +115,22 @@ async fn sign_in(
         Ok(_) => {
             let secure = if login.secure { "; Secure" } else { "" };
             let cookie = format!("{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/{secure}");
-            ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+            let back = credentials
+                .next
+                .as_deref()
+                .and_then(local_path)
+                .unwrap_or("/");
+            ([(header::SET_COOKIE, cookie)], Redirect::to(back)).into_response()
         }
         Err(error) => {
             warn!(peer, path = "/login", reason = %error, "authentication failed");
             (
                 StatusCode::UNAUTHORIZED,
-                page("<p class=\"error\">That token was not accepted (malformed, unknown, expired or revoked).</p>"),
+                page(
+                    "<p class=\"error\">That token was not accepted (malformed, unknown, \
+                     expired or revoked).</p>",
+                    credentials.next.as_deref().and_then(local_path),
+                ),
             )
                 .into_response()
         }
@@ -116,6 +154,29 @@ async fn sign_out(ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_browser_comes_back_to_a_page_of_this_site_only() {
+        assert_eq!(login_url("/"), "/login");
+        assert_eq!(
+            login_url("/channels?status=open&as_of=2025-03-01"),
+            "/login?next=%2Fchannels%3Fstatus%3Dopen%26as_of%3D2025-03-01"
+        );
+        for elsewhere in [
+            "//evil.example/",
+            "https://evil.example/",
+            "/\"><script>",
+            "/a b",
+        ] {
+            assert_eq!(local_path(elsewhere), None, "{elsewhere}");
+            assert_eq!(login_url(elsewhere), "/login", "{elsewhere}");
+        }
+        let form = page("", local_path("/actors/RUS?on=2025-03-01")).0;
+        assert!(
+            form.contains(r#"<input type="hidden" name="next" value="/actors/RUS?on=2025-03-01">"#),
+            "{form}"
+        );
+    }
     use axum::http::HeaderValue;
 
     #[test]

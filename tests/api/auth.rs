@@ -782,14 +782,35 @@ async fn a_browser_signs_in_with_a_token_kept_in_an_http_only_cookie() {
     let reader = mint(&app, "browser", &[Role::Reader]).await;
     let addr = app.http_addr;
 
-    // A page without a credential: 401, and a browser is pointed to the form.
-    let (status, head, body) = http(addr, "GET / HTTP/1.1\r\nAccept: text/html", "").await;
+    // A page without a credential: a browser is sent to the form, to come back after; other
+    // clients get the 401.
+    let (status, head, _) = http(
+        addr,
+        "GET /actors/RUS?on=2025-03-01 HTTP/1.1\r\nAccept: text/html",
+        "",
+    )
+    .await;
+    assert_eq!(status, 303, "{head}");
+    assert!(
+        head.to_lowercase()
+            .contains("location: /login?next=%2factors%2frus%3fon%3d2025-03-01"),
+        "{head}"
+    );
+    let (status, head, _) = http(addr, "GET / HTTP/1.1", "").await;
     assert_eq!(status, 401);
     assert!(head.contains("www-authenticate: Bearer"), "{head}");
-    assert!(body.contains("/login"), "{body}");
-    let (status, _, body) = http(addr, "GET /login HTTP/1.1", "").await;
+    let (status, _, body) = http(
+        addr,
+        "GET /login?next=%2Factors%2FRUS%3Fon%3D2025-03-01 HTTP/1.1",
+        "",
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(body.contains("name=\"token\""), "{body}");
+    assert!(
+        body.contains(r#"name="next" value="/actors/RUS?on=2025-03-01""#),
+        "{body}"
+    );
 
     // A bad token: the form again, no cookie.
     let form = "Content-Type: application/x-www-form-urlencoded";
@@ -813,10 +834,15 @@ async fn a_browser_signs_in_with_a_token_kept_in_an_http_only_cookie() {
     let (status, head, _) = http(
         addr,
         &format!("POST /login HTTP/1.1\r\n{form}"),
-        &format!("token={reader}"),
+        &format!("token={reader}&next=%2Factors%2FRUS%3Fon%3D2025-03-01"),
     )
     .await;
     assert_eq!(status, 303, "{head}");
+    assert!(
+        head.to_lowercase()
+            .contains("location: /actors/rus?on=2025-03-01"),
+        "back to the page asked for: {head}"
+    );
     let cookie_line = head
         .lines()
         .find(|l| l.to_lowercase().starts_with("set-cookie:"))
