@@ -26,9 +26,33 @@ pub struct QueryArgs {
     /// and not sent, with --as-of or --on.
     #[arg(long, default_value_t = 0)]
     pub min_position: u64,
-    /// Print the whole answer as proto3 JSON (one document) instead of a table.
-    #[arg(long)]
+    /// Print the whole answer as proto3 JSON (one document) instead of a table (the same as
+    /// `--format json`).
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
+    /// How to print the answer: `text` (aligned tables), `json` (proto3 JSON, one document) or
+    /// `csv` (a header row, then a row per item, every page: for spreadsheets; the list
+    /// commands only: channels, summits, commitments, timeline).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: OutputFormat,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Text,
+    Json,
+    Csv,
+}
+
+impl QueryArgs {
+    /// The format asked for, by `--format` or `--json`.
+    pub fn output(&self) -> OutputFormat {
+        if self.json {
+            OutputFormat::Json
+        } else {
+            self.format
+        }
+    }
 }
 
 /// Parses `--as-of`: digits are a position; else an RFC 3339 time, or a day `YYYY-MM-DD`

@@ -231,3 +231,77 @@ async fn projections_status_lists_every_projection_and_a_rebuild_names_its_proje
     })
     .await
 }
+
+/// `--format csv`: a header row, then a row per item (every page), quoted where a cell needs
+/// it, as many rows as the JSON answer has items; refused where the answer is not one list.
+#[tokio::test]
+async fn lists_print_as_csv_for_spreadsheets() {
+    within(TEST_TIMEOUT, async {
+        let (app, head) = founding().await;
+        for (command, items, header) in [
+            (
+                vec!["channels"],
+                "channels",
+                "PARTIES,STATUS,ESTABLISHED,LAST CONTACT,CONTACTS",
+            ),
+            (
+                vec!["commitments", "--all"],
+                "commitments",
+                "WHAT,PARTIES,STATUS,STATED,DUE,AGE",
+            ),
+            (
+                vec!["timeline", "RUS"],
+                "entries",
+                "DATE,KIND,LEVEL,FORMAT/TYPE,PARTICIPANTS,PLACE,TRACK/ROUND,TOPICS",
+            ),
+        ] {
+            let mut csv_args = command.clone();
+            csv_args.extend(["--format", "csv"]);
+            let csv_text = query(&app, &head, &csv_args).await;
+            let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+            let headers = reader.headers().expect("a header row").clone();
+            assert_eq!(headers.iter().collect::<Vec<_>>().join(","), header);
+            let rows: Vec<csv::StringRecord> = reader
+                .records()
+                .collect::<Result<_, _>>()
+                .unwrap_or_else(|e| panic!("{command:?}: not CSV ({e}):\n{csv_text}"));
+            assert!(rows.iter().all(|row| row.len() == headers.len()));
+
+            let mut json_args = command.clone();
+            json_args.push("--json");
+            let json: serde_json::Value =
+                serde_json::from_str(&query(&app, &head, &json_args).await).unwrap();
+            let expected = json[items].as_array().map_or(0, Vec::len);
+            assert!(expected > 0, "{command:?}: {json}");
+            assert_eq!(rows.len(), expected, "{command:?}:\n{csv_text}");
+        }
+        // Cells with commas are quoted: the timeline's participants are "a; b" and topics "x, y".
+        let timeline = query(&app, &head, &["timeline", "RUS", "--format", "csv"]).await;
+        assert!(
+            timeline.lines().skip(1).any(|line| line.contains('"')),
+            "{timeline}"
+        );
+
+        let server = app.server_url();
+        let refused = diplog([
+            "relations",
+            "RUS",
+            "USA",
+            "--format",
+            "csv",
+            "--server",
+            &server,
+        ])
+        .await;
+        assert_eq!(refused.status.code(), Some(2), "{}", shown(&refused));
+        assert!(
+            text(&refused.stderr).contains("--format json"),
+            "{}",
+            shown(&refused)
+        );
+        let both = diplog(["channels", "--json", "--format", "csv", "--server", &server]).await;
+        assert_eq!(both.status.code(), Some(2), "{}", shown(&both));
+        app.stop().await;
+    })
+    .await
+}

@@ -9,9 +9,9 @@ use std::process::ExitCode;
 
 use super::client_args::ClientArgs;
 use super::query_args::{
-    AsOf, ChannelsArgs, CommitmentsArgs, DivergenceArgs, ListFilterArgs, ProjectionsArgs,
-    ProjectionsCommand, ProjectionsStatusArgs, QueryArgs, RebuildArgs, RelationsArgs, SummitsArgs,
-    TimelineArgs, WatchArgs,
+    AsOf, ChannelsArgs, CommitmentsArgs, DivergenceArgs, ListFilterArgs, OutputFormat,
+    ProjectionsArgs, ProjectionsCommand, ProjectionsStatusArgs, QueryArgs, RebuildArgs,
+    RelationsArgs, SummitsArgs, TimelineArgs, WatchArgs,
 };
 use super::{CliError, finish};
 use crate::grpc::bridge;
@@ -23,8 +23,8 @@ mod search;
 mod text;
 pub use search::search;
 use text::{
-    change_text, channel_table, commitment_table, divergence_text, header, relations_text,
-    summit_table, table, timeline_text,
+    Table, change_text, channel_rows, commitment_rows, divergence_text, header, relations_text,
+    summit_rows, table, timeline_rows, timeline_text,
 };
 
 /// The largest page the server gives.
@@ -129,11 +129,14 @@ fn print_json<M: prost::Message + prost::Name>(message: &M) {
 
 /// Fetches every page of a list and prints it: its message as JSON with `--json`, else the
 /// answer's header and `text` of it.
+/// Prints every page of a list: `rows` of the answer as CSV, or `text` of it (a heading and
+/// its rows' table), or the answer as JSON.
 async fn print_list<M, F, Fut>(
     query: &QueryArgs,
     request: proto::ListRequest,
     call: F,
-    text: impl FnOnce(&M) -> String,
+    rows: impl FnOnce(&M) -> Table,
+    text: impl FnOnce(&M, Table) -> String,
 ) -> Result<(), CliError>
 where
     M: ListMessage,
@@ -142,13 +145,27 @@ where
 {
     let client = connect(&query.client).await?;
     let answer: M = all_pages(request, |r| call(client.clone(), r)).await?;
-    if query.json {
-        print_json(&answer);
-        return Ok(());
+    match query.output() {
+        OutputFormat::Json => print_json(&answer),
+        OutputFormat::Csv => print!("{}", rows(&answer).csv()),
+        OutputFormat::Text => {
+            let mut out = header(answer.info(), query);
+            let table = rows(&answer);
+            out.push_str(&text(&answer, table));
+            print!("{out}");
+        }
     }
-    let mut out = header(answer.info(), query);
-    out.push_str(&text(&answer));
-    print!("{out}");
+    Ok(())
+}
+
+/// Refuses `--format csv` where the answer is not one list.
+fn no_csv(query: &QueryArgs, command: &str) -> Result<(), CliError> {
+    if query.output() == OutputFormat::Csv {
+        return Err(CliError::Input(format!(
+            "--format csv is for the lists (channels, summits, commitments, timeline); \
+             {command} answers with several tables: use --format json"
+        )));
+    }
     Ok(())
 }
 
@@ -165,7 +182,8 @@ async fn list_channels(args: ChannelsArgs) -> Result<(), CliError> {
         &args.query,
         request,
         |mut client, r| async move { client.list_channels(r).await },
-        |answer: &proto::ChannelList| channel_table(&answer.channels, "No channels."),
+        |answer: &proto::ChannelList| channel_rows(&answer.channels),
+        |_, rows| rows.text("No channels."),
     )
     .await
 }
@@ -186,7 +204,8 @@ async fn list_summits(args: SummitsArgs) -> Result<(), CliError> {
         &args.query,
         request,
         |mut client, r| async move { client.list_summits(r).await },
-        |answer: &proto::SummitList| summit_table(&answer.summits, none),
+        |answer: &proto::SummitList| summit_rows(&answer.summits),
+        |_, rows| rows.text(none),
     )
     .await
 }
@@ -210,7 +229,8 @@ async fn list_commitments(args: CommitmentsArgs) -> Result<(), CliError> {
         &args.query,
         request,
         |mut client, r| async move { client.list_commitments(r).await },
-        |answer: &proto::CommitmentList| commitment_table(&answer.commitments, none),
+        |answer: &proto::CommitmentList| commitment_rows(&answer.commitments),
+        |_, rows| rows.text(none),
     )
     .await
 }
@@ -234,7 +254,8 @@ async fn show_timeline(args: TimelineArgs) -> Result<(), CliError> {
         &args.query,
         request,
         |mut client, r| async move { client.get_timeline(r).await },
-        |answer: &proto::TimelineList| timeline_text(&args.actor, &answer.entries),
+        |answer: &proto::TimelineList| timeline_rows(&answer.entries),
+        |answer, rows| timeline_text(&args.actor, &answer.entries, rows),
     )
     .await
 }
@@ -256,9 +277,10 @@ async fn show_relations(args: RelationsArgs) -> Result<(), CliError> {
         records: args.records.wire(),
         ..Default::default()
     };
+    no_csv(&args.query, "relations")?;
     let mut client = connect(&args.query.client).await?;
     let answer = client.get_relations(request).await?.into_inner();
-    if args.query.json {
+    if args.query.output() == OutputFormat::Json {
         print_json(&answer);
         return Ok(());
     }
@@ -287,9 +309,10 @@ async fn show_divergence(args: DivergenceArgs) -> Result<(), CliError> {
         read: Some(read_options(&args.query)),
         key: args.occurrence.clone(),
     };
+    no_csv(&args.query, "divergence")?;
     let mut client = connect(&args.query.client).await?;
     let answer = client.get_divergence(request).await?.into_inner();
-    if args.query.json {
+    if args.query.output() == OutputFormat::Json {
         print_json(&answer);
         return Ok(());
     }

@@ -103,6 +103,10 @@ fn participant(p: &proto::TimelineParticipant) -> String {
 }
 
 pub(super) fn channel_table(channels: &[proto::Channel], none: &str) -> String {
+    channel_rows(channels).text(none)
+}
+
+pub(super) fn channel_rows(channels: &[proto::Channel]) -> Table {
     let rows: Vec<Vec<String>> = channels
         .iter()
         .map(|c| {
@@ -115,20 +119,23 @@ pub(super) fn channel_table(channels: &[proto::Channel], none: &str) -> String {
             ]
         })
         .collect();
-    table(
-        &[
+    Table {
+        headers: &[
             "PARTIES",
             "STATUS",
             "ESTABLISHED",
             "LAST CONTACT",
             "CONTACTS",
         ],
-        &rows,
-        none,
-    )
+        rows,
+    }
 }
 
 pub(super) fn summit_table(summits: &[proto::Summit], none: &str) -> String {
+    summit_rows(summits).text(none)
+}
+
+pub(super) fn summit_rows(summits: &[proto::Summit]) -> Table {
     let rows: Vec<Vec<String>> = summits
         .iter()
         .map(|s| {
@@ -144,8 +151,8 @@ pub(super) fn summit_table(summits: &[proto::Summit], none: &str) -> String {
             ]
         })
         .collect();
-    table(
-        &[
+    Table {
+        headers: &[
             "SUMMIT",
             "PARTIES",
             "STAGE",
@@ -155,12 +162,15 @@ pub(super) fn summit_table(summits: &[proto::Summit], none: &str) -> String {
             "EXPECTED",
             "PROPOSED PLACE",
         ],
-        &rows,
-        none,
-    )
+        rows,
+    }
 }
 
 pub(super) fn commitment_table(commitments: &[proto::Commitment], none: &str) -> String {
+    commitment_rows(commitments).text(none)
+}
+
+pub(super) fn commitment_rows(commitments: &[proto::Commitment]) -> Table {
     let rows: Vec<Vec<String>> = commitments
         .iter()
         .map(|c| {
@@ -187,14 +197,22 @@ pub(super) fn commitment_table(commitments: &[proto::Commitment], none: &str) ->
             ]
         })
         .collect();
-    table(
-        &["WHAT", "PARTIES", "STATUS", "STATED", "DUE", "AGE"],
-        &rows,
-        none,
-    )
+    Table {
+        headers: &["WHAT", "PARTIES", "STATUS", "STATED", "DUE", "AGE"],
+        rows,
+    }
 }
 
-pub(super) fn timeline_text(actor: &str, entries: &[proto::TimelineEntry]) -> String {
+/// The timeline's heading, `rows` (its table) and the note on derived levels.
+pub(super) fn timeline_text(actor: &str, entries: &[proto::TimelineEntry], rows: Table) -> String {
+    let mut text = format!("Timeline of {actor}\n{}", rows.text("No interactions."));
+    if entries.iter().any(|e| e.level_derived) {
+        text.push_str("* level derived from the participants' offices\n");
+    }
+    text
+}
+
+pub(super) fn timeline_rows(entries: &[proto::TimelineEntry]) -> Table {
     let rows: Vec<Vec<String>> = entries
         .iter()
         .map(|entry| {
@@ -229,27 +247,19 @@ pub(super) fn timeline_text(actor: &str, entries: &[proto::TimelineEntry]) -> St
             ]
         })
         .collect();
-    let mut text = format!(
-        "Timeline of {actor}\n{}",
-        table(
-            &[
-                "DATE",
-                "KIND",
-                "LEVEL",
-                "FORMAT/TYPE",
-                "PARTICIPANTS",
-                "PLACE",
-                "TRACK/ROUND",
-                "TOPICS",
-            ],
-            &rows,
-            "No interactions.",
-        )
-    );
-    if entries.iter().any(|e| e.level_derived) {
-        text.push_str("* level derived from the participants' offices\n");
+    Table {
+        headers: &[
+            "DATE",
+            "KIND",
+            "LEVEL",
+            "FORMAT/TYPE",
+            "PARTICIPANTS",
+            "PLACE",
+            "TRACK/ROUND",
+            "TOPICS",
+        ],
+        rows,
     }
-    text
 }
 
 /// A coded record's type for people: `CONSULT phone (VERBAL_COOPERATION), per Reuters`.
@@ -516,6 +526,32 @@ pub(super) fn divergence_text(divergence: &proto::Divergence) -> String {
         }
     }
     out
+}
+
+/// A list's rows under their column names, printed as aligned text or as CSV.
+pub(super) struct Table {
+    pub headers: &'static [&'static str],
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// Aligned columns; `none` when there are no rows.
+    pub fn text(&self, none: &str) -> String {
+        table(self.headers, &self.rows, none)
+    }
+
+    /// RFC 4180 CSV: the header row, then every row (quoted where a cell needs it).
+    pub fn csv(&self) -> String {
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        let written = writer.write_record(self.headers).and_then(|()| {
+            self.rows
+                .iter()
+                .try_for_each(|row| writer.write_record(row))
+        });
+        written.expect("writing CSV into memory does not fail");
+        String::from_utf8(writer.into_inner().expect("an in-memory buffer"))
+            .expect("CSV of strings is UTF-8")
+    }
 }
 
 /// Columns aligned by character count; `none` when there are no rows.
