@@ -23,11 +23,9 @@ use tracing::{debug, info, warn};
 
 use super::access::{Access, denied_message, required_access, required_page_access};
 use super::authenticate::{AuthError, Authenticator};
+use super::login::COOKIE;
 use super::tokens::Rejection;
 use super::{Principal, Role};
-
-/// The cookie the dashboard's login form sets, holding a token (HttpOnly, SameSite=Strict).
-pub const COOKIE: &str = "diplog_token";
 
 /// The bearer token of an `Authorization: Bearer …` header: `None` without the header; a
 /// header in another scheme, or not text, is [`Rejection::Malformed`].

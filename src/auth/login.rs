@@ -13,7 +13,9 @@ use std::net::SocketAddr;
 use tracing::warn;
 
 use super::authenticate::Authenticator;
-use super::layer::COOKIE;
+
+/// The cookie the login form sets, holding a token (HttpOnly, SameSite=Strict).
+pub const COOKIE: &str = "diplog_token";
 
 #[derive(Clone)]
 struct Login {

@@ -43,36 +43,12 @@ pub struct MentionRow {
 /// count it under, and the problem).
 pub fn read(row: &Row) -> Result<MentionRow, (&'static str, Problem)> {
     let line = row.line;
-    if row.fields.len() != COLUMNS {
-        return Err((
-            "row(s) with the wrong number of columns",
-            row_problem(
-                line,
-                "",
-                format!(
-                    "{} tab-separated fields where a GDELT 2.0 mention has {COLUMNS} (a stray \
-                     tab, or not a Mentions export)",
-                    row.fields.len()
-                ),
-            ),
-        ));
-    }
+    super::check_columns(row, COLUMNS, "mention", "a Mentions export")?;
     let field = |index: usize| {
         let value = row.fields[index].trim();
         (!value.is_empty()).then_some(value)
     };
-    let Some(global_event_id) =
-        field(col::GLOBALEVENTID).filter(|id| id.bytes().all(|b| b.is_ascii_digit()))
-    else {
-        return Err((
-            "row(s) without a GLOBALEVENTID",
-            row_problem(
-                line,
-                "GLOBALEVENTID",
-                format!("{:?} is not an event id (digits)", row.fields[0]),
-            ),
-        ));
-    };
+    let global_event_id = super::global_event_id(row, col::GLOBALEVENTID)?;
     let Some(identifier) = field(col::IDENTIFIER) else {
         return Err((
             "row(s) without a MentionIdentifier",

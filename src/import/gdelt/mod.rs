@@ -24,9 +24,11 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use super::streamed::{NewActor, Registrations, SeenIds, StreamedImportError, Tally, organisation};
+use super::streamed::{
+    NewActor, Registrations, SeenIds, StreamedImportError, Tally, organisation, row_problem,
+};
 use super::tsv::{Row, read_in_chunks};
-use super::{GrpcChannel, Item, Origin};
+use super::{GrpcChannel, Item, Origin, Problem};
 use crate::domain::EventId;
 use crate::domain::diplomacy::{ActorId, ActorKind, derived_event_id};
 use crate::proto::{self, diplomacy_client::DiplomacyClient, event_log_client::EventLogClient};
@@ -311,4 +313,45 @@ pub async fn import_mentions<T: GrpcChannel>(
         tally.show_progress();
     }
     Ok(())
+}
+
+/// Refuses a row of another number of fields than `columns`: a stray tab, or another file
+/// (`row_kind`: "event"; `export`: "an Events export").
+fn check_columns(
+    row: &Row,
+    columns: usize,
+    row_kind: &str,
+    export: &str,
+) -> Result<(), (&'static str, Problem)> {
+    if row.fields.len() == columns {
+        return Ok(());
+    }
+    Err((
+        "row(s) with the wrong number of columns",
+        row_problem(
+            row.line,
+            "",
+            format!(
+                "{} tab-separated fields where a GDELT 2.0 {row_kind} has {columns} (a stray \
+                 tab, or not {export})",
+                row.fields.len()
+            ),
+        ),
+    ))
+}
+
+/// The row's GLOBALEVENTID (digits) at `index`, or why not.
+fn global_event_id(row: &Row, index: usize) -> Result<&str, (&'static str, Problem)> {
+    let value = row.fields[index].trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(value);
+    }
+    Err((
+        "row(s) without a GLOBALEVENTID",
+        row_problem(
+            row.line,
+            "GLOBALEVENTID",
+            format!("{:?} is not an event id (digits)", row.fields[index]),
+        ),
+    ))
 }
