@@ -70,13 +70,18 @@ fn any_configuration() -> String {
         .join(" || ")
 }
 
+/// A document row's language is its `status`; the projection's other rows (markers, actors)
+/// hold other words there and have no vector. The planner may test a condition on the query
+/// before the one on the vector (through the GIN index of actors, say), so the cast is made
+/// for rows with a vector only.
 static SEARCH_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "with checkpoint as ( \
              select generation, position from projection_checkpoints where projection = 'search' \
          ), candidates as ( \
              select r.key, r.data, r.status, r.search_vector, \
-                 websearch_to_tsquery(r.status::regconfig, $1) as query \
+                 websearch_to_tsquery(case when r.search_vector is not null \
+                     then r.status::regconfig end, $1) as query \
              from checkpoint c \
              join projection_rows r on r.projection = 'search' and r.generation = c.generation \
              where r.search_vector @@ ({any}) \
