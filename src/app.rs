@@ -120,7 +120,7 @@ impl App {
             }
             None => TreeSigner::generate().context("could not make a signing key")?,
         };
-        let auditor = Auditor::new(pool.clone(), signer);
+        let auditor = Auditor::new(pool.clone(), signer, config.log_origin.clone());
         let projections = ProjectionStore::new(pool, local);
         Ok(Self {
             config,
@@ -289,6 +289,7 @@ impl App {
             subscriptions: subscriptions.clone(),
             streams: streams.clone(),
             health: health.clone(),
+            auditor: auditor.clone(),
         };
         let projections_service = ProjectionsServer::new(
             ProjectionsService::new(queries, config.request_timeout(), streams)

@@ -48,6 +48,15 @@ pub struct ServerConfig {
     /// the database): the rotation is appended to the log as a `SigningKeyRotated` event.
     #[arg(long, env = "DIPLOG_ROTATE_SIGNING_KEY")]
     pub rotate_signing_key: bool,
+    /// The log's name in its C2SP checkpoints, and the name of its key there: a schema-less
+    /// URL such as diplog.example.org/log (no spaces, no '+'). Tools that verify checkpoints
+    /// know the log by it, so choose it once.
+    #[arg(
+        long,
+        env = "DIPLOG_LOG_ORIGIN",
+        default_value = crate::domain::checkpoint::DEFAULT_ORIGIN
+    )]
+    pub log_origin: crate::domain::checkpoint::LogOrigin,
     #[command(flatten)]
     pub projections: ProjectionsConfig,
     #[command(flatten)]
@@ -326,6 +335,10 @@ impl ServerConfig {
             shutdown_grace_secs: 2,
             signing_key: None,
             rotate_signing_key: false,
+            log_origin: crate::domain::checkpoint::LogOrigin::parse(
+                crate::domain::checkpoint::DEFAULT_ORIGIN,
+            )
+            .expect("the default origin is valid"),
             projections: ProjectionsConfig {
                 poll_ms: 50,
                 takeover_ms: 50,

@@ -40,5 +40,6 @@ mod search_page;
 mod server;
 mod signing_key;
 mod subscriptions;
+mod tlog;
 mod tls;
 mod writer;
