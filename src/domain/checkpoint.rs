@@ -118,10 +118,9 @@ impl VerifierKey {
     /// Parses a verifier key, checking its key id against its name and key.
     pub fn parse(text: &str) -> Result<Self, CheckpointError> {
         let bad = |why: &str| CheckpointError::BadVerifierKey(format!("{text:?}: {why}"));
-        let mut parts = text.trim().split('+');
-        let (Some(name), Some(id), Some(key), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        // The name holds no '+' and the id is hex, but base64 may hold '+'.
+        let mut parts = text.trim().splitn(3, '+');
+        let (Some(name), Some(id), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(bad("three parts joined by '+' expected"));
         };
         LogOrigin::parse(name).map_err(|e| bad(&e.to_string()))?;
@@ -305,6 +304,24 @@ mod tests {
         assert_eq!(VerifierKey::parse(&text).unwrap(), verifier);
         let wrong_id = format!("{}+00000000+{}", parts[0], parts[2]);
         assert!(VerifierKey::parse(&wrong_id).is_err());
+    }
+
+    #[test]
+    fn a_verifier_key_whose_base64_holds_a_plus_reads_back() {
+        let origin = LogOrigin::parse(DEFAULT_ORIGIN).unwrap();
+        let with_plus = (0..=255u8)
+            .map(|seed| {
+                let key = SigningKey::from_bytes(&[seed; 32])
+                    .verifying_key()
+                    .to_bytes();
+                VerifierKey::new(&origin, key)
+            })
+            .find(|key| key.to_string().matches('+').count() > 2)
+            .expect("some key's base64 holds a '+'");
+        assert_eq!(
+            VerifierKey::parse(&with_plus.to_string()).unwrap(),
+            with_plus
+        );
     }
 
     #[test]

@@ -321,3 +321,42 @@ fn which(program: &str) -> Option<PathBuf> {
             .find(|path| path.is_file())
     })
 }
+
+#[tokio::test]
+async fn the_dashboard_shows_the_vkey_and_cites_the_checkpoint_as_of_a_position() {
+    let app = spawn_app().await;
+    append(&app, 5).await;
+    let key = verifier_key(&app).await;
+    settled_checkpoint(&app, &key).await;
+    let overview = crate::dashboard::get(app.http_addr, "/").await;
+    assert_eq!(overview.status, 200);
+    assert!(
+        overview.body.contains(&key.to_string()),
+        "{}",
+        overview.body
+    );
+
+    let as_of = crate::dashboard::get(app.http_addr, "/events?as_of=3").await;
+    assert_eq!(as_of.status, 200);
+    let head = audit(&app)
+        .await
+        .get_tree_head(proto::GetTreeHeadRequest { tree_size: 3 })
+        .await
+        .unwrap()
+        .into_inner();
+    let root = head
+        .root_hash
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    assert!(
+        as_of
+            .body
+            .contains(&format!("Log at size 3, root <code>{root}</code>")),
+        "{}",
+        as_of.body
+    );
+    let cited = head.checkpoint.lines().nth(2).unwrap();
+    assert!(as_of.body.contains(cited), "{}", as_of.body);
+    app.stop().await;
+}
