@@ -19,7 +19,16 @@ use diplog::proto::{self, audit_client::AuditClient};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{Expect, TestApp, diplog, spawn_app};
+use diplog::config::{AuthMode, ServerConfig};
+use diplog::domain::checkpoint::LogOrigin;
+
+use diplog::auth::Role;
+use diplog::auth::tokens::{TokenName, TokenStore};
+use tonic::metadata::MetadataValue;
+
+use crate::helpers::{
+    Expect, TestApp, append_request, diplog, fresh_database, new_event, spawn_app, spawn_app_with,
+};
 
 /// Where Debian's golang-golang-x-mod-dev puts golang.org/x/mod, as a GOPATH.
 const DEBIAN_GOPATH: &str = "/usr/share/gocode";
@@ -42,8 +51,18 @@ impl Answer {
 
 /// `GET path`, the body as bytes (tiles are binary).
 async fn get(addr: SocketAddr, path: &str) -> Answer {
+    request(addr, path, "").await
+}
+
+/// `GET path` with a bearer token.
+async fn get_with(addr: SocketAddr, path: &str, token: &str) -> Answer {
+    request(addr, path, &format!("Authorization: Bearer {token}\r\n")).await
+}
+
+async fn request(addr: SocketAddr, path: &str, headers: &str) -> Answer {
     let mut stream = TcpStream::connect(addr).await.expect("the server answers");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
@@ -264,6 +283,20 @@ async fn go_sumdb_note_and_tlog_verify_the_checkpoints_and_prove_from_the_tiles(
     );
     assert!(output.status.success(), "{printed}");
     assert!(printed.contains("ok: checkpoint of size 300"), "{printed}");
+    // And it is a check: another key of the same name does not verify the checkpoint.
+    let other = VerifierKey {
+        public_key: ed25519_dalek::SigningKey::from_bytes(&[9; 32])
+            .verifying_key()
+            .to_bytes(),
+        ..key
+    };
+    let refused = tokio::process::Command::new(&program)
+        .args(["-url", &base, "-vkey", &other.to_string(), "-old"])
+        .arg(&old_path)
+        .output()
+        .await
+        .unwrap();
+    assert!(!refused.status.success());
     app.stop().await;
 }
 
@@ -324,10 +357,16 @@ fn which(program: &str) -> Option<PathBuf> {
 
 #[tokio::test]
 async fn the_dashboard_shows_the_vkey_and_cites_the_checkpoint_as_of_a_position() {
-    let app = spawn_app().await;
+    let config = ServerConfig {
+        log_origin: LogOrigin::parse("diplog.example.org/log").unwrap(),
+        ..ServerConfig::ephemeral()
+    };
+    let app = spawn_app_with(fresh_database().await, config).await;
     append(&app, 5).await;
     let key = verifier_key(&app).await;
-    settled_checkpoint(&app, &key).await;
+    assert_eq!(key.name, "diplog.example.org/log");
+    let (text, _) = settled_checkpoint(&app, &key).await;
+    assert!(text.starts_with("diplog.example.org/log\n5\n"), "{text}");
     let overview = crate::dashboard::get(app.http_addr, "/").await;
     assert_eq!(overview.status, 200);
     assert!(
@@ -359,4 +398,63 @@ async fn the_dashboard_shows_the_vkey_and_cites_the_checkpoint_as_of_a_position(
     let cited = head.checkpoint.lines().nth(2).unwrap();
     assert!(as_of.body.contains(cited), "{}", as_of.body);
     app.stop().await;
+}
+
+#[tokio::test]
+async fn checkpoint_and_hash_tiles_are_public_and_entry_bundles_need_a_reader() {
+    let mut config = ServerConfig::ephemeral();
+    config.auth.mode = AuthMode::Tokens;
+    let app = spawn_app_with(fresh_database().await, config).await;
+    let token = |name: &'static str, role: Role| {
+        let pool = app.pool.clone();
+        async move {
+            let (_, secret) = TokenStore::new(pool)
+                .create(&TokenName::parse(name).unwrap(), &[role], None)
+                .await
+                .unwrap();
+            secret.expose().to_owned()
+        }
+    };
+    let writer = token("tiles-writer", Role::Writer).await;
+    let reader = token("tiles-reader", Role::Reader).await;
+    let bearer: MetadataValue<_> = format!("Bearer {writer}").parse().unwrap();
+    let mut request = tonic::Request::new(append_request(
+        "tiles-1",
+        Expect::Any,
+        vec![new_event("Noted", "{}"), new_event("Noted", "{}")],
+    ));
+    request.metadata_mut().insert("authorization", bearer);
+    app.client.clone().append(request).await.unwrap();
+    // Without a credential: the checkpoint, and the hash tiles, once the tree holds both.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let checkpoint = get(app.http_addr, "/checkpoint").await;
+        assert_eq!(checkpoint.status, 200);
+        if String::from_utf8_lossy(&checkpoint.body).lines().nth(1) == Some("2") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the tree did not catch up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let hashes = get(app.http_addr, "/tile/0/000.p/2").await;
+    assert_eq!(hashes.status, 200);
+    assert_eq!(hashes.body.len(), 64);
+    // The events themselves are the log's content: a reader's.
+    let entries = get(app.http_addr, "/tile/entries/000.p/2").await;
+    assert_eq!(entries.status, 401);
+    let with_reader = get_with(app.http_addr, "/tile/entries/000.p/2", &reader).await;
+    assert_eq!(with_reader.status, 200);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_origin_that_cannot_name_a_key_is_refused_at_start() {
+    let (ok, text) = diplog(["serve", "--log-origin", "diplog.example.org/a+b"])
+        .combined()
+        .await;
+    assert!(!ok);
+    assert!(text.contains("'+'"), "{text}");
 }
