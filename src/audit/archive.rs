@@ -193,3 +193,54 @@ pub fn fixed<const N: usize>(field: &str, bytes: Vec<u8>) -> Result<[u8; N], Str
         .try_into()
         .map_err(|_| format!("{field}: {len} bytes, not {N}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::signer::TreeSigner;
+
+    fn signed(signer: &TreeSigner, size: u64, root: Hash) -> (SignedTreeHead, String) {
+        let origin = LogOrigin::parse("diplog.example.org/log").unwrap();
+        let head = signer.sign(TreeHead {
+            size,
+            root,
+            timestamp_ms: 1,
+        });
+        let checkpoint = Checkpoint {
+            origin: origin.to_string(),
+            size,
+            root,
+        }
+        .signed(
+            &VerifierKey::new(&origin, signer.public_key().to_bytes()),
+            |body| signer.sign_bytes(body),
+        );
+        (head, checkpoint)
+    }
+
+    #[test]
+    fn a_saved_head_keeps_its_checkpoint_only_if_it_states_the_same_tree() {
+        let signer = TreeSigner::generate().unwrap();
+        let key = signer.public_key().to_bytes();
+        let (head, checkpoint) = signed(&signer, 5, [1; 32]);
+        let saved = SavedHead::new(&head, &key)
+            .with_checkpoint(&checkpoint)
+            .unwrap();
+        assert_eq!(saved.checkpoint.as_deref(), Some(checkpoint.as_str()));
+        assert!(saved.parse().is_ok());
+
+        let (_, other_tree) = signed(&signer, 6, [1; 32]);
+        assert!(
+            SavedHead::new(&head, &key)
+                .with_checkpoint(&other_tree)
+                .is_err()
+        );
+        let another_key = TreeSigner::generate().unwrap();
+        let (_, other_signer) = signed(&another_key, 5, [1; 32]);
+        let tampered = SavedHead {
+            checkpoint: Some(other_signer),
+            ..saved
+        };
+        assert!(tampered.parse().is_err(), "a checkpoint by another key");
+    }
+}
