@@ -238,6 +238,11 @@ impl App {
             subscriptions.head(),
             shutdown.child_token(),
         ));
+        let witnesses = tokio::spawn(crate::audit::witness::run(
+            auditor.clone(),
+            config.witnesses.clone(),
+            shutdown.child_token(),
+        ));
         let token_changes = tokio::spawn(
             authenticator
                 .clone()
@@ -417,6 +422,9 @@ impl App {
         }
         if let Err(error) = tree_builder.await {
             error!(error = %error, "the audit tree builder panicked");
+        }
+        if let Err(error) = witnesses.await {
+            error!(error = %error, "the witness client panicked");
         }
         drop(store);
         writer.stop().await.context("the append writer panicked")?;

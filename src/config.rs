@@ -57,6 +57,12 @@ pub struct ServerConfig {
         default_value = crate::domain::checkpoint::DEFAULT_ORIGIN
     )]
     pub log_origin: crate::domain::checkpoint::LogOrigin,
+    /// A witness to ask for cosignatures of each checkpoint (C2SP tlog-witness):
+    /// `VKEY@URL`, its verifier key (a cosignature/v1 key) and its submission prefix
+    /// (repeatable; in the env var, separated by `;`).
+    #[arg(long = "witness", env = "DIPLOG_WITNESSES", value_delimiter = ';',
+          value_parser = crate::audit::witness::parse_witness)]
+    pub witnesses: Vec<crate::audit::witness::Witness>,
     #[command(flatten)]
     pub projections: ProjectionsConfig,
     #[command(flatten)]
@@ -339,6 +345,7 @@ impl ServerConfig {
                 crate::domain::checkpoint::DEFAULT_ORIGIN,
             )
             .expect("the default origin is valid"),
+            witnesses: Vec::new(),
             projections: ProjectionsConfig {
                 poll_ms: 50,
                 takeover_ms: 50,

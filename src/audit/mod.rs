@@ -9,6 +9,7 @@ pub mod signer;
 pub mod tiles;
 pub mod tree;
 pub mod verify;
+pub mod witness;
 
 use sqlx::PgPool;
 
@@ -25,6 +26,8 @@ pub struct Auditor {
     signer: TreeSigner,
     /// The log's name in its checkpoints and the name of its key there.
     origin: LogOrigin,
+    /// The witnesses' cosignatures of recent checkpoints.
+    cosignatures: witness::Cosignatures,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +88,7 @@ impl Auditor {
             pool,
             signer,
             origin,
+            cosignatures: witness::Cosignatures::default(),
         }
     }
 
@@ -97,9 +101,14 @@ impl Auditor {
         VerifierKey::new(&self.origin, self.signer.public_key().to_bytes())
     }
 
-    /// The C2SP checkpoint of `head`: a signed note over origin, size and root. Ed25519
-    /// signatures are deterministic, so a size's checkpoint is the same text each time.
+    /// The C2SP checkpoint of `head` with the witnesses' cosignatures of its size.
     pub fn checkpoint(&self, head: &TreeHead) -> String {
+        self.log_checkpoint(head) + &self.cosignatures.lines_for(head.size)
+    }
+
+    /// The C2SP checkpoint of `head` as this log signs it: a signed note over origin, size
+    /// and root. Ed25519 signatures are deterministic, so a size's is the same text each time.
+    pub fn log_checkpoint(&self, head: &TreeHead) -> String {
         let checkpoint = Checkpoint {
             origin: self.origin.to_string(),
             size: head.size,

@@ -5,6 +5,7 @@ mod atomic;
 pub mod audit_head;
 pub mod canonical;
 pub mod checkpoint;
+pub mod cosignature;
 pub mod diplomacy;
 mod event;
 pub mod json;

@@ -42,4 +42,5 @@ mod signing_key;
 mod subscriptions;
 mod tlog;
 mod tls;
+mod witness;
 mod writer;

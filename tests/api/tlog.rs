@@ -303,7 +303,7 @@ async fn go_sumdb_note_and_tlog_verify_the_checkpoints_and_prove_from_the_tiles(
 /// Builds `tests/go/c2sp` offline against Debian's golang.org/x/mod (GOPATH mode, no module
 /// proxy). `None`, after saying SKIPPED, when Go or the package is missing and
 /// `DIPLOG_REQUIRE_GO` is not 1.
-fn build_go_checker() -> Option<PathBuf> {
+pub(crate) fn build_go_checker() -> Option<PathBuf> {
     let missing = if which("go").is_none() {
         Some("go is not installed")
     } else if !Path::new(DEBIAN_GOPATH)
