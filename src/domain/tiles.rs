@@ -63,7 +63,10 @@ impl Tile {
             }
             None => (rest, WIDTH as u16),
         };
-        let index = parse_index(index).ok_or_else(bad)?;
+        // A tile's first item (index · 256) must be a number too.
+        let index = parse_index(index)
+            .filter(|&i| i <= u64::MAX >> HEIGHT)
+            .ok_or_else(bad)?;
         Ok(Self { kind, index, width })
     }
 
@@ -177,6 +180,8 @@ mod tests {
             "0/-01",
             "entries/000.p/",
             "0/000/",
+            // u64::MAX: no tile's first item is that far.
+            "0/x018/x446/x744/x073/x709/x551/615",
         ] {
             assert!(Tile::parse(bad).is_err(), "{bad:?}");
         }

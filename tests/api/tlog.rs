@@ -247,6 +247,8 @@ async fn tiles_are_the_stored_tree_full_ones_cached_for_good_none_beyond_the_tre
         "/tile/entries/001.p/45",
         "/tile/0/1",
         "/tile/8/000.p/1",
+        "/tile/0/x070/x000/x000/x000/x000/000",
+        "/tile/entries/x999/x999/x999/x999/x999/999",
     ] {
         assert_eq!(get(app.http_addr, beyond).await.status, 404, "{beyond}");
     }
