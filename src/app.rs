@@ -122,7 +122,7 @@ impl App {
             }
             None => TreeSigner::generate().context("could not make a signing key")?,
         };
-        let auditor = Auditor::new(pool.clone(), signer);
+        let auditor = Auditor::new(pool.clone(), signer, config.log_origin.clone());
         let projections = ProjectionStore::new(pool, local);
         Ok(Self {
             config,
@@ -240,6 +240,11 @@ impl App {
             subscriptions.head(),
             shutdown.child_token(),
         ));
+        let witnesses = tokio::spawn(crate::audit::witness::run(
+            auditor.clone(),
+            config.witnesses.clone(),
+            shutdown.child_token(),
+        ));
         let token_changes = tokio::spawn(
             authenticator
                 .clone()
@@ -291,6 +296,7 @@ impl App {
             subscriptions: subscriptions.clone(),
             streams: streams.clone(),
             health: health.clone(),
+            auditor: auditor.clone(),
         };
         let projections_service = ProjectionsServer::new(
             ProjectionsService::new(queries, config.request_timeout(), streams)
@@ -418,6 +424,9 @@ impl App {
         }
         if let Err(error) = tree_builder.await {
             error!(error = %error, "the audit tree builder panicked");
+        }
+        if let Err(error) = witnesses.await {
+            error!(error = %error, "the witness client panicked");
         }
         drop(store);
         writer.stop().await.context("the append writer panicked")?;

@@ -48,6 +48,21 @@ pub struct ServerConfig {
     /// the database): the rotation is appended to the log as a `SigningKeyRotated` event.
     #[arg(long, env = "DIPLOG_ROTATE_SIGNING_KEY")]
     pub rotate_signing_key: bool,
+    /// The log's name in its C2SP checkpoints, and the name of its key there: a schema-less
+    /// URL such as diplog.example.org/log (no spaces, no '+'). Tools that verify checkpoints
+    /// know the log by it, so choose it once.
+    #[arg(
+        long,
+        env = "DIPLOG_LOG_ORIGIN",
+        default_value = crate::domain::checkpoint::DEFAULT_ORIGIN
+    )]
+    pub log_origin: crate::domain::checkpoint::LogOrigin,
+    /// A witness to ask for cosignatures of each checkpoint (C2SP tlog-witness):
+    /// `VKEY@URL`, its verifier key (a cosignature/v1 key) and its submission prefix
+    /// (repeatable; in the env var, separated by `;`).
+    #[arg(long = "witness", env = "DIPLOG_WITNESSES", value_delimiter = ';',
+          value_parser = crate::audit::witness::parse_witness)]
+    pub witnesses: Vec<crate::audit::witness::Witness>,
     #[command(flatten)]
     pub projections: ProjectionsConfig,
     #[command(flatten)]
@@ -326,6 +341,11 @@ impl ServerConfig {
             shutdown_grace_secs: 2,
             signing_key: None,
             rotate_signing_key: false,
+            log_origin: crate::domain::checkpoint::LogOrigin::parse(
+                crate::domain::checkpoint::DEFAULT_ORIGIN,
+            )
+            .expect("the default origin is valid"),
+            witnesses: Vec::new(),
             projections: ProjectionsConfig {
                 poll_ms: 50,
                 takeover_ms: 50,

@@ -34,6 +34,7 @@ async fn main() -> ExitCode {
         Command::Subscribe(args) => Ok(diplog::cli::subscribe(args).await),
         Command::Verify(args) => Ok(diplog::cli::audit::verify(args).await),
         Command::TreeHead(args) => Ok(diplog::cli::audit::tree_head(args).await),
+        Command::Checkpoint(args) => Ok(diplog::cli::checkpoint::checkpoint(args).await),
         Command::Proof(args) => Ok(diplog::cli::audit::proof(args).await),
         Command::Export(args) => Ok(diplog::cli::audit::export(args).await),
         Command::Restore(args) => Ok(diplog::cli::audit::restore(args).await),

@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use super::builder::leaf_of;
 use crate::domain::audit_head::{SignedTreeHead, TreeHead};
+use crate::domain::checkpoint::{Checkpoint, LogOrigin, VerifierKey};
 use crate::domain::merkle::Hash;
 use crate::store::RecordedEvent;
 
@@ -111,6 +112,10 @@ pub struct SavedHead {
     pub timestamp_ms: u64,
     pub signature: String,
     pub public_key: String,
+    /// The same size and root as a C2SP checkpoint signed by the same key, for citing and for
+    /// transparency-log tools; absent from heads saved before diplog served checkpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
 }
 
 impl SavedHead {
@@ -121,7 +126,20 @@ impl SavedHead {
             timestamp_ms: head.head.timestamp_ms,
             signature: hex::encode(head.signature),
             public_key: hex::encode(public_key),
+            checkpoint: None,
         }
+    }
+
+    /// With the head's checkpoint, which must be of the same size and root and signed by the
+    /// same key (an empty one, from an older server, is left out).
+    pub fn with_checkpoint(mut self, checkpoint: &str) -> Result<Self, String> {
+        if checkpoint.is_empty() {
+            return Ok(self);
+        }
+        let (head, key) = self.parse()?;
+        check_checkpoint(checkpoint, &head, &key)?;
+        self.checkpoint = Some(checkpoint.to_owned());
+        Ok(self)
     }
 
     pub fn parse(&self) -> Result<(SignedTreeHead, [u8; 32]), String> {
@@ -139,8 +157,34 @@ impl SavedHead {
             },
             signature,
         };
+        if let Some(checkpoint) = &self.checkpoint {
+            check_checkpoint(checkpoint, &head, &key)?;
+        }
         Ok((head, key))
     }
+}
+
+/// Whether `checkpoint` states `head`'s size and root, signed by `key` under the name it
+/// gives as its origin.
+pub fn check_checkpoint(
+    checkpoint: &str,
+    head: &SignedTreeHead,
+    key: &[u8; 32],
+) -> Result<(), String> {
+    let origin = checkpoint.lines().next().unwrap_or_default();
+    let origin = LogOrigin::parse(origin).map_err(|e| format!("checkpoint: {e}"))?;
+    let opened = Checkpoint::open(checkpoint, &VerifierKey::new(&origin, *key))
+        .map_err(|e| format!("checkpoint: {e}"))?;
+    if opened.size != head.head.size || opened.root != head.head.root {
+        return Err(format!(
+            "checkpoint: size {} and root {} are not the tree head's ({} and {})",
+            opened.size,
+            hex::encode(opened.root),
+            head.head.size,
+            hex::encode(head.head.root)
+        ));
+    }
+    Ok(())
 }
 
 pub fn fixed<const N: usize>(field: &str, bytes: Vec<u8>) -> Result<[u8; N], String> {
@@ -148,4 +192,55 @@ pub fn fixed<const N: usize>(field: &str, bytes: Vec<u8>) -> Result<[u8; N], Str
     bytes
         .try_into()
         .map_err(|_| format!("{field}: {len} bytes, not {N}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::signer::TreeSigner;
+
+    fn signed(signer: &TreeSigner, size: u64, root: Hash) -> (SignedTreeHead, String) {
+        let origin = LogOrigin::parse("diplog.example.org/log").unwrap();
+        let head = signer.sign(TreeHead {
+            size,
+            root,
+            timestamp_ms: 1,
+        });
+        let checkpoint = Checkpoint {
+            origin: origin.to_string(),
+            size,
+            root,
+        }
+        .signed(
+            &VerifierKey::new(&origin, signer.public_key().to_bytes()),
+            |body| signer.sign_bytes(body),
+        );
+        (head, checkpoint)
+    }
+
+    #[test]
+    fn a_saved_head_keeps_its_checkpoint_only_if_it_states_the_same_tree() {
+        let signer = TreeSigner::generate().unwrap();
+        let key = signer.public_key().to_bytes();
+        let (head, checkpoint) = signed(&signer, 5, [1; 32]);
+        let saved = SavedHead::new(&head, &key)
+            .with_checkpoint(&checkpoint)
+            .unwrap();
+        assert_eq!(saved.checkpoint.as_deref(), Some(checkpoint.as_str()));
+        assert!(saved.parse().is_ok());
+
+        let (_, other_tree) = signed(&signer, 6, [1; 32]);
+        assert!(
+            SavedHead::new(&head, &key)
+                .with_checkpoint(&other_tree)
+                .is_err()
+        );
+        let another_key = TreeSigner::generate().unwrap();
+        let (_, other_signer) = signed(&another_key, 5, [1; 32]);
+        let tampered = SavedHead {
+            checkpoint: Some(other_signer),
+            ..saved
+        };
+        assert!(tampered.parse().is_err(), "a checkpoint by another key");
+    }
 }

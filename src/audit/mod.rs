@@ -6,12 +6,15 @@ pub mod archive;
 pub mod builder;
 pub mod keys;
 pub mod signer;
+pub mod tiles;
 pub mod tree;
 pub mod verify;
+pub mod witness;
 
 use sqlx::PgPool;
 
 use crate::domain::audit_head::{SignedTreeHead, TreeHead};
+use crate::domain::checkpoint::{Checkpoint, LogOrigin, VerifierKey};
 use crate::domain::merkle::{self, AuditError, Hash};
 use signer::TreeSigner;
 use tree::TreeError;
@@ -21,6 +24,10 @@ use tree::TreeError;
 pub struct Auditor {
     pool: PgPool,
     signer: TreeSigner,
+    /// The log's name in its checkpoints and the name of its key there.
+    origin: LogOrigin,
+    /// The witnesses' cosignatures of recent checkpoints.
+    cosignatures: witness::Cosignatures,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,12 +83,38 @@ pub struct ConsistencyProof {
 }
 
 impl Auditor {
-    pub fn new(pool: PgPool, signer: TreeSigner) -> Self {
-        Self { pool, signer }
+    pub fn new(pool: PgPool, signer: TreeSigner, origin: LogOrigin) -> Self {
+        Self {
+            pool,
+            signer,
+            origin,
+            cosignatures: witness::Cosignatures::default(),
+        }
     }
 
     pub fn signer(&self) -> &TreeSigner {
         &self.signer
+    }
+
+    /// The key that checks this log's checkpoints, named by its origin.
+    pub fn verifier_key(&self) -> VerifierKey {
+        VerifierKey::new(&self.origin, self.signer.public_key().to_bytes())
+    }
+
+    /// The C2SP checkpoint of `head` with the witnesses' cosignatures of its size.
+    pub fn checkpoint(&self, head: &TreeHead) -> String {
+        self.log_checkpoint(head) + &self.cosignatures.lines_for(head.size)
+    }
+
+    /// The C2SP checkpoint of `head` as this log signs it: a signed note over origin, size
+    /// and root. Ed25519 signatures are deterministic, so a size's is the same text each time.
+    pub fn log_checkpoint(&self, head: &TreeHead) -> String {
+        let checkpoint = Checkpoint {
+            origin: self.origin.to_string(),
+            size: head.size,
+            root: head.root,
+        };
+        checkpoint.signed(&self.verifier_key(), |body| self.signer.sign_bytes(body))
     }
 
     /// The current tree head, signed now.

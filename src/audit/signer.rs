@@ -128,6 +128,11 @@ impl TreeSigner {
             .expect("an Ed25519 public key encodes")
     }
 
+    /// A plain Ed25519 signature: checkpoints' signed notes sign their text this way.
+    pub fn sign_bytes(&self, message: &[u8]) -> [u8; 64] {
+        self.key.sign(message).to_bytes()
+    }
+
     pub fn sign(&self, head: TreeHead) -> SignedTreeHead {
         let signature = self.key.sign(&head.signed_bytes());
         SignedTreeHead {

@@ -78,6 +78,26 @@ pub async fn fetch<'e>(
     Ok(StoredNodes(nodes))
 }
 
+/// The stored nodes at `level` with indexes `first..first + count`, in index order: the
+/// bottom row of a tlog tile. Fewer than `count` if the tree has not reached them.
+pub async fn nodes_in_row<'e>(
+    executor: impl PgExecutor<'e>,
+    level: u32,
+    first: u64,
+    count: u64,
+) -> Result<Vec<Hash>, TreeError> {
+    let hashes: Vec<Vec<u8>> = sqlx::query_scalar(
+        "select hash from merkle_nodes where level = $1 and index >= $2 and index < $3 \
+         order by index",
+    )
+    .bind(level as i16)
+    .bind(first as i64)
+    .bind((first + count) as i64)
+    .fetch_all(executor)
+    .await?;
+    hashes.into_iter().map(to_hash).collect()
+}
+
 /// Perfect subtrees read from `merkle_nodes`.
 pub struct StoredNodes(HashMap<(u32, u64), Hash>);
 

@@ -57,6 +57,13 @@ pub fn required_page_access(path: &str) -> Access {
         "/healthz" | "/login" | "/logout" => Access::Public,
         // The stylesheet and script are the same for everyone and reveal nothing.
         p if p.starts_with("/assets/") => Access::Public,
+        // The events themselves (tlog-tiles entry bundles): reading the log.
+        p if p.starts_with("/tile/entries/") => Access::Role(Role::Reader),
+        // The signed tree head and the tree's hashes reveal no event, only the log's size and
+        // hashes of events (whose random ids make them unguessable); witnesses and monitors
+        // fetch them without a credential, as from any public transparency log.
+        "/checkpoint" => Access::Public,
+        p if p.starts_with("/tile/") => Access::Public,
         _ => Access::Role(Role::Reader),
     }
 }
@@ -151,11 +158,17 @@ mod tests {
     }
 
     #[test]
-    fn pages_need_reader_but_health_and_assets() {
+    fn pages_need_reader_but_health_assets_checkpoint_and_hash_tiles() {
         assert_eq!(required_page_access("/healthz"), Access::Public);
         assert_eq!(
             required_page_access("/assets/dashboard.css"),
             Access::Public
+        );
+        assert_eq!(required_page_access("/checkpoint"), Access::Public);
+        assert_eq!(required_page_access("/tile/0/000.p/3"), Access::Public);
+        assert_eq!(
+            required_page_access("/tile/entries/000"),
+            Access::Role(Role::Reader)
         );
         for page in ["/", "/channels", "/live", "/relations/RUS/USA", "/nope"] {
             assert_eq!(

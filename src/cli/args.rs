@@ -58,6 +58,9 @@ pub enum Command {
     /// Print the current signed tree head (checked against the server's public key); --save
     /// keeps it, with the key, for `verify --since`.
     TreeHead(TreeHeadArgs),
+    /// Print the current C2SP checkpoint (the signed tree head as a signed note, checked
+    /// here); --vkey prints the verifier key that checks it.
+    Checkpoint(super::checkpoint::CheckpointArgs),
     /// Print and check an inclusion proof of an event in the current tree.
     Proof(ProofArgs),
     /// Write the log as NDJSON: each event with its leaf hash, then the signed tree head over

@@ -90,6 +90,13 @@ fn key_to_trust(
     Ok(pinned)
 }
 
+/// `saved` with the server's checkpoint of it, which must agree with the head.
+fn with_checkpoint(saved: SavedHead, checkpoint: &str) -> Result<SavedHead, CliError> {
+    saved
+        .with_checkpoint(checkpoint)
+        .map_err(|e| CliError::Call(format!("the server sent a bad checkpoint: {e}")))
+}
+
 fn checked(head: &SignedTreeHead, key: &[u8; 32]) -> Result<(), CliError> {
     head.verify(key).map_err(|e| {
         CliError::Call(format!(
@@ -107,14 +114,15 @@ async fn print_tree_head(args: TreeHeadArgs) -> Result<(), CliError> {
     let mut client = connect(&args.client).await?;
     let served = public_key(&mut client).await?;
     let key = key_to_trust(args.public_key.as_deref(), served, "the server")?;
-    let head = from_wire(Some(
-        client
-            .get_tree_head(proto::GetTreeHeadRequest { tree_size: 0 })
-            .await?
-            .into_inner(),
-    ))?;
+    let wire = client
+        .get_tree_head(proto::GetTreeHeadRequest { tree_size: 0 })
+        .await?
+        .into_inner();
+    let checkpoint = wire.checkpoint.clone();
+    let head = from_wire(Some(wire))?;
     checked(&head, &key)?;
-    let saved = serde_json::to_string_pretty(&SavedHead::new(&head, &key)).expect("serializable");
+    let saved = with_checkpoint(SavedHead::new(&head, &key), &checkpoint)?;
+    let saved = serde_json::to_string_pretty(&saved).expect("serializable");
     if let Some(path) = &args.save {
         std::fs::write(path, format!("{saved}\n"))
             .map_err(|e| CliError::Call(format!("could not write {}: {e}", path.display())))?;
@@ -274,14 +282,14 @@ async fn write_export(args: ExportArgs) -> Result<(), CliError> {
     let mut audit_client = connect(&args.client).await?;
     let key = public_key(&mut audit_client).await?;
     let wire_size = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-    let head = from_wire(Some(
-        audit_client
-            .get_tree_head(proto::GetTreeHeadRequest {
-                tree_size: args.to.map_or(0, wire_size),
-            })
-            .await?
-            .into_inner(),
-    ))?;
+    let wire = audit_client
+        .get_tree_head(proto::GetTreeHeadRequest {
+            tree_size: args.to.map_or(0, wire_size),
+        })
+        .await?
+        .into_inner();
+    let checkpoint = wire.checkpoint.clone();
+    let head = from_wire(Some(wire))?;
     checked(&head, &key)?;
     let to = head.head.size;
     let from = args.from.unwrap_or(1).max(1);
@@ -307,7 +315,7 @@ async fn write_export(args: ExportArgs) -> Result<(), CliError> {
         }
     }
     let closing = ClosingLine {
-        tree_head: SavedHead::new(&head, &key),
+        tree_head: with_checkpoint(SavedHead::new(&head, &key), &checkpoint)?,
     };
     write(serde_json::to_string(&closing).expect("serializable"))?;
     out.flush()

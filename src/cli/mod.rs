@@ -5,6 +5,7 @@
 
 pub mod args;
 pub mod audit;
+pub mod checkpoint;
 pub mod client_args;
 pub mod dev_certs;
 pub mod health;

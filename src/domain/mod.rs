@@ -4,11 +4,14 @@
 mod atomic;
 pub mod audit_head;
 pub mod canonical;
+pub mod checkpoint;
+pub mod cosignature;
 pub mod diplomacy;
 mod event;
 pub mod json;
 pub mod merkle;
 mod subscription;
+pub mod tiles;
 mod validation;
 
 pub use atomic::AtomicAppend;

@@ -24,12 +24,14 @@ fn size(field: &'static str, raw: i64) -> Result<Option<u64>, Status> {
     Ok((size > 0).then_some(size))
 }
 
-fn head(signed: SignedTreeHead) -> proto::SignedTreeHead {
+/// A signed head on the wire, with its checkpoint.
+fn head(auditor: &Auditor, signed: SignedTreeHead) -> proto::SignedTreeHead {
     proto::SignedTreeHead {
         tree_size: signed.head.size as i64,
         root_hash: signed.head.root.to_vec(),
         timestamp_ms: signed.head.timestamp_ms as i64,
         signature: signed.signature.to_vec(),
+        checkpoint: auditor.checkpoint(&signed.head),
     }
 }
 
@@ -41,7 +43,7 @@ impl Audit for AuditService {
     ) -> Result<Response<proto::SignedTreeHead>, Status> {
         let size = size("tree_size", request.into_inner().tree_size)?;
         let signed = self.auditor.signed_head_at(size).await?;
-        Ok(Response::new(head(signed)))
+        Ok(Response::new(head(&self.auditor, signed)))
     }
 
     async fn get_public_key(
@@ -52,6 +54,8 @@ impl Audit for AuditService {
         Ok(Response::new(proto::PublicKey {
             ed25519: signer.public_key().to_bytes().to_vec(),
             pem: signer.public_key_pem(),
+            vkey: self.auditor.verifier_key().to_string(),
+            origin: self.auditor.verifier_key().name,
         }))
     }
 
@@ -83,7 +87,7 @@ impl Audit for AuditService {
             leaf_index: proof.position as i64 - 1,
             leaf_hash: proof.leaf_hash.to_vec(),
             audit_path: proof.path.iter().map(|h| h.to_vec()).collect(),
-            tree_head: Some(head(proof.head)),
+            tree_head: Some(head(&self.auditor, proof.head)),
         }))
     }
 
@@ -97,8 +101,8 @@ impl Audit for AuditService {
         let new_size = size("new_size", request.new_size)?;
         let proof = self.auditor.consistency(old_size, new_size).await?;
         Ok(Response::new(proto::ConsistencyProof {
-            old_head: Some(head(proof.old)),
-            new_head: Some(head(proof.new)),
+            old_head: Some(head(&self.auditor, proof.old)),
+            new_head: Some(head(&self.auditor, proof.new)),
             proof: proof.path.iter().map(|h| h.to_vec()).collect(),
         }))
     }

@@ -1,7 +1,8 @@
 //! Errors of the dashboard, as HTTP: a bad parameter is a 400 page naming it, something that
-//! does not exist a 404 page, projections that have not caught up in time a 503 page, one
-//! stream too many for its client a 429 page; any other error is logged and answered with a
-//! plain 500 that does not leak its cause. The error page itself is rendered in
+//! does not exist (a tile beyond the tree too) a 404 page, projections that have not caught up
+//! in time a 503 page, one stream too many for its client a 429 page, an event too large for
+//! an entry bundle a 501; any other error is logged and answered with a plain 500 that does
+//! not leak its cause. The error page itself is rendered in
 //! `pages::error_page`, with the frame every page has.
 
 use crate::projections::read::request::QueryError;
@@ -23,8 +24,31 @@ pub enum HttpError {
     /// The client holds as many streams open as it may (`--max-streams-per-client`).
     #[error(transparent)]
     TooManyStreams(#[from] crate::stream_limit::TooManyStreams),
+    /// What exists but cannot be given in the form asked for (an event too large for an
+    /// entry bundle).
+    #[error("{0}")]
+    Unservable(String),
     #[error("{0}")]
     Internal(String),
+}
+
+impl From<crate::audit::tiles::TileError> for HttpError {
+    fn from(error: crate::audit::tiles::TileError) -> Self {
+        use crate::audit::tiles::TileError;
+        match error {
+            TileError::BeyondTree { .. } => Self::NotFound(error.to_string()),
+            TileError::EntryTooLong { .. } => Self::Unservable(error.to_string()),
+            TileError::Incomplete { .. } | TileError::Tree(_) | TileError::Database(_) => {
+                Self::Internal(error.to_string())
+            }
+        }
+    }
+}
+
+impl From<crate::audit::ProofError> for HttpError {
+    fn from(error: crate::audit::ProofError) -> Self {
+        Self::Internal(error.to_string())
+    }
 }
 
 impl From<QueryError> for HttpError {

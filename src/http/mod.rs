@@ -5,7 +5,8 @@
 //! Pages (each takes `?as_of=` a position, a day or an RFC 3339 time):
 //! `/` overview, `/channels`, `/summits`, `/commitments`, `/events`, `/occurrences/{id or
 //! stream}`, `/actors/{actor}`, `/relations`, `/relations/{a}/{b}`; `/live` is the event
-//! stream, `/assets/…` the stylesheet and script.
+//! stream, `/assets/…` the stylesheet and script. For transparency-log tools: `/checkpoint`
+//! and `/tile/…` (C2SP tlog-checkpoint and tlog-tiles, see `tlog`).
 
 mod assets;
 mod error;
@@ -13,6 +14,7 @@ mod live;
 mod metrics_page;
 mod pages;
 mod readable;
+mod tlog;
 
 use std::time::Duration;
 
@@ -45,6 +47,8 @@ pub struct Dashboard {
     pub streams: crate::stream_limit::StreamLimiter,
     /// Whether the database answers, as the gRPC health service reports it too.
     pub health: crate::health::DatabaseHealth,
+    /// Checkpoints and tiles, and the verifier key the overview shows.
+    pub auditor: crate::audit::Auditor,
 }
 
 pub fn router(dashboard: Dashboard) -> Router {
@@ -62,6 +66,8 @@ pub fn router(dashboard: Dashboard) -> Router {
         .route("/relations/{a}/{b}", get(pages::relation))
         .route("/search", get(pages::search))
         .route("/live", get(live::live))
+        .route("/checkpoint", get(tlog::checkpoint))
+        .route("/tile/{*path}", get(tlog::tile))
         .route("/assets/dashboard.css", get(assets::css))
         .route("/assets/dashboard.js", get(assets::js))
         .fallback(pages::not_found)

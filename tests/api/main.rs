@@ -43,5 +43,7 @@ mod search_page;
 mod server;
 mod signing_key;
 mod subscriptions;
+mod tlog;
 mod tls;
+mod witness;
 mod writer;

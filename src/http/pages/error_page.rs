@@ -25,6 +25,7 @@ impl IntoResponse for HttpError {
                 "The projections have not caught up yet",
             ),
             Self::TooManyStreams(_) => (StatusCode::TOO_MANY_REQUESTS, "Too many open streams"),
+            Self::Unservable(_) => (StatusCode::NOT_IMPLEMENTED, "Not servable in this form"),
             Self::Internal(cause) => {
                 tracing::error!(error = %cause, "dashboard request failed");
                 return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();

@@ -6,8 +6,10 @@ use axum::http::Uri;
 use chrono::{DateTime, Utc};
 
 use super::request::Ask;
+use crate::audit::{Auditor, ProofError};
 use crate::domain::EventId;
 use crate::domain::diplomacy::FuzzyTime;
+use crate::http::HttpError;
 use crate::http::readable::{self, encode};
 
 /// What the layout shows around a page's content: title, navigation, the "as of" control and
@@ -29,6 +31,15 @@ pub(in crate::http) struct Frame {
     pub(in crate::http) error: bool,
     /// The words of the search box (the search page's; empty elsewhere).
     pub(in crate::http) query: String,
+    /// As of a past state: the signed tree of the log the page reflects, to cite.
+    pub(in crate::http) citation: Option<Citation>,
+}
+
+/// The log at the size a page reflects: its root and its checkpoint (C2SP signed note).
+pub(in crate::http) struct Citation {
+    pub(in crate::http) size: u64,
+    pub(in crate::http) root: String,
+    pub(in crate::http) checkpoint: String,
 }
 
 impl Frame {
@@ -57,6 +68,7 @@ impl Frame {
             fragment: ask.fragment,
             error: false,
             query: String::new(),
+            citation: None,
         }
     }
 
@@ -73,13 +85,35 @@ impl Frame {
             fragment: false,
             error: true,
             query: String::new(),
+            citation: None,
         }
     }
 
-    /// Notes what the answer reflects.
-    pub(super) fn answered(&mut self, position: u64, reference: DateTime<Utc>) {
+    /// Notes what the answer reflects; as of a past state, with the checkpoint of the log of
+    /// that size (none while the signed tree has not reached it).
+    pub(super) async fn answered(
+        &mut self,
+        position: u64,
+        reference: DateTime<Utc>,
+        auditor: &Auditor,
+    ) -> Result<(), HttpError> {
         self.position = position;
         self.as_of_label = readable::instant(reference);
+        if self.as_of.is_empty() || self.error {
+            return Ok(());
+        }
+        match auditor.signed_head_at(Some(position)).await {
+            Ok(signed) => {
+                self.citation = Some(Citation {
+                    size: signed.head.size,
+                    root: hex::encode(signed.head.root),
+                    checkpoint: auditor.checkpoint(&signed.head),
+                });
+                Ok(())
+            }
+            Err(ProofError::PastHead { .. }) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// Whether the page follows the log (not as of a past state nor on a day, not an error).

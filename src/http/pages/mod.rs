@@ -81,6 +81,8 @@ struct OverviewPage {
     channels: Vec<ChannelRow>,
     summits: Vec<SummitRow>,
     commitments: Vec<CommitmentRow>,
+    /// The verifier key of the log's checkpoints.
+    vkey: String,
 }
 
 pub(super) async fn overview(
@@ -108,11 +110,14 @@ pub(super) async fn overview(
         .position
         .min(summits.position)
         .min(commitments.position);
-    frame.answered(position, channels.reference);
+    frame
+        .answered(position, channels.reference, &dashboard.auditor)
+        .await?;
     render(&OverviewPage {
         channels: rows(&frame, &channels.items, channel_row),
         summits: rows(&frame, &summits.items, summit_row),
         commitments: rows(&frame, &commitments.items, commitment_row),
+        vkey: dashboard.auditor.verifier_key().to_string(),
         frame,
     })
 }
@@ -184,7 +189,9 @@ pub(super) async fn list<V: Shown>(
         .queries
         .list::<V>(ask.source(&dashboard), &V::open(), &EVERYTHING)
         .await?;
-    frame.answered(answer.position, answer.reference);
+    frame
+        .answered(answer.position, answer.reference, &dashboard.auditor)
+        .await?;
     render(&ListPage {
         table: V::table(&frame, &answer.items),
         lede: V::LEDE,
@@ -230,7 +237,7 @@ pub(super) async fn events(
             .try_collect()
             .await?
     };
-    frame.answered(bound, reference);
+    frame.answered(bound, reference, &dashboard.auditor).await?;
     let events = recorded
         .iter()
         .filter_map(|r| typed(r).map(|event| event_card(&names, &frame, r, &event)))
@@ -279,7 +286,9 @@ pub(super) async fn occurrence(
         .await;
     match found {
         Ok(answer) => {
-            frame.answered(answer.position, answer.reference);
+            frame
+                .answered(answer.position, answer.reference, &dashboard.auditor)
+                .await?;
             let view = answer.items.into_iter().next().ok_or_else(|| {
                 HttpError::NotFound(format!("no occurrence {key:?} with sources"))
             })?;
@@ -302,7 +311,7 @@ pub(super) async fn occurrence(
                     None => format!("no event {key:?} in the log"),
                 }));
             };
-            frame.answered(bound, reference);
+            frame.answered(bound, reference, &dashboard.auditor).await?;
             let names = Names::load(&dashboard, source).await?;
             let card = event_card(&names, &frame, recorded, &event);
             frame.title = format!("{}: event {}", card.kind, card.position);
@@ -404,7 +413,13 @@ pub(super) async fn actor(
             None => format!("no actor {actor:?} in the log"),
         }));
     }
-    frame.answered(timeline.position.min(channels.position), timeline.reference);
+    frame
+        .answered(
+            timeline.position.min(channels.position),
+            timeline.reference,
+            &dashboard.auditor,
+        )
+        .await?;
     let name = names.name(&actor);
     frame.title = name;
     let (kind, country) = match info {
@@ -456,7 +471,9 @@ pub(super) async fn relations(
             .list::<RelationView>(source, &filter, &EVERYTHING)
             .await?)
     })?;
-    frame.answered(answer.position, answer.reference);
+    frame
+        .answered(answer.position, answer.reference, &dashboard.auditor)
+        .await?;
     let pairs = answer
         .items
         .iter()
@@ -508,7 +525,9 @@ pub(super) async fn relation(
             .relation(source, &a, &b, ask.records)
             .await?)
     })?;
-    frame.answered(answer.position, answer.reference);
+    frame
+        .answered(answer.position, answer.reference, &dashboard.auditor)
+        .await?;
     let view = answer
         .items
         .into_iter()

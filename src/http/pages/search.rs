@@ -162,7 +162,13 @@ pub(in crate::http) async fn search(
     let (mut hits, mut total, mut next_href) = (Vec::new(), 0, None);
     if search.q.trim().is_empty() {
         // Nothing asked yet: the form alone, at the head.
-        frame.answered(dashboard.store.head().await?, Utc::now());
+        frame
+            .answered(
+                dashboard.store.head().await?,
+                Utc::now(),
+                &dashboard.auditor,
+            )
+            .await?;
     } else {
         let page = Page {
             size: HITS_PER_PAGE,
@@ -175,7 +181,9 @@ pub(in crate::http) async fn search(
             .search(source, &request, &page)
             .await
             .map_err(bad_parameter)?;
-        frame.answered(answer.position, answer.reference);
+        frame
+            .answered(answer.position, answer.reference, &dashboard.auditor)
+            .await?;
         hits = answer
             .items
             .iter()

@@ -1,0 +1,199 @@
+//! Witnesses (C2SP tlog-witness): the server sends each new checkpoint, with a consistency
+//! proof from the size the witness last cosigned, to a witness (here one the test runs, which
+//! checks the log's signature and the proof as a witness must), and serves the witness's
+//! cosignature with the checkpoint of that size.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use diplog::audit::witness::Witness;
+use diplog::config::ServerConfig;
+use diplog::domain::checkpoint::{Checkpoint, VerifierKey};
+use diplog::domain::cosignature::{CosignerKey, cosignature_line, parse_add_checkpoint};
+use diplog::domain::merkle::{self, Hash};
+use ed25519_dalek::{Signer, SigningKey};
+
+use crate::helpers::{Expect, TestApp, fresh_database, spawn_app_with};
+
+/// A witness: the log key it trusts, the tree it last cosigned, its own key.
+#[derive(Clone)]
+struct TestWitness {
+    log_key: Arc<Mutex<Option<VerifierKey>>>,
+    cosigned: Arc<Mutex<(u64, Hash)>>,
+    key: CosignerKey,
+    signing: Arc<SigningKey>,
+}
+
+async fn add_checkpoint(State(witness): State<TestWitness>, body: String) -> Response {
+    let Some((old_size, proof, note)) = parse_add_checkpoint(&body) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let Some(log_key) = witness.log_key.lock().unwrap().clone() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let Ok(checkpoint) = Checkpoint::open(note, &log_key) else {
+        return StatusCode::FORBIDDEN.into_response();
+    };
+    let mut cosigned = witness.cosigned.lock().unwrap();
+    if old_size != cosigned.0 {
+        return (
+            StatusCode::CONFLICT,
+            [(header::CONTENT_TYPE, "text/x.tlog.size")],
+            format!("{}\n", cosigned.0),
+        )
+            .into_response();
+    }
+    let consistent = if old_size == 0 {
+        proof.is_empty()
+    } else {
+        merkle::verify_consistency(
+            old_size,
+            checkpoint.size,
+            &cosigned.1,
+            &checkpoint.root,
+            &proof,
+        )
+        .is_ok()
+    };
+    if !consistent {
+        return StatusCode::UNPROCESSABLE_ENTITY.into_response();
+    }
+    *cosigned = (checkpoint.size, checkpoint.root);
+    let body = checkpoint.body();
+    cosignature_line(&witness.key, 1_700_000_000 + checkpoint.size, &body, |m| {
+        witness.signing.sign(m).to_bytes()
+    })
+    .into_response()
+}
+
+async fn start_witness() -> (TestWitness, SocketAddr) {
+    let signing = SigningKey::from_bytes(&[5; 32]);
+    let witness = TestWitness {
+        log_key: Arc::default(),
+        cosigned: Arc::new(Mutex::new((0, merkle::empty_root()))),
+        key: CosignerKey {
+            name: "witness.example/w1".into(),
+            public_key: signing.verifying_key().to_bytes(),
+        },
+        signing: Arc::new(signing),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = axum::Router::new()
+        .route("/add-checkpoint", post(add_checkpoint))
+        .with_state(witness.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (witness, addr)
+}
+
+/// Waits until the served checkpoint is of `size` and carries the witness's line.
+async fn cosigned_checkpoint(app: &TestApp, witness: &TestWitness, size: u64) -> String {
+    let log_key = witness.log_key.lock().unwrap().clone().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = crate::dashboard::get(app.http_addr, "/checkpoint").await;
+        let checkpoint =
+            Checkpoint::open(&answer.body, &log_key).expect("the log's signature holds");
+        let line = answer
+            .body
+            .lines()
+            .find(|line| line.starts_with("\u{2014} witness.example/w1 "));
+        if let Some(line) = line
+            && checkpoint.size == size
+        {
+            assert_eq!(
+                witness.key.verify_line(line, &checkpoint.body()),
+                Some(1_700_000_000 + size)
+            );
+            return answer.body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no cosignature at size {size}: {}",
+            answer.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_witness_cosigns_each_new_checkpoint_given_a_consistency_proof() {
+    let (witness, addr) = start_witness().await;
+    let config = ServerConfig {
+        witnesses: vec![Witness {
+            key: witness.key.clone(),
+            url: format!("http://{addr}"),
+        }],
+        ..ServerConfig::ephemeral()
+    };
+    let app = spawn_app_with(fresh_database().await, config).await;
+    let served = diplog::proto::audit_client::AuditClient::new(app.channel().await)
+        .get_public_key(())
+        .await
+        .unwrap()
+        .into_inner();
+    *witness.log_key.lock().unwrap() = Some(VerifierKey::parse(&served.vkey).unwrap());
+
+    for i in 0..5 {
+        app.append("w-1", Expect::Any, &[("Noted", &format!(r#"{{"n":{i}}}"#))])
+            .await
+            .unwrap();
+    }
+    let first = cosigned_checkpoint(&app, &witness, 5).await;
+    for i in 5..12 {
+        app.append("w-1", Expect::Any, &[("Noted", &format!(r#"{{"n":{i}}}"#))])
+            .await
+            .unwrap();
+    }
+    // The witness cosigns 12 only with a proof from 5 that it checked.
+    cosigned_checkpoint(&app, &witness, 12).await;
+    assert_eq!(witness.cosigned.lock().unwrap().0, 12);
+
+    // Readers that know only the log's key still verify it (Go: an unknown key's line is
+    // left unverified), and the tiles prove 12 extends the cosigned 5.
+    if let Some(program) = crate::tlog::build_go_checker() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("cosigned-5");
+        std::fs::write(&old, first).unwrap();
+        let output = tokio::process::Command::new(program)
+            .args([
+                "-url",
+                &format!("http://{}", app.http_addr),
+                "-vkey",
+                &served.vkey,
+            ])
+            .arg("-old")
+            .arg(&old)
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    app.stop().await;
+}
+
+#[test]
+fn a_witness_is_its_cosigner_key_then_at_its_url() {
+    let key = CosignerKey {
+        name: "witness.example/w1".into(),
+        public_key: SigningKey::from_bytes(&[5; 32]).verifying_key().to_bytes(),
+    };
+    let parsed =
+        diplog::audit::witness::parse_witness(&format!("{key}@https://witness.example/w1/"))
+            .unwrap();
+    assert_eq!(parsed.key, key);
+    assert_eq!(parsed.url, "https://witness.example/w1");
+    assert!(diplog::audit::witness::parse_witness(&key.to_string()).is_err());
+    let log_key = format!("{}@https://w.example", "x+00000000+AQ==");
+    assert!(diplog::audit::witness::parse_witness(&log_key).is_err());
+}
