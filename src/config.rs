@@ -58,7 +58,7 @@ pub struct ServerConfig {
     )]
     pub log_origin: crate::domain::checkpoint::LogOrigin,
     /// A witness to ask for cosignatures of each checkpoint (C2SP tlog-witness):
-    /// `VKEY@URL`, its verifier key (a cosignature/v1 key) and its submission prefix
+    /// `NAME+KEYID+KEY=URL`, its verifier key (a cosignature/v1 key) and its submission prefix
     /// (repeatable; in the env var, separated by `;`).
     #[arg(long = "witness", env = "DIPLOG_WITNESSES", value_delimiter = ';',
           value_parser = crate::audit::witness::parse_witness)]

@@ -31,13 +31,18 @@ pub struct Witness {
     pub url: String,
 }
 
-/// Parses `--witness VKEY@URL`: the witness's verifier key (type 0x04), `@`, its submission
-/// prefix (http:// or https://).
+/// Parses `--witness NAME+KEYID+KEY=URL`: the witness's verifier key (type 0x04, a
+/// cosignature/v1 key), `=`, its submission prefix (http:// or https://). The key's
+/// base64 may end in `=` itself: the URL starts at the last `=` before `http`. `VKEY@URL` is
+/// read too.
 pub fn parse_witness(raw: &str) -> Result<Witness, String> {
-    let at = ["@https://", "@http://"]
+    let at = ["=https://", "=http://", "@https://", "@http://"]
         .iter()
-        .find_map(|prefix| raw.find(prefix))
-        .ok_or_else(|| format!("{raw:?}: VKEY@URL expected, the URL http:// or https://"))?;
+        .filter_map(|prefix| raw.find(prefix))
+        .min()
+        .ok_or_else(|| {
+            format!("{raw:?}: NAME+KEYID+KEY=URL expected, the URL http:// or https://")
+        })?;
     let key = CosignerKey::parse(&raw[..at]).map_err(|e| e.to_string())?;
     Ok(Witness {
         key,

@@ -189,7 +189,7 @@ fn a_witness_is_its_cosigner_key_then_at_its_url() {
         public_key: SigningKey::from_bytes(&[5; 32]).verifying_key().to_bytes(),
     };
     let parsed =
-        diplog::audit::witness::parse_witness(&format!("{key}@https://witness.example/w1/"))
+        diplog::audit::witness::parse_witness(&format!("{key}=https://witness.example/w1/"))
             .unwrap();
     assert_eq!(parsed.key, key);
     assert_eq!(parsed.url, "https://witness.example/w1");
