@@ -172,6 +172,14 @@ impl QuadClass {
         QuadClass::MaterialConflict,
     ];
 
+    /// GDELT's `QuadClass` column: 1 verbal cooperation, 2 material cooperation, 3 verbal
+    /// conflict, 4 material conflict.
+    pub fn of_gdelt(code: i32) -> Option<Self> {
+        usize::try_from(code - 1)
+            .ok()
+            .and_then(|index| Self::ALL.get(index).copied())
+    }
+
     /// The name as the proto and the stored rows spell it (`VERBAL_COOPERATION`).
     pub fn name(self) -> &'static str {
         match self {
@@ -217,18 +225,49 @@ pub fn plover_type_of(event: &DiplomaticEvent) -> Option<String> {
     }
 }
 
-/// The quad class of an event: derived from its PLOVER type (`QuadClass::of_plover_type`).
-/// The one place where an explicit class the event carries (as GDELT records do) would take
-/// precedence over the derived one.
+/// The quad class of an event: the one a coded record carries (GDELT's `QuadClass`, from
+/// the CAMEO code its coders gave), else derived from its PLOVER type
+/// (`QuadClass::of_plover_type`).
 pub fn quad_class_of(event: &DiplomaticEvent) -> Option<QuadClass> {
-    plover_type_of(event)
-        .as_deref()
-        .and_then(QuadClass::of_plover_type)
+    let carried = match &event.kind {
+        EventKind::CodedEventReported(coded) => coded.quad_class.and_then(QuadClass::of_gdelt),
+        _ => None,
+    };
+    carried.or_else(|| {
+        plover_type_of(event)
+            .as_deref()
+            .and_then(QuadClass::of_plover_type)
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quad_class_a_coded_record_carries_wins_over_the_derived_one() {
+        let coded = |quad_class| {
+            DiplomaticEvent::from_json(serde_json::json!({
+                "occurred": {"day": "2025-02-15"},
+                "coding": {"plover_type": "CONSULT"},
+                "coded_event_reported": {"sources": [{"actor": "RUS"}], "targets": [{"actor": "USA"}],
+                                         "quad_class": quad_class}
+            }))
+            .expect("a coded record")
+        };
+        assert_eq!(
+            quad_class_of(&coded(serde_json::json!(4))),
+            Some(QuadClass::MaterialConflict)
+        );
+        assert_eq!(
+            quad_class_of(&coded(serde_json::Value::Null)),
+            Some(QuadClass::VerbalCooperation),
+            "derived from CONSULT"
+        );
+        assert_eq!(QuadClass::of_gdelt(0), None);
+        assert_eq!(QuadClass::of_gdelt(5), None);
+        assert_eq!(QuadClass::of_gdelt(1), Some(QuadClass::VerbalCooperation));
+    }
 
     #[test]
     fn every_plover_type_has_a_quad_class() {
