@@ -23,7 +23,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_filter = match cli.command {
-        Command::Serve(_) => "info",
+        Command::Serve(_) | Command::Witness(_) => "info",
         _ => "warn",
     };
     telemetry::init(cli.log_format, default_filter);
@@ -51,6 +51,7 @@ async fn main() -> ExitCode {
         Command::Watch(args) => Ok(diplog::cli::watch(args).await),
         Command::DevCerts(args) => Ok(diplog::cli::dev_certs(args)),
         Command::Health(args) => Ok(diplog::cli::health::health(args).await),
+        Command::Witness(args) => Ok(diplog::cli::witness::witness(args).await),
         Command::Token(args) => Ok(diplog::cli::token::run(args).await),
     };
     result.unwrap_or_else(|error| {

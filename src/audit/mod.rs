@@ -10,6 +10,7 @@ pub mod tiles;
 pub mod tree;
 pub mod verify;
 pub mod witness;
+pub mod witness_server;
 
 use sqlx::PgPool;
 

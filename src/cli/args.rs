@@ -100,6 +100,9 @@ pub enum Command {
     /// Make a self-signed CA, a server certificate and a client certificate in DIR, for trying
     /// TLS and client certificates out (not for production).
     DevCerts(DevCertsArgs),
+    /// Run a minimal C2SP tlog-witness for the logs named: it cosigns each checkpoint that
+    /// extends the tree it cosigned before, and refuses a fork.
+    Witness(super::witness::WitnessArgs),
     /// Ask a server whether it serves (the standard gRPC health service; no token needed):
     /// exit code 0 when it does. For container health checks and probes.
     Health(super::health::HealthArgs),

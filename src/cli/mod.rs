@@ -14,6 +14,7 @@ mod projections;
 pub mod query_args;
 pub mod subscribe;
 pub mod token;
+pub mod witness;
 
 use std::io::Write;
 use std::process::ExitCode;

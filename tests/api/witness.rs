@@ -197,3 +197,153 @@ fn a_witness_is_its_cosigner_key_then_at_its_url() {
     let log_key = format!("{}@https://w.example", "x+00000000+AQ==");
     assert!(diplog::audit::witness::parse_witness(&log_key).is_err());
 }
+
+/// `/checkpoint` of `app`, once its tree is of `size`.
+async fn checkpoint_of_size(app: &TestApp, size: u64) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let body = crate::dashboard::get(app.http_addr, "/checkpoint")
+            .await
+            .body;
+        if body.lines().nth(1) == Some(&size.to_string()) {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no size {size}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `diplog witness` in a process of its own on `port`, following `log`.
+fn run_witness(data_dir: &std::path::Path, log: &str, port: u16) -> tokio::process::Child {
+    tokio::process::Command::new(crate::helpers::diplog_binary())
+        .args([
+            "witness",
+            "--log",
+            log,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("diplog witness starts")
+}
+
+/// `diplog witness` cosigns a log's checkpoints, keeps what it cosigned across its restart,
+/// and refuses a log that shows it another history under the same key (a fork: here a second
+/// log on another database with the same signing key and origin), which then serves its
+/// checkpoint without the witness's line.
+#[tokio::test]
+async fn diplog_witness_cosigns_a_log_and_refuses_a_fork_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let vkey = crate::helpers::diplog(
+        ["witness", "--vkey", "--data-dir"]
+            .iter()
+            .copied()
+            .chain([dir.path().to_str().unwrap()]),
+    )
+    .await;
+    assert!(vkey.status.success(), "{}", crate::helpers::shown(&vkey));
+    let witness_vkey = String::from_utf8(vkey.stdout).unwrap().trim().to_owned();
+    let witness_key = CosignerKey::parse(&witness_vkey).expect("a cosigner key");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = || ServerConfig {
+        witnesses: vec![
+            diplog::audit::witness::parse_witness(&format!(
+                "{witness_vkey}=http://127.0.0.1:{port}"
+            ))
+            .unwrap(),
+        ],
+        signing_key: Some(crate::helpers::test_signing_key()),
+        ..ServerConfig::ephemeral()
+    };
+    let witness_line = |body: &str| {
+        body.lines()
+            .find(|line| line.starts_with(&format!("\u{2014} {} ", witness_key.name)))
+            .map(str::to_owned)
+    };
+
+    let app = spawn_app_with(fresh_database().await, config()).await;
+    let log_vkey = diplog::proto::audit_client::AuditClient::new(app.channel().await)
+        .get_public_key(())
+        .await
+        .unwrap()
+        .into_inner()
+        .vkey;
+    let log = format!("{log_vkey}=http://{}", app.http_addr);
+    let mut witness = run_witness(dir.path(), &log, port);
+    for i in 0..5 {
+        app.append("w-2", Expect::Any, &[("Noted", &format!(r#"{{"n":{i}}}"#))])
+            .await
+            .unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let cosigned = loop {
+        let body = checkpoint_of_size(&app, 5).await;
+        if let Some(line) = witness_line(&body) {
+            break (body, line);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never cosigned: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let checkpoint = Checkpoint::open(&cosigned.0, &VerifierKey::parse(&log_vkey).unwrap())
+        .expect("the log's signature holds");
+    assert!(
+        witness_key
+            .verify_line(&cosigned.1, &checkpoint.body())
+            .is_some()
+    );
+    app.stop().await;
+
+    // The witness restarts: what it cosigned is in its state file.
+    witness.kill().await.unwrap();
+    let mut witness = run_witness(dir.path(), &log, port);
+    let forked = spawn_app_with(fresh_database().await, config()).await;
+    for i in 0..7 {
+        forked
+            .append("w-2", Expect::Any, &[("Other", &format!(r#"{{"m":{i}}}"#))])
+            .await
+            .unwrap();
+    }
+    let body = checkpoint_of_size(&forked, 7).await;
+    // The server offers 7 from 0, hears 5, and offers 7 with a proof from 5 that fails.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let body_later = checkpoint_of_size(&forked, 7).await;
+    assert_eq!(witness_line(&body), None, "{body}");
+    assert_eq!(
+        witness_line(&body_later),
+        None,
+        "a fork is never cosigned: {body_later}"
+    );
+    let state = std::fs::read_to_string(dir.path().join("state.json")).unwrap();
+    assert!(state.contains("5"), "{state}");
+    forked.stop().await;
+    // It was asked, and said why it refused.
+    witness.kill().await.unwrap();
+    let mut log = String::new();
+    use tokio::io::AsyncReadExt;
+    witness
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .await
+        .unwrap();
+    assert!(
+        log.contains("does not extend the tree this witness cosigned"),
+        "{log}"
+    );
+}
