@@ -16,6 +16,7 @@ use crate::audit::tree;
 use crate::audit::verify::Verification;
 use crate::database::DatabaseArgs;
 use crate::domain::audit_head::{SignedTreeHead, TreeHead};
+use crate::domain::cosignature::{CosignerKey, cosigners};
 use crate::domain::merkle::{self, Frontier, Hash};
 use crate::proto::{self, audit_client::AuditClient};
 use crate::store::{RecordedEvent, restore};
@@ -138,7 +139,13 @@ async fn print_tree_head(args: TreeHeadArgs) -> Result<(), CliError> {
 
 pub async fn verify(args: VerifyArgs) -> ExitCode {
     let result = match &args.since {
-        Some(saved) => verify_since(&args.client, saved, args.public_key.as_deref()).await,
+        Some(saved) => {
+            let witnesses = WitnessRequirement {
+                keys: &args.witnesses,
+                at_least: args.min_witnesses.unwrap_or(args.witnesses.len()),
+            };
+            verify_since(&args.client, saved, args.public_key.as_deref(), &witnesses).await
+        }
         None => verify_database(&args).await,
     };
     finish(result)
@@ -174,6 +181,7 @@ async fn verify_since(
     client: &ClientArgs,
     path: &Path,
     pinned: Option<&Path>,
+    witnesses: &WitnessRequirement<'_>,
 ) -> Result<(), CliError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::Input(format!("could not read {}: {e}", path.display())))?;
@@ -197,6 +205,11 @@ async fn verify_since(
         .await?
         .into_inner();
     // The new head must be signed by the key the auditor saved, not just any key.
+    let checkpoint = proof
+        .new_head
+        .as_ref()
+        .map(|head| head.checkpoint.clone())
+        .unwrap_or_default();
     let new = from_wire(proof.new_head)?;
     checked(&new, &key)?;
     let path_hashes = proof
@@ -226,7 +239,7 @@ async fn verify_since(
         old.head.size,
         hex::encode(old.head.root)
     );
-    Ok(())
+    witnesses.check(&checkpoint, new.head.size, &new.head.root)
 }
 
 pub async fn proof(args: ProofArgs) -> ExitCode {
@@ -487,6 +500,66 @@ pub struct VerifyArgs {
     /// saved head and the new one must be signed by it.
     #[arg(long, requires = "since")]
     pub public_key: Option<PathBuf>,
+    /// With --since: a witness whose cosignature of the new head counts, by its verifier key
+    /// `NAME+KEYID+KEY` (repeatable).
+    #[arg(long = "witness", requires = "since", value_parser = parse_cosigner)]
+    pub witnesses: Vec<CosignerKey>,
+    /// With --witness: how many of them must have cosigned the new head (K of N; default:
+    /// all of them).
+    #[arg(long, requires = "witnesses")]
+    pub min_witnesses: Option<usize>,
+}
+
+fn parse_cosigner(raw: &str) -> Result<CosignerKey, String> {
+    CosignerKey::parse(raw).map_err(|e| e.to_string())
+}
+
+/// The witnesses a verification asks for: their keys and how many must have cosigned.
+struct WitnessRequirement<'a> {
+    keys: &'a [CosignerKey],
+    at_least: usize,
+}
+
+impl WitnessRequirement<'_> {
+    /// Refuses a head whose checkpoint too few of the keys cosigned, or whose checkpoint
+    /// states another tree than the head checked (`size`, `root`).
+    fn check(&self, checkpoint: &str, size: u64, root: &Hash) -> Result<(), CliError> {
+        if self.keys.is_empty() {
+            return Ok(());
+        }
+        use base64::Engine;
+        let stated: Vec<&str> = checkpoint.lines().skip(1).take(2).collect();
+        let root = base64::engine::general_purpose::STANDARD.encode(root);
+        if stated != [size.to_string().as_str(), root.as_str()] {
+            return Err(CliError::Call(format!(
+                "the server's checkpoint does not state the head of size {size} it signed"
+            )));
+        }
+        let cosigned = cosigners(checkpoint, self.keys);
+        let names: Vec<&str> = cosigned.iter().map(|key| key.name.as_str()).collect();
+        if cosigned.len() < self.at_least {
+            return Err(CliError::Call(format!(
+                "only {} of the {} witnesses named cosigned the log's head of size {size} \
+                 ({} required){}",
+                cosigned.len(),
+                self.keys.len(),
+                self.at_least,
+                if names.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", names.join(", "))
+                }
+            )));
+        }
+        println!(
+            "cosigned by {} of {} witnesses ({} required): {}",
+            cosigned.len(),
+            self.keys.len(),
+            self.at_least,
+            names.join(", ")
+        );
+        Ok(())
+    }
 }
 
 #[derive(Args, Debug, Clone)]

@@ -80,6 +80,23 @@ impl CosignerKey {
     }
 }
 
+/// Which of `witnesses` cosigned the signed checkpoint `note` (a line of theirs below its
+/// body that verifies over it).
+pub fn cosigners<'k>(note: &str, witnesses: &'k [CosignerKey]) -> Vec<&'k CosignerKey> {
+    let Some(split) = note.find("\n\n") else {
+        return Vec::new();
+    };
+    let (body, signatures) = (&note[..=split], &note[split + 2..]);
+    witnesses
+        .iter()
+        .filter(|witness| {
+            signatures
+                .lines()
+                .any(|line| witness.verify_line(line, body).is_some())
+        })
+        .collect()
+}
+
 impl std::fmt::Display for CosignerKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut key = vec![COSIGNATURE_TYPE];

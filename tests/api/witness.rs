@@ -306,6 +306,65 @@ async fn diplog_witness_cosigns_a_log_and_refuses_a_fork_after_a_restart() {
             .verify_line(&cosigned.1, &checkpoint.body())
             .is_some()
     );
+
+    // An auditor's `verify --since` can require the witness's cosignature (K of N).
+    let saved = dir.path().join("head-5.json");
+    let server = app.server_url();
+    let save = crate::helpers::diplog([
+        "tree-head",
+        "--server",
+        &server,
+        "--save",
+        saved.to_str().unwrap(),
+    ])
+    .await;
+    assert!(save.status.success(), "{}", crate::helpers::shown(&save));
+    let verify = |witnesses: Vec<String>, min: Option<&str>| {
+        let mut args = vec![
+            "verify".to_owned(),
+            "--server".to_owned(),
+            server.clone(),
+            "--since".to_owned(),
+            saved.to_str().unwrap().to_owned(),
+        ];
+        for witness in witnesses {
+            args.extend(["--witness".to_owned(), witness]);
+        }
+        if let Some(min) = min {
+            args.extend(["--min-witnesses".to_owned(), min.to_owned()]);
+        }
+        crate::helpers::diplog(args)
+    };
+    let other = CosignerKey {
+        name: "other.example/w".into(),
+        public_key: SigningKey::from_bytes(&[9; 32]).verifying_key().to_bytes(),
+    }
+    .to_string();
+    let one = verify(vec![witness_vkey.clone()], None).await;
+    assert!(one.status.success(), "{}", crate::helpers::shown(&one));
+    assert!(
+        crate::helpers::text(&one.stdout).contains("cosigned by 1 of 1 witnesses"),
+        "{}",
+        crate::helpers::shown(&one)
+    );
+    let one_of_two = verify(vec![witness_vkey.clone(), other.clone()], Some("1")).await;
+    assert!(
+        one_of_two.status.success(),
+        "{}",
+        crate::helpers::shown(&one_of_two)
+    );
+    let both = verify(vec![witness_vkey.clone(), other], None).await;
+    assert_eq!(
+        both.status.code(),
+        Some(1),
+        "{}",
+        crate::helpers::shown(&both)
+    );
+    assert!(
+        crate::helpers::text(&both.stderr).contains("only 1 of the 2 witnesses named cosigned"),
+        "{}",
+        crate::helpers::shown(&both)
+    );
     app.stop().await;
 
     // The witness restarts: what it cosigned is in its state file.
