@@ -387,6 +387,56 @@ async fn diplog_witness_cosigns_a_log_and_refuses_a_fork_after_a_restart() {
         None,
         "a fork is never cosigned: {body_later}"
     );
+    // An auditor catches the fork: against the head saved from the first log, the forked log
+    // is no extension; and a head of its own has no witness behind it.
+    let forked_server = forked.server_url();
+    let since_first = crate::helpers::diplog([
+        "verify",
+        "--server",
+        &forked_server,
+        "--since",
+        saved.to_str().unwrap(),
+        "--witness",
+        &witness_vkey,
+    ])
+    .await;
+    assert_eq!(
+        since_first.status.code(),
+        Some(1),
+        "{}",
+        crate::helpers::shown(&since_first)
+    );
+    let own = dir.path().join("forked-head.json");
+    let save = crate::helpers::diplog([
+        "tree-head",
+        "--server",
+        &forked_server,
+        "--save",
+        own.to_str().unwrap(),
+    ])
+    .await;
+    assert!(save.status.success(), "{}", crate::helpers::shown(&save));
+    let unwitnessed = crate::helpers::diplog([
+        "verify",
+        "--server",
+        &forked_server,
+        "--since",
+        own.to_str().unwrap(),
+        "--witness",
+        &witness_vkey,
+    ])
+    .await;
+    assert_eq!(
+        unwitnessed.status.code(),
+        Some(1),
+        "{}",
+        crate::helpers::shown(&unwitnessed)
+    );
+    assert!(
+        crate::helpers::text(&unwitnessed.stderr).contains("only 0 of the 1 witnesses"),
+        "{}",
+        crate::helpers::shown(&unwitnessed)
+    );
     let state = std::fs::read_to_string(dir.path().join("state.json")).unwrap();
     assert!(state.contains("5"), "{state}");
     forked.stop().await;
