@@ -236,11 +236,11 @@ fn run_witness(data_dir: &std::path::Path, log: &str, port: u16) -> tokio::proce
 }
 
 /// `diplog witness` cosigns a log's checkpoints, keeps what it cosigned across its restart,
-/// and refuses a log that shows it another history under the same key (a fork: here a second
-/// log on another database with the same signing key and origin), which then serves its
-/// checkpoint without the witness's line.
+/// and refuses the log once its history is rewritten and its tree rebuilt (a fork), which
+/// then serves its checkpoint without the witness's line; `verify --since` with a witness
+/// requirement catches it.
 #[tokio::test]
-async fn diplog_witness_cosigns_a_log_and_refuses_a_fork_after_a_restart() {
+async fn diplog_witness_cosigns_a_log_and_refuses_its_rewritten_history_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let vkey = crate::helpers::diplog(
         ["witness", "--vkey", "--data-dir"]
@@ -365,20 +365,34 @@ async fn diplog_witness_cosigns_a_log_and_refuses_a_fork_after_a_restart() {
         "{}",
         crate::helpers::shown(&both)
     );
-    app.stop().await;
-
     // The witness restarts: what it cosigned is in its state file.
     witness.kill().await.unwrap();
     let mut witness = run_witness(dir.path(), &log, port);
-    let forked = spawn_app_with(fresh_database().await, config()).await;
-    for i in 0..7 {
-        forked
-            .append("w-2", Expect::Any, &[("Other", &format!(r#"{{"m":{i}}}"#))])
+    // History rewritten behind the server's back, as the audit tests do: an earlier event
+    // changed and the whole tree rebuilt over the new history, so the database agrees with
+    // itself again; then the log grows to 7.
+    let mut connection = sqlx::ConnectOptions::connect(&app.db_options)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "set session_replication_role = replica; \
+         update events set data_text = '{\"n\":\"rewritten\"}', data = '{\"n\":\"rewritten\"}' \
+             where position = 2; \
+         delete from merkle_nodes; \
+         update tree_head set size = 0, root = sha256(''), peaks = '{}'; \
+         set session_replication_role = origin;",
+    )
+    .execute(&mut connection)
+    .await
+    .unwrap();
+    for i in 5..7 {
+        app.append("w-2", Expect::Any, &[("Noted", &format!(r#"{{"n":{i}}}"#))])
             .await
             .unwrap();
     }
+    let forked = app;
     let body = checkpoint_of_size(&forked, 7).await;
-    // The server offers 7 from 0, hears 5, and offers 7 with a proof from 5 that fails.
+    // The server offers 7 with a proof from 5 over its rebuilt tree, which fails.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let body_later = checkpoint_of_size(&forked, 7).await;
     assert_eq!(witness_line(&body), None, "{body}");
@@ -387,8 +401,8 @@ async fn diplog_witness_cosigns_a_log_and_refuses_a_fork_after_a_restart() {
         None,
         "a fork is never cosigned: {body_later}"
     );
-    // An auditor catches the fork: against the head saved from the first log, the forked log
-    // is no extension; and a head of its own has no witness behind it.
+    // An auditor catches the fork: against the head saved before, the rewritten log is no
+    // extension; and a head of its own has no witness behind it.
     let forked_server = forked.server_url();
     let since_first = crate::helpers::diplog([
         "verify",
