@@ -20,15 +20,16 @@
 //! a repeated id, ...) are reported with their id and the field at fault, never dropped.
 //! Documentation records (`"event": "DOCUMENT"`) describe the file and are counted apart.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::NaiveDate;
 use serde_json::{Map, Value, json};
 
+use super::streamed::{NewActor, Registrations};
 use super::{Item, Origin, Problem};
 use crate::domain::diplomacy::{
-    Actor, ActorId, ActorKind, ActorRegistered, Category, Coding, CountryCode, DiplomaticEvent,
-    EventKind, Language, PLOVER_TYPES, StreamName, YearMonth, derived_event_id,
+    ActorId, ActorKind, Category, Coding, CountryCode, DiplomaticEvent, EventKind, Language,
+    PLOVER_TYPES, StreamName, YearMonth, derived_event_id,
 };
 
 /// The namespace of the ids of imported PLOVER events and actor registrations.
@@ -83,7 +84,7 @@ pub fn parse(text: &str) -> Result<PloverFile, String> {
     };
 
     let mut file = PloverFile::default();
-    let mut actors = Actors::default();
+    let mut actors = Registrations::default();
     let mut events = Vec::new();
     let mut first_index_of: HashMap<String, usize> = HashMap::new();
     for (index, record) in records.iter().enumerate() {
@@ -102,62 +103,9 @@ pub fn parse(text: &str) -> Result<PloverFile, String> {
             Err(problem) => file.reported.push(problem),
         }
     }
-    file.items = actors.into_items();
+    file.items = actors.into_items(NAMESPACE);
     file.items.extend(events);
     Ok(file)
-}
-
-/// An actor to register.
-#[derive(Debug, Clone)]
-struct NewActor {
-    id: ActorId,
-    kind: ActorKind,
-    name: String,
-    note: Option<String>,
-}
-
-/// The actors of the file, each once, in the order first named.
-#[derive(Default)]
-struct Actors {
-    seen: HashSet<ActorId>,
-    in_order: Vec<NewActor>,
-}
-
-impl Actors {
-    fn add(&mut self, actor: NewActor) {
-        if self.seen.insert(actor.id.clone()) {
-            self.in_order.push(actor);
-        }
-    }
-
-    fn into_items(self) -> Vec<Item> {
-        self.in_order
-            .into_iter()
-            .map(|actor| Item {
-                origin: Origin::Record(format!("actor {}", actor.id)),
-                stream_id: format!("actor-{}", actor.id),
-                id: derived_event_id(NAMESPACE, &format!("actor:{}", actor.id)),
-                event: DiplomaticEvent {
-                    occurred: None,
-                    sources: Vec::new(),
-                    evidence: Vec::new(),
-                    coding: None,
-                    note: actor.note,
-                    kind: EventKind::ActorRegistered(ActorRegistered {
-                        actor: Actor {
-                            id: actor.id,
-                            kind: actor.kind,
-                            name: actor.name,
-                            names: BTreeMap::new(),
-                            country: None,
-                            wikidata_id: None,
-                            level: None,
-                        },
-                    }),
-                },
-            })
-            .collect()
-    }
 }
 
 /// An importable record: its event and the actors it names.
