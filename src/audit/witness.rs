@@ -32,22 +32,33 @@ pub struct Witness {
 }
 
 /// Parses `--witness NAME+KEYID+KEY=URL`: the witness's verifier key (type 0x04, a
-/// cosignature/v1 key), `=`, its submission prefix (http:// or https://). The key's
-/// base64 may end in `=` itself: the URL starts at the last `=` before `http`. `VKEY@URL` is
-/// read too.
+/// cosignature/v1 key), `=`, its submission prefix (http:// or https://). `VKEY@URL` is read
+/// too.
 pub fn parse_witness(raw: &str) -> Result<Witness, String> {
-    let at = ["=https://", "=http://", "@https://", "@http://"]
-        .iter()
-        .filter_map(|prefix| raw.find(prefix))
-        .min()
-        .ok_or_else(|| {
-            format!("{raw:?}: NAME+KEYID+KEY=URL expected, the URL http:// or https://")
-        })?;
-    let key = CosignerKey::parse(&raw[..at]).map_err(|e| e.to_string())?;
+    let (key, url) = split_key_and_url(raw, &["=", "@"])?;
+    let key = CosignerKey::parse(key).map_err(|e| e.to_string())?;
     Ok(Witness {
         key,
-        url: raw[at + 1..].trim_end_matches('/').to_owned(),
+        url: url.trim_end_matches('/').to_owned(),
     })
+}
+
+/// Splits `KEY=URL` (or another of `separators`) where the URL begins: a verifier key's
+/// base64 may end in `=` itself, so the split is at the first separator followed by
+/// `http://` or `https://`.
+pub fn split_key_and_url<'a>(
+    raw: &'a str,
+    separators: &[&str],
+) -> Result<(&'a str, &'a str), String> {
+    separators
+        .iter()
+        .flat_map(|separator| {
+            ["https://", "http://"].map(|scheme| (separator.len(), format!("{separator}{scheme}")))
+        })
+        .filter_map(|(length, pattern)| raw.find(&pattern).map(|at| (at, length)))
+        .min()
+        .map(|(at, length)| (&raw[..at], &raw[at + length..]))
+        .ok_or_else(|| format!("{raw:?}: NAME+KEYID+KEY=URL expected, the URL http:// or https://"))
 }
 
 /// The cosignatures collected: per witness name, the size it cosigned and its line.
@@ -206,5 +217,24 @@ async fn submit(
             .map(Submitted::WitnessAt)
             .map_err(|_| format!("409 without a size: {body:?}")),
         other => Err(format!("{other}: {}", body.trim())),
+    }
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::split_key_and_url;
+
+    #[test]
+    fn the_url_begins_after_the_separator_before_its_scheme_even_after_base64_padding() {
+        assert_eq!(
+            split_key_and_url("w+0a1b2c3d+BAE==http://127.0.0.1:7380/x", &["=", "@"]),
+            Ok(("w+0a1b2c3d+BAE=", "http://127.0.0.1:7380/x"))
+        );
+        assert_eq!(
+            split_key_and_url("w+0a1b2c3d+BAE@https://w.example", &["=", "@"]),
+            Ok(("w+0a1b2c3d+BAE", "https://w.example"))
+        );
+        assert!(split_key_and_url("w+0a1b2c3d+BAE@https://w.example", &["="]).is_err());
+        assert!(split_key_and_url("no url here", &["="]).is_err());
     }
 }

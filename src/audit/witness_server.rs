@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use super::signer::TreeSigner;
+use super::witness::split_key_and_url;
 use crate::domain::checkpoint::{Checkpoint, VerifierKey};
 use crate::domain::cosignature::{CosignerKey, cosignature_line, parse_add_checkpoint};
 use crate::domain::merkle::{self, Hash};
@@ -30,20 +31,13 @@ pub struct WitnessedLog {
     pub url: String,
 }
 
-/// Parses `--log NAME+KEYID+KEY=URL`: the log's verifier key, `=`, its URL. The key's base64
-/// may end in `=` itself: the URL starts at the last `=` before `http`.
+/// Parses `--log NAME+KEYID+KEY=URL`: the log's verifier key, `=`, its URL.
 pub fn parse_log(raw: &str) -> Result<WitnessedLog, String> {
-    let at = ["=https://", "=http://"]
-        .iter()
-        .filter_map(|prefix| raw.find(prefix))
-        .min()
-        .ok_or_else(|| {
-            format!("{raw:?}: NAME+KEYID+KEY=URL expected, the URL http:// or https://")
-        })?;
-    let key = VerifierKey::parse(&raw[..at]).map_err(|e| e.to_string())?;
+    let (key, url) = split_key_and_url(raw, &["="])?;
+    let key = VerifierKey::parse(key).map_err(|e| e.to_string())?;
     Ok(WitnessedLog {
         key,
-        url: raw[at + 1..].to_owned(),
+        url: url.to_owned(),
     })
 }
 

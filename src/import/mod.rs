@@ -7,7 +7,7 @@
 //! scenario with an error is refused as a whole, its line and field named. Then the events are
 //! recorded atomically: the whole file in one `RecordMany` (each run of consecutive events of
 //! one stream as one of its records), or, for a file beyond one request's limits (1000 events,
-//! 8 MiB of event JSON), in as few as hold it, each all or nothing. Event ids derive from the
+//! 8 MiB of encoded events), in as few as hold it, each all or nothing. Event ids derive from the
 //! file's namespace and each event's key, so importing a file again writes nothing new.
 
 pub mod gdelt;
@@ -237,7 +237,7 @@ where
             .map(|run| proto::RecordRequest {
                 stream_id: run[0].stream_id.clone(),
                 expected_version: None,
-                events: run.iter().map(to_proto).collect(),
+                events: run.iter().map(|outgoing| outgoing.event.clone()).collect(),
             })
             .collect();
         let response = diplomacy
@@ -268,46 +268,53 @@ fn relative_field(field: &str) -> String {
         .unwrap_or_else(|| field.to_owned())
 }
 
-fn to_proto(item: &Item) -> proto::DiplomaticEvent {
-    bridge::event_from_json(item.event.to_json(), &item.id.to_string())
-        .expect("a domain event always maps onto the proto")
+/// An event as it is sent: its stream and its protobuf.
+struct Outgoing {
+    stream_id: String,
+    event: proto::DiplomaticEvent,
 }
 
-/// The items cut into atomic records (`RecordMany` calls), in order: one for the whole file
-/// when it fits in one request (at most `MAX_EVENTS_PER_APPEND` events and
-/// `MAX_UNIT_JSON_BYTES` of event JSON), else as few as hold it. Each is written all or nothing;
-/// a file cut in several may be left with its first records written if a later one fails, and
-/// the CLI says how many records a file took.
-fn atomic_units(items: Vec<Item>) -> Vec<Vec<Item>> {
-    let mut units: Vec<Vec<Item>> = Vec::new();
+/// The items as they are sent, cut into atomic records (`RecordMany` calls), in order: one for
+/// the whole file when it fits in one request (at most `MAX_EVENTS_PER_APPEND` events and
+/// `MAX_UNIT_BYTES` of encoded events), else as few as hold it. Each is written all or
+/// nothing; a file cut in several may be left with its first records written if a later one
+/// fails, and the CLI says how many records a file took.
+fn atomic_units(items: Vec<Item>) -> Vec<Vec<Outgoing>> {
+    let mut units: Vec<Vec<Outgoing>> = Vec::new();
     let mut bytes = 0;
     for item in items {
-        let size = item.event.to_json().to_string().len();
+        let event = bridge::event_from_json(item.event.to_json(), &item.id.to_string())
+            .expect("a domain event always maps onto the proto");
+        let size = prost::Message::encoded_len(&event);
+        let outgoing = Outgoing {
+            stream_id: item.stream_id,
+            event,
+        };
         match units.last_mut() {
             Some(unit)
                 if unit.len() < crate::domain::limits::MAX_EVENTS_PER_APPEND
-                    && bytes + size <= MAX_UNIT_JSON_BYTES =>
+                    && bytes + size <= MAX_UNIT_BYTES =>
             {
                 bytes += size;
-                unit.push(item);
+                unit.push(outgoing);
             }
             _ => {
                 bytes = size;
-                units.push(vec![item]);
+                units.push(vec![outgoing]);
             }
         }
     }
     units
 }
 
-/// The event JSON one atomic record of an import carries at most: half the default request
-/// limit (`MAX_REQUEST_BYTES`, 16 MiB), leaving room for the protobuf framing, which is
-/// larger than the JSON for events of many small fields.
-const MAX_UNIT_JSON_BYTES: usize = crate::domain::limits::MAX_REQUEST_BYTES / 2;
+/// The encoded events one atomic record of an import carries at most: half the default
+/// request limit (`MAX_REQUEST_BYTES`, 16 MiB), which leaves room for the records' framing and
+/// for a server configured with a lower `--max-request-bytes`.
+const MAX_UNIT_BYTES: usize = crate::domain::limits::MAX_REQUEST_BYTES / 2;
 
-/// Consecutive items of one stream: the records of one atomic unit.
-fn runs_by_stream(items: &[Item]) -> Vec<&[Item]> {
-    items.chunk_by(|a, b| a.stream_id == b.stream_id).collect()
+/// Consecutive events of one stream: the records of one atomic unit.
+fn runs_by_stream(unit: &[Outgoing]) -> Vec<&[Outgoing]> {
+    unit.chunk_by(|a, b| a.stream_id == b.stream_id).collect()
 }
 
 /// What the server's log holds that the items depend on.
