@@ -137,14 +137,16 @@ async fn append_and_read(url: &str, tls: &ClientTlsArgs) -> Result<(), String> {
 
 /// Whether a call failed because the server refused the client's certificate at the
 /// handshake. Under TLS 1.3 the client finishes its side first, so it hears of the refusal
-/// only on first use: as the server's alert or, racing it, as a connection closed, broken or
-/// reset (never as a gRPC answer: the server's services never saw the call).
+/// only on first use: as the server's alert or, racing it, as a connection closed, broken,
+/// reset or dropped before the channel was ready (never as a gRPC answer: the server's
+/// services never saw the call).
 fn handshake_refused(error: &str, alert: &str) -> bool {
     error.contains(alert)
         || error.contains("connection closed")
         || error.contains("broken pipe")
         || error.contains("Broken pipe")
         || error.contains("reset by peer")
+        || error.contains("connection was not ready")
 }
 
 /// `GET /healthz` over HTTPS, trusting `ca`'s CA and presenting `client`'s certificate: the
