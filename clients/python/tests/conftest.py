@@ -1,0 +1,167 @@
+"""Fixtures: a client of the real server at $DIPLOG_TEST_SERVER (`http://127.0.0.1:50051`; the
+Rust test tests/api/python_client.rs starts one with the founding scenario imported), and a
+TCP proxy in front of it whose connections a test can cut, as a network failure would."""
+
+from __future__ import annotations
+
+import os
+import queue
+import socket
+import threading
+import uuid
+from typing import Any, Iterator
+from urllib.parse import urlparse
+
+import pytest
+
+from diplog import Client, NotFound, RetryPolicy
+
+
+@pytest.fixture(scope="session")
+def server_url() -> str:
+    url = os.environ.get("DIPLOG_TEST_SERVER")
+    if not url:
+        pytest.skip("DIPLOG_TEST_SERVER is not set: no diplog server to test against")
+    return url
+
+
+@pytest.fixture
+def client(server_url: str) -> Iterator[Client]:
+    with Client(server_url) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def founding(server_url: str) -> None:
+    """The founding scenario's actors (sergey-lavrov, marco-rubio, rus.mfa, …) are in the log."""
+    with Client(server_url) as client:
+        try:
+            next(client.read_stream("actor-sergey-lavrov"))
+        except NotFound:
+            pytest.skip("the server's log lacks the founding scenario (diplog serve --demo)")
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+class Proxy:
+    """Forwards 127.0.0.1:<port> to the server. `cut_after(n)` closes the next connection once
+    n bytes went from the server to the client; `drop_all()` closes every open one."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.lock = threading.Lock()
+        self.open: list[tuple[socket.socket, socket.socket]] = []
+        self.accepted = 0
+        self.cuts = 0
+        self._cut_after: int | None = None
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def cut_after(self, downstream_bytes: int) -> None:
+        self._cut_after = downstream_bytes
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                downstream, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            pair = (downstream, upstream)
+            with self.lock:
+                self.open.append(pair)
+                self.accepted += 1
+                budget, self._cut_after = self._cut_after, None
+            threading.Thread(target=self._pump, args=(downstream, upstream, pair, None), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, downstream, pair, budget), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, pair: Any, budget: int | None) -> None:
+        sent = 0
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                if budget is not None and sent + len(data) > budget:
+                    sink.sendall(data[: budget - sent])
+                    with self.lock:
+                        self.cuts += 1
+                    break
+                sink.sendall(data)
+                sent += len(data)
+        except OSError:
+            pass
+        self._close(pair)
+
+    def _close(self, pair: Any) -> None:
+        with self.lock:
+            if pair in self.open:
+                self.open.remove(pair)
+        for sock in pair:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+    def drop_all(self) -> int:
+        with self.lock:
+            pairs = list(self.open)
+            self.cuts += len(pairs)
+        for pair in pairs:
+            self._close(pair)
+        return len(pairs)
+
+    def close(self) -> None:
+        self.closed = True
+        self.listener.close()
+        self.drop_all()
+
+
+@pytest.fixture
+def proxy(server_url: str) -> Iterator[Proxy]:
+    parsed = urlparse(server_url)
+    proxy = Proxy(parsed.hostname or "127.0.0.1", parsed.port or 50051)
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture
+def proxied(proxy: Proxy) -> Iterator[Client]:
+    """A client through the proxy, patient enough to outlast the cuts."""
+    with Client(proxy.url, retry=RetryPolicy(attempts=10, initial_backoff=0.05, max_backoff=0.5)) as client:
+        yield client
+
+
+class Consumer:
+    """Drains an iterator on a thread, so a test can wait for items with a timeout."""
+
+    def __init__(self, iterator: Iterator[Any]) -> None:
+        self.items: queue.Queue[Any] = queue.Queue()
+        self.iterator = iterator
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            for item in self.iterator:
+                self.items.put(item)
+        except BaseException as error:  # surfaced to the test by take()
+            self.items.put(error)
+
+    def take(self, count: int, timeout: float = 20.0) -> list[Any]:
+        out = []
+        for _ in range(count):
+            item = self.items.get(timeout=timeout)
+            if isinstance(item, BaseException):
+                raise item
+            out.append(item)
+        return out
