@@ -34,6 +34,7 @@ mod projection_feed;
 mod projections;
 mod projections_engine;
 mod projections_summits;
+mod python_client;
 mod random_history;
 mod read;
 mod read_memory;

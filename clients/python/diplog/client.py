@@ -229,22 +229,32 @@ class Client:
         on_message: Callable[[Any], Iterable[T]],
         resumable: tuple[grpc.StatusCode, ...] = RETRYABLE,
         done: Callable[[], bool] = lambda: False,
+        patience: float | None = None,
     ) -> Iterator[T]:
         """Runs a server-streaming call and, on a dropped connection, `open_call` again (which
-        builds its request from what `on_message` has seen), until the call ends by itself."""
+        builds its request from what `on_message` has seen), until the call ends by itself.
+        It gives up after `retry.attempts` failures in a row without a message, or, with
+        `patience`, once the failures have lasted that many seconds."""
         attempt = 0
+        failing_since: float | None = None
         while not done():
             call = open_call()
             try:
                 for message in call:
-                    attempt = 0
+                    attempt, failing_since = 0, None
                     yield from on_message(message)
                 return
             except grpc.RpcError as error:
                 attempt += 1
-                if error.code() not in resumable or attempt >= self.retry.attempts:
+                now = time.monotonic()
+                failing_since = failing_since or now
+                if patience is None:
+                    exhausted = attempt >= self.retry.attempts
+                else:
+                    exhausted = now - failing_since > patience
+                if error.code() not in resumable or exhausted:
                     raise from_rpc_error(error) from None
-                time.sleep(self.retry.backoff(attempt))
+                time.sleep(self.retry.backoff(min(attempt, 16)))
             finally:
                 call.cancel()
 
@@ -384,6 +394,7 @@ class Client:
         checkpoints: bool = False,
         checkpoint_interval_ms: int = 0,
         checkpoint_every: int = 0,
+        reconnect_for: float = 60.0,
     ) -> Iterator[RecordedEvent | Checkpoint]:
         """Follows the log: the events after `after` (default: from the start; `now`: only
         those committed from now on), then each as it commits. It does not end by itself.
@@ -392,8 +403,8 @@ class Client:
         subscribes again after the last position it received, an event's or a checkpoint's,
         so each event is yielded exactly once and in order. Checkpoints are yielded too when
         `checkpoints` is set. With `now`, a drop before the first checkpoint subscribes `now`
-        again (nothing was delivered yet). It gives up, raising `Unavailable`, only after
-        `retry.attempts` reconnections in a row that delivered nothing.
+        again (nothing was delivered yet). It gives up, raising `Unavailable`, only when
+        reconnecting has failed for `reconnect_for` seconds (a server restart takes a few).
         """
         last = after
 
@@ -425,7 +436,7 @@ class Client:
                 if checkpoints:
                     yield checkpoint
 
-        return self._resumable(open_call, on_message, resumable=RESUMABLE)
+        return self._resumable(open_call, on_message, resumable=RESUMABLE, patience=reconnect_for)
 
     # ---------------------------------------------------------------------------------------
     # Typed diplomatic events
