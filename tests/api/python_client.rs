@@ -1,8 +1,9 @@
 //! The Python client (`clients/python`) against the real server: its pytest suite
 //! (`clients/python/tests`) runs against a server started here with the founding scenario
 //! imported, the URL in `DIPLOG_TEST_SERVER`. The suite cuts its own connections mid-read and
-//! mid-subscription (a TCP proxy in `conftest.py`) and checks that the iterators resume from
-//! the last position, with nothing repeated or skipped.
+//! mid-subscription (a TCP proxy in `conftest.py`), and kills and restarts a second server
+//! on the same database mid-subscription (`DIPLOG_TEST_DIPLOG`, `DIPLOG_TEST_DATABASE_URL`),
+//! and checks that the iterators resume from the last position, nothing repeated or skipped.
 //!
 //! The client is installed with `pip install ./clients/python[pandas] pytest` into a venv
 //! under the target directory, keyed by a hash of `clients/python`, `proto/` and the Python
@@ -18,7 +19,11 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 use tokio::process::Command;
 
-use crate::helpers::{import_founding, shown, spawn_app, text};
+use diplog::import::{self, OnInvalid, scenario};
+
+use crate::helpers::{
+    Serve, database_url_for, diplog_binary, fresh_database, shown, test_signing_key, text,
+};
 
 fn repository() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -161,8 +166,13 @@ async fn the_python_client_passes_its_tests_against_the_real_server() {
         return;
     };
     let installed = started.elapsed();
-    let app = spawn_app().await;
-    import_founding(&app).await;
+    let database = database_url_for(&fresh_database().await);
+    let mut server = Serve::on_database(&database).start().await;
+    let founding =
+        scenario::parse(scenario::FOUNDING_SCENARIO).expect("the founding scenario parses");
+    import::import(server.channel().await, founding.items, OnInvalid::RefuseAll)
+        .await
+        .expect("the founding scenario imports");
 
     // Run from a directory of its own, so `import diplog` finds the installed package (with its
     // generated stubs) rather than the source tree, and nothing is written into the repository.
@@ -173,7 +183,11 @@ async fn the_python_client_passes_its_tests_against_the_real_server() {
             .current_dir(workdir.path())
             .args(["-q", "-rs", "-p", "no:cacheprovider"])
             .arg(repository().join("clients/python/tests"))
-            .env("DIPLOG_TEST_SERVER", app.server_url())
+            .env("DIPLOG_TEST_SERVER", &server.grpc)
+            // For the test that kills and restarts a server of its own on the same log.
+            .env("DIPLOG_TEST_DIPLOG", diplog_binary())
+            .env("DIPLOG_TEST_DATABASE_URL", &database)
+            .env("DIPLOG_SIGNING_KEY", test_signing_key())
             .env("PYTHONDONTWRITEBYTECODE", "1")),
     )
     .await
@@ -190,5 +204,5 @@ async fn the_python_client_passes_its_tests_against_the_real_server() {
         "python client: venv ready in {installed:?}, tests done in {:?}",
         started.elapsed() - installed
     );
-    app.stop().await;
+    assert!(server.terminate(Duration::from_secs(20)).await.success());
 }

@@ -47,13 +47,15 @@ def from_proto(cls: type[T], message: Any) -> T:
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        hint: Any
         hint, optional = _unwrap_optional(hints[f.name])
         value = getattr(message, f.name)
         origin = typing.get_origin(hint)
         if origin is list:
-            (item,) = typing.get_args(hint)
+            item: Any = typing.get_args(hint)[0]
             values[f.name] = [
-                from_proto(item, v) if dataclasses.is_dataclass(item) else v for v in value
+                from_proto(typing.cast(Any, item), v) if dataclasses.is_dataclass(item) else v
+                for v in value
             ]
         elif origin is dict:
             values[f.name] = dict(value)
@@ -61,7 +63,8 @@ def from_proto(cls: type[T], message: Any) -> T:
             values[f.name] = _timestamp(value) if message.HasField(f.name) else None
         elif dataclasses.is_dataclass(hint):
             present = message.HasField(f.name)
-            values[f.name] = from_proto(hint, value) if present or not optional else None
+            nested = typing.cast(Any, hint)
+            values[f.name] = from_proto(nested, value) if present or not optional else None
         elif optional:
             values[f.name] = value if message.HasField(f.name) else None
         else:

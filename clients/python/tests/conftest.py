@@ -1,20 +1,24 @@
 """Fixtures: a client of the real server at $DIPLOG_TEST_SERVER (`http://127.0.0.1:50051`; the
-Rust test tests/api/python_client.rs starts one with the founding scenario imported), and a
-TCP proxy in front of it whose connections a test can cut, as a network failure would."""
+Rust test tests/api/python_client.rs starts one with the founding scenario imported), a TCP
+proxy in front of it whose connections a test can cut, as a network failure would, and a
+second server on the same log ($DIPLOG_TEST_DIPLOG, $DIPLOG_TEST_DATABASE_URL) that a test can
+kill and restart."""
 
 from __future__ import annotations
 
 import os
 import queue
 import socket
+import subprocess
 import threading
+import time
 import uuid
 from typing import Any, Iterator
 from urllib.parse import urlparse
 
 import pytest
 
-from diplog import Client, NotFound, RetryPolicy
+from diplog import Client, DiplogError, NotFound, RetryPolicy
 
 
 @pytest.fixture(scope="session")
@@ -165,3 +169,60 @@ class Consumer:
                 raise item
             out.append(item)
         return out
+
+
+class RestartableServer:
+    """A `diplog serve` of the test's own on the log the main server uses (several servers may
+    share one database), on a fixed port, so it can be killed and started again."""
+
+    def __init__(self, binary: str, database_url: str, log: Any) -> None:
+        self.binary = binary
+        self.database_url = database_url
+        self.log = log
+        with socket.create_server(("127.0.0.1", 0)) as probe:
+            self.port = probe.getsockname()[1]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, within: float = 60.0) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DIPLOG_") or k == "DIPLOG_SIGNING_KEY"}
+        env.update(DATABASE_URL=self.database_url, DIPLOG_AUTH="open", RUST_LOG="warn")
+        self.process = subprocess.Popen(
+            [self.binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--http", "127.0.0.1:0",
+             "--projection-poll-ms", "50"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=self.log,
+        )
+        deadline = time.monotonic() + within
+        while True:
+            assert self.process.poll() is None, "diplog serve stopped while starting"
+            try:
+                with Client(self.url, retry=RetryPolicy(attempts=1), timeout=2) as probe:
+                    probe.head()
+                return
+            except DiplogError:
+                assert time.monotonic() < deadline, f"diplog serve does not answer within {within} s"
+                time.sleep(0.1)
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def restartable(server_url: str, tmp_path: Any) -> Iterator[RestartableServer]:
+    binary = os.environ.get("DIPLOG_TEST_DIPLOG")
+    database_url = os.environ.get("DIPLOG_TEST_DATABASE_URL")
+    if not binary or not database_url:
+        pytest.skip("DIPLOG_TEST_DIPLOG and DIPLOG_TEST_DATABASE_URL are not set: no server to restart")
+    with open(tmp_path / "serve.log", "wb") as log:
+        server = RestartableServer(binary, database_url, log)
+        server.start()
+        yield server
+        server.kill()

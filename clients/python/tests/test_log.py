@@ -6,7 +6,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from conftest import Consumer, Proxy
+from conftest import Consumer, Proxy, RestartableServer
 from diplog import (
     NO_STREAM,
     Checkpoint,
@@ -156,3 +156,25 @@ def test_a_subscription_from_a_position_catches_up_then_says_so(client: Client, 
     items = subscription.take(3)
     assert [i.position for i in items[:2]] == result.positions
     assert isinstance(items[2], Checkpoint) and items[2].caught_up
+
+
+def test_a_subscription_resumes_across_a_server_killed_and_restarted(
+    client: Client, restartable: RestartableServer, unique: str
+) -> None:
+    prefix = f"py-restart-{unique}-"
+    first = client.append(prefix + "a", [NewEvent("Tick", {"n": n}) for n in range(3)])
+    with Client(restartable.url) as through_restart:
+        subscription = Consumer(
+            through_restart.subscribe(after=first.positions[0] - 1, stream_prefix=prefix)
+        )
+        assert [e.position for e in subscription.take(3)] == first.positions
+
+        restartable.kill()
+        # Written through the main server while the subscription's server is down.
+        second = client.append(prefix + "b", [NewEvent("Tick", {"n": n}) for n in range(3, 6)])
+        restartable.start()
+        third = client.append(prefix + "a", [NewEvent("Tick", {"n": n}) for n in range(6, 8)])
+
+        later = subscription.take(5, timeout=60)
+    assert [e.position for e in later] == second.positions + third.positions
+    assert [e.json()["n"] for e in later] == list(range(3, 8))
