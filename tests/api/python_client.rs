@@ -6,8 +6,9 @@
 //! and checks that the iterators resume from the last position, nothing repeated or skipped.
 //!
 //! The client is installed with `pip install ./clients/python[pandas] pytest` into a venv
-//! under the target directory, keyed by a hash of `clients/python`, `proto/` and the Python
-//! version, so a run after a change reinstalls and any other run reuses it. Without python3,
+//! under the target directory, keyed by a hash of the package's sources (`clients/python`
+//! without its tests), `proto/` and the Python version, so a run after a change to them
+//! reinstalls and any other run reuses it. Without python3,
 //! venv, pip or the network (PyPI), the test says SKIPPED on stderr and passes, unless
 //! `DIPLOG_REQUIRE_PYTHON=1` (CI), when it fails.
 
@@ -42,10 +43,12 @@ fn skip(why: &str) {
     );
 }
 
-/// Whether a path under `clients/python` is the package's source, not what a build, pip or
-/// pytest leave there (the stubs `setup.py generate_stubs` writes into `diplog/v1` among them).
+/// Whether a path under `clients/python` is what pip installs: the package's source, not its
+/// tests (run from the tree) nor what a build, pip or pytest leave there (the stubs
+/// `setup.py generate_stubs` writes into `diplog/v1` among them).
 fn is_source(relative: &Path) -> bool {
     !relative.starts_with("diplog/v1")
+        && !relative.starts_with("tests")
         && !relative.components().any(|part| {
             let part = part.as_os_str().to_string_lossy();
             matches!(
@@ -135,8 +138,9 @@ async fn client_venv() -> Option<PathBuf> {
     let installed = run(Command::new(venv.join("bin/pip"))
         .current_dir(repository())
         .args(["install", "--quiet", "--disable-pip-version-check"])
-        .args(["./clients/python[pandas]", "pytest"])
-        .env("PIP_DEFAULT_TIMEOUT", "60"))
+        // Without a network, fail (and skip) within a minute or two, not after many retries.
+        .args(["--retries", "2", "--timeout", "30"])
+        .args(["./clients/python[pandas]", "pytest"]))
     .await;
     match installed {
         Ok(output) if output.status.success() => {
