@@ -446,7 +446,7 @@ class SearchHit:
 
 
 def _label(value: Any) -> str:
-    for attribute in ("name", "actor", "key", "text", "id"):
+    for attribute in ("name", "source_name", "actor", "key", "text", "id", "event_id"):
         text = getattr(value, attribute, "")
         if text:
             return str(text)
