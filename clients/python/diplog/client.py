@@ -137,6 +137,13 @@ _RECORDS = {
 }
 
 
+def _pem(value: str | Path | bytes | None) -> bytes | None:
+    """PEM bytes as given, or read from a path."""
+    if value is None or isinstance(value, bytes):
+        return value
+    return Path(value).read_bytes()
+
+
 def _public_key_bytes(key: bytes | str) -> bytes:
     """A pinned key: 32 raw bytes, 64 hex digits, or a PEM `PUBLIC KEY`."""
     if isinstance(key, bytes) and len(key) == 32:
@@ -160,7 +167,8 @@ class Client:
 
     `token` is sent as `authorization: Bearer <token>` on every call; `ca_cert` (a path or PEM
     bytes) is the CA that an `https://` server's certificate must chain to (default: the
-    system's). `public_key` pins the key tree heads must be signed by (raw bytes, hex or PEM);
+    system's); `client_cert` and `client_key` (paths or PEM) are presented to a server that
+    verifies clients (mutual TLS). `public_key` pins the key tree heads must be signed by (raw bytes, hex or PEM);
     without it, the key the server serves is used. `timeout` bounds each unary call (seconds).
     """
 
@@ -170,6 +178,8 @@ class Client:
         *,
         token: str | None = None,
         ca_cert: str | Path | bytes | None = None,
+        client_cert: str | Path | bytes | None = None,
+        client_key: str | Path | bytes | None = None,
         public_key: bytes | str | None = None,
         retry: RetryPolicy = RetryPolicy(),
         timeout: float | None = 30.0,
@@ -181,9 +191,11 @@ class Client:
         secure = parsed.scheme == "https"
         target = f"{parsed.hostname}:{parsed.port or (443 if secure else 50051)}"
         if secure:
-            if isinstance(ca_cert, (str, Path)):
-                ca_cert = Path(ca_cert).read_bytes()
-            credentials = grpc.ssl_channel_credentials(root_certificates=ca_cert)
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=_pem(ca_cert),
+                private_key=_pem(client_key),
+                certificate_chain=_pem(client_cert),
+            )
             self._channel = grpc.secure_channel(target, credentials, options=list(options))
         else:
             self._channel = grpc.insecure_channel(target, options=list(options))

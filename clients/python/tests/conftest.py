@@ -13,6 +13,8 @@ import subprocess
 import threading
 import time
 import uuid
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import urlparse
 
@@ -175,24 +177,36 @@ class RestartableServer:
     """A `diplog serve` of the test's own on the log the main server uses (several servers may
     share one database), on a fixed port, so it can be killed and started again."""
 
-    def __init__(self, binary: str, database_url: str, log: Any) -> None:
+    def __init__(
+        self,
+        binary: str,
+        database_url: str,
+        log: Any,
+        args: tuple[str, ...] = (),
+        auth: str = "open",
+        **client: Any,
+    ) -> None:
         self.binary = binary
         self.database_url = database_url
         self.log = log
+        self.args = args
+        self.auth = auth
+        self.client = client
+        self.scheme = "https" if "--tls-cert" in args else "http"
         with socket.create_server(("127.0.0.1", 0)) as probe:
             self.port = probe.getsockname()[1]
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     def start(self, within: float = 60.0) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DIPLOG_") or k == "DIPLOG_SIGNING_KEY"}
-        env.update(DATABASE_URL=self.database_url, DIPLOG_AUTH="open", RUST_LOG="warn")
+        env.update(DATABASE_URL=self.database_url, DIPLOG_AUTH=self.auth, RUST_LOG="warn")
         self.process = subprocess.Popen(
             [self.binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--http", "127.0.0.1:0",
-             "--projection-poll-ms", "50"],
+             "--projection-poll-ms", "50", *self.args],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=self.log,
@@ -202,7 +216,7 @@ class RestartableServer:
         while True:
             assert self.process.poll() is None, "diplog serve stopped while starting"
             try:
-                with Client(self.url, retry=RetryPolicy(attempts=1), timeout=2) as probe:
+                with Client(self.url, retry=RetryPolicy(attempts=1), timeout=2, **self.client) as probe:
                     probe.head()
                 return
             except DiplogError:
@@ -215,14 +229,57 @@ class RestartableServer:
             self.process.wait()
 
 
-@pytest.fixture
-def restartable(server_url: str, tmp_path: Any) -> Iterator[RestartableServer]:
+def own_server() -> tuple[str, str]:
     binary = os.environ.get("DIPLOG_TEST_DIPLOG")
     database_url = os.environ.get("DIPLOG_TEST_DATABASE_URL")
     if not binary or not database_url:
-        pytest.skip("DIPLOG_TEST_DIPLOG and DIPLOG_TEST_DATABASE_URL are not set: no server to restart")
+        pytest.skip("DIPLOG_TEST_DIPLOG and DIPLOG_TEST_DATABASE_URL are not set: no server of our own")
+    return binary, database_url
+
+
+@pytest.fixture
+def restartable(server_url: str, tmp_path: Any) -> Iterator[RestartableServer]:
+    binary, database_url = own_server()
     with open(tmp_path / "serve.log", "wb") as log:
         server = RestartableServer(binary, database_url, log)
         server.start()
         yield server
+        server.kill()
+
+
+@dataclass
+class Secured:
+    server: RestartableServer
+    token: str
+    token_name: str
+    ca: Path
+
+
+@pytest.fixture
+def secured(server_url: str, tmp_path: Path, unique: str) -> Iterator[Secured]:
+    """A server of our own with TLS (`diplog dev-certs`) that requires tokens, and a token
+    made for it (`diplog token create`, on the shared database)."""
+    binary, database_url = own_server()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIPLOG_")}
+    env["DATABASE_URL"] = database_url
+    certs = tmp_path / "certs"
+    subprocess.run([binary, "dev-certs", str(certs)], env=env, check=True, capture_output=True)
+    name = f"py-{unique}"
+    made = subprocess.run(
+        [binary, "token", "create", "--name", name, "--role", "reader,writer,auditor"],
+        env=env, check=True, capture_output=True, text=True,
+    )
+    token = made.stdout.strip().splitlines()[-1]
+    with open(tmp_path / "serve.log", "wb") as log:
+        server = RestartableServer(
+            binary,
+            database_url,
+            log,
+            ("--tls-cert", str(certs / "server.pem"), "--tls-key", str(certs / "server-key.pem")),
+            auth="tokens",
+            token=token,
+            ca_cert=certs / "ca.pem",
+        )
+        server.start()
+        yield Secured(server, token, name, certs / "ca.pem")
         server.kill()

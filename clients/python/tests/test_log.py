@@ -6,13 +6,14 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from conftest import Consumer, Proxy, RestartableServer
+from conftest import Consumer, Proxy, RestartableServer, Secured
 from diplog import (
     NO_STREAM,
     Checkpoint,
     Client,
     InvalidArgument,
     NewEvent,
+    Unauthenticated,
     RecordedEvent,
     WrongExpectedVersion,
 )
@@ -178,3 +179,16 @@ def test_a_subscription_resumes_across_a_server_killed_and_restarted(
         later = subscription.take(5, timeout=60)
     assert [e.position for e in later] == second.positions + third.positions
     assert [e.json()["n"] for e in later] == list(range(3, 8))
+
+
+def test_tls_and_a_token_reach_a_server_that_requires_them(secured: Secured, unique: str) -> None:
+    url, ca = secured.server.url, secured.ca
+    with Client(url, token=secured.token, ca_cert=ca) as client:
+        result = client.append(f"py-{unique}", [NewEvent("Noted")])
+        (event,) = list(client.read_stream(f"py-{unique}"))
+        assert event.appended_by == secured.token_name and event.position == result.last_position
+        assert client.verify_event(event).tree_size >= event.position
+    with Client(url, ca_cert=ca.read_bytes()) as anonymous:
+        with pytest.raises(Unauthenticated) as raised:
+            anonymous.head()
+        assert raised.value.code == grpc.StatusCode.UNAUTHENTICATED
