@@ -1,16 +1,17 @@
 //! The Python client (`clients/python`) against the real server: its pytest suite
-//! (`clients/python/tests`) runs against a server started here with the founding scenario
-//! imported, the URL in `DIPLOG_TEST_SERVER`. The suite cuts its own connections mid-read and
-//! mid-subscription (a TCP proxy in `conftest.py`), and kills and restarts a second server
-//! on the same database mid-subscription (`DIPLOG_TEST_DIPLOG`, `DIPLOG_TEST_DATABASE_URL`),
-//! and checks that the iterators resume from the last position, nothing repeated or skipped.
+//! (`clients/python/tests`) runs against a `diplog serve` started here with the founding
+//! scenario imported, its URL in `DIPLOG_TEST_SERVER`. The suite cuts its own connections
+//! mid-read and mid-subscription (a TCP proxy in `conftest.py`), and starts servers of its own
+//! on the same database (`DIPLOG_TEST_DIPLOG`, `DIPLOG_TEST_DATABASE_URL`): one it kills and
+//! restarts mid-subscription, one with TLS that requires tokens. It checks that the iterators
+//! resume from the last position, nothing repeated or skipped.
 //!
 //! The client is installed with `pip install ./clients/python[pandas] pytest` into a venv
 //! under the target directory, keyed by a hash of the package's sources (`clients/python`
 //! without its tests), `proto/` and the Python version, so a run after a change to them
-//! reinstalls and any other run reuses it. Without python3,
-//! venv, pip or the network (PyPI), the test says SKIPPED on stderr and passes, unless
-//! `DIPLOG_REQUIRE_PYTHON=1` (CI), when it fails.
+//! reinstalls and any other run reuses it. Without python3, venv, pip or the network (PyPI),
+//! the test says SKIPPED on stderr and passes, unless `DIPLOG_REQUIRE_PYTHON=1` (CI), when it
+//! fails.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -188,7 +189,7 @@ async fn the_python_client_passes_its_tests_against_the_real_server() {
             .args(["-q", "-rs", "-p", "no:cacheprovider"])
             .arg(repository().join("clients/python/tests"))
             .env("DIPLOG_TEST_SERVER", &server.grpc)
-            // For the test that kills and restarts a server of its own on the same log.
+            // For the tests that start servers of their own on the same log.
             .env("DIPLOG_TEST_DIPLOG", diplog_binary())
             .env("DIPLOG_TEST_DATABASE_URL", &database)
             .env("DIPLOG_SIGNING_KEY", test_signing_key())
