@@ -6,6 +6,7 @@ mod atomic;
 mod audit;
 mod auth;
 mod bench;
+mod charts;
 mod cli;
 mod cli_import;
 mod cli_projections;

@@ -9,6 +9,8 @@
 //! `frame` is the layout around every page (and the links it makes), and `views` builds what
 //! pages show from the projections' answers and the log's events.
 
+mod charts;
+mod drawn;
 mod error_page;
 mod frame;
 mod request;
@@ -16,6 +18,7 @@ mod search;
 mod timeline;
 mod views;
 
+pub(super) use self::drawn::{lifecycle, network, state as state_network};
 pub(super) use self::search::search;
 
 use askama::Template;
@@ -26,6 +29,7 @@ use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 
 // The error page (`super::error`) is rendered in the same frame.
+use self::charts::contacts::{ContactChart, contact_chart};
 pub(super) use self::frame::Frame;
 use self::frame::{Link, Stamp, stamp};
 use self::request::{Ask, Params};
@@ -41,10 +45,10 @@ use super::readable;
 use crate::domain::diplomacy::EventKind;
 use crate::domain::{Direction, EventId, EventType, ReadAllQuery};
 use crate::projections::models::channels::view::ChannelView;
-use crate::projections::models::commitments::CommitmentView;
+use crate::projections::models::commitments::{Commitment, CommitmentView};
 use crate::projections::models::divergence::DivergenceView;
 use crate::projections::models::relations::view::RelationView;
-use crate::projections::models::summits::SummitView;
+use crate::projections::models::summits::{Summit, SummitView};
 use crate::projections::models::timeline::TimelineEntry;
 use crate::projections::read::listed::Listed;
 use crate::projections::read::request::{ListFilter, MAX_PAGE_SIZE, Page, QueryError};
@@ -367,6 +371,8 @@ struct ActorPage {
     kind: String,
     country: Option<Link>,
     timeline: Vec<TimelineRow>,
+    /// The timeline drawn, with the actor's summits' and commitments' steps.
+    chart: Option<ContactChart>,
     channels: Vec<ChannelRow>,
     /// The records the timeline shows (`both`, `readouts`, `coded`).
     records: &'static str,
@@ -391,18 +397,27 @@ pub(super) async fn actor(
         records: ask.records,
         ..ListFilter::default()
     };
-    let (names, timeline, channels) = tokio::try_join!(
+    let theirs = ListFilter {
+        actor: Some(actor.clone()),
+        ..ListFilter::default()
+    };
+    let queries = &dashboard.queries;
+    let (names, timeline, channels, summits, commitments) = tokio::try_join!(
         async { Names::load(&dashboard, source).await },
         async {
-            Ok(dashboard
-                .queries
+            Ok(queries
                 .list::<TimelineEntry>(source, &timeline_filter, &EVERYTHING)
                 .await?)
         },
         async {
-            Ok(dashboard
-                .queries
+            Ok(queries
                 .list::<ChannelView>(source, &filter, &EVERYTHING)
+                .await?)
+        },
+        async { Ok(queries.list::<Summit>(source, &theirs, &EVERYTHING).await?) },
+        async {
+            Ok(queries
+                .list::<Commitment>(source, &theirs, &EVERYTHING)
                 .await?)
         },
     )?;
@@ -438,6 +453,7 @@ pub(super) async fn actor(
         id: actor.clone(),
         kind,
         country,
+        chart: contact_chart(&frame, &timeline.items, &summits.items, &commitments.items),
         timeline: rows(&frame, &timeline.items, timeline_row),
         channels: rows(&frame, &channels.items, channel_row),
         records: ask.records_name(),
@@ -504,6 +520,8 @@ struct RelationPage {
     last_contact_href: String,
     /// The last contact's level, format and place, as a phrase.
     last_contact_setting: String,
+    /// The pair's contacts drawn, with their summits' and commitments' steps.
+    chart: Option<ContactChart>,
     channels: Vec<ChannelRow>,
     summits: Vec<SummitRow>,
     commitments: Vec<CommitmentRow>,
@@ -519,12 +537,16 @@ pub(super) async fn relation(
     let ask = Ask::parse(&params)?;
     let mut frame = Frame::new(&ask, "Relations", "relations", &uri);
     let source = ask.source(&dashboard);
-    let (names, answer) = tokio::try_join!(Names::load(&dashboard, source), async {
-        Ok(dashboard
-            .queries
-            .relation(source, &a, &b, ask.records)
-            .await?)
-    })?;
+    let (names, answer, history) = tokio::try_join!(
+        Names::load(&dashboard, source),
+        async {
+            Ok(dashboard
+                .queries
+                .relation(source, &a, &b, ask.records)
+                .await?)
+        },
+        pair_history(&dashboard, &ask, &a, &b),
+    )?;
     frame
         .answered(answer.position, answer.reference, &dashboard.auditor)
         .await?;
@@ -564,11 +586,55 @@ pub(super) async fn relation(
                 timeline::setting_text(&c.level, c.format.as_deref(), c.place.as_ref(), None, None)
             })
             .unwrap_or_default(),
+        chart: contact_chart(&frame, &history.0, &history.1, &history.2),
         channels: rows(&frame, &view.open_channels, channel_row),
         summits: rows(&frame, &view.pending_summits, summit_row),
         commitments: rows(&frame, &view.pending_commitments, commitment_row),
         frame,
     })
+}
+
+/// A pair's interactions (of `a`'s timeline, those with someone of `b`), and the summits and
+/// commitments of both, all steps included: what the relation page draws.
+async fn pair_history(
+    dashboard: &Dashboard,
+    ask: &Ask,
+    a: &str,
+    b: &str,
+) -> Result<(Vec<TimelineEntry>, Vec<Summit>, Vec<Commitment>), HttpError> {
+    let source = ask.source(dashboard);
+    let of_a = ListFilter {
+        actor: Some(a.to_owned()),
+        records: ask.records,
+        ..ListFilter::default()
+    };
+    let (queries, everything) = (&dashboard.queries, EVERYTHING);
+    let (timeline, summits, commitments) = tokio::try_join!(
+        queries.list::<TimelineEntry>(source, &of_a, &everything),
+        queries.list::<Summit>(source, &of_a, &everything),
+        queries.list::<Commitment>(source, &of_a, &everything),
+    )?;
+    let is_b = |id: &str, state: Option<&str>| id == b || state == Some(b);
+    let entries = timeline
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.participants
+                .iter()
+                .any(|p| is_b(&p.actor, p.state.as_deref()))
+        })
+        .collect();
+    let summits = summits
+        .items
+        .into_iter()
+        .filter(|s| s.parties.iter().any(|p| is_b(&p.id, p.state.as_deref())))
+        .collect();
+    let commitments = commitments
+        .items
+        .into_iter()
+        .filter(|c| c.parties.iter().any(|p| is_b(&p.id, p.state.as_deref())))
+        .collect();
+    Ok((entries, summits, commitments))
 }
 
 /// Counts by a name, readable ("Verbal cooperation: 3").
