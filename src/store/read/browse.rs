@@ -35,15 +35,15 @@ pub struct EventSummary {
     pub bytes: i32,
 }
 
-/// Which way a keyed page goes from its key.
+/// Where a keyed page starts, in its list's order (events: newest first; streams: by id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PageKey<K> {
-    /// The first page (newest first; streams: the first ids).
+    /// The first page.
     First,
-    /// The page just below this key (older; streams: later ids).
-    Before(K),
-    /// The page just above this key (newer; streams: earlier ids).
-    After(K),
+    /// The page that follows this key (older events; later ids).
+    Following(K),
+    /// The page that precedes this key (newer events; earlier ids), still in the list's order.
+    Preceding(K),
 }
 
 /// The smallest string greater than every string that starts with `prefix`, in bytewise
@@ -112,7 +112,7 @@ pub async fn streams_by_prefix<'e>(
             None,
             false,
         ),
-        (true, PageKey::Before(key)) => (
+        (true, PageKey::Following(key)) => (
             streams!(
                 "and s.stream_id collate \"C\" < $2",
                 "and s.stream_id collate \"C\" > $3",
@@ -121,7 +121,7 @@ pub async fn streams_by_prefix<'e>(
             Some(key),
             false,
         ),
-        (false, PageKey::Before(key)) => (
+        (false, PageKey::Following(key)) => (
             streams!(
                 "and $2::text is null",
                 "and s.stream_id collate \"C\" > $3",
@@ -130,7 +130,7 @@ pub async fn streams_by_prefix<'e>(
             Some(key),
             false,
         ),
-        (true, PageKey::After(key)) => (
+        (true, PageKey::Preceding(key)) => (
             streams!(
                 "and s.stream_id collate \"C\" < $2",
                 "and s.stream_id collate \"C\" < $3",
@@ -139,7 +139,7 @@ pub async fn streams_by_prefix<'e>(
             Some(key),
             true,
         ),
-        (false, PageKey::After(key)) => (
+        (false, PageKey::Preceding(key)) => (
             streams!(
                 "and $2::text is null",
                 "and s.stream_id collate \"C\" < $3",
@@ -187,12 +187,12 @@ pub async fn stream_events<'e>(
     }
     let (sql, key, ascending) = match key {
         PageKey::First => (stream_page!("and $3::bigint is null", "desc"), None, false),
-        PageKey::Before(v) => (
+        PageKey::Following(v) => (
             stream_page!("and stream_version < $3", "desc"),
             Some(v),
             false,
         ),
-        PageKey::After(v) => (stream_page!("and stream_version > $3", ""), Some(v), true),
+        PageKey::Preceding(v) => (stream_page!("and stream_version > $3", ""), Some(v), true),
     };
     let mut rows: Vec<EventSummary> = sqlx::query_as(sql)
         .bind(stream_id)
@@ -292,12 +292,12 @@ pub async fn diplomatic_page<'e>(
             None,
             false,
         ),
-        PageKey::Before(p) => (
+        PageKey::Following(p) => (
             filtered!("and position < $2", "position desc"),
             Some(p),
             false,
         ),
-        PageKey::After(p) => (filtered!("and position > $2", "position"), Some(p), true),
+        PageKey::Preceding(p) => (filtered!("and position > $2", "position"), Some(p), true),
     };
     let source = filter
         .source
