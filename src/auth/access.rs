@@ -170,7 +170,16 @@ mod tests {
             required_page_access("/tile/entries/000"),
             Access::Role(Role::Reader)
         );
-        for page in ["/", "/channels", "/live", "/relations/RUS/USA", "/nope"] {
+        for page in [
+            "/",
+            "/channels",
+            "/live",
+            "/relations/RUS/USA",
+            "/streams",
+            "/streams/occurrence-1/2",
+            "/log/7",
+            "/nope",
+        ] {
             assert_eq!(
                 required_page_access(page),
                 Access::Role(Role::Reader),

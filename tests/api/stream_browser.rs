@@ -218,6 +218,7 @@ async fn the_stream_browser_lists_streams_by_prefix_pages_a_stream_and_proves_an
         ("/streams/browse-a?before=2&after=1", "after"),
         ("/streams?before=a&after=b", "after"),
         ("/log/4?as_of=banana", "as_of"),
+        ("/streams?on=2025-02-15", "on"),
     ] {
         let answer = get(addr, path).await;
         assert_eq!(answer.status, 400, "GET {path}: {}", answer.body);

@@ -42,6 +42,19 @@ pub(in crate::http) struct BrowseParams {
     after: String,
 }
 
+/// The browser shows the log as recorded (as of a position, or now); the state of affairs on
+/// a day is the projections' pages' (`on`): a 400 naming it.
+fn browsing(params: &Params) -> Result<Ask, HttpError> {
+    let ask = Ask::parse(params)?;
+    if ask.on.is_some() {
+        return Err(HttpError::BadRequest {
+            parameter: "on",
+            message: "the log's browser shows the log as recorded: give as_of instead".to_owned(),
+        });
+    }
+    Ok(ask)
+}
+
 /// A log position or a stream version from a query parameter (empty: none).
 pub(super) fn number(parameter: &'static str, raw: &str) -> Result<Option<u64>, HttpError> {
     let raw = raw.trim();
@@ -134,7 +147,7 @@ pub(in crate::http) async fn streams(
     Query(params): Query<Params>,
     Query(browse): Query<BrowseParams>,
 ) -> Result<Response, HttpError> {
-    let ask = Ask::parse(&params)?;
+    let ask = browsing(&params)?;
     let prefix = StreamId::parse_prefix(&browse.prefix)
         .map_err(|error| HttpError::BadRequest {
             parameter: "prefix",
@@ -240,7 +253,7 @@ pub(in crate::http) async fn stream(
     Query(params): Query<Params>,
     Query(browse): Query<BrowseParams>,
 ) -> Result<Response, HttpError> {
-    let ask = Ask::parse(&params)?;
+    let ask = browsing(&params)?;
     let key = page_key(
         number("before", &browse.before)?,
         number("after", &browse.after)?,
@@ -341,7 +354,7 @@ pub(in crate::http) async fn log_event(
     Path(position): Path<String>,
     Query(params): Query<Params>,
 ) -> Result<Response, HttpError> {
-    let ask = Ask::parse(&params)?;
+    let ask = browsing(&params)?;
     let frame = Frame::new(&ask, "Event", "streams", &uri);
     let Ok(position) = position.parse::<u64>() else {
         return Err(HttpError::NotFound(format!(
@@ -367,7 +380,7 @@ pub(in crate::http) async fn stream_event(
     Path((stream_id, version)): Path<(String, String)>,
     Query(params): Query<Params>,
 ) -> Result<Response, HttpError> {
-    let ask = Ask::parse(&params)?;
+    let ask = browsing(&params)?;
     let frame = Frame::new(&ask, "Event", "streams", &uri);
     let Ok(version) = version.parse::<u64>() else {
         return Err(HttpError::NotFound(format!(
