@@ -30,7 +30,7 @@ use crate::domain::{
     AppendBatch, AtomicAppend, ExpectedVersion, LogFilter, ReadAllQuery, ReadStreamQuery,
 };
 
-pub use read::browse::{DiplomaticFilter, EventSummary, PageKey, StreamSummary};
+pub use read::browse::{DiplomaticFilter, DiplomaticSlice, EventSummary, PageKey, StreamSummary};
 pub use read::paging::{PAGE_BYTES, PAGE_SIZE, READ_AHEAD};
 pub use read::recording::{KnownEvent, RecordingInputs};
 pub use read::{
@@ -375,7 +375,7 @@ impl EventStore {
         key: PageKey<u64>,
         until: u64,
         limit: i64,
-    ) -> Result<Vec<RecordedEvent>, ReadError> {
+    ) -> Result<DiplomaticSlice, ReadError> {
         Ok(read::browse::diplomatic_page(&self.pool, filter, key, until, limit).await?)
     }
 

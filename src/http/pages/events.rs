@@ -204,18 +204,19 @@ pub(in crate::http) async fn events(
         filter.positions = Some(positions.iter().map(|p| *p as i64).collect());
         matched = Some(positions);
     }
-    let recorded = if bound == 0 || matched.as_ref().is_some_and(Vec::is_empty) {
-        Vec::new()
+    let (recorded, more) = if bound == 0 || matched.as_ref().is_some_and(Vec::is_empty) {
+        (Vec::new(), false)
     } else {
         let store_key = if matched.is_some() {
             PageKey::First
         } else {
             key
         };
-        dashboard
+        let slice = dashboard
             .store
             .diplomatic_page(&filter, store_key, bound, EVENTS_PER_PAGE as i64)
-            .await?
+            .await?;
+        (slice.events, slice.ends_at_last_row)
     };
     frame.answered(bound, reference, &dashboard.auditor).await?;
     // The page's ends: of the positions searched, else of the events shown.
@@ -223,7 +224,13 @@ pub(in crate::http) async fn events(
         Some(positions) => positions.clone(),
         None => recorded.iter().map(|r| r.position.max(0) as u64).collect(),
     };
-    let (newer, older) = sides(&key, ends.len(), EVENTS_PER_PAGE);
+    // A page cut short by its bytes has more beyond it, as a full one may.
+    let shown = if matched.is_none() && more {
+        EVENTS_PER_PAGE
+    } else {
+        ends.len()
+    };
+    let (newer, older) = sides(&key, shown, EVENTS_PER_PAGE);
     let link = |name: &str, position: u64| {
         with_params(
             &frame,

@@ -502,3 +502,41 @@ async fn proof_of(
         Err(error) => Err(error.into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_has_neighbours_where_its_key_and_its_fullness_say() {
+        let first: PageKey<u64> = PageKey::First;
+        assert_eq!(sides(&first, 100, 100), (false, true));
+        assert_eq!(sides(&first, 3, 100), (false, false));
+        assert_eq!(sides(&PageKey::Following(7), 3, 100), (true, false));
+        assert_eq!(sides(&PageKey::Preceding(7), 3, 100), (false, true));
+        assert_eq!(sides(&PageKey::Preceding(7), 100, 100), (true, true));
+    }
+
+    #[test]
+    fn cursors_are_positions_from_one_and_not_both_ways() {
+        assert!(matches!(number("before", " "), Ok(None)));
+        assert!(matches!(number("before", "12"), Ok(Some(12))));
+        for bad in ["0", "-1", "x", "1.5"] {
+            assert!(matches!(
+                number("before", bad),
+                Err(HttpError::BadRequest {
+                    parameter: "before",
+                    ..
+                })
+            ));
+        }
+        assert!(matches!(
+            page_key(Some(3), Some(1)),
+            Err(HttpError::BadRequest {
+                parameter: "after",
+                ..
+            })
+        ));
+        assert!(matches!(page_key(None, Some(4)), Ok(PageKey::Preceding(4))));
+    }
+}

@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgExecutor;
 
-use super::paging::{SizedRow, sized_page};
+use super::paging::{Page, SizedRow, sized_page};
 use crate::store::RecordedEvent;
 
 /// A stream as of a position: its version then (its events: versions are gapless from 1),
@@ -262,7 +262,7 @@ pub async fn diplomatic_page<'e>(
     key: PageKey<u64>,
     until: u64,
     limit: i64,
-) -> Result<Vec<RecordedEvent>, sqlx::Error> {
+) -> Result<DiplomaticSlice, sqlx::Error> {
     macro_rules! filtered {
         ($key:literal, $order:literal) => {
             sized_page!(
@@ -316,11 +316,23 @@ pub async fn diplomatic_page<'e>(
         .bind(super::paging::PAGE_BYTES)
         .fetch_all(executor)
         .await?;
-    let mut events: Vec<RecordedEvent> = rows.into_iter().map(SizedRow::into_event).collect();
+    let page = Page::new(rows, limit);
+    let mut events = page.events;
     if ascending {
         events.reverse();
     }
-    Ok(events)
+    Ok(DiplomaticSlice {
+        events,
+        ends_at_last_row: page.ends_at_last_row,
+    })
+}
+
+/// What [`diplomatic_page`] answers: the events, and whether more may lie beyond the last
+/// one read (the page is full, or was cut short by its bytes).
+#[derive(Debug)]
+pub struct DiplomaticSlice {
+    pub events: Vec<RecordedEvent>,
+    pub ends_at_last_row: bool,
 }
 
 #[cfg(test)]

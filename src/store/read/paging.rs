@@ -117,12 +117,6 @@ pub(super) struct SizedRow {
     cut: bool,
 }
 
-impl SizedRow {
-    pub(super) fn into_event(self) -> RecordedEvent {
-        self.event
-    }
-}
-
 /// One page of events, and whether it ends at its last row: full (as many rows as asked) or
 /// cut by its bytes. A page that does not has seen every row of its window.
 pub(super) struct Page {
