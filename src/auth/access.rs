@@ -170,7 +170,18 @@ mod tests {
             required_page_access("/tile/entries/000"),
             Access::Role(Role::Reader)
         );
-        for page in ["/", "/channels", "/live", "/relations/RUS/USA", "/nope"] {
+        for page in [
+            "/",
+            "/channels",
+            "/live",
+            "/relations/RUS/USA",
+            "/streams",
+            "/streams/occurrence-1/2",
+            "/log/7",
+            "/network/RUS",
+            "/lifecycle",
+            "/nope",
+        ] {
             assert_eq!(
                 required_page_access(page),
                 Access::Role(Role::Reader),

@@ -3,9 +3,10 @@
 //! through `Queries` and `EventStore`; no SQL here.
 //!
 //! Pages (each takes `?as_of=` a position, a day or an RFC 3339 time):
-//! `/` overview, `/channels`, `/summits`, `/commitments`, `/events`, `/occurrences/{id or
-//! stream}`, `/actors/{actor}`, `/relations`, `/relations/{a}/{b}`; `/live` is the event
-//! stream, `/assets/…` the stylesheet and script. For transparency-log tools: `/checkpoint`
+//! `/` overview, `/channels`, `/summits`, `/commitments`, `/events` (filtered, paged),
+//! `/occurrences/{id or stream}`, `/actors/{actor}`, `/relations`, `/relations/{a}/{b}`; the
+//! log's browser: `/streams`, `/streams/{id}`, `/streams/{id}/{version}`, `/log/{position}`
+//! (an event with its Merkle inclusion proof); `/live` is the event stream, `/assets/…` the stylesheet and script. For transparency-log tools: `/checkpoint`
 //! and `/tile/…` (C2SP tlog-checkpoint and tlog-tiles, see `tlog`).
 
 mod assets;
@@ -68,6 +69,10 @@ pub fn router(dashboard: Dashboard) -> Router {
         .route("/network", get(pages::network))
         .route("/network/{state}", get(pages::state_network))
         .route("/lifecycle", get(pages::lifecycle))
+        .route("/streams", get(pages::streams))
+        .route("/streams/{stream}", get(pages::stream))
+        .route("/streams/{stream}/{version}", get(pages::stream_event))
+        .route("/log/{position}", get(pages::log_event))
         .route("/live", get(live::live))
         .route("/checkpoint", get(tlog::checkpoint))
         .route("/tile/{*path}", get(tlog::tile))

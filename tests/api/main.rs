@@ -44,6 +44,7 @@ mod search;
 mod search_page;
 mod server;
 mod signing_key;
+mod stream_browser;
 mod subscriptions;
 mod tlog;
 mod tls;

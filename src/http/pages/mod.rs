@@ -12,21 +12,24 @@
 mod charts;
 mod drawn;
 mod error_page;
+mod events;
 mod frame;
 mod request;
 mod search;
+mod streams;
 mod timeline;
 mod views;
 
 pub(super) use self::drawn::{lifecycle, network, state as state_network};
+pub(super) use self::events::events;
 pub(super) use self::search::search;
+pub(super) use self::streams::{log_event, stream, stream_event, streams};
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt;
 
 // The error page (`super::error`) is rendered in the same frame.
 use self::charts::contacts::{ContactChart, contact_chart};
@@ -42,8 +45,7 @@ use self::views::{
 use super::Dashboard;
 use super::error::HttpError;
 use super::readable;
-use crate::domain::diplomacy::EventKind;
-use crate::domain::{Direction, EventId, EventType, ReadAllQuery};
+use crate::domain::EventId;
 use crate::projections::models::channels::view::ChannelView;
 use crate::projections::models::commitments::{Commitment, CommitmentView};
 use crate::projections::models::divergence::DivergenceView;
@@ -52,10 +54,6 @@ use crate::projections::models::summits::{Summit, SummitView};
 use crate::projections::models::timeline::TimelineEntry;
 use crate::projections::read::listed::Listed;
 use crate::projections::read::request::{ListFilter, MAX_PAGE_SIZE, Page, QueryError};
-use crate::store::RecordedEvent;
-
-/// Events on the recent-events page.
-const RECENT_EVENTS: usize = 50;
 
 const EVERYTHING: Page = Page {
     size: MAX_PAGE_SIZE,
@@ -200,56 +198,6 @@ pub(super) async fn list<V: Shown>(
         table: V::table(&frame, &answer.items),
         lede: V::LEDE,
         frame,
-    })
-}
-
-#[derive(Template)]
-#[template(path = "events.html", config = "src/http/askama.toml")]
-struct EventsPage {
-    frame: Frame,
-    events: Vec<EventCard>,
-    limit: usize,
-}
-
-pub(super) async fn events(
-    State(dashboard): State<Dashboard>,
-    uri: Uri,
-    Query(params): Query<Params>,
-) -> Result<Response, HttpError> {
-    let ask = Ask::parse(&params)?;
-    let mut frame = Frame::new(&ask, "Recent events", "events", &uri);
-    let (bound, reference) = log_bound(&dashboard, &ask).await?;
-    let names = Names::load(&dashboard, ask.source(&dashboard)).await?;
-    let recorded: Vec<RecordedEvent> = if bound == 0 {
-        Vec::new()
-    } else {
-        let types = EventKind::NAMES
-            .iter()
-            .map(|name| EventType::parse(*name))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| HttpError::Internal(format!("a kind is not an event type: {e}")))?;
-        dashboard
-            .store
-            .read_all(ReadAllQuery {
-                from_position: Some(bound),
-                direction: Direction::Backward,
-                limit: Some(RECENT_EVENTS as u64),
-                event_types: types,
-                stream_prefix: None,
-            })
-            .await?
-            .try_collect()
-            .await?
-    };
-    frame.answered(bound, reference, &dashboard.auditor).await?;
-    let events = recorded
-        .iter()
-        .filter_map(|r| typed(r).map(|event| event_card(&names, &frame, r, &event)))
-        .collect();
-    render(&EventsPage {
-        frame,
-        events,
-        limit: RECENT_EVENTS,
     })
 }
 
