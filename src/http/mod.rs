@@ -136,7 +136,10 @@ pub async fn request_span(
         }
     }
     let response = next.run(request).instrument(span.clone()).await;
-    span.record("http.response.status_code", response.status().as_u16());
+    span.record(
+        "http.response.status_code",
+        i64::from(response.status().as_u16()),
+    );
     if response.status().is_server_error() {
         span.record("otel.status_code", "error");
     }

@@ -197,8 +197,8 @@ fn group_span(group: &[AppendCommand], events: usize) -> Span {
     let span = tracing::info_span!(
         target: crate::telemetry::TARGET,
         "diplog.writer.group",
-        diplog.group.appends = group.len(),
-        diplog.group.events = events,
+        diplog.group.appends = group.len() as i64,
+        diplog.group.events = events as i64,
         diplog.group.first_position = tracing::field::Empty,
         diplog.group.last_position = tracing::field::Empty,
     );
@@ -236,9 +236,10 @@ fn record_positions(span: &Span, outcomes: &[Result<Vec<AppendOutcome>, AppendEr
             Some(last.map_or(position, |l: u64| l.max(position))),
         )
     });
+    // As i64: the exporter writes a u64 as text (positions come from a bigint anyway).
     if let (Some(first), Some(last)) = (first, last) {
-        span.record("diplog.group.first_position", first);
-        span.record("diplog.group.last_position", last);
+        span.record("diplog.group.first_position", first as i64);
+        span.record("diplog.group.last_position", last as i64);
     }
 }
 
