@@ -104,6 +104,56 @@ pub async fn security_headers(mut response: Response) -> Response {
     response
 }
 
+/// Where every HTTP request enters (the router's outermost layer): its server span for trace
+/// export, named `METHOD /route` (the route's pattern, not the path with its values), with the
+/// caller's W3C trace context (`traceparent`/`tracestate` headers) as its parent and the
+/// status code. It ends when the response's head is ready (a `/live` stream goes on after).
+/// Without trace export the span is disabled and nothing else is done.
+pub async fn request_span(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use tracing::Instrument;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let span = tracing::info_span!(
+        target: crate::telemetry::TARGET,
+        "http",
+        otel.name = tracing::field::Empty,
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = %request.method(),
+        http.route = tracing::field::Empty,
+        url.path = request.uri().path(),
+        http.response.status_code = tracing::field::Empty,
+    );
+    if span.is_disabled() {
+        return next.run(request).await;
+    }
+    let _ = span.set_parent(crate::telemetry::remote_parent(request.headers()));
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|path| path.as_str().to_owned());
+    match &route {
+        Some(route) => {
+            span.record("http.route", route.as_str());
+            span.record("otel.name", format!("{} {route}", request.method()));
+        }
+        None => {
+            span.record("otel.name", request.method().as_str());
+        }
+    }
+    let response = next.run(request).instrument(span.clone()).await;
+    span.record(
+        "http.response.status_code",
+        i64::from(response.status().as_u16()),
+    );
+    if response.status().is_server_error() {
+        span.record("otel.status_code", "error");
+    }
+    response
+}
+
 /// 200 with the log head when the database answers, 503 otherwise: the same state the gRPC
 /// health service reports (a failed read here also moves it).
 async fn health(State(dashboard): State<Dashboard>) -> Response {

@@ -267,6 +267,7 @@ impl EventStore {
             unit,
             principal: principal.to_owned(),
             queued_at,
+            caller: writer::caller(),
             reply,
         };
         let outcome = match self.appends.send(command).await {

@@ -29,6 +29,7 @@ mod merkle_python;
 mod metrics;
 mod on_date;
 mod on_date_history;
+mod otlp;
 mod overload;
 mod pg_tls;
 mod projection_feed;
