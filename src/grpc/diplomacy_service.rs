@@ -15,7 +15,7 @@ use crate::domain::{
 };
 use crate::proto::{self, diplomacy_server::Diplomacy};
 use crate::recorder::{Record, Recorder, is_diplomatic, metadata_time};
-use crate::store::{EventFilter, EventStore, RecordedEvent};
+use crate::store::{EventFilter, EventStore, RecordedEvent, RecordingInputs};
 use crate::stream_limit::StreamLimiter;
 
 type RecordStream = Pin<Box<dyn Stream<Item = Result<proto::DiplomaticRecord, Status>> + Send>>;
@@ -156,10 +156,14 @@ impl Diplomacy for DiplomacyService {
         if !errors.is_empty() {
             return Err(errors.into());
         }
-        let inputs = self
-            .store
-            .recording_inputs(&request.stream_ids, &actor_streams, &event_ids)
-            .await?;
+        let inputs =
+            if request.stream_ids.is_empty() && actor_streams.is_empty() && event_ids.is_empty() {
+                RecordingInputs::default()
+            } else {
+                self.store
+                    .recording_inputs(&request.stream_ids, &actor_streams, &event_ids)
+                    .await?
+            };
         let records = if full_event_ids.is_empty() {
             Vec::new()
         } else {
