@@ -186,6 +186,7 @@ impl Diplomacy for DiplomacyService {
                     r#type: event.event_type,
                     diplomatic: event.diplomatic,
                     data: event.data_text,
+                    position: event.position as u64,
                 })
                 .collect(),
             records,

@@ -5,8 +5,9 @@
 //! domain rules the server applies, against what the server's log already holds (read over
 //! gRPC) plus the file's own earlier events; nothing is sent while anything is wrong, so a
 //! scenario with an error is refused as a whole, its line and field named. What the log holds
-//! is read in one `ReadRecordingInputs` call per file or chunk: what the server itself reads
-//! to record the events, so the check here is the server's own. Then the events are
+//! is read in one `ReadRecordingInputs` call per file or chunk (per 10,000 events of a larger
+//! one): what the server itself reads to record the events, so the check here is the server's
+//! own. Then the events are
 //! recorded atomically: the whole file in one `RecordMany` (each run of consecutive events of
 //! one stream as one of its records), or, for a file beyond one request's limits (1000 events,
 //! 8 MiB of encoded events), in as few as hold it, each all or nothing. Event ids derive from the
@@ -324,44 +325,54 @@ struct RemoteState {
     present: BTreeSet<Uuid>,
 }
 
-/// Reads, in one `ReadRecordingInputs` call, what the rules need of the log for the items:
-/// what the server itself reads to record them (the streams they write to, the actors and
-/// events they name), so the check here is the server's own.
+/// Items whose inputs one `ReadRecordingInputs` call asks for: well within its limit of
+/// 100,000 entries a list (an event names a few actors and events), and a few MB of request.
+const ITEMS_PER_READ: usize = 10_000;
+
+/// Reads what the rules need of the log for the items: what the server itself reads to
+/// record them (the streams they write to, the actors and events they name), so the check here
+/// is the server's own. One `ReadRecordingInputs` call per `ITEMS_PER_READ` items; the answers
+/// are taken note of in log order.
 async fn remote_state<T: GrpcChannel>(
     diplomacy: &mut DiplomacyClient<T>,
     items: &[Item],
 ) -> Result<RemoteState, ImportError> {
-    let mut streams = BTreeSet::new();
-    let mut strings = BTreeSet::new();
-    for item in items {
-        streams.insert(item.stream_id.clone());
-        strings.extend(item.event.strings());
-    }
     let item_ids: BTreeSet<Uuid> = items.iter().map(|item| item.id.as_uuid()).collect();
-    let referenced = strings
-        .iter()
-        .filter_map(|s| Uuid::parse_str(s).ok())
-        .filter(|id| !item_ids.contains(id));
-    let event_ids = referenced
-        .chain(item_ids.iter().copied())
-        .map(|id| id.to_string())
-        .collect();
-    let actor_ids = strings
-        .into_iter()
-        .filter(|s| ActorId::parse(s.as_str()).is_ok())
-        .collect();
-    let inputs = diplomacy
-        .read_recording_inputs(proto::RecordingInputsRequest {
-            stream_ids: streams.into_iter().collect(),
-            actor_ids,
-            event_ids,
-            full_event_ids: Vec::new(),
-        })
-        .await?
-        .into_inner();
+    let mut known = Vec::new();
+    for slice in items.chunks(ITEMS_PER_READ) {
+        let mut streams = BTreeSet::new();
+        let mut strings = BTreeSet::new();
+        for item in slice {
+            streams.insert(item.stream_id.clone());
+            strings.extend(item.event.strings());
+        }
+        let referenced = strings
+            .iter()
+            .filter_map(|s| Uuid::parse_str(s).ok())
+            .filter(|id| !item_ids.contains(id));
+        let event_ids = referenced
+            .chain(slice.iter().map(|item| item.id.as_uuid()))
+            .map(|id| id.to_string())
+            .collect();
+        let actor_ids = strings
+            .into_iter()
+            .filter(|s| ActorId::parse(s.as_str()).is_ok())
+            .collect();
+        let inputs = diplomacy
+            .read_recording_inputs(proto::RecordingInputsRequest {
+                stream_ids: streams.into_iter().collect(),
+                actor_ids,
+                event_ids,
+                full_event_ids: Vec::new(),
+            })
+            .await?
+            .into_inner();
+        known.extend(inputs.events);
+    }
+    known.sort_by_key(|event| event.position);
     let mut state = LogState::new();
     let mut present = BTreeSet::new();
-    for event in &inputs.events {
+    for event in &known {
         let Ok(id) = EventId::parse(&event.event_id) else {
             continue;
         };
