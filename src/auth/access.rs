@@ -34,7 +34,7 @@ pub fn required_access(path: &str) -> Access {
             R(Role::Reader)
         }
         ("diplog.v1.EventLog", "Append" | "AppendMany") => R(Role::Writer),
-        ("diplog.v1.Diplomacy", "Record" | "RecordMany") => R(Role::Writer),
+        ("diplog.v1.Diplomacy", "Record" | "RecordMany" | "ReadRecordingInputs") => R(Role::Writer),
         ("diplog.v1.Diplomacy", "ReadEvents" | "GetEvent") => R(Role::Reader),
         ("diplog.v1.Projections", "Rebuild") => R(Role::Admin),
         // Reads; `as_of` additionally needs auditor, checked in the service.
@@ -134,6 +134,10 @@ mod tests {
                 Access::Role(Role::Writer),
             ),
             ("/diplog.v1.Diplomacy/GetEvent", Access::Role(Role::Reader)),
+            (
+                "/diplog.v1.Diplomacy/ReadRecordingInputs",
+                Access::Role(Role::Writer),
+            ),
             (
                 "/diplog.v1.Projections/ListChannels",
                 Access::Role(Role::Reader),

@@ -22,6 +22,7 @@ mod health;
 mod helpers;
 mod import_gdelt;
 mod import_plover;
+mod import_round_trips;
 mod interactions;
 mod limits;
 mod log;

@@ -12,6 +12,8 @@ use uuid::Uuid;
 /// One event as the rules take note of it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct KnownEvent {
+    /// Its position in the log (for a stream's version row: the version).
+    pub position: i64,
     pub stream_id: String,
     pub event_id: Uuid,
     pub event_type: String,
@@ -34,10 +36,9 @@ pub struct RecordingInputs {
 
 #[derive(sqlx::FromRow)]
 struct Row {
-    /// 0: a stream's version (in `position`), 1: a step of a stream written to, 2: an
+    /// 0: a stream's version (in `event.position`), 1: a step of a stream written to, 2: an
     /// actor's registration or a retraction in its stream, 3: an event named by id.
     part: i32,
-    position: i64,
     #[sqlx(flatten)]
     event: KnownEvent,
 }
@@ -89,7 +90,7 @@ pub(in crate::store) async fn recording_inputs(
         if row.part == 0 {
             inputs
                 .versions
-                .insert(row.event.stream_id, row.position as u64);
+                .insert(row.event.stream_id, row.event.position as u64);
         } else {
             inputs.events.push(row.event);
         }
