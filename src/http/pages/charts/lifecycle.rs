@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{LegendItem, Mark, Shape, Tick, TimeAxis, px};
+use crate::domain::EventId;
 use crate::domain::diplomacy::FuzzyTime;
 use crate::http::pages::frame::Frame;
 use crate::http::readable;
@@ -67,19 +68,30 @@ struct Life {
     href: String,
 }
 
-fn summit_life(frame: &Frame, summit: &Summit) -> Option<Life> {
-    let steps: Vec<_> = summit
-        .steps
-        .iter()
-        .filter_map(|s| {
-            let at = s.occurred.as_ref()?.earliest();
+/// The steps that have a date, each as its stage's class name, its time and its event's page.
+fn dated_steps<'a>(
+    frame: &Frame,
+    steps: impl Iterator<Item = (&'a str, Option<&'a FuzzyTime>, EventId)>,
+) -> Vec<(String, DateTime<Utc>, String)> {
+    steps
+        .filter_map(|(stage, occurred, event)| {
             Some((
-                s.step.as_str().to_ascii_lowercase(),
-                at,
-                frame.event(s.origin.event_id),
+                stage.to_ascii_lowercase(),
+                occurred?.earliest(),
+                frame.event(event),
             ))
         })
-        .collect();
+        .collect()
+}
+
+fn summit_life(frame: &Frame, summit: &Summit) -> Option<Life> {
+    let steps = dated_steps(
+        frame,
+        summit
+            .steps
+            .iter()
+            .map(|s| (s.step.as_str(), s.occurred.as_ref(), s.origin.event_id)),
+    );
     let latest = summit.steps.last()?;
     let view = summit.view()?;
     let parties = summit
@@ -126,18 +138,13 @@ fn commitment_life(
     reference: DateTime<Utc>,
 ) -> Option<Life> {
     let view = commitment.view(reference)?;
-    let steps: Vec<_> = commitment
-        .steps
-        .iter()
-        .filter_map(|s| {
-            let at = s.occurred.as_ref()?.earliest();
-            Some((
-                s.step.as_str().to_ascii_lowercase(),
-                at,
-                frame.event(s.origin.event_id),
-            ))
-        })
-        .collect();
+    let steps = dated_steps(
+        frame,
+        commitment
+            .steps
+            .iter()
+            .map(|s| (s.step.as_str(), s.occurred.as_ref(), s.origin.event_id)),
+    );
     let open = matches!(view.status.as_str(), "PENDING" | "SCHEDULED" | "LAPSED");
     let mark = |class: &str, what: &str, time: &FuzzyTime| {
         (
