@@ -6,8 +6,8 @@
 //! [`TARGET`].
 //!
 //! The spans meant for export have their own target so that the two outputs do not mix: the
-//! log never shows them (its filter turns [`TARGET`] off, whatever `RUST_LOG` says), and the
-//! exporter sees nothing else. Without `--otlp-endpoint` no layer wants [`TARGET`], so those
+//! log never shows them (its own filter leaves [`TARGET`] out, whatever `RUST_LOG` says), and
+//! the exporter sees nothing else. Without `--otlp-endpoint` no layer wants [`TARGET`], so those
 //! spans are disabled at their call sites: no span is built, no field is formatted.
 
 use std::time::Duration;
@@ -19,7 +19,7 @@ use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tonic::codegen::http;
-use tracing_subscriber::filter::{EnvFilter, Targets};
+use tracing_subscriber::filter::{EnvFilter, Targets, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{Layer, Registry};
@@ -85,9 +85,22 @@ pub fn init(
     default_filter: &str,
     otlp: &OtlpArgs,
 ) -> anyhow::Result<Option<TraceExport>> {
+    // `RUST_LOG` filters globally (as a per-layer filter, an `EnvFilter` let through none of
+    // a target's more verbose events, `diplog::recorder=debug` say); the export's target is
+    // let through only when there is an exporter, and then kept out of the log by the log's
+    // own filter.
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let filter = filter.add_directive(format!("{TARGET}=off").parse().expect("a directive"));
+    let exporting = if otlp.otlp_endpoint.is_some() {
+        "trace"
+    } else {
+        "off"
+    };
+    let filter = filter.add_directive(
+        format!("{TARGET}={exporting}")
+            .parse()
+            .expect("a directive"),
+    );
     // A failed log write must never take the process down: tracing-subscriber would report
     // it with `eprintln!`, which panics when stderr itself is gone (a closed pipe), and a task
     // that panics there (the signal handler, say) stops doing its job.
@@ -98,9 +111,9 @@ pub fn init(
         LogFormat::Text => log.boxed(),
         LogFormat::Json => log.json().boxed(),
     }
-    .with_filter(filter);
+    .with_filter(filter_fn(|metadata| metadata.target() != TARGET));
     let Some(endpoint) = &otlp.otlp_endpoint else {
-        Registry::default().with(log).init();
+        Registry::default().with(filter).with(log).init();
         return Ok(None);
     };
     let provider = tracer_provider(endpoint)?;
@@ -108,7 +121,11 @@ pub fn init(
         .with_tracer(provider.tracer(SERVICE_NAME))
         .with_threads(false)
         .with_filter(Targets::new().with_target(TARGET, tracing::Level::TRACE));
-    Registry::default().with(log).with(spans).init();
+    Registry::default()
+        .with(filter)
+        .with(log)
+        .with(spans)
+        .init();
     tracing::info!(endpoint = %endpoint, "exporting traces over OTLP");
     Ok(Some(TraceExport { provider }))
 }
