@@ -252,19 +252,7 @@ impl Queries {
             }
         };
         let query = checked(request, page)?;
-        if min_position > 0 {
-            self.store()
-                .wait_for(Search::NAME, min_position, deadline)
-                .await
-                .map_err(|error| match error {
-                    WaitError::TimedOut { position } => QueryError::NotYet {
-                        projection: Search::NAME,
-                        position,
-                        wanted: min_position,
-                    },
-                    WaitError::Failed(error) => error.into(),
-                })?;
-        }
+        self.search_reflects(min_position, deadline).await?;
         let found = self.store().search(&query).await?;
         let next = query.offset + found.hits.len();
         Ok(Answer {
@@ -278,6 +266,32 @@ impl Queries {
             },
             total: found.total as usize,
         })
+    }
+}
+
+impl Queries {
+    /// Waits (until `deadline`) for the `search` projection to reflect `min_position` (none
+    /// asked: at once).
+    async fn search_reflects(
+        &self,
+        min_position: u64,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), QueryError> {
+        if min_position == 0 {
+            return Ok(());
+        }
+        self.store()
+            .wait_for(Search::NAME, min_position, deadline)
+            .await
+            .map_err(|error| match error {
+                WaitError::TimedOut { position } => QueryError::NotYet {
+                    projection: Search::NAME,
+                    position,
+                    wanted: min_position,
+                },
+                WaitError::Failed(error) => error.into(),
+            })?;
+        Ok(())
     }
 }
 
@@ -305,19 +319,7 @@ impl Queries {
         asked: &MatchRequest,
     ) -> Result<Vec<u64>, QueryError> {
         let query = checked(&asked.request, &Page::default())?;
-        if min_position > 0 {
-            self.store()
-                .wait_for(Search::NAME, min_position, deadline)
-                .await
-                .map_err(|error| match error {
-                    WaitError::TimedOut { position } => QueryError::NotYet {
-                        projection: Search::NAME,
-                        position,
-                        wanted: min_position,
-                    },
-                    WaitError::Failed(error) => error.into(),
-                })?;
-        }
+        self.search_reflects(min_position, deadline).await?;
         let (positions, _) = self
             .store()
             .matching_positions(&MatchQuery {
