@@ -34,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::config::ServerConfig;
-use crate::database::pool_options;
+use crate::database::{pool_options, session_options};
 use crate::pgcluster::PgCluster;
 pub use report::BenchReport;
 use report::{AppendRun, Latency, Machine, PeakRss, ReadRun, peak_rss_mib};
@@ -223,7 +223,9 @@ struct RunningServer {
 
 impl RunningServer {
     async fn start(options: &PgConnectOptions) -> anyhow::Result<Self> {
-        let pool = pool_options(16).connect_with(options.clone()).await?;
+        let pool = pool_options(16)
+            .connect_with(session_options(options.clone()))
+            .await?;
         // Loopback and free ports as in tests, but the projection timings a served server has
         // (the tests' 50 ms polls would cost the database more than a real server does).
         let mut config = ServerConfig::ephemeral();
