@@ -16,6 +16,7 @@
 pub mod gdelt;
 pub mod plover;
 pub mod polecat;
+mod records;
 pub mod scenario;
 pub mod streamed;
 pub mod tsv;
@@ -28,7 +29,6 @@ use uuid::Uuid;
 
 use crate::domain::diplomacy::{ActorId, DiplomaticEvent, LogState, check_record};
 use crate::domain::{EventId, StreamId};
-use crate::grpc::bridge;
 use crate::proto::{self, diplomacy_client::DiplomacyClient};
 
 /// Where an imported event came from, for messages.
@@ -232,27 +232,19 @@ where
     // Written by an earlier import: sending them again beside new events would be a partial
     // retry of an atomic record.
     report.already_present += present.len();
-    for unit in atomic_units(new) {
-        let records: Vec<proto::RecordRequest> = runs_by_stream(&unit)
-            .into_iter()
-            .map(|run| proto::RecordRequest {
-                stream_id: run[0].stream_id.clone(),
-                expected_version: None,
-                events: run.iter().map(|outgoing| outgoing.event.clone()).collect(),
-            })
-            .collect();
-        let response = diplomacy
-            .record_many(proto::RecordManyRequest { records })
-            .await?
-            .into_inner();
-        report.records += 1;
-        for outcome in &response.appends {
-            let events = outcome.positions.len();
-            if outcome.idempotent_replay {
-                report.already_present += events;
-            } else {
-                report.written += events;
-            }
+    let in_flight = match on_invalid {
+        // A scenario refused part-way keeps the promise that only its first records are in.
+        OnInvalid::RefuseAll => 1,
+        OnInvalid::Report => records::RECORDS_IN_FLIGHT,
+    };
+    let answers = records::send(&diplomacy, records::atomic_units(new), in_flight).await?;
+    report.records += answers.len();
+    for outcome in answers.iter().flat_map(|answer| &answer.appends) {
+        let events = outcome.positions.len();
+        if outcome.idempotent_replay {
+            report.already_present += events;
+        } else {
+            report.written += events;
         }
     }
     Ok(report)
@@ -267,55 +259,6 @@ fn relative_field(field: &str) -> String {
         .strip_prefix("events[0]")
         .map(|rest| rest.trim_start_matches('.').to_owned())
         .unwrap_or_else(|| field.to_owned())
-}
-
-/// An event as it is sent: its stream and its protobuf.
-struct Outgoing {
-    stream_id: String,
-    event: proto::DiplomaticEvent,
-}
-
-/// The items as they are sent, cut into atomic records (`RecordMany` calls), in order: one for
-/// the whole file when it fits in one request (at most `MAX_EVENTS_PER_APPEND` events and
-/// `MAX_UNIT_BYTES` of encoded events), else as few as hold it. Each is written all or
-/// nothing; a file cut in several may be left with its first records written if a later one
-/// fails, and the CLI says how many records a file took.
-fn atomic_units(items: Vec<Item>) -> Vec<Vec<Outgoing>> {
-    let mut units: Vec<Vec<Outgoing>> = Vec::new();
-    let mut bytes = 0;
-    for item in items {
-        let event = bridge::event_from_json(item.event.to_json(), &item.id.to_string())
-            .expect("a domain event always maps onto the proto");
-        let size = prost::Message::encoded_len(&event);
-        let outgoing = Outgoing {
-            stream_id: item.stream_id,
-            event,
-        };
-        match units.last_mut() {
-            Some(unit)
-                if unit.len() < crate::domain::limits::MAX_EVENTS_PER_APPEND
-                    && bytes + size <= MAX_UNIT_BYTES =>
-            {
-                bytes += size;
-                unit.push(outgoing);
-            }
-            _ => {
-                bytes = size;
-                units.push(vec![outgoing]);
-            }
-        }
-    }
-    units
-}
-
-/// The encoded events one atomic record of an import carries at most: half the default
-/// request limit (`MAX_REQUEST_BYTES`, 16 MiB), which leaves room for the records' framing and
-/// for a server configured with a lower `--max-request-bytes`.
-const MAX_UNIT_BYTES: usize = crate::domain::limits::MAX_REQUEST_BYTES / 2;
-
-/// Consecutive events of one stream: the records of one atomic unit.
-fn runs_by_stream(unit: &[Outgoing]) -> Vec<&[Outgoing]> {
-    unit.chunk_by(|a, b| a.stream_id == b.stream_id).collect()
 }
 
 /// What the server's log holds that the items depend on.
@@ -388,36 +331,4 @@ async fn remote_state<T: GrpcChannel>(
         );
     }
     Ok(RemoteState { state, present })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_file_is_one_atomic_record_unless_it_is_over_the_limit_of_events() {
-        let founding = scenario::parse(scenario::FOUNDING_SCENARIO)
-            .expect("the founding scenario parses")
-            .items;
-        assert_eq!(atomic_units(founding.clone()).len(), 1);
-
-        let many: Vec<Item> = std::iter::repeat_n(founding, 30).flatten().collect();
-        let total = many.len();
-        let units = atomic_units(many);
-        let sizes: Vec<usize> = units.iter().map(Vec::len).collect();
-        assert_eq!(
-            sizes,
-            [crate::domain::limits::MAX_EVENTS_PER_APPEND, total - 1000]
-        );
-        // Runs of one stream become the records of a unit, in order.
-        let runs = runs_by_stream(&units[1]);
-        assert!(
-            runs.iter()
-                .all(|run| run.iter().all(|i| i.stream_id == run[0].stream_id))
-        );
-        assert_eq!(
-            runs.iter().map(|run| run.len()).sum::<usize>(),
-            total - 1000
-        );
-    }
 }

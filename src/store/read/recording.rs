@@ -49,7 +49,7 @@ pub(in crate::store) async fn recording_inputs(
     actor_streams: &[String],
     event_ids: &[Uuid],
 ) -> Result<RecordingInputs, sqlx::Error> {
-    // One function (migration 20261206140000): planned on every call, never with a
+    // One function (migration 20261206140000): planned once per connection, never with a
     // sequential scan of `events`.
     let rows: Vec<Row> = sqlx::query_as("select * from diplog_recording_inputs($1, $2, $3)")
         .bind(streams)
