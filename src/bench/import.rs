@@ -79,8 +79,9 @@ fn mention_row(out: &mut impl std::io::Write, id: u64, i: usize) -> std::io::Res
     )
 }
 
-/// Writes `events` Events rows and `mentions` Mentions rows (one per event, cycling).
-fn write_files(dir: &Path, events: usize, mentions: usize) -> std::io::Result<()> {
+/// Writes `events` Events rows (`events.CSV`) and `mentions` Mentions rows (`mentions.CSV`,
+/// one per event, cycling) into `dir`.
+pub fn write_files(dir: &Path, events: usize, mentions: usize) -> std::io::Result<()> {
     let first = first_event_id();
     let mut out = std::io::BufWriter::new(std::fs::File::create(dir.join("events.CSV"))?);
     for i in 0..events {

@@ -18,7 +18,7 @@
 //! PostgreSQL's default (durable) settings. The server runs in this process (`App`).
 
 mod appends;
-mod import;
+pub mod import;
 mod read;
 mod rebuild;
 pub mod report;

@@ -232,12 +232,12 @@ where
     // Written by an earlier import: sending them again beside new events would be a partial
     // retry of an atomic record.
     report.already_present += present.len();
-    let in_flight = match on_invalid {
-        // A scenario refused part-way keeps the promise that only its first records are in.
-        OnInvalid::RefuseAll => 1,
-        OnInvalid::Report => records::RECORDS_IN_FLIGHT,
+    let sending = match on_invalid {
+        OnInvalid::RefuseAll => records::Sending::FILE,
+        OnInvalid::Report => records::Sending::DATASET,
     };
-    let answers = records::send(&diplomacy, records::atomic_units(new), in_flight).await?;
+    let units = records::atomic_units(new, sending.unit_events);
+    let answers = records::send(&diplomacy, units, sending.in_flight).await?;
     report.records += answers.len();
     for outcome in answers.iter().flat_map(|answer| &answer.appends) {
         let events = outcome.positions.len();

@@ -17,8 +17,30 @@ use crate::domain::diplomacy::EventKind;
 use crate::grpc::bridge;
 use crate::proto::{self, diplomacy_client::DiplomacyClient};
 
-/// Atomic records an import of an external dataset keeps in flight at most.
-pub const RECORDS_IN_FLIGHT: usize = 4;
+/// How an import sends its records.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Sending {
+    /// Events one atomic record holds at most.
+    pub unit_events: usize,
+    /// Atomic records in flight at most.
+    pub in_flight: usize,
+}
+
+impl Sending {
+    /// A scenario: as few records as hold the file, one at a time (so a file refused part-way
+    /// is left with only its first records in).
+    pub const FILE: Self = Self {
+        unit_events: crate::domain::limits::MAX_EVENTS_PER_APPEND,
+        in_flight: 1,
+    };
+
+    /// An external dataset (each refused event reported, the rest imported): smaller records,
+    /// several at once, so a chunk keeps both the server and PostgreSQL busy.
+    pub const DATASET: Self = Self {
+        unit_events: 500,
+        in_flight: 4,
+    };
+}
 
 /// The encoded events one atomic record of an import carries at most: half the default
 /// request limit (`MAX_REQUEST_BYTES`, 16 MiB), which leaves room for the records' framing and
@@ -92,7 +114,9 @@ fn collect_strings(value: &serde_json::Value, into: &mut HashSet<String>) {
         serde_json::Value::String(s) => {
             into.insert(s.clone());
         }
-        serde_json::Value::Array(items) => items.iter().for_each(|item| collect_strings(item, into)),
+        serde_json::Value::Array(items) => {
+            items.iter().for_each(|item| collect_strings(item, into))
+        }
         serde_json::Value::Object(fields) => {
             fields.values().for_each(|item| collect_strings(item, into))
         }
@@ -101,11 +125,11 @@ fn collect_strings(value: &serde_json::Value, into: &mut HashSet<String>) {
 }
 
 /// The items as they are sent, cut into atomic records, in order: one for the whole file when
-/// it fits in one request (at most `MAX_EVENTS_PER_APPEND` events and `MAX_UNIT_BYTES` of
-/// encoded events), else as few as hold it. Each is written all or nothing; a file cut in
+/// it fits in one (at most `unit_events` events and `MAX_UNIT_BYTES` of encoded events), else
+/// as few as hold it. Each is written all or nothing; a file cut in
 /// several may be left with some of its records written if another fails (with one record in
 /// flight, its first ones), and the CLI says how many records a file took.
-pub(super) fn atomic_units(items: Vec<Item>) -> Vec<Unit> {
+pub(super) fn atomic_units(items: Vec<Item>, unit_events: usize) -> Vec<Unit> {
     let mut units: Vec<Unit> = Vec::new();
     let mut bytes = 0;
     for item in items {
@@ -113,10 +137,9 @@ pub(super) fn atomic_units(items: Vec<Item>) -> Vec<Unit> {
         let event = bridge::event_from_json(json.clone(), &item.id.to_string())
             .expect("a domain event always maps onto the proto");
         let size = prost::Message::encoded_len(&event);
-        let fits = units.last().is_some_and(|unit| {
-            unit.len() < crate::domain::limits::MAX_EVENTS_PER_APPEND
-                && bytes + size <= MAX_UNIT_BYTES
-        });
+        let fits = units
+            .last()
+            .is_some_and(|unit| unit.len() < unit_events && bytes + size <= MAX_UNIT_BYTES);
         if !fits {
             bytes = 0;
             units.push(Unit::new());
@@ -178,11 +201,14 @@ mod tests {
         let founding = scenario::parse(scenario::FOUNDING_SCENARIO)
             .expect("the founding scenario parses")
             .items;
-        assert_eq!(atomic_units(founding.clone()).len(), 1);
+        assert_eq!(
+            atomic_units(founding.clone(), Sending::FILE.unit_events).len(),
+            1
+        );
 
         let many: Vec<Item> = std::iter::repeat_n(founding, 30).flatten().collect();
         let total = many.len();
-        let units = atomic_units(many);
+        let units = atomic_units(many, Sending::FILE.unit_events);
         let sizes: Vec<usize> = units.iter().map(Unit::len).collect();
         assert_eq!(
             sizes,
@@ -190,7 +216,12 @@ mod tests {
         );
         // Runs of one stream become the records of a unit, in order.
         let request = units[1].request();
-        assert!(request.records.iter().all(|record| !record.events.is_empty()));
+        assert!(
+            request
+                .records
+                .iter()
+                .all(|record| !record.events.is_empty())
+        );
         assert_eq!(
             request
                 .records
@@ -212,7 +243,7 @@ mod tests {
         let founding = scenario::parse(scenario::FOUNDING_SCENARIO)
             .expect("the founding scenario parses")
             .items;
-        let units = atomic_units(founding.clone());
+        let units = atomic_units(founding.clone(), Sending::FILE.unit_events);
         let first = &units[0];
         // The founding scenario registers its actors, then records events naming them.
         let (registrations, rest): (Vec<Item>, Vec<Item>) = founding
@@ -223,8 +254,8 @@ mod tests {
             .into_iter()
             .filter(|item| !item.stream_id.starts_with("actor-"))
             .collect();
-        let registering = &atomic_units(registrations)[0];
-        let naming = &atomic_units(elsewhere)[0];
+        let registering = &atomic_units(registrations, Sending::FILE.unit_events)[0];
+        let naming = &atomic_units(elsewhere, Sending::FILE.unit_events)[0];
         assert!(naming.depends_on(registering));
         assert!(!registering.depends_on(naming));
         assert!(first.depends_on(first), "a unit shares its own streams");
@@ -240,8 +271,8 @@ mod tests {
             .filter(|item| matches!(item.event.kind, EventKind::ActorRegistered(_)))
             .collect();
         assert!(registrations.len() >= 2);
-        let one = &atomic_units(vec![registrations[0].clone()])[0];
-        let other = &atomic_units(vec![registrations[1].clone()])[0];
+        let one = &atomic_units(vec![registrations[0].clone()], Sending::FILE.unit_events)[0];
+        let other = &atomic_units(vec![registrations[1].clone()], Sending::FILE.unit_events)[0];
         assert!(!one.depends_on(other) && !other.depends_on(one));
     }
 }

@@ -1,10 +1,14 @@
 //! A streamed import checks each chunk in one call, however many rows it holds: the GDELT
 //! importers, through a channel that counts the calls by method, make a fixed number of calls
 //! per chunk (no `ReadStream` per stream, no `GetEvent` per id), and a second import of the
-//! same files writes nothing. Counted, not timed.
+//! same files writes nothing. A large chunk is recorded several atomic records at once, and
+//! completely. Counted, not timed.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -135,5 +139,95 @@ async fn a_gdelt_import_checks_each_chunk_in_one_call_and_a_second_import_writes
     }
     assert_eq!(channel.take().get("RecordMany"), None);
     assert_eq!(head(&app).await, before);
+    app.stop().await;
+}
+
+/// A channel that notes how many `RecordMany` calls are in flight at once, at most.
+#[derive(Clone)]
+struct Overlapping {
+    inner: Channel,
+    in_flight: Arc<AtomicUsize>,
+    most: Arc<AtomicUsize>,
+}
+
+impl tower::Service<http::Request<tonic::body::Body>> for Overlapping {
+    type Response = <Channel as tower::Service<http::Request<tonic::body::Body>>>::Response;
+    type Error = <Channel as tower::Service<http::Request<tonic::body::Body>>>::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        let recording = request.uri().path().ends_with("/RecordMany");
+        if recording {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most.fetch_max(now, Ordering::SeqCst);
+        }
+        let answer = self.inner.call(request);
+        let in_flight = self.in_flight.clone();
+        Box::pin(async move {
+            // A unary answer's headers come once the server has written the record.
+            let answer = answer.await;
+            if recording {
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+            }
+            answer
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_large_gdelt_chunk_is_recorded_several_records_at_once_and_completely() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    // 2,400 events, one mention each: a chunk of 2,400 rows is five records of 500 or fewer.
+    diplog::bench::import::write_files(dir.path(), 2400, 2400).expect("the generated files");
+    let channel = Overlapping {
+        inner: app.channel().await,
+        in_flight: Arc::default(),
+        most: Arc::default(),
+    };
+    let before = head(&app).await;
+
+    let mut tally = Tally::default();
+    gdelt::import_events(
+        channel.clone(),
+        dir.path().join("events.CSV"),
+        2400,
+        &mut tally,
+    )
+    .await
+    .expect("the events import");
+    gdelt::import_mentions(
+        channel.clone(),
+        dir.path().join("mentions.CSV"),
+        2400,
+        &mut tally,
+    )
+    .await
+    .expect("the mentions import");
+    let most = channel.most.load(Ordering::SeqCst);
+    assert!((2..=4).contains(&most), "at most {most} records in flight");
+    let summary = tally.summary();
+    assert_eq!(tally.rows, 4800);
+    assert_eq!(tally.skipped_rows(), 0, "{summary}");
+    assert_eq!(tally.imported, 4800, "{summary}");
+    // Every event written is in the log, once: 4,800 and the actors registered on the way.
+    assert!(tally.written > 4800, "{summary}");
+    assert_eq!(head(&app).await - before, tally.written as u64);
+
+    let mut again = Tally::default();
+    gdelt::import_events(
+        channel.clone(),
+        dir.path().join("events.CSV"),
+        2400,
+        &mut again,
+    )
+    .await
+    .expect("the second import");
+    // The 2,400 events and the 60 actors they name (ten states, fifty outlets).
+    assert_eq!((again.written, again.already_present), (0, 2460));
     app.stop().await;
 }
