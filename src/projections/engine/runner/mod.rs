@@ -16,9 +16,10 @@
 //!   resident rows only; before each batch the rows it `wants` are read back (one query per
 //!   round, rounds until it wants nothing new), and after each commit it `settle`s. The rows
 //!   in PostgreSQL are the state; memory holds the resident part and one batch.
-//! - Rebuilds: a fresh model is built into generation `g + 1` in chunks while generation `g`
-//!   keeps answering (and keeps being advanced, unless its rows are another version's), then
-//!   one transaction makes `g + 1` live and deletes `g`.
+//! - Rebuilds: a fresh model is built into generation `g + 1`, a table of its own without
+//!   secondary indexes (`generations.rs`), in chunks while generation `g` keeps answering
+//!   (and keeps being advanced, unless its rows are another version's); then `g + 1` is
+//!   indexed and attached, one statement makes it live, and `g`'s table is dropped.
 //! - The runners of a server read the log through one `FactCache` (`facts.rs`): a stretch of
 //!   the log several of them pass is read and parsed once. A retraction or a correction always
 //!   starts a batch, so what a model wants for it is read from committed rows.
@@ -245,6 +246,8 @@ struct Build<M> {
     /// Every event up to here is applied to `model` and its rows are written.
     position: u64,
     stored: Stored,
+    /// The indexes its table has been given before it is finished.
+    indexes: LateIndexes,
 }
 
 /// The keys of the rows with resident statuses (`Model::RESIDENT`; all rows if it is `None`)
@@ -340,8 +343,24 @@ impl<'c, M: Model> Runner<'c, M> {
                 ours: M::VERSION,
             });
         }
+        // Tables of other generations: a replaced one not yet dropped, or an interrupted
+        // build's (which starts again from scratch).
+        let dropped =
+            generations::drop_others(&mut connection, M::NAME, checkpoint.generation).await?;
+        if dropped > 0 {
+            info!(tables = dropped, "dropped the tables of other generations");
+        }
+        let live_table = generations::ensure_live(
+            &mut connection,
+            M::NAME,
+            checkpoint.generation,
+            checkpoint.position,
+        )
+        .await?;
         let mut live_stored = Stored::default();
-        let live = if checkpoint.version != M::VERSION {
+        let live = if !live_table {
+            None
+        } else if checkpoint.version != M::VERSION {
             info!(
                 stored_version = checkpoint.version,
                 version = M::VERSION,
@@ -475,10 +494,12 @@ impl<'c, M: Model> Runner<'c, M> {
     }
 }
 
+mod generations;
 mod live;
 mod rebuild;
 mod rows;
 
+use generations::LateIndexes;
 use rows::{load_rows, read_checkpoint};
 
 #[cfg(test)]
