@@ -664,6 +664,13 @@ async fn a_requested_rebuild_fills_a_new_generation_while_the_old_one_answers_th
     );
 
     wait_for_head(&log, &projections, Duration::from_secs(5)).await;
+    // The old generation's table goes just after the swap.
+    eventually(
+        Duration::from_secs(5),
+        "the old generation's table is dropped",
+        || async { generation_tables(&log.pool).await.len() == 1 },
+    )
+    .await;
     let checkpoint = projections.checkpoint(NAME).await.unwrap().unwrap();
     assert_eq!(checkpoint.generation, 2);
     assert_eq!(checkpoint.building_generation, None);
@@ -674,13 +681,6 @@ async fn a_requested_rebuild_fills_a_new_generation_while_the_old_one_answers_th
         0,
         "old rows deleted"
     );
-    // The old generation's table goes just after the swap.
-    eventually(
-        Duration::from_secs(5),
-        "the old generation's table is dropped",
-        || async { generation_tables(&log.pool).await.len() == 1 },
-    )
-    .await;
     assert_eq!(
         generation_tables(&log.pool).await,
         vec![live_table(2)],
@@ -754,6 +754,12 @@ async fn a_rebuild_first_drops_the_tables_of_other_generations() {
     })
     .await;
     wait_for_head(&log, &projections, Duration::from_secs(5)).await;
+    eventually(
+        Duration::from_secs(5),
+        "the old generation's table is dropped",
+        || async { generation_tables(&log.pool).await.len() == 1 },
+    )
+    .await;
     assert_consistent(&log, &projections).await;
     for generation in [0, 1, 7] {
         assert_eq!(
@@ -762,12 +768,6 @@ async fn a_rebuild_first_drops_the_tables_of_other_generations() {
             "generation {generation}"
         );
     }
-    eventually(
-        Duration::from_secs(5),
-        "the old generation's table is dropped",
-        || async { generation_tables(&log.pool).await.len() == 1 },
-    )
-    .await;
     assert_eq!(generation_tables(&log.pool).await, vec![live_table(2)]);
     runner.stop().await;
     log.stop().await;
@@ -809,13 +809,13 @@ async fn a_rebuild_killed_half_way_is_dropped_and_built_again() {
     .await;
     assert_ne!(lock_holder(&log.pool).await, Some(pid));
     wait_for_head(&log, &projections, Duration::from_secs(5)).await;
-    assert_consistent(&log, &projections).await;
     eventually(
         Duration::from_secs(5),
         "the old generation's table is dropped",
         || async { generation_tables(&log.pool).await.len() == 1 },
     )
     .await;
+    assert_consistent(&log, &projections).await;
     assert_eq!(generation_tables(&log.pool).await, vec![live_table(2)]);
     runner.stop().await;
     log.stop().await;
