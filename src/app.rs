@@ -19,6 +19,7 @@ use crate::auth::layer::AuthLayer;
 use crate::auth::tokens::TokenStore;
 use crate::config::ServerConfig;
 use crate::grpc::database_gate::DatabaseGateLayer;
+use crate::grpc::rpc_span::RpcSpanLayer;
 use crate::grpc::{
     AdminService, AuditService, DiplomacyService, EventLogService, ProjectionsService,
 };
@@ -312,6 +313,9 @@ impl App {
         }
         let grpc = grpc
             .timeout(config.request_timeout())
+            // Outermost: the request's spans (the log's, and the exported RPC span with the
+            // caller's trace context) cover every layer below and see the final status.
+            .layer(RpcSpanLayer)
             .layer(tower::util::MapResponseLayer::new(
                 undecodable_is_invalid_argument,
             ))
@@ -322,13 +326,6 @@ impl App {
             .layer(DatabaseGateLayer::new(health.clone()))
             // Every call is authenticated and checked for its role before any service sees it.
             .layer(AuthLayer::new(authenticator.clone()))
-            .trace_fn(|request| {
-                tracing::info_span!(
-                    "grpc",
-                    method = %request.uri().path(),
-                    principal = tracing::field::Empty
-                )
-            })
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -360,7 +357,9 @@ impl App {
             .layer(axum::middleware::map_request(tls_peer_address))
             .layer(axum::middleware::map_response(
                 crate::http::security_headers,
-            ));
+            ))
+            // Outermost: the request's exported span covers sign-in checks and all.
+            .layer(axum::middleware::from_fn(crate::http::request_span));
         let http: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match &tls {
             // The peer address keys `/live` streams to their client, and names who failed to
             // sign in.

@@ -21,6 +21,9 @@ pub struct ServeArgs {
     pub server: ServerConfig,
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// Trace export (read by `main`, which installs the subscriber before anything starts).
+    #[command(flatten)]
+    pub otlp: crate::telemetry::OtlpArgs,
 }
 
 /// Where and how the server listens. Tests build this directly (port 0 works).

@@ -19,6 +19,9 @@ use diplog::telemetry;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The longest `diplog serve` waits, when it stops, for its last spans to reach the collector.
+const TRACE_FLUSH: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -26,7 +29,17 @@ async fn main() -> ExitCode {
         Command::Serve(_) | Command::Witness(_) => "info",
         _ => "warn",
     };
-    telemetry::init(cli.log_format, default_filter);
+    let otlp = match &cli.command {
+        Command::Serve(args) => args.otlp.clone(),
+        _ => telemetry::OtlpArgs::default(),
+    };
+    let traces = match telemetry::init(cli.log_format, default_filter, &otlp) {
+        Ok(traces) => traces,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
         Command::Serve(args) => serve(args).await.map(|()| ExitCode::SUCCESS),
         Command::Append(args) => Ok(diplog::cli::append(args).await),
@@ -54,6 +67,10 @@ async fn main() -> ExitCode {
         Command::Witness(args) => Ok(diplog::cli::witness::witness(args).await),
         Command::Token(args) => Ok(diplog::cli::token::run(args).await),
     };
+    // The spans of the last requests are still in the exporter's buffer.
+    if let Some(traces) = traces {
+        traces.shutdown(TRACE_FLUSH).await;
+    }
     result.unwrap_or_else(|error| {
         eprintln!("error: {error:#}");
         ExitCode::FAILURE

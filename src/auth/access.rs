@@ -34,7 +34,7 @@ pub fn required_access(path: &str) -> Access {
             R(Role::Reader)
         }
         ("diplog.v1.EventLog", "Append" | "AppendMany") => R(Role::Writer),
-        ("diplog.v1.Diplomacy", "Record" | "RecordMany") => R(Role::Writer),
+        ("diplog.v1.Diplomacy", "Record" | "RecordMany" | "ReadRecordingInputs") => R(Role::Writer),
         ("diplog.v1.Diplomacy", "ReadEvents" | "GetEvent") => R(Role::Reader),
         ("diplog.v1.Projections", "Rebuild") => R(Role::Admin),
         // Reads; `as_of` additionally needs auditor, checked in the service.
@@ -135,6 +135,10 @@ mod tests {
             ),
             ("/diplog.v1.Diplomacy/GetEvent", Access::Role(Role::Reader)),
             (
+                "/diplog.v1.Diplomacy/ReadRecordingInputs",
+                Access::Role(Role::Writer),
+            ),
+            (
                 "/diplog.v1.Projections/ListChannels",
                 Access::Role(Role::Reader),
             ),
@@ -170,7 +174,18 @@ mod tests {
             required_page_access("/tile/entries/000"),
             Access::Role(Role::Reader)
         );
-        for page in ["/", "/channels", "/live", "/relations/RUS/USA", "/nope"] {
+        for page in [
+            "/",
+            "/channels",
+            "/live",
+            "/relations/RUS/USA",
+            "/streams",
+            "/streams/occurrence-1/2",
+            "/log/7",
+            "/network/RUS",
+            "/lifecycle",
+            "/nope",
+        ] {
             assert_eq!(
                 required_page_access(page),
                 Access::Role(Role::Reader),

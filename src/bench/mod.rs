@@ -7,7 +7,9 @@
 //! 2. Subscription delivery latency: append acknowledged → event received by a live subscriber.
 //! 3. Rebuilding every projection over a large log (bulk-loaded copies of recorded events).
 //! 4. Reading the whole log back through gRPC against `COPY ... TO STDOUT`.
-//! 5. The bench process's peak RSS (server and clients run in this process).
+//! 5. Importing generated GDELT 2.0 Events and Mentions files (the real formats) through the
+//!    streamed importers, against COPY of as many rows, with the peak RSS during it.
+//! 6. The bench process's peak RSS (server and clients run in this process).
 //!
 //! The raw and COPY sides write into a table created `like events including all` (same keys
 //! and indexes, a plain sequence instead of the gapless head). Everything lives in a scratch
@@ -16,6 +18,7 @@
 //! PostgreSQL's default (durable) settings. The server runs in this process (`App`).
 
 mod appends;
+mod import;
 mod read;
 mod rebuild;
 pub mod report;
@@ -31,7 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
 use crate::config::ServerConfig;
-use crate::database::pool_options;
+use crate::database::{pool_options, session_options};
 use crate::pgcluster::PgCluster;
 pub use report::BenchReport;
 use report::{AppendRun, Latency, Machine, PeakRss, ReadRun, peak_rss_mib};
@@ -69,6 +72,13 @@ pub struct BenchArgs {
     /// Default 1000, or 200 with --quick.
     #[arg(long)]
     pub subscription_appends: Option<usize>,
+    /// GDELT rows the import section generates and imports (half events, half mentions).
+    /// Default 200,000, or 2,000 with --quick.
+    #[arg(long)]
+    pub import_rows: Option<usize>,
+    /// Rows per chunk of the import section (as `diplog import --chunk-rows`).
+    #[arg(long, default_value_t = crate::import::tsv::CHUNK_ROWS)]
+    pub import_chunk_rows: usize,
     /// A version of about a minute: fewer events everywhere (the output says so).
     #[arg(long)]
     pub quick: bool,
@@ -85,6 +95,8 @@ pub enum Section {
     Subscription,
     Rebuild,
     Read,
+    /// The GDELT import.
+    Import,
 }
 
 impl BenchArgs {
@@ -99,6 +111,11 @@ impl BenchArgs {
     fn rebuild_events(&self) -> u64 {
         self.rebuild_events
             .unwrap_or(if self.quick { 50_000 } else { 1_000_000 })
+    }
+
+    fn import_rows(&self) -> usize {
+        self.import_rows
+            .unwrap_or(if self.quick { 2000 } else { 200_000 })
     }
 
     fn subscription_appends(&self) -> usize {
@@ -124,6 +141,10 @@ impl BenchArgs {
         anyhow::ensure!(
             !self.servers.is_empty() && self.servers.iter().all(|&s| (1..=16).contains(&s)),
             "--servers must list numbers from 1 to 16"
+        );
+        anyhow::ensure!(
+            self.import_rows() >= 2 && (1..=100_000).contains(&self.import_chunk_rows),
+            "--import-rows must be at least 2 and --import-chunk-rows from 1 to 100000"
         );
         anyhow::ensure!(
             self.subscription_appends() > 0,
@@ -202,7 +223,9 @@ struct RunningServer {
 
 impl RunningServer {
     async fn start(options: &PgConnectOptions) -> anyhow::Result<Self> {
-        let pool = pool_options(16).connect_with(options.clone()).await?;
+        let pool = pool_options(16)
+            .connect_with(session_options(options.clone()))
+            .await?;
         // Loopback and free ports as in tests, but the projection timings a served server has
         // (the tests' 50 ms polls would cost the database more than a real server does).
         let mut config = ServerConfig::ephemeral();
@@ -331,6 +354,13 @@ async fn measure_on_server(
         None
     };
 
+    let end = peak_rss_mib();
+    let import = if args.runs(Section::Import) {
+        Some(import::measure(url, raw_pool, args.import_rows(), args.import_chunk_rows).await?)
+    } else {
+        None
+    };
+
     Ok(BenchReport {
         machine: Machine {
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -349,10 +379,11 @@ async fn measure_on_server(
         read,
         rebuild,
         subscription,
+        import,
         peak_rss: PeakRss {
             after_appends_mib: after_appends,
             after_rebuild_mib: after_rebuild,
-            end_mib: peak_rss_mib(),
+            end_mib: end,
         },
     })
 }

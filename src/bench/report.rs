@@ -19,6 +19,7 @@ pub struct BenchReport {
     pub read: Option<ReadRun>,
     pub rebuild: Option<RebuildRun>,
     pub subscription: Option<SubscriptionRun>,
+    pub import: Option<ImportRun>,
     pub peak_rss: PeakRss,
 }
 
@@ -125,6 +126,29 @@ pub struct SubscriptionRun {
     pub before_ack: usize,
 }
 
+#[derive(Debug, Serialize)]
+pub struct ImportRun {
+    /// GDELT 2.0 rows generated and imported: half Events rows, then half Mentions rows (each
+    /// mention attached to its event by another outlet).
+    pub rows: usize,
+    /// Rows per chunk (`--chunk-rows` of `diplog import`).
+    pub chunk_rows: usize,
+    /// Events the import wrote (the coded events, their source reports, actor registrations).
+    pub events_written: usize,
+    pub secs: f64,
+    /// Both files, start to end.
+    pub rows_per_sec: f64,
+    pub events_rows_per_sec: f64,
+    pub mentions_rows_per_sec: f64,
+    /// `COPY ... FROM STDIN` of as many rows into the plain comparison table.
+    pub copy_rows_per_sec: f64,
+    /// Import over COPY.
+    pub ratio: f64,
+    /// VmHWM of the bench process during the import alone (reset before it): the server and
+    /// the importer together, so an upper bound for either. `None` where it cannot be reset.
+    pub peak_rss_mib: Option<f64>,
+}
+
 #[derive(Debug, Serialize, Clone, Copy)]
 pub struct PeakRss {
     /// VmHWM of the bench process: the server, its clients and the raw-INSERT side together
@@ -132,7 +156,7 @@ pub struct PeakRss {
     pub after_appends_mib: f64,
     /// After the subscription run and the rebuild (bulk load, catch-up, rebuild).
     pub after_rebuild_mib: f64,
-    /// At the end, after the read-back too.
+    /// After the read-back too (before the import, which has its own peak).
     pub end_mib: f64,
 }
 
@@ -254,6 +278,26 @@ pub fn print_table(report: &BenchReport) {
             s.latency.p99_ms,
             s.latency.max_ms,
             s.before_ack
+        );
+    }
+    if let Some(i) = &report.import {
+        println!(
+            "GDELT import of {} rows ({} events + {} mentions rows, chunks of {}): {:.1} s, \
+             {:.0} rows/s (events {:.0}/s, mentions {:.0}/s), {} events written; COPY of as many \
+             rows {:.0} rows/s, ratio {:.3}; peak RSS during it (server + importer) {}",
+            i.rows,
+            i.rows.div_ceil(2),
+            i.rows / 2,
+            i.chunk_rows,
+            i.secs,
+            i.rows_per_sec,
+            i.events_rows_per_sec,
+            i.mentions_rows_per_sec,
+            i.events_written,
+            i.copy_rows_per_sec,
+            i.ratio,
+            i.peak_rss_mib
+                .map_or("not measured".to_owned(), |mib| format!("{mib:.0} MiB"))
         );
     }
     // Only the phases that ran: a peak "after the rebuild" of a run without one would read

@@ -30,6 +30,9 @@ pub mod limits {
     pub const MAX_METADATA_VALUE_BYTES: usize = 4096;
     /// Event types one ReadAll may filter by.
     pub const MAX_TYPE_FILTERS: usize = 64;
+    /// Entries of each list of one `ReadRecordingInputs` (a streamed import's chunk is at most
+    /// 100,000 rows).
+    pub const MAX_RECORDING_INPUTS: usize = 100_000;
 
     /// What an append may hold, as this server is configured (at most the ceilings above).
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use crate::domain::{
 };
 use crate::proto::{self, diplomacy_server::Diplomacy};
 use crate::recorder::{Record, Recorder, is_diplomatic, metadata_time};
-use crate::store::{EventFilter, EventStore, RecordedEvent};
+use crate::store::{EventFilter, EventStore, RecordedEvent, RecordingInputs};
 use crate::stream_limit::StreamLimiter;
 
 type RecordStream = Pin<Box<dyn Stream<Item = Result<proto::DiplomaticRecord, Status>> + Send>>;
@@ -107,6 +107,90 @@ impl Diplomacy for DiplomacyService {
                 "no diplomatic event has id {id}"
             ))),
         }
+    }
+
+    #[tracing::instrument(skip_all, fields(
+        streams = request.get_ref().stream_ids.len(),
+        event_ids = request.get_ref().event_ids.len(),
+    ))]
+    async fn read_recording_inputs(
+        &self,
+        request: Request<proto::RecordingInputsRequest>,
+    ) -> Result<Response<proto::RecordingInputs>, Status> {
+        let request = request.into_inner();
+        let mut errors = ValidationErrors::new();
+        for (field, count) in [
+            ("stream_ids", request.stream_ids.len()),
+            ("actor_ids", request.actor_ids.len()),
+            ("event_ids", request.event_ids.len()),
+            ("full_event_ids", request.full_event_ids.len()),
+        ] {
+            if count > limits::MAX_RECORDING_INPUTS {
+                errors.push(
+                    field,
+                    ValidationError::TooMany {
+                        count,
+                        max: limits::MAX_RECORDING_INPUTS,
+                    },
+                );
+            }
+        }
+        let mut ids = |field: &str, raw: &[String]| -> Vec<uuid::Uuid> {
+            raw.iter()
+                .enumerate()
+                .filter_map(|(index, id)| {
+                    errors.check(format!("{field}[{index}]"), EventId::parse(id))
+                })
+                .map(|id| id.as_uuid())
+                .collect()
+        };
+        let event_ids = ids("event_ids", &request.event_ids);
+        let full_event_ids = ids("full_event_ids", &request.full_event_ids);
+        // Any string may name an actor; those that cannot be one have no stream to read.
+        let actor_streams: Vec<String> = request
+            .actor_ids
+            .iter()
+            .filter_map(|s| ActorId::parse(s.as_str()).ok())
+            .map(|id| format!("actor-{id}"))
+            .collect();
+        if !errors.is_empty() {
+            return Err(errors.into());
+        }
+        let inputs =
+            if request.stream_ids.is_empty() && actor_streams.is_empty() && event_ids.is_empty() {
+                RecordingInputs::default()
+            } else {
+                self.store
+                    .recording_inputs(&request.stream_ids, &actor_streams, &event_ids)
+                    .await?
+            };
+        let records = if full_event_ids.is_empty() {
+            Vec::new()
+        } else {
+            self.store
+                .events_by_id(&full_event_ids)
+                .await?
+                .into_iter()
+                .filter(|event| is_diplomatic(&event.metadata))
+                .map(to_record)
+                .collect::<Result<_, _>>()?
+        };
+        Ok(Response::new(proto::RecordingInputs {
+            stream_versions: inputs.versions.into_iter().collect(),
+            events: inputs
+                .events
+                .into_iter()
+                .map(|event| proto::KnownEvent {
+                    stream_id: event.stream_id,
+                    event_id: event.event_id.to_string(),
+                    r#type: event.event_type,
+                    diplomatic: event.diplomatic,
+                    data: event.data_text,
+                    position: event.position as u64,
+                })
+                .collect(),
+            records,
+        }))
     }
 }
 

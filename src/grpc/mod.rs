@@ -15,6 +15,7 @@ pub mod lists;
 mod log_service;
 mod projections_service;
 mod projections_watch;
+pub mod rpc_span;
 pub mod status;
 
 pub use admin_service::{AdminService, token_info};

@@ -3,9 +3,10 @@
 //! through `Queries` and `EventStore`; no SQL here.
 //!
 //! Pages (each takes `?as_of=` a position, a day or an RFC 3339 time):
-//! `/` overview, `/channels`, `/summits`, `/commitments`, `/events`, `/occurrences/{id or
-//! stream}`, `/actors/{actor}`, `/relations`, `/relations/{a}/{b}`; `/live` is the event
-//! stream, `/assets/…` the stylesheet and script. For transparency-log tools: `/checkpoint`
+//! `/` overview, `/channels`, `/summits`, `/commitments`, `/events` (filtered, paged),
+//! `/occurrences/{id or stream}`, `/actors/{actor}`, `/relations`, `/relations/{a}/{b}`; the
+//! log's browser: `/streams`, `/streams/{id}`, `/streams/{id}/{version}`, `/log/{position}`
+//! (an event with its Merkle inclusion proof); `/live` is the event stream, `/assets/…` the stylesheet and script. For transparency-log tools: `/checkpoint`
 //! and `/tile/…` (C2SP tlog-checkpoint and tlog-tiles, see `tlog`).
 
 mod assets;
@@ -65,6 +66,13 @@ pub fn router(dashboard: Dashboard) -> Router {
         .route("/relations", get(pages::relations))
         .route("/relations/{a}/{b}", get(pages::relation))
         .route("/search", get(pages::search))
+        .route("/network", get(pages::network))
+        .route("/network/{state}", get(pages::state_network))
+        .route("/lifecycle", get(pages::lifecycle))
+        .route("/streams", get(pages::streams))
+        .route("/streams/{stream}", get(pages::stream))
+        .route("/streams/{stream}/{version}", get(pages::stream_event))
+        .route("/log/{position}", get(pages::log_event))
         .route("/live", get(live::live))
         .route("/checkpoint", get(tlog::checkpoint))
         .route("/tile/{*path}", get(tlog::tile))
@@ -92,6 +100,56 @@ pub async fn security_headers(mut response: Response) -> Response {
         (header::REFERRER_POLICY, "no-referrer"),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// Where every HTTP request enters (the router's outermost layer): its server span for trace
+/// export, named `METHOD /route` (the route's pattern, not the path with its values), with the
+/// caller's W3C trace context (`traceparent`/`tracestate` headers) as its parent and the
+/// status code. It ends when the response's head is ready (a `/live` stream goes on after).
+/// Without trace export the span is disabled and nothing else is done.
+pub async fn request_span(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use tracing::Instrument;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let span = tracing::info_span!(
+        target: crate::telemetry::TARGET,
+        "http",
+        otel.name = tracing::field::Empty,
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = %request.method(),
+        http.route = tracing::field::Empty,
+        url.path = request.uri().path(),
+        http.response.status_code = tracing::field::Empty,
+    );
+    if span.is_disabled() {
+        return next.run(request).await;
+    }
+    let _ = span.set_parent(crate::telemetry::remote_parent(request.headers()));
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|path| path.as_str().to_owned());
+    match &route {
+        Some(route) => {
+            span.record("http.route", route.as_str());
+            span.record("otel.name", format!("{} {route}", request.method()));
+        }
+        None => {
+            span.record("otel.name", request.method().as_str());
+        }
+    }
+    let response = next.run(request).instrument(span.clone()).await;
+    span.record(
+        "http.response.status_code",
+        i64::from(response.status().as_u16()),
+    );
+    if response.status().is_server_error() {
+        span.record("otel.status_code", "error");
     }
     response
 }

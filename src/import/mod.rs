@@ -4,7 +4,10 @@
 //! Every import runs in two phases. First each event is checked, on the client, by the same
 //! domain rules the server applies, against what the server's log already holds (read over
 //! gRPC) plus the file's own earlier events; nothing is sent while anything is wrong, so a
-//! scenario with an error is refused as a whole, its line and field named. Then the events are
+//! scenario with an error is refused as a whole, its line and field named. What the log holds
+//! is read in one `ReadRecordingInputs` call per file or chunk (per 10,000 events of a larger
+//! one): what the server itself reads to record the events, so the check here is the server's
+//! own. Then the events are
 //! recorded atomically: the whole file in one `RecordMany` (each run of consecutive events of
 //! one stream as one of its records), or, for a file beyond one request's limits (1000 events,
 //! 8 MiB of encoded events), in as few as hold it, each all or nothing. Event ids derive from the
@@ -26,8 +29,7 @@ use uuid::Uuid;
 use crate::domain::diplomacy::{ActorId, DiplomaticEvent, LogState, check_record};
 use crate::domain::{EventId, StreamId};
 use crate::grpc::bridge;
-use crate::proto::{self, diplomacy_client::DiplomacyClient, event_log_client::EventLogClient};
-use crate::recorder::is_diplomatic;
+use crate::proto::{self, diplomacy_client::DiplomacyClient};
 
 /// Where an imported event came from, for messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -163,9 +165,8 @@ pub async fn import<T>(
 where
     T: GrpcChannel,
 {
-    let mut diplomacy = DiplomacyClient::new(channel.clone());
-    let mut log = EventLogClient::new(channel);
-    let mut known = remote_state(&mut log, &mut diplomacy, &items).await?;
+    let mut diplomacy = DiplomacyClient::new(channel);
+    let mut known = remote_state(&mut diplomacy, &items).await?;
     let mut report = Report::default();
 
     let now = Utc::now();
@@ -324,90 +325,67 @@ struct RemoteState {
     present: BTreeSet<Uuid>,
 }
 
-/// Reads, over gRPC, every stream the items write to or whose actor they name, and every event
-/// they name by id.
+/// Items whose inputs one `ReadRecordingInputs` call asks for: well within its limit of
+/// 100,000 entries a list (an event names a few actors and events), and a few MB of request.
+const ITEMS_PER_READ: usize = 10_000;
+
+/// Reads what the rules need of the log for the items: what the server itself reads to
+/// record them (the streams they write to, the actors and events they name), so the check here
+/// is the server's own. One `ReadRecordingInputs` call per `ITEMS_PER_READ` items; the answers
+/// are taken note of in log order.
 async fn remote_state<T: GrpcChannel>(
-    log: &mut EventLogClient<T>,
     diplomacy: &mut DiplomacyClient<T>,
     items: &[Item],
 ) -> Result<RemoteState, ImportError> {
-    let mut streams = BTreeSet::new();
-    let mut strings = BTreeSet::new();
-    for item in items {
-        streams.insert(item.stream_id.clone());
-        strings.extend(item.event.strings());
-    }
-    for actor in strings
-        .iter()
-        .filter_map(|s| ActorId::parse(s.as_str()).ok())
-    {
-        streams.insert(format!("actor-{actor}"));
-    }
-    let mut state = LogState::new();
-    for stream_id in &streams {
-        let request = proto::ReadStreamRequest {
-            stream_id: stream_id.clone(),
-            ..Default::default()
-        };
-        let mut events = match log.read_stream(request).await {
-            Ok(response) => response.into_inner(),
-            Err(status) if status.code() == tonic::Code::NotFound => continue,
-            Err(status) => return Err(status.into()),
-        };
-        while let Some(event) = events.message().await? {
-            // Only events the recorder wrote are diplomatic; others are known by id alone.
-            let metadata = event
-                .metadata
-                .map(|m| m.values.into_iter().collect())
-                .unwrap_or_default();
-            if let Ok(id) = EventId::parse(&event.id) {
-                state.observe_stored(
-                    &event.stream_id,
-                    id,
-                    &event.r#type,
-                    is_diplomatic(&metadata),
-                    &event.data,
-                );
-            }
-        }
-    }
     let item_ids: BTreeSet<Uuid> = items.iter().map(|item| item.id.as_uuid()).collect();
-    let mut present = BTreeSet::new();
-    let referenced = strings
-        .iter()
-        .filter_map(|s| Uuid::parse_str(s).ok())
-        .filter(|id| !item_ids.contains(id));
-    for id in referenced
-        .chain(item_ids.iter().copied())
-        .collect::<Vec<_>>()
-    {
-        match diplomacy
-            .get_event(proto::GetEventRequest {
-                event_id: id.to_string(),
-            })
-            .await
-        {
-            Ok(record) => {
-                let record = record.into_inner();
-                if item_ids.contains(&id) {
-                    present.insert(id);
-                }
-                // GetEvent answers diplomatic events only, and they always parse.
-                let parsed = record.event.as_ref().and_then(|event| {
-                    DiplomaticEvent::from_json(bridge::event_to_json(event)).ok()
-                });
-                if let Some(event) = parsed {
-                    state.observe(
-                        &record.stream_id,
-                        EventId::from(id),
-                        event.kind.name(),
-                        Some(&event),
-                    );
-                }
-            }
-            Err(status) if status.code() == tonic::Code::NotFound => {}
-            Err(status) => return Err(status.into()),
+    let mut known = Vec::new();
+    for slice in items.chunks(ITEMS_PER_READ) {
+        let mut streams = BTreeSet::new();
+        let mut strings = BTreeSet::new();
+        for item in slice {
+            streams.insert(item.stream_id.clone());
+            strings.extend(item.event.strings());
         }
+        let referenced = strings
+            .iter()
+            .filter_map(|s| Uuid::parse_str(s).ok())
+            .filter(|id| !item_ids.contains(id));
+        let event_ids = referenced
+            .chain(slice.iter().map(|item| item.id.as_uuid()))
+            .map(|id| id.to_string())
+            .collect();
+        let actor_ids = strings
+            .into_iter()
+            .filter(|s| ActorId::parse(s.as_str()).is_ok())
+            .collect();
+        let inputs = diplomacy
+            .read_recording_inputs(proto::RecordingInputsRequest {
+                stream_ids: streams.into_iter().collect(),
+                actor_ids,
+                event_ids,
+                full_event_ids: Vec::new(),
+            })
+            .await?
+            .into_inner();
+        known.extend(inputs.events);
+    }
+    known.sort_by_key(|event| event.position);
+    let mut state = LogState::new();
+    let mut present = BTreeSet::new();
+    for event in &known {
+        let Ok(id) = EventId::parse(&event.event_id) else {
+            continue;
+        };
+        if item_ids.contains(&id.as_uuid()) {
+            present.insert(id.as_uuid());
+        }
+        state.observe_stored(
+            &event.stream_id,
+            id,
+            &event.r#type,
+            event.diplomatic,
+            &event.data,
+        );
     }
     Ok(RemoteState { state, present })
 }

@@ -30,6 +30,7 @@ use crate::domain::{
     AppendBatch, AtomicAppend, ExpectedVersion, LogFilter, ReadAllQuery, ReadStreamQuery,
 };
 
+pub use read::browse::{DiplomaticFilter, DiplomaticSlice, EventSummary, PageKey, StreamSummary};
 pub use read::paging::{PAGE_BYTES, PAGE_SIZE, READ_AHEAD};
 pub use read::recording::{KnownEvent, RecordingInputs};
 pub use read::{
@@ -266,6 +267,7 @@ impl EventStore {
             unit,
             principal: principal.to_owned(),
             queued_at,
+            caller: writer::caller(),
             reply,
         };
         let outcome = match self.appends.send(command).await {
@@ -328,6 +330,54 @@ impl EventStore {
         limit: i64,
     ) -> Result<LogPage, ReadError> {
         Ok(read::events_page(&self.pool, after, until, filter, limit).await?)
+    }
+
+    /// Up to `limit` streams whose id starts with `prefix`, as of `until` (see
+    /// [`read::browse::streams_by_prefix`]).
+    pub async fn streams_by_prefix(
+        &self,
+        prefix: &str,
+        key: PageKey<&str>,
+        until: u64,
+        limit: i64,
+    ) -> Result<Vec<StreamSummary>, ReadError> {
+        Ok(read::browse::streams_by_prefix(&self.pool, prefix, key, until, limit).await?)
+    }
+
+    /// A page of one stream's events as of `until`, newest first, without their payloads.
+    pub async fn stream_events(
+        &self,
+        stream_id: &str,
+        key: PageKey<u64>,
+        until: u64,
+        limit: i64,
+    ) -> Result<Vec<EventSummary>, ReadError> {
+        Ok(read::browse::stream_events(&self.pool, stream_id, key, until, limit).await?)
+    }
+
+    /// The event at `position`, if any.
+    pub async fn event_at(&self, position: u64) -> Result<Option<RecordedEvent>, ReadError> {
+        Ok(read::browse::event_at(&self.pool, position).await?)
+    }
+
+    /// The event of `stream_id` at `version`, if any.
+    pub async fn event_of_stream(
+        &self,
+        stream_id: &str,
+        version: u64,
+    ) -> Result<Option<RecordedEvent>, ReadError> {
+        Ok(read::browse::event_of_stream(&self.pool, stream_id, version).await?)
+    }
+
+    /// A page of the diplomatic events `filter` selects as of `until`, newest first.
+    pub async fn diplomatic_page(
+        &self,
+        filter: &DiplomaticFilter,
+        key: PageKey<u64>,
+        until: u64,
+        limit: i64,
+    ) -> Result<DiplomaticSlice, ReadError> {
+        Ok(read::browse::diplomatic_page(&self.pool, filter, key, until, limit).await?)
     }
 
     /// The pool, for parts that need their own connection (the subscriptions' listener).

@@ -20,6 +20,8 @@ async fn a_tiny_bench_reports_every_section_with_positive_figures() {
         // Above what the appends write on both server counts, so the rebuild has a bulk load.
         rebuild_events: Some(2000),
         subscription_appends: Some(10),
+        import_rows: Some(200),
+        import_chunk_rows: 50,
         quick: true,
         json: true,
     };
@@ -36,10 +38,15 @@ async fn a_tiny_bench_reports_every_section_with_positive_figures() {
         "read",
         "rebuild",
         "subscription",
+        "import",
         "peak_rss",
     ] {
         assert!(json.get(section).is_some(), "no {section} in {json:#}");
     }
+    // Every generated GDELT row imported, faster than nothing.
+    assert_eq!(json["import"]["rows"], 200, "{json:#}");
+    assert!(json["import"]["rows_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(json["import"]["events_written"].as_u64().unwrap() > 200);
     // Two append sizes at two concurrencies, with one server and with three.
     let appends = json["appends"].as_array().expect("appends listed");
     assert_eq!(appends.len(), 8, "{json:#}");

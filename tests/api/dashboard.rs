@@ -256,7 +256,7 @@ fn browser_binaries() -> Result<(PathBuf, PathBuf), String> {
     Ok((chromium, driver))
 }
 
-fn screenshot_dir() -> PathBuf {
+pub(crate) fn screenshot_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"));
@@ -264,8 +264,8 @@ fn screenshot_dir() -> PathBuf {
 }
 
 /// A headless Chromium driven through chromedriver; the driver dies with it.
-struct Browser {
-    client: Client,
+pub(crate) struct Browser {
+    pub(crate) client: Client,
     driver: tokio::process::Child,
     _profile: tempfile::TempDir,
     screenshots: PathBuf,
@@ -273,7 +273,7 @@ struct Browser {
 
 impl Browser {
     /// `None` (after saying SKIPPED) when no browser is installed, unless one is required.
-    async fn start() -> Option<Self> {
+    pub(crate) async fn start() -> Option<Self> {
         let (chromium, driver_binary) = match browser_binaries() {
             Ok(found) => found,
             Err(why) => {
@@ -283,7 +283,7 @@ impl Browser {
                 use std::io::Write;
                 let _ = writeln!(
                     std::io::stderr(),
-                    "SKIPPED the_dashboard_in_a_headless_browser: {why}"
+                    "SKIPPED a dashboard test in a headless browser: {why}"
                 );
                 return None;
             }
@@ -343,14 +343,14 @@ impl Browser {
         })
     }
 
-    async fn open(&self, url: &str) {
+    pub(crate) async fn open(&self, url: &str) {
         self.client
             .goto(url)
             .await
             .unwrap_or_else(|e| panic!("could not open {url}: {e}"));
     }
 
-    async fn text(&self, css: &str) -> String {
+    pub(crate) async fn text(&self, css: &str) -> String {
         self.client
             .wait()
             .at_most(Duration::from_secs(10))
@@ -362,7 +362,7 @@ impl Browser {
             .expect("its text")
     }
 
-    async fn count(&self, css: &str) -> usize {
+    pub(crate) async fn count(&self, css: &str) -> usize {
         self.client
             .find_all(Locator::Css(css))
             .await
@@ -370,14 +370,14 @@ impl Browser {
             .len()
     }
 
-    async fn script(&self, script: &str) -> Value {
+    pub(crate) async fn script(&self, script: &str) -> Value {
         self.client
             .execute(script, Vec::new())
             .await
             .unwrap_or_else(|e| panic!("script {script:?} failed: {e}"))
     }
 
-    async fn screenshot(&self, name: &str) {
+    pub(crate) async fn screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.expect("a screenshot");
         let path = self.screenshots.join(format!("{name}.png"));
         std::fs::write(&path, png).expect("the screenshot is written");
@@ -385,7 +385,7 @@ impl Browser {
 
     /// Polls `script` (a boolean expression) every 20 ms until it is true or `limit` passes;
     /// answers how long it took.
-    async fn until(&self, script: &str, limit: Duration) -> Option<Duration> {
+    pub(crate) async fn until(&self, script: &str, limit: Duration) -> Option<Duration> {
         let started = Instant::now();
         let script = format!("return Boolean({script});");
         while started.elapsed() < limit {
@@ -397,13 +397,13 @@ impl Browser {
         None
     }
 
-    async fn close(mut self) {
+    pub(crate) async fn close(mut self) {
         let _ = self.client.close().await;
         let _ = self.driver.kill().await;
     }
 }
 
-fn exists(css: &str) -> String {
+pub(crate) fn exists(css: &str) -> String {
     format!("document.querySelector({css:?}) !== null")
 }
 

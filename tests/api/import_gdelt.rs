@@ -475,3 +475,53 @@ async fn on_a_terminal_a_streamed_import_keeps_a_progress_line() {
     })
     .await;
 }
+
+/// The relations of a pair of states, coded records only.
+async fn coded_relations(app: &TestApp, a: &str, b: &str) -> proto::Relations {
+    let head = head(app).await;
+    ProjectionsClient::new(app.channel().await)
+        .get_relations(proto::ListRequest {
+            read: live(head),
+            state_pair: Some(proto::StatePair {
+                a: a.to_owned(),
+                b: b.to_owned(),
+            }),
+            records: proto::Records::Coded.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("relations answer")
+        .into_inner()
+        .relations
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no relations of {a} and {b}"))
+}
+
+#[tokio::test]
+async fn a_gdelt_events_quad_class_reaches_the_relations_of_its_pair_of_states() {
+    within(TEST_TIMEOUT, async {
+        let app = spawn_app().await;
+        import(&app, "gdelt-events", EVENTS).await;
+
+        // Rows 1 (041, CONSULT) and 12 (040): RUSGOV and USAGOV, QuadClass 1 (row 13 repeats
+        // row 1's event; row 2's 036 is no contact).
+        let russia = coded_relations(&app, "RUS", "USA").await;
+        assert_eq!(russia.coded_contacts, 2, "{russia:?}");
+        assert_eq!(
+            russia.contacts_by_quad_class.get("VERBAL_COOPERATION"),
+            Some(&2),
+            "{russia:?}"
+        );
+        // Row 14: ISR and LBN, QuadClass 2.
+        let israel = coded_relations(&app, "ISR", "LBN").await;
+        assert_eq!(
+            israel.contacts_by_quad_class.get("MATERIAL_COOPERATION"),
+            Some(&1),
+            "{israel:?}"
+        );
+        assert_eq!(israel.contacts_by_quad_class.len(), 1, "{israel:?}");
+        app.stop().await;
+    })
+    .await;
+}

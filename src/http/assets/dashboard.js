@@ -1,3 +1,128 @@
+// The Merkle inclusion proof on an event's page (section#proof, /log/{position}), checked
+// here with WebCrypto, as README's "Audit" section documents it (RFC 6962 / RFC 9162): the
+// leaf hash is SHA-256(0x00 ‖ the event's canonical bytes), each node SHA-256(0x01 ‖ left ‖
+// right), and the audit path, walked by RFC 9162 2.1.3.2 from the leaf index and tree size,
+// must end at the root the checkpoint signs. The result is in #proof-status: "verified" or
+// "failed" (with why). window.diplogCheckProofs() checks again (after the page changed).
+(function () {
+  'use strict';
+
+  function bytes(hex) {
+    if (typeof hex !== 'string' || hex.length % 2 !== 0 || /[^0-9a-f]/i.test(hex)) {
+      throw new Error('not hex: ' + hex);
+    }
+    var out = new Uint8Array(hex.length / 2);
+    for (var i = 0; i < out.length; i += 1) {
+      out[i] = parseInt(hex.substr(i * 2, 2), 16);
+    }
+    return out;
+  }
+
+  function hex(buffer) {
+    return Array.prototype.map
+      .call(new Uint8Array(buffer), function (b) {
+        return (b < 16 ? '0' : '') + b.toString(16);
+      })
+      .join('');
+  }
+
+  function sha256(prefix, parts) {
+    var length = 1;
+    parts.forEach(function (part) {
+      length += part.length;
+    });
+    var data = new Uint8Array(length);
+    data[0] = prefix;
+    var at = 1;
+    parts.forEach(function (part) {
+      data.set(part, at);
+      at += part.length;
+    });
+    return window.crypto.subtle.digest('SHA-256', data).then(function (digest) {
+      return new Uint8Array(digest);
+    });
+  }
+
+  // RFC 9162 2.1.3.2: the root that the leaf and the path give, or an error.
+  function rootOf(leaf, index, size, path) {
+    if (!(index < size)) {
+      return Promise.reject(new Error('leaf index ' + index + ' is not below tree size ' + size));
+    }
+    var fn = index;
+    var sn = size - 1;
+    var result = Promise.resolve(leaf);
+    path.forEach(function (sibling) {
+      if (sn === 0) {
+        result = Promise.reject(new Error('the audit path is too long'));
+        return;
+      }
+      var left = fn % 2 === 1 || fn === sn;
+      result = result.then(function (r) {
+        return left ? sha256(1, [sibling, r]) : sha256(1, [r, sibling]);
+      });
+      if (left && fn % 2 === 0) {
+        while (fn % 2 === 0 && fn !== 0) {
+          fn = Math.floor(fn / 2);
+          sn = Math.floor(sn / 2);
+        }
+      }
+      fn = Math.floor(fn / 2);
+      sn = Math.floor(sn / 2);
+    });
+    if (sn !== 0) {
+      return Promise.reject(new Error('the audit path is too short'));
+    }
+    return result;
+  }
+
+  function check(section) {
+    var status = section.querySelector('.proof-status');
+    function show(text, ok) {
+      if (status) {
+        status.textContent = text;
+        status.classList.toggle('verified', ok);
+        status.classList.toggle('failed', !ok);
+      }
+      section.dataset.checked = ok ? 'verified' : 'failed';
+    }
+    if (!window.crypto || !window.crypto.subtle) {
+      show('failed: this browser offers no WebCrypto here (it needs https or localhost)', false);
+      return Promise.resolve(false);
+    }
+    var d = section.dataset;
+    return Promise.resolve()
+      .then(function () {
+        var path = (d.path || '').split(' ').filter(Boolean).map(bytes);
+        var leaf = bytes(d.leaf);
+        var root = bytes(d.root);
+        return sha256(0, [bytes(d.entry)]).then(function (computed) {
+          if (hex(computed) !== hex(leaf)) {
+            throw new Error('the event\'s bytes do not hash to the leaf hash');
+          }
+          return rootOf(leaf, Number(d.index), Number(d.size), path);
+        }).then(function (computedRoot) {
+          if (hex(computedRoot) !== hex(root)) {
+            throw new Error('the path leads to ' + hex(computedRoot) + ', not to the root');
+          }
+        });
+      })
+      .then(function () {
+        show('verified', true);
+        return true;
+      })
+      .catch(function (error) {
+        show('failed: ' + error.message, false);
+        return false;
+      });
+  }
+
+  window.diplogCheckProofs = function () {
+    var sections = document.querySelectorAll('section.proof');
+    return Promise.all(Array.prototype.map.call(sections, check));
+  };
+  window.diplogCheckProofs();
+})();
+
 // diplog dashboard: keeps an open page up to date without reloading it. The server says on
 // /live (server-sent events) where the log's head is; when it passes the position the page
 // shows (main[data-position]), this fetches the same page with min_position (so the
@@ -51,6 +176,7 @@
         if (fresh && main && Number(fresh.dataset.position || 0) >= shown()) {
           main.replaceWith(fresh);
           window.diplogUpdates += 1;
+          window.diplogCheckProofs();
         }
         busy = false;
         if (shown() >= target) {

@@ -9,23 +9,30 @@
 //! `frame` is the layout around every page (and the links it makes), and `views` builds what
 //! pages show from the projections' answers and the log's events.
 
+mod charts;
+mod drawn;
 mod error_page;
+mod events;
 mod frame;
 mod request;
 mod search;
+mod streams;
 mod timeline;
 mod views;
 
+pub(super) use self::drawn::{lifecycle, network, state as state_network};
+pub(super) use self::events::events;
 pub(super) use self::search::search;
+pub(super) use self::streams::{log_event, stream, stream_event, streams};
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{Uri, header};
 use axum::response::{Html, IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt;
 
 // The error page (`super::error`) is rendered in the same frame.
+use self::charts::contacts::{ContactChart, contact_chart};
 pub(super) use self::frame::Frame;
 use self::frame::{Link, Stamp, stamp};
 use self::request::{Ask, Params};
@@ -38,20 +45,15 @@ use self::views::{
 use super::Dashboard;
 use super::error::HttpError;
 use super::readable;
-use crate::domain::diplomacy::EventKind;
-use crate::domain::{Direction, EventId, EventType, ReadAllQuery};
+use crate::domain::EventId;
 use crate::projections::models::channels::view::ChannelView;
-use crate::projections::models::commitments::CommitmentView;
+use crate::projections::models::commitments::{Commitment, CommitmentView};
 use crate::projections::models::divergence::DivergenceView;
 use crate::projections::models::relations::view::RelationView;
-use crate::projections::models::summits::SummitView;
+use crate::projections::models::summits::{Summit, SummitView};
 use crate::projections::models::timeline::TimelineEntry;
 use crate::projections::read::listed::Listed;
 use crate::projections::read::request::{ListFilter, MAX_PAGE_SIZE, Page, QueryError};
-use crate::store::RecordedEvent;
-
-/// Events on the recent-events page.
-const RECENT_EVENTS: usize = 50;
 
 const EVERYTHING: Page = Page {
     size: MAX_PAGE_SIZE,
@@ -200,56 +202,6 @@ pub(super) async fn list<V: Shown>(
 }
 
 #[derive(Template)]
-#[template(path = "events.html", config = "src/http/askama.toml")]
-struct EventsPage {
-    frame: Frame,
-    events: Vec<EventCard>,
-    limit: usize,
-}
-
-pub(super) async fn events(
-    State(dashboard): State<Dashboard>,
-    uri: Uri,
-    Query(params): Query<Params>,
-) -> Result<Response, HttpError> {
-    let ask = Ask::parse(&params)?;
-    let mut frame = Frame::new(&ask, "Recent events", "events", &uri);
-    let (bound, reference) = log_bound(&dashboard, &ask).await?;
-    let names = Names::load(&dashboard, ask.source(&dashboard)).await?;
-    let recorded: Vec<RecordedEvent> = if bound == 0 {
-        Vec::new()
-    } else {
-        let types = EventKind::NAMES
-            .iter()
-            .map(|name| EventType::parse(*name))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| HttpError::Internal(format!("a kind is not an event type: {e}")))?;
-        dashboard
-            .store
-            .read_all(ReadAllQuery {
-                from_position: Some(bound),
-                direction: Direction::Backward,
-                limit: Some(RECENT_EVENTS as u64),
-                event_types: types,
-                stream_prefix: None,
-            })
-            .await?
-            .try_collect()
-            .await?
-    };
-    frame.answered(bound, reference, &dashboard.auditor).await?;
-    let events = recorded
-        .iter()
-        .filter_map(|r| typed(r).map(|event| event_card(&names, &frame, r, &event)))
-        .collect();
-    render(&EventsPage {
-        frame,
-        events,
-        limit: RECENT_EVENTS,
-    })
-}
-
-#[derive(Template)]
 #[template(path = "occurrence.html", config = "src/http/askama.toml")]
 struct OccurrencePage {
     frame: Frame,
@@ -367,6 +319,8 @@ struct ActorPage {
     kind: String,
     country: Option<Link>,
     timeline: Vec<TimelineRow>,
+    /// The timeline drawn, with the actor's summits' and commitments' steps.
+    chart: Option<ContactChart>,
     channels: Vec<ChannelRow>,
     /// The records the timeline shows (`both`, `readouts`, `coded`).
     records: &'static str,
@@ -391,18 +345,27 @@ pub(super) async fn actor(
         records: ask.records,
         ..ListFilter::default()
     };
-    let (names, timeline, channels) = tokio::try_join!(
+    let theirs = ListFilter {
+        actor: Some(actor.clone()),
+        ..ListFilter::default()
+    };
+    let queries = &dashboard.queries;
+    let (names, timeline, channels, summits, commitments) = tokio::try_join!(
         async { Names::load(&dashboard, source).await },
         async {
-            Ok(dashboard
-                .queries
+            Ok(queries
                 .list::<TimelineEntry>(source, &timeline_filter, &EVERYTHING)
                 .await?)
         },
         async {
-            Ok(dashboard
-                .queries
+            Ok(queries
                 .list::<ChannelView>(source, &filter, &EVERYTHING)
+                .await?)
+        },
+        async { Ok(queries.list::<Summit>(source, &theirs, &EVERYTHING).await?) },
+        async {
+            Ok(queries
+                .list::<Commitment>(source, &theirs, &EVERYTHING)
                 .await?)
         },
     )?;
@@ -438,6 +401,7 @@ pub(super) async fn actor(
         id: actor.clone(),
         kind,
         country,
+        chart: contact_chart(&frame, &timeline.items, &summits.items, &commitments.items),
         timeline: rows(&frame, &timeline.items, timeline_row),
         channels: rows(&frame, &channels.items, channel_row),
         records: ask.records_name(),
@@ -504,6 +468,8 @@ struct RelationPage {
     last_contact_href: String,
     /// The last contact's level, format and place, as a phrase.
     last_contact_setting: String,
+    /// The pair's contacts drawn, with their summits' and commitments' steps.
+    chart: Option<ContactChart>,
     channels: Vec<ChannelRow>,
     summits: Vec<SummitRow>,
     commitments: Vec<CommitmentRow>,
@@ -519,12 +485,16 @@ pub(super) async fn relation(
     let ask = Ask::parse(&params)?;
     let mut frame = Frame::new(&ask, "Relations", "relations", &uri);
     let source = ask.source(&dashboard);
-    let (names, answer) = tokio::try_join!(Names::load(&dashboard, source), async {
-        Ok(dashboard
-            .queries
-            .relation(source, &a, &b, ask.records)
-            .await?)
-    })?;
+    let (names, answer, history) = tokio::try_join!(
+        Names::load(&dashboard, source),
+        async {
+            Ok(dashboard
+                .queries
+                .relation(source, &a, &b, ask.records)
+                .await?)
+        },
+        pair_history(&dashboard, &ask, &a, &b),
+    )?;
     frame
         .answered(answer.position, answer.reference, &dashboard.auditor)
         .await?;
@@ -564,11 +534,55 @@ pub(super) async fn relation(
                 timeline::setting_text(&c.level, c.format.as_deref(), c.place.as_ref(), None, None)
             })
             .unwrap_or_default(),
+        chart: contact_chart(&frame, &history.0, &history.1, &history.2),
         channels: rows(&frame, &view.open_channels, channel_row),
         summits: rows(&frame, &view.pending_summits, summit_row),
         commitments: rows(&frame, &view.pending_commitments, commitment_row),
         frame,
     })
+}
+
+/// A pair's interactions (of `a`'s timeline, those with someone of `b`), and the summits and
+/// commitments of both, all steps included: what the relation page draws.
+async fn pair_history(
+    dashboard: &Dashboard,
+    ask: &Ask,
+    a: &str,
+    b: &str,
+) -> Result<(Vec<TimelineEntry>, Vec<Summit>, Vec<Commitment>), HttpError> {
+    let source = ask.source(dashboard);
+    let of_a = ListFilter {
+        actor: Some(a.to_owned()),
+        records: ask.records,
+        ..ListFilter::default()
+    };
+    let (queries, everything) = (&dashboard.queries, EVERYTHING);
+    let (timeline, summits, commitments) = tokio::try_join!(
+        queries.list::<TimelineEntry>(source, &of_a, &everything),
+        queries.list::<Summit>(source, &of_a, &everything),
+        queries.list::<Commitment>(source, &of_a, &everything),
+    )?;
+    let is_b = |id: &str, state: Option<&str>| id == b || state == Some(b);
+    let entries = timeline
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.participants
+                .iter()
+                .any(|p| is_b(&p.actor, p.state.as_deref()))
+        })
+        .collect();
+    let summits = summits
+        .items
+        .into_iter()
+        .filter(|s| s.parties.iter().any(|p| is_b(&p.id, p.state.as_deref())))
+        .collect();
+    let commitments = commitments
+        .items
+        .into_iter()
+        .filter(|c| c.parties.iter().any(|p| is_b(&p.id, p.state.as_deref())))
+        .collect();
+    Ok((entries, summits, commitments))
 }
 
 /// Counts by a name, readable ("Verbal cooperation: 3").

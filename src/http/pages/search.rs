@@ -88,7 +88,7 @@ fn day(parameter: &'static str, raw: &str, end: bool) -> Result<Option<DateTime<
 }
 
 /// What the search finds wrong, named by the page's own parameter.
-fn bad_parameter(error: QueryError) -> HttpError {
+pub(super) fn bad_parameter(error: QueryError) -> HttpError {
     match error {
         QueryError::Invalid { field, message } => HttpError::BadRequest {
             parameter: match field {

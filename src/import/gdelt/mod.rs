@@ -19,7 +19,7 @@ mod cameo;
 mod events;
 mod mentions;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use serde_json::json;
@@ -97,6 +97,7 @@ pub async fn import_events<T: GrpcChannel>(
     tally: &mut Tally,
 ) -> Result<(), StreamedImportError> {
     let mut log = EventLogClient::new(channel.clone());
+    let mut diplomacy = DiplomacyClient::new(channel.clone());
     let mut chunks = read_in_chunks(path, chunk_rows);
     let mut seen = SeenIds::default();
     while let Some(rows) = chunks.recv().await {
@@ -137,9 +138,22 @@ pub async fn import_events<T: GrpcChannel>(
             .collect();
         tally.imported += recorded.len() as u64;
 
+        // Which of them have mentions waiting: one call for the chunk, then a read of each
+        // such stream only.
+        let waiting = existing_streams(
+            &mut diplomacy,
+            recorded
+                .iter()
+                .map(|event| deferred_stream(&event.global_event_id))
+                .collect(),
+        )
+        .await?;
         let mut registrations = Registrations::default();
         let mut reports = Vec::new();
         for event in recorded {
+            if !waiting.contains(&deferred_stream(&event.global_event_id)) {
+                continue;
+            }
             for mention in deferred_mentions(&mut log, &event.global_event_id).await? {
                 if mention.url.is_some() && mention.url == event.source_url {
                     tally.note("waiting mention(s) of an event's own article (not attached)");
@@ -162,6 +176,25 @@ pub async fn import_events<T: GrpcChannel>(
         tally.show_progress();
     }
     Ok(())
+}
+
+/// Which of `stream_ids` the log holds (one `ReadRecordingInputs` call).
+async fn existing_streams<T: GrpcChannel>(
+    diplomacy: &mut DiplomacyClient<T>,
+    stream_ids: Vec<String>,
+) -> Result<BTreeSet<String>, StreamedImportError> {
+    if stream_ids.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let inputs = diplomacy
+        .read_recording_inputs(proto::RecordingInputsRequest {
+            stream_ids,
+            ..Default::default()
+        })
+        .await
+        .map_err(super::ImportError::from)?
+        .into_inner();
+    Ok(inputs.stream_versions.into_keys().collect())
 }
 
 /// The mentions waiting in the log for an event.
@@ -228,27 +261,31 @@ pub async fn import_mentions<T: GrpcChannel>(
                 Err((reason, problem)) => tally.report(&problem, reason),
             }
         }
-        // The article URLs of the chunk's events that the log holds.
-        let mut events_in_log: BTreeMap<String, Option<Vec<String>>> = BTreeMap::new();
-        for (_, mention) in &read {
-            if events_in_log.contains_key(&mention.global_event_id) {
-                continue;
+        // The article URLs of the chunk's events that the log holds, in one call.
+        let wanted: BTreeSet<String> = read
+            .iter()
+            .map(|(_, mention)| mention.global_event_id.clone())
+            .collect();
+        let mut events_in_log: BTreeMap<String, Option<Vec<String>>> =
+            wanted.iter().map(|id| (id.clone(), None)).collect();
+        let by_id: BTreeMap<String, String> = wanted
+            .iter()
+            .map(|id| (event_id(id).to_string(), id.clone()))
+            .collect();
+        let found = diplomacy
+            .read_recording_inputs(proto::RecordingInputsRequest {
+                full_event_ids: by_id.keys().cloned().collect(),
+                ..Default::default()
+            })
+            .await
+            .map_err(super::ImportError::from)?
+            .into_inner();
+        for record in found.records {
+            let Some(event) = record.event else { continue };
+            if let Some(global_event_id) = by_id.get(&event.id) {
+                let urls = event.sources.into_iter().map(|s| s.url).collect();
+                events_in_log.insert(global_event_id.clone(), Some(urls));
             }
-            let request = proto::GetEventRequest {
-                event_id: event_id(&mention.global_event_id).to_string(),
-            };
-            let urls = match diplomacy.get_event(request).await {
-                Ok(record) => Some(
-                    record
-                        .into_inner()
-                        .event
-                        .map(|event| event.sources.into_iter().map(|s| s.url).collect())
-                        .unwrap_or_default(),
-                ),
-                Err(status) if status.code() == tonic::Code::NotFound => None,
-                Err(status) => return Err(super::ImportError::from(status).into()),
-            };
-            events_in_log.insert(mention.global_event_id.clone(), urls);
         }
 
         let mut registrations = Registrations::default();

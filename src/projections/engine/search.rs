@@ -105,7 +105,83 @@ static SEARCH_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// The positions of the events whose texts match a query, a page of them, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct MatchQuery {
+    /// As `SearchQuery::words`.
+    pub words: String,
+    /// As `SearchQuery::kinds`, `from` and `to`.
+    pub kinds: Vec<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    /// Only events at positions up to `until`, and below `before` or above `after` (then the
+    /// page nearest `after`, still answered newest first).
+    pub until: u64,
+    pub before: Option<u64>,
+    pub after: Option<u64>,
+    pub limit: usize,
+}
+
+/// The events whose texts match, by position: the candidates as `SEARCH_SQL` finds them (the
+/// GIN index, then the query in each document's own configuration), without ranking.
+static MATCHING_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "with checkpoint as ( \
+             select generation, position from projection_checkpoints where projection = 'search' \
+         ), candidates as ( \
+             select r.search_vector, (r.data->'origin'->>'position')::bigint as at, \
+                 websearch_to_tsquery(case when r.search_vector is not null \
+                     then r.status::regconfig end, $1) as query \
+             from checkpoint c \
+             join projection_rows r on r.projection = 'search' and r.generation = c.generation \
+             where r.search_vector @@ ({any}) \
+             and (cardinality($2::text[]) = 0 or r.data->>'kind' = any($2::text[])) \
+             and ($3::timestamptz is null or (r.data->>'occurred_end')::timestamptz > $3) \
+             and ($4::timestamptz is null or (r.data->>'occurred_from')::timestamptz < $4) \
+         ), matched as ( \
+             select distinct at from candidates \
+             where search_vector @@ query and at <= $5 \
+             and ($6::bigint is null or at < $6) and ($7::bigint is null or at > $7) \
+         ), page as ( \
+             select at from matched \
+             order by case when $7::bigint is null then -at else at end limit $8 \
+         ) \
+         select c.position, p.at from checkpoint c left join page p on true \
+         order by p.at desc",
+        any = any_configuration()
+    )
+});
+
 impl ProjectionStore {
+    /// A page of the positions of the events whose texts match `query` (see [`MatchQuery`]),
+    /// newest first, and the position the projection reflects, in one statement.
+    #[tracing::instrument(skip(self))]
+    pub async fn matching_positions(
+        &self,
+        query: &MatchQuery,
+    ) -> Result<(Vec<u64>, u64), ProjectionError> {
+        let clamp = |p: u64| p.min(i64::MAX as u64) as i64;
+        // Built once from the fixed list of configurations: no input in it.
+        let rows: Vec<(i64, Option<i64>)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(MATCHING_SQL.as_str()))
+                .bind(&query.words)
+                .bind(&query.kinds)
+                .bind(query.from)
+                .bind(query.to)
+                .bind(clamp(query.until))
+                .bind(query.before.map(clamp))
+                .bind(query.after.map(clamp))
+                .bind(query.limit as i64)
+                .fetch_all(self.pool())
+                .await?;
+        let position = rows.first().map_or(0, |(position, _)| *position as u64);
+        let positions = rows
+            .into_iter()
+            .filter_map(|(_, at)| at.map(|at| at as u64))
+            .collect();
+        Ok((positions, position))
+    }
+
     /// One page of the documents matching `query`, best first (then the latest in the log),
     /// from the live generation, with the position it reflects, in one statement (one
     /// snapshot). Nothing and position 0 before the search runner first started.

@@ -79,7 +79,8 @@ pub struct CommitmentView {
 }
 
 impl Commitment {
-    fn stated(&self) -> Option<&CommitmentStep> {
+    /// The step that stated it (none while only later steps are recorded).
+    pub fn stated(&self) -> Option<&CommitmentStep> {
         self.steps
             .iter()
             .find(|s| s.step == CommitmentStepKind::Stated)

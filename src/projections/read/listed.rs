@@ -11,13 +11,15 @@ use crate::domain::diplomacy::{ChannelStatus, CommitmentStatus, SummitStage};
 use crate::projections::models::channels::Channels;
 use crate::projections::models::channels::rows::{CHANNEL_ROWS, channel_of};
 use crate::projections::models::channels::view::ChannelView;
-use crate::projections::models::commitments::{CommitmentView, Commitments, commitment_of};
+use crate::projections::models::commitments::{
+    Commitment, CommitmentView, Commitments, commitment_of,
+};
 use crate::projections::models::common::Records;
 use crate::projections::models::divergence::{Divergence, DivergenceView, occurrence_of};
 use crate::projections::models::relations::rows::pair_of;
 use crate::projections::models::relations::view::RelationView;
 use crate::projections::models::relations::{Relations, pair_key};
-use crate::projections::models::summits::{SummitView, Summits, summit_of};
+use crate::projections::models::summits::{Summit, SummitView, Summits, summit_of};
 use crate::projections::models::timeline::{Timeline, TimelineEntry, entry_of};
 use crate::projections::read::request::ListFilter;
 use crate::projections::{Model, Row};
@@ -163,6 +165,22 @@ impl Listed for SummitView {
     }
 }
 
+impl Keyed for Summit {
+    fn key(&self) -> String {
+        self.key.clone()
+    }
+}
+
+/// A summit with all its steps (what the dashboard's lifecycle and timeline charts draw).
+impl Listed for Summit {
+    type Model = Summits;
+    const WHAT: &'static str = "summit";
+
+    fn from_row(row: &Row, _: &Reading) -> Result<Option<Self>, String> {
+        Ok(Some(summit_of(row)?))
+    }
+}
+
 impl Keyed for CommitmentView {
     fn key(&self) -> String {
         self.key.clone()
@@ -188,6 +206,22 @@ impl Listed for CommitmentView {
             status: names(&CommitmentStatus::OPEN),
             ..ListFilter::default()
         }
+    }
+}
+
+impl Keyed for Commitment {
+    fn key(&self) -> String {
+        self.key.clone()
+    }
+}
+
+/// A commitment with all its steps (what the dashboard's charts draw).
+impl Listed for Commitment {
+    type Model = Commitments;
+    const WHAT: &'static str = "commitment";
+
+    fn from_row(row: &Row, _: &Reading) -> Result<Option<Self>, String> {
+        Ok(Some(commitment_of(row)?))
     }
 }
 

@@ -9,7 +9,7 @@ use crate::domain::EventId;
 use crate::domain::diplomacy::{EventKind, FuzzyTime, KindName};
 use crate::projections::Model;
 use crate::projections::engine::rows::WaitError;
-use crate::projections::engine::search::{SearchHit, SearchQuery};
+use crate::projections::engine::search::{MatchQuery, SearchHit, SearchQuery};
 use crate::projections::models::search::{START, STOP, Search};
 use crate::projections::read::query::Queries;
 use crate::projections::read::request::{
@@ -252,19 +252,7 @@ impl Queries {
             }
         };
         let query = checked(request, page)?;
-        if min_position > 0 {
-            self.store()
-                .wait_for(Search::NAME, min_position, deadline)
-                .await
-                .map_err(|error| match error {
-                    WaitError::TimedOut { position } => QueryError::NotYet {
-                        projection: Search::NAME,
-                        position,
-                        wanted: min_position,
-                    },
-                    WaitError::Failed(error) => error.into(),
-                })?;
-        }
+        self.search_reflects(min_position, deadline).await?;
         let found = self.store().search(&query).await?;
         let next = query.offset + found.hits.len();
         Ok(Answer {
@@ -278,6 +266,74 @@ impl Queries {
             },
             total: found.total as usize,
         })
+    }
+}
+
+impl Queries {
+    /// Waits (until `deadline`) for the `search` projection to reflect `min_position` (none
+    /// asked: at once).
+    async fn search_reflects(
+        &self,
+        min_position: u64,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), QueryError> {
+        if min_position == 0 {
+            return Ok(());
+        }
+        self.store()
+            .wait_for(Search::NAME, min_position, deadline)
+            .await
+            .map_err(|error| match error {
+                WaitError::TimedOut { position } => QueryError::NotYet {
+                    projection: Search::NAME,
+                    position,
+                    wanted: min_position,
+                },
+                WaitError::Failed(error) => error.into(),
+            })?;
+        Ok(())
+    }
+}
+
+/// What the events page asks of the search: of the events up to `until` whose texts match
+/// `request` (its words, kinds and occurrence range), the positions of a page of them, below
+/// `before` or above `after`, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct MatchRequest {
+    pub request: SearchRequest,
+    pub until: u64,
+    pub before: Option<u64>,
+    pub after: Option<u64>,
+    pub limit: usize,
+}
+
+impl Queries {
+    /// The positions of the events whose texts match (see [`MatchRequest`]), from the live
+    /// `search` projection once it reflects `min_position`. The texts of an event are its
+    /// own and never change, so the matches up to `until` are what a search as of `until`
+    /// would have found: this serves an `as of` page too.
+    pub async fn matching(
+        &self,
+        min_position: u64,
+        deadline: tokio::time::Instant,
+        asked: &MatchRequest,
+    ) -> Result<Vec<u64>, QueryError> {
+        let query = checked(&asked.request, &Page::default())?;
+        self.search_reflects(min_position, deadline).await?;
+        let (positions, _) = self
+            .store()
+            .matching_positions(&MatchQuery {
+                words: query.words,
+                kinds: query.kinds,
+                from: query.from,
+                to: query.to,
+                until: asked.until,
+                before: asked.before,
+                after: asked.after,
+                limit: asked.limit,
+            })
+            .await?;
+        Ok(positions)
     }
 }
 

@@ -29,6 +29,8 @@ macro_rules! select_events {
     };
 }
 
+pub(super) mod browse;
+
 /// The last committed position (0 for an empty log).
 pub async fn head<'e>(executor: impl PgExecutor<'e>) -> Result<u64, sqlx::Error> {
     let (position,): (i64,) = sqlx::query_as("select position from log_head")

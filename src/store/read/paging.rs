@@ -78,7 +78,7 @@ pub(super) fn window_end(after: u64, until: u64, limit: i64, filtered: bool) -> 
 /// whole). One window aggregate over at most a page of rows: about 0.3 ms more a page of 512
 /// small events than the bare query (0.5 against 0.2 ms).
 macro_rules! sized_page {
-    ($order:literal, $budget:literal, $rest:literal) => {
+    ($order:literal, $budget:literal, $rest:expr) => {
         concat!(
             "select position, stream_id, stream_version, event_id, event_type, data_text, \
              correlation_id, causation_id, metadata, recorded_at, appended_by, cut \

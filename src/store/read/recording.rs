@@ -12,6 +12,8 @@ use uuid::Uuid;
 /// One event as the rules take note of it.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct KnownEvent {
+    /// Its position in the log (for a stream's version row: the version).
+    pub position: i64,
     pub stream_id: String,
     pub event_id: Uuid,
     pub event_type: String,
@@ -34,10 +36,9 @@ pub struct RecordingInputs {
 
 #[derive(sqlx::FromRow)]
 struct Row {
-    /// 0: a stream's version (in `position`), 1: a step of a stream written to, 2: an
+    /// 0: a stream's version (in `event.position`), 1: a step of a stream written to, 2: an
     /// actor's registration or a retraction in its stream, 3: an event named by id.
     part: i32,
-    position: i64,
     #[sqlx(flatten)]
     event: KnownEvent,
 }
@@ -48,48 +49,20 @@ pub(in crate::store) async fn recording_inputs(
     actor_streams: &[String],
     event_ids: &[Uuid],
 ) -> Result<RecordingInputs, sqlx::Error> {
-    // Each branch's `where` repeats the partial index's predicate word for word where it
-    // should use it; the planner proves the match textually.
-    let rows: Vec<Row> = sqlx::query_as(
-        "select * from ( \
-         select 0 as part, s.version as position, s.stream_id, \
-             '00000000-0000-0000-0000-000000000000'::uuid as event_id, '' as event_type, \
-             false as diplomatic, '' as data_text \
-         from streams s where s.stream_id = any($1) \
-         union all \
-         select 1, e.position, e.stream_id, e.event_id, e.event_type, true, \
-             case when e.event_type in ('ActorRegistered', 'EventRetracted') \
-                 then e.data_text else '' end \
-         from events e \
-         where e.stream_id = any($1) \
-           and metadata->>'diplog.schema' = 'diplog.v1.DiplomaticEvent' \
-           and event_type not in ('SourceReportAttached', 'EventCorrected') \
-         union all \
-         select 2, e.position, e.stream_id, e.event_id, e.event_type, true, e.data_text \
-         from events e \
-         where e.stream_id = any($2) \
-           and metadata->>'diplog.schema' = 'diplog.v1.DiplomaticEvent' \
-           and event_type not in ('SourceReportAttached', 'EventCorrected') \
-           and e.event_type in ('ActorRegistered', 'EventRetracted') \
-         union all \
-         select 3, e.position, e.stream_id, e.event_id, e.event_type, \
-             coalesce(e.metadata->>'diplog.schema' = 'diplog.v1.DiplomaticEvent', false), \
-             case when e.event_type in ('ActorRegistered', 'EventRetracted') \
-                 then e.data_text else '' end \
-         from events e where e.event_id = any($3) \
-         ) as known order by part <> 0, position",
-    )
-    .bind(streams)
-    .bind(actor_streams)
-    .bind(event_ids)
-    .fetch_all(pool)
-    .await?;
+    // One function (migration 20261206140000): planned on every call, never with a
+    // sequential scan of `events`.
+    let rows: Vec<Row> = sqlx::query_as("select * from diplog_recording_inputs($1, $2, $3)")
+        .bind(streams)
+        .bind(actor_streams)
+        .bind(event_ids)
+        .fetch_all(pool)
+        .await?;
     let mut inputs = RecordingInputs::default();
     for row in rows {
         if row.part == 0 {
             inputs
                 .versions
-                .insert(row.event.stream_id, row.position as u64);
+                .insert(row.event.stream_id, row.event.position as u64);
         } else {
             inputs.events.push(row.event);
         }

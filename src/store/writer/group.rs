@@ -16,6 +16,7 @@ use sqlx::FromRow;
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::{Connection, PgConnection, Postgres, Transaction};
+use tracing::{Instrument, Span};
 use uuid::Uuid;
 
 use super::AppendCommand;
@@ -153,6 +154,7 @@ pub(super) async fn write_group_fast(
         // reply up to ReadyForQuery (a commit-time error would come before it), so no append is
         // acknowledged before it is durable.
         .fetch_one(connection)
+        .instrument(db_span("SELECT diplog_append", "SELECT"))
         .await?;
     let written = FastAppend::from_row(&row)?;
     let (true, Some(first_position), Some(start_versions)) = (
@@ -190,6 +192,21 @@ pub(super) async fn write_group_fast(
     Ok(Some(outcomes))
 }
 
+/// A database call's span for trace export (disabled without it), a child of the group's.
+/// `summary` names the statement (`SELECT diplog_append`), never its values.
+fn db_span(summary: &'static str, operation: &'static str) -> Span {
+    tracing::info_span!(
+        target: crate::telemetry::TARGET,
+        "db",
+        otel.name = summary,
+        otel.kind = "client",
+        db.system = "postgresql",
+        db.system.name = "postgresql",
+        db.operation.name = operation,
+        db.query.summary = summary,
+    )
+}
+
 /// What `diplog_append` answers.
 #[derive(sqlx::FromRow)]
 struct FastAppend {
@@ -215,11 +232,15 @@ pub(super) async fn write_group(
         .flat_map(|c| c.unit.events().map(|e| e.id.as_uuid()))
         .collect();
 
-    let mut tx = connection.begin().await?;
+    let mut tx = connection
+        .begin()
+        .instrument(db_span("BEGIN", "BEGIN"))
+        .await?;
     let locked: LockedHead = sqlx::query_as("select * from diplog_lock_head($1, $2)")
         .bind(&stream_ids)
         .bind(&event_ids)
         .fetch_one(&mut *tx)
+        .instrument(db_span("SELECT diplog_lock_head", "SELECT"))
         .await?;
     // Retries are rare: only then are the earlier events' contents fetched for comparison.
     let mut written = if locked.written_event_ids.is_empty() {
@@ -251,7 +272,7 @@ pub(super) async fn write_group(
     if !rows.positions.is_empty() {
         insert_rows(&mut tx, &rows, next_position, locked.recorded_at).await?;
     }
-    tx.commit().await?;
+    tx.commit().instrument(db_span("COMMIT", "COMMIT")).await?;
     Ok(outcomes)
 }
 
@@ -284,6 +305,7 @@ async fn written_events(
     )
     .bind(event_ids)
     .fetch_all(&mut **tx)
+    .instrument(db_span("SELECT events", "SELECT"))
     .await?;
     Ok(rows
         .into_iter()
@@ -379,6 +401,7 @@ async fn insert_rows(
     .bind(head)
     .bind(&rows.append_events)
     .execute(&mut **tx)
+    .instrument(db_span("INSERT events", "INSERT"))
     .await?;
     Ok(())
 }

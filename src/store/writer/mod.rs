@@ -22,11 +22,13 @@ mod plan;
 
 use std::time::{Duration, Instant};
 
+use opentelemetry::trace::{SpanContext, TraceContextExt};
 use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, PgPool, Postgres};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, error, warn};
+use tracing::{Instrument, Span, debug, error, warn};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::{AppendError, AppendOutcome};
 use crate::domain::AtomicAppend;
@@ -39,6 +41,9 @@ pub(super) struct AppendCommand {
     /// When the append was queued: tells the writer which callers were waiting alongside a
     /// group (see `run`).
     pub queued_at: Instant,
+    /// The caller's span (its RPC's, under trace export; invalid otherwise): the group that
+    /// writes this append is its child or links to it (see `group_span`).
+    pub caller: SpanContext,
     /// One outcome per part of `unit`, in order.
     pub reply: oneshot::Sender<Result<Vec<AppendOutcome>, AppendError>>,
 }
@@ -156,8 +161,10 @@ pub(super) async fn run(
         if !group.is_empty() {
             let started = Instant::now();
             let appends = group.len();
-            answered_at =
-                write_and_answer(&mut connection, std::mem::take(&mut group), &head).await;
+            let span = group_span(&group, events);
+            answered_at = write_and_answer(&mut connection, std::mem::take(&mut group), &head)
+                .instrument(span)
+                .await;
             answered = appends;
             last_write = answered_at - started;
             metrics::histogram!(crate::monitoring::GROUP_EVENTS).record(events as f64);
@@ -174,6 +181,66 @@ pub(super) async fn run(
         }
     }
     debug!("append queue closed; writer stopped");
+}
+
+/// The span of the current trace export context: the caller's, for its append command.
+/// Reads a thread-local; allocates nothing (an invalid context without trace export).
+pub(super) fn caller() -> SpanContext {
+    opentelemetry::Context::map_current(|context| context.span().span_context().clone())
+}
+
+/// The group's span for trace export (disabled without it): a child of its first traced
+/// caller's span, so that caller's trace shows the group and its database calls, with a link
+/// to every other traced caller's span (a group serves several RPCs, a span has one parent).
+/// Its positions are recorded once it is written (`record_positions`).
+fn group_span(group: &[AppendCommand], events: usize) -> Span {
+    let span = tracing::info_span!(
+        target: crate::telemetry::TARGET,
+        "diplog.writer.group",
+        diplog.group.appends = group.len() as i64,
+        diplog.group.events = events as i64,
+        diplog.group.first_position = tracing::field::Empty,
+        diplog.group.last_position = tracing::field::Empty,
+    );
+    if span.is_disabled() {
+        return span;
+    }
+    let mut callers = group
+        .iter()
+        .map(|command| &command.caller)
+        .filter(|caller| caller.is_valid());
+    if let Some(first) = callers.next() {
+        let parent = opentelemetry::Context::new().with_remote_span_context(first.clone());
+        let _ = span.set_parent(parent);
+    }
+    for other in callers {
+        span.add_link(other.clone());
+    }
+    span
+}
+
+/// The first and last positions a group wrote, on its span (when traced).
+fn record_positions(span: &Span, outcomes: &[Result<Vec<AppendOutcome>, AppendError>]) {
+    if span.is_disabled() {
+        return;
+    }
+    let positions = outcomes
+        .iter()
+        .filter_map(|outcome| outcome.as_ref().ok())
+        .flatten()
+        .filter(|outcome| !outcome.idempotent_replay)
+        .flat_map(|outcome| outcome.positions.iter().copied());
+    let (first, last) = positions.fold((None, None), |(first, last), position| {
+        (
+            Some(first.map_or(position, |f: u64| f.min(position))),
+            Some(last.map_or(position, |l: u64| l.max(position))),
+        )
+    });
+    // As i64: the exporter writes a u64 as text (positions come from a bigint anyway).
+    if let (Some(first), Some(last)) = (first, last) {
+        span.record("diplog.group.first_position", first as i64);
+        span.record("diplog.group.last_position", last as i64);
+    }
 }
 
 /// The longest a group waits for appends still on their way (see `run`). Timers tick in
@@ -280,6 +347,7 @@ fn answer(
     outcomes: Vec<Result<Vec<AppendOutcome>, AppendError>>,
     head: &watch::Sender<u64>,
 ) {
+    record_positions(&Span::current(), &outcomes);
     publish_head(head, &outcomes);
     for (command, outcome) in group.into_iter().zip(outcomes) {
         // The caller may have gone; its events are committed either way.

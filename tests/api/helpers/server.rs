@@ -51,7 +51,7 @@ pub async fn spawn_app_with_pool(
     max_connections: u32,
 ) -> TestApp {
     let pool = diplog::database::pool_options(max_connections)
-        .connect_with(db_options.clone())
+        .connect_with(diplog::database::session_options(db_options.clone()))
         .await
         .expect("could not connect to the test database");
     let app = App::bind(config, pool.clone())
