@@ -5,6 +5,8 @@
 //! detached and dropped, never deleted row by row. Only the runner holding the projection's
 //! lock calls these.
 
+use std::time::Instant;
+
 use sqlx::{Connection, PgConnection};
 use tracing::{info, warn};
 
@@ -185,17 +187,37 @@ pub(super) async fn drop_others(
             } else {
                 "concurrently"
             };
+            let started = Instant::now();
             sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
                 "alter table {parent} detach partition {table} {how}"
             )))
             .execute(&mut *connection)
             .await?;
+            info!(
+                step = "detach",
+                table = leftover.name,
+                how,
+                elapsed_ms = elapsed_ms(started),
+                "detached a generation"
+            );
         }
+        let started = Instant::now();
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("drop table if exists {table}")))
             .execute(&mut *connection)
             .await?;
+        info!(
+            step = "drop",
+            table = leftover.name,
+            elapsed_ms = elapsed_ms(started),
+            "dropped a generation"
+        );
     }
     Ok(leftovers.len())
+}
+
+/// Milliseconds since `started`, for the steps' log entries.
+pub(super) fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

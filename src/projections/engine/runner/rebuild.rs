@@ -4,10 +4,12 @@
 //! writes its last rows, builds its other indexes and attaches it, the next statement makes
 //! it live, and the old generation's table is detached and dropped.
 
+use std::time::Instant;
+
 use sqlx::Connection;
 use tracing::{debug, info};
 
-use super::generations::{self, LateIndexes};
+use super::generations::{self, LateIndexes, elapsed_ms};
 use super::live::{amendments_first, apply_all, changed_rows};
 use super::rows::{hydrate, write_rows};
 use super::{Build, Runner, Stored};
@@ -104,7 +106,14 @@ impl<M: Model> Runner<'_, M> {
         if finished {
             // Indexed once, and attached: readers see the table from this commit on, but go
             // on reading the live generation until the swap below.
+            let started = Instant::now();
             generations::finish(&mut tx, M::NAME, build.generation).await?;
+            info!(
+                step = "index and attach",
+                generation = build.generation,
+                elapsed_ms = elapsed_ms(started),
+                "indexed and attached the rebuilt generation"
+            );
         }
         let moved = sqlx::query(
             "update projection_checkpoints set building_position = $3, updated_at = now() \
@@ -119,7 +128,16 @@ impl<M: Model> Runner<'_, M> {
         if moved != 1 {
             return Err(ProjectionError::CheckpointLost(M::NAME.to_owned()));
         }
+        let started = Instant::now();
         tx.commit().await?;
+        if finished {
+            info!(
+                step = "commit attach",
+                generation = build.generation,
+                elapsed_ms = elapsed_ms(started),
+                "committed the attached generation"
+            );
+        }
         if !finished {
             build.stored.note::<M>(&rows, &removed);
             build.model.settle();
@@ -140,6 +158,7 @@ impl<M: Model> Runner<'_, M> {
         // The swap, in a statement of its own, after the commit that attached the table: a
         // reader planning a query just before that commit (without the new table) would have
         // to take its snapshot after this one's to see the new generation without its rows.
+        let started = Instant::now();
         let swapped = sqlx::query(
             "update projection_checkpoints \
              set generation = $3, version = $4, position = $5, building_generation = null, \
@@ -158,8 +177,10 @@ impl<M: Model> Runner<'_, M> {
             return Err(ProjectionError::CheckpointLost(M::NAME.to_owned()));
         }
         info!(
+            step = "swap",
             generation = build.generation,
             position = build.position,
+            elapsed_ms = elapsed_ms(started),
             "the rebuilt generation is live"
         );
         if let Some(mut build) = self.build.take() {
@@ -172,7 +193,13 @@ impl<M: Model> Runner<'_, M> {
         }
         // The old generation's readers finish; new ones read the new generation. (Should
         // this fail, the runner starts again, and drops it when it loads.)
+        let started = Instant::now();
         generations::drop_others(&mut self.connection, M::NAME, self.generation).await?;
+        info!(
+            step = "drop replaced",
+            elapsed_ms = elapsed_ms(started),
+            "dropped the replaced generation"
+        );
         Ok(())
     }
 }
