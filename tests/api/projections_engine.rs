@@ -821,6 +821,59 @@ async fn a_rebuild_killed_half_way_is_dropped_and_built_again() {
     log.stop().await;
 }
 
+/// A reader whose transaction outlasts a swap (it read the projection before it) keeps the
+/// old generation's table in use: the runner does not wait for it, but goes on advancing the
+/// new generation and drops the old table once that reader is done. (Waiting in the old
+/// generation's concurrent detach held the runner, and so the projection, for as long as
+/// the reader's transaction stayed open.)
+#[tokio::test]
+async fn a_reader_outlasting_a_swap_holds_neither_the_runner_nor_the_new_generation() {
+    let log = Log::new().await;
+    log.backlog(5, 20).await;
+    let runner = Runner::start::<Counts<1>>(&log, config());
+    let projections = runner.projections(&log);
+    wait_for_head(&log, &projections, Duration::from_secs(10)).await;
+
+    let mut reader = log.pool.begin().await.expect("a reader's transaction");
+    let read: i64 =
+        sqlx::query_scalar("select count(*) from projection_rows where projection = $1")
+            .bind(NAME)
+            .fetch_one(&mut *reader)
+            .await
+            .expect("read the projection");
+    assert!(read > 0);
+
+    projections.request_rebuild(NAME).await.unwrap();
+    eventually(Duration::from_secs(20), "the rebuild swaps in", || async {
+        let checkpoint = projections.checkpoint(NAME).await.unwrap().unwrap();
+        checkpoint.generation == 2 && checkpoint.building_generation.is_none()
+    })
+    .await;
+    log.append_facts("s-after-swap", 7).await;
+    wait_for_head(&log, &projections, Duration::from_secs(5)).await;
+    assert_consistent(&log, &projections).await;
+    let tables = generation_tables(&log.pool).await;
+    assert_eq!(
+        tables.len(),
+        2,
+        "the old generation's table waits for its reader"
+    );
+    assert_eq!(tables[1], live_table(2));
+
+    reader.commit().await.expect("the reader finishes");
+    eventually(
+        Duration::from_secs(10),
+        "the old generation's table is dropped once its reader is done",
+        || async { generation_tables(&log.pool).await == vec![live_table(2)] },
+    )
+    .await;
+    log.append_facts("s-after-drop", 3).await;
+    wait_for_head(&log, &projections, Duration::from_secs(5)).await;
+    assert_consistent(&log, &projections).await;
+    runner.stop().await;
+    log.stop().await;
+}
+
 #[tokio::test]
 async fn a_new_model_version_is_rebuilt_while_the_old_rows_answer() {
     let log = Log::new().await;

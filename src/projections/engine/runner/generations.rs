@@ -154,6 +154,17 @@ pub(super) async fn ensure_live(
     Ok(true)
 }
 
+/// How long each step of removing another generation's table may wait, for a lock or for
+/// the transactions it must outlast, before it gives up until the runner's next attempt. A
+/// concurrent detach waits for every transaction that has used the projection's partition
+/// (any reader's, however long it stays open), and finishing an interrupted one waits for
+/// every older snapshot in the database; unbounded, either held the runner, and so the
+/// projection, for as long.
+const REMOVAL_LOCK_TIMEOUT: &str = "200ms";
+
+/// PostgreSQL's `lock_not_available`: a statement gave up at `lock_timeout`.
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+
 /// A table of another generation than the live one.
 #[derive(sqlx::FromRow)]
 struct Leftover {
@@ -162,23 +173,40 @@ struct Leftover {
     detach_pending: bool,
 }
 
+/// What [`drop_others`] left: how many tables it dropped, and how many are still there
+/// (in use: tried again later).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Removal {
+    pub dropped: usize,
+    pub left: usize,
+}
+
 /// Drops every generation of `name` but `live`: one replaced by a swap (detached first,
-/// CONCURRENTLY, so the projection's readers are not blocked; a detach that was interrupted
-/// is finished) and a build's table, whole or interrupted. Outside any transaction (a
-/// concurrent detach must be). Answers how many it dropped.
+/// CONCURRENTLY, so the projection's readers are never blocked; a detach that was
+/// interrupted is finished) and a build's table, whole or interrupted. Outside any
+/// transaction (a concurrent detach must be). Never waits long: a step that would wait past
+/// `REMOVAL_LOCK_TIMEOUT` (a reader still using the old generation) is left for the next
+/// call, which carries on where it stopped. A detach still pending comes first (PostgreSQL
+/// starts no other detach of the projection's partition until it is finished), then the
+/// tables never attached (nothing waits on them).
 pub(super) async fn drop_others(
     connection: &mut PgConnection,
     name: &str,
     live: u64,
-) -> Result<usize, ProjectionError> {
+) -> Result<Removal, ProjectionError> {
     let leftovers: Vec<Leftover> = sqlx::query_as(
-        "select name, attached, detach_pending from diplog_projection_leftovers($1, $2)",
+        "select name, attached, detach_pending from diplog_projection_leftovers($1, $2) \
+         order by detach_pending desc, attached, name",
     )
     .bind(name)
     .bind(live as i64)
     .fetch_all(&mut *connection)
     .await?;
     let parent = quote(&format!("projection_rows_{name}"));
+    let mut removal = Removal {
+        dropped: 0,
+        left: leftovers.len(),
+    };
     for leftover in &leftovers {
         let table = quote(&leftover.name);
         if leftover.attached {
@@ -188,31 +216,69 @@ pub(super) async fn drop_others(
                 "concurrently"
             };
             let started = Instant::now();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "alter table {parent} detach partition {table} {how}"
-            )))
-            .execute(&mut *connection)
+            let detached = within_lock_timeout(
+                connection,
+                format!("alter table {parent} detach partition {table} {how}"),
+            )
             .await?;
             info!(
                 step = "detach",
                 table = leftover.name,
                 how,
+                detached,
                 elapsed_ms = elapsed_ms(started),
-                "detached a generation"
+                "detaching a generation's table"
             );
+            if !detached {
+                // Pending now (or still): nothing else of this projection detaches first.
+                break;
+            }
         }
         let started = Instant::now();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("drop table if exists {table}")))
-            .execute(&mut *connection)
-            .await?;
+        let dropped =
+            within_lock_timeout(connection, format!("drop table if exists {table}")).await?;
         info!(
             step = "drop",
             table = leftover.name,
+            dropped,
             elapsed_ms = elapsed_ms(started),
-            "dropped a generation"
+            "dropping a generation's table"
         );
+        if dropped {
+            removal.dropped += 1;
+            removal.left -= 1;
+        }
     }
-    Ok(leftovers.len())
+    Ok(removal)
+}
+
+/// Runs `sql`, one statement outside any transaction, with `lock_timeout` at
+/// `REMOVAL_LOCK_TIMEOUT`: `false` if it gave up waiting. The session's own setting is back
+/// in force afterwards.
+async fn within_lock_timeout(
+    connection: &mut PgConnection,
+    sql: String,
+) -> Result<bool, ProjectionError> {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "set lock_timeout = '{REMOVAL_LOCK_TIMEOUT}'"
+    )))
+    .execute(&mut *connection)
+    .await?;
+    let outcome = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut *connection)
+        .await;
+    sqlx::raw_sql("reset lock_timeout")
+        .execute(&mut *connection)
+        .await?;
+    match outcome {
+        Ok(_) => Ok(true),
+        Err(sqlx::Error::Database(error))
+            if error.code().as_deref() == Some(LOCK_NOT_AVAILABLE) =>
+        {
+            Ok(false)
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Milliseconds since `started`, for the steps' log entries.

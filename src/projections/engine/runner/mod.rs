@@ -306,6 +306,11 @@ struct Runner<'c, M> {
     interrupted_build: bool,
     /// The rebuild flag as the checkpoint showed it when loaded.
     requested_at_load: bool,
+    /// Tables of other generations are left to drop: still in use when last tried (a
+    /// reader's transaction outlasting a swap). No build starts until they are gone.
+    removal_due: bool,
+    /// When to try dropping them again.
+    next_removal: Instant,
 }
 
 impl<'c, M: Model> Runner<'c, M> {
@@ -344,11 +349,14 @@ impl<'c, M: Model> Runner<'c, M> {
             });
         }
         // Tables of other generations: a replaced one not yet dropped, or an interrupted
-        // build's (which starts again from scratch).
-        let dropped =
+        // build's (which starts again from scratch). Those still in use are dropped later.
+        let removal =
             generations::drop_others(&mut connection, M::NAME, checkpoint.generation).await?;
-        if dropped > 0 {
-            info!(tables = dropped, "dropped the tables of other generations");
+        if removal.dropped > 0 {
+            info!(
+                tables = removal.dropped,
+                "dropped the tables of other generations"
+            );
         }
         let live_table = generations::ensure_live(
             &mut connection,
@@ -397,6 +405,8 @@ impl<'c, M: Model> Runner<'c, M> {
             build: None,
             interrupted_build: checkpoint.building_generation.is_some(),
             requested_at_load: checkpoint.rebuild_requested,
+            removal_due: removal.left > 0,
+            next_removal: Instant::now() + config.poll_interval,
         })
     }
 
@@ -443,9 +453,14 @@ impl<'c, M: Model> Runner<'c, M> {
                 requested = self.rebuild_requested().await?;
                 next_flag_check = round + config.poll_interval;
             }
-            if self.build.is_none() && (requested || self.live.is_none() || self.interrupted_build)
+            if self.removal_due && round >= self.next_removal {
+                self.remove_others().await?;
+            }
+            if self.build.is_none()
+                && !self.removal_due
+                && (requested || self.live.is_none() || self.interrupted_build)
+                && self.start_build(requested).await?
             {
-                self.start_build(requested).await?;
                 requested = false;
             }
             let mut more = false;
@@ -481,6 +496,23 @@ impl<'c, M: Model> Runner<'c, M> {
                 }
             }
         }
+    }
+
+    /// Drops the tables of generations other than the live one, as far as none of them is
+    /// in use (`generations::drop_others`); what is left is tried again a poll interval
+    /// later. `true` if none is left.
+    async fn remove_others(&mut self) -> Result<bool, ProjectionError> {
+        let removal =
+            generations::drop_others(&mut self.connection, M::NAME, self.generation).await?;
+        self.removal_due = removal.left > 0;
+        if self.removal_due {
+            self.next_removal = Instant::now() + self.config.poll_interval;
+            debug!(
+                tables = removal.left,
+                "tables of other generations are still in use: dropping them later"
+            );
+        }
+        Ok(!self.removal_due)
     }
 
     async fn rebuild_requested(&mut self) -> Result<bool, ProjectionError> {

@@ -17,15 +17,17 @@ use crate::projections::Model;
 use crate::projections::engine::error::ProjectionError;
 
 impl<M: Model> Runner<'_, M> {
-    /// Starts building generation `g + 1` from position 0 into a new table, dropping any
-    /// leftover tables of other generations (a build that was interrupted, an old generation
-    /// not yet dropped).
+    /// Starts building generation `g + 1` from position 0 into a new table, once the leftover
+    /// tables of other generations (a build that was interrupted, an old generation not yet
+    /// dropped) are gone: `false` if some are still in use (it is tried again later).
     /// Clears the rebuild request now, not at the swap: a request made during the build is
     /// for events the build may have passed already, so it gets a rebuild of its own. (A
     /// build interrupted by a crash is not lost: `building_generation` restarts it.)
-    pub(super) async fn start_build(&mut self, requested: bool) -> Result<(), ProjectionError> {
+    pub(super) async fn start_build(&mut self, requested: bool) -> Result<bool, ProjectionError> {
+        if !self.remove_others().await? {
+            return Ok(false);
+        }
         let generation = self.generation + 1;
-        generations::drop_others(&mut self.connection, M::NAME, self.generation).await?;
         let mut tx = self.connection.begin().await?;
         generations::create(&mut tx, M::NAME, generation).await?;
         let started = sqlx::query(
@@ -60,7 +62,7 @@ impl<M: Model> Runner<'_, M> {
             stored: Stored::default(),
             indexes: LateIndexes::default(),
         });
-        Ok(())
+        Ok(true)
     }
 
     /// Feeds the build one chunk and writes the rows it touched. Once the build has reached
@@ -191,14 +193,16 @@ impl<M: Model> Runner<'_, M> {
             self.live = Some(build.model);
             self.live_stored = build.stored;
         }
-        // The old generation's readers finish; new ones read the new generation. (Should
-        // this fail, the runner starts again, and drops it when it loads.)
+        // New readers read the new generation; the old one's table goes once its last
+        // readers are done, now or in a later round (it never holds the runner up). Should
+        // this fail, the runner starts again and drops it when it loads.
         let started = Instant::now();
-        generations::drop_others(&mut self.connection, M::NAME, self.generation).await?;
+        let gone = self.remove_others().await?;
         info!(
-            step = "drop replaced",
+            step = "remove replaced",
+            gone,
             elapsed_ms = elapsed_ms(started),
-            "dropped the replaced generation"
+            "removing the replaced generation"
         );
         Ok(())
     }
