@@ -309,8 +309,11 @@ struct Runner<'c, M> {
     /// Tables of other generations are left to drop: still in use when last tried (a
     /// reader's transaction outlasting a swap). No build starts until they are gone.
     removal_due: bool,
-    /// When to try dropping them again.
+    /// When to try dropping them again, and the pause after that attempt: a poll interval
+    /// at first, doubling up to `MAX_BACKOFF` while they stay in use (each attempt may hold
+    /// the runner for a `lock_timeout`).
     next_removal: Instant,
+    removal_pause: Duration,
 }
 
 impl<'c, M: Model> Runner<'c, M> {
@@ -407,6 +410,7 @@ impl<'c, M: Model> Runner<'c, M> {
             requested_at_load: checkpoint.rebuild_requested,
             removal_due: removal.left > 0,
             next_removal: Instant::now() + config.poll_interval,
+            removal_pause: config.poll_interval.min(MAX_BACKOFF),
         })
     }
 
@@ -499,18 +503,22 @@ impl<'c, M: Model> Runner<'c, M> {
     }
 
     /// Drops the tables of generations other than the live one, as far as none of them is
-    /// in use (`generations::drop_others`); what is left is tried again a poll interval
-    /// later. `true` if none is left.
+    /// in use (`generations::drop_others`); what is left is tried again later (a poll
+    /// interval, then twice as long each time, up to `MAX_BACKOFF`). `true` if none is left.
     async fn remove_others(&mut self) -> Result<bool, ProjectionError> {
         let removal =
             generations::drop_others(&mut self.connection, M::NAME, self.generation).await?;
         self.removal_due = removal.left > 0;
         if self.removal_due {
-            self.next_removal = Instant::now() + self.config.poll_interval;
+            self.next_removal = Instant::now() + self.removal_pause;
             debug!(
                 tables = removal.left,
+                retry_in = ?self.removal_pause,
                 "tables of other generations are still in use: dropping them later"
             );
+            self.removal_pause = (self.removal_pause * 2).min(MAX_BACKOFF);
+        } else {
+            self.removal_pause = self.config.poll_interval.min(MAX_BACKOFF);
         }
         Ok(!self.removal_due)
     }
