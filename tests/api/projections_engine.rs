@@ -545,16 +545,71 @@ async fn of_two_runners_one_advances_and_the_other_takes_over_when_it_dies() {
     log.stop().await;
 }
 
-/// Rows of a generation, straight from the table.
+/// The name of a generation's table (`diplog_projection_table`).
+fn generation_table(generation: i64) -> String {
+    format!("projection_rows_{NAME}_{generation}")
+}
+
+/// Rows of a generation, straight from its table (attached or not); 0 if it has none.
 async fn rows_in_generation(pool: &PgPool, generation: i64) -> i64 {
-    sqlx::query_scalar(
-        "select count(*) from projection_rows where projection = $1 and generation = $2",
-    )
-    .bind(NAME)
-    .bind(generation)
+    let table = generation_table(generation);
+    let exists: bool = sqlx::query_scalar("select to_regclass(quote_ident($1)) is not null")
+        .bind(&table)
+        .fetch_one(pool)
+        .await
+        .expect("look the table up");
+    if !exists {
+        return 0;
+    }
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "select count(*) from \"{table}\""
+    )))
     .fetch_one(pool)
     .await
     .expect("count rows")
+}
+
+/// The tables of the test projection's generations, from the catalog: generation, whether
+/// it is attached to the projection's partition of `projection_rows`, and its indexes' names.
+async fn generation_tables(pool: &PgPool) -> Vec<(i64, bool, Vec<String>)> {
+    let prefix = format!("projection_rows_{NAME}_");
+    let tables: Vec<(String, bool, Vec<String>)> = sqlx::query_as(
+        "select c.relname::text, \
+             exists (select from pg_inherits i \
+                 where i.inhrelid = c.oid \
+                 and i.inhparent = to_regclass(quote_ident('projection_rows_' || $2))), \
+             coalesce((select array_agg(x.relname::text order by x.relname) \
+                 from pg_index ix join pg_class x on x.oid = ix.indexrelid \
+                 where ix.indrelid = c.oid), '{}') \
+         from pg_class c \
+         where c.relkind = 'r' and starts_with(c.relname, $1) \
+         and c.relnamespace = (select oid from pg_namespace where nspname = current_schema())",
+    )
+    .bind(&prefix)
+    .bind(NAME)
+    .fetch_all(pool)
+    .await
+    .expect("read the catalog");
+    let mut tables: Vec<(i64, bool, Vec<String>)> = tables
+        .into_iter()
+        .map(|(name, attached, indexes)| {
+            let generation = name[prefix.len()..].parse().expect("a generation");
+            (generation, attached, indexes)
+        })
+        .collect();
+    tables.sort();
+    tables
+}
+
+/// What a live generation's table holds: attached, with its primary key and its secondary
+/// indexes (`diplog_projection_generation_finish`).
+fn live_table(generation: i64) -> (i64, bool, Vec<String>) {
+    let table = generation_table(generation);
+    let indexes = ["actors", "pkey", "states", "status"]
+        .iter()
+        .map(|suffix| format!("{table}_{suffix}"))
+        .collect();
+    (generation, true, indexes)
 }
 
 #[tokio::test]
@@ -609,6 +664,13 @@ async fn a_requested_rebuild_fills_a_new_generation_while_the_old_one_answers_th
     );
 
     wait_for_head(&log, &projections, Duration::from_secs(5)).await;
+    // The old generation's table goes just after the swap.
+    eventually(
+        Duration::from_secs(5),
+        "the old generation's table is dropped",
+        || async { generation_tables(&log.pool).await.len() == 1 },
+    )
+    .await;
     let checkpoint = projections.checkpoint(NAME).await.unwrap().unwrap();
     assert_eq!(checkpoint.generation, 2);
     assert_eq!(checkpoint.building_generation, None);
@@ -618,6 +680,11 @@ async fn a_requested_rebuild_fills_a_new_generation_while_the_old_one_answers_th
         rows_in_generation(&log.pool, 1).await,
         0,
         "old rows deleted"
+    );
+    assert_eq!(
+        generation_tables(&log.pool).await,
+        vec![live_table(2)],
+        "the new generation is attached, with its indexes"
     );
     let (after, _) = live_rows(&projections).await;
     let mut expected = before;
@@ -640,28 +707,45 @@ async fn a_requested_rebuild_fills_a_new_generation_while_the_old_one_answers_th
     log.stop().await;
 }
 
-/// An interrupted build leaves rows in a generation above the live one (and rows below it,
-/// which a swap deletes in its own transaction, should never be there): a new build starts by
-/// deleting both, so none of them turns up in the rebuilt rows.
+/// An interrupted build leaves a table of a generation above the live one, and a swap
+/// interrupted before it dropped the old generation leaves that one attached below it: a new
+/// build starts by dropping both, so none of their rows turns up in the rebuilt rows.
 #[tokio::test]
-async fn a_rebuild_first_deletes_rows_of_other_generations() {
+async fn a_rebuild_first_drops_the_tables_of_other_generations() {
     let log = Log::new().await;
     log.backlog(5, 20).await;
     let runner = Runner::start::<Counts<1>>(&log, config());
     let projections = runner.projections(&log);
     wait_for_head(&log, &projections, Duration::from_secs(10)).await;
-    for generation in [0_i64, 2, 7] {
-        sqlx::query(
-            "insert into projection_rows \
+    assert_eq!(generation_tables(&log.pool).await, vec![live_table(1)]);
+    for (generation, attached) in [(0_i64, true), (2, false), (7, false)] {
+        sqlx::query("select diplog_projection_generation_create($1, $2)")
+            .bind(NAME)
+            .bind(generation)
+            .execute(&log.pool)
+            .await
+            .expect("create a generation's table");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "insert into \"{}\" \
                  (projection, generation, key, data, actors, states, status, sort_key) \
-             values ($1, $2, 'stray', '{}', '{}', '{}', 'open', 'stray')",
-        )
+             values ($1, $2, 'stray', '{{}}', '{{}}', '{{}}', 'open', 'stray')",
+            generation_table(generation)
+        )))
         .bind(NAME)
         .bind(generation)
         .execute(&log.pool)
         .await
         .expect("insert a stray row");
+        if attached {
+            sqlx::query("select diplog_projection_generation_finish($1, $2)")
+                .bind(NAME)
+                .bind(generation)
+                .execute(&log.pool)
+                .await
+                .expect("attach a generation's table");
+        }
     }
+    assert_eq!(generation_tables(&log.pool).await.len(), 4);
 
     projections.request_rebuild(NAME).await.unwrap();
     eventually(Duration::from_secs(20), "the rebuild swaps in", || async {
@@ -670,6 +754,12 @@ async fn a_rebuild_first_deletes_rows_of_other_generations() {
     })
     .await;
     wait_for_head(&log, &projections, Duration::from_secs(5)).await;
+    eventually(
+        Duration::from_secs(5),
+        "the old generation's table is dropped",
+        || async { generation_tables(&log.pool).await.len() == 1 },
+    )
+    .await;
     assert_consistent(&log, &projections).await;
     for generation in [0, 1, 7] {
         assert_eq!(
@@ -678,6 +768,108 @@ async fn a_rebuild_first_deletes_rows_of_other_generations() {
             "generation {generation}"
         );
     }
+    assert_eq!(generation_tables(&log.pool).await, vec![live_table(2)]);
+    runner.stop().await;
+    log.stop().await;
+}
+
+/// A runner cut off in the middle of a rebuild (its connection terminated, as when its
+/// server is killed with SIGKILL) leaves the build's table half filled; the runner that takes
+/// the lock next drops it, builds again from scratch and swaps in, with readers answering
+/// from the live generation throughout.
+#[tokio::test]
+async fn a_rebuild_killed_half_way_is_dropped_and_built_again() {
+    let log = Log::new().await;
+    log.backlog(10, 40).await;
+    let runner = Runner::start::<Counts<1>>(
+        &log,
+        RunnerConfig {
+            build_chunk_events: 10,
+            ..config()
+        },
+    );
+    let projections = runner.projections(&log);
+    wait_for_head(&log, &projections, Duration::from_secs(10)).await;
+
+    projections.request_rebuild(NAME).await.unwrap();
+    eventually(Duration::from_secs(20), "the build is half way", || async {
+        let checkpoint = projections.checkpoint(NAME).await.unwrap().unwrap();
+        checkpoint.building_position.is_some_and(|p| p > 0)
+            && rows_in_generation(&log.pool, 2).await > 0
+    })
+    .await;
+    let pid = lock_holder(&log.pool).await.expect("a holder");
+    terminate(&log.pool, pid).await;
+    assert_consistent(&log, &projections).await;
+
+    eventually(Duration::from_secs(20), "the rebuild swaps in", || async {
+        let checkpoint = projections.checkpoint(NAME).await.unwrap().unwrap();
+        checkpoint.generation == 2 && checkpoint.building_generation.is_none()
+    })
+    .await;
+    assert_ne!(lock_holder(&log.pool).await, Some(pid));
+    wait_for_head(&log, &projections, Duration::from_secs(5)).await;
+    eventually(
+        Duration::from_secs(5),
+        "the old generation's table is dropped",
+        || async { generation_tables(&log.pool).await.len() == 1 },
+    )
+    .await;
+    assert_consistent(&log, &projections).await;
+    assert_eq!(generation_tables(&log.pool).await, vec![live_table(2)]);
+    runner.stop().await;
+    log.stop().await;
+}
+
+/// A reader whose transaction outlasts a swap (it read the projection before it) keeps the
+/// old generation's table in use: the runner does not wait for it, but goes on advancing the
+/// new generation and drops the old table once that reader is done. (Waiting in the old
+/// generation's concurrent detach held the runner, and so the projection, for as long as
+/// the reader's transaction stayed open.)
+#[tokio::test]
+async fn a_reader_outlasting_a_swap_holds_neither_the_runner_nor_the_new_generation() {
+    let log = Log::new().await;
+    log.backlog(5, 20).await;
+    let runner = Runner::start::<Counts<1>>(&log, config());
+    let projections = runner.projections(&log);
+    wait_for_head(&log, &projections, Duration::from_secs(10)).await;
+
+    let mut reader = log.pool.begin().await.expect("a reader's transaction");
+    let read: i64 =
+        sqlx::query_scalar("select count(*) from projection_rows where projection = $1")
+            .bind(NAME)
+            .fetch_one(&mut *reader)
+            .await
+            .expect("read the projection");
+    assert!(read > 0);
+
+    projections.request_rebuild(NAME).await.unwrap();
+    eventually(Duration::from_secs(20), "the rebuild swaps in", || async {
+        let checkpoint = projections.checkpoint(NAME).await.unwrap().unwrap();
+        checkpoint.generation == 2 && checkpoint.building_generation.is_none()
+    })
+    .await;
+    log.append_facts("s-after-swap", 7).await;
+    wait_for_head(&log, &projections, Duration::from_secs(5)).await;
+    assert_consistent(&log, &projections).await;
+    let tables = generation_tables(&log.pool).await;
+    assert_eq!(
+        tables.len(),
+        2,
+        "the old generation's table waits for its reader"
+    );
+    assert_eq!(tables[1], live_table(2));
+
+    reader.commit().await.expect("the reader finishes");
+    eventually(
+        Duration::from_secs(10),
+        "the old generation's table is dropped once its reader is done",
+        || async { generation_tables(&log.pool).await == vec![live_table(2)] },
+    )
+    .await;
+    log.append_facts("s-after-drop", 3).await;
+    wait_for_head(&log, &projections, Duration::from_secs(5)).await;
+    assert_consistent(&log, &projections).await;
     runner.stop().await;
     log.stop().await;
 }

@@ -8,6 +8,7 @@ use sqlx::Connection;
 use tracing::trace;
 
 use super::Runner;
+use super::generations::{self, LateIndexes};
 use super::rows::{ROWS_PER_STATEMENT, hydrate, write_rows};
 use crate::projections::engine::error::ProjectionError;
 use crate::projections::engine::facts::Batch;
@@ -39,20 +40,27 @@ impl<M: Model> Runner<'_, M> {
                 None => Ok(false),
             };
         }
-        let hydrated = hydrate(&mut self.connection, model, self.generation, &batch.facts).await?;
+        let hydrated = hydrate(
+            &mut self.connection,
+            model,
+            self.generation,
+            &mut LateIndexes::all(),
+            &batch.facts,
+        )
+        .await?;
         let changed = apply_all(model, &batch.facts);
         let (rows, removed) = changed_rows(model, changed);
 
         let moved = if rows.len() <= ROWS_PER_STATEMENT {
             // The common case in one statement (so one implicit transaction). The rows are
             // written only if the checkpoint moved from where this runner left it.
-            let moved: i64 = sqlx::query_scalar(
+            let moved: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                 "with moved as ( \
                      update projection_checkpoints set position = $6, updated_at = now() \
                      where projection = $1 and generation = $2 and position = $5 \
                      returning 1 \
                  ), upserted as ( \
-                     insert into projection_rows \
+                     insert into {table} \
                          (projection, generation, key, data, actors, states, status, sort_key) \
                      select $1, $2, r.key, r.data, r.actors, r.states, r.status, r.sort_key \
                      from jsonb_to_recordset($3) as r(key text, data jsonb, actors text[], \
@@ -63,12 +71,12 @@ impl<M: Model> Runner<'_, M> {
                              states = excluded.states, status = excluded.status, \
                              sort_key = excluded.sort_key \
                  ), removed as ( \
-                     delete from projection_rows \
-                     where projection = $1 and generation = $2 and key = any($4) \
-                     and exists (select from moved) \
+                     delete from {table} \
+                     where key = any($4) and exists (select from moved) \
                  ) \
                  select count(*) from moved",
-            )
+                table = generations::table(M::NAME, self.generation)
+            )))
             .bind(M::NAME)
             .bind(self.generation as i64)
             .bind(sqlx::types::Json(&rows))

@@ -16,9 +16,10 @@
 //!   resident rows only; before each batch the rows it `wants` are read back (one query per
 //!   round, rounds until it wants nothing new), and after each commit it `settle`s. The rows
 //!   in PostgreSQL are the state; memory holds the resident part and one batch.
-//! - Rebuilds: a fresh model is built into generation `g + 1` in chunks while generation `g`
-//!   keeps answering (and keeps being advanced, unless its rows are another version's), then
-//!   one transaction makes `g + 1` live and deletes `g`.
+//! - Rebuilds: a fresh model is built into generation `g + 1`, a table of its own without
+//!   secondary indexes (`generations.rs`), in chunks while generation `g` keeps answering
+//!   (and keeps being advanced, unless its rows are another version's); then `g + 1` is
+//!   indexed and attached, one statement makes it live, and `g`'s table is dropped.
 //! - The runners of a server read the log through one `FactCache` (`facts.rs`): a stretch of
 //!   the log several of them pass is read and parsed once. A retraction or a correction always
 //!   starts a batch, so what a model wants for it is read from committed rows.
@@ -245,6 +246,8 @@ struct Build<M> {
     /// Every event up to here is applied to `model` and its rows are written.
     position: u64,
     stored: Stored,
+    /// The indexes its table has been given before it is finished.
+    indexes: LateIndexes,
 }
 
 /// The keys of the rows with resident statuses (`Model::RESIDENT`; all rows if it is `None`)
@@ -303,6 +306,14 @@ struct Runner<'c, M> {
     interrupted_build: bool,
     /// The rebuild flag as the checkpoint showed it when loaded.
     requested_at_load: bool,
+    /// Tables of other generations are left to drop: still in use when last tried (a
+    /// reader's transaction outlasting a swap). No build starts until they are gone.
+    removal_due: bool,
+    /// When to try dropping them again, and the pause after that attempt: a poll interval
+    /// at first, doubling up to `MAX_BACKOFF` while they stay in use (each attempt may hold
+    /// the runner for a `lock_timeout`).
+    next_removal: Instant,
+    removal_pause: Duration,
 }
 
 impl<'c, M: Model> Runner<'c, M> {
@@ -340,8 +351,27 @@ impl<'c, M: Model> Runner<'c, M> {
                 ours: M::VERSION,
             });
         }
+        // Tables of other generations: a replaced one not yet dropped, or an interrupted
+        // build's (which starts again from scratch). Those still in use are dropped later.
+        let removal =
+            generations::drop_others(&mut connection, M::NAME, checkpoint.generation).await?;
+        if removal.dropped > 0 {
+            info!(
+                tables = removal.dropped,
+                "dropped the tables of other generations"
+            );
+        }
+        let live_table = generations::ensure_live(
+            &mut connection,
+            M::NAME,
+            checkpoint.generation,
+            checkpoint.position,
+        )
+        .await?;
         let mut live_stored = Stored::default();
-        let live = if checkpoint.version != M::VERSION {
+        let live = if !live_table {
+            None
+        } else if checkpoint.version != M::VERSION {
             info!(
                 stored_version = checkpoint.version,
                 version = M::VERSION,
@@ -378,6 +408,9 @@ impl<'c, M: Model> Runner<'c, M> {
             build: None,
             interrupted_build: checkpoint.building_generation.is_some(),
             requested_at_load: checkpoint.rebuild_requested,
+            removal_due: removal.left > 0,
+            next_removal: Instant::now() + config.poll_interval,
+            removal_pause: config.poll_interval.min(MAX_BACKOFF),
         })
     }
 
@@ -424,9 +457,14 @@ impl<'c, M: Model> Runner<'c, M> {
                 requested = self.rebuild_requested().await?;
                 next_flag_check = round + config.poll_interval;
             }
-            if self.build.is_none() && (requested || self.live.is_none() || self.interrupted_build)
+            if self.removal_due && round >= self.next_removal {
+                self.remove_others().await?;
+            }
+            if self.build.is_none()
+                && !self.removal_due
+                && (requested || self.live.is_none() || self.interrupted_build)
+                && self.start_build(requested).await?
             {
-                self.start_build(requested).await?;
                 requested = false;
             }
             let mut more = false;
@@ -464,6 +502,27 @@ impl<'c, M: Model> Runner<'c, M> {
         }
     }
 
+    /// Drops the tables of generations other than the live one, as far as none of them is
+    /// in use (`generations::drop_others`); what is left is tried again later (a poll
+    /// interval, then twice as long each time, up to `MAX_BACKOFF`). `true` if none is left.
+    async fn remove_others(&mut self) -> Result<bool, ProjectionError> {
+        let removal =
+            generations::drop_others(&mut self.connection, M::NAME, self.generation).await?;
+        self.removal_due = removal.left > 0;
+        if self.removal_due {
+            self.next_removal = Instant::now() + self.removal_pause;
+            debug!(
+                tables = removal.left,
+                retry_in = ?self.removal_pause,
+                "tables of other generations are still in use: dropping them later"
+            );
+            self.removal_pause = (self.removal_pause * 2).min(MAX_BACKOFF);
+        } else {
+            self.removal_pause = self.config.poll_interval.min(MAX_BACKOFF);
+        }
+        Ok(!self.removal_due)
+    }
+
     async fn rebuild_requested(&mut self) -> Result<bool, ProjectionError> {
         let requested: Option<bool> = sqlx::query_scalar(
             "select rebuild_requested from projection_checkpoints where projection = $1",
@@ -475,10 +534,12 @@ impl<'c, M: Model> Runner<'c, M> {
     }
 }
 
+mod generations;
 mod live;
 mod rebuild;
 mod rows;
 
+use generations::LateIndexes;
 use rows::{load_rows, read_checkpoint};
 
 #[cfg(test)]

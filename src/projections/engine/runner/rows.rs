@@ -1,6 +1,8 @@
 //! A runner's reads and writes of rows and checkpoints, on its own connection: loading a
 //! generation's rows, bringing in the rows a batch wants, and writing changed rows (new ones
-//! by COPY, the others by an upsert).
+//! by COPY, the others by an upsert). Each goes straight to the generation's own table
+//! (`generations::table`): a build's is not attached to `projection_rows` until it is
+//! finished.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -8,6 +10,7 @@ use std::sync::Arc;
 use sqlx::PgConnection;
 use tracing::warn;
 
+use super::generations::{self, LateIndexes};
 use crate::projections::engine::copy_text;
 use crate::projections::engine::error::ProjectionError;
 use crate::projections::engine::rows::{
@@ -44,13 +47,11 @@ pub(super) async fn load_rows(
     generation: u64,
     statuses: Option<&[&str]>,
 ) -> Result<Vec<Row>, ProjectionError> {
-    let records: Vec<RowRecord> = sqlx::query_as(
-        "select key, data, actors, states, status, sort_key from projection_rows \
-         where projection = $1 and generation = $2 \
-         and ($3::text[] is null or status = any($3)) order by key",
-    )
-    .bind(name)
-    .bind(generation as i64)
+    let records: Vec<RowRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "select key, data, actors, states, status, sort_key from {} \
+         where ($1::text[] is null or status = any($1)) order by key",
+        generations::table(name, generation)
+    )))
     .bind(statuses)
     .fetch_all(connection)
     .await?;
@@ -75,13 +76,16 @@ fn take_in<M: Model>(
 
 /// Brings into `model` the stored rows of `generation` that `facts` want (see
 /// `Model::wants`), asking again after each load: a row loaded can name further rows.
-/// Answers the keys of the rows it brought in.
+/// Answers the keys of the rows it brought in. `indexes`: what the generation has of the
+/// indexes lookups by status or states need (a build's get them when first needed).
 pub(super) async fn hydrate<M: Model>(
     connection: &mut PgConnection,
     model: &mut M,
     generation: u64,
+    indexes: &mut LateIndexes,
     facts: &[Arc<Fact>],
 ) -> Result<HashSet<String>, ProjectionError> {
+    let table = generations::table(M::NAME, generation);
     let mut asked: HashSet<Want> = HashSet::new();
     let mut loaded: HashSet<String> = HashSet::new();
     loop {
@@ -103,31 +107,30 @@ pub(super) async fn hydrate<M: Model>(
         if keys.is_empty() && statuses.is_empty() && with_states.is_empty() {
             return Ok(loaded);
         }
+        let by_status = !statuses.is_empty() || !with_states.is_empty();
+        indexes
+            .ensure(connection, &table, by_status, !with_states.is_empty())
+            .await?;
         // Rare (retractions and corrections): a statement each.
         for (status, states) in with_states {
-            let records: Vec<RowRecord> = sqlx::query_as(
-                "select key, data, actors, states, status, sort_key from projection_rows \
-                 where projection = $1 and generation = $2 and status = $3 and states @> $4",
-            )
-            .bind(M::NAME)
-            .bind(generation as i64)
+            let records: Vec<RowRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "select key, data, actors, states, status, sort_key from {table} \
+                 where status = $1 and states @> $2"
+            )))
             .bind(status)
             .bind(states)
             .fetch_all(&mut *connection)
             .await?;
             take_in(model, records, &mut loaded)?;
         }
-        let records: Vec<RowRecord> = sqlx::query_as(
-            "select key, data, actors, states, status, sort_key from projection_rows \
-             where projection = $1 and generation = $2 and key = any($3) \
+        let records: Vec<RowRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "select key, data, actors, states, status, sort_key from {table} \
+             where key = any($1) \
              union all \
              select r.key, r.data, r.actors, r.states, r.status, r.sort_key \
-             from unnest($4::text[], $5::text[]) as g(status, sort_key) \
-             join projection_rows r on r.projection = $1 and r.generation = $2 \
-                 and r.status = g.status and r.sort_key = g.sort_key",
-        )
-        .bind(M::NAME)
-        .bind(generation as i64)
+             from unnest($2::text[], $3::text[]) as g(status, sort_key) \
+             join {table} r on r.status = g.status and r.sort_key = g.sort_key"
+        )))
         .bind(&keys)
         .bind(&statuses)
         .bind(&sort_keys)
@@ -162,12 +165,10 @@ pub(super) async fn write_rows(
         .await?;
     }
     if !removed.is_empty() {
-        sqlx::query(
-            "delete from projection_rows \
-             where projection = $1 and generation = $2 and key = any($3)",
-        )
-        .bind(name)
-        .bind(generation as i64)
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "delete from {} where key = any($1)",
+            generations::table(name, generation)
+        )))
         .bind(removed)
         .execute(&mut *connection)
         .await?;
@@ -218,10 +219,10 @@ pub(super) async fn copy_in(
     rows: &[&Row],
 ) -> Result<(), sqlx::Error> {
     let mut copy = connection
-        .copy_in_raw(concat!(
-            "copy projection_rows (",
-            "projection, generation, key, data, actors, states, status, sort_key",
-            ") from stdin"
+        .copy_in_raw(&format!(
+            "copy {} (projection, generation, key, data, actors, states, status, sort_key) \
+             from stdin",
+            generations::table(name, generation)
         ))
         .await?;
     let mut buffer = Vec::with_capacity(COPY_SEND_BYTES + 64 * 1024);
@@ -248,8 +249,8 @@ pub(super) async fn upsert_rows(
     rows: &[&Row],
 ) -> Result<(), ProjectionError> {
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        sqlx::query(
-            "insert into projection_rows \
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "insert into {} \
                  (projection, generation, key, data, actors, states, status, sort_key) \
              select $1, $2, r.key, r.data, r.actors, r.states, r.status, r.sort_key \
              from jsonb_to_recordset($3) as r(key text, data jsonb, actors text[], \
@@ -258,7 +259,8 @@ pub(super) async fn upsert_rows(
                  set data = excluded.data, actors = excluded.actors, \
                      states = excluded.states, status = excluded.status, \
                      sort_key = excluded.sort_key",
-        )
+            generations::table(name, generation)
+        )))
         .bind(name)
         .bind(generation as i64)
         .bind(sqlx::types::Json(chunk))

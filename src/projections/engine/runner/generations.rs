@@ -1,0 +1,315 @@
+//! The tables of a projection's generations (`migrations/…_projection_generations.sql`): one
+//! per generation, under the projection's partition of `projection_rows`. A rebuild's
+//! generation is a table of its own, without secondary indexes, until it is finished:
+//! indexed once and attached, in the transaction before the swap. A replaced generation is
+//! detached and dropped, never deleted row by row. Only the runner holding the projection's
+//! lock calls these.
+
+use std::time::Instant;
+
+use sqlx::{Connection, PgConnection};
+use tracing::{info, warn};
+
+use crate::projections::engine::error::ProjectionError;
+
+/// Memory for building a generation's indexes (PostgreSQL's default, 64 MB, makes a GIN
+/// index over a million rows spill to disk in many passes).
+const INDEX_BUILD_MEMORY: &str = "256MB";
+
+/// The name of `name`'s generation table, quoted as an identifier (as
+/// `diplog_projection_table` names it).
+pub(super) fn table(name: &str, generation: u64) -> String {
+    quote(&format!("projection_rows_{name}_{generation}"))
+}
+
+fn quote(identifier: &str) -> String {
+    format!("\"{}\"", identifier.replace('"', "\"\""))
+}
+
+/// Creates generation `generation` of `name` as an empty table with its primary key only,
+/// which readers cannot see (a leftover of that name is dropped first).
+pub(super) async fn create(
+    connection: &mut PgConnection,
+    name: &str,
+    generation: u64,
+) -> Result<(), ProjectionError> {
+    sqlx::query("select diplog_projection_generation_create($1, $2)")
+        .bind(name)
+        .bind(generation as i64)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+/// The secondary indexes a lookup of a build needs before the build is finished: made at
+/// the first lookup that needs them (only retractions and corrections do), then kept.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct LateIndexes {
+    /// `(status, sort_key)`: a group of rows (a channel's contacts).
+    pub status: bool,
+    /// `states`: rows concerning some states (a pair's contacts).
+    pub states: bool,
+}
+
+impl LateIndexes {
+    /// The live generation's: indexed from the start.
+    pub fn all() -> Self {
+        Self {
+            status: true,
+            states: true,
+        }
+    }
+
+    /// Makes sure `table` has the indexes a lookup by status (and by states) needs.
+    pub(super) async fn ensure(
+        &mut self,
+        connection: &mut PgConnection,
+        table: &str,
+        status: bool,
+        states: bool,
+    ) -> Result<(), ProjectionError> {
+        if status && !self.status {
+            let sql = format!(
+                "create index if not exists {} on {table} (status, sort_key)",
+                quote_suffix(table, "_status")
+            );
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut *connection)
+                .await?;
+            self.status = true;
+        }
+        if states && !self.states {
+            let sql = format!(
+                "create index if not exists {} on {table} using gin (states)",
+                quote_suffix(table, "_states")
+            );
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut *connection)
+                .await?;
+            self.states = true;
+        }
+        Ok(())
+    }
+}
+
+/// `table` (quoted) with `suffix` appended inside the quotes, as the migration names indexes.
+fn quote_suffix(table: &str, suffix: &str) -> String {
+    format!("{}{suffix}\"", table.trim_end_matches('"'))
+}
+
+/// Builds the secondary indexes of generation `generation` of `name` and attaches it to the
+/// projection's partition, in the caller's transaction: from its commit on, readers can see
+/// the generation (they still read the live one, by the checkpoint's `generation`).
+pub(super) async fn finish(
+    connection: &mut PgConnection,
+    name: &str,
+    generation: u64,
+) -> Result<(), ProjectionError> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "set local maintenance_work_mem = '{INDEX_BUILD_MEMORY}'"
+    )))
+    .execute(&mut *connection)
+    .await?;
+    sqlx::query("select diplog_projection_generation_finish($1, $2)")
+        .bind(name)
+        .bind(generation as i64)
+        .execute(&mut *connection)
+        .await?;
+    Ok(())
+}
+
+/// Makes sure the live generation has its table: the first time a projection's runner
+/// starts, it creates it (empty, indexed, attached). `false` if the table was missing
+/// although the checkpoint has moved (its rows are lost: the caller rebuilds).
+pub(super) async fn ensure_live(
+    connection: &mut PgConnection,
+    name: &str,
+    generation: u64,
+    position: u64,
+) -> Result<bool, ProjectionError> {
+    let attached: bool = sqlx::query_scalar(
+        "select exists (select from pg_inherits \
+         where inhrelid = to_regclass(quote_ident(diplog_projection_table($1, $2))) \
+         and not inhdetachpending)",
+    )
+    .bind(name)
+    .bind(generation as i64)
+    .fetch_one(&mut *connection)
+    .await?;
+    if attached {
+        return Ok(true);
+    }
+    let mut tx = connection.begin().await?;
+    create(&mut tx, name, generation).await?;
+    finish(&mut tx, name, generation).await?;
+    tx.commit().await?;
+    if position > 0 {
+        warn!(
+            generation,
+            position, "the live generation's table was missing: created it empty"
+        );
+        return Ok(false);
+    }
+    info!(generation, "created the projection's first generation");
+    Ok(true)
+}
+
+/// How long each step of removing another generation's table may wait, for a lock or for
+/// the transactions it must outlast, before it gives up until the runner's next attempt. A
+/// concurrent detach waits for every transaction that has used the projection's partition
+/// (any reader's, however long it stays open), and finishing an interrupted one waits for
+/// every older snapshot in the database; unbounded, either held the runner, and so the
+/// projection, for as long.
+const REMOVAL_LOCK_TIMEOUT: &str = "200ms";
+
+/// PostgreSQL's `lock_not_available`: a statement gave up at `lock_timeout`.
+const LOCK_NOT_AVAILABLE: &str = "55P03";
+
+/// A table of another generation than the live one.
+#[derive(sqlx::FromRow)]
+struct Leftover {
+    name: String,
+    attached: bool,
+    detach_pending: bool,
+}
+
+/// What [`drop_others`] left: how many tables it dropped, and how many are still there
+/// (in use: tried again later).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Removal {
+    pub dropped: usize,
+    pub left: usize,
+}
+
+/// Drops every generation of `name` but `live`: one replaced by a swap (detached first,
+/// CONCURRENTLY, so the projection's readers are never blocked; a detach that was
+/// interrupted is finished) and a build's table, whole or interrupted. Outside any
+/// transaction (a concurrent detach must be). Never waits long: a step that would wait past
+/// `REMOVAL_LOCK_TIMEOUT` (a reader still using the old generation) is left for the next
+/// call, which carries on where it stopped. A detach still pending comes first (PostgreSQL
+/// starts no other detach of the projection's partition until it is finished), then the
+/// tables never attached (nothing waits on them).
+pub(super) async fn drop_others(
+    connection: &mut PgConnection,
+    name: &str,
+    live: u64,
+) -> Result<Removal, ProjectionError> {
+    let leftovers: Vec<Leftover> = sqlx::query_as(
+        "select name, attached, detach_pending from diplog_projection_leftovers($1, $2) \
+         order by detach_pending desc, attached, name",
+    )
+    .bind(name)
+    .bind(live as i64)
+    .fetch_all(&mut *connection)
+    .await?;
+    let parent = quote(&format!("projection_rows_{name}"));
+    let mut removal = Removal {
+        dropped: 0,
+        left: leftovers.len(),
+    };
+    for leftover in &leftovers {
+        let table = quote(&leftover.name);
+        if leftover.attached {
+            let how = if leftover.detach_pending {
+                "finalize"
+            } else {
+                "concurrently"
+            };
+            let started = Instant::now();
+            let detached = within_lock_timeout(
+                connection,
+                format!("alter table {parent} detach partition {table} {how}"),
+            )
+            .await?;
+            info!(
+                step = "detach",
+                table = leftover.name,
+                how,
+                detached,
+                elapsed_ms = elapsed_ms(started),
+                "detaching a generation's table"
+            );
+            if !detached {
+                // Pending now (or still): nothing else of this projection detaches first.
+                break;
+            }
+        }
+        let started = Instant::now();
+        let dropped =
+            within_lock_timeout(connection, format!("drop table if exists {table}")).await?;
+        info!(
+            step = "drop",
+            table = leftover.name,
+            dropped,
+            elapsed_ms = elapsed_ms(started),
+            "dropping a generation's table"
+        );
+        if dropped {
+            removal.dropped += 1;
+            removal.left -= 1;
+        }
+    }
+    Ok(removal)
+}
+
+/// Runs `sql`, one statement outside any transaction, with `lock_timeout` at
+/// `REMOVAL_LOCK_TIMEOUT`: `false` if it gave up waiting. The session's own setting is back
+/// in force afterwards.
+async fn within_lock_timeout(
+    connection: &mut PgConnection,
+    sql: String,
+) -> Result<bool, ProjectionError> {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "set lock_timeout = '{REMOVAL_LOCK_TIMEOUT}'"
+    )))
+    .execute(&mut *connection)
+    .await?;
+    let outcome = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut *connection)
+        .await;
+    sqlx::raw_sql("reset lock_timeout")
+        .execute(&mut *connection)
+        .await?;
+    match outcome {
+        Ok(_) => Ok(true),
+        Err(sqlx::Error::Database(error))
+            if error.code().as_deref() == Some(LOCK_NOT_AVAILABLE) =>
+        {
+            Ok(false)
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Milliseconds since `started`, for the steps' log entries.
+pub(super) fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generation_table_is_named_as_the_migration_names_it() {
+        assert_eq!(table("channels", 3), "\"projection_rows_channels_3\"");
+        assert_eq!(
+            quote_suffix(&table("search", 12), "_status"),
+            "\"projection_rows_search_12_status\""
+        );
+    }
+
+    #[test]
+    fn every_projection_name_makes_a_plain_table_name() {
+        for name in crate::projections::NAMES {
+            assert!(
+                name.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{name}"
+            );
+            // PostgreSQL's limit on identifiers (63 bytes), with room for a generation and
+            // an index suffix.
+            assert!(format!("projection_rows_{name}_{}_status", u32::MAX).len() <= 63);
+        }
+    }
+}
