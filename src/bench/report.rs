@@ -92,11 +92,17 @@ impl Latency {
 pub struct ReadRun {
     /// Events in the log when it was read (the whole log, both ways).
     pub events: u64,
-    /// `EventLog.ReadAll` from the start, one client.
+    /// `EventLog.ReadAll` from the start, one client: one event per message.
     pub grpc_events_per_sec: f64,
+    /// `EventLog.ReadAllBatches` from the start, one client, batches of the server's default
+    /// bound (1 MiB); read after `ReadAll`, before COPY.
+    pub batched_events_per_sec: f64,
     /// `COPY (select … from events order by position) TO STDOUT` of the same rows.
     pub copy_out_events_per_sec: f64,
+    /// `ReadAll` over COPY.
     pub ratio: f64,
+    /// `ReadAllBatches` over COPY.
+    pub batched_ratio: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -250,9 +256,14 @@ pub fn print_table(report: &BenchReport) {
     println!();
     if let Some(r) = &report.read {
         println!(
-            "Read back {} events: gRPC ReadAll {:.0} events/s, COPY TO STDOUT {:.0} events/s, \
-             ratio {:.2}",
-            r.events, r.grpc_events_per_sec, r.copy_out_events_per_sec, r.ratio
+            "Read back {} events: gRPC ReadAll {:.0} events/s (ratio {:.2}), ReadAllBatches \
+             {:.0} events/s (ratio {:.2}), COPY TO STDOUT {:.0} events/s",
+            r.events,
+            r.grpc_events_per_sec,
+            r.ratio,
+            r.batched_events_per_sec,
+            r.batched_ratio,
+            r.copy_out_events_per_sec
         );
     }
     if let Some(b) = &report.rebuild {
