@@ -38,7 +38,7 @@ use crate::config::ServerConfig;
 use crate::database::{pool_options, session_options};
 use crate::pgcluster::PgCluster;
 pub use report::BenchReport;
-use report::{AppendRun, Latency, Machine, PeakRss, ReadRun, peak_rss_mib};
+use report::{AppendRun, Latency, Machine, PeakRss, peak_rss_mib};
 
 #[derive(Args, Clone, Debug)]
 pub struct BenchArgs {
@@ -336,26 +336,7 @@ async fn measure_on_server(
     let after_rebuild = peak_rss_mib();
 
     let read = if args.runs(Section::Read) {
-        let head = crate::store::head(raw_pool).await?;
-        let (grpc_read, grpc_time) = read::grpc_read_all(url).await?;
-        let (batched, batched_time) = read::grpc_read_all_batches(url).await?;
-        let (copied, copy_time) = read::copy_out(raw_pool, head).await?;
-        anyhow::ensure!(
-            grpc_read == head && batched == head && copied == head,
-            "read back {grpc_read} events through gRPC, {batched} in batches and {copied} by \
-             COPY, not the head {head}"
-        );
-        let grpc_read_rate = head as f64 / grpc_time.as_secs_f64();
-        let batched_rate = head as f64 / batched_time.as_secs_f64();
-        let copy_out_rate = head as f64 / copy_time.as_secs_f64();
-        Some(ReadRun {
-            events: head,
-            grpc_events_per_sec: grpc_read_rate,
-            batched_events_per_sec: batched_rate,
-            copy_out_events_per_sec: copy_out_rate,
-            ratio: grpc_read_rate / copy_out_rate,
-            batched_ratio: batched_rate / copy_out_rate,
-        })
+        Some(read::measure(url, raw_pool).await?)
     } else {
         None
     };

@@ -92,10 +92,11 @@ impl Latency {
 pub struct ReadRun {
     /// Events in the log when it was read (the whole log, both ways).
     pub events: u64,
-    /// `EventLog.ReadAll` from the start, one client: one event per message.
+    /// `EventLog.ReadAll` from the start, one client: one event per message. This and the
+    /// other two rates are over both passes (see `passes`).
     pub grpc_events_per_sec: f64,
     /// `EventLog.ReadAllBatches` from the start, one client, batches of the server's default
-    /// bound (1 MiB); read after `ReadAll`, before COPY.
+    /// bound (1 MiB).
     pub batched_events_per_sec: f64,
     /// `COPY (select … from events order by position) TO STDOUT` of the same rows.
     pub copy_out_events_per_sec: f64,
@@ -103,6 +104,15 @@ pub struct ReadRun {
     pub ratio: f64,
     /// `ReadAllBatches` over COPY.
     pub batched_ratio: f64,
+    /// Each pass alone: ReadAll, ReadAllBatches, COPY, then the same in reverse order.
+    pub passes: Vec<ReadPass>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReadPass {
+    pub grpc_events_per_sec: f64,
+    pub batched_events_per_sec: f64,
+    pub copy_out_events_per_sec: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -264,6 +274,21 @@ pub fn print_table(report: &BenchReport) {
             r.batched_events_per_sec,
             r.batched_ratio,
             r.copy_out_events_per_sec
+        );
+        let passes: Vec<String> = r
+            .passes
+            .iter()
+            .map(|p| {
+                format!(
+                    "{:.0} / {:.0} / {:.0}",
+                    p.grpc_events_per_sec, p.batched_events_per_sec, p.copy_out_events_per_sec
+                )
+            })
+            .collect();
+        println!(
+            "(over two passes, ReadAll / ReadAllBatches / COPY events/s: {}; the second pass \
+             in reverse order)",
+            passes.join(" and ")
         );
     }
     if let Some(b) = &report.rebuild {

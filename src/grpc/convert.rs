@@ -368,7 +368,8 @@ impl From<RecordedEvent> for proto::RecordedEvent {
             metadata: Some(proto::Metadata {
                 correlation_id: uuid_text(event.correlation_id),
                 causation_id: uuid_text(event.causation_id),
-                values: event.metadata.0.into_iter().collect(),
+                // Both maps are BTreeMaps (build.rs), so the stored one moves as it is.
+                values: event.metadata.0,
             }),
             recorded_at: Some(to_timestamp(event.recorded_at)),
             appended_by: event.appended_by,
