@@ -35,7 +35,8 @@ pub const TREE_UNHASHED: &str = "diplog_audit_tree_unhashed_events";
 /// Subscriptions open now, and those ended because their client did not read, by `reason`.
 pub const SUBSCRIPTIONS_OPEN: &str = "diplog_subscriptions_open";
 pub const SUBSCRIPTIONS_ENDED: &str = "diplog_subscriptions_ended_total";
-/// Payload bytes sent by reads, by `rpc` (`ReadStream`, `ReadAll`, `ReadEvents`).
+/// Payload bytes sent by reads, by `rpc` (`ReadStream`, `ReadAll`, `ReadStreamBatches`,
+/// `ReadAllBatches`, `ReadEvents`).
 pub const READ_BYTES: &str = "diplog_read_bytes_total";
 /// The database pool's connections, by `state` (`in_use`, `idle`), and its maximum.
 pub const POOL_CONNECTIONS: &str = "diplog_db_pool_connections";

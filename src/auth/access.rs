@@ -30,9 +30,11 @@ pub fn required_access(path: &str) -> Access {
         ("grpc.reflection.v1.ServerReflection" | "grpc.reflection.v1alpha.ServerReflection", _) => {
             R(Role::Reader)
         }
-        ("diplog.v1.EventLog", "ReadStream" | "ReadAll" | "GetHead" | "Subscribe") => {
-            R(Role::Reader)
-        }
+        (
+            "diplog.v1.EventLog",
+            "ReadStream" | "ReadAll" | "ReadStreamBatches" | "ReadAllBatches" | "GetHead"
+            | "Subscribe",
+        ) => R(Role::Reader),
         ("diplog.v1.EventLog", "Append" | "AppendMany") => R(Role::Writer),
         ("diplog.v1.Diplomacy", "Record" | "RecordMany" | "ReadRecordingInputs") => R(Role::Writer),
         ("diplog.v1.Diplomacy", "ReadEvents" | "GetEvent") => R(Role::Reader),
@@ -124,6 +126,14 @@ mod tests {
                 Access::Role(Role::Reader),
             ),
             ("/diplog.v1.EventLog/ReadAll", Access::Role(Role::Reader)),
+            (
+                "/diplog.v1.EventLog/ReadAllBatches",
+                Access::Role(Role::Reader),
+            ),
+            (
+                "/diplog.v1.EventLog/ReadStreamBatches",
+                Access::Role(Role::Reader),
+            ),
             ("/diplog.v1.EventLog/Subscribe", Access::Role(Role::Reader)),
             ("/diplog.v1.EventLog/GetHead", Access::Role(Role::Reader)),
             ("/diplog.v1.EventLog/Append", Access::Role(Role::Writer)),

@@ -24,6 +24,8 @@ pub fn is_stream(path: &str) -> bool {
         path,
         "/diplog.v1.EventLog/ReadStream"
             | "/diplog.v1.EventLog/ReadAll"
+            | "/diplog.v1.EventLog/ReadStreamBatches"
+            | "/diplog.v1.EventLog/ReadAllBatches"
             | "/diplog.v1.EventLog/Subscribe"
             | "/diplog.v1.Diplomacy/ReadEvents"
             | "/diplog.v1.Projections/WatchProjection"

@@ -6,7 +6,8 @@
 //!    diplomatic events recorded through `Diplomacy.Record` (rules checked before each append).
 //! 2. Subscription delivery latency: append acknowledged → event received by a live subscriber.
 //! 3. Rebuilding every projection over a large log (bulk-loaded copies of recorded events).
-//! 4. Reading the whole log back through gRPC against `COPY ... TO STDOUT`.
+//! 4. Reading the whole log back through gRPC, one event per message (`ReadAll`) and in
+//!    batches (`ReadAllBatches`), against `COPY ... TO STDOUT`.
 //! 5. Importing generated GDELT 2.0 Events and Mentions files (the real formats) through the
 //!    streamed importers, against COPY of as many rows, with the peak RSS during it.
 //! 6. The bench process's peak RSS (server and clients run in this process).
@@ -37,7 +38,7 @@ use crate::config::ServerConfig;
 use crate::database::{pool_options, session_options};
 use crate::pgcluster::PgCluster;
 pub use report::BenchReport;
-use report::{AppendRun, Latency, Machine, PeakRss, ReadRun, peak_rss_mib};
+use report::{AppendRun, Latency, Machine, PeakRss, peak_rss_mib};
 
 #[derive(Args, Clone, Debug)]
 pub struct BenchArgs {
@@ -335,21 +336,7 @@ async fn measure_on_server(
     let after_rebuild = peak_rss_mib();
 
     let read = if args.runs(Section::Read) {
-        let head = crate::store::head(raw_pool).await?;
-        let (grpc_read, grpc_time) = read::grpc_read_all(url).await?;
-        let (copied, copy_time) = read::copy_out(raw_pool, head).await?;
-        anyhow::ensure!(
-            grpc_read == head && copied == head,
-            "read back {grpc_read} events through gRPC and {copied} by COPY, not the head {head}"
-        );
-        let grpc_read_rate = head as f64 / grpc_time.as_secs_f64();
-        let copy_out_rate = head as f64 / copy_time.as_secs_f64();
-        Some(ReadRun {
-            events: head,
-            grpc_events_per_sec: grpc_read_rate,
-            copy_out_events_per_sec: copy_out_rate,
-            ratio: grpc_read_rate / copy_out_rate,
-        })
+        Some(read::measure(url, raw_pool).await?)
     } else {
         None
     };

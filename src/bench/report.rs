@@ -92,11 +92,27 @@ impl Latency {
 pub struct ReadRun {
     /// Events in the log when it was read (the whole log, both ways).
     pub events: u64,
-    /// `EventLog.ReadAll` from the start, one client.
+    /// `EventLog.ReadAll` from the start, one client: one event per message. This and the
+    /// other two rates are over both passes (see `passes`).
     pub grpc_events_per_sec: f64,
+    /// `EventLog.ReadAllBatches` from the start, one client, batches of the server's default
+    /// bound (1 MiB).
+    pub batched_events_per_sec: f64,
     /// `COPY (select … from events order by position) TO STDOUT` of the same rows.
     pub copy_out_events_per_sec: f64,
+    /// `ReadAll` over COPY.
     pub ratio: f64,
+    /// `ReadAllBatches` over COPY.
+    pub batched_ratio: f64,
+    /// Each pass alone: ReadAll, ReadAllBatches, COPY, then the same in reverse order.
+    pub passes: Vec<ReadPass>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReadPass {
+    pub grpc_events_per_sec: f64,
+    pub batched_events_per_sec: f64,
+    pub copy_out_events_per_sec: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -250,9 +266,29 @@ pub fn print_table(report: &BenchReport) {
     println!();
     if let Some(r) = &report.read {
         println!(
-            "Read back {} events: gRPC ReadAll {:.0} events/s, COPY TO STDOUT {:.0} events/s, \
-             ratio {:.2}",
-            r.events, r.grpc_events_per_sec, r.copy_out_events_per_sec, r.ratio
+            "Read back {} events: gRPC ReadAll {:.0} events/s (ratio {:.2}), ReadAllBatches \
+             {:.0} events/s (ratio {:.2}), COPY TO STDOUT {:.0} events/s",
+            r.events,
+            r.grpc_events_per_sec,
+            r.ratio,
+            r.batched_events_per_sec,
+            r.batched_ratio,
+            r.copy_out_events_per_sec
+        );
+        let passes: Vec<String> = r
+            .passes
+            .iter()
+            .map(|p| {
+                format!(
+                    "{:.0} / {:.0} / {:.0}",
+                    p.grpc_events_per_sec, p.batched_events_per_sec, p.copy_out_events_per_sec
+                )
+            })
+            .collect();
+        println!(
+            "(over two passes, ReadAll / ReadAllBatches / COPY events/s: {}; the second pass \
+             in reverse order)",
+            passes.join(" and ")
         );
     }
     if let Some(b) = &report.rebuild {

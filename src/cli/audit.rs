@@ -313,15 +313,13 @@ async fn write_export(args: ExportArgs) -> Result<(), CliError> {
     };
     if from <= to {
         let mut log = super::connect(&args.client).await?;
-        let mut events = log
-            .read_all(proto::ReadAllRequest {
-                from_position: Some(wire_size(from)),
-                limit: wire_size(to - from + 1),
-                ..Default::default()
-            })
-            .await?
-            .into_inner();
-        while let Some(event) = events.message().await? {
+        let read = proto::ReadAllRequest {
+            from_position: Some(wire_size(from)),
+            limit: wire_size(to - from + 1),
+            ..Default::default()
+        };
+        let mut events = super::reads::read_all(&mut log, read).await?;
+        while let Some(event) = events.next().await? {
             let event = recorded(event)
                 .map_err(|e| CliError::Call(format!("the server sent a malformed event: {e}")))?;
             write(serde_json::to_string(&ArchivedEvent::new(&event)).expect("serializable"))?;

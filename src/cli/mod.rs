@@ -1,6 +1,6 @@
-//! The command-line client: `diplog append`, `diplog read` and `diplog subscribe` over gRPC
-//! (input and output are NDJSON, one event per line), `diplog import`, and the projection
-//! queries (`projections`). Errors print the gRPC status and the fields at fault, and the
+//! The command-line client: `diplog append`, `diplog read` (in batches: `reads`) and
+//! `diplog subscribe` over gRPC (input and output are NDJSON, one event per line),
+//! `diplog import`, and the projection queries (`projections`). Errors print the gRPC status and the fields at fault, and the
 //! process exits non-zero (2 for bad input found before sending, 1 for a refused call).
 
 pub mod args;
@@ -12,6 +12,7 @@ pub mod health;
 pub mod import;
 mod projections;
 pub mod query_args;
+pub mod reads;
 pub mod subscribe;
 pub mod token;
 pub mod witness;
@@ -228,29 +229,29 @@ async fn read_events(args: ReadArgs) -> Result<(), CliError> {
     let to_wire = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     let limit = args.limit.map_or(0, to_wire);
     let mut events = match &args.stream {
-        Some(stream) => client
-            .read_stream(proto::ReadStreamRequest {
+        Some(stream) => {
+            let read = proto::ReadStreamRequest {
                 stream_id: stream.clone(),
                 from_version: args.from.map(to_wire),
                 direction,
                 limit,
-            })
-            .await?
-            .into_inner(),
-        None => client
-            .read_all(proto::ReadAllRequest {
+            };
+            reads::read_stream(&mut client, read).await?
+        }
+        None => {
+            let read = proto::ReadAllRequest {
                 from_position: args.from.map(to_wire),
                 direction,
                 limit,
                 event_types: args.event_types.clone(),
                 stream_prefix: args.prefix.clone().unwrap_or_default(),
-            })
-            .await?
-            .into_inner(),
+            };
+            reads::read_all(&mut client, read).await?
+        }
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    while let Some(event) = events.message().await? {
+    while let Some(event) = events.next().await? {
         let line = output_line(&event)?;
         if let Err(error) = writeln!(out, "{line}") {
             // A closed pipe (`| head`) is a normal way to stop reading.

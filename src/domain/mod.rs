@@ -3,6 +3,7 @@
 
 mod atomic;
 pub mod audit_head;
+pub mod batch;
 pub mod canonical;
 pub mod checkpoint;
 pub mod cosignature;

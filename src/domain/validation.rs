@@ -48,6 +48,8 @@ pub enum ValidationError {
     Negative { value: i64 },
     #[error("has {count} entries; the limit is {max}")]
     TooMany { count: usize, max: usize },
+    #[error("is {value}; it must be from {min} to {max}")]
+    OutOfRange { value: i64, min: i64, max: i64 },
     /// Over a limit the server's operator set (see `limits::Limit`).
     #[error(
         "has {value} {unit}, which exceeds the limit of {max} {unit} per {per} ({flag})",

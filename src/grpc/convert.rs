@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::domain::batch::BatchBytes;
 use crate::domain::diplomacy::ActorId;
 use crate::domain::{
     AppendBatch, AtomicAppend, Direction, EventId, EventType, ExpectedVersion, LogFilter, Metadata,
@@ -220,6 +221,36 @@ impl TryFrom<proto::ReadAllRequest> for ReadAllQuery {
     }
 }
 
+/// A batched read of a stream: the one-event read it wraps (its errors named under `read`) and
+/// the batches' bound.
+pub fn read_stream_batches(
+    request: proto::ReadStreamBatchesRequest,
+) -> Result<(ReadStreamQuery, BatchBytes), ValidationErrors> {
+    let query = ReadStreamQuery::try_from(request.read.unwrap_or_default());
+    batched(query, request.max_batch_bytes)
+}
+
+/// A batched read of the log (as [`read_stream_batches`]).
+pub fn read_all_batches(
+    request: proto::ReadAllBatchesRequest,
+) -> Result<(ReadAllQuery, BatchBytes), ValidationErrors> {
+    let query = ReadAllQuery::try_from(request.read.unwrap_or_default());
+    batched(query, request.max_batch_bytes)
+}
+
+fn batched<Q>(
+    query: Result<Q, ValidationErrors>,
+    max_batch_bytes: Option<u32>,
+) -> Result<(Q, BatchBytes), ValidationErrors> {
+    let mut errors = ValidationErrors::new();
+    let query = query.map_err(|e| errors.extend(e.within("read"))).ok();
+    let bound = errors.check("max_batch_bytes", BatchBytes::parse(max_batch_bytes));
+    match (query, bound) {
+        (Some(query), Some(bound)) => Ok((query, bound)),
+        _ => Err(errors),
+    }
+}
+
 /// A filter's event types: at most `MAX_TYPE_FILTERS`, each a valid type name.
 fn event_types(raw: Vec<String>, field: &str, errors: &mut ValidationErrors) -> Vec<EventType> {
     if raw.len() > limits::MAX_TYPE_FILTERS {
@@ -337,7 +368,8 @@ impl From<RecordedEvent> for proto::RecordedEvent {
             metadata: Some(proto::Metadata {
                 correlation_id: uuid_text(event.correlation_id),
                 causation_id: uuid_text(event.causation_id),
-                values: event.metadata.0.into_iter().collect(),
+                // Both maps are BTreeMaps (build.rs), so the stored one moves as it is.
+                values: event.metadata.0,
             }),
             recorded_at: Some(to_timestamp(event.recorded_at)),
             appended_by: event.appended_by,

@@ -5,7 +5,8 @@ use std::pin::Pin;
 use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use super::convert::{append_batch, atomic_append};
+use super::batches::{BatchStream, batches};
+use super::convert::{append_batch, atomic_append, read_all_batches, read_stream_batches};
 use super::stream_slot;
 use crate::auth::access::principal;
 use crate::domain::limits::AppendLimits;
@@ -97,6 +98,38 @@ impl EventLog for EventLogService {
         Ok(Response::new(to_event_stream(slot, "ReadAll", events)))
     }
 
+    type ReadStreamBatchesStream = BatchStream;
+
+    #[tracing::instrument(skip_all, fields(stream_id = %request.get_ref().read.as_ref().map_or("", |r| r.stream_id.as_str())))]
+    async fn read_stream_batches(
+        &self,
+        request: Request<proto::ReadStreamBatchesRequest>,
+    ) -> Result<Response<Self::ReadStreamBatchesStream>, Status> {
+        let slot = stream_slot(&self.streams, &request)?;
+        let (query, bound) = read_stream_batches(request.into_inner())?;
+        let pages = self.store.read_stream_pages(query).await?;
+        let read_bytes = read_bytes("ReadStreamBatches");
+        Ok(Response::new(
+            slot.hold(batches(pages, bound, read_bytes)).boxed(),
+        ))
+    }
+
+    type ReadAllBatchesStream = BatchStream;
+
+    #[tracing::instrument(skip_all)]
+    async fn read_all_batches(
+        &self,
+        request: Request<proto::ReadAllBatchesRequest>,
+    ) -> Result<Response<Self::ReadAllBatchesStream>, Status> {
+        let slot = stream_slot(&self.streams, &request)?;
+        let (query, bound) = read_all_batches(request.into_inner())?;
+        let pages = self.store.read_all_pages(query).await?;
+        let read_bytes = read_bytes("ReadAllBatches");
+        Ok(Response::new(
+            slot.hold(batches(pages, bound, read_bytes)).boxed(),
+        ))
+    }
+
     type SubscribeStream = SubscriptionStream;
 
     #[tracing::instrument(skip_all)]
@@ -130,7 +163,7 @@ fn to_event_stream(
     + Send
     + 'static,
 ) -> EventStream {
-    let read_bytes = metrics::counter!(crate::monitoring::READ_BYTES, "rpc" => rpc);
+    let read_bytes = read_bytes(rpc);
     let events = events
         .map(move |event| {
             let event = event.map_err(Status::from)?;
@@ -139,4 +172,9 @@ fn to_event_stream(
         })
         .boxed();
     slot.hold(events).boxed()
+}
+
+/// The counter of payload bytes sent by `rpc` (`diplog_read_bytes_total`).
+fn read_bytes(rpc: &'static str) -> metrics::Counter {
+    metrics::counter!(crate::monitoring::READ_BYTES, "rpc" => rpc)
 }

@@ -7,6 +7,7 @@
 
 mod admin_service;
 mod audit_service;
+mod batches;
 pub mod bridge;
 pub mod convert;
 pub mod database_gate;

@@ -289,6 +289,17 @@ impl EventStore {
         query: ReadStreamQuery,
     ) -> Result<impl Stream<Item = Result<RecordedEvent, ReadError>> + Send + 'static, ReadError>
     {
+        Ok(read::paging::events(self.read_stream_pages(query).await?))
+    }
+
+    /// [`Self::read_stream`] as the pages it is fetched in (each non-empty, at most
+    /// `PAGE_SIZE` events and `PAGE_BYTES` unless one event is larger), for a reader that
+    /// takes many events at a time.
+    pub async fn read_stream_pages(
+        &self,
+        query: ReadStreamQuery,
+    ) -> Result<impl Stream<Item = Result<Vec<RecordedEvent>, ReadError>> + Send + 'static, ReadError>
+    {
         read::read_stream(self.pool.clone(), query).await
     }
 
@@ -297,6 +308,15 @@ impl EventStore {
         &self,
         query: ReadAllQuery,
     ) -> Result<impl Stream<Item = Result<RecordedEvent, ReadError>> + Send + 'static, ReadError>
+    {
+        Ok(read::paging::events(self.read_all_pages(query).await?))
+    }
+
+    /// [`Self::read_all`] as the pages it is fetched in (as [`Self::read_stream_pages`]).
+    pub async fn read_all_pages(
+        &self,
+        query: ReadAllQuery,
+    ) -> Result<impl Stream<Item = Result<Vec<RecordedEvent>, ReadError>> + Send + 'static, ReadError>
     {
         read::read_all(self.pool.clone(), query).await
     }

@@ -114,6 +114,22 @@ async fn call(app: &TestApp, family: &str, token: Option<&str>) -> Code {
                 .read_all(crate::helpers::read_all_from(1))
                 .await,
         ),
+        "log read batches" => code(
+            EventLogClient::new(ch)
+                .read_all_batches(proto::ReadAllBatchesRequest::default())
+                .await,
+        ),
+        "stream read batches" => code(
+            EventLogClient::new(ch)
+                .read_stream_batches(proto::ReadStreamBatchesRequest {
+                    read: Some(proto::ReadStreamRequest {
+                        stream_id: "table-1".into(),
+                        ..Default::default()
+                    }),
+                    max_batch_bytes: None,
+                })
+                .await,
+        ),
         "head" => code(EventLogClient::new(ch).get_head(()).await),
         "append" => code(
             EventLogClient::new(ch)
@@ -217,6 +233,9 @@ async fn each_role_against_each_rpc_family_and_page() {
         ("health", "ooooooo"),
         ("health page", "ooooooo"),
         ("log read", "oooouuu"),
+        // The batched reads need what the one-event reads need.
+        ("log read batches", "oooouuu"),
+        ("stream read batches", "oooouuu"),
         ("head", "oooouuu"),
         ("subscribe", "oooouuu"),
         ("projections read", "oooouuu"),

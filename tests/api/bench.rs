@@ -78,6 +78,8 @@ async fn a_tiny_bench_reports_every_section_with_positive_figures() {
         );
     }
     assert_eq!(json["rebuild"]["events"], 2000, "{json:#}");
+    // The read-back in batches beside the one-event read, each against COPY.
+    assert!(json["read"]["batched_ratio"].as_f64().unwrap() > 0.0);
     assert_eq!(json["read"]["events"], 2000, "{json:#}");
 
     let mut connection = options.connect().await.expect("connects");

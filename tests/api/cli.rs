@@ -226,3 +226,57 @@ async fn serve_stops_on_sigterm_even_after_its_log_reader_has_gone() {
         "diplog serve exits 0 on SIGTERM, got {status:?}"
     );
 }
+
+/// `diplog read` reads through the batched reads (as `diplog export` does: its output is
+/// checked in `audit.rs`): more events than a batch holds come back whole and in order, as
+/// the server counts under `ReadAllBatches` and `ReadStreamBatches`; a bad filter is still
+/// reported by the field the one-event read names.
+#[tokio::test]
+async fn cli_reads_come_in_batches_in_order_and_name_bad_fields_as_before() {
+    use crate::helpers::Expect;
+    let app = spawn_app().await;
+    let server = app.server_url();
+    let payload = format!("{{\"text\": \"{}\"}}", "x".repeat(2000));
+    for _ in 0..2 {
+        let events: Vec<_> = (0..700).map(|_| ("Noted", payload.as_str())).collect();
+        app.append("notes", Expect::Any, &events).await.unwrap();
+    }
+
+    let all = diplog(["read", "--server", &server, "--all"]).await;
+    let stream = diplog([
+        "read",
+        "--server",
+        &server,
+        "--stream",
+        "notes",
+        "--backward",
+    ])
+    .await;
+    let bad = diplog(["read", "--server", &server, "--all", "--type", "Call Held"]).await;
+
+    assert!(all.status.success(), "{}", text(&all.stderr));
+    let positions: Vec<i64> = ndjson(&all)
+        .iter()
+        .map(|e| e["position"].as_i64().unwrap())
+        .collect();
+    assert_eq!(positions, (1..=1400).collect::<Vec<_>>());
+    let versions: Vec<i64> = ndjson(&stream)
+        .iter()
+        .map(|e| e["stream_version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(versions, (1..=1400).rev().collect::<Vec<_>>());
+    let metrics = diplog::monitoring::handle().render();
+    for rpc in ["ReadAllBatches", "ReadStreamBatches"] {
+        assert!(
+            metrics.contains(&format!("diplog_read_bytes_total{{rpc=\"{rpc}\"}}")),
+            "{metrics}"
+        );
+    }
+    assert_eq!(bad.status.code(), Some(1));
+    let stderr = text(&bad.stderr);
+    assert!(
+        stderr.contains("INVALID_ARGUMENT") && stderr.contains("field event_types[0]"),
+        "{stderr}"
+    );
+    app.stop().await;
+}

@@ -40,6 +40,7 @@ mod projections_summits;
 mod python_client;
 mod random_history;
 mod read;
+mod read_batches;
 mod read_memory;
 mod recording_cost;
 mod search;

@@ -16,7 +16,7 @@ use sqlx::{PgExecutor, PgPool};
 
 use super::{ReadError, RecordedEvent};
 use crate::domain::{Direction, LogFilter, ReadAllQuery, ReadStreamQuery};
-use paging::{Cursor, PAGE_BYTES, Page, SizedRow, paginate, sized_page, window_end};
+use paging::{Cursor, PAGE_BYTES, Page, SizedRow, events, paginate, sized_page, window_end};
 
 /// `select <every RecordedEvent column> from events <rest>`, as one static string.
 macro_rules! select_events {
@@ -253,10 +253,11 @@ pub async fn position_at<'e>(
     Ok(position as u64)
 }
 
+/// One stream's events, page by page (see `paging`).
 pub(super) async fn read_stream(
     pool: PgPool,
     query: ReadStreamQuery,
-) -> Result<impl Stream<Item = Result<RecordedEvent, ReadError>> + Send + 'static, ReadError> {
+) -> Result<impl Stream<Item = Result<Vec<RecordedEvent>, ReadError>> + Send + 'static, ReadError> {
     let version: Option<(i64,)> =
         sqlx::query_as("select version from streams where stream_id = $1")
             .bind(query.stream_id.as_str())
@@ -304,10 +305,11 @@ pub(super) async fn read_stream(
     ))
 }
 
+/// The global log's events, page by page (see `paging`).
 pub(super) async fn read_all(
     pool: PgPool,
     query: ReadAllQuery,
-) -> Result<impl Stream<Item = Result<RecordedEvent, ReadError>> + Send + 'static, ReadError> {
+) -> Result<impl Stream<Item = Result<Vec<RecordedEvent>, ReadError>> + Send + 'static, ReadError> {
     let end = head(&pool).await? as i64;
     let direction = query.direction;
     let filtered = !query.event_types.is_empty() || query.stream_prefix.is_some();
@@ -403,7 +405,7 @@ pub(super) async fn read_filtered(
          order by position limit $3"
     );
     let filter = std::sync::Arc::new(filter);
-    Ok(paginate(
+    Ok(events(paginate(
         Direction::Forward,
         cursor,
         |e| e.position,
@@ -427,7 +429,7 @@ pub(super) async fn read_filtered(
                     .await
             }
         },
-    ))
+    )))
 }
 
 /// What a filtered read selects. Occurred bounds are fixed-width RFC 3339 UTC text, as the

@@ -239,12 +239,15 @@ impl Cursor {
 /// a read that is never consumed holds `1 + READ_AHEAD` pages at most. Once the stream is
 /// dropped, the task stops at its next page. Each page takes its own pooled connection, so a
 /// slow consumer holds none while it is not fetching.
+///
+/// Answers the pages as they come (never an empty one): a batched read sends them on as they
+/// are, the others go through [`events`].
 pub(super) fn paginate<F, Fut>(
     direction: Direction,
     cursor: Cursor,
     key: fn(&RecordedEvent) -> i64,
     fetch: F,
-) -> impl Stream<Item = Result<RecordedEvent, ReadError>> + Send + 'static
+) -> impl Stream<Item = Result<Vec<RecordedEvent>, ReadError>> + Send + 'static
 where
     F: Fn(Cursor) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<Vec<SizedRow>, sqlx::Error>> + Send + 'static,
@@ -277,6 +280,13 @@ where
         }
     });
     stream::poll_fn(move |context| received.poll_recv(context))
+}
+
+/// The events of `pages`, one by one.
+pub(in crate::store) fn events(
+    pages: impl Stream<Item = Result<Vec<RecordedEvent>, ReadError>> + Send + 'static,
+) -> impl Stream<Item = Result<RecordedEvent, ReadError>> + Send + 'static {
+    pages
         .map_ok(|rows| stream::iter(rows.into_iter().map(Ok)))
         .try_flatten()
         .boxed()
