@@ -54,6 +54,7 @@ pub async fn measure(url: &str, pool: &PgPool, max_rss_mib: f64) -> anyhow::Resu
         answers.push(AsOfAnswer {
             projection,
             rpc,
+            rss_before_mib: first.rss_before_mib,
             first_secs: first.elapsed.as_secs_f64(),
             again_secs: again.as_ref().map(|again| again.elapsed.as_secs_f64()),
             first_peak_rss_mib: first.peak_mib,
@@ -72,6 +73,7 @@ pub async fn measure(url: &str, pool: &PgPool, max_rss_mib: f64) -> anyhow::Resu
 
 /// One ask, timed, with its peak RSS.
 struct Timed {
+    rss_before_mib: f64,
     elapsed: Duration,
     peak_mib: Option<f64>,
     total: u32,
@@ -85,6 +87,7 @@ async fn timed(
     position: u64,
     max_rss_mib: f64,
 ) -> anyhow::Result<Timed> {
+    let rss_before_mib = rss_mib();
     let reset = reset_peak_rss();
     let started = Instant::now();
     let call = ask(client, rpc, position);
@@ -103,6 +106,7 @@ async fn timed(
         }
     };
     Ok(Timed {
+        rss_before_mib,
         elapsed: started.elapsed(),
         peak_mib: reset.then(peak_rss_mib),
         total,

@@ -147,6 +147,9 @@ pub struct AsOfAnswer {
     pub projection: &'static str,
     /// The RPC asked (the first page of a list, or a timeline of one actor).
     pub rpc: &'static str,
+    /// VmRSS of the bench process just before the first ask: what the earlier asks left
+    /// resident (the server keeps each replay's snapshots) is in the peaks below too.
+    pub rss_before_mib: f64,
     /// The first ask: a replay of the log from the start (or from a snapshot an earlier
     /// replay of this server kept in memory before `position`, which the bench's do not).
     pub first_secs: f64,
@@ -354,10 +357,11 @@ pub fn print_table(report: &BenchReport) {
                 continue;
             }
             println!(
-                "  {:<12} {:<16} first {:>7.2} s (peak {:>8}), again {:>7.2} s (peak {:>8}), \
-                 {} items",
+                "  {:<12} {:<16} RSS before {:>6.0} MiB, first {:>7.2} s (peak {:>8}), again \
+                 {:>7.2} s (peak {:>8}), {} items",
                 answer.projection,
                 answer.rpc,
+                answer.rss_before_mib,
                 answer.first_secs,
                 peak(answer.first_peak_rss_mib),
                 answer.again_secs.unwrap_or(0.0),
