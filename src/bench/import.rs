@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::Context;
 use sqlx::PgPool;
 
-use super::report::{ImportRun, peak_rss_mib};
+use super::report::{ImportRun, peak_rss_mib, reset_peak_rss};
 use crate::import::{gdelt, streamed::Tally};
 
 /// States the generated events are between, as GDELT codes them (CAMEO country, name).
@@ -114,7 +114,7 @@ pub async fn measure(
         .context("could not connect to the benchmark server")?;
 
     // The peak from here on is the import's (server and importer, both in this process).
-    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let reset = reset_peak_rss();
     let started = Instant::now();
     let mut tally = Tally::default();
     gdelt::import_events(

@@ -4,13 +4,15 @@
 //!    rows written by single-row INSERT transactions at the same concurrency (what a plain
 //!    store gets) and by COPY (PostgreSQL's ceiling), with per-append latency; plus typed
 //!    diplomatic events recorded through `Diplomacy.Record` (rules checked before each append).
-//! 2. Subscription delivery latency: append acknowledged → event received by a live subscriber.
+//! 2. Subscription delivery latency: append acknowledged → event received by each of 1 and
+//!    of many live subscribers on one server.
 //! 3. Rebuilding every projection over a large log (bulk-loaded copies of recorded events).
 //! 4. Reading the whole log back through gRPC, one event per message (`ReadAll`) and in
 //!    batches (`ReadAllBatches`), against `COPY ... TO STDOUT`.
-//! 5. Importing generated GDELT 2.0 Events and Mentions files (the real formats) through the
+//! 5. As-of answers of each projection at 90% of that log's head: time and peak RSS.
+//! 6. Importing generated GDELT 2.0 Events and Mentions files (the real formats) through the
 //!    streamed importers, against COPY of as many rows, with the peak RSS during it.
-//! 6. The bench process's peak RSS (server and clients run in this process).
+//! 7. The bench process's peak RSS (server and clients run in this process).
 //!
 //! The raw and COPY sides write into a table created `like events including all` (same keys
 //! and indexes, a plain sequence instead of the gapless head). Everything lives in a scratch
@@ -19,6 +21,7 @@
 //! PostgreSQL's default (durable) settings. The server runs in this process (`App`).
 
 mod appends;
+mod asof;
 pub mod import;
 mod read;
 mod rebuild;
@@ -73,6 +76,14 @@ pub struct BenchArgs {
     /// Default 1000, or 200 with --quick.
     #[arg(long)]
     pub subscription_appends: Option<usize>,
+    /// Live subscribers the subscription latency is measured with, comma-separated (one run
+    /// each, on one server). Default 1,500, or 1,50 with --quick.
+    #[arg(long, value_delimiter = ',')]
+    pub subscribers: Option<Vec<usize>>,
+    /// The as-of section cancels an ask that takes the bench process's RSS past this many
+    /// MiB, and reports it as stopped.
+    #[arg(long, default_value_t = 8192)]
+    pub as_of_max_rss_mib: u32,
     /// GDELT rows the import section generates and imports (half events, half mentions).
     /// Default 200,000, or 2,000 with --quick.
     #[arg(long)]
@@ -96,6 +107,8 @@ pub enum Section {
     Subscription,
     Rebuild,
     Read,
+    /// As-of answers deep in the log.
+    Asof,
     /// The GDELT import.
     Import,
 }
@@ -122,6 +135,16 @@ impl BenchArgs {
     fn subscription_appends(&self) -> usize {
         self.subscription_appends
             .unwrap_or(if self.quick { 200 } else { 1000 })
+    }
+
+    fn subscribers(&self) -> Vec<usize> {
+        self.subscribers.clone().unwrap_or_else(|| {
+            if self.quick {
+                vec![1, 50]
+            } else {
+                vec![1, 500]
+            }
+        })
     }
 
     fn check(&self) -> anyhow::Result<()> {
@@ -151,9 +174,21 @@ impl BenchArgs {
             self.subscription_appends() > 0,
             "--subscription-appends must be at least 1"
         );
+        let subscribers = self.subscribers();
+        anyhow::ensure!(
+            !subscribers.is_empty()
+                && subscribers
+                    .iter()
+                    .all(|&s| (1..=MAX_SUBSCRIBERS).contains(&s)),
+            "--subscribers must list numbers from 1 to {MAX_SUBSCRIBERS}"
+        );
         Ok(())
     }
 }
+
+/// The most live subscribers one subscription run may have: the bench's servers allow this
+/// many streams per client (all of them come from one address).
+const MAX_SUBSCRIBERS: usize = 5000;
 
 /// The interval between the appends the subscription latency is measured over.
 const SUBSCRIBED_APPEND_INTERVAL: Duration = Duration::from_millis(10);
@@ -232,6 +267,11 @@ impl RunningServer {
         let mut config = ServerConfig::ephemeral();
         config.projections.poll_ms = 1000;
         config.projections.takeover_ms = 1000;
+        // Every subscriber of the subscription runs comes from this process's one address,
+        // which the default limit per client (64) would refuse.
+        config.limits.max_streams_per_client = MAX_SUBSCRIBERS as u32 + 64;
+        // An as-of answer deep in a large log is measured, not cut off at the tests' 30 s.
+        config.request_timeout_secs = 600;
         let app = App::bind(config, pool.clone()).await?;
         let url = format!("http://{}", app.grpc_addr());
         let projections = app.projections();
@@ -321,10 +361,19 @@ async fn measure_on_server(
     let after_appends = peak_rss_mib();
 
     let subscription = if args.runs(Section::Subscription) {
-        Some(
-            subscribe::measure(url, args.subscription_appends(), SUBSCRIBED_APPEND_INTERVAL)
+        let mut runs = Vec::new();
+        for subscribers in args.subscribers() {
+            runs.push(
+                subscribe::measure(
+                    url,
+                    subscribers,
+                    args.subscription_appends(),
+                    SUBSCRIBED_APPEND_INTERVAL,
+                )
                 .await?,
-        )
+            );
+        }
+        Some(runs)
     } else {
         None
     };
@@ -342,6 +391,12 @@ async fn measure_on_server(
     };
 
     let end = peak_rss_mib();
+    // After the peaks above are read: it resets VmHWM for each answer.
+    let as_of = if args.runs(Section::Asof) {
+        Some(asof::measure(url, raw_pool, f64::from(args.as_of_max_rss_mib)).await?)
+    } else {
+        None
+    };
     let import = if args.runs(Section::Import) {
         Some(import::measure(url, raw_pool, args.import_rows(), args.import_chunk_rows).await?)
     } else {
@@ -366,6 +421,7 @@ async fn measure_on_server(
         read,
         rebuild,
         subscription,
+        as_of,
         import,
         peak_rss: PeakRss {
             after_appends_mib: after_appends,

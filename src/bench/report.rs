@@ -18,7 +18,9 @@ pub struct BenchReport {
     /// `None` for a section left out with `--skip`.
     pub read: Option<ReadRun>,
     pub rebuild: Option<RebuildRun>,
-    pub subscription: Option<SubscriptionRun>,
+    /// One run per subscriber count (`--subscribers`).
+    pub subscription: Option<Vec<SubscriptionRun>>,
+    pub as_of: Option<AsOfRun>,
     pub import: Option<ImportRun>,
     pub peak_rss: PeakRss,
 }
@@ -132,14 +134,54 @@ pub struct RebuildRun {
 
 #[derive(Debug, Serialize)]
 pub struct SubscriptionRun {
+    /// Live subscribers on the one server, all subscribed before the first append.
+    pub subscribers: usize,
     pub appends: usize,
     /// Appends per second offered by the one writing client.
     pub rate_per_sec: f64,
-    /// Append acknowledged (client side) → the event received by a live subscriber.
+    /// Append acknowledged (client side) → the event received by a live subscriber, over
+    /// every subscriber's receipt of every append (`appends × subscribers` samples).
     pub latency: Latency,
-    /// Events the subscriber had before the append's response reached the writer (counted
+    /// Receipts a subscriber had before the append's response reached the writer (counted
     /// as 0 ms in the latency).
     pub before_ack: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AsOfRun {
+    /// The log head when the section ran.
+    pub head: u64,
+    /// The position every answer is asked as of (90% of the head).
+    pub position: u64,
+    /// VmRSS of the bench process before the first answer.
+    pub rss_before_mib: f64,
+    pub answers: Vec<AsOfAnswer>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AsOfAnswer {
+    pub projection: &'static str,
+    /// The RPC asked (the first page of a list, or a timeline of one actor).
+    pub rpc: &'static str,
+    /// VmRSS of the bench process just before the first ask: what the earlier asks left
+    /// resident (the server keeps each replay's snapshots) is in the peaks below too.
+    pub rss_before_mib: f64,
+    /// The first ask: a replay of the log from the start (or from a snapshot an earlier
+    /// replay of this server kept in memory before `position`, which the bench's do not).
+    pub first_secs: f64,
+    /// The same ask again: the server's replay starts from the in-memory snapshot the first
+    /// one kept nearest below `position`. `None` when the first was stopped.
+    pub again_secs: Option<f64>,
+    /// VmHWM of the bench process during the first ask (reset before it): the server's
+    /// replay and the client together. `None` where it cannot be reset.
+    pub first_peak_rss_mib: Option<f64>,
+    /// The same during the second ask.
+    pub again_peak_rss_mib: Option<f64>,
+    /// Items in the answer (`AnswerInfo.total`: all pages); 0 when stopped.
+    pub total: u32,
+    /// The bench process's RSS when the first ask was stopped for passing
+    /// `--as-of-max-rss-mib` (the call cancelled; `first_secs` is the time until then).
+    pub stopped_at_rss_mib: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -178,12 +220,27 @@ pub struct PeakRss {
 
 /// This process's peak resident set size (VmHWM), in MiB; 0 where /proc is not available.
 pub fn peak_rss_mib() -> f64 {
+    status_mib("VmHWM:")
+}
+
+/// This process's resident set size now (VmRSS), in MiB; 0 where /proc is not available.
+pub fn rss_mib() -> f64 {
+    status_mib("VmRSS:")
+}
+
+/// Resets this process's VmHWM to its current RSS; false where that cannot be done.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// A `kB` field of /proc/self/status, in MiB.
+fn status_mib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
             status
                 .lines()
-                .find_map(|line| line.strip_prefix("VmHWM:"))
+                .find_map(|line| line.strip_prefix(field))
                 .and_then(|rest| {
                     rest.trim()
                         .trim_end_matches("kB")
@@ -304,17 +361,50 @@ pub fn print_table(report: &BenchReport) {
             b.catch_up_events_per_sec
         );
     }
-    if let Some(s) = &report.subscription {
+    for s in report.subscription.iter().flatten() {
         println!(
-            "Subscription delivery (ack → live subscriber), {} appends at {:.0}/s: p50 {:.2} ms, \
-         p99 {:.2} ms, max {:.2} ms ({} arrived before the ack)",
+            "Subscription delivery (ack → live subscriber), {} subscriber(s), {} appends at \
+             {:.0}/s: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms over {} receipts ({} arrived \
+             before the ack)",
+            s.subscribers,
             s.appends,
             s.rate_per_sec,
             s.latency.p50_ms,
             s.latency.p99_ms,
             s.latency.max_ms,
+            s.latency.samples,
             s.before_ack
         );
+    }
+    if let Some(a) = &report.as_of {
+        println!(
+            "As-of answers at position {} of {} (bench process RSS {:.0} MiB before; peak = \
+             VmHWM during the answer, server + client):",
+            a.position, a.head, a.rss_before_mib
+        );
+        let peak = |mib: Option<f64>| mib.map_or("-".to_owned(), |mib| format!("{mib:.0} MiB"));
+        for answer in &a.answers {
+            if let Some(stopped) = answer.stopped_at_rss_mib {
+                println!(
+                    "  {:<12} {:<16} stopped after {:.2} s at {stopped:.0} MiB RSS \
+                     (--as-of-max-rss-mib)",
+                    answer.projection, answer.rpc, answer.first_secs
+                );
+                continue;
+            }
+            println!(
+                "  {:<12} {:<16} RSS before {:>6.0} MiB, first {:>7.2} s (peak {:>8}), again \
+                 {:>7.2} s (peak {:>8}), {} items",
+                answer.projection,
+                answer.rpc,
+                answer.rss_before_mib,
+                answer.first_secs,
+                peak(answer.first_peak_rss_mib),
+                answer.again_secs.unwrap_or(0.0),
+                peak(answer.again_peak_rss_mib),
+                answer.total
+            );
+        }
     }
     if let Some(i) = &report.import {
         println!(

@@ -1,8 +1,10 @@
-//! Subscription delivery latency: one live subscriber (`Subscribe` from now) and one client
-//! appending at a modest, steady rate; for each append, the time from its acknowledgement at
-//! the client to the subscriber receiving its position.
+//! Subscription delivery latency: `subscribers` live subscribers (`Subscribe` from now) on the
+//! one server and one client appending at a modest, steady rate; for each append and each
+//! subscriber, the time from the append's acknowledgement at the client to that subscriber
+//! receiving its position. Measures the client side's own cost as little as it can: the
+//! subscribers are spread over several HTTP/2 connections, and the appends start only once
+//! every subscriber is caught up.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,43 +15,48 @@ use super::appends::PAYLOAD;
 use super::report::{Latency, SubscriptionRun};
 use crate::proto::{self, event_log_client::EventLogClient, subscription_message::Message};
 
+/// Subscribers per HTTP/2 connection (one tonic `Channel`): enough connections that one
+/// connection's task is not what delays delivery, few enough to stay far from any limit.
+const SUBSCRIBERS_PER_CONNECTION: usize = 50;
+
+/// What one subscriber received: positions and when, in arrival order.
+type Receipts = Arc<Mutex<Vec<(i64, Instant)>>>;
+
 pub async fn measure(
     url: &str,
+    subscribers: usize,
     appends: usize,
     interval: Duration,
 ) -> anyhow::Result<SubscriptionRun> {
-    let channel = Channel::from_shared(url.to_owned())?.connect().await?;
-    let mut subscriber = EventLogClient::new(channel.clone())
-        .subscribe(proto::SubscribeRequest {
-            from: Some(proto::subscribe_request::From::Now(())),
-            ..Default::default()
-        })
-        .await
-        .context("could not subscribe")?
-        .into_inner();
-    // The first message is the caught-up checkpoint: from then on, events are live.
-    match subscriber.message().await? {
-        Some(proto::SubscriptionMessage {
-            message: Some(Message::Checkpoint(checkpoint)),
-        }) if checkpoint.caught_up => {}
-        other => anyhow::bail!("expected a caught-up checkpoint first, got {other:?}"),
+    let mut channels = Vec::new();
+    for _ in 0..subscribers.div_ceil(SUBSCRIBERS_PER_CONNECTION) {
+        channels.push(Channel::from_shared(url.to_owned())?.connect().await?);
     }
-    let received: Arc<Mutex<HashMap<i64, Instant>>> = Arc::default();
-    let receiving = {
-        let received = received.clone();
-        tokio::spawn(async move {
-            while let Some(message) = subscriber.message().await? {
+    // All subscribed and caught up before the first append.
+    let streams = futures::future::try_join_all(
+        (0..subscribers)
+            .map(|i| subscribe(channels[i / SUBSCRIBERS_PER_CONNECTION].clone()))
+            .collect::<Vec<_>>(),
+    )
+    .await?;
+    let mut receipts: Vec<Receipts> = Vec::with_capacity(subscribers);
+    let mut receiving = tokio::task::JoinSet::new();
+    for mut stream in streams {
+        let received = Receipts::default();
+        receipts.push(received.clone());
+        receiving.spawn(async move {
+            while let Some(message) = stream.message().await? {
                 if let Some(Message::Event(event)) = message.message {
                     let now = Instant::now();
                     received
                         .lock()
                         .expect("not poisoned")
-                        .insert(event.position, now);
+                        .push((event.position, now));
                 }
             }
             Ok::<_, tonic::Status>(())
-        })
-    };
+        });
+    }
 
     let mut writer = EventLogClient::new(Channel::from_shared(url.to_owned())?.connect().await?);
     let mut acknowledged = Vec::with_capacity(appends);
@@ -75,33 +82,73 @@ pub async fn measure(
         acknowledged.push((response.positions[0], Instant::now()));
     }
     let rate = appends as f64 / started.elapsed().as_secs_f64();
-    // Every acknowledged event must arrive; give the last ones a moment.
+    // Every acknowledged event must reach every subscriber; give the last ones a moment.
     let last = acknowledged.last().map_or(0, |(position, _)| *position);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !received.lock().expect("not poisoned").contains_key(&last) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !receipts.iter().all(|received| {
+        received
+            .lock()
+            .expect("not poisoned")
+            .last()
+            .is_some_and(|(position, _)| *position >= last)
+    }) {
         anyhow::ensure!(
-            Instant::now() < deadline && !receiving.is_finished(),
-            "the subscriber did not receive position {last}"
+            Instant::now() < deadline,
+            "not every subscriber received position {last}"
         );
+        // A subscriber whose stream ended is an error, not a wait.
+        if let Some(ended) = receiving.try_join_next() {
+            ended.context("a subscriber panicked")??;
+            anyhow::bail!("a subscription ended before position {last}");
+        }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    receiving.abort();
-    let received = received.lock().expect("not poisoned");
-    let mut latencies = Vec::with_capacity(appends);
+    receiving.abort_all();
+
+    let mut latencies = Vec::with_capacity(appends * subscribers);
     let mut before_ack = 0;
-    for (position, acked) in &acknowledged {
-        let arrived = received
-            .get(position)
-            .with_context(|| format!("the subscriber missed position {position}"))?;
-        if arrived < acked {
-            before_ack += 1;
+    for received in &receipts {
+        let received = received.lock().expect("not poisoned");
+        // Both lists are in log order: walk them together.
+        let mut arrivals = received.iter().peekable();
+        for (position, acked) in &acknowledged {
+            while arrivals.next_if(|(p, _)| p < position).is_some() {}
+            let arrived = match arrivals.next_if(|(p, _)| p == position) {
+                Some((_, arrived)) => arrived,
+                None => anyhow::bail!("a subscriber missed position {position}"),
+            };
+            if arrived < acked {
+                before_ack += 1;
+            }
+            latencies.push(arrived.saturating_duration_since(*acked));
         }
-        latencies.push(arrived.saturating_duration_since(*acked));
     }
     Ok(SubscriptionRun {
+        subscribers,
         appends,
         rate_per_sec: rate,
         latency: Latency::of(latencies),
         before_ack,
     })
+}
+
+/// A live subscription from now on `channel`, past its first message (the caught-up
+/// checkpoint: from then on, events are live).
+async fn subscribe(
+    channel: Channel,
+) -> anyhow::Result<tonic::Streaming<proto::SubscriptionMessage>> {
+    let mut stream = EventLogClient::new(channel)
+        .subscribe(proto::SubscribeRequest {
+            from: Some(proto::subscribe_request::From::Now(())),
+            ..Default::default()
+        })
+        .await
+        .context("could not subscribe")?
+        .into_inner();
+    match stream.message().await? {
+        Some(proto::SubscriptionMessage {
+            message: Some(Message::Checkpoint(checkpoint)),
+        }) if checkpoint.caught_up => Ok(stream),
+        other => anyhow::bail!("expected a caught-up checkpoint first, got {other:?}"),
+    }
 }

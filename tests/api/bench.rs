@@ -20,6 +20,8 @@ async fn a_tiny_bench_reports_every_section_with_positive_figures() {
         // Above what the appends write on both server counts, so the rebuild has a bulk load.
         rebuild_events: Some(2000),
         subscription_appends: Some(10),
+        subscribers: Some(vec![1, 3]),
+        as_of_max_rss_mib: 8192,
         import_rows: Some(200),
         import_chunk_rows: 50,
         quick: true,
@@ -38,6 +40,7 @@ async fn a_tiny_bench_reports_every_section_with_positive_figures() {
         "read",
         "rebuild",
         "subscription",
+        "as_of",
         "import",
         "peak_rss",
     ] {
@@ -71,7 +74,9 @@ async fn a_tiny_bench_reports_every_section_with_positive_figures() {
     for (path, value) in numbers {
         // A subscriber may get an event before its append's response reaches the writer:
         // those count as 0 ms, and may be all of them.
-        let may_be_zero = path.starts_with("/subscription/");
+        // As-of totals count what the bench's log holds: no summits or commitments.
+        let may_be_zero = path.starts_with("/subscription/")
+            || (path.starts_with("/as_of/answers/") && path.ends_with("/total"));
         assert!(
             value > 0.0 || (may_be_zero && value >= 0.0),
             "{path} is {value} in {json:#}"
@@ -80,6 +85,28 @@ async fn a_tiny_bench_reports_every_section_with_positive_figures() {
     assert_eq!(json["rebuild"]["events"], 2000, "{json:#}");
     // The read-back in batches beside the one-event read, each against COPY.
     assert!(json["read"]["batched_ratio"].as_f64().unwrap() > 0.0);
+    // One subscription run per subscriber count, every receipt of every append counted.
+    let subscriptions = json["subscription"].as_array().expect("runs listed");
+    let counts: Vec<u64> = subscriptions
+        .iter()
+        .filter_map(|run| run["subscribers"].as_u64())
+        .collect();
+    assert_eq!(counts, [1, 3], "{json:#}");
+    assert_eq!(subscriptions[1]["latency"]["samples"], 30, "{json:#}");
+    // Every projection that answers as of a position did, at 90% of the log's head, twice.
+    assert_eq!(json["as_of"]["head"], 2000, "{json:#}");
+    assert_eq!(json["as_of"]["position"], 1800, "{json:#}");
+    let answers = json["as_of"]["answers"].as_array().expect("answers listed");
+    assert_eq!(answers.len(), 6, "{json:#}");
+    assert!(
+        answers.iter().all(
+            |answer| answer["stopped_at_rss_mib"].is_null() && answer["again_secs"].is_number()
+        ),
+        "{json:#}"
+    );
+    let channels = &answers[0];
+    assert_eq!(channels["projection"], "channels", "{json:#}");
+    assert!(channels["total"].as_u64().unwrap() > 0, "{json:#}");
     assert_eq!(json["read"]["events"], 2000, "{json:#}");
 
     let mut connection = options.connect().await.expect("connects");
