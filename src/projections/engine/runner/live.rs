@@ -72,7 +72,8 @@ impl<M: Model> Runner<'_, M> {
                              sort_key = excluded.sort_key \
                  ), removed as ( \
                      delete from {table} \
-                     where key = any($4) and exists (select from moved) \
+                     where projection = $1 and generation = $2 and key = any($4) \
+                       and exists (select from moved) \
                  ) \
                  select count(*) from moved",
                 table = generations::table(M::NAME, self.generation)
