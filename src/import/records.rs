@@ -13,7 +13,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
 use super::{GrpcChannel, ImportError, Item};
-use crate::domain::diplomacy::EventKind;
+use crate::domain::diplomacy::{EventKind, json_strings};
 use crate::grpc::bridge;
 use crate::proto::{self, diplomacy_client::DiplomacyClient};
 
@@ -76,7 +76,9 @@ impl Unit {
         if let EventKind::ActorRegistered(registered) = &item.event.kind {
             self.writes.insert(registered.actor.id.to_string());
         }
-        collect_strings(&json, &mut self.touches);
+        json_strings(&json, &mut |s| {
+            self.touches.insert(s.to_owned());
+        });
         self.writes.insert(item.id.to_string());
         self.writes.insert(item.stream_id.clone());
         self.touches.insert(item.stream_id.clone());
@@ -106,21 +108,6 @@ impl Unit {
 
     pub(super) fn len(&self) -> usize {
         self.events.len()
-    }
-}
-
-fn collect_strings(value: &serde_json::Value, into: &mut HashSet<String>) {
-    match value {
-        serde_json::Value::String(s) => {
-            into.insert(s.clone());
-        }
-        serde_json::Value::Array(items) => {
-            items.iter().for_each(|item| collect_strings(item, into))
-        }
-        serde_json::Value::Object(fields) => {
-            fields.values().for_each(|item| collect_strings(item, into))
-        }
-        _ => {}
     }
 }
 

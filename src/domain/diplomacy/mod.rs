@@ -311,20 +311,10 @@ impl DiplomaticEvent {
     /// Every string value the event holds. The actors and events it names are among them, so
     /// a caller can gather what the rules need without knowing every kind's fields.
     pub fn strings(&self) -> std::collections::BTreeSet<String> {
-        fn walk(value: &serde_json::Value, into: &mut std::collections::BTreeSet<String>) {
-            match value {
-                serde_json::Value::String(s) => {
-                    into.insert(s.clone());
-                }
-                serde_json::Value::Array(items) => items.iter().for_each(|item| walk(item, into)),
-                serde_json::Value::Object(fields) => {
-                    fields.values().for_each(|item| walk(item, into))
-                }
-                _ => {}
-            }
-        }
         let mut strings = std::collections::BTreeSet::new();
-        walk(&self.to_json(), &mut strings);
+        json_strings(&self.to_json(), &mut |s| {
+            strings.insert(s.to_owned());
+        });
         strings
     }
 
@@ -369,6 +359,19 @@ pub fn derived_event_id(namespace: &str, key: &str) -> EventId {
     const DIPLOG: uuid::Uuid = uuid::Uuid::from_u128(0x6d1f_1c0e_2b8a_4c3e_9a57_d1b0_c0de_0001);
     let scope = uuid::Uuid::new_v5(&DIPLOG, namespace.as_bytes());
     EventId::from(uuid::Uuid::new_v5(&scope, key.as_bytes()))
+}
+
+/// Calls `each` with every string in `value` (object keys left out), at any depth: what an
+/// event's JSON names (actors, events, streams) among them.
+pub fn json_strings(value: &serde_json::Value, each: &mut impl FnMut(&str)) {
+    match value {
+        serde_json::Value::String(s) => each(s),
+        serde_json::Value::Array(items) => items.iter().for_each(|item| json_strings(item, each)),
+        serde_json::Value::Object(fields) => {
+            fields.values().for_each(|item| json_strings(item, each))
+        }
+        _ => {}
+    }
 }
 
 #[cfg(test)]
