@@ -315,13 +315,27 @@ pub struct ProjectionsConfig {
     /// A channel nobody used for this many days is reported DORMANT.
     #[arg(long, env = "DIPLOG_DORMANT_AFTER_DAYS", default_value_t = 90)]
     pub dormant_after_days: u32,
+    /// Memory, in MiB, that as-of answers keep replayed projections in, so that the next page
+    /// or a later position does not replay from the start; the least recently used go first.
+    #[arg(
+        long = "as-of-cache-mib",
+        env = "DIPLOG_AS_OF_CACHE_MIB",
+        default_value_t = 256
+    )]
+    pub as_of_cache_mib: u32,
+    /// As-of and on-date answers that replay the log at once; more wait for a turn. Each holds
+    /// a projection as of its position in memory while it runs.
+    #[arg(long = "as-of-replays", env = "DIPLOG_AS_OF_REPLAYS", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub as_of_replays: u32,
 }
 
 impl ProjectionsConfig {
     pub fn queries(&self) -> crate::projections::read::query::QueryConfig {
         crate::projections::read::query::QueryConfig {
             dormant_after: chrono::Duration::days(i64::from(self.dormant_after_days)),
-            ..crate::projections::read::query::QueryConfig::default()
+            snapshot_bytes: (self.as_of_cache_mib as usize) << 20,
+            replays: self.as_of_replays as usize,
         }
     }
 
@@ -353,6 +367,8 @@ impl ServerConfig {
                 poll_ms: 50,
                 takeover_ms: 50,
                 dormant_after_days: 90,
+                as_of_cache_mib: 256,
+                as_of_replays: 2,
             },
             subscriptions: SubscriptionArgs {
                 buffer: 1024,

@@ -46,6 +46,16 @@ pub const POOL_MAX: &str = "diplog_db_pool_max_connections";
 pub const AUTH_FAILURES: &str = "diplog_auth_failures_total";
 /// Streams refused because their client held `--max-streams-per-client` already.
 pub const STREAM_LIMIT_REFUSALS: &str = "diplog_stream_limit_refusals_total";
+/// As-of and on-date answers, by where they began (`from`): `kept` (the rows at that position
+/// were kept), `snapshot` (a replay from kept rows before it) or `log` (a replay from the start).
+pub const AS_OF_ANSWERS: &str = "diplog_as_of_answers_total";
+/// Events the as-of and on-date replays applied.
+pub const AS_OF_REPLAYED_EVENTS: &str = "diplog_as_of_replayed_events_total";
+/// Replays running now, and those waiting for a turn (`--as-of-replays`).
+pub const AS_OF_REPLAYS_RUNNING: &str = "diplog_as_of_replays_running";
+pub const AS_OF_REPLAYS_WAITING: &str = "diplog_as_of_replays_waiting";
+/// Bytes the replays' kept rows hold (at most `--as-of-cache-mib`).
+pub const AS_OF_KEPT_BYTES: &str = "diplog_as_of_kept_bytes";
 
 /// Latency buckets, in seconds: from 100 µs to 10 s.
 const SECONDS_BUCKETS: &[f64] = &[
@@ -140,6 +150,18 @@ fn describe() {
     describe_counter!(
         STREAM_LIMIT_REFUSALS,
         "Streams refused by --max-streams-per-client."
+    );
+    describe_counter!(
+        AS_OF_ANSWERS,
+        "As-of and on-date answers, by where they began."
+    );
+    describe_counter!(AS_OF_REPLAYED_EVENTS, "Events applied by as-of replays.");
+    describe_gauge!(AS_OF_REPLAYS_RUNNING, "As-of replays running now.");
+    describe_gauge!(AS_OF_REPLAYS_WAITING, "As-of replays waiting for a turn.");
+    describe_gauge!(
+        AS_OF_KEPT_BYTES,
+        Unit::Bytes,
+        "Bytes held by the rows as-of replays kept."
     );
 }
 

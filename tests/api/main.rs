@@ -2,6 +2,7 @@
 
 mod append;
 mod architecture;
+mod as_of_replays;
 mod atomic;
 mod audit;
 mod auth;

@@ -15,7 +15,7 @@ use crate::helpers::{
 };
 
 /// Each sample of the page by its name with labels, as written (`name{label="value"}`).
-async fn scrape(addr: SocketAddr) -> BTreeMap<String, f64> {
+pub(crate) async fn scrape(addr: SocketAddr) -> BTreeMap<String, f64> {
     let answer = get(addr, "/metrics").await;
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert!(
@@ -36,7 +36,7 @@ async fn scrape(addr: SocketAddr) -> BTreeMap<String, f64> {
         .collect()
 }
 
-fn value(samples: &BTreeMap<String, f64>, name: &str) -> f64 {
+pub(crate) fn value(samples: &BTreeMap<String, f64>, name: &str) -> f64 {
     samples.get(name).copied().unwrap_or(0.0)
 }
 

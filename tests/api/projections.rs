@@ -18,7 +18,7 @@ async fn client(app: &TestApp) -> ProjectionsClient<tonic::transport::Channel> {
     ProjectionsClient::new(app.channel().await)
 }
 
-fn as_of(position: u64) -> Option<proto::ReadOptions> {
+pub(crate) fn as_of(position: u64) -> Option<proto::ReadOptions> {
     Some(proto::ReadOptions {
         as_of: Some(proto::read_options::AsOf::AsOfPosition(position)),
         ..Default::default()
@@ -309,7 +309,7 @@ async fn an_as_of_answer_shows_what_the_log_held_then() {
 }
 
 /// Fails naming the first answer that differs and showing where.
-fn assert_same(left: &[String], right: &[String], what: &str) {
+pub(crate) fn assert_same(left: &[String], right: &[String], what: &str) {
     assert_eq!(left.len(), right.len(), "{what}");
     for (index, (l, r)) in left.iter().zip(right).enumerate() {
         if l != r {
@@ -330,7 +330,7 @@ fn assert_same(left: &[String], right: &[String], what: &str) {
 }
 
 /// The answers with every `age_days` blanked (it depends on the day the test runs).
-fn without_age(answers: &[String]) -> Vec<String> {
+pub(crate) fn without_age(answers: &[String]) -> Vec<String> {
     answers
         .iter()
         .map(|answer| {
@@ -353,7 +353,7 @@ async fn everything(app: &TestApp, read: Option<proto::ReadOptions>) -> Vec<Stri
     everything_at(app.channel().await, read).await
 }
 
-async fn everything_at(
+pub(crate) async fn everything_at(
     channel: tonic::transport::Channel,
     read: Option<proto::ReadOptions>,
 ) -> Vec<String> {

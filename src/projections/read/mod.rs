@@ -1,7 +1,8 @@
 //! The read side: what a reader asks and gets (`request`), what each projection's items are
 //! (`listed`: one trait the list and get of every layer is written once over), lists and gets
-//! over the rows and `as of` answers by replay (`query`), and change feeds that follow a
-//! projection as it changes (`feed`), and full-text search (`search`).
+//! over the rows and `as of` answers by replay (`query`, keeping replayed rows in `snapshots`),
+//! and change feeds that follow a projection as it changes (`feed`), and full-text search
+//! (`search`).
 
 pub mod feed;
 pub mod listed;
@@ -9,3 +10,4 @@ pub mod on_date;
 pub mod query;
 pub mod request;
 pub mod search;
+pub mod snapshots;

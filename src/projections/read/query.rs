@@ -1,16 +1,22 @@
 //! Answers queries on the projections: from the live read models (after waiting, if asked,
 //! until they reflect a position: read-your-writes), or as of an earlier position or time, by
-//! replaying the log into fresh models in memory. Replays keep snapshots (every
-//! `snapshot_every` events) so a later `as of` does not start from the beginning again.
+//! replaying the log into fresh models in memory. A replay keeps the rows it ends with (in
+//! `Snapshots`, within a budget of bytes), so the next page of the same answer, or an answer
+//! at a later position, does not start from the beginning again; and only so many replays run
+//! at once, so the memory they take stays bounded however many readers ask.
 //! Time-dependent statuses (dormant channels, lapsed commitments) are derived here, against
 //! the time the answer is about: now, or the `as of` time.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use futures::TryStreamExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::monitoring::{
+    AS_OF_ANSWERS, AS_OF_KEPT_BYTES, AS_OF_REPLAYED_EVENTS, AS_OF_REPLAYS_RUNNING,
+    AS_OF_REPLAYS_WAITING,
+};
 use crate::projections::engine::rows::{ProjectionStore, RowFilter, WaitError};
 use crate::projections::models::common::{ACTOR_STATUS, ActorInfo};
 use crate::projections::models::relations::pair_key;
@@ -21,21 +27,25 @@ use crate::projections::read::on_date::{OnDate, end_of};
 use crate::projections::read::request::{
     Answer, AsOf, ListFilter, Page, QueryError, Records, Source, paged, state_code, statuses,
 };
+use crate::projections::read::snapshots::Snapshots;
 use crate::projections::{Model, Row};
 
 #[derive(Debug, Clone)]
 pub struct QueryConfig {
     /// A channel nobody used for this long is dormant.
     pub dormant_after: Duration,
-    /// Replays keep a snapshot every this many events.
-    pub snapshot_every: u64,
+    /// The bytes the rows of replayed models may hold between answers.
+    pub snapshot_bytes: usize,
+    /// Replays (as of a position, or on a date) that run at once; more wait for a turn.
+    pub replays: usize,
 }
 
 impl Default for QueryConfig {
     fn default() -> Self {
         Self {
             dormant_after: Duration::days(90),
-            snapshot_every: 10_000,
+            snapshot_bytes: 256 << 20,
+            replays: 2,
         }
     }
 }
@@ -47,16 +57,27 @@ struct Loaded {
     reference: DateTime<Utc>,
 }
 
-type Snapshots = HashMap<&'static str, BTreeMap<u64, Arc<Vec<Row>>>>;
-
-/// Snapshots kept per projection; the oldest go first.
-const MAX_SNAPSHOTS: usize = 32;
-
 #[derive(Clone)]
 pub struct Queries {
     store: ProjectionStore,
     config: QueryConfig,
     snapshots: Arc<Mutex<Snapshots>>,
+    replays: Arc<Semaphore>,
+}
+
+/// A replay's turn; the running gauge counts it until it is dropped.
+struct Turn {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        metrics::gauge!(AS_OF_REPLAYS_RUNNING).decrement(1.0);
+    }
+}
+
+fn answered_from(from: &'static str) {
+    metrics::counter!(AS_OF_ANSWERS, "from" => from).increment(1);
 }
 
 /// Every item, as one answer without pages.
@@ -71,17 +92,17 @@ fn whole<T>(items: Vec<T>, loaded: &Loaded) -> Answer<T> {
 }
 
 /// A replayed model's rows passing `filter`, in list order.
-fn replayed<M: Model>(
-    model: &M,
+fn replayed(
+    rows: &[Row],
     filter: &RowFilter,
     wants_actors: bool,
     position: u64,
     reference: DateTime<Utc>,
 ) -> Loaded {
-    let mut rows: Vec<Row> = model
-        .rows()
-        .into_iter()
+    let mut rows: Vec<Row> = rows
+        .iter()
         .filter(|r| (wants_actors || r.status != ACTOR_STATUS) && passes(r, filter))
+        .cloned()
         .collect();
     rows.sort_by(|a, b| (&a.sort_key, &a.key).cmp(&(&b.sort_key, &b.key)));
     Loaded {
@@ -105,8 +126,9 @@ impl Queries {
     pub fn new(store: ProjectionStore, config: QueryConfig) -> Self {
         Self {
             store,
+            snapshots: Arc::new(Mutex::new(Snapshots::new(config.snapshot_bytes))),
+            replays: Arc::new(Semaphore::new(config.replays.max(1))),
             config,
-            snapshots: Arc::default(),
         }
     }
 
@@ -152,18 +174,18 @@ impl Queries {
             }
             Source::AsOf(as_of) => {
                 let (position, reference) = self.bound(as_of).await?;
-                let model = self.replay::<M>(position).await?;
-                Ok(replayed(&model, filter, wants_actors, position, reference))
+                let rows = self.replay::<M>(position).await?;
+                Ok(replayed(&rows, filter, wants_actors, position, reference))
             }
             Source::On { date, as_of } => {
                 let position = match as_of {
                     Some(as_of) => self.bound(as_of).await?.0,
                     None => self.store.head().await?,
                 };
-                let model = self.replay_on::<M>(position, date).await?;
+                let rows = self.replay_on::<M>(position, date).await?;
                 // Statuses that depend on time are judged at the end of that day.
                 Ok(replayed(
-                    &model,
+                    &rows,
                     filter,
                     wants_actors,
                     position,
@@ -191,60 +213,87 @@ impl Queries {
         })
     }
 
-    /// A fresh model fed the log up to `position`, from the nearest snapshot before it.
-    async fn replay<M: Model>(&self, position: u64) -> Result<M, QueryError> {
-        let start = {
-            let snapshots = self.snapshots.lock().expect("snapshots lock");
-            snapshots
-                .get(M::NAME)
-                .and_then(|by_position| by_position.range(..=position).next_back())
-                .map(|(at, rows)| (*at, rows.clone()))
-        };
-        let (mut at, mut model) = match start {
-            Some((at, rows)) => (
-                at,
-                M::from_rows(rows.as_ref().clone()).map_err(QueryError::BadRow)?,
-            ),
-            None => (0, M::default()),
-        };
-        let mut since_snapshot = 0;
-        let mut facts = Box::pin(self.store.facts_between(at, position));
-        while let Some(fact) = facts.try_next().await? {
-            at = fact.position;
-            model.apply(&fact);
-            since_snapshot += 1;
-            if since_snapshot >= self.config.snapshot_every {
-                self.keep_snapshot::<M>(at, &model);
-                since_snapshot = 0;
-            }
+    /// The rows of a model fed the log up to `position`: kept ones, or a replay from the
+    /// nearest snapshot before it (whose rows are then kept).
+    async fn replay<M: Model>(&self, position: u64) -> Result<Arc<Vec<Row>>, QueryError> {
+        if let Some((at, rows)) = self.nearest::<M>(position)
+            && at == position
+        {
+            answered_from("kept");
+            return Ok(rows);
         }
-        Ok(model)
+        let _turn = self.turn().await;
+        // Another replay may have ended on, or nearer, this position while this one waited.
+        let (from, mut model) = match self.nearest::<M>(position) {
+            Some((at, rows)) if at == position => {
+                answered_from("kept");
+                return Ok(rows);
+            }
+            Some((at, rows)) => {
+                answered_from("snapshot");
+                let model = M::from_rows(rows.as_ref().clone()).map_err(QueryError::BadRow)?;
+                (at, model)
+            }
+            None => {
+                answered_from("log");
+                (0, M::default())
+            }
+        };
+        let applied = metrics::counter!(AS_OF_REPLAYED_EVENTS);
+        let mut facts = Box::pin(self.store.facts_between(from, position));
+        while let Some(fact) = facts.try_next().await? {
+            model.apply(&fact);
+            applied.increment(1);
+        }
+        let rows = Arc::new(model.rows());
+        drop(model);
+        let mut snapshots = self.snapshots.lock().expect("snapshots lock");
+        snapshots.keep(M::NAME, position, rows.clone());
+        metrics::gauge!(AS_OF_KEPT_BYTES).set(snapshots.held() as f64);
+        Ok(rows)
     }
 
-    /// A fresh model fed what had happened by the end of `date`, as the log up to `position`
-    /// tells it (see `on_date`). Not kept in snapshots: a replay on a date starts from the
+    /// The kept rows of `M` nearest at or before `position`.
+    fn nearest<M: Model>(&self, position: u64) -> Option<(u64, Arc<Vec<Row>>)> {
+        self.snapshots
+            .lock()
+            .expect("snapshots lock")
+            .nearest(M::NAME, position)
+    }
+
+    /// A turn to replay: held while the replay runs (at most `QueryConfig::replays` at once).
+    async fn turn(&self) -> Turn {
+        let waiting = metrics::gauge!(AS_OF_REPLAYS_WAITING);
+        waiting.increment(1.0);
+        let permit = self.replays.clone().acquire_owned().await;
+        waiting.decrement(1.0);
+        metrics::gauge!(AS_OF_REPLAYS_RUNNING).increment(1.0);
+        Turn {
+            _permit: permit.expect("never closed"),
+        }
+    }
+
+    /// The rows of a model fed what had happened by the end of `date`, as the log up to
+    /// `position` tells it (see `on_date`). Not kept: a replay on a date starts from the
     /// beginning of the log.
-    async fn replay_on<M: Model>(&self, position: u64, date: NaiveDate) -> Result<M, QueryError> {
+    async fn replay_on<M: Model>(
+        &self,
+        position: u64,
+        date: NaiveDate,
+    ) -> Result<Vec<Row>, QueryError> {
+        let _turn = self.turn().await;
+        answered_from("log");
+        let applied = metrics::counter!(AS_OF_REPLAYED_EVENTS);
         let mut model = M::default();
         let mut on = OnDate::new(date);
         let mut facts = Box::pin(self.store.facts_between(0, position));
         while let Some(fact) = facts.try_next().await? {
+            applied.increment(1);
             if let Some(fact) = on.admit(fact) {
                 model.apply(&fact);
             }
         }
-        Ok(model)
-    }
-
-    fn keep_snapshot<M: Model>(&self, at: u64, model: &M) {
-        let rows = Arc::new(model.rows());
-        let mut snapshots = self.snapshots.lock().expect("snapshots lock");
-        let by_position = snapshots.entry(M::NAME).or_default();
-        by_position.insert(at, rows);
-        while by_position.len() > MAX_SNAPSHOTS {
-            let oldest = *by_position.keys().next().expect("not empty");
-            by_position.remove(&oldest);
-        }
+        Ok(model.rows())
     }
 
     /// One page of the items of `V`'s projection passing `filter`.

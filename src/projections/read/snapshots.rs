@@ -1,0 +1,184 @@
+//! The rows of replayed models, kept so that a later as-of answer at or after their position
+//! starts there instead of at the beginning of the log. Held within a budget of bytes (the
+//! rows' text and a fixed cost per row): a replay deep in a large log holds a large model, and
+//! the server keeps only what fits, letting the least recently used go first.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::projections::Row;
+
+/// What a row costs beyond its text: the `Row` itself, its vectors and the allocator's headers.
+const ROW_OVERHEAD: usize = 192;
+
+/// The bytes `rows` hold, as the budget counts them.
+pub fn rows_bytes(rows: &[Row]) -> usize {
+    rows.iter()
+        .map(|row| {
+            ROW_OVERHEAD
+                + row.key.len()
+                + row.data.get().len()
+                + row.status.len()
+                + row.sort_key.len()
+                + row
+                    .actors
+                    .iter()
+                    .chain(&row.states)
+                    .map(String::len)
+                    .sum::<usize>()
+        })
+        .sum()
+}
+
+struct Kept {
+    rows: Arc<Vec<Row>>,
+    bytes: usize,
+    /// When it was last kept or used (a counter, not a clock).
+    used: u64,
+}
+
+/// Snapshots by projection and position.
+pub struct Snapshots {
+    budget: usize,
+    held: usize,
+    uses: u64,
+    kept: BTreeMap<(&'static str, u64), Kept>,
+}
+
+impl Snapshots {
+    /// Snapshots holding at most `budget` bytes.
+    pub fn new(budget: usize) -> Self {
+        Self {
+            budget,
+            held: 0,
+            uses: 0,
+            kept: BTreeMap::new(),
+        }
+    }
+
+    /// The snapshot of `projection` nearest at or before `position`, if one is kept.
+    pub fn nearest(
+        &mut self,
+        projection: &'static str,
+        position: u64,
+    ) -> Option<(u64, Arc<Vec<Row>>)> {
+        self.uses += 1;
+        let uses = self.uses;
+        let (&(_, at), kept) = self
+            .kept
+            .range_mut((projection, 0)..=(projection, position))
+            .next_back()?;
+        kept.used = uses;
+        Some((at, kept.rows.clone()))
+    }
+
+    /// Keeps `rows` as `projection` at `position`, letting the least recently used snapshots
+    /// go until they fit. Rows larger than the whole budget are not kept.
+    pub fn keep(&mut self, projection: &'static str, position: u64, rows: Arc<Vec<Row>>) {
+        let bytes = rows_bytes(&rows);
+        if bytes > self.budget {
+            return;
+        }
+        self.uses += 1;
+        let kept = Kept {
+            rows,
+            bytes,
+            used: self.uses,
+        };
+        if let Some(replaced) = self.kept.insert((projection, position), kept) {
+            self.held -= replaced.bytes;
+        }
+        self.held += bytes;
+        while self.held > self.budget {
+            let oldest = *self
+                .kept
+                .iter()
+                .min_by_key(|(_, kept)| kept.used)
+                .map(|(key, _)| key)
+                .expect("more than nothing is held");
+            let gone = self.kept.remove(&oldest).expect("just found");
+            self.held -= gone.bytes;
+        }
+    }
+
+    /// The bytes held now.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::projections::RowData;
+
+    fn rows(count: usize) -> Arc<Vec<Row>> {
+        Arc::new(
+            (0..count)
+                .map(|i| Row {
+                    key: format!("key-{i}"),
+                    data: RowData::new(&i).expect("json"),
+                    actors: vec!["a".into()],
+                    states: Vec::new(),
+                    status: "open".into(),
+                    sort_key: String::new(),
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn the_nearest_snapshot_at_or_before_a_position_of_the_same_projection_is_found() {
+        let mut snapshots = Snapshots::new(1 << 20);
+        snapshots.keep("channels", 100, rows(1));
+        snapshots.keep("channels", 300, rows(2));
+        snapshots.keep("summits", 200, rows(3));
+        assert_eq!(snapshots.nearest("channels", 99).map(|(at, _)| at), None);
+        assert_eq!(
+            snapshots.nearest("channels", 100).map(|(at, _)| at),
+            Some(100)
+        );
+        assert_eq!(
+            snapshots.nearest("channels", 299).map(|(at, _)| at),
+            Some(100)
+        );
+        let (at, found) = snapshots.nearest("channels", 1_000).expect("kept");
+        assert_eq!((at, found.len()), (300, 2));
+        assert_eq!(
+            snapshots.nearest("relations", 1_000).map(|(at, _)| at),
+            None
+        );
+        assert_eq!(
+            snapshots.nearest("summits", 250).map(|(at, _)| at),
+            Some(200)
+        );
+    }
+
+    #[test]
+    fn the_least_recently_used_go_first_and_the_budget_is_never_passed() {
+        let one = rows_bytes(&rows(10));
+        let mut snapshots = Snapshots::new(one * 2 + one / 2);
+        snapshots.keep("channels", 1, rows(10));
+        snapshots.keep("channels", 2, rows(10));
+        // Using the first makes the second the least recently used.
+        assert!(snapshots.nearest("channels", 1).is_some());
+        snapshots.keep("channels", 3, rows(10));
+        assert_eq!(snapshots.held(), one * 2);
+        assert_eq!(snapshots.nearest("channels", 2).map(|(at, _)| at), Some(1));
+        assert_eq!(snapshots.nearest("channels", 3).map(|(at, _)| at), Some(3));
+    }
+
+    #[test]
+    fn rows_larger_than_the_budget_are_not_kept_and_keeping_again_replaces() {
+        let one = rows_bytes(&rows(10));
+        let mut snapshots = Snapshots::new(one);
+        snapshots.keep("channels", 1, rows(11));
+        assert_eq!(
+            (snapshots.held(), snapshots.nearest("channels", 1).is_none()),
+            (0, true)
+        );
+        snapshots.keep("channels", 1, rows(10));
+        snapshots.keep("channels", 1, rows(10));
+        assert_eq!(snapshots.held(), one);
+    }
+}

@@ -1,0 +1,166 @@
+//! As-of answers hold bounded memory: the rows a replay ends with are kept within
+//! `--as-of-cache-mib`, so the same position again is answered without a replay and a later
+//! one replays only the events since; a server that keeps nothing replays from the start each
+//! time and answers the same; replays take turns (`--as-of-replays 1`), and asks made all at
+//! once still get the right answers. Counted on `/metrics` of servers of their own (processes:
+//! their counters are theirs alone), not timed.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use diplog::import::{self, OnInvalid, scenario};
+use diplog::proto::event_log_client::EventLogClient;
+
+use crate::helpers::{Serve, ServeProcess, database_url_for, fresh_database};
+use crate::metrics::{scrape, value};
+use crate::projections::{as_of, assert_same, everything_at, without_age};
+use crate::random_history::random_history;
+
+const REPLAYED: &str = "diplog_as_of_replayed_events_total";
+const KEPT_BYTES: &str = "diplog_as_of_kept_bytes";
+
+/// The projections `everything_at` asks (its timelines and relations several times each).
+const PROJECTIONS_ASKED: f64 = 6.0;
+
+fn answers_from(samples: &BTreeMap<String, f64>, from: &str) -> f64 {
+    value(
+        samples,
+        &format!("diplog_as_of_answers_total{{from=\"{from}\"}}"),
+    )
+}
+
+fn http(server: &ServeProcess) -> SocketAddr {
+    server.http().parse().expect("an address")
+}
+
+/// How far each counter moved between two scrapes.
+fn moved(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> [f64; 4] {
+    let delta = |f: &dyn Fn(&BTreeMap<String, f64>) -> f64| f(after) - f(before);
+    [
+        delta(&|s| value(s, REPLAYED)),
+        delta(&|s| answers_from(s, "log")),
+        delta(&|s| answers_from(s, "snapshot")),
+        delta(&|s| answers_from(s, "kept")),
+    ]
+}
+
+#[tokio::test]
+async fn as_of_answers_start_from_rows_kept_within_a_budget_and_replays_take_turns() {
+    let database = fresh_database().await;
+    let url = database_url_for(&database);
+    let keeping = Serve::on_database(&url)
+        .arg("--as-of-cache-mib")
+        .arg("64")
+        .arg("--as-of-replays")
+        .arg("1")
+        .start()
+        .await;
+    let forgetting = Serve::on_database(&url)
+        .arg("--as-of-cache-mib")
+        .arg("0")
+        .start()
+        .await;
+
+    let founding = scenario::parse(scenario::FOUNDING_SCENARIO).expect("parses");
+    import::import(
+        keeping.channel().await,
+        founding.items,
+        OnInvalid::RefuseAll,
+    )
+    .await
+    .expect("the founding scenario imports");
+    import::import(
+        keeping.channel().await,
+        random_history(7, 120),
+        OnInvalid::Report,
+    )
+    .await
+    .expect("the history imports");
+    let head = EventLogClient::new(keeping.channel().await)
+        .get_head(())
+        .await
+        .expect("the head")
+        .into_inner()
+        .position as u64;
+    let middle = head / 2;
+    let (middle_f, head_f) = (middle as f64, head as f64);
+
+    // The first answers as of the middle replay each projection once from the start (every
+    // event is a diplomatic one); the other asks of the same projection take its kept rows.
+    let before = scrape(http(&keeping)).await;
+    let at_middle = everything_at(keeping.channel().await, as_of(middle)).await;
+    let after_middle = scrape(http(&keeping)).await;
+    let asks = at_middle.len() as f64;
+    assert_eq!(
+        moved(&before, &after_middle),
+        [
+            PROJECTIONS_ASKED * middle_f,
+            PROJECTIONS_ASKED,
+            0.0,
+            asks - PROJECTIONS_ASKED
+        ],
+        "replayed events, answers from the log, from a snapshot, from kept rows"
+    );
+
+    // As of the head: each replays only what came after the middle.
+    let at_head = everything_at(keeping.channel().await, as_of(head)).await;
+    let after_head = scrape(http(&keeping)).await;
+    assert_eq!(
+        moved(&after_middle, &after_head),
+        [
+            PROJECTIONS_ASKED * (head_f - middle_f),
+            0.0,
+            PROJECTIONS_ASKED,
+            asks - PROJECTIONS_ASKED
+        ]
+    );
+    // Again: nothing replays, and the answers are the same.
+    let again = everything_at(keeping.channel().await, as_of(head)).await;
+    let after_again = scrape(http(&keeping)).await;
+    assert_eq!(moved(&after_head, &after_again), [0.0, 0.0, 0.0, asks]);
+    assert_eq!(again, at_head);
+    let held = value(&after_again, KEPT_BYTES);
+    assert!(
+        held > 0.0 && held <= 64.0 * 1024.0 * 1024.0,
+        "kept {held} bytes"
+    );
+
+    // A server that keeps nothing answers the same, replaying from the start every time.
+    let forgotten = scrape(http(&forgetting)).await;
+    assert_same(
+        &without_age(&at_middle),
+        &without_age(&everything_at(forgetting.channel().await, as_of(middle)).await),
+        "as of the middle, from kept rows and from the start",
+    );
+    assert_same(
+        &without_age(&at_head),
+        &without_age(&everything_at(forgetting.channel().await, as_of(head)).await),
+        "as of the head, from a snapshot and from the start",
+    );
+    let after_forgetting = scrape(http(&forgetting)).await;
+    assert_eq!(
+        moved(&forgotten, &after_forgetting),
+        [asks * (middle_f + head_f), 2.0 * asks, 0.0, 0.0]
+    );
+    assert_eq!(value(&after_forgetting, KEPT_BYTES), 0.0);
+
+    // Asks at eight positions all at once, one replay at a time, each answered as the server
+    // that replays from the start answers it.
+    let positions: Vec<u64> = (1..=8).map(|i| head * i / 9).collect();
+    let answers = futures::future::join_all(positions.iter().map(|&position| {
+        let keeping = &keeping;
+        async move { everything_at(keeping.channel().await, as_of(position)).await }
+    }))
+    .await;
+    for (position, answer) in positions.iter().zip(&answers) {
+        assert_same(
+            &without_age(answer),
+            &without_age(&everything_at(forgetting.channel().await, as_of(*position)).await),
+            &format!("as of {position}, asked at once with seven others"),
+        );
+    }
+    let settled = scrape(http(&keeping)).await;
+    assert_eq!(value(&settled, "diplog_as_of_replays_running"), 0.0);
+    assert_eq!(value(&settled, "diplog_as_of_replays_waiting"), 0.0);
+    assert!(value(&settled, KEPT_BYTES) <= 64.0 * 1024.0 * 1024.0);
+}
