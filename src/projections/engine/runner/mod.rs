@@ -534,11 +534,13 @@ impl<'c, M: Model> Runner<'c, M> {
     }
 }
 
+mod by_key;
 mod generations;
 mod live;
 mod rebuild;
 mod rows;
 
+pub use by_key::{Statement, statements_by_key};
 use generations::LateIndexes;
 use rows::{load_rows, read_checkpoint};
 
