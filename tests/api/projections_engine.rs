@@ -614,20 +614,52 @@ fn live_table(generation: i64) -> (i64, bool, Vec<String>) {
     (generation, true, indexes)
 }
 
+/// A log with a backlog (`Log::backlog`) and a runner of `Counts<1>` with `config` that has
+/// caught up with it: where the rebuild tests start.
+async fn caught_up(
+    rounds: usize,
+    per_append: usize,
+    config: RunnerConfig,
+) -> (Log, Runner, ProjectionStore) {
+    let log = Log::new().await;
+    log.backlog(rounds, per_append).await;
+    let runner = Runner::start::<Counts<1>>(&log, config);
+    let projections = runner.projections(&log);
+    wait_for_head(&log, &projections, Duration::from_secs(10)).await;
+    (log, runner, projections)
+}
+
+/// Waits until a rebuild has made generation 2 live.
+async fn wait_for_swap(projections: &ProjectionStore) {
+    eventually(Duration::from_secs(20), "the rebuild swaps in", || async {
+        let checkpoint = projections.checkpoint(NAME).await.unwrap().unwrap();
+        checkpoint.generation == 2 && checkpoint.building_generation.is_none()
+    })
+    .await;
+}
+
+/// Waits until the live generation's table is the only one left.
+async fn wait_for_old_generation_dropped(pool: &PgPool) {
+    eventually(
+        Duration::from_secs(5),
+        "the old generation's table is dropped",
+        || async { generation_tables(pool).await.len() == 1 },
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn a_requested_rebuild_fills_a_new_generation_while_the_old_one_answers_then_swaps() {
-    let log = Log::new().await;
-    log.backlog(10, 40).await;
     // Small chunks, so the build takes many transactions and can be watched.
-    let runner = Runner::start::<Counts<1>>(
-        &log,
+    let (log, runner, projections) = caught_up(
+        10,
+        40,
         RunnerConfig {
             build_chunk_events: 20,
             ..config()
         },
-    );
-    let projections = runner.projections(&log);
-    wait_for_head(&log, &projections, Duration::from_secs(10)).await;
+    )
+    .await;
     let (before, _) = live_rows(&projections).await;
 
     projections.request_rebuild(NAME).await.unwrap();
@@ -667,12 +699,7 @@ async fn a_requested_rebuild_fills_a_new_generation_while_the_old_one_answers_th
 
     wait_for_head(&log, &projections, Duration::from_secs(5)).await;
     // The old generation's table goes just after the swap.
-    eventually(
-        Duration::from_secs(5),
-        "the old generation's table is dropped",
-        || async { generation_tables(&log.pool).await.len() == 1 },
-    )
-    .await;
+    wait_for_old_generation_dropped(&log.pool).await;
     let checkpoint = projections.checkpoint(NAME).await.unwrap().unwrap();
     assert_eq!(checkpoint.generation, 2);
     assert_eq!(checkpoint.building_generation, None);
@@ -714,11 +741,7 @@ async fn a_requested_rebuild_fills_a_new_generation_while_the_old_one_answers_th
 /// build starts by dropping both, so none of their rows turns up in the rebuilt rows.
 #[tokio::test]
 async fn a_rebuild_first_drops_the_tables_of_other_generations() {
-    let log = Log::new().await;
-    log.backlog(5, 20).await;
-    let runner = Runner::start::<Counts<1>>(&log, config());
-    let projections = runner.projections(&log);
-    wait_for_head(&log, &projections, Duration::from_secs(10)).await;
+    let (log, runner, projections) = caught_up(5, 20, config()).await;
     assert_eq!(generation_tables(&log.pool).await, vec![live_table(1)]);
     for (generation, attached) in [(0_i64, true), (2, false), (7, false)] {
         sqlx::query("select diplog_projection_generation_create($1, $2)")
@@ -750,18 +773,9 @@ async fn a_rebuild_first_drops_the_tables_of_other_generations() {
     assert_eq!(generation_tables(&log.pool).await.len(), 4);
 
     projections.request_rebuild(NAME).await.unwrap();
-    eventually(Duration::from_secs(20), "the rebuild swaps in", || async {
-        let checkpoint = projections.checkpoint(NAME).await.unwrap().unwrap();
-        checkpoint.generation == 2 && checkpoint.building_generation.is_none()
-    })
-    .await;
+    wait_for_swap(&projections).await;
     wait_for_head(&log, &projections, Duration::from_secs(5)).await;
-    eventually(
-        Duration::from_secs(5),
-        "the old generation's table is dropped",
-        || async { generation_tables(&log.pool).await.len() == 1 },
-    )
-    .await;
+    wait_for_old_generation_dropped(&log.pool).await;
     assert_consistent(&log, &projections).await;
     for generation in [0, 1, 7] {
         assert_eq!(
@@ -781,17 +795,15 @@ async fn a_rebuild_first_drops_the_tables_of_other_generations() {
 /// from the live generation throughout.
 #[tokio::test]
 async fn a_rebuild_killed_half_way_is_dropped_and_built_again() {
-    let log = Log::new().await;
-    log.backlog(10, 40).await;
-    let runner = Runner::start::<Counts<1>>(
-        &log,
+    let (log, runner, projections) = caught_up(
+        10,
+        40,
         RunnerConfig {
             build_chunk_events: 10,
             ..config()
         },
-    );
-    let projections = runner.projections(&log);
-    wait_for_head(&log, &projections, Duration::from_secs(10)).await;
+    )
+    .await;
 
     projections.request_rebuild(NAME).await.unwrap();
     eventually(Duration::from_secs(20), "the build is half way", || async {
@@ -804,19 +816,10 @@ async fn a_rebuild_killed_half_way_is_dropped_and_built_again() {
     terminate(&log.pool, pid).await;
     assert_consistent(&log, &projections).await;
 
-    eventually(Duration::from_secs(20), "the rebuild swaps in", || async {
-        let checkpoint = projections.checkpoint(NAME).await.unwrap().unwrap();
-        checkpoint.generation == 2 && checkpoint.building_generation.is_none()
-    })
-    .await;
+    wait_for_swap(&projections).await;
     assert_ne!(lock_holder(&log.pool).await, Some(pid));
     wait_for_head(&log, &projections, Duration::from_secs(5)).await;
-    eventually(
-        Duration::from_secs(5),
-        "the old generation's table is dropped",
-        || async { generation_tables(&log.pool).await.len() == 1 },
-    )
-    .await;
+    wait_for_old_generation_dropped(&log.pool).await;
     assert_consistent(&log, &projections).await;
     assert_eq!(generation_tables(&log.pool).await, vec![live_table(2)]);
     runner.stop().await;
@@ -830,11 +833,7 @@ async fn a_rebuild_killed_half_way_is_dropped_and_built_again() {
 /// the reader's transaction stayed open.)
 #[tokio::test]
 async fn a_reader_outlasting_a_swap_holds_neither_the_runner_nor_the_new_generation() {
-    let log = Log::new().await;
-    log.backlog(5, 20).await;
-    let runner = Runner::start::<Counts<1>>(&log, config());
-    let projections = runner.projections(&log);
-    wait_for_head(&log, &projections, Duration::from_secs(10)).await;
+    let (log, runner, projections) = caught_up(5, 20, config()).await;
 
     let mut reader = log.pool.begin().await.expect("a reader's transaction");
     let read: i64 =
@@ -846,11 +845,7 @@ async fn a_reader_outlasting_a_swap_holds_neither_the_runner_nor_the_new_generat
     assert!(read > 0);
 
     projections.request_rebuild(NAME).await.unwrap();
-    eventually(Duration::from_secs(20), "the rebuild swaps in", || async {
-        let checkpoint = projections.checkpoint(NAME).await.unwrap().unwrap();
-        checkpoint.generation == 2 && checkpoint.building_generation.is_none()
-    })
-    .await;
+    wait_for_swap(&projections).await;
     log.append_facts("s-after-swap", 7).await;
     wait_for_head(&log, &projections, Duration::from_secs(5)).await;
     assert_consistent(&log, &projections).await;
@@ -1586,11 +1581,7 @@ async fn rows_written_in_bulk_come_back_exactly_whatever_their_text_holds() {
 
     log.append_facts("s-2", 300).await;
     projections.request_rebuild(NAME).await.unwrap();
-    eventually(Duration::from_secs(20), "the rebuild swaps in", || async {
-        let checkpoint = projections.checkpoint(NAME).await.unwrap().unwrap();
-        checkpoint.generation == 2 && checkpoint.building_generation.is_none()
-    })
-    .await;
+    wait_for_swap(&projections).await;
     let position = wait_for_head(&log, &projections, Duration::from_secs(20)).await;
     let (rows, _) = projections
         .load_rows(NAME, &RowFilter::default())
