@@ -2,8 +2,9 @@
 //! per generation, under the projection's partition of `projection_rows`. A rebuild's
 //! generation is a table of its own, without secondary indexes, until it is finished:
 //! indexed once and attached, in the transaction before the swap. A replaced generation is
-//! detached and dropped, never deleted row by row. Only the runner holding the projection's
-//! lock calls these.
+//! detached and dropped after the swap, never deleted row by row, and never waited for: a
+//! step that would wait for its readers gives up and is tried again (`drop_others`). Only
+//! the runner holding the projection's lock calls these.
 
 use std::time::Instant;
 
