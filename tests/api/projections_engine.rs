@@ -13,7 +13,9 @@ use diplog::projections::engine::registry::{LocalRunners, advisory_lock_key};
 use diplog::projections::engine::rows::{
     Holder, ProjectionError, ProjectionStore, RowFilter, WaitError,
 };
-use diplog::projections::engine::runner::{RunnerConfig, RunnerContext, run_projection};
+use diplog::projections::engine::runner::{
+    RunnerConfig, RunnerContext, Statement, run_projection, statements_by_key,
+};
 use diplog::projections::{Fact, Model, NAMES, Row, RowData};
 use diplog::store::{EventStore, WriterConfig, WriterHandle};
 use futures::TryStreamExt;
@@ -612,20 +614,52 @@ fn live_table(generation: i64) -> (i64, bool, Vec<String>) {
     (generation, true, indexes)
 }
 
+/// A log with a backlog (`Log::backlog`) and a runner of `Counts<1>` with `config` that has
+/// caught up with it: where the rebuild tests start.
+async fn caught_up(
+    rounds: usize,
+    per_append: usize,
+    config: RunnerConfig,
+) -> (Log, Runner, ProjectionStore) {
+    let log = Log::new().await;
+    log.backlog(rounds, per_append).await;
+    let runner = Runner::start::<Counts<1>>(&log, config);
+    let projections = runner.projections(&log);
+    wait_for_head(&log, &projections, Duration::from_secs(10)).await;
+    (log, runner, projections)
+}
+
+/// Waits until a rebuild has made generation 2 live.
+async fn wait_for_swap(projections: &ProjectionStore) {
+    eventually(Duration::from_secs(20), "the rebuild swaps in", || async {
+        let checkpoint = projections.checkpoint(NAME).await.unwrap().unwrap();
+        checkpoint.generation == 2 && checkpoint.building_generation.is_none()
+    })
+    .await;
+}
+
+/// Waits until the live generation's table is the only one left.
+async fn wait_for_old_generation_dropped(pool: &PgPool) {
+    eventually(
+        Duration::from_secs(5),
+        "the old generation's table is dropped",
+        || async { generation_tables(pool).await.len() == 1 },
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn a_requested_rebuild_fills_a_new_generation_while_the_old_one_answers_then_swaps() {
-    let log = Log::new().await;
-    log.backlog(10, 40).await;
     // Small chunks, so the build takes many transactions and can be watched.
-    let runner = Runner::start::<Counts<1>>(
-        &log,
+    let (log, runner, projections) = caught_up(
+        10,
+        40,
         RunnerConfig {
             build_chunk_events: 20,
             ..config()
         },
-    );
-    let projections = runner.projections(&log);
-    wait_for_head(&log, &projections, Duration::from_secs(10)).await;
+    )
+    .await;
     let (before, _) = live_rows(&projections).await;
 
     projections.request_rebuild(NAME).await.unwrap();
@@ -665,12 +699,7 @@ async fn a_requested_rebuild_fills_a_new_generation_while_the_old_one_answers_th
 
     wait_for_head(&log, &projections, Duration::from_secs(5)).await;
     // The old generation's table goes just after the swap.
-    eventually(
-        Duration::from_secs(5),
-        "the old generation's table is dropped",
-        || async { generation_tables(&log.pool).await.len() == 1 },
-    )
-    .await;
+    wait_for_old_generation_dropped(&log.pool).await;
     let checkpoint = projections.checkpoint(NAME).await.unwrap().unwrap();
     assert_eq!(checkpoint.generation, 2);
     assert_eq!(checkpoint.building_generation, None);
@@ -712,11 +741,7 @@ async fn a_requested_rebuild_fills_a_new_generation_while_the_old_one_answers_th
 /// build starts by dropping both, so none of their rows turns up in the rebuilt rows.
 #[tokio::test]
 async fn a_rebuild_first_drops_the_tables_of_other_generations() {
-    let log = Log::new().await;
-    log.backlog(5, 20).await;
-    let runner = Runner::start::<Counts<1>>(&log, config());
-    let projections = runner.projections(&log);
-    wait_for_head(&log, &projections, Duration::from_secs(10)).await;
+    let (log, runner, projections) = caught_up(5, 20, config()).await;
     assert_eq!(generation_tables(&log.pool).await, vec![live_table(1)]);
     for (generation, attached) in [(0_i64, true), (2, false), (7, false)] {
         sqlx::query("select diplog_projection_generation_create($1, $2)")
@@ -748,18 +773,9 @@ async fn a_rebuild_first_drops_the_tables_of_other_generations() {
     assert_eq!(generation_tables(&log.pool).await.len(), 4);
 
     projections.request_rebuild(NAME).await.unwrap();
-    eventually(Duration::from_secs(20), "the rebuild swaps in", || async {
-        let checkpoint = projections.checkpoint(NAME).await.unwrap().unwrap();
-        checkpoint.generation == 2 && checkpoint.building_generation.is_none()
-    })
-    .await;
+    wait_for_swap(&projections).await;
     wait_for_head(&log, &projections, Duration::from_secs(5)).await;
-    eventually(
-        Duration::from_secs(5),
-        "the old generation's table is dropped",
-        || async { generation_tables(&log.pool).await.len() == 1 },
-    )
-    .await;
+    wait_for_old_generation_dropped(&log.pool).await;
     assert_consistent(&log, &projections).await;
     for generation in [0, 1, 7] {
         assert_eq!(
@@ -779,17 +795,15 @@ async fn a_rebuild_first_drops_the_tables_of_other_generations() {
 /// from the live generation throughout.
 #[tokio::test]
 async fn a_rebuild_killed_half_way_is_dropped_and_built_again() {
-    let log = Log::new().await;
-    log.backlog(10, 40).await;
-    let runner = Runner::start::<Counts<1>>(
-        &log,
+    let (log, runner, projections) = caught_up(
+        10,
+        40,
         RunnerConfig {
             build_chunk_events: 10,
             ..config()
         },
-    );
-    let projections = runner.projections(&log);
-    wait_for_head(&log, &projections, Duration::from_secs(10)).await;
+    )
+    .await;
 
     projections.request_rebuild(NAME).await.unwrap();
     eventually(Duration::from_secs(20), "the build is half way", || async {
@@ -802,19 +816,10 @@ async fn a_rebuild_killed_half_way_is_dropped_and_built_again() {
     terminate(&log.pool, pid).await;
     assert_consistent(&log, &projections).await;
 
-    eventually(Duration::from_secs(20), "the rebuild swaps in", || async {
-        let checkpoint = projections.checkpoint(NAME).await.unwrap().unwrap();
-        checkpoint.generation == 2 && checkpoint.building_generation.is_none()
-    })
-    .await;
+    wait_for_swap(&projections).await;
     assert_ne!(lock_holder(&log.pool).await, Some(pid));
     wait_for_head(&log, &projections, Duration::from_secs(5)).await;
-    eventually(
-        Duration::from_secs(5),
-        "the old generation's table is dropped",
-        || async { generation_tables(&log.pool).await.len() == 1 },
-    )
-    .await;
+    wait_for_old_generation_dropped(&log.pool).await;
     assert_consistent(&log, &projections).await;
     assert_eq!(generation_tables(&log.pool).await, vec![live_table(2)]);
     runner.stop().await;
@@ -828,11 +833,7 @@ async fn a_rebuild_killed_half_way_is_dropped_and_built_again() {
 /// the reader's transaction stayed open.)
 #[tokio::test]
 async fn a_reader_outlasting_a_swap_holds_neither_the_runner_nor_the_new_generation() {
-    let log = Log::new().await;
-    log.backlog(5, 20).await;
-    let runner = Runner::start::<Counts<1>>(&log, config());
-    let projections = runner.projections(&log);
-    wait_for_head(&log, &projections, Duration::from_secs(10)).await;
+    let (log, runner, projections) = caught_up(5, 20, config()).await;
 
     let mut reader = log.pool.begin().await.expect("a reader's transaction");
     let read: i64 =
@@ -844,11 +845,7 @@ async fn a_reader_outlasting_a_swap_holds_neither_the_runner_nor_the_new_generat
     assert!(read > 0);
 
     projections.request_rebuild(NAME).await.unwrap();
-    eventually(Duration::from_secs(20), "the rebuild swaps in", || async {
-        let checkpoint = projections.checkpoint(NAME).await.unwrap().unwrap();
-        checkpoint.generation == 2 && checkpoint.building_generation.is_none()
-    })
-    .await;
+    wait_for_swap(&projections).await;
     log.append_facts("s-after-swap", 7).await;
     wait_for_head(&log, &projections, Duration::from_secs(5)).await;
     assert_consistent(&log, &projections).await;
@@ -958,6 +955,172 @@ async fn a_new_model_version_is_rebuilt_while_the_old_rows_answer() {
     wait_for_head(&log, &projections, Duration::from_secs(5)).await;
     assert_consistent(&log, &projections).await;
     runner.stop().await;
+    log.stop().await;
+}
+
+/// The nodes of a plan (`EXPLAIN (FORMAT JSON)`), at every level (CTEs and subplans too).
+fn plan_nodes(explained: &serde_json::Value) -> Vec<&serde_json::Value> {
+    fn walk<'a>(node: &'a serde_json::Value, nodes: &mut Vec<&'a serde_json::Value>) {
+        nodes.push(node);
+        for child in node["Plans"].as_array().into_iter().flatten() {
+            walk(child, nodes);
+        }
+    }
+    let mut nodes = Vec::new();
+    walk(&explained[0]["Plan"], &mut nodes);
+    nodes
+}
+
+/// Asserts that `explained`, a plan of `statement`, finds rows of generation `generation` by
+/// key through the table's primary key: an index scan of it with a condition on `key`, and
+/// no sequential scan of the table filtering by key. `indexed`: the generation has its
+/// secondary indexes (it is finished), and then no sequential scan of its table at all (a
+/// build's has no index on status yet, and the hydrate's lookup of groups, none here, is
+/// planned as a scan of it).
+fn assert_seeks_by_key(
+    explained: &serde_json::Value,
+    statement: &Statement,
+    generation: i64,
+    indexed: bool,
+    plan: &str,
+) {
+    let table = generation_table(generation);
+    let primary_key = format!("{table}_pkey");
+    let nodes = plan_nodes(explained);
+    let text =
+        |node: &serde_json::Value, field: &str| node[field].as_str().unwrap_or("").to_owned();
+    let context = format!(
+        "{} in generation {generation} ({plan} plan): {}\n{explained:#}",
+        statement.purpose, statement.sql
+    );
+    assert!(
+        nodes.iter().any(|node| {
+            ["Index Scan", "Index Only Scan", "Bitmap Index Scan"]
+                .contains(&text(node, "Node Type").as_str())
+                && text(node, "Index Name") == primary_key
+                && text(node, "Index Cond").contains("key = ANY")
+        }),
+        "no seek of {primary_key} by key: {context}"
+    );
+    for node in nodes {
+        if text(node, "Node Type") != "Seq Scan" || text(node, "Relation Name") != table {
+            continue;
+        }
+        assert!(
+            !text(node, "Filter").contains("key"),
+            "a sequential scan of {table} by key: {context}"
+        );
+        assert!(!indexed, "a sequential scan of {table}: {context}");
+    }
+}
+
+/// The runner's lookups and deletes by key in a generation's table seek its primary key,
+/// `(projection, generation, key)`, in a generation being built (primary key only) and in a
+/// finished one: they name the projection and the generation, although the table holds no
+/// other. (Without them each lookup read the whole generation: 5 to 32 s per batch at 1M
+/// rows.) Checked on the plans PostgreSQL makes for the statements as the runner runs them,
+/// with their arguments (a custom plan) and without (the generic plan a prepared statement
+/// may switch to), over a few thousand rows, analyzed.
+#[tokio::test]
+async fn the_runner_finds_rows_by_key_through_the_generation_primary_key() {
+    let log = Log::new().await;
+    let (finished, building) = (1_i64, 2_i64);
+    for generation in [finished, building] {
+        sqlx::query("select diplog_projection_generation_create($1, $2)")
+            .bind(NAME)
+            .bind(generation)
+            .execute(&log.pool)
+            .await
+            .expect("create a generation's table");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "insert into \"{}\" \
+                 (projection, generation, key, data, actors, states, status, sort_key) \
+             select $1, $2, 's-' || i, jsonb_build_object('count', i), \
+                 array['s-' || i], array['v1'], \
+                 case when i % 2 = 0 then 'even' else 'odd' end, 's-' || i \
+             from generate_series(1, 5000) as i",
+            generation_table(generation)
+        )))
+        .bind(NAME)
+        .bind(generation)
+        .execute(&log.pool)
+        .await
+        .expect("fill a generation");
+    }
+    sqlx::query("select diplog_projection_generation_finish($1, $2)")
+        .bind(NAME)
+        .bind(finished)
+        .execute(&log.pool)
+        .await
+        .expect("finish a generation");
+    let mut connection = log.pool.acquire().await.expect("a connection");
+    for generation in [finished, building] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "analyze \"{}\"",
+            generation_table(generation)
+        )))
+        .execute(&mut *connection)
+        .await
+        .expect("analyze");
+    }
+
+    let keys: Vec<String> = ["s-1", "s-2500", "s-4999", "s-none"]
+        .map(String::from)
+        .to_vec();
+    for generation in [finished, building] {
+        let statements = statements_by_key(NAME, generation as u64, &keys).expect("the statements");
+        assert_eq!(statements.len(), 3);
+        for statement in statements {
+            let custom: serde_json::Value = sqlx::query_scalar_with(
+                sqlx::AssertSqlSafe(format!("explain (format json) {}", statement.sql)),
+                statement.arguments.clone(),
+            )
+            .fetch_one(&mut *connection)
+            .await
+            .unwrap_or_else(|e| panic!("explain {}: {e}", statement.sql));
+            assert_seeks_by_key(
+                &custom,
+                &statement,
+                generation,
+                generation == finished,
+                "custom",
+            );
+
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "set plan_cache_mode = force_generic_plan; prepare by_key as {}",
+                statement.sql
+            )))
+            .execute(&mut *connection)
+            .await
+            .expect("prepare");
+            let parameters: i32 = sqlx::query_scalar(
+                "select cardinality(parameter_types) from pg_prepared_statements \
+                 where name = 'by_key'",
+            )
+            .fetch_one(&mut *connection)
+            .await
+            .expect("the statement's parameters");
+            let nulls = vec!["null"; parameters as usize].join(", ");
+            let generic: serde_json::Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "explain (format json) execute by_key({nulls})"
+            )))
+            .fetch_one(&mut *connection)
+            .await
+            .expect("explain the generic plan");
+            assert_seeks_by_key(
+                &generic,
+                &statement,
+                generation,
+                generation == finished,
+                "generic",
+            );
+            sqlx::raw_sql("deallocate by_key; reset plan_cache_mode")
+                .execute(&mut *connection)
+                .await
+                .expect("deallocate");
+        }
+    }
+    drop(connection);
     log.stop().await;
 }
 
@@ -1418,11 +1581,7 @@ async fn rows_written_in_bulk_come_back_exactly_whatever_their_text_holds() {
 
     log.append_facts("s-2", 300).await;
     projections.request_rebuild(NAME).await.unwrap();
-    eventually(Duration::from_secs(20), "the rebuild swaps in", || async {
-        let checkpoint = projections.checkpoint(NAME).await.unwrap().unwrap();
-        checkpoint.generation == 2 && checkpoint.building_generation.is_none()
-    })
-    .await;
+    wait_for_swap(&projections).await;
     let position = wait_for_head(&log, &projections, Duration::from_secs(20)).await;
     let (rows, _) = projections
         .load_rows(NAME, &RowFilter::default())

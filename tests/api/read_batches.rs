@@ -36,29 +36,22 @@ async fn all_batches(
     app: &TestApp,
     request: proto::ReadAllBatchesRequest,
 ) -> Result<Vec<proto::EventBatch>, tonic::Status> {
-    let mut stream = app
-        .client
-        .clone()
-        .read_all_batches(request)
-        .await?
-        .into_inner();
-    let mut batches = Vec::new();
-    while let Some(batch) = stream.message().await? {
-        batches.push(batch);
-    }
-    Ok(batches)
+    let stream = app.client.clone().read_all_batches(request).await?;
+    every_batch(stream.into_inner()).await
 }
 
 async fn stream_batches(
     app: &TestApp,
     request: proto::ReadStreamBatchesRequest,
 ) -> Result<Vec<proto::EventBatch>, tonic::Status> {
-    let mut stream = app
-        .client
-        .clone()
-        .read_stream_batches(request)
-        .await?
-        .into_inner();
+    let stream = app.client.clone().read_stream_batches(request).await?;
+    every_batch(stream.into_inner()).await
+}
+
+/// Every batch of a batched read, to its end.
+async fn every_batch(
+    mut stream: tonic::Streaming<proto::EventBatch>,
+) -> Result<Vec<proto::EventBatch>, tonic::Status> {
     let mut batches = Vec::new();
     while let Some(batch) = stream.message().await? {
         batches.push(batch);
@@ -102,6 +95,22 @@ fn assert_bounded(batches: &[proto::EventBatch], bound: usize) {
             batch.encoded_len()
         );
     }
+}
+
+/// Asserts that `batches`, a batched read of `read` bounded by `bytes` (1 MiB if `None`), are
+/// within the bound and carry exactly the events of the one-event read, `one_by_one`.
+fn assert_batched_as_one_by_one(
+    batches: Vec<proto::EventBatch>,
+    bytes: Option<u32>,
+    one_by_one: &[proto::RecordedEvent],
+    read: &impl std::fmt::Debug,
+) {
+    assert_bounded(&batches, bytes.map_or(1 << 20, |b| b as usize));
+    assert_eq!(
+        flatten(batches),
+        one_by_one,
+        "{read:?} in batches of {bytes:?}"
+    );
 }
 
 /// 1,300 events over three streams (more than two pages of 512), of several sizes and types:
@@ -154,12 +163,7 @@ async fn batches_carry_exactly_the_events_of_the_one_event_reads_in_order() {
             let batches = all_batches(&app, batched_all(read.clone(), bytes))
                 .await
                 .unwrap();
-            assert_bounded(&batches, bytes.map_or(1 << 20, |b| b as usize));
-            assert_eq!(
-                flatten(batches),
-                one_by_one,
-                "{read:?} in batches of {bytes:?}"
-            );
+            assert_batched_as_one_by_one(batches, bytes, &one_by_one, &read);
         }
     }
     let stream_reads = [
@@ -185,12 +189,7 @@ async fn batches_carry_exactly_the_events_of_the_one_event_reads_in_order() {
             let batches = stream_batches(&app, batched_stream(read.clone(), bytes))
                 .await
                 .unwrap();
-            assert_bounded(&batches, bytes.map_or(1 << 20, |b| b as usize));
-            assert_eq!(
-                flatten(batches),
-                one_by_one,
-                "{read:?} in batches of {bytes:?}"
-            );
+            assert_batched_as_one_by_one(batches, bytes, &one_by_one, &read);
         }
     }
     app.stop().await;

@@ -2,8 +2,9 @@
 //! per generation, under the projection's partition of `projection_rows`. A rebuild's
 //! generation is a table of its own, without secondary indexes, until it is finished:
 //! indexed once and attached, in the transaction before the swap. A replaced generation is
-//! detached and dropped, never deleted row by row. Only the runner holding the projection's
-//! lock calls these.
+//! detached and dropped after the swap, never deleted row by row, and never waited for: a
+//! step that would wait for its readers gives up and is tried again (`drop_others`). Only
+//! the runner holding the projection's lock calls these.
 
 use std::time::Instant;
 
@@ -69,27 +70,33 @@ impl LateIndexes {
         states: bool,
     ) -> Result<(), ProjectionError> {
         if status && !self.status {
-            let sql = format!(
-                "create index if not exists {} on {table} (status, sort_key)",
-                quote_suffix(table, "_status")
-            );
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(&mut *connection)
-                .await?;
+            create_index(connection, table, "_status", "(status, sort_key)").await?;
             self.status = true;
         }
         if states && !self.states {
-            let sql = format!(
-                "create index if not exists {} on {table} using gin (states)",
-                quote_suffix(table, "_states")
-            );
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                .execute(&mut *connection)
-                .await?;
+            create_index(connection, table, "_states", "using gin (states)").await?;
             self.states = true;
         }
         Ok(())
     }
+}
+
+/// Makes sure `table` has the index `definition` (what follows `on table`), named with
+/// `suffix` as `diplog_projection_generation_finish` names it (which then finds it made).
+async fn create_index(
+    connection: &mut PgConnection,
+    table: &str,
+    suffix: &str,
+    definition: &str,
+) -> Result<(), ProjectionError> {
+    let sql = format!(
+        "create index if not exists {} on {table} {definition}",
+        quote_suffix(table, suffix)
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(connection)
+        .await?;
+    Ok(())
 }
 
 /// `table` (quoted) with `suffix` appended inside the quotes, as the migration names indexes.

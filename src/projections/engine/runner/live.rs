@@ -8,7 +8,8 @@ use sqlx::Connection;
 use tracing::trace;
 
 use super::Runner;
-use super::generations::{self, LateIndexes};
+use super::by_key;
+use super::generations::LateIndexes;
 use super::rows::{ROWS_PER_STATEMENT, hydrate, write_rows};
 use crate::projections::engine::error::ProjectionError;
 use crate::projections::engine::facts::Batch;
@@ -54,38 +55,18 @@ impl<M: Model> Runner<'_, M> {
         let moved = if rows.len() <= ROWS_PER_STATEMENT {
             // The common case in one statement (so one implicit transaction). The rows are
             // written only if the checkpoint moved from where this runner left it.
-            let moved: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "with moved as ( \
-                     update projection_checkpoints set position = $6, updated_at = now() \
-                     where projection = $1 and generation = $2 and position = $5 \
-                     returning 1 \
-                 ), upserted as ( \
-                     insert into {table} \
-                         (projection, generation, key, data, actors, states, status, sort_key) \
-                     select $1, $2, r.key, r.data, r.actors, r.states, r.status, r.sort_key \
-                     from jsonb_to_recordset($3) as r(key text, data jsonb, actors text[], \
-                         states text[], status text, sort_key text) \
-                     where exists (select from moved) \
-                     on conflict (projection, generation, key) do update \
-                         set data = excluded.data, actors = excluded.actors, \
-                             states = excluded.states, status = excluded.status, \
-                             sort_key = excluded.sort_key \
-                 ), removed as ( \
-                     delete from {table} \
-                     where projection = $1 and generation = $2 and key = any($4) \
-                       and exists (select from moved) \
-                 ) \
-                 select count(*) from moved",
-                table = generations::table(M::NAME, self.generation)
-            )))
-            .bind(M::NAME)
-            .bind(self.generation as i64)
-            .bind(sqlx::types::Json(&rows))
-            .bind(&removed)
-            .bind(self.position as i64)
-            .bind(reached as i64)
-            .fetch_one(&mut self.connection)
-            .await?;
+            let advance = by_key::advance(
+                M::NAME,
+                self.generation,
+                &rows,
+                &removed,
+                self.position,
+                reached,
+            )?;
+            let moved: i64 =
+                sqlx::query_scalar_with(sqlx::AssertSqlSafe(advance.sql), advance.arguments)
+                    .fetch_one(&mut self.connection)
+                    .await?;
             moved as u64
         } else {
             let stored = &self.live_stored;

@@ -19,7 +19,10 @@
 //! - Rebuilds: a fresh model is built into generation `g + 1`, a table of its own without
 //!   secondary indexes (`generations.rs`), in chunks while generation `g` keeps answering
 //!   (and keeps being advanced, unless its rows are another version's); then `g + 1` is
-//!   indexed and attached, one statement makes it live, and `g`'s table is dropped.
+//!   indexed and attached, and one statement makes it live. `g`'s table is detached and
+//!   dropped after the swap, never waiting for it: each step gives up after 200 ms (a reader
+//!   still using `g`) and is tried again later, a poll interval and then twice as long each
+//!   time, up to 30 s (`remove_others`, `generations::drop_others`).
 //! - The runners of a server read the log through one `FactCache` (`facts.rs`): a stretch of
 //!   the log several of them pass is read and parsed once. A retraction or a correction always
 //!   starts a batch, so what a model wants for it is read from committed rows.
@@ -534,11 +537,13 @@ impl<'c, M: Model> Runner<'c, M> {
     }
 }
 
+mod by_key;
 mod generations;
 mod live;
 mod rebuild;
 mod rows;
 
+pub use by_key::{Statement, statements_by_key};
 use generations::LateIndexes;
 use rows::{load_rows, read_checkpoint};
 

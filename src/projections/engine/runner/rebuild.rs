@@ -2,7 +2,8 @@
 //! the live generation keeps answering. The generation is a table of its own with only its
 //! primary key while it fills (`generations.rs`); once it has caught up, one transaction
 //! writes its last rows, builds its other indexes and attaches it, the next statement makes
-//! it live, and the old generation's table is detached and dropped.
+//! it live, and the old generation's table is detached and dropped once no reader uses it
+//! (now or in a later round: `Runner::remove_others`).
 
 use std::time::Instant;
 
@@ -68,7 +69,7 @@ impl<M: Model> Runner<'_, M> {
     /// Feeds the build one chunk and writes the rows it touched. Once the build has reached
     /// the live position (or, while the live rows are frozen, the head), its table gets its
     /// indexes and is attached (one transaction, with the last rows), then one statement makes
-    /// it live, and the old generation's table is dropped.
+    /// it live, and the old generation's table is removed, now or in a later round.
     pub(super) async fn advance_build(&mut self) -> Result<(), ProjectionError> {
         // The build chases the live position, or, while the live rows are frozen, the head.
         let until = self.live.is_some().then_some(self.position);

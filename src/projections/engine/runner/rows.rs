@@ -10,6 +10,7 @@ use std::sync::Arc;
 use sqlx::PgConnection;
 use tracing::warn;
 
+use super::by_key;
 use super::generations::{self, LateIndexes};
 use crate::projections::engine::copy_text;
 use crate::projections::engine::error::ProjectionError;
@@ -123,24 +124,11 @@ pub(super) async fn hydrate<M: Model>(
             .await?;
             take_in(model, records, &mut loaded)?;
         }
-        // `projection` and `generation` are constant in the table, but its primary key leads
-        // with them: without them a lookup by key cannot seek and reads the whole generation
-        // (5 to 32 s per batch at 1M rows, measured in the bench's import).
-        let records: Vec<RowRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "select key, data, actors, states, status, sort_key from {table} \
-             where projection = $4 and generation = $5 and key = any($1) \
-             union all \
-             select r.key, r.data, r.actors, r.states, r.status, r.sort_key \
-             from unnest($2::text[], $3::text[]) as g(status, sort_key) \
-             join {table} r on r.status = g.status and r.sort_key = g.sort_key"
-        )))
-        .bind(&keys)
-        .bind(&statuses)
-        .bind(&sort_keys)
-        .bind(M::NAME)
-        .bind(generation as i64)
-        .fetch_all(&mut *connection)
-        .await?;
+        let lookup = by_key::hydrate(M::NAME, generation, &keys, &statuses, &sort_keys)?;
+        let records: Vec<RowRecord> =
+            sqlx::query_as_with(sqlx::AssertSqlSafe(lookup.sql), lookup.arguments)
+                .fetch_all(&mut *connection)
+                .await?;
         take_in(model, records, &mut loaded)?;
     }
 }
@@ -170,15 +158,10 @@ pub(super) async fn write_rows(
         .await?;
     }
     if !removed.is_empty() {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "delete from {} where projection = $2 and generation = $3 and key = any($1)",
-            generations::table(name, generation)
-        )))
-        .bind(removed)
-        .bind(name)
-        .bind(generation as i64)
-        .execute(&mut *connection)
-        .await?;
+        let delete = by_key::delete(name, generation, removed)?;
+        sqlx::query_with(sqlx::AssertSqlSafe(delete.sql), delete.arguments)
+            .execute(&mut *connection)
+            .await?;
     }
     Ok(())
 }

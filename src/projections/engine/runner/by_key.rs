@@ -1,0 +1,147 @@
+//! The runner's statements that find or delete rows of a generation by key, text and
+//! arguments in one place: the lookup of the rows a batch wants (`rows::hydrate`), the
+//! delete of removed rows (`rows::write_rows`), and a live batch's single statement
+//! (`live.rs`), which deletes too.
+//!
+//! Each names `projection` and `generation` beside the keys. Both are constant in a
+//! generation's table, but its primary key, `(projection, generation, key)`, leads with them:
+//! without them a lookup by key cannot seek the index and reads the whole generation (5 to
+//! 32 s per batch at 1M rows, measured in the bench's import). `statements_by_key` hands the
+//! statements, as the runner runs them, to a test that checks their plans.
+
+use sqlx::Arguments;
+use sqlx::postgres::PgArguments;
+
+use super::generations;
+use crate::projections::Row;
+
+/// A statement of the runner: its text and its arguments, as it runs it.
+#[derive(Debug)]
+pub struct Statement {
+    /// What it is for, to name it in a message.
+    pub purpose: &'static str,
+    pub sql: String,
+    pub arguments: PgArguments,
+}
+
+/// The runner's statements that find or delete rows of generation `generation` of `name` by
+/// key, each with `keys` as its keys (and nothing to write): every one must seek the
+/// generation's primary key. For tests, to explain them.
+pub fn statements_by_key(
+    name: &str,
+    generation: u64,
+    keys: &[String],
+) -> Result<Vec<Statement>, sqlx::Error> {
+    Ok(vec![
+        hydrate(name, generation, keys, &[], &[])?,
+        delete(name, generation, keys)?,
+        advance(name, generation, &[], keys, 0, 0)?,
+    ])
+}
+
+/// Arguments from `add`, which adds them in order.
+fn arguments(
+    add: impl FnOnce(&mut PgArguments) -> Result<(), sqlx::error::BoxDynError>,
+) -> Result<PgArguments, sqlx::Error> {
+    let mut arguments = PgArguments::default();
+    add(&mut arguments).map_err(sqlx::Error::Encode)?;
+    Ok(arguments)
+}
+
+/// The stored rows of the generation with `keys`, and those of the groups
+/// `(statuses[i], sort_keys[i])`, as `RowRecord`s.
+pub(super) fn hydrate(
+    name: &str,
+    generation: u64,
+    keys: &[String],
+    statuses: &[String],
+    sort_keys: &[String],
+) -> Result<Statement, sqlx::Error> {
+    let table = generations::table(name, generation);
+    Ok(Statement {
+        purpose: "the lookup of the rows a batch wants",
+        sql: format!(
+            "select key, data, actors, states, status, sort_key from {table} \
+             where projection = $4 and generation = $5 and key = any($1) \
+             union all \
+             select r.key, r.data, r.actors, r.states, r.status, r.sort_key \
+             from unnest($2::text[], $3::text[]) as g(status, sort_key) \
+             join {table} r on r.status = g.status and r.sort_key = g.sort_key"
+        ),
+        arguments: arguments(|a| {
+            a.add(keys)?;
+            a.add(statuses)?;
+            a.add(sort_keys)?;
+            a.add(name)?;
+            a.add(generation as i64)
+        })?,
+    })
+}
+
+/// Deletes the generation's rows with keys `removed`.
+pub(super) fn delete(
+    name: &str,
+    generation: u64,
+    removed: &[String],
+) -> Result<Statement, sqlx::Error> {
+    Ok(Statement {
+        purpose: "the delete of removed rows",
+        sql: format!(
+            "delete from {} where projection = $2 and generation = $3 and key = any($1)",
+            generations::table(name, generation)
+        ),
+        arguments: arguments(|a| {
+            a.add(removed)?;
+            a.add(name)?;
+            a.add(generation as i64)
+        })?,
+    })
+}
+
+/// A live batch in one statement (so one implicit transaction): moves the checkpoint from
+/// `from` to `to`, and only if it was at `from`, upserts `rows` and deletes the rows with
+/// keys `removed`. Answers how many checkpoints moved (1, or 0 if someone else moved it).
+pub(super) fn advance(
+    name: &str,
+    generation: u64,
+    rows: &[Row],
+    removed: &[String],
+    from: u64,
+    to: u64,
+) -> Result<Statement, sqlx::Error> {
+    Ok(Statement {
+        purpose: "a live batch's write",
+        sql: format!(
+            "with moved as ( \
+                 update projection_checkpoints set position = $6, updated_at = now() \
+                 where projection = $1 and generation = $2 and position = $5 \
+                 returning 1 \
+             ), upserted as ( \
+                 insert into {table} \
+                     (projection, generation, key, data, actors, states, status, sort_key) \
+                 select $1, $2, r.key, r.data, r.actors, r.states, r.status, r.sort_key \
+                 from jsonb_to_recordset($3) as r(key text, data jsonb, actors text[], \
+                     states text[], status text, sort_key text) \
+                 where exists (select from moved) \
+                 on conflict (projection, generation, key) do update \
+                     set data = excluded.data, actors = excluded.actors, \
+                         states = excluded.states, status = excluded.status, \
+                         sort_key = excluded.sort_key \
+             ), removed as ( \
+                 delete from {table} \
+                 where projection = $1 and generation = $2 and key = any($4) \
+                   and exists (select from moved) \
+             ) \
+             select count(*) from moved",
+            table = generations::table(name, generation)
+        ),
+        arguments: arguments(|a| {
+            a.add(name)?;
+            a.add(generation as i64)?;
+            a.add(sqlx::types::Json(rows))?;
+            a.add(removed)?;
+            a.add(from as i64)?;
+            a.add(to as i64)
+        })?,
+    })
+}
