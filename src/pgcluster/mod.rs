@@ -29,6 +29,7 @@ use tokio::process::{Child, Command};
 use tracing::{info, warn};
 
 mod host;
+mod sizing;
 #[cfg(test)]
 mod tests;
 
@@ -493,7 +494,7 @@ if [ -n "$remove" ]; then rm -rf -- "$remove" >/dev/null; fi
             "-c".into(),
             "unix_socket_permissions=0700".into(),
         ];
-        for (name, value) in settings {
+        for (name, value) in sizing::settings().iter().chain(settings) {
             server_args.push("-c".into());
             server_args.push(format!("{name}={value}").into());
         }
