@@ -736,6 +736,16 @@ async fn a_requested_rebuild_fills_a_new_generation_while_the_old_one_answers_th
     log.stop().await;
 }
 
+/// Creates the table of `generation` of the test projection, as a build does.
+async fn create_generation(pool: &sqlx::PgPool, generation: i64) {
+    sqlx::query("select diplog_projection_generation_create($1, $2)")
+        .bind(NAME)
+        .bind(generation)
+        .execute(pool)
+        .await
+        .expect("create a generation's table");
+}
+
 /// An interrupted build leaves a table of a generation above the live one, and a swap
 /// interrupted before it dropped the old generation leaves that one attached below it: a new
 /// build starts by dropping both, so none of their rows turns up in the rebuilt rows.
@@ -744,12 +754,7 @@ async fn a_rebuild_first_drops_the_tables_of_other_generations() {
     let (log, runner, projections) = caught_up(5, 20, config()).await;
     assert_eq!(generation_tables(&log.pool).await, vec![live_table(1)]);
     for (generation, attached) in [(0_i64, true), (2, false), (7, false)] {
-        sqlx::query("select diplog_projection_generation_create($1, $2)")
-            .bind(NAME)
-            .bind(generation)
-            .execute(&log.pool)
-            .await
-            .expect("create a generation's table");
+        create_generation(&log.pool, generation).await;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "insert into \"{}\" \
                  (projection, generation, key, data, actors, states, status, sort_key) \
@@ -1026,12 +1031,7 @@ async fn the_runner_finds_rows_by_key_through_the_generation_primary_key() {
     let log = Log::new().await;
     let (finished, building) = (1_i64, 2_i64);
     for generation in [finished, building] {
-        sqlx::query("select diplog_projection_generation_create($1, $2)")
-            .bind(NAME)
-            .bind(generation)
-            .execute(&log.pool)
-            .await
-            .expect("create a generation's table");
+        create_generation(&log.pool, generation).await;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "insert into \"{}\" \
                  (projection, generation, key, data, actors, states, status, sort_key) \
