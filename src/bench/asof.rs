@@ -1,7 +1,8 @@
 //! As-of answers deep in the log: each projection that answers as of a past position is asked
 //! for its answer at 90% of the log's head (whatever log the earlier sections left: the
 //! rebuild's bulk load when it ran), twice: the first ask replays the log from the start,
-//! the second starts from the in-memory snapshot the first kept. Each ask is timed, with the
+//! the second is answered from the rows the first kept, if they fit the server's
+//! `--as-of-cache-mib` (else it replays again). Each ask is timed, with the
 //! bench process's peak RSS during it (VmHWM reset before it; the server's replay and the
 //! client together). An ask that takes the process past a memory cap is cancelled and
 //! reported as stopped, so a replay that does not bound its memory cannot take the machine

@@ -164,13 +164,14 @@ pub struct AsOfAnswer {
     /// The RPC asked (the first page of a list, or a timeline of one actor).
     pub rpc: &'static str,
     /// VmRSS of the bench process just before the first ask: what the earlier asks left
-    /// resident (the server keeps each replay's snapshots) is in the peaks below too.
+    /// resident (the rows the server keeps from each replay) is in the peaks below too.
     pub rss_before_mib: f64,
-    /// The first ask: a replay of the log from the start (or from a snapshot an earlier
-    /// replay of this server kept in memory before `position`, which the bench's do not).
+    /// The first ask: a replay of the log from the start (or from rows an earlier replay of
+    /// this server kept before `position`, which the bench's do not).
     pub first_secs: f64,
-    /// The same ask again: the server's replay starts from the in-memory snapshot the first
-    /// one kept nearest below `position`. `None` when the first was stopped.
+    /// The same ask again: answered from the rows the first one kept at `position`, or
+    /// replayed again when they did not fit the server's budget. `None` when the first was
+    /// stopped.
     pub again_secs: Option<f64>,
     /// VmHWM of the bench process during the first ask (reset before it): the server's
     /// replay and the client together. `None` where it cannot be reset.
