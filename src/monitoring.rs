@@ -49,7 +49,8 @@ pub const STREAM_LIMIT_REFUSALS: &str = "diplog_stream_limit_refusals_total";
 /// As-of and on-date answers, by where they began (`from`): `kept` (the rows at that position
 /// were kept), `snapshot` (a replay from kept rows before it) or `log` (a replay from the start).
 pub const AS_OF_ANSWERS: &str = "diplog_as_of_answers_total";
-/// Events the as-of and on-date replays applied.
+/// Events the as-of and on-date replays read from the log (an on-date replay applies only
+/// those about that day or earlier).
 pub const AS_OF_REPLAYED_EVENTS: &str = "diplog_as_of_replayed_events_total";
 /// Replays running now, and those waiting for a turn (`--as-of-replays`).
 pub const AS_OF_REPLAYS_RUNNING: &str = "diplog_as_of_replays_running";
@@ -155,7 +156,7 @@ fn describe() {
         AS_OF_ANSWERS,
         "As-of and on-date answers, by where they began."
     );
-    describe_counter!(AS_OF_REPLAYED_EVENTS, "Events applied by as-of replays.");
+    describe_counter!(AS_OF_REPLAYED_EVENTS, "Events read by as-of replays.");
     describe_gauge!(AS_OF_REPLAYS_RUNNING, "As-of replays running now.");
     describe_gauge!(AS_OF_REPLAYS_WAITING, "As-of replays waiting for a turn.");
     describe_gauge!(

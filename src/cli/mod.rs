@@ -1,7 +1,8 @@
 //! The command-line client: `diplog append`, `diplog read` (in batches: `reads`) and
 //! `diplog subscribe` over gRPC (input and output are NDJSON, one event per line),
-//! `diplog import`, and the projection queries (`projections`). Errors print the gRPC status and the fields at fault, and the
-//! process exits non-zero (2 for bad input found before sending, 1 for a refused call).
+//! `diplog import`, and the projection queries (`projections`). Errors print the gRPC status
+//! and the fields at fault, and the process exits non-zero (2 for bad input found before
+//! sending, 1 for a refused call).
 
 pub mod args;
 pub mod audit;

@@ -113,9 +113,9 @@ impl Unit {
 
 /// The items as they are sent, cut into atomic records, in order: one for the whole file when
 /// it fits in one (at most `unit_events` events and `MAX_UNIT_BYTES` of encoded events), else
-/// as few as hold it. Each is written all or nothing; a file cut in
-/// several may be left with some of its records written if another fails (with one record in
-/// flight, its first ones), and the CLI says how many records a file took.
+/// as few as hold it. Each is written all or nothing; a file cut in several may be left with
+/// some of its records written if another fails (with one record in flight, its first ones),
+/// and the CLI says how many records a file took.
 pub(super) fn atomic_units(items: Vec<Item>, unit_events: usize) -> Vec<Unit> {
     let mut units: Vec<Unit> = Vec::new();
     let mut bytes = 0;
