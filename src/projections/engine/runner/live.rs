@@ -94,6 +94,14 @@ impl<M: Model> Runner<'_, M> {
         }
         self.live_stored.note::<M>(&rows, &removed);
         model.settle();
+        self.live_statistics
+            .wrote(
+                &mut self.connection,
+                M::NAME,
+                self.generation,
+                rows.len() + removed.len(),
+            )
+            .await?;
         trace!(
             from = self.position,
             to = reached,

@@ -251,6 +251,7 @@ struct Build<M> {
     stored: Stored,
     /// The indexes its table has been given before it is finished.
     indexes: LateIndexes,
+    statistics: Statistics,
 }
 
 /// The keys of the rows with resident statuses (`Model::RESIDENT`; all rows if it is `None`)
@@ -303,6 +304,8 @@ struct Runner<'c, M> {
     live: Option<M>,
     /// What the live generation has (see `Stored`).
     live_stored: Stored,
+    /// What this runner wrote to the live generation's table.
+    live_statistics: Statistics,
     build: Option<Build<M>>,
     /// The checkpoint shows a rebuild that was under way when its runner stopped: it starts
     /// again from scratch (its partial rows may be another version's).
@@ -408,6 +411,7 @@ impl<'c, M: Model> Runner<'c, M> {
             position: checkpoint.position,
             live,
             live_stored,
+            live_statistics: Statistics::default(),
             build: None,
             interrupted_build: checkpoint.building_generation.is_some(),
             requested_at_load: checkpoint.rebuild_requested,
@@ -542,10 +546,12 @@ mod generations;
 mod live;
 mod rebuild;
 mod rows;
+mod statistics;
 
 pub use by_key::{Statement, statements_by_key};
 use generations::LateIndexes;
 use rows::{load_rows, read_checkpoint};
+use statistics::Statistics;
 
 #[cfg(test)]
 mod tests {

@@ -13,7 +13,7 @@ use tracing::{debug, info};
 use super::generations::{self, LateIndexes, elapsed_ms};
 use super::live::{amendments_first, apply_all, changed_rows};
 use super::rows::{hydrate, write_rows};
-use super::{Build, Runner, Stored};
+use super::{Build, Runner, Statistics, Stored};
 use crate::projections::Model;
 use crate::projections::engine::error::ProjectionError;
 
@@ -62,6 +62,7 @@ impl<M: Model> Runner<'_, M> {
             position: 0,
             stored: Stored::default(),
             indexes: LateIndexes::default(),
+            statistics: Statistics::default(),
         });
         Ok(true)
     }
@@ -133,6 +134,15 @@ impl<M: Model> Runner<'_, M> {
         }
         let started = Instant::now();
         tx.commit().await?;
+        build
+            .statistics
+            .wrote(
+                &mut self.connection,
+                M::NAME,
+                build.generation,
+                rows.len() + removed.len(),
+            )
+            .await?;
         if finished {
             info!(
                 step = "commit attach",
@@ -144,6 +154,7 @@ impl<M: Model> Runner<'_, M> {
         if !finished {
             build.stored.note::<M>(&rows, &removed);
             build.model.settle();
+
             debug!(
                 generation = build.generation,
                 position = build.position,
@@ -193,6 +204,7 @@ impl<M: Model> Runner<'_, M> {
             self.position = build.position;
             self.live = Some(build.model);
             self.live_stored = build.stored;
+            self.live_statistics = build.statistics;
         }
         // New readers read the new generation; the old one's table goes once its last
         // readers are done, now or in a later round (it never holds the runner up). Should
