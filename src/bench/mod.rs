@@ -40,6 +40,7 @@ use crate::app::App;
 use crate::config::ServerConfig;
 use crate::database::{pool_options, session_options};
 use crate::pgcluster::PgCluster;
+use crate::projections::engine::rows::ProjectionStore;
 pub use report::BenchReport;
 use report::{AppendRun, Latency, Machine, PeakRss, peak_rss_mib};
 
@@ -252,7 +253,7 @@ pub async fn measure(
 struct RunningServer {
     url: String,
     pool: PgPool,
-    projections: crate::projections::engine::rows::ProjectionStore,
+    projections: ProjectionStore,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -351,8 +352,9 @@ async fn measure_on_server(
         let urls: Vec<String> = std::iter::once(url.to_owned())
             .chain(others.iter().map(|other| other.url.clone()))
             .collect();
+        let with_records = (servers == 1).then_some(projections);
         let measured =
-            measure_appends(args, &urls, raw_pool, copy_rate, servers == 1, &mut runs).await;
+            measure_appends(args, &urls, raw_pool, copy_rate, with_records, &mut runs).await;
         for other in others {
             other.stop().await?;
         }
@@ -431,34 +433,58 @@ async fn measure_on_server(
     })
 }
 
+/// Waits until every projection has reached the log head as it is now; answers how long
+/// that took.
+async fn projections_at_head(
+    projections: &ProjectionStore,
+    pool: &PgPool,
+) -> anyhow::Result<Duration> {
+    let head = crate::store::head(pool).await?;
+    rebuild::wait_until(projections, PROJECTIONS_CATCH_UP_LIMIT, |status| {
+        status.position >= head
+    })
+    .await
+    .context("the projections did not catch up with the typed records")
+}
+
+/// How long the projections may take to catch up with a run of typed records.
+const PROJECTIONS_CATCH_UP_LIMIT: Duration = Duration::from_secs(300);
+
 /// Every append run (each append size at each concurrency) with the clients spread over
 /// `urls`, one server each; the raw side is measured beside each, and the typed records too
-/// when `with_records`.
+/// when `with_records` (the projections of `urls[0]`'s server then catch up before the next
+/// run, so their work on the records does not slow it).
 async fn measure_appends(
     args: &BenchArgs,
     urls: &[String],
     raw_pool: &PgPool,
     copy_rate: f64,
-    with_records: bool,
+    with_records: Option<&ProjectionStore>,
     runs: &mut Vec<AppendRun>,
 ) -> anyhow::Result<()> {
     let events = args.events();
-    let with_records = with_records && args.runs(Section::Records);
+    let with_records = with_records.filter(|_| args.runs(Section::Records));
     for &batch in &args.batch {
         for &clients in &args.clients {
             // A short warm-up per side: connections, prepared statements, caches.
             appends::grpc_appends(urls, clients, clients * 4, batch).await?;
             appends::raw_inserts(raw_pool, clients, clients * 4).await?;
-            if with_records {
+            if let Some(projections) = with_records {
                 appends::grpc_records(&urls[0], clients, clients * 4, batch).await?;
+                projections_at_head(projections, raw_pool).await?;
             }
             let grpc = appends::grpc_appends(urls, clients, events, batch).await?;
             let raw = appends::raw_inserts(raw_pool, clients, events).await?;
-            let record_rate = if with_records {
-                let record = appends::grpc_records(&urls[0], clients, events, batch).await?;
-                Some(events as f64 / record.as_secs_f64())
-            } else {
-                None
+            let (record_rate, record_lag) = match with_records {
+                Some(projections) => {
+                    let record = appends::grpc_records(&urls[0], clients, events, batch).await?;
+                    let lag = projections_at_head(projections, raw_pool).await?;
+                    (
+                        Some(events as f64 / record.as_secs_f64()),
+                        Some(lag.as_secs_f64()),
+                    )
+                }
+                None => (None, None),
             };
             let grpc_rate = events as f64 / grpc.elapsed.as_secs_f64();
             let raw_rate = events as f64 / raw.elapsed.as_secs_f64();
@@ -473,6 +499,7 @@ async fn measure_appends(
                 latency: Latency::of(grpc.calls),
                 raw_latency: Latency::of(raw.calls),
                 record_events_per_sec: record_rate,
+                record_projections_lag_secs: record_lag,
                 record_ratio: record_rate.map(|rate| rate / raw_rate),
                 record_vs_append: record_rate.map(|rate| rate / grpc_rate),
             });

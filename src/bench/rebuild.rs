@@ -112,7 +112,7 @@ async fn record_templates(url: &str) -> anyhow::Result<Vec<i64>> {
 }
 
 /// Waits until every projection's status passes `done`; answers how long that took.
-async fn wait_until(
+pub(super) async fn wait_until(
     projections: &ProjectionStore,
     limit: Duration,
     done: impl Fn(&crate::projections::engine::rows::ProjectionStatus) -> bool,

@@ -60,6 +60,9 @@ pub struct AppendRun {
     /// Typed records over generic gRPC appends of the same size (issue 19's goal: at least
     /// 0.5 at 16 and 64 clients).
     pub record_vs_append: Option<f64>,
+    /// How long after the last typed record every projection had reached the head: the
+    /// projections' work the record rate leaves out. The next run starts only after it.
+    pub record_projections_lag_secs: Option<f64>,
 }
 
 #[derive(Debug, Serialize, Clone, Copy)]
@@ -271,7 +274,7 @@ pub fn print_table(report: &BenchReport) {
         report.copy_in_events_per_sec
     );
     println!(
-        "{:>7} {:>6} {:>7} {:>10} {:>10} {:>8} {:>8} {:>26} {:>10} {:>8} {:>9}",
+        "{:>7} {:>6} {:>7} {:>10} {:>10} {:>8} {:>8} {:>26} {:>10} {:>8} {:>9} {:>9}",
         "servers",
         "events",
         "clients",
@@ -282,7 +285,8 @@ pub fn print_table(report: &BenchReport) {
         "gRPC latency p50/p99/max",
         "Record",
         "Rec/raw",
-        "Rec/gRPC"
+        "Rec/gRPC",
+        "Proj. lag"
     );
     for run in &report.appends {
         let latency = format!(
@@ -301,8 +305,11 @@ pub fn print_table(report: &BenchReport) {
             ),
             _ => ("-".to_owned(), "-".to_owned(), "-".to_owned()),
         };
+        let lag = run
+            .record_projections_lag_secs
+            .map_or_else(|| "-".to_owned(), |lag| format!("{lag:.1} s"));
         println!(
-            "{:>7} {:>6} {:>7} {:>10.0} {:>10.0} {:>7.2}x {:>8.3}x {:>26} {:>10} {:>8} {:>9}",
+            "{:>7} {:>6} {:>7} {:>10.0} {:>10.0} {:>7.2}x {:>8.3}x {:>26} {:>10} {:>8} {:>9} {:>9}",
             run.servers,
             run.events_per_append,
             run.clients,
@@ -313,13 +320,15 @@ pub fn print_table(report: &BenchReport) {
             latency,
             record,
             record_ratio,
-            record_vs_append
+            record_vs_append,
+            lag
         );
     }
     println!(
         "(events = events per gRPC append and per Record; Record = typed CallHeld events \
          through Diplomacy.Record, rules checked first, on one server; Rec/gRPC = typed records \
-         over generic appends of the same size)"
+         over generic appends of the same size; Proj. lag = how long after the last record every \
+         projection had reached the head)"
     );
     println!();
     if let Some(r) = &report.read {

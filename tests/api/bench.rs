@@ -59,16 +59,10 @@ async fn a_tiny_bench_reports_every_section_with_positive_figures() {
         .collect();
     assert_eq!(servers, [1, 1, 1, 1, 3, 3, 3, 3], "{json:#}");
     // Typed records run against one server only.
-    assert!(
-        appends[..4]
-            .iter()
-            .all(|run| run["record_events_per_sec"].is_number())
-    );
-    assert!(
-        appends[4..]
-            .iter()
-            .all(|run| run["record_events_per_sec"].is_null())
-    );
+    for field in ["record_events_per_sec", "record_projections_lag_secs"] {
+        assert!(appends[..4].iter().all(|run| run[field].is_number()));
+        assert!(appends[4..].iter().all(|run| run[field].is_null()));
+    }
     let mut numbers = Vec::new();
     collect_numbers("", &json, &mut numbers);
     for (path, value) in numbers {
