@@ -7,10 +7,10 @@
 //! the whole generation. Autovacuum analyzes a table only after about a minute; a 12 s burst of
 //! typed records spent about 70% of PostgreSQL's CPU in those walks. So the runner analyzes each
 //! table it writes once it has written 1,000 rows to it, and again at 10,000, 100,000 and so
-//! on. It analyzes only the columns those statements name (statistics of the data, the
-//! arrays and the search text, what the readers' filters need, cost 60 to 140 ms a time at
-//! 30,000 rows): such a partial analysis leaves autovacuum's count of changed rows alone, so
-//! autovacuum still analyzes the whole table when that is due.
+//! on. It analyzes only the columns those statements name: a whole analysis (with the
+//! statistics of the data, the arrays and the search text that readers' filters use) took 60
+//! to 140 ms at 30,000 rows. A partial analysis leaves autovacuum's count of changed rows
+//! alone, so autovacuum still analyzes the whole table when that is due.
 
 use sqlx::PgConnection;
 use tracing::debug;
