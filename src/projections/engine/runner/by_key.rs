@@ -6,8 +6,10 @@
 //! Each names `projection` and `generation` beside the keys. Both are constant in a
 //! generation's table, but its primary key, `(projection, generation, key)`, leads with them:
 //! without them a lookup by key cannot seek the index and reads the whole generation (5 to
-//! 32 s per batch at 1M rows, measured in the bench's import). `statements_by_key` hands the
-//! statements, as the runner runs them, to a test that checks their plans.
+//! 32 s per batch at 1M rows, measured in the bench's import). With them PostgreSQL seeks the
+//! key only once the table has statistics, which the runner gives it (`statistics.rs`).
+//! `statements_by_key` hands the statements, as the runner runs them, to the tests that check
+//! their plans.
 
 use sqlx::Arguments;
 use sqlx::postgres::PgArguments;
