@@ -57,6 +57,10 @@ pub const AS_OF_REPLAYS_RUNNING: &str = "diplog_as_of_replays_running";
 pub const AS_OF_REPLAYS_WAITING: &str = "diplog_as_of_replays_waiting";
 /// Bytes the replays' kept rows hold (at most `--as-of-cache-mib`).
 pub const AS_OF_KEPT_BYTES: &str = "diplog_as_of_kept_bytes";
+/// Live rows the projections' lists and gets read, by how (`read`): `page` (PostgreSQL counted
+/// them and sent one page) or `each` (every row passing the filter, as a derived status or a
+/// get's key needs; one page of items kept).
+pub const LIST_ROWS: &str = "diplog_projection_list_rows_total";
 
 /// Latency buckets, in seconds: from 100 µs to 10 s.
 const SECONDS_BUCKETS: &[f64] = &[
@@ -163,6 +167,10 @@ fn describe() {
         AS_OF_KEPT_BYTES,
         Unit::Bytes,
         "Bytes held by the rows as-of replays kept."
+    );
+    describe_counter!(
+        LIST_ROWS,
+        "Live projection rows read by lists and gets, by how: a page or each row."
     );
 }
 

@@ -26,6 +26,7 @@ mod import_plover;
 mod import_round_trips;
 mod interactions;
 mod limits;
+mod list_pages;
 mod log;
 mod merkle_python;
 mod metrics;

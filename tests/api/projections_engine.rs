@@ -1659,6 +1659,7 @@ async fn rows_written_in_bulk_come_back_exactly_whatever_their_text_holds() {
                 actor: Some(AWKWARD.to_owned()),
                 states: vec!["{c}".to_owned()],
                 status: vec![format!("s{AWKWARD}")],
+                without_status: vec![format!("t{AWKWARD}")],
             },
         )
         .await

@@ -111,7 +111,7 @@ impl From<RowRecord> for Row {
     }
 }
 
-/// Which rows [`ProjectionStore::load_rows`] answers. Empty parts do not filter.
+/// Which rows a list reads (`listing.rs`). Empty parts do not filter.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RowFilter {
     /// Only rows concerning this actor.
@@ -120,6 +120,8 @@ pub struct RowFilter {
     pub states: Vec<String>,
     /// Only rows with one of these statuses.
     pub status: Vec<String>,
+    /// No row with one of these statuses.
+    pub without_status: Vec<String>,
 }
 
 /// Who advances a projection.
@@ -193,43 +195,6 @@ impl ProjectionStore {
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(record.map(Checkpoint::from))
-    }
-
-    /// The live generation's rows that pass `filter`, in `sort_key` order, and the position
-    /// they reflect, read in one statement (one snapshot), so they agree even while the runner
-    /// writes or a rebuild swaps in. No rows and position 0 before the runner first started.
-    #[tracing::instrument(skip(self))]
-    pub async fn load_rows(
-        &self,
-        name: &str,
-        filter: &RowFilter,
-    ) -> Result<(Vec<Row>, u64), ProjectionError> {
-        // The left join keeps the checkpoint's position when no row passes the filter.
-        let records: Vec<(u64, Option<Row>)> = sqlx::query_as::<_, FilteredRow>(
-            "with checkpoint as ( \
-                 select generation, position from projection_checkpoints where projection = $1 \
-             ) \
-             select c.position, r.key, r.data, r.actors, r.states, r.status, r.sort_key \
-             from checkpoint c \
-             left join projection_rows r \
-                 on r.projection = $1 and r.generation = c.generation \
-                 and ($2::text is null or r.actors @> array[$2::text]) \
-                 and r.states @> $3::text[] \
-                 and (cardinality($4::text[]) = 0 or r.status = any($4::text[])) \
-             order by r.sort_key collate \"C\", r.key collate \"C\"",
-        )
-        .bind(name)
-        .bind(&filter.actor)
-        .bind(&filter.states)
-        .bind(&filter.status)
-        .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(FilteredRow::split)
-        .collect();
-        let position = records.first().map_or(0, |(position, _)| *position);
-        let rows = records.into_iter().filter_map(|(_, row)| row).collect();
-        Ok((rows, position))
     }
 
     /// Waits until the projection `name` reflects at least `min_position` and answers its
@@ -401,48 +366,5 @@ impl ProjectionStore {
     #[tracing::instrument(skip(self))]
     pub async fn position_at(&self, time: DateTime<Utc>) -> Result<u64, ProjectionError> {
         Ok(crate::store::position_at(&self.pool, time).await?)
-    }
-}
-
-/// A `load_rows` result row: the checkpoint's position and, unless no row passed, a row.
-#[derive(sqlx::FromRow)]
-struct FilteredRow {
-    position: i64,
-    key: Option<String>,
-    data: Option<Json<RowData>>,
-    actors: Option<Vec<String>>,
-    states: Option<Vec<String>>,
-    status: Option<String>,
-    sort_key: Option<String>,
-}
-
-impl FilteredRow {
-    fn split(self) -> (u64, Option<Row>) {
-        let row = match (
-            self.key,
-            self.data,
-            self.actors,
-            self.states,
-            self.status,
-            self.sort_key,
-        ) {
-            (
-                Some(key),
-                Some(Json(data)),
-                Some(actors),
-                Some(states),
-                Some(status),
-                Some(sort_key),
-            ) => Some(Row {
-                key,
-                data,
-                actors,
-                states,
-                status,
-                sort_key,
-            }),
-            _ => None,
-        };
-        (self.position as u64, row)
     }
 }

@@ -56,6 +56,13 @@ pub trait Listed: Keyed + Serialize + Clone + PartialEq + Send + Sync + 'static 
     /// The item a stored row shows at `reading` (none: the row shows nothing then).
     fn from_row(row: &Row, reading: &Reading) -> Result<Option<Self>, String>;
 
+    /// Whether, under `filter`, every stored row passing the row filter is an item (`from_row`
+    /// never declines one): then a live list is counted and paged in SQL. A status filter or
+    /// a pending-only list is never that (the queries check it).
+    fn every_row_an_item(_filter: &ListFilter) -> bool {
+        false
+    }
+
     /// What a status filter compares (none: nothing passes a status filter).
     fn status(&self) -> Option<&str> {
         None
@@ -108,6 +115,10 @@ impl Listed for ChannelView {
         Ok(Some(
             channel_of(row)?.view(reading.reference, reading.dormant_after),
         ))
+    }
+
+    fn every_row_an_item(_: &ListFilter) -> bool {
+        true
     }
 
     fn status(&self) -> Option<&str> {
@@ -179,6 +190,10 @@ impl Listed for Summit {
     fn from_row(row: &Row, _: &Reading) -> Result<Option<Self>, String> {
         Ok(Some(summit_of(row)?))
     }
+
+    fn every_row_an_item(_: &ListFilter) -> bool {
+        true
+    }
 }
 
 impl Keyed for CommitmentView {
@@ -223,6 +238,10 @@ impl Listed for Commitment {
     fn from_row(row: &Row, _: &Reading) -> Result<Option<Self>, String> {
         Ok(Some(commitment_of(row)?))
     }
+
+    fn every_row_an_item(_: &ListFilter) -> bool {
+        true
+    }
 }
 
 impl Keyed for DivergenceView {
@@ -239,6 +258,10 @@ impl Listed for DivergenceView {
 
     fn from_row(row: &Row, _: &Reading) -> Result<Option<Self>, String> {
         Ok(Some(occurrence_of(row)?.view()))
+    }
+
+    fn every_row_an_item(_: &ListFilter) -> bool {
+        true
     }
 
     /// By its event id or by its stream.
@@ -273,6 +296,11 @@ impl Listed for TimelineEntry {
     fn from_row(row: &Row, reading: &Reading) -> Result<Option<Self>, String> {
         let entry = entry_of(row)?;
         Ok(reading.records.keeps(entry.is_coded()).then_some(entry))
+    }
+
+    /// When it asks for readouts and coded records both.
+    fn every_row_an_item(filter: &ListFilter) -> bool {
+        filter.records == Records::Both
     }
 }
 

@@ -1,6 +1,7 @@
 //! The read side: what a reader asks and gets (`request`), what each projection's items are
 //! (`listed`: one trait the list and get of every layer is written once over), lists and gets
-//! over the rows and `as of` answers by replay (`query`, keeping replayed rows in `snapshots`),
+//! over the rows and `as of` answers by replay (`query`, keeping replayed rows in `snapshots`,
+//! one page of items in a `window`),
 //! and change feeds that follow a projection as it changes (`feed`), and full-text search
 //! (`search`).
 
@@ -11,3 +12,4 @@ pub mod query;
 pub mod request;
 pub mod search;
 pub mod snapshots;
+mod window;

@@ -5,7 +5,9 @@
 //! at a later position, does not start from the beginning again; and only so many replays run
 //! at once, so the memory they take stays bounded however many readers ask.
 //! Time-dependent statuses (dormant channels, lapsed commitments) are derived here, against
-//! the time the answer is about: now, or the `as of` time.
+//! the time the answer is about: now, or the `as of` time. A list holds one page of items
+//! however long it is (`window`): PostgreSQL pages it when every passing row is an item, else
+//! the rows pass one at a time.
 
 use std::sync::{Arc, Mutex};
 
@@ -15,7 +17,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::monitoring::{
     AS_OF_ANSWERS, AS_OF_KEPT_BYTES, AS_OF_REPLAYED_EVENTS, AS_OF_REPLAYS_RUNNING,
-    AS_OF_REPLAYS_WAITING,
+    AS_OF_REPLAYS_WAITING, LIST_ROWS,
 };
 use crate::projections::engine::rows::{ProjectionStore, RowFilter, WaitError};
 use crate::projections::models::common::{ACTOR_STATUS, ActorInfo};
@@ -25,10 +27,13 @@ use crate::projections::models::timeline::Timeline;
 use crate::projections::read::listed::{Listed, Reading};
 use crate::projections::read::on_date::{OnDate, end_of};
 use crate::projections::read::request::{
-    Answer, AsOf, ListFilter, Page, QueryError, Records, Source, paged, state_code, statuses,
+    Answer, AsOf, ListFilter, Page, QueryError, Records, Source, next_page_token, page_bounds,
+    state_code, statuses,
 };
 use crate::projections::read::snapshots::Snapshots;
+use crate::projections::read::window::{Window, each_replayed, list_rows, whole};
 use crate::projections::{Model, Row};
+use tokio::time::Instant;
 
 #[derive(Debug, Clone)]
 pub struct QueryConfig {
@@ -48,13 +53,6 @@ impl Default for QueryConfig {
             replays: 2,
         }
     }
-}
-
-/// Rows and what they reflect.
-struct Loaded {
-    rows: Vec<Row>,
-    position: u64,
-    reference: DateTime<Utc>,
 }
 
 #[derive(Clone)]
@@ -80,48 +78,6 @@ fn answered_from(from: &'static str) {
     metrics::counter!(AS_OF_ANSWERS, "from" => from).increment(1);
 }
 
-/// Every item, as one answer without pages.
-fn whole<T>(items: Vec<T>, loaded: &Loaded) -> Answer<T> {
-    Answer {
-        total: items.len(),
-        items,
-        position: loaded.position,
-        reference: loaded.reference,
-        next_page_token: String::new(),
-    }
-}
-
-/// A replayed model's rows passing `filter`, in list order.
-fn replayed(
-    rows: &[Row],
-    filter: &RowFilter,
-    wants_actors: bool,
-    position: u64,
-    reference: DateTime<Utc>,
-) -> Loaded {
-    let mut rows: Vec<Row> = rows
-        .iter()
-        .filter(|r| (wants_actors || r.status != ACTOR_STATUS) && passes(r, filter))
-        .cloned()
-        .collect();
-    rows.sort_by(|a, b| (&a.sort_key, &a.key).cmp(&(&b.sort_key, &b.key)));
-    Loaded {
-        rows,
-        position,
-        reference,
-    }
-}
-
-/// Applies a row filter in memory, as `load_rows` does in SQL (for replayed models).
-fn passes(row: &Row, filter: &RowFilter) -> bool {
-    filter
-        .actor
-        .as_ref()
-        .is_none_or(|actor| row.actors.contains(actor))
-        && filter.states.iter().all(|state| row.states.contains(state))
-        && (filter.status.is_empty() || filter.status.contains(&row.status))
-}
-
 impl Queries {
     pub fn new(store: ProjectionStore, config: QueryConfig) -> Self {
         Self {
@@ -136,46 +92,58 @@ impl Queries {
         &self.store
     }
 
-    async fn load<M: Model>(
+    /// Waits, if asked, until the live model of `name` reflects `min_position`.
+    async fn reach(
+        &self,
+        name: &'static str,
+        min_position: u64,
+        deadline: Instant,
+    ) -> Result<(), QueryError> {
+        if min_position == 0 {
+            return Ok(());
+        }
+        match self.store.wait_for(name, min_position, deadline).await {
+            Ok(_) => Ok(()),
+            Err(WaitError::TimedOut { position }) => Err(QueryError::NotYet {
+                projection: name,
+                position,
+                wanted: min_position,
+            }),
+            Err(WaitError::Failed(error)) => Err(error.into()),
+        }
+    }
+
+    /// Hands `each` the rows of `M` at `source` passing `filter`, in list order, with the time
+    /// the answer is about; answers the position they reflect and that time. Holds no more
+    /// rows than a replay's model does: live rows arrive one at a time.
+    async fn each_row<M: Model>(
         &self,
         source: Source,
         filter: &RowFilter,
-    ) -> Result<Loaded, QueryError> {
-        // Actor rows (the registry) only when asked for by status; lists leave them out.
-        let wants_actors = filter.status.iter().any(|s| s == ACTOR_STATUS);
+        mut each: impl FnMut(&Row, DateTime<Utc>) -> Result<(), QueryError>,
+    ) -> Result<(u64, DateTime<Utc>), QueryError> {
         match source {
             Source::Live {
                 min_position,
                 deadline,
             } => {
-                if min_position > 0 {
-                    self.store
-                        .wait_for(M::NAME, min_position, deadline)
-                        .await
-                        .map_err(|error| match error {
-                            WaitError::TimedOut { position } => QueryError::NotYet {
-                                projection: M::NAME,
-                                position,
-                                wanted: min_position,
-                            },
-                            WaitError::Failed(error) => error.into(),
-                        })?;
-                }
-                let (rows, position) = self.store.load_rows(M::NAME, filter).await?;
-                let rows = rows
-                    .into_iter()
-                    .filter(|r| wants_actors || r.status != ACTOR_STATUS)
-                    .collect();
-                Ok(Loaded {
-                    rows,
-                    position,
-                    reference: Utc::now(),
-                })
+                self.reach(M::NAME, min_position, deadline).await?;
+                let reference = Utc::now();
+                let read = metrics::counter!(LIST_ROWS, "read" => "each");
+                let position = self
+                    .store
+                    .each_row(M::NAME, filter, |row| {
+                        read.increment(1);
+                        each(&row, reference)
+                    })
+                    .await?;
+                Ok((position, reference))
             }
             Source::AsOf(as_of) => {
                 let (position, reference) = self.bound(as_of).await?;
                 let rows = self.replay::<M>(position).await?;
-                Ok(replayed(&rows, filter, wants_actors, position, reference))
+                each_replayed(&rows, filter, |row| each(row, reference))?;
+                Ok((position, reference))
             }
             Source::On { date, as_of } => {
                 let position = match as_of {
@@ -184,13 +152,9 @@ impl Queries {
                 };
                 let rows = self.replay_on::<M>(position, date).await?;
                 // Statuses that depend on time are judged at the end of that day.
-                Ok(replayed(
-                    &rows,
-                    filter,
-                    wants_actors,
-                    position,
-                    end_of(date),
-                ))
+                let reference = end_of(date);
+                each_replayed(&rows, filter, |row| each(row, reference))?;
+                Ok((position, reference))
             }
         }
     }
@@ -296,69 +260,150 @@ impl Queries {
         Ok(model.rows())
     }
 
-    /// One page of the items of `V`'s projection passing `filter`.
+    /// One page of the items of `V`'s projection passing `filter`, and how many there are.
+    /// Memory holds one page: when every row passing the row filter is an item (no status to
+    /// derive, nothing a row may decline), PostgreSQL counts and pages the live rows; else
+    /// the rows pass one at a time and only the page's items are kept.
     pub async fn list<V: Listed>(
         &self,
         source: Source,
         filter: &ListFilter,
         page: &Page,
     ) -> Result<Answer<V>, QueryError> {
-        paged(self.all::<V>(source, filter).await?, page)
+        // Checked in the order the fields are read: the status, the filter, the page.
+        let wanted = statuses("status", &filter.status, V::STATUSES)?;
+        let rows = list_rows::<V>(filter)?;
+        let (offset, size) = page_bounds(page)?;
+        if let Source::Live {
+            min_position,
+            deadline,
+        } = source
+            && wanted.is_empty()
+            && !filter.pending_only
+            && V::every_row_an_item(filter)
+        {
+            self.reach(V::Model::NAME, min_position, deadline).await?;
+            return self.live_page::<V>(filter, &rows, offset, size).await;
+        }
+        let mut window = Window::new(offset, size);
+        let (position, reference) = self
+            .each_item::<V>(source, filter, |item| {
+                window.offer(item);
+                Ok(())
+            })
+            .await?;
+        Ok(window.answer(position, reference))
     }
 
-    /// Every item passing `filter`, unpaged (what a get searches and a change feed compares).
+    /// One page of the live items of `V` when every passing row is one, paged in SQL.
+    async fn live_page<V: Listed>(
+        &self,
+        filter: &ListFilter,
+        rows: &RowFilter,
+        offset: usize,
+        size: usize,
+    ) -> Result<Answer<V>, QueryError> {
+        let reading = self.reading(Utc::now(), filter);
+        let page = self
+            .store
+            .page_rows(V::Model::NAME, rows, offset as u64, size as u64)
+            .await?;
+        metrics::counter!(LIST_ROWS, "read" => "page").increment(page.rows.len() as u64);
+        let items = page
+            .rows
+            .iter()
+            .map(|row| match V::from_row(row, &reading) {
+                Ok(Some(item)) => Ok(item),
+                Ok(None) => Err(QueryError::BadRow(format!(
+                    "row {} shows no {}, though every row is one",
+                    row.key,
+                    V::WHAT
+                ))),
+                Err(error) => Err(QueryError::BadRow(error)),
+            })
+            .collect::<Result<Vec<V>, _>>()?;
+        let total = usize::try_from(page.total).unwrap_or(usize::MAX);
+        Ok(Answer {
+            next_page_token: next_page_token(offset + items.len(), total),
+            items,
+            position: page.position,
+            reference: reading.reference,
+            total,
+        })
+    }
+
+    fn reading(&self, reference: DateTime<Utc>, filter: &ListFilter) -> Reading {
+        Reading {
+            reference,
+            dormant_after: self.config.dormant_after,
+            records: filter.records,
+        }
+    }
+
+    /// Hands `each` every item of `V` at `source` passing `filter`, in list order; answers
+    /// the position and the time the items reflect.
+    async fn each_item<V: Listed>(
+        &self,
+        source: Source,
+        filter: &ListFilter,
+        mut each: impl FnMut(V) -> Result<(), QueryError>,
+    ) -> Result<(u64, DateTime<Utc>), QueryError> {
+        let wanted = statuses("status", &filter.status, V::STATUSES)?;
+        let rows = list_rows::<V>(filter)?;
+        self.each_row::<V::Model>(source, &rows, |row, reference| {
+            let reading = self.reading(reference, filter);
+            match V::from_row(row, &reading).map_err(QueryError::BadRow)? {
+                Some(item)
+                    if (wanted.is_empty()
+                        || item.status().is_some_and(|s| wanted.iter().any(|w| w == s)))
+                        && (!filter.pending_only || item.pending()) =>
+                {
+                    each(item)
+                }
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
+    /// Every item passing `filter`, unpaged (what a change feed compares).
     pub async fn all<V: Listed>(
         &self,
         source: Source,
         filter: &ListFilter,
     ) -> Result<Answer<V>, QueryError> {
-        let wanted = statuses("status", &filter.status, V::STATUSES)?;
-        let mut rows = filter.rows()?;
-        rows.status = V::ROWS.iter().map(|s| (*s).to_owned()).collect();
-        let loaded = self.load::<V::Model>(source, &rows).await?;
-        let reading = Reading {
-            reference: loaded.reference,
-            dormant_after: self.config.dormant_after,
-            records: filter.records,
-        };
         let mut items = Vec::new();
-        for row in &loaded.rows {
-            if let Some(item) = V::from_row(row, &reading).map_err(QueryError::BadRow)?
-                && (wanted.is_empty()
-                    || item.status().is_some_and(|s| wanted.iter().any(|w| w == s)))
-                && (!filter.pending_only || item.pending())
-            {
+        let (position, reference) = self
+            .each_item::<V>(source, filter, |item| {
                 items.push(item);
-            }
-        }
-        Ok(whole(items, &loaded))
+                Ok(())
+            })
+            .await?;
+        Ok(whole(items, position, reference))
     }
 
     /// The items among those passing `filter` that `key` names (searched among all of them,
-    /// not one page), or NotFound.
+    /// not one page), or NotFound. Keeps only the named ones.
     pub async fn get<V: Listed>(
         &self,
         source: Source,
         filter: &ListFilter,
         key: &str,
     ) -> Result<Answer<V>, QueryError> {
-        let answer = self.all::<V>(source, filter).await?;
-        let named = V::chosen(
-            answer
-                .items
-                .into_iter()
-                .filter(|item| item.named_by(key))
-                .collect(),
-        );
+        let mut named = Vec::new();
+        let (position, reference) = self
+            .each_item::<V>(source, filter, |item: V| {
+                if item.named_by(key) {
+                    named.push(item);
+                }
+                Ok(())
+            })
+            .await?;
+        let named = V::chosen(named);
         if named.is_empty() {
             return Err(QueryError::NotFound(V::not_found(key)));
         }
-        Ok(Answer {
-            total: named.len(),
-            items: named,
-            next_page_token: String::new(),
-            ..answer
-        })
+        Ok(whole(named, position, reference))
     }
 
     /// The relations of two states.
@@ -385,12 +430,16 @@ impl Queries {
             status: vec![ACTOR_STATUS.to_owned()],
             ..RowFilter::default()
         };
-        let loaded = self.load::<Timeline>(source, &filter).await?;
-        let actors = loaded
-            .rows
-            .iter()
-            .map(|row| row.decode::<ActorInfo>("actor").map_err(QueryError::BadRow))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(whole(actors, &loaded))
+        let mut actors = Vec::new();
+        let (position, reference) = self
+            .each_row::<Timeline>(source, &filter, |row, _| {
+                actors.push(
+                    row.decode::<ActorInfo>("actor")
+                        .map_err(QueryError::BadRow)?,
+                );
+                Ok(())
+            })
+            .await?;
+        Ok(whole(actors, position, reference))
     }
 }

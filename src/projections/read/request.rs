@@ -181,32 +181,13 @@ pub(super) fn page_bounds(page: &Page) -> Result<(usize, usize), QueryError> {
     Ok((offset, size))
 }
 
-pub(super) fn page_of<T>(
-    items: Vec<T>,
-    page: &Page,
-    position: u64,
-    reference: DateTime<Utc>,
-) -> Result<Answer<T>, QueryError> {
-    let (offset, size) = page_bounds(page)?;
-    let total = items.len();
-    let items: Vec<T> = items.into_iter().skip(offset).take(size).collect();
-    let next = offset + items.len();
-    Ok(Answer {
-        items,
-        position,
-        reference,
-        next_page_token: if next < total {
-            next.to_string()
-        } else {
-            String::new()
-        },
-        total,
-    })
-}
-
-/// One page of a whole answer.
-pub(super) fn paged<T>(all: Answer<T>, page: &Page) -> Result<Answer<T>, QueryError> {
-    page_of(all.items, page, all.position, all.reference)
+/// The token of the page after one that ends before item `next` of `total` (empty: none).
+pub(super) fn next_page_token(next: usize, total: usize) -> String {
+    if next < total {
+        next.to_string()
+    } else {
+        String::new()
+    }
 }
 
 /// The filter for "rows concerning this actor": a state's rows by their states, any other

@@ -1,0 +1,191 @@
+//! The live rows a list reads: every row passing a filter, handed over one at a time (none
+//! kept here), or one page of them with their count, both in list order and each read in one
+//! statement (one snapshot) with the position the rows reflect, so rows and position agree
+//! even while the runner writes or a rebuild swaps in. No rows and position 0 before the
+//! projection's runner first started.
+
+use futures::TryStreamExt;
+use sqlx::types::Json;
+
+use crate::projections::engine::rows::{ProjectionError, ProjectionStore, RowFilter};
+use crate::projections::{Row, RowData};
+
+/// The rows of the live generation (`c`) that pass the filter `$2`-`$5`, as `r`.
+macro_rules! passing {
+    () => {
+        "r.projection = $1 and r.generation = c.generation \
+         and ($2::text is null or r.actors @> array[$2::text]) \
+         and r.states @> $3::text[] \
+         and (cardinality($4::text[]) = 0 or r.status = any($4::text[])) \
+         and r.status <> all($5::text[])"
+    };
+}
+
+/// A list's order (byte order, as replayed models sort).
+macro_rules! list_order {
+    () => {
+        "order by r.sort_key collate \"C\", r.key collate \"C\""
+    };
+}
+
+/// One page of a list's rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowPage {
+    pub rows: Vec<Row>,
+    /// The rows passing the filter, on all pages.
+    pub total: u64,
+    /// The log position the rows reflect.
+    pub position: u64,
+}
+
+impl ProjectionStore {
+    /// Hands `each` the live rows of `name` that pass `filter`, in list order, as they arrive
+    /// from PostgreSQL (memory stays bounded however many there are), and answers the position
+    /// they reflect. Stops at the first error `each` answers.
+    #[tracing::instrument(skip(self, each))]
+    pub async fn each_row<E: From<ProjectionError>>(
+        &self,
+        name: &str,
+        filter: &RowFilter,
+        mut each: impl FnMut(Row) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        // The left join keeps the checkpoint's position when no row passes the filter.
+        let mut records = sqlx::query_as::<_, FilteredRow>(concat!(
+            "with c as ( \
+                 select generation, position from projection_checkpoints where projection = $1 \
+             ) \
+             select c.position, r.key, r.data, r.actors, r.states, r.status, r.sort_key \
+             from c left join projection_rows r on ",
+            passing!(),
+            " ",
+            list_order!()
+        ))
+        .bind(name)
+        .bind(&filter.actor)
+        .bind(&filter.states)
+        .bind(&filter.status)
+        .bind(&filter.without_status)
+        .fetch(self.pool());
+        let mut position = 0;
+        while let Some(record) = records.try_next().await.map_err(ProjectionError::from)? {
+            let (at, row) = record.split();
+            position = at;
+            if let Some(row) = row {
+                each(row)?;
+            }
+        }
+        Ok(position)
+    }
+
+    /// The live rows of `name` passing `filter`, in list order: `limit` of them from `offset`,
+    /// with how many pass in all. PostgreSQL counts and pages; only the page is read.
+    #[tracing::instrument(skip(self))]
+    pub async fn page_rows(
+        &self,
+        name: &str,
+        filter: &RowFilter,
+        offset: u64,
+        limit: u64,
+    ) -> Result<RowPage, ProjectionError> {
+        let records = sqlx::query_as::<_, FilteredRow>(concat!(
+            "with c as ( \
+                 select generation, position from projection_checkpoints where projection = $1 \
+             ) \
+             select c.position, (select count(*) from projection_rows r where ",
+            passing!(),
+            ") as total, p.key, p.data, p.actors, p.states, p.status, p.sort_key \
+             from c left join lateral ( \
+                 select r.key, r.data, r.actors, r.states, r.status, r.sort_key \
+                 from projection_rows r where ",
+            passing!(),
+            " ",
+            list_order!(),
+            " offset $6 limit $7 \
+             ) p on true"
+        ))
+        .bind(name)
+        .bind(&filter.actor)
+        .bind(&filter.states)
+        .bind(&filter.status)
+        .bind(&filter.without_status)
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(self.pool())
+        .await?;
+        let total = records.first().and_then(|r| r.total).unwrap_or(0) as u64;
+        let mut page = RowPage {
+            rows: Vec::with_capacity(records.len()),
+            total,
+            position: 0,
+        };
+        for record in records {
+            let (position, row) = record.split();
+            page.position = position;
+            page.rows.extend(row);
+        }
+        Ok(page)
+    }
+
+    /// Every live row of `name` passing `filter`, in list order, and the position they
+    /// reflect (for tests and tools; a list reads through `each_row` or `page_rows`).
+    pub async fn load_rows(
+        &self,
+        name: &str,
+        filter: &RowFilter,
+    ) -> Result<(Vec<Row>, u64), ProjectionError> {
+        let mut rows = Vec::new();
+        let position = self
+            .each_row::<ProjectionError>(name, filter, |row| {
+                rows.push(row);
+                Ok(())
+            })
+            .await?;
+        Ok((rows, position))
+    }
+}
+
+/// A list's result row: the checkpoint's position, the count when asked for, and, unless no
+/// row passed, a row.
+#[derive(sqlx::FromRow)]
+struct FilteredRow {
+    position: i64,
+    #[sqlx(default)]
+    total: Option<i64>,
+    key: Option<String>,
+    data: Option<Json<RowData>>,
+    actors: Option<Vec<String>>,
+    states: Option<Vec<String>>,
+    status: Option<String>,
+    sort_key: Option<String>,
+}
+
+impl FilteredRow {
+    fn split(self) -> (u64, Option<Row>) {
+        let row = match (
+            self.key,
+            self.data,
+            self.actors,
+            self.states,
+            self.status,
+            self.sort_key,
+        ) {
+            (
+                Some(key),
+                Some(Json(data)),
+                Some(actors),
+                Some(states),
+                Some(status),
+                Some(sort_key),
+            ) => Some(Row {
+                key,
+                data,
+                actors,
+                states,
+                status,
+                sort_key,
+            }),
+            _ => None,
+        };
+        (self.position as u64, row)
+    }
+}

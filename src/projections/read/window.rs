@@ -1,0 +1,153 @@
+//! How a list's rows become one page of items: the stored rows a list reads, a replayed
+//! model's rows in list order, and the window that counts every item but keeps one page.
+
+use chrono::{DateTime, Utc};
+
+use crate::projections::Row;
+use crate::projections::engine::rows::RowFilter;
+use crate::projections::models::common::ACTOR_STATUS;
+use crate::projections::read::listed::Listed;
+use crate::projections::read::request::{Answer, ListFilter, QueryError, next_page_token};
+
+/// Every item, as one answer without pages.
+pub(super) fn whole<T>(items: Vec<T>, position: u64, reference: DateTime<Utc>) -> Answer<T> {
+    Answer {
+        total: items.len(),
+        items,
+        position,
+        reference,
+        next_page_token: String::new(),
+    }
+}
+
+/// The stored rows that may be items of `V` under `filter` (the actor registry's only when
+/// the list is of actors).
+pub(super) fn list_rows<V: Listed>(filter: &ListFilter) -> Result<RowFilter, QueryError> {
+    let mut rows = filter.rows()?;
+    rows.status = V::ROWS.iter().map(|s| (*s).to_owned()).collect();
+    if !V::ROWS.contains(&ACTOR_STATUS) {
+        rows.without_status = vec![ACTOR_STATUS.to_owned()];
+    }
+    Ok(rows)
+}
+
+/// One page of a list, filled as its items come in list order: all are counted, only the
+/// page's kept.
+pub(super) struct Window<T> {
+    offset: usize,
+    size: usize,
+    items: Vec<T>,
+    total: usize,
+}
+
+impl<T> Window<T> {
+    pub(super) fn new(offset: usize, size: usize) -> Self {
+        Self {
+            offset,
+            size,
+            items: Vec::new(),
+            total: 0,
+        }
+    }
+
+    pub(super) fn offer(&mut self, item: T) {
+        if self.total >= self.offset && self.items.len() < self.size {
+            self.items.push(item);
+        }
+        self.total += 1;
+    }
+
+    pub(super) fn answer(self, position: u64, reference: DateTime<Utc>) -> Answer<T> {
+        Answer {
+            next_page_token: next_page_token(self.offset + self.items.len(), self.total),
+            items: self.items,
+            position,
+            reference,
+            total: self.total,
+        }
+    }
+}
+
+/// A replayed model's rows passing `filter`, in list order, one at a time to `each` (what the
+/// store's `each_row` does for the live rows, in SQL).
+pub(super) fn each_replayed(
+    rows: &[Row],
+    filter: &RowFilter,
+    each: impl FnMut(&Row) -> Result<(), QueryError>,
+) -> Result<(), QueryError> {
+    let mut passing: Vec<&Row> = rows.iter().filter(|r| passes(r, filter)).collect();
+    passing.sort_by(|a, b| (&a.sort_key, &a.key).cmp(&(&b.sort_key, &b.key)));
+    passing.into_iter().try_for_each(each)
+}
+
+/// Applies a row filter in memory, as the store's reads do in SQL (for replayed models).
+fn passes(row: &Row, filter: &RowFilter) -> bool {
+    filter
+        .actor
+        .as_ref()
+        .is_none_or(|actor| row.actors.contains(actor))
+        && filter.states.iter().all(|state| row.states.contains(state))
+        && (filter.status.is_empty() || filter.status.contains(&row.status))
+        && !filter.without_status.contains(&row.status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filled(offset: usize, size: usize, items: usize) -> Answer<usize> {
+        let mut window = Window::new(offset, size);
+        (0..items).for_each(|item| window.offer(item));
+        window.answer(7, Utc::now())
+    }
+
+    #[test]
+    fn a_window_keeps_its_page_counts_every_item_and_says_where_the_next_begins() {
+        let middle = filled(3, 4, 10);
+        assert_eq!(
+            (middle.items, middle.total, middle.next_page_token),
+            (vec![3, 4, 5, 6], 10, "7".to_owned())
+        );
+        let last = filled(8, 4, 10);
+        assert_eq!((last.items, last.total), (vec![8, 9], 10));
+        assert_eq!(last.next_page_token, "");
+        let past = filled(12, 4, 10);
+        assert!(past.items.is_empty() && past.next_page_token.is_empty());
+        let exact = filled(6, 4, 10);
+        assert_eq!(
+            (exact.items.len(), exact.next_page_token),
+            (4, String::new())
+        );
+    }
+
+    #[test]
+    fn replayed_rows_pass_the_filter_in_byte_order_of_sort_key_then_key() {
+        let row = |key: &str, sort_key: &str, status: &str, actors: &[&str]| Row {
+            key: key.to_owned(),
+            data: crate::projections::RowData::new(&serde_json::json!({})).unwrap(),
+            actors: actors.iter().map(|a| (*a).to_owned()).collect(),
+            states: Vec::new(),
+            status: status.to_owned(),
+            sort_key: sort_key.to_owned(),
+        };
+        let rows = [
+            row("b", "2025", "call", &["x"]),
+            row("a", "2025", "call", &["x"]),
+            row("c", "2024", "call", &["y"]),
+            row("Z", "2026", "call", &["x"]),
+            row("x", "", ACTOR_STATUS, &["x"]),
+        ];
+        let filter = RowFilter {
+            actor: Some("x".to_owned()),
+            without_status: vec![ACTOR_STATUS.to_owned()],
+            ..RowFilter::default()
+        };
+        let mut keys = Vec::new();
+        each_replayed(&rows, &filter, |row| {
+            keys.push(row.key.clone());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(keys, ["a", "b", "Z"]);
+    }
+}

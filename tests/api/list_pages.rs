@@ -1,0 +1,232 @@
+//! Pages of the projections' lists. Paging through a list, live or as of a position, in pages
+//! of any size, gives the items of one whole answer once each, in order, under the same total.
+//! A live list whose every passing row is an item (a timeline of both kinds of records, the
+//! divergences, the lifecycles' steps) is counted and paged by PostgreSQL, which sends only
+//! the page's rows; one that derives statuses or declines rows reads each row and keeps one
+//! page. Counted on `/metrics` of a server of its own (its counters are its alone), not timed.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use diplog::import::{self, OnInvalid, scenario};
+use diplog::proto::{self, projections_client::ProjectionsClient};
+use tonic::transport::Channel;
+
+use crate::helpers::{Serve, ServeProcess, database_url_for, fresh_database};
+use crate::metrics::{scrape, value};
+use crate::projections::{as_of, without_age};
+use crate::random_history::random_history;
+
+const PAGE_ROWS: &str = "diplog_projection_list_rows_total{read=\"page\"}";
+const EACH_ROW: &str = "diplog_projection_list_rows_total{read=\"each\"}";
+
+/// A list to page through.
+#[derive(Debug, Clone, Copy)]
+enum List {
+    Channels,
+    SummitsPending,
+    Commitments,
+    Divergences,
+    Timeline(&'static str, proto::Records),
+    Relations(proto::Records),
+}
+
+impl List {
+    /// Whether every row passing its row filter is an item, so a live list pages in SQL.
+    fn paged_in_sql(self) -> bool {
+        matches!(
+            self,
+            List::Channels | List::Divergences | List::Timeline(_, proto::Records::Both)
+        )
+    }
+}
+
+/// One page of `list`: its items (as `{:?}`, ages blanked) and the answer's info.
+async fn page(
+    channel: Channel,
+    list: List,
+    read: Option<proto::ReadOptions>,
+    size: u32,
+    token: String,
+) -> (Vec<String>, proto::AnswerInfo) {
+    let mut client = ProjectionsClient::new(channel);
+    let mut request = proto::ListRequest {
+        read,
+        page_size: size,
+        page_token: token,
+        ..Default::default()
+    };
+    fn shown<T: std::fmt::Debug>(items: Vec<T>) -> Vec<String> {
+        without_age(&items.iter().map(|i| format!("{i:?}")).collect::<Vec<_>>())
+    }
+    let (items, info) = match list {
+        List::Channels => {
+            let answer = client.list_channels(request).await.unwrap().into_inner();
+            (shown(answer.channels), answer.info)
+        }
+        List::SummitsPending => {
+            request.pending_only = true;
+            let answer = client.list_summits(request).await.unwrap().into_inner();
+            (shown(answer.summits), answer.info)
+        }
+        List::Commitments => {
+            let answer = client.list_commitments(request).await.unwrap().into_inner();
+            (shown(answer.commitments), answer.info)
+        }
+        List::Divergences => {
+            let answer = client.list_divergences(request).await.unwrap().into_inner();
+            (shown(answer.divergences), answer.info)
+        }
+        List::Timeline(actor, records) => {
+            request.actor = actor.to_owned();
+            request.records = records.into();
+            let answer = client.get_timeline(request).await.unwrap().into_inner();
+            (shown(answer.entries), answer.info)
+        }
+        List::Relations(records) => {
+            request.records = records.into();
+            let answer = client.list_relations(request).await.unwrap().into_inner();
+            (shown(answer.relations), answer.info)
+        }
+    };
+    (items, info.expect("an answer's info"))
+}
+
+/// Every page of `list` in pages of `size`: the items in order, and the total each page gave.
+async fn every_page(
+    server: &ServeProcess,
+    list: List,
+    read: Option<proto::ReadOptions>,
+    size: u32,
+) -> (Vec<String>, u32) {
+    let (mut items, mut token, mut total) = (Vec::new(), String::new(), None);
+    loop {
+        let (some, info) = page(server.channel().await, list, read.clone(), size, token).await;
+        assert!(some.len() <= size as usize, "{list:?}: a page of {size}");
+        assert_eq!(
+            *total.get_or_insert(info.total),
+            info.total,
+            "{list:?}: every page tells the same total"
+        );
+        items.extend(some);
+        if info.next_page_token.is_empty() {
+            break;
+        }
+        assert_eq!(
+            info.next_page_token,
+            items.len().to_string(),
+            "{list:?}: the next page starts after the items given"
+        );
+        token = info.next_page_token;
+    }
+    (items, total.unwrap_or(0))
+}
+
+fn counted(samples: &BTreeMap<String, f64>) -> (f64, f64) {
+    (value(samples, PAGE_ROWS), value(samples, EACH_ROW))
+}
+
+fn http(server: &ServeProcess) -> SocketAddr {
+    server.http().parse().expect("an address")
+}
+
+#[tokio::test]
+async fn paging_through_a_list_gives_its_whole_answer_once_live_and_as_of() {
+    let database = fresh_database().await;
+    let server = Serve::on_database(&database_url_for(&database))
+        .start()
+        .await;
+    let founding = scenario::parse(scenario::FOUNDING_SCENARIO).expect("parses");
+    import::import(server.channel().await, founding.items, OnInvalid::RefuseAll)
+        .await
+        .expect("the founding scenario imports");
+    import::import(
+        server.channel().await,
+        random_history(11, 160),
+        OnInvalid::Report,
+    )
+    .await
+    .expect("the history imports");
+    let head = proto::event_log_client::EventLogClient::new(server.channel().await)
+        .get_head(())
+        .await
+        .expect("the head")
+        .into_inner()
+        .position as u64;
+    let live = Some(proto::ReadOptions {
+        min_position: head,
+        ..Default::default()
+    });
+
+    let lists = [
+        List::Channels,
+        List::SummitsPending,
+        List::Commitments,
+        List::Divergences,
+        List::Timeline("RUS", proto::Records::Both),
+        List::Timeline("RUS", proto::Records::Readouts),
+        List::Timeline("RUS", proto::Records::Coded),
+        List::Timeline("rus.president", proto::Records::Both),
+        List::Relations(proto::Records::Both),
+    ];
+    for list in lists {
+        let (whole, whole_info) = page(
+            server.channel().await,
+            list,
+            live.clone(),
+            1000,
+            String::new(),
+        )
+        .await;
+        assert!(whole_info.next_page_token.is_empty(), "{list:?}: one page");
+        assert_eq!(
+            whole_info.total as usize,
+            whole.len(),
+            "{list:?}: the total"
+        );
+        for (read, what) in [(live.clone(), "live"), (as_of(head), "as of the head")] {
+            for size in [1, 4, 7] {
+                let (paged, total) = every_page(&server, list, read.clone(), size).await;
+                assert_eq!(paged, whole, "{list:?} {what} in pages of {size}");
+                assert_eq!(total, whole_info.total, "{list:?} {what}: the total");
+            }
+        }
+    }
+    let rus = page(
+        server.channel().await,
+        List::Timeline("RUS", proto::Records::Both),
+        live.clone(),
+        1000,
+        String::new(),
+    )
+    .await;
+    assert!(
+        rus.0.len() > 20,
+        "the history gives Russia's timeline pages to turn: {}",
+        rus.0.len()
+    );
+
+    // A live list paged in SQL reads the page's rows and no other; one that is not reads
+    // every row passing its row filter, whatever the page.
+    for list in lists {
+        let before = counted(&scrape(http(&server)).await);
+        let (items, info) =
+            page(server.channel().await, list, live.clone(), 3, String::new()).await;
+        let after = counted(&scrape(http(&server)).await);
+        let (paged, each) = (after.0 - before.0, after.1 - before.1);
+        if list.paged_in_sql() {
+            assert_eq!(
+                (paged, each),
+                (items.len() as f64, 0.0),
+                "{list:?}: rows read as a page, one by one"
+            );
+        } else {
+            assert_eq!(paged, 0.0, "{list:?}: no page read");
+            assert!(
+                each >= info.total as f64,
+                "{list:?}: each of its {} items' rows read ({each})",
+                info.total
+            );
+        }
+    }
+}
