@@ -1,7 +1,7 @@
 //! Pages of the projections' lists. Paging through a list, live or as of a position, in pages
 //! of any size, gives the items of one whole answer once each, in order, under the same total.
-//! A live list whose every passing row is an item (a timeline of both kinds of records, the
-//! divergences, the lifecycles' steps) is counted and paged by PostgreSQL, which sends only
+//! A live list whose every passing row is an item (a timeline, of either kind of records or
+//! both, the divergences, the channels unfiltered) is counted and paged by PostgreSQL, which sends only
 //! the page's rows; one that derives statuses or declines rows reads each row and keeps one
 //! page. Counted on `/metrics` of a server of its own (its counters are its alone), not timed.
 
@@ -36,7 +36,7 @@ impl List {
     fn paged_in_sql(self) -> bool {
         matches!(
             self,
-            List::Channels | List::Divergences | List::Timeline(_, proto::Records::Both)
+            List::Channels | List::Divergences | List::Timeline(..)
         )
     }
 }
@@ -130,8 +130,8 @@ fn http(server: &ServeProcess) -> SocketAddr {
     server.http().parse().expect("an address")
 }
 
-#[tokio::test]
-async fn paging_through_a_list_gives_its_whole_answer_once_live_and_as_of() {
+/// A server of its own over the founding scenario and a random history; and the log's head.
+async fn server_with_history() -> (ServeProcess, u64) {
     let database = fresh_database().await;
     let server = Serve::on_database(&database_url_for(&database))
         .start()
@@ -153,6 +153,12 @@ async fn paging_through_a_list_gives_its_whole_answer_once_live_and_as_of() {
         .expect("the head")
         .into_inner()
         .position as u64;
+    (server, head)
+}
+
+#[tokio::test]
+async fn paging_through_a_list_gives_its_whole_answer_once_live_and_as_of() {
+    let (server, head) = server_with_history().await;
     let live = Some(proto::ReadOptions {
         min_position: head,
         ..Default::default()
@@ -229,4 +235,104 @@ async fn paging_through_a_list_gives_its_whole_answer_once_live_and_as_of() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn a_get_by_key_reads_its_one_row_and_a_get_by_stream_looks_through_every_row() {
+    let (server, head) = server_with_history().await;
+    let live = Some(proto::ReadOptions {
+        min_position: head,
+        ..Default::default()
+    });
+    let mut client = ProjectionsClient::new(server.channel().await);
+    let all = client
+        .list_divergences(proto::ListRequest {
+            read: live.clone(),
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .divergences;
+    assert!(all.len() > 3, "occurrences with sources: {}", all.len());
+    let get = |key: &str, read: Option<proto::ReadOptions>| proto::GetRequest {
+        read,
+        key: key.to_owned(),
+    };
+    let each_row = || async { counted(&scrape(http(&server)).await).1 };
+
+    // By its event id: the occurrence's own row, and no other.
+    let last = all.last().unwrap();
+    let before = each_row().await;
+    let by_id = client
+        .get_divergence(get(&last.occurrence, live.clone()))
+        .await
+        .unwrap()
+        .into_inner()
+        .divergences;
+    assert_eq!(by_id, std::slice::from_ref(last));
+    assert_eq!(each_row().await - before, 1.0, "one row read");
+    // The same as of the head, from a replay.
+    let replayed = client
+        .get_divergence(get(&last.occurrence, as_of(head)))
+        .await
+        .unwrap()
+        .into_inner()
+        .divergences;
+    assert_eq!(
+        without_age(&[format!("{replayed:?}")]),
+        without_age(&[format!("{by_id:?}")])
+    );
+
+    // By its stream: the first occurrence of the stream, found among all of them.
+    let stream = last.stream_id.clone();
+    let first_of_stream = all.iter().find(|d| d.stream_id == stream).unwrap();
+    let before = each_row().await;
+    let by_stream = client
+        .get_divergence(get(&stream, live.clone()))
+        .await
+        .unwrap()
+        .into_inner()
+        .divergences;
+    assert_eq!(by_stream, std::slice::from_ref(first_of_stream));
+    assert_eq!(
+        each_row().await - before,
+        all.len() as f64,
+        "every row read"
+    );
+
+    // An event id that names no occurrence: looked up, then looked for; NOT_FOUND.
+    let before = each_row().await;
+    let missing = client
+        .get_divergence(get(&uuid::Uuid::now_v7().to_string(), live.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
+    assert_eq!(each_row().await - before, all.len() as f64);
+
+    // A summit by its stream (its key): its row alone.
+    let summits = client
+        .list_summits(proto::ListRequest {
+            read: live.clone(),
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .summits;
+    let summit = summits.first().expect("the founding summit");
+    let before = each_row().await;
+    let got = client
+        .get_summit(get(&summit.key, live.clone()))
+        .await
+        .unwrap()
+        .into_inner()
+        .summits;
+    assert_eq!(
+        without_age(&[format!("{got:?}")]),
+        without_age(&[format!("{:?}", std::slice::from_ref(summit))])
+    );
+    assert_eq!(each_row().await - before, 1.0);
 }

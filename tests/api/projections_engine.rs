@@ -1660,6 +1660,7 @@ async fn rows_written_in_bulk_come_back_exactly_whatever_their_text_holds() {
                 states: vec!["{c}".to_owned()],
                 status: vec![format!("s{AWKWARD}")],
                 without_status: vec![format!("t{AWKWARD}")],
+                keys: Vec::new(),
             },
         )
         .await

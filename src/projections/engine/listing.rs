@@ -10,14 +10,15 @@ use sqlx::types::Json;
 use crate::projections::engine::rows::{ProjectionError, ProjectionStore, RowFilter};
 use crate::projections::{Row, RowData};
 
-/// The rows of the live generation (`c`) that pass the filter `$2`-`$5`, as `r`.
+/// The rows of the live generation (`c`) that pass the filter `$2`-`$6`, as `r`.
 macro_rules! passing {
     () => {
         "r.projection = $1 and r.generation = c.generation \
          and ($2::text is null or r.actors @> array[$2::text]) \
          and r.states @> $3::text[] \
          and (cardinality($4::text[]) = 0 or r.status = any($4::text[])) \
-         and r.status <> all($5::text[])"
+         and r.status <> all($5::text[]) \
+         and (cardinality($6::text[]) = 0 or r.key = any($6::text[]))"
     };
 }
 
@@ -65,6 +66,7 @@ impl ProjectionStore {
         .bind(&filter.states)
         .bind(&filter.status)
         .bind(&filter.without_status)
+        .bind(&filter.keys)
         .fetch(self.pool());
         let mut position = 0;
         while let Some(record) = records.try_next().await.map_err(ProjectionError::from)? {
@@ -87,20 +89,23 @@ impl ProjectionStore {
         offset: u64,
         limit: u64,
     ) -> Result<RowPage, ProjectionError> {
+        // The count is a relation of one row joined once: a scalar subquery in the select list
+        // would be evaluated again for every row of the page.
         let records = sqlx::query_as::<_, FilteredRow>(concat!(
             "with c as ( \
                  select generation, position from projection_checkpoints where projection = $1 \
-             ) \
-             select c.position, (select count(*) from projection_rows r where ",
+             ), n as ( \
+                 select count(*) as total from c join projection_rows r on ",
             passing!(),
-            ") as total, p.key, p.data, p.actors, p.states, p.status, p.sort_key \
-             from c left join lateral ( \
+            ") \
+             select c.position, n.total, p.key, p.data, p.actors, p.states, p.status, p.sort_key \
+             from c cross join n left join lateral ( \
                  select r.key, r.data, r.actors, r.states, r.status, r.sort_key \
                  from projection_rows r where ",
             passing!(),
             " ",
             list_order!(),
-            " offset $6 limit $7 \
+            " offset $7 limit $8 \
              ) p on true"
         ))
         .bind(name)
@@ -108,6 +113,7 @@ impl ProjectionStore {
         .bind(&filter.states)
         .bind(&filter.status)
         .bind(&filter.without_status)
+        .bind(&filter.keys)
         .bind(i64::try_from(offset).unwrap_or(i64::MAX))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(self.pool())

@@ -122,6 +122,8 @@ pub struct RowFilter {
     pub status: Vec<String>,
     /// No row with one of these statuses.
     pub without_status: Vec<String>,
+    /// Only the rows with one of these keys.
+    pub keys: Vec<String>,
 }
 
 /// Who advances a projection.

@@ -149,7 +149,7 @@ impl Commitment {
     }
 }
 
-const PREFIX: &str = "commitment:";
+pub(crate) const PREFIX: &str = "commitment:";
 
 #[derive(Debug, Default)]
 pub struct Commitments {

@@ -160,7 +160,7 @@ impl Occurrence {
     }
 }
 
-const PREFIX: &str = "occurrence:";
+pub(crate) const PREFIX: &str = "occurrence:";
 /// The small row of each `SourceReportAttached`, naming its occurrence: what a retraction or
 /// a correction of the report needs to find the occurrence's row.
 const ATTACHED_PREFIX: &str = "attached:";

@@ -147,7 +147,7 @@ impl Summit {
     }
 }
 
-const PREFIX: &str = "summit:";
+pub(crate) const PREFIX: &str = "summit:";
 
 #[derive(Debug, Default)]
 pub struct Summits {

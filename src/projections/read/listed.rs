@@ -7,19 +7,21 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::domain::EventId;
+use crate::domain::diplomacy::KindName;
 use crate::domain::diplomacy::{ChannelStatus, CommitmentStatus, SummitStage};
-use crate::projections::models::channels::Channels;
+use crate::projections::engine::rows::RowFilter;
 use crate::projections::models::channels::rows::{CHANNEL_ROWS, channel_of};
 use crate::projections::models::channels::view::ChannelView;
+use crate::projections::models::channels::{self, Channels};
 use crate::projections::models::commitments::{
-    Commitment, CommitmentView, Commitments, commitment_of,
+    self, Commitment, CommitmentView, Commitments, commitment_of,
 };
 use crate::projections::models::common::Records;
-use crate::projections::models::divergence::{Divergence, DivergenceView, occurrence_of};
+use crate::projections::models::divergence::{self, Divergence, DivergenceView, occurrence_of};
 use crate::projections::models::relations::rows::pair_of;
 use crate::projections::models::relations::view::RelationView;
 use crate::projections::models::relations::{Relations, pair_key};
-use crate::projections::models::summits::{Summit, SummitView, Summits, summit_of};
+use crate::projections::models::summits::{self, Summit, SummitView, Summits, summit_of};
 use crate::projections::models::timeline::{Timeline, TimelineEntry, entry_of};
 use crate::projections::read::request::ListFilter;
 use crate::projections::{Model, Row};
@@ -56,11 +58,22 @@ pub trait Listed: Keyed + Serialize + Clone + PartialEq + Send + Sync + 'static 
     /// The item a stored row shows at `reading` (none: the row shows nothing then).
     fn from_row(row: &Row, reading: &Reading) -> Result<Option<Self>, String>;
 
+    /// Narrows `rows`, the row filter of a list under `filter`, by what the rows' columns can
+    /// tell of `filter` beyond the actor and the states.
+    fn narrow(_filter: &ListFilter, _rows: &mut RowFilter) {}
+
     /// Whether, under `filter`, every stored row passing the row filter is an item (`from_row`
     /// never declines one): then a live list is counted and paged in SQL. A status filter or
     /// a pending-only list is never that (the queries check it).
     fn every_row_an_item(_filter: &ListFilter) -> bool {
         false
+    }
+
+    /// The key of the stored row whose item a get by `key` answers with, when a key names one
+    /// row (none: a get looks through every item). A get that finds nothing under it looks
+    /// through every item too (a key may also name items by their stream).
+    fn row_key(_key: &str) -> Option<String> {
+        None
     }
 
     /// What a status filter compares (none: nothing passes a status filter).
@@ -142,6 +155,10 @@ impl Listed for ChannelView {
     fn named_by(&self, key: &str) -> bool {
         self.key == key || self.stream_id.as_deref() == Some(key)
     }
+
+    fn row_key(key: &str) -> Option<String> {
+        Some(format!("{}{key}", channels::PREFIX))
+    }
 }
 
 impl Keyed for SummitView {
@@ -165,6 +182,10 @@ impl Listed for SummitView {
 
     fn pending(&self) -> bool {
         self.pending
+    }
+
+    fn row_key(key: &str) -> Option<String> {
+        Some(format!("{}{key}", summits::PREFIX))
     }
 
     /// Neither held nor cancelled.
@@ -209,6 +230,10 @@ impl Listed for CommitmentView {
 
     fn from_row(row: &Row, reading: &Reading) -> Result<Option<Self>, String> {
         Ok(commitment_of(row)?.view(reading.reference))
+    }
+
+    fn row_key(key: &str) -> Option<String> {
+        Some(format!("{}{key}", commitments::PREFIX))
     }
 
     fn status(&self) -> Option<&str> {
@@ -279,6 +304,11 @@ impl Listed for DivergenceView {
     fn not_found(key: &str) -> String {
         format!("no occurrence {key:?} with sources")
     }
+
+    fn row_key(key: &str) -> Option<String> {
+        let id = EventId::parse(key).ok()?;
+        Some(format!("{}{id}", divergence::PREFIX))
+    }
 }
 
 impl Keyed for TimelineEntry {
@@ -298,9 +328,18 @@ impl Listed for TimelineEntry {
         Ok(reading.records.keeps(entry.is_coded()).then_some(entry))
     }
 
-    /// When it asks for readouts and coded records both.
-    fn every_row_an_item(filter: &ListFilter) -> bool {
-        filter.records == Records::Both
+    /// A coded record's row is the one of kind `CodedEventReported` (its status).
+    fn narrow(filter: &ListFilter, rows: &mut RowFilter) {
+        let coded = KindName::CodedEventReported.to_string();
+        match filter.records {
+            Records::Both => {}
+            Records::Readouts => rows.without_status.push(coded),
+            Records::Coded => rows.status = vec![coded],
+        }
+    }
+
+    fn every_row_an_item(_: &ListFilter) -> bool {
+        true
     }
 }
 

@@ -287,7 +287,7 @@ impl Queries {
         }
         let mut window = Window::new(offset, size);
         let (position, reference) = self
-            .each_item::<V>(source, filter, |item| {
+            .each_item::<V>(source, filter, &rows, |item| {
                 window.offer(item);
                 Ok(())
             })
@@ -340,17 +340,18 @@ impl Queries {
         }
     }
 
-    /// Hands `each` every item of `V` at `source` passing `filter`, in list order; answers
-    /// the position and the time the items reflect.
+    /// Hands `each` every item of `V` at `source` passing `filter` whose row passes `rows`
+    /// (the list's row filter, perhaps narrowed), in list order; answers the position and the
+    /// time the items reflect.
     async fn each_item<V: Listed>(
         &self,
         source: Source,
         filter: &ListFilter,
+        rows: &RowFilter,
         mut each: impl FnMut(V) -> Result<(), QueryError>,
     ) -> Result<(u64, DateTime<Utc>), QueryError> {
         let wanted = statuses("status", &filter.status, V::STATUSES)?;
-        let rows = list_rows::<V>(filter)?;
-        self.each_row::<V::Model>(source, &rows, |row, reference| {
+        self.each_row::<V::Model>(source, rows, |row, reference| {
             let reading = self.reading(reference, filter);
             match V::from_row(row, &reading).map_err(QueryError::BadRow)? {
                 Some(item)
@@ -374,7 +375,7 @@ impl Queries {
     ) -> Result<Answer<V>, QueryError> {
         let mut items = Vec::new();
         let (position, reference) = self
-            .each_item::<V>(source, filter, |item| {
+            .each_item::<V>(source, filter, &list_rows::<V>(filter)?, |item| {
                 items.push(item);
                 Ok(())
             })
@@ -382,28 +383,55 @@ impl Queries {
         Ok(whole(items, position, reference))
     }
 
-    /// The items among those passing `filter` that `key` names (searched among all of them,
-    /// not one page), or NotFound. Keeps only the named ones.
+    /// The items among those passing `filter` that `key` names, or NotFound. Looked up by
+    /// the row's key when the key names one row; else (or when that row shows nothing)
+    /// searched among all items, keeping only the named ones.
     pub async fn get<V: Listed>(
         &self,
         source: Source,
         filter: &ListFilter,
         key: &str,
     ) -> Result<Answer<V>, QueryError> {
+        let rows = list_rows::<V>(filter)?;
         let mut named = Vec::new();
+        if let Some(row_key) = V::row_key(key) {
+            let one = RowFilter {
+                keys: vec![row_key],
+                ..rows.clone()
+            };
+            let (position, reference) = self
+                .each_named::<V>(source, filter, &one, key, &mut named)
+                .await?;
+            if !named.is_empty() {
+                return Ok(whole(V::chosen(named), position, reference));
+            }
+        }
         let (position, reference) = self
-            .each_item::<V>(source, filter, |item: V| {
-                if item.named_by(key) {
-                    named.push(item);
-                }
-                Ok(())
-            })
+            .each_named::<V>(source, filter, &rows, key, &mut named)
             .await?;
         let named = V::chosen(named);
         if named.is_empty() {
             return Err(QueryError::NotFound(V::not_found(key)));
         }
         Ok(whole(named, position, reference))
+    }
+
+    /// Adds to `named` the items passing `filter` and `rows` that `key` names.
+    async fn each_named<V: Listed>(
+        &self,
+        source: Source,
+        filter: &ListFilter,
+        rows: &RowFilter,
+        key: &str,
+        named: &mut Vec<V>,
+    ) -> Result<(u64, DateTime<Utc>), QueryError> {
+        self.each_item::<V>(source, filter, rows, |item: V| {
+            if item.named_by(key) {
+                named.push(item);
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// The relations of two states.

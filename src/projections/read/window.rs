@@ -28,6 +28,7 @@ pub(super) fn list_rows<V: Listed>(filter: &ListFilter) -> Result<RowFilter, Que
     if !V::ROWS.contains(&ACTOR_STATUS) {
         rows.without_status = vec![ACTOR_STATUS.to_owned()];
     }
+    V::narrow(filter, &mut rows);
     Ok(rows)
 }
 
@@ -89,6 +90,7 @@ fn passes(row: &Row, filter: &RowFilter) -> bool {
         && filter.states.iter().all(|state| row.states.contains(state))
         && (filter.status.is_empty() || filter.status.contains(&row.status))
         && !filter.without_status.contains(&row.status)
+        && (filter.keys.is_empty() || filter.keys.contains(&row.key))
 }
 
 #[cfg(test)]

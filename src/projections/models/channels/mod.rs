@@ -106,7 +106,7 @@ pub fn channel_key(parties: &[String]) -> String {
     sorted.join("+")
 }
 
-const PREFIX: &str = "channel:";
+pub(crate) const PREFIX: &str = "channel:";
 const CONTACT_PREFIX: &str = "contact:";
 
 /// The key of an interaction's contact row in one of its channels: `contact:<id>` in its
