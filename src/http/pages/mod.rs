@@ -542,8 +542,9 @@ pub(super) async fn relation(
     })
 }
 
-/// A pair's interactions (of `a`'s timeline, those with someone of `b`), and the summits and
-/// commitments of both, all steps included: what the relation page draws.
+/// A pair's interactions (those concerning both states: the first page of them), and the
+/// summits and commitments of both, all steps included: what the relation page draws. Filtered
+/// by both states in SQL, so a pair's page is its own however long each state's timeline is.
 async fn pair_history(
     dashboard: &Dashboard,
     ask: &Ask,
@@ -551,38 +552,18 @@ async fn pair_history(
     b: &str,
 ) -> Result<(Vec<TimelineEntry>, Vec<Summit>, Vec<Commitment>), HttpError> {
     let source = ask.source(dashboard);
-    let of_a = ListFilter {
-        actor: Some(a.to_owned()),
+    let pair = ListFilter {
+        state_pair: Some((a.to_owned(), b.to_owned())),
         records: ask.records,
         ..ListFilter::default()
     };
     let (queries, everything) = (&dashboard.queries, EVERYTHING);
     let (timeline, summits, commitments) = tokio::try_join!(
-        queries.list::<TimelineEntry>(source, &of_a, &everything),
-        queries.list::<Summit>(source, &of_a, &everything),
-        queries.list::<Commitment>(source, &of_a, &everything),
+        queries.list::<TimelineEntry>(source, &pair, &everything),
+        queries.list::<Summit>(source, &pair, &everything),
+        queries.list::<Commitment>(source, &pair, &everything),
     )?;
-    let is_b = |id: &str, state: Option<&str>| id == b || state == Some(b);
-    let entries = timeline
-        .items
-        .into_iter()
-        .filter(|e| {
-            e.participants
-                .iter()
-                .any(|p| is_b(&p.actor, p.state.as_deref()))
-        })
-        .collect();
-    let summits = summits
-        .items
-        .into_iter()
-        .filter(|s| s.parties.iter().any(|p| is_b(&p.id, p.state.as_deref())))
-        .collect();
-    let commitments = commitments
-        .items
-        .into_iter()
-        .filter(|c| c.parties.iter().any(|p| is_b(&p.id, p.state.as_deref())))
-        .collect();
-    Ok((entries, summits, commitments))
+    Ok((timeline.items, summits.items, commitments.items))
 }
 
 /// Counts by a name, readable ("Verbal cooperation: 3").
