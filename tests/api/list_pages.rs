@@ -122,6 +122,15 @@ async fn every_page(
     (items, total.unwrap_or(0))
 }
 
+/// A request for a list's first 1,000 items.
+fn first_thousand(read: Option<proto::ReadOptions>) -> proto::ListRequest {
+    proto::ListRequest {
+        read,
+        page_size: 1000,
+        ..Default::default()
+    }
+}
+
 fn counted(samples: &BTreeMap<String, f64>) -> (f64, f64) {
     (value(samples, PAGE_ROWS), value(samples, EACH_ROW))
 }
@@ -246,11 +255,7 @@ async fn a_get_by_key_reads_its_one_row_and_a_get_by_stream_looks_through_every_
     });
     let mut client = ProjectionsClient::new(server.channel().await);
     let all = client
-        .list_divergences(proto::ListRequest {
-            read: live.clone(),
-            page_size: 1000,
-            ..Default::default()
-        })
+        .list_divergences(first_thousand(live.clone()))
         .await
         .unwrap()
         .into_inner()
@@ -313,11 +318,7 @@ async fn a_get_by_key_reads_its_one_row_and_a_get_by_stream_looks_through_every_
 
     // A summit by its stream (its key): its row alone.
     let summits = client
-        .list_summits(proto::ListRequest {
-            read: live.clone(),
-            page_size: 1000,
-            ..Default::default()
-        })
+        .list_summits(first_thousand(live.clone()))
         .await
         .unwrap()
         .into_inner()

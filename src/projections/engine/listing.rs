@@ -5,6 +5,9 @@
 //! projection's runner first started.
 
 use futures::TryStreamExt;
+use sqlx::Postgres;
+use sqlx::postgres::PgArguments;
+use sqlx::query::QueryAs;
 use sqlx::types::Json;
 
 use crate::projections::engine::rows::{ProjectionError, ProjectionStore, RowFilter};
@@ -51,22 +54,20 @@ impl ProjectionStore {
         mut each: impl FnMut(Row) -> Result<(), E>,
     ) -> Result<u64, E> {
         // The left join keeps the checkpoint's position when no row passes the filter.
-        let mut records = sqlx::query_as::<_, FilteredRow>(concat!(
-            "with c as ( \
+        let mut records = filtered(
+            concat!(
+                "with c as ( \
                  select generation, position from projection_checkpoints where projection = $1 \
              ) \
              select c.position, r.key, r.data, r.actors, r.states, r.status, r.sort_key \
              from c left join projection_rows r on ",
-            passing!(),
-            " ",
-            list_order!()
-        ))
-        .bind(name)
-        .bind(&filter.actor)
-        .bind(&filter.states)
-        .bind(&filter.status)
-        .bind(&filter.without_status)
-        .bind(&filter.keys)
+                passing!(),
+                " ",
+                list_order!()
+            ),
+            name,
+            filter,
+        )
         .fetch(self.pool());
         let mut position = 0;
         while let Some(record) = records.try_next().await.map_err(ProjectionError::from)? {
@@ -91,29 +92,27 @@ impl ProjectionStore {
     ) -> Result<RowPage, ProjectionError> {
         // The count is a relation of one row joined once: a scalar subquery in the select list
         // would be evaluated again for every row of the page.
-        let records = sqlx::query_as::<_, FilteredRow>(concat!(
-            "with c as ( \
+        let records = filtered(
+            concat!(
+                "with c as ( \
                  select generation, position from projection_checkpoints where projection = $1 \
              ), n as ( \
                  select count(*) as total from c join projection_rows r on ",
-            passing!(),
-            ") \
+                passing!(),
+                ") \
              select c.position, n.total, p.key, p.data, p.actors, p.states, p.status, p.sort_key \
              from c cross join n left join lateral ( \
                  select r.key, r.data, r.actors, r.states, r.status, r.sort_key \
                  from projection_rows r where ",
-            passing!(),
-            " ",
-            list_order!(),
-            " offset $7 limit $8 \
+                passing!(),
+                " ",
+                list_order!(),
+                " offset $7 limit $8 \
              ) p on true"
-        ))
-        .bind(name)
-        .bind(&filter.actor)
-        .bind(&filter.states)
-        .bind(&filter.status)
-        .bind(&filter.without_status)
-        .bind(&filter.keys)
+            ),
+            name,
+            filter,
+        )
         .bind(i64::try_from(offset).unwrap_or(i64::MAX))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(self.pool())
@@ -148,6 +147,21 @@ impl ProjectionStore {
             .await?;
         Ok((rows, position))
     }
+}
+
+/// `sql` with the projection `name` and `filter` bound to `$1`-`$6` (see `passing!`).
+fn filtered<'q>(
+    sql: &'static str,
+    name: &'q str,
+    filter: &'q RowFilter,
+) -> QueryAs<'q, Postgres, FilteredRow, PgArguments> {
+    sqlx::query_as(sql)
+        .bind(name)
+        .bind(&filter.actor)
+        .bind(&filter.states)
+        .bind(&filter.status)
+        .bind(&filter.without_status)
+        .bind(&filter.keys)
 }
 
 /// A list's result row: the checkpoint's position, the count when asked for, and, unless no
