@@ -6,7 +6,9 @@
 //! bench process's peak RSS during it (VmHWM reset before it; the server's replay and the
 //! client together). An ask that takes the process past a memory cap is cancelled and
 //! reported as stopped, so a replay that does not bound its memory cannot take the machine
-//! down. Changes nothing on the server.
+//! down. Before them, the same first page is asked of the live projection, timed the same
+//! way: what a dashboard asks, paged by PostgreSQL where it can be (`listing.rs`), so its
+//! memory is one page's however long the list. Changes nothing on the server.
 
 use std::time::{Duration, Instant};
 
@@ -38,6 +40,10 @@ pub async fn measure(url: &str, pool: &PgPool, max_rss_mib: f64) -> anyhow::Resu
     let rss_before = rss_mib();
     let mut answers = Vec::with_capacity(ASKS.len());
     for &(projection, rpc) in ASKS {
+        let live = timed(&mut client, rpc, None, max_rss_mib)
+            .await
+            .with_context(|| format!("the live {rpc} failed"))?;
+        let position = Some(position);
         let first = timed(&mut client, rpc, position, max_rss_mib)
             .await
             .with_context(|| format!("the as-of {rpc} failed"))?;
@@ -55,6 +61,9 @@ pub async fn measure(url: &str, pool: &PgPool, max_rss_mib: f64) -> anyhow::Resu
         answers.push(AsOfAnswer {
             projection,
             rpc,
+            live_secs: live.elapsed.as_secs_f64(),
+            live_peak_rss_mib: live.peak_mib,
+            live_total: live.total,
             rss_before_mib: first.rss_before_mib,
             first_secs: first.elapsed.as_secs_f64(),
             again_secs: again.as_ref().map(|again| again.elapsed.as_secs_f64()),
@@ -85,7 +94,7 @@ struct Timed {
 async fn timed(
     client: &mut ProjectionsClient<Channel>,
     rpc: &str,
-    position: u64,
+    position: Option<u64>,
     max_rss_mib: f64,
 ) -> anyhow::Result<Timed> {
     let rss_before_mib = rss_mib();
@@ -115,15 +124,15 @@ async fn timed(
     })
 }
 
-/// The first page of `rpc`'s answer as of `position`; answers its total.
+/// The first page of `rpc`'s answer as of `position` (none: live); answers its total.
 async fn ask(
     client: &mut ProjectionsClient<Channel>,
     rpc: &str,
-    position: u64,
+    position: Option<u64>,
 ) -> anyhow::Result<u32> {
     let request = proto::ListRequest {
         read: Some(proto::ReadOptions {
-            as_of: Some(proto::read_options::AsOf::AsOfPosition(position)),
+            as_of: position.map(proto::read_options::AsOf::AsOfPosition),
             ..Default::default()
         }),
         ..Default::default()

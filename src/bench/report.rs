@@ -166,6 +166,11 @@ pub struct AsOfAnswer {
     pub projection: &'static str,
     /// The RPC asked (the first page of a list, or a timeline of one actor).
     pub rpc: &'static str,
+    /// The same first page of the live projection, asked before the as-of ones: its time,
+    /// the bench process's VmHWM during it, and its total (at the head).
+    pub live_secs: f64,
+    pub live_peak_rss_mib: Option<f64>,
+    pub live_total: u32,
     /// VmRSS of the bench process just before the first ask: what the earlier asks left
     /// resident (the rows the server keeps from each replay) is in the peaks below too.
     pub rss_before_mib: f64,
@@ -403,10 +408,12 @@ pub fn print_table(report: &BenchReport) {
                 continue;
             }
             println!(
-                "  {:<12} {:<16} RSS before {:>6.0} MiB, first {:>7.2} s (peak {:>8}), again \
-                 {:>7.2} s (peak {:>8}), {} items",
+                "  {:<12} {:<16} live {:>6.2} s (peak {:>8}); RSS before {:>6.0} MiB, first \
+                 {:>7.2} s (peak {:>8}), again {:>7.2} s (peak {:>8}), {} items",
                 answer.projection,
                 answer.rpc,
+                answer.live_secs,
+                peak(answer.live_peak_rss_mib),
                 answer.rss_before_mib,
                 answer.first_secs,
                 peak(answer.first_peak_rss_mib),

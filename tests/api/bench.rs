@@ -70,7 +70,7 @@ async fn a_tiny_bench_reports_every_section_with_positive_figures() {
         // those count as 0 ms, and may be all of them.
         // As-of totals count what the bench's log holds: no summits or commitments.
         let may_be_zero = path.starts_with("/subscription/")
-            || (path.starts_with("/as_of/answers/") && path.ends_with("/total"));
+            || (path.starts_with("/as_of/answers/") && path.ends_with("total"));
         assert!(
             value > 0.0 || (may_be_zero && value >= 0.0),
             "{path} is {value} in {json:#}"
@@ -93,14 +93,20 @@ async fn a_tiny_bench_reports_every_section_with_positive_figures() {
     let answers = json["as_of"]["answers"].as_array().expect("answers listed");
     assert_eq!(answers.len(), 6, "{json:#}");
     assert!(
-        answers.iter().all(
-            |answer| answer["stopped_at_rss_mib"].is_null() && answer["again_secs"].is_number()
-        ),
+        answers
+            .iter()
+            .all(|answer| answer["stopped_at_rss_mib"].is_null()
+                && answer["again_secs"].is_number()
+                && answer["live_secs"].is_number()),
         "{json:#}"
     );
     let channels = &answers[0];
     assert_eq!(channels["projection"], "channels", "{json:#}");
     assert!(channels["total"].as_u64().unwrap() > 0, "{json:#}");
+    assert!(
+        channels["live_total"].as_u64().unwrap() >= channels["total"].as_u64().unwrap(),
+        "{json:#}"
+    );
     assert_eq!(json["read"]["events"], 2000, "{json:#}");
 
     let mut connection = options.connect().await.expect("connects");
