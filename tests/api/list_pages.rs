@@ -3,13 +3,17 @@
 //! A live list whose every passing row is an item (a timeline, of either kind of records or
 //! both, the divergences, the channels unfiltered) is counted and paged by PostgreSQL, which sends only
 //! the page's rows; one that derives statuses or declines rows reads each row and keeps one
-//! page. Counted on `/metrics` of a server of its own (its counters are its alone), not timed.
+//! page; the page's statement counts the rows once, not again for each row of the page (its
+//! plan). Counted on `/metrics` of a server of its own (its counters are its alone), not timed.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use diplog::import::{self, OnInvalid, scenario};
+use diplog::projections::engine::listing::PAGE_ROWS;
 use diplog::proto::{self, projections_client::ProjectionsClient};
+use sqlx::ConnectOptions;
+use sqlx::postgres::PgConnectOptions;
 use tonic::transport::Channel;
 
 use crate::helpers::{Serve, ServeProcess, database_url_for, fresh_database};
@@ -17,7 +21,7 @@ use crate::metrics::{scrape, value};
 use crate::projections::{as_of, without_age};
 use crate::random_history::random_history;
 
-const PAGE_ROWS: &str = "diplog_projection_list_rows_total{read=\"page\"}";
+const PAGED: &str = "diplog_projection_list_rows_total{read=\"page\"}";
 const EACH_ROW: &str = "diplog_projection_list_rows_total{read=\"each\"}";
 
 /// A list to page through.
@@ -132,15 +136,16 @@ fn first_thousand(read: Option<proto::ReadOptions>) -> proto::ListRequest {
 }
 
 fn counted(samples: &BTreeMap<String, f64>) -> (f64, f64) {
-    (value(samples, PAGE_ROWS), value(samples, EACH_ROW))
+    (value(samples, PAGED), value(samples, EACH_ROW))
 }
 
 fn http(server: &ServeProcess) -> SocketAddr {
     server.http().parse().expect("an address")
 }
 
-/// A server of its own over the founding scenario and a random history; and the log's head.
-async fn server_with_history() -> (ServeProcess, u64) {
+/// A server of its own over the founding scenario and a random history; the log's head; and
+/// its database.
+async fn server_with_history() -> (ServeProcess, u64, PgConnectOptions) {
     let database = fresh_database().await;
     let server = Serve::on_database(&database_url_for(&database))
         .start()
@@ -162,12 +167,12 @@ async fn server_with_history() -> (ServeProcess, u64) {
         .expect("the head")
         .into_inner()
         .position as u64;
-    (server, head)
+    (server, head, database)
 }
 
 #[tokio::test]
 async fn paging_through_a_list_gives_its_whole_answer_once_live_and_as_of() {
-    let (server, head) = server_with_history().await;
+    let (server, head, _) = server_with_history().await;
     let live = Some(proto::ReadOptions {
         min_position: head,
         ..Default::default()
@@ -248,7 +253,7 @@ async fn paging_through_a_list_gives_its_whole_answer_once_live_and_as_of() {
 
 #[tokio::test]
 async fn a_get_by_key_reads_its_one_row_and_a_get_by_stream_looks_through_every_row() {
-    let (server, head) = server_with_history().await;
+    let (server, head, _) = server_with_history().await;
     let live = Some(proto::ReadOptions {
         min_position: head,
         ..Default::default()
@@ -336,4 +341,51 @@ async fn a_get_by_key_reads_its_one_row_and_a_get_by_stream_looks_through_every_
         without_age(&[format!("{:?}", std::slice::from_ref(summit))])
     );
     assert_eq!(each_row().await - before, 1.0);
+}
+
+/// The largest `Actual Loops` of any node of an `EXPLAIN (ANALYZE, FORMAT JSON)` plan.
+fn most_loops(plan: &serde_json::Value) -> u64 {
+    let own = plan["Actual Loops"].as_u64().unwrap_or(0);
+    let children = plan["Plans"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(most_loops);
+    children.fold(own, u64::max)
+}
+
+#[tokio::test]
+async fn a_page_of_a_list_counts_its_rows_once() {
+    let (server, head, database) = server_with_history().await;
+    // The runners have written every row before the statement is explained.
+    page(
+        server.channel().await,
+        List::Timeline("RUS", proto::Records::Both),
+        Some(proto::ReadOptions {
+            min_position: head,
+            ..Default::default()
+        }),
+        1,
+        String::new(),
+    )
+    .await;
+    let mut connection = database.connect().await.expect("connects");
+    let explained: serde_json::Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "explain (analyze, format json) {PAGE_ROWS}"
+    )))
+    .bind("timeline")
+    .bind(None::<String>)
+    .bind(vec!["RUS".to_owned()])
+    .bind(Vec::<String>::new())
+    .bind(vec!["actor".to_owned()])
+    .bind(Vec::<String>::new())
+    .bind(0_i64)
+    .bind(5_i64)
+    .fetch_one(&mut connection)
+    .await
+    .expect("explained");
+    let plan = &explained[0]["Plan"];
+    assert_eq!(plan["Actual Rows"], 5, "a page of five: {explained:#}");
+    // Each node runs once: the count is not evaluated again for each row of the page.
+    assert_eq!(most_loops(plan), 1, "{explained:#}");
 }

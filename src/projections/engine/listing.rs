@@ -32,6 +32,28 @@ macro_rules! list_order {
     };
 }
 
+/// One page of the rows passing the filter (`$1`-`$6`), from `$7`, at most `$8`, with their
+/// count and the position: what [`ProjectionStore::page_rows`] runs (public for the test of
+/// its plan). The count is a relation of one row joined once: a scalar subquery in the select
+/// list would be evaluated again for every row of the page.
+pub const PAGE_ROWS: &str = concat!(
+    "with c as ( \
+         select generation, position from projection_checkpoints where projection = $1 \
+     ), n as ( \
+         select count(*) as total from c join projection_rows r on ",
+    passing!(),
+    ") \
+     select c.position, n.total, p.key, p.data, p.actors, p.states, p.status, p.sort_key \
+     from c cross join n left join lateral ( \
+         select r.key, r.data, r.actors, r.states, r.status, r.sort_key \
+         from projection_rows r where ",
+    passing!(),
+    " ",
+    list_order!(),
+    " offset $7 limit $8 \
+     ) p on true"
+);
+
 /// One page of a list's rows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowPage {
@@ -90,33 +112,11 @@ impl ProjectionStore {
         offset: u64,
         limit: u64,
     ) -> Result<RowPage, ProjectionError> {
-        // The count is a relation of one row joined once: a scalar subquery in the select list
-        // would be evaluated again for every row of the page.
-        let records = filtered(
-            concat!(
-                "with c as ( \
-                 select generation, position from projection_checkpoints where projection = $1 \
-             ), n as ( \
-                 select count(*) as total from c join projection_rows r on ",
-                passing!(),
-                ") \
-             select c.position, n.total, p.key, p.data, p.actors, p.states, p.status, p.sort_key \
-             from c cross join n left join lateral ( \
-                 select r.key, r.data, r.actors, r.states, r.status, r.sort_key \
-                 from projection_rows r where ",
-                passing!(),
-                " ",
-                list_order!(),
-                " offset $7 limit $8 \
-             ) p on true"
-            ),
-            name,
-            filter,
-        )
-        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(self.pool())
-        .await?;
+        let records = filtered(PAGE_ROWS, name, filter)
+            .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(self.pool())
+            .await?;
         let total = records.first().and_then(|r| r.total).unwrap_or(0) as u64;
         let mut page = RowPage {
             rows: Vec::with_capacity(records.len()),
