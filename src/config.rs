@@ -328,6 +328,13 @@ pub struct ProjectionsConfig {
     #[arg(long = "as-of-replays", env = "DIPLOG_AS_OF_REPLAYS", default_value_t = 2,
           value_parser = clap::value_parser!(u32).range(1..=64))]
     pub as_of_replays: u32,
+    /// Items one WatchProjection may hold (it keeps the last rows it sent, to send only what
+    /// changes); a watch whose filter passes more is refused, or ended when its list grows
+    /// past it, with RESOURCE_EXHAUSTED. From 1 to 10,000,000.
+    #[arg(long = "max-watch-rows", env = "DIPLOG_MAX_WATCH_ROWS",
+          default_value_t = crate::projections::read::query::DEFAULT_WATCH_ROWS as u32,
+          value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub max_watch_rows: u32,
 }
 
 impl ProjectionsConfig {
@@ -336,6 +343,7 @@ impl ProjectionsConfig {
             dormant_after: chrono::Duration::days(i64::from(self.dormant_after_days)),
             snapshot_bytes: (self.as_of_cache_mib as usize) << 20,
             replays: self.as_of_replays as usize,
+            watch_rows: self.max_watch_rows as usize,
         }
     }
 
@@ -368,6 +376,7 @@ impl ServerConfig {
                 takeover_ms: 50,
                 dormant_after_days: 90,
                 as_of_cache_mib: 256,
+                max_watch_rows: crate::projections::read::query::DEFAULT_WATCH_ROWS as u32,
                 as_of_replays: 2,
             },
             subscriptions: SubscriptionArgs {

@@ -263,6 +263,7 @@ impl From<QueryError> for Status {
             QueryError::NotYet { .. } => Status::deadline_exceeded(error.to_string()),
             QueryError::Projection(error) => projection(error),
             QueryError::BadRow(_) => internal(&error),
+            QueryError::TooMany { .. } => Status::resource_exhausted(error.to_string()),
         }
     }
 }

@@ -60,6 +60,8 @@ impl From<QueryError> for HttpError {
                 Self::NotFound(error.to_string())
             }
             QueryError::NotYet { .. } => Self::NotYet(error.to_string()),
+            // The dashboard pages its lists; it never asks for a whole one.
+            QueryError::TooMany { .. } => Self::Unservable(error.to_string()),
             QueryError::Projection(_) | QueryError::BadRow(_) => Self::Internal(error.to_string()),
         }
     }

@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 use tonic::transport::Channel;
 use tonic::{Code, Streaming};
 
-use crate::helpers::{TestApp, diplog, import_founding, record, spawn_app};
+use crate::helpers::{
+    TestApp, diplog, fresh_database, import_founding, record, spawn_app, spawn_app_with,
+};
 
 /// How long a change may take to arrive.
 const ARRIVES_WITHIN: Duration = Duration::from_secs(10);
@@ -505,6 +507,72 @@ async fn a_quiet_feed_sends_heartbeats_at_the_interval_asked_for() {
             "a heartbeat after {waited:?}"
         );
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_watch_holds_at_most_max_watch_rows_and_ends_when_its_list_outgrows_them() {
+    let mut config = diplog::config::ServerConfig::ephemeral();
+    let app = {
+        let probe = spawn_app().await;
+        let head = import_founding(&probe).await;
+        channels_reach(&probe, head).await;
+        let listed = client(&probe)
+            .await
+            .list_channels(proto::ListRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        // As many as the founding report gives: a watch of all of them just fits.
+        config.projections.max_watch_rows = listed.info.unwrap().total;
+        probe.stop().await;
+        spawn_app_with(fresh_database().await, config.clone()).await
+    };
+    let limit = config.projections.max_watch_rows;
+    assert!(limit >= 2, "the founding report's channels: {limit}");
+    let head = import_founding(&app).await;
+    let mut projections = client(&app).await;
+    let mut feed = open(&mut projections, watch("channels", head)).await;
+    assert_eq!(
+        channels(snapshot(&next(&mut feed).await)).len() as u32,
+        limit
+    );
+
+    // One channel more: the open feed ends, naming the limit and its flag.
+    let position = establish_channel(
+        &app,
+        "channel-rus-ukr-presidents",
+        ["rus.president", "ukr.president"],
+    )
+    .await;
+    let ended = tokio::time::timeout(ARRIVES_WITHIN, feed.message())
+        .await
+        .expect("the end in time")
+        .expect_err("the feed ends");
+    assert_eq!(ended.code(), Code::ResourceExhausted, "{ended:?}");
+    assert!(
+        ended.message().contains("--max-watch-rows")
+            && ended.message().contains(&limit.to_string()),
+        "{}",
+        ended.message()
+    );
+    // A new watch of them all is refused at once; one narrowed by an actor opens.
+    let refused = projections
+        .watch_projection(watch("channels", position))
+        .await
+        .expect_err("refused");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    let narrowed = proto::WatchProjectionRequest {
+        actor: "ukr.president".into(),
+        ..watch("channels", position)
+    };
+    let mut narrow = open(&mut projections, narrowed).await;
+    let rows = channels(snapshot(&next(&mut narrow).await));
+    assert!(
+        !rows.is_empty() && rows.len() as u32 <= limit,
+        "{} rows",
+        rows.len()
+    );
     app.stop().await;
 }
 

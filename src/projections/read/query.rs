@@ -43,7 +43,12 @@ pub struct QueryConfig {
     pub snapshot_bytes: usize,
     /// Replays (as of a position, or on a date) that run at once; more wait for a turn.
     pub replays: usize,
+    /// Items one change feed may hold (`all`).
+    pub watch_rows: usize,
 }
+
+/// Items a change feed may hold by default (`--max-watch-rows`).
+pub const DEFAULT_WATCH_ROWS: usize = 100_000;
 
 impl Default for QueryConfig {
     fn default() -> Self {
@@ -51,6 +56,7 @@ impl Default for QueryConfig {
             dormant_after: Duration::days(90),
             snapshot_bytes: 256 << 20,
             replays: 2,
+            watch_rows: DEFAULT_WATCH_ROWS,
         }
     }
 }
@@ -367,15 +373,23 @@ impl Queries {
         .await
     }
 
-    /// Every item passing `filter`, unpaged (what a change feed compares).
+    /// Every item passing `filter`, unpaged (what a change feed compares): at most
+    /// `QueryConfig::watch_rows` of them, else `TooMany` (the rows stop being read there).
     pub async fn all<V: Listed>(
         &self,
         source: Source,
         filter: &ListFilter,
     ) -> Result<Answer<V>, QueryError> {
+        let limit = self.config.watch_rows;
         let mut items = Vec::new();
         let (position, reference) = self
             .each_item::<V>(source, filter, &list_rows::<V>(filter)?, |item| {
+                if items.len() == limit {
+                    return Err(QueryError::TooMany {
+                        what: V::WHAT,
+                        limit,
+                    });
+                }
                 items.push(item);
                 Ok(())
             })

@@ -152,6 +152,12 @@ pub enum QueryError {
     Projection(#[from] ProjectionError),
     #[error("a stored row does not decode: {0}")]
     BadRow(String),
+    /// More items than one change feed may hold.
+    #[error(
+        "more than {limit} {what} rows pass the filter, the most one watch may hold \
+         (--max-watch-rows); narrow it (actor, state_pair, status) or list them in pages"
+    )]
+    TooMany { what: &'static str, limit: usize },
 }
 
 /// Where a page starts and how many items it has at most: its token's offset and its size
