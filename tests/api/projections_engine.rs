@@ -1661,6 +1661,7 @@ async fn rows_written_in_bulk_come_back_exactly_whatever_their_text_holds() {
                 status: vec![format!("s{AWKWARD}")],
                 without_status: vec![format!("t{AWKWARD}")],
                 keys: Vec::new(),
+                at_path: None,
             },
         )
         .await

@@ -13,7 +13,7 @@ use sqlx::types::Json;
 use crate::projections::engine::rows::{ProjectionError, ProjectionStore, RowFilter};
 use crate::projections::{Row, RowData};
 
-/// The rows of the live generation (`c`) that pass the filter `$2`-`$6`, as `r`.
+/// The rows of the live generation (`c`) that pass the filter `$2`-`$8`, as `r`.
 macro_rules! passing {
     () => {
         "r.projection = $1 and r.generation = c.generation \
@@ -21,7 +21,8 @@ macro_rules! passing {
          and r.states @> $3::text[] \
          and (cardinality($4::text[]) = 0 or r.status = any($4::text[])) \
          and r.status <> all($5::text[]) \
-         and (cardinality($6::text[]) = 0 or r.key = any($6::text[]))"
+         and (cardinality($6::text[]) = 0 or r.key = any($6::text[])) \
+         and ($7::text[] is null or r.data #>> $7::text[] = $8)"
     };
 }
 
@@ -32,7 +33,7 @@ macro_rules! list_order {
     };
 }
 
-/// One page of the rows passing the filter (`$1`-`$6`), from `$7`, at most `$8`, with their
+/// One page of the rows passing the filter (`$1`-`$8`), from `$9`, at most `$10`, with their
 /// count and the position: what [`ProjectionStore::page_rows`] runs (public for the test of
 /// its plan). The count is a relation of one row joined once: a scalar subquery in the select
 /// list would be evaluated again for every row of the page.
@@ -50,7 +51,7 @@ pub const PAGE_ROWS: &str = concat!(
     passing!(),
     " ",
     list_order!(),
-    " offset $7 limit $8 \
+    " offset $9 limit $10 \
      ) p on true"
 );
 
@@ -149,7 +150,7 @@ impl ProjectionStore {
     }
 }
 
-/// `sql` with the projection `name` and `filter` bound to `$1`-`$6` (see `passing!`).
+/// `sql` with the projection `name` and `filter` bound to `$1`-`$8` (see `passing!`).
 fn filtered<'q>(
     sql: &'static str,
     name: &'q str,
@@ -162,6 +163,8 @@ fn filtered<'q>(
         .bind(&filter.status)
         .bind(&filter.without_status)
         .bind(&filter.keys)
+        .bind(filter.at_path.as_ref().map(|(path, _)| path))
+        .bind(filter.at_path.as_ref().map(|(_, value)| value))
 }
 
 /// A list's result row: the checkpoint's position, the count when asked for, and, unless no

@@ -124,6 +124,8 @@ pub struct RowFilter {
     pub without_status: Vec<String>,
     /// Only the rows with one of these keys.
     pub keys: Vec<String>,
+    /// Only the rows whose data holds this text at this path (`data #>> path`).
+    pub at_path: Option<(Vec<String>, String)>,
 }
 
 /// Who advances a projection.

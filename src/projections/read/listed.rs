@@ -70,11 +70,15 @@ pub trait Listed: Keyed + Serialize + Clone + PartialEq + Send + Sync + 'static 
     }
 
     /// The key of the stored row whose item a get by `key` answers with, when a key names one
-    /// row (none: a get looks through every item). A get that finds nothing under it looks
-    /// through every item too (a key may also name items by their stream).
+    /// row. A get that finds nothing under it looks for the key as a stream (`STREAM_AT`), and
+    /// with neither looks through every item.
     fn row_key(_key: &str) -> Option<String> {
         None
     }
+
+    /// Where a row's data holds the stream a get may name an item by (none: no item is named
+    /// by a stream).
+    const STREAM_AT: Option<&'static [&'static str]> = None;
 
     /// What a status filter compares (none: nothing passes a status filter).
     fn status(&self) -> Option<&str> {
@@ -123,6 +127,7 @@ impl Listed for ChannelView {
     const STATUSES: &'static [&'static str] = ChannelStatus::NAMES;
     // Channel rows only (not their contacts' rows).
     const ROWS: &'static [&'static str] = CHANNEL_ROWS;
+    const STREAM_AT: Option<&'static [&'static str]> = Some(&["stream_id"]);
 
     fn from_row(row: &Row, reading: &Reading) -> Result<Option<Self>, String> {
         Ok(Some(
@@ -280,6 +285,7 @@ impl Listed for DivergenceView {
     type Model = Divergence;
     const WHAT: &'static str = "occurrence";
     const ROWS: &'static [&'static str] = &["occurrence"];
+    const STREAM_AT: Option<&'static [&'static str]> = Some(&["origin", "stream_id"]);
 
     fn from_row(row: &Row, _: &Reading) -> Result<Option<Self>, String> {
         Ok(Some(occurrence_of(row)?.view()))

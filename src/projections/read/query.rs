@@ -398,8 +398,9 @@ impl Queries {
     }
 
     /// The items among those passing `filter` that `key` names, or NotFound. Looked up by
-    /// the row's key when the key names one row; else (or when that row shows nothing)
-    /// searched among all items, keeping only the named ones.
+    /// the row's key when the key names one row; else (or when that row shows nothing) by the
+    /// stream the rows' data holds, when items are named by one; else searched among all
+    /// items, keeping only the named ones.
     pub async fn get<V: Listed>(
         &self,
         source: Source,
@@ -420,6 +421,18 @@ impl Queries {
                 return Ok(whole(V::chosen(named), position, reference));
             }
         }
+        let rows = match V::STREAM_AT {
+            Some(path) => RowFilter {
+                at_path: Some((
+                    path.iter().map(|step| (*step).to_owned()).collect(),
+                    key.to_owned(),
+                )),
+                ..rows
+            },
+            // Only a look through every item can tell which ones the key names.
+            None if V::row_key(key).is_none() => rows,
+            None => return Err(QueryError::NotFound(V::not_found(key))),
+        };
         let (position, reference) = self
             .each_named::<V>(source, filter, &rows, key, &mut named)
             .await?;

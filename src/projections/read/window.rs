@@ -91,6 +91,22 @@ fn passes(row: &Row, filter: &RowFilter) -> bool {
         && (filter.status.is_empty() || filter.status.contains(&row.status))
         && !filter.without_status.contains(&row.status)
         && (filter.keys.is_empty() || filter.keys.contains(&row.key))
+        && filter
+            .at_path
+            .as_ref()
+            .is_none_or(|(path, value)| at_path(row, path).as_deref() == Some(value.as_str()))
+}
+
+/// The text at `path` in a row's data, as PostgreSQL's `#>>` gives it (strings unquoted, other
+/// values as JSON).
+fn at_path(row: &Row, path: &[String]) -> Option<String> {
+    let data: serde_json::Value = serde_json::from_str(row.data.get()).ok()?;
+    let found = path.iter().try_fold(&data, |value, step| value.get(step))?;
+    match found {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(text) => Some(text.clone()),
+        other => Some(other.to_string()),
+    }
 }
 
 #[cfg(test)]
@@ -120,6 +136,33 @@ mod tests {
             (exact.items.len(), exact.next_page_token),
             (4, String::new())
         );
+    }
+
+    #[test]
+    fn a_path_in_a_rows_data_reads_as_postgresql_reads_it() {
+        let row = Row {
+            key: "k".to_owned(),
+            data: crate::projections::RowData::new(&serde_json::json!({
+                "stream_id": "channel-a", "origin": {"stream_id": "call-1", "position": 7},
+                "gone": null
+            }))
+            .unwrap(),
+            actors: Vec::new(),
+            states: Vec::new(),
+            status: "s".to_owned(),
+            sort_key: String::new(),
+        };
+        let at = |path: &[&str]| {
+            at_path(
+                &row,
+                &path.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(at(&["stream_id"]).as_deref(), Some("channel-a"));
+        assert_eq!(at(&["origin", "stream_id"]).as_deref(), Some("call-1"));
+        assert_eq!(at(&["origin", "position"]).as_deref(), Some("7"));
+        assert_eq!(at(&["gone"]), None);
+        assert_eq!(at(&["origin", "missing"]), None);
     }
 
     #[test]
