@@ -135,6 +135,23 @@ fn first_thousand(read: Option<proto::ReadOptions>) -> proto::ListRequest {
     }
 }
 
+/// The divergences a get by `key` answers with.
+async fn divergences(
+    client: &mut ProjectionsClient<Channel>,
+    key: &str,
+    read: Option<proto::ReadOptions>,
+) -> Vec<proto::Divergence> {
+    client
+        .get_divergence(proto::GetRequest {
+            read,
+            key: key.to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .divergences
+}
+
 fn counted(samples: &BTreeMap<String, f64>) -> (f64, f64) {
     (value(samples, PAGED), value(samples, EACH_ROW))
 }
@@ -275,21 +292,11 @@ async fn a_get_reads_the_row_its_key_names_or_the_rows_of_the_stream_it_names() 
     // By its event id: the occurrence's own row, and no other.
     let last = all.last().unwrap();
     let before = each_row().await;
-    let by_id = client
-        .get_divergence(get(&last.occurrence, live.clone()))
-        .await
-        .unwrap()
-        .into_inner()
-        .divergences;
+    let by_id = divergences(&mut client, &last.occurrence, live.clone()).await;
     assert_eq!(by_id, std::slice::from_ref(last));
     assert_eq!(each_row().await - before, 1.0, "one row read");
     // The same as of the head, from a replay.
-    let replayed = client
-        .get_divergence(get(&last.occurrence, as_of(head)))
-        .await
-        .unwrap()
-        .into_inner()
-        .divergences;
+    let replayed = divergences(&mut client, &last.occurrence, as_of(head)).await;
     assert_eq!(
         without_age(&[format!("{replayed:?}")]),
         without_age(&[format!("{by_id:?}")])
@@ -308,24 +315,14 @@ async fn a_get_reads_the_row_its_key_names_or_the_rows_of_the_stream_it_names() 
         .unwrap();
     let first_of_stream = all.iter().find(|d| d.stream_id == stream).unwrap();
     let before = each_row().await;
-    let by_stream = client
-        .get_divergence(get(&stream, live.clone()))
-        .await
-        .unwrap()
-        .into_inner()
-        .divergences;
+    let by_stream = divergences(&mut client, &stream, live.clone()).await;
     assert_eq!(by_stream, std::slice::from_ref(first_of_stream));
     assert_eq!(
         each_row().await - before,
         of_stream as f64,
         "the stream's rows read"
     );
-    let replayed = client
-        .get_divergence(get(&stream, as_of(head)))
-        .await
-        .unwrap()
-        .into_inner()
-        .divergences;
+    let replayed = divergences(&mut client, &stream, as_of(head)).await;
     assert_eq!(
         without_age(&[format!("{replayed:?}")]),
         without_age(&[format!("{by_stream:?}")])
