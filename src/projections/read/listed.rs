@@ -62,12 +62,10 @@ pub trait Listed: Keyed + Serialize + Clone + PartialEq + Send + Sync + 'static 
     /// tell of `filter` beyond the actor and the states.
     fn narrow(_filter: &ListFilter, _rows: &mut RowFilter) {}
 
-    /// Whether, under `filter`, every stored row passing the row filter is an item (`from_row`
-    /// never declines one): then a live list is counted and paged in SQL. A status filter or
-    /// a pending-only list is never that (the queries check it).
-    fn every_row_an_item(_filter: &ListFilter) -> bool {
-        false
-    }
+    /// Whether every stored row passing the list's row filter (`narrow` included) is an item
+    /// (`from_row` never declines one): then a live list is counted and paged in SQL. A status
+    /// filter or a pending-only list is never that (the queries check it).
+    const EVERY_ROW_AN_ITEM: bool = false;
 
     /// The key of the stored row whose item a get by `key` answers with, when a key names one
     /// row. A get that finds nothing under it looks for the key as a stream (`STREAM_AT`), and
@@ -135,9 +133,7 @@ impl Listed for ChannelView {
         ))
     }
 
-    fn every_row_an_item(_: &ListFilter) -> bool {
-        true
-    }
+    const EVERY_ROW_AN_ITEM: bool = true;
 
     fn status(&self) -> Option<&str> {
         Some(&self.status)
@@ -217,9 +213,7 @@ impl Listed for Summit {
         Ok(Some(summit_of(row)?))
     }
 
-    fn every_row_an_item(_: &ListFilter) -> bool {
-        true
-    }
+    const EVERY_ROW_AN_ITEM: bool = true;
 }
 
 impl Keyed for CommitmentView {
@@ -269,9 +263,7 @@ impl Listed for Commitment {
         Ok(Some(commitment_of(row)?))
     }
 
-    fn every_row_an_item(_: &ListFilter) -> bool {
-        true
-    }
+    const EVERY_ROW_AN_ITEM: bool = true;
 }
 
 impl Keyed for DivergenceView {
@@ -291,9 +283,7 @@ impl Listed for DivergenceView {
         Ok(Some(occurrence_of(row)?.view()))
     }
 
-    fn every_row_an_item(_: &ListFilter) -> bool {
-        true
-    }
+    const EVERY_ROW_AN_ITEM: bool = true;
 
     /// By its event id or by its stream.
     fn named_by(&self, key: &str) -> bool {
@@ -344,9 +334,7 @@ impl Listed for TimelineEntry {
         }
     }
 
-    fn every_row_an_item(_: &ListFilter) -> bool {
-        true
-    }
+    const EVERY_ROW_AN_ITEM: bool = true;
 }
 
 impl Keyed for RelationView {

@@ -31,7 +31,7 @@ use crate::projections::read::request::{
     state_code, statuses,
 };
 use crate::projections::read::snapshots::Snapshots;
-use crate::projections::read::window::{Window, each_replayed, list_rows, whole};
+use crate::projections::read::window::{Window, each_replayed, list_rows, lookups, whole};
 use crate::projections::{Model, Row};
 use tokio::time::Instant;
 
@@ -286,7 +286,7 @@ impl Queries {
         } = source
             && wanted.is_empty()
             && !filter.pending_only
-            && V::every_row_an_item(filter)
+            && V::EVERY_ROW_AN_ITEM
         {
             self.reach(V::Model::NAME, min_position, deadline).await?;
             return self.live_page::<V>(filter, &rows, offset, size).await;
@@ -397,10 +397,9 @@ impl Queries {
         Ok(whole(items, position, reference))
     }
 
-    /// The items among those passing `filter` that `key` names, or NotFound. Looked up by
-    /// the row's key when the key names one row; else (or when that row shows nothing) by the
-    /// stream the rows' data holds, when items are named by one; else searched among all
-    /// items, keeping only the named ones.
+    /// The items among those passing `filter` that `key` names, or NotFound. Live, looked up
+    /// by the row the key names, then by the stream it names (`lookups`); a replay holds every
+    /// row anyway, so there one pass looks through all items for both.
     pub async fn get<V: Listed>(
         &self,
         source: Source,
@@ -408,39 +407,21 @@ impl Queries {
         key: &str,
     ) -> Result<Answer<V>, QueryError> {
         let rows = list_rows::<V>(filter)?;
-        let mut named = Vec::new();
-        if let Some(row_key) = V::row_key(key) {
-            let one = RowFilter {
-                keys: vec![row_key],
-                ..rows.clone()
-            };
+        let lookups = match source {
+            Source::Live { .. } => lookups::<V>(key, &rows),
+            Source::AsOf(_) | Source::On { .. } => vec![rows],
+        };
+        for rows in &lookups {
+            let mut named = Vec::new();
             let (position, reference) = self
-                .each_named::<V>(source, filter, &one, key, &mut named)
+                .each_named::<V>(source, filter, rows, key, &mut named)
                 .await?;
+            let named = V::chosen(named);
             if !named.is_empty() {
-                return Ok(whole(V::chosen(named), position, reference));
+                return Ok(whole(named, position, reference));
             }
         }
-        let rows = match V::STREAM_AT {
-            Some(path) => RowFilter {
-                at_path: Some((
-                    path.iter().map(|step| (*step).to_owned()).collect(),
-                    key.to_owned(),
-                )),
-                ..rows
-            },
-            // Only a look through every item can tell which ones the key names.
-            None if V::row_key(key).is_none() => rows,
-            None => return Err(QueryError::NotFound(V::not_found(key))),
-        };
-        let (position, reference) = self
-            .each_named::<V>(source, filter, &rows, key, &mut named)
-            .await?;
-        let named = V::chosen(named);
-        if named.is_empty() {
-            return Err(QueryError::NotFound(V::not_found(key)));
-        }
-        Ok(whole(named, position, reference))
+        Err(QueryError::NotFound(V::not_found(key)))
     }
 
     /// Adds to `named` the items passing `filter` and `rows` that `key` names.

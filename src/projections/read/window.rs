@@ -32,6 +32,32 @@ pub(super) fn list_rows<V: Listed>(filter: &ListFilter) -> Result<RowFilter, Que
     Ok(rows)
 }
 
+/// The row filters a live get by `key` tries in turn: the row the key names (`row_key`), then
+/// the rows whose data holds the key as their stream (`STREAM_AT`); every row of the list when
+/// the key can name neither.
+pub(super) fn lookups<V: Listed>(key: &str, rows: &RowFilter) -> Vec<RowFilter> {
+    let mut lookups = Vec::new();
+    if let Some(row_key) = V::row_key(key) {
+        lookups.push(RowFilter {
+            keys: vec![row_key],
+            ..rows.clone()
+        });
+    }
+    if let Some(path) = V::STREAM_AT {
+        lookups.push(RowFilter {
+            at_path: Some((
+                path.iter().map(|step| (*step).to_owned()).collect(),
+                key.to_owned(),
+            )),
+            ..rows.clone()
+        });
+    }
+    if lookups.is_empty() {
+        lookups.push(rows.clone());
+    }
+    lookups
+}
+
 /// One page of a list, filled as its items come in list order: all are counted, only the
 /// page's kept.
 pub(super) struct Window<T> {

@@ -154,7 +154,6 @@ impl<M: Model> Runner<'_, M> {
         if !finished {
             build.stored.note::<M>(&rows, &removed);
             build.model.settle();
-
             debug!(
                 generation = build.generation,
                 position = build.position,
