@@ -335,7 +335,26 @@ pub struct ProjectionsConfig {
           default_value_t = crate::projections::read::query::DEFAULT_WATCH_ROWS as u32,
           value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     pub max_watch_rows: u32,
+    /// Where as-of answers come from: `versions`, the rows the projections record as of each
+    /// commit, with the few events since replayed on top (fast, in bounded memory); or
+    /// `replay`, a replay of the log from its start into fresh models, trusting no stored row
+    /// (what an auditor checks the versions against; slow and memory-hungry on a large log).
+    /// Answers replay anyway while a projection's rows are not versioned (rows written before
+    /// versions were recorded, until their rebuild) or it lags far behind the position.
+    #[arg(long = "as-of-from", env = "DIPLOG_AS_OF_FROM", value_enum,
+          default_value_t = AsOfFrom::Versions)]
+    pub as_of_from: AsOfFrom,
+    /// Every multiple of this log position is a commit of each projection whose rows are
+    /// recorded, so an answer as of a position replays fewer events than this on top of them.
+    /// Smaller: faster as-of answers, more commits. Every server of a database must use the
+    /// same (a projection recorded at other marks is rebuilt). From 1 to 1,000,000.
+    #[arg(long = "projection-versions-every", env = "DIPLOG_PROJECTION_VERSIONS_EVERY",
+          default_value_t = crate::projections::engine::runner::VERSIONS_EVERY,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub versions_every: u64,
 }
+
+pub use crate::projections::read::query::AsOfFrom;
 
 impl ProjectionsConfig {
     pub fn queries(&self) -> crate::projections::read::query::QueryConfig {
@@ -344,6 +363,7 @@ impl ProjectionsConfig {
             snapshot_bytes: (self.as_of_cache_mib as usize) << 20,
             replays: self.as_of_replays as usize,
             watch_rows: self.max_watch_rows as usize,
+            as_of_from: self.as_of_from,
         }
     }
 
@@ -351,6 +371,7 @@ impl ProjectionsConfig {
         RunnerConfig {
             poll_interval: Duration::from_millis(self.poll_ms),
             takeover_interval: Duration::from_millis(self.takeover_ms),
+            versions_every: self.versions_every,
             ..RunnerConfig::default()
         }
     }
@@ -378,6 +399,8 @@ impl ServerConfig {
                 as_of_cache_mib: 256,
                 max_watch_rows: crate::projections::read::query::DEFAULT_WATCH_ROWS as u32,
                 as_of_replays: 2,
+                as_of_from: AsOfFrom::Versions,
+                versions_every: crate::projections::engine::runner::VERSIONS_EVERY,
             },
             subscriptions: SubscriptionArgs {
                 buffer: 1024,

@@ -46,8 +46,9 @@ pub const POOL_MAX: &str = "diplog_db_pool_max_connections";
 pub const AUTH_FAILURES: &str = "diplog_auth_failures_total";
 /// Streams refused because their client held `--max-streams-per-client` already.
 pub const STREAM_LIMIT_REFUSALS: &str = "diplog_stream_limit_refusals_total";
-/// As-of and on-date answers, by where they began (`from`): `kept` (the rows at that position
-/// were kept), `snapshot` (a replay from kept rows before it) or `log` (a replay from the start).
+/// As-of and on-date answers, by where they began (`from`): `versions` (the rows recorded as of
+/// a commit, and a short replay on top), `kept` (the rows at that position were kept),
+/// `snapshot` (a replay from kept rows before it) or `log` (a replay from the start).
 pub const AS_OF_ANSWERS: &str = "diplog_as_of_answers_total";
 /// Events the as-of and on-date replays read from the log (an on-date replay applies only
 /// those about that day or earlier).

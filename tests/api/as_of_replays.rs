@@ -1,4 +1,4 @@
-//! As-of answers hold bounded memory: the rows a replay ends with are kept within
+//! As-of answers by replay (`--as-of-from replay`) hold bounded memory: the rows a replay ends with are kept within
 //! `--as-of-cache-mib`, so the same position again is answered without a replay and a later
 //! one replays only the events since; a server that keeps nothing replays from the start each
 //! time and answers the same; replays take turns (`--as-of-replays 1`), and asks made all at
@@ -49,6 +49,8 @@ async fn as_of_answers_start_from_rows_kept_within_a_budget_and_replays_take_tur
     let database = fresh_database().await;
     let url = database_url_for(&database);
     let keeping = Serve::on_database(&url)
+        .arg("--as-of-from")
+        .arg("replay")
         .arg("--as-of-cache-mib")
         .arg("64")
         .arg("--as-of-replays")
@@ -56,6 +58,8 @@ async fn as_of_answers_start_from_rows_kept_within_a_budget_and_replays_take_tur
         .start()
         .await;
     let forgetting = Serve::on_database(&url)
+        .arg("--as-of-from")
+        .arg("replay")
         .arg("--as-of-cache-mib")
         .arg("0")
         .start()

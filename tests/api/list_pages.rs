@@ -26,7 +26,7 @@ const EACH_ROW: &str = "diplog_projection_list_rows_total{read=\"each\"}";
 
 /// A list to page through.
 #[derive(Debug, Clone, Copy)]
-enum List {
+pub(crate) enum List {
     Channels,
     SummitsPending,
     Commitments,
@@ -97,7 +97,7 @@ async fn page(
 }
 
 /// Every page of `list` in pages of `size`: the items in order, and the total each page gave.
-async fn every_page(
+pub(crate) async fn every_page(
     server: &ServeProcess,
     list: List,
     read: Option<proto::ReadOptions>,

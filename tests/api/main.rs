@@ -3,6 +3,7 @@
 mod append;
 mod architecture;
 mod as_of_replays;
+mod as_of_versions;
 mod atomic;
 mod audit;
 mod auth;

@@ -455,7 +455,11 @@ pub(crate) async fn everything_at(
 #[tokio::test]
 async fn incremental_read_models_equal_a_replay_and_a_rebuild_on_random_histories() {
     for seed in [7_u64, 1_234_567, 99_991] {
-        let app = spawn_app().await;
+        // As-of answers by a replay of the log from its start: the independent answer.
+        let mut config = diplog::config::ServerConfig::ephemeral();
+        config.projections.as_of_from = diplog::config::AsOfFrom::Replay;
+        let app =
+            crate::helpers::spawn_app_with(crate::helpers::fresh_database().await, config).await;
         import_founding(&app).await;
         let history = random_history(seed, 120);
         let count = |kind: &str| {
@@ -587,7 +591,12 @@ async fn a_server_killed_while_projecting_applies_nothing_twice_after_a_restart(
     println!("at the kill: {behind:?}");
     server.child.wait().await.unwrap();
 
-    let server = Serve::on_database(&url).start().await;
+    // As-of answers by a replay of the log from its start: the independent answer.
+    let server = Serve::on_database(&url)
+        .arg("--as-of-from")
+        .arg("replay")
+        .start()
+        .await;
     let channel = server.channel().await;
     let head = proto::event_log_client::EventLogClient::new(channel.clone())
         .get_head(())

@@ -1086,7 +1086,7 @@ async fn assert_lookups_seek_by_key(
     indexed: bool,
 ) {
     let statements = statements_by_key(NAME, generation as u64, keys).expect("the statements");
-    assert_eq!(statements.len(), 3);
+    assert_eq!(statements.len(), 4);
     for statement in statements {
         let custom: serde_json::Value = sqlx::query_scalar_with(
             sqlx::AssertSqlSafe(format!("explain (format json) {}", statement.sql)),

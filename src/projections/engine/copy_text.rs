@@ -8,8 +8,9 @@
 
 use crate::projections::Row;
 
-/// Appends one line for `row` of `projection`'s `generation` to `out`.
-pub fn push_row(out: &mut Vec<u8>, projection: &str, generation: u64, row: &Row) {
+/// Appends one line for `row` of `projection`'s `generation`, the version written at `since`,
+/// to `out`.
+pub fn push_row(out: &mut Vec<u8>, projection: &str, generation: u64, row: &Row, since: u64) {
     push_field(out, projection);
     out.push(b'\t');
     out.extend_from_slice(generation.to_string().as_bytes());
@@ -27,6 +28,8 @@ pub fn push_row(out: &mut Vec<u8>, projection: &str, generation: u64, row: &Row)
     push_field(out, &row.status);
     out.push(b'\t');
     push_field(out, &row.sort_key);
+    out.push(b'\t');
+    out.extend_from_slice(since.to_string().as_bytes());
     out.push(b'\n');
 }
 
@@ -86,7 +89,7 @@ mod tests {
             sort_key: "s\nt".to_owned(),
         };
         let mut out = Vec::new();
-        push_row(&mut out, "channels", 7, &row);
+        push_row(&mut out, "channels", 7, &row, 40);
         let expected = [
             "channels",
             "7",
@@ -96,6 +99,7 @@ mod tests {
             "{}",
             "open",
             r"s\nt",
+            "40",
         ]
         .join("\t")
             + "\n";

@@ -16,8 +16,17 @@ use crate::projections::{Row, RowData};
 /// The rows of the live generation (`c`) that pass the filter `$2`-`$8`, as `r`.
 macro_rules! passing {
     () => {
-        "r.projection = $1 and r.generation = c.generation \
-         and ($2::text is null or r.actors @> array[$2::text]) \
+        concat!(
+            "r.projection = $1 and r.generation = c.generation and ",
+            conditions!()
+        )
+    };
+}
+
+/// The filter `$2`-`$8` on rows `r` (of any generation or version).
+macro_rules! conditions {
+    () => {
+        "($2::text is null or r.actors @> array[$2::text]) \
          and r.states @> $3::text[] \
          and (cardinality($4::text[]) = 0 or r.status = any($4::text[])) \
          and r.status <> all($5::text[]) \
@@ -26,12 +35,15 @@ macro_rules! passing {
     };
 }
 
+pub(super) use conditions;
+
 /// A list's order (byte order, as replayed models sort).
 macro_rules! list_order {
     () => {
         "order by r.sort_key collate \"C\", r.key collate \"C\""
     };
 }
+pub(super) use list_order;
 
 /// One page of the rows passing the filter (`$1`-`$8`), from `$9`, at most `$10`, with their
 /// count and the position: what [`ProjectionStore::page_rows`] runs (public for the test of
@@ -118,7 +130,7 @@ impl ProjectionStore {
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(self.pool())
             .await?;
-        let total = records.first().and_then(|r| r.total).unwrap_or(0) as u64;
+        let total = total_of(&records);
         let mut page = RowPage {
             rows: Vec::with_capacity(records.len()),
             total,
@@ -151,8 +163,8 @@ impl ProjectionStore {
 }
 
 /// `sql` with the projection `name` and `filter` bound to `$1`-`$8` (see `passing!`).
-fn filtered<'q>(
-    sql: &'static str,
+pub(super) fn filtered<'q>(
+    sql: impl sqlx::SqlSafeStr,
     name: &'q str,
     filter: &'q RowFilter,
 ) -> QueryAs<'q, Postgres, FilteredRow, PgArguments> {
@@ -167,11 +179,17 @@ fn filtered<'q>(
         .bind(filter.at_path.as_ref().map(|(_, value)| value))
 }
 
+/// The count a page's rows carry (each the same).
+pub(super) fn total_of(records: &[FilteredRow]) -> u64 {
+    records.first().and_then(|r| r.total).unwrap_or(0) as u64
+}
+
 /// A list's result row: the checkpoint's position, the count when asked for, and, unless no
 /// row passed, a row.
 #[derive(sqlx::FromRow)]
-struct FilteredRow {
-    position: i64,
+pub(super) struct FilteredRow {
+    #[sqlx(default)]
+    position: Option<i64>,
     #[sqlx(default)]
     total: Option<i64>,
     key: Option<String>,
@@ -183,7 +201,7 @@ struct FilteredRow {
 }
 
 impl FilteredRow {
-    fn split(self) -> (u64, Option<Row>) {
+    pub(super) fn split(self) -> (u64, Option<Row>) {
         let row = match (
             self.key,
             self.data,
@@ -209,6 +227,6 @@ impl FilteredRow {
             }),
             _ => None,
         };
-        (self.position as u64, row)
+        (self.position.unwrap_or(0) as u64, row)
     }
 }

@@ -14,3 +14,5 @@ pub mod registry;
 pub mod rows;
 pub mod runner;
 pub mod search;
+pub(crate) mod tables;
+pub mod versions;

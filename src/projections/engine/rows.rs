@@ -45,6 +45,9 @@ pub struct Checkpoint {
     pub building_position: Option<u64>,
     pub rebuild_requested: bool,
     pub updated_at: DateTime<Utc>,
+    /// Every multiple of this is the position of a commit whose rows are on record, from the
+    /// generation's start (`runner::VERSIONS_EVERY`); `None` if its rows are not versioned.
+    pub versions_every: Option<u64>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -57,6 +60,7 @@ pub(in crate::projections) struct CheckpointRecord {
     building_position: Option<i64>,
     rebuild_requested: bool,
     updated_at: DateTime<Utc>,
+    versions_every: Option<i64>,
 }
 
 impl From<CheckpointRecord> for Checkpoint {
@@ -70,6 +74,7 @@ impl From<CheckpointRecord> for Checkpoint {
             building_position: record.building_position.map(|p| p as u64),
             rebuild_requested: record.rebuild_requested,
             updated_at: record.updated_at,
+            versions_every: record.versions_every.map(|every| every as u64),
         }
     }
 }
@@ -79,7 +84,8 @@ macro_rules! select_checkpoints {
     ($rest:literal) => {
         concat!(
             "select projection, version, generation, position, building_generation, \
-             building_position, rebuild_requested, updated_at from projection_checkpoints ",
+             building_position, rebuild_requested, updated_at, versions_every \
+             from projection_checkpoints ",
             $rest
         )
     };

@@ -12,4 +12,5 @@ pub mod query;
 pub mod request;
 pub mod search;
 pub mod snapshots;
+mod versioned;
 mod window;

@@ -1,9 +1,11 @@
 //! Answers queries on the projections: from the live read models (after waiting, if asked,
-//! until they reflect a position: read-your-writes), or as of an earlier position or time, by
-//! replaying the log into fresh models in memory. A replay keeps the rows it ends with (in
-//! `Snapshots`, within a budget of bytes), so the next page of the same answer, or an answer
-//! at a later position, does not start from the beginning again; and only so many replays run
-//! at once, so the memory they take stays bounded however many readers ask.
+//! until they reflect a position: read-your-writes), or as of an earlier position or time:
+//! from the rows the projections record as of each commit, with the few events since
+//! replayed on top (`versioned`), or, where there are none (or `--as-of-from replay` asks
+//! it), by replaying the log into fresh models in memory. A replay keeps the rows it ends
+//! with (in `Snapshots`, within a budget of bytes), so the next page of the same answer, or an
+//! answer at a later position, does not start from the beginning again; and only so many
+//! replays run at once, so the memory they take stays bounded however many readers ask.
 //! Time-dependent statuses (dormant channels, lapsed commitments) are derived here, against
 //! the time the answer is about: now, or the `as of` time. A list holds one page of items
 //! however long it is (`window`): PostgreSQL pages it when every passing row is an item, else
@@ -31,6 +33,7 @@ use crate::projections::read::request::{
     state_code, statuses,
 };
 use crate::projections::read::snapshots::Snapshots;
+use crate::projections::read::versioned::{VersionedRows, versioned};
 use crate::projections::read::window::{Window, each_replayed, list_rows, lookups, whole};
 use crate::projections::{Model, Row};
 use tokio::time::Instant;
@@ -45,6 +48,18 @@ pub struct QueryConfig {
     pub replays: usize,
     /// Items one change feed may hold (`all`).
     pub watch_rows: usize,
+    /// Where as-of answers come from (`--as-of-from`).
+    pub as_of_from: AsOfFrom,
+}
+
+/// Where as-of answers come from.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AsOfFrom {
+    /// The rows recorded as of a commit, and a short replay on top (`versioned`).
+    #[default]
+    Versions,
+    /// A replay of the log from its start.
+    Replay,
 }
 
 /// Items a change feed may hold by default (`--max-watch-rows`).
@@ -57,6 +72,7 @@ impl Default for QueryConfig {
             snapshot_bytes: 256 << 20,
             replays: 2,
             watch_rows: DEFAULT_WATCH_ROWS,
+            as_of_from: AsOfFrom::Versions,
         }
     }
 }
@@ -147,6 +163,12 @@ impl Queries {
             }
             Source::AsOf(as_of) => {
                 let (position, reference) = self.bound(as_of).await?;
+                if let Some(mut versioned) = self.versioned::<M>(position).await? {
+                    versioned
+                        .each_row(filter, |row| each(row, reference))
+                        .await?;
+                    return Ok((position, reference));
+                }
                 let rows = self.replay::<M>(position).await?;
                 each_replayed(&rows, filter, |row| each(row, reference))?;
                 Ok((position, reference))
@@ -181,6 +203,22 @@ impl Queries {
                 (position, reference)
             }
         })
+    }
+
+    /// The rows of `M` as of `position` from its recorded versions, unless replays are asked
+    /// for or there are none to start from (`versioned`).
+    async fn versioned<M: Model>(
+        &self,
+        position: u64,
+    ) -> Result<Option<VersionedRows>, QueryError> {
+        if self.config.as_of_from == AsOfFrom::Replay {
+            return Ok(None);
+        }
+        let versioned = versioned::<M>(&self.store, position).await?;
+        if versioned.is_some() {
+            answered_from("versions");
+        }
+        Ok(versioned)
     }
 
     /// The rows of a model fed the log up to `position`: kept ones, or a replay from the
@@ -280,16 +318,36 @@ impl Queries {
         let wanted = statuses("status", &filter.status, V::STATUSES)?;
         let rows = list_rows::<V>(filter)?;
         let (offset, size) = page_bounds(page)?;
-        if let Source::Live {
-            min_position,
-            deadline,
-        } = source
-            && wanted.is_empty()
-            && !filter.pending_only
-            && V::EVERY_ROW_AN_ITEM
-        {
-            self.reach(V::Model::NAME, min_position, deadline).await?;
-            return self.live_page::<V>(filter, &rows, offset, size).await;
+        // Every row passing the row filter is an item: PostgreSQL pages.
+        if wanted.is_empty() && !filter.pending_only && V::EVERY_ROW_AN_ITEM {
+            match source {
+                Source::Live {
+                    min_position,
+                    deadline,
+                } => {
+                    self.reach(V::Model::NAME, min_position, deadline).await?;
+                    let reference = Utc::now();
+                    let page = self
+                        .store
+                        .page_rows(V::Model::NAME, &rows, offset as u64, size as u64)
+                        .await?;
+                    metrics::counter!(LIST_ROWS, "read" => "page")
+                        .increment(page.rows.len() as u64);
+                    let at = (page.position, reference);
+                    return self.page_answer(filter, page.rows, page.total, offset, at);
+                }
+                Source::AsOf(as_of) => {
+                    let (position, reference) = self.bound(as_of).await?;
+                    if let Some(mut versioned) = self.versioned::<V::Model>(position).await? {
+                        let (page, total) = versioned
+                            .page_rows(&rows, offset as u64, size as u64)
+                            .await?;
+                        let at = (position, reference);
+                        return self.page_answer(filter, page, total, offset, at);
+                    }
+                }
+                Source::On { .. } => {}
+            }
         }
         let mut window = Window::new(offset, size);
         let (position, reference) = self
@@ -301,22 +359,18 @@ impl Queries {
         Ok(window.answer(position, reference))
     }
 
-    /// One page of the live items of `V` when every passing row is one, paged in SQL.
-    async fn live_page<V: Listed>(
+    /// The answer of a page of rows paged in SQL, every one an item, `total` in all, as of
+    /// `at` (a position and the time the answer is about).
+    fn page_answer<V: Listed>(
         &self,
         filter: &ListFilter,
-        rows: &RowFilter,
+        rows: Vec<Row>,
+        total: u64,
         offset: usize,
-        size: usize,
+        (position, reference): (u64, DateTime<Utc>),
     ) -> Result<Answer<V>, QueryError> {
-        let reading = self.reading(Utc::now(), filter);
-        let page = self
-            .store
-            .page_rows(V::Model::NAME, rows, offset as u64, size as u64)
-            .await?;
-        metrics::counter!(LIST_ROWS, "read" => "page").increment(page.rows.len() as u64);
-        let items = page
-            .rows
+        let reading = self.reading(reference, filter);
+        let items = rows
             .iter()
             .map(|row| match V::from_row(row, &reading) {
                 Ok(Some(item)) => Ok(item),
@@ -328,12 +382,12 @@ impl Queries {
                 Err(error) => Err(QueryError::BadRow(error)),
             })
             .collect::<Result<Vec<V>, _>>()?;
-        let total = usize::try_from(page.total).unwrap_or(usize::MAX);
+        let total = usize::try_from(total).unwrap_or(usize::MAX);
         Ok(Answer {
             next_page_token: next_page_token(offset + items.len(), total),
             items,
-            position: page.position,
-            reference: reading.reference,
+            position,
+            reference,
             total,
         })
     }
@@ -358,19 +412,30 @@ impl Queries {
     ) -> Result<(u64, DateTime<Utc>), QueryError> {
         let wanted = statuses("status", &filter.status, V::STATUSES)?;
         self.each_row::<V::Model>(source, rows, |row, reference| {
-            let reading = self.reading(reference, filter);
-            match V::from_row(row, &reading).map_err(QueryError::BadRow)? {
-                Some(item)
-                    if (wanted.is_empty()
-                        || item.status().is_some_and(|s| wanted.iter().any(|w| w == s)))
-                        && (!filter.pending_only || item.pending()) =>
-                {
-                    each(item)
-                }
-                _ => Ok(()),
+            match self.item_of::<V>(row, reference, filter, &wanted)? {
+                Some(item) => each(item),
+                None => Ok(()),
             }
         })
         .await
+    }
+
+    /// The item `row` shows as of `reference`, if it is one passing `filter` (with the
+    /// statuses `wanted`, checked already).
+    fn item_of<V: Listed>(
+        &self,
+        row: &Row,
+        reference: DateTime<Utc>,
+        filter: &ListFilter,
+        wanted: &[String],
+    ) -> Result<Option<V>, QueryError> {
+        let reading = self.reading(reference, filter);
+        Ok(V::from_row(row, &reading)
+            .map_err(QueryError::BadRow)?
+            .filter(|item| {
+                (wanted.is_empty() || item.status().is_some_and(|s| wanted.iter().any(|w| w == s)))
+                    && (!filter.pending_only || item.pending())
+            }))
     }
 
     /// Every item passing `filter`, unpaged (what a change feed compares): at most
@@ -397,9 +462,10 @@ impl Queries {
         Ok(whole(items, position, reference))
     }
 
-    /// The items among those passing `filter` that `key` names, or NotFound. Live, looked up
-    /// by the row the key names, then by the stream it names (`lookups`); a replay holds every
-    /// row anyway, so there one pass looks through all items for both.
+    /// The items among those passing `filter` that `key` names, or NotFound. Live and from
+    /// recorded versions, looked up by the row the key names, then by the stream it names
+    /// (`lookups`); a replay holds every row anyway, so there one pass looks through all items
+    /// for both.
     pub async fn get<V: Listed>(
         &self,
         source: Source,
@@ -409,7 +475,33 @@ impl Queries {
         let rows = list_rows::<V>(filter)?;
         let lookups = match source {
             Source::Live { .. } => lookups::<V>(key, &rows),
-            Source::AsOf(_) | Source::On { .. } => vec![rows],
+            Source::AsOf(as_of) => {
+                let (position, reference) = self.bound(as_of).await?;
+                if let Some(mut versioned) = self.versioned::<V::Model>(position).await? {
+                    let wanted = statuses("status", &filter.status, V::STATUSES)?;
+                    for rows in lookups::<V>(key, &rows) {
+                        let mut named = Vec::new();
+                        versioned
+                            .each_row(&rows, |row| {
+                                if let Some(item) =
+                                    self.item_of::<V>(row, reference, filter, &wanted)?
+                                    && item.named_by(key)
+                                {
+                                    named.push(item);
+                                }
+                                Ok(())
+                            })
+                            .await?;
+                        let named = V::chosen(named);
+                        if !named.is_empty() {
+                            return Ok(whole(named, position, reference));
+                        }
+                    }
+                    return Err(QueryError::NotFound(V::not_found(key)));
+                }
+                vec![rows]
+            }
+            Source::On { .. } => vec![rows],
         };
         for rows in &lookups {
             let mut named = Vec::new();

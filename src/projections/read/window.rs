@@ -108,7 +108,7 @@ pub(super) fn each_replayed(
 }
 
 /// Applies a row filter in memory, as the store's reads do in SQL (for replayed models).
-fn passes(row: &Row, filter: &RowFilter) -> bool {
+pub(super) fn passes(row: &Row, filter: &RowFilter) -> bool {
     filter
         .actor
         .as_ref()

@@ -1,7 +1,8 @@
 //! The runner's statements that find or delete rows of a generation by key, text and
 //! arguments in one place: the lookup of the rows a batch wants (`rows::hydrate`), the
-//! delete of removed rows (`rows::write_rows`), and a live batch's single statement
-//! (`live.rs`), which deletes too.
+//! delete of removed rows and the move of the versions a commit replaces to the history
+//! (`rows::write_rows`), and a live batch's single statement (`live.rs`), which does all
+//! three.
 //!
 //! Each names `projection` and `generation` beside the keys. Both are constant in a
 //! generation's table, but its primary key, `(projection, generation, key)`, leads with them:
@@ -16,6 +17,7 @@ use sqlx::postgres::PgArguments;
 
 use super::generations;
 use crate::projections::Row;
+use crate::projections::engine::tables::history_table;
 
 /// A statement of the runner: its text and its arguments, as it runs it.
 #[derive(Debug)]
@@ -37,6 +39,7 @@ pub fn statements_by_key(
     Ok(vec![
         hydrate(name, generation, keys, &[], &[])?,
         delete(name, generation, keys)?,
+        keep_replaced(name, generation, keys, 0)?,
         advance(name, generation, &[], keys, 0, 0)?,
     ])
 }
@@ -100,9 +103,38 @@ pub(super) fn delete(
     })
 }
 
+/// Copies the stored versions of the rows with `keys` to the generation's history, as
+/// replaced by the commit at position `until` (before that commit changes or removes them).
+pub(super) fn keep_replaced(
+    name: &str,
+    generation: u64,
+    keys: &[String],
+    until: u64,
+) -> Result<Statement, sqlx::Error> {
+    Ok(Statement {
+        purpose: "the move of replaced versions to the history",
+        sql: format!(
+            "insert into {history} \
+                 (key, since, until, data, actors, states, status, sort_key) \
+             select key, since, $4, data, actors, states, status, sort_key from {table} \
+             where projection = $2 and generation = $3 and key = any($1)",
+            table = generations::table(name, generation),
+            history = history_table(name, generation),
+        ),
+        arguments: arguments(|a| {
+            a.add(keys)?;
+            a.add(name)?;
+            a.add(generation as i64)?;
+            a.add(until as i64)
+        })?,
+    })
+}
+
 /// A live batch in one statement (so one implicit transaction): moves the checkpoint from
 /// `from` to `to`, and only if it was at `from`, upserts `rows` and deletes the rows with
-/// keys `removed`. Answers how many checkpoints moved (1, or 0 if someone else moved it).
+/// keys `removed`, each as of `to`, the versions they replace kept in the history (the
+/// statement's parts all see the rows as they were before it). Answers how many checkpoints
+/// moved (1, or 0 if someone else moved it).
 pub(super) fn advance(
     name: &str,
     generation: u64,
@@ -118,24 +150,31 @@ pub(super) fn advance(
                  update projection_checkpoints set position = $6, updated_at = now() \
                  where projection = $1 and generation = $2 and position = $5 \
                  returning 1 \
+             ), replaced as ( \
+                 insert into {history} \
+                     (key, since, until, data, actors, states, status, sort_key) \
+                 select key, since, $6, data, actors, states, status, sort_key from {table} \
+                 where projection = $1 and generation = $2 and key = any($7) \
+                   and exists (select from moved) \
              ), upserted as ( \
-                 insert into {table} \
-                     (projection, generation, key, data, actors, states, status, sort_key) \
-                 select $1, $2, r.key, r.data, r.actors, r.states, r.status, r.sort_key \
+                 insert into {table} (projection, generation, key, data, actors, states, \
+                     status, sort_key, since) \
+                 select $1, $2, r.key, r.data, r.actors, r.states, r.status, r.sort_key, $6 \
                  from jsonb_to_recordset($3) as r(key text, data jsonb, actors text[], \
                      states text[], status text, sort_key text) \
                  where exists (select from moved) \
                  on conflict (projection, generation, key) do update \
                      set data = excluded.data, actors = excluded.actors, \
                          states = excluded.states, status = excluded.status, \
-                         sort_key = excluded.sort_key \
+                         sort_key = excluded.sort_key, since = excluded.since \
              ), removed as ( \
                  delete from {table} \
                  where projection = $1 and generation = $2 and key = any($4) \
                    and exists (select from moved) \
              ) \
              select count(*) from moved",
-            table = generations::table(name, generation)
+            table = generations::table(name, generation),
+            history = history_table(name, generation),
         ),
         arguments: arguments(|a| {
             a.add(name)?;
@@ -143,7 +182,13 @@ pub(super) fn advance(
             a.add(sqlx::types::Json(rows))?;
             a.add(removed)?;
             a.add(from as i64)?;
-            a.add(to as i64)
+            a.add(to as i64)?;
+            a.add(
+                rows.iter()
+                    .map(|row| row.key.as_str())
+                    .chain(removed.iter().map(String::as_str))
+                    .collect::<Vec<_>>(),
+            )
         })?,
     })
 }

@@ -12,23 +12,17 @@ use sqlx::{Connection, PgConnection};
 use tracing::{info, warn};
 
 use crate::projections::engine::error::ProjectionError;
+use crate::projections::engine::tables::{history_name, history_table, quote};
 
 /// Memory for building a generation's indexes (PostgreSQL's default, 64 MB, makes a GIN
 /// index over a million rows spill to disk in many passes).
 const INDEX_BUILD_MEMORY: &str = "256MB";
 
-/// The name of `name`'s generation table, quoted as an identifier (as
-/// `diplog_projection_table` names it).
-pub(super) fn table(name: &str, generation: u64) -> String {
-    quote(&format!("projection_rows_{name}_{generation}"))
-}
-
-fn quote(identifier: &str) -> String {
-    format!("\"{}\"", identifier.replace('"', "\"\""))
-}
+pub(super) use crate::projections::engine::tables::rows_table as table;
 
 /// Creates generation `generation` of `name` as an empty table with its primary key only,
-/// which readers cannot see (a leftover of that name is dropped first).
+/// which readers cannot see, and its empty history table (leftovers of those names are
+/// dropped first).
 pub(super) async fn create(
     connection: &mut PgConnection,
     name: &str,
@@ -256,7 +250,45 @@ pub(super) async fn drop_others(
             removal.left -= 1;
         }
     }
+    drop_histories(connection, name, live, &mut removal).await?;
     Ok(removal)
+}
+
+/// Drops the history tables of `name`'s generations other than `live` whose rows' table is
+/// gone (a reader of a generation as of a position reads both), adding to `removal`.
+async fn drop_histories(
+    connection: &mut PgConnection,
+    name: &str,
+    live: u64,
+    removal: &mut Removal,
+) -> Result<(), ProjectionError> {
+    let prefix = history_name(name, 0);
+    let prefix = prefix.trim_end_matches('0');
+    let generations: Vec<i64> = sqlx::query_scalar(
+        "select substr(c.relname, length($1) + 1)::bigint from pg_class c \
+         where c.relnamespace = (select oid from pg_namespace where nspname = current_schema()) \
+           and c.relkind = 'r' and left(c.relname, length($1)) = $1 \
+           and substr(c.relname, length($1) + 1) ~ '^[0-9]{1,18}$' \
+           and to_regclass(quote_ident(diplog_projection_table($2, \
+               substr(c.relname, length($1) + 1)::bigint))) is null",
+    )
+    .bind(prefix)
+    .bind(name)
+    .fetch_all(&mut *connection)
+    .await?;
+    for generation in generations.into_iter().map(|g| g as u64) {
+        if generation == live {
+            continue;
+        }
+        removal.left += 1;
+        let table = history_table(name, generation);
+        if within_lock_timeout(connection, format!("drop table if exists {table}")).await? {
+            info!(step = "drop", table, "dropped a generation's history");
+            removal.dropped += 1;
+            removal.left -= 1;
+        }
+    }
+    Ok(())
 }
 
 /// Runs `sql`, one statement outside any transaction, with `lock_timeout` at
@@ -304,19 +336,5 @@ mod tests {
             quote_suffix(&table("search", 12), "_status"),
             "\"projection_rows_search_12_status\""
         );
-    }
-
-    #[test]
-    fn every_projection_name_makes_a_plain_table_name() {
-        for name in crate::projections::NAMES {
-            assert!(
-                name.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
-                "{name}"
-            );
-            // PostgreSQL's limit on identifiers (63 bytes), with room for a generation and
-            // an index suffix.
-            assert!(format!("projection_rows_{name}_{}_status", u32::MAX).len() <= 63);
-        }
     }
 }

@@ -32,7 +32,11 @@ impl<M: Model> Runner<'_, M> {
                 self.config.batch_events,
             )
             .await?;
-        let batch = amendments_first(batch);
+        let batch = within_versions(
+            amendments_first(batch),
+            self.position,
+            self.config.versions_every,
+        );
         let reached = batch.reached;
         if reached == self.position {
             // Nothing new, or stopped at once by an unreadable event: nothing to commit.
@@ -72,7 +76,16 @@ impl<M: Model> Runner<'_, M> {
             let stored = &self.live_stored;
             let stored = |key: &str| stored.keys.contains(key) || hydrated.contains(key);
             let mut tx = self.connection.begin().await?;
-            write_rows(&mut tx, M::NAME, self.generation, &rows, &removed, &stored).await?;
+            write_rows(
+                &mut tx,
+                M::NAME,
+                self.generation,
+                &rows,
+                &removed,
+                &stored,
+                reached,
+            )
+            .await?;
             let moved = sqlx::query(
                 "update projection_checkpoints set position = $4, updated_at = now() \
                  where projection = $1 and generation = $2 and position = $3",
@@ -133,6 +146,22 @@ pub(super) fn amendments_first(mut batch: Batch) -> Batch {
         batch.reached = batch.facts[cut].position - 1;
         batch.facts.truncate(cut);
         batch.full = true;
+        batch.unreadable = None;
+    }
+    batch
+}
+
+/// The batch (read from position `from`) up to the first multiple of `every` it
+/// would pass, which then ends it: a batch never spans one, so every multiple is the position
+/// of a commit, and the rows as they stood after it are the model's rows there (where an
+/// answer as of a later position starts: `read/versioned.rs`).
+pub(super) fn within_versions(mut batch: Batch, from: u64, every: u64) -> Batch {
+    let mark = (from / every + 1) * every;
+    if batch.reached > mark {
+        batch.facts.retain(|fact| fact.position <= mark);
+        batch.reached = mark;
+        batch.full = true;
+        // An unreadable event past the mark is met by the next batch.
         batch.unreadable = None;
     }
     batch

@@ -28,6 +28,11 @@
 //!   starts a batch, so what a model wants for it is read from committed rows.
 //! - Many rows new to a generation go in by COPY; rows it may have (its resident rows and the
 //!   rows the batch hydrated) by an upsert.
+//! - Versions: each row carries the position of the commit that wrote it (`since`), and a
+//!   commit that changes or removes a row first copies the version it replaces to the
+//!   generation's history table with that position as its `until` (`by_key::keep_replaced`).
+//!   No batch spans a multiple of `VERSIONS_EVERY`, so the rows as of each multiple are on
+//!   record: where an answer as of a position starts.
 
 use std::collections::HashSet;
 use std::error::Error as _;
@@ -56,6 +61,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// (which is safe: an uncommitted transaction is rolled back with the connection).
 const STOP_GRACE: Duration = Duration::from_secs(1);
 
+/// The default of `RunnerConfig::versions_every`: four of the fact cache's blocks.
+pub const VERSIONS_EVERY: u64 = 4 * crate::projections::engine::facts::BLOCK;
+
 /// How long connecting may take before the attempt counts as failed.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -76,6 +84,12 @@ pub struct RunnerConfig {
     /// round takes every event committed by then, rather than one round per commit. The most
     /// a projection lags this server's appends when it keeps up.
     pub min_round_interval: Duration,
+    /// Every multiple of this is the position of a commit (`live::within_versions`), so the
+    /// rows as they stood there are on record (`since`, and the history), and an answer as of
+    /// a position replays fewer events than this on top of them. The checkpoint records it
+    /// for readers (`versions_every`) when a generation is written so from its start; a
+    /// runner with another value than its checkpoint's asks for a rebuild.
+    pub versions_every: u64,
 }
 
 impl Default for RunnerConfig {
@@ -87,6 +101,7 @@ impl Default for RunnerConfig {
             batch_events: 1000,
             build_chunk_events: 5000,
             min_round_interval: Duration::from_millis(50),
+            versions_every: VERSIONS_EVERY,
         }
     }
 }
@@ -334,11 +349,13 @@ impl<'c, M: Model> Runner<'c, M> {
             None => {
                 sqlx::query(
                     "insert into projection_checkpoints \
-                         (projection, version, generation, position, updated_at) \
-                     values ($1, $2, 1, 0, now()) on conflict (projection) do nothing",
+                         (projection, version, generation, position, versions_every, \
+                          updated_at) \
+                     values ($1, $2, 1, 0, $3, now()) on conflict (projection) do nothing",
                 )
                 .bind(M::NAME)
                 .bind(M::VERSION)
+                .bind(config.versions_every as i64)
                 .execute(&mut connection)
                 .await?;
                 info!(version = M::VERSION, "created the projection's checkpoint");
@@ -356,6 +373,28 @@ impl<'c, M: Model> Runner<'c, M> {
                 stored: checkpoint.version,
                 ours: M::VERSION,
             });
+        }
+        // Versions recorded at other marks than this runner's: what it commits would not keep
+        // their promise, so readers replay until a rebuild records them at its marks.
+        let mut checkpoint = checkpoint;
+        if checkpoint
+            .versions_every
+            .is_some_and(|every| every != config.versions_every)
+        {
+            warn!(
+                recorded = checkpoint.versions_every,
+                configured = config.versions_every,
+                "the rows are versioned at other marks: rebuilding"
+            );
+            sqlx::query(
+                "update projection_checkpoints set versions_every = null, \
+                 rebuild_requested = true where projection = $1",
+            )
+            .bind(M::NAME)
+            .execute(&mut connection)
+            .await?;
+            checkpoint.versions_every = None;
+            checkpoint.rebuild_requested = true;
         }
         // Tables of other generations: a replaced one not yet dropped, or an interrupted
         // build's (which starts again from scratch). Those still in use are dropped later.

@@ -11,7 +11,7 @@ use sqlx::Connection;
 use tracing::{debug, info};
 
 use super::generations::{self, LateIndexes, elapsed_ms};
-use super::live::{amendments_first, apply_all, changed_rows};
+use super::live::{amendments_first, apply_all, changed_rows, within_versions};
 use super::rows::{hydrate, write_rows};
 use super::{Build, Runner, Statistics, Stored};
 use crate::projections::Model;
@@ -86,7 +86,11 @@ impl<M: Model> Runner<'_, M> {
                 self.config.build_chunk_events,
             )
             .await?;
-        let chunk = amendments_first(chunk);
+        let chunk = within_versions(
+            amendments_first(chunk),
+            build.position,
+            self.config.versions_every,
+        );
         let target = chunk.bound;
         let hydrated = hydrate(
             &mut self.connection,
@@ -105,7 +109,16 @@ impl<M: Model> Runner<'_, M> {
         let stored = &build.stored;
         let stored = |key: &str| stored.keys.contains(key) || hydrated.contains(key);
         let mut tx = self.connection.begin().await?;
-        write_rows(&mut tx, M::NAME, build.generation, &rows, &removed, &stored).await?;
+        write_rows(
+            &mut tx,
+            M::NAME,
+            build.generation,
+            &rows,
+            &removed,
+            &stored,
+            build.position,
+        )
+        .await?;
         let finished = build.position >= target;
         if finished {
             // Indexed once, and attached: readers see the table from this commit on, but go
@@ -175,7 +188,7 @@ impl<M: Model> Runner<'_, M> {
         let swapped = sqlx::query(
             "update projection_checkpoints \
              set generation = $3, version = $4, position = $5, building_generation = null, \
-                 building_position = null, updated_at = now() \
+                 building_position = null, versions_every = $6, updated_at = now() \
              where projection = $1 and generation = $2 and building_generation = $3",
         )
         .bind(M::NAME)
@@ -183,6 +196,7 @@ impl<M: Model> Runner<'_, M> {
         .bind(build.generation as i64)
         .bind(M::VERSION)
         .bind(build.position as i64)
+        .bind(self.config.versions_every as i64)
         .execute(&mut self.connection)
         .await?
         .rows_affected();

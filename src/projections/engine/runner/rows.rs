@@ -133,8 +133,9 @@ pub(super) async fn hydrate<M: Model>(
     }
 }
 
-/// Writes `rows` and deletes `removed` in `generation`, inside the caller's transaction. Many
-/// rows: those the generation may have (`stored`) by an upsert, the others by COPY (the
+/// Writes `rows` and deletes `removed` in `generation` as of the commit at position `since`,
+/// inside the caller's transaction, first keeping the versions they replace in the history.
+/// Many rows: those the generation may have (`stored`) by an upsert, the others by COPY (the
 /// cheapest way in, by far); few rows: all by the upsert.
 pub(super) async fn write_rows(
     connection: &mut PgConnection,
@@ -143,20 +144,26 @@ pub(super) async fn write_rows(
     rows: &[Row],
     removed: &[String],
     stored: &(dyn Fn(&str) -> bool + Sync),
+    since: u64,
 ) -> Result<(), ProjectionError> {
-    if rows.len() > COPY_ABOVE {
-        let (old, new): (Vec<&Row>, Vec<&Row>) = rows.iter().partition(|row| stored(&row.key));
-        copy_rows(connection, name, generation, &new).await?;
-        upsert_rows(connection, name, generation, &old).await?;
+    let version = Version {
+        name,
+        generation,
+        since,
+    };
+    let (old, new): (Vec<&Row>, Vec<&Row>) = if rows.len() > COPY_ABOVE {
+        rows.iter().partition(|row| stored(&row.key))
     } else {
-        upsert_rows(
-            connection,
-            name,
-            generation,
-            &rows.iter().collect::<Vec<_>>(),
-        )
-        .await?;
-    }
+        (rows.iter().collect(), Vec::new())
+    };
+    let replaced: Vec<String> = old
+        .iter()
+        .map(|row| row.key.clone())
+        .chain(removed.iter().cloned())
+        .collect();
+    keep_replaced(connection, &version, &replaced).await?;
+    copy_rows(connection, &version, &new).await?;
+    upsert_rows(connection, &version, &old).await?;
     if !removed.is_empty() {
         let delete = by_key::delete(name, generation, removed)?;
         sqlx::query_with(sqlx::AssertSqlSafe(delete.sql), delete.arguments)
@@ -166,13 +173,35 @@ pub(super) async fn write_rows(
     Ok(())
 }
 
+/// What a write writes to: a generation of a projection, as of a commit's position.
+pub(super) struct Version<'a> {
+    pub name: &'a str,
+    pub generation: u64,
+    pub since: u64,
+}
+
+/// Copies the stored versions of the rows with `keys` to the history, as replaced now.
+async fn keep_replaced(
+    connection: &mut PgConnection,
+    version: &Version<'_>,
+    keys: &[String],
+) -> Result<(), ProjectionError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let keep = by_key::keep_replaced(version.name, version.generation, keys, version.since)?;
+    sqlx::query_with(sqlx::AssertSqlSafe(keep.sql), keep.arguments)
+        .execute(&mut *connection)
+        .await?;
+    Ok(())
+}
+
 /// Inserts `rows`, which the generation should not have, by one COPY. Should one of them be
 /// there after all (a model that changed a stored row it did not hold), the COPY is undone and
 /// they are upserted instead: slower, never wrong.
 pub(super) async fn copy_rows(
     connection: &mut PgConnection,
-    name: &str,
-    generation: u64,
+    version: &Version<'_>,
     rows: &[&Row],
 ) -> Result<(), ProjectionError> {
     if rows.is_empty() {
@@ -181,7 +210,7 @@ pub(super) async fn copy_rows(
     sqlx::query("savepoint copy_rows")
         .execute(&mut *connection)
         .await?;
-    match copy_in(connection, name, generation, rows).await {
+    match copy_in(connection, version, rows).await {
         Ok(()) => {
             sqlx::query("release savepoint copy_rows")
                 .execute(&mut *connection)
@@ -196,7 +225,9 @@ pub(super) async fn copy_rows(
             sqlx::query("rollback to savepoint copy_rows")
                 .execute(&mut *connection)
                 .await?;
-            upsert_rows(connection, name, generation, rows).await
+            let keys: Vec<String> = rows.iter().map(|row| row.key.clone()).collect();
+            keep_replaced(connection, version, &keys).await?;
+            upsert_rows(connection, version, rows).await
         }
         Err(error) => Err(error.into()),
     }
@@ -204,20 +235,25 @@ pub(super) async fn copy_rows(
 
 pub(super) async fn copy_in(
     connection: &mut PgConnection,
-    name: &str,
-    generation: u64,
+    version: &Version<'_>,
     rows: &[&Row],
 ) -> Result<(), sqlx::Error> {
     let mut copy = connection
         .copy_in_raw(&format!(
-            "copy {} (projection, generation, key, data, actors, states, status, sort_key) \
-             from stdin",
-            generations::table(name, generation)
+            "copy {} (projection, generation, key, data, actors, states, status, sort_key, \
+             since) from stdin",
+            generations::table(version.name, version.generation)
         ))
         .await?;
     let mut buffer = Vec::with_capacity(COPY_SEND_BYTES + 64 * 1024);
     for row in rows {
-        copy_text::push_row(&mut buffer, name, generation, row);
+        copy_text::push_row(
+            &mut buffer,
+            version.name,
+            version.generation,
+            row,
+            version.since,
+        );
         if buffer.len() >= COPY_SEND_BYTES {
             copy.send(std::mem::take(&mut buffer)).await?;
         }
@@ -234,26 +270,26 @@ pub(super) async fn copy_in(
 /// the JSON it holds, not as a string of it.)
 pub(super) async fn upsert_rows(
     connection: &mut PgConnection,
-    name: &str,
-    generation: u64,
+    version: &Version<'_>,
     rows: &[&Row],
 ) -> Result<(), ProjectionError> {
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "insert into {} \
-                 (projection, generation, key, data, actors, states, status, sort_key) \
-             select $1, $2, r.key, r.data, r.actors, r.states, r.status, r.sort_key \
+                 (projection, generation, key, data, actors, states, status, sort_key, since) \
+             select $1, $2, r.key, r.data, r.actors, r.states, r.status, r.sort_key, $4 \
              from jsonb_to_recordset($3) as r(key text, data jsonb, actors text[], \
                  states text[], status text, sort_key text) \
              on conflict (projection, generation, key) do update \
                  set data = excluded.data, actors = excluded.actors, \
                      states = excluded.states, status = excluded.status, \
-                     sort_key = excluded.sort_key",
-            generations::table(name, generation)
+                     sort_key = excluded.sort_key, since = excluded.since",
+            generations::table(version.name, version.generation)
         )))
-        .bind(name)
-        .bind(generation as i64)
+        .bind(version.name)
+        .bind(version.generation as i64)
         .bind(sqlx::types::Json(chunk))
+        .bind(version.since as i64)
         .execute(&mut *connection)
         .await?;
     }

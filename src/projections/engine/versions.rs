@@ -1,0 +1,229 @@
+//! A projection's rows as they stood after a commit of its live generation, read from the
+//! versions its runner records (`since` on each row, and the history of replaced versions:
+//! `migrations/…_projection_versions.sql`), for answers as of a position. One read-only
+//! transaction at repeatable read holds a read: its statements see one snapshot, and the
+//! generation's tables, once read, cannot be dropped under it (a rebuild drops a replaced
+//! generation only when no reader holds it: `runner::generations::drop_others`).
+
+use futures::TryStreamExt;
+use sqlx::{Postgres, Transaction};
+
+use crate::projections::Row;
+use crate::projections::engine::listing::{conditions, filtered, list_order, total_of};
+use crate::projections::engine::rows::{ProjectionError, ProjectionStore, RowFilter, RowRecord};
+use crate::projections::engine::tables::{history_table, rows_table};
+
+/// An open read of a projection's rows as they stood after the commit at position `at`.
+pub struct Versions {
+    tx: Transaction<'static, Postgres>,
+    name: &'static str,
+    generation: u64,
+    /// The commit whose rows these are.
+    pub at: u64,
+    /// The checkpoint's `versions_every`.
+    pub every: u64,
+}
+
+impl ProjectionStore {
+    /// The rows of `name` as they stood after the last commit on record at or before
+    /// `position`: the live position if the projection has not passed `position`, else the
+    /// last multiple of the checkpoint's `versions_every` (each is a commit's position).
+    /// `None` if the live generation's rows are not versioned from its start.
+    pub async fn versions(
+        &self,
+        name: &'static str,
+        position: u64,
+    ) -> Result<Option<Versions>, ProjectionError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("set transaction isolation level repeatable read, read only")
+            .execute(&mut *tx)
+            .await?;
+        let checkpoint: Option<(i64, i64, Option<i64>)> = sqlx::query_as(
+            "select generation, position, versions_every from projection_checkpoints \
+             where projection = $1",
+        )
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((generation, live, Some(every))) = checkpoint else {
+            return Ok(None);
+        };
+        let (live, every) = (live as u64, every as u64);
+        let at = if live <= position {
+            live
+        } else {
+            position / every * every
+        };
+        Ok(Some(Versions {
+            tx,
+            name,
+            generation: generation as u64,
+            at,
+            every,
+        }))
+    }
+}
+
+impl Versions {
+    /// The rows as of `at`, as a relation `r` (`$9`: `at`, `$10`: the generation). A row's
+    /// version written at or before `at` that no commit up to `at` replaced: in the live
+    /// table if no commit replaced it since, else in the history.
+    fn relation(&self) -> String {
+        format!(
+            "(select key, data, actors, states, status, sort_key from {rows} \
+              where projection = $1 and generation = $10 and since <= $9 \
+              union all \
+              select key, data, actors, states, status, sort_key from {history} \
+              where since <= $9 and until > $9) r",
+            rows = rows_table(self.name, self.generation),
+            history = history_table(self.name, self.generation),
+        )
+    }
+
+    /// `select` of the rows passing the filter (`$1`-`$8`) whose keys are not among `$11`.
+    fn passing(&self, select: &str) -> String {
+        format!(
+            "select {select} from {} where {} and r.key <> all($11::text[])",
+            self.relation(),
+            conditions!()
+        )
+    }
+
+    /// Hands `each` the rows passing `filter`, but those with keys in `excluded`, in list
+    /// order, as they arrive.
+    pub async fn each_row<E: From<ProjectionError>>(
+        &mut self,
+        filter: &RowFilter,
+        excluded: &[String],
+        mut each: impl FnMut(Row) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let sql = format!(
+            "{} {}",
+            self.passing("r.key, r.data, r.actors, r.states, r.status, r.sort_key"),
+            list_order!()
+        );
+        let mut records = filtered(sqlx::AssertSqlSafe(sql), self.name, filter)
+            .bind(self.at as i64)
+            .bind(self.generation as i64)
+            .bind(excluded)
+            .fetch(&mut *self.tx);
+        while let Some(record) = records.try_next().await.map_err(ProjectionError::from)? {
+            if let (_, Some(row)) = record.split() {
+                each(row)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The rows passing `filter`, but those with keys in `excluded`, in list order: `limit`
+    /// of them from `offset`, and how many there are in all.
+    pub async fn page_rows(
+        &mut self,
+        filter: &RowFilter,
+        excluded: &[String],
+        offset: u64,
+        limit: u64,
+    ) -> Result<(Vec<Row>, u64), ProjectionError> {
+        // The count is a relation of one row joined once (see `listing::PAGE_ROWS`).
+        let sql = format!(
+            "with n as ({}) \
+             select n.total, p.key, p.data, p.actors, p.states, p.status, p.sort_key \
+             from n left join lateral ({} {} offset $12 limit $13) p on true",
+            self.passing("count(*) as total"),
+            self.passing("r.key, r.data, r.actors, r.states, r.status, r.sort_key"),
+            list_order!()
+        );
+        let records = filtered(sqlx::AssertSqlSafe(sql), self.name, filter)
+            .bind(self.at as i64)
+            .bind(self.generation as i64)
+            .bind(excluded)
+            .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&mut *self.tx)
+            .await?;
+        let total = total_of(&records);
+        let rows = records
+            .into_iter()
+            .filter_map(|record| record.split().1)
+            .collect();
+        Ok((rows, total))
+    }
+
+    /// The rows with `keys`, those of the groups `(statuses[i], sort_keys[i])`, and those of
+    /// status `status` concerning all of `states` for each of `with_states`: what a model
+    /// replaying the events after `at` wants (`Model::wants`), as the runner's look-up reads
+    /// them (`runner::rows::hydrate`). Each part seeks an index of the live table.
+    pub async fn wanted(
+        &mut self,
+        keys: &[String],
+        statuses: &[String],
+        sort_keys: &[String],
+        with_states: &[(String, Vec<String>)],
+    ) -> Result<Vec<Row>, ProjectionError> {
+        let rows = rows_table(self.name, self.generation);
+        let history = history_table(self.name, self.generation);
+        let sql = format!(
+            "select key, data, actors, states, status, sort_key from {rows} \
+             where projection = $1 and generation = $6 and since <= $5 and key = any($2) \
+             union all \
+             select key, data, actors, states, status, sort_key from {history} \
+             where key = any($2) and since <= $5 and until > $5 \
+             union all \
+             select r.key, r.data, r.actors, r.states, r.status, r.sort_key \
+             from unnest($3::text[], $4::text[]) as g(status, sort_key) \
+             join {rows} r on r.status = g.status and r.sort_key = g.sort_key \
+             where r.since <= $5 \
+             union all \
+             select h.key, h.data, h.actors, h.states, h.status, h.sort_key \
+             from unnest($3::text[], $4::text[]) as g(status, sort_key) \
+             join {history} h on h.status = g.status and h.sort_key = g.sort_key \
+             where h.since <= $5 and h.until > $5"
+        );
+        let records: Vec<RowRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(self.name)
+            .bind(keys)
+            .bind(statuses)
+            .bind(sort_keys)
+            .bind(self.at as i64)
+            .bind(self.generation as i64)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        let mut found: Vec<Row> = records.into_iter().map(Row::from).collect();
+        for (status, states) in with_states {
+            let filter = RowFilter {
+                status: vec![status.clone()],
+                states: states.clone(),
+                ..RowFilter::default()
+            };
+            self.each_row::<ProjectionError>(&filter, &[], |row| {
+                found.push(row);
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(found)
+    }
+
+    /// The rows with the statuses a runner loads at start-up (`Model::RESIDENT`; every row
+    /// if `None`).
+    pub async fn resident(
+        &mut self,
+        statuses: Option<&[&str]>,
+    ) -> Result<Vec<Row>, ProjectionError> {
+        let filter = RowFilter {
+            status: statuses
+                .unwrap_or_default()
+                .iter()
+                .map(|status| (*status).to_owned())
+                .collect(),
+            ..RowFilter::default()
+        };
+        let mut rows = Vec::new();
+        self.each_row::<ProjectionError>(&filter, &[], |row| {
+            rows.push(row);
+            Ok(())
+        })
+        .await?;
+        Ok(rows)
+    }
+}

@@ -1,0 +1,327 @@
+//! Answers as of a position from the versions the runner records, not from a replay of the
+//! whole log: the rows as they stood after the last commit on record at or before the
+//! position (`engine::versions`), and the events since (fewer than two of the checkpoint's
+//! `versions_every`) replayed on top in a model that holds what they need, as a runner's does
+//! (its resident rows, and the rows they want). So an answer deep in a large log costs what a
+//! live one does, plus a short replay: lists page in SQL or pass one row at a time, with the
+//! rows the replay changed merged in, in list order.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+use futures::TryStreamExt;
+
+use crate::monitoring::AS_OF_REPLAYED_EVENTS;
+use crate::projections::engine::rows::{ProjectionStore, RowFilter};
+use crate::projections::engine::versions::Versions;
+use crate::projections::models::common::target_of;
+use crate::projections::read::request::QueryError;
+use crate::projections::read::window::passes;
+use crate::projections::{Fact, Model, Row, Want};
+
+/// A projection's rows as of a position: those on record at a commit (`versions`), but the
+/// ones the events since changed (`changed`: the row now, or `None` if gone).
+pub(super) struct VersionedRows {
+    versions: Versions,
+    changed: BTreeMap<String, Option<Row>>,
+}
+
+/// The rows of `M` as of `position`, or `None` if its live generation's rows are not
+/// versioned from its start, or the projection is too far behind `position` (more than twice
+/// `versions_every` to replay): the caller replays the log instead.
+pub(super) async fn versioned<M: Model>(
+    store: &ProjectionStore,
+    position: u64,
+) -> Result<Option<VersionedRows>, QueryError> {
+    let Some(mut versions) = store.versions(M::NAME, position).await? else {
+        return Ok(None);
+    };
+    if position - versions.at > 2 * versions.every {
+        return Ok(None);
+    }
+    let mut changed = BTreeMap::new();
+    if versions.at < position {
+        let facts: Vec<Fact> = store
+            .facts_between(versions.at, position)
+            .try_collect()
+            .await?;
+        metrics::counter!(AS_OF_REPLAYED_EVENTS).increment(facts.len() as u64);
+        let resident = versions.resident(M::RESIDENT).await?;
+        let mut model = M::from_rows(resident).map_err(QueryError::BadRow)?;
+        let mut keys = BTreeSet::new();
+        for segment in amendments_first(&facts) {
+            hydrate(&mut versions, &mut model, segment, &keys).await?;
+            for fact in segment {
+                keys.extend(model.apply(fact));
+            }
+        }
+        changed = keys
+            .into_iter()
+            .map(|key| {
+                let row = model.row(&key);
+                (key, row)
+            })
+            .collect();
+    }
+    Ok(Some(VersionedRows { versions, changed }))
+}
+
+/// `facts` cut before each retraction or correction but the first, as a runner's batches
+/// are: what a model wants for an amendment depends on what it holds once every event before
+/// it is applied.
+fn amendments_first(facts: &[Fact]) -> Vec<&[Fact]> {
+    let mut segments = Vec::new();
+    let mut start = 0;
+    for (i, fact) in facts.iter().enumerate().skip(1) {
+        if target_of(fact).is_some() {
+            segments.push(&facts[start..i]);
+            start = i;
+        }
+    }
+    if start < facts.len() {
+        segments.push(&facts[start..]);
+    }
+    segments
+}
+
+/// Brings into `model` the rows on record that `facts` want, asking again after each load (a
+/// row loaded can name further rows), as a runner does. Rows the replay has changed already
+/// (`changed`) are left out: the model holds the newer ones, or removed them.
+async fn hydrate<M: Model>(
+    versions: &mut Versions,
+    model: &mut M,
+    facts: &[Fact],
+    changed: &BTreeSet<String>,
+) -> Result<(), QueryError> {
+    let mut asked: HashSet<Want> = HashSet::new();
+    loop {
+        let (mut keys, mut statuses, mut sort_keys, mut with_states) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for want in facts.iter().flat_map(|fact| model.wants(fact)) {
+            if !asked.insert(want.clone()) {
+                continue;
+            }
+            match want {
+                Want::Key(key) => keys.push(key),
+                Want::Group { status, sort_key } => {
+                    statuses.push(status);
+                    sort_keys.push(sort_key);
+                }
+                Want::States { status, states } => with_states.push((status, states)),
+            }
+        }
+        if keys.is_empty() && statuses.is_empty() && with_states.is_empty() {
+            return Ok(());
+        }
+        let mut rows = versions
+            .wanted(&keys, &statuses, &sort_keys, &with_states)
+            .await?;
+        rows.retain(|row| !changed.contains(&row.key));
+        model.hydrate(rows).map_err(QueryError::BadRow)?;
+    }
+}
+
+/// A list's order: by sort key, then key, byte by byte (as `collate "C"` in SQL).
+fn in_order(a: &Row, b: &Row) -> Ordering {
+    (a.sort_key.as_bytes(), a.key.as_bytes()).cmp(&(b.sort_key.as_bytes(), b.key.as_bytes()))
+}
+
+impl VersionedRows {
+    /// The keys whose stored rows do not count (the replay changed them).
+    fn excluded(&self) -> Vec<String> {
+        self.changed.keys().cloned().collect()
+    }
+
+    /// The rows the replay changed that exist and pass `filter`, in list order.
+    fn changed_passing(&self, filter: &RowFilter) -> Vec<&Row> {
+        let mut rows: Vec<&Row> = self
+            .changed
+            .values()
+            .flatten()
+            .filter(|row| passes(row, filter))
+            .collect();
+        rows.sort_by(|a, b| in_order(a, b));
+        rows
+    }
+
+    /// Hands `each` the rows passing `filter`, in list order, one at a time.
+    pub(super) async fn each_row(
+        &mut self,
+        filter: &RowFilter,
+        mut each: impl FnMut(&Row) -> Result<(), QueryError>,
+    ) -> Result<(), QueryError> {
+        let excluded = self.excluded();
+        let changed: Vec<Row> = self.changed_passing(filter).into_iter().cloned().collect();
+        let mut changed = changed.iter().peekable();
+        self.versions
+            .each_row(filter, &excluded, |row| {
+                while let Some(before) = changed.next_if(|c| in_order(c, &row).is_lt()) {
+                    each(before)?;
+                }
+                each(&row)
+            })
+            .await?;
+        changed.try_for_each(each)
+    }
+
+    /// `limit` rows passing `filter` from `offset`, in list order, and how many pass in all.
+    pub(super) async fn page_rows(
+        &mut self,
+        filter: &RowFilter,
+        offset: u64,
+        limit: u64,
+    ) -> Result<(Vec<Row>, u64), QueryError> {
+        let excluded = self.excluded();
+        let changed: Vec<Row> = self.changed_passing(filter).into_iter().cloned().collect();
+        // A stored row lands at most `changed.len()` places after its own index: reading
+        // that many more, from that many earlier, covers every one that can land on the page.
+        let extra = changed.len() as u64;
+        let from = offset.saturating_sub(extra);
+        let (window, stored) = self
+            .versions
+            .page_rows(filter, &excluded, from, limit + extra)
+            .await?;
+        let page = merge_page(window, from, stored, changed, offset, limit);
+        Ok((page, stored + extra))
+    }
+}
+
+/// The rows `[offset, offset + limit)` of the merge, in list order, of the stored rows `S`
+/// (`stored` of them in all, of which `window` holds those from index `from`) with `changed`
+/// (all of them, in list order, none of them in `S`). `from` is at most `changed.len()` below
+/// `offset` and `window` holds `limit + changed.len()` rows or reaches the end of `S`, so
+/// every row that can land on the page is at hand, and so is each one's index in the merge:
+/// a stored row's is its own plus the changed rows before it; a changed row's is the stored
+/// rows before it plus the changed rows before it, exact where the window shows where it
+/// falls, and past either end of the window known to land off the page.
+fn merge_page(
+    window: Vec<Row>,
+    from: u64,
+    stored: u64,
+    changed: Vec<Row>,
+    offset: u64,
+    limit: u64,
+) -> Vec<Row> {
+    let on_page = |index: u64| index >= offset && index < offset.saturating_add(limit);
+    let mut placed: Vec<(u64, Row)> = Vec::new();
+    let reaches_end = from + window.len() as u64 >= stored;
+    for (i, row) in changed.iter().enumerate() {
+        let before_window = from > 0 && window.first().is_none_or(|w| in_order(row, w).is_lt());
+        let after_window = !reaches_end && window.last().is_none_or(|w| in_order(row, w).is_gt());
+        if before_window || after_window {
+            continue;
+        }
+        let stored_before = from + window.partition_point(|w| in_order(w, row).is_lt()) as u64;
+        let index = stored_before + i as u64;
+        if on_page(index) {
+            placed.push((index, row.clone()));
+        }
+    }
+    for (j, row) in window.into_iter().enumerate() {
+        let changed_before = changed.partition_point(|c| in_order(c, &row).is_lt()) as u64;
+        let index = from + j as u64 + changed_before;
+        if on_page(index) {
+            placed.push((index, row));
+        }
+    }
+    placed.sort_by_key(|(index, _)| *index);
+    placed.into_iter().map(|(_, row)| row).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::projections::RowData;
+
+    fn row(sort_key: &str, key: &str) -> Row {
+        Row {
+            key: key.to_owned(),
+            data: RowData::new(&0).expect("json"),
+            actors: Vec::new(),
+            states: Vec::new(),
+            status: "s".to_owned(),
+            sort_key: sort_key.to_owned(),
+        }
+    }
+
+    fn keys(rows: &[Row]) -> Vec<String> {
+        rows.iter()
+            .map(|r| format!("{}/{}", r.sort_key, r.key))
+            .collect()
+    }
+
+    /// A small deterministic generator (xorshift), so a failure names its case.
+    struct Random(u64);
+
+    impl Random {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+    }
+
+    #[test]
+    fn a_merged_page_is_the_page_of_the_whole_merge_for_every_offset_and_size() {
+        let mut random = Random(0x9e37_79b9_7f4a_7c15);
+        for case in 0..400 {
+            let (stored_count, changed_count) = (random.below(30), random.below(8));
+            // Distinct rows, some sharing sort keys; each goes to one side.
+            let mut all: Vec<Row> = (0..stored_count + changed_count)
+                .map(|i| row(&format!("{:02}", random.below(12)), &format!("k{i:02}")))
+                .collect();
+            all.sort_by(in_order);
+            let mut stored = Vec::new();
+            let mut changed = Vec::new();
+            for row in &all {
+                if changed.len() < changed_count as usize && random.below(3) == 0 {
+                    changed.push(row.clone());
+                } else {
+                    stored.push(row.clone());
+                }
+            }
+            let extra = changed.len() as u64;
+            for offset in 0..=all.len() as u64 + 1 {
+                for limit in 1..=5 {
+                    let from = offset.saturating_sub(extra);
+                    let window: Vec<Row> = stored
+                        .iter()
+                        .skip(from as usize)
+                        .take((limit + extra) as usize)
+                        .cloned()
+                        .collect();
+                    let page = merge_page(
+                        window,
+                        from,
+                        stored.len() as u64,
+                        changed.clone(),
+                        offset,
+                        limit,
+                    );
+                    let expected: Vec<Row> = all
+                        .iter()
+                        .skip(offset as usize)
+                        .take(limit as usize)
+                        .cloned()
+                        .collect();
+                    assert_eq!(
+                        keys(&page),
+                        keys(&expected),
+                        "case {case}, offset {offset}, limit {limit}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn segments_start_at_each_amendment_but_the_first_event() {
+        let facts = crate::projections::testing::founding_facts();
+        let segments = amendments_first(&facts);
+        assert_eq!(segments.iter().map(|s| s.len()).sum::<usize>(), facts.len());
+        for segment in &segments {
+            assert!(segment[1..].iter().all(|fact| target_of(fact).is_none()));
+        }
+    }
+}

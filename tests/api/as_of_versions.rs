@@ -1,0 +1,203 @@
+//! As-of answers from the versions the projections record: the rows as they stood after a
+//! commit (each multiple of `--projection-versions-every` is one), and the events since
+//! replayed on top. Checked against an independent answer, a replay of the log from its start
+//! (`--as-of-from replay`, a second server on the same database), at positions all through a
+//! random history with retractions and corrections: before and after every mark, in one
+//! page and in pages of a few items, of the live generation and of a rebuilt one. A
+//! generation whose rows are not versioned is answered by a replay. Which way each answer
+//! came is counted on `/metrics` of the servers (processes of their own), not timed.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use diplog::import::{self, OnInvalid, scenario};
+use diplog::proto::{self, projections_client::ProjectionsClient};
+use sqlx::ConnectOptions;
+use tokio::time::Instant;
+
+use crate::helpers::{Serve, ServeProcess, database_url_for, fresh_database};
+use crate::list_pages::{List, every_page};
+use crate::metrics::{scrape, value};
+use crate::projections::{as_of, assert_same, everything_at, without_age};
+use crate::random_history::random_history;
+
+/// Small, so a history of a few hundred events passes many marks.
+const EVERY: u64 = 16;
+
+fn answers_from(samples: &BTreeMap<String, f64>, from: &str) -> f64 {
+    value(
+        samples,
+        &format!("diplog_as_of_answers_total{{from=\"{from}\"}}"),
+    )
+}
+
+fn http(server: &ServeProcess) -> SocketAddr {
+    server.http().parse().expect("an address")
+}
+
+/// Waits until every projection's live generation is past `generations` (each one's, by
+/// name; none: any) and has reached `head`.
+async fn caught_up(server: &ServeProcess, head: u64, generations: &BTreeMap<String, u64>) {
+    let mut projections = ProjectionsClient::new(server.channel().await);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = projections.get_status(()).await.unwrap().into_inner();
+        if status.projections.len() == diplog::projections::NAMES.len()
+            && status.projections.iter().all(|p| {
+                p.position >= head
+                    && p.rebuilding_at.is_none()
+                    && generations.get(&p.name).is_none_or(|&g| p.generation > g)
+            })
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the projections did not catch up: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Asks both servers for every projection as of each of `positions`: the same answers.
+async fn same_as_a_replay(
+    versions: &ServeProcess,
+    replay: &ServeProcess,
+    positions: &[u64],
+    what: &str,
+) {
+    for &position in positions {
+        let recorded = everything_at(versions.channel().await, as_of(position)).await;
+        let replayed = everything_at(replay.channel().await, as_of(position)).await;
+        assert_same(
+            &without_age(&recorded),
+            &without_age(&replayed),
+            &format!("{what}: as of {position}"),
+        );
+    }
+}
+
+#[tokio::test]
+async fn as_of_answers_from_recorded_versions_equal_a_replay_of_the_log() {
+    let database = fresh_database().await;
+    let url = database_url_for(&database);
+    let every = EVERY.to_string();
+    let versions = Serve::on_database(&url)
+        .arg("--projection-versions-every")
+        .arg(&every)
+        .start()
+        .await;
+    let replay = Serve::on_database(&url)
+        .arg("--projection-versions-every")
+        .arg(&every)
+        .arg("--as-of-from")
+        .arg("replay")
+        .start()
+        .await;
+    let founding = scenario::parse(scenario::FOUNDING_SCENARIO).expect("parses");
+    import::import(
+        versions.channel().await,
+        founding.items,
+        OnInvalid::RefuseAll,
+    )
+    .await
+    .expect("the founding scenario imports");
+    import::import(
+        versions.channel().await,
+        random_history(3, 220),
+        OnInvalid::Report,
+    )
+    .await
+    .expect("the history imports");
+    let head = proto::event_log_client::EventLogClient::new(versions.channel().await)
+        .get_head(())
+        .await
+        .expect("the head")
+        .into_inner()
+        .position as u64;
+    caught_up(&versions, head, &BTreeMap::new()).await;
+    assert!(head > 10 * EVERY, "a history passing many marks: {head}");
+
+    // Around every third mark (the rows on record, one event after, one before the next),
+    // and the head.
+    let mut positions: Vec<u64> = (0..=head / EVERY)
+        .step_by(3)
+        .flat_map(|mark| {
+            let at = mark * EVERY;
+            [at, at + 1, at + EVERY - 1]
+        })
+        .filter(|&position| position <= head)
+        .collect();
+    positions.push(head);
+    let before = scrape(http(&versions)).await;
+    same_as_a_replay(&versions, &replay, &positions, "the live generation").await;
+    let after = scrape(http(&versions)).await;
+    assert!(
+        answers_from(&after, "versions") - answers_from(&before, "versions")
+            >= positions.len() as f64,
+        "the answers came from the versions"
+    );
+    assert_eq!(
+        answers_from(&after, "log") + answers_from(&after, "snapshot"),
+        answers_from(&before, "log") + answers_from(&before, "snapshot"),
+        "no answer of the versions server replayed the log"
+    );
+
+    // In pages of a few items, between two marks (stored rows and replayed ones merged).
+    let middle = (head / 2 / EVERY) * EVERY + EVERY / 2;
+    for list in [
+        List::Channels,
+        List::Divergences,
+        List::Timeline("RUS", proto::Records::Both),
+        List::Timeline("rus.president", proto::Records::Readouts),
+        List::SummitsPending,
+        List::Relations(proto::Records::Both),
+    ] {
+        let (whole, total) = every_page(&replay, list, as_of(middle), 1000).await;
+        assert!(!whole.is_empty(), "{list:?}: items as of {middle}");
+        for size in [1, 3, 5] {
+            let (paged, paged_total) = every_page(&versions, list, as_of(middle), size).await;
+            assert_eq!(paged, whole, "{list:?} as of {middle} in pages of {size}");
+            assert_eq!(paged_total, total, "{list:?}: the total");
+        }
+    }
+
+    // A rebuilt generation records its versions as it goes: the same answers.
+    let mut projections = ProjectionsClient::new(versions.channel().await);
+    let generations: BTreeMap<String, u64> = projections
+        .get_status(())
+        .await
+        .unwrap()
+        .into_inner()
+        .projections
+        .into_iter()
+        .map(|p| (p.name, p.generation))
+        .collect();
+    for name in diplog::projections::NAMES {
+        projections
+            .rebuild(proto::RebuildRequest {
+                name: (*name).to_owned(),
+            })
+            .await
+            .unwrap();
+    }
+    caught_up(&versions, head, &generations).await;
+    let some: Vec<u64> = positions.iter().copied().step_by(4).collect();
+    same_as_a_replay(&versions, &replay, &some, "a rebuilt generation").await;
+
+    // Rows whose versions are not on record are answered by a replay.
+    let mut connection = database.connect().await.expect("connects");
+    sqlx::query("update projection_checkpoints set versions_every = null")
+        .execute(&mut connection)
+        .await
+        .expect("forget the versions");
+    let before = scrape(http(&versions)).await;
+    same_as_a_replay(&versions, &replay, &[middle], "rows without versions").await;
+    let after = scrape(http(&versions)).await;
+    assert_eq!(
+        answers_from(&after, "versions"),
+        answers_from(&before, "versions"),
+        "unversioned rows are not read as versions"
+    );
+}
