@@ -1,8 +1,10 @@
 //! As-of answers deep in the log: each projection that answers as of a past position is asked
 //! for its answer at 90% of the log's head (whatever log the earlier sections left: the
-//! rebuild's bulk load when it ran), twice: the first ask replays the log from the start,
-//! the second is answered from the rows the first kept, if they fit the server's
-//! `--as-of-cache-mib` (else it replays again). Each ask is timed, with the
+//! rebuild's bulk load when it ran), twice. The bench's server answers both from the versions
+//! its projections record (the rows as of the mark below the position, and the events since
+//! replayed on top: `read/versioned.rs`); a server with `--as-of-from replay` would replay the
+//! log from the start, then answer the second from the rows the first kept, if they fit its
+//! `--as-of-cache-mib`. Each ask is timed, with the
 //! bench process's peak RSS during it (VmHWM reset before it; the server's replay and the
 //! client together). An ask that takes the process past a memory cap is cancelled and
 //! reported as stopped, so a replay that does not bound its memory cannot take the machine

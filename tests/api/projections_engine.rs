@@ -368,11 +368,11 @@ where
 async fn rows_and_checkpoint_advance_together_and_a_restart_applies_nothing_twice() {
     let log = Log::new().await;
     log.backlog(10, 100).await;
-    // Batches this small make catching up take about a hundred commits, so the checks below
+    // Batches this small make catching up take about two hundred commits, so the checks below
     // see it under way more than once even on a quiet machine (with 50 a batch it could pass
-    // a third of the log between two checks).
+    // a third of the log between two checks; with 10, once, under the full suite's load).
     let small_batches = RunnerConfig {
-        batch_events: 10,
+        batch_events: 5,
         ..config()
     };
     let runner = Runner::start::<Counts<1>>(&log, small_batches);
