@@ -100,6 +100,48 @@ pub enum Want {
     States { status: String, states: Vec<String> },
 }
 
+/// What a model wants for some events that was not asked for before, by kind, as the
+/// look-ups of a runner (`runner::rows::hydrate`) and of an as-of replay
+/// (`read::versioned`) read it.
+#[derive(Debug, Default)]
+pub struct Wanted {
+    pub keys: Vec<String>,
+    /// The groups `(statuses[i], sort_keys[i])`.
+    pub statuses: Vec<String>,
+    pub sort_keys: Vec<String>,
+    /// `(status, states)`: the rows of that status concerning all of those states.
+    pub with_states: Vec<(String, Vec<String>)>,
+}
+
+impl Wanted {
+    /// What `model` wants for `facts` that `asked` does not hold yet (it holds it now).
+    pub fn of<'f, M: Model>(
+        model: &M,
+        facts: impl IntoIterator<Item = &'f Fact>,
+        asked: &mut std::collections::HashSet<Want>,
+    ) -> Self {
+        let mut wanted = Self::default();
+        for want in facts.into_iter().flat_map(|fact| model.wants(fact)) {
+            if !asked.insert(want.clone()) {
+                continue;
+            }
+            match want {
+                Want::Key(key) => wanted.keys.push(key),
+                Want::Group { status, sort_key } => {
+                    wanted.statuses.push(status);
+                    wanted.sort_keys.push(sort_key);
+                }
+                Want::States { status, states } => wanted.with_states.push((status, states)),
+            }
+        }
+        wanted
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty() && self.statuses.is_empty() && self.with_states.is_empty()
+    }
+}
+
 /// A projection's in-memory state machine.
 pub trait Model: Default + Send + Sync + 'static {
     /// The projection's name (its checkpoint key, and what `diplog projections rebuild` takes).

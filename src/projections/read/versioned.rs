@@ -17,7 +17,7 @@ use crate::projections::engine::versions::Versions;
 use crate::projections::models::common::target_of;
 use crate::projections::read::request::QueryError;
 use crate::projections::read::window::passes;
-use crate::projections::{Fact, Model, Row, Want};
+use crate::projections::{Fact, Model, Row, Want, Wanted};
 
 /// A projection's rows as of a position: those on record at a commit (`versions`), but the
 /// ones the events since changed (`changed`: the row now, or `None` if gone).
@@ -95,26 +95,17 @@ async fn hydrate<M: Model>(
 ) -> Result<(), QueryError> {
     let mut asked: HashSet<Want> = HashSet::new();
     loop {
-        let (mut keys, mut statuses, mut sort_keys, mut with_states) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for want in facts.iter().flat_map(|fact| model.wants(fact)) {
-            if !asked.insert(want.clone()) {
-                continue;
-            }
-            match want {
-                Want::Key(key) => keys.push(key),
-                Want::Group { status, sort_key } => {
-                    statuses.push(status);
-                    sort_keys.push(sort_key);
-                }
-                Want::States { status, states } => with_states.push((status, states)),
-            }
-        }
-        if keys.is_empty() && statuses.is_empty() && with_states.is_empty() {
+        let wanted = Wanted::of(model, facts, &mut asked);
+        if wanted.is_empty() {
             return Ok(());
         }
         let mut rows = versions
-            .wanted(&keys, &statuses, &sort_keys, &with_states)
+            .wanted(
+                &wanted.keys,
+                &wanted.statuses,
+                &wanted.sort_keys,
+                &wanted.with_states,
+            )
             .await?;
         rows.retain(|row| !changed.contains(&row.key));
         model.hydrate(rows).map_err(QueryError::BadRow)?;

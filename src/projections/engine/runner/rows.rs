@@ -17,7 +17,7 @@ use crate::projections::engine::error::ProjectionError;
 use crate::projections::engine::rows::{
     Checkpoint, CheckpointRecord, RowRecord, select_checkpoints,
 };
-use crate::projections::{Fact, Model, Row, Want};
+use crate::projections::{Fact, Model, Row, Want, Wanted};
 
 /// Rows per upsert statement, to keep statements moderate however many rows a chunk touched.
 pub(super) const ROWS_PER_STATEMENT: usize = 500;
@@ -90,21 +90,12 @@ pub(super) async fn hydrate<M: Model>(
     let mut asked: HashSet<Want> = HashSet::new();
     let mut loaded: HashSet<String> = HashSet::new();
     loop {
-        let (mut keys, mut statuses, mut sort_keys) = (Vec::new(), Vec::new(), Vec::new());
-        let mut with_states = Vec::new();
-        for want in facts.iter().flat_map(|fact| model.wants(fact)) {
-            if !asked.insert(want.clone()) {
-                continue;
-            }
-            match want {
-                Want::Key(key) => keys.push(key),
-                Want::Group { status, sort_key } => {
-                    statuses.push(status);
-                    sort_keys.push(sort_key);
-                }
-                Want::States { status, states } => with_states.push((status, states)),
-            }
-        }
+        let Wanted {
+            keys,
+            statuses,
+            sort_keys,
+            with_states,
+        } = Wanted::of(model, facts.iter().map(|fact| &**fact), &mut asked);
         if keys.is_empty() && statuses.is_empty() && with_states.is_empty() {
             return Ok(loaded);
         }
