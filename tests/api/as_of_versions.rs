@@ -184,7 +184,13 @@ async fn as_of_answers_from_recorded_versions_equal_a_replay_of_the_log() {
     }
     caught_up(&versions, head, &generations).await;
     let some: Vec<u64> = positions.iter().copied().step_by(4).collect();
+    let before = scrape(http(&versions)).await;
     same_as_a_replay(&versions, &replay, &some, "a rebuilt generation").await;
+    let after = scrape(http(&versions)).await;
+    assert!(
+        answers_from(&after, "versions") - answers_from(&before, "versions") >= some.len() as f64,
+        "a rebuilt generation answers from its versions"
+    );
 
     // Rows whose versions are not on record are answered by a replay.
     let mut connection = database.connect().await.expect("connects");
