@@ -4,7 +4,8 @@
 //! (`--as-of-from replay`, a second server on the same database), at positions all through a
 //! random history with retractions and corrections: before and after every mark, in one
 //! page and in pages of a few items, of the live generation and of a rebuilt one. A
-//! generation whose rows are not versioned is answered by a replay. Which way each answer
+//! generation whose rows are not versioned, or are another version's, is answered by a
+//! replay. Which way each answer
 //! came is counted on `/metrics` of the servers (processes of their own), not timed.
 
 use std::collections::BTreeMap;
@@ -192,18 +193,30 @@ async fn as_of_answers_from_recorded_versions_equal_a_replay_of_the_log() {
         "a rebuilt generation answers from its versions"
     );
 
-    // Rows whose versions are not on record are answered by a replay.
+    // Rows another version of a model wrote (an upgrade's rebuild under way), and rows whose
+    // versions are not on record, are answered by a replay.
     let mut connection = database.connect().await.expect("connects");
-    sqlx::query("update projection_checkpoints set versions_every = null")
-        .execute(&mut connection)
-        .await
-        .expect("forget the versions");
-    let before = scrape(http(&versions)).await;
-    same_as_a_replay(&versions, &replay, &[middle], "rows without versions").await;
-    let after = scrape(http(&versions)).await;
-    assert_eq!(
-        answers_from(&after, "versions"),
-        answers_from(&before, "versions"),
-        "unversioned rows are not read as versions"
-    );
+    for (change, what) in [
+        (
+            "update projection_checkpoints set version = version - 1",
+            "rows of another version",
+        ),
+        (
+            "update projection_checkpoints set version = version + 1, versions_every = null",
+            "rows without versions",
+        ),
+    ] {
+        sqlx::query(change)
+            .execute(&mut connection)
+            .await
+            .expect("change the checkpoints");
+        let before = scrape(http(&versions)).await;
+        same_as_a_replay(&versions, &replay, &[middle], what).await;
+        let after = scrape(http(&versions)).await;
+        assert_eq!(
+            answers_from(&after, "versions"),
+            answers_from(&before, "versions"),
+            "{what} are not read as versions"
+        );
+    }
 }

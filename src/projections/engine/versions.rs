@@ -28,10 +28,13 @@ impl ProjectionStore {
     /// The rows of `name` as they stood after the last commit on record at or before
     /// `position`: the live position if the projection has not passed `position`, else the
     /// last multiple of the checkpoint's `versions_every` (each is a commit's position).
-    /// `None` if the live generation's rows are not versioned from its start.
+    /// `None` if the live generation's rows are not versioned from its start, or were written
+    /// by another version of the model than `version` (a replay on top of them would mix the
+    /// two: during an upgrade's rebuild).
     pub async fn versions(
         &self,
         name: &'static str,
+        version: i32,
         position: u64,
     ) -> Result<Option<Versions>, ProjectionError> {
         // A rebuild may swap in a new generation and drop the one just read before its
@@ -39,7 +42,7 @@ impl ProjectionStore {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            match self.versions_once(name, position).await {
+            match self.versions_once(name, version, position).await {
                 Err(ProjectionError::Database(sqlx::Error::Database(error)))
                     if error.code().as_deref() == Some(UNDEFINED_TABLE) && attempts < 3 =>
                 {
@@ -53,6 +56,7 @@ impl ProjectionStore {
     async fn versions_once(
         &self,
         name: &'static str,
+        version: i32,
         position: u64,
     ) -> Result<Option<Versions>, ProjectionError> {
         let mut tx = self.pool().begin().await?;
@@ -61,9 +65,10 @@ impl ProjectionStore {
             .await?;
         let checkpoint: Option<(i64, i64, Option<i64>)> = sqlx::query_as(
             "select generation, position, versions_every from projection_checkpoints \
-             where projection = $1",
+             where projection = $1 and version = $2",
         )
         .bind(name)
+        .bind(version)
         .fetch_optional(&mut *tx)
         .await?;
         let Some((generation, live, Some(every))) = checkpoint else {

@@ -27,13 +27,14 @@ pub(super) struct VersionedRows {
 }
 
 /// The rows of `M` as of `position`, or `None` if its live generation's rows are not
-/// versioned from its start, or the projection is too far behind `position` (more than twice
-/// `versions_every` to replay): the caller replays the log instead.
+/// versioned from its start or are another version's, or the projection is too far behind
+/// `position` (more than twice `versions_every` to replay): the caller replays the log
+/// instead.
 pub(super) async fn versioned<M: Model>(
     store: &ProjectionStore,
     position: u64,
 ) -> Result<Option<VersionedRows>, QueryError> {
-    let Some(mut versions) = store.versions(M::NAME, position).await? else {
+    let Some(mut versions) = store.versions(M::NAME, M::VERSION, position).await? else {
         return Ok(None);
     };
     if position - versions.at > 2 * versions.every {
