@@ -193,9 +193,30 @@ async fn as_of_answers_from_recorded_versions_equal_a_replay_of_the_log() {
         "a rebuilt generation answers from its versions"
     );
 
+    // The replaced generations' history tables go with them.
+    let mut connection = database.connect().await.expect("connects");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let histories: i64 = sqlx::query_scalar(
+            "select count(*) from pg_class where relkind = 'r' \
+             and relname like 'projection\\_history\\_%' \
+             and relnamespace = (select oid from pg_namespace where nspname = current_schema())",
+        )
+        .fetch_one(&mut connection)
+        .await
+        .expect("count the history tables");
+        if histories == diplog::projections::NAMES.len() as i64 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{histories} history tables are left, one a projection expected"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     // Rows another version of a model wrote (an upgrade's rebuild under way), and rows whose
     // versions are not on record, are answered by a replay.
-    let mut connection = database.connect().await.expect("connects");
     for (change, what) in [
         (
             "update projection_checkpoints set version = version - 1",

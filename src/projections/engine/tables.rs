@@ -13,9 +13,14 @@ pub(crate) fn history_table(name: &str, generation: u64) -> String {
     quote(&history_name(name, generation))
 }
 
+/// What the names of `name`'s history tables start with (the generation follows).
+pub(crate) fn history_prefix(name: &str) -> String {
+    format!("projection_history_{name}_")
+}
+
 /// [`history_table`], unquoted.
-pub(crate) fn history_name(name: &str, generation: u64) -> String {
-    format!("projection_history_{name}_{generation}")
+fn history_name(name: &str, generation: u64) -> String {
+    format!("{}{generation}", history_prefix(name))
 }
 
 /// `identifier` quoted for SQL.

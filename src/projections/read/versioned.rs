@@ -124,18 +124,6 @@ impl VersionedRows {
         self.changed.keys().cloned().collect()
     }
 
-    /// The rows the replay changed that exist and pass `filter`, in list order.
-    fn changed_passing(&self, filter: &RowFilter) -> Vec<&Row> {
-        let mut rows: Vec<&Row> = self
-            .changed
-            .values()
-            .flatten()
-            .filter(|row| passes(row, filter))
-            .collect();
-        rows.sort_by(|a, b| in_order(a, b));
-        rows
-    }
-
     /// Hands `each` the rows passing `filter`, in list order, one at a time.
     pub(super) async fn each_row(
         &mut self,
@@ -143,8 +131,9 @@ impl VersionedRows {
         mut each: impl FnMut(&Row) -> Result<(), QueryError>,
     ) -> Result<(), QueryError> {
         let excluded = self.excluded();
-        let changed: Vec<Row> = self.changed_passing(filter).into_iter().cloned().collect();
-        let mut changed = changed.iter().peekable();
+        let mut changed = changed_passing(&self.changed, filter)
+            .into_iter()
+            .peekable();
         self.versions
             .each_row(filter, &excluded, |row| {
                 while let Some(before) = changed.next_if(|c| in_order(c, &row).is_lt()) {
@@ -164,7 +153,7 @@ impl VersionedRows {
         limit: u64,
     ) -> Result<(Vec<Row>, u64), QueryError> {
         let excluded = self.excluded();
-        let changed: Vec<Row> = self.changed_passing(filter).into_iter().cloned().collect();
+        let changed = changed_passing(&self.changed, filter);
         // A stored row lands at most `changed.len()` places after its own index: reading
         // that many more, from that many earlier, covers every one that can land on the page.
         let extra = changed.len() as u64;
@@ -173,9 +162,23 @@ impl VersionedRows {
             .versions
             .page_rows(filter, &excluded, from, limit + extra)
             .await?;
-        let page = merge_page(window, from, stored, changed, offset, limit);
+        let page = merge_page(window, from, stored, &changed, offset, limit);
         Ok((page, stored + extra))
     }
+}
+
+/// The rows a replay changed (`changed`) that exist and pass `filter`, in list order.
+fn changed_passing<'r>(
+    changed: &'r BTreeMap<String, Option<Row>>,
+    filter: &RowFilter,
+) -> Vec<&'r Row> {
+    let mut rows: Vec<&Row> = changed
+        .values()
+        .flatten()
+        .filter(|row| passes(row, filter))
+        .collect();
+    rows.sort_by(|a, b| in_order(a, b));
+    rows
 }
 
 /// The rows `[offset, offset + limit)` of the merge, in list order, of the stored rows `S`
@@ -190,7 +193,7 @@ fn merge_page(
     window: Vec<Row>,
     from: u64,
     stored: u64,
-    changed: Vec<Row>,
+    changed: &[&Row],
     offset: u64,
     limit: u64,
 ) -> Vec<Row> {
@@ -206,7 +209,7 @@ fn merge_page(
         let stored_before = from + window.partition_point(|w| in_order(w, row).is_lt()) as u64;
         let index = stored_before + i as u64;
         if on_page(index) {
-            placed.push((index, row.clone()));
+            placed.push((index, (*row).clone()));
         }
     }
     for (j, row) in window.into_iter().enumerate() {
@@ -287,7 +290,7 @@ mod tests {
                         window,
                         from,
                         stored.len() as u64,
-                        changed.clone(),
+                        &changed.iter().collect::<Vec<_>>(),
                         offset,
                         limit,
                     );

@@ -12,7 +12,7 @@ use sqlx::{Connection, PgConnection};
 use tracing::{info, warn};
 
 use crate::projections::engine::error::ProjectionError;
-use crate::projections::engine::tables::{history_name, history_table, quote};
+use crate::projections::engine::tables::{history_prefix, history_table, quote};
 
 /// Memory for building a generation's indexes (PostgreSQL's default, 64 MB, makes a GIN
 /// index over a million rows spill to disk in many passes).
@@ -262,8 +262,7 @@ async fn drop_histories(
     live: u64,
     removal: &mut Removal,
 ) -> Result<(), ProjectionError> {
-    let prefix = history_name(name, 0);
-    let prefix = prefix.trim_end_matches('0');
+    let prefix = history_prefix(name);
     let generations: Vec<i64> = sqlx::query_scalar(
         "select substr(c.relname, length($1) + 1)::bigint from pg_class c \
          where c.relnamespace = (select oid from pg_namespace where nspname = current_schema()) \
@@ -272,7 +271,7 @@ async fn drop_histories(
            and to_regclass(quote_ident(diplog_projection_table($2, \
                substr(c.relname, length($1) + 1)::bigint))) is null",
     )
-    .bind(prefix)
+    .bind(&prefix)
     .bind(name)
     .fetch_all(&mut *connection)
     .await?;
