@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use diplog::import::{self, OnInvalid, scenario};
-use diplog::projections::engine::listing::PAGE_ROWS;
+use diplog::projections::engine::listing::page_rows_sql;
+use diplog::projections::engine::rows::RowFilter;
 use diplog::proto::{self, projections_client::ProjectionsClient};
 use sqlx::ConnectOptions;
 use sqlx::postgres::PgConnectOptions;
@@ -386,8 +387,14 @@ async fn a_page_of_a_list_counts_its_rows_once() {
     )
     .await;
     let mut connection = database.connect().await.expect("connects");
+    let filter = RowFilter {
+        states: vec!["RUS".to_owned()],
+        without_status: vec!["actor".to_owned()],
+        ..RowFilter::default()
+    };
     let explained: serde_json::Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "explain (analyze, format json) {PAGE_ROWS}"
+        "explain (analyze, format json) {}",
+        page_rows_sql(&filter)
     )))
     .bind("timeline")
     .bind(None::<String>)
@@ -406,4 +413,68 @@ async fn a_page_of_a_list_counts_its_rows_once() {
     assert_eq!(plan["Actual Rows"], 5, "a page of five: {explained:#}");
     // Each node runs once: the count is not evaluated again for each row of the page.
     assert_eq!(most_loops(plan), 1, "{explained:#}");
+}
+
+/// The names of the nodes of an `EXPLAIN (FORMAT JSON)` plan, with the index each scans.
+fn nodes(plan: &serde_json::Value, found: &mut Vec<String>) {
+    let index = plan["Index Name"].as_str().unwrap_or_default();
+    found.push(format!(
+        "{} {index}",
+        plan["Node Type"].as_str().unwrap_or("?")
+    ));
+    for child in plan["Plans"].as_array().into_iter().flatten() {
+        nodes(child, found);
+    }
+}
+
+#[tokio::test]
+async fn a_page_of_an_unfiltered_list_is_read_along_the_list_order_index() {
+    let (server, head, database) = server_with_history().await;
+    page(
+        server.channel().await,
+        List::Timeline("RUS", proto::Records::Both),
+        Some(proto::ReadOptions {
+            min_position: head,
+            ..Default::default()
+        }),
+        1,
+        String::new(),
+    )
+    .await;
+    let mut connection = database.connect().await.expect("connects");
+    // So few rows would be sorted, not read along an index: with sorts and sequential scans
+    // made dear, the plan shows whether an index gives the list's order at all.
+    sqlx::raw_sql("set enable_sort = off; set enable_seqscan = off")
+        .execute(&mut connection)
+        .await
+        .expect("set");
+    let explained: serde_json::Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "explain (format json) {}",
+        page_rows_sql(&RowFilter::default())
+    )))
+    .bind("timeline")
+    .bind(None::<String>)
+    .bind(Vec::<String>::new())
+    .bind(Vec::<String>::new())
+    .bind(Vec::<String>::new())
+    .bind(Vec::<String>::new())
+    .bind(None::<Vec<String>>)
+    .bind(None::<String>)
+    .bind(0_i64)
+    .bind(5_i64)
+    .fetch_one(&mut connection)
+    .await
+    .expect("explained");
+    let mut found = Vec::new();
+    nodes(&explained[0]["Plan"], &mut found);
+    assert!(
+        found.iter().all(|node| !node.starts_with("Sort")),
+        "the page is not sorted: {found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|node| node.starts_with("Index") && node.ends_with("_order")),
+        "the page reads the list-order index: {found:?}"
+    );
 }

@@ -13,29 +13,36 @@ use sqlx::types::Json;
 use crate::projections::engine::rows::{ProjectionError, ProjectionStore, RowFilter};
 use crate::projections::{Row, RowData};
 
-/// The rows of the live generation (`c`) that pass the filter `$2`-`$8`, as `r`.
-macro_rules! passing {
-    () => {
-        concat!(
-            "r.projection = $1 and r.generation = c.generation and ",
-            conditions!()
-        )
-    };
+/// The filter on rows `r` (of any generation or version), its values bound to `$2`-`$8` (see
+/// [`filtered`]): only the parts `filter` sets, so that a list without them reads no more than
+/// it must (an unfiltered one is counted from an index alone, and paged along one).
+pub(super) fn conditions(filter: &RowFilter) -> String {
+    let parts = [
+        (filter.actor.is_some(), "r.actors @> array[$2::text]"),
+        (!filter.states.is_empty(), "r.states @> $3::text[]"),
+        (!filter.status.is_empty(), "r.status = any($4::text[])"),
+        (
+            !filter.without_status.is_empty(),
+            "r.status <> all($5::text[])",
+        ),
+        (!filter.keys.is_empty(), "r.key = any($6::text[])"),
+        (filter.at_path.is_some(), "r.data #>> $7::text[] = $8"),
+    ];
+    parts
+        .iter()
+        .filter(|(set, _)| *set)
+        .fold("true".to_owned(), |all, (_, part)| {
+            format!("{all} and {part}")
+        })
 }
 
-/// The filter `$2`-`$8` on rows `r` (of any generation or version).
-macro_rules! conditions {
-    () => {
-        "($2::text is null or r.actors @> array[$2::text]) \
-         and r.states @> $3::text[] \
-         and (cardinality($4::text[]) = 0 or r.status = any($4::text[])) \
-         and r.status <> all($5::text[]) \
-         and (cardinality($6::text[]) = 0 or r.key = any($6::text[])) \
-         and ($7::text[] is null or r.data #>> $7::text[] = $8)"
-    };
+/// The rows of the live generation (`c`) that pass `filter`, as `r`.
+fn passing(filter: &RowFilter) -> String {
+    format!(
+        "r.projection = $1 and r.generation = c.generation and {}",
+        conditions(filter)
+    )
 }
-
-pub(super) use conditions;
 
 /// A list's order (byte order, as replayed models sort).
 macro_rules! list_order {
@@ -45,27 +52,26 @@ macro_rules! list_order {
 }
 pub(super) use list_order;
 
-/// One page of the rows passing the filter (`$1`-`$8`), from `$9`, at most `$10`, with their
+/// One page of the rows passing `filter` (`$1`-`$8`), from `$9`, at most `$10`, with their
 /// count and the position: what [`ProjectionStore::page_rows`] runs (public for the test of
 /// its plan). The count is a relation of one row joined once: a scalar subquery in the select
 /// list would be evaluated again for every row of the page.
-pub const PAGE_ROWS: &str = concat!(
-    "with c as ( \
-         select generation, position from projection_checkpoints where projection = $1 \
-     ), n as ( \
-         select count(*) as total from c join projection_rows r on ",
-    passing!(),
-    ") \
-     select c.position, n.total, p.key, p.data, p.actors, p.states, p.status, p.sort_key \
-     from c cross join n left join lateral ( \
-         select r.key, r.data, r.actors, r.states, r.status, r.sort_key \
-         from projection_rows r where ",
-    passing!(),
-    " ",
-    list_order!(),
-    " offset $9 limit $10 \
-     ) p on true"
-);
+pub fn page_rows_sql(filter: &RowFilter) -> String {
+    let passing = passing(filter);
+    format!(
+        "with c as ( \
+             select generation, position from projection_checkpoints where projection = $1 \
+         ), n as ( \
+             select count(*) as total from c join projection_rows r on {passing} \
+         ) \
+         select c.position, n.total, p.key, p.data, p.actors, p.states, p.status, p.sort_key \
+         from c cross join n left join lateral ( \
+             select r.key, r.data, r.actors, r.states, r.status, r.sort_key \
+             from projection_rows r where {passing} {} offset $9 limit $10 \
+         ) p on true",
+        list_order!()
+    )
+}
 
 /// One page of a list's rows.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,21 +95,16 @@ impl ProjectionStore {
         mut each: impl FnMut(Row) -> Result<(), E>,
     ) -> Result<u64, E> {
         // The left join keeps the checkpoint's position when no row passes the filter.
-        let mut records = filtered(
-            concat!(
-                "with c as ( \
+        let sql = format!(
+            "with c as ( \
                  select generation, position from projection_checkpoints where projection = $1 \
              ) \
              select c.position, r.key, r.data, r.actors, r.states, r.status, r.sort_key \
-             from c left join projection_rows r on ",
-                passing!(),
-                " ",
-                list_order!()
-            ),
-            name,
-            filter,
-        )
-        .fetch(self.pool());
+             from c left join projection_rows r on {} {}",
+            passing(filter),
+            list_order!()
+        );
+        let mut records = filtered(sqlx::AssertSqlSafe(sql), name, filter).fetch(self.pool());
         let mut position = 0;
         while let Some(record) = records.try_next().await.map_err(ProjectionError::from)? {
             let (at, row) = record.split();
@@ -125,7 +126,7 @@ impl ProjectionStore {
         offset: u64,
         limit: u64,
     ) -> Result<RowPage, ProjectionError> {
-        let records = filtered(PAGE_ROWS, name, filter)
+        let records = filtered(sqlx::AssertSqlSafe(page_rows_sql(filter)), name, filter)
             .bind(i64::try_from(offset).unwrap_or(i64::MAX))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(self.pool())
@@ -162,7 +163,7 @@ impl ProjectionStore {
     }
 }
 
-/// `sql` with the projection `name` and `filter` bound to `$1`-`$8` (see `passing!`).
+/// `sql` with the projection `name` and `filter` bound to `$1`-`$8` (see [`conditions`]).
 pub(super) fn filtered<'q>(
     sql: impl sqlx::SqlSafeStr,
     name: &'q str,

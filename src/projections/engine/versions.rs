@@ -60,9 +60,14 @@ impl ProjectionStore {
         position: u64,
     ) -> Result<Option<Versions>, ProjectionError> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query("set transaction isolation level repeatable read, read only")
-            .execute(&mut *tx)
-            .await?;
+        // Plans made for each statement's values: a generic plan cannot know how many keys
+        // a page leaves out, and one made for a few would compare every row with each.
+        sqlx::raw_sql(
+            "set transaction isolation level repeatable read, read only; \
+             set local plan_cache_mode = force_custom_plan",
+        )
+        .execute(&mut *tx)
+        .await?;
         let checkpoint: Option<(i64, i64, Option<i64>)> = sqlx::query_as(
             "select generation, position, versions_every from projection_checkpoints \
              where projection = $1 and version = $2",
@@ -99,35 +104,35 @@ impl ProjectionStore {
     }
 }
 
+/// The columns of a row `r`.
+const ROW: &str = "r.key, r.data, r.actors, r.states, r.status, r.sort_key";
+
 /// PostgreSQL's `undefined_table`.
 const UNDEFINED_TABLE: &str = "42P01";
 
 impl Versions {
-    /// The rows as of `at`, as a relation `r` (`$9`: `at`, `$10`: the generation). A row's
-    /// version written at or before `at` that no commit up to `at` replaced: in the live
-    /// table if no commit replaced it since, else in the history.
-    fn relation(&self) -> String {
+    /// The rows as of `at` (`$9`) that pass `filter` (`$2`-`$8`) and whose keys are not
+    /// among `$11`, in the live table if no commit up to `at` replaced them since (`live`) or
+    /// in the history: a version written at or before `at` that no commit up to `at`
+    /// replaced. Each table is the generation's own, so a row's projection and generation go
+    /// without saying (and an unfiltered count needs nothing but the list-order index).
+    ///
+    /// The keys the replay changed (thousands, after a few thousand events) are left out by
+    /// an anti-join, which hashes them once, rather than by `<> all`, which would look
+    /// through them for every row.
+    fn passing(&self, filter: &RowFilter, live: bool, select: &str) -> String {
+        let (table, current) = if live {
+            (rows_table(self.name, self.generation), "r.since <= $9")
+        } else {
+            (
+                history_table(self.name, self.generation),
+                "r.since <= $9 and r.until > $9",
+            )
+        };
         format!(
-            "(select key, data, actors, states, status, sort_key from {rows} \
-              where projection = $1 and generation = $10 and since <= $9 \
-              union all \
-              select key, data, actors, states, status, sort_key from {history} \
-              where since <= $9 and until > $9) r",
-            rows = rows_table(self.name, self.generation),
-            history = history_table(self.name, self.generation),
-        )
-    }
-
-    /// `select` of the rows passing the filter (`$1`-`$8`) whose keys are not among `$11`.
-    /// Those keys (the rows a replay changed: thousands, after a few thousand events) are
-    /// left out by an anti-join, which hashes them once, rather than by `<> all`, which would
-    /// look through them for every row.
-    fn passing(&self, select: &str) -> String {
-        format!(
-            "select {select} from {} where {} \
+            "select {select} from {table} r where {current} and {} \
              and not exists (select from unnest($11::text[]) as x(key) where x.key = r.key)",
-            self.relation(),
-            conditions!()
+            conditions(filter)
         )
     }
 
@@ -140,8 +145,9 @@ impl Versions {
         mut each: impl FnMut(Row) -> Result<(), E>,
     ) -> Result<(), E> {
         let sql = format!(
-            "{} {}",
-            self.passing("r.key, r.data, r.actors, r.states, r.status, r.sort_key"),
+            "select r.* from ({} union all {}) r {}",
+            self.passing(filter, true, ROW),
+            self.passing(filter, false, ROW),
             list_order!()
         );
         let mut records = filtered(sqlx::AssertSqlSafe(sql), self.name, filter)
@@ -166,14 +172,34 @@ impl Versions {
         offset: u64,
         limit: u64,
     ) -> Result<(Vec<Row>, u64), ProjectionError> {
-        // The count is a relation of one row joined once (see `listing::PAGE_ROWS`).
+        // The count is a relation of one row joined once (see `listing::page_rows_sql`). The
+        // page is chosen by key from the first `$14` (offset and limit) of each table in list
+        // order (the live table's along its list-order index), and only its rows are read.
         let sql = format!(
-            "with n as ({}) \
+            "with n as ( \
+                 select ({count_live}) + ({count_history}) as total \
+             ), k as ( \
+                 select r.key, r.sort_key, r.until from ( \
+                     ({keys_live} {order} limit $14) union all ({keys_history} {order} limit $14) \
+                 ) r {order} offset $12 limit $13 \
+             ) \
              select n.total, p.key, p.data, p.actors, p.states, p.status, p.sort_key \
-             from n left join lateral ({} {} offset $12 limit $13) p on true",
-            self.passing("count(*) as total"),
-            self.passing("r.key, r.data, r.actors, r.states, r.status, r.sort_key"),
-            list_order!()
+             from n left join lateral ( \
+                 select v.key, v.data, v.actors, v.states, v.status, v.sort_key \
+                 from k cross join lateral ( \
+                     select {ROW} from {rows} r where k.until is null \
+                       and r.projection = $1 and r.generation = $10 and r.key = k.key \
+                     union all \
+                     select {ROW} from {history} r where r.key = k.key and r.until = k.until \
+                 ) v order by k.sort_key collate \"C\", k.key collate \"C\" \
+             ) p on true",
+            count_live = self.passing(filter, true, "count(*)"),
+            count_history = self.passing(filter, false, "count(*)"),
+            keys_live = self.passing(filter, true, "r.key, r.sort_key, null::bigint as until"),
+            keys_history = self.passing(filter, false, "r.key, r.sort_key, r.until"),
+            order = list_order!(),
+            rows = rows_table(self.name, self.generation),
+            history = history_table(self.name, self.generation),
         );
         let records = filtered(sqlx::AssertSqlSafe(sql), self.name, filter)
             .bind(self.at as i64)
@@ -181,6 +207,7 @@ impl Versions {
             .bind(excluded)
             .bind(i64::try_from(offset).unwrap_or(i64::MAX))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(i64::try_from(offset.saturating_add(limit)).unwrap_or(i64::MAX))
             .fetch_all(&mut *self.tx)
             .await?;
         let total = total_of(&records);
