@@ -607,7 +607,7 @@ async fn generation_tables(pool: &PgPool) -> Vec<(i64, bool, Vec<String>)> {
 /// indexes (`diplog_projection_generation_finish`).
 fn live_table(generation: i64) -> (i64, bool, Vec<String>) {
     let table = generation_table(generation);
-    let indexes = ["actors", "pkey", "states", "status"]
+    let indexes = ["actors", "order", "pkey", "states", "status"]
         .iter()
         .map(|suffix| format!("{table}_{suffix}"))
         .collect();
