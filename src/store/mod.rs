@@ -197,6 +197,8 @@ impl WriterHandle {
 pub struct EventStore {
     pool: PgPool,
     appends: mpsc::Sender<writer::AppendCommand>,
+    /// Recordings' reads, answered together while they wait (`read::recording`).
+    recording_reads: mpsc::Sender<read::recording::Ask>,
     committed_head: watch::Receiver<u64>,
 }
 
@@ -218,9 +220,12 @@ impl EventStore {
             stop.clone(),
             head_sender,
         ));
+        let (recording_reads, asks) = mpsc::channel(config.queue_capacity);
+        tokio::spawn(read::recording::answer_asks(pool.clone(), asks));
         let store = Self {
             pool,
             appends,
+            recording_reads,
             committed_head,
         };
         Ok((store, WriterHandle { task, stop }))
@@ -328,13 +333,27 @@ impl EventStore {
 
     /// What recording into `streams` needs of the log, in one round trip (see
     /// [`read::recording`]): their versions and steps, the registrations in `actor_streams`,
-    /// the events `event_ids` name.
+    /// the events `event_ids` name. Concurrent recordings' reads that wait together are read
+    /// together.
     pub async fn recording_inputs(
         &self,
         streams: &[String],
         actor_streams: &[String],
         event_ids: &[Uuid],
     ) -> Result<RecordingInputs, ReadError> {
+        let (reply, answer) = oneshot::channel();
+        let ask = read::recording::Ask {
+            streams: streams.to_vec(),
+            actor_streams: actor_streams.to_vec(),
+            event_ids: event_ids.to_vec(),
+            reply,
+        };
+        if self.recording_reads.send(ask).await.is_ok()
+            && let Ok(read) = answer.await
+        {
+            return Ok(read?);
+        }
+        // The task that answers them ends only when the last store does: read alone.
         Ok(
             read::recording::recording_inputs(&self.pool, streams, actor_streams, event_ids)
                 .await?,

@@ -117,3 +117,111 @@ async fn a_record_into_a_stream_of_ten_thousand_reports_reads_what_one_into_a_ne
     pool.close().await;
     server.terminate(std::time::Duration::from_secs(20)).await;
 }
+
+/// A call between two of the actors `a-0` … `a-15`, the `i`th and the next.
+fn call_between(i: usize) -> proto::DiplomaticEvent {
+    typed_event(json!({
+        "occurred": {"day": "2025-02-15"},
+        "sources": [{"source": "agency", "quotes": [{"text": "A call was held"}]}],
+        "call_held": {"participants": [
+            {"actor": format!("a-{}", i % 16)}, {"actor": format!("a-{}", (i + 1) % 16)}
+        ]}
+    }))
+}
+
+#[tokio::test]
+async fn concurrent_records_are_read_together_and_each_sees_only_what_it_names() {
+    const CLIENTS: usize = 24;
+    let database = fresh_database().await;
+    let url = database_url_for(&database);
+    let mut server = Serve::on_database(&url)
+        .env(
+            "RUST_LOG",
+            "info,diplog::recorder=debug,diplog::store::read::recording=debug",
+        )
+        .start()
+        .await;
+    let channel = server.channel().await;
+    let mut client = DiplomacyClient::new(channel.clone());
+    client
+        .record(registered("agency", "MEDIA"))
+        .await
+        .expect("registered");
+    for i in 0..16 {
+        client
+            .record(registered(&format!("a-{i}"), "PERSON"))
+            .await
+            .expect("registered");
+    }
+    let mut recorded = 17;
+    let mut most_together = 0;
+    for round in 0..5 {
+        // Every client's record names two actors of its own (and the source); one names an
+        // actor nobody registered.
+        let records = (0..CLIENTS).map(|i| {
+            let mut client = DiplomacyClient::new(channel.clone());
+            let event = if i == CLIENTS - 1 {
+                typed_event(json!({
+                    "occurred": {"day": "2025-02-15"},
+                    "sources": [{"source": "agency", "quotes": [{"text": "A call"}]}],
+                    "call_held": {"participants": [{"actor": "a-0"}, {"actor": "ghost"}]}
+                }))
+            } else {
+                call_between(i)
+            };
+            let request = record_request(&format!("occurrence-{round}-{i}"), vec![event]);
+            async move { client.record(request).await }
+        });
+        let answers = futures::future::join_all(records).await;
+        for (i, answer) in answers.iter().enumerate() {
+            if i == CLIENTS - 1 {
+                let status = answer.as_ref().expect_err("an unknown actor is refused");
+                assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+            } else {
+                answer.as_ref().expect("recorded");
+            }
+        }
+        // What each record read (its two actors' and the source's registrations, whatever
+        // it was read with), and how many were read together: the log in order (both
+        // messages start "read ").
+        let (mut asked, mut checked) = (0, 0);
+        let mut events_read: Vec<u64> = Vec::new();
+        while asked < CLIENTS + recorded || checked < CLIENTS + recorded {
+            let entry = server.log_entry("read ").await;
+            if let Some(asks) = entry["fields"]["asks"].as_u64() {
+                most_together = most_together.max(asks as usize);
+                asked += asks as usize;
+            } else {
+                checked += 1;
+                if checked > recorded {
+                    events_read.push(
+                        entry["fields"]["events_read"]
+                            .as_u64()
+                            .expect("events_read"),
+                    );
+                }
+            }
+        }
+        assert_eq!(asked, CLIENTS + recorded, "every record read once");
+        let (known, ghost) = events_read
+            .iter()
+            .fold((0, 0), |(known, ghost), &n| match n {
+                3 => (known + 1, ghost),
+                2 => (known, ghost + 1),
+                _ => (known, ghost),
+            });
+        assert_eq!(
+            (known, ghost),
+            (CLIENTS - 1, 1),
+            "each record read its actors' registrations and no other's: {events_read:?}"
+        );
+        recorded = 0;
+        if most_together > 1 {
+            break;
+        }
+    }
+    assert!(
+        most_together > 1,
+        "concurrent records were read together at least once in five rounds"
+    );
+}

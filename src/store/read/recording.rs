@@ -4,9 +4,10 @@
 //! grows with the lifecycles it touches, not with how many sources reported them (the partial
 //! index `events_stream_steps_idx`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use sqlx::PgPool;
+use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 /// One event as the rules take note of it.
@@ -34,7 +35,7 @@ pub struct RecordingInputs {
     pub events: Vec<KnownEvent>,
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(Clone, sqlx::FromRow)]
 struct Row {
     /// 0: a stream's version (in `event.position`), 1: a step of a stream written to, 2: an
     /// actor's registration or a retraction in its stream, 3: an event named by id.
@@ -43,22 +44,104 @@ struct Row {
     event: KnownEvent,
 }
 
+/// Most recordings read together in one round trip.
+const MOST_READ_TOGETHER: usize = 64;
+
+/// One recording's read, and where its answer goes.
+pub(in crate::store) struct Ask {
+    pub streams: Vec<String>,
+    pub actor_streams: Vec<String>,
+    pub event_ids: Vec<Uuid>,
+    pub reply: oneshot::Sender<Result<RecordingInputs, sqlx::Error>>,
+}
+
+/// Answers the asks of concurrent recordings, those waiting together in one read, as the
+/// writer groups appends: each arm of the read matches each name on its own, so the union's
+/// rows that concern an ask are exactly what its own read would give (one snapshot for all).
+/// One read at a time; ends when every sender is gone.
+pub(in crate::store) async fn answer_asks(pool: PgPool, mut asks: mpsc::Receiver<Ask>) {
+    while let Some(first) = asks.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MOST_READ_TOGETHER
+            && let Ok(ask) = asks.try_recv()
+        {
+            batch.push(ask);
+        }
+        tracing::debug!(asks = batch.len(), "read for recordings");
+        if batch.len() == 1 {
+            let ask = batch.remove(0);
+            let read = recording_inputs(&pool, &ask.streams, &ask.actor_streams, &ask.event_ids);
+            let _ = ask.reply.send(read.await);
+            continue;
+        }
+        let union = |names: fn(&Ask) -> &Vec<String>| -> Vec<String> {
+            let set: BTreeSet<&String> = batch.iter().flat_map(names).collect();
+            set.into_iter().cloned().collect()
+        };
+        let streams = union(|ask| &ask.streams);
+        let actor_streams = union(|ask| &ask.actor_streams);
+        let event_ids: Vec<Uuid> = batch
+            .iter()
+            .flat_map(|ask| &ask.event_ids)
+            .copied()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        match rows(&pool, &streams, &actor_streams, &event_ids).await {
+            Ok(all) => {
+                for ask in batch {
+                    let concerns = |row: &Row| match row.part {
+                        0 | 1 => ask.streams.contains(&row.event.stream_id),
+                        2 => ask.actor_streams.contains(&row.event.stream_id),
+                        _ => ask.event_ids.contains(&row.event.event_id),
+                    };
+                    let _ = ask.reply.send(Ok(inputs(all.iter().cloned(), concerns)));
+                }
+            }
+            // Each ask then gets its own read, and its own error.
+            Err(_) => {
+                for ask in batch {
+                    let read =
+                        recording_inputs(&pool, &ask.streams, &ask.actor_streams, &ask.event_ids);
+                    let _ = ask.reply.send(read.await);
+                }
+            }
+        }
+    }
+}
+
+/// One recording's read on its own.
 pub(in crate::store) async fn recording_inputs(
     pool: &PgPool,
     streams: &[String],
     actor_streams: &[String],
     event_ids: &[Uuid],
 ) -> Result<RecordingInputs, sqlx::Error> {
+    let rows = rows(pool, streams, actor_streams, event_ids).await?;
+    Ok(inputs(rows, |_| true))
+}
+
+/// The read itself.
+async fn rows(
+    pool: &PgPool,
+    streams: &[String],
+    actor_streams: &[String],
+    event_ids: &[Uuid],
+) -> Result<Vec<Row>, sqlx::Error> {
     // One function (migration 20261206140000): planned once per connection, never with a
     // sequential scan of `events`.
-    let rows: Vec<Row> = sqlx::query_as("select * from diplog_recording_inputs($1, $2, $3)")
+    sqlx::query_as("select * from diplog_recording_inputs($1, $2, $3)")
         .bind(streams)
         .bind(actor_streams)
         .bind(event_ids)
         .fetch_all(pool)
-        .await?;
+        .await
+}
+
+/// The rows that `concerns`, as the rules take them.
+fn inputs(rows: impl IntoIterator<Item = Row>, concerns: impl Fn(&Row) -> bool) -> RecordingInputs {
     let mut inputs = RecordingInputs::default();
-    for row in rows {
+    for row in rows.into_iter().filter(|row| concerns(row)) {
         if row.part == 0 {
             inputs
                 .versions
@@ -67,5 +150,5 @@ pub(in crate::store) async fn recording_inputs(
             inputs.events.push(row.event);
         }
     }
-    Ok(inputs)
+    inputs
 }
