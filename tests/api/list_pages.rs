@@ -371,10 +371,10 @@ fn most_loops(plan: &serde_json::Value) -> u64 {
     children.fold(own, u64::max)
 }
 
-#[tokio::test]
-async fn a_page_of_a_list_counts_its_rows_once() {
+/// A server with a history whose runners have written every row (a page at the head was
+/// answered), and a connection to its database with `settings` made.
+async fn caught_up_connection(settings: &str) -> (ServeProcess, sqlx::PgConnection) {
     let (server, head, database) = server_with_history().await;
-    // The runners have written every row before the statement is explained.
     page(
         server.channel().await,
         List::Timeline("RUS", proto::Records::Both),
@@ -387,28 +387,47 @@ async fn a_page_of_a_list_counts_its_rows_once() {
     )
     .await;
     let mut connection = database.connect().await.expect("connects");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(settings.to_owned()))
+        .execute(&mut connection)
+        .await
+        .expect("set");
+    (server, connection)
+}
+
+/// `EXPLAIN (options)` of the first page of five of the timeline's rows passing `filter`.
+async fn explained_page(
+    connection: &mut sqlx::PgConnection,
+    options: &str,
+    filter: &RowFilter,
+) -> serde_json::Value {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "explain ({options}) {}",
+        page_rows_sql(filter)
+    )))
+    .bind("timeline")
+    .bind(&filter.actor)
+    .bind(&filter.states)
+    .bind(&filter.status)
+    .bind(&filter.without_status)
+    .bind(&filter.keys)
+    .bind(filter.at_path.as_ref().map(|(path, _)| path))
+    .bind(filter.at_path.as_ref().map(|(_, value)| value))
+    .bind(0_i64)
+    .bind(5_i64)
+    .fetch_one(connection)
+    .await
+    .expect("explained")
+}
+
+#[tokio::test]
+async fn a_page_of_a_list_counts_its_rows_once() {
+    let (_server, mut connection) = caught_up_connection("").await;
     let filter = RowFilter {
         states: vec!["RUS".to_owned()],
         without_status: vec!["actor".to_owned()],
         ..RowFilter::default()
     };
-    let explained: serde_json::Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "explain (analyze, format json) {}",
-        page_rows_sql(&filter)
-    )))
-    .bind("timeline")
-    .bind(None::<String>)
-    .bind(vec!["RUS".to_owned()])
-    .bind(Vec::<String>::new())
-    .bind(vec!["actor".to_owned()])
-    .bind(Vec::<String>::new())
-    .bind(None::<Vec<String>>)
-    .bind(None::<String>)
-    .bind(0_i64)
-    .bind(5_i64)
-    .fetch_one(&mut connection)
-    .await
-    .expect("explained");
+    let explained = explained_page(&mut connection, "analyze, format json", &filter).await;
     let plan = &explained[0]["Plan"];
     assert_eq!(plan["Actual Rows"], 5, "a page of five: {explained:#}");
     // Each node runs once: the count is not evaluated again for each row of the page.
@@ -429,42 +448,11 @@ fn nodes(plan: &serde_json::Value, found: &mut Vec<String>) {
 
 #[tokio::test]
 async fn a_page_of_an_unfiltered_list_is_read_along_the_list_order_index() {
-    let (server, head, database) = server_with_history().await;
-    page(
-        server.channel().await,
-        List::Timeline("RUS", proto::Records::Both),
-        Some(proto::ReadOptions {
-            min_position: head,
-            ..Default::default()
-        }),
-        1,
-        String::new(),
-    )
-    .await;
-    let mut connection = database.connect().await.expect("connects");
     // So few rows would be sorted, not read along an index: with sorts and sequential scans
     // made dear, the plan shows whether an index gives the list's order at all.
-    sqlx::raw_sql("set enable_sort = off; set enable_seqscan = off")
-        .execute(&mut connection)
-        .await
-        .expect("set");
-    let explained: serde_json::Value = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "explain (format json) {}",
-        page_rows_sql(&RowFilter::default())
-    )))
-    .bind("timeline")
-    .bind(None::<String>)
-    .bind(Vec::<String>::new())
-    .bind(Vec::<String>::new())
-    .bind(Vec::<String>::new())
-    .bind(Vec::<String>::new())
-    .bind(None::<Vec<String>>)
-    .bind(None::<String>)
-    .bind(0_i64)
-    .bind(5_i64)
-    .fetch_one(&mut connection)
-    .await
-    .expect("explained");
+    let (_server, mut connection) =
+        caught_up_connection("set enable_sort = off; set enable_seqscan = off").await;
+    let explained = explained_page(&mut connection, "format json", &RowFilter::default()).await;
     let mut found = Vec::new();
     nodes(&explained[0]["Plan"], &mut found);
     assert!(
