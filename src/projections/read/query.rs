@@ -96,6 +96,25 @@ impl Drop for Turn {
     }
 }
 
+/// Where an answer's rows come from, found once for the answer (`Queries::rows`), so a get's
+/// lookups and a list's fallback ask for versions, or replay, once.
+enum Rows {
+    /// The live rows: each read reflects the position its statement saw.
+    Live { reference: DateTime<Utc> },
+    /// Recorded versions as of `position`, with the events since replayed on top.
+    Versioned {
+        rows: VersionedRows,
+        position: u64,
+        reference: DateTime<Utc>,
+    },
+    /// A replay's rows as of `position` (or on a day).
+    Replayed {
+        rows: Arc<Vec<Row>>,
+        position: u64,
+        reference: DateTime<Utc>,
+    },
+}
+
 fn answered_from(from: &'static str) {
     metrics::counter!(AS_OF_ANSWERS, "from" => from).increment(1);
 }
@@ -135,22 +154,64 @@ impl Queries {
         }
     }
 
-    /// Hands `each` the rows of `M` at `source` passing `filter`, in list order, with the time
-    /// the answer is about; answers the position they reflect and that time. Holds no more
-    /// rows than a replay's model does: live rows arrive one at a time.
-    async fn each_row<M: Model>(
-        &self,
-        source: Source,
-        filter: &RowFilter,
-        mut each: impl FnMut(&Row, DateTime<Utc>) -> Result<(), QueryError>,
-    ) -> Result<(u64, DateTime<Utc>), QueryError> {
+    /// Where the rows of `M` at `source` come from, found once for the whole answer: the
+    /// live rows (after waiting, if asked, for `min_position`), recorded versions, or a
+    /// replay of the log.
+    async fn rows<M: Model>(&self, source: Source) -> Result<Rows, QueryError> {
         match source {
             Source::Live {
                 min_position,
                 deadline,
             } => {
                 self.reach(M::NAME, min_position, deadline).await?;
-                let reference = Utc::now();
+                Ok(Rows::Live {
+                    reference: Utc::now(),
+                })
+            }
+            Source::AsOf(as_of) => {
+                let (position, reference) = self.bound(as_of).await?;
+                if let Some(rows) = self.versioned::<M>(position).await? {
+                    return Ok(Rows::Versioned {
+                        rows,
+                        position,
+                        reference,
+                    });
+                }
+                let rows = self.replay::<M>(position).await?;
+                Ok(Rows::Replayed {
+                    rows,
+                    position,
+                    reference,
+                })
+            }
+            Source::On { date, as_of } => {
+                let position = match as_of {
+                    Some(as_of) => self.bound(as_of).await?.0,
+                    None => self.store.head().await?,
+                };
+                let rows = Arc::new(self.replay_on::<M>(position, date).await?);
+                // Statuses that depend on time are judged at the end of that day.
+                Ok(Rows::Replayed {
+                    rows,
+                    position,
+                    reference: end_of(date),
+                })
+            }
+        }
+    }
+
+    /// Hands `each` the rows of `M` in `from` passing `filter`, in list order, with the time
+    /// the answer is about; answers the position they reflect and that time. Holds no more
+    /// rows than a replay's model does: live rows arrive one at a time.
+    async fn each_row<M: Model>(
+        &self,
+        from: &mut Rows,
+        filter: &RowFilter,
+        mut each: impl FnMut(&Row, DateTime<Utc>) -> Result<(), QueryError>,
+    ) -> Result<(u64, DateTime<Utc>), QueryError> {
+        match from {
+            Rows::Live { reference } => {
+                let reference = *reference;
                 let read = metrics::counter!(LIST_ROWS, "read" => "each");
                 let position = self
                     .store
@@ -161,28 +222,22 @@ impl Queries {
                     .await?;
                 Ok((position, reference))
             }
-            Source::AsOf(as_of) => {
-                let (position, reference) = self.bound(as_of).await?;
-                if let Some(mut versioned) = self.versioned::<M>(position).await? {
-                    versioned
-                        .each_row(filter, |row| each(row, reference))
-                        .await?;
-                    return Ok((position, reference));
-                }
-                let rows = self.replay::<M>(position).await?;
-                each_replayed(&rows, filter, |row| each(row, reference))?;
-                Ok((position, reference))
+            Rows::Versioned {
+                rows,
+                position,
+                reference,
+            } => {
+                let reference = *reference;
+                rows.each_row(filter, |row| each(row, reference)).await?;
+                Ok((*position, reference))
             }
-            Source::On { date, as_of } => {
-                let position = match as_of {
-                    Some(as_of) => self.bound(as_of).await?.0,
-                    None => self.store.head().await?,
-                };
-                let rows = self.replay_on::<M>(position, date).await?;
-                // Statuses that depend on time are judged at the end of that day.
-                let reference = end_of(date);
-                each_replayed(&rows, filter, |row| each(row, reference))?;
-                Ok((position, reference))
+            Rows::Replayed {
+                rows,
+                position,
+                reference,
+            } => {
+                each_replayed(rows, filter, |row| each(row, *reference))?;
+                Ok((*position, *reference))
             }
         }
     }
@@ -318,40 +373,37 @@ impl Queries {
         let wanted = statuses("status", &filter.status, V::STATUSES)?;
         let rows = list_rows::<V>(filter)?;
         let (offset, size) = page_bounds(page)?;
+        let mut from = self.rows::<V::Model>(source).await?;
         // Every row passing the row filter is an item: PostgreSQL pages.
         if wanted.is_empty() && !filter.pending_only && V::EVERY_ROW_AN_ITEM {
-            match source {
-                Source::Live {
-                    min_position,
-                    deadline,
-                } => {
-                    self.reach(V::Model::NAME, min_position, deadline).await?;
-                    let reference = Utc::now();
+            match &mut from {
+                Rows::Live { reference } => {
                     let page = self
                         .store
                         .page_rows(V::Model::NAME, &rows, offset as u64, size as u64)
                         .await?;
                     metrics::counter!(LIST_ROWS, "read" => "page")
                         .increment(page.rows.len() as u64);
-                    let at = (page.position, reference);
+                    let at = (page.position, *reference);
                     return self.page_answer(filter, page.rows, page.total, offset, at);
                 }
-                Source::AsOf(as_of) => {
-                    let (position, reference) = self.bound(as_of).await?;
-                    if let Some(mut versioned) = self.versioned::<V::Model>(position).await? {
-                        let (page, total) = versioned
-                            .page_rows(&rows, offset as u64, size as u64)
-                            .await?;
-                        let at = (position, reference);
-                        return self.page_answer(filter, page, total, offset, at);
-                    }
+                Rows::Versioned {
+                    rows: versioned,
+                    position,
+                    reference,
+                } => {
+                    let (page, total) = versioned
+                        .page_rows(&rows, offset as u64, size as u64)
+                        .await?;
+                    let at = (*position, *reference);
+                    return self.page_answer(filter, page, total, offset, at);
                 }
-                Source::On { .. } => {}
+                Rows::Replayed { .. } => {}
             }
         }
         let mut window = Window::new(offset, size);
         let (position, reference) = self
-            .each_item::<V>(source, filter, &rows, |item| {
+            .each_item::<V>(&mut from, filter, &wanted, &rows, |item| {
                 window.offer(item);
                 Ok(())
             })
@@ -400,19 +452,19 @@ impl Queries {
         }
     }
 
-    /// Hands `each` every item of `V` at `source` passing `filter` whose row passes `rows`
-    /// (the list's row filter, perhaps narrowed), in list order; answers the position and the
-    /// time the items reflect.
+    /// Hands `each` every item of `V` in `from` passing `filter` (with the statuses `wanted`)
+    /// whose row passes `rows` (the list's row filter, perhaps narrowed), in list order;
+    /// answers the position and the time the items reflect.
     async fn each_item<V: Listed>(
         &self,
-        source: Source,
+        from: &mut Rows,
         filter: &ListFilter,
+        wanted: &[String],
         rows: &RowFilter,
         mut each: impl FnMut(V) -> Result<(), QueryError>,
     ) -> Result<(u64, DateTime<Utc>), QueryError> {
-        let wanted = statuses("status", &filter.status, V::STATUSES)?;
-        self.each_row::<V::Model>(source, rows, |row, reference| {
-            match self.item_of::<V>(row, reference, filter, &wanted)? {
+        self.each_row::<V::Model>(from, rows, |row, reference| {
+            match self.item_of::<V>(row, reference, filter, wanted)? {
                 Some(item) => each(item),
                 None => Ok(()),
             }
@@ -446,9 +498,12 @@ impl Queries {
         filter: &ListFilter,
     ) -> Result<Answer<V>, QueryError> {
         let limit = self.config.watch_rows;
+        let wanted = statuses("status", &filter.status, V::STATUSES)?;
+        let rows = list_rows::<V>(filter)?;
+        let mut from = self.rows::<V::Model>(source).await?;
         let mut items = Vec::new();
         let (position, reference) = self
-            .each_item::<V>(source, filter, &list_rows::<V>(filter)?, |item| {
+            .each_item::<V>(&mut from, filter, &wanted, &rows, |item| {
                 if items.len() == limit {
                     return Err(QueryError::TooMany {
                         what: V::WHAT,
@@ -472,41 +527,17 @@ impl Queries {
         filter: &ListFilter,
         key: &str,
     ) -> Result<Answer<V>, QueryError> {
+        let wanted = statuses("status", &filter.status, V::STATUSES)?;
         let rows = list_rows::<V>(filter)?;
-        let lookups = match source {
-            Source::Live { .. } => lookups::<V>(key, &rows),
-            Source::AsOf(as_of) => {
-                let (position, reference) = self.bound(as_of).await?;
-                if let Some(mut versioned) = self.versioned::<V::Model>(position).await? {
-                    let wanted = statuses("status", &filter.status, V::STATUSES)?;
-                    for rows in lookups::<V>(key, &rows) {
-                        let mut named = Vec::new();
-                        versioned
-                            .each_row(&rows, |row| {
-                                if let Some(item) =
-                                    self.item_of::<V>(row, reference, filter, &wanted)?
-                                    && item.named_by(key)
-                                {
-                                    named.push(item);
-                                }
-                                Ok(())
-                            })
-                            .await?;
-                        let named = V::chosen(named);
-                        if !named.is_empty() {
-                            return Ok(whole(named, position, reference));
-                        }
-                    }
-                    return Err(QueryError::NotFound(V::not_found(key)));
-                }
-                vec![rows]
-            }
-            Source::On { .. } => vec![rows],
+        let mut from = self.rows::<V::Model>(source).await?;
+        let lookups = match from {
+            Rows::Live { .. } | Rows::Versioned { .. } => lookups::<V>(key, &rows),
+            Rows::Replayed { .. } => vec![rows],
         };
         for rows in &lookups {
             let mut named = Vec::new();
             let (position, reference) = self
-                .each_named::<V>(source, filter, rows, key, &mut named)
+                .each_named::<V>(&mut from, filter, &wanted, rows, key, &mut named)
                 .await?;
             let named = V::chosen(named);
             if !named.is_empty() {
@@ -519,13 +550,14 @@ impl Queries {
     /// Adds to `named` the items passing `filter` and `rows` that `key` names.
     async fn each_named<V: Listed>(
         &self,
-        source: Source,
+        from: &mut Rows,
         filter: &ListFilter,
+        wanted: &[String],
         rows: &RowFilter,
         key: &str,
         named: &mut Vec<V>,
     ) -> Result<(u64, DateTime<Utc>), QueryError> {
-        self.each_item::<V>(source, filter, rows, |item: V| {
+        self.each_item::<V>(from, filter, wanted, rows, |item: V| {
             if item.named_by(key) {
                 named.push(item);
             }
@@ -558,9 +590,10 @@ impl Queries {
             status: vec![ACTOR_STATUS.to_owned()],
             ..RowFilter::default()
         };
+        let mut from = self.rows::<Timeline>(source).await?;
         let mut actors = Vec::new();
         let (position, reference) = self
-            .each_row::<Timeline>(source, &filter, |row, _| {
+            .each_row::<Timeline>(&mut from, &filter, |row, _| {
                 actors.push(
                     row.decode::<ActorInfo>("actor")
                         .map_err(QueryError::BadRow)?,
