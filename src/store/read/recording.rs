@@ -95,7 +95,9 @@ pub(in crate::store) async fn answer_asks(pool: PgPool, mut asks: mpsc::Receiver
                         2 => ask.actor_streams.contains(&row.event.stream_id),
                         _ => ask.event_ids.contains(&row.event.event_id),
                     };
-                    let _ = ask.reply.send(Ok(inputs(all.iter().cloned(), concerns)));
+                    let _ = ask
+                        .reply
+                        .send(Ok(inputs(all.iter().filter(|row| concerns(row)).cloned())));
                 }
             }
             // Each ask then gets its own read, and its own error.
@@ -118,7 +120,7 @@ pub(in crate::store) async fn recording_inputs(
     event_ids: &[Uuid],
 ) -> Result<RecordingInputs, sqlx::Error> {
     let rows = rows(pool, streams, actor_streams, event_ids).await?;
-    Ok(inputs(rows, |_| true))
+    Ok(inputs(rows))
 }
 
 /// The read itself.
@@ -138,10 +140,10 @@ async fn rows(
         .await
 }
 
-/// The rows that `concerns`, as the rules take them.
-fn inputs(rows: impl IntoIterator<Item = Row>, concerns: impl Fn(&Row) -> bool) -> RecordingInputs {
+/// `rows` as the rules take them.
+fn inputs(rows: impl IntoIterator<Item = Row>) -> RecordingInputs {
     let mut inputs = RecordingInputs::default();
-    for row in rows.into_iter().filter(|row| concerns(row)) {
+    for row in rows {
         if row.part == 0 {
             inputs
                 .versions
