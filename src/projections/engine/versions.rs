@@ -8,10 +8,10 @@
 use futures::TryStreamExt;
 use sqlx::{Postgres, Transaction};
 
-use crate::projections::Row;
 use crate::projections::engine::listing::{conditions, filtered, list_order, total_of};
 use crate::projections::engine::rows::{ProjectionError, ProjectionStore, RowFilter, RowRecord};
 use crate::projections::engine::tables::{history_table, rows_table};
+use crate::projections::{Row, Wanted};
 
 /// An open read of a projection's rows as they stood after the commit at position `at`.
 pub struct Versions {
@@ -218,17 +218,11 @@ impl Versions {
         Ok((rows, total))
     }
 
-    /// The rows with `keys`, those of the groups `(statuses[i], sort_keys[i])`, and those of
-    /// status `status` concerning all of `states` for each of `with_states`: what a model
-    /// replaying the events after `at` wants (`Model::wants`), as the runner's look-up reads
-    /// them (`runner::rows::hydrate`). Each part seeks an index of the live table.
-    pub async fn wanted(
-        &mut self,
-        keys: &[String],
-        statuses: &[String],
-        sort_keys: &[String],
-        with_states: &[(String, Vec<String>)],
-    ) -> Result<Vec<Row>, ProjectionError> {
+    /// The rows a model replaying the events after `at` wants (`Model::wants`): those with
+    /// its keys, those of its groups, and those of a status concerning all of some states, as
+    /// the runner's look-up reads them (`runner::rows::hydrate`). Each part seeks an index of
+    /// the live table.
+    pub async fn wanted(&mut self, wanted: &Wanted) -> Result<Vec<Row>, ProjectionError> {
         let rows = rows_table(self.name, self.generation);
         let history = history_table(self.name, self.generation);
         let sql = format!(
@@ -250,15 +244,15 @@ impl Versions {
         );
         let records: Vec<RowRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(self.name)
-            .bind(keys)
-            .bind(statuses)
-            .bind(sort_keys)
+            .bind(&wanted.keys)
+            .bind(&wanted.statuses)
+            .bind(&wanted.sort_keys)
             .bind(self.at as i64)
             .bind(self.generation as i64)
             .fetch_all(&mut *self.tx)
             .await?;
         let mut found: Vec<Row> = records.into_iter().map(Row::from).collect();
-        for (status, states) in with_states {
+        for (status, states) in &wanted.with_states {
             let filter = RowFilter {
                 status: vec![status.clone()],
                 states: states.clone(),

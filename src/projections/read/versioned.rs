@@ -100,14 +100,7 @@ async fn hydrate<M: Model>(
         if wanted.is_empty() {
             return Ok(());
         }
-        let mut rows = versions
-            .wanted(
-                &wanted.keys,
-                &wanted.statuses,
-                &wanted.sort_keys,
-                &wanted.with_states,
-            )
-            .await?;
+        let mut rows = versions.wanted(&wanted).await?;
         rows.retain(|row| !changed.contains(&row.key));
         model.hydrate(rows).map_err(QueryError::BadRow)?;
     }

@@ -90,15 +90,16 @@ pub(super) async fn hydrate<M: Model>(
     let mut asked: HashSet<Want> = HashSet::new();
     let mut loaded: HashSet<String> = HashSet::new();
     loop {
+        let wanted = Wanted::of(model, facts.iter().map(|fact| &**fact), &mut asked);
+        if wanted.is_empty() {
+            return Ok(loaded);
+        }
         let Wanted {
             keys,
             statuses,
             sort_keys,
             with_states,
-        } = Wanted::of(model, facts.iter().map(|fact| &**fact), &mut asked);
-        if keys.is_empty() && statuses.is_empty() && with_states.is_empty() {
-            return Ok(loaded);
-        }
+        } = wanted;
         let by_status = !statuses.is_empty() || !with_states.is_empty();
         indexes
             .ensure(connection, &table, by_status, !with_states.is_empty())
