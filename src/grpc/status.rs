@@ -173,7 +173,7 @@ impl From<ReadError> for Status {
         match error {
             ReadError::StreamNotFound(_) => Status::not_found(error.to_string()),
             ReadError::Unavailable(_) => Status::unavailable(error.to_string()),
-            ReadError::Database(_) => internal(&error),
+            ReadError::Database(_) | ReadError::BrokeOff(_) => internal(&error),
         }
     }
 }

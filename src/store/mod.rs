@@ -149,6 +149,9 @@ pub enum ReadError {
     Unavailable(#[source] sqlx::Error),
     #[error("database error: {0}")]
     Database(#[source] sqlx::Error),
+    /// A page's fetch failed other than in the database (it panicked).
+    #[error("the read broke off: {0}")]
+    BrokeOff(String),
 }
 
 impl From<sqlx::Error> for ReadError {

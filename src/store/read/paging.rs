@@ -19,8 +19,11 @@
 //! unfiltered page's window is exactly its size; a filtered page's window is wider (a filter
 //! may leave most keys out) and grows while pages come back short.
 
+use std::collections::VecDeque;
+
 use futures::{Stream, StreamExt, TryStreamExt, stream};
 use tokio::sync::mpsc;
+use tokio_util::task::AbortOnDropHandle;
 
 use crate::domain::Direction;
 use crate::store::{ReadError, RecordedEvent};
@@ -38,7 +41,7 @@ pub const PAGE_BYTES: i64 = 4 << 20;
 
 /// Pages fetched ahead of the one being consumed, counting the one being fetched: a read holds
 /// at most `1 + READ_AHEAD` pages on the server.
-pub const READ_AHEAD: usize = 1;
+pub const READ_AHEAD: usize = 2;
 
 /// The first window of a filtered read, in pages: a filter may select few of the keys (and
 /// at least `MIN_FILTERED_WINDOW` keys).
@@ -136,7 +139,7 @@ impl Page {
 }
 
 /// Where the next page starts, how far it may look, and how much may still be returned.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) struct Cursor {
     /// Next key to return (inclusive), in the read's direction.
     pub(super) next: i64,
@@ -195,6 +198,16 @@ impl Cursor {
             }
     }
 
+    /// Where the page after this one starts if this one covers its whole window, as an
+    /// unfiltered page not cut by its bytes does (keys are gapless); `None` for a filtered
+    /// read, whose pages may end anywhere in their windows.
+    fn unless_cut(self, direction: Direction) -> Option<Self> {
+        (!self.filtered).then(|| {
+            let count = self.page_size() as usize;
+            self.advance(direction, Some(self.window_end(direction)), count, true)
+        })
+    }
+
     /// Moves past a page of `count` rows whose last row has key `last_key`: a page that
     /// `ends_at_last_row` (full, or cut by its bytes) goes on after that row, any other has
     /// seen its whole window.
@@ -232,16 +245,22 @@ impl Cursor {
 /// `fetch` reads a [`sized_page!`] of up to `cursor.page_size()` rows from `cursor.next` to
 /// `cursor.window_end(direction)`, both inclusive.
 ///
-/// Reads ahead: a task fetches the next page while the consumer is still taking the previous
+/// Reads ahead: the next pages are fetched while the consumer is still taking the previous
 /// one (sending it to a client, say), so the database and the consumer work at the same time
-/// instead of in turn. The task takes a place in the channel before it fetches a page, so at
-/// most `READ_AHEAD` pages, fetched or being fetched, wait beside the one being consumed:
-/// a read that is never consumed holds `1 + READ_AHEAD` pages at most. Once the stream is
-/// dropped, the task stops at its next page. Each page takes its own pooled connection, so a
-/// slow consumer holds none while it is not fetching.
+/// instead of in turn. Every fetch first takes a place in the channel, so at most
+/// `READ_AHEAD` pages, fetched or being fetched, wait beside the one being consumed: a read
+/// that is never consumed holds `1 + READ_AHEAD` pages at most. Once the stream is dropped,
+/// no further page is fetched and those under way are abandoned. Each page takes its own
+/// pooled connection, so a slow consumer holds none while nothing is being fetched.
 ///
-/// Answers the pages as they come (never an empty one): a batched read sends them on as they
-/// are, the others go through [`events`].
+/// An unfiltered read knows where its next page starts before the page before it arrives
+/// (keys are gapless: a page that is not cut by its bytes covers its whole window), so it
+/// fetches up to `READ_AHEAD` pages at once, on as many connections; a page that comes back
+/// cut, or short, drops the fetches that guessed past it and the read goes on from where it
+/// really ended. A filtered page's end is known only once it arrives: one fetch at a time.
+///
+/// Answers the pages as they come, in order (never an empty one): a batched read sends them
+/// on as they are, the others go through [`events`].
 pub(super) fn paginate<F, Fut>(
     direction: Direction,
     cursor: Cursor,
@@ -254,28 +273,70 @@ where
 {
     let (pages, mut received) = mpsc::channel::<Result<Vec<RecordedEvent>, ReadError>>(READ_AHEAD);
     tokio::spawn(async move {
-        let mut cursor = cursor;
-        while !cursor.is_done(direction) {
-            // Room first: the consumer gone, the read stops.
-            let Ok(room) = pages.reserve().await else {
-                return;
-            };
-            let page = match fetch(cursor).await {
-                Ok(rows) => Page::new(rows, cursor.page_size()),
-                Err(error) => {
-                    room.send(Err(error.into()));
+        // Fetches under way, oldest first, each with its place in the channel; dropping one
+        // abandons its fetch.
+        let mut under_way: VecDeque<(Cursor, mpsc::OwnedPermit<_>, AbortOnDropHandle<_>)> =
+            VecDeque::new();
+        let start = |cursor, room| {
+            (
+                cursor,
+                room,
+                AbortOnDropHandle::new(tokio::spawn(fetch(cursor))),
+            )
+        };
+        let unless_done = |cursor: Option<Cursor>| cursor.filter(|c| !c.is_done(direction));
+        // Where the next fetch to start begins, if known.
+        let mut next = unless_done(Some(cursor));
+        loop {
+            let guess = next.filter(|_| under_way.len() < READ_AHEAD);
+            let Some((_, _, fetching)) = under_way.front_mut() else {
+                // Nothing under way: wait for room (the consumer gone, the read stops).
+                let Some(cursor) = next else { return };
+                let Ok(room) = pages.clone().reserve_owned().await else {
                     return;
-                }
+                };
+                under_way.push_back(start(cursor, room));
+                next = unless_done(cursor.unless_cut(direction));
+                continue;
             };
-            cursor = cursor.advance(
-                direction,
-                page.events.last().map(key),
-                page.events.len(),
-                page.ends_at_last_row,
-            );
-            // A filtered window may hold nothing; the read goes on past it.
-            if !page.events.is_empty() {
-                room.send(Ok(page.events));
+            tokio::select! {
+                // Room for a page after the ones under way: fetch it too.
+                room = pages.clone().reserve_owned(), if guess.is_some() => {
+                    let (Ok(room), Some(cursor)) = (room, guess) else { return };
+                    under_way.push_back(start(cursor, room));
+                    next = unless_done(cursor.unless_cut(direction));
+                }
+                fetched = fetching => {
+                    let (cursor, room, _) = under_way.pop_front().expect("the page fetched");
+                    let page = match fetched {
+                        Ok(Ok(rows)) => Page::new(rows, cursor.page_size()),
+                        Ok(Err(error)) => {
+                            room.send(Err(error.into()));
+                            return;
+                        }
+                        // The fetch panicked (it is aborted only by this side's drop).
+                        Err(error) => {
+                            room.send(Err(ReadError::BrokeOff(error.to_string())));
+                            return;
+                        }
+                    };
+                    let after = cursor.advance(
+                        direction,
+                        page.events.last().map(key),
+                        page.events.len(),
+                        page.ends_at_last_row,
+                    );
+                    if Some(after) != cursor.unless_cut(direction) {
+                        // The page ended elsewhere than its whole window: the fetches after
+                        // it (if any) guessed wrong.
+                        under_way.clear();
+                        next = unless_done(Some(after));
+                    }
+                    // A filtered window may hold nothing; the read goes on past it.
+                    if !page.events.is_empty() {
+                        room.send(Ok(page.events));
+                    }
+                }
             }
         }
     });
@@ -291,3 +352,7 @@ pub(in crate::store) fn events(
         .try_flatten()
         .boxed()
 }
+
+#[cfg(test)]
+#[path = "paging_tests.rs"]
+mod tests;
