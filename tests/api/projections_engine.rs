@@ -1563,6 +1563,86 @@ async fn the_shared_fact_cache_answers_every_read_as_a_fresh_read_does_and_reads
     log.stop().await;
 }
 
+#[tokio::test]
+async fn runners_following_the_head_read_each_new_stretch_of_the_tail_once_between_them() {
+    use diplog::projections::engine::facts::{BLOCK, FactCache};
+    let log = Log::new().await;
+    log.append_facts("s-1", 300).await;
+    log.append_plain("plain", 20).await;
+    let head = log.head().await;
+    // All of it in the first block, which is not complete: the tail.
+    assert!(head < BLOCK, "head {head}");
+    let mut connection = log.pool.acquire().await.unwrap();
+    let fresh = |after: u64, limit: usize| {
+        let pool = log.pool.clone();
+        async move {
+            let mut connection = pool.acquire().await.unwrap();
+            FactCache::default()
+                .read(&mut connection, after, None, limit)
+                .await
+                .expect("a fresh read")
+        }
+    };
+    let same = |read: &diplog::projections::engine::facts::Batch,
+                fresh: &diplog::projections::engine::facts::Batch,
+                what: &str| {
+        assert_eq!(summary(read), summary(fresh), "{what}");
+        assert!(
+            read.facts.iter().zip(&fresh.facts).all(|(a, b)| **a == **b),
+            "{what}"
+        );
+    };
+
+    // Seven runners at the same position, on connections of their own, all at once, after
+    // the committed head was heard: one of them reads, the others take what it read.
+    let shared = std::sync::Arc::new(FactCache::default());
+    shared.note_head(head);
+    let reads = futures::future::join_all((0..7).map(|_| {
+        let (shared, pool) = (shared.clone(), log.pool.clone());
+        async move {
+            let mut connection = pool.acquire().await.unwrap();
+            shared
+                .read(&mut connection, 0, None, 1000)
+                .await
+                .expect("a shared read")
+        }
+    }))
+    .await;
+    let first = fresh(0, 1000).await;
+    for read in &reads {
+        same(read, &first, "at 0");
+    }
+    assert_eq!(shared.tail_reads(), 1);
+
+    // The head moves on: the first runner reads the new stretch only, the others take it
+    // from what is kept, wherever in it they stand, whatever their batch size.
+    log.append_facts("s-2", 40).await;
+    let moved = log.head().await;
+    shared.note_head(moved);
+    for (after, limit) in [(0, 1000), (0, 7), (150, 1000), (head, 1000), (head - 1, 3)] {
+        let read = shared
+            .read(&mut connection, after, None, limit)
+            .await
+            .expect("a shared read");
+        same(
+            &read,
+            &fresh(after, limit).await,
+            &format!("after {after}, limit {limit}"),
+        );
+    }
+    assert_eq!(shared.tail_reads(), 2);
+
+    // A runner at the head as it was heard asks the database nothing.
+    let read = shared
+        .read(&mut connection, moved, None, 1000)
+        .await
+        .expect("at the head");
+    same(&read, &fresh(moved, 1000).await, "at the head");
+    assert_eq!(shared.tail_reads(), 2);
+    drop(connection);
+    log.stop().await;
+}
+
 /// Text that COPY's text format must escape, or that an array literal must quote.
 const AWKWARD: &str = "tab\t nl\n cr\r bs\\ q\" sq' {br,ce} \\N NULL \\. é 🌍";
 

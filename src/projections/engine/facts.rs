@@ -6,9 +6,13 @@
 //!
 //! - The cache holds blocks of `BLOCK` consecutive positions, each read in one statement and
 //!   only once the whole block is committed (the head is past its end): the log is append-only
-//!   and positions are gapless and in commit order, so such a block never changes. The
-//!   stretch after the last complete block (the tail a caught-up runner follows) is read
-//!   directly, as before, and not kept.
+//!   and positions are gapless and in commit order, so such a block never changes.
+//! - The stretch after the last complete block (the tail caught-up runners follow) is not in
+//!   a block. The live runners still read each new stretch of it once between them: the last
+//!   `TAIL_KEPT` or so positions read are kept (`Tail`), a runner within them takes what they
+//!   hold, and reads on from their end only if the head is known to be further (one read at
+//!   a time; the others wait for it and take what it read). Reads up to a given position (a
+//!   rebuild's) read the tail directly.
 //! - Single flight: runners wanting a block that is being read wait for that read rather than
 //!   start their own. If the read fails (or its runner stops), the next one wanting the block
 //!   reads it itself, on its own connection.
@@ -34,6 +38,9 @@ pub const BLOCK: u64 = 1024;
 
 /// Blocks kept at most (about 32,000 positions).
 const CAPACITY: usize = 32;
+
+/// Positions of the tail kept at least (and at most twice as many).
+const TAIL_KEPT: u64 = BLOCK;
 
 /// Diplomatic events read from the log, and how far they take the reader.
 pub struct Batch {
@@ -83,6 +90,53 @@ struct Slots {
     order: VecDeque<u64>,
 }
 
+/// The diplomatic events of positions `(start, end]`, as far as a runner last read the tail.
+#[derive(Default)]
+struct Tail {
+    start: u64,
+    end: u64,
+    /// In position order.
+    facts: VecDeque<Arc<Fact>>,
+}
+
+impl Tail {
+    /// Whether a read after `after` may start here.
+    fn holds(&self, after: u64) -> bool {
+        self.start <= after && after <= self.end && self.end > 0
+    }
+
+    /// Up to `limit` facts after `after` (which it `holds`).
+    fn after(&self, after: u64, limit: usize) -> Vec<Arc<Fact>> {
+        let first = self.facts.partition_point(|fact| fact.position <= after);
+        self.facts.range(first..).take(limit).cloned().collect()
+    }
+
+    /// Takes in a read that went on from `end` (or, if it does not hold `after`, starts over
+    /// from `after`), keeping the last `TAIL_KEPT` or so positions.
+    fn extend(&mut self, after: u64, read: &Batch) {
+        if after != self.end {
+            *self = Self {
+                start: after,
+                end: after,
+                facts: VecDeque::new(),
+            };
+        }
+        self.facts.extend(read.facts.iter().cloned());
+        self.end = read.reached;
+        if self.end - self.start > 2 * TAIL_KEPT {
+            self.start = self.end - TAIL_KEPT;
+            let start = self.start;
+            while self
+                .facts
+                .front()
+                .is_some_and(|fact| fact.position <= start)
+            {
+                self.facts.pop_front();
+            }
+        }
+    }
+}
+
 /// Parsed diplomatic events shared by the runners of one server. Cheap to share (`Arc`).
 #[derive(Default)]
 pub struct FactCache {
@@ -91,6 +145,9 @@ pub struct FactCache {
     /// complete.
     known_head: AtomicU64,
     blocks_read: AtomicU64,
+    /// Locked while a runner reads on from its end: one such read at a time.
+    tail: tokio::sync::Mutex<Tail>,
+    tail_reads: AtomicU64,
 }
 
 impl FactCache {
@@ -135,12 +192,13 @@ impl FactCache {
             let end = (index + 1) * BLOCK;
             let complete = self.known_head.load(Ordering::Relaxed) >= end;
             if !complete || until.is_some_and(|until| until < end) {
-                let rest = read_direct(connection, at, until, limit - facts.len()).await?;
-                let head_at_least = match until {
-                    Some(until) if rest.bound >= until => until,
-                    _ => rest.bound,
+                let rest = match until {
+                    None => self.read_tail(connection, at, limit - facts.len()).await?,
+                    Some(_) => {
+                        self.read_direct(connection, at, until, limit - facts.len())
+                            .await?
+                    }
                 };
-                self.known_head.fetch_max(head_at_least, Ordering::Relaxed);
                 facts.extend(rest.facts);
                 return Ok(Batch { facts, ..rest });
             }
@@ -190,6 +248,84 @@ impl FactCache {
             }
             None => known,
         })
+    }
+
+    /// A position the log's head has reached (committed), as a runner heard: a read of the
+    /// tail that holds it needs no database.
+    pub fn note_head(&self, head: u64) {
+        self.known_head.fetch_max(head, Ordering::Relaxed);
+    }
+
+    /// Up to `limit` diplomatic events after `after`, up to the head: from the kept tail as
+    /// far as it goes, then, unless the tail already reaches the head as far as it is known,
+    /// read on from its end (by one runner at a time) and kept.
+    async fn read_tail(
+        &self,
+        connection: &mut PgConnection,
+        after: u64,
+        limit: usize,
+    ) -> Result<Batch, ProjectionError> {
+        let mut tail = self.tail.lock().await;
+        if after < tail.start {
+            // Behind what is kept: read alone, keep nothing.
+            drop(tail);
+            return self.read_direct(connection, after, None, limit).await;
+        }
+        let (mut facts, from) = if tail.holds(after) {
+            (tail.after(after, limit), tail.end)
+        } else {
+            (Vec::new(), after)
+        };
+        if facts.len() >= limit {
+            let reached = facts.last().map_or(from, |fact| fact.position);
+            return Ok(Batch {
+                facts,
+                bound: self.known_head.load(Ordering::Relaxed).max(from),
+                reached,
+                full: true,
+                unreadable: None,
+            });
+        }
+        if tail.holds(after) && from >= self.known_head.load(Ordering::Relaxed) {
+            return Ok(Batch {
+                facts,
+                bound: from,
+                reached: from,
+                full: false,
+                unreadable: None,
+            });
+        }
+        let rest = self
+            .read_direct(connection, from, None, limit - facts.len())
+            .await?;
+        self.tail_reads.fetch_add(1, Ordering::Relaxed);
+        if rest.unreadable.is_none() {
+            tail.extend(from, &rest);
+        }
+        facts.extend(rest.facts);
+        Ok(Batch { facts, ..rest })
+    }
+
+    /// `read_direct`, noting the head it saw.
+    async fn read_direct(
+        &self,
+        connection: &mut PgConnection,
+        after: u64,
+        until: Option<u64>,
+        limit: usize,
+    ) -> Result<Batch, ProjectionError> {
+        let rest = read_direct(connection, after, until, limit).await?;
+        let head_at_least = match until {
+            Some(until) if rest.bound >= until => until,
+            _ => rest.bound,
+        };
+        self.known_head.fetch_max(head_at_least, Ordering::Relaxed);
+        Ok(rest)
+    }
+
+    /// How many times a runner read on from the end of the kept tail.
+    pub fn tail_reads(&self) -> u64 {
+        self.tail_reads.load(Ordering::Relaxed)
     }
 
     /// How many blocks this cache has read from the database.

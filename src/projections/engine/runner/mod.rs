@@ -515,6 +515,9 @@ impl<'c, M: Model> Runner<'c, M> {
             }
             let mut more = false;
             if self.live.is_some() {
+                // What has been committed: the runners' reads of the tail share one read
+                // while it reaches that far (`FactCache::note_head`).
+                self.facts.note_head(*committed_head.borrow());
                 more |= self.advance_live().await?;
             }
             if self.build.is_some() {
