@@ -195,7 +195,7 @@ impl FactCache {
                 let rest = match until {
                     None => self.read_tail(connection, at, limit - facts.len()).await?,
                     Some(_) => {
-                        self.read_direct(connection, at, until, limit - facts.len())
+                        self.read_noting_head(connection, at, until, limit - facts.len())
                             .await?
                     }
                 };
@@ -269,7 +269,7 @@ impl FactCache {
         if after < tail.start {
             // Behind what is kept: read alone, keep nothing.
             drop(tail);
-            return self.read_direct(connection, after, None, limit).await;
+            return self.read_noting_head(connection, after, None, limit).await;
         }
         let (mut facts, from) = if tail.holds(after) {
             (tail.after(after, limit), tail.end)
@@ -296,7 +296,7 @@ impl FactCache {
             });
         }
         let rest = self
-            .read_direct(connection, from, None, limit - facts.len())
+            .read_noting_head(connection, from, None, limit - facts.len())
             .await?;
         self.tail_reads.fetch_add(1, Ordering::Relaxed);
         if rest.unreadable.is_none() {
@@ -307,7 +307,7 @@ impl FactCache {
     }
 
     /// `read_direct`, noting the head it saw.
-    async fn read_direct(
+    async fn read_noting_head(
         &self,
         connection: &mut PgConnection,
         after: u64,
