@@ -257,7 +257,7 @@ impl Cursor {
 /// (keys are gapless: a page that is not cut by its bytes covers its whole window), so it
 /// fetches up to `READ_AHEAD` pages at once, on as many connections; a page that comes back
 /// cut, or short, drops the fetches that guessed past it and the read goes on from where it
-/// really ended. A filtered page's end is known only once it arrives: one fetch at a time.
+/// really ended, guessing again only once a page has covered its whole window. A filtered page's end is known only once it arrives: one fetch at a time.
 ///
 /// Answers the pages as they come, in order (never an empty one): a batched read sends them
 /// on as they are, the others go through [`events`].
@@ -287,8 +287,12 @@ where
         let unless_done = |cursor: Option<Cursor>| cursor.filter(|c| !c.is_done(direction));
         // Where the next fetch to start begins, if known.
         let mut next = unless_done(Some(cursor));
+        // Whether the last page covered its whole window: after a page cut by its bytes (a
+        // stretch of large events) the next is not guessed, so such a stretch is not read
+        // twice.
+        let mut guessing = true;
         loop {
-            let guess = next.filter(|_| under_way.len() < READ_AHEAD);
+            let guess = next.filter(|_| guessing && under_way.len() < READ_AHEAD);
             let Some((_, _, fetching)) = under_way.front_mut() else {
                 // Nothing under way: wait for room (the consumer gone, the read stops).
                 let Some(cursor) = next else { return };
@@ -326,7 +330,8 @@ where
                         page.events.len(),
                         page.ends_at_last_row,
                     );
-                    if Some(after) != cursor.unless_cut(direction) {
+                    guessing = Some(after) == cursor.unless_cut(direction);
+                    if !guessing {
                         // The page ended elsewhere than its whole window: the fetches after
                         // it (if any) guessed wrong.
                         under_way.clear();
