@@ -119,19 +119,8 @@ mod tests {
     use prost::Message;
 
     fn event(position: i64, payload_bytes: usize) -> RecordedEvent {
-        RecordedEvent {
-            position,
-            stream_id: "s".to_owned(),
-            stream_version: position,
-            event_id: uuid::Uuid::from_u128(position as u128),
-            event_type: "T".to_owned(),
-            data_text: format!("\"{}\"", "x".repeat(payload_bytes.saturating_sub(2))),
-            correlation_id: None,
-            causation_id: None,
-            metadata: sqlx::types::Json(Default::default()),
-            recorded_at: chrono::DateTime::UNIX_EPOCH,
-            appended_by: "anonymous".to_owned(),
-        }
+        let payload = format!("\"{}\"", "x".repeat(payload_bytes.saturating_sub(2)));
+        RecordedEvent::example(position, payload)
     }
 
     /// The bytes `event(…, payload_bytes)` takes in a batch.

@@ -57,6 +57,27 @@ pub struct RecordedEvent {
     pub appended_by: String,
 }
 
+#[cfg(test)]
+impl RecordedEvent {
+    /// An event at `position` of stream `s` (version `position`) with `data_text`, for tests
+    /// of what handles read events.
+    pub(crate) fn example(position: i64, data_text: String) -> Self {
+        Self {
+            position,
+            stream_id: "s".to_owned(),
+            stream_version: position,
+            event_id: Uuid::from_u128(position as u128),
+            event_type: "T".to_owned(),
+            data_text,
+            correlation_id: None,
+            causation_id: None,
+            metadata: sqlx::types::Json(Default::default()),
+            recorded_at: DateTime::UNIX_EPOCH,
+            appended_by: "anonymous".to_owned(),
+        }
+    }
+}
+
 /// What a successful append reports back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendOutcome {

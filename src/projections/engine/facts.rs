@@ -100,7 +100,7 @@ struct Tail {
 }
 
 impl Tail {
-    /// Whether a read after `after` may start here.
+    /// Whether a read after `after` may start here (a tail never read holds nothing).
     fn holds(&self, after: u64) -> bool {
         self.start <= after && after <= self.end && self.end > 0
     }
@@ -271,7 +271,8 @@ impl FactCache {
             drop(tail);
             return self.read_noting_head(connection, after, None, limit).await;
         }
-        let (mut facts, from) = if tail.holds(after) {
+        let held = tail.holds(after);
+        let (mut facts, from) = if held {
             (tail.after(after, limit), tail.end)
         } else {
             (Vec::new(), after)
@@ -286,7 +287,7 @@ impl FactCache {
                 unreadable: None,
             });
         }
-        if tail.holds(after) && from >= self.known_head.load(Ordering::Relaxed) {
+        if held && from >= self.known_head.load(Ordering::Relaxed) {
             return Ok(Batch {
                 facts,
                 bound: from,

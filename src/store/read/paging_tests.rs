@@ -12,22 +12,6 @@ use super::{Cursor, PAGE_SIZE, READ_AHEAD, SizedRow, paginate};
 use crate::domain::Direction;
 use crate::store::{ReadError, RecordedEvent};
 
-fn event(position: i64) -> RecordedEvent {
-    RecordedEvent {
-        position,
-        stream_id: "s".to_owned(),
-        stream_version: position,
-        event_id: uuid::Uuid::from_u128(position as u128),
-        event_type: "T".to_owned(),
-        data_text: "{}".to_owned(),
-        correlation_id: None,
-        causation_id: None,
-        metadata: sqlx::types::Json(Default::default()),
-        recorded_at: chrono::DateTime::UNIX_EPOCH,
-        appended_by: "anonymous".to_owned(),
-    }
-}
-
 /// A log of positions `1..=head` read through a fetch that takes `delay`, keeps the positions
 /// `kept` lets through (a filter), and cuts a page after `cut_after` rows when the page starts
 /// at a position `cut_at` picks (as its bytes would); such a page takes five times as long.
@@ -70,7 +54,7 @@ impl Log {
             .filter(|&key| (self.kept)(key))
             .take(cursor.page_size() as usize)
             .map(|key| SizedRow {
-                event: event(key),
+                event: RecordedEvent::example(key, "{}".to_owned()),
                 cut: false,
             })
             .collect();
