@@ -7,6 +7,9 @@ mod coding;
 mod kinds;
 mod lifecycle;
 mod rules;
+#[cfg(test)]
+mod samples;
+mod stored;
 mod values;
 
 use chrono::{DateTime, Utc};
@@ -20,6 +23,8 @@ pub use lifecycle::{
 pub use rules::check_record;
 pub use rules::log_state::LogState;
 pub use rules::streams::{Category, StreamName};
+#[cfg(test)]
+pub(crate) use samples::sample_events;
 pub use values::{ActorId, CountryCode, FuzzyTime, Key, Language, Precision, YearMonth};
 
 use crate::domain::EventId;

@@ -376,8 +376,7 @@ pub(super) fn typed(recorded: &RecordedEvent) -> Option<DiplomaticEvent> {
     if !crate::recorder::is_diplomatic(&recorded.metadata.0) {
         return None;
     }
-    let json: serde_json::Value = serde_json::from_str(&recorded.data_text).ok()?;
-    match DiplomaticEvent::from_json(json) {
+    match DiplomaticEvent::from_json_text(&recorded.data_text) {
         Ok(event) => Some(event),
         Err((path, message)) => {
             tracing::warn!(

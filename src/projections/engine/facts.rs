@@ -454,8 +454,7 @@ pub(in crate::projections) fn parse_fact(
     recorded_at: DateTime<Utc>,
     data_text: &str,
 ) -> Result<Fact, String> {
-    let json: serde_json::Value = serde_json::from_str(data_text).map_err(|e| e.to_string())?;
-    let parsed = DiplomaticEvent::from_json(json).map_err(|(path, message)| {
+    let parsed = DiplomaticEvent::from_json_text(data_text).map_err(|(path, message)| {
         if path.is_empty() {
             message
         } else {

@@ -109,9 +109,8 @@ impl LogState {
             Some(KindName::ActorRegistered | KindName::EventRetracted)
         );
         let parsed = payload_matters
-            .then(|| serde_json::from_str(data).ok())
-            .flatten()
-            .and_then(|json| DiplomaticEvent::from_json(json).ok());
+            .then(|| DiplomaticEvent::from_json_text(data).ok())
+            .flatten();
         self.observe(stream_id, id, event_type, parsed.as_ref());
     }
 
