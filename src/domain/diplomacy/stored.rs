@@ -65,8 +65,8 @@ impl<'de> Visitor<'de> for EventVisitor {
         while let Some(key) = map.next_key::<&'de str>()? {
             match key {
                 "occurred" => once(&mut occurred, map.next_value::<Option<FuzzyTime>>()?)?,
-                "sources" => once(&mut sources, exact(map.next_value()?))?,
-                "evidence" => once(&mut evidence, exact_ids(map.next_value()?))?,
+                "sources" => once(&mut sources, exact_sources(map.next_value()?))?,
+                "evidence" => once(&mut evidence, exact::<EventId>(map.next_value()?))?,
                 "coding" => once(&mut coding, map.next_value::<Option<Coding>>()?)?,
                 "note" => once(&mut note, map.next_value::<Option<String>>()?)?,
                 // Any other key must be the kind's (an unknown variant fails).
@@ -96,8 +96,8 @@ impl<'de> Visitor<'de> for EventVisitor {
 /// of thousands of parsed events (their fact cache): that came to about 30 MiB more at the
 /// peak of a 300,000-event rebuild. The envelope's lists, and each source's, are cut to their
 /// length; a kind's own short lists are left.
-fn exact(mut sources: Vec<SourceAttribution>) -> Vec<SourceAttribution> {
-    sources.shrink_to_fit();
+fn exact_sources(sources: Vec<SourceAttribution>) -> Vec<SourceAttribution> {
+    let mut sources = exact(sources);
     for source in &mut sources {
         source.quotes.shrink_to_fit();
         source.claims.shrink_to_fit();
@@ -105,9 +105,9 @@ fn exact(mut sources: Vec<SourceAttribution>) -> Vec<SourceAttribution> {
     sources
 }
 
-fn exact_ids(mut ids: Vec<EventId>) -> Vec<EventId> {
-    ids.shrink_to_fit();
-    ids
+fn exact<T>(mut list: Vec<T>) -> Vec<T> {
+    list.shrink_to_fit();
+    list
 }
 
 /// The kind's entry of the event's map, its key already read: deserializes as the externally
