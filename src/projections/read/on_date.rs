@@ -28,11 +28,13 @@ use crate::projections::Fact;
 pub struct OnDate {
     /// The end of the day (exclusive), in the last time zone to leave it.
     end: DateTime<Utc>,
-    /// Events left out as not yet happened, kept so that a correction can bring them in.
-    later: HashMap<EventId, Fact>,
+    /// Where the events left out as not yet happened were recorded, so that a correction
+    /// can bring them in (as its replacement, under the original's position and stream).
+    later: HashMap<EventId, Recorded>,
     /// Where each event let in was recorded, so that a correction that moves it past
     /// the date keeps it (under its own position and stream) for a later correction to bring
-    /// back. About 80 bytes an event: the cost of a replay on a date over a large log.
+    /// back. With `later`, about 80 bytes an event: the cost of a replay on a date over a
+    /// large log (the events themselves are not held).
     let_in: HashMap<EventId, Recorded>,
 }
 
@@ -99,8 +101,7 @@ impl OnDate {
             EventKind::EventCorrected(correction) => {
                 let target = correction.event;
                 let replacement = (*correction.replacement).clone();
-                if let Some(left_out) = self.later.remove(&target) {
-                    let original = Recorded::of(&left_out);
+                if let Some(original) = self.later.remove(&target) {
                     if self.happened(&replacement) {
                         // Moved to the date or before: in, as the original.
                         let fact = original.fact(target, replacement);
@@ -108,8 +109,7 @@ impl OnDate {
                         return Some(fact);
                     }
                     // Still later.
-                    self.later
-                        .insert(target, original.fact(target, replacement));
+                    self.later.insert(target, original);
                     return None;
                 }
                 if self.happened(&replacement) {
@@ -118,8 +118,7 @@ impl OnDate {
                 }
                 // In, and moved past the date: out, until a correction brings it back.
                 if let Some(original) = self.let_in.remove(&target) {
-                    self.later
-                        .insert(target, original.fact(target, replacement));
+                    self.later.insert(target, original);
                 }
                 Some(Fact {
                     event: retraction_of(target),
@@ -131,7 +130,7 @@ impl OnDate {
                 Some(fact)
             }
             _ => {
-                self.later.insert(fact.event_id, fact);
+                self.later.insert(fact.event_id, Recorded::of(&fact));
                 None
             }
         }
