@@ -2,14 +2,17 @@
 //! `--as-of-cache-mib`, so the same position again is answered without a replay and a later
 //! one replays only the events since; a server that keeps nothing replays from the start each
 //! time and answers the same; replays take turns (`--as-of-replays 1`), and asks made all at
-//! once still get the right answers. Counted on `/metrics` of servers of their own (processes:
-//! their counters are theirs alone), not timed.
+//! once still get the right answers. Answers on a day replay once for their day and position:
+//! readers asking at once wait for one replay, and the later pages of an answer take its rows.
+//! Counted on `/metrics` of servers of their own (processes: their counters are theirs
+//! alone), not timed.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use diplog::import::{self, OnInvalid, scenario};
 use diplog::proto::event_log_client::EventLogClient;
+use diplog::proto::{self, projections_client::ProjectionsClient};
 
 use crate::helpers::{Serve, ServeProcess, database_url_for, fresh_database};
 use crate::metrics::{scrape, value};
@@ -167,4 +170,144 @@ async fn as_of_answers_start_from_rows_kept_within_a_budget_and_replays_take_tur
     assert_eq!(value(&settled, "diplog_as_of_replays_running"), 0.0);
     assert_eq!(value(&settled, "diplog_as_of_replays_waiting"), 0.0);
     assert!(value(&settled, KEPT_BYTES) <= 64.0 * 1024.0 * 1024.0);
+}
+
+fn on(day: &str, as_of: Option<u64>) -> Option<proto::ReadOptions> {
+    Some(proto::ReadOptions {
+        on_day: day.to_owned(),
+        as_of: as_of.map(proto::read_options::AsOf::AsOfPosition),
+        ..Default::default()
+    })
+}
+
+#[tokio::test]
+async fn answers_on_a_day_replay_once_for_their_day_and_position_and_their_pages_take_its_rows() {
+    let database = fresh_database().await;
+    let url = database_url_for(&database);
+    let keeping = Serve::on_database(&url).start().await;
+    let forgetting = Serve::on_database(&url)
+        .arg("--as-of-cache-mib")
+        .arg("0")
+        .start()
+        .await;
+    let founding = scenario::parse(scenario::FOUNDING_SCENARIO).expect("parses");
+    import::import(
+        keeping.channel().await,
+        founding.items,
+        OnInvalid::RefuseAll,
+    )
+    .await
+    .expect("the founding scenario imports");
+    import::import(
+        keeping.channel().await,
+        random_history(11, 120),
+        OnInvalid::Report,
+    )
+    .await
+    .expect("the history imports");
+    let head = EventLogClient::new(keeping.channel().await)
+        .get_head(())
+        .await
+        .expect("the head")
+        .into_inner()
+        .position as u64;
+    let head_f = head as f64;
+    const DAY: &str = "2025-07-01";
+
+    // Two readers ask everything on a day at once: each projection is replayed once, the
+    // other asks (the second reader's too) wait for it and take its rows.
+    let before = scrape(http(&keeping)).await;
+    let (first, second) = tokio::join!(
+        everything_at(keeping.channel().await, on(DAY, None)),
+        everything_at(keeping.channel().await, on(DAY, None)),
+    );
+    assert_eq!(first, second);
+    let asks = first.len() as f64;
+    let after_first = scrape(http(&keeping)).await;
+    assert_eq!(
+        moved(&before, &after_first),
+        [
+            PROJECTIONS_ASKED * head_f,
+            PROJECTIONS_ASKED,
+            0.0,
+            2.0 * asks - PROJECTIONS_ASKED
+        ],
+        "replayed events, answers from the log, from a snapshot, from kept rows"
+    );
+
+    // A timeline in pages of three, later pages asked as of the first page's position (as the
+    // CLI asks them): no replay, and the pages together are the whole list.
+    let mut projections = ProjectionsClient::new(keeping.channel().await);
+    let ask = |read, page_size, page_token| proto::ListRequest {
+        read,
+        actor: "RUS".into(),
+        page_size,
+        page_token,
+        ..Default::default()
+    };
+    let whole = projections
+        .get_timeline(ask(on(DAY, None), 1000, String::new()))
+        .await
+        .expect("the whole timeline")
+        .into_inner();
+    let total = whole.info.as_ref().expect("info").total;
+    assert!(total > 6, "RUS's timeline on {DAY} has {total} entries");
+    let mut paged = Vec::new();
+    let mut token = String::new();
+    let mut read = on(DAY, None);
+    loop {
+        let page = projections
+            .get_timeline(ask(read.clone(), 3, token))
+            .await
+            .expect("a page")
+            .into_inner();
+        let info = page.info.expect("info");
+        assert_eq!(info.position, head);
+        paged.extend(page.entries);
+        token = info.next_page_token;
+        if token.is_empty() {
+            break;
+        }
+        read = on(DAY, Some(info.position));
+    }
+    assert_eq!(paged, whole.entries);
+    let pages = (f64::from(total) / 3.0).ceil();
+    let after_pages = scrape(http(&keeping)).await;
+    assert_eq!(
+        moved(&after_first, &after_pages),
+        [0.0, 0.0, 0.0, 1.0 + pages]
+    );
+
+    // Another day, or the same day as of an earlier position, is another replay.
+    let other_day = everything_at(keeping.channel().await, on("2025-10-01", None)).await;
+    let earlier = everything_at(keeping.channel().await, on(DAY, Some(head / 2))).await;
+    let after_others = scrape(http(&keeping)).await;
+    assert_eq!(
+        moved(&after_pages, &after_others),
+        [
+            PROJECTIONS_ASKED * (head_f + (head / 2) as f64),
+            2.0 * PROJECTIONS_ASKED,
+            0.0,
+            2.0 * (asks - PROJECTIONS_ASKED)
+        ]
+    );
+    assert_ne!(other_day, first);
+    assert_ne!(earlier, first);
+
+    // A server that keeps nothing replays every ask, and answers the same.
+    for (read, kept) in [
+        (on(DAY, None), &first),
+        (on("2025-10-01", None), &other_day),
+        (on(DAY, Some(head / 2)), &earlier),
+    ] {
+        let replayed = everything_at(forgetting.channel().await, read.clone()).await;
+        assert_same(
+            &without_age(kept),
+            &without_age(&replayed),
+            &format!("{read:?}, kept and replayed each time"),
+        );
+    }
+    let forgotten = scrape(http(&forgetting)).await;
+    assert_eq!(answers_from(&forgotten, "log"), 3.0 * asks);
+    assert_eq!(value(&forgotten, KEPT_BYTES), 0.0);
 }

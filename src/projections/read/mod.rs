@@ -1,7 +1,7 @@
 //! The read side: what a reader asks and gets (`request`), what each projection's items are
 //! (`listed`: one trait the list and get of every layer is written once over), lists and gets
-//! over the rows and `as of` answers by replay (`query`, keeping replayed rows in `snapshots`,
-//! one page of items in a `window`),
+//! over the rows and `as of` and on-day answers (`query`: from recorded `versioned` rows, or
+//! by `replays` that keep their rows in `snapshots`; one page of items in a `window`),
 //! and change feeds that follow a projection as it changes (`feed`), and full-text search
 //! (`search`).
 
@@ -9,6 +9,7 @@ pub mod feed;
 pub mod listed;
 pub mod on_date;
 pub mod query;
+mod replays;
 pub mod request;
 pub mod search;
 pub mod snapshots;

@@ -2,39 +2,34 @@
 //! until they reflect a position: read-your-writes), or as of an earlier position or time:
 //! from the rows the projections record as of each commit, with the few events since
 //! replayed on top (`versioned`), or, where there are none (or `--as-of-from replay` asks
-//! it), by replaying the log into fresh models in memory. A replay keeps the rows it ends
-//! with (in `Snapshots`, within a budget of bytes), so the next page of the same answer, or an
-//! answer at a later position, does not start from the beginning again; and only so many
-//! replays run at once, so the memory they take stays bounded however many readers ask.
+//! it), and on a day, by replaying the log into fresh models in memory (`replays`, which keep
+//! the rows they end with for the next page).
 //! Time-dependent statuses (dormant channels, lapsed commitments) are derived here, against
 //! the time the answer is about: now, or the `as of` time. A list holds one page of items
 //! however long it is (`window`): PostgreSQL pages it when every passing row is an item, else
 //! the rows pass one at a time.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
-use futures::TryStreamExt;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use chrono::{DateTime, Duration, Utc};
 
-use crate::monitoring::{
-    AS_OF_ANSWERS, AS_OF_KEPT_BYTES, AS_OF_REPLAYED_EVENTS, AS_OF_REPLAYS_RUNNING,
-    AS_OF_REPLAYS_WAITING, LIST_ROWS,
-};
+use crate::monitoring::LIST_ROWS;
 use crate::projections::engine::rows::{ProjectionStore, RowFilter, WaitError};
 use crate::projections::models::common::{ACTOR_STATUS, ActorInfo};
 use crate::projections::models::relations::pair_key;
 use crate::projections::models::relations::view::RelationView;
 use crate::projections::models::timeline::Timeline;
 use crate::projections::read::listed::{Listed, Reading};
-use crate::projections::read::on_date::{OnDate, end_of};
+use crate::projections::read::on_date::end_of;
+use crate::projections::read::replays::{Replays, answered_from};
 use crate::projections::read::request::{
     Answer, AsOf, ListFilter, Page, QueryError, Records, Source, next_page_token, page_bounds,
     state_code, statuses,
 };
-use crate::projections::read::snapshots::Snapshots;
 use crate::projections::read::versioned::{VersionedRows, versioned};
-use crate::projections::read::window::{Window, each_replayed, list_rows, lookups, whole};
+use crate::projections::read::window::{
+    Window, each_replayed, list_rows, lookups, page_replayed, whole,
+};
 use crate::projections::{Model, Row};
 use tokio::time::Instant;
 
@@ -81,19 +76,7 @@ impl Default for QueryConfig {
 pub struct Queries {
     store: ProjectionStore,
     config: QueryConfig,
-    snapshots: Arc<Mutex<Snapshots>>,
-    replays: Arc<Semaphore>,
-}
-
-/// A replay's turn; the running gauge counts it until it is dropped.
-struct Turn {
-    _permit: OwnedSemaphorePermit,
-}
-
-impl Drop for Turn {
-    fn drop(&mut self) {
-        metrics::gauge!(AS_OF_REPLAYS_RUNNING).decrement(1.0);
-    }
+    replays: Replays,
 }
 
 /// Where an answer's rows come from, found once for the answer (`Queries::rows`), so a get's
@@ -115,16 +98,11 @@ enum Rows {
     },
 }
 
-fn answered_from(from: &'static str) {
-    metrics::counter!(AS_OF_ANSWERS, "from" => from).increment(1);
-}
-
 impl Queries {
     pub fn new(store: ProjectionStore, config: QueryConfig) -> Self {
         Self {
+            replays: Replays::new(store.clone(), config.snapshot_bytes, config.replays),
             store,
-            snapshots: Arc::new(Mutex::new(Snapshots::new(config.snapshot_bytes))),
-            replays: Arc::new(Semaphore::new(config.replays.max(1))),
             config,
         }
     }
@@ -177,7 +155,7 @@ impl Queries {
                         reference,
                     });
                 }
-                let rows = self.replay::<M>(position).await?;
+                let rows = self.replays.as_of::<M>(position).await?;
                 Ok(Rows::Replayed {
                     rows,
                     position,
@@ -189,7 +167,7 @@ impl Queries {
                     Some(as_of) => self.bound(as_of).await?.0,
                     None => self.store.head().await?,
                 };
-                let rows = Arc::new(self.replay_on::<M>(position, date).await?);
+                let rows = self.replays.on::<M>(position, date).await?;
                 // Statuses that depend on time are judged at the end of that day.
                 Ok(Rows::Replayed {
                     rows,
@@ -276,93 +254,11 @@ impl Queries {
         Ok(versioned)
     }
 
-    /// The rows of a model fed the log up to `position`: kept ones, or a replay from the
-    /// nearest snapshot before it (whose rows are then kept).
-    async fn replay<M: Model>(&self, position: u64) -> Result<Arc<Vec<Row>>, QueryError> {
-        if let Some((at, rows)) = self.nearest::<M>(position)
-            && at == position
-        {
-            answered_from("kept");
-            return Ok(rows);
-        }
-        let _turn = self.turn().await;
-        // Another replay may have ended on, or nearer, this position while this one waited.
-        let (from, mut model) = match self.nearest::<M>(position) {
-            Some((at, rows)) if at == position => {
-                answered_from("kept");
-                return Ok(rows);
-            }
-            Some((at, rows)) => {
-                answered_from("snapshot");
-                let model = M::from_rows(rows.as_ref().clone()).map_err(QueryError::BadRow)?;
-                (at, model)
-            }
-            None => {
-                answered_from("log");
-                (0, M::default())
-            }
-        };
-        let applied = metrics::counter!(AS_OF_REPLAYED_EVENTS);
-        let mut facts = Box::pin(self.store.facts_between(from, position));
-        while let Some(fact) = facts.try_next().await? {
-            model.apply(&fact);
-            applied.increment(1);
-        }
-        let rows = Arc::new(model.rows());
-        drop(model);
-        let mut snapshots = self.snapshots.lock().expect("snapshots lock");
-        snapshots.keep(M::NAME, position, rows.clone());
-        metrics::gauge!(AS_OF_KEPT_BYTES).set(snapshots.held() as f64);
-        Ok(rows)
-    }
-
-    /// The kept rows of `M` nearest at or before `position`.
-    fn nearest<M: Model>(&self, position: u64) -> Option<(u64, Arc<Vec<Row>>)> {
-        self.snapshots
-            .lock()
-            .expect("snapshots lock")
-            .nearest(M::NAME, position)
-    }
-
-    /// A turn to replay: held while the replay runs (at most `QueryConfig::replays` at once).
-    async fn turn(&self) -> Turn {
-        let waiting = metrics::gauge!(AS_OF_REPLAYS_WAITING);
-        waiting.increment(1.0);
-        let permit = self.replays.clone().acquire_owned().await;
-        waiting.decrement(1.0);
-        metrics::gauge!(AS_OF_REPLAYS_RUNNING).increment(1.0);
-        Turn {
-            _permit: permit.expect("never closed"),
-        }
-    }
-
-    /// The rows of a model fed what had happened by the end of `date`, as the log up to
-    /// `position` tells it (see `on_date`). Not kept: a replay on a date starts from the
-    /// beginning of the log.
-    async fn replay_on<M: Model>(
-        &self,
-        position: u64,
-        date: NaiveDate,
-    ) -> Result<Vec<Row>, QueryError> {
-        let _turn = self.turn().await;
-        answered_from("log");
-        let applied = metrics::counter!(AS_OF_REPLAYED_EVENTS);
-        let mut model = M::default();
-        let mut on = OnDate::new(date);
-        let mut facts = Box::pin(self.store.facts_between(0, position));
-        while let Some(fact) = facts.try_next().await? {
-            applied.increment(1);
-            if let Some(fact) = on.admit(fact) {
-                model.apply(&fact);
-            }
-        }
-        Ok(model.rows())
-    }
-
     /// One page of the items of `V`'s projection passing `filter`, and how many there are.
     /// Memory holds one page: when every row passing the row filter is an item (no status to
-    /// derive, nothing a row may decline), PostgreSQL counts and pages the live rows; else
-    /// the rows pass one at a time and only the page's items are kept.
+    /// derive, nothing a row may decline), PostgreSQL counts and pages the live rows (a
+    /// replay's rows are paged where they are, only the page's decoded); else the rows pass
+    /// one at a time and only the page's items are kept.
     pub async fn list<V: Listed>(
         &self,
         source: Source,
@@ -398,7 +294,15 @@ impl Queries {
                     let at = (*position, *reference);
                     return self.page_answer(filter, page, total, offset, at);
                 }
-                Rows::Replayed { .. } => {}
+                Rows::Replayed {
+                    rows: replayed,
+                    position,
+                    reference,
+                } => {
+                    let (page, total) = page_replayed(replayed, &rows, offset, size);
+                    let at = (*position, *reference);
+                    return self.page_answer(filter, page, total as u64, offset, at);
+                }
             }
         }
         let mut window = Window::new(offset, size);

@@ -1,10 +1,13 @@
 //! The rows of replayed models, kept so that a later as-of answer at or after their position
-//! starts there instead of at the beginning of the log. Held within a budget of bytes (the
+//! starts there instead of at the beginning of the log, and the next page of an answer on a
+//! day (at the same position) does not replay at all. Held within a budget of bytes (the
 //! rows' text and a fixed cost per row): a replay deep in a large log holds a large model, and
 //! the server keeps only what fits, letting the least recently used go first.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use chrono::NaiveDate;
 
 use crate::projections::Row;
 
@@ -30,6 +33,15 @@ pub fn rows_bytes(rows: &[Row]) -> usize {
         .sum()
 }
 
+/// What a replay's rows are: a projection fed the log up to a position, and, for an answer
+/// on a day, only what had happened by then (`on_date`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Replay {
+    pub projection: &'static str,
+    pub on: Option<NaiveDate>,
+    pub position: u64,
+}
+
 struct Kept {
     rows: Arc<Vec<Row>>,
     bytes: usize,
@@ -37,12 +49,12 @@ struct Kept {
     used: u64,
 }
 
-/// Snapshots by projection and position.
+/// Snapshots by what they are a replay of.
 pub struct Snapshots {
     budget: usize,
     held: usize,
     uses: u64,
-    kept: BTreeMap<(&'static str, u64), Kept>,
+    kept: BTreeMap<Replay, Kept>,
 }
 
 impl Snapshots {
@@ -56,27 +68,42 @@ impl Snapshots {
         }
     }
 
-    /// The snapshot of `projection` nearest at or before `position`, if one is kept.
+    /// The snapshot of `projection` (not on a day) nearest at or before `position`, if one
+    /// is kept.
     pub fn nearest(
         &mut self,
         projection: &'static str,
         position: u64,
     ) -> Option<(u64, Arc<Vec<Row>>)> {
-        self.uses += 1;
-        let uses = self.uses;
-        let (&(_, at), kept) = self
+        let first = Replay {
+            projection,
+            on: None,
+            position: 0,
+        };
+        let (&Replay { position: at, .. }, kept) = self
             .kept
-            .range_mut((projection, 0)..=(projection, position))
+            .range_mut(first..=Replay { position, ..first })
             .next_back()?;
-        kept.used = uses;
+        self.uses += 1;
+        kept.used = self.uses;
         Some((at, kept.rows.clone()))
     }
 
-    /// Keeps `rows` as `projection` at `position`, letting the least recently used snapshots
-    /// go until they fit. Rows larger than the whole budget are not kept.
-    pub fn keep(&mut self, projection: &'static str, position: u64, rows: Arc<Vec<Row>>) {
+    /// The rows of exactly `replay`, if kept. (A replay on a day cannot start from the rows
+    /// of an earlier position: what it left out is not in them.)
+    pub fn exact(&mut self, replay: &Replay) -> Option<Arc<Vec<Row>>> {
+        let kept = self.kept.get_mut(replay)?;
+        self.uses += 1;
+        kept.used = self.uses;
+        Some(kept.rows.clone())
+    }
+
+    /// Keeps `rows` as those of `replay`, letting the least recently used snapshots
+    /// go until they fit. Rows larger than the whole budget are not kept, nor any
+    /// with no budget.
+    pub fn keep(&mut self, replay: Replay, rows: Arc<Vec<Row>>) {
         let bytes = rows_bytes(&rows);
-        if bytes > self.budget {
+        if bytes > self.budget || self.budget == 0 {
             return;
         }
         self.uses += 1;
@@ -85,7 +112,7 @@ impl Snapshots {
             bytes,
             used: self.uses,
         };
-        if let Some(replaced) = self.kept.insert((projection, position), kept) {
+        if let Some(replaced) = self.kept.insert(replay, kept) {
             self.held -= replaced.bytes;
         }
         self.held += bytes;
@@ -127,12 +154,20 @@ mod tests {
         )
     }
 
+    fn at(projection: &'static str, position: u64) -> Replay {
+        Replay {
+            projection,
+            on: None,
+            position,
+        }
+    }
+
     #[test]
     fn the_nearest_snapshot_at_or_before_a_position_of_the_same_projection_is_found() {
         let mut snapshots = Snapshots::new(1 << 20);
-        snapshots.keep("channels", 100, rows(1));
-        snapshots.keep("channels", 300, rows(2));
-        snapshots.keep("summits", 200, rows(3));
+        snapshots.keep(at("channels", 100), rows(1));
+        snapshots.keep(at("channels", 300), rows(2));
+        snapshots.keep(at("summits", 200), rows(3));
         assert_eq!(snapshots.nearest("channels", 99).map(|(at, _)| at), None);
         assert_eq!(
             snapshots.nearest("channels", 100).map(|(at, _)| at),
@@ -158,11 +193,11 @@ mod tests {
     fn the_least_recently_used_go_first_and_the_budget_is_never_passed() {
         let one = rows_bytes(&rows(10));
         let mut snapshots = Snapshots::new(one * 2 + one / 2);
-        snapshots.keep("channels", 1, rows(10));
-        snapshots.keep("channels", 2, rows(10));
+        snapshots.keep(at("channels", 1), rows(10));
+        snapshots.keep(at("channels", 2), rows(10));
         // Using the first makes the second the least recently used.
         assert!(snapshots.nearest("channels", 1).is_some());
-        snapshots.keep("channels", 3, rows(10));
+        snapshots.keep(at("channels", 3), rows(10));
         assert_eq!(snapshots.held(), one * 2);
         assert_eq!(snapshots.nearest("channels", 2).map(|(at, _)| at), Some(1));
         assert_eq!(snapshots.nearest("channels", 3).map(|(at, _)| at), Some(3));
@@ -172,13 +207,52 @@ mod tests {
     fn rows_larger_than_the_budget_are_not_kept_and_keeping_again_replaces() {
         let one = rows_bytes(&rows(10));
         let mut snapshots = Snapshots::new(one);
-        snapshots.keep("channels", 1, rows(11));
+        snapshots.keep(at("channels", 1), rows(11));
         assert_eq!(
             (snapshots.held(), snapshots.nearest("channels", 1).is_none()),
             (0, true)
         );
-        snapshots.keep("channels", 1, rows(10));
-        snapshots.keep("channels", 1, rows(10));
+        snapshots.keep(at("channels", 1), rows(10));
+        snapshots.keep(at("channels", 1), rows(10));
         assert_eq!(snapshots.held(), one);
+    }
+
+    #[test]
+    fn rows_on_a_day_are_found_only_for_that_day_and_position_and_never_as_nearest() {
+        let mut snapshots = Snapshots::new(1 << 20);
+        let day = |raw: &str| Some(raw.parse::<NaiveDate>().expect("a day"));
+        let on = Replay {
+            on: day("2025-02-16"),
+            ..at("timeline", 300)
+        };
+        snapshots.keep(on, rows(4));
+        assert_eq!(snapshots.exact(&on).map(|rows| rows.len()), Some(4));
+        for other in [
+            Replay {
+                position: 299,
+                ..on
+            },
+            Replay {
+                position: 301,
+                ..on
+            },
+            Replay {
+                on: day("2025-02-17"),
+                ..on
+            },
+            Replay {
+                projection: "channels",
+                ..on
+            },
+            at("timeline", 300),
+        ] {
+            assert!(snapshots.exact(&other).is_none(), "{other:?}");
+        }
+        assert!(snapshots.nearest("timeline", 1_000).is_none());
+        snapshots.keep(at("timeline", 200), rows(1));
+        assert_eq!(
+            snapshots.nearest("timeline", 1_000).map(|(at, _)| at),
+            Some(200)
+        );
     }
 }

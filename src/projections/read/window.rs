@@ -95,16 +95,40 @@ impl<T> Window<T> {
     }
 }
 
-/// A replayed model's rows passing `filter`, in list order, one at a time to `each` (what the
-/// store's `each_row` does for the live rows, in SQL).
+/// Puts a replayed model's rows in list order (byte order of their sort key, then key), as the
+/// store's reads order the live rows in SQL: once, when the replay ends, not for each page.
+pub(super) fn in_list_order(rows: &mut [Row]) {
+    rows.sort_unstable_by(|a, b| (&a.sort_key, &a.key).cmp(&(&b.sort_key, &b.key)));
+}
+
+/// A replayed model's rows (in list order: `in_list_order`) passing `filter`, one at a time
+/// to `each` (what the store's `each_row` does for the live rows, in SQL).
 pub(super) fn each_replayed(
     rows: &[Row],
     filter: &RowFilter,
     each: impl FnMut(&Row) -> Result<(), QueryError>,
 ) -> Result<(), QueryError> {
-    let mut passing: Vec<&Row> = rows.iter().filter(|r| passes(r, filter)).collect();
-    passing.sort_by(|a, b| (&a.sort_key, &a.key).cmp(&(&b.sort_key, &b.key)));
-    passing.into_iter().try_for_each(each)
+    rows.iter().filter(|r| passes(r, filter)).try_for_each(each)
+}
+
+/// The page of a replayed model's rows (in list order) passing `filter` that starts at
+/// `offset`, at most `size` of them, and how many pass in all (what the store's `page_rows`
+/// does for the live rows, in SQL): no row outside the page is decoded.
+pub(super) fn page_replayed(
+    rows: &[Row],
+    filter: &RowFilter,
+    offset: usize,
+    size: usize,
+) -> (Vec<Row>, usize) {
+    let mut page = Vec::new();
+    let mut total = 0;
+    for row in rows.iter().filter(|r| passes(r, filter)) {
+        if total >= offset && page.len() < size {
+            page.push(row.clone());
+        }
+        total += 1;
+    }
+    (page, total)
 }
 
 /// Applies a row filter in memory, as the store's reads do in SQL (for replayed models).
@@ -192,7 +216,7 @@ mod tests {
     }
 
     #[test]
-    fn replayed_rows_pass_the_filter_in_byte_order_of_sort_key_then_key() {
+    fn replayed_rows_pass_the_filter_and_page_in_byte_order_of_sort_key_then_key() {
         let row = |key: &str, sort_key: &str, status: &str, actors: &[&str]| Row {
             key: key.to_owned(),
             data: crate::projections::RowData::new(&serde_json::json!({})).unwrap(),
@@ -201,13 +225,15 @@ mod tests {
             status: status.to_owned(),
             sort_key: sort_key.to_owned(),
         };
-        let rows = [
+        let mut rows = [
             row("b", "2025", "call", &["x"]),
             row("a", "2025", "call", &["x"]),
             row("c", "2024", "call", &["y"]),
             row("Z", "2026", "call", &["x"]),
             row("x", "", ACTOR_STATUS, &["x"]),
+            row("d", "2027", "call", &["x"]),
         ];
+        in_list_order(&mut rows);
         let filter = RowFilter {
             actor: Some("x".to_owned()),
             without_status: vec![ACTOR_STATUS.to_owned()],
@@ -219,6 +245,19 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        assert_eq!(keys, ["a", "b", "Z"]);
+        assert_eq!(keys, ["a", "b", "Z", "d"]);
+        // A page of them: the same order, counted in all.
+        let keys = |(page, total): (Vec<Row>, usize)| {
+            (page.into_iter().map(|r| r.key).collect::<Vec<_>>(), total)
+        };
+        assert_eq!(
+            keys(page_replayed(&rows, &filter, 1, 2)),
+            (vec!["b".to_owned(), "Z".to_owned()], 4)
+        );
+        assert_eq!(
+            keys(page_replayed(&rows, &filter, 3, 2)),
+            (vec!["d".to_owned()], 4)
+        );
+        assert_eq!(keys(page_replayed(&rows, &filter, 9, 2)), (Vec::new(), 4));
     }
 }

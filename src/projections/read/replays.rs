@@ -1,0 +1,202 @@
+//! Replays of the log into fresh models in memory: for answers as of a position that recorded
+//! versions cannot give (or `--as-of-from replay` asks for), and for answers on a day. Only so
+//! many run at once (`--as-of-replays`), so the memory they take stays bounded however many
+//! readers ask. A replay's rows are kept (`Snapshots`, within `--as-of-cache-mib`): the next
+//! page of the same answer finds them, and an answer as of a later position starts from them.
+//! Readers asking for the same rows while they are being replayed wait for that replay rather
+//! than run their own (an actor's page on a day asks for the timeline twice at once).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use chrono::NaiveDate;
+use futures::TryStreamExt;
+use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
+
+use crate::monitoring::{
+    AS_OF_ANSWERS, AS_OF_KEPT_BYTES, AS_OF_REPLAYED_EVENTS, AS_OF_REPLAYS_RUNNING,
+    AS_OF_REPLAYS_WAITING,
+};
+use crate::projections::engine::rows::ProjectionStore;
+use crate::projections::read::on_date::OnDate;
+use crate::projections::read::request::QueryError;
+use crate::projections::read::snapshots::{Replay, Snapshots};
+use crate::projections::read::window::in_list_order;
+use crate::projections::{Model, Row};
+
+/// Counts an as-of or on-day answer by where it began (`monitoring::AS_OF_ANSWERS`).
+pub(super) fn answered_from(from: &'static str) {
+    metrics::counter!(AS_OF_ANSWERS, "from" => from).increment(1);
+}
+
+#[derive(Clone)]
+pub(super) struct Replays {
+    store: ProjectionStore,
+    snapshots: Arc<Mutex<Snapshots>>,
+    turns: Arc<Semaphore>,
+    /// The replays running or waiting for a turn, each behind a lock its askers take in turn.
+    running: Arc<Mutex<HashMap<Replay, Weak<tokio::sync::Mutex<()>>>>>,
+}
+
+/// A replay's turn; the running gauge counts it until it is dropped.
+struct Turn {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        metrics::gauge!(AS_OF_REPLAYS_RUNNING).decrement(1.0);
+    }
+}
+
+impl Replays {
+    /// Replays reading `store`, at most `turns` at once, keeping at most `kept_bytes` of rows.
+    pub(super) fn new(store: ProjectionStore, kept_bytes: usize, turns: usize) -> Self {
+        Self {
+            store,
+            snapshots: Arc::new(Mutex::new(Snapshots::new(kept_bytes))),
+            turns: Arc::new(Semaphore::new(turns.max(1))),
+            running: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// The rows of `M` fed the log up to `position`.
+    pub(super) async fn as_of<M: Model>(&self, position: u64) -> Result<Arc<Vec<Row>>, QueryError> {
+        self.rows::<M>(Replay {
+            projection: M::NAME,
+            on: None,
+            position,
+        })
+        .await
+    }
+
+    /// The rows of `M` fed what had happened by the end of `date`, as the log up to
+    /// `position` tells it (see `on_date`).
+    pub(super) async fn on<M: Model>(
+        &self,
+        position: u64,
+        date: NaiveDate,
+    ) -> Result<Arc<Vec<Row>>, QueryError> {
+        self.rows::<M>(Replay {
+            projection: M::NAME,
+            on: Some(date),
+            position,
+        })
+        .await
+    }
+
+    /// The rows of `replay`, in list order: kept ones, or those of a replay (which are then
+    /// kept). As of a position, it starts from the nearest kept rows before it; on a day, from
+    /// the log's start.
+    async fn rows<M: Model>(&self, replay: Replay) -> Result<Arc<Vec<Row>>, QueryError> {
+        if let Some(rows) = self.kept(&replay) {
+            return Ok(rows);
+        }
+        let _alone = self.alone(replay).await;
+        // The same replay may have ended while this one waited.
+        if let Some(rows) = self.kept(&replay) {
+            return Ok(rows);
+        }
+        let _turn = self.turn().await;
+        let mut rows = match replay.on {
+            None => self.replay_from_nearest::<M>(replay.position).await?,
+            Some(date) => {
+                self.replay_on_from_start::<M>(replay.position, date)
+                    .await?
+            }
+        };
+        in_list_order(&mut rows);
+        let rows = Arc::new(rows);
+        let mut snapshots = self.snapshots.lock().expect("snapshots lock");
+        snapshots.keep(replay, rows.clone());
+        metrics::gauge!(AS_OF_KEPT_BYTES).set(snapshots.held() as f64);
+        Ok(rows)
+    }
+
+    fn kept(&self, replay: &Replay) -> Option<Arc<Vec<Row>>> {
+        let rows = self
+            .snapshots
+            .lock()
+            .expect("snapshots lock")
+            .exact(replay)?;
+        answered_from("kept");
+        Some(rows)
+    }
+
+    /// The lock of `replay`, held while it runs: one of the same rows at a time.
+    async fn alone(&self, replay: Replay) -> OwnedMutexGuard<()> {
+        let lock = {
+            let mut running = self.running.lock().expect("running lock");
+            running.retain(|_, lock| lock.strong_count() > 0);
+            match running.get(&replay).and_then(Weak::upgrade) {
+                Some(lock) => lock,
+                None => {
+                    let lock = Arc::new(tokio::sync::Mutex::new(()));
+                    running.insert(replay, Arc::downgrade(&lock));
+                    lock
+                }
+            }
+        };
+        lock.lock_owned().await
+    }
+
+    /// A turn to replay: held while the replay runs (at most `--as-of-replays` at once).
+    async fn turn(&self) -> Turn {
+        let waiting = metrics::gauge!(AS_OF_REPLAYS_WAITING);
+        waiting.increment(1.0);
+        let permit = self.turns.clone().acquire_owned().await;
+        waiting.decrement(1.0);
+        metrics::gauge!(AS_OF_REPLAYS_RUNNING).increment(1.0);
+        Turn {
+            _permit: permit.expect("never closed"),
+        }
+    }
+
+    /// A model fed the log up to `position`, from the nearest kept rows before it.
+    async fn replay_from_nearest<M: Model>(&self, position: u64) -> Result<Vec<Row>, QueryError> {
+        let nearest = self
+            .snapshots
+            .lock()
+            .expect("snapshots lock")
+            .nearest(M::NAME, position);
+        let (from, mut model) = match nearest {
+            Some((at, rows)) => {
+                answered_from("snapshot");
+                let model = M::from_rows(rows.as_ref().clone()).map_err(QueryError::BadRow)?;
+                (at, model)
+            }
+            None => {
+                answered_from("log");
+                (0, M::default())
+            }
+        };
+        let applied = metrics::counter!(AS_OF_REPLAYED_EVENTS);
+        let mut facts = Box::pin(self.store.facts_between(from, position));
+        while let Some(fact) = facts.try_next().await? {
+            model.apply(&fact);
+            applied.increment(1);
+        }
+        Ok(model.rows())
+    }
+
+    /// A model fed what had happened by the end of `date`, as the log up to `position` tells
+    /// it: a replay from the log's start.
+    async fn replay_on_from_start<M: Model>(
+        &self,
+        position: u64,
+        date: NaiveDate,
+    ) -> Result<Vec<Row>, QueryError> {
+        answered_from("log");
+        let applied = metrics::counter!(AS_OF_REPLAYED_EVENTS);
+        let mut model = M::default();
+        let mut on = OnDate::new(date);
+        let mut facts = Box::pin(self.store.facts_between(0, position));
+        while let Some(fact) = facts.try_next().await? {
+            applied.increment(1);
+            if let Some(fact) = on.admit(fact) {
+                model.apply(&fact);
+            }
+        }
+        Ok(model.rows())
+    }
+}
