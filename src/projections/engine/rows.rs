@@ -17,6 +17,12 @@ use crate::projections::{Fact, Row, RowData};
 /// Diplomatic events fetched per round trip by [`ProjectionStore::facts_until`].
 const FACTS_PAGE: i64 = 512;
 
+/// Pages of facts read ahead of a replay's model.
+const PAGES_AHEAD: usize = 2;
+
+/// One page of the log's facts, each parsed or not.
+type FactPage = Vec<Result<Fact, ProjectionError>>;
+
 /// How often [`ProjectionStore::wait_for`] reads the checkpoint when no runner of this server
 /// reports progress (the projection may be run by another server).
 const WAIT_POLL: std::time::Duration = std::time::Duration::from_millis(50);
@@ -321,13 +327,37 @@ impl ProjectionStore {
         self.facts_between(0, position)
     }
 
-    /// The diplomatic events after `after` up to and including `until`, in position order,
-    /// paged as the consumer pulls (for carrying a replayed model from a snapshot onwards).
+    /// The diplomatic events after `after` up to and including `until`, in position order
+    /// (for carrying a replayed model from a snapshot onwards). A task reads and parses the
+    /// pages ahead of the consumer, `PAGES_AHEAD` at most, so a replay's model applies one
+    /// page while the next is read (on the other core); it stops when the consumer does.
     pub fn facts_between(
         &self,
         after: u64,
         until: u64,
     ) -> impl Stream<Item = Result<Fact, ProjectionError>> + Send + 'static {
+        let (sender, receiver) = tokio::sync::mpsc::channel(PAGES_AHEAD);
+        let pages = self.fact_pages(after, until);
+        tokio::spawn(async move {
+            let mut pages = std::pin::pin!(pages);
+            while let Some(page) = pages.next().await {
+                let failed = page.is_err();
+                if sender.send(page).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        tokio_stream::wrappers::ReceiverStream::new(receiver)
+            .map_ok(stream::iter)
+            .try_flatten()
+    }
+
+    /// The pages of `facts_between`, each read and parsed as the consumer pulls.
+    fn fact_pages(
+        &self,
+        after: u64,
+        until: u64,
+    ) -> impl Stream<Item = Result<FactPage, ProjectionError>> + Send + 'static {
         let pool = self.pool.clone();
         let position = until;
         stream::try_unfold(Some(after), move |after| {
@@ -349,13 +379,10 @@ impl ProjectionStore {
                     }
                     _ => page.windowed.then_some(page.bound),
                 };
-                let facts: Vec<Result<Fact, ProjectionError>> =
-                    events.into_iter().map(fact_from_event).collect();
-                Ok(Some((stream::iter(facts), next)))
+                let facts: FactPage = events.into_iter().map(fact_from_event).collect();
+                Ok(Some((facts, next)))
             }
         })
-        .try_flatten()
-        .boxed()
     }
 
     /// The log's last committed position.
