@@ -315,8 +315,9 @@ pub struct ProjectionsConfig {
     /// A channel nobody used for this many days is reported DORMANT.
     #[arg(long, env = "DIPLOG_DORMANT_AFTER_DAYS", default_value_t = 90)]
     pub dormant_after_days: u32,
-    /// Memory, in MiB, that as-of answers keep replayed projections in, so that the next page
-    /// or a later position does not replay from the start; the least recently used go first.
+    /// Memory, in MiB, that as-of and on-day answers keep replayed projections in, so that the
+    /// next page or a later position does not replay from the start; the least recently used
+    /// go first.
     #[arg(
         long = "as-of-cache-mib",
         env = "DIPLOG_AS_OF_CACHE_MIB",

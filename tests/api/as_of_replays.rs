@@ -14,7 +14,10 @@ use diplog::import::{self, OnInvalid, scenario};
 use diplog::proto::event_log_client::EventLogClient;
 use diplog::proto::{self, projections_client::ProjectionsClient};
 
-use crate::helpers::{Serve, ServeProcess, database_url_for, fresh_database};
+use crate::helpers::{
+    Expect, Serve, ServeProcess, append_request, database_url_for, fresh_database, new_event,
+    violated_fields,
+};
 use crate::metrics::{scrape, value};
 use crate::projections::{as_of, assert_same, everything_at, without_age};
 use crate::random_history::random_history;
@@ -235,8 +238,9 @@ async fn answers_on_a_day_replay_once_for_their_day_and_position_and_their_pages
         "replayed events, answers from the log, from a snapshot, from kept rows"
     );
 
-    // A timeline in pages of three, later pages asked as of the first page's position (as the
-    // CLI asks them): no replay, and the pages together are the whole list.
+    // A timeline in pages of three, each asked by the token of the one before, an event
+    // appended between pages: every page is at the first page's position (its token names
+    // it), none replays, and together they are the whole list.
     let mut projections = ProjectionsClient::new(keeping.channel().await);
     let ask = |read, page_size, page_token| proto::ListRequest {
         read,
@@ -252,12 +256,12 @@ async fn answers_on_a_day_replay_once_for_their_day_and_position_and_their_pages
         .into_inner();
     let total = whole.info.as_ref().expect("info").total;
     assert!(total > 6, "RUS's timeline on {DAY} has {total} entries");
+    let mut log = EventLogClient::new(keeping.channel().await);
     let mut paged = Vec::new();
     let mut token = String::new();
-    let mut read = on(DAY, None);
     loop {
         let page = projections
-            .get_timeline(ask(read.clone(), 3, token))
+            .get_timeline(ask(on(DAY, None), 3, token))
             .await
             .expect("a page")
             .into_inner();
@@ -268,7 +272,10 @@ async fn answers_on_a_day_replay_once_for_their_day_and_position_and_their_pages
         if token.is_empty() {
             break;
         }
-        read = on(DAY, Some(info.position));
+        let between = vec![new_event("Noted", r#"{"between": "pages"}"#)];
+        log.append(append_request("noted-between-pages", Expect::Any, between))
+            .await
+            .expect("an event between the pages");
     }
     assert_eq!(paged, whole.entries);
     let pages = (f64::from(total) / 3.0).ceil();
@@ -277,18 +284,50 @@ async fn answers_on_a_day_replay_once_for_their_day_and_position_and_their_pages
         moved(&after_first, &after_pages),
         [0.0, 0.0, 0.0, 1.0 + pages]
     );
+    let now = head + pages as u64 - 1;
 
-    // Another day, or the same day as of an earlier position, is another replay.
+    // A token naming another position (not one an answer at the head was at: here, one an
+    // as-of answer was) is answered at the head: a page token cannot ask as of the past.
+    let past = projections
+        .get_timeline(ask(on(DAY, Some(head / 2)), 3, String::new()))
+        .await
+        .expect("as of the middle")
+        .into_inner();
+    assert_eq!(past.info.expect("info").position, head / 2);
+    let forged = projections
+        .get_timeline(ask(on(DAY, None), 3, format!("0@{}", head / 2)))
+        .await
+        .expect("a page at the head")
+        .into_inner();
+    assert_eq!(forged.info.expect("info").position, now);
+    assert_eq!(forged.entries, whole.entries[..3]);
+    let bad = projections
+        .get_timeline(ask(on(DAY, None), 3, "3@soon".into()))
+        .await
+        .expect_err("a bad token");
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    assert_eq!(violated_fields(&bad), ["page_token"]);
+    let after_tokens = scrape(http(&keeping)).await;
+
+    // The as-of timeline, and the one at the head now (the event appended is not a
+    // diplomatic one: as many events replayed as before).
+    assert_eq!(
+        moved(&after_pages, &after_tokens),
+        [head_f + (head / 2) as f64, 2.0, 0.0, 0.0]
+    );
+
+    // Another day, or the same day as of an earlier position, is another replay (the timeline
+    // of the middle was kept just now).
     let other_day = everything_at(keeping.channel().await, on("2025-10-01", None)).await;
     let earlier = everything_at(keeping.channel().await, on(DAY, Some(head / 2))).await;
     let after_others = scrape(http(&keeping)).await;
     assert_eq!(
-        moved(&after_pages, &after_others),
+        moved(&after_tokens, &after_others),
         [
-            PROJECTIONS_ASKED * (head_f + (head / 2) as f64),
-            2.0 * PROJECTIONS_ASKED,
+            PROJECTIONS_ASKED * head_f + (PROJECTIONS_ASKED - 1.0) * (head / 2) as f64,
+            2.0 * PROJECTIONS_ASKED - 1.0,
             0.0,
-            2.0 * (asks - PROJECTIONS_ASKED)
+            2.0 * (asks - PROJECTIONS_ASKED) + 1.0
         ]
     );
     assert_ne!(other_day, first);

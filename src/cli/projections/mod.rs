@@ -93,8 +93,7 @@ fn state_pair(raw: &str) -> Result<proto::StatePair, CliError> {
 }
 
 /// Every page of a list, as one answer. Later pages wait for the position of the first, so
-/// the pages never go back in time; an answer on a day is asked as of the first page's
-/// position, so its pages are of one log (and the server's replay of it, kept, serves them).
+/// the pages never go back in time.
 async fn all_pages<M, F, Fut>(mut request: proto::ListRequest, call: F) -> Result<M, CliError>
 where
     M: ListMessage,
@@ -113,11 +112,7 @@ where
         if let Some(read) = request.read.as_mut()
             && read.as_of.is_none()
         {
-            if read.on_day.is_empty() {
-                read.min_position = read.min_position.max(info.position);
-            } else {
-                read.as_of = Some(proto::read_options::AsOf::AsOfPosition(info.position));
-            }
+            read.min_position = read.min_position.max(info.position);
         }
         let next = call(request.clone()).await?.into_inner();
         answer.append(next);
@@ -472,76 +467,6 @@ mod tests {
         };
         assert_eq!(fuzzy(Some(&month)), "2025-03");
         assert_eq!(fuzzy(None), "");
-    }
-
-    /// The requests `all_pages` makes for `read`, answered by pages of a log whose head moves
-    /// from 40 to 41 after the first.
-    async fn pages_asked(read: proto::ReadOptions) -> Vec<proto::ReadOptions> {
-        let asked = std::sync::Mutex::new(Vec::new());
-        let request = proto::ListRequest {
-            read: Some(read),
-            ..proto::ListRequest::default()
-        };
-        let answer = all_pages(request, |request: proto::ListRequest| {
-            let read = request.read.clone().expect("read options");
-            asked.lock().expect("asked").push(read.clone());
-            let (position, next) = match request.page_token.as_str() {
-                "" => (40, "1"),
-                _ => (read.as_of.map_or(41, |_| 40), ""),
-            };
-            let info = proto::AnswerInfo {
-                position,
-                next_page_token: next.into(),
-                total: 2,
-                reference_time: None,
-            };
-            let channel = proto::Channel::default();
-            async move {
-                Ok(tonic::Response::new(proto::ChannelList::new(
-                    info,
-                    vec![channel],
-                )))
-            }
-        })
-        .await;
-        let Ok(answer) = answer else {
-            panic!("the pages were answered");
-        };
-        assert_eq!(answer.items().len(), 2);
-        asked.into_inner().expect("asked")
-    }
-
-    #[tokio::test]
-    async fn later_pages_wait_for_the_first_pages_position_or_on_a_day_are_asked_as_of_it() {
-        use proto::read_options::AsOf;
-        let live = pages_asked(proto::ReadOptions::default()).await;
-        assert_eq!(
-            live.iter()
-                .map(|r| (r.min_position, r.as_of))
-                .collect::<Vec<_>>(),
-            [(0, None), (40, None)]
-        );
-        let on_day = proto::ReadOptions {
-            on_day: "2025-02-16".into(),
-            ..proto::ReadOptions::default()
-        };
-        let on = pages_asked(on_day.clone()).await;
-        assert_eq!(
-            on,
-            [
-                on_day.clone(),
-                proto::ReadOptions {
-                    as_of: Some(AsOf::AsOfPosition(40)),
-                    ..on_day.clone()
-                }
-            ]
-        );
-        // An answer already asked as of a position keeps it.
-        let pinned = proto::ReadOptions {
-            as_of: Some(AsOf::AsOfPosition(12)),
-            ..on_day
-        };
-        assert_eq!(pages_asked(pinned.clone()).await, [pinned.clone(), pinned]);
     }
 
     #[test]

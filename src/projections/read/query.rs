@@ -23,8 +23,8 @@ use crate::projections::read::listed::{Listed, Reading};
 use crate::projections::read::on_date::end_of;
 use crate::projections::read::replays::{Replays, answered_from};
 use crate::projections::read::request::{
-    Answer, AsOf, ListFilter, Page, QueryError, Records, Source, next_page_token, page_bounds,
-    state_code, statuses,
+    Answer, AsOf, ListFilter, Page, QueryError, Records, Source, at_position, next_page_token,
+    page_bounds, page_position, state_code, statuses,
 };
 use crate::projections::read::versioned::{VersionedRows, versioned};
 use crate::projections::read::window::{
@@ -134,8 +134,13 @@ impl Queries {
 
     /// Where the rows of `M` at `source` come from, found once for the whole answer: the
     /// live rows (after waiting, if asked, for `min_position`), recorded versions, or a
-    /// replay of the log.
-    async fn rows<M: Model>(&self, source: Source) -> Result<Rows, QueryError> {
+    /// replay of the log. An answer on a day at the log's head is at `pinned` (the position
+    /// its first page was at) while that page's rows are kept; else at the head now.
+    async fn rows<M: Model>(
+        &self,
+        source: Source,
+        pinned: Option<u64>,
+    ) -> Result<Rows, QueryError> {
         match source {
             Source::Live {
                 min_position,
@@ -165,9 +170,13 @@ impl Queries {
             Source::On { date, as_of } => {
                 let position = match as_of {
                     Some(as_of) => self.bound(as_of).await?.0,
-                    None => self.store.head().await?,
+                    None => match pinned {
+                        Some(at) if self.replays.kept_at_head::<M>(at, date) => at,
+                        _ => self.store.head().await?,
+                    },
                 };
-                let rows = self.replays.on::<M>(position, date).await?;
+                let at_head = as_of.is_none();
+                let rows = self.replays.on::<M>(position, date, at_head).await?;
                 // Statuses that depend on time are judged at the end of that day.
                 Ok(Rows::Replayed {
                     rows,
@@ -255,11 +264,28 @@ impl Queries {
     }
 
     /// One page of the items of `V`'s projection passing `filter`, and how many there are.
-    /// Memory holds one page: when every row passing the row filter is an item (no status to
-    /// derive, nothing a row may decline), PostgreSQL counts and pages the live rows (a
-    /// replay's rows are paged where they are, only the page's decoded); else the rows pass
-    /// one at a time and only the page's items are kept.
+    /// The pages of an answer on a day at the log's head name its position in their tokens,
+    /// so that they are of one log while its replay is kept, however the log moves between
+    /// them.
     pub async fn list<V: Listed>(
+        &self,
+        source: Source,
+        filter: &ListFilter,
+        page: &Page,
+    ) -> Result<Answer<V>, QueryError> {
+        let at_head = matches!(source, Source::On { as_of: None, .. });
+        let mut answer = self.list_page(source, filter, page).await?;
+        if at_head {
+            answer.next_page_token = at_position(answer.next_page_token, answer.position);
+        }
+        Ok(answer)
+    }
+
+    /// One page of a list (see `list`). Memory holds one page: when every row passing the row
+    /// filter is an item (no status to derive, nothing a row may decline), PostgreSQL counts
+    /// and pages the live rows (a replay's rows are paged where they are, only the page's
+    /// decoded); else the rows pass one at a time and only the page's items are kept.
+    async fn list_page<V: Listed>(
         &self,
         source: Source,
         filter: &ListFilter,
@@ -269,7 +295,8 @@ impl Queries {
         let wanted = statuses("status", &filter.status, V::STATUSES)?;
         let rows = list_rows::<V>(filter)?;
         let (offset, size) = page_bounds(page)?;
-        let mut from = self.rows::<V::Model>(source).await?;
+        let pinned = page_position(page)?;
+        let mut from = self.rows::<V::Model>(source, pinned).await?;
         // Every row passing the row filter is an item: PostgreSQL pages.
         if wanted.is_empty() && !filter.pending_only && V::EVERY_ROW_AN_ITEM {
             match &mut from {
@@ -404,7 +431,7 @@ impl Queries {
         let limit = self.config.watch_rows;
         let wanted = statuses("status", &filter.status, V::STATUSES)?;
         let rows = list_rows::<V>(filter)?;
-        let mut from = self.rows::<V::Model>(source).await?;
+        let mut from = self.rows::<V::Model>(source, None).await?;
         let mut items = Vec::new();
         let (position, reference) = self
             .each_item::<V>(&mut from, filter, &wanted, &rows, |item| {
@@ -433,7 +460,7 @@ impl Queries {
     ) -> Result<Answer<V>, QueryError> {
         let wanted = statuses("status", &filter.status, V::STATUSES)?;
         let rows = list_rows::<V>(filter)?;
-        let mut from = self.rows::<V::Model>(source).await?;
+        let mut from = self.rows::<V::Model>(source, None).await?;
         let lookups = match from {
             Rows::Live { .. } | Rows::Versioned { .. } => lookups::<V>(key, &rows),
             Rows::Replayed { .. } => vec![rows],
@@ -494,7 +521,7 @@ impl Queries {
             status: vec![ACTOR_STATUS.to_owned()],
             ..RowFilter::default()
         };
-        let mut from = self.rows::<Timeline>(source).await?;
+        let mut from = self.rows::<Timeline>(source, None).await?;
         let mut actors = Vec::new();
         let (position, reference) = self
             .each_row::<Timeline>(&mut from, &filter, |row, _| {

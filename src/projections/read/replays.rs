@@ -62,39 +62,50 @@ impl Replays {
 
     /// The rows of `M` fed the log up to `position`.
     pub(super) async fn as_of<M: Model>(&self, position: u64) -> Result<Arc<Vec<Row>>, QueryError> {
-        self.rows::<M>(Replay {
+        let replay = Replay {
             projection: M::NAME,
             on: None,
             position,
-        })
-        .await
+        };
+        self.rows::<M>(replay, false).await
     }
 
     /// The rows of `M` fed what had happened by the end of `date`, as the log up to
-    /// `position` tells it (see `on_date`).
+    /// `position` tells it (see `on_date`), for an answer at the log's head (`position` is
+    /// the head, or was when its first page was answered) or not (`as of`).
     pub(super) async fn on<M: Model>(
         &self,
         position: u64,
         date: NaiveDate,
+        at_head: bool,
     ) -> Result<Arc<Vec<Row>>, QueryError> {
-        self.rows::<M>(Replay {
-            projection: M::NAME,
-            on: Some(date),
-            position,
-        })
-        .await
+        self.rows::<M>(on_day::<M>(position, date), at_head).await
+    }
+
+    /// Whether the rows of `M` on `date` at `position` are kept, asked for by an answer at
+    /// the log's head: a later page of that answer, naming the position, is answered from
+    /// them. (Other rows it may not name: a reader's page token cannot ask as of the past.)
+    pub(super) fn kept_at_head<M: Model>(&self, position: u64, date: NaiveDate) -> bool {
+        self.snapshots
+            .lock()
+            .expect("snapshots lock")
+            .at_head(&on_day::<M>(position, date))
     }
 
     /// The rows of `replay`, in list order: kept ones, or those of a replay (which are then
     /// kept). As of a position, it starts from the nearest kept rows before it; on a day, from
     /// the log's start.
-    async fn rows<M: Model>(&self, replay: Replay) -> Result<Arc<Vec<Row>>, QueryError> {
-        if let Some(rows) = self.kept(&replay) {
+    async fn rows<M: Model>(
+        &self,
+        replay: Replay,
+        at_head: bool,
+    ) -> Result<Arc<Vec<Row>>, QueryError> {
+        if let Some(rows) = self.kept(&replay, at_head) {
             return Ok(rows);
         }
         let _alone = self.alone(replay).await;
         // The same replay may have ended while this one waited.
-        if let Some(rows) = self.kept(&replay) {
+        if let Some(rows) = self.kept(&replay, at_head) {
             return Ok(rows);
         }
         let _turn = self.turn().await;
@@ -108,17 +119,17 @@ impl Replays {
         in_list_order(&mut rows);
         let rows = Arc::new(rows);
         let mut snapshots = self.snapshots.lock().expect("snapshots lock");
-        snapshots.keep(replay, rows.clone());
+        snapshots.keep(replay, rows.clone(), at_head);
         metrics::gauge!(AS_OF_KEPT_BYTES).set(snapshots.held() as f64);
         Ok(rows)
     }
 
-    fn kept(&self, replay: &Replay) -> Option<Arc<Vec<Row>>> {
+    fn kept(&self, replay: &Replay, at_head: bool) -> Option<Arc<Vec<Row>>> {
         let rows = self
             .snapshots
             .lock()
             .expect("snapshots lock")
-            .exact(replay)?;
+            .exact(replay, at_head)?;
         answered_from("kept");
         Some(rows)
     }
@@ -198,5 +209,14 @@ impl Replays {
             }
         }
         Ok(model.rows())
+    }
+}
+
+/// The replay of `M` on `date` at `position`.
+fn on_day<M: Model>(position: u64, date: NaiveDate) -> Replay {
+    Replay {
+        projection: M::NAME,
+        on: Some(date),
+        position,
     }
 }

@@ -161,7 +161,8 @@ pub enum QueryError {
 }
 
 /// Where a page starts and how many items it has at most: its token's offset and its size
-/// (checked against the limit).
+/// (checked against the limit). A token may also name the position of the answer it
+/// continues (`page_position`).
 pub(super) fn page_bounds(page: &Page) -> Result<(usize, usize), QueryError> {
     let size = match page.size {
         0 => DEFAULT_PAGE_SIZE,
@@ -173,18 +174,41 @@ pub(super) fn page_bounds(page: &Page) -> Result<(usize, usize), QueryError> {
         }
         size => size,
     };
-    let offset: usize = if page.token.is_empty() {
-        0
-    } else {
-        page.token.parse().map_err(|_| QueryError::Invalid {
-            field: "page_token",
-            message: format!(
-                "{:?} is not a page token from an earlier answer",
-                page.token
-            ),
-        })?
+    let offset = match page.token.split_once('@') {
+        _ if page.token.is_empty() => 0,
+        Some((offset, _)) => offset.parse().map_err(|_| bad_token(page))?,
+        None => page.token.parse().map_err(|_| bad_token(page))?,
     };
+    page_position(page)?;
     Ok((offset, size))
+}
+
+/// The log position a page's token says its answer was at (`offset@position`, what the pages
+/// of an answer on a day carry), if it says one.
+pub(super) fn page_position(page: &Page) -> Result<Option<u64>, QueryError> {
+    match page.token.split_once('@') {
+        Some((_, position)) => Ok(Some(position.parse().map_err(|_| bad_token(page))?)),
+        None => Ok(None),
+    }
+}
+
+fn bad_token(page: &Page) -> QueryError {
+    QueryError::Invalid {
+        field: "page_token",
+        message: format!(
+            "{:?} is not a page token from an earlier answer",
+            page.token
+        ),
+    }
+}
+
+/// `token` (of the next page of an answer at `position`) naming that position too.
+pub(super) fn at_position(token: String, position: u64) -> String {
+    if token.is_empty() {
+        token
+    } else {
+        format!("{token}@{position}")
+    }
 }
 
 /// The token of the page after one that ends before item `next` of `total` (empty: none).

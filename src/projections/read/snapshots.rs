@@ -45,6 +45,9 @@ pub struct Replay {
 struct Kept {
     rows: Arc<Vec<Row>>,
     bytes: usize,
+    /// Asked for by an answer at the log's head (not `as of`): rows any reader has seen, which
+    /// the later pages of that answer may name by their position (`at_head`).
+    at_head: bool,
     /// When it was last kept or used (a counter, not a clock).
     used: u64,
 }
@@ -89,19 +92,26 @@ impl Snapshots {
         Some((at, kept.rows.clone()))
     }
 
-    /// The rows of exactly `replay`, if kept. (A replay on a day cannot start from the rows
-    /// of an earlier position: what it left out is not in them.)
-    pub fn exact(&mut self, replay: &Replay) -> Option<Arc<Vec<Row>>> {
+    /// The rows of exactly `replay`, if kept, for an answer at the log's head or not. (A
+    /// replay on a day cannot start from the rows of an earlier position: what it left out is
+    /// not in them.)
+    pub fn exact(&mut self, replay: &Replay, at_head: bool) -> Option<Arc<Vec<Row>>> {
         let kept = self.kept.get_mut(replay)?;
         self.uses += 1;
         kept.used = self.uses;
+        kept.at_head |= at_head;
         Some(kept.rows.clone())
+    }
+
+    /// Whether the rows of `replay` are kept, asked for by an answer at the log's head.
+    pub fn at_head(&self, replay: &Replay) -> bool {
+        self.kept.get(replay).is_some_and(|kept| kept.at_head)
     }
 
     /// Keeps `rows` as those of `replay`, letting the least recently used snapshots
     /// go until they fit. Rows larger than the whole budget are not kept, nor any
     /// with no budget.
-    pub fn keep(&mut self, replay: Replay, rows: Arc<Vec<Row>>) {
+    pub fn keep(&mut self, replay: Replay, rows: Arc<Vec<Row>>, at_head: bool) {
         let bytes = rows_bytes(&rows);
         if bytes > self.budget || self.budget == 0 {
             return;
@@ -110,6 +120,7 @@ impl Snapshots {
         let kept = Kept {
             rows,
             bytes,
+            at_head,
             used: self.uses,
         };
         if let Some(replaced) = self.kept.insert(replay, kept) {
@@ -165,9 +176,9 @@ mod tests {
     #[test]
     fn the_nearest_snapshot_at_or_before_a_position_of_the_same_projection_is_found() {
         let mut snapshots = Snapshots::new(1 << 20);
-        snapshots.keep(at("channels", 100), rows(1));
-        snapshots.keep(at("channels", 300), rows(2));
-        snapshots.keep(at("summits", 200), rows(3));
+        snapshots.keep(at("channels", 100), rows(1), false);
+        snapshots.keep(at("channels", 300), rows(2), false);
+        snapshots.keep(at("summits", 200), rows(3), false);
         assert_eq!(snapshots.nearest("channels", 99).map(|(at, _)| at), None);
         assert_eq!(
             snapshots.nearest("channels", 100).map(|(at, _)| at),
@@ -193,11 +204,11 @@ mod tests {
     fn the_least_recently_used_go_first_and_the_budget_is_never_passed() {
         let one = rows_bytes(&rows(10));
         let mut snapshots = Snapshots::new(one * 2 + one / 2);
-        snapshots.keep(at("channels", 1), rows(10));
-        snapshots.keep(at("channels", 2), rows(10));
+        snapshots.keep(at("channels", 1), rows(10), false);
+        snapshots.keep(at("channels", 2), rows(10), false);
         // Using the first makes the second the least recently used.
         assert!(snapshots.nearest("channels", 1).is_some());
-        snapshots.keep(at("channels", 3), rows(10));
+        snapshots.keep(at("channels", 3), rows(10), false);
         assert_eq!(snapshots.held(), one * 2);
         assert_eq!(snapshots.nearest("channels", 2).map(|(at, _)| at), Some(1));
         assert_eq!(snapshots.nearest("channels", 3).map(|(at, _)| at), Some(3));
@@ -207,13 +218,13 @@ mod tests {
     fn rows_larger_than_the_budget_are_not_kept_and_keeping_again_replaces() {
         let one = rows_bytes(&rows(10));
         let mut snapshots = Snapshots::new(one);
-        snapshots.keep(at("channels", 1), rows(11));
+        snapshots.keep(at("channels", 1), rows(11), false);
         assert_eq!(
             (snapshots.held(), snapshots.nearest("channels", 1).is_none()),
             (0, true)
         );
-        snapshots.keep(at("channels", 1), rows(10));
-        snapshots.keep(at("channels", 1), rows(10));
+        snapshots.keep(at("channels", 1), rows(10), false);
+        snapshots.keep(at("channels", 1), rows(10), false);
         assert_eq!(snapshots.held(), one);
     }
 
@@ -225,8 +236,12 @@ mod tests {
             on: day("2025-02-16"),
             ..at("timeline", 300)
         };
-        snapshots.keep(on, rows(4));
-        assert_eq!(snapshots.exact(&on).map(|rows| rows.len()), Some(4));
+        snapshots.keep(on, rows(4), false);
+        assert!(!snapshots.at_head(&on), "kept for an as-of answer");
+        assert_eq!(snapshots.exact(&on, false).map(|rows| rows.len()), Some(4));
+        assert!(!snapshots.at_head(&on));
+        assert!(snapshots.exact(&on, true).is_some());
+        assert!(snapshots.at_head(&on), "asked for at the head since");
         for other in [
             Replay {
                 position: 299,
@@ -246,10 +261,11 @@ mod tests {
             },
             at("timeline", 300),
         ] {
-            assert!(snapshots.exact(&other).is_none(), "{other:?}");
+            assert!(snapshots.exact(&other, true).is_none(), "{other:?}");
+            assert!(!snapshots.at_head(&other), "{other:?}");
         }
         assert!(snapshots.nearest("timeline", 1_000).is_none());
-        snapshots.keep(at("timeline", 200), rows(1));
+        snapshots.keep(at("timeline", 200), rows(1), false);
         assert_eq!(
             snapshots.nearest("timeline", 1_000).map(|(at, _)| at),
             Some(200)
