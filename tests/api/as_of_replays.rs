@@ -50,6 +50,28 @@ fn moved(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> [f64;
     ]
 }
 
+/// Imports the founding scenario and a random history of 120 events (`seed`) through
+/// `server`; answers the log's head.
+async fn founding_and_history(server: &ServeProcess, seed: u64) -> u64 {
+    let founding = scenario::parse(scenario::FOUNDING_SCENARIO).expect("parses");
+    import::import(server.channel().await, founding.items, OnInvalid::RefuseAll)
+        .await
+        .expect("the founding scenario imports");
+    import::import(
+        server.channel().await,
+        random_history(seed, 120),
+        OnInvalid::Report,
+    )
+    .await
+    .expect("the history imports");
+    EventLogClient::new(server.channel().await)
+        .get_head(())
+        .await
+        .expect("the head")
+        .into_inner()
+        .position as u64
+}
+
 #[tokio::test]
 async fn as_of_answers_start_from_rows_kept_within_a_budget_and_replays_take_turns() {
     let database = fresh_database().await;
@@ -71,27 +93,7 @@ async fn as_of_answers_start_from_rows_kept_within_a_budget_and_replays_take_tur
         .start()
         .await;
 
-    let founding = scenario::parse(scenario::FOUNDING_SCENARIO).expect("parses");
-    import::import(
-        keeping.channel().await,
-        founding.items,
-        OnInvalid::RefuseAll,
-    )
-    .await
-    .expect("the founding scenario imports");
-    import::import(
-        keeping.channel().await,
-        random_history(7, 120),
-        OnInvalid::Report,
-    )
-    .await
-    .expect("the history imports");
-    let head = EventLogClient::new(keeping.channel().await)
-        .get_head(())
-        .await
-        .expect("the head")
-        .into_inner()
-        .position as u64;
+    let head = founding_and_history(&keeping, 7).await;
     let middle = head / 2;
     let (middle_f, head_f) = (middle as f64, head as f64);
 
@@ -193,27 +195,7 @@ async fn answers_on_a_day_replay_once_for_their_day_and_position_and_their_pages
         .arg("0")
         .start()
         .await;
-    let founding = scenario::parse(scenario::FOUNDING_SCENARIO).expect("parses");
-    import::import(
-        keeping.channel().await,
-        founding.items,
-        OnInvalid::RefuseAll,
-    )
-    .await
-    .expect("the founding scenario imports");
-    import::import(
-        keeping.channel().await,
-        random_history(11, 120),
-        OnInvalid::Report,
-    )
-    .await
-    .expect("the history imports");
-    let head = EventLogClient::new(keeping.channel().await)
-        .get_head(())
-        .await
-        .expect("the head")
-        .into_inner()
-        .position as u64;
+    let head = founding_and_history(&keeping, 11).await;
     let head_f = head as f64;
     const DAY: &str = "2025-07-01";
 
