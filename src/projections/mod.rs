@@ -160,6 +160,12 @@ pub trait Model: Default + Send + Sync + 'static {
     /// Every row.
     fn rows(&self) -> Vec<Row>;
 
+    /// Every row, the model given up for them: a replay's last step, where a large model may
+    /// let go of what each row was made from as it goes rather than hold both at once.
+    fn into_rows(self) -> Vec<Row> {
+        self.rows()
+    }
+
     /// The state again from its rows (as `rows` gave them).
     fn from_rows(rows: Vec<Row>) -> Result<Self, String>;
 
@@ -341,6 +347,9 @@ mod tests {
             "{} rows round-trip",
             M::NAME
         );
+        let mut given_up = again.into_rows();
+        given_up.sort_by(|a, b| a.key.cmp(&b.key));
+        assert_eq!(given_up, sorted_rows(model), "{} into_rows", M::NAME);
     }
 
     #[test]

@@ -171,29 +171,7 @@ impl Model for Timeline {
             return self.registry.row(key);
         }
         let id = EventId::parse(key.strip_prefix(PREFIX)?).ok()?;
-        let entry = self.entries.get(&id)?;
-        let mut actors: Vec<String> = entry
-            .participants
-            .iter()
-            .flat_map(|p| std::iter::once(p.actor.clone()).chain(p.acting_as.clone()))
-            .collect();
-        actors.sort();
-        actors.dedup();
-        let mut states: Vec<String> = entry
-            .participants
-            .iter()
-            .filter_map(|p| p.state.clone())
-            .collect();
-        states.sort();
-        states.dedup();
-        Some(Row {
-            key: key.to_owned(),
-            data: RowData::new(entry).expect("an entry serializes"),
-            actors,
-            states,
-            status: entry.kind.clone(),
-            sort_key: happened_key(entry.occurred.as_ref(), entry.origin.position),
-        })
+        Some(entry_row(key.to_owned(), self.entries.get(&id)?))
     }
 
     fn rows(&self) -> Vec<Row> {
@@ -201,10 +179,24 @@ impl Model for Timeline {
             .rows()
             .chain(
                 self.entries
-                    .keys()
-                    .filter_map(|id| self.row(&format!("{PREFIX}{id}"))),
+                    .iter()
+                    .map(|(id, entry)| entry_row(format!("{PREFIX}{id}"), entry)),
             )
             .collect()
+    }
+
+    /// The entries are dropped as their rows are made: a replay over a large log holds
+    /// about as many of one as of the other, not both.
+    fn into_rows(mut self) -> Vec<Row> {
+        self.index = Index::default();
+        let mut rows: Vec<Row> = self.registry.rows().collect();
+        rows.reserve(self.entries.len());
+        rows.extend(
+            std::mem::take(&mut self.entries)
+                .into_iter()
+                .map(|(id, entry)| entry_row(format!("{PREFIX}{id}"), &entry)),
+        );
+        rows
     }
 
     fn from_rows(rows: Vec<Row>) -> Result<Self, String> {
@@ -256,4 +248,30 @@ pub fn names(entry: &TimelineEntry, actor: &str) -> bool {
             || p.acting_as.as_deref() == Some(actor)
             || p.state.as_deref() == Some(actor)
     })
+}
+
+/// The row of `entry`, under `key`.
+fn entry_row(key: String, entry: &TimelineEntry) -> Row {
+    let mut actors: Vec<String> = entry
+        .participants
+        .iter()
+        .flat_map(|p| std::iter::once(p.actor.clone()).chain(p.acting_as.clone()))
+        .collect();
+    actors.sort();
+    actors.dedup();
+    let mut states: Vec<String> = entry
+        .participants
+        .iter()
+        .filter_map(|p| p.state.clone())
+        .collect();
+    states.sort();
+    states.dedup();
+    Row {
+        key,
+        data: RowData::new(entry).expect("an entry serializes"),
+        actors,
+        states,
+        status: entry.kind.clone(),
+        sort_key: happened_key(entry.occurred.as_ref(), entry.origin.position),
+    }
 }

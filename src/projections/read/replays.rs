@@ -187,7 +187,7 @@ impl Replays {
             model.apply(&fact);
             applied.increment(1);
         }
-        Ok(model.rows())
+        Ok(model.into_rows())
     }
 
     /// A model fed what had happened by the end of `date`, as the log up to `position` tells
@@ -208,7 +208,7 @@ impl Replays {
                 model.apply(&fact);
             }
         }
-        Ok(model.rows())
+        Ok(model.into_rows())
     }
 }
 
