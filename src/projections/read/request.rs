@@ -175,9 +175,13 @@ pub(super) fn page_bounds(page: &Page) -> Result<(usize, usize), QueryError> {
         size => size,
     };
     let offset = match page.token.split_once('@') {
-        _ if page.token.is_empty() => 0,
-        Some((offset, _)) => offset.parse().map_err(|_| bad_token(page))?,
-        None => page.token.parse().map_err(|_| bad_token(page))?,
+        Some((offset, _)) => offset,
+        None => page.token.as_str(),
+    };
+    let offset = if page.token.is_empty() {
+        0
+    } else {
+        offset.parse().map_err(|_| bad_token(page))?
     };
     page_position(page)?;
     Ok((offset, size))
