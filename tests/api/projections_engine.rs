@@ -1350,6 +1350,29 @@ async fn an_unreadable_event_stops_the_projection_before_it_rather_than_skip_it(
     log.stop().await;
 }
 
+/// A runner's first start writes its checkpoint, then creates the live generation's tables:
+/// an as-of read between the two finds no versions on record (and its caller replays the
+/// log), rather than failing on the missing tables.
+#[tokio::test]
+async fn no_versions_are_on_record_before_the_first_generations_tables_are_created() {
+    let log = Log::new().await;
+    sqlx::query(
+        "insert into projection_checkpoints \
+             (projection, version, generation, position, versions_every, updated_at) \
+         values ('not-yet', 1, 1, 0, 4096, now())",
+    )
+    .execute(&log.pool)
+    .await
+    .expect("a checkpoint");
+    let projections = ProjectionStore::new(log.pool.clone(), LocalRunners::default());
+    let versions = projections
+        .versions("not-yet", 1, 0)
+        .await
+        .expect("no error for a generation without tables");
+    assert!(versions.is_none());
+    log.stop().await;
+}
+
 #[tokio::test]
 async fn the_log_reads_for_replays_answer_as_of_a_position_and_a_time() {
     let log = Log::new().await;

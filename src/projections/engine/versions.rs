@@ -38,15 +38,19 @@ impl ProjectionStore {
         position: u64,
     ) -> Result<Option<Versions>, ProjectionError> {
         // A rebuild may swap in a new generation and drop the one just read before its
-        // tables are locked: then the new one is read.
+        // tables are locked: then the new one is read. A runner's first start writes its
+        // checkpoint before it creates the first generation's tables: until then there are
+        // no versions on record (`None`: the caller replays).
         let mut attempts = 0;
         loop {
             attempts += 1;
             match self.versions_once(name, version, position).await {
                 Err(ProjectionError::Database(sqlx::Error::Database(error)))
-                    if error.code().as_deref() == Some(UNDEFINED_TABLE) && attempts < 3 =>
+                    if error.code().as_deref() == Some(UNDEFINED_TABLE) =>
                 {
-                    continue;
+                    if attempts == 3 {
+                        return Ok(None);
+                    }
                 }
                 outcome => return outcome,
             }
