@@ -189,8 +189,16 @@ fn on(day: &str, as_of: Option<u64>) -> Option<proto::ReadOptions> {
 async fn answers_on_a_day_replay_once_for_their_day_and_position_and_their_pages_take_its_rows() {
     let database = fresh_database().await;
     let url = database_url_for(&database);
-    let keeping = Serve::on_database(&url).start().await;
+    // Replays asked for: by default an answer on a day starts from recorded versions where
+    // it can (`on_date_versions`).
+    let keeping = Serve::on_database(&url)
+        .arg("--as-of-from")
+        .arg("replay")
+        .start()
+        .await;
     let forgetting = Serve::on_database(&url)
+        .arg("--as-of-from")
+        .arg("replay")
         .arg("--as-of-cache-mib")
         .arg("0")
         .start()

@@ -26,20 +26,24 @@ use crate::random_history::random_history;
 /// Small, so a history of a few hundred events passes many marks.
 const EVERY: u64 = 16;
 
-fn answers_from(samples: &BTreeMap<String, f64>, from: &str) -> f64 {
+pub(crate) fn answers_from(samples: &BTreeMap<String, f64>, from: &str) -> f64 {
     value(
         samples,
         &format!("diplog_as_of_answers_total{{from=\"{from}\"}}"),
     )
 }
 
-fn http(server: &ServeProcess) -> SocketAddr {
+pub(crate) fn http(server: &ServeProcess) -> SocketAddr {
     server.http().parse().expect("an address")
 }
 
 /// Waits until every projection's live generation is past `generations` (each one's, by
 /// name; none: any) and has reached `head`.
-async fn caught_up(server: &ServeProcess, head: u64, generations: &BTreeMap<String, u64>) {
+pub(crate) async fn caught_up(
+    server: &ServeProcess,
+    head: u64,
+    generations: &BTreeMap<String, u64>,
+) {
     let mut projections = ProjectionsClient::new(server.channel().await);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

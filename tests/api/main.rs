@@ -33,6 +33,7 @@ mod merkle_python;
 mod metrics;
 mod on_date;
 mod on_date_history;
+mod on_date_versions;
 mod otlp;
 mod overload;
 mod pg_tls;

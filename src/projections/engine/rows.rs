@@ -398,6 +398,27 @@ impl ProjectionStore {
         Ok(crate::store::recorded_at(&self.pool, position).await?)
     }
 
+    /// When the diplomatic events after `after` and up to `through` say they happened, up to
+    /// `limit` of them (see [`crate::store::OccurrenceDate`]).
+    pub async fn occurrence_dates(
+        &self,
+        after: u64,
+        through: u64,
+        limit: i64,
+    ) -> Result<Vec<crate::store::OccurrenceDate>, ProjectionError> {
+        Ok(crate::store::occurrence_dates(&self.pool, after, through, limit).await?)
+    }
+
+    /// Where the diplomatic event `event_id` was recorded, unless a retraction before `before`
+    /// took it back.
+    pub async fn recorded_where(
+        &self,
+        event_id: crate::domain::EventId,
+        before: u64,
+    ) -> Result<Option<crate::store::RecordedWhere>, ProjectionError> {
+        Ok(crate::store::recorded_where(&self.pool, event_id.as_uuid(), before).await?)
+    }
+
     /// The last position recorded at or before `time` (0 if none): the log as of `time` is the
     /// prefix up to it.
     #[tracing::instrument(skip(self))]

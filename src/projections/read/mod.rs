@@ -7,6 +7,7 @@
 
 pub mod feed;
 pub mod listed;
+mod log_dates;
 pub mod on_date;
 pub mod query;
 mod replays;

@@ -89,6 +89,39 @@ impl OnDate {
             .is_none_or(|time| time.end() <= self.end)
     }
 
+    /// The event that `fact`, a correction moving it past the date, takes out though this
+    /// filter does not know where it was recorded: one let in before the filter's first fact
+    /// (a replay on top of recorded rows starts where every event so far had happened). The
+    /// caller looks it up for [`Self::let_in_before`], so that a later correction brings it
+    /// back as it would in a replay from the log's start.
+    pub fn unplaced(&self, fact: &Fact) -> Option<EventId> {
+        let EventKind::EventCorrected(correction) = &fact.event.kind else {
+            return None;
+        };
+        let target = correction.event;
+        let known = self.later.contains_key(&target) || self.let_in.contains_key(&target);
+        (!known && !self.happened(&correction.replacement)).then_some(target)
+    }
+
+    /// Notes that `event`, recorded at `position` in `stream_id` at `recorded_at`, was let in
+    /// before this filter's first fact (and not retracted since).
+    pub fn let_in_before(
+        &mut self,
+        event: EventId,
+        position: u64,
+        stream_id: String,
+        recorded_at: DateTime<Utc>,
+    ) {
+        self.let_in.insert(
+            event,
+            Recorded {
+                position,
+                stream_id,
+                recorded_at,
+            },
+        );
+    }
+
     /// What a model applies for `fact` on this date: nothing, `fact` itself, or what it
     /// amounts to on this date.
     pub fn admit(&mut self, fact: Fact) -> Option<Fact> {
@@ -297,6 +330,62 @@ mod tests {
             sorted_rows(&on::<Timeline>(&facts, "2030-01-01")),
             sorted_rows(&replay::<Timeline>(&facts))
         );
+    }
+
+    /// A replay on a day that starts after a prefix every event of which had happened (from
+    /// the prefix's rows, as an answer from recorded versions does), told where the events it
+    /// did not see were recorded when a correction moves one out: the replay from the start.
+    #[test]
+    fn a_replay_from_a_prefix_that_had_all_happened_is_the_replay_from_the_start() {
+        let mut facts = founding_facts();
+        let call = the_call(&facts).clone();
+        let out = moved(&facts, &call, "2025-03-10");
+        facts.push(out);
+        let back = moved(&facts, &call, "2025-02-14");
+        facts.push(back);
+        let date = "2025-02-20";
+        let all_in = |filter: &mut OnDate, fact: &Fact| {
+            filter.admit(fact.clone()).is_some_and(|admitted| {
+                serde_json::to_string(&admitted.event).ok()
+                    == serde_json::to_string(&fact.event).ok()
+            })
+        };
+        let mut probe = OnDate::new(day(date));
+        let prefix = facts.iter().take_while(|f| all_in(&mut probe, f)).count();
+        assert!(
+            prefix
+                > facts
+                    .iter()
+                    .position(|f| f.event_id == call.event_id)
+                    .unwrap(),
+            "the call is in the prefix"
+        );
+        assert!(prefix < facts.len(), "the correction moving it out is not");
+        let from_prefix = |seeded: bool| {
+            let mut model: Timeline = replay(&facts[..prefix]);
+            let mut filter = OnDate::new(day(date));
+            for fact in &facts[prefix..] {
+                if let Some(target) = filter.unplaced(fact)
+                    && seeded
+                {
+                    let original = facts.iter().find(|f| f.event_id == target).unwrap();
+                    filter.let_in_before(
+                        target,
+                        original.position,
+                        original.stream_id.clone(),
+                        original.recorded_at,
+                    );
+                }
+                if let Some(fact) = filter.admit(fact.clone()) {
+                    model.apply(&fact);
+                }
+            }
+            sorted_rows(&model)
+        };
+        let from_start = sorted_rows(&on::<Timeline>(&facts, date));
+        assert_eq!(from_prefix(true), from_start);
+        // Without being told, the call brought back would be lost.
+        assert_ne!(from_prefix(false), from_start);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! Readers asking for the same rows while they are being replayed wait for that replay rather
 //! than run their own (an actor's page on a day asks for the timeline twice at once).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
 
 use chrono::NaiveDate;
@@ -36,7 +36,12 @@ pub(super) struct Replays {
     turns: Arc<Semaphore>,
     /// The replays running or waiting for a turn, each behind a lock its askers take in turn.
     running: Arc<Mutex<HashMap<Replay, Weak<tokio::sync::Mutex<()>>>>>,
+    /// The latest answers on a day at the log's head given without a replay (`note_at_head`).
+    heads: Arc<Mutex<VecDeque<Replay>>>,
 }
+
+/// Answers at the head noted for their later pages: the latest this many.
+const HEADS_NOTED: usize = 1024;
 
 /// A replay's turn; the running gauge counts it until it is dropped.
 struct Turn {
@@ -57,6 +62,7 @@ impl Replays {
             snapshots: Arc::new(Mutex::new(Snapshots::new(kept_bytes))),
             turns: Arc::new(Semaphore::new(turns.max(1))),
             running: Arc::new(Mutex::new(HashMap::new())),
+            heads: Arc::new(Mutex::new(VecDeque::new())),
         }
     }
 
@@ -82,14 +88,30 @@ impl Replays {
         self.rows::<M>(on_day::<M>(position, date), at_head).await
     }
 
-    /// Whether the rows of `M` on `date` at `position` are kept, asked for by an answer at
-    /// the log's head: a later page of that answer, naming the position, is answered from
-    /// them. (Other rows it may not name: a reader's page token cannot ask as of the past.)
-    pub(super) fn kept_at_head<M: Model>(&self, position: u64, date: NaiveDate) -> bool {
+    /// Whether an answer on `date` at the log's head was at `position`, so that a later page
+    /// of it, naming the position, is answered there: its replay's rows are kept, or it was
+    /// answered from recorded versions not long ago (`note_at_head`). (Other positions a
+    /// page may not name: a reader's page token cannot ask as of the past.)
+    pub(super) fn at_head<M: Model>(&self, position: u64, date: NaiveDate) -> bool {
+        let replay = on_day::<M>(position, date);
         self.snapshots
             .lock()
             .expect("snapshots lock")
-            .at_head(&on_day::<M>(position, date))
+            .at_head(&replay)
+            || self.heads.lock().expect("heads lock").contains(&replay)
+    }
+
+    /// Notes that an answer on `date` at the log's head was at `position`, answered without a
+    /// replay (from recorded versions): a later page of it may name the position.
+    pub(super) fn note_at_head<M: Model>(&self, position: u64, date: NaiveDate) {
+        let replay = on_day::<M>(position, date);
+        let mut heads = self.heads.lock().expect("heads lock");
+        if !heads.contains(&replay) {
+            if heads.len() == HEADS_NOTED {
+                heads.pop_front();
+            }
+            heads.push_back(replay);
+        }
     }
 
     /// The rows of `replay`, in list order: kept ones, or those of a replay (which are then

@@ -9,12 +9,14 @@
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
+use chrono::NaiveDate;
 use futures::TryStreamExt;
 
 use crate::monitoring::AS_OF_REPLAYED_EVENTS;
 use crate::projections::engine::rows::{ProjectionStore, RowFilter};
 use crate::projections::engine::versions::Versions;
 use crate::projections::models::common::target_of;
+use crate::projections::read::on_date::OnDate;
 use crate::projections::read::request::QueryError;
 use crate::projections::read::window::passes;
 use crate::projections::{Fact, Model, Row, Want, Wanted};
@@ -34,55 +36,142 @@ pub(super) async fn versioned<M: Model>(
     store: &ProjectionStore,
     position: u64,
 ) -> Result<Option<VersionedRows>, QueryError> {
-    let Some(mut versions) = store.versions(M::NAME, M::VERSION, position).await? else {
+    let Some(mut versions) = on_record::<M>(store, position).await? else {
         return Ok(None);
     };
-    if position - versions.at > 2 * versions.every {
-        return Ok(None);
+    let mut on_top = OnTop::<M>::new(&mut versions, position).await?;
+    let mut facts = std::pin::pin!(store.facts_between(versions.at, position));
+    while let Some(fact) = facts.try_next().await? {
+        on_top.push(&mut versions, fact).await?;
     }
-    let mut changed = BTreeMap::new();
-    if versions.at < position {
-        let facts: Vec<Fact> = store
-            .facts_between(versions.at, position)
-            .try_collect()
-            .await?;
-        metrics::counter!(AS_OF_REPLAYED_EVENTS).increment(facts.len() as u64);
-        let resident = versions.resident(M::RESIDENT).await?;
-        let mut model = M::from_rows(resident).map_err(QueryError::BadRow)?;
-        let mut keys = BTreeSet::new();
-        for segment in amendments_first(&facts) {
-            hydrate(&mut versions, &mut model, segment, &keys).await?;
-            for fact in segment {
-                keys.extend(model.apply(fact));
-            }
+    let changed = on_top.changed(&mut versions).await?;
+    Ok(Some(VersionedRows { versions, changed }))
+}
+
+/// The rows of `M` on `date` as the log up to `position` tells it, where a replay on `date`
+/// lets every event up to `covered` in as it is (`log_dates`): the rows on record up to
+/// there, and the rest of the log replayed on top through [`OnDate`]. `None` as for
+/// [`versioned`], as of `covered`.
+pub(super) async fn on_day<M: Model>(
+    store: &ProjectionStore,
+    covered: u64,
+    position: u64,
+    date: NaiveDate,
+) -> Result<Option<VersionedRows>, QueryError> {
+    let Some(mut versions) = on_record::<M>(store, covered).await? else {
+        return Ok(None);
+    };
+    let mut on_top = OnTop::<M>::new(&mut versions, position).await?;
+    let mut on = OnDate::new(date);
+    let mut facts = std::pin::pin!(store.facts_between(versions.at, position));
+    while let Some(fact) = facts.try_next().await? {
+        // An event before the versions' commit that this correction moves out: where it was
+        // recorded, for a later correction to bring it back.
+        if let Some(target) = on.unplaced(&fact)
+            && let Some(original) = store.recorded_where(target, fact.position).await?
+        {
+            on.let_in_before(
+                target,
+                original.position as u64,
+                original.stream_id,
+                original.recorded_at,
+            );
         }
-        changed = keys
+        if let Some(fact) = on.admit(fact) {
+            on_top.push(&mut versions, fact).await?;
+        }
+    }
+    let changed = on_top.changed(&mut versions).await?;
+    Ok(Some(VersionedRows { versions, changed }))
+}
+
+/// The rows of `M` on record at or before `position`, unless they are not versioned from the
+/// generation's start, are another version's, or end more than twice `versions_every` before
+/// `position`.
+async fn on_record<M: Model>(
+    store: &ProjectionStore,
+    position: u64,
+) -> Result<Option<Versions>, QueryError> {
+    let versions = store.versions(M::NAME, M::VERSION, position).await?;
+    Ok(versions.filter(|versions| position - versions.at <= 2 * versions.every))
+}
+
+/// Events applied in a model that holds what they need, as a runner's does (its resident
+/// rows, and the rows each segment of events wants), and the keys of the rows they changed.
+struct OnTop<M> {
+    model: Option<M>,
+    segment: Vec<Fact>,
+    keys: BTreeSet<String>,
+}
+
+/// Most events applied after one load of the rows they want.
+const SEGMENT: usize = 512;
+
+/// Whether `fact` starts a new segment after `segment`: a retraction or a correction does
+/// (what a model wants for it depends on what it holds once every event before it is
+/// applied), as does a full segment.
+fn starts_segment(segment: &[Fact], fact: &Fact) -> bool {
+    !segment.is_empty() && (target_of(fact).is_some() || segment.len() >= SEGMENT)
+}
+
+impl<M: Model> OnTop<M> {
+    /// A model for the rows on record in `versions`, to apply events up to `position` on top.
+    /// Loads its resident rows only if there are events to apply.
+    async fn new(versions: &mut Versions, position: u64) -> Result<Self, QueryError> {
+        let model = if versions.at < position {
+            let resident = versions.resident(M::RESIDENT).await?;
+            Some(M::from_rows(resident).map_err(QueryError::BadRow)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            model,
+            segment: Vec::new(),
+            keys: BTreeSet::new(),
+        })
+    }
+
+    async fn push(&mut self, versions: &mut Versions, fact: Fact) -> Result<(), QueryError> {
+        metrics::counter!(AS_OF_REPLAYED_EVENTS).increment(1);
+        if starts_segment(&self.segment, &fact) {
+            self.apply_segment(versions).await?;
+        }
+        self.segment.push(fact);
+        Ok(())
+    }
+
+    async fn apply_segment(&mut self, versions: &mut Versions) -> Result<(), QueryError> {
+        let model = self
+            .model
+            .as_mut()
+            .expect("events to apply come only after a model is made for them");
+        hydrate(versions, model, &self.segment, &self.keys).await?;
+        for fact in self.segment.drain(..) {
+            self.keys.extend(model.apply(&fact));
+        }
+        Ok(())
+    }
+
+    /// Each row the events changed: as it is now, or `None` if gone.
+    async fn changed(
+        mut self,
+        versions: &mut Versions,
+    ) -> Result<BTreeMap<String, Option<Row>>, QueryError> {
+        if !self.segment.is_empty() {
+            self.apply_segment(versions).await?;
+        }
+        let Some(model) = self.model else {
+            return Ok(BTreeMap::new());
+        };
+        Ok(self
+            .keys
             .into_iter()
             .map(|key| {
                 let row = model.row(&key);
                 (key, row)
             })
-            .collect();
+            .collect())
     }
-    Ok(Some(VersionedRows { versions, changed }))
-}
-
-/// `facts` cut before each retraction or correction but the first, as a runner's batches
-/// are: what a model wants for an amendment depends on what it holds once every event before
-/// it is applied.
-fn amendments_first(facts: &[Fact]) -> Vec<&[Fact]> {
-    let mut segments = Vec::new();
-    let mut start = 0;
-    for (i, fact) in facts.iter().enumerate().skip(1) {
-        if target_of(fact).is_some() {
-            segments.push(&facts[start..i]);
-            start = i;
-        }
-    }
-    if start < facts.len() {
-        segments.push(&facts[start..]);
-    }
-    segments
 }
 
 /// Brings into `model` the rows on record that `facts` want, asking again after each load (a
@@ -304,12 +393,44 @@ mod tests {
     }
 
     #[test]
-    fn segments_start_at_each_amendment_but_the_first_event() {
-        let facts = crate::projections::testing::founding_facts();
-        let segments = amendments_first(&facts);
-        assert_eq!(segments.iter().map(|s| s.len()).sum::<usize>(), facts.len());
+    fn segments_start_at_each_amendment_but_the_first_event_and_when_full() {
+        use crate::domain::diplomacy::{DiplomaticEvent, EventKind, EventRetracted};
+        let mut facts = crate::projections::testing::founding_facts();
+        // Retractions of the third and the fifth event, between the others.
+        for (at, target) in [(6, 2), (3, 4)] {
+            let retraction = Fact {
+                event_id: crate::domain::EventId::generate(),
+                event: DiplomaticEvent {
+                    kind: EventKind::EventRetracted(EventRetracted {
+                        event: facts[target].event_id,
+                        reason: None,
+                    }),
+                    occurred: None,
+                    sources: Vec::new(),
+                    evidence: Vec::new(),
+                    coding: None,
+                    note: None,
+                },
+                ..facts[target].clone()
+            };
+            facts.insert(at, retraction);
+        }
+        let mut segments: Vec<Vec<Fact>> = Vec::new();
+        let mut segment: Vec<Fact> = Vec::new();
+        for fact in &facts {
+            if starts_segment(&segment, fact) {
+                segments.push(std::mem::take(&mut segment));
+            }
+            segment.push(fact.clone());
+        }
+        segments.push(segment);
+        assert_eq!(segments.len(), 3, "cut before each retraction");
         for segment in &segments {
+            assert!(segment.len() <= SEGMENT);
             assert!(segment[1..].iter().all(|fact| target_of(fact).is_none()));
         }
+        let full: Vec<Fact> = vec![facts[0].clone(); SEGMENT];
+        assert!(starts_segment(&full, &facts[0]));
+        assert!(!starts_segment(&full[1..], &facts[0]));
     }
 }

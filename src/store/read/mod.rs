@@ -30,6 +30,7 @@ macro_rules! select_events {
 }
 
 pub(super) mod browse;
+pub(super) mod dates;
 
 /// The last committed position (0 for an empty log).
 pub async fn head<'e>(executor: impl PgExecutor<'e>) -> Result<u64, sqlx::Error> {
