@@ -401,7 +401,7 @@ async fn read_direct(
         bound,
         windowed,
         cut,
-    } = crate::store::diplomatic_events(connection, after, until, limit as i64).await?;
+    } = crate::store::diplomatic_events(connection, after, until, limit as i64, None).await?;
     // A page cut short by its bytes ends at its last event, as a full one does.
     let full = events.len() >= limit || cut;
     let mut reached = match events.last() {

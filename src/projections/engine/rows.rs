@@ -3,7 +3,7 @@
 //! that `as of` replays need. Never writes rows or moves a checkpoint: only the runner holding
 //! a projection's lock does (`runner.rs`); flagging a rebuild is the one write here.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use futures::{Stream, StreamExt, TryStreamExt, stream};
 use sqlx::PgPool;
 use sqlx::types::Json;
@@ -336,8 +336,33 @@ impl ProjectionStore {
         after: u64,
         until: u64,
     ) -> impl Stream<Item = Result<Fact, ProjectionError>> + Send + 'static {
+        self.facts_read_ahead(after, until, None)
+    }
+
+    /// The diplomatic events of [`Self::facts_between`] that may have happened by `by`, and
+    /// every correction and retraction (see `store::diplomatic_events`); the others are not
+    /// read. (All of them for a time whose year has not four digits, which the recorder's
+    /// notes of times would not order.)
+    pub fn facts_happened_between(
+        &self,
+        after: u64,
+        until: u64,
+        by: DateTime<Utc>,
+    ) -> impl Stream<Item = Result<Fact, ProjectionError>> + Send + 'static {
+        let by = (1..=9999)
+            .contains(&by.year())
+            .then(|| crate::recorder::metadata_time(by));
+        self.facts_read_ahead(after, until, by)
+    }
+
+    fn facts_read_ahead(
+        &self,
+        after: u64,
+        until: u64,
+        happened_by: Option<String>,
+    ) -> impl Stream<Item = Result<Fact, ProjectionError>> + Send + 'static {
         let (sender, receiver) = tokio::sync::mpsc::channel(PAGES_AHEAD);
-        let pages = self.fact_pages(after, until);
+        let pages = self.fact_pages(after, until, happened_by);
         tokio::spawn(async move {
             let mut pages = std::pin::pin!(pages);
             while let Some(page) = pages.next().await {
@@ -357,18 +382,25 @@ impl ProjectionStore {
         &self,
         after: u64,
         until: u64,
+        happened_by: Option<String>,
     ) -> impl Stream<Item = Result<FactPage, ProjectionError>> + Send + 'static {
         let pool = self.pool.clone();
         let position = until;
         stream::try_unfold(Some(after), move |after| {
             let pool = pool.clone();
+            let happened_by = happened_by.clone();
             async move {
                 let Some(after) = after else {
                     return Ok::<_, ProjectionError>(None);
                 };
-                let page =
-                    crate::store::diplomatic_events(&pool, after, Some(position), FACTS_PAGE)
-                        .await?;
+                let page = crate::store::diplomatic_events(
+                    &pool,
+                    after,
+                    Some(position),
+                    FACTS_PAGE,
+                    happened_by.as_deref(),
+                )
+                .await?;
                 let events = page.events;
                 // A short page has seen everything up to its bound, which is short of
                 // `position` when the page's window ended first; one cut short by its bytes

@@ -89,37 +89,48 @@ impl OnDate {
             .is_none_or(|time| time.end() <= self.end)
     }
 
-    /// The event that `fact`, a correction moving it past the date, takes out though this
-    /// filter does not know where it was recorded: one let in before the filter's first fact
-    /// (a replay on top of recorded rows starts where every event so far had happened). The
-    /// caller looks it up for [`Self::let_in_before`], so that a later correction brings it
-    /// back as it would in a replay from the log's start.
+    /// The event that `fact`, a correction, names though this filter does not know where it
+    /// was recorded: one before the filter's first fact, or one it was not given. (A replay
+    /// on top of recorded rows starts where every event so far had happened, and is given
+    /// only the events that may have happened by the date, and every correction and
+    /// retraction.) The caller looks it up for [`Self::place`], so that the correction
+    /// applies as in a replay from the log's start.
     pub fn unplaced(&self, fact: &Fact) -> Option<EventId> {
         let EventKind::EventCorrected(correction) = &fact.event.kind else {
             return None;
         };
         let target = correction.event;
         let known = self.later.contains_key(&target) || self.let_in.contains_key(&target);
-        (!known && !self.happened(&correction.replacement)).then_some(target)
+        (!known).then_some(target)
     }
 
-    /// Notes that `event`, recorded at `position` in `stream_id` at `recorded_at`, was let in
-    /// before this filter's first fact (and not retracted since).
-    pub fn let_in_before(
+    /// Notes that `event`, recorded at `position` in `stream_id` at `recorded_at` and not
+    /// retracted since, was let in before this filter's first fact (`let_in`), or was left
+    /// out as later (an event not given, because it had not happened by the date).
+    pub fn place(
         &mut self,
         event: EventId,
         position: u64,
         stream_id: String,
         recorded_at: DateTime<Utc>,
+        let_in: bool,
     ) {
-        self.let_in.insert(
-            event,
-            Recorded {
-                position,
-                stream_id,
-                recorded_at,
-            },
-        );
+        let recorded = Recorded {
+            position,
+            stream_id,
+            recorded_at,
+        };
+        if let_in {
+            self.let_in.insert(event, recorded);
+        } else {
+            self.later.insert(event, recorded);
+        }
+    }
+
+    /// Whether an event not a correction or a retraction, dated so, may have happened by
+    /// the date: the events a replay on top of recorded rows is given.
+    pub fn may_have_happened(&self, occurred: Option<&FuzzyTime>) -> bool {
+        occurred.is_none_or(|time| time.end() <= self.end)
     }
 
     /// What a model applies for `fact` on this date: nothing, `fact` itself, or what it
@@ -192,6 +203,7 @@ mod tests {
     use crate::projections::Model;
     use crate::projections::models::channels::Channels;
     use crate::projections::models::commitments::Commitments;
+    use crate::projections::models::common::target_of;
     use crate::projections::models::divergence::Divergence;
     use crate::projections::models::relations::Relations;
     use crate::projections::models::summits::Summits;
@@ -361,19 +373,27 @@ mod tests {
             "the call is in the prefix"
         );
         assert!(prefix < facts.len(), "the correction moving it out is not");
+        // The tail as a replay on top of recorded rows is given it: without the events that
+        // had not happened by the date (none here but the corrections' targets, moved).
         let from_prefix = |seeded: bool| {
             let mut model: Timeline = replay(&facts[..prefix]);
             let mut filter = OnDate::new(day(date));
             for fact in &facts[prefix..] {
+                if target_of(fact).is_none()
+                    && !filter.may_have_happened(fact.event.occurred.as_ref())
+                {
+                    continue;
+                }
                 if let Some(target) = filter.unplaced(fact)
                     && seeded
                 {
                     let original = facts.iter().find(|f| f.event_id == target).unwrap();
-                    filter.let_in_before(
+                    filter.place(
                         target,
                         original.position,
                         original.stream_id.clone(),
                         original.recorded_at,
+                        original.position <= facts[prefix - 1].position,
                     );
                 }
                 if let Some(fact) = filter.admit(fact.clone()) {

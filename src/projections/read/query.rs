@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, Utc};
 
 use crate::monitoring::LIST_ROWS;
 use crate::projections::engine::rows::{ProjectionStore, RowFilter, WaitError};
@@ -20,14 +20,13 @@ use crate::projections::models::relations::pair_key;
 use crate::projections::models::relations::view::RelationView;
 use crate::projections::models::timeline::Timeline;
 use crate::projections::read::listed::{Listed, Reading};
-use crate::projections::read::log_dates::LogDates;
 use crate::projections::read::on_date::end_of;
-use crate::projections::read::replays::{Replays, answered_from};
+use crate::projections::read::replays::{Replayed, Replays, answered_from};
 use crate::projections::read::request::{
     Answer, AsOf, ListFilter, Page, QueryError, Records, Source, at_position, next_page_token,
     page_bounds, page_position, state_code, statuses,
 };
-use crate::projections::read::versioned::{self, VersionedRows, versioned};
+use crate::projections::read::versioned::{VersionedRows, versioned};
 use crate::projections::read::window::{
     Window, each_replayed, list_rows, lookups, page_replayed, whole,
 };
@@ -78,7 +77,6 @@ pub struct Queries {
     store: ProjectionStore,
     config: QueryConfig,
     replays: Replays,
-    dates: Arc<LogDates>,
 }
 
 /// Where an answer's rows come from, found once for the answer (`Queries::rows`), so a get's
@@ -104,7 +102,6 @@ impl Queries {
     pub fn new(store: ProjectionStore, config: QueryConfig) -> Self {
         Self {
             replays: Replays::new(store.clone(), config.snapshot_bytes, config.replays),
-            dates: Arc::new(LogDates::new(store.clone())),
             store,
             config,
         }
@@ -179,23 +176,27 @@ impl Queries {
                     },
                 };
                 let at_head = as_of.is_none();
-                if let Some(rows) = self.versioned_on::<M>(position, date).await? {
-                    if at_head {
-                        self.replays.note_at_head::<M>(position, date);
-                    }
-                    return Ok(Rows::Versioned {
-                        rows,
-                        position,
-                        reference: end_of(date),
-                    });
-                }
-                let rows = self.replays.on::<M>(position, date, at_head).await?;
+                let from_versions = self.config.as_of_from == AsOfFrom::Versions;
                 // Statuses that depend on time are judged at the end of that day.
-                Ok(Rows::Replayed {
-                    rows,
-                    position,
-                    reference: end_of(date),
-                })
+                let reference = end_of(date);
+                Ok(
+                    match self
+                        .replays
+                        .on::<M>(position, date, at_head, from_versions)
+                        .await?
+                    {
+                        Replayed::Rows(rows) => Rows::Replayed {
+                            rows,
+                            position,
+                            reference,
+                        },
+                        Replayed::OnVersions(rows) => Rows::Versioned {
+                            rows,
+                            position,
+                            reference,
+                        },
+                    },
+                )
             }
         }
     }
@@ -270,28 +271,6 @@ impl Queries {
             return Ok(None);
         }
         let versioned = versioned::<M>(&self.store, position).await?;
-        if versioned.is_some() {
-            answered_from("versions");
-        }
-        Ok(versioned)
-    }
-
-    /// The rows of `M` on `date` at `position` from its recorded versions, where the log
-    /// begins with events that had all happened by then (`log_dates`), unless replays are
-    /// asked for or there are none to start from (`versioned::on_day`).
-    async fn versioned_on<M: Model>(
-        &self,
-        position: u64,
-        date: NaiveDate,
-    ) -> Result<Option<VersionedRows>, QueryError> {
-        if self.config.as_of_from == AsOfFrom::Replay {
-            return Ok(None);
-        }
-        let covered = self.dates.covered(date, position).await?;
-        if covered == 0 {
-            return Ok(None);
-        }
-        let versioned = versioned::on_day::<M>(&self.store, covered, position, date).await?;
         if versioned.is_some() {
             answered_from("versions");
         }

@@ -18,9 +18,11 @@ use crate::monitoring::{
     AS_OF_REPLAYS_WAITING,
 };
 use crate::projections::engine::rows::ProjectionStore;
+use crate::projections::read::log_dates::LogDates;
 use crate::projections::read::on_date::OnDate;
 use crate::projections::read::request::QueryError;
-use crate::projections::read::snapshots::{Replay, Snapshots};
+use crate::projections::read::snapshots::{Held, Replay, Snapshots};
+use crate::projections::read::versioned::{self, VersionedRows};
 use crate::projections::read::window::in_list_order;
 use crate::projections::{Model, Row};
 
@@ -38,6 +40,15 @@ pub(super) struct Replays {
     running: Arc<Mutex<HashMap<Replay, Weak<tokio::sync::Mutex<()>>>>>,
     /// The latest answers on a day at the log's head given without a replay (`note_at_head`).
     heads: Arc<Mutex<VecDeque<Replay>>>,
+    dates: Arc<LogDates>,
+}
+
+/// The rows of an answer as of a position or on a day.
+pub(super) enum Replayed {
+    /// A replay's rows, in list order.
+    Rows(Arc<Vec<Row>>),
+    /// The rows on record, and those a replay on top of them changed (on a day only).
+    OnVersions(VersionedRows),
 }
 
 /// Answers at the head noted for their later pages: the latest this many.
@@ -58,11 +69,12 @@ impl Replays {
     /// Replays reading `store`, at most `turns` at once, keeping at most `kept_bytes` of rows.
     pub(super) fn new(store: ProjectionStore, kept_bytes: usize, turns: usize) -> Self {
         Self {
-            store,
             snapshots: Arc::new(Mutex::new(Snapshots::new(kept_bytes))),
             turns: Arc::new(Semaphore::new(turns.max(1))),
             running: Arc::new(Mutex::new(HashMap::new())),
             heads: Arc::new(Mutex::new(VecDeque::new())),
+            dates: Arc::new(LogDates::new(store.clone())),
+            store,
         }
     }
 
@@ -73,19 +85,26 @@ impl Replays {
             on: None,
             position,
         };
-        self.rows::<M>(replay, false).await
+        match self.rows::<M>(replay, false, false).await? {
+            Replayed::Rows(rows) => Ok(rows),
+            Replayed::OnVersions(_) => unreachable!("only answers on a day start from versions"),
+        }
     }
 
     /// The rows of `M` fed what had happened by the end of `date`, as the log up to
     /// `position` tells it (see `on_date`), for an answer at the log's head (`position` is
-    /// the head, or was when its first page was answered) or not (`as of`).
+    /// the head, or was when its first page was answered) or not (`as of`). From the rows on
+    /// record where the log begins with events that had all happened by then, if
+    /// `from_versions` (`log_dates`, `versioned::on_day`); else replayed from the start.
     pub(super) async fn on<M: Model>(
         &self,
         position: u64,
         date: NaiveDate,
         at_head: bool,
-    ) -> Result<Arc<Vec<Row>>, QueryError> {
-        self.rows::<M>(on_day::<M>(position, date), at_head).await
+        from_versions: bool,
+    ) -> Result<Replayed, QueryError> {
+        self.rows::<M>(on_day::<M>(position, date), at_head, from_versions)
+            .await
     }
 
     /// Whether an answer on `date` at the log's head was at `position`, so that a later page
@@ -101,10 +120,9 @@ impl Replays {
             || self.heads.lock().expect("heads lock").contains(&replay)
     }
 
-    /// Notes that an answer on `date` at the log's head was at `position`, answered without a
-    /// replay (from recorded versions): a later page of it may name the position.
-    pub(super) fn note_at_head<M: Model>(&self, position: u64, date: NaiveDate) {
-        let replay = on_day::<M>(position, date);
+    /// Notes that an answer on a day at the log's head, `replay`, was answered from recorded
+    /// versions: a later page of it may name its position, kept or not.
+    fn note_at_head(&self, replay: Replay) {
         let mut heads = self.heads.lock().expect("heads lock");
         if !heads.contains(&replay) {
             if heads.len() == HEADS_NOTED {
@@ -114,23 +132,39 @@ impl Replays {
         }
     }
 
-    /// The rows of `replay`, in list order: kept ones, or those of a replay (which are then
-    /// kept). As of a position, it starts from the nearest kept rows before it; on a day, from
-    /// the log's start.
+    /// The rows of `replay`: kept ones, or those of a replay (which are then kept). As of a
+    /// position, it starts from the nearest kept rows before it; on a day, from the rows on
+    /// record (if `from_versions` and the log allows) or the log's start.
     async fn rows<M: Model>(
         &self,
         replay: Replay,
         at_head: bool,
-    ) -> Result<Arc<Vec<Row>>, QueryError> {
-        if let Some(rows) = self.kept(&replay, at_head) {
-            return Ok(rows);
+        from_versions: bool,
+    ) -> Result<Replayed, QueryError> {
+        if let Some(found) = self.kept::<M>(&replay, at_head).await? {
+            return Ok(found);
         }
         let _alone = self.alone(replay).await;
         // The same replay may have ended while this one waited.
-        if let Some(rows) = self.kept(&replay, at_head) {
-            return Ok(rows);
+        if let Some(found) = self.kept::<M>(&replay, at_head).await? {
+            return Ok(found);
         }
         let _turn = self.turn().await;
+        if let (Some(date), true) = (replay.on, from_versions) {
+            let covered = self.dates.covered(date, replay.position).await?;
+            let on_versions = match covered {
+                0 => None,
+                _ => versioned::on_day::<M>(&self.store, covered, replay.position, date).await?,
+            };
+            if let Some(rows) = on_versions {
+                answered_from("versions");
+                self.keep(replay, Held::Changed(rows.changed()), at_head);
+                if at_head {
+                    self.note_at_head(replay);
+                }
+                return Ok(Replayed::OnVersions(rows));
+            }
+        }
         let mut rows = match replay.on {
             None => self.replay_from_nearest::<M>(replay.position).await?,
             Some(date) => {
@@ -140,20 +174,45 @@ impl Replays {
         };
         in_list_order(&mut rows);
         let rows = Arc::new(rows);
-        let mut snapshots = self.snapshots.lock().expect("snapshots lock");
-        snapshots.keep(replay, rows.clone(), at_head);
-        metrics::gauge!(AS_OF_KEPT_BYTES).set(snapshots.held() as f64);
-        Ok(rows)
+        self.keep(replay, Held::Rows(rows.clone()), at_head);
+        Ok(Replayed::Rows(rows))
     }
 
-    fn kept(&self, replay: &Replay, at_head: bool) -> Option<Arc<Vec<Row>>> {
-        let rows = self
+    fn keep(&self, replay: Replay, held: Held, at_head: bool) {
+        let mut snapshots = self.snapshots.lock().expect("snapshots lock");
+        snapshots.keep(replay, held, at_head);
+        metrics::gauge!(AS_OF_KEPT_BYTES).set(snapshots.held() as f64);
+    }
+
+    /// What is kept of `replay`: its rows, or the rows its replay on top of recorded versions
+    /// changed, with those versions (if they are still on record).
+    async fn kept<M: Model>(
+        &self,
+        replay: &Replay,
+        at_head: bool,
+    ) -> Result<Option<Replayed>, QueryError> {
+        let held = self
             .snapshots
             .lock()
             .expect("snapshots lock")
-            .exact(replay, at_head)?;
-        answered_from("kept");
-        Some(rows)
+            .exact(replay, at_head);
+        let found = match held {
+            None => None,
+            Some(Held::Rows(rows)) => Some(Replayed::Rows(rows)),
+            Some(Held::Changed(changed)) => {
+                let date = replay
+                    .on
+                    .expect("only answers on a day start from versions");
+                let covered = self.dates.covered(date, replay.position).await?;
+                versioned::on_day_again::<M>(&self.store, covered, changed)
+                    .await?
+                    .map(Replayed::OnVersions)
+            }
+        };
+        if found.is_some() {
+            answered_from("kept");
+        }
+        Ok(found)
     }
 
     /// The lock of `replay`, held while it runs: one of the same rows at a time.

@@ -1,6 +1,7 @@
 //! The rows of replayed models, kept so that a later as-of answer at or after their position
 //! starts there instead of at the beginning of the log, and the next page of an answer on a
-//! day (at the same position) does not replay at all. Held within a budget of bytes (the
+//! day (at the same position) does not replay at all; for an answer on a day from recorded
+//! versions, the rows its replay on top of them changed. Held within a budget of bytes (the
 //! rows' text and a fixed cost per row): a replay deep in a large log holds a large model, and
 //! the server keeps only what fits, letting the least recently used go first.
 
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 
 use crate::projections::Row;
+use crate::projections::read::versioned::Changed;
 
 /// What a row costs beyond its text: the `Row` itself, its vectors and the allocator's headers.
 const ROW_OVERHEAD: usize = 192;
@@ -33,6 +35,23 @@ pub fn rows_bytes(rows: &[Row]) -> usize {
         .sum()
 }
 
+/// What is kept of a replay: the rows it ended with, or, for an answer on a day from recorded
+/// versions, the rows its replay on top of them changed.
+#[derive(Clone)]
+pub enum Held {
+    Rows(Arc<Vec<Row>>),
+    Changed(Arc<Changed>),
+}
+
+impl Held {
+    fn bytes(&self) -> usize {
+        match self {
+            Held::Rows(rows) => rows_bytes(rows),
+            Held::Changed(changed) => changed.bytes(),
+        }
+    }
+}
+
 /// What a replay's rows are: a projection fed the log up to a position, and, for an answer
 /// on a day, only what had happened by then (`on_date`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -43,7 +62,7 @@ pub struct Replay {
 }
 
 struct Kept {
-    rows: Arc<Vec<Row>>,
+    held: Held,
     bytes: usize,
     /// Asked for by an answer at the log's head (not `as of`): rows any reader has seen, which
     /// the later pages of that answer may name by their position (`at_head`).
@@ -87,20 +106,23 @@ impl Snapshots {
             .kept
             .range_mut(first..=Replay { position, ..first })
             .next_back()?;
+        let Held::Rows(rows) = &kept.held else {
+            return None;
+        };
         self.uses += 1;
         kept.used = self.uses;
-        Some((at, kept.rows.clone()))
+        Some((at, rows.clone()))
     }
 
     /// The rows of exactly `replay`, if kept, for an answer at the log's head or not. (A
     /// replay on a day cannot start from the rows of an earlier position: what it left out is
     /// not in them.)
-    pub fn exact(&mut self, replay: &Replay, at_head: bool) -> Option<Arc<Vec<Row>>> {
+    pub fn exact(&mut self, replay: &Replay, at_head: bool) -> Option<Held> {
         let kept = self.kept.get_mut(replay)?;
         self.uses += 1;
         kept.used = self.uses;
         kept.at_head |= at_head;
-        Some(kept.rows.clone())
+        Some(kept.held.clone())
     }
 
     /// Whether the rows of `replay` are kept, asked for by an answer at the log's head.
@@ -108,17 +130,17 @@ impl Snapshots {
         self.kept.get(replay).is_some_and(|kept| kept.at_head)
     }
 
-    /// Keeps `rows` as those of `replay`, letting the least recently used snapshots
+    /// Keeps `held` as what is kept of `replay`, letting the least recently used snapshots
     /// go until they fit. Rows larger than the whole budget are not kept, nor any
     /// with no budget.
-    pub fn keep(&mut self, replay: Replay, rows: Arc<Vec<Row>>, at_head: bool) {
-        let bytes = rows_bytes(&rows);
+    pub fn keep(&mut self, replay: Replay, held: Held, at_head: bool) {
+        let bytes = held.bytes();
         if bytes > self.budget || self.budget == 0 {
             return;
         }
         self.uses += 1;
         let kept = Kept {
-            rows,
+            held,
             bytes,
             at_head,
             used: self.uses,
@@ -150,8 +172,8 @@ mod tests {
     use super::*;
     use crate::projections::RowData;
 
-    fn rows(count: usize) -> Arc<Vec<Row>> {
-        Arc::new(
+    fn rows(count: usize) -> Held {
+        Held::Rows(Arc::new(
             (0..count)
                 .map(|i| Row {
                     key: format!("key-{i}"),
@@ -162,7 +184,14 @@ mod tests {
                     sort_key: String::new(),
                 })
                 .collect(),
-        )
+        ))
+    }
+
+    fn count(held: Held) -> usize {
+        match held {
+            Held::Rows(rows) => rows.len(),
+            Held::Changed(changed) => changed.rows.len(),
+        }
     }
 
     fn at(projection: &'static str, position: u64) -> Replay {
@@ -202,7 +231,7 @@ mod tests {
 
     #[test]
     fn the_least_recently_used_go_first_and_the_budget_is_never_passed() {
-        let one = rows_bytes(&rows(10));
+        let one = rows(10).bytes();
         let mut snapshots = Snapshots::new(one * 2 + one / 2);
         snapshots.keep(at("channels", 1), rows(10), false);
         snapshots.keep(at("channels", 2), rows(10), false);
@@ -216,7 +245,7 @@ mod tests {
 
     #[test]
     fn rows_larger_than_the_budget_are_not_kept_and_keeping_again_replaces() {
-        let one = rows_bytes(&rows(10));
+        let one = rows(10).bytes();
         let mut snapshots = Snapshots::new(one);
         snapshots.keep(at("channels", 1), rows(11), false);
         assert_eq!(
@@ -238,7 +267,7 @@ mod tests {
         };
         snapshots.keep(on, rows(4), false);
         assert!(!snapshots.at_head(&on), "kept for an as-of answer");
-        assert_eq!(snapshots.exact(&on, false).map(|rows| rows.len()), Some(4));
+        assert_eq!(snapshots.exact(&on, false).map(count), Some(4));
         assert!(!snapshots.at_head(&on));
         assert!(snapshots.exact(&on, true).is_some());
         assert!(snapshots.at_head(&on), "asked for at the head since");

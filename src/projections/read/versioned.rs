@@ -8,6 +8,7 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use futures::TryStreamExt;
@@ -16,16 +17,40 @@ use crate::monitoring::AS_OF_REPLAYED_EVENTS;
 use crate::projections::engine::rows::{ProjectionStore, RowFilter};
 use crate::projections::engine::versions::Versions;
 use crate::projections::models::common::target_of;
-use crate::projections::read::on_date::OnDate;
+use crate::projections::read::on_date::{self, OnDate};
 use crate::projections::read::request::QueryError;
+use crate::projections::read::snapshots::rows_bytes;
 use crate::projections::read::window::passes;
 use crate::projections::{Fact, Model, Row, Want, Wanted};
 
 /// A projection's rows as of a position: those on record at a commit (`versions`), but the
-/// ones the events since changed (`changed`: the row now, or `None` if gone).
+/// ones the events since changed (`changed`).
 pub(super) struct VersionedRows {
     versions: Versions,
-    changed: BTreeMap<String, Option<Row>>,
+    changed: Arc<Changed>,
+}
+
+/// The rows that events applied on top of the rows on record at the commit `at` changed: each
+/// as it is after them, or `None` if gone.
+#[derive(Debug)]
+pub struct Changed {
+    pub at: u64,
+    pub rows: BTreeMap<String, Option<Row>>,
+}
+
+impl Changed {
+    /// The bytes they hold, as a budget of kept rows counts them (`snapshots`).
+    pub fn bytes(&self) -> usize {
+        self.rows
+            .iter()
+            .map(|(key, row)| {
+                key.len()
+                    + row
+                        .as_ref()
+                        .map_or(0, |row| rows_bytes(std::slice::from_ref(row)))
+            })
+            .sum()
+    }
 }
 
 /// The rows of `M` as of `position`, or `None` if its live generation's rows are not
@@ -44,7 +69,7 @@ pub(super) async fn versioned<M: Model>(
     while let Some(fact) = facts.try_next().await? {
         on_top.push(&mut versions, fact).await?;
     }
-    let changed = on_top.changed(&mut versions).await?;
+    let changed = Arc::new(on_top.changed(&mut versions).await?);
     Ok(Some(VersionedRows { versions, changed }))
 }
 
@@ -63,26 +88,51 @@ pub(super) async fn on_day<M: Model>(
     };
     let mut on_top = OnTop::<M>::new(&mut versions, position).await?;
     let mut on = OnDate::new(date);
-    let mut facts = std::pin::pin!(store.facts_between(versions.at, position));
+    let at = versions.at;
+    let mut facts =
+        std::pin::pin!(store.facts_happened_between(at, position, on_date::end_of(date)));
     while let Some(fact) = facts.try_next().await? {
-        // An event before the versions' commit that this correction moves out: where it was
-        // recorded, for a later correction to bring it back.
+        // An event this correction names that `on` was not given: where it was recorded
+        // (let in if before the versions' commit, else later), as a replay from the start
+        // would know.
         if let Some(target) = on.unplaced(&fact)
             && let Some(original) = store.recorded_where(target, fact.position).await?
         {
-            on.let_in_before(
+            let position = original.position as u64;
+            on.place(
                 target,
-                original.position as u64,
+                position,
                 original.stream_id,
                 original.recorded_at,
+                position <= at,
             );
         }
         if let Some(fact) = on.admit(fact) {
             on_top.push(&mut versions, fact).await?;
         }
     }
-    let changed = on_top.changed(&mut versions).await?;
+    let changed = Arc::new(on_top.changed(&mut versions).await?);
     Ok(Some(VersionedRows { versions, changed }))
+}
+
+/// The rows of `M` on a day from what an earlier answer's replay on top of recorded versions
+/// changed (`on_day`, as of the same `covered`), if the rows it started from are on record.
+pub(super) async fn on_day_again<M: Model>(
+    store: &ProjectionStore,
+    covered: u64,
+    changed: Arc<Changed>,
+) -> Result<Option<VersionedRows>, QueryError> {
+    let versions = on_record::<M>(store, covered).await?;
+    Ok(versions
+        .filter(|versions| versions.at == changed.at)
+        .map(|versions| VersionedRows { versions, changed }))
+}
+
+impl VersionedRows {
+    /// What the replay on top of the rows on record changed.
+    pub(super) fn changed(&self) -> Arc<Changed> {
+        self.changed.clone()
+    }
 }
 
 /// The rows of `M` on record at or before `position`, unless they are not versioned from the
@@ -153,24 +203,25 @@ impl<M: Model> OnTop<M> {
     }
 
     /// Each row the events changed: as it is now, or `None` if gone.
-    async fn changed(
-        mut self,
-        versions: &mut Versions,
-    ) -> Result<BTreeMap<String, Option<Row>>, QueryError> {
+    async fn changed(mut self, versions: &mut Versions) -> Result<Changed, QueryError> {
         if !self.segment.is_empty() {
             self.apply_segment(versions).await?;
         }
-        let Some(model) = self.model else {
-            return Ok(BTreeMap::new());
+        let rows = match self.model {
+            Some(model) => self
+                .keys
+                .into_iter()
+                .map(|key| {
+                    let row = model.row(&key);
+                    (key, row)
+                })
+                .collect(),
+            None => BTreeMap::new(),
         };
-        Ok(self
-            .keys
-            .into_iter()
-            .map(|key| {
-                let row = model.row(&key);
-                (key, row)
-            })
-            .collect())
+        Ok(Changed {
+            at: versions.at,
+            rows,
+        })
     }
 }
 
@@ -203,7 +254,7 @@ fn in_order(a: &Row, b: &Row) -> Ordering {
 impl VersionedRows {
     /// The keys whose stored rows do not count (the replay changed them).
     fn excluded(&self) -> Vec<String> {
-        self.changed.keys().cloned().collect()
+        self.changed.rows.keys().cloned().collect()
     }
 
     /// Hands `each` the rows passing `filter`, in list order, one at a time.
@@ -213,7 +264,7 @@ impl VersionedRows {
         mut each: impl FnMut(&Row) -> Result<(), QueryError>,
     ) -> Result<(), QueryError> {
         let excluded = self.excluded();
-        let mut changed = changed_passing(&self.changed, filter)
+        let mut changed = changed_passing(&self.changed.rows, filter)
             .into_iter()
             .peekable();
         self.versions
@@ -235,7 +286,7 @@ impl VersionedRows {
         limit: u64,
     ) -> Result<(Vec<Row>, u64), QueryError> {
         let excluded = self.excluded();
-        let changed = changed_passing(&self.changed, filter);
+        let changed = changed_passing(&self.changed.rows, filter);
         // A stored row lands at most `changed.len()` places after its own index: reading
         // that many more, from that many earlier, covers every one that can land on the page.
         let extra = changed.len() as u64;

@@ -46,11 +46,18 @@ pub async fn head<'e>(executor: impl PgExecutor<'e>) -> Result<u64, sqlx::Error>
 /// is `None`), or up to the end of this page's window if that is lower still (see
 /// `paging`). One statement, so the head and the events are of one snapshot. Generic
 /// over the executor so a projection runner can read on its own locked connection.
+///
+/// With `happened_by` (a time as the recorder notes `diplog.occurred_end`: fixed-width RFC 3339
+/// UTC, a year of four digits), only the events that may have happened by then: those whose
+/// noted end is not after it (noted to the microsecond, never later than the event's own),
+/// those that note none, and every correction and retraction (a diplomatic event's type is
+/// its kind's name).
 pub async fn diplomatic_events<'e>(
     executor: impl PgExecutor<'e>,
     after: u64,
     until: Option<u64>,
     limit: i64,
+    happened_by: Option<&str>,
 ) -> Result<DiplomaticPage, sqlx::Error> {
     // The left join keeps the bounds when no event comes back.
     let rows: Vec<BoundedEvent> = sqlx::query_as(concat!(
@@ -69,6 +76,10 @@ pub async fn diplomatic_events<'e>(
             "$5",
             "where position > $1 and position <= b.position \
              and metadata->>'diplog.schema' = 'diplog.v1.DiplomaticEvent' \
+             and ($6::text is null \
+                  or event_type in ('EventCorrected', 'EventRetracted') \
+                  or not metadata ? 'diplog.occurred_end' \
+                  or metadata->>'diplog.occurred_end' <= $6::text collate \"C\") \
              order by position limit $3"
         ),
         " ) e on true \
@@ -79,6 +90,7 @@ pub async fn diplomatic_events<'e>(
     .bind(limit)
     .bind(window_end(after, i64::MAX as u64, limit, true) as i64)
     .bind(PAGE_BYTES)
+    .bind(happened_by)
     .fetch_all(executor)
     .await?;
     let (bound, end) = rows.first().map_or((after, after), |row| {
