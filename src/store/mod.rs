@@ -31,7 +31,7 @@ use crate::domain::{
 };
 
 pub use read::browse::{DiplomaticFilter, DiplomaticSlice, EventSummary, PageKey, StreamSummary};
-pub use read::dates::{OccurrenceDate, RecordedWhere, occurrence_dates, recorded_where};
+pub use read::dates::{OccurrenceDate, RecordedWhere, first_occurrence_dates, recorded_where};
 pub use read::paging::{PAGE_BYTES, PAGE_SIZE, READ_AHEAD};
 pub use read::recording::{KnownEvent, RecordingInputs};
 pub use read::{

@@ -430,15 +430,14 @@ impl ProjectionStore {
         Ok(crate::store::recorded_at(&self.pool, position).await?)
     }
 
-    /// When the diplomatic events after `after` and up to `through` say they happened, up to
-    /// `limit` of them (see [`crate::store::OccurrenceDate`]).
-    pub async fn occurrence_dates(
+    /// Each date the diplomatic events after `after` and up to `through` give, with the first
+    /// of their positions to give it (see [`crate::store::OccurrenceDate`]).
+    pub async fn first_occurrence_dates(
         &self,
         after: u64,
         through: u64,
-        limit: i64,
     ) -> Result<Vec<crate::store::OccurrenceDate>, ProjectionError> {
-        Ok(crate::store::occurrence_dates(&self.pool, after, through, limit).await?)
+        Ok(crate::store::first_occurrence_dates(&self.pool, after, through).await?)
     }
 
     /// Where the diplomatic event `event_id` was recorded, unless a retraction before `before`

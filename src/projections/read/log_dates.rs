@@ -3,7 +3,8 @@
 //! rows are the rows the projections recorded (`versioned::on_day` starts from them and
 //! replays only the rest). Found from where the latest date the log's events give, read in
 //! log order, rises: noted once per server as the log grows, a few positions for a log kept
-//! in date order, the dates read without the events (`store::occurrence_dates`).
+//! in date order, from each date the events give read once with the first position giving
+//! it (`store::first_occurrence_dates`), not from the events.
 
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -12,9 +13,6 @@ use crate::projections::engine::rows::ProjectionStore;
 use crate::projections::read::on_date::end_of;
 use crate::projections::read::request::QueryError;
 use crate::store::OccurrenceDate;
-
-/// Dates read per round trip.
-const DATES_PAGE: i64 = 20_000;
 
 pub(super) struct LogDates {
     store: ProjectionStore,
@@ -71,20 +69,19 @@ impl LogDates {
     /// committed (the head, or before it).
     pub(super) async fn covered(&self, date: NaiveDate, position: u64) -> Result<u64, QueryError> {
         let mut rises = self.read.lock().await;
-        while rises.through < position {
-            let dates = self
+        if rises.through < position {
+            // The latest date can rise only where a date is first given.
+            let mut firsts = self
                 .store
-                .occurrence_dates(rises.through, position, DATES_PAGE)
+                .first_occurrence_dates(rises.through, position)
                 .await?;
-            for date in &dates {
+            firsts.sort_by_key(|date| date.position);
+            for date in &firsts {
                 if let Some(end) = end_of_event(date) {
                     rises.note(date.position as u64, end);
                 }
             }
-            rises.through = match dates.last() {
-                Some(last) if dates.len() as i64 == DATES_PAGE => last.position as u64,
-                _ => position,
-            };
+            rises.through = position;
         }
         Ok(rises.covered(end_of(date), position))
     }

@@ -2,8 +2,8 @@
 //! until they reflect a position: read-your-writes), or as of an earlier position or time:
 //! from the rows the projections record as of each commit, with the few events since
 //! replayed on top (`versioned`), or, where there are none (or `--as-of-from replay` asks
-//! it), and on a day, by replaying the log into fresh models in memory (`replays`, which keep
-//! the rows they end with for the next page).
+//! it), by replaying the log into fresh models in memory (`replays`, which keep the rows
+//! they end with for the next page); on a day, the same ways (`replays`).
 //! Time-dependent statuses (dormant channels, lapsed commitments) are derived here, against
 //! the time the answer is about: now, or the `as of` time. A list holds one page of items
 //! however long it is (`window`): PostgreSQL pages it when every passing row is an item, else

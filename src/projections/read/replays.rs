@@ -1,10 +1,12 @@
 //! Replays of the log into fresh models in memory: for answers as of a position that recorded
-//! versions cannot give (or `--as-of-from replay` asks for), and for answers on a day. Only so
-//! many run at once (`--as-of-replays`), so the memory they take stays bounded however many
-//! readers ask. A replay's rows are kept (`Snapshots`, within `--as-of-cache-mib`): the next
-//! page of the same answer finds them, and an answer as of a later position starts from them.
-//! Readers asking for the same rows while they are being replayed wait for that replay rather
-//! than run their own (an actor's page on a day asks for the timeline twice at once).
+//! versions cannot give (or `--as-of-from replay` asks for), and for answers on a day, which
+//! start from the recorded versions where the log allows (`versioned::on_day`). Only so many
+//! run at once (`--as-of-replays`), so the memory they take stays bounded however many
+//! readers ask. What one found is kept (`Snapshots`, within `--as-of-cache-mib`): the next
+//! page of the same answer finds it, and an answer as of a later position starts from a
+//! replay's rows. Readers asking for the same rows while they are being worked out wait for
+//! that rather than run their own (an actor's page on a day asks for the timeline twice at
+//! once).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};

@@ -4,7 +4,9 @@
 //! `versions_every`) replayed on top in a model that holds what they need, as a runner's does
 //! (its resident rows, and the rows they want). So an answer deep in a large log costs what a
 //! live one does, plus a short replay: lists page in SQL or pass one row at a time, with the
-//! rows the replay changed merged in, in list order.
+//! rows the replay changed merged in, in list order. Answers on a day start the same way from
+//! the rows on record before the first event that happened after it (`log_dates`), and
+//! replay the rest of the log on top through `OnDate`, reading only what may have happened.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashSet};

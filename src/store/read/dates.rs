@@ -3,36 +3,37 @@
 
 use sqlx::PgExecutor;
 
-/// When a diplomatic event says it happened, as the JSON text of its `occurred` (for a
-/// correction: its replacement's); none for a retraction or an event that gives no date.
+/// When diplomatic events say they happened, as the JSON text of their `occurred` (for a
+/// correction: its replacement's; none for a retraction or an event that gives no date), and
+/// the first position that says so.
 #[derive(Debug, sqlx::FromRow)]
 pub struct OccurrenceDate {
     pub position: i64,
     pub occurred: Option<String>,
 }
 
-/// The dates (see [`OccurrenceDate`]) of up to `limit` diplomatic events after `after` and up
-/// to `through`, in position order. (A diplomatic event's type is its kind's name.)
-pub async fn occurrence_dates<'e>(
+/// Each date (see [`OccurrenceDate`]) the diplomatic events after `after` and up to
+/// `through` give, once, with the first of their positions to give it. (A diplomatic event's
+/// type is its kind's name.)
+pub async fn first_occurrence_dates<'e>(
     executor: impl PgExecutor<'e>,
     after: u64,
     through: u64,
-    limit: i64,
 ) -> Result<Vec<OccurrenceDate>, sqlx::Error> {
     sqlx::query_as(
-        "select position, \
-             (case event_type \
-                  when 'EventCorrected' then data #> '{event_corrected,replacement,occurred}' \
-                  when 'EventRetracted' then null \
-                  else data -> 'occurred' end)::text as occurred \
-         from events \
-         where position > $1 and position <= $2 \
-         and metadata->>'diplog.schema' = 'diplog.v1.DiplomaticEvent' \
-         order by position limit $3",
+        "select min(position) as position, occurred from ( \
+             select position, \
+                 (case event_type \
+                      when 'EventCorrected' then data #> '{event_corrected,replacement,occurred}' \
+                      when 'EventRetracted' then null \
+                      else data -> 'occurred' end)::text as occurred \
+             from events \
+             where position > $1 and position <= $2 \
+             and metadata->>'diplog.schema' = 'diplog.v1.DiplomaticEvent' \
+         ) dated group by occurred",
     )
     .bind(after.min(i64::MAX as u64) as i64)
     .bind(through.min(i64::MAX as u64) as i64)
-    .bind(limit)
     .fetch_all(executor)
     .await
 }
