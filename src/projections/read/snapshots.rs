@@ -11,7 +11,6 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 
 use crate::projections::Row;
-use crate::projections::read::versioned::Changed;
 
 /// What a row costs beyond its text: the `Row` itself, its vectors and the allocator's headers.
 const ROW_OVERHEAD: usize = 192;
@@ -33,6 +32,29 @@ pub fn rows_bytes(rows: &[Row]) -> usize {
                     .sum::<usize>()
         })
         .sum()
+}
+
+/// The rows that events applied on top of the rows on record at the commit `at` changed: each
+/// as it is after them, or `None` if gone.
+#[derive(Debug)]
+pub struct Changed {
+    pub at: u64,
+    pub rows: BTreeMap<String, Option<Row>>,
+}
+
+impl Changed {
+    /// The bytes they hold, as a budget of kept rows counts them (`snapshots`).
+    pub fn bytes(&self) -> usize {
+        self.rows
+            .iter()
+            .map(|(key, row)| {
+                key.len()
+                    + row
+                        .as_ref()
+                        .map_or(0, |row| rows_bytes(std::slice::from_ref(row)))
+            })
+            .sum()
+    }
 }
 
 /// What is kept of a replay: the rows it ended with, or, for an answer on a day from recorded

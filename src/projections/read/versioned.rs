@@ -21,7 +21,7 @@ use crate::projections::engine::versions::Versions;
 use crate::projections::models::common::target_of;
 use crate::projections::read::on_date::{self, OnDate};
 use crate::projections::read::request::QueryError;
-use crate::projections::read::snapshots::rows_bytes;
+use crate::projections::read::snapshots::Changed;
 use crate::projections::read::window::passes;
 use crate::projections::{Fact, Model, Row, Want, Wanted};
 
@@ -30,29 +30,6 @@ use crate::projections::{Fact, Model, Row, Want, Wanted};
 pub(super) struct VersionedRows {
     versions: Versions,
     changed: Arc<Changed>,
-}
-
-/// The rows that events applied on top of the rows on record at the commit `at` changed: each
-/// as it is after them, or `None` if gone.
-#[derive(Debug)]
-pub struct Changed {
-    pub at: u64,
-    pub rows: BTreeMap<String, Option<Row>>,
-}
-
-impl Changed {
-    /// The bytes they hold, as a budget of kept rows counts them (`snapshots`).
-    pub fn bytes(&self) -> usize {
-        self.rows
-            .iter()
-            .map(|(key, row)| {
-                key.len()
-                    + row
-                        .as_ref()
-                        .map_or(0, |row| rows_bytes(std::slice::from_ref(row)))
-            })
-            .sum()
-    }
 }
 
 /// The rows of `M` as of `position`, or `None` if its live generation's rows are not
