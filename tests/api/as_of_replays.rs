@@ -50,16 +50,16 @@ fn moved(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> [f64;
     ]
 }
 
-/// Imports the founding scenario and a random history of 120 events (`seed`) through
+/// Imports the founding scenario and a random history of `events` events (`seed`) through
 /// `server`; answers the log's head.
-async fn founding_and_history(server: &ServeProcess, seed: u64) -> u64 {
+pub(crate) async fn founding_and_history(server: &ServeProcess, seed: u64, events: usize) -> u64 {
     let founding = scenario::parse(scenario::FOUNDING_SCENARIO).expect("parses");
     import::import(server.channel().await, founding.items, OnInvalid::RefuseAll)
         .await
         .expect("the founding scenario imports");
     import::import(
         server.channel().await,
-        random_history(seed, 120),
+        random_history(seed, events),
         OnInvalid::Report,
     )
     .await
@@ -70,6 +70,47 @@ async fn founding_and_history(server: &ServeProcess, seed: u64) -> u64 {
         .expect("the head")
         .into_inner()
         .position as u64
+}
+
+/// `actor`'s timeline read with `read` in pages of `size`, each asked by the token of the one
+/// before, an event appended to the log between pages: each page must be at `position`.
+pub(crate) async fn timeline_paged_while_appending(
+    server: &ServeProcess,
+    actor: &str,
+    read: Option<proto::ReadOptions>,
+    size: u32,
+    position: u64,
+) -> Vec<proto::TimelineEntry> {
+    let mut projections = ProjectionsClient::new(server.channel().await);
+    let mut log = EventLogClient::new(server.channel().await);
+    let (mut paged, mut token) = (Vec::new(), String::new());
+    loop {
+        let page = projections
+            .get_timeline(proto::ListRequest {
+                read: read.clone(),
+                actor: actor.to_owned(),
+                page_size: size,
+                page_token: token,
+                ..Default::default()
+            })
+            .await
+            .expect("a page")
+            .into_inner();
+        let info = page.info.expect("info");
+        assert_eq!(
+            info.position, position,
+            "every page at the first one's position"
+        );
+        paged.extend(page.entries);
+        token = info.next_page_token;
+        if token.is_empty() {
+            return paged;
+        }
+        let between = vec![new_event("Noted", r#"{"between": "pages"}"#)];
+        log.append(append_request("noted-between-pages", Expect::Any, between))
+            .await
+            .expect("an event between the pages");
+    }
 }
 
 #[tokio::test]
@@ -93,7 +134,7 @@ async fn as_of_answers_start_from_rows_kept_within_a_budget_and_replays_take_tur
         .start()
         .await;
 
-    let head = founding_and_history(&keeping, 7).await;
+    let head = founding_and_history(&keeping, 7, 120).await;
     let middle = head / 2;
     let (middle_f, head_f) = (middle as f64, head as f64);
 
@@ -203,7 +244,7 @@ async fn answers_on_a_day_replay_once_for_their_day_and_position_and_their_pages
         .arg("0")
         .start()
         .await;
-    let head = founding_and_history(&keeping, 11).await;
+    let head = founding_and_history(&keeping, 11, 120).await;
     let head_f = head as f64;
     const DAY: &str = "2025-07-01";
 
@@ -246,27 +287,7 @@ async fn answers_on_a_day_replay_once_for_their_day_and_position_and_their_pages
         .into_inner();
     let total = whole.info.as_ref().expect("info").total;
     assert!(total > 6, "RUS's timeline on {DAY} has {total} entries");
-    let mut log = EventLogClient::new(keeping.channel().await);
-    let mut paged = Vec::new();
-    let mut token = String::new();
-    loop {
-        let page = projections
-            .get_timeline(ask(on(DAY, None), 3, token))
-            .await
-            .expect("a page")
-            .into_inner();
-        let info = page.info.expect("info");
-        assert_eq!(info.position, head);
-        paged.extend(page.entries);
-        token = info.next_page_token;
-        if token.is_empty() {
-            break;
-        }
-        let between = vec![new_event("Noted", r#"{"between": "pages"}"#)];
-        log.append(append_request("noted-between-pages", Expect::Any, between))
-            .await
-            .expect("an event between the pages");
-    }
+    let paged = timeline_paged_while_appending(&keeping, "RUS", on(DAY, None), 3, head).await;
     assert_eq!(paged, whole.entries);
     let pages = (f64::from(total) / 3.0).ceil();
     let after_pages = scrape(http(&keeping)).await;

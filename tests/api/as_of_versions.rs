@@ -12,16 +12,15 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use diplog::import::{self, OnInvalid, scenario};
 use diplog::proto::{self, projections_client::ProjectionsClient};
 use sqlx::ConnectOptions;
 use tokio::time::Instant;
 
+use crate::as_of_replays::founding_and_history;
 use crate::helpers::{Serve, ServeProcess, database_url_for, fresh_database};
 use crate::list_pages::{List, every_page};
 use crate::metrics::{scrape, value};
 use crate::projections::{as_of, assert_same, everything_at, without_age};
-use crate::random_history::random_history;
 
 /// Small, so a history of a few hundred events passes many marks.
 const EVERY: u64 = 16;
@@ -83,44 +82,30 @@ async fn same_as_a_replay(
     }
 }
 
-#[tokio::test]
-async fn as_of_answers_from_recorded_versions_equal_a_replay_of_the_log() {
-    let database = fresh_database().await;
-    let url = database_url_for(&database);
-    let every = EVERY.to_string();
-    let versions = Serve::on_database(&url)
+/// Two servers on the database at `url`, recording versions every `every` commits: one
+/// answering from them, one replaying the log from its start (the independent answer).
+pub(crate) async fn versions_and_replay(url: &str, every: u64) -> (ServeProcess, ServeProcess) {
+    let every = every.to_string();
+    let versions = Serve::on_database(url)
         .arg("--projection-versions-every")
         .arg(&every)
         .start()
         .await;
-    let replay = Serve::on_database(&url)
+    let replay = Serve::on_database(url)
         .arg("--projection-versions-every")
         .arg(&every)
         .arg("--as-of-from")
         .arg("replay")
         .start()
         .await;
-    let founding = scenario::parse(scenario::FOUNDING_SCENARIO).expect("parses");
-    import::import(
-        versions.channel().await,
-        founding.items,
-        OnInvalid::RefuseAll,
-    )
-    .await
-    .expect("the founding scenario imports");
-    import::import(
-        versions.channel().await,
-        random_history(3, 220),
-        OnInvalid::Report,
-    )
-    .await
-    .expect("the history imports");
-    let head = proto::event_log_client::EventLogClient::new(versions.channel().await)
-        .get_head(())
-        .await
-        .expect("the head")
-        .into_inner()
-        .position as u64;
+    (versions, replay)
+}
+
+#[tokio::test]
+async fn as_of_answers_from_recorded_versions_equal_a_replay_of_the_log() {
+    let database = fresh_database().await;
+    let (versions, replay) = versions_and_replay(&database_url_for(&database), EVERY).await;
+    let head = founding_and_history(&versions, 3, 220).await;
     caught_up(&versions, head, &BTreeMap::new()).await;
     assert!(head > 10 * EVERY, "a history passing many marks: {head}");
 

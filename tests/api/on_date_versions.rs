@@ -14,12 +14,12 @@ use diplog::import::{self, Item, OnInvalid, Origin, scenario};
 use diplog::proto::{self, projections_client::ProjectionsClient};
 use serde_json::json;
 
-use crate::as_of_versions::{answers_from, caught_up, http};
-use crate::helpers::{Expect, Serve, append_request, database_url_for, fresh_database, new_event};
+use crate::as_of_replays::{founding_and_history, timeline_paged_while_appending};
+use crate::as_of_versions::{answers_from, caught_up, http, versions_and_replay};
+use crate::helpers::{database_url_for, fresh_database};
 use crate::list_pages::{List, every_page};
 use crate::metrics::scrape;
 use crate::projections::{assert_same, everything_at, without_age};
-use crate::random_history::random_history;
 
 /// Small, so a history of a few hundred events passes many marks.
 const EVERY: u64 = 16;
@@ -58,20 +58,7 @@ fn call_moved_to(call: &Item, day: &str, n: u32) -> Item {
 #[tokio::test]
 async fn answers_on_a_day_from_recorded_versions_equal_a_replay_of_the_log() {
     let database = fresh_database().await;
-    let url = database_url_for(&database);
-    let every = EVERY.to_string();
-    let versions = Serve::on_database(&url)
-        .arg("--projection-versions-every")
-        .arg(&every)
-        .start()
-        .await;
-    let replay = Serve::on_database(&url)
-        .arg("--projection-versions-every")
-        .arg(&every)
-        .arg("--as-of-from")
-        .arg("replay")
-        .start()
-        .await;
+    let (versions, replay) = versions_and_replay(&database_url_for(&database), EVERY).await;
     let founding = scenario::parse(scenario::FOUNDING_SCENARIO).expect("parses");
     let call = founding
         .items
@@ -86,22 +73,9 @@ async fn answers_on_a_day_from_recorded_versions_equal_a_replay_of_the_log() {
         })
         .expect("the founding scenario has the call of 15 February")
         .clone();
-    import::import(
-        versions.channel().await,
-        founding.items,
-        OnInvalid::RefuseAll,
-    )
-    .await
-    .expect("the founding scenario imports");
-    // Dated March to November in no order: the rest of the log after the first event past
-    // a day holds events on either side of it.
-    import::import(
-        versions.channel().await,
-        random_history(11, 200),
-        OnInvalid::Report,
-    )
-    .await
-    .expect("the history imports");
+    // Dated March to November in no order after the founding scenario: the rest of the log
+    // after the first event past a day holds events on either side of it.
+    let history = founding_and_history(&versions, 11, 200).await;
     // The call, among the rows on record for every day from 15 February, moved past the
     // summer and back: a replay on top of the rows must know where the call was recorded.
     import::import(
@@ -114,12 +88,7 @@ async fn answers_on_a_day_from_recorded_versions_equal_a_replay_of_the_log() {
     )
     .await
     .expect("the corrections import");
-    let head = proto::event_log_client::EventLogClient::new(versions.channel().await)
-        .get_head(())
-        .await
-        .expect("the head")
-        .into_inner()
-        .position as u64;
+    let head = history + 2;
     caught_up(&versions, head, &BTreeMap::new()).await;
     assert!(head > 10 * EVERY, "a history passing many marks: {head}");
 
@@ -193,29 +162,7 @@ async fn answers_on_a_day_from_recorded_versions_equal_a_replay_of_the_log() {
         .expect("the whole timeline")
         .into_inner()
         .entries;
-    let mut log = proto::event_log_client::EventLogClient::new(versions.channel().await);
-    let (mut paged, mut token) = (Vec::new(), String::new());
-    loop {
-        let page = projections
-            .get_timeline(ask(15, token))
-            .await
-            .expect("a page")
-            .into_inner();
-        let info = page.info.expect("info");
-        assert_eq!(
-            info.position, head,
-            "every page at the first one's position"
-        );
-        paged.extend(page.entries);
-        token = info.next_page_token;
-        if token.is_empty() {
-            break;
-        }
-        let between = vec![new_event("Noted", r#"{"between": "pages"}"#)];
-        log.append(append_request("noted-between-pages", Expect::Any, between))
-            .await
-            .expect("an event between the pages");
-    }
+    let paged = timeline_paged_while_appending(&versions, "RUS", on("2030-01-01"), 15, head).await;
     assert!(paged.len() > 45, "several pages: {}", paged.len());
     assert_eq!(paged, whole);
     let forged = projections

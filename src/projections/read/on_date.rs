@@ -182,7 +182,7 @@ impl OnDate {
 }
 
 /// An event that takes `target` out (as a retraction does).
-fn retraction_of(target: EventId) -> DiplomaticEvent {
+pub(super) fn retraction_of(target: EventId) -> DiplomaticEvent {
     DiplomaticEvent {
         kind: EventKind::EventRetracted(EventRetracted {
             event: target,

@@ -424,23 +424,12 @@ mod tests {
 
     #[test]
     fn segments_start_at_each_amendment_but_the_first_event_and_when_full() {
-        use crate::domain::diplomacy::{DiplomaticEvent, EventKind, EventRetracted};
         let mut facts = crate::projections::testing::founding_facts();
         // Retractions of the third and the fifth event, between the others.
         for (at, target) in [(6, 2), (3, 4)] {
             let retraction = Fact {
                 event_id: crate::domain::EventId::generate(),
-                event: DiplomaticEvent {
-                    kind: EventKind::EventRetracted(EventRetracted {
-                        event: facts[target].event_id,
-                        reason: None,
-                    }),
-                    occurred: None,
-                    sources: Vec::new(),
-                    evidence: Vec::new(),
-                    coding: None,
-                    note: None,
-                },
+                event: on_date::retraction_of(facts[target].event_id),
                 ..facts[target].clone()
             };
             facts.insert(at, retraction);
