@@ -126,6 +126,28 @@ async fn answers_on_a_day_from_recorded_versions_equal_a_replay_of_the_log() {
         "answers from the versions, and from replays of the log"
     );
 
+    // As of a position before the first mark no rows are on record to start from: a replay
+    // from the start answers.
+    let early = Some(proto::ReadOptions {
+        as_of: Some(proto::read_options::AsOf::AsOfPosition(EVERY - 6)),
+        ..on("2030-01-01").unwrap()
+    });
+    let before = scrape(http(&versions)).await;
+    assert_same(
+        &without_age(&everything_at(versions.channel().await, early.clone()).await),
+        &without_age(&everything_at(replay.channel().await, early).await),
+        "on 2030-01-01 as of a position before the first mark",
+    );
+    let after = scrape(http(&versions)).await;
+    assert_eq!(
+        (
+            answers_from(&after, "versions") - answers_from(&before, "versions"),
+            answers_from(&after, "log") - answers_from(&before, "log"),
+        ),
+        (0.0, 6.0),
+        "answers from the versions, and from replays of the log, before the first mark"
+    );
+
     // In pages of a few items: rows on record and replayed ones merged.
     for day in ["2025-06-15", "2030-01-01"] {
         for list in [

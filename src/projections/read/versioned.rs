@@ -55,7 +55,7 @@ pub(super) async fn versioned<M: Model>(
 /// The rows of `M` on `date` as the log up to `position` tells it, where a replay on `date`
 /// lets every event up to `covered` in as it is (`log_dates`): the rows on record up to
 /// there, and the rest of the log replayed on top through [`OnDate`]. `None` as for
-/// [`versioned`], as of `covered`.
+/// [`versioned`], as of `covered`, and when no rows are on record before it.
 pub(super) async fn on_day<M: Model>(
     store: &ProjectionStore,
     covered: u64,
@@ -65,6 +65,11 @@ pub(super) async fn on_day<M: Model>(
     let Some(mut versions) = on_record::<M>(store, covered).await? else {
         return Ok(None);
     };
+    // Nothing on record to start from (a log in reverse date order, say): the whole log on
+    // top would cost more than a plain replay, and every page would merge all it changed.
+    if versions.at == 0 {
+        return Ok(None);
+    }
     let mut on_top = OnTop::<M>::new(&mut versions, position).await?;
     let mut on = OnDate::new(date);
     let at = versions.at;
