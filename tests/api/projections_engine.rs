@@ -1353,46 +1353,6 @@ async fn an_unreadable_event_stops_the_projection_before_it_rather_than_skip_it(
 /// A runner's first start writes its checkpoint, then creates the live generation's tables:
 /// an as-of read between the two finds no versions on record (and its caller replays the
 /// log), rather than failing on the missing tables.
-/// A runner's first start writes its checkpoint and creates the first generation's tables in
-/// one transaction: while the tables cannot be made (another session holds the partitioned
-/// table), no checkpoint is seen either, and once made, both are.
-#[tokio::test]
-async fn a_first_checkpoint_is_never_seen_without_its_generations_tables() {
-    let log = Log::new().await;
-    let mut blocker = log.pool.begin().await.expect("a transaction");
-    sqlx::query("lock table projection_rows in access exclusive mode")
-        .execute(&mut *blocker)
-        .await
-        .expect("the partitioned table locked");
-    let runner = Runner::start::<Counts<1>>(&log, config());
-    let checkpoint = || async {
-        sqlx::query_as::<_, (i64, bool)>(
-            "select generation, \
-             to_regclass(quote_ident(diplog_projection_table(projection, generation))) \
-                 is not null \
-             from projection_checkpoints where projection = $1",
-        )
-        .bind(NAME)
-        .fetch_optional(&log.pool)
-        .await
-        .expect("the checkpoint read")
-    };
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(checkpoint().await, None, "a checkpoint before its tables");
-    blocker.rollback().await.expect("the lock let go");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let seen = loop {
-        if let Some(seen) = checkpoint().await {
-            break seen;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no checkpoint");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    assert_eq!(seen, (1, true), "the first generation, with its table");
-    runner.stop().await;
-    log.stop().await;
-}
-
 #[tokio::test]
 async fn no_versions_are_on_record_before_the_first_generations_tables_are_created() {
     let log = Log::new().await;
