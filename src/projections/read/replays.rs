@@ -8,7 +8,7 @@
 //! that rather than run their own (an actor's page on a day asks for the timeline twice at
 //! once).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
 use chrono::NaiveDate;
@@ -40,8 +40,6 @@ pub(super) struct Replays {
     turns: Arc<Semaphore>,
     /// The replays running or waiting for a turn, each behind a lock its askers take in turn.
     running: Arc<Mutex<HashMap<Replay, Weak<tokio::sync::Mutex<()>>>>>,
-    /// The latest answers on a day at the log's head given without a replay (`note_at_head`).
-    heads: Arc<Mutex<VecDeque<Replay>>>,
     dates: Arc<LogDates>,
 }
 
@@ -52,9 +50,6 @@ pub(super) enum Replayed {
     /// The rows on record, and those a replay on top of them changed (on a day only).
     OnVersions(VersionedRows),
 }
-
-/// Answers at the head noted for their later pages: the latest this many.
-const HEADS_NOTED: usize = 1024;
 
 /// A replay's turn; the running gauge counts it until it is dropped.
 struct Turn {
@@ -74,7 +69,6 @@ impl Replays {
             snapshots: Arc::new(Mutex::new(Snapshots::new(kept_bytes))),
             turns: Arc::new(Semaphore::new(turns.max(1))),
             running: Arc::new(Mutex::new(HashMap::new())),
-            heads: Arc::new(Mutex::new(VecDeque::new())),
             dates: Arc::new(LogDates::new(store.clone())),
             store,
         }
@@ -109,29 +103,15 @@ impl Replays {
             .await
     }
 
-    /// Whether an answer on `date` at the log's head was at `position`, so that a later page
-    /// of it, naming the position, is answered there: its replay's rows are kept, or it was
-    /// answered from recorded versions not long ago (`note_at_head`). (Other positions a
-    /// page may not name: a reader's page token cannot ask as of the past.)
+    /// Whether what an answer on `date` at the log's head found at `position` is kept (its
+    /// replay's rows, or what its replay on top of recorded versions changed): a later page
+    /// of that answer, naming the position, is answered there. (Other positions a page may
+    /// not name: a reader's page token cannot ask as of the past.)
     pub(super) fn at_head<M: Model>(&self, position: u64, date: NaiveDate) -> bool {
-        let replay = on_day::<M>(position, date);
         self.snapshots
             .lock()
             .expect("snapshots lock")
-            .at_head(&replay)
-            || self.heads.lock().expect("heads lock").contains(&replay)
-    }
-
-    /// Notes that an answer on a day at the log's head, `replay`, was answered from recorded
-    /// versions: a later page of it may name its position, kept or not.
-    fn note_at_head(&self, replay: Replay) {
-        let mut heads = self.heads.lock().expect("heads lock");
-        if !heads.contains(&replay) {
-            if heads.len() == HEADS_NOTED {
-                heads.pop_front();
-            }
-            heads.push_back(replay);
-        }
+            .at_head(&on_day::<M>(position, date))
     }
 
     /// The rows of `replay`: kept ones, or those of a replay (which are then kept). As of a
@@ -154,16 +134,11 @@ impl Replays {
         let _turn = self.turn().await;
         if let (Some(date), true) = (replay.on, from_versions) {
             let covered = self.dates.covered(date, replay.position).await?;
-            let on_versions = match covered {
-                0 => None,
-                _ => versioned::on_day::<M>(&self.store, covered, replay.position, date).await?,
-            };
+            let on_versions =
+                versioned::on_day::<M>(&self.store, covered, replay.position, date).await?;
             if let Some(rows) = on_versions {
                 answered_from("versions");
                 self.keep(replay, Held::Changed(rows.changed()), at_head);
-                if at_head {
-                    self.note_at_head(replay);
-                }
                 return Ok(Replayed::OnVersions(rows));
             }
         }
@@ -201,15 +176,9 @@ impl Replays {
         let found = match held {
             None => None,
             Some(Held::Rows(rows)) => Some(Replayed::Rows(rows)),
-            Some(Held::Changed(changed)) => {
-                let date = replay
-                    .on
-                    .expect("only answers on a day start from versions");
-                let covered = self.dates.covered(date, replay.position).await?;
-                versioned::on_day_again::<M>(&self.store, covered, changed)
-                    .await?
-                    .map(Replayed::OnVersions)
-            }
+            Some(Held::Changed(changed)) => versioned::on_day_again::<M>(&self.store, changed)
+                .await?
+                .map(Replayed::OnVersions),
         };
         if found.is_some() {
             answered_from("kept");

@@ -62,11 +62,14 @@ pub(super) async fn on_day<M: Model>(
     position: u64,
     date: NaiveDate,
 ) -> Result<Option<VersionedRows>, QueryError> {
+    // Nothing on record to start from (a log in reverse date order, say): the whole log on
+    // top would cost more than a plain replay, and every page would merge all it changed.
+    if covered == 0 {
+        return Ok(None);
+    }
     let Some(mut versions) = on_record::<M>(store, covered).await? else {
         return Ok(None);
     };
-    // Nothing on record to start from (a log in reverse date order, say): the whole log on
-    // top would cost more than a plain replay, and every page would merge all it changed.
     if versions.at == 0 {
         return Ok(None);
     }
@@ -100,13 +103,12 @@ pub(super) async fn on_day<M: Model>(
 }
 
 /// The rows of `M` on a day from what an earlier answer's replay on top of recorded versions
-/// changed (`on_day`, as of the same `covered`), if the rows it started from are on record.
+/// changed (`on_day`), if the rows it started from are still on record.
 pub(super) async fn on_day_again<M: Model>(
     store: &ProjectionStore,
-    covered: u64,
     changed: Arc<Changed>,
 ) -> Result<Option<VersionedRows>, QueryError> {
-    let versions = on_record::<M>(store, covered).await?;
+    let versions = on_record::<M>(store, changed.at).await?;
     Ok(versions
         .filter(|versions| versions.at == changed.at)
         .map(|versions| VersionedRows { versions, changed }))
