@@ -117,8 +117,13 @@ pub(crate) async fn every_page(
         if info.next_page_token.is_empty() {
             break;
         }
-        // An answer on a day at the head names its position after the offset.
-        let offset = info.next_page_token.split('@').next().unwrap_or_default();
+        // The offset comes first: then the last item's place, and the position of an
+        // answer on a day at the head.
+        let offset = info
+            .next_page_token
+            .split(['~', '@'])
+            .next()
+            .unwrap_or_default();
         assert_eq!(
             offset,
             items.len().to_string(),
@@ -271,6 +276,74 @@ async fn paging_through_a_list_gives_its_whole_answer_once_live_and_as_of() {
     }
 }
 
+/// A live list's next page starts right after the last item given, however many items the
+/// log added before it meanwhile: none is given twice (as counting to an offset would) and
+/// none after it is skipped. A token of the earlier form (an offset alone) still pages.
+#[tokio::test]
+async fn a_live_page_starts_after_the_last_item_given_while_the_log_adds_items_before_it() {
+    let (server, head, _) = server_with_history().await;
+    let list = List::Timeline("RUS", proto::Records::Both);
+    let live = |position| {
+        Some(proto::ReadOptions {
+            min_position: position,
+            ..Default::default()
+        })
+    };
+    let (first, info) = page(server.channel().await, list, live(head), 40, String::new()).await;
+    assert_eq!(first.len(), 40);
+    let (offset, place) = info
+        .next_page_token
+        .split_once('~')
+        .expect("a token naming the last item's place");
+    assert_eq!((offset, place.contains('@')), ("40", false));
+
+    // More of the history, its days all over the year: some land before the page's end.
+    import::import(
+        server.channel().await,
+        random_history(12, 60),
+        OnInvalid::Report,
+    )
+    .await
+    .expect("more history imports");
+    let now = proto::event_log_client::EventLogClient::new(server.channel().await)
+        .get_head(())
+        .await
+        .expect("the head")
+        .into_inner()
+        .position as u64;
+    let (whole, _) = page(server.channel().await, list, live(now), 1000, String::new()).await;
+    let last = whole
+        .iter()
+        .position(|item| *item == first[39])
+        .expect("the page's last item is still listed");
+    assert!(
+        last > 39,
+        "items were added before the page's last one ({last}): the test would not tell"
+    );
+
+    let (second, _) = page(
+        server.channel().await,
+        list,
+        live(now),
+        40,
+        info.next_page_token.clone(),
+    )
+    .await;
+    let after = &whole[last + 1..];
+    assert!(!after.is_empty(), "items follow the page");
+    assert_eq!(
+        second,
+        after[..after.len().min(40)],
+        "the items right after it"
+    );
+    let (by_offset, _) = page(server.channel().await, list, live(now), 40, "40".into()).await;
+    assert_eq!(
+        by_offset,
+        whole[40..whole.len().min(80)],
+        "an offset token counts to its item"
+    );
+}
+
 #[tokio::test]
 async fn a_get_reads_the_row_its_key_names_or_the_rows_of_the_stream_it_names() {
     let (server, head, _) = server_with_history().await;
@@ -396,15 +469,17 @@ async fn caught_up_connection(settings: &str) -> (ServeProcess, sqlx::PgConnecti
     (server, connection)
 }
 
-/// `EXPLAIN (options)` of the first page of five of the timeline's rows passing `filter`.
+/// `EXPLAIN (options)` of a page of five of the timeline's rows passing `filter`: the first,
+/// or the one after the place `after` (sort key, key).
 async fn explained_page(
     connection: &mut sqlx::PgConnection,
     options: &str,
     filter: &RowFilter,
+    after: Option<(&str, &str)>,
 ) -> serde_json::Value {
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "explain ({options}) {}",
-        page_rows_sql(filter)
+        page_rows_sql(filter, after.is_some())
     )))
     .bind("timeline")
     .bind(&filter.actor)
@@ -416,6 +491,8 @@ async fn explained_page(
     .bind(filter.at_path.as_ref().map(|(_, value)| value))
     .bind(0_i64)
     .bind(5_i64)
+    .bind(after.map(|(sort_key, _)| sort_key))
+    .bind(after.map(|(_, key)| key))
     .fetch_one(connection)
     .await
     .expect("explained")
@@ -429,7 +506,7 @@ async fn a_page_of_a_list_counts_its_rows_once() {
         without_status: vec!["actor".to_owned()],
         ..RowFilter::default()
     };
-    let explained = explained_page(&mut connection, "analyze, format json", &filter).await;
+    let explained = explained_page(&mut connection, "analyze, format json", &filter, None).await;
     let plan = &explained[0]["Plan"];
     assert_eq!(plan["Actual Rows"], 5, "a page of five: {explained:#}");
     // Each node runs once: the count is not evaluated again for each row of the page.
@@ -454,17 +531,65 @@ async fn a_page_of_an_unfiltered_list_is_read_along_the_list_order_index() {
     // made dear, the plan shows whether an index gives the list's order at all.
     let (_server, mut connection) =
         caught_up_connection("set enable_sort = off; set enable_seqscan = off").await;
-    let explained = explained_page(&mut connection, "format json", &RowFilter::default()).await;
-    let mut found = Vec::new();
-    nodes(&explained[0]["Plan"], &mut found);
+    for after in [None, Some(("2025-02-15", "interaction:"))] {
+        let explained =
+            explained_page(&mut connection, "format json", &RowFilter::default(), after).await;
+        let mut found = Vec::new();
+        nodes(&explained[0]["Plan"], &mut found);
+        assert!(
+            found.iter().all(|node| !node.starts_with("Sort")),
+            "the page after {after:?} is not sorted: {found:?}"
+        );
+        assert!(
+            found
+                .iter()
+                .any(|node| node.starts_with("Index") && node.ends_with("_order")),
+            "the page after {after:?} reads the list-order index: {found:?}"
+        );
+    }
+}
+
+/// A page that starts after a row's place seeks it in the list-order index: the rows before
+/// it are neither read nor counted off (as an offset's would be).
+#[tokio::test]
+async fn a_page_after_a_place_seeks_it_in_the_list_order_index() {
+    // As above: so few rows would be sorted, so the plan is made to show what an index can do.
+    let (_server, mut connection) =
+        caught_up_connection("set enable_sort = off; set enable_seqscan = off").await;
+    let filter = RowFilter {
+        without_status: vec!["actor".to_owned()],
+        ..RowFilter::default()
+    };
+    let (sort_key, key): (String, String) = sqlx::query_as(
+        "select r.sort_key, r.key from projection_rows r join projection_checkpoints c \
+         using (projection, generation) where r.projection = 'timeline' \
+         order by r.sort_key collate \"C\", r.key collate \"C\" offset 3 limit 1",
+    )
+    .fetch_one(&mut connection)
+    .await
+    .expect("the fourth row");
+    let explained = explained_page(
+        &mut connection,
+        "analyze, format json",
+        &filter,
+        Some((&sort_key, &key)),
+    )
+    .await;
+    let text = explained.to_string();
     assert!(
-        found.iter().all(|node| !node.starts_with("Sort")),
-        "the page is not sorted: {found:?}"
+        text.contains("\"Index Cond\"") && text.contains("ROW("),
+        "the place is an index condition: {explained:#}"
     );
+    let total: i64 = sqlx::query_scalar(
+        "select count(*) from projection_rows r join projection_checkpoints c \
+         using (projection, generation) where r.projection = 'timeline' and r.status <> 'actor'",
+    )
+    .fetch_one(&mut connection)
+    .await
+    .expect("counted");
     assert!(
-        found
-            .iter()
-            .any(|node| node.starts_with("Index") && node.ends_with("_order")),
-        "the page reads the list-order index: {found:?}"
+        total > 9,
+        "rows enough for two pages after the place: {total}"
     );
+    assert_eq!(explained[0]["Plan"]["Actual Rows"], 5, "{explained:#}");
 }

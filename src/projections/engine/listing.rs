@@ -52,12 +52,18 @@ macro_rules! list_order {
 }
 pub(super) use list_order;
 
-/// One page of the rows passing `filter` (`$1`-`$8`), from `$9`, at most `$10`, with their
-/// count and the position: what [`ProjectionStore::page_rows`] runs (public for the test of
-/// its plan). The count is a relation of one row joined once: a scalar subquery in the select
-/// list would be evaluated again for every row of the page.
-pub fn page_rows_sql(filter: &RowFilter) -> String {
+/// One page of the rows passing `filter` (`$1`-`$8`), from `$9` or, with `after`, from the
+/// first row after `($11, $12)` in list order (found along the list-order index, however deep),
+/// at most `$10`, with their count and the position: what [`ProjectionStore::page_rows`] runs
+/// (public for the test of its plan). The count is a relation of one row joined once: a
+/// scalar subquery in the select list would be evaluated again for every row of the page.
+pub fn page_rows_sql(filter: &RowFilter, after: bool) -> String {
     let passing = passing(filter);
+    let after = if after {
+        after_place(11)
+    } else {
+        String::new()
+    };
     format!(
         "with c as ( \
              select generation, position from projection_checkpoints where projection = $1 \
@@ -67,10 +73,50 @@ pub fn page_rows_sql(filter: &RowFilter) -> String {
          select c.position, n.total, p.key, p.data, p.actors, p.states, p.status, p.sort_key \
          from c cross join n left join lateral ( \
              select r.key, r.data, r.actors, r.states, r.status, r.sort_key \
-             from projection_rows r where {passing} {} offset $9 limit $10 \
+             from projection_rows r where {passing}{after} {} offset $9 limit $10 \
          ) p on true",
         list_order!()
     )
+}
+
+/// ` and` rows `r` after the place given as `$first` (sort key) and the next parameter (key)
+/// in list order, in the list-order index's own terms (so it is the index's condition).
+pub(super) fn after_place(first: u8) -> String {
+    format!(
+        " and (r.sort_key collate \"C\", r.key collate \"C\") \
+         > (${first}::text collate \"C\", ${}::text collate \"C\")",
+        first + 1
+    )
+}
+
+/// A row's place in list order: its sort key, then its key (byte order, as `list_order!`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListPlace {
+    pub sort_key: String,
+    pub key: String,
+}
+
+impl ListPlace {
+    pub fn of(row: &Row) -> Self {
+        ListPlace {
+            sort_key: row.sort_key.clone(),
+            key: row.key.clone(),
+        }
+    }
+
+    /// `row` comes after this place in list order.
+    pub fn is_before(&self, row: &Row) -> bool {
+        (row.sort_key.as_bytes(), row.key.as_bytes())
+            > (self.sort_key.as_bytes(), self.key.as_bytes())
+    }
+}
+
+/// Where a page of a list starts: after so many rows, or right after a row's place (which
+/// stays right however many rows come or go before it, and is found without counting).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageFrom {
+    Offset(u64),
+    After(ListPlace),
 }
 
 /// One page of a list's rows.
@@ -79,6 +125,8 @@ pub struct RowPage {
     pub rows: Vec<Row>,
     /// The rows passing the filter, on all pages.
     pub total: u64,
+    /// More rows follow the page.
+    pub more: bool,
     /// The log position the rows reflect.
     pub position: u64,
 }
@@ -116,25 +164,34 @@ impl ProjectionStore {
         Ok(position)
     }
 
-    /// The live rows of `name` passing `filter`, in list order: `limit` of them from `offset`,
-    /// with how many pass in all. PostgreSQL counts and pages; only the page is read.
+    /// The live rows of `name` passing `filter`, in list order: `limit` of them from `from`,
+    /// with how many pass in all and whether more follow. PostgreSQL counts and pages; only
+    /// the page (and one row more) is read.
     #[tracing::instrument(skip(self))]
     pub async fn page_rows(
         &self,
         name: &str,
         filter: &RowFilter,
-        offset: u64,
+        from: &PageFrom,
         limit: u64,
     ) -> Result<RowPage, ProjectionError> {
-        let records = filtered(sqlx::AssertSqlSafe(page_rows_sql(filter)), name, filter)
+        let (offset, after) = match from {
+            PageFrom::Offset(offset) => (*offset, None),
+            PageFrom::After(place) => (0, Some(place)),
+        };
+        let sql = page_rows_sql(filter, after.is_some());
+        let records = filtered(sqlx::AssertSqlSafe(sql), name, filter)
             .bind(i64::try_from(offset).unwrap_or(i64::MAX))
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX))
+            .bind(after.map(|place| &place.sort_key))
+            .bind(after.map(|place| &place.key))
             .fetch_all(self.pool())
             .await?;
         let total = total_of(&records);
         let mut page = RowPage {
             rows: Vec::with_capacity(records.len()),
             total,
+            more: false,
             position: 0,
         };
         for record in records {
@@ -142,6 +199,9 @@ impl ProjectionStore {
             page.position = position;
             page.rows.extend(row);
         }
+        page.more = page.rows.len() as u64 > limit;
+        page.rows
+            .truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         Ok(page)
     }
 

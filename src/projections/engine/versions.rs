@@ -8,7 +8,9 @@
 use futures::TryStreamExt;
 use sqlx::{Postgres, Transaction};
 
-use crate::projections::engine::listing::{conditions, filtered, list_order, total_of};
+use crate::projections::engine::listing::{
+    PageFrom, after_place, conditions, filtered, list_order, total_of,
+};
 use crate::projections::engine::rows::{ProjectionError, ProjectionStore, RowFilter, RowRecord};
 use crate::projections::engine::tables::{history_table, rows_table};
 use crate::projections::{Row, Wanted};
@@ -168,23 +170,34 @@ impl Versions {
     }
 
     /// The rows passing `filter`, but those with keys in `excluded`, in list order: `limit`
-    /// of them from `offset`, and how many there are in all.
+    /// of them from `from`, and how many there are in all.
     pub async fn page_rows(
         &mut self,
         filter: &RowFilter,
         excluded: &[String],
-        offset: u64,
+        from: &PageFrom,
         limit: u64,
     ) -> Result<(Vec<Row>, u64), ProjectionError> {
+        let (offset, after) = match from {
+            PageFrom::Offset(offset) => (*offset, None),
+            PageFrom::After(place) => (0, Some(place)),
+        };
+        let after_place = if after.is_some() {
+            after_place(15)
+        } else {
+            String::new()
+        };
         // The count is a relation of one row joined once (see `listing::page_rows_sql`). The
         // page is chosen by key from the first `$14` (offset and limit) of each table in list
-        // order (the live table's along its list-order index), and only its rows are read.
+        // order (the live table's along its list-order index), after the place `$15`, `$16`
+        // if one is given, and only its rows are read.
         let sql = format!(
             "with n as ( \
                  select ({count_live}) + ({count_history}) as total \
              ), k as ( \
                  select r.key, r.sort_key, r.until from ( \
-                     ({keys_live} {order} limit $14) union all ({keys_history} {order} limit $14) \
+                     ({keys_live}{after_place} {order} limit $14) \
+                     union all ({keys_history}{after_place} {order} limit $14) \
                  ) r {order} offset $12 limit $13 \
              ) \
              select n.total, p.key, p.data, p.actors, p.states, p.status, p.sort_key \
@@ -212,6 +225,8 @@ impl Versions {
             .bind(i64::try_from(offset).unwrap_or(i64::MAX))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .bind(i64::try_from(offset.saturating_add(limit)).unwrap_or(i64::MAX))
+            .bind(after.map(|place| &place.sort_key))
+            .bind(after.map(|place| &place.key))
             .fetch_all(&mut *self.tx)
             .await?;
         let total = total_of(&records);

@@ -21,14 +21,16 @@ use crate::projections::models::relations::view::RelationView;
 use crate::projections::models::timeline::Timeline;
 use crate::projections::read::listed::{Listed, Reading};
 use crate::projections::read::on_date::end_of;
+use crate::projections::read::page_token::{
+    PageStart, at_position, page_bounds, page_position, token_after,
+};
 use crate::projections::read::replays::{Replayed, Replays, answered_from};
 use crate::projections::read::request::{
-    Answer, AsOf, ListFilter, Page, QueryError, Records, Source, at_position, next_page_token,
-    page_bounds, page_position, state_code, statuses,
+    Answer, AsOf, ListFilter, Page, QueryError, Records, Source, state_code, statuses,
 };
 use crate::projections::read::versioned::{VersionedRows, versioned};
 use crate::projections::read::window::{
-    Window, each_replayed, list_rows, lookups, page_replayed, whole,
+    RowsPage, Window, each_replayed, list_rows, lookups, page_replayed, whole,
 };
 use crate::projections::{Model, Row};
 use tokio::time::Instant;
@@ -308,45 +310,42 @@ impl Queries {
         // Checked in the order the fields are read: the status, the filter, the page.
         let wanted = statuses("status", &filter.status, V::STATUSES)?;
         let rows = list_rows::<V>(filter)?;
-        let (offset, size) = page_bounds(page)?;
+        let (start, size) = page_bounds(page)?;
         let pinned = page_position(page)?;
         let mut from = self.rows::<V::Model>(source, pinned).await?;
         // Every row passing the row filter is an item: PostgreSQL pages.
         if wanted.is_empty() && !filter.pending_only && V::EVERY_ROW_AN_ITEM {
-            match &mut from {
+            let (page, at) = match &mut from {
                 Rows::Live { reference } => {
                     let page = self
                         .store
-                        .page_rows(V::Model::NAME, &rows, offset as u64, size as u64)
+                        .page_rows(V::Model::NAME, &rows, &start.from(), size as u64)
                         .await?;
                     metrics::counter!(LIST_ROWS, "read" => "page")
                         .increment(page.rows.len() as u64);
                     let at = (page.position, *reference);
-                    return self.page_answer(filter, page.rows, page.total, offset, at);
+                    (RowsPage::from(page), at)
                 }
                 Rows::Versioned {
                     rows: versioned,
                     position,
                     reference,
                 } => {
-                    let (page, total) = versioned
-                        .page_rows(&rows, offset as u64, size as u64)
-                        .await?;
-                    let at = (*position, *reference);
-                    return self.page_answer(filter, page, total, offset, at);
+                    let page = versioned.page_rows(&rows, &start.from(), size).await?;
+                    (page, (*position, *reference))
                 }
                 Rows::Replayed {
                     rows: replayed,
                     position,
                     reference,
                 } => {
-                    let (page, total) = page_replayed(replayed, &rows, offset, size);
-                    let at = (*position, *reference);
-                    return self.page_answer(filter, page, total as u64, offset, at);
+                    let page = page_replayed(replayed, &rows, &start.from(), size);
+                    (page, (*position, *reference))
                 }
-            }
+            };
+            return self.page_answer(filter, page, &start, at);
         }
-        let mut window = Window::new(offset, size);
+        let mut window = Window::new(start.offset, size);
         let (position, reference) = self
             .each_item::<V>(&mut from, filter, &wanted, &rows, |item| {
                 window.offer(item);
@@ -356,18 +355,18 @@ impl Queries {
         Ok(window.answer(position, reference))
     }
 
-    /// The answer of a page of rows paged in SQL, every one an item, `total` in all, as of
-    /// `at` (a position and the time the answer is about).
+    /// The answer of a page of rows paged in SQL, every one an item, starting at `start`, as
+    /// of `at` (a position and the time the answer is about).
     fn page_answer<V: Listed>(
         &self,
         filter: &ListFilter,
-        rows: Vec<Row>,
-        total: u64,
-        offset: usize,
+        page: RowsPage,
+        start: &PageStart,
         (position, reference): (u64, DateTime<Utc>),
     ) -> Result<Answer<V>, QueryError> {
         let reading = self.reading(reference, filter);
-        let items = rows
+        let items = page
+            .rows
             .iter()
             .map(|row| match V::from_row(row, &reading) {
                 Ok(Some(item)) => Ok(item),
@@ -379,13 +378,12 @@ impl Queries {
                 Err(error) => Err(QueryError::BadRow(error)),
             })
             .collect::<Result<Vec<V>, _>>()?;
-        let total = usize::try_from(total).unwrap_or(usize::MAX);
         Ok(Answer {
-            next_page_token: next_page_token(offset + items.len(), total),
+            next_page_token: token_after(start.offset + items.len(), page.rows.last(), page.more),
             items,
             position,
             reference,
-            total,
+            total: usize::try_from(page.total).unwrap_or(usize::MAX),
         })
     }
 

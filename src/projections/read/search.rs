@@ -11,10 +11,9 @@ use crate::projections::Model;
 use crate::projections::engine::rows::WaitError;
 use crate::projections::engine::search::{MatchQuery, SearchHit, SearchQuery};
 use crate::projections::models::search::{START, STOP, Search};
+use crate::projections::read::page_token::page_bounds;
 use crate::projections::read::query::Queries;
-use crate::projections::read::request::{
-    Answer, Page, QueryError, Records, Source, actor_filter, page_bounds,
-};
+use crate::projections::read::request::{Answer, Page, QueryError, Records, Source, actor_filter};
 
 /// A query is at most this many characters.
 pub const MAX_QUERY_CHARS: usize = 1000;
@@ -209,7 +208,7 @@ fn checked(request: &SearchRequest, page: &Page) -> Result<SearchQuery, QueryErr
             ),
         )
     })?;
-    let (offset, limit) = page_bounds(page)?;
+    let (start, limit) = page_bounds(page)?;
     Ok(SearchQuery {
         words: words.to_owned(),
         kinds,
@@ -217,7 +216,7 @@ fn checked(request: &SearchRequest, page: &Page) -> Result<SearchQuery, QueryErr
         states: concerning.states,
         from: request.from,
         to: request.to,
-        offset,
+        offset: start.offset,
         limit,
     })
 }

@@ -16,13 +16,14 @@ use chrono::NaiveDate;
 use futures::TryStreamExt;
 
 use crate::monitoring::AS_OF_REPLAYED_EVENTS;
+use crate::projections::engine::listing::PageFrom;
 use crate::projections::engine::rows::{ProjectionStore, RowFilter};
 use crate::projections::engine::versions::Versions;
 use crate::projections::models::common::target_of;
 use crate::projections::read::on_date::{self, OnDate};
 use crate::projections::read::request::QueryError;
 use crate::projections::read::snapshots::Changed;
-use crate::projections::read::window::passes;
+use crate::projections::read::window::{RowsPage, passes};
 use crate::projections::{Fact, Model, Row, Want, Wanted};
 
 /// A projection's rows as of a position: those on record at a commit (`versions`), but the
@@ -264,26 +265,72 @@ impl VersionedRows {
         changed.try_for_each(each)
     }
 
-    /// `limit` rows passing `filter` from `offset`, in list order, and how many pass in all.
+    /// `size` rows passing `filter` from `from`, in list order, how many pass in all and
+    /// whether more follow.
     pub(super) async fn page_rows(
         &mut self,
         filter: &RowFilter,
-        offset: u64,
-        limit: u64,
-    ) -> Result<(Vec<Row>, u64), QueryError> {
+        from: &PageFrom,
+        size: usize,
+    ) -> Result<RowsPage, QueryError> {
         let excluded = self.excluded();
         let changed = changed_passing(&self.changed.rows, filter);
-        // A stored row lands at most `changed.len()` places after its own index: reading
-        // that many more, from that many earlier, covers every one that can land on the page.
+        // One row more than the page: whether more follow.
+        let limit = size as u64 + 1;
         let extra = changed.len() as u64;
-        let from = offset.saturating_sub(extra);
-        let (window, stored) = self
-            .versions
-            .page_rows(filter, &excluded, from, limit + extra)
-            .await?;
-        let page = merge_page(window, from, stored, &changed, offset, limit);
-        Ok((page, stored + extra))
+        let (mut rows, stored) = match from {
+            PageFrom::Offset(offset) => {
+                // A stored row lands at most `changed.len()` places after its own index:
+                // reading that many more, from that many earlier, covers every one that can
+                // land on the page.
+                let start = offset.saturating_sub(extra);
+                let (window, stored) = self
+                    .versions
+                    .page_rows(filter, &excluded, &PageFrom::Offset(start), limit + extra)
+                    .await?;
+                let page = merge_page(window, start, stored, &changed, *offset, limit);
+                (page, stored)
+            }
+            PageFrom::After(place) => {
+                let (window, stored) = self
+                    .versions
+                    .page_rows(filter, &excluded, from, limit)
+                    .await?;
+                let after = changed.iter().copied().filter(|row| place.is_before(row));
+                (merge_first(window, after, limit), stored)
+            }
+        };
+        let more = rows.len() > size;
+        rows.truncate(size);
+        Ok(RowsPage {
+            rows,
+            total: stored + extra,
+            more,
+        })
     }
+}
+
+/// The first `limit` rows, in list order, of two lists each in list order.
+fn merge_first<'r>(
+    stored: Vec<Row>,
+    changed: impl Iterator<Item = &'r Row>,
+    limit: u64,
+) -> Vec<Row> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut changed = changed.peekable();
+    let mut page = Vec::new();
+    for row in stored {
+        while let Some(before) = changed.next_if(|c| in_order(c, &row).is_lt()) {
+            page.push(before.clone());
+        }
+        page.push(row);
+        if page.len() >= limit {
+            break;
+        }
+    }
+    page.extend(changed.cloned());
+    page.truncate(limit);
+    page
 }
 
 /// The rows a replay changed (`changed`) that exist and pass `filter`, in list order.
@@ -346,6 +393,7 @@ fn merge_page(
 mod tests {
     use super::*;
     use crate::projections::RowData;
+    use crate::projections::engine::listing::ListPlace;
 
     fn row(sort_key: &str, key: &str) -> Row {
         Row {
@@ -423,6 +471,24 @@ mod tests {
                         keys(&page),
                         keys(&expected),
                         "case {case}, offset {offset}, limit {limit}"
+                    );
+                    // The page after the place of the row before `offset` (what a token
+                    // names): the stored rows after it, merged with the changed ones after it.
+                    let Some(last) = offset.checked_sub(1).and_then(|i| all.get(i as usize)) else {
+                        continue;
+                    };
+                    let place = ListPlace::of(last);
+                    let window: Vec<Row> = stored
+                        .iter()
+                        .filter(|row| place.is_before(row))
+                        .take(limit as usize)
+                        .cloned()
+                        .collect();
+                    let after = changed.iter().filter(|row| place.is_before(row));
+                    assert_eq!(
+                        keys(&merge_first(window, after, limit)),
+                        keys(&expected),
+                        "case {case}, after item {offset}, limit {limit}"
                     );
                 }
             }

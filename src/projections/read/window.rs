@@ -4,10 +4,12 @@
 use chrono::{DateTime, Utc};
 
 use crate::projections::Row;
+use crate::projections::engine::listing::{PageFrom, RowPage};
 use crate::projections::engine::rows::RowFilter;
 use crate::projections::models::common::ACTOR_STATUS;
 use crate::projections::read::listed::Listed;
-use crate::projections::read::request::{Answer, ListFilter, QueryError, next_page_token};
+use crate::projections::read::page_token::next_page_token;
+use crate::projections::read::request::{Answer, ListFilter, QueryError};
 
 /// Every item, as one answer without pages.
 pub(super) fn whole<T>(items: Vec<T>, position: u64, reference: DateTime<Utc>) -> Answer<T> {
@@ -111,24 +113,49 @@ pub(super) fn each_replayed(
     rows.iter().filter(|r| passes(r, filter)).try_for_each(each)
 }
 
+/// One page of rows paged where they are (in SQL, or a replay's in memory), every one an item.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct RowsPage {
+    pub rows: Vec<Row>,
+    /// The rows passing the filter, on all pages.
+    pub total: u64,
+    /// More rows follow the page.
+    pub more: bool,
+}
+
+impl From<RowPage> for RowsPage {
+    fn from(page: RowPage) -> Self {
+        RowsPage {
+            rows: page.rows,
+            total: page.total,
+            more: page.more,
+        }
+    }
+}
+
 /// The page of a replayed model's rows (in list order) passing `filter` that starts at
-/// `offset`, at most `size` of them, and how many pass in all (what the store's `page_rows`
-/// does for the live rows, in SQL): no row outside the page is decoded.
+/// `from`, at most `size` of them, how many pass in all and whether more follow (what the
+/// store's `page_rows` does for the live rows, in SQL): no row outside the page is decoded.
 pub(super) fn page_replayed(
     rows: &[Row],
     filter: &RowFilter,
-    offset: usize,
+    from: &PageFrom,
     size: usize,
-) -> (Vec<Row>, usize) {
-    let mut page = Vec::new();
-    let mut total = 0;
+) -> RowsPage {
+    let mut page = RowsPage::default();
     for row in rows.iter().filter(|r| passes(r, filter)) {
-        if total >= offset && page.len() < size {
-            page.push(row.clone());
+        let started = match from {
+            PageFrom::Offset(offset) => page.total >= *offset,
+            PageFrom::After(place) => place.is_before(row),
+        };
+        if started && page.rows.len() < size {
+            page.rows.push(row.clone());
+        } else if started {
+            page.more = true;
         }
-        total += 1;
+        page.total += 1;
     }
-    (page, total)
+    page
 }
 
 /// Applies a row filter in memory, as the store's reads do in SQL (for replayed models).
@@ -162,6 +189,7 @@ fn at_path(row: &Row, path: &[String]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::projections::engine::listing::ListPlace;
 
     fn filled(offset: usize, size: usize, items: usize) -> Answer<usize> {
         let mut window = Window::new(offset, size);
@@ -246,18 +274,43 @@ mod tests {
         })
         .unwrap();
         assert_eq!(keys, ["a", "b", "Z", "d"]);
-        // A page of them: the same order, counted in all.
-        let keys = |(page, total): (Vec<Row>, usize)| {
-            (page.into_iter().map(|r| r.key).collect::<Vec<_>>(), total)
+        // A page of them: the same order, counted in all, saying whether more follow.
+        let keys = |page: RowsPage| {
+            let keys = page.rows.into_iter().map(|r| r.key).collect::<Vec<_>>();
+            (keys, page.total, page.more)
+        };
+        let at = |offset| PageFrom::Offset(offset);
+        let strings = |keys: &[&str]| keys.iter().map(|k| (*k).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            keys(page_replayed(&rows, &filter, &at(1), 2)),
+            (strings(&["b", "Z"]), 4, true)
+        );
+        assert_eq!(
+            keys(page_replayed(&rows, &filter, &at(3), 2)),
+            (strings(&["d"]), 4, false)
+        );
+        assert_eq!(
+            keys(page_replayed(&rows, &filter, &at(9), 2)),
+            (Vec::new(), 4, false)
+        );
+        // After a row's place: the rows after it, whether or not that row still passes.
+        let after = |sort_key: &str, key: &str| {
+            PageFrom::After(ListPlace {
+                sort_key: sort_key.to_owned(),
+                key: key.to_owned(),
+            })
         };
         assert_eq!(
-            keys(page_replayed(&rows, &filter, 1, 2)),
-            (vec!["b".to_owned(), "Z".to_owned()], 4)
+            keys(page_replayed(&rows, &filter, &after("2025", "a"), 2)),
+            (strings(&["b", "Z"]), 4, true)
         );
         assert_eq!(
-            keys(page_replayed(&rows, &filter, 3, 2)),
-            (vec!["d".to_owned()], 4)
+            keys(page_replayed(&rows, &filter, &after("2025", "c"), 2)),
+            (strings(&["Z", "d"]), 4, false)
         );
-        assert_eq!(keys(page_replayed(&rows, &filter, 9, 2)), (Vec::new(), 4));
+        assert_eq!(
+            keys(page_replayed(&rows, &filter, &after("2027", "d"), 2)),
+            (Vec::new(), 4, false)
+        );
     }
 }
