@@ -315,7 +315,7 @@ impl Projections for ProjectionsService {
                     Holder::Nobody => "NOBODY",
                 }
                 .to_owned(),
-                updated_at: Some(to_timestamp(s.updated_at)),
+                updated_at: s.updated_at.map(to_timestamp),
             })
             .collect();
         Ok(Response::new(proto::ProjectionStatusList { projections }))

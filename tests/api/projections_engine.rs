@@ -11,7 +11,7 @@ use diplog::domain::{
 };
 use diplog::projections::engine::registry::{LocalRunners, advisory_lock_key};
 use diplog::projections::engine::rows::{
-    Holder, ProjectionError, ProjectionStore, RowFilter, WaitError,
+    Holder, ProjectionError, ProjectionStatus, ProjectionStore, RowFilter, WaitError,
 };
 use diplog::projections::engine::runner::{
     RunnerConfig, RunnerContext, Statement, run_projection, statements_by_key,
@@ -502,15 +502,17 @@ async fn of_two_runners_one_advances_and_the_other_takes_over_when_it_dies() {
         (&second, &first)
     };
     let statuses = projections.statuses().await.unwrap();
-    assert_eq!(statuses.len(), 1);
+    // The test projection, and the server's own, none of which runs here.
+    assert_eq!(statuses.len(), 1 + NAMES.len());
+    let status = status_of(&statuses, NAME);
     // `projections` reports for the first runner's server.
     let expected_holder = if first.holding() {
         Holder::ThisServer
     } else {
         Holder::AnotherServer
     };
-    assert_eq!(statuses[0].holder, expected_holder);
-    assert_eq!(statuses[0].lag, 0);
+    assert_eq!(status.holder, expected_holder);
+    assert_eq!(status.lag, 0);
 
     log.append_facts("s-1", 10).await;
     wait_for_head(&log, &projections, Duration::from_secs(5)).await;
@@ -1345,14 +1347,100 @@ async fn an_unreadable_event_stops_the_projection_before_it_rather_than_skip_it(
     );
     assert_consistent(&log, &projections).await;
     let statuses = projections.statuses().await.unwrap();
-    assert_eq!(statuses[0].lag, log.head().await - before);
+    assert_eq!(status_of(&statuses, NAME).lag, log.head().await - before);
     runner.stop().await;
     log.stop().await;
 }
 
-/// A runner's first start writes its checkpoint, then creates the live generation's tables:
-/// an as-of read between the two finds no versions on record (and its caller replays the
-/// log), rather than failing on the missing tables.
+/// A runner's first start writes its checkpoint and creates the first generation's tables in
+/// one transaction: while the tables cannot be made (another session holds the partitioned
+/// table), no checkpoint is seen either, and once made, both are.
+#[tokio::test]
+async fn a_first_checkpoint_is_never_seen_without_its_generations_tables() {
+    let log = Log::new().await;
+    let mut blocker = log.pool.begin().await.expect("a transaction");
+    sqlx::query("lock table projection_rows in access exclusive mode")
+        .execute(&mut *blocker)
+        .await
+        .expect("the partitioned table locked");
+    let runner = Runner::start::<Counts<1>>(&log, config());
+    let checkpoint = || async {
+        sqlx::query_as::<_, (i64, bool)>(
+            "select generation, \
+             to_regclass(quote_ident(diplog_projection_table(projection, generation))) \
+                 is not null \
+             from projection_checkpoints where projection = $1",
+        )
+        .bind(NAME)
+        .fetch_optional(&log.pool)
+        .await
+        .expect("the checkpoint read")
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(checkpoint().await, None, "a checkpoint before its tables");
+    blocker.rollback().await.expect("the lock let go");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let seen = loop {
+        if let Some(seen) = checkpoint().await {
+            break seen;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no checkpoint");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(seen, (1, true), "the first generation, with its table");
+    runner.stop().await;
+    log.stop().await;
+}
+
+fn status_of<'s>(statuses: &'s [ProjectionStatus], name: &str) -> &'s ProjectionStatus {
+    statuses
+        .iter()
+        .find(|status| status.name == name)
+        .unwrap_or_else(|| panic!("no status of {name}: {statuses:?}"))
+}
+
+/// The status lists every projection this version knows, whether or not its runner has
+/// committed a checkpoint yet (a runner's first commit makes its checkpoint and tables
+/// together, so they do not all show up at once): one without shows nothing done yet.
+#[tokio::test]
+async fn the_status_lists_every_projection_known_with_or_without_a_checkpoint() {
+    let log = Log::new().await;
+    let head = log.append_facts("s-1", 3).await;
+    let projections = ProjectionStore::new(log.pool.clone(), LocalRunners::default());
+    let statuses = projections.statuses().await.expect("statuses");
+    let names: Vec<&str> = statuses.iter().map(|status| status.name.as_str()).collect();
+    let mut known = NAMES.to_vec();
+    known.sort_unstable();
+    assert_eq!(names, known, "every projection known, by name");
+    for status in &statuses {
+        assert_eq!(
+            (
+                status.version,
+                status.generation,
+                status.position,
+                status.lag
+            ),
+            (0, 0, 0, head),
+            "{status:?}"
+        );
+        assert_eq!(status.updated_at, None, "{status:?}");
+        assert_eq!(status.holder, Holder::Nobody, "{status:?}");
+    }
+
+    let runner = Runner::start::<Counts<1>>(&log, config());
+    wait_for_head(&log, &projections, Duration::from_secs(10)).await;
+    let statuses = projections.statuses().await.expect("statuses");
+    assert_eq!(statuses.len(), NAMES.len() + 1);
+    let started = status_of(&statuses, NAME);
+    assert_eq!((started.generation, started.position), (1, head));
+    assert!(started.updated_at.is_some());
+    runner.stop().await;
+    log.stop().await;
+}
+
+/// A checkpoint whose generation has no tables (as a server from before the first start's one
+/// transaction could leave between its two steps): an as-of read finds no versions on record
+/// (and its caller replays the log), rather than failing on the missing tables.
 #[tokio::test]
 async fn no_versions_are_on_record_before_the_first_generations_tables_are_created() {
     let log = Log::new().await;

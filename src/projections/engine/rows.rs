@@ -165,7 +165,8 @@ pub struct ProjectionStatus {
     pub rebuilding: Option<u64>,
     pub rebuild_requested: bool,
     pub holder: Holder,
-    pub updated_at: DateTime<Utc>,
+    /// When the checkpoint last moved (`None`: there is none yet).
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 /// The query side of the projections. Cheap to clone.
@@ -270,7 +271,9 @@ impl ProjectionStore {
         Ok(())
     }
 
-    /// Every projection that has a checkpoint, by name.
+    /// Every projection that has a checkpoint, and every one this version knows that has none
+    /// yet (its runner has not made its first commit: version, generation and position 0,
+    /// never updated), by name.
     #[tracing::instrument(skip(self))]
     pub async fn statuses(&self) -> Result<Vec<ProjectionStatus>, ProjectionError> {
         let head = crate::store::head(&self.pool).await?;
@@ -291,17 +294,19 @@ impl ProjectionStore {
             .into_iter()
             .map(|(high, low)| ((high as u64) << 32 | (low as u64 & 0xffff_ffff)) as i64)
             .collect();
-        Ok(checkpoints
+        let holder = |name: &str| {
+            if self.local.report(name).holding {
+                Holder::ThisServer
+            } else if held.contains(&advisory_lock_key(name)) {
+                Holder::AnotherServer
+            } else {
+                Holder::Nobody
+            }
+        };
+        let mut statuses: Vec<ProjectionStatus> = checkpoints
             .into_iter()
             .map(|record| {
                 let checkpoint = Checkpoint::from(record);
-                let holder = if self.local.report(&checkpoint.projection).holding {
-                    Holder::ThisServer
-                } else if held.contains(&advisory_lock_key(&checkpoint.projection)) {
-                    Holder::AnotherServer
-                } else {
-                    Holder::Nobody
-                };
                 ProjectionStatus {
                     version: checkpoint.version,
                     generation: checkpoint.generation,
@@ -310,12 +315,30 @@ impl ProjectionStore {
                     lag: head.saturating_sub(checkpoint.position),
                     rebuilding: checkpoint.building_position,
                     rebuild_requested: checkpoint.rebuild_requested,
-                    holder,
-                    updated_at: checkpoint.updated_at,
+                    holder: holder(&checkpoint.projection),
+                    updated_at: Some(checkpoint.updated_at),
                     name: checkpoint.projection,
                 }
             })
-            .collect())
+            .collect();
+        for name in crate::projections::NAMES {
+            if !statuses.iter().any(|status| status.name == *name) {
+                statuses.push(ProjectionStatus {
+                    name: (*name).to_owned(),
+                    version: 0,
+                    generation: 0,
+                    position: 0,
+                    head,
+                    lag: head,
+                    rebuilding: None,
+                    rebuild_requested: false,
+                    holder: holder(name),
+                    updated_at: None,
+                });
+            }
+        }
+        statuses.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(statuses)
     }
 
     /// The diplomatic events up to and including `position`, in position order, paged from

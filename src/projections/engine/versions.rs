@@ -40,9 +40,9 @@ impl ProjectionStore {
         position: u64,
     ) -> Result<Option<Versions>, ProjectionError> {
         // A rebuild may swap in a new generation and drop the one just read before its
-        // tables are locked: then the new one is read. A runner's first start writes its
-        // checkpoint before it creates the first generation's tables: until then there are
-        // no versions on record (`None`: the caller replays).
+        // tables are locked: then the new one is read. A checkpoint whose generation has no
+        // tables (written by a server from before `runner::load` made both in one
+        // transaction) has no versions on record (`None`: the caller replays).
         let mut attempts = 0;
         loop {
             attempts += 1;

@@ -347,7 +347,10 @@ impl<'c, M: Model> Runner<'c, M> {
         let checkpoint = match read_checkpoint(&mut connection, M::NAME).await? {
             Some(checkpoint) => checkpoint,
             None => {
-                sqlx::query(
+                // With the first generation's tables, in one transaction: a reader never
+                // sees a checkpoint whose live generation has no tables.
+                let mut tx = connection.begin().await?;
+                let created = sqlx::query(
                     "insert into projection_checkpoints \
                          (projection, version, generation, position, versions_every, \
                           updated_at) \
@@ -356,8 +359,15 @@ impl<'c, M: Model> Runner<'c, M> {
                 .bind(M::NAME)
                 .bind(M::VERSION)
                 .bind(config.versions_every as i64)
-                .execute(&mut connection)
-                .await?;
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if created {
+                    generations::create(&mut tx, M::NAME, 1).await?;
+                    generations::finish(&mut tx, M::NAME, 1).await?;
+                }
+                tx.commit().await?;
                 info!(version = M::VERSION, "created the projection's checkpoint");
                 read_checkpoint(&mut connection, M::NAME)
                     .await?
