@@ -345,6 +345,14 @@ pub struct ProjectionsConfig {
     #[arg(long = "as-of-from", env = "DIPLOG_AS_OF_FROM", value_enum,
           default_value_t = AsOfFrom::Versions)]
     pub as_of_from: AsOfFrom,
+    /// The most events an answer on a day (`on_day`) replays on top of the rows the
+    /// projections recorded. Past it (a log recorded far out of date order, such as old coded
+    /// records imported after recent readouts) the answer replays the log from its start
+    /// instead, which then costs less. From 1 to 100,000,000.
+    #[arg(long = "on-day-max-events-on-top", env = "DIPLOG_ON_DAY_MAX_EVENTS_ON_TOP",
+          default_value_t = crate::projections::read::query::DEFAULT_ON_DAY_MOST_ON_TOP,
+          value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    pub on_day_max_events_on_top: u64,
     /// Every multiple of this log position is a commit of each projection whose rows are
     /// recorded, so an answer as of a position replays fewer events than this on top of them.
     /// Smaller: faster as-of answers, more commits. Every server of a database must use the
@@ -365,6 +373,7 @@ impl ProjectionsConfig {
             replays: self.as_of_replays as usize,
             watch_rows: self.max_watch_rows as usize,
             as_of_from: self.as_of_from,
+            on_day_most_on_top: self.on_day_max_events_on_top,
         }
     }
 
@@ -401,6 +410,8 @@ impl ServerConfig {
                 max_watch_rows: crate::projections::read::query::DEFAULT_WATCH_ROWS as u32,
                 as_of_replays: 2,
                 as_of_from: AsOfFrom::Versions,
+                on_day_max_events_on_top:
+                    crate::projections::read::query::DEFAULT_ON_DAY_MOST_ON_TOP,
                 versions_every: crate::projections::engine::runner::VERSIONS_EVERY,
             },
             subscriptions: SubscriptionArgs {

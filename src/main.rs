@@ -41,7 +41,7 @@ async fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Serve(args) => serve(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => serve(*args).await.map(|()| ExitCode::SUCCESS),
         Command::Append(args) => Ok(diplog::cli::append(args).await),
         Command::Read(args) => Ok(diplog::cli::read(args).await),
         Command::Subscribe(args) => Ok(diplog::cli::subscribe(args).await),

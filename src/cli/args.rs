@@ -42,7 +42,8 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the gRPC server (and the HTTP port).
-    Serve(ServeArgs),
+    // Boxed: its many flags make it several times the size of the other commands.
+    Serve(Box<ServeArgs>),
     /// Append events (NDJSON, one per line) to a stream, atomically.
     Append(AppendArgs),
     /// Read a stream or the whole log as NDJSON.

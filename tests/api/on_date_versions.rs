@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::as_of_replays::{founding_and_history, timeline_paged_while_appending};
 use crate::as_of_versions::{answers_from, caught_up, http, versions_and_replay};
-use crate::helpers::{database_url_for, fresh_database};
+use crate::helpers::{Serve, database_url_for, fresh_database};
 use crate::list_pages::{List, every_page};
 use crate::metrics::scrape;
 use crate::projections::{assert_same, everything_at, without_age};
@@ -124,6 +124,32 @@ async fn answers_on_a_day_from_recorded_versions_equal_a_replay_of_the_log() {
         (from_versions, from_log),
         (6.0 * days.len() as f64, 0.0),
         "answers from the versions, and from replays of the log"
+    );
+
+    // A server that lets one event at most go on top of the rows on record gives up on them
+    // for a day in the middle of the history (dated in no order, it lets in many) and
+    // replays from the start: the same answers.
+    let giving_up = Serve::on_database(&database_url_for(&database))
+        .arg("--projection-versions-every")
+        .arg(EVERY.to_string())
+        .arg("--on-day-max-events-on-top")
+        .arg("1")
+        .start()
+        .await;
+    let before = scrape(http(&giving_up)).await;
+    assert_same(
+        &without_age(&everything_at(giving_up.channel().await, on("2025-06-15")).await),
+        &without_age(&everything_at(replay.channel().await, on("2025-06-15")).await),
+        "on 2025-06-15, given up on the versions",
+    );
+    let after = scrape(http(&giving_up)).await;
+    assert_eq!(
+        (
+            answers_from(&after, "versions") - answers_from(&before, "versions"),
+            answers_from(&after, "log") - answers_from(&before, "log"),
+        ),
+        (0.0, 6.0),
+        "too many events on top: every projection replayed from the start"
     );
 
     // As of a position before the first mark no rows are on record to start from: a replay

@@ -47,7 +47,14 @@ pub struct QueryConfig {
     pub watch_rows: usize,
     /// Where as-of answers come from (`--as-of-from`).
     pub as_of_from: AsOfFrom,
+    /// The most events an answer on a day replays on top of the recorded rows before it
+    /// replays the log from its start instead (`--on-day-max-events-on-top`).
+    pub on_day_most_on_top: u64,
 }
+
+/// Events an answer on a day replays on top of the recorded rows at most, by default: four
+/// times the marks' spacing, more than a log recorded a few days out of date order needs.
+pub const DEFAULT_ON_DAY_MOST_ON_TOP: u64 = 16_384;
 
 /// Where as-of answers come from.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -70,6 +77,7 @@ impl Default for QueryConfig {
             replays: 2,
             watch_rows: DEFAULT_WATCH_ROWS,
             as_of_from: AsOfFrom::Versions,
+            on_day_most_on_top: DEFAULT_ON_DAY_MOST_ON_TOP,
         }
     }
 }
@@ -103,7 +111,12 @@ enum Rows {
 impl Queries {
     pub fn new(store: ProjectionStore, config: QueryConfig) -> Self {
         Self {
-            replays: Replays::new(store.clone(), config.snapshot_bytes, config.replays),
+            replays: Replays::new(
+                store.clone(),
+                config.snapshot_bytes,
+                config.replays,
+                config.on_day_most_on_top,
+            ),
             store,
             config,
         }

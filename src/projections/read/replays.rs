@@ -41,6 +41,8 @@ pub(super) struct Replays {
     /// The replays running or waiting for a turn, each behind a lock its askers take in turn.
     running: Arc<Mutex<HashMap<Replay, Weak<tokio::sync::Mutex<()>>>>>,
     dates: Arc<LogDates>,
+    /// Events an answer on a day replays on top of the recorded rows at most.
+    most_on_top: u64,
 }
 
 /// The rows of an answer as of a position or on a day.
@@ -63,14 +65,21 @@ impl Drop for Turn {
 }
 
 impl Replays {
-    /// Replays reading `store`, at most `turns` at once, keeping at most `kept_bytes` of rows.
-    pub(super) fn new(store: ProjectionStore, kept_bytes: usize, turns: usize) -> Self {
+    /// Replays reading `store`, at most `turns` at once, keeping at most `kept_bytes` of rows;
+    /// an answer on a day replays at most `most_on_top` events on top of the recorded rows.
+    pub(super) fn new(
+        store: ProjectionStore,
+        kept_bytes: usize,
+        turns: usize,
+        most_on_top: u64,
+    ) -> Self {
         Self {
             snapshots: Arc::new(Mutex::new(Snapshots::new(kept_bytes))),
             turns: Arc::new(Semaphore::new(turns.max(1))),
             running: Arc::new(Mutex::new(HashMap::new())),
             dates: Arc::new(LogDates::new(store.clone())),
             store,
+            most_on_top,
         }
     }
 
@@ -134,8 +143,14 @@ impl Replays {
         let _turn = self.turn().await;
         if let (Some(date), true) = (replay.on, from_versions) {
             let covered = self.dates.covered(date, replay.position).await?;
-            let on_versions =
-                versioned::on_day::<M>(&self.store, covered, replay.position, date).await?;
+            let on_versions = versioned::on_day::<M>(
+                &self.store,
+                covered,
+                replay.position,
+                date,
+                self.most_on_top,
+            )
+            .await?;
             if let Some(rows) = on_versions {
                 answered_from("versions");
                 self.keep(replay, Held::Changed(rows.changed()), at_head);

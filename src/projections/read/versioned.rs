@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use futures::TryStreamExt;
+use tracing::debug;
 
 use crate::monitoring::AS_OF_REPLAYED_EVENTS;
 use crate::projections::engine::listing::PageFrom;
@@ -56,12 +57,16 @@ pub(super) async fn versioned<M: Model>(
 /// The rows of `M` on `date` as the log up to `position` tells it, where a replay on `date`
 /// lets every event up to `covered` in as it is (`log_dates`): the rows on record up to
 /// there, and the rest of the log replayed on top through [`OnDate`]. `None` as for
-/// [`versioned`], as of `covered`, and when no rows are on record before it.
+/// [`versioned`], as of `covered`, when no rows are on record before it, and once more than
+/// `most_on_top` events are let in on top: a log recorded far out of date order (old records
+/// imported after recent ones) lets most of itself in there, where a replay from the log's
+/// start costs less, and every page of this answer would merge all they changed.
 pub(super) async fn on_day<M: Model>(
     store: &ProjectionStore,
     covered: u64,
     position: u64,
     date: NaiveDate,
+    most_on_top: u64,
 ) -> Result<Option<VersionedRows>, QueryError> {
     // Nothing on record to start from (a log in reverse date order, say): the whole log on
     // top would cost more than a plain replay, and every page would merge all it changed.
@@ -96,6 +101,15 @@ pub(super) async fn on_day<M: Model>(
             );
         }
         if let Some(fact) = on.admit(fact) {
+            if on_top.pushed == most_on_top {
+                debug!(
+                    projection = M::NAME,
+                    at,
+                    most_on_top,
+                    "too many events on top of the recorded rows: replaying from the start"
+                );
+                return Ok(None);
+            }
             on_top.push(&mut versions, fact).await?;
         }
     }
@@ -139,6 +153,8 @@ struct OnTop<M> {
     model: Option<M>,
     segment: Vec<Fact>,
     keys: BTreeSet<String>,
+    /// The events pushed so far.
+    pushed: u64,
 }
 
 /// Most events applied after one load of the rows they want.
@@ -165,11 +181,13 @@ impl<M: Model> OnTop<M> {
             model,
             segment: Vec::new(),
             keys: BTreeSet::new(),
+            pushed: 0,
         })
     }
 
     async fn push(&mut self, versions: &mut Versions, fact: Fact) -> Result<(), QueryError> {
         metrics::counter!(AS_OF_REPLAYED_EVENTS).increment(1);
+        self.pushed += 1;
         if starts_segment(&self.segment, &fact) {
             self.apply_segment(versions).await?;
         }
