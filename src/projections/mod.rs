@@ -242,6 +242,18 @@ pub(crate) mod testing {
         model
     }
 
+    /// A row with only its place in list order to tell it apart (tests of paging).
+    pub fn row_at(sort_key: &str, key: &str) -> Row {
+        Row {
+            key: key.to_owned(),
+            data: RowData::new(&0).expect("json"),
+            actors: Vec::new(),
+            states: Vec::new(),
+            status: "s".to_owned(),
+            sort_key: sort_key.to_owned(),
+        }
+    }
+
     /// Rows in key order, for comparisons.
     pub fn sorted_rows<M: Model>(model: &M) -> Vec<Row> {
         let mut rows = model.rows();

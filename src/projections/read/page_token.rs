@@ -133,23 +133,12 @@ fn bad_token(page: &Page) -> QueryError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::projections::RowData;
+    use crate::projections::testing::row_at as row;
 
     fn page(token: &str) -> Page {
         Page {
             size: 10,
             token: token.to_owned(),
-        }
-    }
-
-    fn row(sort_key: &str, key: &str) -> Row {
-        Row {
-            key: key.to_owned(),
-            data: RowData::new(&0).expect("json"),
-            actors: Vec::new(),
-            states: Vec::new(),
-            status: "s".to_owned(),
-            sort_key: sort_key.to_owned(),
         }
     }
 

@@ -410,19 +410,8 @@ fn merge_page(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::projections::RowData;
     use crate::projections::engine::listing::ListPlace;
-
-    fn row(sort_key: &str, key: &str) -> Row {
-        Row {
-            key: key.to_owned(),
-            data: RowData::new(&0).expect("json"),
-            actors: Vec::new(),
-            states: Vec::new(),
-            status: "s".to_owned(),
-            sort_key: sort_key.to_owned(),
-        }
-    }
+    use crate::projections::testing::row_at as row;
 
     fn keys(rows: &[Row]) -> Vec<String> {
         rows.iter()
