@@ -153,6 +153,26 @@ async fn as_of_answers_from_recorded_versions_equal_a_replay_of_the_log() {
         }
     }
 
+    // The pages of one answer replay the events on top once: the first finds the versions
+    // and keeps what the events on top changed, the others reopen the versions with it.
+    let other = middle + 1;
+    let timeline = List::Timeline("RUS", proto::Records::Both);
+    let (whole, _) = every_page(&replay, timeline, as_of(other), 1000).await;
+    let before = scrape(http(&versions)).await;
+    let (paged, _) = every_page(&versions, timeline, as_of(other), 3).await;
+    let after = scrape(http(&versions)).await;
+    assert_eq!(paged, whole, "as of {other} in pages of 3");
+    let pages = whole.len().div_ceil(3) as f64;
+    assert!(pages > 2.0, "pages to turn: {pages}");
+    assert_eq!(
+        (
+            answers_from(&after, "versions") - answers_from(&before, "versions"),
+            answers_from(&after, "kept") - answers_from(&before, "kept"),
+        ),
+        (1.0, pages - 1.0),
+        "the first page from the versions, the others from what it kept"
+    );
+
     // A rebuilt generation records its versions as it goes: the same answers.
     let mut projections = ProjectionsClient::new(versions.channel().await);
     let generations: BTreeMap<String, u64> = projections

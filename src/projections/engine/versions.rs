@@ -117,6 +117,11 @@ const ROW: &str = "r.key, r.data, r.actors, r.states, r.status, r.sort_key";
 const UNDEFINED_TABLE: &str = "42P01";
 
 impl Versions {
+    /// The live generation whose rows these are.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// The rows as of `at` (`$9`) that pass `filter` (`$2`-`$8`) and whose keys are not
     /// among `$11`, in the live table if no commit up to `at` replaced them since (`live`) or
     /// in the history: a version written at or before `at` that no commit up to `at`

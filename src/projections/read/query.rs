@@ -24,11 +24,11 @@ use crate::projections::read::on_date::end_of;
 use crate::projections::read::page_token::{
     PageStart, at_position, page_bounds, page_position, token_after,
 };
-use crate::projections::read::replays::{Replayed, Replays, answered_from};
+use crate::projections::read::replays::{Replayed, Replays};
 use crate::projections::read::request::{
     Answer, AsOf, ListFilter, Page, QueryError, Records, Source, state_code, statuses,
 };
-use crate::projections::read::versioned::{VersionedRows, versioned};
+use crate::projections::read::versioned::VersionedRows;
 use crate::projections::read::window::{
     RowsPage, Window, each_replayed, list_rows, lookups, page_replayed, whole,
 };
@@ -285,11 +285,7 @@ impl Queries {
         if self.config.as_of_from == AsOfFrom::Replay {
             return Ok(None);
         }
-        let versioned = versioned::<M>(&self.store, position).await?;
-        if versioned.is_some() {
-            answered_from("versions");
-        }
-        Ok(versioned)
+        self.replays.as_of_versions::<M>(position).await
     }
 
     /// One page of the items of `V`'s projection passing `filter`, and how many there are.

@@ -88,12 +88,46 @@ impl Replays {
         let replay = Replay {
             projection: M::NAME,
             on: None,
+            on_versions: false,
             position,
         };
         match self.rows::<M>(replay, false, false).await? {
             Replayed::Rows(rows) => Ok(rows),
             Replayed::OnVersions(_) => unreachable!("only answers on a day start from versions"),
         }
+    }
+
+    /// The rows of `M` as of `position` from the recorded versions and the events since
+    /// replayed on top (`versioned`), if the projection's rows are on record there: what that
+    /// replay changed is kept, so the answer's later pages (and the same answer again) only
+    /// reopen the versions.
+    pub(super) async fn as_of_versions<M: Model>(
+        &self,
+        position: u64,
+    ) -> Result<Option<VersionedRows>, QueryError> {
+        let replay = Replay {
+            projection: M::NAME,
+            on: None,
+            on_versions: true,
+            position,
+        };
+        let held = self
+            .snapshots
+            .lock()
+            .expect("snapshots lock")
+            .exact(&replay, false);
+        if let Some(Held::Changed(changed)) = held
+            && let Some(rows) = versioned::versioned_again::<M>(&self.store, changed).await?
+        {
+            answered_from("kept");
+            return Ok(Some(rows));
+        }
+        let rows = versioned::versioned::<M>(&self.store, position).await?;
+        if let Some(rows) = &rows {
+            answered_from("versions");
+            self.keep(replay, Held::Changed(rows.changed()), false);
+        }
+        Ok(rows)
     }
 
     /// The rows of `M` fed what had happened by the end of `date`, as the log up to
@@ -191,7 +225,7 @@ impl Replays {
         let found = match held {
             None => None,
             Some(Held::Rows(rows)) => Some(Replayed::Rows(rows)),
-            Some(Held::Changed(changed)) => versioned::on_day_again::<M>(&self.store, changed)
+            Some(Held::Changed(changed)) => versioned::versioned_again::<M>(&self.store, changed)
                 .await?
                 .map(Replayed::OnVersions),
         };
@@ -284,6 +318,7 @@ fn on_day<M: Model>(position: u64, date: NaiveDate) -> Replay {
     Replay {
         projection: M::NAME,
         on: Some(date),
+        on_versions: false,
         position,
     }
 }

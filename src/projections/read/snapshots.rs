@@ -34,11 +34,12 @@ pub fn rows_bytes(rows: &[Row]) -> usize {
         .sum()
 }
 
-/// The rows that events applied on top of the rows on record at the commit `at` changed: each
-/// as it is after them, or `None` if gone.
+/// The rows that events applied on top of the rows on record at the commit `at` (of the
+/// live generation `generation`) changed: each as it is after them, or `None` if gone.
 #[derive(Debug)]
 pub struct Changed {
     pub at: u64,
+    pub generation: u64,
     pub rows: BTreeMap<String, Option<Row>>,
 }
 
@@ -80,6 +81,10 @@ impl Held {
 pub struct Replay {
     pub projection: &'static str,
     pub on: Option<NaiveDate>,
+    /// What a replay on top of the recorded versions changed, for an answer as of `position`
+    /// (not on a day): kept apart from the rows of a replay as of the same position, which
+    /// later replays start from (`nearest`).
+    pub on_versions: bool,
     pub position: u64,
 }
 
@@ -122,6 +127,7 @@ impl Snapshots {
         let first = Replay {
             projection,
             on: None,
+            on_versions: false,
             position: 0,
         };
         let (&Replay { position: at, .. }, kept) = self
@@ -220,6 +226,7 @@ mod tests {
         Replay {
             projection,
             on: None,
+            on_versions: false,
             position,
         }
     }
@@ -321,5 +328,25 @@ mod tests {
             snapshots.nearest("timeline", 1_000).map(|(at, _)| at),
             Some(200)
         );
+    }
+
+    #[test]
+    fn what_an_as_of_answer_found_on_versions_is_kept_apart_and_never_the_nearest() {
+        let mut snapshots = Snapshots::new(1 << 20);
+        snapshots.keep(at("timeline", 200), rows(1), false);
+        let on_versions = Replay {
+            on_versions: true,
+            ..at("timeline", 300)
+        };
+        snapshots.keep(on_versions, rows(2), false);
+        assert_eq!(snapshots.exact(&on_versions, false).map(count), Some(2));
+        assert!(snapshots.exact(&at("timeline", 300), false).is_none());
+        for position in [300, 1_000] {
+            assert_eq!(
+                snapshots.nearest("timeline", position).map(|(at, _)| at),
+                Some(200),
+                "as of {position}"
+            );
+        }
     }
 }

@@ -117,15 +117,16 @@ pub(super) async fn on_day<M: Model>(
     Ok(Some(VersionedRows { versions, changed }))
 }
 
-/// The rows of `M` on a day from what an earlier answer's replay on top of recorded versions
-/// changed (`on_day`), if the rows it started from are still on record.
-pub(super) async fn on_day_again<M: Model>(
+/// The rows of `M` from what an earlier answer's replay on top of recorded versions changed
+/// (`versioned`, `on_day`), if the rows it started from are still on record.
+pub(super) async fn versioned_again<M: Model>(
     store: &ProjectionStore,
     changed: Arc<Changed>,
 ) -> Result<Option<VersionedRows>, QueryError> {
+    // Rows of another generation (a rebuild swapped in since) are not mixed with these.
     let versions = on_record::<M>(store, changed.at).await?;
     Ok(versions
-        .filter(|versions| versions.at == changed.at)
+        .filter(|versions| versions.at == changed.at && versions.generation() == changed.generation)
         .map(|versions| VersionedRows { versions, changed }))
 }
 
@@ -225,6 +226,7 @@ impl<M: Model> OnTop<M> {
         };
         Ok(Changed {
             at: versions.at,
+            generation: versions.generation(),
             rows,
         })
     }
