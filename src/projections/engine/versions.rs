@@ -175,13 +175,14 @@ impl Versions {
     }
 
     /// The rows passing `filter`, but those with keys in `excluded`, in list order: `limit`
-    /// of them from `from`, and how many there are in all.
+    /// of them from `from`, and how many there are in all (`known` if given: not counted).
     pub async fn page_rows(
         &mut self,
         filter: &RowFilter,
         excluded: &[String],
         from: &PageFrom,
         limit: u64,
+        known: Option<u64>,
     ) -> Result<(Vec<Row>, u64), ProjectionError> {
         let (offset, after) = match from {
             PageFrom::Offset(offset) => (*offset, None),
@@ -196,9 +197,17 @@ impl Versions {
         // page is chosen by key from the first `$14` (offset and limit) of each table in list
         // order (the live table's along its list-order index), after the place `$15`, `$16`
         // if one is given, and only its rows are read.
+        let total = match known {
+            Some(_) => "$17::bigint".to_owned(),
+            None => format!(
+                "({}) + ({})",
+                self.passing(filter, true, "count(*)"),
+                self.passing(filter, false, "count(*)")
+            ),
+        };
         let sql = format!(
             "with n as ( \
-                 select ({count_live}) + ({count_history}) as total \
+                 select {total} as total \
              ), k as ( \
                  select r.key, r.sort_key, r.until from ( \
                      ({keys_live}{after_place} {order} limit $14) \
@@ -215,8 +224,6 @@ impl Versions {
                      select {ROW} from {history} r where r.key = k.key and r.until = k.until \
                  ) v order by k.sort_key collate \"C\", k.key collate \"C\" \
              ) p on true",
-            count_live = self.passing(filter, true, "count(*)"),
-            count_history = self.passing(filter, false, "count(*)"),
             keys_live = self.passing(filter, true, "r.key, r.sort_key, null::bigint as until"),
             keys_history = self.passing(filter, false, "r.key, r.sort_key, r.until"),
             order = list_order!(),
@@ -232,6 +239,7 @@ impl Versions {
             .bind(i64::try_from(offset.saturating_add(limit)).unwrap_or(i64::MAX))
             .bind(after.map(|place| &place.sort_key))
             .bind(after.map(|place| &place.key))
+            .bind(known.map(|total| i64::try_from(total).unwrap_or(i64::MAX)))
             .fetch_all(&mut *self.tx)
             .await?;
         let total = total_of(&records);

@@ -6,11 +6,16 @@
 //! the server keeps only what fits, letting the least recently used go first.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::NaiveDate;
 
 use crate::projections::Row;
+use crate::projections::engine::rows::RowFilter;
+
+/// Filters whose counts a kept change remembers (an answer's pages ask one; a dashboard page
+/// a few).
+const STORED_COUNTS: usize = 16;
 
 /// What a row costs beyond its text: the `Row` itself, its vectors and the allocator's headers.
 const ROW_OVERHEAD: usize = 192;
@@ -41,9 +46,42 @@ pub struct Changed {
     pub at: u64,
     pub generation: u64,
     pub rows: BTreeMap<String, Option<Row>>,
+    /// How many rows on record pass each filter a page has asked for, the changed ones left
+    /// out: they never change, so the answer's later pages need not count them again.
+    stored_counts: Mutex<Vec<(RowFilter, u64)>>,
 }
 
 impl Changed {
+    pub fn new(at: u64, generation: u64, rows: BTreeMap<String, Option<Row>>) -> Self {
+        Self {
+            at,
+            generation,
+            rows,
+            stored_counts: Mutex::default(),
+        }
+    }
+
+    /// The rows on record passing `filter`, the changed ones left out, if counted before.
+    pub fn stored_count(&self, filter: &RowFilter) -> Option<u64> {
+        let counts = self.stored_counts.lock().expect("counts lock");
+        counts
+            .iter()
+            .find(|(counted, _)| counted == filter)
+            .map(|(_, count)| *count)
+    }
+
+    /// Notes a count of [`Changed::stored_count`] (the last few filters only).
+    pub fn note_stored_count(&self, filter: &RowFilter, count: u64) {
+        let mut counts = self.stored_counts.lock().expect("counts lock");
+        if counts.iter().any(|(counted, _)| counted == filter) {
+            return;
+        }
+        if counts.len() == STORED_COUNTS {
+            counts.remove(0);
+        }
+        counts.push((filter.clone(), count));
+    }
+
     /// The bytes they hold, as a budget of kept rows counts them (`snapshots`).
     pub fn bytes(&self) -> usize {
         self.rows
@@ -328,6 +366,28 @@ mod tests {
             snapshots.nearest("timeline", 1_000).map(|(at, _)| at),
             Some(200)
         );
+    }
+
+    #[test]
+    fn a_change_remembers_the_counts_of_the_last_filters_asked() {
+        let changed = Changed::new(4096, 1, BTreeMap::new());
+        let of = |actor: usize| RowFilter {
+            actor: Some(format!("a{actor}")),
+            ..RowFilter::default()
+        };
+        assert_eq!(changed.stored_count(&of(0)), None);
+        for actor in 0..=STORED_COUNTS {
+            changed.note_stored_count(&of(actor), actor as u64 * 10);
+        }
+        changed.note_stored_count(&of(1), 99);
+        assert_eq!(changed.stored_count(&of(0)), None, "the oldest went");
+        assert_eq!(
+            changed.stored_count(&of(1)),
+            Some(10),
+            "a count is noted once"
+        );
+        assert_eq!(changed.stored_count(&of(STORED_COUNTS)), Some(160));
+        assert_eq!(changed.stored_count(&RowFilter::default()), None);
     }
 
     #[test]

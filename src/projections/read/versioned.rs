@@ -224,11 +224,7 @@ impl<M: Model> OnTop<M> {
                 .collect(),
             None => BTreeMap::new(),
         };
-        Ok(Changed {
-            at: versions.at,
-            generation: versions.generation(),
-            rows,
-        })
+        Ok(Changed::new(versions.at, versions.generation(), rows))
     }
 }
 
@@ -297,6 +293,7 @@ impl VersionedRows {
         let changed = changed_passing(&self.changed.rows, filter);
         // One row more than the page: whether more follow.
         let limit = size as u64 + 1;
+        let known = self.changed.stored_count(filter);
         let extra = changed.len() as u64;
         let (mut rows, stored) = match from {
             PageFrom::Offset(offset) => {
@@ -306,7 +303,13 @@ impl VersionedRows {
                 let start = offset.saturating_sub(extra);
                 let (window, stored) = self
                     .versions
-                    .page_rows(filter, &excluded, &PageFrom::Offset(start), limit + extra)
+                    .page_rows(
+                        filter,
+                        &excluded,
+                        &PageFrom::Offset(start),
+                        limit + extra,
+                        known,
+                    )
                     .await?;
                 let page = merge_page(window, start, stored, &changed, *offset, limit);
                 (page, stored)
@@ -314,12 +317,13 @@ impl VersionedRows {
             PageFrom::After(place) => {
                 let (window, stored) = self
                     .versions
-                    .page_rows(filter, &excluded, from, limit)
+                    .page_rows(filter, &excluded, from, limit, known)
                     .await?;
                 let after = changed.iter().copied().filter(|row| place.is_before(row));
                 (merge_first(window, after, limit), stored)
             }
         };
+        self.changed.note_stored_count(filter, stored);
         let more = rows.len() > size;
         rows.truncate(size);
         Ok(RowsPage {
