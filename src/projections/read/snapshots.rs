@@ -1,7 +1,8 @@
 //! The rows of replayed models, kept so that a later as-of answer at or after their position
 //! starts there instead of at the beginning of the log, and the next page of an answer on a
-//! day (at the same position) does not replay at all; for an answer on a day from recorded
-//! versions, the rows its replay on top of them changed. Held within a budget of bytes (the
+//! day (at the same position) does not replay at all; for an answer from recorded versions
+//! (as of a position, or on a day), the rows its replay on top of them changed, and how many
+//! stored rows pass the filters its pages asked. Held within a budget of bytes (the
 //! rows' text and a fixed cost per row): a replay deep in a large log holds a large model, and
 //! the server keeps only what fits, letting the least recently used go first.
 
