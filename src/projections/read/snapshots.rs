@@ -97,8 +97,8 @@ impl Changed {
     }
 }
 
-/// What is kept of a replay: the rows it ended with, or, for an answer on a day from recorded
-/// versions, the rows its replay on top of them changed.
+/// What is kept of a replay: the rows it ended with, or, for an answer from recorded versions
+/// (as of a position, or on a day), the rows its replay on top of them changed.
 #[derive(Clone)]
 pub enum Held {
     Rows(Arc<Vec<Row>>),
