@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::as_of_replays::{founding_and_history, timeline_paged_while_appending};
 use crate::as_of_versions::{answers_from, caught_up, http, versions_and_replay};
-use crate::helpers::{Serve, database_url_for, fresh_database};
+use crate::helpers::{Serve, ServeProcess, database_url_for, fresh_database};
 use crate::list_pages::{List, every_page};
 use crate::metrics::scrape;
 use crate::projections::{assert_same, everything_at, without_age};
@@ -53,6 +53,27 @@ fn call_moved_to(call: &Item, day: &str, n: u32) -> Item {
         id: derived_event_id("on-date-versions", &format!("moved-{n}")),
         event,
     }
+}
+
+/// Asserts that `server` answers everything at `read` as `replay` does; answers how many of
+/// its answers came from the versions and how many from replays of the log meanwhile.
+async fn same_as_replayed(
+    server: &ServeProcess,
+    replay: &ServeProcess,
+    read: Option<proto::ReadOptions>,
+    what: &str,
+) -> (f64, f64) {
+    let before = scrape(http(server)).await;
+    assert_same(
+        &without_age(&everything_at(server.channel().await, read.clone()).await),
+        &without_age(&everything_at(replay.channel().await, read).await),
+        what,
+    );
+    let after = scrape(http(server)).await;
+    (
+        answers_from(&after, "versions") - answers_from(&before, "versions"),
+        answers_from(&after, "log") - answers_from(&before, "log"),
+    )
 }
 
 #[tokio::test]
@@ -136,18 +157,14 @@ async fn answers_on_a_day_from_recorded_versions_equal_a_replay_of_the_log() {
         .arg("1")
         .start()
         .await;
-    let before = scrape(http(&giving_up)).await;
-    assert_same(
-        &without_age(&everything_at(giving_up.channel().await, on("2025-06-15")).await),
-        &without_age(&everything_at(replay.channel().await, on("2025-06-15")).await),
-        "on 2025-06-15, given up on the versions",
-    );
-    let after = scrape(http(&giving_up)).await;
     assert_eq!(
-        (
-            answers_from(&after, "versions") - answers_from(&before, "versions"),
-            answers_from(&after, "log") - answers_from(&before, "log"),
-        ),
+        same_as_replayed(
+            &giving_up,
+            &replay,
+            on("2025-06-15"),
+            "on 2025-06-15, given up on the versions"
+        )
+        .await,
         (0.0, 6.0),
         "too many events on top: every projection replayed from the start"
     );
@@ -158,18 +175,14 @@ async fn answers_on_a_day_from_recorded_versions_equal_a_replay_of_the_log() {
         as_of: Some(proto::read_options::AsOf::AsOfPosition(EVERY - 6)),
         ..on("2030-01-01").unwrap()
     });
-    let before = scrape(http(&versions)).await;
-    assert_same(
-        &without_age(&everything_at(versions.channel().await, early.clone()).await),
-        &without_age(&everything_at(replay.channel().await, early).await),
-        "on 2030-01-01 as of a position before the first mark",
-    );
-    let after = scrape(http(&versions)).await;
     assert_eq!(
-        (
-            answers_from(&after, "versions") - answers_from(&before, "versions"),
-            answers_from(&after, "log") - answers_from(&before, "log"),
-        ),
+        same_as_replayed(
+            &versions,
+            &replay,
+            early,
+            "on 2030-01-01 as of a position before the first mark"
+        )
+        .await,
         (0.0, 6.0),
         "answers from the versions, and from replays of the log, before the first mark"
     );

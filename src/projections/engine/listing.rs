@@ -89,11 +89,26 @@ pub(super) fn after_place(first: u8) -> String {
     )
 }
 
+/// What lists are ordered by, as bytes (`list_order!`'s collation): the sort key, then the key.
+pub fn order_key(row: &Row) -> (&[u8], &[u8]) {
+    (row.sort_key.as_bytes(), row.key.as_bytes())
+}
+
 /// A row's place in list order: its sort key, then its key (byte order, as `list_order!`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListPlace {
     pub sort_key: String,
     pub key: String,
+}
+
+impl PageFrom {
+    /// The offset to count from (0 after a place) and the place, if any.
+    pub fn parts(&self) -> (u64, Option<&ListPlace>) {
+        match self {
+            PageFrom::Offset(offset) => (*offset, None),
+            PageFrom::After(place) => (0, Some(place)),
+        }
+    }
 }
 
 impl ListPlace {
@@ -106,8 +121,7 @@ impl ListPlace {
 
     /// `row` comes after this place in list order.
     pub fn is_before(&self, row: &Row) -> bool {
-        (row.sort_key.as_bytes(), row.key.as_bytes())
-            > (self.sort_key.as_bytes(), self.key.as_bytes())
+        order_key(row) > (self.sort_key.as_bytes(), self.key.as_bytes())
     }
 }
 
@@ -175,10 +189,7 @@ impl ProjectionStore {
         from: &PageFrom,
         limit: u64,
     ) -> Result<RowPage, ProjectionError> {
-        let (offset, after) = match from {
-            PageFrom::Offset(offset) => (*offset, None),
-            PageFrom::After(place) => (0, Some(place)),
-        };
+        let (offset, after) = from.parts();
         let sql = page_rows_sql(filter, after.is_some());
         let records = filtered(sqlx::AssertSqlSafe(sql), name, filter)
             .bind(i64::try_from(offset).unwrap_or(i64::MAX))

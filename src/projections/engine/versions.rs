@@ -184,10 +184,7 @@ impl Versions {
         limit: u64,
         known: Option<u64>,
     ) -> Result<(Vec<Row>, u64), ProjectionError> {
-        let (offset, after) = match from {
-            PageFrom::Offset(offset) => (*offset, None),
-            PageFrom::After(place) => (0, Some(place)),
-        };
+        let (offset, after) = from.parts();
         let after_place = if after.is_some() {
             after_place(15)
         } else {

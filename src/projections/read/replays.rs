@@ -111,15 +111,7 @@ impl Replays {
             on_versions: true,
             position,
         };
-        let held = self
-            .snapshots
-            .lock()
-            .expect("snapshots lock")
-            .exact(&replay, false);
-        if let Some(Held::Changed(changed)) = held
-            && let Some(rows) = versioned::versioned_again::<M>(&self.store, changed).await?
-        {
-            answered_from("kept");
+        if let Some(Replayed::OnVersions(rows)) = self.kept::<M>(&replay, false).await? {
             return Ok(Some(rows));
         }
         let rows = versioned::versioned::<M>(&self.store, position).await?;

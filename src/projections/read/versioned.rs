@@ -17,7 +17,7 @@ use futures::TryStreamExt;
 use tracing::debug;
 
 use crate::monitoring::AS_OF_REPLAYED_EVENTS;
-use crate::projections::engine::listing::PageFrom;
+use crate::projections::engine::listing::{PageFrom, order_key};
 use crate::projections::engine::rows::{ProjectionStore, RowFilter};
 use crate::projections::engine::versions::Versions;
 use crate::projections::models::common::target_of;
@@ -251,7 +251,7 @@ async fn hydrate<M: Model>(
 
 /// A list's order: by sort key, then key, byte by byte (as `collate "C"` in SQL).
 fn in_order(a: &Row, b: &Row) -> Ordering {
-    (a.sort_key.as_bytes(), a.key.as_bytes()).cmp(&(b.sort_key.as_bytes(), b.key.as_bytes()))
+    order_key(a).cmp(&order_key(b))
 }
 
 impl VersionedRows {
@@ -319,8 +319,9 @@ impl VersionedRows {
                     .versions
                     .page_rows(filter, &excluded, from, limit, known)
                     .await?;
-                let after = changed.iter().copied().filter(|row| place.is_before(row));
-                (merge_first(window, after, limit), stored)
+                // The changed rows are in list order: those after the place are a suffix.
+                let first = changed.partition_point(|row| !place.is_before(row));
+                (merge_first(window, &changed[first..], limit), stored)
             }
         };
         self.changed.note_stored_count(filter, stored);
@@ -335,13 +336,9 @@ impl VersionedRows {
 }
 
 /// The first `limit` rows, in list order, of two lists each in list order.
-fn merge_first<'r>(
-    stored: Vec<Row>,
-    changed: impl Iterator<Item = &'r Row>,
-    limit: u64,
-) -> Vec<Row> {
+fn merge_first(stored: Vec<Row>, changed: &[&Row], limit: u64) -> Vec<Row> {
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    let mut changed = changed.peekable();
+    let mut changed = changed.iter().copied().peekable();
     let mut page = Vec::new();
     for row in stored {
         while let Some(before) = changed.next_if(|c| in_order(c, &row).is_lt()) {
@@ -352,7 +349,9 @@ fn merge_first<'r>(
             break;
         }
     }
-    page.extend(changed.cloned());
+    // Only as many of the changed rows left as the page has room for.
+    let room = limit.saturating_sub(page.len());
+    page.extend(changed.take(room).cloned());
     page.truncate(limit);
     page
 }
@@ -497,9 +496,10 @@ mod tests {
                         .take(limit as usize)
                         .cloned()
                         .collect();
-                    let after = changed.iter().filter(|row| place.is_before(row));
+                    let after: Vec<&Row> =
+                        changed.iter().filter(|row| place.is_before(row)).collect();
                     assert_eq!(
-                        keys(&merge_first(window, after, limit)),
+                        keys(&merge_first(window, &after, limit)),
                         keys(&expected),
                         "case {case}, after item {offset}, limit {limit}"
                     );

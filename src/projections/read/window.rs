@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::projections::Row;
-use crate::projections::engine::listing::{PageFrom, RowPage};
+use crate::projections::engine::listing::{PageFrom, RowPage, order_key};
 use crate::projections::engine::rows::RowFilter;
 use crate::projections::models::common::ACTOR_STATUS;
 use crate::projections::read::listed::Listed;
@@ -100,7 +100,7 @@ impl<T> Window<T> {
 /// Puts a replayed model's rows in list order (byte order of their sort key, then key), as the
 /// store's reads order the live rows in SQL: once, when the replay ends, not for each page.
 pub(super) fn in_list_order(rows: &mut [Row]) {
-    rows.sort_unstable_by(|a, b| (&a.sort_key, &a.key).cmp(&(&b.sort_key, &b.key)));
+    rows.sort_unstable_by(|a, b| order_key(a).cmp(&order_key(b)));
 }
 
 /// A replayed model's rows (in list order: `in_list_order`) passing `filter`, one at a time
