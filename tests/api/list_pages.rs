@@ -17,7 +17,7 @@ use sqlx::ConnectOptions;
 use sqlx::postgres::PgConnectOptions;
 use tonic::transport::Channel;
 
-use crate::helpers::{Serve, ServeProcess, database_url_for, fresh_database};
+use crate::helpers::{Serve, ServeProcess, database_url_for, fresh_database, violated_fields};
 use crate::metrics::{scrape, value};
 use crate::projections::{as_of, without_age};
 use crate::random_history::random_history;
@@ -336,6 +336,20 @@ async fn a_live_page_starts_after_the_last_item_given_while_the_log_adds_items_b
         after[..after.len().min(40)],
         "the items right after it"
     );
+    // A place that is not one a token gives is refused, naming the field.
+    let mut client = ProjectionsClient::new(server.channel().await);
+    for forged in ["40~not base64!", "40~bm8gc2VwYXJhdG9y", "x~AA"] {
+        let refused = client
+            .get_timeline(proto::ListRequest {
+                actor: "RUS".into(),
+                page_token: forged.into(),
+                ..Default::default()
+            })
+            .await
+            .expect_err(forged);
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{forged}");
+        assert_eq!(violated_fields(&refused), ["page_token"], "{forged}");
+    }
     let (by_offset, _) = page(server.channel().await, list, live(now), 40, "40".into()).await;
     assert_eq!(
         by_offset,
