@@ -89,8 +89,16 @@ async fn changes<T: WatchedRow>(
     config: FeedConfig,
     shutdown: CancellationToken,
 ) -> Result<ChangeStream, Status> {
-    let (feed, snapshot) =
-        Feed::<T>::start(queries.clone(), filter, min_position, deadline, config).await?;
+    // Boxed: the snapshot's read nests deeply enough that the release build's layout of this
+    // future overflowed the compiler's query depth.
+    let (feed, snapshot) = Box::pin(Feed::<T>::start(
+        queries.clone(),
+        filter,
+        min_position,
+        deadline,
+        config,
+    ))
+    .await?;
     let mut parts = SnapshotParts::new(snapshot, SNAPSHOT_PART_BYTES);
     let first = parts.next().expect("a snapshot has a first part")?;
     // A part that cannot be rendered ends the stream (with its error).
