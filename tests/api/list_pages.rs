@@ -311,7 +311,15 @@ async fn a_live_page_starts_after_the_last_item_given_while_the_log_adds_items_b
         .expect("the head")
         .into_inner()
         .position as u64;
-    let (whole, _) = page(server.channel().await, list, live(now), 1000, String::new()).await;
+    let (whole, whole_info) =
+        page(server.channel().await, list, live(now), 1000, String::new()).await;
+    assert_eq!(whole_info.total as usize, whole.len(), "one page holds all");
+    assert!(
+        whole.len() > info.total as usize,
+        "the import added items to the list ({} against {}): the counts below would not tell",
+        whole.len(),
+        info.total
+    );
     let last = whole
         .iter()
         .position(|item| *item == first[39])
@@ -321,7 +329,7 @@ async fn a_live_page_starts_after_the_last_item_given_while_the_log_adds_items_b
         "items were added before the page's last one ({last}): the test would not tell"
     );
 
-    let (second, _) = page(
+    let (second, second_info) = page(
         server.channel().await,
         list,
         live(now),
@@ -329,6 +337,12 @@ async fn a_live_page_starts_after_the_last_item_given_while_the_log_adds_items_b
         info.next_page_token.clone(),
     )
     .await;
+    // The count the first page took (and the server kept) is not the list's any more.
+    assert_eq!(
+        (info.total, second_info.total),
+        (info.total, whole_info.total),
+        "each page counts the rows as they are"
+    );
     let after = &whole[last + 1..];
     assert!(!after.is_empty(), "items follow the page");
     assert_eq!(
@@ -491,6 +505,17 @@ async fn explained_page(
     filter: &RowFilter,
     after: Option<(&str, &str)>,
 ) -> serde_json::Value {
+    explained_counted_page(connection, options, filter, after, None).await
+}
+
+/// As `explained_page`, the page given a count (generation, position, total) taken before.
+async fn explained_counted_page(
+    connection: &mut sqlx::PgConnection,
+    options: &str,
+    filter: &RowFilter,
+    after: Option<(&str, &str)>,
+    known: Option<(i64, i64, i64)>,
+) -> serde_json::Value {
     sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "explain ({options}) {}",
         page_rows_sql(filter, after.is_some())
@@ -507,9 +532,107 @@ async fn explained_page(
     .bind(5_i64)
     .bind(after.map(|(sort_key, _)| sort_key))
     .bind(after.map(|(_, key)| key))
+    .bind(known.map(|(generation, _, _)| generation))
+    .bind(known.map(|(_, position, _)| position))
+    .bind(known.map(|(_, _, total)| total))
     .fetch_one(connection)
     .await
     .expect("explained")
+}
+
+/// The relations a plan's nodes scan, each with how many times the node ran.
+fn scans(plan: &serde_json::Value, found: &mut Vec<(String, u64)>) {
+    if let Some(relation) = plan["Relation Name"].as_str() {
+        found.push((
+            relation.to_owned(),
+            plan["Actual Loops"].as_u64().unwrap_or(0),
+        ));
+    }
+    for child in plan["Plans"].as_array().into_iter().flatten() {
+        scans(child, found);
+    }
+}
+
+#[tokio::test]
+async fn a_page_takes_the_count_an_earlier_page_took_while_the_rows_have_not_moved() {
+    let (_server, mut connection) = caught_up_connection("").await;
+    let filter = RowFilter {
+        actor: Some("RUS".to_owned()),
+        ..RowFilter::default()
+    };
+    let (generation, position): (i64, i64) = sqlx::query_as(
+        "select generation, position from projection_checkpoints where projection = 'timeline'",
+    )
+    .fetch_one(&mut connection)
+    .await
+    .expect("the checkpoint");
+    let page = |known: Option<(i64, i64, i64)>| {
+        sqlx::query_as::<_, (Option<i64>, Option<i64>, Option<i64>)>(sqlx::AssertSqlSafe(format!(
+            "select generation, position, total from ({}) p limit 1",
+            page_rows_sql(&filter, false)
+        )))
+        .bind("timeline")
+        .bind(&filter.actor)
+        .bind(&filter.states)
+        .bind(&filter.status)
+        .bind(&filter.without_status)
+        .bind(&filter.keys)
+        .bind(None::<Vec<String>>)
+        .bind(None::<String>)
+        .bind(0_i64)
+        .bind(5_i64)
+        .bind(None::<String>)
+        .bind(None::<String>)
+        .bind(known.map(|(generation, _, _)| generation))
+        .bind(known.map(|(_, position, _)| position))
+        .bind(known.map(|(_, _, total)| total))
+    };
+    let (_, _, counted) = page(None).fetch_one(&mut connection).await.expect("a page");
+    let counted = counted.expect("a count");
+    assert!(counted > 5, "more rows than a page: {counted}");
+    // A count said to be of this generation and position is taken as it is (were it wrong,
+    // it would show: this one is made up)…
+    let taken = page(Some((generation, position, 999_999)))
+        .fetch_one(&mut connection)
+        .await
+        .expect("a page");
+    assert_eq!(taken, (Some(generation), Some(position), Some(999_999)));
+    // …and the rows are not counted: no scan of them runs but the page's own.
+    let explained = explained_counted_page(
+        &mut connection,
+        "analyze, format json",
+        &filter,
+        None,
+        Some((generation, position, counted)),
+    )
+    .await;
+    let mut ran = Vec::new();
+    scans(&explained[0]["Plan"], &mut ran);
+    let rows_scans = |ran: &[(String, u64)]| {
+        ran.iter()
+            .filter(|(relation, loops)| relation.starts_with("projection_rows") && *loops > 0)
+            .count()
+    };
+    assert_eq!(rows_scans(&ran), 1, "{explained:#}");
+    // A count of another position or generation is not: the rows are counted again.
+    for stale in [(generation, position - 1), (generation + 1, position)] {
+        let (_, _, total) = page(Some((stale.0, stale.1, 999_999)))
+            .fetch_one(&mut connection)
+            .await
+            .expect("a page");
+        assert_eq!(total, Some(counted), "{stale:?}");
+    }
+    let explained = explained_counted_page(
+        &mut connection,
+        "analyze, format json",
+        &filter,
+        None,
+        Some((generation, position - 1, counted)),
+    )
+    .await;
+    let mut ran = Vec::new();
+    scans(&explained[0]["Plan"], &mut ran);
+    assert_eq!(rows_scans(&ran), 2, "{explained:#}");
 }
 
 #[tokio::test]

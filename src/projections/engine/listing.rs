@@ -10,6 +10,7 @@ use sqlx::postgres::PgArguments;
 use sqlx::query::QueryAs;
 use sqlx::types::Json;
 
+use crate::projections::engine::counts::LiveCount;
 use crate::projections::engine::rows::{ProjectionError, ProjectionStore, RowFilter};
 use crate::projections::{Row, RowData};
 
@@ -54,9 +55,12 @@ pub(super) use list_order;
 
 /// One page of the rows passing `filter` (`$1`-`$8`), from `$9` or, with `after`, from the
 /// first row after `($11, $12)` in list order (found along the list-order index, however deep),
-/// at most `$10`, with their count and the position: what [`ProjectionStore::page_rows`] runs
-/// (public for the test of its plan). The count is a relation of one row joined once: a
-/// scalar subquery in the select list would be evaluated again for every row of the page.
+/// at most `$10`, with their count, the generation and the position: what
+/// [`ProjectionStore::page_rows`] runs (public for the tests of its plan). The count is a
+/// relation of one row joined once: a scalar subquery in the select list would be evaluated
+/// again for every row of the page. It is not taken at all when the checkpoint still names the
+/// generation `$13` and position `$14` of a count `$15` (null: none known) that an earlier page
+/// took: the rows cannot have changed since.
 pub fn page_rows_sql(filter: &RowFilter, after: bool) -> String {
     let passing = passing(filter);
     let after = if after {
@@ -69,8 +73,12 @@ pub fn page_rows_sql(filter: &RowFilter, after: bool) -> String {
              select generation, position from projection_checkpoints where projection = $1 \
          ), n as ( \
              select count(*) as total from c join projection_rows r on {passing} \
+             where c.generation is distinct from $13 or c.position is distinct from $14 \
          ) \
-         select c.position, n.total, p.key, p.data, p.actors, p.states, p.status, p.sort_key \
+         select c.generation, c.position, \
+                case when c.generation = $13 and c.position = $14 then $15 else n.total end \
+                    as total, \
+                p.key, p.data, p.actors, p.states, p.status, p.sort_key \
          from c cross join n left join lateral ( \
              select r.key, r.data, r.actors, r.states, r.status, r.sort_key \
              from projection_rows r where {passing}{after} {} offset $9 limit $10 \
@@ -180,7 +188,8 @@ impl ProjectionStore {
 
     /// The live rows of `name` passing `filter`, in list order: `limit` of them from `from`,
     /// with how many pass in all and whether more follow. PostgreSQL counts and pages; only
-    /// the page (and one row more) is read.
+    /// the page (and one row more) is read. The count is remembered for the next page, which
+    /// takes it unless the rows have moved.
     #[tracing::instrument(skip(self))]
     pub async fn page_rows(
         &self,
@@ -190,15 +199,21 @@ impl ProjectionStore {
         limit: u64,
     ) -> Result<RowPage, ProjectionError> {
         let (offset, after) = from.parts();
+        let counted = (name.to_owned(), filter.clone());
+        let known = self.live_counts().get(&counted);
         let sql = page_rows_sql(filter, after.is_some());
         let records = filtered(sqlx::AssertSqlSafe(sql), name, filter)
             .bind(i64::try_from(offset).unwrap_or(i64::MAX))
             .bind(i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX))
             .bind(after.map(|place| &place.sort_key))
             .bind(after.map(|place| &place.key))
+            .bind(known.map(|count| count.generation as i64))
+            .bind(known.map(|count| count.position as i64))
+            .bind(known.map(|count| i64::try_from(count.total).unwrap_or(i64::MAX)))
             .fetch_all(self.pool())
             .await?;
         let total = total_of(&records);
+        let generation = records.first().and_then(|record| record.generation);
         let mut page = RowPage {
             rows: Vec::with_capacity(records.len()),
             total,
@@ -209,6 +224,17 @@ impl ProjectionStore {
             let (position, row) = record.split();
             page.position = position;
             page.rows.extend(row);
+        }
+        // No checkpoint yet (no generation): nothing to remember.
+        if let Some(generation) = generation {
+            let count = LiveCount {
+                generation: generation as u64,
+                position: page.position,
+                total,
+            };
+            if known != Some(count) {
+                self.live_counts().note(counted, count);
+            }
         }
         page.more = page.rows.len() as u64 > limit;
         page.rows
@@ -256,10 +282,13 @@ pub(super) fn total_of(records: &[FilteredRow]) -> u64 {
     records.first().and_then(|r| r.total).unwrap_or(0) as u64
 }
 
-/// A list's result row: the checkpoint's position, the count when asked for, and, unless no
-/// row passed, a row.
+/// A list's result row: the checkpoint's position, its generation and the count when asked
+/// for, and, unless no row passed, a row.
 #[derive(sqlx::FromRow)]
 pub(super) struct FilteredRow {
+    /// The live generation, when asked for.
+    #[sqlx(default)]
+    generation: Option<i64>,
     #[sqlx(default)]
     position: Option<i64>,
     #[sqlx(default)]

@@ -3,12 +3,15 @@
 //! that `as of` replays need. Never writes rows or moves a checkpoint: only the runner holding
 //! a projection's lock does (`runner.rs`); flagging a rebuild is the one write here.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Datelike, Utc};
 use futures::{Stream, StreamExt, TryStreamExt, stream};
 use sqlx::PgPool;
 use sqlx::types::Json;
 use tokio::time::Instant;
 
+use crate::projections::engine::counts::{LIVE_COUNTS, LiveCount, RecentCounts};
 pub use crate::projections::engine::error::ProjectionError;
 use crate::projections::engine::facts::fact_from_event;
 use crate::projections::engine::registry::{LocalRunners, Watchers, advisory_lock_key};
@@ -124,7 +127,7 @@ impl From<RowRecord> for Row {
 }
 
 /// Which rows a list reads (`listing.rs`). Empty parts do not filter.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct RowFilter {
     /// Only rows concerning this actor.
     pub actor: Option<String>,
@@ -169,12 +172,17 @@ pub struct ProjectionStatus {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
+/// The counts of live lists a server remembers, by projection and filter.
+pub(super) type LiveCounts = RecentCounts<(String, RowFilter), LiveCount>;
+
 /// The query side of the projections. Cheap to clone.
 #[derive(Clone)]
 pub struct ProjectionStore {
     pool: PgPool,
     local: LocalRunners,
     watchers: Watchers,
+    /// Counts of live lists, for their next pages (`listing.rs`).
+    live_counts: Arc<LiveCounts>,
 }
 
 impl ProjectionStore {
@@ -185,12 +193,18 @@ impl ProjectionStore {
             pool,
             local,
             watchers: Watchers::default(),
+            live_counts: Arc::new(LiveCounts::new(LIVE_COUNTS)),
         }
     }
 
     /// What this server's runners report (a change feed wakes on it).
     pub(in crate::projections) fn local(&self) -> &LocalRunners {
         &self.local
+    }
+
+    /// The counts of live lists remembered for their next pages.
+    pub(super) fn live_counts(&self) -> &LiveCounts {
+        &self.live_counts
     }
 
     /// The database, for the search's queries (`engine/search.rs`).

@@ -7,11 +7,12 @@
 //! the server keeps only what fits, letting the least recently used go first.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 
 use crate::projections::Row;
+use crate::projections::engine::counts::RecentCounts;
 use crate::projections::engine::rows::RowFilter;
 
 /// Filters whose counts a kept change remembers (an answer's pages ask one; a dashboard page
@@ -49,7 +50,7 @@ pub struct Changed {
     pub rows: BTreeMap<String, Option<Row>>,
     /// How many rows on record pass each filter a page has asked for, the changed ones left
     /// out: they never change, so the answer's later pages need not count them again.
-    stored_counts: Mutex<Vec<(RowFilter, u64)>>,
+    stored_counts: RecentCounts<RowFilter, u64>,
 }
 
 impl Changed {
@@ -58,29 +59,18 @@ impl Changed {
             at,
             generation,
             rows,
-            stored_counts: Mutex::default(),
+            stored_counts: RecentCounts::new(STORED_COUNTS),
         }
     }
 
     /// The rows on record passing `filter`, the changed ones left out, if counted before.
     pub fn stored_count(&self, filter: &RowFilter) -> Option<u64> {
-        let counts = self.stored_counts.lock().expect("counts lock");
-        counts
-            .iter()
-            .find(|(counted, _)| counted == filter)
-            .map(|(_, count)| *count)
+        self.stored_counts.get(filter)
     }
 
-    /// Notes a count of [`Changed::stored_count`] (the last few filters only).
+    /// Notes a count of [`Changed::stored_count`] (the last few filters asked only).
     pub fn note_stored_count(&self, filter: &RowFilter, count: u64) {
-        let mut counts = self.stored_counts.lock().expect("counts lock");
-        if counts.iter().any(|(counted, _)| counted == filter) {
-            return;
-        }
-        if counts.len() == STORED_COUNTS {
-            counts.remove(0);
-        }
-        counts.push((filter.clone(), count));
+        self.stored_counts.note(filter.clone(), count);
     }
 
     /// The bytes they hold, as a budget of kept rows counts them (`snapshots`).
@@ -380,13 +370,8 @@ mod tests {
         for actor in 0..=STORED_COUNTS {
             changed.note_stored_count(&of(actor), actor as u64 * 10);
         }
-        changed.note_stored_count(&of(1), 99);
         assert_eq!(changed.stored_count(&of(0)), None, "the oldest went");
-        assert_eq!(
-            changed.stored_count(&of(1)),
-            Some(10),
-            "a count is noted once"
-        );
+        assert_eq!(changed.stored_count(&of(1)), Some(10));
         assert_eq!(changed.stored_count(&of(STORED_COUNTS)), Some(160));
         assert_eq!(changed.stored_count(&RowFilter::default()), None);
     }
