@@ -95,21 +95,36 @@ impl Latency {
 
 #[derive(Debug, Serialize)]
 pub struct ReadRun {
-    /// Events in the log when it was read (the whole log, both ways).
+    /// Events in the log when it was read (the whole log, every way).
     pub events: u64,
+    /// The streams `ReadStream` read, one call each.
+    pub streams: u64,
     /// `EventLog.ReadAll` from the start, one client: one event per message. This and the
-    /// other two rates are over both passes (see `passes`).
+    /// other rates are over both passes (see `passes`).
     pub grpc_events_per_sec: f64,
     /// `EventLog.ReadAllBatches` from the start, one client, batches of the server's default
     /// bound (1 MiB).
     pub batched_events_per_sec: f64,
+    /// `EventLog.ReadStream` of every stream in turn, one client, one call per stream.
+    pub stream_events_per_sec: f64,
+    /// `EventLog.Subscribe` from the start, one client, until its caught-up checkpoint.
+    pub subscribe_events_per_sec: f64,
+    /// The event lines of `diplog export` (leaf hash and JSON line per event), to a sink.
+    pub export_events_per_sec: f64,
     /// `COPY (select … from events order by position) TO STDOUT` of the same rows.
     pub copy_out_events_per_sec: f64,
     /// `ReadAll` over COPY.
     pub ratio: f64,
     /// `ReadAllBatches` over COPY.
     pub batched_ratio: f64,
-    /// Each pass alone: ReadAll, ReadAllBatches, COPY, then the same in reverse order.
+    /// `ReadStream` over COPY.
+    pub stream_ratio: f64,
+    /// `Subscribe`'s catch-up over COPY.
+    pub subscribe_ratio: f64,
+    /// The export over COPY.
+    pub export_ratio: f64,
+    /// Each pass alone: ReadAll, ReadAllBatches, ReadStream, Subscribe, export, COPY, then the
+    /// same in reverse order.
     pub passes: Vec<ReadPass>,
 }
 
@@ -117,6 +132,9 @@ pub struct ReadRun {
 pub struct ReadPass {
     pub grpc_events_per_sec: f64,
     pub batched_events_per_sec: f64,
+    pub stream_events_per_sec: f64,
+    pub subscribe_events_per_sec: f64,
+    pub export_events_per_sec: f64,
     pub copy_out_events_per_sec: f64,
 }
 
@@ -338,13 +356,21 @@ pub fn print_table(report: &BenchReport) {
     println!();
     if let Some(r) = &report.read {
         println!(
-            "Read back {} events: gRPC ReadAll {:.0} events/s (ratio {:.2}), ReadAllBatches \
-             {:.0} events/s (ratio {:.2}), COPY TO STDOUT {:.0} events/s",
+            "Read back {} events, events/s (ratio to COPY): gRPC ReadAll {:.0} ({:.2}), \
+             ReadAllBatches {:.0} ({:.2}), ReadStream of {} streams {:.0} ({:.2}), Subscribe \
+             catch-up {:.0} ({:.2}), export {:.0} ({:.2}); COPY TO STDOUT {:.0}",
             r.events,
             r.grpc_events_per_sec,
             r.ratio,
             r.batched_events_per_sec,
             r.batched_ratio,
+            r.streams,
+            r.stream_events_per_sec,
+            r.stream_ratio,
+            r.subscribe_events_per_sec,
+            r.subscribe_ratio,
+            r.export_events_per_sec,
+            r.export_ratio,
             r.copy_out_events_per_sec
         );
         let passes: Vec<String> = r
@@ -352,14 +378,19 @@ pub fn print_table(report: &BenchReport) {
             .iter()
             .map(|p| {
                 format!(
-                    "{:.0} / {:.0} / {:.0}",
-                    p.grpc_events_per_sec, p.batched_events_per_sec, p.copy_out_events_per_sec
+                    "{:.0} / {:.0} / {:.0} / {:.0} / {:.0} / {:.0}",
+                    p.grpc_events_per_sec,
+                    p.batched_events_per_sec,
+                    p.stream_events_per_sec,
+                    p.subscribe_events_per_sec,
+                    p.export_events_per_sec,
+                    p.copy_out_events_per_sec
                 )
             })
             .collect();
         println!(
-            "(over two passes, ReadAll / ReadAllBatches / COPY events/s: {}; the second pass \
-             in reverse order)",
+            "(over two passes, in the order above, events/s: {}; the second pass in reverse \
+             order)",
             passes.join(" and ")
         );
     }

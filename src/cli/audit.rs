@@ -10,16 +10,17 @@ use super::{CliError, finish};
 use std::io::Write;
 
 use super::client_args::ClientArgs;
-use crate::audit::archive::{ArchivedEvent, ClosingLine, Line, SavedHead, fixed, parse_line};
+use crate::audit::archive::{ClosingLine, Line, SavedHead, fixed, parse_line};
 use crate::audit::builder::leaf_of;
 use crate::audit::tree;
 use crate::audit::verify::Verification;
+use crate::client::export::{ExportError, write_events};
 use crate::database::DatabaseArgs;
 use crate::domain::audit_head::{SignedTreeHead, TreeHead};
 use crate::domain::cosignature::{CosignerKey, cosigners};
 use crate::domain::merkle::{self, Frontier, Hash};
 use crate::proto::{self, audit_client::AuditClient};
-use crate::store::{RecordedEvent, restore};
+use crate::store::restore;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -308,58 +309,23 @@ async fn write_export(args: ExportArgs) -> Result<(), CliError> {
     let from = args.from.unwrap_or(1).max(1);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut write = |line: String| -> Result<(), CliError> {
-        writeln!(out, "{line}").map_err(|e| CliError::Call(format!("could not write: {e}")))
-    };
-    if from <= to {
-        let mut log = super::connect(&args.client).await?;
-        let read = proto::ReadAllRequest {
-            from_position: Some(wire_size(from)),
-            limit: wire_size(to - from + 1),
-            ..Default::default()
-        };
-        let mut events = super::reads::read_all(&mut log, read).await?;
-        while let Some(event) = events.next().await? {
-            let event = recorded(event)
-                .map_err(|e| CliError::Call(format!("the server sent a malformed event: {e}")))?;
-            write(serde_json::to_string(&ArchivedEvent::new(&event)).expect("serializable"))?;
-        }
-    }
+    let mut log = super::connect(&args.client).await?;
+    write_events(&mut log, from, to, &mut out)
+        .await
+        .map_err(|e| match e {
+            ExportError::Call(status) => CliError::from(status),
+            other => CliError::Call(other.to_string()),
+        })?;
     let closing = ClosingLine {
         tree_head: with_checkpoint(SavedHead::new(&head, &key), &checkpoint)?,
     };
-    write(serde_json::to_string(&closing).expect("serializable"))?;
-    out.flush()
-        .map_err(|e| CliError::Call(format!("could not write: {e}")))
-}
-
-/// An event as the server sent it, as the log recorded it.
-fn recorded(event: proto::RecordedEvent) -> Result<RecordedEvent, String> {
-    let uuid =
-        |field: &str, text: &str| uuid::Uuid::parse_str(text).map_err(|e| format!("{field}: {e}"));
-    let optional = |field: &str, text: &str| {
-        if text.is_empty() {
-            Ok(None)
-        } else {
-            uuid(field, text).map(Some)
-        }
-    };
-    let metadata = event.metadata.unwrap_or_default();
-    let time = event.recorded_at.ok_or("recorded_at is missing")?;
-    Ok(RecordedEvent {
-        position: event.position,
-        stream_id: event.stream_id,
-        stream_version: event.stream_version,
-        event_id: uuid("id", &event.id)?,
-        event_type: event.r#type,
-        data_text: event.data,
-        correlation_id: optional("correlation_id", &metadata.correlation_id)?,
-        causation_id: optional("causation_id", &metadata.causation_id)?,
-        metadata: sqlx::types::Json(metadata.values),
-        recorded_at: chrono::DateTime::from_timestamp(time.seconds, time.nanos.max(0) as u32)
-            .ok_or("recorded_at is out of range")?,
-        appended_by: event.appended_by,
-    })
+    writeln!(
+        out,
+        "{}",
+        serde_json::to_string(&closing).expect("serializable")
+    )
+    .and_then(|()| out.flush())
+    .map_err(|e| CliError::Call(format!("could not write: {e}")))
 }
 
 pub async fn restore(args: RestoreArgs) -> ExitCode {

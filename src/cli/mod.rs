@@ -1,4 +1,4 @@
-//! The command-line client: `diplog append`, `diplog read` (in batches: `reads`) and
+//! The command-line client: `diplog append`, `diplog read` (in batches: `client::reads`) and
 //! `diplog subscribe` over gRPC (input and output are NDJSON, one event per line),
 //! `diplog import`, and the projection queries (`projections`). Errors print the gRPC status
 //! and the fields at fault, and the process exits non-zero (2 for bad input found before
@@ -13,7 +13,6 @@ pub mod health;
 pub mod import;
 mod projections;
 pub mod query_args;
-pub mod reads;
 pub mod subscribe;
 pub mod token;
 pub mod witness;
@@ -26,6 +25,7 @@ use serde_json::value::RawValue;
 use tokio::io::AsyncReadExt;
 
 use crate::auth::client::AuthChannel;
+use crate::client::reads;
 use crate::domain::{EventId, ExpectedVersion};
 use crate::proto::{self, event_log_client::EventLogClient};
 use args::{AppendArgs, ReadArgs};

@@ -1,7 +1,7 @@
-//! How the CLI reads many events (`diplog read`, `diplog export`): through the batched reads,
-//! many events per message, falling back on the one-event reads against a server that
-//! predates the batched ones (it answers UNIMPLEMENTED). Either way the caller gets the same
-//! events, one at a time, in the read's order.
+//! How clients read many events (`diplog read`, `diplog export`, the benchmark): through the
+//! batched reads, many events per message, falling back on the one-event reads against a
+//! server that predates the batched ones (it answers UNIMPLEMENTED). Either way the caller
+//! gets the same events, one at a time, in the read's order.
 //!
 //! A batched read refused as INVALID_ARGUMENT is asked again in the one-event form: the CLI
 //! never sends a bad bound, so the fault is in the read both forms share, and the one-event
