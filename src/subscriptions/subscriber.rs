@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use tokio::sync::{broadcast, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -14,7 +15,7 @@ use tracing::{debug, warn};
 use super::queue::{QueueError, QueueSender};
 use super::tail::LiveBatch;
 use super::{Delivery, SubscriptionError};
-use crate::domain::LogFilter;
+use crate::domain::{Direction, LogFilter, ReadAllQuery};
 use crate::recorder::metadata_keys;
 use crate::store::{EventStore, LogPage, RecordedEvent};
 
@@ -157,7 +158,13 @@ impl Follower {
     }
 
     /// Reads and delivers, page by page, every selected event up to `target` (committed).
+    /// Without a filter it reads ahead first, as `ReadAll` does; whatever that leaves (a
+    /// database that could not be reached) is read page by page, each page saying how far it
+    /// looked, waiting for the database.
     async fn catch_up(&mut self, target: u64) -> Result<(), Stop> {
+        if self.subscriber.filter.is_everything() && self.subscriber.cursor < target {
+            self.catch_up_ahead(target).await?;
+        }
         while self.subscriber.cursor < target {
             let page = self.read_page(target).await?;
             for event in page.events {
@@ -169,6 +176,52 @@ impl Follower {
             self.checkpoint_if_due().await?;
         }
         Ok(())
+    }
+
+    /// Delivers every event up to `target` from a read of the log that fetches its next pages
+    /// while the last is delivered (the log's pages fetched in turn kept the database and the
+    /// subscriber waiting on each other: a catch-up ran at about two thirds of `ReadAll`'s
+    /// rate). Stops early, leaving the rest to the paged reads, if the read fails.
+    async fn catch_up_ahead(&mut self, target: u64) -> Result<(), Stop> {
+        let cursor = self.subscriber.cursor;
+        let query = ReadAllQuery {
+            from_position: Some(cursor + 1),
+            direction: Direction::Forward,
+            limit: Some(target - cursor),
+            event_types: Vec::new(),
+            stream_prefix: None,
+        };
+        let pages = match self.subscriber.store.read_all_pages(query).await {
+            Ok(pages) => pages,
+            Err(error) => {
+                warn!(error = %error, "a subscription could not read the log ahead; reading it page by page");
+                return Ok(());
+            }
+        };
+        let mut pages = std::pin::pin!(pages);
+        loop {
+            let page = tokio::select! {
+                () = self.subscriber.shutdown.cancelled() => {
+                    return Err(Stop::End(SubscriptionError::ShuttingDown));
+                }
+                () = self.subscriber.out.closed() => return Err(Stop::ClientGone),
+                page = pages.next() => page,
+            };
+            let events = match page {
+                None => return Ok(()),
+                Some(Ok(events)) => events,
+                Some(Err(error)) => {
+                    warn!(error = %error, "a subscription's read ahead broke off; reading on page by page");
+                    return Ok(());
+                }
+            };
+            for event in events {
+                let position = event.position as u64;
+                self.send(Delivery::Event(Arc::new(event))).await?;
+                self.subscriber.cursor = position;
+            }
+            self.checkpoint_if_due().await?;
+        }
     }
 
     /// One page of selected events after the cursor; while the database is unreachable, waits

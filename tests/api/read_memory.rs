@@ -460,14 +460,15 @@ async fn non_reading_readers_measured_alone() {
     // - a read: the page being sent and `READ_AHEAD` more, each at most `PAGE_BYTES` (the
     //   largest event fits in one), and in the transport about two encoded messages (one
     //   queued in HTTP/2, one being encoded);
-    // - a subscription: one page, its queue (`--subscription-buffer-bytes`), the transport;
+    // - a subscription (unfiltered, catching up): the pages of a read, its queue
+    //   (`--subscription-buffer-bytes`), the transport;
     // - this process's clients: at most their connections' HTTP/2 receive windows (5 MiB
     //   each, two connections).
     // Plus 48 MiB for the allocator, the runtime and the database pool's buffers.
     let message = MAX_DATA_BYTES as u64 + 64 * 1024;
     let page = PAGE_BYTES as u64;
     let per_read = (1 + READ_AHEAD as u64) * page + 2 * message;
-    let per_subscription = page + queue_bytes + 2 * message;
+    let per_subscription = (1 + READ_AHEAD as u64) * page + queue_bytes + 2 * message;
     let reads = (READ_ALLS + READ_STREAMS + READ_EVENTS) as u64;
     let bound = reads * per_read + SUBSCRIBERS as u64 * per_subscription + 10 * MIB + 48 * MIB;
     let grown = after.saturating_sub(before);
