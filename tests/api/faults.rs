@@ -2,23 +2,17 @@
 
 use std::time::{Duration, Instant};
 
-use diplog::pgcluster::{ClusterOptions, PgCluster};
 use tonic::Code;
 
-use crate::helpers::{Expect, reachable_tempdir, read_all_from, spawn_app_on};
+use crate::helpers::{Expect, OwnCluster, read_all_from, spawn_app_on};
 
 /// While PostgreSQL is down, appends fail promptly with UNAVAILABLE (so clients retry) rather
 /// than hang or claim an internal error; once it is back they succeed again without restarting
 /// the server, and the log has no hole.
 #[tokio::test]
 async fn appends_are_unavailable_while_postgres_is_down_and_succeed_once_it_is_back() {
-    let dir = reachable_tempdir("diplog-fault-");
-    let data_dir = dir.path().join("data");
-    let options = || ClusterOptions {
-        stop_when_process_exits: true,
-        ..ClusterOptions::default()
-    };
-    let cluster = PgCluster::start(&data_dir, options()).await.unwrap();
+    let own = OwnCluster::new("diplog-fault-");
+    let cluster = own.start().await;
     let app = spawn_app_on(cluster.connect_options("diplog")).await;
     app.append("s", Expect::Any, &[("Before", "{}")])
         .await
@@ -38,7 +32,7 @@ async fn appends_are_unavailable_while_postgres_is_down_and_succeed_once_it_is_b
         "failed only after {waited:?}"
     );
 
-    let cluster = PgCluster::start(&data_dir, options()).await.unwrap();
+    let cluster = own.start().await;
     let deadline = Instant::now() + Duration::from_secs(20);
     let after = loop {
         match app.append("s", Expect::Any, &[("After", "{}")]).await {
@@ -65,13 +59,8 @@ async fn appends_are_unavailable_while_postgres_is_down_and_succeed_once_it_is_b
 async fn subscriptions_go_on_without_loss_after_postgres_restarts() {
     use diplog::proto::{self, subscribe_request::From, subscription_message::Message};
 
-    let dir = reachable_tempdir("diplog-fault-");
-    let data_dir = dir.path().join("data");
-    let options = || ClusterOptions {
-        stop_when_process_exits: true,
-        ..ClusterOptions::default()
-    };
-    let cluster = PgCluster::start(&data_dir, options()).await.unwrap();
+    let own = OwnCluster::new("diplog-fault-");
+    let cluster = own.start().await;
     let writer = spawn_app_on(cluster.connect_options("diplog")).await;
     let reader = spawn_app_on(cluster.connect_options("diplog")).await;
     let subscribe = async |app: &crate::helpers::TestApp| {
@@ -94,7 +83,7 @@ async fn subscriptions_go_on_without_loss_after_postgres_restarts() {
 
     cluster.stop().await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let cluster = PgCluster::start(&data_dir, options()).await.unwrap();
+    let cluster = own.start().await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         match writer.append("s", Expect::Any, &[("After", "{}")]).await {
@@ -135,13 +124,8 @@ async fn a_catch_up_read_ahead_broken_by_a_postgres_restart_goes_on_without_loss
     use diplog::proto::{self, subscribe_request::From, subscription_message::Message};
 
     const EVENTS: usize = 6_000;
-    let dir = reachable_tempdir("diplog-fault-");
-    let data_dir = dir.path().join("data");
-    let options = || ClusterOptions {
-        stop_when_process_exits: true,
-        ..ClusterOptions::default()
-    };
-    let cluster = PgCluster::start(&data_dir, options()).await.unwrap();
+    let own = OwnCluster::new("diplog-fault-");
+    let cluster = own.start().await;
     let app = spawn_app_on(cluster.connect_options("diplog")).await;
     let types: Vec<String> = (0..EVENTS).map(|i| format!("E{i}")).collect();
     for chunk in types.chunks(1000) {
@@ -178,10 +162,10 @@ async fn a_catch_up_read_ahead_broken_by_a_postgres_restart_goes_on_without_loss
     }
     cluster.stop().await.unwrap();
     let restarted = tokio::spawn({
-        let data_dir = data_dir.clone();
+        let data_dir = own.data_dir();
         async move {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            PgCluster::start(&data_dir, options()).await.unwrap()
+            OwnCluster::start_in(&data_dir).await
         }
     });
     while received.len() < EVENTS {
@@ -585,13 +569,8 @@ async fn postgres_restarted_under_append_load_loses_nothing_and_subscriptions_re
     const CLIENTS: usize = 8;
     const DEADLINE: Duration = Duration::from_secs(5);
 
-    let dir = reachable_tempdir("diplog-fault-");
-    let data_dir = dir.path().join("data");
-    let options = || ClusterOptions {
-        stop_when_process_exits: true,
-        ..ClusterOptions::default()
-    };
-    let cluster = PgCluster::start(&data_dir, options()).await.unwrap();
+    let own = OwnCluster::new("diplog-fault-");
+    let cluster = own.start().await;
     let app = spawn_app_on(cluster.connect_options("diplog")).await;
 
     // Two subscribers from the start, each collecting positions until told the final head.
@@ -690,7 +669,7 @@ async fn postgres_restarted_under_append_load_loses_nothing_and_subscriptions_re
     cluster.stop().await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let during_outage = failures.lock().await.len();
-    let cluster = PgCluster::start(&data_dir, options()).await.unwrap();
+    let cluster = own.start().await;
     let before_restart = acknowledged_count.load(Ordering::Relaxed);
     wait_for_acknowledged(before_restart + 200).await;
     stop.store(true, Ordering::Relaxed);

@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use diplog::pgcluster::{ClusterOptions, PgCluster};
 use diplog::proto::event_log_client::EventLogClient;
 use tonic::Code;
 use tonic_health::pb::{
@@ -14,7 +13,8 @@ use tonic_health::pb::{
 };
 
 use crate::helpers::{
-    Expect, Serve, append_request, new_event, reachable_tempdir, read_all_from, spawn_app_on,
+    Expect, OwnCluster, Serve, append_request, new_event, reachable_tempdir, read_all_from,
+    spawn_app_on,
 };
 
 async fn grpc_health(channel: tonic::transport::Channel, service: &str) -> ServingStatus {
@@ -63,13 +63,8 @@ async fn wait_for_health(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_health_and_healthz_agree_while_postgres_is_down_and_calls_fail_at_once() {
-    let dir = reachable_tempdir("diplog-health-");
-    let data_dir = dir.path().join("data");
-    let options = || ClusterOptions {
-        stop_when_process_exits: true,
-        ..ClusterOptions::default()
-    };
-    let cluster = PgCluster::start(&data_dir, options()).await.unwrap();
+    let own = OwnCluster::new("diplog-health-");
+    let cluster = own.start().await;
     let app = spawn_app_on(cluster.connect_options("diplog")).await;
     let channel = app.channel().await;
     assert_eq!(
@@ -124,7 +119,7 @@ async fn grpc_health_and_healthz_agree_while_postgres_is_down_and_calls_fail_at_
         started.elapsed()
     );
 
-    let cluster = PgCluster::start(&data_dir, options()).await.unwrap();
+    let cluster = own.start().await;
     wait_for_health(&channel, ServingStatus::Serving, Duration::from_secs(10)).await;
     assert!(healthz(app.http_addr).await.contains("200"));
     app.append("s", Expect::Any, &[("After", "{}")])

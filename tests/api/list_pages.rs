@@ -516,28 +516,42 @@ async fn explained_counted_page(
     after: Option<(&str, &str)>,
     known: Option<(i64, i64, i64)>,
 ) -> serde_json::Value {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-        "explain ({options}) {}",
-        page_rows_sql(filter, after.is_some())
-    )))
-    .bind("timeline")
-    .bind(&filter.actor)
-    .bind(&filter.states)
-    .bind(&filter.status)
-    .bind(&filter.without_status)
-    .bind(&filter.keys)
-    .bind(filter.at_path.as_ref().map(|(path, _)| path))
-    .bind(filter.at_path.as_ref().map(|(_, value)| value))
-    .bind(0_i64)
-    .bind(5_i64)
-    .bind(after.map(|(sort_key, _)| sort_key))
-    .bind(after.map(|(_, key)| key))
-    .bind(known.map(|(generation, _, _)| generation))
-    .bind(known.map(|(_, position, _)| position))
-    .bind(known.map(|(_, _, total)| total))
-    .fetch_one(connection)
-    .await
-    .expect("explained")
+    let wrap = format!("explain ({options}) {{}}");
+    let (explained,) = page_statement::<(serde_json::Value,)>(&wrap, filter, after, known)
+        .fetch_one(connection)
+        .await
+        .expect("explained");
+    explained
+}
+
+/// The statement of a page of five of the timeline's rows passing `filter` (after the place
+/// `after`, given the count `known`), put where `wrap` has `{}`, its parameters bound.
+fn page_statement<'q, O>(
+    wrap: &str,
+    filter: &'q RowFilter,
+    after: Option<(&'q str, &'q str)>,
+    known: Option<(i64, i64, i64)>,
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>
+where
+    O: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+{
+    let sql = wrap.replace("{}", &page_rows_sql(filter, after.is_some()));
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind("timeline")
+        .bind(&filter.actor)
+        .bind(&filter.states)
+        .bind(&filter.status)
+        .bind(&filter.without_status)
+        .bind(&filter.keys)
+        .bind(filter.at_path.as_ref().map(|(path, _)| path))
+        .bind(filter.at_path.as_ref().map(|(_, value)| value))
+        .bind(0_i64)
+        .bind(5_i64)
+        .bind(after.map(|(sort_key, _)| sort_key))
+        .bind(after.map(|(_, key)| key))
+        .bind(known.map(|(generation, _, _)| generation))
+        .bind(known.map(|(_, position, _)| position))
+        .bind(known.map(|(_, _, total)| total))
 }
 
 /// The relations a plan's nodes scan, each with how many times the node ran.
@@ -566,26 +580,13 @@ async fn a_page_takes_the_count_an_earlier_page_took_while_the_rows_have_not_mov
     .fetch_one(&mut connection)
     .await
     .expect("the checkpoint");
-    let page = |known: Option<(i64, i64, i64)>| {
-        sqlx::query_as::<_, (Option<i64>, Option<i64>, Option<i64>)>(sqlx::AssertSqlSafe(format!(
+    let page = |known| {
+        page_statement::<(Option<i64>, Option<i64>, Option<i64>)>(
             "select generation, position, total from ({}) p limit 1",
-            page_rows_sql(&filter, false)
-        )))
-        .bind("timeline")
-        .bind(&filter.actor)
-        .bind(&filter.states)
-        .bind(&filter.status)
-        .bind(&filter.without_status)
-        .bind(&filter.keys)
-        .bind(None::<Vec<String>>)
-        .bind(None::<String>)
-        .bind(0_i64)
-        .bind(5_i64)
-        .bind(None::<String>)
-        .bind(None::<String>)
-        .bind(known.map(|(generation, _, _)| generation))
-        .bind(known.map(|(_, position, _)| position))
-        .bind(known.map(|(_, _, total)| total))
+            &filter,
+            None,
+            known,
+        )
     };
     let (_, _, counted) = page(None).fetch_one(&mut connection).await.expect("a page");
     let counted = counted.expect("a count");

@@ -105,6 +105,45 @@ pub async fn fresh_database() -> PgConnectOptions {
 
 /// A temporary directory under /tmp that an embedded cluster's unprivileged user (when the
 /// tests run as root) may enter; deleted when dropped.
+/// A PostgreSQL cluster of a test's own, which the test stops and starts again (a fault):
+/// its data directory under one `reachable_tempdir`, and each start stops it when the test
+/// process exits.
+pub struct OwnCluster {
+    _dir: tempfile::TempDir,
+    data_dir: std::path::PathBuf,
+}
+
+impl OwnCluster {
+    pub fn new(prefix: &str) -> Self {
+        let dir = reachable_tempdir(prefix);
+        let data_dir = dir.path().join("data");
+        Self {
+            _dir: dir,
+            data_dir,
+        }
+    }
+
+    /// Starts the cluster (made at the first start).
+    pub async fn start(&self) -> diplog::pgcluster::PgCluster {
+        Self::start_in(&self.data_dir).await
+    }
+
+    /// Where it lives, for a start from another task ([`OwnCluster::start_in`]).
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.data_dir.clone()
+    }
+
+    pub async fn start_in(data_dir: &std::path::Path) -> diplog::pgcluster::PgCluster {
+        let options = diplog::pgcluster::ClusterOptions {
+            stop_when_process_exits: true,
+            ..diplog::pgcluster::ClusterOptions::default()
+        };
+        diplog::pgcluster::PgCluster::start(data_dir, options)
+            .await
+            .expect("the cluster starts")
+    }
+}
+
 pub fn reachable_tempdir(prefix: &str) -> tempfile::TempDir {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::Builder::new()
