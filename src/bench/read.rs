@@ -1,7 +1,8 @@
 //! Reading the whole log back, one client each way, every way from the start to the head:
 //! `EventLog.ReadAll` (one event per message), `EventLog.ReadAllBatches` (the server's default
 //! bound), `EventLog.ReadStream` (every stream of the log in turn, one call each),
-//! `EventLog.Subscribe` from the start until its caught-up checkpoint, and the event lines of
+//! `EventLog.Subscribe` from the start until its caught-up checkpoint (of every event, and of
+//! the typed ones only: a filtered subscription), and the event lines of
 //! `diplog export` (`client::export`, written to a sink), against `COPY ... TO STDOUT` of the
 //! same rows (`store::bulk::copy_out`).
 //!
@@ -30,18 +31,24 @@ enum Way {
     ReadAllBatches,
     ReadStream,
     Subscribe,
+    SubscribeTyped,
     Export,
     Copy,
 }
 
-const WAYS: [Way; 6] = [
+const WAYS: [Way; 7] = [
     Way::ReadAll,
     Way::ReadAllBatches,
     Way::ReadStream,
     Way::Subscribe,
+    Way::SubscribeTyped,
     Way::Export,
     Way::Copy,
 ];
+
+/// The event type a filtered subscription selects: the bench log's typed events (the bulk
+/// load copies them), most of the log, so the filter's own cost shows rather than its gaps.
+const TYPED: &str = "CallHeld";
 
 /// Two passes of every way (see the module's comment); each rate is the events of both passes
 /// over their time.
@@ -51,6 +58,17 @@ pub async fn measure(url: &str, pool: &PgPool) -> anyhow::Result<ReadRun> {
         sqlx::query_scalar("select stream_id from streams order by stream_id collate \"C\"")
             .fetch_all(pool)
             .await?;
+    let typed: i64 =
+        sqlx::query_scalar("select count(*) from events where event_type = $1 and position <= $2")
+            .bind(TYPED)
+            .bind(head as i64)
+            .fetch_one(pool)
+            .await?;
+    // The events each way reads: the whole log, or its typed events.
+    let events = |way: Way| match way {
+        Way::SubscribeTyped => typed as u64,
+        _ => head,
+    };
     let mut passes = Vec::new();
     let mut totals = [Duration::ZERO; WAYS.len()];
     for mirrored in [false, true] {
@@ -64,13 +82,15 @@ pub async fn measure(url: &str, pool: &PgPool) -> anyhow::Result<ReadRun> {
                 Way::ReadAll => grpc_read_all(url).await?,
                 Way::ReadAllBatches => grpc_read_all_batches(url).await?,
                 Way::ReadStream => grpc_read_streams(url, &streams).await?,
-                Way::Subscribe => grpc_subscribe_catch_up(url).await?,
+                Way::Subscribe => grpc_subscribe_catch_up(url, None).await?,
+                Way::SubscribeTyped => grpc_subscribe_catch_up(url, Some(TYPED)).await?,
                 Way::Export => export_lines(url, head).await?,
                 Way::Copy => copy_out(pool, head).await?,
             };
+            let expected = events(WAYS[way]);
             anyhow::ensure!(
-                read == head,
-                "read back {read} events ({:?}), not the head {head}",
+                read == expected,
+                "read back {read} events ({:?}), not the {expected} it selects",
                 WAYS[way]
             );
             times[way] = time;
@@ -78,20 +98,21 @@ pub async fn measure(url: &str, pool: &PgPool) -> anyhow::Result<ReadRun> {
         }
         let rate = |way: Way| {
             let at = WAYS.iter().position(|w| *w == way).expect("a way");
-            head as f64 / times[at].as_secs_f64()
+            events(way) as f64 / times[at].as_secs_f64()
         };
         passes.push(ReadPass {
             grpc_events_per_sec: rate(Way::ReadAll),
             batched_events_per_sec: rate(Way::ReadAllBatches),
             stream_events_per_sec: rate(Way::ReadStream),
             subscribe_events_per_sec: rate(Way::Subscribe),
+            subscribe_typed_events_per_sec: rate(Way::SubscribeTyped),
             export_events_per_sec: rate(Way::Export),
             copy_out_events_per_sec: rate(Way::Copy),
         });
     }
     let rate = |way: Way| {
         let at = WAYS.iter().position(|w| *w == way).expect("a way");
-        (2 * head) as f64 / totals[at].as_secs_f64()
+        (2 * events(way)) as f64 / totals[at].as_secs_f64()
     };
     let copy = rate(Way::Copy);
     Ok(ReadRun {
@@ -101,12 +122,15 @@ pub async fn measure(url: &str, pool: &PgPool) -> anyhow::Result<ReadRun> {
         batched_events_per_sec: rate(Way::ReadAllBatches),
         stream_events_per_sec: rate(Way::ReadStream),
         subscribe_events_per_sec: rate(Way::Subscribe),
+        typed_events: typed as u64,
+        subscribe_typed_events_per_sec: rate(Way::SubscribeTyped),
         export_events_per_sec: rate(Way::Export),
         copy_out_events_per_sec: copy,
         ratio: rate(Way::ReadAll) / copy,
         batched_ratio: rate(Way::ReadAllBatches) / copy,
         stream_ratio: rate(Way::ReadStream) / copy,
         subscribe_ratio: rate(Way::Subscribe) / copy,
+        subscribe_typed_ratio: rate(Way::SubscribeTyped) / copy,
         export_ratio: rate(Way::Export) / copy,
         passes,
     })
@@ -185,15 +209,22 @@ async fn grpc_read_streams(url: &str, streams: &[String]) -> anyhow::Result<(u64
     Ok((count, started.elapsed()))
 }
 
-/// Subscribes from the start and takes every event up to the caught-up checkpoint; answers
-/// how many events and how long it took.
-async fn grpc_subscribe_catch_up(url: &str) -> anyhow::Result<(u64, Duration)> {
+/// Subscribes from the start (to events of `event_type` only, if given) and takes every event
+/// up to the caught-up checkpoint; answers how many events and how long it took.
+async fn grpc_subscribe_catch_up(
+    url: &str,
+    event_type: Option<&str>,
+) -> anyhow::Result<(u64, Duration)> {
     let mut client = EventLogClient::new(Channel::from_shared(url.to_owned())?.connect().await?)
         .max_decoding_message_size(usize::MAX);
     let started = Instant::now();
     let mut stream = client
         .subscribe(proto::SubscribeRequest {
             from: Some(proto::subscribe_request::From::Start(())),
+            filter: event_type.map(|event_type| proto::SubscriptionFilter {
+                event_types: vec![event_type.to_owned()],
+                ..Default::default()
+            }),
             ..Default::default()
         })
         .await

@@ -109,6 +109,10 @@ pub struct ReadRun {
     pub stream_events_per_sec: f64,
     /// `EventLog.Subscribe` from the start, one client, until its caught-up checkpoint.
     pub subscribe_events_per_sec: f64,
+    /// The log's typed events (`CallHeld`), which the filtered subscription selects.
+    pub typed_events: u64,
+    /// `EventLog.Subscribe` as above, filtered to the typed events: those per second.
+    pub subscribe_typed_events_per_sec: f64,
     /// The event lines of `diplog export` (leaf hash and JSON line per event), to a sink.
     pub export_events_per_sec: f64,
     /// `COPY (select … from events order by position) TO STDOUT` of the same rows.
@@ -121,10 +125,12 @@ pub struct ReadRun {
     pub stream_ratio: f64,
     /// `Subscribe`'s catch-up over COPY.
     pub subscribe_ratio: f64,
+    /// The filtered subscription's catch-up (its events per second) over COPY.
+    pub subscribe_typed_ratio: f64,
     /// The export over COPY.
     pub export_ratio: f64,
-    /// Each pass alone: ReadAll, ReadAllBatches, ReadStream, Subscribe, export, COPY, then the
-    /// same in reverse order.
+    /// Each pass alone: ReadAll, ReadAllBatches, ReadStream, Subscribe, Subscribe to typed
+    /// events, export, COPY, then the same in reverse order.
     pub passes: Vec<ReadPass>,
 }
 
@@ -134,6 +140,7 @@ pub struct ReadPass {
     pub batched_events_per_sec: f64,
     pub stream_events_per_sec: f64,
     pub subscribe_events_per_sec: f64,
+    pub subscribe_typed_events_per_sec: f64,
     pub export_events_per_sec: f64,
     pub copy_out_events_per_sec: f64,
 }
@@ -358,7 +365,8 @@ pub fn print_table(report: &BenchReport) {
         println!(
             "Read back {} events, events/s (ratio to COPY): gRPC ReadAll {:.0} ({:.2}), \
              ReadAllBatches {:.0} ({:.2}), ReadStream of {} streams {:.0} ({:.2}), Subscribe \
-             catch-up {:.0} ({:.2}), export {:.0} ({:.2}); COPY TO STDOUT {:.0}",
+             catch-up {:.0} ({:.2}), of the {} typed events only {:.0} ({:.2}), export {:.0} \
+             ({:.2}); COPY TO STDOUT {:.0}",
             r.events,
             r.grpc_events_per_sec,
             r.ratio,
@@ -369,6 +377,9 @@ pub fn print_table(report: &BenchReport) {
             r.stream_ratio,
             r.subscribe_events_per_sec,
             r.subscribe_ratio,
+            r.typed_events,
+            r.subscribe_typed_events_per_sec,
+            r.subscribe_typed_ratio,
             r.export_events_per_sec,
             r.export_ratio,
             r.copy_out_events_per_sec
@@ -378,11 +389,12 @@ pub fn print_table(report: &BenchReport) {
             .iter()
             .map(|p| {
                 format!(
-                    "{:.0} / {:.0} / {:.0} / {:.0} / {:.0} / {:.0}",
+                    "{:.0} / {:.0} / {:.0} / {:.0} / {:.0} / {:.0} / {:.0}",
                     p.grpc_events_per_sec,
                     p.batched_events_per_sec,
                     p.stream_events_per_sec,
                     p.subscribe_events_per_sec,
+                    p.subscribe_typed_events_per_sec,
                     p.export_events_per_sec,
                     p.copy_out_events_per_sec
                 )

@@ -83,6 +83,7 @@ async fn a_tiny_bench_reports_every_section_with_positive_figures() {
         "batched_ratio",
         "stream_ratio",
         "subscribe_ratio",
+        "subscribe_typed_ratio",
         "export_ratio",
     ] {
         assert!(
@@ -93,7 +94,7 @@ async fn a_tiny_bench_reports_every_section_with_positive_figures() {
     assert!(json["read"]["streams"].as_u64().unwrap() > 1, "{json:#}");
     assert_eq!(
         json["read"]["passes"][1].as_object().map(|p| p.len()),
-        Some(6)
+        Some(7)
     );
     // One subscription run per subscriber count, every receipt of every append counted.
     let subscriptions = json["subscription"].as_array().expect("runs listed");
