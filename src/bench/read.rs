@@ -58,15 +58,10 @@ pub async fn measure(url: &str, pool: &PgPool) -> anyhow::Result<ReadRun> {
         sqlx::query_scalar("select stream_id from streams order by stream_id collate \"C\"")
             .fetch_all(pool)
             .await?;
-    let typed: i64 =
-        sqlx::query_scalar("select count(*) from events where event_type = $1 and position <= $2")
-            .bind(TYPED)
-            .bind(head as i64)
-            .fetch_one(pool)
-            .await?;
+    let typed = crate::store::count_of_type(pool, TYPED, head).await?;
     // The events each way reads: the whole log, or its typed events.
     let events = |way: Way| match way {
-        Way::SubscribeTyped => typed as u64,
+        Way::SubscribeTyped => typed,
         _ => head,
     };
     let mut passes = Vec::new();
@@ -122,7 +117,7 @@ pub async fn measure(url: &str, pool: &PgPool) -> anyhow::Result<ReadRun> {
         batched_events_per_sec: rate(Way::ReadAllBatches),
         stream_events_per_sec: rate(Way::ReadStream),
         subscribe_events_per_sec: rate(Way::Subscribe),
-        typed_events: typed as u64,
+        typed_events: typed,
         subscribe_typed_events_per_sec: rate(Way::SubscribeTyped),
         export_events_per_sec: rate(Way::Export),
         copy_out_events_per_sec: copy,

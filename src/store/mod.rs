@@ -36,8 +36,8 @@ pub use read::paging::{PAGE_BYTES, PAGE_SIZE, READ_AHEAD};
 pub use read::recording::{KnownEvent, RecordingInputs};
 pub use read::{
     DiplomaticPage, DiplomaticRow, EventFilter, EventWithLeaf, LogPage, count_diplomatic,
-    diplomatic_events, diplomatic_rows, events_page, events_with_leaves, head, position_at,
-    position_of, recorded_at,
+    count_of_type, diplomatic_events, diplomatic_rows, events_page, events_with_leaves, head,
+    position_at, position_of, recorded_at,
 };
 pub use writer::WriterConfig;
 

@@ -203,6 +203,22 @@ pub async fn count_diplomatic<'e>(
     Ok(count as u64)
 }
 
+/// How many events of `event_type` the log holds up to `through` (inclusive). Counts them one
+/// by one: for the benchmark's report, not for serving.
+pub async fn count_of_type<'e>(
+    executor: impl PgExecutor<'e>,
+    event_type: &str,
+    through: u64,
+) -> Result<u64, sqlx::Error> {
+    let count: i64 =
+        sqlx::query_scalar("select count(*) from events where event_type = $1 and position <= $2")
+            .bind(event_type)
+            .bind(through as i64)
+            .fetch_one(executor)
+            .await?;
+    Ok(count as u64)
+}
+
 /// The position of the event with this id, if the log has one.
 pub async fn position_of<'e>(
     executor: impl PgExecutor<'e>,
