@@ -1022,10 +1022,9 @@ fn assert_seeks_by_key(
 }
 
 /// The runner's lookups and deletes by key in a generation's table seek its primary key,
-/// `(projection, generation, key)`, in a generation being built (primary key only) and in a
-/// finished one: they name the projection and the generation, although the table holds no
-/// other. (Without them each lookup read the whole generation: 5 to 32 s per batch at 1M
-/// rows.) Checked on the plans PostgreSQL makes for the statements as the runner runs them,
+/// the key, in a generation being built (primary key only) and in a finished one. (When it
+/// led with the projection and the generation, a lookup that PostgreSQL planned as a walk of
+/// it read the whole generation: 5 to 32 s per batch at 1M rows.) Checked on the plans PostgreSQL makes for the statements as the runner runs them,
 /// with their arguments (a custom plan) and without (the generic plan a prepared statement
 /// may switch to), over a few thousand rows, analyzed.
 #[tokio::test]

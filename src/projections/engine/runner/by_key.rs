@@ -4,11 +4,10 @@
 //! (`rows::write_rows`), and a live batch's single statement (`live.rs`), which does all
 //! three.
 //!
-//! Each names `projection` and `generation` beside the keys. Both are constant in a
-//! generation's table, but its primary key, `(projection, generation, key)`, leads with them:
-//! without them a lookup by key cannot seek the index and reads the whole generation (5 to
-//! 32 s per batch at 1M rows, measured in the bench's import). With them PostgreSQL seeks the
-//! key only once the table has statistics, which the runner gives it (`statistics.rs`).
+//! Each names `projection` and `generation` beside the keys, constant in a generation's
+//! table. Its primary key is the key alone (`migrations/…_projection_row_keys.sql`); when it
+//! led with those two columns, a lookup without them could not seek it and read the whole
+//! generation (5 to 32 s per batch at 1M rows, measured in the bench's import).
 //! `statements_by_key` hands the statements, as the runner runs them, to the tests that check
 //! their plans.
 
@@ -163,7 +162,7 @@ pub(super) fn advance(
                  from jsonb_to_recordset($3) as r(key text, data jsonb, actors text[], \
                      states text[], status text, sort_key text) \
                  where exists (select from moved) \
-                 on conflict (projection, generation, key) do update \
+                 on conflict (key) do update \
                      set data = excluded.data, actors = excluded.actors, \
                          states = excluded.states, status = excluded.status, \
                          sort_key = excluded.sort_key, since = excluded.since \

@@ -272,7 +272,7 @@ pub(super) async fn upsert_rows(
              select $1, $2, r.key, r.data, r.actors, r.states, r.status, r.sort_key, $4 \
              from jsonb_to_recordset($3) as r(key text, data jsonb, actors text[], \
                  states text[], status text, sort_key text) \
-             on conflict (projection, generation, key) do update \
+             on conflict (key) do update \
                  set data = excluded.data, actors = excluded.actors, \
                      states = excluded.states, status = excluded.status, \
                      sort_key = excluded.sort_key, since = excluded.since",
