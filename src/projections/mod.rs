@@ -71,8 +71,9 @@ impl RowData {
         serde_json::value::to_raw_value(value).map(Self)
     }
 
-    /// The JSON text. As a model wrote it, or as PostgreSQL gives `jsonb` back (keys
-    /// reordered, spaces added).
+    /// The JSON text. As a model wrote it, or, for rows stored before projection rows were
+    /// `json` (`migrations/…_projection_data_as_written.sql`), as PostgreSQL gave `jsonb` back
+    /// (keys reordered, spaces added).
     pub fn get(&self) -> &str {
         self.0.get()
     }

@@ -105,7 +105,7 @@ pub(in crate::projections) use select_checkpoints;
 #[derive(sqlx::FromRow)]
 pub(in crate::projections) struct RowRecord {
     key: String,
-    /// `jsonb` decodes to its text as is, not to a `serde_json::Value` tree.
+    /// `json` decodes to its text as is, not to a `serde_json::Value` tree.
     data: Json<RowData>,
     actors: Vec<String>,
     states: Vec<String>,

@@ -52,6 +52,12 @@ fn arguments(
     Ok(arguments)
 }
 
+/// `rows` as one JSON array of their text, for `json_to_recordset`: sent as text and cast to
+/// `json`, so each row's data keeps the text its model wrote (`jsonb` would rewrite it).
+pub(super) fn rows_json<T: serde::Serialize>(rows: &[T]) -> Result<String, sqlx::Error> {
+    serde_json::to_string(rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))
+}
+
 /// The stored rows of the generation with `keys`, and those of the groups
 /// `(statuses[i], sort_keys[i])`, as `RowRecord`s.
 pub(super) fn hydrate(
@@ -159,7 +165,7 @@ pub(super) fn advance(
                  insert into {table} (projection, generation, key, data, actors, states, \
                      status, sort_key, since) \
                  select $1, $2, r.key, r.data, r.actors, r.states, r.status, r.sort_key, $6 \
-                 from jsonb_to_recordset($3) as r(key text, data jsonb, actors text[], \
+                 from json_to_recordset($3::json) as r(key text, data json, actors text[], \
                      states text[], status text, sort_key text) \
                  where exists (select from moved) \
                  on conflict (key) do update \
@@ -178,7 +184,7 @@ pub(super) fn advance(
         arguments: arguments(|a| {
             a.add(name)?;
             a.add(generation as i64)?;
-            a.add(sqlx::types::Json(rows))?;
+            a.add(rows_json(rows)?)?;
             a.add(removed)?;
             a.add(from as i64)?;
             a.add(to as i64)?;

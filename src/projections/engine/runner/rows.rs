@@ -258,7 +258,7 @@ pub(super) async fn copy_in(
 }
 
 /// Upserts `rows`. They travel as one JSON array per statement: `unnest` cannot take the
-/// ragged `text[]` columns, `jsonb_to_recordset` can. (A row's data goes into the array as
+/// ragged `text[]` columns, `json_to_recordset` can. (A row's data goes into the array as
 /// the JSON it holds, not as a string of it.)
 pub(super) async fn upsert_rows(
     connection: &mut PgConnection,
@@ -270,7 +270,7 @@ pub(super) async fn upsert_rows(
             "insert into {} \
                  (projection, generation, key, data, actors, states, status, sort_key, since) \
              select $1, $2, r.key, r.data, r.actors, r.states, r.status, r.sort_key, $4 \
-             from jsonb_to_recordset($3) as r(key text, data jsonb, actors text[], \
+             from json_to_recordset($3::json) as r(key text, data json, actors text[], \
                  states text[], status text, sort_key text) \
              on conflict (key) do update \
                  set data = excluded.data, actors = excluded.actors, \
@@ -280,7 +280,7 @@ pub(super) async fn upsert_rows(
         )))
         .bind(version.name)
         .bind(version.generation as i64)
-        .bind(sqlx::types::Json(chunk))
+        .bind(by_key::rows_json(chunk)?)
         .bind(version.since as i64)
         .execute(&mut *connection)
         .await?;
