@@ -99,6 +99,24 @@ pub enum Want {
     /// Every row with this status whose states include all of these (e.g. the contacts of a
     /// pair of states).
     States { status: String, states: Vec<String> },
+    /// Every row whose key starts with this (e.g. an event's documents).
+    Prefix(String),
+}
+
+/// The least text above every text that starts with `prefix`, in byte order (as keys compare:
+/// `collate "C"`), or `None` if there is none: the keys starting with `prefix` are those in
+/// `prefix..end`.
+pub fn prefix_end(prefix: &str) -> Option<String> {
+    let mut end = prefix.to_owned();
+    while let Some(last) = end.pop() {
+        // The next scalar value (skipping the surrogates, which no text holds).
+        let next = (last as u32 + 1..=char::MAX as u32).find_map(char::from_u32);
+        if let Some(next) = next {
+            end.push(next);
+            return Some(end);
+        }
+    }
+    None
 }
 
 /// What a model wants for some events that was not asked for before, by kind, as the
@@ -112,6 +130,9 @@ pub struct Wanted {
     pub sort_keys: Vec<String>,
     /// `(status, states)`: the rows of that status concerning all of those states.
     pub with_states: Vec<(String, Vec<String>)>,
+    /// The rows whose keys start with `prefixes[i]`: those from it up to `prefix_ends[i]`.
+    pub prefixes: Vec<String>,
+    pub prefix_ends: Vec<String>,
 }
 
 impl Wanted {
@@ -133,13 +154,23 @@ impl Wanted {
                     wanted.sort_keys.push(sort_key);
                 }
                 Want::States { status, states } => wanted.with_states.push((status, states)),
+                Want::Prefix(prefix) => {
+                    // Only the empty prefix (every key) and one of U+10FFFF alone have no
+                    // end: a model asks for neither.
+                    let end = prefix_end(&prefix).expect("a prefix with an end");
+                    wanted.prefixes.push(prefix);
+                    wanted.prefix_ends.push(end);
+                }
             }
         }
         wanted
     }
 
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty() && self.statuses.is_empty() && self.with_states.is_empty()
+        self.keys.is_empty()
+            && self.statuses.is_empty()
+            && self.with_states.is_empty()
+            && self.prefixes.is_empty()
     }
 }
 
@@ -319,6 +350,7 @@ pub(crate) mod testing {
                                 *status == row.status
                                     && states.iter().all(|state| row.states.contains(state))
                             }
+                            Want::Prefix(prefix) => row.key.starts_with(prefix.as_str()),
                         })
                     })
                     .cloned()
@@ -363,6 +395,22 @@ mod tests {
         let mut given_up = again.into_rows();
         given_up.sort_by(|a, b| a.key.cmp(&b.key));
         assert_eq!(given_up, sorted_rows(model), "{} into_rows", M::NAME);
+    }
+
+    #[test]
+    fn a_prefix_ends_at_the_least_text_above_every_text_it_starts() {
+        assert_eq!(prefix_end("doc:7:").as_deref(), Some("doc:7;"));
+        assert_eq!(prefix_end("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_end("x\u{D7FF}").as_deref(), Some("x\u{E000}"));
+        assert_eq!(prefix_end("\u{10FFFF}"), None);
+        assert_eq!(prefix_end(""), None);
+        let end = prefix_end("doc:7:").unwrap();
+        for key in ["doc:7:", "doc:7:summary", "doc:7:\u{10FFFF}\u{10FFFF}"] {
+            assert!(key >= "doc:7:" && key < end.as_str(), "{key}");
+        }
+        for key in ["doc:7", "doc:7;", "doc:70:summary", "doc:8:"] {
+            assert!(!(key >= "doc:7:" && key < end.as_str()), "{key}");
+        }
     }
 
     #[test]

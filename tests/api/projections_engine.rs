@@ -14,9 +14,9 @@ use diplog::projections::engine::rows::{
     Holder, ProjectionError, ProjectionStatus, ProjectionStore, RowFilter, WaitError,
 };
 use diplog::projections::engine::runner::{
-    RunnerConfig, RunnerContext, Statement, run_projection, statements_by_key,
+    RunnerConfig, RunnerContext, Statement, run_projection, statements_by_key, wanted_rows,
 };
-use diplog::projections::{Fact, Model, NAMES, Row, RowData};
+use diplog::projections::{Fact, Model, NAMES, Row, RowData, Wanted, prefix_end};
 use diplog::store::{EventStore, WriterConfig, WriterHandle};
 use futures::TryStreamExt;
 use serde_json::json;
@@ -1434,6 +1434,151 @@ async fn the_status_lists_every_projection_known_with_or_without_a_checkpoint() 
     assert_eq!((started.generation, started.position), (1, head));
     assert!(started.updated_at.is_some());
     runner.stop().await;
+    log.stop().await;
+}
+
+/// Rows wanted by a key prefix (an event's search documents, `Want::Prefix`) are exactly those
+/// whose keys start with it, byte by byte: the runner's lookup finds the live ones through a
+/// range of the primary key, and an as-of read the versions standing at its commit, live or
+/// in the history.
+#[tokio::test]
+async fn rows_wanted_by_a_key_prefix_are_those_whose_keys_start_with_it() {
+    let log = Log::new().await;
+    sqlx::query(
+        "insert into projection_checkpoints \
+             (projection, version, generation, position, versions_every, updated_at) \
+         values ($1, 1, 1, 20, 10, now())",
+    )
+    .bind(NAME)
+    .execute(&log.pool)
+    .await
+    .expect("a checkpoint");
+    create_generation(&log.pool, 1).await;
+    let table = generation_table(1);
+    // (key, since): as of 10, "doc:1:b" is its older version in the history.
+    let live = [
+        ("doc:1:a", 5),
+        ("doc:1:b", 12),
+        ("doc:1:é", 3),
+        ("doc:1:\u{10FFFF}", 4),
+        ("doc:1", 1),
+        ("doc:1;", 1),
+        ("doc:10:a", 1),
+        ("doc:2:a", 1),
+    ];
+    for (key, since) in live {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "insert into \"{table}\" \
+                 (projection, generation, key, data, actors, states, status, sort_key, since) \
+             values ($1, 1, $2, json_build_object('version', 'live'), '{{}}', '{{}}', 'doc', $2, $3)"
+        )))
+        .bind(NAME)
+        .bind(key)
+        .bind(since)
+        .execute(&log.pool)
+        .await
+        .expect("a row");
+    }
+    // Replaced at 12 (standing as of 10), and removed at 8 (not standing).
+    for (key, since, until) in [("doc:1:b", 3, 12), ("doc:1:c", 2, 8), ("doc:10:b", 2, 12)] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "insert into \"projection_history_{NAME}_1\" \
+                 (key, since, until, data, actors, states, status, sort_key) \
+             values ($1, $2, $3, json_build_object('version', 'old'), '{{}}', '{{}}', 'doc', $1)"
+        )))
+        .bind(key)
+        .bind(since)
+        .bind(until)
+        .execute(&log.pool)
+        .await
+        .expect("a replaced version");
+    }
+    // Other events' documents, so that the plan is the one a large generation gets.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "insert into \"{table}\" \
+             (projection, generation, key, data, actors, states, status, sort_key, since) \
+         select $1, 1, 'doc:' || i || '-other:a', '{{}}', '{{}}', '{{}}', 'doc', 'x', 1 \
+         from generate_series(1, 5000) as i"
+    )))
+    .bind(NAME)
+    .execute(&log.pool)
+    .await
+    .expect("other rows");
+    sqlx::query("select diplog_projection_generation_finish($1, 1)")
+        .bind(NAME)
+        .execute(&log.pool)
+        .await
+        .expect("finish the generation");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("analyze \"{table}\"")))
+        .execute(&log.pool)
+        .await
+        .expect("analyze");
+
+    let documents = Wanted {
+        prefixes: vec!["doc:1:".to_owned()],
+        prefix_ends: vec![prefix_end("doc:1:").expect("an end")],
+        ..Wanted::default()
+    };
+    let lookup = wanted_rows(NAME, 1, &documents).expect("the lookup");
+    let found: Vec<(String, serde_json::Value)> =
+        sqlx::query_as_with::<_, (String, sqlx::types::Json<serde_json::Value>), _>(
+            sqlx::AssertSqlSafe(lookup.sql.clone()),
+            lookup.arguments,
+        )
+        .fetch_all(&log.pool)
+        .await
+        .expect("the runner's lookup")
+        .into_iter()
+        .map(|(key, data)| (key, data.0))
+        .collect();
+    let mut keys: Vec<&str> = found.iter().map(|(key, _)| key.as_str()).collect();
+    keys.sort();
+    assert_eq!(keys, ["doc:1:a", "doc:1:b", "doc:1:é", "doc:1:\u{10FFFF}"]);
+
+    let lookup = wanted_rows(NAME, 1, &documents).expect("the lookup");
+    let plan: serde_json::Value = sqlx::query_scalar_with(
+        sqlx::AssertSqlSafe(format!("explain (format json) {}", lookup.sql)),
+        lookup.arguments,
+    )
+    .fetch_one(&log.pool)
+    .await
+    .expect("explain");
+    assert!(
+        plan_nodes(&plan).iter().any(|node| {
+            node["Index Name"].as_str() == Some(&format!("{table}_pkey"))
+                && node["Index Cond"].as_str().unwrap_or("").contains("key >=")
+        }),
+        "the prefix is a range of the primary key: {plan:#}"
+    );
+
+    let projections = ProjectionStore::new(log.pool.clone(), LocalRunners::default());
+    let mut versions = projections
+        .versions(NAME, 1, 15)
+        .await
+        .expect("versions")
+        .expect("versions on record");
+    assert_eq!(versions.at, 10);
+    let mut standing: Vec<(String, String)> = versions
+        .wanted(&documents)
+        .await
+        .expect("the rows as of 10")
+        .into_iter()
+        .map(|row| {
+            let version = value_of(&row.data)["version"].as_str().unwrap().to_owned();
+            (row.key, version)
+        })
+        .collect();
+    standing.sort();
+    let expected: Vec<(String, String)> = [
+        ("doc:1:a", "live"),
+        ("doc:1:b", "old"),
+        ("doc:1:é", "live"),
+        ("doc:1:\u{10FFFF}", "live"),
+    ]
+    .map(|(key, version)| (key.to_owned(), version.to_owned()))
+    .to_vec();
+    assert_eq!(standing, expected);
+    drop(versions);
     log.stop().await;
 }
 

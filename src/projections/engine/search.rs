@@ -70,10 +70,10 @@ fn any_configuration() -> String {
         .join(" || ")
 }
 
-/// A document row's language is its `status`; the projection's other rows (markers, actors)
-/// hold other words there and have no vector. The planner may test a condition on the query
-/// before the one on the vector (through the GIN index of actors, say), so the cast is made
-/// for rows with a vector only.
+/// A document row's language is its `status`; the projection's other rows (actors, and an
+/// older version's markers) hold other words there and have no vector. The planner may test
+/// a condition on the query before the one on the vector (through the GIN index of actors,
+/// say), so the cast is made for rows with a vector only.
 static SEARCH_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "with checkpoint as ( \

@@ -248,7 +248,8 @@ impl Versions {
     }
 
     /// The rows a model replaying the events after `at` wants (`Model::wants`): those with
-    /// its keys, those of its groups, and those of a status concerning all of some states, as
+    /// its keys, those of its groups, those under its key prefixes, and those of a status
+    /// concerning all of some states, as
     /// the runner's look-up reads them (`runner::rows::hydrate`). Each part seeks an index of
     /// the live table.
     pub async fn wanted(&mut self, wanted: &Wanted) -> Result<Vec<Row>, ProjectionError> {
@@ -269,6 +270,17 @@ impl Versions {
              select h.key, h.data, h.actors, h.states, h.status, h.sort_key \
              from unnest($3::text[], $4::text[]) as g(status, sort_key) \
              join {history} h on h.status = g.status and h.sort_key = g.sort_key \
+             where h.since <= $5 and h.until > $5 \
+             union all \
+             select r.key, r.data, r.actors, r.states, r.status, r.sort_key \
+             from unnest($7::text[], $8::text[]) as p(prefix, prefix_end) \
+             join {rows} r on r.projection = $1 and r.generation = $6 \
+                 and r.key >= p.prefix and r.key < p.prefix_end \
+             where r.since <= $5 \
+             union all \
+             select h.key, h.data, h.actors, h.states, h.status, h.sort_key \
+             from unnest($7::text[], $8::text[]) as p(prefix, prefix_end) \
+             join {history} h on h.key >= p.prefix and h.key < p.prefix_end \
              where h.since <= $5 and h.until > $5"
         );
         let records: Vec<RowRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -278,6 +290,8 @@ impl Versions {
             .bind(&wanted.sort_keys)
             .bind(self.at as i64)
             .bind(self.generation as i64)
+            .bind(&wanted.prefixes)
+            .bind(&wanted.prefix_ends)
             .fetch_all(&mut *self.tx)
             .await?;
         let mut found: Vec<Row> = records.into_iter().map(Row::from).collect();

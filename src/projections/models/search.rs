@@ -3,8 +3,9 @@
 //! summary, an agreement's subject, a commitment's `what`, …), with the PostgreSQL text-search
 //! configuration its language calls for in the `status` column; PostgreSQL derives the
 //! `tsvector` from the two (a generated column, `migrations/…_search.sql`) and the queries are
-//! SQL (`engine/search.rs`). Each event with documents also has a marker row listing their
-//! keys, so a retraction or a correction can take them out without holding them in memory.
+//! SQL (`engine/search.rs`). An event's documents are the rows whose keys start with
+//! `doc:<event id>:`, so a retraction or a correction finds them all (`Want::Prefix`) without
+//! holding them in memory, and without a row of its own listing them.
 
 use std::collections::BTreeMap;
 
@@ -156,20 +157,14 @@ pub struct Document {
     pub states: Vec<String>,
 }
 
-/// What an event contributed: its documents' keys (the marker row's data).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Marker {
-    origin: Origin,
-    keys: Vec<String>,
-}
-
 const DOC_PREFIX: &str = "doc:";
-const EVENT_PREFIX: &str = "event:";
-/// The marker rows' status (no configuration, so no `tsvector`).
-pub const EVENT_STATUS: &str = "event";
+/// The status of the rows that listed an event's documents, before its documents' keys were
+/// enough (version 2; such rows are skipped if met).
+const MARKER_STATUS: &str = "event";
 
-fn marker_key(id: EventId) -> String {
-    format!("{EVENT_PREFIX}{id}")
+/// The start of the keys of event `id`'s documents.
+fn documents_of(id: EventId) -> String {
+    format!("{DOC_PREFIX}{id}:")
 }
 
 /// A text found in an event: its field, its language tag (if any) and the text.
@@ -296,10 +291,9 @@ fn instant(time: DateTime<Utc>) -> String {
 #[derive(Debug, Default)]
 pub struct Search {
     registry: Registry,
-    /// Documents by row key: those of the current batch (let go by `settle`).
+    /// Documents by row key: those of the current batch, and those loaded back because a
+    /// later event takes their event out (`wants`); let go by `settle`.
     documents: BTreeMap<String, Document>,
-    /// What each event contributed (loaded back by `wants` when a later event needs it).
-    events: BTreeMap<EventId, Marker>,
 }
 
 impl Search {
@@ -339,8 +333,9 @@ impl Contributions for Search {
         };
         let (actors, states) = self.concerned(&fact.event);
         let mut keys = Vec::new();
+        let prefix = documents_of(fact.event_id);
         for text in texts(&fact.event) {
-            let key = format!("{DOC_PREFIX}{}:{}", fact.event_id, text.field);
+            let key = format!("{prefix}{}", text.field);
             let config = config_for(text.language.as_deref(), &text.text);
             self.documents.insert(
                 key.clone(),
@@ -363,38 +358,31 @@ impl Contributions for Search {
             );
             keys.push(key);
         }
-        if keys.is_empty() {
-            return keys;
-        }
-        self.events.insert(
-            fact.event_id,
-            Marker {
-                origin,
-                keys: keys.clone(),
-            },
-        );
-        keys.push(marker_key(fact.event_id));
         keys
     }
 
     fn remove(&mut self, id: EventId) -> (Vec<String>, Option<Origin>) {
-        let Some(marker) = self.events.remove(&id) else {
-            return (Vec::new(), None);
-        };
-        for key in &marker.keys {
-            self.documents.remove(key);
+        let prefix = documents_of(id);
+        let keys: Vec<String> = self
+            .documents
+            .range(prefix.clone()..)
+            .take_while(|(key, _)| key.starts_with(&prefix))
+            .map(|(key, _)| key.clone())
+            .collect();
+        let mut origin = None;
+        for key in &keys {
+            origin = self.documents.remove(key).map(|document| document.origin);
         }
-        let mut keys = marker.keys;
-        keys.push(marker_key(id));
-        (keys, Some(marker.origin))
+        (keys, origin)
     }
 }
 
 impl Model for Search {
     const NAME: &'static str = "search";
     /// 2: versioned rows (the rows are the same; bumped so that a rebuild writes their
-    /// history, and an older server, which would not, leaves them alone).
-    const VERSION: i32 = 2;
+    /// history, and an older server, which would not, leaves them alone). 3: no marker rows
+    /// (an event's documents are found by their keys).
+    const VERSION: i32 = 3;
 
     fn apply(&mut self, fact: &Fact) -> Vec<String> {
         apply_fact(self, fact)
@@ -403,17 +391,6 @@ impl Model for Search {
     fn row(&self, key: &str) -> Option<Row> {
         if Registry::is_row(key) {
             return self.registry.row(key);
-        }
-        if let Some(id) = key.strip_prefix(EVENT_PREFIX) {
-            let marker = self.events.get(&EventId::parse(id).ok()?)?;
-            return Some(Row {
-                key: key.to_owned(),
-                data: RowData::new(marker).expect("a marker serializes"),
-                actors: Vec::new(),
-                states: Vec::new(),
-                status: EVENT_STATUS.to_owned(),
-                sort_key: key.to_owned(),
-            });
         }
         let document = self.documents.get(key)?;
         // The event's actors: worked out once per row, from the registry as it stands.
@@ -429,16 +406,9 @@ impl Model for Search {
     }
 
     fn rows(&self) -> Vec<Row> {
-        let markers = self.events.keys().map(|id| marker_key(*id));
         self.registry
             .rows()
-            .chain(
-                self.documents
-                    .keys()
-                    .cloned()
-                    .chain(markers)
-                    .filter_map(|key| self.row(&key)),
-            )
+            .chain(self.documents.keys().filter_map(|key| self.row(key)))
             .collect()
     }
 
@@ -449,12 +419,12 @@ impl Model for Search {
     }
 
     /// Only the actors stay in memory: an event's documents are needed again only when it is
-    /// retracted or corrected, and its marker's key follows from its id.
+    /// retracted or corrected, and their keys start with its id.
     const RESIDENT: Option<&'static [&'static str]> = Some(&[ACTOR_STATUS]);
 
     fn wants(&self, fact: &Fact) -> Vec<Want> {
         target_of(fact)
-            .map(|id| vec![Want::Key(marker_key(id))])
+            .map(|id| vec![Want::Prefix(documents_of(id))])
             .unwrap_or_default()
     }
 
@@ -463,9 +433,7 @@ impl Model for Search {
             if self.registry.load(&row)? {
                 continue;
             }
-            if row.status == EVENT_STATUS {
-                let marker: Marker = row.decode("search marker")?;
-                self.events.entry(marker.origin.event_id).or_insert(marker);
+            if row.status == MARKER_STATUS {
                 continue;
             }
             let mut document: Document = row.decode("search")?;
@@ -478,7 +446,6 @@ impl Model for Search {
 
     fn settle(&mut self) {
         self.documents = BTreeMap::new();
-        self.events = BTreeMap::new();
     }
 }
 

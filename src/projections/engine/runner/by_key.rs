@@ -15,8 +15,8 @@ use sqlx::Arguments;
 use sqlx::postgres::PgArguments;
 
 use super::generations;
-use crate::projections::Row;
 use crate::projections::engine::tables::history_table;
+use crate::projections::{Row, Wanted};
 
 /// A statement of the runner: its text and its arguments, as it runs it.
 #[derive(Debug)]
@@ -35,8 +35,12 @@ pub fn statements_by_key(
     generation: u64,
     keys: &[String],
 ) -> Result<Vec<Statement>, sqlx::Error> {
+    let wanted = Wanted {
+        keys: keys.to_vec(),
+        ..Wanted::default()
+    };
     Ok(vec![
-        hydrate(name, generation, keys, &[], &[])?,
+        wanted_rows(name, generation, &wanted)?,
         delete(name, generation, keys)?,
         keep_replaced(name, generation, keys, 0)?,
         advance(name, generation, &[], keys, 0, 0)?,
@@ -58,15 +62,9 @@ pub(super) fn rows_json<T: serde::Serialize>(rows: &[T]) -> Result<String, sqlx:
     serde_json::to_string(rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))
 }
 
-/// The stored rows of the generation with `keys`, and those of the groups
-/// `(statuses[i], sort_keys[i])`, as `RowRecord`s.
-pub(super) fn hydrate(
-    name: &str,
-    generation: u64,
-    keys: &[String],
-    statuses: &[String],
-    sort_keys: &[String],
-) -> Result<Statement, sqlx::Error> {
+/// The stored rows of the generation that `wanted` names by key, by group and by key prefix
+/// (its `with_states` aside), as `RowRecord`s.
+pub fn wanted_rows(name: &str, generation: u64, wanted: &Wanted) -> Result<Statement, sqlx::Error> {
     let table = generations::table(name, generation);
     Ok(Statement {
         purpose: "the lookup of the rows a batch wants",
@@ -76,14 +74,21 @@ pub(super) fn hydrate(
              union all \
              select r.key, r.data, r.actors, r.states, r.status, r.sort_key \
              from unnest($2::text[], $3::text[]) as g(status, sort_key) \
-             join {table} r on r.status = g.status and r.sort_key = g.sort_key"
+             join {table} r on r.status = g.status and r.sort_key = g.sort_key \
+             union all \
+             select r.key, r.data, r.actors, r.states, r.status, r.sort_key \
+             from unnest($6::text[], $7::text[]) as p(prefix, prefix_end) \
+             join {table} r on r.projection = $4 and r.generation = $5 \
+                 and r.key >= p.prefix and r.key < p.prefix_end"
         ),
         arguments: arguments(|a| {
-            a.add(keys)?;
-            a.add(statuses)?;
-            a.add(sort_keys)?;
+            a.add(&wanted.keys)?;
+            a.add(&wanted.statuses)?;
+            a.add(&wanted.sort_keys)?;
             a.add(name)?;
-            a.add(generation as i64)
+            a.add(generation as i64)?;
+            a.add(&wanted.prefixes)?;
+            a.add(&wanted.prefix_ends)
         })?,
     })
 }

@@ -600,7 +600,7 @@ mod rebuild;
 mod rows;
 mod statistics;
 
-pub use by_key::{Statement, statements_by_key};
+pub use by_key::{Statement, statements_by_key, wanted_rows};
 use generations::LateIndexes;
 use rows::{load_rows, read_checkpoint};
 use statistics::Statistics;

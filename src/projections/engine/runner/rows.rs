@@ -94,18 +94,17 @@ pub(super) async fn hydrate<M: Model>(
         if wanted.is_empty() {
             return Ok(loaded);
         }
-        let Wanted {
-            keys,
-            statuses,
-            sort_keys,
-            with_states,
-        } = wanted;
-        let by_status = !statuses.is_empty() || !with_states.is_empty();
+        let by_status = !wanted.statuses.is_empty() || !wanted.with_states.is_empty();
         indexes
-            .ensure(connection, &table, by_status, !with_states.is_empty())
+            .ensure(
+                connection,
+                &table,
+                by_status,
+                !wanted.with_states.is_empty(),
+            )
             .await?;
         // Rare (retractions and corrections): a statement each.
-        for (status, states) in with_states {
+        for (status, states) in &wanted.with_states {
             let records: Vec<RowRecord> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "select key, data, actors, states, status, sort_key from {table} \
                  where status = $1 and states @> $2"
@@ -116,7 +115,7 @@ pub(super) async fn hydrate<M: Model>(
             .await?;
             take_in(model, records, &mut loaded)?;
         }
-        let lookup = by_key::hydrate(M::NAME, generation, &keys, &statuses, &sort_keys)?;
+        let lookup = by_key::wanted_rows(M::NAME, generation, &wanted)?;
         let records: Vec<RowRecord> =
             sqlx::query_as_with(sqlx::AssertSqlSafe(lookup.sql), lookup.arguments)
                 .fetch_all(&mut *connection)
