@@ -13,7 +13,7 @@
 //! alone, so autovacuum still analyzes the whole table when that is due. (That was measured
 //! while the primary key led with `projection` and `generation`; since
 //! `…_projection_row_keys.sql` it is the key alone, and whether lookups by key still need the
-//! statistics has not been measured again. Lookups by status and sort key do.)
+//! statistics has not been measured again.)
 
 use sqlx::PgConnection;
 use tracing::debug;
