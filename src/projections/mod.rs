@@ -155,8 +155,8 @@ impl Wanted {
                 }
                 Want::States { status, states } => wanted.with_states.push((status, states)),
                 Want::Prefix(prefix) => {
-                    // Only the empty prefix (every key) and one of U+10FFFF alone have no
-                    // end: a model asks for neither.
+                    // Only the empty prefix (every key) and prefixes of U+10FFFF alone have
+                    // no end: a model asks for neither.
                     let end = prefix_end(&prefix).expect("a prefix with an end");
                     wanted.prefixes.push(prefix);
                     wanted.prefix_ends.push(end);

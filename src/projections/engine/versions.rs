@@ -249,9 +249,8 @@ impl Versions {
 
     /// The rows a model replaying the events after `at` wants (`Model::wants`): those with
     /// its keys, those of its groups, those under its key prefixes, and those of a status
-    /// concerning all of some states, as
-    /// the runner's look-up reads them (`runner::rows::hydrate`). Each part seeks an index of
-    /// the live table.
+    /// concerning all of some states, as the runner's look-up reads them
+    /// (`runner::rows::hydrate`). Each part seeks an index of the live table.
     pub async fn wanted(&mut self, wanted: &Wanted) -> Result<Vec<Row>, ProjectionError> {
         let rows = rows_table(self.name, self.generation);
         let history = history_table(self.name, self.generation);
