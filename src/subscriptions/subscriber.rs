@@ -10,6 +10,7 @@ use futures::StreamExt;
 use tokio::sync::{broadcast, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 use tracing::{debug, warn};
 
 use super::queue::{QueueError, QueueSender};
@@ -17,7 +18,7 @@ use super::tail::LiveBatch;
 use super::{Delivery, SubscriptionError};
 use crate::domain::{Direction, LogFilter, ReadAllQuery};
 use crate::recorder::metadata_keys;
-use crate::store::{EventStore, LogPage, RecordedEvent};
+use crate::store::{EventStore, LogPage, ReadError, RecordedEvent};
 
 /// How one subscription behaves (the server's limits and the client's wishes).
 #[derive(Debug, Clone)]
@@ -160,13 +161,25 @@ impl Follower {
     /// Reads and delivers, page by page, every selected event up to `target` (committed).
     /// Without a filter it reads ahead first, as `ReadAll` does; whatever that leaves (a
     /// database that could not be reached) is read page by page, each page saying how far it
-    /// looked, waiting for the database.
+    /// looked, waiting for the database. Each page's successor is read while the page is
+    /// delivered (read in turn, the database and the subscriber waited on each other: a
+    /// filtered catch-up ran at two thirds of an unfiltered one's rate).
     async fn catch_up(&mut self, target: u64) -> Result<(), Stop> {
         if self.subscriber.filter.is_everything() && self.subscriber.cursor < target {
             self.catch_up_ahead(target).await?;
         }
+        let mut ahead: Option<AbortOnDropHandle<Result<LogPage, ReadError>>> = None;
         while self.subscriber.cursor < target {
-            let page = self.read_page(target).await?;
+            let page = match ahead.take() {
+                Some(next) => match self.ahead_page(next).await? {
+                    Some(page) => page,
+                    None => self.read_page(target).await?,
+                },
+                None => self.read_page(target).await?,
+            };
+            if page.through < target {
+                ahead = Some(self.read_ahead(page.through, target));
+            }
             for event in page.events {
                 let position = event.position as u64;
                 self.send(Delivery::Event(Arc::new(event))).await?;
@@ -221,6 +234,42 @@ impl Follower {
                 self.subscriber.cursor = position;
             }
             self.checkpoint_if_due().await?;
+        }
+    }
+
+    /// Starts reading the page of selected events after `after`, up to `target`.
+    fn read_ahead(&self, after: u64, target: u64) -> AbortOnDropHandle<Result<LogPage, ReadError>> {
+        let store = self.subscriber.store.clone();
+        let filter = self.subscriber.filter.clone();
+        let limit = self.subscriber.settings.page_size;
+        AbortOnDropHandle::new(tokio::spawn(async move {
+            store.events_page(after, target, &filter, limit).await
+        }))
+    }
+
+    /// The page read ahead, or `None` if its read failed (the caller reads it again, waiting
+    /// for the database as [`Self::read_page`] does).
+    async fn ahead_page(
+        &self,
+        next: AbortOnDropHandle<Result<LogPage, ReadError>>,
+    ) -> Result<Option<LogPage>, Stop> {
+        let read = tokio::select! {
+            () = self.subscriber.shutdown.cancelled() => {
+                return Err(Stop::End(SubscriptionError::ShuttingDown));
+            }
+            () = self.subscriber.out.closed() => return Err(Stop::ClientGone),
+            read = next => read,
+        };
+        match read {
+            Ok(Ok(page)) => Ok(Some(page)),
+            Ok(Err(error)) => {
+                warn!(error = %error, "a subscription could not read the log ahead; reading it again");
+                Ok(None)
+            }
+            Err(error) => {
+                warn!(error = %error, "a subscription's read ahead ended early; reading it again");
+                Ok(None)
+            }
         }
     }
 

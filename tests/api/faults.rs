@@ -118,7 +118,8 @@ async fn subscriptions_go_on_without_loss_after_postgres_restarts() {
 
 /// A subscription catching up over a long log reads it ahead, several pages at once; when
 /// PostgreSQL goes away under that read, the catch-up goes on page by page once it is back,
-/// from the last event delivered: every event once, in order.
+/// from the last event delivered: every event once, in order. The same for a filtered
+/// subscription, which reads one page ahead while it delivers the last.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_catch_up_read_ahead_broken_by_a_postgres_restart_goes_on_without_loss() {
     use diplog::proto::{self, subscribe_request::From, subscription_message::Message};
@@ -132,33 +133,45 @@ async fn a_catch_up_read_ahead_broken_by_a_postgres_restart_goes_on_without_loss
         let events: Vec<(&str, &str)> = chunk.iter().map(|t| (t.as_str(), "{}")).collect();
         app.append("s", Expect::Any, &events).await.unwrap();
     }
-    let mut subscription = app
-        .new_client()
-        .await
-        .subscribe(proto::SubscribeRequest {
-            from: Some(From::Start(())),
-            ..Default::default()
-        })
-        .await
-        .expect("subscribed")
-        .into_inner();
-    let mut received = Vec::new();
-    let mut next_event = async || loop {
-        let message = tokio::time::timeout(Duration::from_secs(30), subscription.message())
+    let mut subscriptions = Vec::new();
+    // Unfiltered, and filtered by a prefix every event's stream has.
+    for filter in [None, Some("s")] {
+        let subscription = app
+            .new_client()
             .await
-            .expect("the subscription goes on")
-            .expect("no error")
-            .expect("not ended");
-        if let Some(Message::Event(event)) = message.message {
-            return event.r#type;
+            .subscribe(proto::SubscribeRequest {
+                from: Some(From::Start(())),
+                filter: filter.map(|prefix| proto::SubscriptionFilter {
+                    stream_prefix: prefix.into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .expect("subscribed")
+            .into_inner();
+        subscriptions.push((filter, subscription, Vec::new()));
+    }
+    async fn next_event(subscription: &mut tonic::Streaming<proto::SubscriptionMessage>) -> String {
+        loop {
+            let message = tokio::time::timeout(Duration::from_secs(30), subscription.message())
+                .await
+                .expect("the subscription goes on")
+                .expect("no error")
+                .expect("not ended");
+            if let Some(Message::Event(event)) = message.message {
+                return event.r#type;
+            }
         }
-    };
-    // The client reads a little and stops: the server's queue fills, its read waits with
+    }
+    // Each client reads a little and stops: the server's queue fills, its read waits with
     // pages fetched ahead, and most of the log is still to be read. PostgreSQL goes away, and
-    // comes back a second later; meanwhile the client reads on, through what the server
+    // comes back a second later; meanwhile the clients read on, through what the server
     // holds, until the read ahead needs the database it cannot reach.
-    for _ in 0..10 {
-        received.push(next_event().await);
+    for (_, subscription, received) in &mut subscriptions {
+        for _ in 0..10 {
+            received.push(next_event(subscription).await);
+        }
     }
     cluster.stop().await.unwrap();
     let restarted = tokio::spawn({
@@ -168,11 +181,16 @@ async fn a_catch_up_read_ahead_broken_by_a_postgres_restart_goes_on_without_loss
             OwnCluster::start_in(&data_dir).await
         }
     });
-    while received.len() < EVENTS {
-        received.push(next_event().await);
+    for (filter, subscription, received) in &mut subscriptions {
+        while received.len() < EVENTS {
+            received.push(next_event(subscription).await);
+        }
+        assert_eq!(
+            *received, types,
+            "every event once, in order (filter {filter:?})"
+        );
     }
     let cluster = restarted.await.unwrap();
-    assert_eq!(received, types, "every event once, in order");
     app.stop().await;
     cluster.stop().await.unwrap();
 }

@@ -201,6 +201,65 @@ async fn catch_up_then_live_under_concurrent_appends_delivers_every_event_once_i
     app.stop().await;
 }
 
+/// A filtered catch-up reads each page's successor while it delivers the page: over many small
+/// pages, with appends going on beside it, it delivers exactly the selected events, each once,
+/// in order, and then goes live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_filtered_catch_up_over_many_pages_delivers_exactly_the_selected_events_in_order() {
+    let app = spawn_app_with(fresh_database().await, strained()).await;
+    let append_pairs = async |app: &TestApp, from: usize, count: usize| {
+        for i in from..from + count {
+            let data = format!(r#"{{"i":{i}}}"#);
+            for stream in ["picked-1", "skipped-1"] {
+                app.append(stream, Expect::Any, &[("Noted", &data)])
+                    .await
+                    .expect("append");
+            }
+        }
+    };
+    append_pairs(&app, 0, 150).await;
+
+    let mut filtered = subscribe(
+        &app,
+        proto::SubscribeRequest {
+            from: Some(From::Start(())),
+            filter: Some(proto::SubscriptionFilter {
+                stream_prefix: "picked".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    // Appends go on while it catches up (it is not read until they are done).
+    append_pairs(&app, 150, 30).await;
+    let end = head(&app).await;
+    assert_eq!(end, 360, "every append landed");
+
+    let log = app.read_all(crate::helpers::read_all_from(1)).await;
+    let picked: Vec<u64> = log
+        .iter()
+        .filter(|e| e.stream_id.starts_with("picked"))
+        .map(|e| e.position as u64)
+        .collect();
+    assert_eq!(picked.len(), 180);
+    let mut seen = Seen::default();
+    seen.until(&mut filtered, end).await;
+    // Then it goes live: a caught-up checkpoint, and no event the filter leaves out.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !seen.checkpoints.iter().any(|c| c.caught_up) {
+        let message = tokio::time::timeout_at(deadline, filtered.message())
+            .await
+            .expect("a caught-up checkpoint in time")
+            .expect("a readable subscription")
+            .expect("the subscription goes on");
+        seen.take(message);
+    }
+    assert_exactly(&seen, picked, "filtered by stream prefix");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_subscriber_resumes_after_its_last_checkpoint_without_loss_or_repeat() {
     let app = spawn_app().await;
