@@ -58,7 +58,7 @@ pub async fn load_copies(pool: &PgPool, templates: &[i64], count: u64) -> anyhow
     // Statistics of the log as loaded, as autovacuum would gather them within a minute or so.
     // Without them, statements planned right after the load (a filtered subscription's pages
     // read through the event type's index and sorted, 8,192 rows for every page of 256) ran
-    // at a third of their rate until it did (in the bench's read-back, one run in three).
+    // at a third of their rate until it did (the bench's read-back: 9 runs in 30 slow).
     sqlx::query("analyze events")
         .execute(&mut *transaction)
         .await

@@ -170,11 +170,12 @@ impl Follower {
         }
         let mut ahead: Option<AbortOnDropHandle<Result<LogPage, ReadError>>> = None;
         while self.subscriber.cursor < target {
-            let page = match ahead.take() {
-                Some(next) => match self.ahead_page(next).await? {
-                    Some(page) => page,
-                    None => self.read_page(target).await?,
-                },
+            let read_ahead = match ahead.take() {
+                Some(next) => self.ahead_page(next).await?,
+                None => None,
+            };
+            let page = match read_ahead {
+                Some(page) => page,
                 None => self.read_page(target).await?,
             };
             if page.through < target {
