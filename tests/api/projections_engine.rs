@@ -432,6 +432,80 @@ async fn rows_and_checkpoint_advance_together_and_a_restart_applies_nothing_twic
 }
 
 #[tokio::test]
+async fn a_live_generation_far_behind_the_head_is_built_afresh_and_then_followed() {
+    let log = Log::new().await;
+    let far = RunnerConfig {
+        build_when_behind: 300,
+        batch_events: 50,
+        ..config()
+    };
+    // Its first generation follows the log's first events live. Then 400 events arrive in
+    // one commit: past 300, and past four times the 10 it has come.
+    let runner = Runner::start::<Counts<1>>(&log, far);
+    let projections = runner.projections(&log);
+    let start = log.append_facts("s-first", 10).await;
+    wait_for_head(&log, &projections, Duration::from_secs(10)).await;
+    let head = log.append_facts("s-bulk", 400).await;
+    assert_eq!(
+        positions_until(&log, &projections, head).await,
+        [start, head],
+        "the live rows stay as they stood until the built generation replaces them \
+         (batches of 50 would have shown positions between)"
+    );
+    let checkpoint = projections.checkpoint(NAME).await.unwrap().unwrap();
+    assert_eq!(checkpoint.generation, 2, "built afresh, as generation 2");
+
+    // Stopped, and restarted once the log has grown past four times its position.
+    runner.stop().await;
+    log.backlog(30, 10).await;
+    let later = log.head().await;
+    assert!(later - head >= 4 * head);
+    let runner = Runner::start::<Counts<1>>(&log, far);
+    let projections = runner.projections(&log);
+    assert_eq!(
+        positions_until(&log, &projections, later).await,
+        [head, later]
+    );
+    let checkpoint = projections.checkpoint(NAME).await.unwrap().unwrap();
+    assert_eq!(
+        checkpoint.generation, 3,
+        "built afresh again, as generation 3"
+    );
+
+    // Stopped again, and restarted behind by more than 300 but less than four times the way
+    // come: caught up in the live generation.
+    runner.stop().await;
+    log.backlog(6, 10).await;
+    let last = log.head().await;
+    assert!(last - later > 300 && last - later < 4 * later);
+    let runner = Runner::start::<Counts<1>>(&log, far);
+    let projections = runner.projections(&log);
+    positions_until(&log, &projections, last).await;
+    let checkpoint = projections.checkpoint(NAME).await.unwrap().unwrap();
+    assert_eq!(checkpoint.generation, 3, "caught up in the live generation");
+    runner.stop().await;
+    log.stop().await;
+}
+
+/// The positions the live rows show (each time consistent with the log), in order, until
+/// they reach `head`.
+async fn positions_until(log: &Log, projections: &ProjectionStore, head: u64) -> Vec<u64> {
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let position = assert_consistent(log, projections).await;
+        if seen.last() != Some(&position) {
+            seen.push(position);
+        }
+        if position == head {
+            return seen;
+        }
+        assert!(Instant::now() < deadline, "not at {head}: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
 async fn a_runner_whose_connection_is_killed_mid_batch_recovers_without_double_counting() {
     let log = Log::new().await;
     log.backlog(20, 100).await;

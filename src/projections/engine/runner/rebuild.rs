@@ -47,7 +47,9 @@ impl<M: Model> Runner<'_, M> {
             return Err(ProjectionError::CheckpointLost(M::NAME.to_owned()));
         }
         tx.commit().await?;
-        let reason = if self.live.is_none() {
+        let reason = if std::mem::take(&mut self.left_behind) {
+            "the live rows are far behind the head"
+        } else if self.live.is_none() {
             "the live rows cannot be advanced by this version"
         } else if requested {
             "requested"
