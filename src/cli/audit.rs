@@ -293,7 +293,9 @@ pub async fn export(args: ExportArgs) -> ExitCode {
 
 /// Writes events `from..=to` (to: the tree head's size) and the signed head of `to`.
 async fn write_export(args: ExportArgs) -> Result<(), CliError> {
-    let mut audit_client = connect(&args.client).await?;
+    // One connection for the tree head and the events.
+    let channel = super::channel(&args.client).await?;
+    let mut audit_client = AuditClient::new(channel.clone());
     let key = public_key(&mut audit_client).await?;
     let wire_size = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     let wire = audit_client
@@ -309,7 +311,7 @@ async fn write_export(args: ExportArgs) -> Result<(), CliError> {
     let from = args.from.unwrap_or(1).max(1);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut log = super::connect(&args.client).await?;
+    let mut log = super::log_client(channel);
     write_events(&mut log, from, to, &mut out)
         .await
         .map_err(|e| match e {

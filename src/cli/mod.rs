@@ -110,9 +110,12 @@ async fn channel(client: &ClientArgs) -> Result<AuthChannel, CliError> {
 }
 
 async fn connect(client: &ClientArgs) -> Result<EventLogClient<AuthChannel>, CliError> {
-    let channel = channel(client).await?;
-    Ok(EventLogClient::new(channel)
-        .max_decoding_message_size(crate::domain::limits::MAX_REQUEST_BYTES))
+    Ok(log_client(channel(client).await?))
+}
+
+/// The log's client on `channel`, taking messages as large as the server may send.
+fn log_client(channel: AuthChannel) -> EventLogClient<AuthChannel> {
+    EventLogClient::new(channel).max_decoding_message_size(crate::domain::limits::MAX_REQUEST_BYTES)
 }
 
 pub use dev_certs::dev_certs;
