@@ -437,6 +437,7 @@ async fn a_live_generation_far_behind_the_head_is_built_afresh_and_then_followed
     let far = RunnerConfig {
         build_when_behind: 300,
         batch_events: 50,
+        build_chunk_events: 20,
         ..config()
     };
     // Its first generation follows the log's first events live. Then 400 events arrive in
@@ -455,11 +456,34 @@ async fn a_live_generation_far_behind_the_head_is_built_afresh_and_then_followed
     let checkpoint = projections.checkpoint(NAME).await.unwrap().unwrap();
     assert_eq!(checkpoint.generation, 2, "built afresh, as generation 2");
 
-    // Stopped, and restarted once the log has grown past four times its position.
+    // Stopped, and restarted once the log has grown past four times its position; stopped
+    // again half-way through the build, and restarted.
     runner.stop().await;
     log.backlog(30, 10).await;
     let later = log.head().await;
     assert!(later - head >= 4 * head);
+    let runner = Runner::start::<Counts<1>>(&log, far);
+    eventually(
+        Duration::from_secs(10),
+        "the build is under way",
+        || async {
+            let checkpoint = projections.checkpoint(NAME).await.unwrap().unwrap();
+            checkpoint.building_position.is_some_and(|at| at > 0)
+        },
+    )
+    .await;
+    runner.stop().await;
+    let checkpoint = projections.checkpoint(NAME).await.unwrap().unwrap();
+    assert_eq!(
+        (checkpoint.generation, checkpoint.position),
+        (2, head),
+        "the live rows as they stood"
+    );
+    assert!(
+        checkpoint.building_generation.is_some(),
+        "stopped with the build part-way"
+    );
+    assert_consistent(&log, &projections).await;
     let runner = Runner::start::<Counts<1>>(&log, far);
     let projections = runner.projections(&log);
     assert_eq!(
@@ -468,8 +492,9 @@ async fn a_live_generation_far_behind_the_head_is_built_afresh_and_then_followed
     );
     let checkpoint = projections.checkpoint(NAME).await.unwrap().unwrap();
     assert_eq!(
-        checkpoint.generation, 3,
-        "built afresh again, as generation 3"
+        (checkpoint.generation, checkpoint.building_generation),
+        (3, None),
+        "built afresh again from the start, as generation 3"
     );
 
     // Stopped again, and restarted behind by more than 300 but less than four times the way
