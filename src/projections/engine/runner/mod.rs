@@ -118,8 +118,8 @@ pub const BUILD_WHEN_BEHIND: u64 = 100_000;
 /// Whether a live generation at `position` is so far behind `head` that building the rows
 /// afresh (replaying `head` events the fast way) costs less than catching up (`head -
 /// position` events the slow way): with the backlog at least `at_least` and four times the
-/// way come. Over the bench's 1,000,000-event bulk load the catch-up took 109.9 s so (median
-/// of three) against 128.5 s batch by batch (median of four).
+/// way come. Over the bench's 1,000,000-event bulk load the catch-up took 109.9 s this way
+/// (median of three) against 128.5 s batch by batch (median of four).
 fn far_behind(position: u64, head: u64, at_least: u64) -> bool {
     let backlog = head.saturating_sub(position);
     backlog >= at_least.max(1) && backlog >= position.saturating_mul(4)
