@@ -54,7 +54,7 @@ fn push_field(out: &mut Vec<u8>, value: &str) {
 }
 
 /// A `text[]` literal with every element quoted: `{"a","b \"c\""}`.
-fn array_literal(items: &[String]) -> String {
+pub fn array_literal(items: &[String]) -> String {
     let mut literal = String::from("{");
     for (i, item) in items.iter().enumerate() {
         if i > 0 {

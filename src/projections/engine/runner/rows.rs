@@ -7,10 +7,11 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use sqlx::PgConnection;
+use sqlx::postgres::PgArguments;
+use sqlx::{Arguments, PgConnection};
 use tracing::warn;
 
-use super::by_key;
+use super::by_key::{self, RowColumns};
 use super::generations::{self, LateIndexes};
 use crate::projections::engine::copy_text;
 use crate::projections::engine::error::ProjectionError;
@@ -256,33 +257,35 @@ pub(super) async fn copy_in(
     Ok(())
 }
 
-/// Upserts `rows`. They travel as one JSON array per statement: `unnest` cannot take the
-/// ragged `text[]` columns, `json_to_recordset` can. (A row's data goes into the array as
-/// the JSON it holds, not as a string of it.)
+/// Upserts `rows`, a column array of each per statement (`by_key::RowColumns`).
 pub(super) async fn upsert_rows(
     connection: &mut PgConnection,
     version: &Version<'_>,
     rows: &[&Row],
 ) -> Result<(), ProjectionError> {
+    let table = generations::table(version.name, version.generation);
+    let sql = format!(
+        "insert into {table} \
+             (projection, generation, key, data, actors, states, status, sort_key, since) \
+         select $1, $2, r.key, r.data, r.actors, r.states, r.status, r.sort_key, $3 \
+         from {rows} \
+         on conflict (key) do update \
+             set data = excluded.data, actors = excluded.actors, \
+                 states = excluded.states, status = excluded.status, \
+                 sort_key = excluded.sort_key, since = excluded.since",
+        rows = RowColumns::relation(4),
+    );
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "insert into {} \
-                 (projection, generation, key, data, actors, states, status, sort_key, since) \
-             select $1, $2, r.key, r.data, r.actors, r.states, r.status, r.sort_key, $4 \
-             from json_to_recordset($3::json) as r(key text, data json, actors text[], \
-                 states text[], status text, sort_key text) \
-             on conflict (key) do update \
-                 set data = excluded.data, actors = excluded.actors, \
-                     states = excluded.states, status = excluded.status, \
-                     sort_key = excluded.sort_key, since = excluded.since",
-            generations::table(version.name, version.generation)
-        )))
-        .bind(version.name)
-        .bind(version.generation as i64)
-        .bind(by_key::rows_json(chunk)?)
-        .bind(version.since as i64)
-        .execute(&mut *connection)
-        .await?;
+        let mut arguments = PgArguments::default();
+        arguments
+            .add(version.name)
+            .and_then(|()| arguments.add(version.generation as i64))
+            .and_then(|()| arguments.add(version.since as i64))
+            .and_then(|()| RowColumns::of(chunk.iter().copied()).add_to(&mut arguments))
+            .map_err(sqlx::Error::Encode)?;
+        sqlx::query_with(sqlx::AssertSqlSafe(sql.as_str()), arguments)
+            .execute(&mut *connection)
+            .await?;
     }
     Ok(())
 }
