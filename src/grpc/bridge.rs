@@ -65,6 +65,45 @@ pub fn from_json<M: prost::Message + prost::Name + Default>(
         .map_err(|error| (String::new(), error.to_string()))
 }
 
+/// A message from JSON text, as `from_json` reads the value parsed from the text, but without
+/// building that value where the text reads straight through; otherwise (a fault, whose path
+/// `from_json` names, or anything else) by way of the value. The answer to the importer's
+/// `ReadRecordingInputs`, which converts stored events, took half the CPU it took through the
+/// value (perf of a GDELT import: 6.4% of the process against 12.0%).
+pub fn from_json_text<M: prost::Message + prost::Name + Default>(
+    text: &str,
+) -> Result<M, (String, String)> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let direct = DynamicMessage::deserialize_with_options(
+        descriptor::<M>(),
+        &mut deserializer,
+        &DeserializeOptions::new(),
+    )
+    .ok()
+    .filter(|_| deserializer.end().is_ok());
+    match direct {
+        Some(dynamic) => dynamic
+            .transcode_to::<M>()
+            .map_err(|error| (String::new(), error.to_string())),
+        None => {
+            let value =
+                serde_json::from_str(text).map_err(|error| (String::new(), error.to_string()))?;
+            from_json(value)
+        }
+    }
+}
+
+/// A diplomatic event from its stored JSON text, with `id` set: `event_from_json` of the
+/// parsed value.
+pub fn event_from_json_text(
+    text: &str,
+    id: &str,
+) -> Result<proto::DiplomaticEvent, (String, String)> {
+    let mut event: proto::DiplomaticEvent = from_json_text(text)?;
+    event.id = id.to_owned();
+    Ok(event)
+}
+
 /// A diplomatic event's JSON without its id (as the log stores it).
 pub fn event_to_json(event: &proto::DiplomaticEvent) -> serde_json::Value {
     let mut json = to_json(event);
@@ -106,6 +145,36 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{sample}: {e:?}"));
             assert_eq!(proto.id, "0194f3b0-0000-7000-8000-0000000000ff");
             assert_eq!(event_to_json(&proto), sample);
+        }
+    }
+
+    #[test]
+    fn a_text_reads_as_the_value_parsed_from_it_does() {
+        let id = "0194f3b0-0000-7000-8000-0000000000ff";
+        for sample in crate::domain::diplomacy::sample_events() {
+            let domain = DiplomaticEvent::from_json(sample.clone()).unwrap();
+            // As stored: the domain's text.
+            let stored = domain.to_json().to_string();
+            let proto = event_from_json_text(&stored, id).unwrap_or_else(|e| panic!("{e:?}"));
+            assert_eq!(proto, event_from_json(domain.to_json(), id).unwrap());
+        }
+        // What does not read straight through is read as the value is, faults and all.
+        for text in [
+            r#"{"call_held": {"participants": [{"actor": "x", "actng_as": "y"}]}}"#,
+            r#"{"meeting_held": {"format": "BILATERL"}}"#,
+            r#"{"call_held": {}, "call_held": {"topics": ["a"]}}"#,
+            r#"{"call_held": {}} trailing"#,
+            "[1, 2]",
+            "",
+        ] {
+            let by_value = serde_json::from_str(text)
+                .map_err(|error| (String::new(), error.to_string()))
+                .and_then(from_json::<proto::DiplomaticEvent>);
+            assert_eq!(
+                from_json_text::<proto::DiplomaticEvent>(text),
+                by_value,
+                "{text}"
+            );
         }
     }
 

@@ -337,9 +337,7 @@ fn parse_filter(request: proto::ReadEventsRequest) -> Result<EventFilter, Valida
 }
 
 fn to_record(event: RecordedEvent) -> Result<proto::DiplomaticRecord, Status> {
-    let json: serde_json::Value =
-        serde_json::from_str(&event.data_text).map_err(|error| super::status::internal(&error))?;
-    let typed = bridge::event_from_json(json, &event.event_id.to_string()).map_err(|(path, message)| {
+    let typed = bridge::event_from_json_text(&event.data_text, &event.event_id.to_string()).map_err(|(path, message)| {
         tracing::error!(event_id = %event.event_id, path, message, "a stored diplomatic event does not match the proto");
         Status::internal("internal error")
     })?;
