@@ -50,7 +50,7 @@ pub fn statements_by_key(
 }
 
 /// Arguments from `add`, which adds them in order.
-fn arguments(
+pub(super) fn arguments(
     add: impl FnOnce(&mut PgArguments) -> Result<(), BoxDynError>,
 ) -> Result<PgArguments, sqlx::Error> {
     let mut arguments = PgArguments::default();
@@ -102,7 +102,7 @@ impl<'a> RowColumns<'a> {
     }
 
     /// The relation `r` of the rows, from the six arguments from `$first` on.
-    pub(super) fn relation(first: usize) -> String {
+    fn relation(first: usize) -> String {
         let [key, data, actors, states, status, sort_key] =
             std::array::from_fn::<usize, 6, _>(|i| first + i);
         format!(
@@ -111,6 +111,22 @@ impl<'a> RowColumns<'a> {
              from unnest(${key}::text[], ${data}::text[], ${actors}::text[], \
                  ${states}::text[], ${status}::text[], ${sort_key}::text[]) \
                  as u(key, data, actors, states, status, sort_key)) as r"
+        )
+    }
+
+    /// The upsert of the rows (`relation(first)`) into `table`, as of `since` (a parameter),
+    /// filtered by `condition`; the projection and the generation are `$1` and `$2`.
+    pub(super) fn upsert(table: &str, first: usize, since: &str, condition: &str) -> String {
+        format!(
+            "insert into {table} \
+                 (projection, generation, key, data, actors, states, status, sort_key, since) \
+             select $1, $2, r.key, r.data, r.actors, r.states, r.status, r.sort_key, {since} \
+             from {rows} {condition} \
+             on conflict (key) do update \
+                 set data = excluded.data, actors = excluded.actors, \
+                     states = excluded.states, status = excluded.status, \
+                     sort_key = excluded.sort_key, since = excluded.since",
+            rows = Self::relation(first),
         )
     }
 
@@ -216,6 +232,7 @@ pub(super) fn advance(
     from: u64,
     to: u64,
 ) -> Result<Statement, sqlx::Error> {
+    let table = generations::table(name, generation);
     Ok(Statement {
         purpose: "a live batch's write",
         sql: format!(
@@ -230,24 +247,15 @@ pub(super) fn advance(
                  where projection = $1 and generation = $2 and key = any($6) \
                    and exists (select from moved) \
              ), upserted as ( \
-                 insert into {table} (projection, generation, key, data, actors, states, \
-                     status, sort_key, since) \
-                 select $1, $2, r.key, r.data, r.actors, r.states, r.status, r.sort_key, $5 \
-                 from {rows} \
-                 where exists (select from moved) \
-                 on conflict (key) do update \
-                     set data = excluded.data, actors = excluded.actors, \
-                         states = excluded.states, status = excluded.status, \
-                         sort_key = excluded.sort_key, since = excluded.since \
+                 {upsert} \
              ), removed as ( \
                  delete from {table} \
                  where projection = $1 and generation = $2 and key = any($3) \
                    and exists (select from moved) \
              ) \
              select count(*) from moved",
-            table = generations::table(name, generation),
             history = history_table(name, generation),
-            rows = RowColumns::relation(7),
+            upsert = RowColumns::upsert(&table, 7, "$5", "where exists (select from moved)"),
         ),
         arguments: arguments(|a| {
             a.add(name)?;

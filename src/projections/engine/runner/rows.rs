@@ -7,7 +7,6 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use sqlx::postgres::PgArguments;
 use sqlx::{Arguments, PgConnection};
 use tracing::warn;
 
@@ -263,26 +262,19 @@ pub(super) async fn upsert_rows(
     version: &Version<'_>,
     rows: &[&Row],
 ) -> Result<(), ProjectionError> {
-    let table = generations::table(version.name, version.generation);
-    let sql = format!(
-        "insert into {table} \
-             (projection, generation, key, data, actors, states, status, sort_key, since) \
-         select $1, $2, r.key, r.data, r.actors, r.states, r.status, r.sort_key, $3 \
-         from {rows} \
-         on conflict (key) do update \
-             set data = excluded.data, actors = excluded.actors, \
-                 states = excluded.states, status = excluded.status, \
-                 sort_key = excluded.sort_key, since = excluded.since",
-        rows = RowColumns::relation(4),
+    let sql = RowColumns::upsert(
+        &generations::table(version.name, version.generation),
+        4,
+        "$3",
+        "",
     );
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let mut arguments = PgArguments::default();
-        arguments
-            .add(version.name)
-            .and_then(|()| arguments.add(version.generation as i64))
-            .and_then(|()| arguments.add(version.since as i64))
-            .and_then(|()| RowColumns::of(chunk.iter().copied()).add_to(&mut arguments))
-            .map_err(sqlx::Error::Encode)?;
+        let arguments = by_key::arguments(|a| {
+            a.add(version.name)?;
+            a.add(version.generation as i64)?;
+            a.add(version.since as i64)?;
+            RowColumns::of(chunk.iter().copied()).add_to(a)
+        })?;
         sqlx::query_with(sqlx::AssertSqlSafe(sql.as_str()), arguments)
             .execute(&mut *connection)
             .await?;
