@@ -29,6 +29,10 @@ pub const HEAD_POSITION: &str = "diplog_log_head_position";
 /// Each projection's position, and how far behind the head it is, by `projection`.
 pub const PROJECTION_POSITION: &str = "diplog_projection_position";
 pub const PROJECTION_LAG: &str = "diplog_projection_lag_events";
+/// Whether a rebuild of each projection is under way (1) or not (0), and the position its
+/// build has reached (0 when none is), by `projection`.
+pub const PROJECTION_REBUILDING: &str = "diplog_projection_rebuilding";
+pub const PROJECTION_REBUILD_POSITION: &str = "diplog_projection_rebuild_position";
 /// Events the audit tree holds, and positions committed but not yet hashed into it.
 pub const TREE_SIZE: &str = "diplog_audit_tree_size";
 pub const TREE_UNHASHED: &str = "diplog_audit_tree_unhashed_events";
@@ -135,6 +139,14 @@ fn describe() {
     describe_gauge!(HEAD_POSITION, "The last committed position.");
     describe_gauge!(PROJECTION_POSITION, "Each projection's position.");
     describe_gauge!(PROJECTION_LAG, "Events each projection is behind the head.");
+    describe_gauge!(
+        PROJECTION_REBUILDING,
+        "1 while a rebuild of the projection is under way."
+    );
+    describe_gauge!(
+        PROJECTION_REBUILD_POSITION,
+        "The position a rebuild under way has reached (0 when none is)."
+    );
     describe_gauge!(TREE_SIZE, "Events the audit tree holds.");
     describe_gauge!(TREE_UNHASHED, "Committed events not yet in the audit tree.");
     describe_gauge!(SUBSCRIPTIONS_OPEN, "Subscriptions open now.");
@@ -175,12 +187,21 @@ fn describe() {
     );
 }
 
+/// A projection's gauges.
+#[derive(Debug, Default)]
+pub struct ProjectionGauges {
+    pub name: String,
+    pub position: u64,
+    pub lag: u64,
+    /// The position a rebuild under way has reached.
+    pub rebuilding: Option<u64>,
+}
+
 /// State read from the database when the page is scraped.
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub head: u64,
-    /// (name, position, lag) of each projection.
-    pub projections: Vec<(String, u64, u64)>,
+    pub projections: Vec<ProjectionGauges>,
     pub tree_size: u64,
     pub pool_size: u32,
     pub pool_idle: usize,
@@ -200,9 +221,20 @@ pub fn render(snapshot: Option<&Snapshot>) -> String {
 
 fn set_gauges(snapshot: &Snapshot) {
     metrics::gauge!(HEAD_POSITION).set(snapshot.head as f64);
-    for (name, position, lag) in &snapshot.projections {
-        metrics::gauge!(PROJECTION_POSITION, "projection" => name.clone()).set(*position as f64);
-        metrics::gauge!(PROJECTION_LAG, "projection" => name.clone()).set(*lag as f64);
+    for projection in &snapshot.projections {
+        let name = projection.name.clone();
+        metrics::gauge!(PROJECTION_POSITION, "projection" => name.clone())
+            .set(projection.position as f64);
+        metrics::gauge!(PROJECTION_LAG, "projection" => name.clone()).set(projection.lag as f64);
+        metrics::gauge!(PROJECTION_REBUILDING, "projection" => name.clone()).set(
+            if projection.rebuilding.is_some() {
+                1.0
+            } else {
+                0.0
+            },
+        );
+        metrics::gauge!(PROJECTION_REBUILD_POSITION, "projection" => name)
+            .set(projection.rebuilding.unwrap_or(0) as f64);
     }
     metrics::gauge!(TREE_SIZE).set(snapshot.tree_size as f64);
     metrics::gauge!(TREE_UNHASHED).set(snapshot.head.saturating_sub(snapshot.tree_size) as f64);
@@ -211,4 +243,36 @@ fn set_gauges(snapshot: &Snapshot) {
     metrics::gauge!(POOL_CONNECTIONS, "state" => "in_use")
         .set(f64::from(snapshot.pool_size) - idle);
     metrics::gauge!(POOL_MAX).set(f64::from(snapshot.pool_max));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rebuild_under_way_shows_in_the_gauges_and_none_as_zero() {
+        let projection = |name: &str, rebuilding| ProjectionGauges {
+            name: name.to_owned(),
+            position: 40,
+            lag: 2,
+            rebuilding,
+        };
+        let page = render(Some(&Snapshot {
+            head: 42,
+            projections: vec![
+                projection("test-rebuilt", Some(7)),
+                projection("test-live", None),
+            ],
+            ..Snapshot::default()
+        }));
+        for line in [
+            r#"diplog_projection_rebuilding{projection="test-rebuilt"} 1"#,
+            r#"diplog_projection_rebuild_position{projection="test-rebuilt"} 7"#,
+            r#"diplog_projection_rebuilding{projection="test-live"} 0"#,
+            r#"diplog_projection_rebuild_position{projection="test-live"} 0"#,
+            r#"diplog_projection_lag_events{projection="test-live"} 2"#,
+        ] {
+            assert!(page.lines().any(|l| l == line), "{line} in\n{page}");
+        }
+    }
 }

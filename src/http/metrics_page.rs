@@ -7,7 +7,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use super::Dashboard;
-use crate::monitoring::{self, Snapshot};
+use crate::monitoring::{self, ProjectionGauges, Snapshot};
 
 /// The content type of the Prometheus text format, version 0.0.4.
 const TEXT_FORMAT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -36,7 +36,12 @@ async fn snapshot(dashboard: &Dashboard) -> anyhow::Result<Snapshot> {
         .statuses()
         .await?
         .into_iter()
-        .map(|status| (status.name, status.position, status.lag))
+        .map(|status| ProjectionGauges {
+            name: status.name,
+            position: status.position,
+            lag: status.lag,
+            rebuilding: status.rebuilding,
+        })
         .collect();
     let tree_size = crate::audit::tree::head(pool).await?.size();
     Ok(Snapshot {

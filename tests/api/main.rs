@@ -15,6 +15,7 @@ mod cli_projections;
 mod cluster;
 mod coded_records;
 mod dashboard;
+mod dashboard_lag;
 mod delegations;
 mod diplomacy;
 mod dockerfile;

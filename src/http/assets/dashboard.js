@@ -151,6 +151,16 @@
     if (status) {
       status.textContent = text;
       status.classList.toggle('connected', connected);
+      status.classList.toggle('catching-up', text === 'catching up');
+    }
+  }
+
+  // A page whose projections have not reached the head waits for them (a big import, a
+  // rebuild): when a refresh takes more than a moment, or the server answers that they are
+  // not there yet (503), the status says so until a refresh comes back.
+  function catchingUp() {
+    if (source) {
+      setStatus('catching up', true);
     }
   }
 
@@ -160,17 +170,22 @@
     }
     busy = true;
     var target = wanted;
+    var slow = setTimeout(catchingUp, 1000);
     var url = new URL(window.location.href);
     url.searchParams.set('min_position', String(target));
     url.searchParams.set('fragment', '1');
     fetch(url.toString(), { headers: { Accept: 'text/html' }, cache: 'no-store' })
       .then(function (response) {
         if (!response.ok) {
-          throw new Error('HTTP ' + response.status);
+          throw new Error(String(response.status));
         }
         return response.text();
       })
       .then(function (html) {
+        clearTimeout(slow);
+        if (source) {
+          setStatus('live', true);
+        }
         var fresh = new DOMParser().parseFromString(html, 'text/html').querySelector('main');
         var main = document.querySelector('main');
         if (fresh && main && Number(fresh.dataset.position || 0) >= shown()) {
@@ -183,7 +198,11 @@
           refresh(); // the head may have moved on meanwhile
         }
       })
-      .catch(function () {
+      .catch(function (error) {
+        clearTimeout(slow);
+        if (error.message === '503') {
+          catchingUp();
+        }
         // Try again in a moment (the projections may still be catching up).
         setTimeout(function () {
           busy = false;

@@ -52,7 +52,7 @@ pub(in crate::http) async fn network(
             .await?)
     })?;
     frame
-        .answered(answer.position, answer.reference, &dashboard.auditor)
+        .answered(answer.position, answer.reference, &dashboard)
         .await?;
     render(&NetworkPage {
         chart: states_network(&frame, &answer.items, |id| names.name(id), answer.reference),
@@ -87,7 +87,7 @@ pub(in crate::http) async fn state(
             .await?)
     })?;
     frame
-        .answered(answer.position, answer.reference, &dashboard.auditor)
+        .answered(answer.position, answer.reference, &dashboard)
         .await?;
     let name = names.name(&state);
     frame.title = format!("Network: {name}");
@@ -148,7 +148,7 @@ pub(in crate::http) async fn lifecycle(
         .answered(
             summits.position.min(commitments.position),
             reference,
-            &dashboard.auditor,
+            &dashboard,
         )
         .await?;
     render(&LifecyclePage {

@@ -218,7 +218,7 @@ pub(in crate::http) async fn events(
             .await?;
         (slice.events, slice.ends_at_last_row)
     };
-    frame.answered(bound, reference, &dashboard.auditor).await?;
+    frame.answered(bound, reference, &dashboard).await?;
     // The page's ends: of the positions searched, else of the events shown.
     let ends: Vec<u64> = match &matched {
         Some(positions) => positions.clone(),

@@ -6,11 +6,11 @@ use axum::http::Uri;
 use chrono::{DateTime, Utc};
 
 use super::request::Ask;
-use crate::audit::{Auditor, ProofError};
+use crate::audit::ProofError;
 use crate::domain::EventId;
 use crate::domain::diplomacy::FuzzyTime;
-use crate::http::HttpError;
 use crate::http::readable::{self, encode};
+use crate::http::{Dashboard, HttpError};
 
 /// What the layout shows around a page's content: title, navigation, the "as of" control and
 /// banner, and the position the page reflects (which the live script compares with the log's).
@@ -33,6 +33,51 @@ pub(in crate::http) struct Frame {
     pub(in crate::http) query: String,
     /// As of a past state: the signed tree of the log the page reflects, to cite.
     pub(in crate::http) citation: Option<Citation>,
+    /// A live page whose projections had not reached the log's head when it was answered.
+    pub(in crate::http) behind: Option<Behind>,
+}
+
+/// How far behind the log a live page's answer was: the head, and the projections short of
+/// it (a big import, a rebuild), so that a reader does not take a view that is catching up
+/// for the whole story.
+pub(in crate::http) struct Behind {
+    pub(in crate::http) head: u64,
+    pub(in crate::http) projections: Vec<Lagging>,
+}
+
+/// A projection short of the head: where its live rows are, and where a rebuild under way
+/// (of a projection far behind, or asked for) has got to.
+pub(in crate::http) struct Lagging {
+    pub(in crate::http) name: String,
+    pub(in crate::http) position: u64,
+    pub(in crate::http) rebuilding: Option<u64>,
+}
+
+impl Behind {
+    /// "The log is at position 1350: the views are catching up (channels at 1200, rebuilding
+    /// from the start, at 400000; relations at 1340)."
+    pub(in crate::http) fn describe(&self) -> String {
+        let projections: Vec<String> = self
+            .projections
+            .iter()
+            .map(|p| match p.rebuilding {
+                Some(at) => format!(
+                    "{} at {}, rebuilding from the start, at {at}",
+                    p.name, p.position
+                ),
+                None => format!("{} at {}", p.name, p.position),
+            })
+            .collect();
+        let which = if projections.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", projections.join("; "))
+        };
+        format!(
+            "The log is at position {}: the views are catching up{which}.",
+            self.head
+        )
+    }
 }
 
 /// The log at the size a page reflects: its root and its checkpoint (C2SP signed note).
@@ -69,6 +114,7 @@ impl Frame {
             error: false,
             query: String::new(),
             citation: None,
+            behind: None,
         }
     }
 
@@ -86,22 +132,29 @@ impl Frame {
             error: true,
             query: String::new(),
             citation: None,
+            behind: None,
         }
     }
 
-    /// Notes what the answer reflects; as of a past state, with the checkpoint of the log of
-    /// that size (none while the signed tree has not reached it).
+    /// Notes what the answer reflects: live, how far behind the log's head it is, if at all;
+    /// as of a past state, the checkpoint of the log of that size (none while the signed tree
+    /// has not reached it).
     pub(super) async fn answered(
         &mut self,
         position: u64,
         reference: DateTime<Utc>,
-        auditor: &Auditor,
+        dashboard: &Dashboard,
     ) -> Result<(), HttpError> {
         self.position = position;
         self.as_of_label = readable::instant(reference);
+        if self.live() {
+            self.behind = behind(dashboard, position).await;
+            return Ok(());
+        }
         if self.as_of.is_empty() || self.error {
             return Ok(());
         }
+        let auditor = &dashboard.auditor;
         match auditor.signed_head_at(Some(position)).await {
             Ok(signed) => {
                 self.citation = Some(Citation {
@@ -159,6 +212,34 @@ impl Frame {
     }
 }
 
+/// How far the projections are behind the head, if the answer at `position` is: read only
+/// then, and left out (the page answers regardless) if the database cannot say.
+async fn behind(dashboard: &Dashboard, position: u64) -> Option<Behind> {
+    let head = dashboard.store.head().await.ok()?;
+    if head <= position {
+        return None;
+    }
+    let statuses = match dashboard.queries.store().statuses().await {
+        Ok(statuses) => statuses,
+        Err(error) => {
+            tracing::debug!(%error, "a page could not read the projections' statuses");
+            return None;
+        }
+    };
+    Some(Behind {
+        head,
+        projections: statuses
+            .into_iter()
+            .filter(|status| status.position < status.head)
+            .map(|status| Lagging {
+                name: status.name,
+                position: status.position,
+                rebuilding: status.rebuilding,
+            })
+            .collect(),
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Pieces of pages
 
@@ -202,5 +283,34 @@ mod tests {
             "/summits?as_of=2025-02-15T12%3A00%3A00%2B03%3A00"
         );
         assert!(!frame.live());
+    }
+
+    #[test]
+    fn a_page_behind_names_the_projections_short_of_the_head_and_any_rebuild() {
+        let lagging = |name: &str, position, rebuilding| Lagging {
+            name: name.to_owned(),
+            position,
+            rebuilding,
+        };
+        let behind = Behind {
+            head: 1350,
+            projections: vec![
+                lagging("channels", 1200, Some(400)),
+                lagging("relations", 1340, None),
+            ],
+        };
+        assert_eq!(
+            behind.describe(),
+            "The log is at position 1350: the views are catching up (channels at 1200, \
+             rebuilding from the start, at 400; relations at 1340)."
+        );
+        let unnamed = Behind {
+            head: 7,
+            projections: Vec::new(),
+        };
+        assert_eq!(
+            unnamed.describe(),
+            "The log is at position 7: the views are catching up."
+        );
     }
 }

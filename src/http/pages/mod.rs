@@ -113,7 +113,7 @@ pub(super) async fn overview(
         .min(summits.position)
         .min(commitments.position);
     frame
-        .answered(position, channels.reference, &dashboard.auditor)
+        .answered(position, channels.reference, &dashboard)
         .await?;
     render(&OverviewPage {
         channels: rows(&frame, &channels.items, channel_row),
@@ -192,7 +192,7 @@ pub(super) async fn list<V: Shown>(
         .list::<V>(ask.source(&dashboard), &V::open(), &EVERYTHING)
         .await?;
     frame
-        .answered(answer.position, answer.reference, &dashboard.auditor)
+        .answered(answer.position, answer.reference, &dashboard)
         .await?;
     render(&ListPage {
         table: V::table(&frame, &answer.items),
@@ -239,7 +239,7 @@ pub(super) async fn occurrence(
     match found {
         Ok(answer) => {
             frame
-                .answered(answer.position, answer.reference, &dashboard.auditor)
+                .answered(answer.position, answer.reference, &dashboard)
                 .await?;
             let view = answer.items.into_iter().next().ok_or_else(|| {
                 HttpError::NotFound(format!("no occurrence {key:?} with sources"))
@@ -263,7 +263,7 @@ pub(super) async fn occurrence(
                     None => format!("no event {key:?} in the log"),
                 }));
             };
-            frame.answered(bound, reference, &dashboard.auditor).await?;
+            frame.answered(bound, reference, &dashboard).await?;
             let names = Names::load(&dashboard, source).await?;
             let card = event_card(&names, &frame, recorded, &event);
             frame.title = format!("{}: event {}", card.kind, card.position);
@@ -380,7 +380,7 @@ pub(super) async fn actor(
         .answered(
             timeline.position.min(channels.position),
             timeline.reference,
-            &dashboard.auditor,
+            &dashboard,
         )
         .await?;
     let name = names.name(&actor);
@@ -436,7 +436,7 @@ pub(super) async fn relations(
             .await?)
     })?;
     frame
-        .answered(answer.position, answer.reference, &dashboard.auditor)
+        .answered(answer.position, answer.reference, &dashboard)
         .await?;
     let pairs = answer
         .items
@@ -496,7 +496,7 @@ pub(super) async fn relation(
         pair_history(&dashboard, &ask, &a, &b),
     )?;
     frame
-        .answered(answer.position, answer.reference, &dashboard.auditor)
+        .answered(answer.position, answer.reference, &dashboard)
         .await?;
     let view = answer
         .items

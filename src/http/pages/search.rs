@@ -163,11 +163,7 @@ pub(in crate::http) async fn search(
     if search.q.trim().is_empty() {
         // Nothing asked yet: the form alone, at the head.
         frame
-            .answered(
-                dashboard.store.head().await?,
-                Utc::now(),
-                &dashboard.auditor,
-            )
+            .answered(dashboard.store.head().await?, Utc::now(), &dashboard)
             .await?;
     } else {
         let page = Page {
@@ -182,7 +178,7 @@ pub(in crate::http) async fn search(
             .await
             .map_err(bad_parameter)?;
         frame
-            .answered(answer.position, answer.reference, &dashboard.auditor)
+            .answered(answer.position, answer.reference, &dashboard)
             .await?;
         hits = answer
             .items

@@ -176,7 +176,7 @@ pub(in crate::http) async fn streams(
         .store
         .streams_by_prefix(&prefix, key, bound, STREAMS_PER_PAGE as i64)
         .await?;
-    frame.answered(bound, reference, &dashboard.auditor).await?;
+    frame.answered(bound, reference, &dashboard).await?;
     let (before, after) = sides(&key, found.len(), STREAMS_PER_PAGE);
     let link = |name: &str, id: &str| {
         with_params(
@@ -274,7 +274,7 @@ pub(in crate::http) async fn stream(
             None => format!("no stream {stream_id:?} in the log"),
         }));
     }
-    frame.answered(bound, reference, &dashboard.auditor).await?;
+    frame.answered(bound, reference, &dashboard).await?;
     let (newer, older) = sides(&key, found.len(), EVENTS_PER_PAGE);
     let path = format!("/streams/{}", encode(&stream_id));
     let newer_href = newer
@@ -417,7 +417,7 @@ async fn event_page(
     reference: chrono::DateTime<chrono::Utc>,
     event: RecordedEvent,
 ) -> Result<Response, HttpError> {
-    frame.answered(bound, reference, &dashboard.auditor).await?;
+    frame.answered(bound, reference, dashboard).await?;
     let position = event.position.max(0) as u64;
     frame.title = format!("Event {position}: {}", event.event_type);
     let (proof, no_proof) = proof_of(dashboard, ask, bound, &event).await?;
