@@ -403,6 +403,30 @@ impl Browser {
     }
 }
 
+/// The stream of the commitment `record_embassy_staffing` records.
+pub(crate) const EMBASSY_STAFFING: &str = "commitment-rus-usa-embassy-staffing";
+
+/// Records a commitment of Russia and the United States, after the founding report (27
+/// February 2025, Istanbul); answers its position.
+pub(crate) async fn record_embassy_staffing(app: &crate::helpers::TestApp) -> u64 {
+    let (_, position) = record(
+        app,
+        EMBASSY_STAFFING,
+        json!({
+            "occurred": {"day": "2025-02-27", "time_zone": "Europe/Istanbul"},
+            "sources": [{"source": "rus.mfa", "language": "ru",
+                         "quotes": [{"text": "договорились о нормализации работы посольств"}]}],
+            "commitment_stated": {
+                "parties": ["RUS", "USA"],
+                "what": "Normalise the staffing of both embassies",
+                "due_text": "в ближайшее время (soon)"
+            }
+        }),
+    )
+    .await;
+    position
+}
+
 pub(crate) fn exists(css: &str) -> String {
     format!("document.querySelector({css:?}) !== null")
 }
@@ -532,21 +556,7 @@ async fn the_dashboard_in_a_headless_browser() {
         .expect("the page connects to /live");
     let loaded_at = browser.script("return window.diplogLoadedAt;").await;
     let started = Instant::now();
-    let (_, position) = record(
-        &app,
-        "commitment-rus-usa-embassy-staffing",
-        json!({
-            "occurred": {"day": "2025-02-27", "time_zone": "Europe/Istanbul"},
-            "sources": [{"source": "rus.mfa", "language": "ru",
-                         "quotes": [{"text": "договорились о нормализации работы посольств"}]}],
-            "commitment_stated": {
-                "parties": ["RUS", "USA"],
-                "what": "Normalise the staffing of both embassies",
-                "due_text": "в ближайшее время (soon)"
-            }
-        }),
-    )
-    .await;
+    let position = record_embassy_staffing(&app).await;
     let recorded = started.elapsed();
     let appeared = browser
         .until(

@@ -11,8 +11,8 @@ use std::time::Duration;
 use diplog::projections::engine::registry::advisory_lock_key;
 use sqlx::{Connection, PgConnection};
 
-use crate::dashboard::{Browser, exists, get};
-use crate::helpers::{fresh_database, import_founding, record, spawn_app_on};
+use crate::dashboard::{Browser, EMBASSY_STAFFING, exists, get, record_embassy_staffing};
+use crate::helpers::{fresh_database, import_founding, spawn_app_on};
 use crate::metrics::{scrape, value};
 
 /// Takes projection `name`'s advisory lock on a connection of its own: the server's runner of
@@ -112,21 +112,7 @@ async fn an_open_page_says_it_is_catching_up_while_its_projection_is_held_back()
             break connection;
         }
     };
-    let (_, position) = record(
-        &app,
-        "commitment-rus-usa-embassy-staffing",
-        serde_json::json!({
-            "occurred": {"day": "2025-02-27", "time_zone": "Europe/Istanbul"},
-            "sources": [{"source": "rus.mfa", "language": "ru",
-                         "quotes": [{"text": "договорились о нормализации работы посольств"}]}],
-            "commitment_stated": {
-                "parties": ["RUS", "USA"],
-                "what": "Normalise the staffing of both embassies",
-                "due_text": "в ближайшее время (soon)"
-            }
-        }),
-    )
-    .await;
+    let position = record_embassy_staffing(&app).await;
     browser
         .until(
             "document.getElementById('live-status').textContent === 'catching up'",
@@ -136,7 +122,7 @@ async fn an_open_page_says_it_is_catching_up_while_its_projection_is_held_back()
         .expect("the status says the page is catching up");
     assert_eq!(
         browser
-            .count("tr[data-key='commitment-rus-usa-embassy-staffing']")
+            .count(&format!("tr[data-key='{EMBASSY_STAFFING}']"))
             .await,
         0,
         "the held-back projection has not shown the commitment"
@@ -146,7 +132,7 @@ async fn an_open_page_says_it_is_catching_up_while_its_projection_is_held_back()
     held.close().await.expect("the lock let go");
     browser
         .until(
-            &exists("tr[data-key='commitment-rus-usa-embassy-staffing']"),
+            &exists(&format!("tr[data-key='{EMBASSY_STAFFING}']")),
             Duration::from_secs(20),
         )
         .await
